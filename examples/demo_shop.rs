@@ -1,0 +1,270 @@
+//! `demo_shop`: a fake online shop served as a real MCP tool server over stdio.
+//!
+//! Everything behind the tools is in memory: five hard-coded orders, a tag set
+//! per order, and "side effects" (emails, refunds, deletions) that only produce
+//! a text reply. The MCP boundary in front of it is real (rmcp over stdio), so
+//! the Airlock quickstart and integration tests can put the proxy between an
+//! agent and this server and watch what gets through.
+//!
+//! With `--log FILE`, every tool invocation that actually executes appends one
+//! JSON line `{"tool": NAME, "arguments": {...}}` to FILE (flushed before the
+//! result is returned); tests use it to prove a denied call never arrived.
+//!
+//! This server must never touch anything real: no network, no email, no
+//! payment provider, no files other than the `--log` file. Stdout is the MCP
+//! channel, so diagnostics go to stderr only.
+
+use std::{
+    collections::BTreeSet,
+    fs::{File, OpenOptions},
+    io::Write,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use anyhow::Context;
+use clap::Parser;
+use rmcp::{
+    ErrorData, ServerHandler, ServiceExt,
+    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
+    model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
+    tool, tool_handler, tool_router,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "demo_shop",
+    about = "Fake in-memory shop served as an MCP tool server on stdio"
+)]
+struct Cli {
+    /// Append one JSON line per executed tool call to this file.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+struct Order {
+    id: &'static str,
+    email: &'static str,
+    total_cents: u64,
+    tags: BTreeSet<String>,
+}
+
+fn seed_orders() -> Vec<Order> {
+    let o = |id, email, total_cents, tags: &[&str]| Order {
+        id,
+        email,
+        total_cents,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+    };
+    vec![
+        o("A-1001", "alice@example.com", 4_599, &["paid"]),
+        o("A-1002", "bob@example.com", 12_000, &["paid", "vip"]),
+        o("A-1003", "carol@example.com", 899, &["pending"]),
+        o("A-1004", "alice@example.com", 25_050, &["paid", "fragile"]),
+        o("A-1005", "dave@example.net", 3_100, &["refund-requested"]),
+    ]
+}
+
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+struct SearchOrdersArgs {
+    #[schemars(
+        description = "Case-insensitive substring of order id, email or tag; empty lists all"
+    )]
+    query: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+struct TagArgs {
+    #[schemars(description = "Order id, e.g. \"A-1001\"")]
+    order_id: String,
+    #[schemars(description = "Tag to add or remove")]
+    tag: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+struct SendEmailArgs {
+    #[schemars(description = "Recipient email address")]
+    to: String,
+    #[schemars(description = "Subject line")]
+    subject: String,
+    #[schemars(description = "Plain-text message body")]
+    body: String,
+    #[schemars(description = "Optional order id the message is about")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    order_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+struct RefundArgs {
+    #[schemars(description = "Order id to refund")]
+    order_id: String,
+    #[schemars(description = "Amount to refund, in cents")]
+    amount_cents: u64,
+    #[schemars(description = "Why the refund is issued")]
+    reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+struct DeleteArgs {
+    #[schemars(description = "Email address of the customer to delete")]
+    email: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+struct EchoArgs {
+    #[schemars(description = "Text to return unchanged")]
+    text: String,
+}
+
+#[derive(Clone)]
+struct DemoShop {
+    orders: Arc<Mutex<Vec<Order>>>,
+    log: Option<Arc<Mutex<File>>>,
+    tool_router: ToolRouter<Self>,
+}
+
+type ToolResult = Result<CallToolResult, ErrorData>;
+
+fn ok(text: impl Into<String>) -> ToolResult {
+    Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
+}
+
+fn fail(text: impl Into<String>) -> ToolResult {
+    Ok(CallToolResult::error(vec![ContentBlock::text(text)]))
+}
+
+impl DemoShop {
+    fn new(log: Option<File>) -> Self {
+        Self {
+            orders: Arc::new(Mutex::new(seed_orders())),
+            log: log.map(|f| Arc::new(Mutex::new(f))),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Record that `tool` executed. Failing to write the log is a protocol-level
+    /// error: tests rely on the log being complete.
+    fn record<A: Serialize>(&self, tool: &str, args: &A) -> Result<(), ErrorData> {
+        eprintln!("demo_shop: executing {tool}");
+        let Some(log) = &self.log else { return Ok(()) };
+        let line = serde_json::json!({ "tool": tool, "arguments": args }).to_string();
+        let mut file = log.lock().unwrap_or_else(|e| e.into_inner());
+        let written = writeln!(file, "{line}").and_then(|_| file.flush());
+        written.map_err(|e| ErrorData::internal_error(format!("cannot write log: {e}"), None))
+    }
+
+    fn with_order<T>(&self, id: &str, f: impl FnOnce(&mut Order) -> T) -> Option<T> {
+        let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        orders.iter_mut().find(|o| o.id == id).map(f)
+    }
+}
+
+fn describe(o: &Order) -> String {
+    let (id, email, total) = (o.id, o.email, o.total_cents);
+    let tags = o.tags.iter().cloned().collect::<Vec<_>>().join(",");
+    format!("{id} {email} total={total} cents tags=[{tags}]")
+}
+
+#[tool_router]
+impl DemoShop {
+    #[tool(description = "Search orders by id, customer email or tag. Read-only.")]
+    async fn search_orders(&self, Parameters(args): Parameters<SearchOrdersArgs>) -> ToolResult {
+        self.record("search_orders", &args)?;
+        let q = args.query.trim().to_lowercase();
+        let orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        let hits: Vec<String> = orders
+            .iter()
+            .filter(|o| {
+                q.is_empty()
+                    || o.id.to_lowercase().contains(&q)
+                    || o.email.to_lowercase().contains(&q)
+                    || o.tags.iter().any(|t| t.to_lowercase().contains(&q))
+            })
+            .map(describe)
+            .collect();
+        if hits.is_empty() {
+            ok(format!("no orders match {:?}", args.query))
+        } else {
+            ok(hits.join("\n"))
+        }
+    }
+
+    #[tool(description = "Add a tag to an order. Reversible with untag_order.")]
+    async fn tag_order(&self, Parameters(args): Parameters<TagArgs>) -> ToolResult {
+        self.record("tag_order", &args)?;
+        match self.with_order(&args.order_id, |o| o.tags.insert(args.tag.clone())) {
+            Some(_) => ok(format!("tagged {} with {}", args.order_id, args.tag)),
+            None => fail(format!("no such order: {}", args.order_id)),
+        }
+    }
+
+    #[tool(description = "Remove a tag from an order (the reversal of tag_order).")]
+    async fn untag_order(&self, Parameters(args): Parameters<TagArgs>) -> ToolResult {
+        self.record("untag_order", &args)?;
+        match self.with_order(&args.order_id, |o| o.tags.remove(&args.tag)) {
+            Some(true) => ok(format!("removed tag {} from {}", args.tag, args.order_id)),
+            Some(false) => ok(format!("{} was not tagged {}", args.order_id, args.tag)),
+            None => fail(format!("no such order: {}", args.order_id)),
+        }
+    }
+
+    #[tool(description = "Send an email to a customer. Cannot be unsent.")]
+    async fn send_customer_email(&self, Parameters(args): Parameters<SendEmailArgs>) -> ToolResult {
+        self.record("send_customer_email", &args)?;
+        let about = args
+            .order_id
+            .map(|id| format!(" about {id}"))
+            .unwrap_or_default();
+        ok(format!(
+            "queued message to {}{about}: {:?}",
+            args.to, args.subject
+        ))
+    }
+
+    #[tool(description = "Refund part or all of an order. Moves money; cannot be undone.")]
+    async fn refund_order(&self, Parameters(args): Parameters<RefundArgs>) -> ToolResult {
+        self.record("refund_order", &args)?;
+        let (cents, id) = (args.amount_cents, &args.order_id);
+        match self.with_order(id, |o| o.total_cents) {
+            Some(_) => ok(format!("refunded {cents} cents on {id}")),
+            None => fail(format!("no such order: {id}")),
+        }
+    }
+
+    #[tool(description = "Permanently delete a customer account and its data.")]
+    async fn delete_customer(&self, Parameters(args): Parameters<DeleteArgs>) -> ToolResult {
+        self.record("delete_customer", &args)?;
+        ok(format!("deleted customer {}", args.email))
+    }
+
+    #[tool(description = "Return the given text unchanged.")]
+    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> ToolResult {
+        self.record("echo", &args)?;
+        ok(args.text)
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for DemoShop {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("demo_shop", env!("CARGO_PKG_VERSION")))
+            .with_instructions("Fake in-memory shop for demos and tests. Nothing here is real.")
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let open = |p: &PathBuf| {
+        let file = OpenOptions::new().create(true).append(true).open(p);
+        file.with_context(|| format!("demo_shop: cannot open log {}", p.display()))
+    };
+    let log = cli.log.as_ref().map(open).transpose()?;
+    eprintln!("demo_shop: serving fake shop on stdio");
+    let server = DemoShop::new(log).serve(rmcp::transport::stdio()).await?;
+    server.waiting().await?;
+    Ok(())
+}

@@ -1,0 +1,466 @@
+//! The command line: one function per subcommand, each a thin shell over the library.
+//!
+//! Owns argument parsing, human and JSON output, and exit codes (0 ok, 1 a finding such as a failed
+//! check or verification, 2 an error). It must never hold gate logic of its own.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use airlock::config::{Setup, load_setup};
+use airlock::decide::{self, Call, Context, Verdict};
+use airlock::gate::Gate;
+use airlock::ledger::{Ledger, LedgerReader, NewRow};
+use airlock::mcp::downstream::ToolServers;
+use airlock::mcp::upstream::AgentServer;
+use airlock::schema::{FileKind, schema};
+use airlock::{canonical, diag::Diagnostics};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "airlock",
+    version,
+    about = "Gate every MCP tool call: classify by manifest, decide by policy, audit in a tamper-evident ledger"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve MCP to an agent over stdio, gating every tool call.
+    Serve(ConfigArg),
+    /// Validate config, manifests and policy together; print every problem with file, line and key.
+    Check(ConfigArg),
+    /// The approval map: every tool, its class, path, role and timeout behaviour.
+    Map {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The decision the gate would make for a call, and why.
+    Explain {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Exposed tool name, as the agent would call it.
+        #[arg(long)]
+        tool: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// The actor to decide for (default: the config's `gate.actor`).
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// Print the JSON Schema of a file kind.
+    Schema { kind: SchemaKind },
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Write every row to stdout.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Recompute the hash chain; exit 1 on the first bad row.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SchemaKind {
+    Config,
+    Manifest,
+    Policy,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// Path of airlock.toml.
+    #[arg(long, default_value = "airlock.toml")]
+    config: PathBuf,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(c) => serve(&c.config),
+        Command::Check(c) => check(&c.config),
+        Command::Map { config, json } => map(&config.config, json),
+        Command::Explain {
+            config,
+            tool,
+            args,
+            actor,
+            json,
+        } => explain(&config.config, &tool, &args, actor.as_deref(), json),
+        Command::Ledger {
+            command:
+                LedgerCommand::Export {
+                    config,
+                    format: ExportFormat::Jsonl,
+                },
+        } => export(&config.config),
+        Command::Ledger {
+            command: LedgerCommand::Verify { config, json },
+        } => verify(&config.config, json),
+        Command::Schema { kind } => {
+            let kind = match kind {
+                SchemaKind::Config => FileKind::Config,
+                SchemaKind::Manifest => FileKind::Manifest,
+                SchemaKind::Policy => FileKind::Policy,
+            };
+            println!("{}", serde_json::to_string_pretty(&schema(kind))?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Load the setup, printing warnings; on errors print them all and fail.
+fn setup(path: &Path) -> anyhow::Result<Setup> {
+    match load_setup(path) {
+        Ok(s) => {
+            for w in &s.warnings {
+                eprintln!("{w}");
+            }
+            Ok(s)
+        }
+        Err(diags) => Err(report(diags)),
+    }
+}
+
+fn report(diags: Diagnostics) -> anyhow::Error {
+    let n = diags
+        .0
+        .iter()
+        .filter(|d| d.severity == airlock::diag::Severity::Error)
+        .count();
+    anyhow::anyhow!("{diags}\n{n} error(s); nothing was started")
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn serve(path: &Path) -> anyhow::Result<ExitCode> {
+    let setup = setup(path)?;
+    runtime()?.block_on(async move {
+        let ledger = Ledger::open(&setup.config.ledger_path)?;
+        let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
+        for p in &problems {
+            tracing::error!(server = %p.server, "{}", p.message);
+        }
+        let started = json!({
+            "policy_version": setup.policy.version,
+            "policy_file": setup.policy_path.display().to_string(),
+            "actor": setup.config.actor,
+            "servers": servers.status().into_iter().map(|(n, s)| json!({"name": n, "status": s})).collect::<Vec<_>>(),
+            "tools": servers.tools().iter().map(|t| t.exposed.clone()).collect::<Vec<_>>(),
+            "airlock_version": env!("CARGO_PKG_VERSION"),
+        });
+        ledger
+            .append(vec![NewRow { kind: "gate_started", call_id: String::new(), time: time::OffsetDateTime::now_utc(), body: started }])
+            .await
+            .context("cannot write to the ledger; refusing to serve")?;
+        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), "airlock serving MCP on stdio");
+        let servers = Arc::new(servers);
+        let gate = Arc::new(Gate::new(setup, ledger, servers.clone()));
+        AgentServer::new(gate.clone()).serve_stdio().await?;
+        drop(gate);
+        if let Ok(servers) = Arc::try_unwrap(servers) {
+            servers.shutdown().await;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    match load_setup(path) {
+        Ok(s) => {
+            for w in &s.warnings {
+                println!("{w}");
+            }
+            println!(
+                "ok: {} server(s), {} tool manifest(s), policy {} ({}, {} classes)",
+                s.config.servers.len(),
+                s.manifests.len(),
+                s.policy.version,
+                s.policy_path.display(),
+                s.policy.classes.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diags) => {
+            let errors = diags
+                .0
+                .iter()
+                .filter(|d| d.severity == airlock::diag::Severity::Error)
+                .count();
+            println!("{diags}");
+            println!("{errors} error(s)");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let setup = setup(path)?;
+    let rows = runtime()?.block_on(async {
+        let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
+        for p in &problems {
+            eprintln!("server {}: {}", p.server, p.message);
+        }
+        let mut rows = Vec::new();
+        for t in servers.tools() {
+            rows.push(match setup.manifests.get(&t.server, &t.name) {
+                Some(m) => class_row(
+                    &setup,
+                    &t.exposed,
+                    &t.server,
+                    &t.name,
+                    Some(&m.class),
+                    "served",
+                ),
+                None => class_row(&setup, &t.exposed, &t.server, &t.name, None, "served"),
+            });
+        }
+        for m in setup.manifests.iter() {
+            if servers
+                .tools()
+                .iter()
+                .all(|t| !(t.server == m.server && t.name == m.name))
+            {
+                let exposed = setup
+                    .server(&m.server)
+                    .map_or_else(|| m.name.clone(), |s| s.exposed(&m.name));
+                rows.push(class_row(
+                    &setup,
+                    &exposed,
+                    &m.server,
+                    &m.name,
+                    Some(&m.class),
+                    "stale",
+                ));
+            }
+        }
+        servers.shutdown().await;
+        rows
+    });
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"policy_version": setup.policy.version, "tools": rows})
+            )?
+        );
+    } else {
+        println!("policy {}", setup.policy.version);
+        println!(
+            "{:<32} {:<10} {:<20} {:<12} {:<10} {:<8} {}",
+            "TOOL", "SERVER", "CLASS", "PATH", "ROLE", "TIMEOUT", "ON TIMEOUT"
+        );
+        for r in &rows {
+            let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+            println!(
+                "{:<32} {:<10} {:<20} {:<12} {:<10} {:<8} {}",
+                s("tool"),
+                s("server"),
+                s("class"),
+                s("path"),
+                s("role"),
+                s("timeout"),
+                s("on_timeout")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn class_row(
+    setup: &Setup,
+    exposed: &str,
+    server: &str,
+    name: &str,
+    class: Option<&str>,
+    state: &str,
+) -> Value {
+    let rule = class.and_then(|c| setup.policy.classes.get(c));
+    let path = match (state, class, rule) {
+        ("stale", ..) => "stale".to_string(),
+        (_, None, _) => "quarantine".to_string(),
+        (_, Some(_), None) => "quarantine".to_string(),
+        (_, Some(_), Some(r)) => serde_json::to_value(r.path)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+    };
+    json!({
+        "tool": exposed,
+        "server": server,
+        "name": name,
+        "class": class,
+        "path": path,
+        "role": rule.and_then(|r| r.role.clone()),
+        "timeout": rule.filter(|r| r.role.is_some()).map(|r| humantime::format_duration(r.timeout).to_string()),
+        "on_timeout": rule.filter(|r| r.role.is_some()).and_then(|r| serde_json::to_value(r.on_timeout).ok()),
+        "state": if class.is_none() { "unclassified" } else { state },
+    })
+}
+
+fn explain(
+    path: &Path,
+    tool: &str,
+    args: &str,
+    actor: Option<&str>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let setup = setup(path)?;
+    let arguments = match serde_json::from_str::<Value>(args) {
+        Ok(Value::Object(o)) => o,
+        Ok(_) => bail!("--args must be a JSON object, e.g. '{{\"order_id\": \"A-1001\"}}'"),
+        Err(e) => bail!("--args is not valid JSON: {e}"),
+    };
+    let actor = actor.unwrap_or(&setup.config.actor);
+    let resolved = setup.resolve_static(tool);
+    let canonical_len = canonical::to_string(&Value::Object(arguments.clone())).len();
+    let d = decide::decide(
+        &Call {
+            tool,
+            arguments: &arguments,
+            meta: None,
+            canonical_len,
+        },
+        resolved.map(|(_, m)| m),
+        &setup.policy,
+        &Context {
+            actor,
+            now: time::OffsetDateTime::now_utc(),
+        },
+    );
+    if as_json {
+        let mut v = serde_json::to_value(&d)?;
+        if let Value::Object(o) = &mut v {
+            o.insert("tool".into(), json!(tool));
+            o.insert("actor".into(), json!(actor));
+            o.insert("manifest".into(), json!(resolved.map(|(_, m)| m)));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "tool:     {tool}")?;
+        writeln!(out, "actor:    {actor}")?;
+        match resolved {
+            Some((s, m)) => writeln!(
+                out,
+                "manifest: {} (server `{}`, tool `{}`, class `{}`)",
+                m.origin, s.name, m.name, m.class
+            )?,
+            None => writeln!(out, "manifest: none")?,
+        }
+        writeln!(out, "verdict:  {}", d.verdict.name())?;
+        if let Verdict::Approve {
+            role,
+            timeout,
+            on_timeout,
+            ..
+        } = &d.verdict
+        {
+            writeln!(
+                out,
+                "approver: role `{role}`, timeout {}, on timeout: {}",
+                humantime::format_duration(*timeout),
+                serde_json::to_value(on_timeout)?.as_str().unwrap_or("?")
+            )?;
+        }
+        writeln!(out, "rule:     {} (policy {})", d.rule, d.policy_version)?;
+        writeln!(out, "reasons:")?;
+        for r in &d.reasons {
+            writeln!(out, "  - [{}] {r}", r.code())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ledger_path(path: &Path) -> anyhow::Result<PathBuf> {
+    Ok(airlock::config::load_config(path)
+        .map_err(report)?
+        .ledger_path)
+}
+
+fn export(path: &Path) -> anyhow::Result<ExitCode> {
+    let reader = LedgerReader::open(&ledger_path(path)?)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut bad = None;
+    reader.records(|r| match r {
+        Ok(rec) => {
+            if bad.is_none() {
+                let line = serde_json::to_value(&rec)
+                    .map(|v| canonical::to_string(&v))
+                    .unwrap_or_default();
+                if let Err(e) = writeln!(out, "{line}") {
+                    bad = Some(format!("cannot write: {e}"));
+                }
+            }
+        }
+        Err((seq, e)) => {
+            bad.get_or_insert(format!("row {seq} cannot be decoded: {e}"));
+        }
+    })?;
+    out.flush()?;
+    match bad {
+        Some(e) => bail!("{e}"),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn verify(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let ledger = ledger_path(path)?;
+    let report = LedgerReader::open(&ledger)?.verify()?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("ledger:  {}", ledger.display());
+        println!("rows:    {}", report.rows);
+        if let (Some(first), Some(last)) = (&report.first_time, &report.last_time) {
+            println!("time:    {first} .. {last}");
+        }
+        println!("head:    {}", report.head);
+        match &report.first_bad {
+            None => println!("result:  OK, the hash chain verifies"),
+            Some(b) => println!("result:  FAILED at seq {}: {}", b.seq, b.fault),
+        }
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,216 @@
+//! Cross-file loading: config + manifests + policy into a [`Setup`], with every problem located.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{Config, Setup, load_config};
+use crate::diag::{Diagnostic, Diagnostics, Severity, Source};
+use crate::manifest::{self, ManifestFile, ManifestSet, Reversal};
+use crate::policy::{self, PathKind, Policy, PolicyFile};
+
+/// Load `airlock.toml`, its manifests and its active policy, and check them against each other.
+///
+/// On success the returned setup may still carry warnings; on failure every error (and warning)
+/// found is returned, not just the first.
+pub fn load_setup(config_path: &Path) -> Result<Setup, Diagnostics> {
+    let config = load_config(config_path)?;
+    let mut diags = Vec::new();
+    let policy = load_policy(&config, &mut diags);
+    let manifests = load_manifests(&config, policy.as_ref().map(|(p, _)| p), &mut diags);
+    if let Some((p, src)) = &policy {
+        warn_policy(p, src, &mut diags);
+    }
+    let failed = diags.iter().any(|d| d.severity == Severity::Error);
+    match policy {
+        Some((policy, src)) if !failed => Ok(Setup {
+            config,
+            manifests,
+            policy,
+            policy_path: src.path,
+            warnings: diags,
+        }),
+        _ => Err(Diagnostics(diags)),
+    }
+}
+
+fn dir_files(dir: &Path, what: &str, config: &Config, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    match manifest::toml_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            diags.push(Diagnostic {
+                severity: Severity::Error,
+                file: config.path.clone(),
+                line: 0,
+                column: 0,
+                key: format!("gate.{what}"),
+                message: format!("cannot read directory {}: {e}", dir.display()),
+            });
+            Vec::new()
+        }
+    }
+}
+
+fn load_policy(config: &Config, diags: &mut Vec<Diagnostic>) -> Option<(Policy, Source)> {
+    let files = dir_files(&config.policies_dir, "policies", config, diags);
+    let chosen: Vec<&PathBuf> = match &config.policy_name {
+        Some(name) => files
+            .iter()
+            .filter(|p| p.file_stem().is_some_and(|s| s == name.as_str()))
+            .collect(),
+        None => files.iter().collect(),
+    };
+    let problem = match (chosen.len(), &config.policy_name) {
+        (1, _) => None,
+        (0, Some(name)) => Some(format!(
+            "no policy file `{name}.toml` in {}",
+            config.policies_dir.display()
+        )),
+        (0, None) => Some(format!(
+            "no policy file (*.toml) in {}",
+            config.policies_dir.display()
+        )),
+        (_, _) => Some(format!(
+            "{} policy files in {}; exactly one is active: choose it with `policy = \"<file stem>\"`",
+            chosen.len(),
+            config.policies_dir.display()
+        )),
+    };
+    if let Some(message) = problem {
+        diags.push(Diagnostic {
+            severity: Severity::Error,
+            file: config.path.clone(),
+            line: 0,
+            column: 0,
+            key: "gate.policy".into(),
+            message,
+        });
+        return None;
+    }
+    let src = match Source::read(chosen[0]) {
+        Ok(s) => s,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    let file: PolicyFile = match src.parse() {
+        Ok(f) => f,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    match policy::compile(&src, file) {
+        Ok(p) => Some((p, src)),
+        Err(errs) => {
+            diags.extend(errs);
+            None
+        }
+    }
+}
+
+fn load_manifests(
+    config: &Config,
+    policy: Option<&Policy>,
+    diags: &mut Vec<Diagnostic>,
+) -> ManifestSet {
+    let mut set = ManifestSet::default();
+    // exposed name -> origin, to refuse two entries an agent could not tell apart
+    let mut exposed: BTreeMap<String, String> = BTreeMap::new();
+    let mut reversal_checks = Vec::new();
+    for path in dir_files(&config.manifests_dir, "manifests", config, diags) {
+        let src = match Source::read(&path) {
+            Ok(s) => s,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let file: ManifestFile = match src.parse() {
+            Ok(f) => f,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let entries = match manifest::compile(&src, file) {
+            Ok(e) => e,
+            Err(errs) => {
+                diags.extend(errs);
+                continue;
+            }
+        };
+        for (i, (m, spans)) in entries.into_iter().enumerate() {
+            let key = format!("tool[{i}]");
+            let Some(server) = config.servers.iter().find(|s| s.name == m.server) else {
+                let known: Vec<_> = config.servers.iter().map(|s| s.name.as_str()).collect();
+                diags.push(src.error(
+                    Some(spans.server),
+                    &format!("{key}.server"),
+                    format!(
+                        "no [[server]] named `{}` in {} (known: {})",
+                        m.server,
+                        config.path.display(),
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            };
+            if let Some(p) = policy {
+                if !p.classes.contains_key(&m.class) {
+                    let known: Vec<_> = p.classes.keys().map(String::as_str).collect();
+                    diags.push(src.error(
+                        Some(spans.class.clone()),
+                        &format!("{key}.class"),
+                        format!(
+                            "class `{}` is not defined by policy {} (known: {})",
+                            m.class,
+                            p.version,
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let name = server.exposed(&m.name);
+            if let Some(first) = exposed.get(&name) {
+                diags.push(src.error(
+                    Some(spans.name.clone()),
+                    &format!("{key}.name"),
+                    format!("tool `{name}` is already described at {first}"),
+                ));
+                continue;
+            }
+            exposed.insert(name, m.origin.clone());
+            if let Reversal::Tool { tool } = &m.reversal {
+                reversal_checks.push((
+                    src.clone(),
+                    spans.reversal.clone(),
+                    key.clone(),
+                    m.server.clone(),
+                    tool.clone(),
+                ));
+            }
+            set.insert(m);
+        }
+    }
+    for (src, span, key, server, tool) in reversal_checks {
+        if set.get(&server, &tool).is_none() {
+            diags.push(src.error(
+                Some(span),
+                &format!("{key}.reversal"),
+                format!(
+                    "reversal tool `{tool}` is not described by any manifest for server `{server}`"
+                ),
+            ));
+        }
+    }
+    set
+}
+
+fn warn_policy(p: &Policy, src: &Source, diags: &mut Vec<Diagnostic>) {
+    for (name, rule) in &p.classes {
+        if rule.path == PathKind::Conditional && !rule.require_evidence && !rule.require_reversal {
+            diags.push(src.warning(None, &format!("classes.{name}"), "conditional class states no requirement, so no call can prove it is inside bounds: every call takes `on_fail`"));
+        }
+    }
+}

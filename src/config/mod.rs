@@ -1,0 +1,294 @@
+//! Configuration: `airlock.toml`, and the loading of config, manifests and policy into one
+//! validated [`Setup`].
+//!
+//! Owns the config file format and its JSON Schema, path resolution (relative to the config file),
+//! and the cross-file checks that `airlock check` reports. It must never start processes, open the
+//! ledger or talk to tool servers; it only reads files and reports every problem at once.
+
+mod check;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use crate::diag::{Diagnostic, Diagnostics, Source};
+use crate::manifest::{ManifestSet, ToolManifest};
+use crate::policy::Policy;
+
+pub use check::load_setup;
+
+/// `airlock.toml` as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Airlock configuration")]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub gate: GateSection,
+    /// One per tool server.
+    #[serde(default)]
+    #[schemars(with = "Vec<ServerSection>")]
+    pub server: Vec<Spanned<ServerSection>>,
+}
+
+/// `[gate]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateSection {
+    /// Directory of manifest `*.toml` files, relative to this file.
+    pub manifests: String,
+    /// Directory of policy `*.toml` files, relative to this file.
+    pub policies: String,
+    /// Which policy file is active (its file stem) when the directory holds more than one.
+    pub policy: Option<String>,
+    /// The redb ledger file, relative to this file.
+    pub ledger: String,
+    /// Identity of the stdio agent, recorded on every row.
+    pub actor: String,
+}
+
+impl Default for GateSection {
+    fn default() -> Self {
+        GateSection {
+            manifests: "tool-manifests".into(),
+            policies: "policies".into(),
+            policy: None,
+            ledger: "airlock.redb".into(),
+            actor: "agent:default".into(),
+        }
+    }
+}
+
+/// `[[server]]`: one tool server.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Unique name; manifests refer to it.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Program of a stdio tool server (started as a child process).
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables for the child process.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the child, relative to this file (default: this file's directory).
+    pub cwd: Option<String>,
+    /// A streamable-HTTP tool server (arrives with the HTTP issue; refused until then).
+    pub url: Option<String>,
+    /// Name prefix under which its tools are exposed; default `<name>__`.
+    pub prefix: Option<String>,
+}
+
+/// A validated tool server entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub name: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+    pub prefix: String,
+}
+
+impl ServerConfig {
+    /// The name an agent sees for `tool` of this server.
+    pub fn exposed(&self, tool: &str) -> String {
+        format!("{}{tool}", self.prefix)
+    }
+}
+
+/// A validated `airlock.toml` with paths resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub path: PathBuf,
+    pub manifests_dir: PathBuf,
+    pub policies_dir: PathBuf,
+    pub policy_name: Option<String>,
+    pub ledger_path: PathBuf,
+    pub actor: String,
+    pub servers: Vec<ServerConfig>,
+}
+
+/// Everything the gate needs, loaded and cross-checked.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub config: Config,
+    pub manifests: ManifestSet,
+    pub policy: Policy,
+    /// Where the active policy was read from.
+    pub policy_path: PathBuf,
+    /// Findings that do not stop the gate.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Setup {
+    pub fn server(&self, name: &str) -> Option<&ServerConfig> {
+        self.config.servers.iter().find(|s| s.name == name)
+    }
+
+    /// Resolve an exposed tool name through the manifests: (server, tool name, manifest).
+    pub fn resolve_static(&self, exposed: &str) -> Option<(&ServerConfig, &ToolManifest)> {
+        self.config.servers.iter().find_map(|s| {
+            let rest = exposed.strip_prefix(s.prefix.as_str())?;
+            self.manifests.get(&s.name, rest).map(|m| (s, m))
+        })
+    }
+}
+
+/// Read and validate `airlock.toml` alone (manifests and policy are read by [`load_setup`]).
+pub fn load_config(path: &Path) -> Result<Config, Diagnostics> {
+    let src = Source::read(path).map_err(|d| Diagnostics(vec![d]))?;
+    let file: ConfigFile = src.parse().map_err(|d| Diagnostics(vec![d]))?;
+    compile(&src, file).map_err(Diagnostics)
+}
+
+fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
+    let dir = src
+        .path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let mut errors = Vec::new();
+    let mut servers: Vec<ServerConfig> = Vec::new();
+    let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
+    for (i, s) in file.server.iter().enumerate() {
+        let key = format!("server[{i}]");
+        let span = s.span();
+        let s = s.get_ref();
+        let name = s.name.get_ref().clone();
+        if !valid_name(&name) {
+            errors.push(src.error(
+                Some(s.name.span()),
+                &format!("{key}.name"),
+                format!("`{name}` must be 1-64 characters of [A-Za-z0-9_-]"),
+            ));
+        }
+        if servers.iter().any(|o| o.name == name) {
+            errors.push(src.error(
+                Some(s.name.span()),
+                &format!("{key}.name"),
+                format!("server `{name}` is defined twice"),
+            ));
+        }
+        let command = match (&s.command, &s.url) {
+            (Some(c), None) if !c.trim().is_empty() => c.clone(),
+            (Some(_), Some(_)) => {
+                errors.push(src.error(
+                    Some(span.clone()),
+                    &format!("{key}"),
+                    "give either `command` or `url`, not both",
+                ));
+                continue;
+            }
+            (None, Some(_)) => {
+                errors.push(src.error(Some(span.clone()), &format!("{key}.url"), "streamable-HTTP tool servers are not supported yet; run the server over stdio with `command`"));
+                continue;
+            }
+            _ => {
+                errors.push(src.error(
+                    Some(span.clone()),
+                    &format!("{key}.command"),
+                    "a server needs a `command` to start",
+                ));
+                continue;
+            }
+        };
+        let prefix = s.prefix.clone().unwrap_or_else(|| format!("{name}__"));
+        if let Some(other) = prefixes.insert(prefix.clone(), name.clone()) {
+            errors.push(src.error(Some(span.clone()), &format!("{key}.prefix"), format!("prefix `{prefix}` is also used by server `{other}`: their tools could be confused")));
+        }
+        let cwd = s.cwd.as_ref().map_or_else(|| dir.clone(), |c| dir.join(c));
+        servers.push(ServerConfig {
+            name,
+            command,
+            args: s.args.clone(),
+            env: s.env.clone(),
+            cwd,
+            prefix,
+        });
+    }
+    let g = &file.gate;
+    if g.actor.trim().is_empty() {
+        errors.push(src.error(None, "gate.actor", "must not be empty"));
+    }
+    if errors.is_empty() {
+        Ok(Config {
+            path: src.path.clone(),
+            manifests_dir: dir.join(&g.manifests),
+            policies_dir: dir.join(&g.policies),
+            policy_name: g.policy.clone(),
+            ledger_path: dir.join(&g.ledger),
+            actor: g.actor.clone(),
+            servers,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Result<Config, Vec<Diagnostic>> {
+        let src = Source {
+            path: "/etc/airlock/airlock.toml".into(),
+            text: text.into(),
+        };
+        let file: ConfigFile = src.parse().map_err(|d| vec![d])?;
+        compile(&src, file)
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = cfg("[[server]]\nname = \"shop\"\ncommand = \"demo\"\n").unwrap();
+        assert_eq!(c.ledger_path, PathBuf::from("/etc/airlock/airlock.redb"));
+        assert_eq!(
+            c.manifests_dir,
+            PathBuf::from("/etc/airlock/tool-manifests")
+        );
+        assert_eq!(c.servers[0].prefix, "shop__");
+        assert_eq!(c.servers[0].exposed("x"), "shop__x");
+        assert_eq!(c.actor, "agent:default");
+    }
+
+    #[test]
+    fn duplicate_prefix_is_refused_with_location() {
+        let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"\"\n\n[[server]]\nname = \"b\"\ncommand = \"y\"\nprefix = \"\"\n").unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].key, "server[1].prefix");
+        assert_eq!(e[0].line, 6);
+    }
+
+    #[test]
+    fn duplicate_server_and_missing_command() {
+        let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\n[[server]]\nname = \"a\"\nprefix = \"z\"\ncommand = \"x\"\n[[server]]\nname = \"c\"\n").unwrap_err();
+        let keys: Vec<_> = e.iter().map(|d| d.key.as_str()).collect();
+        assert_eq!(keys, ["server[1].name", "server[2].command"]);
+    }
+
+    #[test]
+    fn unknown_key_in_gate_is_located() {
+        let src = Source {
+            path: "a.toml".into(),
+            text: "[gate]\nledgr = \"x\"\n".into(),
+        };
+        let d = src.parse::<ConfigFile>().unwrap_err();
+        assert_eq!(d.line, 2);
+        assert!(d.message.contains("ledgr"), "{}", d.message);
+    }
+}

@@ -1,0 +1,428 @@
+//! The decision core: `decide(call, manifest, policy, context) -> Decision`.
+//!
+//! Owns the rules that turn a tool call into a verdict with reasons. It is pure and deterministic:
+//! no I/O, no clock, no randomness, no global state — the actor and the time come in as arguments.
+//! That makes `explain` exact and the tests table-driven. It must never perform, forward or record
+//! anything; the gate does that with what this returns.
+//!
+//! Precedence, first match wins:
+//! 1. A tool name outside `[A-Za-z0-9_.-]{1,128}` → deny (`invalid_tool_name`).
+//! 2. Arguments over the size or depth limit → deny (`arguments_too_large` / `arguments_too_deep`).
+//! 3. No manifest describes the tool → quarantine (`unknown_tool`): unknown never means allowed.
+//! 4. The manifest's class is not in the policy → quarantine (`class_not_in_policy`).
+//! 5. The class path: `deny` → deny; `quarantine` → quarantine; `approve` → approval by its role.
+//! 6. `allow` and `conditional` check the class's requirements (reversal tool, evidence fields).
+//!    `allow` with all requirements held (or none) → allow. `conditional` with all held → allow;
+//!    `conditional` with no requirement at all cannot prove anything → its `on_fail`.
+//!    Any requirement that fails → `on_fail`: approval by the class's role, or quarantine.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::manifest::{Reversal, ToolManifest};
+use crate::policy::{ClassRule, FailPath, OnTimeout, PathKind, Policy};
+
+/// Largest canonical argument encoding accepted, in bytes.
+pub const MAX_ARGUMENT_BYTES: usize = 1 << 20;
+/// Deepest nesting of arrays/objects accepted in arguments.
+pub const MAX_ARGUMENT_DEPTH: usize = 32;
+
+/// A tool call as the gate sees it, before anything runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The name the agent called (Airlock's exposed name).
+    pub tool: &'a str,
+    pub arguments: &'a Map<String, Value>,
+    /// The request's `_meta`, where agents may put evidence references.
+    pub meta: Option<&'a Map<String, Value>>,
+    /// Length of the canonical argument encoding, computed once by the caller.
+    pub canonical_len: usize,
+}
+
+/// Facts from outside the call: who asks and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub actor: &'a str,
+    pub now: OffsetDateTime,
+}
+
+/// What the gate must do with the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Run it now (autopilot, audited).
+    Allow,
+    /// Never run it.
+    Deny,
+    /// Do not run it; hold it for a person to classify or review.
+    Quarantine,
+    /// A person in `role` must decide before `expires_at`.
+    Approve {
+        role: String,
+        #[serde(with = "humantime_serde_secs")]
+        timeout: Duration,
+        on_timeout: OnTimeout,
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
+}
+
+impl Verdict {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::Quarantine => "quarantine",
+            Verdict::Approve { .. } => "approve",
+        }
+    }
+}
+
+/// Why: one fact that contributed to the verdict, with a stable `code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    InvalidToolName { tool: String },
+    ArgumentsTooLarge { bytes: usize, limit: usize },
+    ArgumentsTooDeep { limit: usize },
+    UnknownTool { tool: String },
+    ClassNotInPolicy { class: String },
+    PathAllow { class: String },
+    PathDeny { class: String },
+    PathQuarantine { class: String },
+    PathApprove { class: String, role: String },
+    ReversalDeclared { tool: String },
+    ReversalMissing { class: String, declared: String },
+    EvidencePresent { field: String },
+    EvidenceMissing { field: String },
+    NoEvidenceDeclared { class: String },
+    NoConditions { class: String },
+}
+
+impl Reason {
+    /// The stable machine code (`unknown_tool`, `path_deny`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::InvalidToolName { .. } => "invalid_tool_name",
+            Reason::ArgumentsTooLarge { .. } => "arguments_too_large",
+            Reason::ArgumentsTooDeep { .. } => "arguments_too_deep",
+            Reason::UnknownTool { .. } => "unknown_tool",
+            Reason::ClassNotInPolicy { .. } => "class_not_in_policy",
+            Reason::PathAllow { .. } => "path_allow",
+            Reason::PathDeny { .. } => "path_deny",
+            Reason::PathQuarantine { .. } => "path_quarantine",
+            Reason::PathApprove { .. } => "path_approve",
+            Reason::ReversalDeclared { .. } => "reversal_declared",
+            Reason::ReversalMissing { .. } => "reversal_missing",
+            Reason::EvidencePresent { .. } => "evidence_present",
+            Reason::EvidenceMissing { .. } => "evidence_missing",
+            Reason::NoEvidenceDeclared { .. } => "no_evidence_declared",
+            Reason::NoConditions { .. } => "no_conditions",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::InvalidToolName { tool } => write!(
+                f,
+                "tool name {tool:?} is not 1-128 characters of [A-Za-z0-9_.-]"
+            ),
+            Reason::ArgumentsTooLarge { bytes, limit } => {
+                write!(f, "arguments are {bytes} bytes; the limit is {limit}")
+            }
+            Reason::ArgumentsTooDeep { limit } => {
+                write!(f, "arguments nest deeper than {limit} levels")
+            }
+            Reason::UnknownTool { tool } => write!(
+                f,
+                "no manifest describes tool `{tool}`; it is quarantined until someone classifies it"
+            ),
+            Reason::ClassNotInPolicy { class } => {
+                write!(f, "class `{class}` is not defined by the active policy")
+            }
+            Reason::PathAllow { class } => write!(f, "class `{class}` runs on autopilot"),
+            Reason::PathDeny { class } => write!(f, "class `{class}` is denied by policy"),
+            Reason::PathQuarantine { class } => {
+                write!(f, "class `{class}` is held for review by policy")
+            }
+            Reason::PathApprove { class, role } => {
+                write!(f, "class `{class}` needs approval by role `{role}`")
+            }
+            Reason::ReversalDeclared { tool } => {
+                write!(f, "reversal handle declared: tool `{tool}`")
+            }
+            Reason::ReversalMissing { class, declared } => write!(
+                f,
+                "class `{class}` needs a reversal tool, but the manifest declares `{declared}`"
+            ),
+            Reason::EvidencePresent { field } => write!(f, "evidence `{field}` is present"),
+            Reason::EvidenceMissing { field } => write!(
+                f,
+                "evidence `{field}` is missing or empty; pass it in the arguments or `_meta`"
+            ),
+            Reason::NoEvidenceDeclared { class } => write!(
+                f,
+                "class `{class}` requires evidence, but the manifest names no evidence field"
+            ),
+            Reason::NoConditions { class } => write!(
+                f,
+                "class `{class}` is conditional but states no condition that could hold"
+            ),
+        }
+    }
+}
+
+/// The verdict, the class and rule that produced it, every reason, and the policy version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub class: Option<String>,
+    /// The rule that decided, e.g. `classes.financial` or `gate.unknown_tool`.
+    pub rule: String,
+    pub reasons: Vec<Reason>,
+    pub policy_version: String,
+}
+
+impl Decision {
+    /// One line an agent (or a person) can act on.
+    pub fn explanation(&self) -> String {
+        let reasons: Vec<String> = self.reasons.iter().map(ToString::to_string).collect();
+        format!(
+            "{} (rule `{}`, policy {})",
+            reasons.join("; "),
+            self.rule,
+            self.policy_version
+        )
+    }
+}
+
+/// Decide what to do with `call`. Pure: same inputs, same decision.
+pub fn decide(
+    call: &Call<'_>,
+    manifest: Option<&ToolManifest>,
+    policy: &Policy,
+    ctx: &Context<'_>,
+) -> Decision {
+    let gate = |verdict: Verdict, rule: &str, reason: Reason| Decision {
+        verdict,
+        class: manifest.map(|m| m.class.clone()),
+        rule: format!("gate.{rule}"),
+        reasons: vec![reason],
+        policy_version: policy.version.clone(),
+    };
+    if !valid_tool_name(call.tool) {
+        return gate(
+            Verdict::Deny,
+            "tool_name",
+            Reason::InvalidToolName {
+                tool: call.tool.chars().take(140).collect(),
+            },
+        );
+    }
+    if call.canonical_len > MAX_ARGUMENT_BYTES {
+        return gate(
+            Verdict::Deny,
+            "argument_limits",
+            Reason::ArgumentsTooLarge {
+                bytes: call.canonical_len,
+                limit: MAX_ARGUMENT_BYTES,
+            },
+        );
+    }
+    if call
+        .arguments
+        .values()
+        .any(|v| depth(v) >= MAX_ARGUMENT_DEPTH)
+    {
+        return gate(
+            Verdict::Deny,
+            "argument_limits",
+            Reason::ArgumentsTooDeep {
+                limit: MAX_ARGUMENT_DEPTH,
+            },
+        );
+    }
+    let Some(m) = manifest else {
+        return gate(
+            Verdict::Quarantine,
+            "unknown_tool",
+            Reason::UnknownTool {
+                tool: call.tool.to_string(),
+            },
+        );
+    };
+    let Some(rule) = policy.classes.get(&m.class) else {
+        return gate(
+            Verdict::Quarantine,
+            "unknown_class",
+            Reason::ClassNotInPolicy {
+                class: m.class.clone(),
+            },
+        );
+    };
+    let class = m.class.clone();
+    let mut d = Decision {
+        verdict: Verdict::Deny,
+        class: Some(class.clone()),
+        rule: format!("classes.{class}"),
+        reasons: Vec::new(),
+        policy_version: policy.version.clone(),
+    };
+    match rule.path {
+        PathKind::Deny => {
+            d.reasons.push(Reason::PathDeny { class });
+        }
+        PathKind::Quarantine => {
+            d.verdict = Verdict::Quarantine;
+            d.reasons.push(Reason::PathQuarantine { class });
+        }
+        PathKind::Approve => {
+            // compile() guarantees approve has a role; fail closed if it somehow has not.
+            match &rule.role {
+                Some(role) => {
+                    d.reasons.push(Reason::PathApprove {
+                        class,
+                        role: role.clone(),
+                    });
+                    d.verdict = approval(rule, role, ctx.now);
+                }
+                None => {
+                    d.verdict = Verdict::Quarantine;
+                    d.reasons.push(Reason::PathQuarantine { class });
+                }
+            }
+        }
+        PathKind::Allow | PathKind::Conditional => {
+            let (held, failed) = requirements(call, m, rule);
+            let nothing_to_check = held.is_empty() && failed.is_empty();
+            d.reasons.extend(held);
+            if rule.path == PathKind::Conditional && nothing_to_check {
+                d.reasons.push(Reason::NoConditions {
+                    class: class.clone(),
+                });
+                d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons);
+            } else if failed.is_empty() {
+                d.reasons.insert(0, Reason::PathAllow { class });
+                d.verdict = Verdict::Allow;
+            } else {
+                d.reasons.extend(failed);
+                d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons);
+            }
+        }
+    }
+    d
+}
+
+/// Check the class's requirements against the call: (held, failed).
+fn requirements(call: &Call<'_>, m: &ToolManifest, rule: &ClassRule) -> (Vec<Reason>, Vec<Reason>) {
+    let mut held = Vec::new();
+    let mut failed = Vec::new();
+    if rule.require_reversal {
+        match &m.reversal {
+            Reversal::Tool { tool } => held.push(Reason::ReversalDeclared { tool: tool.clone() }),
+            other => failed.push(Reason::ReversalMissing {
+                class: m.class.clone(),
+                declared: other.to_string(),
+            }),
+        }
+    }
+    if rule.require_evidence {
+        if m.evidence.is_empty() {
+            failed.push(Reason::NoEvidenceDeclared {
+                class: m.class.clone(),
+            });
+        }
+        for field in &m.evidence {
+            if evidence_present(call, field) {
+                held.push(Reason::EvidencePresent {
+                    field: field.clone(),
+                });
+            } else {
+                failed.push(Reason::EvidenceMissing {
+                    field: field.clone(),
+                });
+            }
+        }
+    }
+    (held, failed)
+}
+
+fn on_fail(
+    rule: &ClassRule,
+    class: &str,
+    now: OffsetDateTime,
+    reasons: &mut Vec<Reason>,
+) -> Verdict {
+    match (rule.on_fail, &rule.role) {
+        (FailPath::Approve, Some(role)) => {
+            reasons.push(Reason::PathApprove {
+                class: class.to_string(),
+                role: role.clone(),
+            });
+            approval(rule, role, now)
+        }
+        _ => {
+            reasons.push(Reason::PathQuarantine {
+                class: class.to_string(),
+            });
+            Verdict::Quarantine
+        }
+    }
+}
+
+fn approval(rule: &ClassRule, role: &str, now: OffsetDateTime) -> Verdict {
+    Verdict::Approve {
+        role: role.to_string(),
+        timeout: rule.timeout,
+        on_timeout: rule.on_timeout,
+        expires_at: now + rule.timeout,
+    }
+}
+
+/// `field` names an argument, or `_meta.KEY` a key of the request's `_meta`.
+fn evidence_present(call: &Call<'_>, field: &str) -> bool {
+    let value = match field.strip_prefix("_meta.") {
+        Some(key) => call.meta.and_then(|m| m.get(key)),
+        None => call.arguments.get(field),
+    };
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// Tool names an agent may call: 1-128 characters of `[A-Za-z0-9_.-]`.
+pub fn valid_tool_name(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+mod humantime_serde_secs {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;

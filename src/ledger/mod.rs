@@ -1,0 +1,397 @@
+//! The ledger: an append-only, hash-chained record of every proposal, verdict and outcome, in redb.
+//!
+//! Owns the redb file, its tables and schema version, the single writer thread, and the domain
+//! operations the rest of Airlock uses: [`Ledger::append`], [`LedgerReader::records`],
+//! [`LedgerReader::verify`]. Nothing else in the crate touches redb. It must never decide anything
+//! about a call, and never acknowledge a row before its commit is durable.
+//!
+//! Writes go through one writer thread that drains a queue: every request queued while a commit
+//! is in flight joins the next commit (group commit), and each caller is released only after the
+//! commit holding its rows returned. Row format and hashing do not depend on the batching.
+
+mod chain;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::oneshot;
+
+pub use chain::{Fault, Record};
+use chain::{GENESIS, Verifier, leaf, link};
+
+const ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const SCHEMA_VERSION: &[u8] = b"1";
+/// Most requests one commit takes from the queue.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: {message}")]
+    Storage { path: PathBuf, message: String },
+    #[error("ledger {0} is open in another process (a running `airlock serve`?); stop it or wait")]
+    InUse(PathBuf),
+    #[error("no ledger at {0}")]
+    Missing(PathBuf),
+    #[error("ledger {path} has schema version {found}, this airlock knows {known}")]
+    Schema {
+        path: PathBuf,
+        found: String,
+        known: String,
+    },
+    #[error("ledger writer has stopped; no further rows can be written")]
+    WriterGone,
+}
+
+/// A row to append. The ledger assigns `seq`, `prev` and `hash`.
+#[derive(Debug, Clone)]
+pub struct NewRow {
+    pub kind: &'static str,
+    pub call_id: String,
+    pub time: OffsetDateTime,
+    pub body: Value,
+}
+
+struct Request {
+    rows: Vec<NewRow>,
+    reply: oneshot::Sender<Result<Vec<u64>, LedgerError>>,
+}
+
+/// The writable ledger held by a running gate.
+pub struct Ledger {
+    path: PathBuf,
+    /// `None` only while dropping.
+    queue: Option<mpsc::Sender<Request>>,
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+impl Ledger {
+    /// Open (creating if absent) the ledger and start its writer thread.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
+            other => storage(path, other),
+        })?;
+        let head = init(&db, path)?;
+        let (queue, rx) = mpsc::channel();
+        let writer = Writer {
+            db,
+            path: path.to_path_buf(),
+            head,
+        };
+        let writer = thread::Builder::new()
+            .name("airlock-ledger".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| storage(path, e))?;
+        Ok(Ledger {
+            path: path.to_path_buf(),
+            queue: Some(queue),
+            writer: Some(writer),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append rows in order; returns their sequence numbers once they are durable.
+    pub async fn append(&self, rows: Vec<NewRow>) -> Result<Vec<u64>, LedgerError> {
+        let (reply, wait) = oneshot::channel();
+        let queue = self.queue.as_ref().ok_or(LedgerError::WriterGone)?;
+        queue
+            .send(Request { rows, reply })
+            .map_err(|_| LedgerError::WriterGone)?;
+        wait.await.map_err(|_| LedgerError::WriterGone)?
+    }
+}
+
+impl Drop for Ledger {
+    /// Close the queue and wait for the writer to finish its last commit and release the file.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Head of the chain: last sequence number and its hash.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    seq: u64,
+    hash: [u8; 32],
+}
+
+fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
+    let tx = db.begin_write().map_err(|e| storage(path, e))?;
+    let head = {
+        let mut meta = tx.open_table(META).map_err(|e| storage(path, e))?;
+        let rows = tx.open_table(ROWS).map_err(|e| storage(path, e))?;
+        let version = meta
+            .get("schema_version")
+            .map_err(|e| storage(path, e))?
+            .map(|v| v.value().to_vec());
+        match version {
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION)
+                    .map_err(|e| storage(path, e))?;
+            }
+            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(LedgerError::Schema {
+                    path: path.to_path_buf(),
+                    found: String::from_utf8_lossy(&v).into_owned(),
+                    known: String::from_utf8_lossy(SCHEMA_VERSION).into_owned(),
+                });
+            }
+        }
+        match rows.last().map_err(|e| storage(path, e))? {
+            None => Head {
+                seq: 0,
+                hash: GENESIS,
+            },
+            Some((k, v)) => {
+                let r: Record = serde_json::from_slice(v.value()).map_err(|e| {
+                    storage(path, format!("last row {} unreadable: {e}", k.value()))
+                })?;
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(&r.hash, &mut hash)
+                    .map_err(|e| storage(path, format!("last row {} hash: {e}", r.seq)))?;
+                Head {
+                    seq: k.value(),
+                    hash,
+                }
+            }
+        }
+    };
+    tx.commit().map_err(|e| storage(path, e))?;
+    Ok(head)
+}
+
+struct Writer {
+    db: Database,
+    path: PathBuf,
+    head: Head,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            match self.commit(&batch) {
+                Ok((head, seqs)) => {
+                    self.head = head;
+                    for (req, s) in batch.into_iter().zip(seqs) {
+                        let _ = req.reply.send(Ok(s));
+                    }
+                }
+                Err(message) => {
+                    tracing::error!(path = %self.path.display(), %message, "ledger commit failed; the calls in it will not run");
+                    for req in batch {
+                        let _ = req.reply.send(Err(LedgerError::Storage {
+                            path: self.path.clone(),
+                            message: message.clone(),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Write every request's rows in one durable transaction.
+    fn commit(&self, batch: &[Request]) -> Result<(Head, Vec<Vec<u64>>), String> {
+        let mut tx = self.db.begin_write().map_err(|e| e.to_string())?;
+        tx.set_two_phase_commit(true);
+        let mut head = self.head;
+        let mut seqs = Vec::with_capacity(batch.len());
+        {
+            let mut table = tx.open_table(ROWS).map_err(|e| e.to_string())?;
+            for req in batch {
+                let mut mine = Vec::with_capacity(req.rows.len());
+                for row in &req.rows {
+                    let seq = head.seq + 1;
+                    let time = row.time.format(&Rfc3339).map_err(|e| e.to_string())?;
+                    let hash = link(
+                        &head.hash,
+                        &leaf(seq, &time, row.kind, &row.call_id, &row.body),
+                    );
+                    let record = Record {
+                        seq,
+                        time,
+                        kind: row.kind.to_string(),
+                        call_id: row.call_id.clone(),
+                        body: row.body.clone(),
+                        prev: hex::encode(head.hash),
+                        hash: hex::encode(hash),
+                    };
+                    let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+                    table
+                        .insert(seq, bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
+                    head = Head { seq, hash };
+                    mine.push(seq);
+                }
+                seqs.push(mine);
+            }
+            let mut meta = tx.open_table(META).map_err(|e| e.to_string())?;
+            let head_text = format!("{}:{}", head.seq, hex::encode(head.hash));
+            meta.insert("head", head_text.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok((head, seqs))
+    }
+}
+
+/// The result of recomputing the chain.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VerifyReport {
+    /// Rows that verified, in order from 1.
+    pub rows: u64,
+    pub head: String,
+    pub first_time: Option<String>,
+    pub last_time: Option<String>,
+    /// The first bad sequence number and why, if any.
+    pub first_bad: Option<BadRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BadRow {
+    pub seq: u64,
+    pub fault: Fault,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.first_bad.is_none()
+    }
+}
+
+/// Read-only access for `ledger export` and `ledger verify`.
+pub struct LedgerReader {
+    db: ReadOnlyDatabase,
+    path: PathBuf,
+}
+
+impl LedgerReader {
+    pub fn open(path: &Path) -> Result<LedgerReader, LedgerError> {
+        if !path.exists() {
+            return Err(LedgerError::Missing(path.to_path_buf()));
+        }
+        let db = ReadOnlyDatabase::open(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
+            other => storage(path, other),
+        })?;
+        Ok(LedgerReader {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Every row in sequence order, undecoded rows reported as errors.
+    pub fn records(
+        &self,
+        mut each: impl FnMut(Result<Record, (u64, String)>),
+    ) -> Result<(), LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        let table = match tx.open_table(ROWS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(storage(&self.path, e)),
+        };
+        for item in table.iter().map_err(|e| storage(&self.path, e))? {
+            let (k, v) = item.map_err(|e| storage(&self.path, e))?;
+            each(
+                serde_json::from_slice::<Record>(v.value()).map_err(|e| (k.value(), e.to_string())),
+            );
+        }
+        Ok(())
+    }
+
+    /// Recompute the whole chain and report the first bad row, if any.
+    pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        let mut v = Verifier::default();
+        let mut report = VerifyReport {
+            rows: 0,
+            head: hex::encode(GENESIS),
+            first_time: None,
+            last_time: None,
+            first_bad: None,
+        };
+        let table = match tx.open_table(ROWS) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(storage(&self.path, e)),
+        };
+        if let Some(table) = table {
+            for item in table.iter().map_err(|e| storage(&self.path, e))? {
+                let (k, val) = item.map_err(|e| storage(&self.path, e))?;
+                match v.check(k.value(), val.value()) {
+                    Ok(r) => {
+                        if report.first_time.is_none() {
+                            report.first_time = Some(r.time.clone());
+                        }
+                        report.last_time = Some(r.time);
+                    }
+                    Err(fault) => {
+                        report.first_bad = Some(BadRow {
+                            seq: v.rows() + 1,
+                            fault,
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        report.rows = v.rows();
+        report.head = hex::encode(v.head());
+        if report.first_bad.is_none() {
+            // The head recorded with the last commit must be the last row we verified.
+            let recorded = match tx.open_table(META) {
+                Ok(meta) => meta
+                    .get("head")
+                    .map_err(|e| storage(&self.path, e))?
+                    .map(|g| String::from_utf8_lossy(g.value()).into_owned()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(storage(&self.path, e)),
+            };
+            let ours = format!("{}:{}", report.rows, report.head);
+            if let Some(head) = recorded.filter(|h| *h != ours) {
+                let fault = match head
+                    .split_once(':')
+                    .and_then(|(n, _)| n.parse::<u64>().ok())
+                {
+                    Some(n) if n > report.rows => Fault::Truncated,
+                    _ => Fault::Altered,
+                };
+                report.first_bad = Some(BadRow {
+                    seq: report.rows + 1,
+                    fault,
+                });
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn storage(path: &Path, e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Storage {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,25 @@
+//! Airlock: an MCP tool-gating server. Agents connect to Airlock as an MCP server; Airlock wraps
+//! their tool servers and decides, before each `tools/call` runs, whether it may.
+//!
+//! Code map (the path of a call, top to bottom):
+//! - [`mcp::upstream`] receives `tools/call` from the agent and hands a [`gate::GateCall`] to the gate.
+//! - [`gate`] sequences effects: resolve → [`decide`] → durable [`ledger`] rows → forward through
+//!   [`mcp::downstream`] → outcome row → reply.
+//! - [`decide`] is the pure core: call + [`manifest`] + [`policy`] + context → verdict with reasons.
+//! - [`config`] loads `airlock.toml`, manifests and the policy into a checked [`config::Setup`];
+//!   [`diag`] locates every problem by file, line and key.
+//! - [`ledger`] is the append-only, hash-chained redb record; [`canonical`] gives the bytes it hashes.
+//!
+//! Invariants: `decide` does no I/O; only `mcp` imports rmcp; only `ledger` touches redb; nothing is
+//! forwarded before its proposal and verdict are durable; unknown tools never run.
+
+pub mod canonical;
+pub mod config;
+pub mod decide;
+pub mod diag;
+pub mod gate;
+pub mod ledger;
+pub mod manifest;
+pub mod mcp;
+pub mod policy;
+pub mod schema;

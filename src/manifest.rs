@@ -1,0 +1,308 @@
+//! Manifests: what a developer says about each tool — its action class, target, business impact,
+//! reversal handle and evidence fields.
+//!
+//! Owns the manifest file format (`tool-manifests/*.toml`), its JSON Schema and the compiled
+//! [`ToolManifest`]. It must never decide a path (that is [`crate::decide`]) nor trust anything a
+//! tool server says about itself: a manifest is written by people, the server's hints are not.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_spanned::Spanned;
+
+use crate::diag::{Diagnostic, Source};
+
+/// A manifest file: one or more `[[tool]]` tables.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Airlock tool manifest")]
+pub struct ManifestFile {
+    #[serde(default)]
+    #[schemars(with = "Vec<ToolEntryFile>")]
+    pub tool: Vec<Spanned<ToolEntryFile>>,
+}
+
+/// One `[[tool]]` as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolEntryFile {
+    /// The `[[server]] name` that serves the tool.
+    #[schemars(with = "String")]
+    pub server: Spanned<String>,
+    /// The tool's name on that server (without Airlock's prefix).
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// An action class the policy defines.
+    #[schemars(with = "String")]
+    pub class: Spanned<String>,
+    /// The system or record the tool touches, e.g. `payments.refunds`.
+    pub target: String,
+    /// The business impact in a few words, shown to approvers.
+    pub impact: String,
+    /// `tool:NAME` (a tool on the same server that undoes it) or `none: why it cannot be undone`.
+    #[schemars(with = "String")]
+    pub reversal: Spanned<String>,
+    /// Argument names (or `_meta.KEY`) that carry evidence references, e.g. a ticket id.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+/// How an action can be undone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reversal {
+    /// A tool on the same server that undoes the action.
+    Tool { tool: String },
+    /// It cannot be undone, and why.
+    None { reason: String },
+}
+
+impl std::fmt::Display for Reversal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reversal::Tool { tool } => write!(f, "tool:{tool}"),
+            Reversal::None { reason } => write!(f, "none: {reason}"),
+        }
+    }
+}
+
+/// A compiled manifest entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolManifest {
+    pub server: String,
+    pub name: String,
+    pub class: String,
+    pub target: String,
+    pub impact: String,
+    pub reversal: Reversal,
+    pub evidence: Vec<String>,
+    /// Where it was written (`file:line`), for `map` and `explain`.
+    pub origin: String,
+}
+
+/// Where a compiled entry's checked keys sit, so cross-file checks can point at them.
+#[derive(Debug, Clone)]
+pub struct EntrySpans {
+    pub entry: std::ops::Range<usize>,
+    pub server: std::ops::Range<usize>,
+    pub name: std::ops::Range<usize>,
+    pub class: std::ops::Range<usize>,
+    pub reversal: std::ops::Range<usize>,
+}
+
+/// Every compiled manifest entry, keyed by (server, tool name): the unit `decide` classifies by.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManifestSet {
+    entries: std::collections::BTreeMap<(String, String), ToolManifest>,
+}
+
+impl ManifestSet {
+    /// Insert an entry; returns the entry already there for the same (server, tool), if any.
+    pub fn insert(&mut self, m: ToolManifest) -> Option<ToolManifest> {
+        self.entries.insert((m.server.clone(), m.name.clone()), m)
+    }
+
+    pub fn get(&self, server: &str, tool: &str) -> Option<&ToolManifest> {
+        self.entries.get(&(server.to_string(), tool.to_string()))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ToolManifest> {
+        self.entries.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Parse the reversal field.
+pub fn parse_reversal(s: &str) -> Result<Reversal, String> {
+    let s = s.trim();
+    if let Some(tool) = s.strip_prefix("tool:") {
+        let tool = tool.trim();
+        if tool.is_empty() {
+            return Err("`tool:` must name a tool, e.g. `tool:cancel_refund`".into());
+        }
+        return Ok(Reversal::Tool { tool: tool.into() });
+    }
+    if let Some(reason) = s.strip_prefix("none:") {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err("`none:` must say why the action cannot be undone".into());
+        }
+        return Ok(Reversal::None {
+            reason: reason.into(),
+        });
+    }
+    Err(format!("`{s}` is neither `tool:NAME` nor `none: REASON`"))
+}
+
+/// Compile one parsed manifest file; entry-local problems are reported with their location.
+pub fn compile(
+    src: &Source,
+    file: ManifestFile,
+) -> Result<Vec<(ToolManifest, EntrySpans)>, Vec<Diagnostic>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, entry) in file.tool.into_iter().enumerate() {
+        let key = format!("tool[{i}]");
+        let span = entry.span();
+        let e = entry.into_inner();
+        for (field, value) in [
+            ("name", &e.name),
+            ("server", &e.server),
+            ("class", &e.class),
+        ] {
+            if value.get_ref().trim().is_empty() {
+                errors.push(src.error(
+                    Some(value.span()),
+                    &format!("{key}.{field}"),
+                    "must not be empty",
+                ));
+            }
+        }
+        for (field, value) in [("target", &e.target), ("impact", &e.impact)] {
+            if value.trim().is_empty() {
+                errors.push(src.error(
+                    Some(span.clone()),
+                    &format!("{key}.{field}"),
+                    "must not be empty: approvers read it",
+                ));
+            }
+        }
+        let reversal = match parse_reversal(e.reversal.get_ref()) {
+            Ok(r) => r,
+            Err(msg) => {
+                errors.push(src.error(Some(e.reversal.span()), &format!("{key}.reversal"), msg));
+                continue;
+            }
+        };
+        let (line, _) = src.line_col(span.start);
+        let spans = EntrySpans {
+            entry: span,
+            server: e.server.span(),
+            name: e.name.span(),
+            class: e.class.span(),
+            reversal: e.reversal.span(),
+        };
+        out.push((
+            ToolManifest {
+                server: e.server.into_inner(),
+                name: e.name.into_inner(),
+                class: e.class.into_inner(),
+                target: e.target,
+                impact: e.impact,
+                reversal,
+                evidence: e.evidence,
+                origin: format!("{}:{line}", src.path.display()),
+            },
+            spans,
+        ));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The path of a manifest file, for listing.
+pub fn is_manifest_file(p: &std::path::Path) -> bool {
+    p.extension().is_some_and(|e| e == "toml")
+}
+
+/// Sorted `*.toml` files of a directory.
+pub fn toml_files(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_manifest_file(p))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Vec<(ToolManifest, EntrySpans)>, Vec<Diagnostic>> {
+        let src = Source {
+            path: "m.toml".into(),
+            text: text.into(),
+        };
+        let file: ManifestFile = src.parse().map_err(|d| vec![d])?;
+        compile(&src, file)
+    }
+
+    #[test]
+    fn compiles_the_contract_format() {
+        let m = load(
+            r#"
+[[tool]]
+server = "shop"
+name   = "refund_order"
+class  = "financial"
+target = "payments.refunds"
+impact = "Moves money to a customer"
+reversal = "none: refunds cannot be clawed back"
+
+[[tool]]
+server = "shop"
+name = "tag_order"
+class = "internal_reversible"
+target = "orders.tags"
+impact = "Adds a tag"
+reversal = "tool:untag_order"
+evidence = ["order_id"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            m[0].0.reversal,
+            Reversal::None {
+                reason: "refunds cannot be clawed back".into()
+            }
+        );
+        assert_eq!(
+            m[1].0.reversal,
+            Reversal::Tool {
+                tool: "untag_order".into()
+            }
+        );
+        assert_eq!(m[1].0.origin, "m.toml:10");
+    }
+
+    #[test]
+    fn bad_reversal_points_at_its_line() {
+        let e = load("[[tool]]\nserver = \"s\"\nname = \"t\"\nclass = \"c\"\ntarget = \"x\"\nimpact = \"y\"\nreversal = \"maybe\"\n").unwrap_err();
+        assert_eq!(e[0].line, 7);
+        assert_eq!(e[0].key, "tool[0].reversal");
+    }
+
+    #[test]
+    fn missing_field_is_a_located_parse_error() {
+        let src = Source {
+            path: "m.toml".into(),
+            text: "[[tool]]\nserver = \"s\"\nname = \"t\"\n".into(),
+        };
+        let d = src.parse::<ManifestFile>().unwrap_err();
+        assert!(d.line >= 1, "{d}");
+        assert!(d.message.contains("missing field"), "{}", d.message);
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let src = Source {
+            path: "m.toml".into(),
+            text: "[[tool]]\nserver = \"s\"\nname = \"t\"\nclas = \"c\"\n".into(),
+        };
+        let d = src.parse::<ManifestFile>().unwrap_err();
+        assert_eq!(d.line, 4, "{d}");
+    }
+}

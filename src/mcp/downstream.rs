@@ -1,0 +1,255 @@
+//! Tool servers: start each configured server as a child process, list its tools, forward calls.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{CallToolRequestParams, MetaObject, RequestMetaObject, ResultType};
+use rmcp::service::{RoleClient, RunningService, ServiceExt};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Map, Value};
+
+use crate::config::ServerConfig;
+
+/// How long a tool server may take to start and answer its first `tools/list`
+/// (a `cargo run` server may compile first).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A tool as a tool server describes it, with the name Airlock exposes it under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDef {
+    pub server: String,
+    pub name: String,
+    pub exposed: String,
+    pub description: Option<String>,
+    /// The server's full tool definition (JSON), relayed to agents under `exposed`.
+    pub definition: Value,
+}
+
+/// A tool result as the server returned it (MCP `CallToolResult` JSON), relayed untouched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolReply {
+    pub json: Value,
+    pub is_error: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DownstreamError {
+    #[error("tool server `{0}` is not running (it failed to start or has exited)")]
+    Unavailable(String),
+    #[error("tool server `{server}` failed the call: {message}")]
+    Call { server: String, message: String },
+    #[error("tool server `{server}` does not serve `{tool}`")]
+    NoSuchTool { server: String, tool: String },
+}
+
+struct Server {
+    config: ServerConfig,
+    service: Option<RunningService<RoleClient, ()>>,
+    status: String,
+}
+
+/// Every configured tool server and the tools they serve, routed by exposed name.
+pub struct ToolServers {
+    servers: Vec<Server>,
+    tools: Vec<ToolDef>,
+    routes: BTreeMap<String, usize>,
+}
+
+/// A problem met while connecting, reported to the operator (and `map`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectProblem {
+    pub server: String,
+    pub message: String,
+}
+
+impl ToolServers {
+    /// Start every server concurrently and list its tools. A server that fails is reported and
+    /// left out; the others keep serving.
+    pub async fn connect(configs: &[ServerConfig]) -> (ToolServers, Vec<ConnectProblem>) {
+        let started = futures_join_all(configs.iter().cloned().map(start)).await;
+        let mut servers = Vec::new();
+        let mut tools: Vec<ToolDef> = Vec::new();
+        let mut routes: BTreeMap<String, usize> = BTreeMap::new();
+        let mut problems = Vec::new();
+        for (config, outcome) in started {
+            match outcome {
+                Ok((service, defs)) => {
+                    for def in defs {
+                        if let Some(&other) = routes.get(&def.exposed) {
+                            problems.push(ConnectProblem {
+                                server: config.name.clone(),
+                                message: format!("tool `{}` collides with `{}` of server `{}`; it is not exposed", def.exposed, def.exposed, tools[other].server),
+                            });
+                            continue;
+                        }
+                        routes.insert(def.exposed.clone(), tools.len());
+                        tools.push(def);
+                    }
+                    servers.push(Server {
+                        config,
+                        service: Some(service),
+                        status: "running".into(),
+                    });
+                }
+                Err(message) => {
+                    problems.push(ConnectProblem {
+                        server: config.name.clone(),
+                        message: message.clone(),
+                    });
+                    servers.push(Server {
+                        config,
+                        service: None,
+                        status: format!("failed: {message}"),
+                    });
+                }
+            }
+        }
+        (
+            ToolServers {
+                servers,
+                tools,
+                routes,
+            },
+            problems,
+        )
+    }
+
+    /// Every exposed tool, in server order.
+    pub fn tools(&self) -> &[ToolDef] {
+        &self.tools
+    }
+
+    /// (server, tool name) of an exposed name, if some server serves it.
+    pub fn route(&self, exposed: &str) -> Option<&ToolDef> {
+        self.routes.get(exposed).map(|&i| &self.tools[i])
+    }
+
+    /// Per-server state for status output.
+    pub fn status(&self) -> Vec<(String, String)> {
+        self.servers
+            .iter()
+            .map(|s| (s.config.name.clone(), s.status.clone()))
+            .collect()
+    }
+
+    /// Forward one call. The arguments are passed exactly as the agent sent them.
+    pub async fn call(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: Map<String, Value>,
+        meta: Option<Map<String, Value>>,
+    ) -> Result<ToolReply, DownstreamError> {
+        let s = self
+            .servers
+            .iter()
+            .find(|s| s.config.name == server)
+            .ok_or_else(|| DownstreamError::Unavailable(server.to_string()))?;
+        let service = s
+            .service
+            .as_ref()
+            .filter(|svc| !svc.is_transport_closed())
+            .ok_or_else(|| DownstreamError::Unavailable(server.to_string()))?;
+        let mut params = CallToolRequestParams::new(tool.to_string());
+        params.arguments = Some(arguments);
+        params.meta = meta.map(|m| RequestMetaObject(MetaObject(m)));
+        match service.call_tool(params).await {
+            Ok(mut result) => {
+                // Results from servers on older protocol versions carry no result type; agents on
+                // 2026-07-28 require one.
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                let is_error = result.is_error.unwrap_or(false);
+                let json = serde_json::to_value(&result).map_err(|e| DownstreamError::Call {
+                    server: server.into(),
+                    message: e.to_string(),
+                })?;
+                Ok(ToolReply { json, is_error })
+            }
+            Err(e) if service.is_transport_closed() => {
+                tracing::error!(server, error = %e, "tool server connection closed");
+                Err(DownstreamError::Unavailable(server.to_string()))
+            }
+            Err(e) => Err(DownstreamError::Call {
+                server: server.into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Close every connection (children are stopped when their transport drops).
+    pub async fn shutdown(self) {
+        for s in self.servers {
+            if let Some(svc) = s.service {
+                let _ = svc.cancel().await;
+            }
+        }
+    }
+}
+
+async fn start(
+    config: ServerConfig,
+) -> (
+    ServerConfig,
+    Result<(RunningService<RoleClient, ()>, Vec<ToolDef>), String>,
+) {
+    let outcome = tokio::time::timeout(STARTUP_TIMEOUT, connect_one(&config))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "did not answer within {}s",
+                STARTUP_TIMEOUT.as_secs()
+            ))
+        });
+    (config, outcome)
+}
+
+async fn connect_one(
+    config: &ServerConfig,
+) -> Result<(RunningService<RoleClient, ()>, Vec<ToolDef>), String> {
+    let mut cmd = tokio::process::Command::new(&config.command);
+    cmd.args(&config.args)
+        .envs(&config.env)
+        .current_dir(&config.cwd)
+        .kill_on_drop(true);
+    let transport = TokioChildProcess::new(cmd)
+        .map_err(|e| format!("cannot start `{}`: {e}", config.command))?;
+    let service = ().serve(transport).await.map_err(|e| format!("MCP handshake failed: {e}"))?;
+    let listed = service
+        .list_all_tools()
+        .await
+        .map_err(|e| format!("tools/list failed: {e}"))?;
+    let mut defs = Vec::with_capacity(listed.len());
+    for tool in listed {
+        let definition = serde_json::to_value(&tool).map_err(|e| e.to_string())?;
+        defs.push(ToolDef {
+            server: config.name.clone(),
+            name: tool.name.to_string(),
+            exposed: config.exposed(&tool.name),
+            description: tool.description.as_ref().map(|d| d.to_string()),
+            definition,
+        });
+    }
+    Ok((service, defs))
+}
+
+/// Run futures concurrently and collect their outputs in order.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        match h.await {
+            Ok(v) => out.push(v),
+            Err(e) => tracing::error!(error = %e, "tool server start task failed"),
+        }
+    }
+    out
+}
+
+/// Shared handle used by the gate.
+pub type SharedToolServers = Arc<ToolServers>;

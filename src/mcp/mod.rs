@@ -1,0 +1,13 @@
+//! MCP: the only module that speaks the Model Context Protocol (and the only one that imports rmcp).
+//!
+//! - [`downstream`]: Airlock as a client of its tool servers — start them, list their tools, forward
+//!   allowed calls.
+//! - [`upstream`]: Airlock as a server to the agent — list the gated tools, turn every `tools/call`
+//!   into a [`crate::gate::GateCall`] and the gate's reply back into an MCP result.
+//!
+//! It must never decide whether a call runs (that is the gate and the decision core), and it must
+//! never let an rmcp type escape into the rest of the crate: everything crossing this boundary is a
+//! domain type or plain JSON.
+
+pub mod downstream;
+pub mod upstream;

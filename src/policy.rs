@@ -1,0 +1,361 @@
+//! Policy: the versioned rules that say, per action class, which path a call takes.
+//!
+//! Owns the policy file format (`policies/*.toml`), its JSON Schema, and the compiled [`Policy`] that
+//! [`crate::decide`] reads. It must never look at a concrete tool call or do I/O beyond reading its
+//! own files; validation against manifests and config happens in [`crate::config`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_spanned::Spanned;
+
+use crate::diag::{Diagnostic, Source};
+
+/// The default path a class of actions takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    /// Autopilot: the call runs at once and is audited.
+    Allow,
+    /// Runs on autopilot only while every condition the class demands holds; otherwise `on_fail`.
+    Conditional,
+    /// A named human role must decide.
+    Approve,
+    /// Never runs.
+    Deny,
+    /// Does not run; waits for a person to classify or review it.
+    Quarantine,
+}
+
+/// What happens when an approval is not decided in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    /// The call ends denied.
+    #[default]
+    Deny,
+    /// The role's `escalate_to` role is asked next, with a fresh clock.
+    Escalate,
+    /// The call ends as a logged no-op.
+    Expire,
+}
+
+/// Where a call goes when a `conditional` class's conditions (or an `allow` class's reversal
+/// requirement) do not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FailPath {
+    /// Ask the class's `role`.
+    Approve,
+    /// Hold the call for review.
+    Quarantine,
+}
+
+/// `policies/*.toml` as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Airlock policy")]
+pub struct PolicyFile {
+    /// Recorded on every verdict, e.g. `2026-11-24.1`.
+    #[schemars(with = "String")]
+    pub version: Spanned<String>,
+    /// Action class name → rule.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ClassRuleFile>")]
+    pub classes: BTreeMap<String, Spanned<ClassRuleFile>>,
+    /// Role name → who is asked.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RoleFile>")]
+    pub roles: BTreeMap<String, Spanned<RoleFile>>,
+}
+
+/// One class's rule as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClassRuleFile {
+    pub path: PathKind,
+    /// The role that decides (`approve`) or is escalated to (`conditional`, `allow` with requirements).
+    #[schemars(with = "Option<String>")]
+    pub role: Option<Spanned<String>>,
+    /// How long an approval may wait, e.g. `30m`, `2h` (default `1h`).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+    /// The manifest's `evidence` fields must be present in the call (`conditional` and `allow`).
+    #[serde(default)]
+    pub require_evidence: bool,
+    /// The manifest must declare a reversal tool (`reversal = "tool:NAME"`).
+    #[serde(default)]
+    pub require_reversal: bool,
+    /// Where a call goes when a requirement fails; default `approve` when `role` is set, else `quarantine`.
+    pub on_fail: Option<FailPath>,
+}
+
+/// One role as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleFile {
+    /// Addresses that receive approval requests.
+    #[serde(default)]
+    pub emails: Vec<String>,
+    /// The more senior role asked when an approval escalates.
+    pub escalate_to: Option<String>,
+}
+
+/// A compiled, validated policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub version: String,
+    pub classes: BTreeMap<String, ClassRule>,
+    pub roles: BTreeMap<String, Role>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassRule {
+    pub path: PathKind,
+    pub role: Option<String>,
+    pub timeout: Duration,
+    pub on_timeout: OnTimeout,
+    pub require_evidence: bool,
+    pub require_reversal: bool,
+    pub on_fail: FailPath,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Role {
+    pub emails: Vec<String>,
+    pub escalate_to: Option<String>,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Compile a parsed policy, reporting every problem with its location.
+pub fn compile(src: &Source, file: PolicyFile) -> Result<Policy, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    if file.version.get_ref().trim().is_empty() {
+        errors.push(src.error(Some(file.version.span()), "version", "must not be empty"));
+    }
+    let mut roles = BTreeMap::new();
+    for (name, role) in &file.roles {
+        let key = format!("roles.{name}");
+        let r = role.get_ref();
+        if r.emails.is_empty() {
+            errors.push(src.error(
+                Some(role.span()),
+                &format!("{key}.emails"),
+                "a role needs at least one email address",
+            ));
+        }
+        for e in &r.emails {
+            if !looks_like_email(e) {
+                errors.push(src.error(
+                    Some(role.span()),
+                    &format!("{key}.emails"),
+                    format!("`{e}` is not an email address"),
+                ));
+            }
+        }
+        roles.insert(
+            name.clone(),
+            Role {
+                emails: r.emails.clone(),
+                escalate_to: r.escalate_to.clone(),
+            },
+        );
+    }
+    for (name, role) in &file.roles {
+        if let Some(up) = &role.get_ref().escalate_to {
+            if !roles.contains_key(up) {
+                errors.push(src.error(
+                    Some(role.span()),
+                    &format!("roles.{name}.escalate_to"),
+                    format!("unknown role `{up}`"),
+                ));
+            }
+        }
+    }
+    let mut classes = BTreeMap::new();
+    for (name, rule) in &file.classes {
+        let key = format!("classes.{name}");
+        let r = rule.get_ref();
+        let role = r.role.as_ref().map(|s| s.get_ref().clone());
+        if let Some(role_s) = &r.role {
+            if !roles.contains_key(role_s.get_ref()) {
+                errors.push(src.error(
+                    Some(role_s.span()),
+                    &format!("{key}.role"),
+                    format!(
+                        "unknown role `{}` (define it under [roles])",
+                        role_s.get_ref()
+                    ),
+                ));
+            }
+        }
+        let timeout = match &r.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(t) => match parse_duration(t.get_ref()) {
+                Ok(d) => d,
+                Err(msg) => {
+                    errors.push(src.error(Some(t.span()), &format!("{key}.timeout"), msg));
+                    DEFAULT_TIMEOUT
+                }
+            },
+        };
+        if r.path == PathKind::Approve && role.is_none() {
+            errors.push(src.error(
+                Some(rule.span()),
+                &format!("{key}.role"),
+                "path `approve` needs a `role` to ask",
+            ));
+        }
+        let on_fail = match (r.on_fail, &role) {
+            (Some(FailPath::Approve), None) => {
+                errors.push(src.error(
+                    Some(rule.span()),
+                    &format!("{key}.on_fail"),
+                    "`on_fail = \"approve\"` needs a `role`",
+                ));
+                FailPath::Quarantine
+            }
+            (Some(p), _) => p,
+            (None, Some(_)) => FailPath::Approve,
+            (None, None) => FailPath::Quarantine,
+        };
+        if r.on_timeout == OnTimeout::Escalate {
+            let has_senior = role
+                .as_ref()
+                .and_then(|n| roles.get(n))
+                .is_some_and(|ro| ro.escalate_to.is_some());
+            if role.is_some() && !has_senior {
+                errors.push(src.error(
+                    Some(rule.span()),
+                    &format!("{key}.on_timeout"),
+                    "`escalate` needs the role to name `escalate_to`",
+                ));
+            }
+        }
+        classes.insert(
+            name.clone(),
+            ClassRule {
+                path: r.path,
+                role,
+                timeout,
+                on_timeout: r.on_timeout,
+                require_evidence: r.require_evidence,
+                require_reversal: r.require_reversal,
+                on_fail,
+            },
+        );
+    }
+    if errors.is_empty() {
+        Ok(Policy {
+            version: file.version.into_inner(),
+            classes,
+            roles,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parse a human duration (`30m`, `2h`, `1d`); zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d.is_zero() => Err(format!("`{s}` is zero; a timeout must be positive")),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "`{s}` is not a duration ({e}); write e.g. `30m`, `2h`, `1d`"
+        )),
+    }
+}
+
+fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Policy, Vec<Diagnostic>> {
+        let src = Source {
+            path: "p.toml".into(),
+            text: text.into(),
+        };
+        let file: PolicyFile = src.parse().map_err(|d| vec![d])?;
+        compile(&src, file)
+    }
+
+    const GOOD: &str = r#"
+version = "v1"
+[classes]
+read_only = { path = "allow" }
+financial = { path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }
+support   = { path = "conditional", role = "finance", require_evidence = true }
+[roles]
+finance = { emails = ["f@example.com"] }
+"#;
+
+    #[test]
+    fn compiles_the_contract_format() {
+        let p = load(GOOD).unwrap();
+        assert_eq!(p.version, "v1");
+        let fin = &p.classes["financial"];
+        assert_eq!(fin.path, PathKind::Approve);
+        assert_eq!(fin.timeout, Duration::from_secs(1800));
+        assert_eq!(fin.on_timeout, OnTimeout::Deny);
+        assert_eq!(p.classes["support"].on_fail, FailPath::Approve);
+        assert_eq!(p.classes["read_only"].on_fail, FailPath::Quarantine);
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let e = load("version = \"v\"\n[classes]\nx = { path = \"approve\", role = \"r\", timeout = \"soon\" }\n[roles]\nr = { emails = [\"a@b.c\"] }\n").unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].line, 3);
+        assert_eq!(e[0].key, "classes.x.timeout");
+    }
+
+    #[test]
+    fn unknown_role_and_role_without_emails() {
+        let e = load("version = \"v\"\n[classes]\nx = { path = \"approve\", role = \"nobody\" }\n[roles]\nempty = { emails = [] }\n").unwrap_err();
+        let keys: Vec<_> = e.iter().map(|d| d.key.as_str()).collect();
+        assert!(keys.contains(&"classes.x.role"), "{keys:?}");
+        assert!(keys.contains(&"roles.empty.emails"), "{keys:?}");
+    }
+
+    #[test]
+    fn approve_needs_a_role() {
+        let e = load("version = \"v\"\n[classes]\nx = { path = \"approve\" }\n").unwrap_err();
+        assert_eq!(e[0].key, "classes.x.role");
+    }
+
+    #[test]
+    fn unknown_path_is_a_parse_error_with_line() {
+        let src = Source {
+            path: "p.toml".into(),
+            text: "version = \"v\"\n[classes]\nx = { path = \"maybe\" }\n".into(),
+        };
+        let d = src.parse::<PolicyFile>().unwrap_err();
+        assert_eq!(d.line, 3);
+        assert!(
+            d.message.contains("maybe") || d.message.contains("variant"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn escalate_needs_a_senior_role() {
+        let e = load("version = \"v\"\n[classes]\nx = { path = \"approve\", role = \"r\", on_timeout = \"escalate\" }\n[roles]\nr = { emails = [\"a@b.c\"] }\n").unwrap_err();
+        assert_eq!(e[0].key, "classes.x.on_timeout");
+    }
+}

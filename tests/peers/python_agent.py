@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""A scripted MCP agent built on the official MCP Python SDK (v2.x).
+
+Usage:
+    echo '[{"name": "echo", "arguments": {"text": "hi"}}]' \
+        | python3 tests/peers/python_agent.py [--timeout SECS] [--rpc-errors-as-results] -- COMMAND ARGS...
+
+Starts COMMAND as an MCP server over stdio, initializes, lists its tools, then
+performs each call from the JSON list on stdin, in order, and prints ONE JSON
+object on stdout:
+
+    {"tools": [name, ...],
+     "results": [{"name": ..., "isError": bool, "text": concatenated text content}, ...]}
+
+Any protocol failure (handshake, JSON-RPC error, timeout, unparsable server
+output, server exit) prints a message on stderr and exits non-zero. With
+--rpc-errors-as-results, a JSON-RPC error answering a tools/call is instead
+reported as {"name", "isError": true, "text": message, "rpcError": {"code",
+"message"}} and the run continues.
+
+The child gets this process's full environment (the SDK default passes only
+HOME/PATH/... through), and its stderr is passed through to ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import anyio
+from mcp import types
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.shared.exceptions import MCPError
+
+
+def die(msg: str, code: int = 1) -> None:
+    print(f"python_agent: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    if "--" not in argv:
+        die("usage: python_agent.py [options] -- COMMAND ARGS...", 2)
+    split = argv.index("--")
+    parser = argparse.ArgumentParser(prog="python_agent.py")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
+    parser.add_argument(
+        "--rpc-errors-as-results",
+        action="store_true",
+        help="report JSON-RPC errors on tools/call as error results instead of failing",
+    )
+    opts = parser.parse_args(argv[:split])
+    command = argv[split + 1 :]
+    if not command:
+        die("no server command given after --", 2)
+    return opts, command
+
+
+def read_calls() -> list[dict[str, Any]]:
+    try:
+        calls = json.load(sys.stdin)
+    except json.JSONDecodeError as e:
+        die(f"stdin is not valid JSON: {e}", 2)
+    if not isinstance(calls, list):
+        die("stdin must be a JSON list of {name, arguments} objects", 2)
+    for i, call in enumerate(calls):
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            die(f"call #{i} must be an object with a string 'name'", 2)
+        if not isinstance(call.get("arguments", {}), dict):
+            die(f"call #{i}: 'arguments' must be an object", 2)
+    return calls
+
+
+def text_of(result: types.CallToolResult) -> str:
+    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
+
+
+async def run(opts: argparse.Namespace, command: list[str], calls: list[dict[str, Any]]) -> dict[str, Any]:
+    transport_faults: list[Exception] = []
+
+    async def on_message(message: Any) -> None:
+        # The SDK routes transport-level faults (e.g. a non-JSON line on the
+        # server's stdout) here and otherwise drops them silently.
+        if isinstance(message, Exception):
+            transport_faults.append(message)
+
+    params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write, read_timeout_seconds=opts.timeout, message_handler=on_message) as session:
+            init = await session.initialize()
+            print(
+                f"python_agent: connected to {init.server_info.name} (protocol {init.protocol_version})",
+                file=sys.stderr,
+                flush=True,
+            )
+            listing = await session.list_tools()
+            tools = [tool.name for tool in listing.tools]
+            results: list[dict[str, Any]] = []
+            for call in calls:
+                name = call["name"]
+                try:
+                    result = await session.call_tool(name, call.get("arguments", {}))
+                except MCPError as e:
+                    if not opts.rpc_errors_as_results:
+                        raise RuntimeError(f"tools/call {name!r} failed: JSON-RPC error {e.code}: {e.message}") from e
+                    results.append(
+                        {
+                            "name": name,
+                            "isError": True,
+                            "text": e.message,
+                            "rpcError": {"code": e.code, "message": e.message},
+                        }
+                    )
+                    continue
+                results.append({"name": name, "isError": bool(result.is_error), "text": text_of(result)})
+            if transport_faults:
+                raise RuntimeError(f"transport fault: {transport_faults[0]!r}")
+            return {"tools": tools, "results": results}
+
+
+def describe(exc: BaseException) -> str:
+    """Flatten anyio's exception groups into one readable line."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe(e) for e in exc.exceptions)
+    if isinstance(exc, MCPError):
+        return f"JSON-RPC error {exc.code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def main() -> None:
+    opts, command = parse_args(sys.argv[1:])
+    calls = read_calls()
+    try:
+        output = anyio.run(run, opts, command, calls)
+    except KeyboardInterrupt:
+        die("interrupted", 130)
+    except BaseException as e:  # noqa: BLE001 - any failure is a protocol failure here
+        if isinstance(e, SystemExit):
+            raise
+        die(describe(e))
+    print(json.dumps(output), flush=True)
+
+
+if __name__ == "__main__":
+    main()
