@@ -283,22 +283,32 @@ fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         );
     } else {
         println!("policy {}", setup.policy.version);
-        println!(
-            "{:<32} {:<10} {:<20} {:<12} {:<10} {:<8} {}",
-            "TOOL", "SERVER", "CLASS", "PATH", "ROLE", "TIMEOUT", "ON TIMEOUT"
-        );
-        for r in &rows {
-            let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+        let line = |c: [&str; 7]| {
             println!(
                 "{:<32} {:<10} {:<20} {:<12} {:<10} {:<8} {}",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+            )
+        };
+        line([
+            "TOOL",
+            "SERVER",
+            "CLASS",
+            "PATH",
+            "ROLE",
+            "TIMEOUT",
+            "ON TIMEOUT",
+        ]);
+        for r in &rows {
+            let s = |k: &str| r[k].as_str().unwrap_or("-");
+            line([
                 s("tool"),
                 s("server"),
                 s("class"),
                 s("path"),
                 s("role"),
                 s("timeout"),
-                s("on_timeout")
-            );
+                s("on_timeout"),
+            ]);
         }
     }
     Ok(ExitCode::SUCCESS)

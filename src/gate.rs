@@ -134,14 +134,14 @@ impl Gate {
             .servers
             .call(&server, &tool, call.arguments, call.meta)
             .await;
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let (body, reply) = match outcome {
             Ok(reply) => (
-                json!({"status": if reply.is_error { "tool_error" } else { "ok" }, "result_sha256": canonical::sha256_hex(canonical::to_string(&reply.json).as_bytes()), "duration_ms": duration_ms}),
+                json!({"status": if reply.is_error { "tool_error" } else { "ok" }, "result_sha256": canonical::sha256_hex(canonical::to_string(&reply.json).as_bytes()), "duration_us": duration_us}),
                 Reply::Forwarded(reply),
             ),
             Err(e) => (
-                json!({"status": "failed", "error": e.to_string(), "duration_ms": duration_ms}),
+                json!({"status": "failed", "error": e.to_string(), "duration_us": duration_us}),
                 refused(
                     &call_id,
                     &decision,
@@ -205,4 +205,62 @@ fn refused(call_id: &str, d: &Decision, message: String) -> Reply {
         o.insert("call_id".into(), Value::String(call_id.to_string()));
     }
     Reply::Refused { message, details }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::config::load_setup;
+    use crate::ledger::tests::FailSwitch;
+
+    fn setup(dir: &std::path::Path) -> Setup {
+        let w = |rel: &str, text: &str| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w(
+            "airlock.toml",
+            "[[server]]\nname = \"shop\"\ncommand = \"unused\"\nprefix = \"\"\n",
+        );
+        w(
+            "policies/p.toml",
+            "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\n",
+        );
+        w(
+            "tool-manifests/m.toml",
+            "[[tool]]\nserver = \"shop\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
+        );
+        load_setup(&dir.join("airlock.toml")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn when_the_ledger_cannot_be_written_the_call_is_not_forwarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (backend, fail) = FailSwitch::new();
+        let ledger = Ledger::open_on(backend).unwrap();
+        let (servers, _) = ToolServers::connect(&[]).await;
+        let gate = Gate::new(setup(dir.path()), ledger, Arc::new(servers));
+        fail.store(true, Ordering::SeqCst);
+        let reply = gate
+            .call(GateCall {
+                tool: "echo".into(),
+                arguments: Map::new(),
+                meta: None,
+            })
+            .await;
+        match reply {
+            Reply::Refused { message, details } => {
+                // Had the gate gone on to forward, it would have reported the server as not running.
+                assert!(
+                    message.contains("could not record this call") && message.contains("not run"),
+                    "{message}"
+                );
+                assert_eq!(details["verdict"], "allow");
+            }
+            Reply::Forwarded(r) => panic!("forwarded without a durable ledger row: {r:?}"),
+        }
+    }
 }

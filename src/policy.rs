@@ -132,8 +132,10 @@ pub struct Role {
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// Compile a parsed policy, reporting every problem with its location.
-pub fn compile(src: &Source, file: PolicyFile) -> Result<Policy, Vec<Diagnostic>> {
+/// Compile a parsed policy, reporting every problem with its location. The policy is returned
+/// even when there are errors (best effort), so manifests can still be checked against it; a
+/// caller must not serve with a policy that came with errors.
+pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
     let mut errors = Vec::new();
     if file.version.get_ref().trim().is_empty() {
         errors.push(src.error(Some(file.version.span()), "version", "must not be empty"));
@@ -250,15 +252,14 @@ pub fn compile(src: &Source, file: PolicyFile) -> Result<Policy, Vec<Diagnostic>
             },
         );
     }
-    if errors.is_empty() {
-        Ok(Policy {
+    (
+        Policy {
             version: file.version.into_inner(),
             classes,
             roles,
-        })
-    } else {
-        Err(errors)
-    }
+        },
+        errors,
+    )
 }
 
 /// Parse a human duration (`30m`, `2h`, `1d`); zero is refused.
@@ -291,7 +292,10 @@ mod tests {
             text: text.into(),
         };
         let file: PolicyFile = src.parse().map_err(|d| vec![d])?;
-        compile(&src, file)
+        match compile(&src, file) {
+            (p, e) if e.is_empty() => Ok(p),
+            (_, e) => Err(e),
+        }
     }
 
     const GOOD: &str = r#"

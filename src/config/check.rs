@@ -100,13 +100,10 @@ fn load_policy(config: &Config, diags: &mut Vec<Diagnostic>) -> Option<(Policy, 
             return None;
         }
     };
-    match policy::compile(&src, file) {
-        Ok(p) => Some((p, src)),
-        Err(errs) => {
-            diags.extend(errs);
-            None
-        }
-    }
+    let (policy, errors) = policy::compile(&src, file);
+    // With errors the policy is still used to check the manifests; load_setup then refuses it.
+    diags.extend(errors);
+    Some((policy, src))
 }
 
 fn load_manifests(

@@ -183,7 +183,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             (Some(_), Some(_)) => {
                 errors.push(src.error(
                     Some(span.clone()),
-                    &format!("{key}"),
+                    &key,
                     "give either `command` or `url`, not both",
                 ));
                 continue;

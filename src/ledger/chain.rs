@@ -1,6 +1,10 @@
 //! The hash chain: row encoding, domain-separated hashing, and verification.
 //!
-//! leaf = SHA-256("airlock.ledger.v1.leaf\0" ‖ canonical(seq, time, kind, call_id, body))
+//! A row is stored as `prev (32 bytes) ‖ hash (32 bytes) ‖ entry`, where `entry` is the canonical
+//! JSON of `{seq, time, kind, call_id, body}`. Hashes are over those exact entry bytes, never over
+//! a re-encoding, so what is verified is what was written:
+//!
+//! leaf = SHA-256("airlock.ledger.v1.leaf\0" ‖ entry)
 //! hash = SHA-256("airlock.ledger.v1.link\0" ‖ prev ‖ leaf), with prev = 32 zero bytes for row 1.
 
 use serde::{Deserialize, Serialize};
@@ -32,12 +36,28 @@ pub struct Record {
     pub hash: String,
 }
 
-/// Hash of a row's content (everything but `prev` and `hash`).
-pub fn leaf(seq: u64, time: &str, kind: &str, call_id: &str, body: &Value) -> [u8; 32] {
-    let content = json!({"seq": seq, "time": time, "kind": kind, "call_id": call_id, "body": body});
+#[derive(Deserialize)]
+struct Entry {
+    seq: u64,
+    time: String,
+    kind: String,
+    call_id: String,
+    body: Value,
+}
+
+/// The canonical entry bytes of a row.
+pub fn entry(seq: u64, time: &str, kind: &str, call_id: &str, body: &Value) -> Vec<u8> {
+    canonical::to_string(
+        &json!({"seq": seq, "time": time, "kind": kind, "call_id": call_id, "body": body}),
+    )
+    .into_bytes()
+}
+
+/// Hash of a row's entry bytes.
+pub fn leaf(entry: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(LEAF_TAG);
-    h.update(canonical::to_string(&content).as_bytes());
+    h.update(entry);
     h.finalize().into()
 }
 
@@ -48,6 +68,51 @@ pub fn link(prev: &[u8; 32], leaf: &[u8; 32]) -> [u8; 32] {
     h.update(prev);
     h.update(leaf);
     h.finalize().into()
+}
+
+/// The stored bytes of a row.
+pub fn encode(prev: &[u8; 32], hash: &[u8; 32], entry: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(64 + entry.len());
+    v.extend_from_slice(prev);
+    v.extend_from_slice(hash);
+    v.extend_from_slice(entry);
+    v
+}
+
+/// A stored row, split into its parts.
+pub struct Stored<'a> {
+    pub prev: [u8; 32],
+    pub hash: [u8; 32],
+    pub entry: &'a [u8],
+}
+
+/// Split stored bytes into their parts.
+pub fn split(bytes: &[u8]) -> Result<Stored<'_>, Fault> {
+    if bytes.len() < 64 {
+        return Err(Fault::Unreadable);
+    }
+    let (prev, rest) = bytes.split_at(32);
+    let (hash, entry) = rest.split_at(32);
+    Ok(Stored {
+        prev: prev.try_into().map_err(|_| Fault::Unreadable)?,
+        hash: hash.try_into().map_err(|_| Fault::Unreadable)?,
+        entry,
+    })
+}
+
+/// Decode stored bytes into a record, without checking the chain.
+pub fn decode(bytes: &[u8]) -> Result<Record, Fault> {
+    let Stored { prev, hash, entry } = split(bytes)?;
+    let e: Entry = serde_json::from_slice(entry).map_err(|_| Fault::Unreadable)?;
+    Ok(Record {
+        seq: e.seq,
+        time: e.time,
+        kind: e.kind,
+        call_id: e.call_id,
+        body: e.body,
+        prev: hex::encode(prev),
+        hash: hex::encode(hash),
+    })
 }
 
 /// What is wrong with a row, for `verify`.
@@ -97,21 +162,21 @@ impl Default for Verifier {
 impl Verifier {
     /// Check the next stored row; returns the decoded record or the fault.
     pub fn check(&mut self, key: u64, bytes: &[u8]) -> Result<Record, Fault> {
-        let r: Record = serde_json::from_slice(bytes).map_err(|_| Fault::Unreadable)?;
-        if key != self.expected_seq || r.seq != key {
+        if key != self.expected_seq {
             return Err(Fault::Gap);
         }
-        if r.prev != hex::encode(self.prev) {
+        let Stored { prev, hash, entry } = split(bytes)?;
+        if prev != self.prev {
             return Err(Fault::BrokenLink);
         }
-        let h = link(
-            &self.prev,
-            &leaf(r.seq, &r.time, &r.kind, &r.call_id, &r.body),
-        );
-        if r.hash != hex::encode(h) {
+        if link(&prev, &leaf(entry)) != hash {
             return Err(Fault::Altered);
         }
-        self.prev = h;
+        let r = decode(bytes)?;
+        if r.seq != key {
+            return Err(Fault::Gap);
+        }
+        self.prev = hash;
         self.expected_seq += 1;
         Ok(r)
     }

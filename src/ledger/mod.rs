@@ -22,7 +22,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
 pub use chain::{Fault, Record};
-use chain::{GENESIS, Verifier, leaf, link};
+use chain::{GENESIS, Verifier, decode, encode, entry, leaf, link};
 
 const ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -77,6 +77,11 @@ impl Ledger {
             redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
             other => storage(path, other),
         })?;
+        Ledger::start(db, path)
+    }
+
+    /// Start the writer on an open database.
+    fn start(db: Database, path: &Path) -> Result<Ledger, LedgerError> {
         let head = init(&db, path)?;
         let (queue, rx) = mpsc::channel();
         let writer = Writer {
@@ -93,6 +98,16 @@ impl Ledger {
             queue: Some(queue),
             writer: Some(writer),
         })
+    }
+
+    /// A ledger on any redb storage backend (tests use one that fails on demand).
+    #[cfg(test)]
+    pub(crate) fn open_on(backend: impl redb::StorageBackend) -> Result<Ledger, LedgerError> {
+        let path = PathBuf::from("<backend>");
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(|e| storage(&path, e))?;
+        Ledger::start(db, &path)
     }
 
     pub fn path(&self) -> &Path {
@@ -156,12 +171,9 @@ fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
                 hash: GENESIS,
             },
             Some((k, v)) => {
-                let r: Record = serde_json::from_slice(v.value()).map_err(|e| {
-                    storage(path, format!("last row {} unreadable: {e}", k.value()))
-                })?;
-                let mut hash = [0u8; 32];
-                hex::decode_to_slice(&r.hash, &mut hash)
-                    .map_err(|e| storage(path, format!("last row {} hash: {e}", r.seq)))?;
+                let hash = chain::split(v.value())
+                    .map_err(|f| storage(path, format!("last row {}: {f}", k.value())))?
+                    .hash;
                 Head {
                     seq: k.value(),
                     hash,
@@ -222,20 +234,9 @@ impl Writer {
                 for row in &req.rows {
                     let seq = head.seq + 1;
                     let time = row.time.format(&Rfc3339).map_err(|e| e.to_string())?;
-                    let hash = link(
-                        &head.hash,
-                        &leaf(seq, &time, row.kind, &row.call_id, &row.body),
-                    );
-                    let record = Record {
-                        seq,
-                        time,
-                        kind: row.kind.to_string(),
-                        call_id: row.call_id.clone(),
-                        body: row.body.clone(),
-                        prev: hex::encode(head.hash),
-                        hash: hex::encode(hash),
-                    };
-                    let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+                    let entry = entry(seq, &time, row.kind, &row.call_id, &row.body);
+                    let hash = link(&head.hash, &leaf(&entry));
+                    let bytes = encode(&head.hash, &hash, &entry);
                     table
                         .insert(seq, bytes.as_slice())
                         .map_err(|e| e.to_string())?;
@@ -312,9 +313,7 @@ impl LedgerReader {
         };
         for item in table.iter().map_err(|e| storage(&self.path, e))? {
             let (k, v) = item.map_err(|e| storage(&self.path, e))?;
-            each(
-                serde_json::from_slice::<Record>(v.value()).map_err(|e| (k.value(), e.to_string())),
-            );
+            each(decode(v.value()).map_err(|f| (k.value(), f.to_string())));
         }
         Ok(())
     }
@@ -394,4 +393,4 @@ fn storage(path: &Path, e: impl std::fmt::Display) -> LedgerError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

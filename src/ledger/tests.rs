@@ -3,8 +3,12 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableTable};
-use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::backends::InMemoryBackend;
+use redb::{Database, ReadableTable, StorageBackend};
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -27,15 +31,37 @@ async fn filled(path: &Path, n: usize) {
 }
 
 /// Overwrite one stored row's bytes through redb, as an attacker with file access could.
-fn tamper(path: &Path, seq: u64, f: impl FnOnce(&mut Record)) {
+struct Tamper<'a> {
+    prev: &'a mut [u8; 32],
+    hash: &'a mut [u8; 32],
+    body: &'a mut Value,
+    seq: u64,
+}
+
+fn tamper(path: &Path, seq: u64, f: impl FnOnce(&mut Tamper<'_>)) {
     let db = Database::create(path).unwrap();
     let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table(ROWS).unwrap();
-        let mut r: Record = serde_json::from_slice(t.get(seq).unwrap().unwrap().value()).unwrap();
-        f(&mut r);
-        let bytes = serde_json::to_vec(&r).unwrap();
-        t.insert(seq, bytes.as_slice()).unwrap();
+        let stored = t.get(seq).unwrap().unwrap().value().to_vec();
+        let parts = chain::split(&stored).unwrap();
+        let (mut prev, mut hash, entry) = (parts.prev, parts.hash, parts.entry.to_vec());
+        let mut body: Value = serde_json::from_slice::<Value>(&entry).unwrap()["body"].clone();
+        f(&mut Tamper {
+            prev: &mut prev,
+            hash: &mut hash,
+            body: &mut body,
+            seq,
+        });
+        let entry = chain::entry(
+            seq,
+            "2026-11-24T12:00:00Z",
+            "proposal",
+            &format!("c{}", seq - 1),
+            &body,
+        );
+        t.insert(seq, chain::encode(&prev, &hash, &entry).as_slice())
+            .unwrap();
     }
     tx.commit().unwrap();
 }
@@ -106,7 +132,7 @@ async fn altered_row_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.redb");
     filled(&path, 4).await;
-    tamper(&path, 2, |r| r.body = json!({"n": "forged"}));
+    tamper(&path, 2, |t| *t.body = json!({"n": "forged"}));
     assert_eq!(
         verify(&path).first_bad,
         Some(BadRow {
@@ -121,13 +147,10 @@ async fn rehashed_row_breaks_the_next_link() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.redb");
     filled(&path, 4).await;
-    tamper(&path, 2, |r| {
-        r.body = json!({"n": "forged"});
-        let prev: [u8; 32] = hex::decode(&r.prev).unwrap().try_into().unwrap();
-        r.hash = hex::encode(link(
-            &prev,
-            &leaf(r.seq, &r.time, &r.kind, &r.call_id, &r.body),
-        ));
+    tamper(&path, 2, |t| {
+        *t.body = json!({"n": "forged"});
+        let entry = chain::entry(t.seq, "2026-11-24T12:00:00Z", "proposal", "c1", t.body);
+        *t.hash = link(t.prev, &leaf(&entry));
     });
     assert_eq!(
         verify(&path).first_bad,
@@ -191,4 +214,77 @@ fn missing_ledger_is_a_clear_error() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("no ledger at"), "{err}");
+}
+
+/// An in-memory redb backend whose writes and syncs fail while `fail` is set: a disk that fills up
+/// or goes away underneath a running gate.
+#[derive(Debug)]
+pub(crate) struct FailSwitch {
+    inner: InMemoryBackend,
+    pub fail: Arc<AtomicBool>,
+}
+
+impl FailSwitch {
+    pub(crate) fn new() -> (FailSwitch, Arc<AtomicBool>) {
+        let fail = Arc::new(AtomicBool::new(false));
+        (
+            FailSwitch {
+                inner: InMemoryBackend::new(),
+                fail: fail.clone(),
+            },
+            fail,
+        )
+    }
+
+    fn check(&self) -> std::io::Result<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            Err(std::io::Error::other("injected: no space left on device"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl StorageBackend for FailSwitch {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.write(offset, data)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_commit_is_reported_to_every_waiting_caller() {
+    let (backend, fail) = FailSwitch::new();
+    let l = Ledger::open_on(backend).unwrap();
+    assert_eq!(l.append(vec![row("a", "proposal")]).await.unwrap(), [1]);
+    fail.store(true, Ordering::SeqCst);
+    let err = l.append(vec![row("b", "proposal")]).await.unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+}
+
+#[tokio::test]
+async fn after_an_io_error_the_ledger_stays_closed_until_reopened() {
+    // redb refuses further writes after an I/O error; the gate therefore keeps refusing calls
+    // (fail closed) until the operator restarts it on healthy storage.
+    let (backend, fail) = FailSwitch::new();
+    let l = Ledger::open_on(backend).unwrap();
+    l.append(vec![row("a", "proposal")]).await.unwrap();
+    fail.store(true, Ordering::SeqCst);
+    assert!(l.append(vec![row("b", "proposal")]).await.is_err());
+    fail.store(false, Ordering::SeqCst);
+    assert!(l.append(vec![row("c", "proposal")]).await.is_err());
 }

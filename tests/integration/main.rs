@@ -1,1 +1,7 @@
+//! Integration tests: the real `airlock` binary, driven as its users drive it — an MCP client over
+//! stdio, the CLI, and tool servers nobody here wrote.
 
+mod cli;
+mod gate;
+mod peers;
+mod support;

@@ -1,0 +1,267 @@
+//! The CLI as developers and auditors use it: check, map, explain, schema, ledger verify.
+
+use redb::ReadableTable;
+use serde_json::{Value, json};
+
+use crate::support::{AIRLOCK, REPO, World};
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn check_passes_on_the_shipped_config() {
+    let out = std::process::Command::new(AIRLOCK)
+        .args(["check", "--config", &format!("{REPO}/airlock.toml")])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("7 tool manifest(s), policy 2026-11-24.1"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn check_reports_every_problem_with_file_line_and_key() {
+    let w = World::empty();
+    w.write_config("[gate]\nmanifests = \"m\"\npolicies = \"p\"\n\n[[server]]\nname = \"shop\"\ncommand = \"x\"\n");
+    w.write(
+        "p/policy.toml",
+        "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\nfinancial = { path = \"approve\", role = \"finance\", timeout = \"soonish\" }\n[roles]\nfinance = { emails = [] }\n",
+    );
+    w.write(
+        "m/bad.toml",
+        "[[tool]]\nserver = \"shop\"\nname = \"refund\"\nclass = \"finance\"\ntarget = \"payments\"\nimpact = \"money\"\nreversal = \"none: no\"\n\n\
+         [[tool]]\nserver = \"warehouse\"\nname = \"ship\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"tool:unship\"\n\n\
+         [[tool]]\nserver = \"shop\"\nname = \"refund\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: x\"\n",
+    );
+    w.write(
+        "m/syntax.toml",
+        "[[tool]]\nserver = \"shop\"\nname = = \"oops\"\n",
+    );
+    let out = w.airlock(&["check"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let bad = w.path("m/bad.toml").display().to_string();
+    let policy = w.path("p/policy.toml").display().to_string();
+    let syntax = w.path("m/syntax.toml").display().to_string();
+    for expected in [
+        format!("{bad}:4:9: error: tool[0].class: class `finance` is not defined by policy v1"),
+        format!("{bad}:10:10: error: tool[1].server: no [[server]] named `warehouse`"),
+        format!(
+            "{bad}:19:8: error: tool[2].name: tool `shop__refund` is already described at {bad}:1"
+        ),
+        format!("{policy}:4:"),
+        "classes.financial.timeout: `soonish` is not a duration".to_string(),
+        "roles.finance.emails: a role needs at least one email address".to_string(),
+        format!("{syntax}:3:"),
+    ] {
+        assert!(text.contains(&expected), "missing `{expected}` in:\n{text}");
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_on_a_broken_setup() {
+    let w = World::empty();
+    w.write_config("[gate]\nledgr = \"x\"\n");
+    let out = w.airlock(&["serve"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("airlock.toml:2:1") && err.contains("ledgr"),
+        "{err}"
+    );
+    assert!(
+        !w.path("airlock.redb").exists(),
+        "nothing is created when the setup is broken"
+    );
+}
+
+#[test]
+fn explain_gives_the_decision_and_why() {
+    let w = World::demo();
+    let out = w.airlock(&[
+        "explain",
+        "--tool",
+        "refund_order",
+        "--args",
+        r#"{"order_id":"A-1","amount_cents":5,"reason":"r"}"#,
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("verdict:  approve"), "{text}");
+    assert!(
+        text.contains("approver: role `finance`, timeout 30m, on timeout: deny"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rule:     classes.financial (policy 2026-11-24.1)"),
+        "{text}"
+    );
+    assert!(text.contains("[path_approve]"), "{text}");
+
+    let out = w.airlock(&[
+        "explain",
+        "--tool",
+        "send_customer_email",
+        "--args",
+        r#"{"to":"a@b.c"}"#,
+        "--json",
+        "--actor",
+        "agent:other",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["verdict"], "approve");
+    assert_eq!(v["actor"], "agent:other");
+    assert_eq!(
+        v["reasons"][0],
+        json!({"code": "evidence_missing", "field": "order_id"})
+    );
+
+    let out = w.airlock(&["explain", "--tool", "format_disk"]);
+    assert!(
+        stdout(&out).contains("verdict:  quarantine") && stdout(&out).contains("[unknown_tool]"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = w.airlock(&["explain", "--tool", "echo", "--args", "[1]"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--args must be a JSON object"));
+}
+
+#[test]
+fn map_lists_classes_paths_unclassified_and_stale_tools() {
+    let w = World::empty();
+    w.write(
+        "m/m.toml",
+        "[[tool]]\nserver = \"shop\"\nname = \"refund_order\"\nclass = \"financial\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: no\"\n\
+         [[tool]]\nserver = \"shop\"\nname = \"retired_tool\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: no\"\n",
+    );
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\n\n{shop}",
+        p = format!("{REPO}/policies"),
+        shop = w.shop_server("shop", "", "x.jsonl")
+    ));
+    let out = w.airlock(&["map", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let tool = |name: &str| {
+        v["tools"]
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["tool"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let refund = tool("refund_order");
+    assert_eq!(
+        (
+            refund["class"].as_str(),
+            refund["path"].as_str(),
+            refund["role"].as_str()
+        ),
+        (Some("financial"), Some("approve"), Some("finance"))
+    );
+    assert_eq!(refund["timeout"], "30m");
+    assert_eq!(refund["on_timeout"], "deny");
+    assert_eq!(tool("echo")["path"], "quarantine");
+    assert_eq!(tool("echo")["state"], "unclassified");
+    assert_eq!(tool("retired_tool")["path"], "stale");
+    assert!(
+        w.executed("x.jsonl").is_empty(),
+        "map lists tools without calling them"
+    );
+
+    let table = stdout(&w.airlock(&["map"]));
+    assert!(
+        table.lines().any(|l| l.starts_with("refund_order")
+            && l.contains("approve")
+            && l.contains("finance")),
+        "{table}"
+    );
+}
+
+#[test]
+fn schemas_are_json_schema_documents() {
+    for kind in ["config", "manifest", "policy"] {
+        let out = std::process::Command::new(AIRLOCK)
+            .args(["schema", kind])
+            .output()
+            .expect("run");
+        assert!(out.status.success());
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert!(
+            v["$schema"]
+                .as_str()
+                .is_some_and(|s| s.contains("json-schema.org")),
+            "{kind}: {v}"
+        );
+        assert!(
+            v["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Airlock")),
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn verify_names_the_first_altered_row() {
+    let w = World::demo();
+    let agent = w.agent().await;
+    agent.call("echo", json!({"text": "a"})).await;
+    agent.call("echo", json!({"text": "b"})).await;
+    agent.close().await;
+    w.wait_for_ledger().await;
+    {
+        // an auditor's nightmare: someone edits row 3 in place
+        let db = redb::Database::create(w.path("ledger.redb")).expect("open");
+        let table_def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("rows");
+        let tx = db.begin_write().expect("tx");
+        {
+            let mut t = tx.open_table(table_def).expect("table");
+            let old = t
+                .get(3)
+                .expect("get")
+                .map(|g| g.value().to_vec())
+                .expect("row 3");
+            let at = old
+                .windows(7)
+                .position(|w| w == b"\"allow\"")
+                .expect("verdict allow in row 3");
+            let mut edited = old.clone();
+            edited[at..at + 7].copy_from_slice(b"\"deny_\"");
+            t.insert(3, edited.as_slice()).expect("insert");
+        }
+        tx.commit().expect("commit");
+    }
+    let out = w.airlock(&["ledger", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("FAILED at seq 3: row content does not match its hash (altered)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = w.airlock(&["ledger", "verify", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["first_bad"], json!({"seq": 3, "fault": "altered"}));
+    assert_eq!(v["rows"], 2);
+}
+
+#[test]
+fn verify_without_a_ledger_is_a_clear_error() {
+    let w = World::demo();
+    let out = w.airlock(&["ledger", "verify"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no ledger at"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,293 @@
+//! The path of a call through the real binary: list, allow, deny, quarantine, fail closed, audit.
+
+use serde_json::json;
+
+use crate::support::{World, decision, is_error, proposal_call_id, rows_for, text};
+
+#[tokio::test]
+async fn agent_sees_tools_and_every_path_is_gated_and_audited() {
+    let w = World::demo();
+    let agent = w.agent().await;
+    assert_eq!(
+        agent.tools().await,
+        [
+            "delete_customer",
+            "echo",
+            "refund_order",
+            "search_orders",
+            "send_customer_email",
+            "tag_order",
+            "untag_order"
+        ]
+    );
+
+    // allowed: runs at once, the demo server's result comes back untouched
+    let r = agent
+        .call("search_orders", json!({"query": "A-1001"}))
+        .await;
+    assert!(!is_error(&r), "{r:?}");
+    assert!(
+        text(&r).contains("A-1001 alice@example.com"),
+        "{}",
+        text(&r)
+    );
+
+    // internal_reversible with a declared reversal tool: autopilot
+    let r = agent
+        .call("tag_order", json!({"order_id": "A-1002", "tag": "vip"}))
+        .await;
+    assert!(
+        !is_error(&r) && text(&r).contains("tagged A-1002"),
+        "{}",
+        text(&r)
+    );
+
+    // denied: refused with rule and policy version, never reaches the server
+    let r = agent
+        .call("delete_customer", json!({"email": "alice@example.com"}))
+        .await;
+    assert!(is_error(&r));
+    let t = text(&r);
+    assert!(
+        t.contains("denied") && t.contains("classes.destructive") && t.contains("2026-11-24.1"),
+        "{t}"
+    );
+    assert_eq!(decision(&r)["verdict"], "deny");
+    assert_eq!(decision(&r)["reasons"][0]["code"], "path_deny");
+
+    // approve class: decided by the core, fails closed until approvals exist
+    let r = agent
+        .call(
+            "refund_order",
+            json!({"order_id": "A-1001", "amount_cents": 500, "reason": "late"}),
+        )
+        .await;
+    assert!(is_error(&r));
+    assert_eq!(decision(&r)["verdict"], "approve");
+    assert_eq!(decision(&r)["role"], "finance");
+    assert!(text(&r).contains("not run"), "{}", text(&r));
+
+    // conditional without its evidence: escalates to approval, so not run either
+    let r = agent
+        .call(
+            "send_customer_email",
+            json!({"to": "a@example.com", "subject": "s", "body": "b"}),
+        )
+        .await;
+    assert!(is_error(&r));
+    let d = decision(&r);
+    assert_eq!(d["verdict"], "approve");
+    assert_eq!(d["reasons"][0]["code"], "evidence_missing");
+    assert_eq!(d["reasons"][0]["field"], "order_id");
+
+    // conditional with its evidence: autopilot
+    let r = agent
+        .call(
+            "send_customer_email",
+            json!({"to": "a@example.com", "subject": "s", "body": "b", "order_id": "A-1001"}),
+        )
+        .await;
+    assert!(!is_error(&r), "{}", text(&r));
+
+    // unknown tool: quarantined
+    let r = agent.call("wire_money", json!({"to": "x"})).await;
+    assert!(is_error(&r));
+    assert!(
+        text(&r).contains("quarantined") && text(&r).contains("awaits classification"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(decision(&r)["reasons"][0]["code"], "unknown_tool");
+    agent.close().await;
+
+    // only the allowed calls reached the tool server
+    assert_eq!(
+        w.executed("executed.jsonl"),
+        ["search_orders", "tag_order", "send_customer_email"]
+    );
+
+    // every call left proposal, verdict and outcome rows; the chain verifies
+    let rows = w.ledger_rows().await;
+    assert_eq!(rows[0]["kind"], "gate_started");
+    let search = proposal_call_id(&rows, "search_orders");
+    let p = rows_for(&rows, "proposal", &search)[0];
+    assert_eq!(p["body"]["server"], "shop");
+    assert_eq!(p["body"]["actor"], "agent:test");
+    assert_eq!(p["body"]["arguments"], json!({"query": "A-1001"}));
+    assert_eq!(
+        p["body"]["arguments_sha256"].as_str().map(str::len),
+        Some(64)
+    );
+    assert_eq!(
+        rows_for(&rows, "verdict", &search)[0]["body"]["verdict"],
+        "allow"
+    );
+    let outcome = &rows_for(&rows, "outcome", &search)[0]["body"];
+    assert_eq!(outcome["status"], "ok");
+    assert_eq!(outcome["result_sha256"].as_str().map(str::len), Some(64));
+    assert!(outcome["duration_us"].is_u64());
+
+    let delete = proposal_call_id(&rows, "delete_customer");
+    assert_eq!(
+        rows_for(&rows, "verdict", &delete)[0]["body"]["policy_version"],
+        "2026-11-24.1"
+    );
+    assert_eq!(
+        rows_for(&rows, "outcome", &delete)[0]["body"]["status"],
+        "not_run"
+    );
+    let unknown = proposal_call_id(&rows, "wire_money");
+    assert_eq!(
+        rows_for(&rows, "verdict", &unknown)[0]["body"]["verdict"],
+        "quarantine"
+    );
+    // 1 start row + 7 calls × 3 rows
+    assert_eq!(rows.len(), 22);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["seq"], json!(i + 1));
+    }
+
+    let out = w.airlock(&["ledger", "verify"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("rows:    22") && report.contains("OK"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_run_appends_to_the_same_ledger_and_still_verifies() {
+    let w = World::demo();
+    for _ in 0..2 {
+        let agent = w.agent().await;
+        let r = agent.call("echo", json!({"text": "hi"})).await;
+        assert_eq!(text(&r), "hi");
+        agent.close().await;
+        // airlock exits when the agent goes; wait until the ledger file is free again
+        w.wait_for_ledger().await;
+    }
+    let out = w.airlock(&["ledger", "verify", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["rows"], 8, "two starts + two calls × 3 rows");
+    assert_eq!(report["first_bad"], serde_json::Value::Null);
+    let rows = w.ledger_rows().await;
+    assert_eq!(
+        rows.iter().filter(|r| r["kind"] == "gate_started").count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn unclassified_tool_of_a_live_server_is_quarantined_and_never_runs() {
+    let w = World::empty();
+    // manifests for everything but `echo`
+    let all = std::fs::read_to_string(format!(
+        "{}/tool-manifests/demo_shop.toml",
+        crate::support::REPO
+    ))
+    .expect("manifests");
+    let without_echo: String = all
+        .split("[[tool]]")
+        .filter(|t| !t.contains("name   = \"echo\""))
+        .collect::<Vec<_>>()
+        .join("[[tool]]");
+    w.write("m/shop.toml", &without_echo);
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\n\n{shop}",
+        p = format!("{}/policies", crate::support::REPO),
+        shop = w.shop_server("shop", "", "executed.jsonl")
+    ));
+    let agent = w.agent().await;
+    assert!(
+        agent.tools().await.contains(&"echo".to_string()),
+        "served tools are listed even when unclassified"
+    );
+    let r = agent.call("echo", json!({"text": "hi"})).await;
+    assert!(is_error(&r));
+    assert_eq!(decision(&r)["verdict"], "quarantine");
+    agent.close().await;
+    assert!(w.executed("executed.jsonl").is_empty());
+}
+
+#[tokio::test]
+async fn same_tool_names_on_two_servers_never_misroute() {
+    let w = World::empty();
+    w.write(
+        "m/two.toml",
+        "[[tool]]\nserver = \"a\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n\
+         [[tool]]\nserver = \"b\"\nname = \"echo\"\nclass = \"destructive\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: gone\"\n",
+    );
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\n\n{a}\n{b}",
+        p = format!("{}/policies", crate::support::REPO),
+        a = w.shop_server("a", "a__", "a.jsonl"),
+        b = w.shop_server("b", "b__", "b.jsonl"),
+    ));
+    let agent = w.agent().await;
+    let tools = agent.tools().await;
+    assert!(
+        tools.contains(&"a__echo".to_string()) && tools.contains(&"b__echo".to_string()),
+        "{tools:?}"
+    );
+    assert_eq!(
+        text(&agent.call("a__echo", json!({"text": "one"})).await),
+        "one"
+    );
+    let r = agent.call("b__echo", json!({"text": "two"})).await;
+    assert!(is_error(&r), "b's echo is classified destructive");
+    agent.close().await;
+    assert_eq!(w.executed("a.jsonl"), ["echo"]);
+    assert!(w.executed("b.jsonl").is_empty());
+}
+
+#[tokio::test]
+async fn a_dead_tool_server_fails_its_calls_clearly_and_the_gate_serves_the_rest() {
+    let w = World::empty();
+    w.write(
+        "m/m.toml",
+        "[[tool]]\nserver = \"shop\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n\
+         [[tool]]\nserver = \"broken\"\nname = \"lookup\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
+    );
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\n\n{shop}\n[[server]]\nname = \"broken\"\ncommand = \"false\"\n",
+        p = format!("{}/policies", crate::support::REPO),
+        shop = w.shop_server("shop", "", "executed.jsonl"),
+    ));
+    let agent = w.agent().await;
+    let r = agent.call("broken__lookup", json!({})).await;
+    assert!(is_error(&r));
+    assert!(
+        text(&r).contains("tool server `broken` is not running"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(
+        text(&agent.call("echo", json!({"text": "still here"})).await),
+        "still here"
+    );
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let id = proposal_call_id(&rows, "broken__lookup");
+    let outcome = &rows_for(&rows, "outcome", &id)[0]["body"];
+    assert_eq!(outcome["status"], "failed");
+}
+
+#[tokio::test]
+async fn an_allowed_call_is_recorded_before_it_runs() {
+    let w = World::demo();
+    let agent = w.agent().await;
+    let r = agent.call("echo", json!({"text": "x"})).await;
+    assert!(!is_error(&r));
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let id = proposal_call_id(&rows, "echo");
+    let seq = |kind: &str| rows_for(&rows, kind, &id)[0]["seq"].as_u64().expect("seq");
+    assert!(seq("proposal") < seq("verdict") && seq("verdict") < seq("outcome"));
+    assert_eq!(w.executed("executed.jsonl"), ["echo"]);
+}

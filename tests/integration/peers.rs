@@ -1,0 +1,112 @@
+//! Peers nobody here wrote: the official MCP Python SDK as the agent, and `mcp-server-time` (PyPI)
+//! as a tool server. `.ci/install-peers` installs them; CI sets AIRLOCK_REQUIRE_PEERS so they
+//! cannot be skipped there.
+
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::support::{AIRLOCK, REPO, World, decision, is_error, peer_available, text};
+
+#[tokio::test]
+async fn a_third_party_tool_server_behind_the_gate() {
+    if !peer_available(
+        "mcp-server-time (pip install mcp-server-time)",
+        Command::new("python3").args(["-c", "import mcp_server_time"]),
+    ) {
+        return;
+    }
+    let w = World::empty();
+    w.write(
+        "m/time.toml",
+        "[[tool]]\nserver = \"time\"\nname = \"get_current_time\"\nclass = \"read_only\"\ntarget = \"clock\"\nimpact = \"Reads the time\"\nreversal = \"none: reads\"\n",
+    );
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\n\n[[server]]\nname = \"time\"\ncommand = \"python3\"\nargs = [\"-m\", \"mcp_server_time\", \"--local-timezone\", \"UTC\"]\n",
+        p = format!("{REPO}/policies"),
+    ));
+    let agent = w.agent().await;
+    let tools = agent.tools().await;
+    assert_eq!(tools, ["time__convert_time", "time__get_current_time"]);
+    let r = agent
+        .call(
+            "time__get_current_time",
+            json!({"timezone": "Europe/Paris"}),
+        )
+        .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert!(text(&r).contains("Europe/Paris"), "{}", text(&r));
+    // its other tool has no manifest: quarantined
+    let r = agent
+        .call(
+            "time__convert_time",
+            json!({"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}),
+        )
+        .await;
+    assert!(is_error(&r));
+    assert_eq!(decision(&r)["reasons"][0]["code"], "unknown_tool");
+    agent.close().await;
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_as_the_agent() {
+    if !peer_available(
+        "the MCP Python SDK (pip install mcp)",
+        Command::new("python3").args(["-c", "import mcp"]),
+    ) {
+        return;
+    }
+    let w = World::demo();
+    let calls = json!([
+        {"name": "search_orders", "arguments": {"query": "A-1003"}},
+        {"name": "delete_customer", "arguments": {"email": "carol@example.com"}},
+        {"name": "launch_rockets", "arguments": {}},
+    ]);
+    let mut child = Command::new("python3")
+        .arg(format!("{REPO}/tests/peers/python_agent.py"))
+        .args(["--", AIRLOCK, "serve", "--config"])
+        .arg(w.config())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(calls.to_string().as_bytes())
+            .expect("write calls");
+    }
+    let out = child.wait_with_output().expect("python agent");
+    assert!(
+        out.status.success(),
+        "python agent failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("agent json");
+    assert_eq!(v["tools"].as_array().map(Vec::len), Some(7));
+    let results = &v["results"];
+    assert_eq!(results[0]["isError"], false);
+    assert!(
+        results[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("A-1003")),
+        "{results}"
+    );
+    assert_eq!(results[1]["isError"], true);
+    assert!(
+        results[1]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("classes.destructive")),
+        "{results}"
+    );
+    assert_eq!(results[2]["isError"], true);
+    assert!(
+        results[2]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("quarantined")),
+        "{results}"
+    );
+    assert_eq!(w.executed("executed.jsonl"), ["search_orders"]);
+}

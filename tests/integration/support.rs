@@ -1,0 +1,234 @@
+//! Test harness: a temp directory per test with its own config, ledger and demo-shop log.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{RoleClient, RunningService, ServiceExt};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Map, Value, json};
+
+pub const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// `target/<profile>/examples/demo_shop`, built by `cargo test` with the other examples.
+pub fn demo_shop() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let p = profile_dir.join("examples").join("demo_shop");
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with `cargo test` (it builds the examples)",
+        p.display()
+    );
+    p
+}
+
+/// A test's world: a directory holding airlock.toml, the ledger and the demo shop's execution log.
+pub struct World {
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    /// The repo's policy and manifests, the demo shop as server `shop` with prefix "".
+    pub fn demo() -> World {
+        let w = World::empty();
+        w.write_config(&format!(
+            "[gate]\nmanifests = {m:?}\npolicies = {p:?}\nledger = \"ledger.redb\"\nactor = \"agent:test\"\n\n{shop}",
+            m = format!("{REPO}/tool-manifests"),
+            p = format!("{REPO}/policies"),
+            shop = w.shop_server("shop", "", "executed.jsonl"),
+        ));
+        w
+    }
+
+    pub fn empty() -> World {
+        World {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("airlock.toml")
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, text).expect("write");
+    }
+
+    pub fn write_config(&self, text: &str) {
+        self.write("airlock.toml", text);
+    }
+
+    /// A `[[server]]` table running the demo shop, logging what it executes to `log`.
+    pub fn shop_server(&self, name: &str, prefix: &str, log: &str) -> String {
+        format!(
+            "[[server]]\nname = {name:?}\ncommand = {cmd:?}\nargs = [\"--log\", {log:?}]\nprefix = {prefix:?}\n",
+            cmd = demo_shop().display().to_string(),
+            log = self.path(log).display().to_string(),
+        )
+    }
+
+    /// Tools the demo shop actually executed, from its log.
+    pub fn executed(&self, log: &str) -> Vec<String> {
+        std::fs::read_to_string(self.path(log))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).expect("log line")["tool"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Run an `airlock` subcommand with this world's config.
+    pub fn airlock(&self, args: &[&str]) -> Output {
+        let config = self.config();
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--config", config.to_str().expect("utf-8 path")]);
+        Command::new(AIRLOCK)
+            .args(&full)
+            .output()
+            .expect("run airlock")
+    }
+
+    /// Start `airlock serve` and connect to it as an MCP client over stdio.
+    pub async fn agent(&self) -> Agent {
+        let mut cmd = tokio::process::Command::new(AIRLOCK);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(self.config())
+            .env("AIRLOCK_LOG", "warn");
+        let transport = TokioChildProcess::new(cmd).expect("spawn airlock serve");
+        Agent {
+            client: ().serve(transport).await.expect("MCP handshake with airlock"),
+        }
+    }
+
+    /// `airlock serve` holds the ledger while it runs and exits shortly after its agent goes;
+    /// poll until the file is free.
+    pub async fn wait_for_ledger(&self) {
+        for _ in 0..400 {
+            let out = self.airlock(&["ledger", "verify", "--json"]);
+            if !String::from_utf8_lossy(&out.stderr).contains("open in another process") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("airlock serve never released the ledger");
+    }
+
+    /// The ledger rows, via `airlock ledger export` (after the gate has let go of the file).
+    pub async fn ledger_rows(&self) -> Vec<Value> {
+        self.wait_for_ledger().await;
+        let out = self.airlock(&["ledger", "export"]);
+        assert!(
+            out.status.success(),
+            "export failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("jsonl row"))
+            .collect()
+    }
+}
+
+pub struct Agent {
+    pub client: RunningService<RoleClient, ()>,
+}
+
+impl Agent {
+    pub async fn tools(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .client
+            .list_all_tools()
+            .await
+            .expect("tools/list")
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {
+        let mut p = CallToolRequestParams::new(tool.to_string());
+        p.arguments = Some(match args {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        });
+        self.client.call_tool(p).await.expect("tools/call answered")
+    }
+
+    /// Stop the agent session; airlock exits when its stdin closes.
+    pub async fn close(self) {
+        let _ = self.client.cancel().await;
+    }
+}
+
+/// The concatenated text content of a result.
+pub fn text(r: &CallToolResult) -> String {
+    let v = serde_json::to_value(r).expect("result json");
+    v["content"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+pub fn is_error(r: &CallToolResult) -> bool {
+    r.is_error == Some(true)
+}
+
+/// The decision Airlock attached to a refusal.
+pub fn decision(r: &CallToolResult) -> Value {
+    serde_json::to_value(r).expect("json")["_meta"]["airlock/decision"].clone()
+}
+
+/// Rows of one kind for one tool's calls.
+pub fn rows_for<'a>(rows: &'a [Value], kind: &str, call_id: &str) -> Vec<&'a Value> {
+    rows.iter()
+        .filter(|r| r["kind"] == kind && r["call_id"] == call_id)
+        .collect()
+}
+
+pub fn proposal_call_id(rows: &[Value], tool: &str) -> String {
+    rows.iter()
+        .find(|r| r["kind"] == "proposal" && r["body"]["tool"] == json!(tool))
+        .and_then(|r| r["call_id"].as_str())
+        .unwrap_or_else(|| panic!("no proposal for {tool}"))
+        .to_string()
+}
+
+/// Whether a peer that CI installs is available; outside CI a missing peer skips the test loudly.
+pub fn peer_available(what: &str, probe: &mut Command) -> bool {
+    let ok = probe.output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok {
+        let required = std::env::var_os("AIRLOCK_REQUIRE_PEERS").is_some();
+        assert!(
+            !required,
+            "{what} is not installed, and AIRLOCK_REQUIRE_PEERS is set (run .ci/install-peers)"
+        );
+        eprintln!("SKIPPED: {what} is not installed; run .ci/install-peers to include this test");
+    }
+    ok
+}
