@@ -7,10 +7,15 @@ use rmcp::model::{
     ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
 use serde_json::{Map, Value};
 
 use crate::gate::{Gate, GateCall, Reply};
+
+/// Largest JSON-RPC frame (one line on stdio) read from the agent; longer lines are dropped unread.
+/// Above [`crate::decide::MAX_ARGUMENT_BYTES`] so that limit is the one agents meet with a reason.
+pub const MAX_FRAME_BYTES: usize = 4 << 20;
 
 /// Key under which a refusal's decision details travel in the result's `_meta`.
 pub const DECISION_META_KEY: &str = "airlock/decision";
@@ -49,10 +54,10 @@ impl AgentServer {
 
     /// Serve MCP over this process's stdin/stdout until the agent disconnects.
     pub async fn serve_stdio(self) -> Result<(), std::io::Error> {
-        let running = self
-            .serve(rmcp::transport::stdio())
-            .await
-            .map_err(std::io::Error::other)?;
+        let transport =
+            AsyncRwTransport::<RoleServer, _, _>::new(tokio::io::stdin(), tokio::io::stdout())
+                .with_max_line_length(MAX_FRAME_BYTES);
+        let running = self.serve(transport).await.map_err(std::io::Error::other)?;
         running.waiting().await.map_err(std::io::Error::other)?;
         Ok(())
     }

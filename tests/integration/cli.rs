@@ -211,6 +211,25 @@ fn schemas_are_json_schema_documents() {
     }
 }
 
+#[test]
+fn committed_schemas_match_the_parsers() {
+    for kind in ["config", "manifest", "policy"] {
+        let out = std::process::Command::new(AIRLOCK)
+            .args(["schema", kind])
+            .output()
+            .expect("run");
+        let generated: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let path = format!("{REPO}/schemas/{kind}.schema.json");
+        let committed: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
+                .expect("json");
+        assert_eq!(
+            generated, committed,
+            "{path} is stale: regenerate with `cargo run -q -- schema {kind} > {path}`"
+        );
+    }
+}
+
 #[tokio::test]
 async fn verify_names_the_first_altered_row() {
     let w = World::demo();

@@ -4,4 +4,5 @@
 mod cli;
 mod gate;
 mod peers;
+mod protocol;
 mod support;
