@@ -12,13 +12,19 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use airlock::approval::Desk;
+use airlock::approval::link::LinkKey;
+use airlock::config::MailTransport;
 use airlock::config::{Setup, load_setup};
 use airlock::decide::{self, Call, Context, Verdict};
+use airlock::forward::Forwarder;
 use airlock::gate::Gate;
 use airlock::ledger::{Ledger, LedgerReader, NewRow};
+use airlock::mail::Mailer;
 use airlock::mcp::downstream::ToolServers;
 use airlock::mcp::upstream::AgentServer;
 use airlock::schema::{FileKind, schema};
+use airlock::web;
 use airlock::{canonical, diag::Diagnostics};
 
 #[derive(Debug, Parser)]
@@ -171,33 +177,46 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(path: &Path) -> anyhow::Result<ExitCode> {
-    let setup = setup(path)?;
+    let setup = Arc::new(setup(path)?);
     runtime()?.block_on(async move {
-        let ledger = Ledger::open(&setup.config.ledger_path)?;
-        let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
+        let cfg = &setup.config;
+        let ledger = Arc::new(Ledger::open(&cfg.ledger_path)?);
+        let key = LinkKey::load_or_create(&cfg.key_path)?;
+        let mailer = Mailer::new(&cfg.mail)?;
+        let listener = tokio::net::TcpListener::bind(cfg.web.bind).await.with_context(|| format!("cannot listen on {} (web.bind)", cfg.web.bind))?;
+        let bound = listener.local_addr()?;
+        let base_url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+        let (servers, problems) = ToolServers::connect(&cfg.servers).await;
         for p in &problems {
             tracing::error!(server = %p.server, "{}", p.message);
         }
         let started = json!({
             "policy_version": setup.policy.version,
             "policy_file": setup.policy_path.display().to_string(),
-            "actor": setup.config.actor,
+            "actor": cfg.actor,
             "servers": servers.status().into_iter().map(|(n, s)| json!({"name": n, "status": s})).collect::<Vec<_>>(),
             "tools": servers.tools().iter().map(|t| t.exposed.clone()).collect::<Vec<_>>(),
+            "web": {"bound": bound.to_string(), "public_url": base_url},
+            "mail": match &cfg.mail.transport { MailTransport::Smtp(_) => "smtp".to_string(), MailTransport::Outbox(d) => d.display().to_string() },
             "airlock_version": env!("CARGO_PKG_VERSION"),
         });
         ledger
             .append(vec![NewRow { kind: "gate_started", call_id: String::new(), time: time::OffsetDateTime::now_utc(), body: started }])
             .await
             .context("cannot write to the ledger; refusing to serve")?;
-        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), "airlock serving MCP on stdio");
         let servers = Arc::new(servers);
-        let gate = Arc::new(Gate::new(setup, ledger, servers.clone()));
-        AgentServer::new(gate.clone()).serve_stdio().await?;
-        drop(gate);
-        if let Ok(servers) = Arc::try_unwrap(servers) {
-            servers.shutdown().await;
-        }
+        let forwarder = Forwarder::new(ledger.clone(), servers.clone());
+        let desk = Desk::new(setup.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key, base_url.clone());
+        let pending = desk.recover().await.context("cannot reload pending approvals")?;
+        let web = tokio::spawn(web::serve(listener, desk.clone()));
+        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, "airlock serving MCP on stdio");
+        let gate = Arc::new(Gate::new(setup.clone(), ledger.clone(), servers.clone(), forwarder, desk.clone()));
+        AgentServer::new(gate.clone(), cfg.max_wait).serve_stdio().await?;
+        // The agent has gone. Let calls already running finish and record their outcome; pending
+        // approvals stay pending in the ledger for the next start.
+        gate.drain(std::time::Duration::from_secs(30)).await;
+        desk.drain(std::time::Duration::from_secs(30)).await;
+        web.abort();
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -1,19 +1,25 @@
 //! The gate: the one place that sequences the effects of a tool call around the pure core.
 //!
 //! For every call: resolve the tool, ask [`crate::decide`], write the proposal and verdict to the
-//! ledger durably, and only then forward an allowed call and record its outcome. It owns that
-//! order and nothing else. It must never forward a call whose rows are not durable (fail closed),
-//! never change the arguments it forwards, and never speak MCP itself (that is [`crate::mcp`]).
+//! ledger durably, and only then forward an allowed call (through [`crate::forward`]) or hand an
+//! approval to the [`crate::approval`] desk. It owns that order and nothing else. It must never
+//! forward a call whose rows are not durable (fail closed), never change the arguments it
+//! forwards, and never speak MCP itself (that is [`crate::mcp`]).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
+use crate::approval::state::Status;
+use crate::approval::{Desk, Open};
 use crate::canonical;
 use crate::config::Setup;
 use crate::decide::{self, Call, Context, Decision, Verdict};
+use crate::envelope::Proposal;
+use crate::forward::{Forward, Forwarded, Forwarder};
 use crate::ledger::{Ledger, NewRow};
 use crate::mcp::downstream::{ToolDef, ToolReply, ToolServers};
 
@@ -26,28 +32,64 @@ pub struct GateCall {
 }
 
 /// What the agent gets back.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Reply {
-    /// The tool ran; its result, untouched.
+    /// The tool ran; its result, as the server returned it.
     Forwarded(ToolReply),
     /// The tool did not run (or failed to be reached): a message the agent can act on, and the
     /// decision details as JSON.
     Refused { message: String, details: Value },
+    /// The call waits for a human decision; follow `status` until it is done.
+    Suspended {
+        approval_id: String,
+        role: String,
+        status: watch::Receiver<Status>,
+    },
 }
 
 /// The gate of a running `airlock serve`.
 pub struct Gate {
-    setup: Setup,
-    ledger: Ledger,
+    setup: Arc<Setup>,
+    ledger: Arc<Ledger>,
     servers: Arc<ToolServers>,
+    forwarder: Forwarder,
+    desk: Arc<Desk>,
+    /// Calls between arrival and reply, so shutdown can let them finish.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a call as in flight until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Gate {
-    pub fn new(setup: Setup, ledger: Ledger, servers: Arc<ToolServers>) -> Gate {
+    pub fn new(
+        setup: Arc<Setup>,
+        ledger: Arc<Ledger>,
+        servers: Arc<ToolServers>,
+        forwarder: Forwarder,
+        desk: Arc<Desk>,
+    ) -> Gate {
         Gate {
             setup,
             ledger,
             servers,
+            forwarder,
+            desk,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Wait (up to `limit`) for calls in flight to finish and record their outcome.
+    pub async fn drain(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
@@ -61,8 +103,14 @@ impl Gate {
         &self.setup.config.actor
     }
 
+    pub fn desk(&self) -> &Arc<Desk> {
+        &self.desk
+    }
+
     /// Gate one call end to end.
     pub async fn call(&self, call: GateCall) -> Reply {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _in_flight = InFlight(self.in_flight.clone());
         let call_id = uuid::Uuid::new_v4().to_string();
         let now = OffsetDateTime::now_utc();
         let args_value = Value::Object(call.arguments.clone());
@@ -85,35 +133,71 @@ impl Gate {
                 now,
             },
         );
+        let too_large = decision
+            .reasons
+            .iter()
+            .any(|r| matches!(r, decide::Reason::ArgumentsTooLarge { .. }));
         let proposal = json!({
             "tool": call.tool,
             "server": route.as_ref().map(|r| r.0.clone()),
             "tool_name": route.as_ref().map(|r| r.1.clone()),
-            "arguments": if decision.reasons.iter().any(|r| matches!(r, decide::Reason::ArgumentsTooLarge { .. })) { Value::Null } else { args_value },
+            "arguments": if too_large { Value::Null } else { args_value },
             "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes()),
             "meta": call.meta.clone().map(Value::Object),
             "actor": self.actor(),
         });
-        let verdict_body = serde_json::to_value(&decision).unwrap_or_else(
+        let mut verdict_body = serde_json::to_value(&decision).unwrap_or_else(
             |e| json!({"verdict": decision.verdict.name(), "encoding_error": e.to_string()}),
         );
-        let mut rows = vec![
-            self.row("proposal", &call_id, now, proposal),
-            self.row("verdict", &call_id, now, verdict_body),
-        ];
-        let run = decision.verdict == Verdict::Allow;
-        if !run {
-            rows.push(self.row("outcome", &call_id, now, json!({"status": "not_run"})));
+        if let Value::Object(o) = &mut verdict_body {
+            o.insert("explanation".into(), Value::String(decision.explanation()));
         }
-        if let Err(e) = self.ledger.append(rows).await {
+        let mut rows = vec![
+            row("proposal", &call_id, now, proposal),
+            row("verdict", &call_id, now, verdict_body),
+        ];
+        let ledger_failed = |e: &dyn std::fmt::Display| {
             tracing::error!(%call_id, error = %e, "ledger write failed; call not run");
-            return refused(
+            refused(
                 &call_id,
                 &decision,
                 format!(
                     "Airlock could not record this call in its ledger, so it was not run (fail closed): {e}"
                 ),
-            );
+            )
+        };
+
+        if let (Verdict::Approve { role, .. }, Some((server, _)), Some(m)) =
+            (&decision.verdict, &route, manifest)
+        {
+            let open = Open {
+                call_id: &call_id,
+                proposal: Proposal {
+                    tool: &call.tool,
+                    server,
+                    arguments: &call.arguments,
+                    meta: call.meta.as_ref(),
+                    actor: self.actor(),
+                    manifest: m,
+                    decision: &decision,
+                },
+                rows,
+            };
+            return match self.desk.open(open).await {
+                Ok((approval_id, status)) => Reply::Suspended {
+                    approval_id,
+                    role: role.clone(),
+                    status,
+                },
+                Err(e) => ledger_failed(&e),
+            };
+        }
+        let run = decision.verdict == Verdict::Allow;
+        if !run {
+            rows.push(row("outcome", &call_id, now, json!({"status": "not_run"})));
+        }
+        if let Err(e) = self.ledger.append(rows).await {
+            return ledger_failed(&e);
         }
         if !run {
             return refused(&call_id, &decision, refusal_message(&call.tool, &decision));
@@ -129,40 +213,22 @@ impl Gate {
                 ),
             );
         };
-        let started = Instant::now();
-        let outcome = self
-            .servers
-            .call(&server, &tool, call.arguments, call.meta)
-            .await;
-        let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let (body, reply) = match outcome {
-            Ok(reply) => (
-                json!({"status": if reply.is_error { "tool_error" } else { "ok" }, "result_sha256": canonical::sha256_hex(canonical::to_string(&reply.json).as_bytes()), "duration_us": duration_us}),
-                Reply::Forwarded(reply),
-            ),
-            Err(e) => (
-                json!({"status": "failed", "error": e.to_string(), "duration_us": duration_us}),
-                refused(
-                    &call_id,
-                    &decision,
-                    format!("`{}` was allowed but could not be run: {e}", call.tool),
-                ),
-            ),
+        let forward = Forward {
+            call_id: &call_id,
+            server: &server,
+            tool: &tool,
+            arguments: call.arguments,
+            meta: call.meta,
+            context: Map::new(),
         };
-        if let Err(e) = self
-            .ledger
-            .append(vec![self.row(
-                "outcome",
+        match self.forwarder.run(forward).await {
+            Forwarded::Ran(reply) => Reply::Forwarded(reply),
+            Forwarded::Failed(e) => refused(
                 &call_id,
-                OffsetDateTime::now_utc(),
-                body,
-            )])
-            .await
-        {
-            // The call has already run; hiding its result would invite a retry and a second run.
-            tracing::error!(%call_id, error = %e, "ledger write of the outcome failed after the call ran");
+                &decision,
+                format!("`{}` was allowed but could not be run: {e}", call.tool),
+            ),
         }
-        reply
     }
 
     /// (server, tool name): from the live catalog, or from the manifests when the server is down.
@@ -174,14 +240,14 @@ impl Gate {
             .resolve_static(exposed)
             .map(|(s, m)| (s.name.clone(), m.name.clone()))
     }
+}
 
-    fn row(&self, kind: &'static str, call_id: &str, time: OffsetDateTime, body: Value) -> NewRow {
-        NewRow {
-            kind,
-            call_id: call_id.to_string(),
-            time,
-            body,
-        }
+fn row(kind: &'static str, call_id: &str, time: OffsetDateTime, body: Value) -> NewRow {
+    NewRow {
+        kind,
+        call_id: call_id.to_string(),
+        time,
+        body,
     }
 }
 
@@ -194,7 +260,7 @@ fn refusal_message(tool: &str, d: &Decision) -> String {
             "Airlock quarantined `{tool}`; it was not run and awaits classification or review by a person. {why}."
         ),
         Verdict::Approve { role, .. } => format!(
-            "`{tool}` needs approval by role `{role}`; this Airlock cannot hold calls for approval yet, so it was not run (fail closed). {why}."
+            "`{tool}` needs approval by role `{role}`, but its tool server is not known, so it was not run (fail closed). {why}."
         ),
     }
 }
@@ -205,62 +271,4 @@ fn refused(call_id: &str, d: &Decision, message: String) -> Reply {
         o.insert("call_id".into(), Value::String(call_id.to_string()));
     }
     Reply::Refused { message, details }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::Ordering;
-
-    use super::*;
-    use crate::config::load_setup;
-    use crate::ledger::tests::FailSwitch;
-
-    fn setup(dir: &std::path::Path) -> Setup {
-        let w = |rel: &str, text: &str| {
-            let p = dir.join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        };
-        w(
-            "airlock.toml",
-            "[[server]]\nname = \"shop\"\ncommand = \"unused\"\nprefix = \"\"\n",
-        );
-        w(
-            "policies/p.toml",
-            "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\n",
-        );
-        w(
-            "tool-manifests/m.toml",
-            "[[tool]]\nserver = \"shop\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
-        );
-        load_setup(&dir.join("airlock.toml")).unwrap()
-    }
-
-    #[tokio::test]
-    async fn when_the_ledger_cannot_be_written_the_call_is_not_forwarded() {
-        let dir = tempfile::tempdir().unwrap();
-        let (backend, fail) = FailSwitch::new();
-        let ledger = Ledger::open_on(backend).unwrap();
-        let (servers, _) = ToolServers::connect(&[]).await;
-        let gate = Gate::new(setup(dir.path()), ledger, Arc::new(servers));
-        fail.store(true, Ordering::SeqCst);
-        let reply = gate
-            .call(GateCall {
-                tool: "echo".into(),
-                arguments: Map::new(),
-                meta: None,
-            })
-            .await;
-        match reply {
-            Reply::Refused { message, details } => {
-                // Had the gate gone on to forward, it would have reported the server as not running.
-                assert!(
-                    message.contains("could not record this call") && message.contains("not run"),
-                    "{message}"
-                );
-                assert_eq!(details["verdict"], "allow");
-            }
-            Reply::Forwarded(r) => panic!("forwarded without a durable ledger row: {r:?}"),
-        }
-    }
 }

@@ -13,13 +13,18 @@
 //! Invariants: `decide` does no I/O; only `mcp` imports rmcp; only `ledger` touches redb; nothing is
 //! forwarded before its proposal and verdict are durable; unknown tools never run.
 
+pub mod approval;
 pub mod canonical;
 pub mod config;
 pub mod decide;
 pub mod diag;
+pub mod envelope;
+pub mod forward;
 pub mod gate;
 pub mod ledger;
+pub mod mail;
 pub mod manifest;
 pub mod mcp;
 pub mod policy;
 pub mod schema;
+pub mod web;

@@ -92,6 +92,8 @@ pub struct ClassRuleFile {
     pub require_reversal: bool,
     /// Where a call goes when a requirement fails; default `approve` when `role` is set, else `quarantine`.
     pub on_fail: Option<FailPath>,
+    /// Distinct approvers needed to approve (default 1); any deny denies.
+    pub min_approvals: Option<u32>,
 }
 
 /// One role as written.
@@ -122,6 +124,7 @@ pub struct ClassRule {
     pub require_evidence: bool,
     pub require_reversal: bool,
     pub on_fail: FailPath,
+    pub min_approvals: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -239,6 +242,30 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 ));
             }
         }
+        let min_approvals = r.min_approvals.unwrap_or(1);
+        if min_approvals == 0 {
+            errors.push(src.error(
+                Some(rule.span()),
+                &format!("{key}.min_approvals"),
+                "must be at least 1",
+            ));
+        }
+        if let Some(n) = role
+            .as_ref()
+            .and_then(|ro| roles.get(ro))
+            .map(|ro| ro.emails.len())
+        {
+            if (min_approvals as usize) > n {
+                errors.push(src.error(
+                    Some(rule.span()),
+                    &format!("{key}.min_approvals"),
+                    format!(
+                        "{min_approvals} approvals needed but role `{}` has {n} address(es)",
+                        role.as_deref().unwrap_or("")
+                    ),
+                ));
+            }
+        }
         classes.insert(
             name.clone(),
             ClassRule {
@@ -249,6 +276,7 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 require_evidence: r.require_evidence,
                 require_reversal: r.require_reversal,
                 on_fail,
+                min_approvals: min_approvals.max(1),
             },
         );
     }

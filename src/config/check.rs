@@ -19,6 +19,7 @@ pub fn load_setup(config_path: &Path) -> Result<Setup, Diagnostics> {
     let manifests = load_manifests(&config, policy.as_ref().map(|(p, _)| p), &mut diags);
     if let Some((p, src)) = &policy {
         warn_policy(p, src, &mut diags);
+        check_separation(&config, p, src, &mut diags);
     }
     let failed = diags.iter().any(|d| d.severity == Severity::Error);
     match policy {
@@ -202,6 +203,26 @@ fn load_manifests(
         }
     }
     set
+}
+
+/// Separation of duties, checked at load: the agent's identity is never an approver.
+fn check_separation(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<Diagnostic>) {
+    for (name, role) in &p.roles {
+        if role
+            .emails
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(&config.actor))
+        {
+            diags.push(src.error(
+                None,
+                &format!("roles.{name}.emails"),
+                format!(
+                    "`{}` is the agent's identity (gate.actor); the requester can never approve",
+                    config.actor
+                ),
+            ));
+        }
+    }
 }
 
 fn warn_policy(p: &Policy, src: &Source, diags: &mut Vec<Diagnostic>) {

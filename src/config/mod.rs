@@ -8,7 +8,9 @@
 mod check;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -27,6 +29,12 @@ pub use check::load_setup;
 pub struct ConfigFile {
     #[serde(default)]
     pub gate: GateSection,
+    /// How approval requests are mailed.
+    #[serde(default)]
+    pub mail: MailSection,
+    /// The approval pages.
+    #[serde(default)]
+    pub web: WebSection,
     /// One per tool server.
     #[serde(default)]
     #[schemars(with = "Vec<ServerSection>")]
@@ -47,6 +55,54 @@ pub struct GateSection {
     pub ledger: String,
     /// Identity of the stdio agent, recorded on every row.
     pub actor: String,
+    /// How long an agent's `tools/call` waits for a human decision before it is answered
+    /// "pending" (with an id to ask `airlock_status`), e.g. `5m`.
+    pub max_wait: String,
+    /// Secret key that signs approval links (created on first start, mode 0600), relative to this file.
+    pub key: String,
+}
+
+/// `[mail]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSection {
+    /// Sender address of approval mail.
+    pub from: String,
+    /// `smtp://host:port` (plain, for a local relay), `smtp://host:port?tls=required` (STARTTLS)
+    /// or `smtps://host:port`; omit to write `.eml` files to `outbox` instead.
+    pub smtp: Option<String>,
+    /// Directory for `.eml` files when no `smtp` is set, relative to this file.
+    pub outbox: String,
+}
+
+impl Default for MailSection {
+    fn default() -> Self {
+        MailSection {
+            from: "airlock@localhost".into(),
+            smtp: None,
+            outbox: "outbox".into(),
+        }
+    }
+}
+
+/// `[web]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSection {
+    /// Address the approval pages listen on (`127.0.0.1:0` picks a free port).
+    pub bind: String,
+    /// Base of every emailed link; default `http://<bound address>`. Links never come from a
+    /// request's Host header.
+    pub public_url: Option<String>,
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        WebSection {
+            bind: "127.0.0.1:8787".into(),
+            public_url: None,
+        }
+    }
 }
 
 impl Default for GateSection {
@@ -57,6 +113,8 @@ impl Default for GateSection {
             policy: None,
             ledger: "airlock.redb".into(),
             actor: "agent:default".into(),
+            max_wait: "5m".into(),
+            key: "airlock.key".into(),
         }
     }
 }
@@ -110,7 +168,32 @@ pub struct Config {
     pub policy_name: Option<String>,
     pub ledger_path: PathBuf,
     pub actor: String,
+    pub max_wait: Duration,
+    pub key_path: PathBuf,
     pub servers: Vec<ServerConfig>,
+    pub mail: MailConfig,
+    pub web: WebConfig,
+}
+
+/// Where approval mail goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MailTransport {
+    /// An SMTP URL, e.g. `smtp://127.0.0.1:2525`.
+    Smtp(String),
+    /// A directory that receives one `.eml` file per message.
+    Outbox(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailConfig {
+    pub from: String,
+    pub transport: MailTransport,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    pub bind: SocketAddr,
+    pub public_url: Option<String>,
 }
 
 /// Everything the gate needs, loaded and cross-checked.
@@ -219,6 +302,56 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
     if g.actor.trim().is_empty() {
         errors.push(src.error(None, "gate.actor", "must not be empty"));
     }
+    let max_wait = crate::policy::parse_duration(&g.max_wait).unwrap_or_else(|msg| {
+        errors.push(src.error(None, "gate.max_wait", msg));
+        Duration::from_secs(300)
+    });
+    let bind = file.web.bind.parse::<SocketAddr>().unwrap_or_else(|e| {
+        errors.push(src.error(
+            None,
+            "web.bind",
+            format!(
+                "`{}` is not an address like 127.0.0.1:8787 ({e})",
+                file.web.bind
+            ),
+        ));
+        SocketAddr::from(([127, 0, 0, 1], 8787))
+    });
+    let public_url = file
+        .web
+        .public_url
+        .as_ref()
+        .map(|u| u.trim_end_matches('/').to_string());
+    if let Some(u) = &public_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            errors.push(src.error(
+                None,
+                "web.public_url",
+                format!("`{u}` must start with http:// or https://"),
+            ));
+        }
+    }
+    let transport = match &file.mail.smtp {
+        Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => {
+            MailTransport::Smtp(url.clone())
+        }
+        Some(url) => {
+            errors.push(src.error(
+                None,
+                "mail.smtp",
+                format!("`{url}` must be an smtp:// or smtps:// URL"),
+            ));
+            MailTransport::Outbox(dir.join(&file.mail.outbox))
+        }
+        None => MailTransport::Outbox(dir.join(&file.mail.outbox)),
+    };
+    if !file.mail.from.contains('@') {
+        errors.push(src.error(
+            None,
+            "mail.from",
+            format!("`{}` is not an email address", file.mail.from),
+        ));
+    }
     if errors.is_empty() {
         Ok(Config {
             path: src.path.clone(),
@@ -227,7 +360,14 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             policy_name: g.policy.clone(),
             ledger_path: dir.join(&g.ledger),
             actor: g.actor.clone(),
+            max_wait,
+            key_path: dir.join(&g.key),
             servers,
+            mail: MailConfig {
+                from: file.mail.from.clone(),
+                transport,
+            },
+            web: WebConfig { bind, public_url },
         })
     } else {
         Err(errors)

@@ -19,6 +19,7 @@ fn rule(path: PathKind) -> ClassRule {
         require_evidence: false,
         require_reversal: false,
         on_fail: FailPath::Quarantine,
+        min_approvals: 1,
     }
 }
 

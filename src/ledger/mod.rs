@@ -12,7 +12,7 @@
 mod chain;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
@@ -26,6 +26,9 @@ use chain::{GENESIS, Verifier, decode, encode, entry, leaf, link};
 
 const ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Open approvals (pending or executing), keyed by approval id: the state recovery reloads.
+/// Not part of the chain: every change to it is committed together with the rows that explain it.
+const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals");
 const SCHEMA_VERSION: &[u8] = b"1";
 /// Most requests one commit takes from the queue.
 const MAX_BATCH: usize = 512;
@@ -57,14 +60,24 @@ pub struct NewRow {
     pub body: Value,
 }
 
+/// One durable change: ledger rows and the new state of the open approvals they concern,
+/// committed in one transaction.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub rows: Vec<NewRow>,
+    /// (approval id, new state); `None` closes the approval (removes it from the open set).
+    pub approvals: Vec<(String, Option<Value>)>,
+}
+
 struct Request {
-    rows: Vec<NewRow>,
+    change: Change,
     reply: oneshot::Sender<Result<Vec<u64>, LedgerError>>,
 }
 
 /// The writable ledger held by a running gate.
 pub struct Ledger {
     path: PathBuf,
+    db: Arc<Database>,
     /// `None` only while dropping.
     queue: Option<mpsc::Sender<Request>>,
     writer: Option<thread::JoinHandle<()>>,
@@ -83,9 +96,10 @@ impl Ledger {
     /// Start the writer on an open database.
     fn start(db: Database, path: &Path) -> Result<Ledger, LedgerError> {
         let head = init(&db, path)?;
+        let db = Arc::new(db);
         let (queue, rx) = mpsc::channel();
         let writer = Writer {
-            db,
+            db: db.clone(),
             path: path.to_path_buf(),
             head,
         };
@@ -95,6 +109,7 @@ impl Ledger {
             .map_err(|e| storage(path, e))?;
         Ok(Ledger {
             path: path.to_path_buf(),
+            db,
             queue: Some(queue),
             writer: Some(writer),
         })
@@ -116,12 +131,39 @@ impl Ledger {
 
     /// Append rows in order; returns their sequence numbers once they are durable.
     pub async fn append(&self, rows: Vec<NewRow>) -> Result<Vec<u64>, LedgerError> {
+        self.commit(Change {
+            rows,
+            approvals: Vec::new(),
+        })
+        .await
+    }
+
+    /// Commit rows and approval state together; returns the rows' sequence numbers once durable.
+    pub async fn commit(&self, change: Change) -> Result<Vec<u64>, LedgerError> {
         let (reply, wait) = oneshot::channel();
         let queue = self.queue.as_ref().ok_or(LedgerError::WriterGone)?;
         queue
-            .send(Request { rows, reply })
+            .send(Request { change, reply })
             .map_err(|_| LedgerError::WriterGone)?;
         wait.await.map_err(|_| LedgerError::WriterGone)?
+    }
+
+    /// Every open approval's last committed state, for recovery after a restart.
+    pub fn open_approvals(&self) -> Result<Vec<Value>, LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        let table = match tx.open_table(APPROVALS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(&self.path, e)),
+        };
+        let mut out = Vec::new();
+        for item in table.iter().map_err(|e| storage(&self.path, e))? {
+            let (k, v) = item.map_err(|e| storage(&self.path, e))?;
+            let state = serde_json::from_slice(v.value())
+                .map_err(|e| storage(&self.path, format!("approval {}: {e}", k.value())))?;
+            out.push(state);
+        }
+        Ok(out)
     }
 }
 
@@ -186,7 +228,7 @@ fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
 }
 
 struct Writer {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
     head: Head,
 }
@@ -230,8 +272,8 @@ impl Writer {
         {
             let mut table = tx.open_table(ROWS).map_err(|e| e.to_string())?;
             for req in batch {
-                let mut mine = Vec::with_capacity(req.rows.len());
-                for row in &req.rows {
+                let mut mine = Vec::with_capacity(req.change.rows.len());
+                for row in &req.change.rows {
                     let seq = head.seq + 1;
                     let time = row.time.format(&Rfc3339).map_err(|e| e.to_string())?;
                     let entry = entry(seq, &time, row.kind, &row.call_id, &row.body);
@@ -244,6 +286,22 @@ impl Writer {
                     mine.push(seq);
                 }
                 seqs.push(mine);
+            }
+            let mut approvals = tx.open_table(APPROVALS).map_err(|e| e.to_string())?;
+            for req in batch {
+                for (id, state) in &req.change.approvals {
+                    match state {
+                        Some(v) => {
+                            let bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
+                            approvals
+                                .insert(id.as_str(), bytes.as_slice())
+                                .map_err(|e| e.to_string())?;
+                        }
+                        None => {
+                            approvals.remove(id.as_str()).map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
             }
             let mut meta = tx.open_table(META).map_err(|e| e.to_string())?;
             let head_text = format!("{}:{}", head.seq, hex::encode(head.hash));

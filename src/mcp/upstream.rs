@@ -1,16 +1,22 @@
 //! The agent side: Airlock as an MCP server over stdio, every `tools/call` going through the gate.
+//! It must never decide whether a call runs; it relays the gate's reply, waits for approvals with
+//! progress notifications, and serves the built-in `airlock_status` tool.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
 
+use crate::approval::state::{Outcome, Status};
 use crate::gate::{Gate, GateCall, Reply};
 
 /// Largest JSON-RPC frame (one line on stdio) read from the agent; longer lines are dropped unread.
@@ -19,36 +25,47 @@ pub const MAX_FRAME_BYTES: usize = 4 << 20;
 
 /// Key under which a refusal's decision details travel in the result's `_meta`.
 pub const DECISION_META_KEY: &str = "airlock/decision";
+/// Key under which an approval's id and state travel in the result's `_meta`.
+pub const APPROVAL_META_KEY: &str = "airlock/approval";
+/// The built-in tool that reports on a suspended call.
+pub const STATUS_TOOL: &str = "airlock_status";
+/// How often a waiting agent gets a progress notification.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// The MCP server an agent connects to.
 #[derive(Clone)]
 pub struct AgentServer {
     gate: Arc<Gate>,
     tools: Arc<Vec<Tool>>,
+    max_wait: Duration,
 }
 
 impl AgentServer {
-    pub fn new(gate: Arc<Gate>) -> AgentServer {
-        let tools = gate
+    pub fn new(gate: Arc<Gate>, max_wait: Duration) -> AgentServer {
+        let mut tools: Vec<Tool> = gate
             .tools()
             .iter()
+            .filter(|def| def.exposed != STATUS_TOOL)
             .filter_map(|def| {
                 let mut v = def.definition.clone();
                 if let Value::Object(o) = &mut v {
                     o.insert("name".into(), Value::String(def.exposed.clone()));
                 }
-                match serde_json::from_value::<Tool>(v) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        tracing::error!(tool = %def.exposed, error = %e, "cannot relay tool definition");
-                        None
-                    }
-                }
+                serde_json::from_value::<Tool>(v).map_err(|e| tracing::error!(tool = %def.exposed, error = %e, "cannot relay tool definition")).ok()
             })
             .collect();
+        let schema = json!({"type": "object", "properties": {"approval_id": {"type": "string", "description": "The id from a pending result"}}, "required": ["approval_id"]});
+        if let Value::Object(schema) = schema {
+            tools.push(Tool::new(
+                STATUS_TOOL,
+                "Airlock's own tool: the state of a call that waits for human approval, and its result once decided.",
+                schema,
+            ));
+        }
         AgentServer {
             gate,
             tools: Arc::new(tools),
+            max_wait,
         }
     }
 
@@ -61,6 +78,127 @@ impl AgentServer {
         running.waiting().await.map_err(std::io::Error::other)?;
         Ok(())
     }
+
+    /// Wait for a suspended call, with progress notifications, up to `max_wait`.
+    async fn wait(
+        &self,
+        approval_id: &str,
+        role: &str,
+        mut status: watch::Receiver<Status>,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let token = context.meta.get_progress_token();
+        let deadline = tokio::time::Instant::now() + self.max_wait;
+        let mut ticks = 0u32;
+        loop {
+            if let Status::Done(outcome) = &*status.borrow() {
+                return outcome_result(approval_id, outcome);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            tokio::select! {
+                changed = status.changed() => if changed.is_err() { break },
+                _ = tokio::time::sleep(PROGRESS_EVERY.min(deadline - now)) => {
+                    ticks += 1;
+                    if let Some(t) = &token {
+                        let p = ProgressNotificationParam::new(t.clone(), f64::from(ticks)).with_message(format!("waiting for approval by role `{role}` (approval {approval_id})"));
+                        let _ = context.peer.notify_progress(p).await;
+                    }
+                }
+                _ = context.ct.cancelled() => break,
+            }
+        }
+        let state = status.borrow().clone();
+        pending_result(approval_id, role, &state)
+    }
+
+    async fn status_tool(&self, args: &Map<String, Value>) -> CallToolResult {
+        let Some(id) = args.get("approval_id").and_then(Value::as_str) else {
+            return CallToolResult::error(vec![ContentBlock::text(
+                "airlock_status needs {\"approval_id\": \"...\"}",
+            )]);
+        };
+        match self.gate.desk().get(id).await {
+            None => CallToolResult::error(vec![ContentBlock::text(format!("no approval `{id}`"))]),
+            Some(a) => match &a.status {
+                Status::Done(outcome) => outcome_result(id, outcome),
+                other => pending_result(id, &a.envelope.role, other),
+            },
+        }
+    }
+}
+
+fn with_meta(mut r: CallToolResult, key: &str, value: Value) -> CallToolResult {
+    let mut meta = r.meta.take().map(|m| m.0).unwrap_or_default();
+    meta.insert(key.into(), value);
+    r.meta = Some(MetaObject(meta));
+    r
+}
+
+/// The agent's answer for a decided approval.
+fn outcome_result(id: &str, outcome: &Outcome) -> CallToolResult {
+    let info = json!({"approval_id": id, "state": "done", "outcome": outcome_name(outcome)});
+    let r = match outcome {
+        Outcome::Executed { result, .. } => {
+            match serde_json::from_value::<CallToolResult>(result.clone()) {
+                Ok(r) => return r,
+                Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+                    "the approved call ran, but its result could not be relayed: {e}"
+                ))]),
+            }
+        }
+        Outcome::Denied { by, reason } if by == "timeout" => {
+            CallToolResult::error(vec![ContentBlock::text(format!(
+                "No decision before the approval expired, so the call was denied and not run ({reason})."
+            ))])
+        }
+        Outcome::Denied { by, reason } if reason.trim().is_empty() => {
+            CallToolResult::error(vec![ContentBlock::text(format!(
+                "Denied by {by}; the call was not run."
+            ))])
+        }
+        Outcome::Denied { by, reason } => CallToolResult::error(vec![ContentBlock::text(format!(
+            "Denied by {by}: {reason}. The call was not run."
+        ))]),
+        Outcome::Expired => CallToolResult::error(vec![ContentBlock::text(
+            "The approval expired without a decision; nothing ran (recorded as a no-op).",
+        )]),
+        Outcome::Failed { error } => CallToolResult::error(vec![ContentBlock::text(format!(
+            "Approved, but the call could not be run: {error}"
+        ))]),
+        Outcome::OutcomeUnknown => CallToolResult::error(vec![ContentBlock::text(
+            "Approved, but Airlock stopped while the call was running: its outcome is unknown and it will not be run again. Check the tool server.",
+        )]),
+    };
+    with_meta(r, APPROVAL_META_KEY, info)
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Executed { .. } => "executed",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Denied { .. } => "denied",
+        Outcome::Expired => "expired",
+        Outcome::OutcomeUnknown => "outcome_unknown",
+    }
+}
+
+/// The agent's answer while a decision is still outstanding (not an error: nothing failed).
+fn pending_result(id: &str, role: &str, state: &Status) -> CallToolResult {
+    let what = match state {
+        Status::Executing { .. } => "was approved and is running",
+        _ => "is waiting for approval",
+    };
+    let r = CallToolResult::success(vec![ContentBlock::text(format!(
+        "This call {what} by role `{role}` (approval {id}). It has not finished yet. Call `{STATUS_TOOL}` with {{\"approval_id\": \"{id}\"}} later to get the outcome and the tool's result."
+    ))]);
+    with_meta(
+        r,
+        APPROVAL_META_KEY,
+        json!({"approval_id": id, "state": if matches!(state, Status::Executing { .. }) { "executing" } else { "pending" }}),
+    )
 }
 
 impl ServerHandler for AgentServer {
@@ -69,7 +207,8 @@ impl ServerHandler for AgentServer {
             .with_server_info(Implementation::new("airlock", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Airlock gates every tool call: it is classified by its manifest and decided by policy before it runs. \
-                 A refused call returns isError with the reason and the rule; do not retry it unchanged.",
+                 A refused call returns isError with the reason and the rule; do not retry it unchanged. \
+                 A call that needs human approval waits; if it is still pending, ask airlock_status later.",
             )
     }
 
@@ -84,15 +223,20 @@ impl ServerHandler for AgentServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let arguments = request.arguments.unwrap_or_default();
+        if request.name == STATUS_TOOL {
+            return Ok(self.status_tool(&arguments).await.into());
+        }
+        // rmcp moves the request's `_meta` into the context. The progress token belongs to this
+        // hop (agent ↔ Airlock) and is not passed on.
+        let mut meta: Map<String, Value> = context.meta.0.0.clone();
+        meta.remove("progressToken");
         let call = GateCall {
             tool: request.name.to_string(),
-            arguments: request.arguments.unwrap_or_default(),
-            meta: request
-                .meta
-                .map(|m| m.0.0)
-                .filter(|m: &Map<String, Value>| !m.is_empty()),
+            arguments,
+            meta: Some(meta).filter(|m| !m.is_empty()),
         };
         let result = match self.gate.call(call).await {
             Reply::Forwarded(reply) => match serde_json::from_value::<CallToolResult>(reply.json) {
@@ -101,13 +245,16 @@ impl ServerHandler for AgentServer {
                     "the tool ran, but its result could not be relayed: {e}"
                 ))]),
             },
-            Reply::Refused { message, details } => {
-                let mut r = CallToolResult::error(vec![ContentBlock::text(message)]);
-                let mut meta = Map::new();
-                meta.insert(DECISION_META_KEY.into(), details);
-                r.meta = Some(MetaObject(meta));
-                r
-            }
+            Reply::Refused { message, details } => with_meta(
+                CallToolResult::error(vec![ContentBlock::text(message)]),
+                DECISION_META_KEY,
+                details,
+            ),
+            Reply::Suspended {
+                approval_id,
+                role,
+                status,
+            } => self.wait(&approval_id, &role, status, &context).await,
         };
         Ok(result.into())
     }

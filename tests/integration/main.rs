@@ -1,8 +1,10 @@
 //! Integration tests: the real `airlock` binary, driven as its users drive it — an MCP client over
 //! stdio, the CLI, and tool servers nobody here wrote.
 
+mod approvals;
 mod cli;
 mod gate;
 mod peers;
 mod protocol;
+mod smtp;
 mod support;

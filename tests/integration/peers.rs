@@ -27,7 +27,14 @@ async fn a_third_party_tool_server_behind_the_gate() {
     ));
     let agent = w.agent().await;
     let tools = agent.tools().await;
-    assert_eq!(tools, ["time__convert_time", "time__get_current_time"]);
+    assert_eq!(
+        tools,
+        [
+            "airlock_status",
+            "time__convert_time",
+            "time__get_current_time"
+        ]
+    );
     let r = agent
         .call(
             "time__get_current_time",
@@ -85,7 +92,7 @@ async fn the_official_python_sdk_as_the_agent() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).expect("agent json");
-    assert_eq!(v["tools"].as_array().map(Vec::len), Some(7));
+    assert_eq!(v["tools"].as_array().map(Vec::len), Some(8));
     let results = &v["results"];
     assert_eq!(results[0]["isError"], false);
     assert!(

@@ -37,9 +37,35 @@ impl World {
     pub fn demo() -> World {
         let w = World::empty();
         w.write_config(&format!(
-            "[gate]\nmanifests = {m:?}\npolicies = {p:?}\nledger = \"ledger.redb\"\nactor = \"agent:test\"\n\n{shop}",
+            "[gate]\nmanifests = {m:?}\npolicies = {p:?}\nledger = \"ledger.redb\"\nactor = \"agent:test\"\nmax_wait = \"1s\"\n\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n{shop}",
             m = format!("{REPO}/tool-manifests"),
             p = format!("{REPO}/policies"),
+            shop = w.shop_server("shop", "", "executed.jsonl"),
+        ));
+        w
+    }
+
+    /// The demo shop with the repo's manifests, a test policy whose `financial` class needs
+    /// approval, mail to a real SMTP server on `smtp_port`, and approval pages on a free port.
+    pub fn approvals(smtp_port: u16, financial: &str) -> World {
+        let w = World::empty();
+        w.write(
+            "p/policy.toml",
+            &format!(
+                "version = \"test-approvals\"\n[classes]\nread_only = {{ path = \"allow\" }}\n\
+                 internal_reversible = {{ path = \"allow\", require_reversal = true, role = \"ops\" }}\n\
+                 customer_facing = {{ path = \"conditional\", require_evidence = true, role = \"support\" }}\n\
+                 destructive = {{ path = \"deny\" }}\n\
+                 financial = {financial}\n\
+                 [roles]\nops = {{ emails = [\"ops@example.com\"] }}\nsupport = {{ emails = [\"support@example.com\"] }}\n\
+                 finance = {{ emails = [\"ann@example.com\", \"bob@example.com\"], escalate_to = \"cfo\" }}\ncfo = {{ emails = [\"cfo@example.com\"] }}\n"
+            ),
+        );
+        w.write_config(&format!(
+            "[gate]\nmanifests = {m:?}\npolicies = \"p\"\nledger = \"ledger.redb\"\nactor = \"agent:test\"\nmax_wait = \"2m\"\n\n\
+             [mail]\nfrom = \"airlock@example.com\"\nsmtp = \"smtp://127.0.0.1:{smtp_port}\"\n\n[web]\nbind = \"127.0.0.1:{web_port}\"\n\n{shop}",
+            web_port = crate::smtp::free_port(),
+            m = format!("{REPO}/tool-manifests"),
             shop = w.shop_server("shop", "", "executed.jsonl"),
         ));
         w
@@ -118,6 +144,30 @@ impl World {
         }
     }
 
+    /// Start `airlock serve` as a child this test can `kill -9`, and connect to it.
+    pub async fn killable_agent(&self) -> (Agent, tokio::process::Child) {
+        let mut child = tokio::process::Command::new(AIRLOCK)
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config())
+            .env("AIRLOCK_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn airlock serve");
+        let io = (
+            child.stdout.take().expect("stdout"),
+            child.stdin.take().expect("stdin"),
+        );
+        (
+            Agent {
+                client: ().serve(io).await.expect("MCP handshake with airlock"),
+            },
+            child,
+        )
+    }
+
     /// `airlock serve` holds the ledger while it runs and exits shortly after its agent goes;
     /// poll until the file is free.
     pub async fn wait_for_ledger(&self) {
@@ -164,6 +214,13 @@ impl Agent {
             .collect();
         names.sort();
         names
+    }
+
+    /// A call whose connection may die under it (kill -9 tests).
+    pub async fn try_call(&self, tool: &str, args: Value) -> Result<CallToolResult, String> {
+        let mut p = CallToolRequestParams::new(tool.to_string());
+        p.arguments = args.as_object().cloned();
+        self.client.call_tool(p).await.map_err(|e| e.to_string())
     }
 
     pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {

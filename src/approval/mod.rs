@@ -1,0 +1,744 @@
+//! Approvals: the desk that holds calls waiting for a human decision.
+//!
+//! Owns open approvals (in memory, mirrored durably in the ledger's approvals table), their
+//! mail, their timers, the decisions that arrive from the web pages, and the single execution of
+//! an approved call. The rules themselves are pure, in [`state`]; links and nonces in [`link`].
+//! Every state change is committed (rows + state, one transaction) before the next side effect:
+//! mail after the envelope is durable, execution after its intent is durable. It must never run
+//! a call twice: an execution intent found on restart becomes `outcome_unknown`, never a re-run.
+
+pub mod link;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex as StdMutex};
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, watch};
+
+use crate::config::Setup;
+use crate::decide::{self, Decision, Verdict};
+use crate::envelope::{self, Envelope, Proposal};
+use crate::forward::{Forward, Forwarded, Forwarder};
+use crate::ledger::{Change, Ledger, LedgerError, NewRow};
+use crate::mail::{Mail, Mailer, Sent};
+use crate::mcp::downstream::ToolServers;
+use link::LinkKey;
+use state::{Approval, Choice, NextRole, Outcome, Refusal, Status, Step};
+
+/// Why a link or a decision was refused (shown to the person, and logged).
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    #[error("this link is not valid")]
+    BadLink,
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    #[error("the edited arguments were not accepted: {0}")]
+    BadModification(String),
+    #[error("the ledger could not record the decision, so nothing changed: {0}")]
+    Ledger(#[from] LedgerError),
+}
+
+/// A decision as posted from the approval page.
+#[derive(Debug, Clone)]
+pub struct DecisionForm {
+    pub choice: Choice,
+    pub comment: String,
+    /// For modify: the edited arguments as JSON text.
+    pub arguments: Option<String>,
+    /// Hash of the rendered envelope the approver was shown.
+    pub seen: String,
+}
+
+/// What the page shows for a valid link.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub approval: Approval,
+    pub approver: String,
+    pub can_escalate: bool,
+}
+
+/// A call the gate hands over for approval.
+pub struct Open<'a> {
+    pub call_id: &'a str,
+    pub proposal: Proposal<'a>,
+    /// The proposal and verdict rows, committed together with the envelope.
+    pub rows: Vec<NewRow>,
+}
+
+pub struct Desk {
+    approvals: Mutex<BTreeMap<String, Approval>>,
+    watchers: StdMutex<HashMap<String, watch::Sender<Status>>>,
+    setup: Arc<Setup>,
+    ledger: Arc<Ledger>,
+    servers: Arc<ToolServers>,
+    forwarder: Forwarder,
+    mailer: Mailer,
+    key: LinkKey,
+    base_url: String,
+}
+
+fn row(kind: &'static str, call_id: &str, body: Value) -> NewRow {
+    NewRow {
+        kind,
+        call_id: call_id.to_string(),
+        time: OffsetDateTime::now_utc(),
+        body,
+    }
+}
+
+fn snapshot(a: &Approval) -> (String, Option<Value>) {
+    (a.id.clone(), serde_json::to_value(a).ok())
+}
+
+impl Desk {
+    pub fn new(
+        setup: Arc<Setup>,
+        ledger: Arc<Ledger>,
+        servers: Arc<ToolServers>,
+        forwarder: Forwarder,
+        mailer: Mailer,
+        key: LinkKey,
+        base_url: String,
+    ) -> Arc<Desk> {
+        Arc::new(Desk {
+            approvals: Mutex::new(BTreeMap::new()),
+            watchers: StdMutex::new(HashMap::new()),
+            setup,
+            ledger,
+            servers,
+            forwarder,
+            mailer,
+            key,
+            base_url: base_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// Suspend a call: commit its rows and envelope durably, then mail the role and arm the timer.
+    pub async fn open(
+        self: &Arc<Self>,
+        open: Open<'_>,
+    ) -> Result<(String, watch::Receiver<Status>), LedgerError> {
+        let d: &Decision = open.proposal.decision;
+        let Verdict::Approve {
+            role,
+            timeout,
+            on_timeout,
+            expires_at,
+        } = &d.verdict
+        else {
+            unreachable!("the gate opens approvals only for approve verdicts")
+        };
+        let now = OffsetDateTime::now_utc();
+        let rule = self.setup.policy.classes.get(&open.proposal.manifest.class);
+        let emails = self
+            .setup
+            .policy
+            .roles
+            .get(role)
+            .map(|r| r.emails.clone())
+            .unwrap_or_default();
+        let min = rule
+            .map_or(1, |r| r.min_approvals)
+            .min(u32::try_from(emails.len()).unwrap_or(1))
+            .max(1);
+        let envelope = envelope::build(&open.proposal, role, min, *on_timeout, now, *expires_at);
+        let approval = Approval {
+            id: uuid::Uuid::new_v4().to_string(),
+            call_id: open.call_id.to_string(),
+            envelope_hash: envelope.hash(),
+            envelope,
+            meta: open.proposal.meta.cloned(),
+            timeout_secs: timeout.as_secs(),
+            approvers: emails.clone(),
+            approved_by: vec![],
+            used: vec![],
+            unsent: emails,
+            status: Status::Pending,
+        };
+        let mut rows = open.rows;
+        rows.push(self.envelope_row(&approval));
+        self.ledger
+            .commit(Change {
+                rows,
+                approvals: vec![snapshot(&approval)],
+            })
+            .await?;
+        let id = approval.id.clone();
+        let rx = self.watch(&approval);
+        self.approvals.lock().await.insert(id.clone(), approval);
+        self.after_new_stage(&id).await;
+        Ok((id, rx))
+    }
+
+    fn envelope_row(&self, a: &Approval) -> NewRow {
+        row(
+            "envelope",
+            &a.call_id,
+            json!({"approval_id": a.id, "stage": a.envelope.stage, "envelope": a.envelope, "envelope_hash": a.envelope_hash, "approvers": a.approvers}),
+        )
+    }
+
+    fn watch(&self, a: &Approval) -> watch::Receiver<Status> {
+        let mut w = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        w.entry(a.id.clone())
+            .or_insert_with(|| watch::channel(a.status.clone()).0)
+            .subscribe()
+    }
+
+    fn publish(&self, a: &Approval) {
+        let w = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = w.get(&a.id) {
+            tx.send_replace(a.status.clone());
+        }
+    }
+
+    /// Follow an approval's status (for a waiting agent or `airlock_status`).
+    pub async fn subscribe(&self, id: &str) -> Option<watch::Receiver<Status>> {
+        let a = self.approvals.lock().await.get(id).cloned()?;
+        Some(self.watch(&a))
+    }
+
+    pub async fn get(&self, id: &str) -> Option<Approval> {
+        self.approvals.lock().await.get(id).cloned()
+    }
+
+    /// The link of approver `slot` at the approval's current stage.
+    pub fn link(&self, a: &Approval, slot: usize) -> String {
+        let approver = a.approvers.get(slot).map_or("", String::as_str);
+        let token = self
+            .key
+            .token(&a.id, a.envelope.stage, approver, &a.envelope_hash);
+        format!("{}/a/{}/{slot}/{token}", self.base_url, a.id)
+    }
+
+    pub fn key(&self) -> &LinkKey {
+        &self.key
+    }
+
+    /// Mail the current stage's unsent approvers and arm its timer.
+    async fn after_new_stage(self: &Arc<Self>, id: &str) {
+        let me = self.clone();
+        let id2 = id.to_string();
+        tokio::spawn(async move { me.send_unsent(&id2).await });
+        self.arm_timer(id).await;
+    }
+
+    async fn arm_timer(self: &Arc<Self>, id: &str) {
+        let Some(expires_at) = self
+            .approvals
+            .lock()
+            .await
+            .get(id)
+            .map(|a| a.envelope.expires_at)
+        else {
+            return;
+        };
+        tokio::spawn(Desk::timer(self.clone(), id.to_string(), expires_at));
+    }
+
+    /// Sleep until `expires_at`, then time the approval out. Boxed with a declared `Send` type:
+    /// a timeout can start a new stage, which arms the next timer.
+    fn timer(
+        me: Arc<Self>,
+        id: String,
+        expires_at: OffsetDateTime,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let wait = expires_at - OffsetDateTime::now_utc();
+            if wait.is_positive() {
+                tokio::time::sleep(std::time::Duration::try_from(wait).unwrap_or_default()).await;
+            }
+            me.time_out(&id).await;
+        })
+    }
+
+    async fn send_unsent(self: &Arc<Self>, id: &str) {
+        let Some(a) = self.get(id).await else { return };
+        for approver in a.unsent.clone() {
+            let Some(slot) = a.approvers.iter().position(|x| *x == approver) else {
+                continue;
+            };
+            let link = self.link(&a, slot);
+            let e = &a.envelope;
+            let mail = Mail {
+                to: approver.clone(),
+                subject: format!(
+                    "[Airlock] Approve {}? ({}, decide by {})",
+                    e.tool,
+                    e.class,
+                    e.expires_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                ),
+                body: format!(
+                    "Airlock needs a decision from role `{}`.\n\n{}\nOpen this link to see the full request and decide (approve, deny, modify or escalate).\nIt is yours alone: do not forward it.\n\n{link}\n\nApproval {} (stage {}).\n",
+                    e.role,
+                    e.summary(),
+                    a.id,
+                    e.stage
+                ),
+                key: format!("{}-s{}-{slot}", a.id, e.stage),
+            };
+            if self.mailer.is_outbox() {
+                tracing::info!(approval = %a.id, to = %approver, "approval link: {link}");
+            }
+            let (kind, body) = match self.mailer.send(&mail).await {
+                Ok(sent) => (
+                    "mail_sent",
+                    json!({"approval_id": a.id, "stage": e.stage, "to": approver, "via": match sent { Sent::Smtp => "smtp".to_string(), Sent::Outbox(p) => p.display().to_string() }}),
+                ),
+                Err(err) => {
+                    tracing::error!(approval = %a.id, to = %approver, error = %err, "approval mail not sent; it is retried at the next start");
+                    (
+                        "mail_failed",
+                        json!({"approval_id": a.id, "stage": e.stage, "to": approver, "error": err.to_string()}),
+                    )
+                }
+            };
+            let mut guard = self.approvals.lock().await;
+            let Some(cur) = guard.get_mut(id) else { return };
+            if kind == "mail_sent" && cur.envelope.stage == e.stage {
+                cur.unsent.retain(|x| *x != approver);
+            }
+            let change = Change {
+                rows: vec![row(kind, &cur.call_id, body)],
+                approvals: vec![snapshot(cur)],
+            };
+            if let Err(err) = self.ledger.commit(change).await {
+                tracing::error!(approval = %id, error = %err, "cannot record mail delivery");
+            }
+        }
+    }
+
+    /// Check a link: the approval exists, the slot is an approver of the current stage, the token
+    /// is theirs for exactly this envelope.
+    fn admit<'a>(&self, a: &'a Approval, slot: usize, token: &str) -> Result<&'a str, DeskError> {
+        let approver = a.approvers.get(slot).ok_or(DeskError::BadLink)?;
+        if self
+            .key
+            .verify_token(token, &a.id, a.envelope.stage, approver, &a.envelope_hash)
+        {
+            Ok(approver)
+        } else {
+            Err(DeskError::BadLink)
+        }
+    }
+
+    fn next_role(&self, a: &Approval) -> Option<(String, Vec<String>)> {
+        let roles = &self.setup.policy.roles;
+        let up = roles.get(&a.envelope.role)?.escalate_to.as_ref()?;
+        roles.get(up).map(|r| (up.clone(), r.emails.clone()))
+    }
+
+    /// What the page shows. A GET never changes state; a bad link is logged.
+    pub async fn view(&self, id: &str, slot: usize, token: &str) -> Result<View, DeskError> {
+        let a = self.get(id).await.ok_or(DeskError::BadLink)?;
+        match self.admit(&a, slot, token) {
+            Ok(approver) => Ok(View {
+                approver: approver.to_string(),
+                can_escalate: self.next_role(&a).is_some(),
+                approval: a,
+            }),
+            Err(e) => {
+                self.log_refusal(&a, slot, "view", &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Record a refused form submission on a valid link (bad or stale nonce).
+    pub async fn log_form_refusal(&self, a: &Approval, slot: usize, reason: &str) {
+        let body = json!({"approval_id": a.id, "slot": slot, "attempt": "form", "reason": reason});
+        if let Err(err) = self
+            .ledger
+            .append(vec![row("link_refused", &a.call_id, body)])
+            .await
+        {
+            tracing::error!(error = %err, "cannot record a refused form");
+        }
+    }
+
+    async fn log_refusal(&self, a: &Approval, slot: usize, what: &str, e: &DeskError) {
+        let body =
+            json!({"approval_id": a.id, "slot": slot, "attempt": what, "reason": e.to_string()});
+        if let Err(err) = self
+            .ledger
+            .append(vec![row("link_refused", &a.call_id, body)])
+            .await
+        {
+            tracing::error!(error = %err, "cannot record a refused link use");
+        }
+    }
+
+    /// Apply a decision posted from the page.
+    pub async fn decide(
+        self: &Arc<Self>,
+        id: &str,
+        slot: usize,
+        token: &str,
+        form: DecisionForm,
+    ) -> Result<Step, DeskError> {
+        let mut guard = self.approvals.lock().await;
+        let Some(a) = guard.get_mut(id) else {
+            return Err(DeskError::BadLink);
+        };
+        let approver = match self.admit(a, slot, token) {
+            Ok(x) => x.to_string(),
+            Err(e) => {
+                let snapshot_a = a.clone();
+                drop(guard);
+                self.log_refusal(&snapshot_a, slot, "decide", &e).await;
+                return Err(e);
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let mut next = a.clone();
+        let mut extra = Map::new();
+        let result = match form.choice {
+            Choice::Approve => next.vote(&approver, true, now),
+            Choice::Deny => next.vote(&approver, false, now),
+            Choice::Escalate => {
+                let up = self.next_role(&next);
+                next.escalate(
+                    &approver,
+                    up.as_ref().map(|(n, e)| NextRole { name: n, emails: e }),
+                    now,
+                )
+            }
+            Choice::Modify => {
+                let edited = match self.modified(&next, form.arguments.as_deref().unwrap_or("")) {
+                    Ok(e) => e,
+                    Err(msg) => {
+                        let err = DeskError::BadModification(msg);
+                        let snapshot_a = a.clone();
+                        drop(guard);
+                        self.log_refusal(&snapshot_a, slot, "modify", &err).await;
+                        return Err(err);
+                    }
+                };
+                extra.insert(
+                    "diff".into(),
+                    Value::Array(envelope::diff(&next.envelope.arguments, &edited.arguments)),
+                );
+                extra.insert("new_envelope_hash".into(), Value::String(edited.hash()));
+                next.modify(&approver, edited, now)
+            }
+        };
+        let step = match result {
+            Ok(s) => s,
+            Err(r) => {
+                let snapshot_a = a.clone();
+                drop(guard);
+                let e = DeskError::Refused(r);
+                self.log_refusal(&snapshot_a, slot, "decide", &e).await;
+                return Err(e);
+            }
+        };
+        let mut body = json!({
+            "approval_id": a.id, "stage": a.envelope.stage, "approver": approver, "choice": form.choice,
+            "comment": form.comment, "seen_sha256": form.seen, "envelope_hash": a.envelope_hash,
+            "policy_version": a.envelope.policy_version,
+        });
+        if let Value::Object(o) = &mut body {
+            o.extend(extra);
+        }
+        let mut rows = vec![row("decision", &a.call_id, body)];
+        self.settle(&mut next, &step, &approver, &form.comment, &mut rows);
+        self.ledger
+            .commit(Change {
+                rows,
+                approvals: vec![snapshot(&next)],
+            })
+            .await?;
+        *a = next.clone();
+        drop(guard);
+        self.publish(&next);
+        self.after(step.clone(), &next).await;
+        Ok(step)
+    }
+
+    /// The edited arguments, validated against the tool's input schema and re-decided.
+    fn modified(&self, a: &Approval, text: &str) -> Result<Envelope, String> {
+        let args = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(o)) => o,
+            Ok(_) => return Err("the arguments must be a JSON object".into()),
+            Err(e) => return Err(format!("not valid JSON: {e}")),
+        };
+        let e = &a.envelope;
+        if let Some(def) = self
+            .servers
+            .tools()
+            .iter()
+            .find(|t| t.server == e.server && t.name == e.tool_name)
+        {
+            if let Some(schema) = def.definition.get("inputSchema") {
+                let validator = jsonschema::validator_for(schema)
+                    .map_err(|err| format!("the tool's input schema is unusable: {err}"))?;
+                let problems: Vec<String> = validator
+                    .iter_errors(&Value::Object(args.clone()))
+                    .map(|err| format!("{} at `{}`", err, err.instance_path()))
+                    .collect();
+                if !problems.is_empty() {
+                    return Err(format!(
+                        "they do not match the tool's input schema: {}",
+                        problems.join("; ")
+                    ));
+                }
+            }
+        }
+        let manifest = self
+            .setup
+            .manifests
+            .get(&e.server, &e.tool_name)
+            .ok_or("the tool's manifest is gone")?;
+        let canonical_len = crate::canonical::to_string(&Value::Object(args.clone())).len();
+        let d = decide::decide(
+            &decide::Call {
+                tool: &e.tool,
+                arguments: &args,
+                meta: a.meta.as_ref(),
+                canonical_len,
+            },
+            Some(manifest),
+            &self.setup.policy,
+            &decide::Context {
+                actor: &e.actor,
+                now: OffsetDateTime::now_utc(),
+            },
+        );
+        if matches!(d.verdict, Verdict::Deny | Verdict::Quarantine) {
+            return Err(format!(
+                "the edited call would be refused: {}",
+                d.explanation()
+            ));
+        }
+        Ok(e.with_arguments(args))
+    }
+
+    /// Fold a step's consequences into the new state and its rows (still uncommitted).
+    fn settle(
+        &self,
+        next: &mut Approval,
+        step: &Step,
+        by: &str,
+        reason: &str,
+        rows: &mut Vec<NewRow>,
+    ) {
+        match step {
+            Step::Counted { .. } => {}
+            Step::Approved => {
+                let key = uuid::Uuid::new_v4().to_string();
+                rows.push(row("execution_intent", &next.call_id, json!({"approval_id": next.id, "idempotency_key": key, "arguments_sha256": next.envelope.arguments_sha256, "envelope_hash": next.envelope_hash})));
+                next.status = Status::Executing {
+                    idempotency_key: key,
+                };
+            }
+            Step::Denied => {
+                next.status = Status::Done(Outcome::Denied {
+                    by: by.to_string(),
+                    reason: reason.to_string(),
+                });
+                rows.push(row(
+                    "approval_closed",
+                    &next.call_id,
+                    json!({"approval_id": next.id, "outcome": next.status}),
+                ));
+            }
+            Step::Expired => {
+                next.status = Status::Done(Outcome::Expired);
+                rows.push(row(
+                    "approval_closed",
+                    &next.call_id,
+                    json!({"approval_id": next.id, "outcome": next.status}),
+                ));
+            }
+            Step::NewStage => rows.push(self.envelope_row(next)),
+        }
+    }
+
+    /// Side effects after a committed step.
+    async fn after(self: &Arc<Self>, step: Step, a: &Approval) {
+        match step {
+            Step::Approved => {
+                let me = self.clone();
+                let id = a.id.clone();
+                tokio::spawn(async move { me.execute(&id).await });
+            }
+            Step::NewStage => self.after_new_stage(&a.id).await,
+            Step::Counted { .. } | Step::Denied | Step::Expired => {}
+        }
+    }
+
+    /// The clock ran out: apply `on_timeout` if still pending.
+    async fn time_out(self: &Arc<Self>, id: &str) {
+        let mut guard = self.approvals.lock().await;
+        let Some(a) = guard.get_mut(id) else { return };
+        let mut next = a.clone();
+        let up = self.next_role(&next);
+        let Some(step) = next.time_out(
+            up.as_ref().map(|(n, e)| NextRole { name: n, emails: e }),
+            OffsetDateTime::now_utc(),
+        ) else {
+            return;
+        };
+        let mut rows = vec![row(
+            "timeout",
+            &a.call_id,
+            json!({"approval_id": a.id, "stage": a.envelope.stage, "role": a.envelope.role, "on_timeout": a.envelope.on_timeout, "expires_at": a.envelope.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()}),
+        )];
+        self.settle(
+            &mut next,
+            &step,
+            "timeout",
+            "no decision before the approval expired",
+            &mut rows,
+        );
+        if let Err(e) = self
+            .ledger
+            .commit(Change {
+                rows,
+                approvals: vec![snapshot(&next)],
+            })
+            .await
+        {
+            tracing::error!(approval = %id, error = %e, "cannot record a timeout; it fires again at the next start");
+            return;
+        }
+        *a = next.clone();
+        drop(guard);
+        self.publish(&next);
+        self.after(step, &next).await;
+    }
+
+    /// Run an approved call once. Its intent is already durable.
+    async fn execute(self: &Arc<Self>, id: &str) {
+        let Some(a) = self.get(id).await else { return };
+        let Status::Executing { idempotency_key } = &a.status else {
+            return;
+        };
+        let e = &a.envelope;
+        let mut context = Map::new();
+        context.insert("approval_id".into(), json!(a.id));
+        context.insert("idempotency_key".into(), json!(idempotency_key));
+        context.insert("arguments_sha256".into(), json!(e.arguments_sha256));
+        let arguments = e.arguments.as_object().cloned().unwrap_or_default();
+        let forwarded = self
+            .forwarder
+            .run(Forward {
+                call_id: &a.call_id,
+                server: &e.server,
+                tool: &e.tool_name,
+                arguments,
+                meta: a.meta.clone(),
+                context,
+            })
+            .await;
+        let outcome = match forwarded {
+            Forwarded::Ran(reply) => Outcome::Executed {
+                result: reply.json,
+                is_error: reply.is_error,
+            },
+            Forwarded::Failed(error) => Outcome::Failed { error },
+        };
+        self.close(id, outcome).await;
+    }
+
+    async fn close(&self, id: &str, outcome: Outcome) {
+        let mut guard = self.approvals.lock().await;
+        let Some(a) = guard.get_mut(id) else { return };
+        a.status = Status::Done(outcome);
+        let summary = match &a.status {
+            Status::Done(Outcome::Executed { result, is_error }) => {
+                json!({"outcome": "executed", "is_error": is_error, "result_sha256": crate::canonical::sha256_hex(crate::canonical::to_string(result).as_bytes())})
+            }
+            other => json!(other),
+        };
+        let change = Change {
+            rows: vec![row(
+                "approval_closed",
+                &a.call_id,
+                json!({"approval_id": a.id, "outcome": summary}),
+            )],
+            approvals: vec![snapshot(a)],
+        };
+        if let Err(e) = self.ledger.commit(change).await {
+            tracing::error!(approval = %id, error = %e, "cannot record the end of an approval");
+        }
+        let done = a.clone();
+        drop(guard);
+        self.publish(&done);
+    }
+
+    /// Wait (up to `limit`) until no approved call is still executing, so its outcome is recorded.
+    pub async fn drain(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            let busy = self
+                .approvals
+                .lock()
+                .await
+                .values()
+                .any(|a| matches!(a.status, Status::Executing { .. }));
+            if !busy {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reload open approvals after a start: re-arm timers, send unsent mail, and turn any
+    /// execution that was in flight into `outcome_unknown` (never a second run).
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, LedgerError> {
+        let states = self.ledger.open_approvals()?;
+        let mut pending = Vec::new();
+        let mut unknown = Vec::new();
+        {
+            let mut guard = self.approvals.lock().await;
+            for v in states {
+                match serde_json::from_value::<Approval>(v) {
+                    Ok(a) => {
+                        match a.status {
+                            Status::Pending => pending.push(a.id.clone()),
+                            Status::Executing { .. } => unknown.push(a.id.clone()),
+                            Status::Done(_) => {}
+                        }
+                        guard.insert(a.id.clone(), a);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "unreadable approval state; left as it is")
+                    }
+                }
+            }
+        }
+        for id in &unknown {
+            self.close(id, Outcome::OutcomeUnknown).await;
+            if let Some(a) = self.get(id).await {
+                self.tell_outcome_unknown(&a).await;
+            }
+        }
+        for id in &pending {
+            self.after_new_stage(id).await;
+        }
+        Ok(pending.len())
+    }
+
+    async fn tell_outcome_unknown(&self, a: &Approval) {
+        for to in &a.approvers {
+            let mail = Mail {
+                to: to.clone(),
+                subject: format!("[Airlock] Outcome unknown: {}", a.envelope.tool),
+                body: format!(
+                    "Airlock stopped while running an approved call, so it cannot tell whether the call ran.\nIt will not run it again. Check the tool server before retrying.\n\n{}\nApproval {}.\n",
+                    a.envelope.summary(),
+                    a.id
+                ),
+                key: format!("{}-unknown-{to}", a.id),
+            };
+            if let Err(e) = self.mailer.send(&mail).await {
+                tracing::error!(approval = %a.id, error = %e, "cannot mail the outcome-unknown notice");
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Web: the approval pages, over real HTTP (axum).
+//!
+//! Owns routing, HTML rendering of the envelope (and the hash of exactly what was rendered), the
+//! per-page nonce, and the security headers. A GET only shows; only a POST from the page's own form
+//! decides, and no script is ever served. It must never build a link from the request's Host
+//! header, and never decide anything itself: decisions go to the [`crate::approval`] desk.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Router, middleware};
+use time::OffsetDateTime;
+
+use crate::approval::state::{Choice, Outcome, Status, Step};
+use crate::approval::{DecisionForm, Desk, DeskError, View};
+use crate::canonical;
+use crate::envelope::Envelope;
+
+/// How long a rendered page's form stays valid.
+const PAGE_TTL_SECS: i64 = 24 * 3600;
+
+/// The router; tests and `serve` share it.
+pub fn app(desk: Arc<Desk>) -> Router {
+    Router::new()
+        .route("/a/{id}/{slot}/{token}", get(show).post(decide))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(middleware::map_response(security_headers))
+        .with_state(desk)
+}
+
+/// Serve the approval pages on a bound listener until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, desk: Arc<Desk>) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|s| {
+        let _ = s.set_nodelay(true);
+    });
+    axum::serve(listener, app(desk)).await
+}
+
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
+}
+
+async fn show(
+    State(desk): State<Arc<Desk>>,
+    Path((id, slot, token)): Path<(String, usize, String)>,
+) -> Response {
+    match desk.view(&id, slot, &token).await {
+        Ok(view) => {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let nonce = desk.key().nonce(&token, now);
+            Html(page(&view, now, &nonce)).into_response()
+        }
+        Err(e) => problem(&e),
+    }
+}
+
+async fn decide(
+    State(desk): State<Arc<Desk>>,
+    Path((id, slot, token)): Path<(String, usize, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    // The link first (a bad one is refused and logged by the desk), then the form it rendered.
+    let current = match desk.view(&id, slot, &token).await {
+        Ok(v) => v,
+        Err(e) => return problem(&e),
+    };
+    let rendered_at: i64 = field("rendered_at").parse().unwrap_or(0);
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    if !desk.key().verify_nonce(field("nonce"), &token, rendered_at)
+        || rendered_at > now + 60
+        || now - rendered_at > PAGE_TTL_SECS
+    {
+        desk.log_form_refusal(
+            &current.approval,
+            slot,
+            "the form's nonce is missing, forged or stale",
+        )
+        .await;
+        return message_page(
+            StatusCode::FORBIDDEN,
+            "This form is not valid",
+            "Open the link from your email again and decide from that page.",
+        );
+    }
+    let choice = match field("action") {
+        "approve" => Choice::Approve,
+        "deny" => Choice::Deny,
+        "modify" => Choice::Modify,
+        "escalate" => Choice::Escalate,
+        _ => {
+            return message_page(
+                StatusCode::BAD_REQUEST,
+                "No decision",
+                "Press Approve, Deny, Modify or Escalate.",
+            );
+        }
+    };
+    // What the approver saw must be what is current: a modify or escalation by someone else
+    // changes the envelope (and invalidates this link).
+    if field("seen") != rendered_hash(&current.approval.envelope) {
+        return message_page(
+            StatusCode::CONFLICT,
+            "The request changed",
+            "It changed since this page was opened. Open the newest link from your email.",
+        );
+    }
+    let decision = DecisionForm {
+        choice,
+        comment: field("comment").trim().chars().take(2000).collect(),
+        arguments: (choice == Choice::Modify).then(|| field("arguments").to_string()),
+        seen: field("seen").to_string(),
+    };
+    match desk.decide(&id, slot, &token, decision).await {
+        Ok(step) => {
+            let (title, text) = match step {
+                Step::Approved => (
+                    "Approved",
+                    "Thank you. The call runs now, once, with exactly the arguments you saw.",
+                ),
+                Step::Counted { .. } => (
+                    "Approval recorded",
+                    "Thank you. More approvals are needed before the call runs.",
+                ),
+                Step::Denied => (
+                    "Denied",
+                    "Thank you. The call will not run; the agent is told your reason.",
+                ),
+                Step::NewStage if choice == Choice::Escalate => (
+                    "Escalated",
+                    "Thank you. The next role has been asked to decide.",
+                ),
+                Step::NewStage => (
+                    "Modified",
+                    "Thank you. The edited call now needs the other approvers.",
+                ),
+                Step::Expired => ("Expired", "The request expired."),
+            };
+            message_page(StatusCode::OK, title, text)
+        }
+        Err(e) => problem(&e),
+    }
+}
+
+fn problem(e: &DeskError) -> Response {
+    let status = match e {
+        DeskError::BadLink => StatusCode::NOT_FOUND,
+        DeskError::Refused(_) => StatusCode::FORBIDDEN,
+        DeskError::BadModification(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        DeskError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    message_page(status, "Not done", &e.to_string())
+}
+
+fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
+    (
+        status,
+        Html(shell(
+            title,
+            &format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text)),
+        )),
+    )
+        .into_response()
+}
+
+/// HTML-escape text.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn rfc3339(t: &OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The envelope as the approver sees it. Deterministic, so its hash records what was shown.
+pub fn envelope_html(e: &Envelope) -> String {
+    let pretty = serde_json::to_string_pretty(&e.arguments).unwrap_or_default();
+    let evidence = if e.evidence.is_empty() {
+        "none".to_string()
+    } else {
+        e.evidence
+            .iter()
+            .map(|r| format!("{} = {}", r.field, canonical::to_string(&r.value)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let rows = [
+        (
+            "Action",
+            format!(
+                "<code>{}</code> on <code>{}</code>",
+                esc(&e.tool),
+                esc(&e.server)
+            ),
+        ),
+        ("Arguments", format!("<pre>{}</pre>", esc(&pretty))),
+        ("Class", esc(&e.class)),
+        ("Requested by", esc(&e.actor)),
+        ("Target", esc(&e.target)),
+        ("Business impact", esc(&e.impact)),
+        ("Evidence", esc(&evidence)),
+        (
+            "Why approval",
+            format!(
+                "{} <small>(rule <code>{}</code>, policy {})</small>",
+                esc(&e.reason),
+                esc(&e.rule),
+                esc(&e.policy_version)
+            ),
+        ),
+        ("Reversal", esc(&e.reversal)),
+        (
+            "Decided by",
+            format!(
+                "role <code>{}</code>, {} approval(s) needed",
+                esc(&e.role),
+                e.min_approvals
+            ),
+        ),
+        (
+            "Expires",
+            format!(
+                "{} — then {}",
+                esc(&rfc3339(&e.expires_at)),
+                esc(e.timeout_words())
+            ),
+        ),
+    ];
+    let mut html = String::from("<dl class=\"envelope\">");
+    for (k, v) in rows {
+        html.push_str(&format!("<dt>{k}</dt><dd>{v}</dd>"));
+    }
+    html.push_str(&format!(
+        "</dl><p class=\"hash\">Envelope {} · arguments sha256 {}</p>",
+        esc(&e.hash()),
+        esc(&e.arguments_sha256)
+    ));
+    html
+}
+
+/// SHA-256 of exactly the envelope HTML a page shows.
+pub fn rendered_hash(e: &Envelope) -> String {
+    canonical::sha256_hex(envelope_html(e).as_bytes())
+}
+
+fn page(v: &View, rendered_at: i64, nonce: &str) -> String {
+    let a = &v.approval;
+    let e = &a.envelope;
+    let state = match &a.status {
+        Status::Pending => format!(
+            "Waiting for a decision ({} of {} approvals so far).",
+            a.approved_by.len(),
+            e.min_approvals
+        ),
+        Status::Executing { .. } => "Approved; the call is running.".into(),
+        Status::Done(Outcome::Executed { .. }) => "Approved and executed.".into(),
+        Status::Done(Outcome::Denied { by, .. }) => format!("Denied ({by})."),
+        Status::Done(Outcome::Expired) => "Expired without a decision; nothing ran.".into(),
+        Status::Done(Outcome::Failed { error }) => {
+            format!("Approved, but it could not run: {error}")
+        }
+        Status::Done(Outcome::OutcomeUnknown) => {
+            "Approved; outcome unknown (Airlock stopped while it ran). It will not run again."
+                .into()
+        }
+    };
+    let already = a.used.iter().any(|u| u.eq_ignore_ascii_case(&v.approver));
+    let form = if a.is_pending() && !already {
+        let args = serde_json::to_string_pretty(&e.arguments).unwrap_or_default();
+        format!(
+            r#"<form method="post">
+<input type="hidden" name="nonce" value="{nonce}"><input type="hidden" name="rendered_at" value="{rendered_at}"><input type="hidden" name="seen" value="{seen}">
+<label for="comment">Comment (optional, recorded with your decision)</label>
+<textarea id="comment" name="comment" rows="2"></textarea>
+<div class="buttons">
+<button name="action" value="approve" class="approve">Approve</button>
+<button name="action" value="deny" class="deny">Deny</button>
+<button name="action" value="escalate"{esc_disabled}>Escalate</button>
+</div>
+<details><summary>Modify the arguments</summary>
+<label for="arguments">Edited arguments (JSON). They are checked against the tool's input schema and re-decided; your approval binds to exactly these.</label>
+<textarea id="arguments" name="arguments" rows="8">{args}</textarea>
+<button name="action" value="modify">Modify</button>
+</details>
+</form>"#,
+            seen = rendered_hash(e),
+            esc_disabled = if v.can_escalate {
+                ""
+            } else {
+                " disabled title=\"this role has no escalate_to\""
+            },
+            args = esc(&args),
+        )
+    } else if already {
+        "<p>Your decision on this request is recorded.</p>".to_string()
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<h1>Approve <code>{tool}</code>?</h1><p class=\"who\">For {approver} · approval {id}</p><p class=\"state\">{state}</p>{envelope}{form}",
+        tool = esc(&e.tool),
+        approver = esc(&v.approver),
+        id = esc(&a.id),
+        state = esc(&state),
+        envelope = envelope_html(e),
+    );
+    shell(&format!("Approve {}?", e.tool), &body)
+}
+
+fn shell(title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><title>{title} · Airlock</title>
+<style>
+body{{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:40rem;padding:1rem;color:#111}}
+h1{{font-size:1.3rem;margin:.2rem 0}} .who,.hash{{color:#555;font-size:.8rem;word-break:break-all}} .state{{background:#f3f3f3;padding:.5rem;border-radius:6px}}
+dl.envelope{{display:grid;grid-template-columns:max-content 1fr;gap:.3rem .8rem;margin:1rem 0}} dt{{font-weight:600;color:#333}} dd{{margin:0;word-break:break-word}}
+pre{{margin:0;white-space:pre-wrap;background:#f7f7f7;padding:.4rem;border-radius:4px;font-size:.85rem}}
+textarea{{width:100%;box-sizing:border-box;font:inherit}} label{{display:block;margin-top:.6rem;font-size:.9rem}}
+.buttons{{display:flex;gap:.5rem;margin:.8rem 0;flex-wrap:wrap}} button{{font:inherit;padding:.6rem 1.1rem;border-radius:6px;border:1px solid #888;background:#fff}}
+button.approve{{background:#0a7d32;color:#fff;border-color:#0a7d32}} button.deny{{background:#b3261e;color:#fff;border-color:#b3261e}}
+@media (max-width:30rem){{dl.envelope{{grid-template-columns:1fr}} dt{{margin-top:.4rem}}}}
+</style></head><body>{body}</body></html>"#,
+        title = esc(title),
+    )
+}

@@ -1,0 +1,529 @@
+//! Approvals end to end: a real SMTP server receives the mail, the test follows the link over real
+//! HTTP and decides as an approver would, and the waiting agent gets the outcome.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::smtp::{Smtp, approval_id, decide, field, get, post};
+use crate::support::{Agent, World, is_error, text};
+
+const APPROVE_30M: &str =
+    r#"{ path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }"#;
+
+fn refund(amount: u64) -> Value {
+    json!({"order_id": "A-1001", "amount_cents": amount, "reason": "damaged"})
+}
+
+/// Call refund_order in the background; the call waits for a decision.
+fn call_in_background(
+    agent: &Arc<Agent>,
+    args: Value,
+) -> tokio::task::JoinHandle<rmcp::model::CallToolResult> {
+    let a = agent.clone();
+    tokio::spawn(async move { a.call("refund_order", args).await })
+}
+
+async fn finish(agent: Arc<Agent>) {
+    if let Ok(a) = Arc::try_unwrap(agent) {
+        a.close().await;
+    }
+}
+
+#[tokio::test]
+async fn approve_runs_the_call_once_and_the_ledger_tells_the_whole_story() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let agent = Arc::new(w.agent().await);
+    let waiting = call_in_background(&agent, refund(500));
+
+    let mail = smtp.wait_for("ann@example.com", "refund_order", 1).await;
+    assert!(mail.subject.contains("financial"), "{}", mail.subject);
+    for line in [
+        "Action:    refund_order",
+        "Class:     financial",
+        "Actor:     agent:test",
+        "Target:    payments.refunds",
+        "Reversal:  none: refunds cannot be clawed back",
+    ] {
+        assert!(
+            mail.body.contains(line),
+            "mail lacks `{line}`:\n{}",
+            mail.body
+        );
+    }
+    smtp.wait_for("bob@example.com", "refund_order", 1).await;
+    let link = mail.link();
+
+    // Mail scanners: repeated GETs without cookies change nothing.
+    for _ in 0..3 {
+        let (status, page) = get(&link);
+        assert_eq!(status, 200);
+        assert!(page.contains("Waiting for a decision (0 of 1"), "{page}");
+    }
+    assert!(
+        w.executed("executed.jsonl").is_empty(),
+        "nothing runs on GET"
+    );
+
+    let (_, page) = get(&link);
+    let form = [
+        ("nonce", field(&page, "nonce")),
+        ("rendered_at", field(&page, "rendered_at")),
+        ("seen", field(&page, "seen")),
+        ("action", "approve".into()),
+        ("comment", "customer sent photos".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = post(&link, &form);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Approved"), "{page}");
+    let result = waiting.await.expect("agent task");
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(text(&result), "refunded 500 cents on A-1001");
+
+    // A replayed POST is refused and runs nothing; the page no longer offers a form.
+    let (status, _) = post(&link, &form);
+    assert_eq!(status, 403, "a used link cannot decide again");
+    assert!(get(&link).1.contains("Approved and executed"));
+    finish(agent).await;
+    assert_eq!(
+        w.executed("executed.jsonl"),
+        ["refund_order"],
+        "executed exactly once"
+    );
+
+    let rows = w.ledger_rows().await;
+    let kinds: Vec<&str> = rows
+        .iter()
+        .filter(|r| {
+            r["call_id"] == rows.iter().find(|r| r["kind"] == "envelope").unwrap()["call_id"]
+        })
+        .map(|r| r["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        &kinds[..3],
+        ["proposal", "verdict", "envelope"],
+        "the envelope is durable with the proposal: {kinds:?}"
+    );
+    for kind in [
+        "mail_sent",
+        "decision",
+        "execution_intent",
+        "outcome",
+        "approval_closed",
+    ] {
+        assert!(kinds.contains(&kind), "missing {kind} in {kinds:?}");
+    }
+    let envelope = rows
+        .iter()
+        .find(|r| r["kind"] == "envelope")
+        .expect("envelope row");
+    assert_eq!(envelope["body"]["envelope"]["role"], "finance");
+    assert_eq!(
+        envelope["body"]["envelope"]["policy_version"],
+        "test-approvals"
+    );
+    assert_eq!(envelope["body"]["envelope"]["on_timeout"], "deny");
+    let decision = rows
+        .iter()
+        .find(|r| r["kind"] == "decision")
+        .expect("decision row");
+    assert_eq!(decision["body"]["approver"], "ann@example.com");
+    assert_eq!(decision["body"]["choice"], "approve");
+    assert_eq!(decision["body"]["comment"], "customer sent photos");
+    assert_eq!(
+        decision["body"]["seen_sha256"].as_str().map(str::len),
+        Some(64),
+        "hash of the page the approver saw"
+    );
+    let outcome = rows
+        .iter()
+        .find(|r| r["kind"] == "outcome" && r["body"]["approval_id"].is_string())
+        .expect("outcome row");
+    assert_eq!(
+        outcome["body"]["arguments_sha256"],
+        envelope["body"]["envelope"]["arguments_sha256"]
+    );
+    assert!(
+        rows.iter().any(|r| r["kind"] == "link_refused"),
+        "the replay is logged"
+    );
+    let verify = w.airlock(&["ledger", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[tokio::test]
+async fn deny_tells_the_agent_the_reason_and_nothing_runs() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let agent = Arc::new(w.agent().await);
+    let waiting = call_in_background(&agent, refund(500));
+    let link = smtp
+        .wait_for("bob@example.com", "refund_order", 1)
+        .await
+        .link();
+    let (status, page) = decide(
+        &link,
+        "deny",
+        &[("comment", "refund already issued by phone")],
+    );
+    assert_eq!(status, 200, "{page}");
+    let result = waiting.await.expect("agent task");
+    assert!(is_error(&result));
+    assert!(
+        text(&result).contains("Denied by bob@example.com: refund already issued by phone"),
+        "{}",
+        text(&result)
+    );
+    finish(agent).await;
+    assert!(w.executed("executed.jsonl").is_empty());
+}
+
+#[tokio::test]
+async fn modify_runs_exactly_the_edited_arguments_and_bad_edits_are_refused() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let agent = Arc::new(w.agent().await);
+    let waiting = call_in_background(&agent, refund(5000));
+    let link = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+
+    let (status, page) = decide(
+        &link,
+        "modify",
+        &[(
+            "arguments",
+            r#"{"order_id": "A-1001", "amount_cents": "lots", "reason": "x"}"#,
+        )],
+    );
+    assert_eq!(status, 422, "schema violation refused: {page}");
+    assert!(page.contains("input schema"), "{page}");
+    let (status, _) = decide(&link, "modify", &[("arguments", "[1, 2]")]);
+    assert_eq!(status, 422);
+
+    let edited = r#"{"order_id": "A-1001", "amount_cents": 1500, "reason": "partial refund"}"#;
+    let (status, page) = decide(
+        &link,
+        "modify",
+        &[("arguments", edited), ("comment", "only the broken item")],
+    );
+    assert_eq!(status, 200, "{page}");
+    let result = waiting.await.expect("agent task");
+    assert_eq!(text(&result), "refunded 1500 cents on A-1001");
+    finish(agent).await;
+
+    let executed = std::fs::read_to_string(w.path("executed.jsonl")).expect("log");
+    let ran: Value =
+        serde_json::from_str(executed.lines().next().expect("one line")).expect("json");
+    assert_eq!(ran["arguments"]["amount_cents"], 1500);
+    let rows = w.ledger_rows().await;
+    let decision = rows
+        .iter()
+        .find(|r| r["kind"] == "decision" && r["body"]["choice"] == "modify")
+        .expect("modify row");
+    assert_eq!(
+        decision["body"]["diff"][0],
+        json!({"op": "replace", "path": "/amount_cents", "before": 5000, "after": 1500})
+    );
+    let new_hash = decision["body"]["new_envelope_hash"]
+        .as_str()
+        .expect("new hash");
+    assert_ne!(decision["body"]["envelope_hash"].as_str(), Some(new_hash));
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["kind"] == "link_refused" && r["body"]["attempt"] == "modify")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn escalate_asks_the_senior_role_by_mail() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let agent = Arc::new(w.agent().await);
+    let waiting = call_in_background(&agent, refund(900));
+    let link = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    let (status, page) = decide(&link, "escalate", &[("comment", "above my limit")]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Escalated"), "{page}");
+    // ann's and bob's links are void now
+    let bob = smtp
+        .wait_for("bob@example.com", "refund_order", 1)
+        .await
+        .link();
+    assert_eq!(get(&bob).0, 404);
+    let cfo = smtp.wait_for("cfo@example.com", "refund_order", 1).await;
+    assert!(cfo.body.contains("role `cfo`"), "{}", cfo.body);
+    let (status, _) = decide(&cfo.link(), "approve", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        text(&waiting.await.expect("agent")),
+        "refunded 900 cents on A-1001"
+    );
+    finish(agent).await;
+}
+
+#[tokio::test]
+async fn forged_cross_and_incomplete_requests_are_refused() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let agent = Arc::new(w.agent().await);
+    let first = call_in_background(&agent, refund(100));
+    let ann = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    let second = call_in_background(&agent, refund(200));
+    let ann2 = smtp
+        .wait_for_new("ann@example.com", "refund_order", &[&ann])
+        .await
+        .link();
+    let bob = smtp
+        .wait_for("bob@example.com", "refund_order", 1)
+        .await
+        .link();
+
+    let parts = |l: &str| l.rsplitn(4, '/').map(str::to_string).collect::<Vec<_>>(); // token, slot, id, prefix
+    let (a, a2, b) = (parts(&ann), parts(&ann2), parts(&bob));
+    let forged = format!("{}/{}/{}/{}", a[3], a[2], a[1], "00".repeat(32));
+    let cross_approver = format!("{}/{}/{}/{}", b[3], b[2], b[1], a[0]); // ann's token in bob's slot
+    let cross_envelope = format!("{}/{}/{}/{}", a2[3], a[2], a2[1], a2[0]); // second approval's token on the first
+    for bad in [&forged, &cross_approver, &cross_envelope] {
+        assert_eq!(get(bad).0, 404, "{bad}");
+        assert_eq!(post(bad, &[("action", "approve")]).0, 404, "{bad}");
+    }
+    // a POST that did not come from the rendered page (no nonce) is refused
+    let (status, _) = post(&ann, &[("action", "approve")]);
+    assert_eq!(status, 403);
+    let (_, page) = get(&ann);
+    let (status, _) = post(
+        &ann,
+        &[
+            ("action", "approve"),
+            ("nonce", &field(&page, "nonce")),
+            ("rendered_at", "1"),
+            ("seen", &field(&page, "seen")),
+        ],
+    );
+    assert_eq!(status, 403, "nonce bound to its render time");
+    assert!(w.executed("executed.jsonl").is_empty());
+
+    // the real links still work
+    assert_eq!(decide(&ann, "deny", &[]).0, 200);
+    assert_eq!(decide(&ann2, "deny", &[]).0, 200);
+    assert!(is_error(&first.await.expect("agent")));
+    assert!(is_error(&second.await.expect("agent")));
+    finish(agent).await;
+    let rows = w.ledger_rows().await;
+    assert!(
+        rows.iter().filter(|r| r["kind"] == "link_refused").count() >= 6,
+        "refused uses are logged"
+    );
+    assert!(rows.iter().all(|r| r["kind"] != "execution_intent"));
+}
+
+#[tokio::test]
+async fn two_approvers_are_needed_and_a_duplicate_click_counts_once() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(
+        smtp.port,
+        r#"{ path = "approve", role = "finance", timeout = "30m", min_approvals = 2 }"#,
+    );
+    let agent = Arc::new(w.agent().await);
+    let waiting = call_in_background(&agent, refund(700));
+    let ann = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    let bob = smtp
+        .wait_for("bob@example.com", "refund_order", 1)
+        .await
+        .link();
+    let (status, page) = decide(&ann, "approve", &[]);
+    assert_eq!(status, 200);
+    assert!(page.contains("More approvals are needed"), "{page}");
+    assert!(
+        get(&ann)
+            .1
+            .contains("Your decision on this request is recorded")
+    );
+    let (_, page) = get(&bob);
+    assert!(page.contains("1 of 2 approvals"), "{page}");
+    assert!(
+        w.executed("executed.jsonl").is_empty(),
+        "one approval is not enough"
+    );
+    assert_eq!(decide(&bob, "approve", &[]).0, 200);
+    assert_eq!(
+        text(&waiting.await.expect("agent")),
+        "refunded 700 cents on A-1001"
+    );
+    finish(agent).await;
+    assert_eq!(w.executed("executed.jsonl"), ["refund_order"]);
+}
+
+async fn timed_out(policy: &str) -> (World, Smtp, rmcp::model::CallToolResult, Vec<Value>) {
+    let smtp = Smtp::start().expect("checked by caller");
+    let w = World::approvals(smtp.port, policy);
+    let agent = Arc::new(w.agent().await);
+    let result = agent.call("refund_order", refund(300)).await;
+    if let Ok(a) = Arc::try_unwrap(agent) {
+        a.close().await;
+    }
+    let rows = w.ledger_rows().await;
+    (w, smtp, result, rows)
+}
+
+#[tokio::test]
+async fn timeouts_deny_expire_or_escalate_and_each_is_a_ledger_row() {
+    if Smtp::start().is_none() {
+        return;
+    }
+    let (w, _smtp, r, rows) =
+        timed_out(r#"{ path = "approve", role = "finance", timeout = "1s", on_timeout = "deny" }"#)
+            .await;
+    assert!(
+        is_error(&r) && text(&r).contains("No decision before the approval expired"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "timeout").count(), 1);
+    assert!(w.executed("executed.jsonl").is_empty());
+
+    let (w, _smtp, r, rows) = timed_out(
+        r#"{ path = "approve", role = "finance", timeout = "1s", on_timeout = "expire" }"#,
+    )
+    .await;
+    assert!(
+        is_error(&r) && text(&r).contains("expired without a decision"),
+        "{}",
+        text(&r)
+    );
+    let closed = rows
+        .iter()
+        .find(|r| r["kind"] == "approval_closed")
+        .expect("closed row");
+    assert_eq!(closed["body"]["outcome"]["outcome"], "expired");
+    assert!(w.executed("executed.jsonl").is_empty());
+
+    // escalate: finance times out → cfo is mailed with a fresh clock → cfo times out → deny
+    let (_w, smtp, r, rows) = timed_out(
+        r#"{ path = "approve", role = "finance", timeout = "1s", on_timeout = "escalate" }"#,
+    )
+    .await;
+    assert!(
+        is_error(&r) && text(&r).contains("No decision"),
+        "{}",
+        text(&r)
+    );
+    smtp.wait_for("cfo@example.com", "refund_order", 1).await;
+    let timeouts: Vec<&Value> = rows.iter().filter(|r| r["kind"] == "timeout").collect();
+    assert_eq!(timeouts.len(), 2, "one per stage");
+    assert_eq!(timeouts[0]["body"]["role"], "finance");
+    assert_eq!(timeouts[1]["body"]["role"], "cfo");
+}
+
+#[tokio::test]
+async fn kill_9_with_approvals_pending_loses_nothing_and_runs_nothing_twice() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let (agent, mut child) = w.killable_agent().await;
+    let agent = Arc::new(agent);
+    let calls: Vec<_> = [101, 102, 103]
+        .into_iter()
+        .map(|n| {
+            let a = agent.clone();
+            tokio::spawn(async move { a.try_call("refund_order", refund(n)).await })
+        })
+        .collect();
+    let mut links: Vec<String> = Vec::new();
+    for _ in 1..=3 {
+        let seen: Vec<&str> = links.iter().map(String::as_str).collect();
+        let next = smtp
+            .wait_for_new("ann@example.com", "refund_order", &seen)
+            .await
+            .link();
+        links.push(next);
+    }
+    child.kill().await.expect("kill -9");
+    for c in calls {
+        let ended = c.await.expect("agent task");
+        assert!(
+            ended.is_err(),
+            "the connection died with the gate: {ended:?}"
+        );
+    }
+    drop(agent);
+
+    // restart on the same ledger and key: everything is still pending and decidable
+    let (agent2, _child2) = w.killable_agent().await;
+    for l in &links {
+        let (status, page) = get(l);
+        assert_eq!(status, 200, "link survives the restart");
+        assert!(page.contains("Waiting for a decision"), "{page}");
+    }
+    assert_eq!(decide(&links[0], "approve", &[]).0, 200);
+    let id = approval_id(&links[0]);
+    let mut result = None;
+    for _ in 0..200 {
+        let r = agent2
+            .call("airlock_status", json!({"approval_id": id}))
+            .await;
+        if !text(&r).contains("has not finished") {
+            result = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let result = result.expect("approved call finished");
+    assert!(
+        text(&result).starts_with("refunded 10"),
+        "{}",
+        text(&result)
+    );
+    let pending = agent2
+        .call(
+            "airlock_status",
+            json!({"approval_id": approval_id(&links[1])}),
+        )
+        .await;
+    assert!(
+        text(&pending).contains("is waiting for approval"),
+        "{}",
+        text(&pending)
+    );
+    agent2.close().await;
+
+    assert_eq!(
+        w.executed("executed.jsonl"),
+        ["refund_order"],
+        "one approved, one run"
+    );
+    let rows = w.ledger_rows().await;
+    assert_eq!(
+        rows.iter().filter(|r| r["kind"] == "envelope").count(),
+        3,
+        "no envelope lost"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r["kind"] == "gate_started").count(),
+        2
+    );
+    let verify = w.airlock(&["ledger", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
