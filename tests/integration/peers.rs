@@ -117,3 +117,59 @@ async fn the_official_python_sdk_as_the_agent() {
     );
     assert_eq!(w.executed("executed.jsonl"), ["search_orders"]);
 }
+
+#[tokio::test]
+async fn the_python_sdk_agent_waits_for_an_approval_and_receives_the_result() {
+    if !peer_available(
+        "the MCP Python SDK (pip install mcp)",
+        Command::new("python3").args(["-c", "import mcp"]),
+    ) {
+        return;
+    }
+    let Some(smtp) = crate::smtp::Smtp::start() else {
+        return;
+    };
+    let w = World::approvals(
+        smtp.port,
+        r#"{ path = "approve", role = "finance", timeout = "30m" }"#,
+    );
+    let mut child = Command::new("python3")
+        .arg(format!("{REPO}/tests/peers/python_agent.py"))
+        .args(["--timeout", "120", "--", AIRLOCK, "serve", "--config"])
+        .arg(w.config())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    {
+        use std::io::Write;
+        let calls = json!([{"name": "refund_order", "arguments": {"order_id": "A-1004", "amount_cents": 250, "reason": "late"}}]);
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(calls.to_string().as_bytes())
+            .expect("write calls");
+    }
+    // The Python agent is now blocked in tools/call; a person approves from the mail.
+    let link = smtp
+        .wait_for("bob@example.com", "refund_order", 1)
+        .await
+        .link();
+    let (status, page) = crate::smtp::decide(&link, "approve", &[("comment", "ok")]);
+    assert_eq!(status, 200, "{page}");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("python agent");
+    assert!(
+        out.status.success(),
+        "python agent failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("agent json");
+    assert_eq!(v["results"][0]["isError"], false, "{v}");
+    assert_eq!(v["results"][0]["text"], "refunded 250 cents on A-1004");
+    assert_eq!(w.executed("executed.jsonl"), ["refund_order"]);
+}
