@@ -41,6 +41,9 @@ struct Cli {
     /// Append one JSON line per executed tool call to this file.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// Milliseconds `refund_order` takes after it is recorded (tests of a crash mid-call).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    refund_delay_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +125,7 @@ struct EchoArgs {
 struct DemoShop {
     orders: Arc<Mutex<Vec<Order>>>,
     log: Option<Arc<Mutex<File>>>,
+    refund_delay: std::time::Duration,
     tool_router: ToolRouter<Self>,
 }
 
@@ -136,8 +140,9 @@ fn fail(text: impl Into<String>) -> ToolResult {
 }
 
 impl DemoShop {
-    fn new(log: Option<File>) -> Self {
+    fn new(log: Option<File>, refund_delay: std::time::Duration) -> Self {
         Self {
+            refund_delay,
             orders: Arc::new(Mutex::new(seed_orders())),
             log: log.map(|f| Arc::new(Mutex::new(f))),
             tool_router: Self::tool_router(),
@@ -226,6 +231,7 @@ impl DemoShop {
     #[tool(description = "Refund part or all of an order. Moves money; cannot be undone.")]
     async fn refund_order(&self, Parameters(args): Parameters<RefundArgs>) -> ToolResult {
         self.record("refund_order", &args)?;
+        tokio::time::sleep(self.refund_delay).await;
         let (cents, id) = (args.amount_cents, &args.order_id);
         match self.with_order(id, |o| o.total_cents) {
             Some(_) => ok(format!("refunded {cents} cents on {id}")),
@@ -264,7 +270,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let log = cli.log.as_ref().map(open).transpose()?;
     eprintln!("demo_shop: serving fake shop on stdio");
-    let server = DemoShop::new(log).serve(rmcp::transport::stdio()).await?;
+    let server = DemoShop::new(log, std::time::Duration::from_millis(cli.refund_delay_ms))
+        .serve(rmcp::transport::stdio())
+        .await?;
     server.waiting().await?;
     Ok(())
 }

@@ -161,11 +161,7 @@ fn setup(path: &Path) -> anyhow::Result<Setup> {
 }
 
 fn report(diags: Diagnostics) -> anyhow::Error {
-    let n = diags
-        .0
-        .iter()
-        .filter(|d| d.severity == airlock::diag::Severity::Error)
-        .count();
+    let n = diags.errors();
     anyhow::anyhow!("{diags}\n{n} error(s); nothing was started")
 }
 
@@ -238,11 +234,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(diags) => {
-            let errors = diags
-                .0
-                .iter()
-                .filter(|d| d.severity == airlock::diag::Severity::Error)
-                .count();
+            let errors = diags.errors();
             println!("{diags}");
             println!("{errors} error(s)");
             Ok(ExitCode::from(1))
@@ -280,13 +272,20 @@ fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                 let exposed = setup
                     .server(&m.server)
                     .map_or_else(|| m.name.clone(), |s| s.exposed(&m.name));
+                // A manifest for a tool its (running) server does not serve is stale; one whose
+                // server did not start is only unreachable for now.
+                let running = servers
+                    .status()
+                    .iter()
+                    .any(|(n, st)| *n == m.server && st == "running");
+                let state = if running { "stale" } else { "server_down" };
                 rows.push(class_row(
                     &setup,
                     &exposed,
                     &m.server,
                     &m.name,
                     Some(&m.class),
-                    "stale",
+                    state,
                 ));
             }
         }

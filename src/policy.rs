@@ -87,7 +87,8 @@ pub struct ClassRuleFile {
     /// The manifest's `evidence` fields must be present in the call (`conditional` and `allow`).
     #[serde(default)]
     pub require_evidence: bool,
-    /// The manifest must declare a reversal tool (`reversal = "tool:NAME"`).
+    /// The manifest must declare a reversal tool (`reversal = "tool:NAME"`); always on for the
+    /// class named `internal_reversible`.
     #[serde(default)]
     pub require_reversal: bool,
     /// Where a call goes when a requirement fails; default `approve` when `role` is set, else `quarantine`.
@@ -274,7 +275,9 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 timeout,
                 on_timeout: r.on_timeout,
                 require_evidence: r.require_evidence,
-                require_reversal: r.require_reversal,
+                // The seed class is reversible by definition: it runs on autopilot only with an
+                // undo tool, whether or not the policy says so (it may say more, never less).
+                require_reversal: r.require_reversal || name == "internal_reversible",
                 on_fail,
                 min_approvals: min_approvals.max(1),
             },

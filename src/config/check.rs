@@ -1,4 +1,6 @@
 //! Cross-file loading: config + manifests + policy into a [`Setup`], with every problem located.
+//! It must never stop at the first problem (people fix files in one pass) and never hand out a
+//! setup that has errors.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

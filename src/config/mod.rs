@@ -139,6 +139,8 @@ pub struct ServerSection {
     pub url: Option<String>,
     /// Name prefix under which its tools are exposed; default `<name>__`.
     pub prefix: Option<String>,
+    /// How long one call to this server may take before it is failed (default `5m`).
+    pub timeout: Option<String>,
 }
 
 /// A validated tool server entry.
@@ -150,6 +152,7 @@ pub struct ServerConfig {
     pub env: BTreeMap<String, String>,
     pub cwd: PathBuf,
     pub prefix: String,
+    pub timeout: Duration,
 }
 
 impl ServerConfig {
@@ -285,10 +288,43 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             }
         };
         let prefix = s.prefix.clone().unwrap_or_else(|| format!("{name}__"));
-        if let Some(other) = prefixes.insert(prefix.clone(), name.clone()) {
-            errors.push(src.error(Some(span.clone()), &format!("{key}.prefix"), format!("prefix `{prefix}` is also used by server `{other}`: their tools could be confused")));
+        if !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        {
+            errors.push(src.error(
+                Some(span.clone()),
+                &format!("{key}.prefix"),
+                format!(
+                    "prefix `{prefix}` may only use [A-Za-z0-9_.-] (it becomes part of tool names)"
+                ),
+            ));
         }
+        // Two prefixes where one starts the other could expose the same name for two tools.
+        if let Some((p, other)) = prefixes
+            .iter()
+            .find(|(p, _)| p.starts_with(prefix.as_str()) || prefix.starts_with(p.as_str()))
+        {
+            let how = if *p == prefix {
+                "is also used by".to_string()
+            } else {
+                format!("overlaps prefix `{p}` of")
+            };
+            errors.push(src.error(
+                Some(span.clone()),
+                &format!("{key}.prefix"),
+                format!("prefix `{prefix}` {how} server `{other}`: their tools could be confused"),
+            ));
+        }
+        prefixes.insert(prefix.clone(), name.clone());
         let cwd = s.cwd.as_ref().map_or_else(|| dir.clone(), |c| dir.join(c));
+        let timeout = match &s.timeout {
+            None => Duration::from_secs(300),
+            Some(t) => crate::policy::parse_duration(t).unwrap_or_else(|msg| {
+                errors.push(src.error(Some(span.clone()), &format!("{key}.timeout"), msg));
+                Duration::from_secs(300)
+            }),
+        };
         servers.push(ServerConfig {
             name,
             command,
@@ -296,6 +332,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             env: s.env.clone(),
             cwd,
             prefix,
+            timeout,
         });
     }
     let g = &file.gate;
@@ -412,6 +449,22 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].key, "server[1].prefix");
         assert_eq!(e[0].line, 6);
+    }
+
+    #[test]
+    fn overlapping_prefixes_are_refused() {
+        let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"\"\n[[server]]\nname = \"b\"\ncommand = \"y\"\n").unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].message.contains("overlaps prefix ``"),
+            "{}",
+            e[0].message
+        );
+        let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"a_\"\n[[server]]\nname = \"b\"\ncommand = \"y\"\nprefix = \"a\"\n").unwrap_err();
+        assert_eq!(e[0].key, "server[1].prefix");
+        assert!(cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\n[[server]]\nname = \"b\"\ncommand = \"y\"\n").is_ok(), "default prefixes a__ and b__ are disjoint");
+        let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"a b\"\n").unwrap_err();
+        assert!(e[0].message.contains("may only use"), "{}", e[0].message);
     }
 
     #[test]

@@ -47,6 +47,14 @@ pub enum LedgerError {
         found: String,
         known: String,
     },
+    #[error(
+        "ledger {path} was changed outside Airlock: its recorded head is {recorded} but its last row is {actual}; refusing to append (run `airlock ledger verify`)"
+    )]
+    HeadMismatch {
+        path: PathBuf,
+        recorded: String,
+        actual: String,
+    },
     #[error("ledger writer has stopped; no further rows can be written")]
     WriterGone,
 }
@@ -207,7 +215,7 @@ fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
                 });
             }
         }
-        match rows.last().map_err(|e| storage(path, e))? {
+        let head = match rows.last().map_err(|e| storage(path, e))? {
             None => Head {
                 seq: 0,
                 hash: GENESIS,
@@ -221,7 +229,32 @@ fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
                     hash,
                 }
             }
+        };
+        // The head recorded by the last commit must be the last row: otherwise rows were removed
+        // (or the file rewritten) since, and appending would bury the evidence. Refuse.
+        let recorded = meta
+            .get("head")
+            .map_err(|e| storage(path, e))?
+            .map(|g| String::from_utf8_lossy(g.value()).into_owned());
+        let actual = format!("{}:{}", head.seq, hex::encode(head.hash));
+        match recorded {
+            Some(r) if r != actual => {
+                return Err(LedgerError::HeadMismatch {
+                    path: path.to_path_buf(),
+                    recorded: r,
+                    actual,
+                });
+            }
+            None if head.seq > 0 => {
+                return Err(LedgerError::HeadMismatch {
+                    path: path.to_path_buf(),
+                    recorded: "none".into(),
+                    actual,
+                });
+            }
+            _ => {}
         }
+        head
     };
     tx.commit().map_err(|e| storage(path, e))?;
     Ok(head)
@@ -267,6 +300,8 @@ impl Writer {
     fn commit(&self, batch: &[Request]) -> Result<(Head, Vec<Vec<u64>>), String> {
         let mut tx = self.db.begin_write().map_err(|e| e.to_string())?;
         tx.set_two_phase_commit(true);
+        tx.set_durability(redb::Durability::Immediate)
+            .map_err(|e| e.to_string())?;
         let mut head = self.head;
         let mut seqs = Vec::with_capacity(batch.len());
         {
@@ -348,10 +383,22 @@ impl LedgerReader {
         if !path.exists() {
             return Err(LedgerError::Missing(path.to_path_buf()));
         }
-        let db = ReadOnlyDatabase::open(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
-            other => storage(path, other),
-        })?;
+        let read_only = || {
+            ReadOnlyDatabase::open(path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
+                other => storage(path, other),
+            })
+        };
+        let db = match ReadOnlyDatabase::open(path) {
+            // Not closed cleanly (a crash): a read-only open cannot repair redb's allocator state.
+            // Opening it writable once runs redb's repair (no row is touched), then read as usual.
+            Err(redb::DatabaseError::RepairAborted) => {
+                drop(Database::open(path).map_err(|e| storage(path, e))?);
+                read_only()?
+            }
+            Ok(db) => db,
+            Err(_) => read_only()?,
+        };
         Ok(LedgerReader {
             db,
             path: path.to_path_buf(),
@@ -425,6 +472,10 @@ impl LedgerReader {
                 Err(e) => return Err(storage(&self.path, e)),
             };
             let ours = format!("{}:{}", report.rows, report.head);
+            let recorded = match recorded {
+                None if report.rows > 0 => Some("none".to_string()),
+                other => other,
+            };
             if let Some(head) = recorded.filter(|h| *h != ours) {
                 let fault = match head
                     .split_once(':')

@@ -288,3 +288,22 @@ async fn after_an_io_error_the_ledger_stays_closed_until_reopened() {
     fail.store(false, Ordering::SeqCst);
     assert!(l.append(vec![row("c", "proposal")]).await.is_err());
 }
+
+#[tokio::test]
+async fn the_gate_refuses_to_append_to_a_truncated_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.redb");
+    filled(&path, 3).await;
+    remove(&path, 3);
+    let err = Ledger::open(&path).err().expect("refused");
+    assert!(matches!(err, LedgerError::HeadMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("recorded head is 3:"), "{err}");
+    // and verify still names the truncation
+    assert_eq!(
+        verify(&path).first_bad,
+        Some(BadRow {
+            seq: 3,
+            fault: Fault::Truncated
+        })
+    );
+}

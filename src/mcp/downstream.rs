@@ -1,7 +1,6 @@
 //! Tool servers: start each configured server as a child process, list its tools, forward calls.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, MetaObject, RequestMetaObject, ResultType};
@@ -21,12 +20,12 @@ pub struct ToolDef {
     pub server: String,
     pub name: String,
     pub exposed: String,
-    pub description: Option<String>,
     /// The server's full tool definition (JSON), relayed to agents under `exposed`.
     pub definition: Value,
 }
 
-/// A tool result as the server returned it (MCP `CallToolResult` JSON), relayed untouched.
+/// A tool result as the server returned it (MCP `CallToolResult` JSON, with `resultType` added
+/// when an older server left it out); its content is relayed to the agent as is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolReply {
     pub json: Value,
@@ -39,8 +38,10 @@ pub enum DownstreamError {
     Unavailable(String),
     #[error("tool server `{server}` failed the call: {message}")]
     Call { server: String, message: String },
-    #[error("tool server `{server}` does not serve `{tool}`")]
-    NoSuchTool { server: String, tool: String },
+    #[error(
+        "tool server `{server}` did not answer within {secs}s; the call may or may not have run"
+    )]
+    Timeout { server: String, secs: u64 },
 }
 
 struct Server {
@@ -154,7 +155,14 @@ impl ToolServers {
         let mut params = CallToolRequestParams::new(tool.to_string());
         params.arguments = Some(arguments);
         params.meta = meta.map(|m| RequestMetaObject(MetaObject(m)));
-        match service.call_tool(params).await {
+        let answer = tokio::time::timeout(s.config.timeout, service.call_tool(params)).await;
+        let Ok(answer) = answer else {
+            return Err(DownstreamError::Timeout {
+                server: server.to_string(),
+                secs: s.config.timeout.as_secs(),
+            });
+        };
+        match answer {
             Ok(mut result) => {
                 // Results from servers on older protocol versions carry no result type; agents on
                 // 2026-07-28 require one.
@@ -226,7 +234,6 @@ async fn connect_one(
             server: config.name.clone(),
             name: tool.name.to_string(),
             exposed: config.exposed(&tool.name),
-            description: tool.description.as_ref().map(|d| d.to_string()),
             definition,
         });
     }
@@ -250,6 +257,3 @@ where
     }
     out
 }
-
-/// Shared handle used by the gate.
-pub type SharedToolServers = Arc<ToolServers>;

@@ -527,3 +527,57 @@ async fn kill_9_with_approvals_pending_loses_nothing_and_runs_nothing_twice() {
         String::from_utf8_lossy(&verify.stdout)
     );
 }
+
+#[tokio::test]
+async fn a_crash_while_an_approved_call_runs_is_never_retried() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals_with(smtp.port, APPROVE_30M, &["--refund-delay-ms", "60000"]);
+    let (agent, mut child) = w.killable_agent().await;
+    let agent = Arc::new(agent);
+    let call = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.try_call("refund_order", refund(4200)).await })
+    };
+    let link = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    assert_eq!(decide(&link, "approve", &[]).0, 200);
+    // the tool server has started the refund (it logs before its slow part) ...
+    for _ in 0..400 {
+        if !w.executed("executed.jsonl").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(w.executed("executed.jsonl"), ["refund_order"]);
+    // ... and the gate dies before the reply.
+    child.kill().await.expect("kill -9");
+    assert!(call.await.expect("agent task").is_err());
+    drop(agent);
+
+    let (agent2, _child2) = w.killable_agent().await;
+    let status = agent2
+        .call("airlock_status", json!({"approval_id": approval_id(&link)}))
+        .await;
+    assert!(is_error(&status));
+    assert!(
+        text(&status).contains("outcome is unknown and it will not be run again"),
+        "{}",
+        text(&status)
+    );
+    // the approvers are told
+    smtp.wait_for("ann@example.com", "Outcome unknown", 1).await;
+    agent2.close().await;
+    assert_eq!(
+        w.executed("executed.jsonl"),
+        ["refund_order"],
+        "never run a second time"
+    );
+    let rows = w.ledger_rows().await;
+    let closed = rows
+        .iter()
+        .find(|r| r["kind"] == "approval_closed")
+        .expect("closed row");
+    assert_eq!(closed["body"]["outcome"]["outcome"], "outcome_unknown");
+}

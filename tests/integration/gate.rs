@@ -295,7 +295,7 @@ async fn a_dead_tool_server_fails_its_calls_clearly_and_the_gate_serves_the_rest
     w.write_config(&format!(
         "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\n\n{shop}\n[[server]]\nname = \"broken\"\ncommand = \"false\"\n",
         p = format!("{}/policies", crate::support::REPO),
-        shop = w.shop_server("shop", "", "executed.jsonl"),
+        shop = w.shop_server("shop", "shop__", "executed.jsonl"),
     ));
     let agent = w.agent().await;
     let r = agent.call("broken__lookup", json!({})).await;
@@ -306,7 +306,11 @@ async fn a_dead_tool_server_fails_its_calls_clearly_and_the_gate_serves_the_rest
         text(&r)
     );
     assert_eq!(
-        text(&agent.call("echo", json!({"text": "still here"})).await),
+        text(
+            &agent
+                .call("shop__echo", json!({"text": "still here"}))
+                .await
+        ),
         "still here"
     );
     agent.close().await;

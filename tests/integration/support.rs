@@ -48,6 +48,11 @@ impl World {
     /// The demo shop with the repo's manifests, a test policy whose `financial` class needs
     /// approval, mail to a real SMTP server on `smtp_port`, and approval pages on a free port.
     pub fn approvals(smtp_port: u16, financial: &str) -> World {
+        World::approvals_with(smtp_port, financial, &[])
+    }
+
+    /// [`World::approvals`] with extra demo-shop arguments.
+    pub fn approvals_with(smtp_port: u16, financial: &str, shop_args: &[&str]) -> World {
         let w = World::empty();
         w.write(
             "p/policy.toml",
@@ -66,7 +71,7 @@ impl World {
              [mail]\nfrom = \"airlock@example.com\"\nsmtp = \"smtp://127.0.0.1:{smtp_port}\"\n\n[web]\nbind = \"127.0.0.1:{web_port}\"\n\n{shop}",
             web_port = crate::smtp::free_port(),
             m = format!("{REPO}/tool-manifests"),
-            shop = w.shop_server("shop", "", "executed.jsonl"),
+            shop = w.shop_server_with("shop", "", "executed.jsonl", shop_args),
         ));
         w
     }
@@ -99,8 +104,14 @@ impl World {
 
     /// A `[[server]]` table running the demo shop, logging what it executes to `log`.
     pub fn shop_server(&self, name: &str, prefix: &str, log: &str) -> String {
+        self.shop_server_with(name, prefix, log, &[])
+    }
+
+    /// The same, with extra demo-shop arguments (e.g. `--refund-delay-ms`).
+    pub fn shop_server_with(&self, name: &str, prefix: &str, log: &str, extra: &[&str]) -> String {
         format!(
-            "[[server]]\nname = {name:?}\ncommand = {cmd:?}\nargs = [\"--log\", {log:?}]\nprefix = {prefix:?}\n",
+            "[[server]]\nname = {name:?}\ncommand = {cmd:?}\nargs = [\"--log\", {log:?}{extra}]\nprefix = {prefix:?}\n",
+            extra = extra.iter().map(|a| format!(", {a:?}")).collect::<String>(),
             cmd = demo_shop().display().to_string(),
             log = self.path(log).display().to_string(),
         )
