@@ -7,7 +7,10 @@
 //! mail after the envelope is durable, execution after its intent is durable. It must never run
 //! a call twice: an execution intent found on restart becomes `outcome_unknown`, never a re-run.
 
+mod decision;
 pub mod link;
+mod notify;
+mod recovery;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,11 +21,11 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, watch};
 
 use crate::config::Setup;
-use crate::decide::{self, Decision, Verdict};
-use crate::envelope::{self, Envelope, Proposal};
+use crate::decide::{Decision, Verdict};
+use crate::envelope::{self, Proposal};
 use crate::forward::{Forward, Forwarded, Forwarder};
 use crate::ledger::{Change, Ledger, LedgerError, NewRow};
-use crate::mail::{Mail, Mailer, Sent};
+use crate::mail::Mailer;
 use crate::mcp::downstream::ToolServers;
 use link::LinkKey;
 use state::{Approval, Choice, NextRole, Outcome, Refusal, Status, Step};
@@ -254,64 +257,6 @@ impl Desk {
         })
     }
 
-    async fn send_unsent(self: &Arc<Self>, id: &str) {
-        let Some(a) = self.get(id).await else { return };
-        for approver in a.unsent.clone() {
-            let Some(slot) = a.approvers.iter().position(|x| *x == approver) else {
-                continue;
-            };
-            let link = self.link(&a, slot);
-            let e = &a.envelope;
-            let mail = Mail {
-                to: approver.clone(),
-                subject: format!(
-                    "[Airlock] Approve {}? ({}, decide by {})",
-                    e.tool,
-                    e.class,
-                    e.expires_at
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
-                ),
-                body: format!(
-                    "Airlock needs a decision from role `{}`.\n\n{}\nOpen this link to see the full request and decide (approve, deny, modify or escalate).\nIt is yours alone: do not forward it.\n\n{link}\n\nApproval {} (stage {}).\n",
-                    e.role,
-                    e.summary(),
-                    a.id,
-                    e.stage
-                ),
-                key: format!("{}-s{}-{slot}", a.id, e.stage),
-            };
-            if self.mailer.is_outbox() {
-                tracing::info!(approval = %a.id, to = %approver, "approval link: {link}");
-            }
-            let (kind, body) = match self.mailer.send(&mail).await {
-                Ok(sent) => (
-                    "mail_sent",
-                    json!({"approval_id": a.id, "stage": e.stage, "to": approver, "via": match sent { Sent::Smtp => "smtp".to_string(), Sent::Outbox(p) => p.display().to_string() }}),
-                ),
-                Err(err) => {
-                    tracing::error!(approval = %a.id, to = %approver, error = %err, "approval mail not sent; it is retried at the next start");
-                    (
-                        "mail_failed",
-                        json!({"approval_id": a.id, "stage": e.stage, "to": approver, "error": err.to_string()}),
-                    )
-                }
-            };
-            let mut guard = self.approvals.lock().await;
-            let Some(cur) = guard.get_mut(id) else { return };
-            if kind == "mail_sent" && cur.envelope.stage == e.stage {
-                cur.unsent.retain(|x| *x != approver);
-            }
-            let change = Change {
-                rows: vec![row(kind, &cur.call_id, body)],
-                approvals: vec![snapshot(cur)],
-            };
-            if let Err(err) = self.ledger.commit(change).await {
-                tracing::error!(approval = %id, error = %err, "cannot record mail delivery");
-            }
-        }
-    }
-
     /// Check a link: the approval exists, the slot is an approver of the current stage, the token
     /// is theirs for exactly this envelope.
     fn admit<'a>(&self, a: &'a Approval, slot: usize, token: &str) -> Result<&'a str, DeskError> {
@@ -370,151 +315,6 @@ impl Desk {
         {
             tracing::error!(error = %err, "cannot record a refused link use");
         }
-    }
-
-    /// Apply a decision posted from the page.
-    pub async fn decide(
-        self: &Arc<Self>,
-        id: &str,
-        slot: usize,
-        token: &str,
-        form: DecisionForm,
-    ) -> Result<Step, DeskError> {
-        let mut guard = self.approvals.lock().await;
-        let Some(a) = guard.get_mut(id) else {
-            return Err(DeskError::BadLink);
-        };
-        let approver = match self.admit(a, slot, token) {
-            Ok(x) => x.to_string(),
-            Err(e) => {
-                let snapshot_a = a.clone();
-                drop(guard);
-                self.log_refusal(&snapshot_a, slot, "decide", &e).await;
-                return Err(e);
-            }
-        };
-        let now = OffsetDateTime::now_utc();
-        let mut next = a.clone();
-        let mut extra = Map::new();
-        let result = match form.choice {
-            Choice::Approve => next.vote(&approver, true, now),
-            Choice::Deny => next.vote(&approver, false, now),
-            Choice::Escalate => {
-                let up = self.next_role(&next);
-                next.escalate(
-                    &approver,
-                    up.as_ref().map(|(n, e)| NextRole { name: n, emails: e }),
-                    now,
-                )
-            }
-            Choice::Modify => {
-                let edited = match self.modified(&next, form.arguments.as_deref().unwrap_or("")) {
-                    Ok(e) => e,
-                    Err(msg) => {
-                        let err = DeskError::BadModification(msg);
-                        let snapshot_a = a.clone();
-                        drop(guard);
-                        self.log_refusal(&snapshot_a, slot, "modify", &err).await;
-                        return Err(err);
-                    }
-                };
-                extra.insert(
-                    "diff".into(),
-                    Value::Array(envelope::diff(&next.envelope.arguments, &edited.arguments)),
-                );
-                extra.insert("new_envelope_hash".into(), Value::String(edited.hash()));
-                next.modify(&approver, edited, now)
-            }
-        };
-        let step = match result {
-            Ok(s) => s,
-            Err(r) => {
-                let snapshot_a = a.clone();
-                drop(guard);
-                let e = DeskError::Refused(r);
-                self.log_refusal(&snapshot_a, slot, "decide", &e).await;
-                return Err(e);
-            }
-        };
-        let mut body = json!({
-            "approval_id": a.id, "stage": a.envelope.stage, "approver": approver, "choice": form.choice,
-            "comment": form.comment, "seen_sha256": form.seen, "envelope_hash": a.envelope_hash,
-            "policy_version": a.envelope.policy_version,
-        });
-        if let Value::Object(o) = &mut body {
-            o.extend(extra);
-        }
-        let mut rows = vec![row("decision", &a.call_id, body)];
-        self.settle(&mut next, &step, &approver, &form.comment, &mut rows);
-        self.ledger
-            .commit(Change {
-                rows,
-                approvals: vec![snapshot(&next)],
-            })
-            .await?;
-        *a = next.clone();
-        drop(guard);
-        self.publish(&next);
-        self.after(step.clone(), &next).await;
-        Ok(step)
-    }
-
-    /// The edited arguments, validated against the tool's input schema and re-decided.
-    fn modified(&self, a: &Approval, text: &str) -> Result<Envelope, String> {
-        let args = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(o)) => o,
-            Ok(_) => return Err("the arguments must be a JSON object".into()),
-            Err(e) => return Err(format!("not valid JSON: {e}")),
-        };
-        let e = &a.envelope;
-        if let Some(def) = self
-            .servers
-            .tools()
-            .iter()
-            .find(|t| t.server == e.server && t.name == e.tool_name)
-        {
-            if let Some(schema) = def.definition.get("inputSchema") {
-                let validator = jsonschema::validator_for(schema)
-                    .map_err(|err| format!("the tool's input schema is unusable: {err}"))?;
-                let problems: Vec<String> = validator
-                    .iter_errors(&Value::Object(args.clone()))
-                    .map(|err| format!("{} at `{}`", err, err.instance_path()))
-                    .collect();
-                if !problems.is_empty() {
-                    return Err(format!(
-                        "they do not match the tool's input schema: {}",
-                        problems.join("; ")
-                    ));
-                }
-            }
-        }
-        let manifest = self
-            .setup
-            .manifests
-            .get(&e.server, &e.tool_name)
-            .ok_or("the tool's manifest is gone")?;
-        let canonical_len = crate::canonical::to_string(&Value::Object(args.clone())).len();
-        let d = decide::decide(
-            &decide::Call {
-                tool: &e.tool,
-                arguments: &args,
-                meta: a.meta.as_ref(),
-                canonical_len,
-            },
-            Some(manifest),
-            &self.setup.policy,
-            &decide::Context {
-                actor: &e.actor,
-                now: OffsetDateTime::now_utc(),
-            },
-        );
-        if matches!(d.verdict, Verdict::Deny | Verdict::Quarantine) {
-            return Err(format!(
-                "the edited call would be refused: {}",
-                d.explanation()
-            ));
-        }
-        Ok(e.with_arguments(args))
     }
 
     /// Fold a step's consequences into the new state and its rows (still uncommitted).
@@ -669,76 +469,5 @@ impl Desk {
         let done = a.clone();
         drop(guard);
         self.publish(&done);
-    }
-
-    /// Wait (up to `limit`) until no approved call is still executing, so its outcome is recorded.
-    pub async fn drain(&self, limit: std::time::Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        while tokio::time::Instant::now() < deadline {
-            let busy = self
-                .approvals
-                .lock()
-                .await
-                .values()
-                .any(|a| matches!(a.status, Status::Executing { .. }));
-            if !busy {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Reload open approvals after a start: re-arm timers, send unsent mail, and turn any
-    /// execution that was in flight into `outcome_unknown` (never a second run).
-    pub async fn recover(self: &Arc<Self>) -> Result<usize, LedgerError> {
-        let states = self.ledger.open_approvals()?;
-        let mut pending = Vec::new();
-        let mut unknown = Vec::new();
-        {
-            let mut guard = self.approvals.lock().await;
-            for v in states {
-                match serde_json::from_value::<Approval>(v) {
-                    Ok(a) => {
-                        match a.status {
-                            Status::Pending => pending.push(a.id.clone()),
-                            Status::Executing { .. } => unknown.push(a.id.clone()),
-                            Status::Done(_) => {}
-                        }
-                        guard.insert(a.id.clone(), a);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "unreadable approval state; left as it is")
-                    }
-                }
-            }
-        }
-        for id in &unknown {
-            self.close(id, Outcome::OutcomeUnknown).await;
-            if let Some(a) = self.get(id).await {
-                self.tell_outcome_unknown(&a).await;
-            }
-        }
-        for id in &pending {
-            self.after_new_stage(id).await;
-        }
-        Ok(pending.len())
-    }
-
-    async fn tell_outcome_unknown(&self, a: &Approval) {
-        for to in &a.approvers {
-            let mail = Mail {
-                to: to.clone(),
-                subject: format!("[Airlock] Outcome unknown: {}", a.envelope.tool),
-                body: format!(
-                    "Airlock stopped while running an approved call, so it cannot tell whether the call ran.\nIt will not run it again. Check the tool server before retrying.\n\n{}\nApproval {}.\n",
-                    a.envelope.summary(),
-                    a.id
-                ),
-                key: format!("{}-unknown-{to}", a.id),
-            };
-            if let Err(e) = self.mailer.send(&mail).await {
-                tracing::error!(approval = %a.id, error = %e, "cannot mail the outcome-unknown notice");
-            }
-        }
     }
 }

@@ -1,0 +1,160 @@
+//! A decision posted from the approval page: admit the link, apply the pure rule, commit the
+//! decision with its consequences, then act. Refusals are logged and change nothing.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use super::{DecisionForm, Desk, DeskError, row, snapshot};
+use crate::approval::state::{Approval, Choice, NextRole, Step};
+use crate::decide::{self, Verdict};
+use crate::envelope::{self, Envelope};
+use crate::ledger::Change;
+
+impl Desk {
+    /// Apply a decision posted from the page.
+    pub async fn decide(
+        self: &Arc<Self>,
+        id: &str,
+        slot: usize,
+        token: &str,
+        form: DecisionForm,
+    ) -> Result<Step, DeskError> {
+        let mut guard = self.approvals.lock().await;
+        let Some(a) = guard.get_mut(id) else {
+            return Err(DeskError::BadLink);
+        };
+        let approver = match self.admit(a, slot, token) {
+            Ok(x) => x.to_string(),
+            Err(e) => {
+                let snapshot_a = a.clone();
+                drop(guard);
+                self.log_refusal(&snapshot_a, slot, "decide", &e).await;
+                return Err(e);
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let mut next = a.clone();
+        let mut extra = Map::new();
+        let result = match form.choice {
+            Choice::Approve => next.vote(&approver, true, now),
+            Choice::Deny => next.vote(&approver, false, now),
+            Choice::Escalate => {
+                let up = self.next_role(&next);
+                next.escalate(
+                    &approver,
+                    up.as_ref().map(|(n, e)| NextRole { name: n, emails: e }),
+                    now,
+                )
+            }
+            Choice::Modify => {
+                let edited = match self.modified(&next, form.arguments.as_deref().unwrap_or("")) {
+                    Ok(e) => e,
+                    Err(msg) => {
+                        let err = DeskError::BadModification(msg);
+                        let snapshot_a = a.clone();
+                        drop(guard);
+                        self.log_refusal(&snapshot_a, slot, "modify", &err).await;
+                        return Err(err);
+                    }
+                };
+                extra.insert(
+                    "diff".into(),
+                    Value::Array(envelope::diff(&next.envelope.arguments, &edited.arguments)),
+                );
+                extra.insert("new_envelope_hash".into(), Value::String(edited.hash()));
+                next.modify(&approver, edited, now)
+            }
+        };
+        let step = match result {
+            Ok(s) => s,
+            Err(r) => {
+                let snapshot_a = a.clone();
+                drop(guard);
+                let e = DeskError::Refused(r);
+                self.log_refusal(&snapshot_a, slot, "decide", &e).await;
+                return Err(e);
+            }
+        };
+        let mut body = json!({
+            "approval_id": a.id, "stage": a.envelope.stage, "approver": approver, "choice": form.choice,
+            "comment": form.comment, "seen_sha256": form.seen, "envelope_hash": a.envelope_hash,
+            "policy_version": a.envelope.policy_version,
+        });
+        if let Value::Object(o) = &mut body {
+            o.extend(extra);
+        }
+        let mut rows = vec![row("decision", &a.call_id, body)];
+        self.settle(&mut next, &step, &approver, &form.comment, &mut rows);
+        self.ledger
+            .commit(Change {
+                rows,
+                approvals: vec![snapshot(&next)],
+            })
+            .await?;
+        *a = next.clone();
+        drop(guard);
+        self.publish(&next);
+        self.after(step.clone(), &next).await;
+        Ok(step)
+    }
+
+    /// The edited arguments, validated against the tool's input schema and re-decided.
+    fn modified(&self, a: &Approval, text: &str) -> Result<Envelope, String> {
+        let args = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(o)) => o,
+            Ok(_) => return Err("the arguments must be a JSON object".into()),
+            Err(e) => return Err(format!("not valid JSON: {e}")),
+        };
+        let e = &a.envelope;
+        if let Some(def) = self
+            .servers
+            .tools()
+            .iter()
+            .find(|t| t.server == e.server && t.name == e.tool_name)
+        {
+            if let Some(schema) = def.definition.get("inputSchema") {
+                let validator = jsonschema::validator_for(schema)
+                    .map_err(|err| format!("the tool's input schema is unusable: {err}"))?;
+                let problems: Vec<String> = validator
+                    .iter_errors(&Value::Object(args.clone()))
+                    .map(|err| format!("{} at `{}`", err, err.instance_path()))
+                    .collect();
+                if !problems.is_empty() {
+                    return Err(format!(
+                        "they do not match the tool's input schema: {}",
+                        problems.join("; ")
+                    ));
+                }
+            }
+        }
+        let manifest = self
+            .setup
+            .manifests
+            .get(&e.server, &e.tool_name)
+            .ok_or("the tool's manifest is gone")?;
+        let canonical_len = crate::canonical::to_string(&Value::Object(args.clone())).len();
+        let d = decide::decide(
+            &decide::Call {
+                tool: &e.tool,
+                arguments: &args,
+                meta: a.meta.as_ref(),
+                canonical_len,
+            },
+            Some(manifest),
+            &self.setup.policy,
+            &decide::Context {
+                actor: &e.actor,
+                now: OffsetDateTime::now_utc(),
+            },
+        );
+        if matches!(d.verdict, Verdict::Deny | Verdict::Quarantine) {
+            return Err(format!(
+                "the edited call would be refused: {}",
+                d.explanation()
+            ));
+        }
+        Ok(e.with_arguments(args))
+    }
+}
