@@ -10,13 +10,17 @@ use rmcp::model::{
     ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam,
     ServerCapabilities, ServerConfig, Tool,
 };
+use rmcp::model::{
+    CancelTaskParams, CreateTaskResult, DetailedTask, GetTaskParams, GetTaskResult, Task,
+    TaskPayload, TaskStatus,
+};
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
-use crate::approval::state::{Outcome, Status};
+use crate::approval::state::{Approval, Outcome, Status};
 use crate::gate::{Gate, GateCall, Reply};
 
 /// Largest JSON-RPC frame (one line on stdio) read from the agent; longer lines are dropped unread.
@@ -130,6 +134,43 @@ impl AgentServer {
     }
 }
 
+/// An approval as an MCP task: working while it waits or runs, completed with the agent's answer.
+fn task_of(a: &Approval) -> DetailedTask {
+    let fmt = |t: &time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let now = fmt(&time::OffsetDateTime::now_utc());
+    let task = Task::new(
+        a.id.clone(),
+        TaskStatus::Working,
+        fmt(&a.envelope.requested_at),
+        now,
+    )
+    .with_poll_interval_ms(2000);
+    match &a.status {
+        Status::Done(outcome) => {
+            let result = serde_json::to_value(outcome_result(&a.id, outcome))
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default();
+            DetailedTask::new(task, TaskPayload::Completed { result })
+        }
+        Status::Executing { .. } => DetailedTask::new(
+            task.with_status_message("approved; the call is running"),
+            TaskPayload::Working,
+        ),
+        Status::Pending => DetailedTask::new(
+            task.with_status_message(format!(
+                "waiting for approval by role `{}` until {}",
+                a.envelope.role,
+                fmt(&a.envelope.expires_at)
+            )),
+            TaskPayload::Working,
+        ),
+    }
+}
+
 fn with_meta(mut r: CallToolResult, key: &str, value: Value) -> CallToolResult {
     let mut meta = r.meta.take().map(|m| m.0).unwrap_or_default();
     meta.insert(key.into(), value);
@@ -203,7 +244,7 @@ fn pending_result(id: &str, role: &str, state: &Status) -> CallToolResult {
 
 impl ServerHandler for AgentServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tasks().build())
             .with_server_info(Implementation::new("airlock", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Airlock gates every tool call: it is classified by its manifest and decided by policy before it runs. \
@@ -254,8 +295,47 @@ impl ServerHandler for AgentServer {
                 approval_id,
                 role,
                 status,
-            } => self.wait(&approval_id, &role, status, &context).await,
+            } => {
+                // A client that speaks the Tasks extension gets a task at once (its id is the
+                // approval's, so it survives a gate restart); others wait, up to max_wait.
+                let tasks = context
+                    .client_capabilities()
+                    .is_some_and(|c| c.supports_tasks());
+                match self.gate.desk().get(&approval_id).await {
+                    Some(a) if tasks => {
+                        return Ok(CallToolResponse::Task(CreateTaskResult::new(
+                            task_of(&a).task,
+                        )));
+                    }
+                    _ => self.wait(&approval_id, &role, status, &context).await,
+                }
+            }
         };
         Ok(result.into())
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        match self.gate.desk().get(&request.task_id).await {
+            Some(a) => Ok(GetTaskResult::new(task_of(&a))),
+            None => Err(ErrorData::invalid_params(
+                format!("no task `{}`", request.task_id),
+                None,
+            )),
+        }
+    }
+
+    /// An approval is decided by people, not withdrawn by the agent: cancellation is acknowledged
+    /// (the spec lets a task's status lag) and the approval stays with its approvers.
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tracing::info!(task = %request.task_id, "agent asked to cancel an approval task; approvals are decided by their approvers");
+        Ok(())
     }
 }

@@ -581,3 +581,92 @@ async fn a_crash_while_an_approved_call_runs_is_never_retried() {
         .expect("closed row");
     assert_eq!(closed["body"]["outcome"]["outcome"], "outcome_unknown");
 }
+
+/// An agent that declares the MCP Tasks extension.
+#[derive(Clone, Default)]
+struct TaskAgent;
+
+impl rmcp::ClientHandler for TaskAgent {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let mut info = rmcp::model::ClientConfig::default();
+        info.capabilities = rmcp::model::ClientCapabilities::builder()
+            .enable_tasks()
+            .build();
+        info
+    }
+}
+
+async fn task_agent(
+    w: &World,
+) -> (
+    rmcp::service::RunningService<rmcp::RoleClient, TaskAgent>,
+    tokio::process::Child,
+) {
+    use rmcp::ServiceExt;
+    let mut child = tokio::process::Command::new(crate::support::AIRLOCK)
+        .arg("serve")
+        .arg("--config")
+        .arg(w.config())
+        .env("AIRLOCK_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn airlock serve");
+    let io = (
+        child.stdout.take().expect("stdout"),
+        child.stdin.take().expect("stdin"),
+    );
+    (TaskAgent.serve(io).await.expect("handshake"), child)
+}
+
+#[tokio::test]
+async fn a_tasks_client_gets_a_task_that_survives_a_gate_restart() {
+    use rmcp::model::{
+        CallToolRequestParams, CallToolResponse, GetTaskParams, TaskPayload, TaskStatus,
+    };
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let (client, mut child) = task_agent(&w).await;
+    let mut p = CallToolRequestParams::new("refund_order");
+    p.arguments = refund(800).as_object().cloned();
+    let task_id = match client.call_tool_once(p).await.expect("tools/call") {
+        CallToolResponse::Task(t) => t.task.task_id,
+        other => panic!("expected a task, got {other:?}"),
+    };
+    let link = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    assert_eq!(approval_id(&link), task_id, "the task is the approval");
+    let t = client
+        .get_task(GetTaskParams::new(task_id.clone()))
+        .await
+        .expect("tasks/get");
+    assert_eq!(t.task.status(), TaskStatus::Working);
+
+    // the gate restarts; the task lives in the ledger
+    child.kill().await.expect("kill -9");
+    drop(client);
+    let (client, _child) = task_agent(&w).await;
+    assert_eq!(decide(&link, "approve", &[]).0, 200);
+    let mut done = None;
+    for _ in 0..200 {
+        let t = client
+            .get_task(GetTaskParams::new(task_id.clone()))
+            .await
+            .expect("tasks/get");
+        if t.task.status() == TaskStatus::Completed {
+            done = Some(t);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let done = done.expect("task completed");
+    let TaskPayload::Completed { result } = done.task.payload else {
+        panic!("no result")
+    };
+    assert_eq!(result["content"][0]["text"], "refunded 800 cents on A-1001");
+    let _ = client.cancel().await;
+    assert_eq!(w.executed("executed.jsonl"), ["refund_order"]);
+}
