@@ -333,3 +333,60 @@ async fn an_allowed_call_is_recorded_before_it_runs() {
     assert!(seq("proposal") < seq("verdict") && seq("verdict") < seq("outcome"));
     assert_eq!(w.executed("executed.jsonl"), ["echo"]);
 }
+
+#[tokio::test]
+async fn evidence_in_meta_is_read_and_recorded_and_oversized_arguments_are_refused() {
+    let w = World::empty();
+    w.write(
+        "m/m.toml",
+        "[[tool]]\nserver = \"shop\"\nname = \"send_customer_email\"\nclass = \"customer_facing\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: sent\"\nevidence = [\"_meta.ticket\"]\n\
+         [[tool]]\nserver = \"shop\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
+    );
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\nmax_wait = \"1s\"\n[web]\nbind = \"127.0.0.1:0\"\n\n{shop}",
+        p = format!("{}/policies", crate::support::REPO),
+        shop = w.shop_server("shop", "", "executed.jsonl")
+    ));
+    let agent = w.agent().await;
+    let email = json!({"to": "a@example.com", "subject": "s", "body": "b"});
+    let r = agent
+        .call_with_meta(
+            "send_customer_email",
+            email.clone(),
+            json!({"ticket": "T-42"}),
+        )
+        .await;
+    assert!(
+        !is_error(&r),
+        "evidence in _meta lets it run on autopilot: {}",
+        text(&r)
+    );
+    let r = agent.call("send_customer_email", email).await;
+    assert!(
+        text(&r).contains("waiting for approval"),
+        "without it, it needs approval: {}",
+        text(&r)
+    );
+
+    let big = "x".repeat(1_100_000);
+    let r = agent.call("echo", json!({"text": big})).await;
+    assert!(is_error(&r));
+    assert!(text(&r).contains("the limit is 1048576"), "{}", text(&r));
+    agent.close().await;
+    assert_eq!(w.executed("executed.jsonl"), ["send_customer_email"]);
+
+    let rows = w.ledger_rows().await;
+    let sent = proposal_call_id(&rows, "send_customer_email");
+    assert_eq!(
+        rows_for(&rows, "proposal", &sent)[0]["body"]["meta"],
+        json!({"ticket": "T-42"})
+    );
+    let echo = proposal_call_id(&rows, "echo");
+    let p = &rows_for(&rows, "proposal", &echo)[0]["body"];
+    assert_eq!(
+        p["arguments"],
+        serde_json::Value::Null,
+        "oversized arguments are hashed, not stored"
+    );
+    assert_eq!(p["arguments_sha256"].as_str().map(str::len), Some(64));
+}
