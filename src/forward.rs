@@ -47,6 +47,18 @@ impl Forwarder {
 
     /// Call the tool server once and append the outcome row.
     pub async fn run(&self, f: Forward<'_>) -> Forwarded {
+        let call_id = f.call_id.to_string();
+        let (row, result) = self.call(f).await;
+        if let Err(e) = self.ledger.append(vec![row]).await {
+            // The call has already run; hiding its result would invite a retry and a second run.
+            tracing::error!(%call_id, error = %e, "ledger write of the outcome failed after the call ran");
+        }
+        result
+    }
+
+    /// Call the tool server once; the outcome row is the caller's to commit (the approval desk
+    /// commits it together with the approval's end, so a crash cannot split them).
+    pub async fn call(&self, f: Forward<'_>) -> (NewRow, Forwarded) {
         let started = Instant::now();
         let outcome = self
             .servers
@@ -76,10 +88,6 @@ impl Forwarder {
             time: OffsetDateTime::now_utc(),
             body,
         };
-        if let Err(e) = self.ledger.append(vec![row]).await {
-            // The call has already run; hiding its result would invite a retry and a second run.
-            tracing::error!(call_id = f.call_id, error = %e, "ledger write of the outcome failed after the call ran");
-        }
-        result
+        (row, result)
     }
 }

@@ -182,6 +182,24 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 ));
             }
         }
+        // An escalation chain must end (in deny), so it may not come back to a role.
+        let mut seen = vec![name.as_str()];
+        let mut at = name.as_str();
+        while let Some(up) = roles.get(at).and_then(|r| r.escalate_to.as_deref()) {
+            if seen.contains(&up) {
+                errors.push(src.error(
+                    Some(role.span()),
+                    &format!("roles.{name}.escalate_to"),
+                    format!(
+                        "escalation loops back to `{up}` ({} → {up}); a chain must end",
+                        seen.join(" → ")
+                    ),
+                ));
+                break;
+            }
+            seen.push(up);
+            at = up;
+        }
     }
     let mut classes = BTreeMap::new();
     for (name, rule) in &file.classes {
@@ -293,10 +311,16 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
     )
 }
 
-/// Parse a human duration (`30m`, `2h`, `1d`); zero is refused.
+/// Longest duration accepted anywhere (a year): beyond it, a timeout is a misconfiguration.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parse a human duration (`30m`, `2h`, `1d`), from 1 second to a year.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s.trim()) {
-        Ok(d) if d.is_zero() => Err(format!("`{s}` is zero; a timeout must be positive")),
+        Ok(d) if d < Duration::from_secs(1) => {
+            Err(format!("`{s}` is under a second; write at least `1s`"))
+        }
+        Ok(d) if d > MAX_DURATION => Err(format!("`{s}` is over a year; write at most `366d`")),
         Ok(d) => Ok(d),
         Err(e) => Err(format!(
             "`{s}` is not a duration ({e}); write e.g. `30m`, `2h`, `1d`"
@@ -386,6 +410,24 @@ finance = { emails = ["f@example.com"] }
             "{}",
             d.message
         );
+    }
+
+    #[test]
+    fn escalation_loops_and_absurd_durations_are_refused() {
+        let e = load("version = \"v\"\n[roles]\na = { emails = [\"a@b.c\"], escalate_to = \"b\" }\nb = { emails = [\"b@b.c\"], escalate_to = \"a\" }\n").unwrap_err();
+        assert!(
+            e.iter()
+                .any(|d| d.key == "roles.a.escalate_to" && d.message.contains("a → b → a")),
+            "{e:?}"
+        );
+        let e =
+            load("version = \"v\"\n[roles]\na = { emails = [\"a@b.c\"], escalate_to = \"a\" }\n")
+                .unwrap_err();
+        assert!(e[0].message.contains("loops back"), "{e:?}");
+        for bad in ["500ms", "10000y"] {
+            let e = load(&format!("version = \"v\"\n[classes]\nx = {{ path = \"approve\", role = \"r\", timeout = \"{bad}\" }}\n[roles]\nr = {{ emails = [\"a@b.c\"] }}\n")).unwrap_err();
+            assert_eq!(e[0].key, "classes.x.timeout", "{bad}");
+        }
     }
 
     #[test]

@@ -86,11 +86,15 @@ impl Desk {
             o.extend(extra);
         }
         let mut rows = vec![row("decision", &a.call_id, body)];
+        if form.choice == Choice::Modify && step != Step::NewStage {
+            // the edited envelope is what runs: record it whole (a new stage records its own)
+            rows.push(self.envelope_row(&next));
+        }
         self.settle(&mut next, &step, &approver, &form.comment, &mut rows);
         self.ledger
             .commit(Change {
                 rows,
-                approvals: vec![snapshot(&next)],
+                approvals: vec![snapshot(&next)?],
             })
             .await?;
         *a = next.clone();
@@ -108,26 +112,26 @@ impl Desk {
             Err(e) => return Err(format!("not valid JSON: {e}")),
         };
         let e = &a.envelope;
-        if let Some(def) = self
+        // Edited arguments are only accepted against the tool's own input schema.
+        let def = self
             .servers
             .tools()
             .iter()
-            .find(|t| t.server == e.server && t.name == e.tool_name)
-        {
-            if let Some(schema) = def.definition.get("inputSchema") {
-                let validator = jsonschema::validator_for(schema)
-                    .map_err(|err| format!("the tool's input schema is unusable: {err}"))?;
-                let problems: Vec<String> = validator
-                    .iter_errors(&Value::Object(args.clone()))
-                    .map(|err| format!("{} at `{}`", err, err.instance_path()))
-                    .collect();
-                if !problems.is_empty() {
-                    return Err(format!(
-                        "they do not match the tool's input schema: {}",
-                        problems.join("; ")
-                    ));
-                }
-            }
+            .find(|t| t.server == e.server && t.name == e.tool_name);
+        let schema = def
+            .and_then(|d| d.definition.get("inputSchema"))
+            .ok_or("the tool server is not running, so the edit cannot be checked against the tool's input schema; approve or deny as is, or try later")?;
+        let validator = jsonschema::validator_for(schema)
+            .map_err(|err| format!("the tool's input schema is unusable: {err}"))?;
+        let problems: Vec<String> = validator
+            .iter_errors(&Value::Object(args.clone()))
+            .map(|err| format!("{} at `{}`", err, err.instance_path()))
+            .collect();
+        if !problems.is_empty() {
+            return Err(format!(
+                "they do not match the tool's input schema: {}",
+                problems.join("; ")
+            ));
         }
         let manifest = self
             .setup

@@ -70,9 +70,14 @@ pub struct Open<'a> {
     pub rows: Vec<NewRow>,
 }
 
+/// Most `link_refused` rows written per approval per minute.
+pub const REFUSALS_PER_MINUTE: u32 = 20;
+
 pub struct Desk {
     approvals: Mutex<BTreeMap<String, Approval>>,
     watchers: StdMutex<HashMap<String, watch::Sender<Status>>>,
+    /// Per approval: (window start, rows logged in it, rows left out since the last one logged).
+    refusals: StdMutex<HashMap<String, (OffsetDateTime, u32, u32)>>,
     setup: Arc<Setup>,
     ledger: Arc<Ledger>,
     servers: Arc<ToolServers>,
@@ -91,8 +96,15 @@ fn row(kind: &'static str, call_id: &str, body: Value) -> NewRow {
     }
 }
 
-fn snapshot(a: &Approval) -> (String, Option<Value>) {
-    (a.id.clone(), serde_json::to_value(a).ok())
+/// The approval's state as stored beside its rows. Failing to encode it fails the commit: an
+/// approval is never written as missing.
+fn snapshot(a: &Approval) -> Result<(String, Value), LedgerError> {
+    serde_json::to_value(a)
+        .map(|v| (a.id.clone(), v))
+        .map_err(|e| LedgerError::Encode {
+            what: format!("approval {}", a.id),
+            message: e.to_string(),
+        })
 }
 
 impl Desk {
@@ -108,6 +120,7 @@ impl Desk {
         Arc::new(Desk {
             approvals: Mutex::new(BTreeMap::new()),
             watchers: StdMutex::new(HashMap::new()),
+            refusals: StdMutex::new(HashMap::new()),
             setup,
             ledger,
             servers,
@@ -165,7 +178,7 @@ impl Desk {
         self.ledger
             .commit(Change {
                 rows,
-                approvals: vec![snapshot(&approval)],
+                approvals: vec![snapshot(&approval)?],
             })
             .await?;
         let id = approval.id.clone();
@@ -295,19 +308,42 @@ impl Desk {
 
     /// Record a refused form submission on a valid link (bad or stale nonce).
     pub async fn log_form_refusal(&self, a: &Approval, slot: usize, reason: &str) {
-        let body = json!({"approval_id": a.id, "slot": slot, "attempt": "form", "reason": reason});
-        if let Err(err) = self
-            .ledger
-            .append(vec![row("link_refused", &a.call_id, body)])
-            .await
-        {
-            tracing::error!(error = %err, "cannot record a refused form");
-        }
+        self.record_refusal(
+            a,
+            json!({"approval_id": a.id, "slot": slot, "attempt": "form", "reason": reason}),
+        )
+        .await;
     }
 
     async fn log_refusal(&self, a: &Approval, slot: usize, what: &str, e: &DeskError) {
-        let body =
-            json!({"approval_id": a.id, "slot": slot, "attempt": what, "reason": e.to_string()});
+        self.record_refusal(
+            a,
+            json!({"approval_id": a.id, "slot": slot, "attempt": what, "reason": e.to_string()}),
+        )
+        .await;
+    }
+
+    /// A `link_refused` row, at most [`REFUSALS_PER_MINUTE`] per approval per minute: anyone who
+    /// knows an approval id can make refusals, and each row costs an fsync. The next row logged
+    /// says how many were left out.
+    async fn record_refusal(&self, a: &Approval, mut body: Value) {
+        let now = OffsetDateTime::now_utc();
+        let suppressed = {
+            let mut r = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+            let w = r.entry(a.id.clone()).or_insert((now, 0, 0));
+            if now - w.0 > time::Duration::minutes(1) {
+                *w = (now, 0, w.2);
+            }
+            if w.1 >= REFUSALS_PER_MINUTE {
+                w.2 += 1;
+                return;
+            }
+            w.1 += 1;
+            std::mem::take(&mut w.2)
+        };
+        if suppressed > 0 {
+            body["suppressed_before"] = json!(suppressed);
+        }
         if let Err(err) = self
             .ledger
             .append(vec![row("link_refused", &a.call_id, body)])
@@ -371,7 +407,8 @@ impl Desk {
         }
     }
 
-    /// The clock ran out: apply `on_timeout` if still pending.
+    /// The clock ran out: apply `on_timeout` if still pending. If the ledger cannot record it,
+    /// nothing changes and the timeout is tried again shortly (fail closed: still not run).
     async fn time_out(self: &Arc<Self>, id: &str) {
         let mut guard = self.approvals.lock().await;
         let Some(a) = guard.get_mut(id) else { return };
@@ -395,15 +432,22 @@ impl Desk {
             "no decision before the approval expired",
             &mut rows,
         );
-        if let Err(e) = self
-            .ledger
-            .commit(Change {
-                rows,
-                approvals: vec![snapshot(&next)],
-            })
-            .await
-        {
-            tracing::error!(approval = %id, error = %e, "cannot record a timeout; it fires again at the next start");
+        let committed = match snapshot(&next) {
+            Ok(state) => {
+                self.ledger
+                    .commit(Change {
+                        rows,
+                        approvals: vec![state],
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = committed {
+            tracing::error!(approval = %id, error = %e, "cannot record a timeout; trying again in 5s");
+            drop(guard);
+            let retry_at = OffsetDateTime::now_utc() + time::Duration::seconds(5);
+            tokio::spawn(Desk::timer(self.clone(), id.to_string(), retry_at));
             return;
         }
         *a = next.clone();
@@ -424,17 +468,15 @@ impl Desk {
         context.insert("idempotency_key".into(), json!(idempotency_key));
         context.insert("arguments_sha256".into(), json!(e.arguments_sha256));
         let arguments = e.arguments.as_object().cloned().unwrap_or_default();
-        let forwarded = self
-            .forwarder
-            .run(Forward {
-                call_id: &a.call_id,
-                server: &e.server,
-                tool: &e.tool_name,
-                arguments,
-                meta: a.meta.clone(),
-                context,
-            })
-            .await;
+        let forward = Forward {
+            call_id: &a.call_id,
+            server: &e.server,
+            tool: &e.tool_name,
+            arguments,
+            meta: a.meta.clone(),
+            context,
+        };
+        let (outcome_row, forwarded) = self.forwarder.call(forward).await;
         let outcome = match forwarded {
             Forwarded::Ran(reply) => Outcome::Executed {
                 result: reply.json,
@@ -442,32 +484,57 @@ impl Desk {
             },
             Forwarded::Failed(error) => Outcome::Failed { error },
         };
-        self.close(id, outcome).await;
+        self.close(id, outcome, vec![outcome_row]).await;
     }
 
-    async fn close(&self, id: &str, outcome: Outcome) {
+    /// End an approval: commit `rows`, the `approval_closed` row and the final state in one
+    /// transaction, then tell the waiting agent. A commit that keeps failing leaves the durable
+    /// state as it was (an execution becomes `outcome_unknown` at the next start), but the agent
+    /// still gets what happened: hiding a result that exists would invite a second run.
+    async fn close(&self, id: &str, outcome: Outcome, mut rows: Vec<NewRow>) {
         let mut guard = self.approvals.lock().await;
         let Some(a) = guard.get_mut(id) else { return };
-        a.status = Status::Done(outcome);
-        let summary = match &a.status {
+        let mut next = a.clone();
+        next.status = Status::Done(outcome);
+        let summary = match &next.status {
             Status::Done(Outcome::Executed { result, is_error }) => {
                 json!({"outcome": "executed", "is_error": is_error, "result_sha256": crate::canonical::sha256_hex(crate::canonical::to_string(result).as_bytes())})
             }
             other => json!(other),
         };
-        let change = Change {
-            rows: vec![row(
-                "approval_closed",
-                &a.call_id,
-                json!({"approval_id": a.id, "outcome": summary}),
-            )],
-            approvals: vec![snapshot(a)],
-        };
-        if let Err(e) = self.ledger.commit(change).await {
-            tracing::error!(approval = %id, error = %e, "cannot record the end of an approval");
+        rows.push(row(
+            "approval_closed",
+            &next.call_id,
+            json!({"approval_id": next.id, "outcome": summary}),
+        ));
+        let mut committed = false;
+        for attempt in 0..3u64 {
+            let result = match snapshot(&next) {
+                Ok(state) => {
+                    self.ledger
+                        .commit(Change {
+                            rows: rows.clone(),
+                            approvals: vec![state],
+                        })
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(_) => {
+                    committed = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(approval = %id, attempt, error = %e, "cannot record the end of an approval");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
         }
-        let done = a.clone();
+        if committed {
+            *a = next.clone();
+        }
         drop(guard);
-        self.publish(&done);
+        self.publish(&next);
     }
 }

@@ -1,7 +1,8 @@
 //! Approval mail: the request to each approver (with their own link) and the outcome-unknown
-//! notice. Each delivery is recorded before the approval's state says it was sent.
+//! notice. Each delivery is recorded in the ledger; a request is marked sent only after that.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -10,65 +11,130 @@ use crate::approval::state::Approval;
 use crate::ledger::Change;
 use crate::mail::{Mail, Sent};
 
+/// Waits between delivery attempts while the gate runs; after the last, the next start retries.
+const RETRY: [Duration; 4] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(120),
+];
+
 impl Desk {
+    /// Mail every approver of the approval's current stage who has not been mailed yet. The state
+    /// is re-read for each recipient: a decision, modify or escalation mid-way stops this round
+    /// (the new stage has its own).
     pub(super) async fn send_unsent(self: &Arc<Self>, id: &str) {
-        let Some(a) = self.get(id).await else { return };
-        for approver in a.unsent.clone() {
-            let Some(slot) = a.approvers.iter().position(|x| *x == approver) else {
-                continue;
+        let Some(start) = self.get(id).await else {
+            return;
+        };
+        let stage = start.envelope.stage;
+        for attempt in 0..=RETRY.len() {
+            let Some(a) = self
+                .get(id)
+                .await
+                .filter(|a| a.is_pending() && a.envelope.stage == stage)
+            else {
+                return;
             };
-            let link = self.link(&a, slot);
-            let e = &a.envelope;
-            let mail = Mail {
-                to: approver.clone(),
-                subject: format!(
-                    "[Airlock] Approve {}? ({}, decide by {})",
-                    e.tool,
-                    e.class,
-                    e.expires_at
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
-                ),
-                body: format!(
-                    "Airlock needs a decision from role `{}`.\n\n{}\nOpen this link to see the full request and decide (approve, deny, modify or escalate).\nIt is yours alone: do not forward it.\n\n{link}\n\nApproval {} (stage {}).\n",
-                    e.role,
-                    e.summary(),
-                    a.id,
-                    e.stage
-                ),
-                key: format!("{}-s{}-{slot}", a.id, e.stage),
-            };
-            if self.mailer.is_outbox() {
-                tracing::info!(approval = %a.id, to = %approver, "approval link: {link}");
+            if a.unsent.is_empty() {
+                return;
             }
-            let (kind, body) = match self.mailer.send(&mail).await {
-                Ok(sent) => (
-                    "mail_sent",
-                    json!({"approval_id": a.id, "stage": e.stage, "to": approver, "via": match sent { Sent::Smtp => "smtp".to_string(), Sent::Outbox(p) => p.display().to_string() }}),
-                ),
-                Err(err) => {
-                    tracing::error!(approval = %a.id, to = %approver, error = %err, "approval mail not sent; it is retried at the next start");
-                    (
-                        "mail_failed",
-                        json!({"approval_id": a.id, "stage": e.stage, "to": approver, "error": err.to_string()}),
-                    )
+            for approver in a.unsent.clone() {
+                let Some(a) = self
+                    .get(id)
+                    .await
+                    .filter(|a| a.is_pending() && a.envelope.stage == stage)
+                else {
+                    return;
+                };
+                if !a.unsent.contains(&approver) {
+                    continue;
                 }
-            };
-            let mut guard = self.approvals.lock().await;
-            let Some(cur) = guard.get_mut(id) else { return };
-            if kind == "mail_sent" && cur.envelope.stage == e.stage {
-                cur.unsent.retain(|x| *x != approver);
+                self.send_one(&a, &approver).await;
             }
-            let change = Change {
-                rows: vec![row(kind, &cur.call_id, body)],
-                approvals: vec![snapshot(cur)],
-            };
-            if let Err(err) = self.ledger.commit(change).await {
-                tracing::error!(approval = %id, error = %err, "cannot record mail delivery");
+            if let Some(wait) = RETRY.get(attempt) {
+                tokio::time::sleep(*wait).await;
             }
         }
     }
 
+    async fn send_one(&self, a: &Approval, approver: &str) {
+        let Some(slot) = a.approvers.iter().position(|x| x == approver) else {
+            return;
+        };
+        let link = self.link(a, slot);
+        let e = &a.envelope;
+        let mail = Mail {
+            to: approver.to_string(),
+            subject: format!(
+                "[Airlock] Approve {}? ({}, decide by {})",
+                e.tool,
+                e.class,
+                e.expires_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
+            body: format!(
+                "Airlock needs a decision from role `{}`.\n\n{}\nOpen this link to see the full request and decide (approve, deny, modify or escalate).\nIt is yours alone: do not forward it.\n\n{link}\n\nApproval {} (stage {}).\n",
+                e.role,
+                e.summary(),
+                a.id,
+                e.stage
+            ),
+            key: format!("{}-s{}-{slot}", a.id, e.stage),
+        };
+        if self.mailer.is_outbox() {
+            tracing::info!(approval = %a.id, to = %approver, "approval link: {link}");
+        }
+        let sent = self.mailer.send(&mail).await;
+        let mut guard = self.approvals.lock().await;
+        let Some(cur) = guard.get_mut(&a.id) else {
+            return;
+        };
+        let mut next = cur.clone();
+        let (kind, body) = match &sent {
+            Ok(via) => {
+                if next.envelope.stage == e.stage {
+                    next.unsent.retain(|x| x != approver);
+                }
+                let via = match via {
+                    Sent::Smtp => "smtp".to_string(),
+                    Sent::Outbox(p) => p.display().to_string(),
+                };
+                (
+                    "mail_sent",
+                    json!({"approval_id": a.id, "stage": e.stage, "to": approver, "via": via}),
+                )
+            }
+            Err(err) => {
+                tracing::error!(approval = %a.id, to = %approver, error = %err, "approval mail not sent; it will be retried");
+                (
+                    "mail_failed",
+                    json!({"approval_id": a.id, "stage": e.stage, "to": approver, "error": err.to_string()}),
+                )
+            }
+        };
+        let committed = match snapshot(&next) {
+            Ok(state) => {
+                self.ledger
+                    .commit(Change {
+                        rows: vec![row(kind, &next.call_id, body)],
+                        approvals: vec![state],
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(_) => *cur = next,
+            // Unrecorded, the mail stays "unsent" and is sent again (at worst a duplicate link).
+            Err(err) => {
+                tracing::error!(approval = %a.id, error = %err, "cannot record mail delivery")
+            }
+        }
+    }
+
+    /// Tell the approvers that an approved call's outcome is unknown; each notice is a ledger row.
     pub(super) async fn tell_outcome_unknown(&self, a: &Approval) {
         for to in &a.approvers {
             let mail = Mail {
@@ -81,8 +147,19 @@ impl Desk {
                 ),
                 key: format!("{}-unknown-{to}", a.id),
             };
-            if let Err(e) = self.mailer.send(&mail).await {
-                tracing::error!(approval = %a.id, error = %e, "cannot mail the outcome-unknown notice");
+            let body = match self.mailer.send(&mail).await {
+                Ok(_) => json!({"approval_id": a.id, "notice": "outcome_unknown", "to": to}),
+                Err(e) => {
+                    json!({"approval_id": a.id, "notice": "outcome_unknown", "to": to, "error": e.to_string()})
+                }
+            };
+            let kind = if body.get("error").is_some() {
+                "mail_failed"
+            } else {
+                "mail_sent"
+            };
+            if let Err(e) = self.ledger.append(vec![row(kind, &a.call_id, body)]).await {
+                tracing::error!(approval = %a.id, error = %e, "cannot record the outcome-unknown notice");
             }
         }
     }

@@ -28,7 +28,7 @@ impl Desk {
     /// Reload open approvals after a start: re-arm timers, send unsent mail, and turn any
     /// execution that was in flight into `outcome_unknown` (never a second run).
     pub async fn recover(self: &Arc<Self>) -> Result<usize, LedgerError> {
-        let states = self.ledger.open_approvals()?;
+        let states = self.ledger.approvals()?;
         let mut pending = Vec::new();
         let mut unknown = Vec::new();
         {
@@ -50,7 +50,7 @@ impl Desk {
             }
         }
         for id in &unknown {
-            self.close(id, Outcome::OutcomeUnknown).await;
+            self.close(id, Outcome::OutcomeUnknown, Vec::new()).await;
             if let Some(a) = self.get(id).await {
                 self.tell_outcome_unknown(&a).await;
             }

@@ -28,7 +28,7 @@ pub use reader::{BadRow, LedgerReader, VerifyReport};
 
 const ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// Open approvals (pending or executing), keyed by approval id: the state recovery reloads.
+/// Approvals (open and finished), keyed by approval id: the state recovery reloads.
 /// Not part of the chain: every change to it is committed together with the rows that explain it.
 const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals");
 const SCHEMA_VERSION: &[u8] = b"1";
@@ -57,6 +57,8 @@ pub enum LedgerError {
         recorded: String,
         actual: String,
     },
+    #[error("cannot encode {what}: {message}")]
+    Encode { what: String, message: String },
     #[error("ledger writer has stopped; no further rows can be written")]
     WriterGone,
 }
@@ -75,8 +77,8 @@ pub struct NewRow {
 #[derive(Debug, Default)]
 pub struct Change {
     pub rows: Vec<NewRow>,
-    /// (approval id, new state); `None` closes the approval (removes it from the open set).
-    pub approvals: Vec<(String, Option<Value>)>,
+    /// (approval id, its new state).
+    pub approvals: Vec<(String, Value)>,
 }
 
 struct Request {
@@ -158,8 +160,8 @@ impl Ledger {
         wait.await.map_err(|_| LedgerError::WriterGone)?
     }
 
-    /// Every open approval's last committed state, for recovery after a restart.
-    pub fn open_approvals(&self) -> Result<Vec<Value>, LedgerError> {
+    /// Every approval's last committed state (open and finished), for recovery after a restart.
+    pub fn approvals(&self) -> Result<Vec<Value>, LedgerError> {
         let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
         let table = match tx.open_table(APPROVALS) {
             Ok(t) => t,
@@ -327,17 +329,10 @@ impl Writer {
             let mut approvals = tx.open_table(APPROVALS).map_err(|e| e.to_string())?;
             for req in batch {
                 for (id, state) in &req.change.approvals {
-                    match state {
-                        Some(v) => {
-                            let bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
-                            approvals
-                                .insert(id.as_str(), bytes.as_slice())
-                                .map_err(|e| e.to_string())?;
-                        }
-                        None => {
-                            approvals.remove(id.as_str()).map_err(|e| e.to_string())?;
-                        }
-                    }
+                    let bytes = serde_json::to_vec(state).map_err(|e| e.to_string())?;
+                    approvals
+                        .insert(id.as_str(), bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
                 }
             }
             let mut meta = tx.open_table(META).map_err(|e| e.to_string())?;

@@ -33,7 +33,7 @@ pub const DECISION_META_KEY: &str = "airlock/decision";
 pub const APPROVAL_META_KEY: &str = "airlock/approval";
 /// The built-in tool that reports on a suspended call.
 pub const STATUS_TOOL: &str = "airlock_status";
-/// How often a waiting agent gets a progress notification.
+/// How often a waiting agent gets a progress notification (more often when `max_wait` is short).
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// The MCP server an agent connects to.
@@ -104,7 +104,7 @@ impl AgentServer {
             }
             tokio::select! {
                 changed = status.changed() => if changed.is_err() { break },
-                _ = tokio::time::sleep(PROGRESS_EVERY.min(deadline - now)) => {
+                _ = tokio::time::sleep(PROGRESS_EVERY.min(self.max_wait / 3).min(deadline - now)) => {
                     ticks += 1;
                     if let Some(t) = &token {
                         let p = ProgressNotificationParam::new(t.clone(), f64::from(ticks)).with_message(format!("waiting for approval by role `{role}` (approval {approval_id})"));
