@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::smtp::{Smtp, approval_id, decide, field, get, post};
+use crate::smtp::{Smtp, approval_id, decide, field, free_port, get, get_with_headers, post};
 use crate::support::{Agent, World, is_error, text};
 
 const APPROVE_30M: &str =
@@ -54,6 +54,22 @@ async fn approve_runs_the_call_once_and_the_ledger_tells_the_whole_story() {
     }
     smtp.wait_for("bob@example.com", "refund_order", 1).await;
     let link = mail.link();
+
+    let (_, headers, _) = get_with_headers(&link);
+    assert_eq!(
+        headers.get("cache-control").map(String::as_str),
+        Some("no-store")
+    );
+    assert_eq!(
+        headers.get("referrer-policy").map(String::as_str),
+        Some("no-referrer")
+    );
+    assert!(
+        headers.get("content-security-policy").is_some_and(|c| c
+            .contains("frame-ancestors 'none'")
+            && c.contains("default-src 'none'")),
+        "{headers:?}"
+    );
 
     // Mail scanners: repeated GETs without cookies change nothing.
     for _ in 0..3 {
@@ -290,7 +306,7 @@ async fn forged_cross_and_incomplete_requests_are_refused() {
         .await
         .link();
     let bob = smtp
-        .wait_for("bob@example.com", "refund_order", 1)
+        .wait_for_approval("bob@example.com", &approval_id(&ann))
         .await
         .link();
 
@@ -669,4 +685,334 @@ async fn a_tasks_client_gets_a_task_that_survives_a_gate_restart() {
     assert_eq!(result["content"][0]["text"], "refunded 800 cents on A-1001");
     let _ = client.cancel().await;
     assert_eq!(w.executed("executed.jsonl"), ["refund_order"]);
+}
+
+#[tokio::test]
+async fn a_late_post_after_expiry_is_refused_and_logged() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(
+        smtp.port,
+        r#"{ path = "approve", role = "finance", timeout = "2s", on_timeout = "deny" }"#,
+    );
+    let agent = Arc::new(w.agent().await);
+    let waiting = call_in_background(&agent, refund(10));
+    let link = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    let (_, page) = get(&link);
+    let form = [
+        ("nonce", field(&page, "nonce")),
+        ("rendered_at", field(&page, "rendered_at")),
+        ("seen", field(&page, "seen")),
+        ("action", "approve".to_string()),
+    ];
+    let result = waiting.await.expect("agent");
+    assert!(
+        text(&result).contains("No decision before the approval expired"),
+        "{}",
+        text(&result)
+    );
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = post(&link, &form);
+    assert_eq!(status, 403, "{body}");
+    let (status, page) = get(&link);
+    assert_eq!(
+        status, 200,
+        "the link still shows what became of the request"
+    );
+    assert!(
+        page.contains("Denied (timeout)") && !page.contains("<form"),
+        "{page}"
+    );
+    finish(agent).await;
+    assert!(w.executed("executed.jsonl").is_empty());
+    let rows = w.ledger_rows().await;
+    assert!(
+        rows.iter().any(|r| r["kind"] == "link_refused"
+            && r["body"]["reason"]
+                .as_str()
+                .is_some_and(|m| m.contains("no longer pending"))),
+        "late use logged"
+    );
+}
+
+#[tokio::test]
+async fn approve_and_deny_at_the_same_moment_end_in_exactly_one_outcome() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let agent = Arc::new(w.agent().await);
+    let waiting = call_in_background(&agent, refund(66));
+    let ann = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    let bob = smtp
+        .wait_for("bob@example.com", "refund_order", 1)
+        .await
+        .link();
+    let forms: Vec<(String, Vec<(String, String)>)> = [(&ann, "approve"), (&bob, "deny")]
+        .into_iter()
+        .map(|(l, action)| {
+            let (_, page) = get(l);
+            (
+                l.clone(),
+                vec![
+                    ("nonce".into(), field(&page, "nonce")),
+                    ("rendered_at".into(), field(&page, "rendered_at")),
+                    ("seen".into(), field(&page, "seen")),
+                    ("action".into(), action.into()),
+                ],
+            )
+        })
+        .collect();
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = forms
+        .into_iter()
+        .map(|(link, form)| {
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                let form: Vec<(&str, &str)> =
+                    form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                b.wait();
+                post(&link, &form).0
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "one decision wins, the other is refused: {statuses:?}"
+    );
+    let result = waiting.await.expect("agent");
+    finish(agent).await;
+    let rows = w.ledger_rows().await;
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["kind"] == "approval_closed")
+            .count(),
+        1
+    );
+    let executed = w.executed("executed.jsonl");
+    if is_error(&result) {
+        assert!(
+            executed.is_empty() && rows.iter().all(|r| r["kind"] != "execution_intent"),
+            "denied: nothing ran"
+        );
+    } else {
+        assert_eq!(executed, ["refund_order"]);
+        assert_eq!(
+            rows.iter()
+                .filter(|r| r["kind"] == "execution_intent")
+                .count(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn after_a_restart_unsent_mail_is_sent_and_expired_timers_fire() {
+    if !Smtp::available() {
+        return;
+    }
+    // The SMTP server is down when the approval is opened: the mail cannot go out.
+    let port = free_port();
+    let w = World::approvals(port, APPROVE_30M);
+    let (agent, mut child) = w.killable_agent().await;
+    let agent = Arc::new(agent);
+    let call = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.try_call("refund_order", refund(55)).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    child.kill().await.expect("kill -9");
+    assert!(call.await.expect("agent task").is_err());
+    drop(agent);
+    // The server comes back; so does the gate, which sends what it owes.
+    let smtp = Smtp::start_on(port).expect("aiosmtpd");
+    let (agent2, _child2) = w.killable_agent().await;
+    let mail = smtp.wait_for("ann@example.com", "refund_order", 1).await;
+    smtp.wait_for("bob@example.com", "refund_order", 1).await;
+    assert_eq!(
+        decide(&mail.link(), "deny", &[]).0,
+        200,
+        "the link mailed after the restart works"
+    );
+    agent2.close().await;
+    let rows = w.ledger_rows().await;
+    assert!(
+        rows.iter().any(|r| r["kind"] == "mail_failed"),
+        "the first attempt is on record"
+    );
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "mail_sent").count(), 2);
+
+    // A clock that ran out while the gate was down fires at the next start.
+    let smtp = Smtp::start().expect("aiosmtpd");
+    let w = World::approvals(
+        smtp.port,
+        r#"{ path = "approve", role = "finance", timeout = "2s", on_timeout = "deny" }"#,
+    );
+    let (agent, mut child) = w.killable_agent().await;
+    let agent = Arc::new(agent);
+    let call = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.try_call("refund_order", refund(56)).await })
+    };
+    let link = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    child.kill().await.expect("kill -9");
+    assert!(call.await.expect("agent task").is_err());
+    drop(agent);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (agent2, _child2) = w.killable_agent().await;
+    let mut outcome = String::new();
+    for _ in 0..100 {
+        outcome = text(
+            &agent2
+                .call("airlock_status", json!({"approval_id": approval_id(&link)}))
+                .await,
+        );
+        if outcome.contains("No decision before the approval expired") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        outcome.contains("No decision before the approval expired"),
+        "{outcome}"
+    );
+    agent2.close().await;
+    let rows = w.ledger_rows().await;
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "timeout").count(), 1);
+}
+
+#[tokio::test]
+async fn modify_with_two_approvers_mails_the_other_and_runs_the_edit_once_both_agree() {
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(
+        smtp.port,
+        r#"{ path = "approve", role = "finance", timeout = "30m", min_approvals = 2 }"#,
+    );
+    let agent = Arc::new(w.agent().await);
+    let waiting = call_in_background(&agent, refund(3000));
+    let ann = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    let bob_old = smtp
+        .wait_for("bob@example.com", "refund_order", 1)
+        .await
+        .link();
+    let edited = r#"{"order_id": "A-1001", "amount_cents": 1000, "reason": "partial"}"#;
+    let (status, page) = decide(&ann, "modify", &[("arguments", edited)]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Modified"), "{page}");
+    assert_eq!(
+        get(&bob_old).0,
+        404,
+        "bob's old link approved other arguments"
+    );
+    let bob_new = smtp
+        .wait_for_new("bob@example.com", "refund_order", &[&bob_old])
+        .await;
+    assert!(
+        bob_new.body.contains("\"amount_cents\":1000"),
+        "{}",
+        bob_new.body
+    );
+    assert!(
+        w.executed("executed.jsonl").is_empty(),
+        "one approval of the edit is not enough"
+    );
+    assert_eq!(decide(&bob_new.link(), "approve", &[]).0, 200);
+    assert_eq!(
+        text(&waiting.await.expect("agent")),
+        "refunded 1000 cents on A-1001"
+    );
+    finish(agent).await;
+}
+
+/// An agent that counts the progress notifications it receives.
+#[derive(Clone, Default)]
+struct ProgressAgent(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl rmcp::ClientHandler for ProgressAgent {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(params.message.unwrap_or_default());
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_agent_gets_progress_then_a_pending_answer_it_can_follow_up() {
+    use rmcp::ServiceExt;
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let config = std::fs::read_to_string(w.config())
+        .expect("config")
+        .replace("max_wait = \"2m\"", "max_wait = \"3s\"");
+    w.write_config(&config);
+    let mut child = tokio::process::Command::new(crate::support::AIRLOCK)
+        .args(["serve", "--config"])
+        .arg(w.config())
+        .env("AIRLOCK_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("airlock");
+    let io = (
+        child.stdout.take().expect("stdout"),
+        child.stdin.take().expect("stdin"),
+    );
+    let seen = ProgressAgent::default();
+    let client = seen.clone().serve(io).await.expect("handshake");
+    let mut p = rmcp::model::CallToolRequestParams::new("refund_order");
+    p.arguments = refund(123).as_object().cloned();
+    p.meta = json!({"progressToken": "refund-1"})
+        .as_object()
+        .cloned()
+        .map(|m| rmcp::model::RequestMetaObject(rmcp::model::MetaObject(m)));
+    let r = client.call_tool(p).await.expect("tools/call");
+    assert!(!is_error(&r), "pending is not an error: {}", text(&r));
+    assert!(text(&r).contains("airlock_status"), "{}", text(&r));
+    let notes = seen.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(notes.len() >= 2, "progress while waiting: {notes:?}");
+    assert!(
+        notes[0].contains("waiting for approval by role `finance`"),
+        "{notes:?}"
+    );
+
+    // the decision comes later; the agent asks for it
+    let link = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    assert_eq!(decide(&link, "approve", &[]).0, 200);
+    let mut answer = String::new();
+    for _ in 0..100 {
+        let mut q = rmcp::model::CallToolRequestParams::new("airlock_status");
+        q.arguments = json!({"approval_id": approval_id(&link)})
+            .as_object()
+            .cloned();
+        answer = text(&client.call_tool(q).await.expect("status"));
+        if answer.starts_with("refunded") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(answer, "refunded 123 cents on A-1001");
+    let _ = client.cancel().await;
 }

@@ -54,10 +54,8 @@ async fn the_approval_page_on_a_phone_shows_every_envelope_field() {
             .await
         })
     };
-    let link = smtp
-        .wait_for("ann@example.com", "refund_order", 1)
-        .await
-        .link();
+    let mail = smtp.wait_for("ann@example.com", "refund_order", 1).await;
+    let link = mail.link();
     let profile = tempfile::tempdir().expect("profile");
 
     let dom = chromium(&["--dump-dom", &link], profile.path());
@@ -80,7 +78,19 @@ async fn the_approval_page_on_a_phone_shows_every_envelope_field() {
             "page lacks the {label} field"
         );
     }
+    // the expiry the mail announced is the one the page shows
+    let expires = mail
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("Expires:"))
+        .and_then(|l| l.split(" (then").next())
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    assert!(expires.starts_with("20"), "{}", mail.body);
     for value in [
+        expires.as_str(),
+        "<dt>Evidence</dt><dd>none</dd>",
         "refund_order",
         "4599",
         "financial",

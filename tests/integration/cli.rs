@@ -284,3 +284,14 @@ fn verify_without_a_ledger_is_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_refuses_an_agent_identity_among_the_approvers() {
+    let w = World::empty();
+    w.write_config("[gate]\nmanifests = \"m\"\npolicies = \"p\"\nactor = \"bot@example.com\"\n");
+    std::fs::create_dir_all(w.path("m")).expect("mkdir");
+    w.write("p/p.toml", "version = \"v\"\n[classes]\nfinancial = { path = \"approve\", role = \"finance\" }\n[roles]\nfinance = { emails = [\"Bot@Example.com\", \"ann@example.com\"] }\n");
+    let out = w.airlock(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("roles.finance.emails: `bot@example.com` is the agent's identity (gate.actor); the requester can never approve"), "{}", stdout(&out));
+}

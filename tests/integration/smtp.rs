@@ -58,14 +58,23 @@ pub fn free_port() -> u16 {
 impl Smtp {
     /// Start aiosmtpd, or `None` (skip) when it is not installed outside CI.
     pub fn start() -> Option<Smtp> {
-        if !peer_available(
+        Smtp::start_on(free_port())
+    }
+
+    /// Whether aiosmtpd can run here (skips loudly outside CI when it cannot).
+    pub fn available() -> bool {
+        peer_available(
             "aiosmtpd (pip install aiosmtpd)",
             Command::new("python3").args(["-c", "import aiosmtpd"]),
-        ) {
+        )
+    }
+
+    /// Start aiosmtpd on a given port (a test may configure the port before the server exists).
+    pub fn start_on(port: u16) -> Option<Smtp> {
+        if !Smtp::available() {
             return None;
         }
         let dir = tempfile::tempdir().expect("maildir");
-        let port = free_port();
         let child = Command::new("python3")
             .args([
                 "-m",
@@ -117,6 +126,21 @@ impl Smtp {
             .filter_map(|p| std::fs::read_to_string(p).ok())
             .map(|raw| parse(&raw))
             .collect()
+    }
+
+    /// Wait for the message to `to` that asks about approval `id`.
+    pub async fn wait_for_approval(&self, to: &str, id: &str) -> Received {
+        for _ in 0..600 {
+            if let Some(m) = self
+                .all()
+                .into_iter()
+                .find(|m| m.to.contains(to) && m.body.contains(&format!("/a/{id}/")))
+            {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no mail to {to} for approval {id}");
     }
 
     /// Wait for a message to `to` about `subject` whose link is none of `seen`.
@@ -210,6 +234,26 @@ pub fn http() -> ureq::Agent {
         .http_status_as_error(false)
         .build()
         .into()
+}
+
+/// GET a page: (status, headers as lowercase name → value, body).
+pub fn get_with_headers(url: &str) -> (u16, std::collections::BTreeMap<String, String>, String) {
+    let mut r = http().get(url).call().expect("GET");
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    (
+        r.status().as_u16(),
+        headers,
+        r.body_mut().read_to_string().unwrap_or_default(),
+    )
 }
 
 /// GET a page: (status, body).
