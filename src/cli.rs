@@ -43,7 +43,13 @@ enum Command {
     /// Serve MCP to an agent over stdio, gating every tool call.
     Serve(ConfigArg),
     /// Validate config, manifests and policy together; print every problem with file, line and key.
-    Check(ConfigArg),
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Do not start the tool servers to check conditions against their input schemas.
+        #[arg(long)]
+        offline: bool,
+    },
     /// The approval map: every tool, its class, path, role and timeout behaviour.
     Map {
         #[command(flatten)]
@@ -116,7 +122,7 @@ struct ConfigArg {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(c) => serve(&c.config),
-        Command::Check(c) => check(&c.config),
+        Command::Check { config, offline } => check(&config.config, offline),
         Command::Map { config, json } => map(&config.config, json),
         Command::Explain {
             config,
@@ -186,6 +192,15 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         for p in &problems {
             tracing::error!(server = %p.server, "{}", p.message);
         }
+        // A condition on an argument a tool does not have could never hold: refuse to serve.
+        let found = setup.validate_conditions(|server, tool| servers.route_of(server, tool).and_then(|t| t.definition.get("inputSchema")));
+        let errors: Vec<String> = found.iter().filter(|d| d.severity == airlock::diag::Severity::Error).map(ToString::to_string).collect();
+        for d in found.iter().filter(|d| d.severity != airlock::diag::Severity::Error) {
+            tracing::warn!("{d}");
+        }
+        if !errors.is_empty() {
+            bail!("{}\n{} error(s) in conditions; nothing was started", errors.join("\n"), errors.len());
+        }
         let started = json!({
             "policy_version": setup.policy.version,
             "policy_file": setup.policy_path.display().to_string(),
@@ -217,11 +232,42 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn check(path: &Path) -> anyhow::Result<ExitCode> {
+fn check(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     match load_setup(path) {
         Ok(s) => {
             for w in &s.warnings {
                 println!("{w}");
+            }
+            if s.has_conditions() && !offline {
+                let found = runtime()?.block_on(async {
+                    let (servers, problems) = ToolServers::connect(&s.config.servers).await;
+                    for p in &problems {
+                        println!(
+                            "{}: warning: server `{}` did not start: {}",
+                            s.config.path.display(),
+                            p.server,
+                            p.message
+                        );
+                    }
+                    let found = s.validate_conditions(|server, tool| {
+                        servers
+                            .route_of(server, tool)
+                            .and_then(|t| t.definition.get("inputSchema"))
+                    });
+                    servers.shutdown().await;
+                    found
+                });
+                let errors = found
+                    .iter()
+                    .filter(|d| d.severity == airlock::diag::Severity::Error)
+                    .count();
+                for d in &found {
+                    println!("{d}");
+                }
+                if errors > 0 {
+                    println!("{errors} error(s)");
+                    return Ok(ExitCode::from(1));
+                }
             }
             println!(
                 "ok: {} server(s), {} tool manifest(s), policy {} ({}, {} classes)",

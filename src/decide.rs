@@ -14,6 +14,8 @@
 //! 6. `allow` and `conditional` check the class's requirements (reversal tool, evidence fields).
 //!    `allow` with all requirements held (or none) → allow. `conditional` with all held → allow;
 //!    `conditional` with no requirement at all cannot prove anything → its `on_fail`.
+//!    Conditions on the arguments (the class's, then the tool's) are requirements too; a failed
+//!    condition may name its own role, or `on_fail = "quarantine"`, and the strictest failure wins.
 //!    Any requirement that fails → `on_fail`: approval by the class's role, or quarantine.
 
 use std::fmt;
@@ -86,21 +88,64 @@ impl Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
-    InvalidToolName { tool: String },
-    ArgumentsTooLarge { bytes: usize, limit: usize },
-    ArgumentsTooDeep { limit: usize },
-    UnknownTool { tool: String },
-    ClassNotInPolicy { class: String },
-    PathAllow { class: String },
-    PathDeny { class: String },
-    PathQuarantine { class: String },
-    PathApprove { class: String, role: String },
-    ReversalDeclared { tool: String },
-    ReversalMissing { class: String, declared: String },
-    EvidencePresent { field: String },
-    EvidenceMissing { field: String },
-    NoEvidenceDeclared { class: String },
-    NoConditions { class: String },
+    InvalidToolName {
+        tool: String,
+    },
+    ArgumentsTooLarge {
+        bytes: usize,
+        limit: usize,
+    },
+    ArgumentsTooDeep {
+        limit: usize,
+    },
+    UnknownTool {
+        tool: String,
+    },
+    ClassNotInPolicy {
+        class: String,
+    },
+    PathAllow {
+        class: String,
+    },
+    PathDeny {
+        class: String,
+    },
+    PathQuarantine {
+        class: String,
+    },
+    PathApprove {
+        class: String,
+        role: String,
+    },
+    ReversalDeclared {
+        tool: String,
+    },
+    ReversalMissing {
+        class: String,
+        declared: String,
+    },
+    EvidencePresent {
+        field: String,
+    },
+    EvidenceMissing {
+        field: String,
+    },
+    NoEvidenceDeclared {
+        class: String,
+    },
+    NoConditions {
+        class: String,
+    },
+    ConditionHeld {
+        pointer: String,
+        rule: String,
+        value: String,
+    },
+    ConditionFailed {
+        pointer: String,
+        rule: String,
+        value: String,
+    },
 }
 
 impl Reason {
@@ -122,6 +167,8 @@ impl Reason {
             Reason::EvidenceMissing { .. } => "evidence_missing",
             Reason::NoEvidenceDeclared { .. } => "no_evidence_declared",
             Reason::NoConditions { .. } => "no_conditions",
+            Reason::ConditionHeld { .. } => "condition_held",
+            Reason::ConditionFailed { .. } => "condition_failed",
         }
     }
 }
@@ -174,6 +221,16 @@ impl fmt::Display for Reason {
                 f,
                 "class `{class}` is conditional but states no condition that could hold"
             ),
+            Reason::ConditionHeld {
+                pointer,
+                rule,
+                value,
+            } => write!(f, "`{pointer}` = {value} is {rule}"),
+            Reason::ConditionFailed {
+                pointer,
+                rule,
+                value,
+            } => write!(f, "`{pointer}` = {value} is not {rule}"),
         }
     }
 }
@@ -300,20 +357,46 @@ pub fn decide(
             }
         }
         PathKind::Allow | PathKind::Conditional => {
-            let (held, failed) = requirements(call, m, rule);
+            let (mut held, mut failed) = requirements(call, m, rule);
+            // Conditions: the class's, then the tool's. A failing one may send the call to a
+            // role of its own or straight to quarantine; the strictest failure wins.
+            let mut route = Route {
+                quarantine: false,
+                role: None,
+            };
+            for c in rule.conditions.iter().chain(&m.conditions) {
+                match c.check(call.arguments, call.meta) {
+                    Ok(ch) => held.push(Reason::ConditionHeld {
+                        pointer: ch.pointer,
+                        rule: ch.rule,
+                        value: ch.value,
+                    }),
+                    Err(ch) => {
+                        failed.push(Reason::ConditionFailed {
+                            pointer: ch.pointer,
+                            rule: ch.rule,
+                            value: ch.value,
+                        });
+                        match c.on_fail {
+                            Some(FailPath::Quarantine) => route.quarantine = true,
+                            _ => route.role = route.role.or_else(|| c.role.clone()),
+                        }
+                    }
+                }
+            }
             let nothing_to_check = held.is_empty() && failed.is_empty();
             d.reasons.extend(held);
             if rule.path == PathKind::Conditional && nothing_to_check {
                 d.reasons.push(Reason::NoConditions {
                     class: class.clone(),
                 });
-                d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons);
+                d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons, &route);
             } else if failed.is_empty() {
                 d.reasons.insert(0, Reason::PathAllow { class });
                 d.verdict = Verdict::Allow;
             } else {
                 d.reasons.extend(failed);
-                d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons);
+                d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons, &route);
             }
         }
     }
@@ -354,13 +437,28 @@ fn requirements(call: &Call<'_>, m: &ToolManifest, rule: &ClassRule) -> (Vec<Rea
     (held, failed)
 }
 
+/// Where failed conditions point: quarantine if any says so, else an approval by their role.
+struct Route {
+    quarantine: bool,
+    role: Option<String>,
+}
+
 fn on_fail(
     rule: &ClassRule,
     class: &str,
     now: OffsetDateTime,
     reasons: &mut Vec<Reason>,
+    route: &Route,
 ) -> Verdict {
-    match (rule.on_fail, &rule.role) {
+    let role = route.role.as_ref().or(rule.role.as_ref());
+    let path = if route.quarantine {
+        FailPath::Quarantine
+    } else if route.role.is_some() {
+        FailPath::Approve
+    } else {
+        rule.on_fail
+    };
+    match (path, role) {
         (FailPath::Approve, Some(role)) => {
             reasons.push(Reason::PathApprove {
                 class: class.to_string(),

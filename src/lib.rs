@@ -15,6 +15,7 @@
 
 pub mod approval;
 pub mod canonical;
+pub mod condition;
 pub mod config;
 pub mod decide;
 pub mod diag;

@@ -46,6 +46,10 @@ pub struct ToolEntryFile {
     /// Argument names (or `_meta.KEY`) that carry evidence references, e.g. a ticket id.
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// Conditions on the arguments that must hold for autopilot (`[[tool.condition]]`).
+    #[serde(default)]
+    #[schemars(with = "Vec<crate::condition::ConditionFile>")]
+    pub condition: Vec<Spanned<crate::condition::ConditionFile>>,
 }
 
 /// How an action can be undone.
@@ -77,6 +81,9 @@ pub struct ToolManifest {
     pub impact: String,
     pub reversal: Reversal,
     pub evidence: Vec<String>,
+    /// Conditions that must hold for autopilot.
+    #[serde(skip)]
+    pub conditions: Vec<crate::condition::Condition>,
     /// Where it was written (`file:line`), for `map` and `explain`.
     pub origin: String,
 }
@@ -182,6 +189,15 @@ pub fn compile(
                 continue;
             }
         };
+        let mut conditions = Vec::new();
+        for (j, c) in e.condition.iter().enumerate() {
+            match crate::condition::compile(c.get_ref()) {
+                Ok(c) => conditions.push(c),
+                Err(msg) => {
+                    errors.push(src.error(Some(c.span()), &format!("{key}.condition[{j}]"), msg))
+                }
+            }
+        }
         let (line, _) = src.line_col(span.start);
         let spans = EntrySpans {
             entry: span,
@@ -199,6 +215,7 @@ pub fn compile(
                 impact: e.impact,
                 reversal,
                 evidence: e.evidence,
+                conditions,
                 origin: format!("{}:{line}", src.path.display()),
             },
             spans,

@@ -95,6 +95,9 @@ pub struct ClassRuleFile {
     pub on_fail: Option<FailPath>,
     /// Distinct approvers needed to approve (default 1); any deny denies.
     pub min_approvals: Option<u32>,
+    /// Conditions every tool of the class must meet for autopilot (`allow` and `conditional`).
+    #[serde(default)]
+    pub conditions: Vec<crate::condition::ConditionFile>,
 }
 
 /// One role as written.
@@ -126,6 +129,7 @@ pub struct ClassRule {
     pub require_reversal: bool,
     pub on_fail: FailPath,
     pub min_approvals: u32,
+    pub conditions: Vec<crate::condition::Condition>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -285,6 +289,28 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 ));
             }
         }
+        let mut conditions = Vec::new();
+        for (j, c) in r.conditions.iter().enumerate() {
+            match crate::condition::compile(c) {
+                Ok(c) => {
+                    if let Some(role) = &c.role {
+                        if !roles.contains_key(role) {
+                            errors.push(src.error(
+                                Some(rule.span()),
+                                &format!("{key}.conditions[{j}].role"),
+                                format!("unknown role `{role}`"),
+                            ));
+                        }
+                    }
+                    conditions.push(c)
+                }
+                Err(msg) => errors.push(src.error(
+                    Some(rule.span()),
+                    &format!("{key}.conditions[{j}]"),
+                    msg,
+                )),
+            }
+        }
         classes.insert(
             name.clone(),
             ClassRule {
@@ -298,6 +324,7 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 require_reversal: r.require_reversal || name == "internal_reversible",
                 on_fail,
                 min_approvals: min_approvals.max(1),
+                conditions,
             },
         );
     }

@@ -171,6 +171,19 @@ fn load_manifests(
                     ));
                 }
             }
+            if let Some(p) = policy {
+                for c in &m.conditions {
+                    if let Some(role) = c.role.as_ref().filter(|r| !p.roles.contains_key(*r)) {
+                        diags.push(src.error(
+                            Some(spans.entry.clone()),
+                            &format!("{key}.condition"),
+                            format!(
+                                "unknown role `{role}` (define it under [roles] in the policy)"
+                            ),
+                        ));
+                    }
+                }
+            }
             let name = server.exposed(&m.name);
             if let Some(first) = exposed.get(&name) {
                 diags.push(src.error(

@@ -126,6 +126,13 @@ impl ToolServers {
         self.routes.get(exposed).map(|&i| &self.tools[i])
     }
 
+    /// The definition of `tool` on `server`, if served.
+    pub fn route_of(&self, server: &str, tool: &str) -> Option<&ToolDef> {
+        self.tools
+            .iter()
+            .find(|t| t.server == server && t.name == tool)
+    }
+
     /// Per-server state for status output.
     pub fn status(&self) -> Vec<(String, String)> {
         self.servers

@@ -4,6 +4,7 @@
 mod approvals;
 mod browser;
 mod cli;
+mod conditions;
 mod gate;
 mod peers;
 mod protocol;
