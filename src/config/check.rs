@@ -247,3 +247,68 @@ fn warn_policy(p: &Policy, src: &Source, diags: &mut Vec<Diagnostic>) {
         }
     }
 }
+
+impl Setup {
+    /// Whether any manifest or class states conditions (which `check` validates against the
+    /// tools' live input schemas).
+    pub fn has_conditions(&self) -> bool {
+        self.manifests.iter().any(|m| !m.conditions.is_empty())
+            || self
+                .policy
+                .classes
+                .values()
+                .any(|c| !c.conditions.is_empty())
+    }
+
+    /// Validate every condition against the input schema of each tool it applies to, as the tool
+    /// servers describe them (`schema_of(server, tool)`; `None` when the tool is not served).
+    pub fn validate_conditions<'a>(
+        &self,
+        schema_of: impl Fn(&str, &str) -> Option<&'a serde_json::Value>,
+    ) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for m in self.manifests.iter() {
+            let (file, line) = m
+                .origin
+                .rsplit_once(':')
+                .map_or((m.origin.as_str(), 0), |(f, l)| (f, l.parse().unwrap_or(0)));
+            let class_conditions = self
+                .policy
+                .classes
+                .get(&m.class)
+                .map(|c| c.conditions.as_slice())
+                .unwrap_or_default();
+            let own = m
+                .conditions
+                .iter()
+                .map(|c| (c, format!("tool {}/{} condition", m.server, m.name)));
+            let inherited = class_conditions
+                .iter()
+                .map(|c| (c, format!("classes.{}.conditions", m.class)));
+            for (c, key) in own.chain(inherited) {
+                let Some(schema) = schema_of(&m.server, &m.name) else {
+                    out.push(Diagnostic {
+                        severity: crate::diag::Severity::Warning,
+                        file: std::path::PathBuf::from(file),
+                        line,
+                        column: 1,
+                        key,
+                        message: format!("`{}/{}` is not served right now, so its conditions were not checked against its input schema", m.server, m.name),
+                    });
+                    break;
+                };
+                if let Err(message) = c.validate(schema) {
+                    out.push(Diagnostic {
+                        severity: crate::diag::Severity::Error,
+                        file: std::path::PathBuf::from(file),
+                        line,
+                        column: 1,
+                        key,
+                        message: format!("{} (tool `{}`)", message, m.name),
+                    });
+                }
+            }
+        }
+        out
+    }
+}

@@ -237,7 +237,7 @@ async fn unclassified_tool_of_a_live_server_is_quarantined_and_never_runs() {
         .join("[[tool]]");
     w.write("m/shop.toml", &without_echo);
     w.write_config(&format!(
-        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\n\n{shop}",
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\n[web]\nbind = \"127.0.0.1:0\"\n\n{shop}",
         p = format!("{}/policies", crate::support::REPO),
         shop = w.shop_server("shop", "", "executed.jsonl")
     ));
@@ -262,7 +262,7 @@ async fn same_tool_names_on_two_servers_never_misroute() {
          [[tool]]\nserver = \"b\"\nname = \"echo\"\nclass = \"destructive\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: gone\"\n",
     );
     w.write_config(&format!(
-        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\n\n{a}\n{b}",
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\n[web]\nbind = \"127.0.0.1:0\"\n\n{a}\n{b}",
         p = format!("{}/policies", crate::support::REPO),
         a = w.shop_server("a", "a__", "a.jsonl"),
         b = w.shop_server("b", "b__", "b.jsonl"),
@@ -293,7 +293,7 @@ async fn a_dead_tool_server_fails_its_calls_clearly_and_the_gate_serves_the_rest
          [[tool]]\nserver = \"broken\"\nname = \"lookup\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
     );
     w.write_config(&format!(
-        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\n\n{shop}\n[[server]]\nname = \"broken\"\ncommand = \"false\"\n",
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\n[web]\nbind = \"127.0.0.1:0\"\n\n{shop}\n[[server]]\nname = \"broken\"\ncommand = \"false\"\n",
         p = format!("{}/policies", crate::support::REPO),
         shop = w.shop_server("shop", "shop__", "executed.jsonl"),
     ));

@@ -22,7 +22,7 @@ async fn a_third_party_tool_server_behind_the_gate() {
         "[[tool]]\nserver = \"time\"\nname = \"get_current_time\"\nclass = \"read_only\"\ntarget = \"clock\"\nimpact = \"Reads the time\"\nreversal = \"none: reads\"\n",
     );
     w.write_config(&format!(
-        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\n\n[[server]]\nname = \"time\"\ncommand = \"python3\"\nargs = [\"-m\", \"mcp_server_time\", \"--local-timezone\", \"UTC\"]\n",
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\n[web]\nbind = \"127.0.0.1:0\"\n\n[[server]]\nname = \"time\"\ncommand = \"python3\"\nargs = [\"-m\", \"mcp_server_time\", \"--local-timezone\", \"UTC\"]\n",
         p = format!("{REPO}/policies"),
     ));
     let agent = w.agent().await;

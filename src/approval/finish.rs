@@ -1,0 +1,145 @@
+//! How an approval ends: its clock running out, the single execution of an approved call, and
+//! the closing commit that tells the waiting agent.
+
+use std::sync::Arc;
+
+use serde_json::{Map, json};
+use time::OffsetDateTime;
+
+use super::{Desk, row, snapshot};
+use crate::approval::state::{NextRole, Outcome, Status};
+use crate::forward::{Forward, Forwarded};
+use crate::ledger::{Change, NewRow};
+
+impl Desk {
+    /// The clock ran out: apply `on_timeout` if still pending. If the ledger cannot record it,
+    /// nothing changes and the timeout is tried again shortly (fail closed: still not run).
+    pub(super) async fn time_out(self: &Arc<Self>, id: &str) {
+        let mut guard = self.approvals.lock().await;
+        let Some(a) = guard.get_mut(id) else { return };
+        let mut next = a.clone();
+        let up = self.next_role(&next);
+        let Some(step) = next.time_out(
+            up.as_ref().map(|(n, e)| NextRole { name: n, emails: e }),
+            OffsetDateTime::now_utc(),
+        ) else {
+            return;
+        };
+        let mut rows = vec![row(
+            "timeout",
+            &a.call_id,
+            json!({"approval_id": a.id, "stage": a.envelope.stage, "role": a.envelope.role, "on_timeout": a.envelope.on_timeout, "expires_at": a.envelope.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()}),
+        )];
+        self.settle(
+            &mut next,
+            &step,
+            "timeout",
+            "no decision before the approval expired",
+            &mut rows,
+        );
+        let committed = match snapshot(&next) {
+            Ok(state) => {
+                self.ledger
+                    .commit(Change {
+                        rows,
+                        approvals: vec![state],
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = committed {
+            tracing::error!(approval = %id, error = %e, "cannot record a timeout; trying again in 5s");
+            drop(guard);
+            let retry_at = OffsetDateTime::now_utc() + time::Duration::seconds(5);
+            tokio::spawn(Desk::timer(self.clone(), id.to_string(), retry_at));
+            return;
+        }
+        *a = next.clone();
+        drop(guard);
+        self.publish(&next);
+        self.after(step, &next).await;
+    }
+
+    /// Run an approved call once. Its intent is already durable.
+    pub(super) async fn execute(self: &Arc<Self>, id: &str) {
+        let Some(a) = self.get(id).await else { return };
+        let Status::Executing { idempotency_key } = &a.status else {
+            return;
+        };
+        let e = &a.envelope;
+        let mut context = Map::new();
+        context.insert("approval_id".into(), json!(a.id));
+        context.insert("idempotency_key".into(), json!(idempotency_key));
+        context.insert("arguments_sha256".into(), json!(e.arguments_sha256));
+        let arguments = e.arguments.as_object().cloned().unwrap_or_default();
+        let forward = Forward {
+            call_id: &a.call_id,
+            server: &e.server,
+            tool: &e.tool_name,
+            arguments,
+            meta: a.meta.clone(),
+            context,
+        };
+        let (outcome_row, forwarded) = self.forwarder.call(forward).await;
+        let outcome = match forwarded {
+            Forwarded::Ran(reply) => Outcome::Executed {
+                result: reply.json,
+                is_error: reply.is_error,
+            },
+            Forwarded::Failed(error) => Outcome::Failed { error },
+        };
+        self.close(id, outcome, vec![outcome_row]).await;
+    }
+
+    /// End an approval: commit `rows`, the `approval_closed` row and the final state in one
+    /// transaction, then tell the waiting agent. A commit that keeps failing leaves the durable
+    /// state as it was (an execution becomes `outcome_unknown` at the next start), but the agent
+    /// still gets what happened: hiding a result that exists would invite a second run.
+    pub(super) async fn close(&self, id: &str, outcome: Outcome, mut rows: Vec<NewRow>) {
+        let mut guard = self.approvals.lock().await;
+        let Some(a) = guard.get_mut(id) else { return };
+        let mut next = a.clone();
+        next.status = Status::Done(outcome);
+        let summary = match &next.status {
+            Status::Done(Outcome::Executed { result, is_error }) => {
+                json!({"outcome": "executed", "is_error": is_error, "result_sha256": crate::canonical::sha256_hex(crate::canonical::to_string(result).as_bytes())})
+            }
+            other => json!(other),
+        };
+        rows.push(row(
+            "approval_closed",
+            &next.call_id,
+            json!({"approval_id": next.id, "outcome": summary}),
+        ));
+        let mut committed = false;
+        for attempt in 0..3u64 {
+            let result = match snapshot(&next) {
+                Ok(state) => {
+                    self.ledger
+                        .commit(Change {
+                            rows: rows.clone(),
+                            approvals: vec![state],
+                        })
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(_) => {
+                    committed = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(approval = %id, attempt, error = %e, "cannot record the end of an approval");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
+        }
+        if committed {
+            *a = next.clone();
+        }
+        drop(guard);
+        self.publish(&next);
+    }
+}

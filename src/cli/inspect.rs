@@ -1,0 +1,209 @@
+//! `map` and `explain`: what the gate would do, without running anything.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use serde_json::{Value, json};
+
+use super::{runtime, setup};
+use airlock::canonical;
+use airlock::config::Setup;
+use airlock::decide::{self, Call, Context, Verdict};
+use airlock::mcp::downstream::ToolServers;
+
+pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let setup = setup(path)?;
+    let rows = runtime()?.block_on(async {
+        let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
+        for p in &problems {
+            eprintln!("server {}: {}", p.server, p.message);
+        }
+        let mut rows = Vec::new();
+        for t in servers.tools() {
+            rows.push(match setup.manifests.get(&t.server, &t.name) {
+                Some(m) => class_row(
+                    &setup,
+                    &t.exposed,
+                    &t.server,
+                    &t.name,
+                    Some(&m.class),
+                    "served",
+                ),
+                None => class_row(&setup, &t.exposed, &t.server, &t.name, None, "served"),
+            });
+        }
+        for m in setup.manifests.iter() {
+            if servers
+                .tools()
+                .iter()
+                .all(|t| !(t.server == m.server && t.name == m.name))
+            {
+                let exposed = setup
+                    .server(&m.server)
+                    .map_or_else(|| m.name.clone(), |s| s.exposed(&m.name));
+                // A manifest for a tool its (running) server does not serve is stale; one whose
+                // server did not start is only unreachable for now.
+                let running = servers
+                    .status()
+                    .iter()
+                    .any(|(n, st)| *n == m.server && st == "running");
+                let state = if running { "stale" } else { "server_down" };
+                rows.push(class_row(
+                    &setup,
+                    &exposed,
+                    &m.server,
+                    &m.name,
+                    Some(&m.class),
+                    state,
+                ));
+            }
+        }
+        servers.shutdown().await;
+        rows
+    });
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"policy_version": setup.policy.version, "tools": rows})
+            )?
+        );
+    } else {
+        println!("policy {}", setup.policy.version);
+        let line = |c: [&str; 7]| {
+            println!(
+                "{:<32} {:<10} {:<20} {:<12} {:<10} {:<8} {}",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+            )
+        };
+        line([
+            "TOOL",
+            "SERVER",
+            "CLASS",
+            "PATH",
+            "ROLE",
+            "TIMEOUT",
+            "ON TIMEOUT",
+        ]);
+        for r in &rows {
+            let s = |k: &str| r[k].as_str().unwrap_or("-");
+            line([
+                s("tool"),
+                s("server"),
+                s("class"),
+                s("path"),
+                s("role"),
+                s("timeout"),
+                s("on_timeout"),
+            ]);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn class_row(
+    setup: &Setup,
+    exposed: &str,
+    server: &str,
+    name: &str,
+    class: Option<&str>,
+    state: &str,
+) -> Value {
+    let rule = class.and_then(|c| setup.policy.classes.get(c));
+    let path = match (state, class, rule) {
+        ("stale", ..) => "stale".to_string(),
+        (_, None, _) => "quarantine".to_string(),
+        (_, Some(_), None) => "quarantine".to_string(),
+        (_, Some(_), Some(r)) => serde_json::to_value(r.path)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+    };
+    json!({
+        "tool": exposed,
+        "server": server,
+        "name": name,
+        "class": class,
+        "path": path,
+        "role": rule.and_then(|r| r.role.clone()),
+        "timeout": rule.filter(|r| r.role.is_some()).map(|r| humantime::format_duration(r.timeout).to_string()),
+        "on_timeout": rule.filter(|r| r.role.is_some()).and_then(|r| serde_json::to_value(r.on_timeout).ok()),
+        "state": if class.is_none() { "unclassified" } else { state },
+    })
+}
+
+pub(super) fn explain(
+    path: &Path,
+    tool: &str,
+    args: &str,
+    actor: Option<&str>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let setup = setup(path)?;
+    let arguments = match serde_json::from_str::<Value>(args) {
+        Ok(Value::Object(o)) => o,
+        Ok(_) => bail!("--args must be a JSON object, e.g. '{{\"order_id\": \"A-1001\"}}'"),
+        Err(e) => bail!("--args is not valid JSON: {e}"),
+    };
+    let actor = actor.unwrap_or(&setup.config.actor);
+    let resolved = setup.resolve_static(tool);
+    let canonical_len = canonical::to_string(&Value::Object(arguments.clone())).len();
+    let d = decide::decide(
+        &Call {
+            tool,
+            arguments: &arguments,
+            meta: None,
+            canonical_len,
+        },
+        resolved.map(|(_, m)| m),
+        &setup.policy,
+        &Context {
+            actor,
+            now: time::OffsetDateTime::now_utc(),
+        },
+    );
+    if as_json {
+        let mut v = serde_json::to_value(&d)?;
+        if let Value::Object(o) = &mut v {
+            o.insert("tool".into(), json!(tool));
+            o.insert("actor".into(), json!(actor));
+            o.insert("manifest".into(), json!(resolved.map(|(_, m)| m)));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "tool:     {tool}")?;
+        writeln!(out, "actor:    {actor}")?;
+        match resolved {
+            Some((s, m)) => writeln!(
+                out,
+                "manifest: {} (server `{}`, tool `{}`, class `{}`)",
+                m.origin, s.name, m.name, m.class
+            )?,
+            None => writeln!(out, "manifest: none")?,
+        }
+        writeln!(out, "verdict:  {}", d.verdict.name())?;
+        if let Verdict::Approve {
+            role,
+            timeout,
+            on_timeout,
+            ..
+        } = &d.verdict
+        {
+            writeln!(
+                out,
+                "approver: role `{role}`, timeout {}, on timeout: {}",
+                humantime::format_duration(*timeout),
+                serde_json::to_value(on_timeout)?.as_str().unwrap_or("?")
+            )?;
+        }
+        writeln!(out, "rule:     {} (policy {})", d.rule, d.policy_version)?;
+        writeln!(out, "reasons:")?;
+        for r in &d.reasons {
+            writeln!(out, "  - [{}] {r}", r.code())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
