@@ -18,10 +18,11 @@ use airlock::config::{Setup, load_setup};
 use airlock::diag::Diagnostics;
 use airlock::forward::Forwarder;
 use airlock::gate::Gate;
-use airlock::ledger::{Ledger, NewRow};
+use airlock::ledger::{Change, Ledger, NewRow};
 use airlock::mail::Mailer;
 use airlock::mcp::downstream::ToolServers;
 use airlock::mcp::upstream::AgentServer;
+use airlock::pins::{self, Seen};
 use airlock::schema::{FileKind, schema};
 use airlock::web;
 
@@ -223,9 +224,23 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         let forwarder = Forwarder::new(ledger.clone(), servers.clone());
         let desk = Desk::new(setup.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key, base_url.clone());
         let pending = desk.recover().await.context("cannot reload pending approvals")?;
+        // The rug-pull guard: compare what the servers present with what was reviewed.
+        let recorded = ledger.tool_pins()?;
+        let seen: Vec<Seen> = servers.tools().iter().map(|t| Seen { server: &t.server, tool: &t.name, hash: &t.definition_hash }).collect();
+        let guard = pins::assess(&seen, &setup.manifests, &recorded);
+        let now = time::OffsetDateTime::now_utc();
+        let rows = guard.rows.iter().map(|(kind, body)| NewRow { kind, call_id: String::new(), time: now, body: body.clone() }).collect();
+        ledger.commit(Change { rows, tools: guard.trust.clone(), ..Change::default() }).await.context("cannot record tool definitions")?;
+        for ((server, tool), c) in &guard.changed {
+            tracing::warn!(%server, %tool, was = %c.was, now = %c.now, "tool definition changed: quarantined until reviewed (pin the new definition_hash in its manifest)");
+        }
+        let voided = desk.void_changed(&guard.changed.keys().cloned().collect()).await;
+        if voided > 0 {
+            tracing::warn!(voided, "pending approvals voided because their tool changed");
+        }
         let web = tokio::spawn(web::serve(listener, desk.clone()));
         tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, "airlock serving MCP on stdio");
-        let gate = Arc::new(Gate::new(setup.clone(), ledger.clone(), servers.clone(), forwarder, desk.clone()));
+        let gate = Arc::new(Gate::new(setup.clone(), ledger.clone(), servers.clone(), forwarder, desk.clone()).with_changed(guard.changed));
         AgentServer::new(gate.clone(), cfg.max_wait).serve_stdio().await?;
         // The agent has gone. Let calls already running finish and record their outcome; pending
         // approvals stay pending in the ledger for the next start.

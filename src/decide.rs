@@ -9,9 +9,11 @@
 //! 1. A tool name outside `[A-Za-z0-9_.-]{1,128}` → deny (`invalid_tool_name`).
 //! 2. Arguments over the size or depth limit → deny (`arguments_too_large` / `arguments_too_deep`).
 //! 3. No manifest describes the tool → quarantine (`unknown_tool`): unknown never means allowed.
-//! 4. The manifest's class is not in the policy → quarantine (`class_not_in_policy`).
-//! 5. The class path: `deny` → deny; `quarantine` → quarantine; `approve` → approval by its role.
-//! 6. `allow` and `conditional` check the class's requirements (reversal tool, evidence fields).
+//! 4. The tool server presents a different definition than the reviewed one → quarantine
+//!    (`tool_changed`, the rug-pull guard).
+//! 5. The manifest's class is not in the policy → quarantine (`class_not_in_policy`).
+//! 6. The class path: `deny` → deny; `quarantine` → quarantine; `approve` → approval by its role.
+//! 7. `allow` and `conditional` check the class's requirements (reversal tool, evidence fields).
 //!    `allow` with all requirements held (or none) → allow. `conditional` with all held → allow;
 //!    `conditional` with no requirement at all cannot prove anything → its `on_fail`.
 //!    Conditions on the arguments (the class's, then the tool's) are requirements too; a failed
@@ -43,6 +45,8 @@ pub struct Call<'a> {
     pub meta: Option<&'a Map<String, Value>>,
     /// Length of the canonical argument encoding, computed once by the caller.
     pub canonical_len: usize,
+    /// When the server now presents a different definition than the trusted one: (was, now).
+    pub changed: Option<(&'a str, &'a str)>,
 }
 
 /// Facts from outside the call: who asks and when.
@@ -136,6 +140,10 @@ pub enum Reason {
     NoConditions {
         class: String,
     },
+    ToolChanged {
+        was: String,
+        now: String,
+    },
     ConditionHeld {
         pointer: String,
         rule: String,
@@ -167,6 +175,7 @@ impl Reason {
             Reason::EvidenceMissing { .. } => "evidence_missing",
             Reason::NoEvidenceDeclared { .. } => "no_evidence_declared",
             Reason::NoConditions { .. } => "no_conditions",
+            Reason::ToolChanged { .. } => "tool_changed",
             Reason::ConditionHeld { .. } => "condition_held",
             Reason::ConditionFailed { .. } => "condition_failed",
         }
@@ -220,6 +229,12 @@ impl fmt::Display for Reason {
             Reason::NoConditions { class } => write!(
                 f,
                 "class `{class}` is conditional but states no condition that could hold"
+            ),
+            Reason::ToolChanged { was, now } => write!(
+                f,
+                "the tool server now describes this tool differently (definition {} instead of the reviewed {}); it is quarantined until someone reviews it and pins the new definition",
+                short(now),
+                short(was)
             ),
             Reason::ConditionHeld {
                 pointer,
@@ -315,6 +330,16 @@ pub fn decide(
             },
         );
     };
+    if let Some((was, now)) = call.changed {
+        return gate(
+            Verdict::Quarantine,
+            "tool_changed",
+            Reason::ToolChanged {
+                was: was.to_string(),
+                now: now.to_string(),
+            },
+        );
+    }
     let Some(rule) = policy.classes.get(&m.class) else {
         return gate(
             Verdict::Quarantine,
@@ -504,6 +529,11 @@ pub fn valid_tool_name(s: &str) -> bool {
     (1..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The first 12 hex digits of a hash, for messages.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 fn depth(v: &Value) -> usize {

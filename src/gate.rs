@@ -6,6 +6,7 @@
 //! forward a call whose rows are not durable (fail closed), never change the arguments it
 //! forwards, and never speak MCP itself (that is [`crate::mcp`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,6 +23,7 @@ use crate::envelope::Proposal;
 use crate::forward::{Forward, Forwarded, Forwarder};
 use crate::ledger::{Ledger, NewRow};
 use crate::mcp::downstream::{ToolDef, ToolReply, ToolServers};
+use crate::pins::Changed;
 
 /// A `tools/call` as the agent sent it.
 #[derive(Debug, Clone)]
@@ -56,6 +58,8 @@ pub struct Gate {
     desk: Arc<Desk>,
     /// Calls between arrival and reply, so shutdown can let them finish.
     in_flight: Arc<AtomicUsize>,
+    /// Tools whose served definition is not the trusted one (the rug-pull guard).
+    changed: BTreeMap<(String, String), Changed>,
 }
 
 /// Counts a call as in flight until dropped.
@@ -82,7 +86,14 @@ impl Gate {
             forwarder,
             desk,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            changed: BTreeMap::new(),
         }
+    }
+
+    /// Quarantine these tools: their served definition is not the trusted one.
+    pub fn with_changed(mut self, changed: BTreeMap<(String, String), Changed>) -> Gate {
+        self.changed = changed;
+        self
     }
 
     /// Wait (up to `limit`) for calls in flight to finish and record their outcome.
@@ -125,6 +136,10 @@ impl Gate {
                 arguments: &call.arguments,
                 meta: call.meta.as_ref(),
                 canonical_len: canonical_args.len(),
+                changed: route
+                    .as_ref()
+                    .and_then(|(s, t)| self.changed.get(&(s.clone(), t.clone())))
+                    .map(|c| (c.was.as_str(), c.now.as_str())),
             },
             manifest,
             &self.setup.policy,

@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod mail;
 pub mod manifest;
 pub mod mcp;
+pub mod pins;
 pub mod policy;
 pub mod schema;
 pub mod web;

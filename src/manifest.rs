@@ -46,6 +46,9 @@ pub struct ToolEntryFile {
     /// Argument names (or `_meta.KEY`) that carry evidence references, e.g. a ticket id.
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// The tool definition this entry was reviewed against (`airlock map` shows each tool's
+    /// `definition_hash`); a server presenting anything else is quarantined until re-pinned.
+    pub pin: Option<String>,
     /// Conditions on the arguments that must hold for autopilot (`[[tool.condition]]`).
     #[serde(default)]
     #[schemars(with = "Vec<crate::condition::ConditionFile>")]
@@ -84,6 +87,8 @@ pub struct ToolManifest {
     /// Conditions that must hold for autopilot.
     #[serde(skip)]
     pub conditions: Vec<crate::condition::Condition>,
+    /// The reviewed definition hash, if pinned.
+    pub pin: Option<String>,
     /// Where it was written (`file:line`), for `map` and `explain`.
     pub origin: String,
 }
@@ -216,6 +221,9 @@ pub fn compile(
                 reversal,
                 evidence: e.evidence,
                 conditions,
+                pin: e
+                    .pin
+                    .map(|p| p.trim().trim_start_matches("sha256:").to_ascii_lowercase()),
                 origin: format!("{}:{line}", src.path.display()),
             },
             spans,

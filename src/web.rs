@@ -284,6 +284,7 @@ fn page(v: &View, rendered_at: i64, nonce: &str) -> String {
         Status::Executing { .. } => "Approved; the call is running.".into(),
         Status::Done(Outcome::Executed { .. }) => "Approved and executed.".into(),
         Status::Done(Outcome::Denied { by, .. }) => format!("Denied ({by})."),
+        Status::Done(Outcome::Voided { reason }) => format!("Voided: {reason}. Nothing ran."),
         Status::Done(Outcome::Expired) => "Expired without a decision; nothing ran.".into(),
         Status::Done(Outcome::Failed { error }) => {
             format!("Approved, but it could not run: {error}")

@@ -95,6 +95,7 @@ impl Desk {
             .commit(Change {
                 rows,
                 approvals: vec![snapshot(&next)?],
+                ..Change::default()
             })
             .await?;
         *a = next.clone();
@@ -145,6 +146,7 @@ impl Desk {
                 arguments: &args,
                 meta: a.meta.as_ref(),
                 canonical_len,
+                changed: None,
             },
             Some(manifest),
             &self.setup.policy,

@@ -43,6 +43,7 @@ impl Desk {
                     .commit(Change {
                         rows,
                         approvals: vec![state],
+                        ..Change::default()
                     })
                     .await
             }
@@ -120,6 +121,7 @@ impl Desk {
                         .commit(Change {
                             rows: rows.clone(),
                             approvals: vec![state],
+                            ..Change::default()
                         })
                         .await
                 }

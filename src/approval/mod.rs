@@ -180,6 +180,7 @@ impl Desk {
             .commit(Change {
                 rows,
                 approvals: vec![snapshot(&approval)?],
+                ..Change::default()
             })
             .await?;
         let id = approval.id.clone();

@@ -120,6 +120,7 @@ impl Desk {
                     .commit(Change {
                         rows: vec![row(kind, &next.call_id, body)],
                         approvals: vec![state],
+                        ..Change::default()
                     })
                     .await
             }

@@ -25,6 +25,33 @@ impl Desk {
         }
     }
 
+    /// Void every pending approval for a tool whose definition changed: what the approvers were
+    /// asked about is not what the server would now run.
+    pub async fn void_changed(
+        &self,
+        changed: &std::collections::BTreeSet<(String, String)>,
+    ) -> usize {
+        let ids: Vec<String> = {
+            let guard = self.approvals.lock().await;
+            guard
+                .values()
+                .filter(|a| {
+                    a.is_pending()
+                        && changed
+                            .contains(&(a.envelope.server.clone(), a.envelope.tool_name.clone()))
+                })
+                .map(|a| a.id.clone())
+                .collect()
+        };
+        for id in &ids {
+            let reason =
+                "the tool server changed this tool's definition after the request was made"
+                    .to_string();
+            self.close(id, Outcome::Voided { reason }, Vec::new()).await;
+        }
+        ids.len()
+    }
+
     /// Reload open approvals after a start: re-arm timers, send unsent mail, and turn any
     /// execution that was in flight into `outcome_unknown` (never a second run).
     pub async fn recover(self: &Arc<Self>) -> Result<usize, LedgerError> {

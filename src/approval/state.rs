@@ -36,6 +36,8 @@ pub enum Outcome {
     /// The gate stopped between recording the execution intent and the tool's reply; the call may
     /// or may not have run and is never run again.
     OutcomeUnknown,
+    /// Withdrawn by Airlock before a decision (e.g. the tool's definition changed); nothing ran.
+    Voided { reason: String },
 }
 
 /// Where an approval stands.

@@ -22,17 +22,28 @@ pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         }
         let mut rows = Vec::new();
         for t in servers.tools() {
-            rows.push(match setup.manifests.get(&t.server, &t.name) {
-                Some(m) => class_row(
-                    &setup,
-                    &t.exposed,
-                    &t.server,
-                    &t.name,
-                    Some(&m.class),
-                    "served",
-                ),
-                None => class_row(&setup, &t.exposed, &t.server, &t.name, None, "served"),
-            });
+            let manifest = setup.manifests.get(&t.server, &t.name);
+            let mut row = class_row(
+                &setup,
+                &t.exposed,
+                &t.server,
+                &t.name,
+                manifest.map(|m| m.class.as_str()),
+                "served",
+            );
+            // what a manifest `pin` names, and the server's own hints (shown, never used to gate)
+            row["definition_hash"] = json!(t.definition_hash);
+            row["pinned"] = json!(
+                manifest
+                    .and_then(|m| m.pin.as_deref())
+                    .map(|p| p == t.definition_hash)
+            );
+            row["annotations"] = t
+                .definition
+                .get("annotations")
+                .cloned()
+                .unwrap_or(Value::Null);
+            rows.push(row);
         }
         for m in setup.manifests.iter() {
             if servers
@@ -156,6 +167,7 @@ pub(super) fn explain(
             arguments: &arguments,
             meta: None,
             canonical_len,
+            changed: None,
         },
         resolved.map(|(_, m)| m),
         &setup.policy,

@@ -116,6 +116,7 @@ fn manifest(class: &str, reversal: Reversal, evidence: &[&str]) -> ToolManifest 
         reversal,
         evidence: evidence.iter().map(|s| s.to_string()).collect(),
         conditions: vec![],
+        pin: None,
         origin: "m.toml:1".into(),
     }
 }
@@ -146,6 +147,7 @@ fn run(tool: &str, m: Option<&ToolManifest>, args: Value, meta: Option<Value>) -
         arguments: &args,
         meta: meta.as_ref(),
         canonical_len: len,
+        changed: None,
     };
     decide(
         &call,

@@ -31,6 +31,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Approvals (open and finished), keyed by approval id: the state recovery reloads.
 /// Not part of the chain: every change to it is committed together with the rows that explain it.
 const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals");
+/// The definition hash each tool was first seen (or last accepted) with, keyed `server/tool`:
+/// the rug-pull guard's memory. Changed together with the `tool_*` rows that explain it.
+const TOOLS: TableDefinition<&str, &str> = TableDefinition::new("tools");
 const SCHEMA_VERSION: &[u8] = b"1";
 /// Most requests one commit takes from the queue.
 const MAX_BATCH: usize = 512;
@@ -79,6 +82,8 @@ pub struct Change {
     pub rows: Vec<NewRow>,
     /// (approval id, its new state).
     pub approvals: Vec<(String, Value)>,
+    /// (`server/tool`, definition hash now trusted).
+    pub tools: Vec<(String, String)>,
 }
 
 struct Request {
@@ -145,7 +150,7 @@ impl Ledger {
     pub async fn append(&self, rows: Vec<NewRow>) -> Result<Vec<u64>, LedgerError> {
         self.commit(Change {
             rows,
-            approvals: Vec::new(),
+            ..Change::default()
         })
         .await
     }
@@ -158,6 +163,22 @@ impl Ledger {
             .send(Request { change, reply })
             .map_err(|_| LedgerError::WriterGone)?;
         wait.await.map_err(|_| LedgerError::WriterGone)?
+    }
+
+    /// The trusted definition hash of every tool seen so far, keyed `server/tool`.
+    pub fn tool_pins(&self) -> Result<std::collections::BTreeMap<String, String>, LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        let table = match tx.open_table(TOOLS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
+            Err(e) => return Err(storage(&self.path, e)),
+        };
+        let mut out = std::collections::BTreeMap::new();
+        for item in table.iter().map_err(|e| storage(&self.path, e))? {
+            let (k, v) = item.map_err(|e| storage(&self.path, e))?;
+            out.insert(k.value().to_string(), v.value().to_string());
+        }
+        Ok(out)
     }
 
     /// Every approval's last committed state (open and finished), for recovery after a restart.
@@ -332,6 +353,14 @@ impl Writer {
                     let bytes = serde_json::to_vec(state).map_err(|e| e.to_string())?;
                     approvals
                         .insert(id.as_str(), bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let mut tools = tx.open_table(TOOLS).map_err(|e| e.to_string())?;
+            for req in batch {
+                for (key, hash) in &req.change.tools {
+                    tools
+                        .insert(key.as_str(), hash.as_str())
                         .map_err(|e| e.to_string())?;
                 }
             }

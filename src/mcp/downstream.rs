@@ -22,6 +22,9 @@ pub struct ToolDef {
     pub exposed: String,
     /// The server's full tool definition (JSON), relayed to agents under `exposed`.
     pub definition: Value,
+    /// SHA-256 over the server's identity and the tool's name, description and input schema:
+    /// what the rug-pull guard pins. Annotations (hints) are not part of it and never gate.
+    pub definition_hash: String,
 }
 
 /// A tool result as the server returned it (MCP `CallToolResult` JSON, with `resultType` added
@@ -234,13 +237,27 @@ async fn connect_one(
         .list_all_tools()
         .await
         .map_err(|e| format!("tools/list failed: {e}"))?;
+    let identity = service
+        .peer_info()
+        .and_then(|i| i.server_info.as_ref().map(|s| s.name.clone()))
+        .unwrap_or_default();
     let mut defs = Vec::with_capacity(listed.len());
     for tool in listed {
         let definition = serde_json::to_value(&tool).map_err(|e| e.to_string())?;
+        let pinned = serde_json::json!({
+            "server": config.name,
+            "server_identity": identity,
+            "name": definition.get("name"),
+            "description": definition.get("description"),
+            "input_schema": definition.get("inputSchema"),
+        });
         defs.push(ToolDef {
             server: config.name.clone(),
             name: tool.name.to_string(),
             exposed: config.exposed(&tool.name),
+            definition_hash: crate::canonical::sha256_hex(
+                crate::canonical::to_string(&pinned).as_bytes(),
+            ),
             definition,
         });
     }

@@ -206,6 +206,9 @@ fn outcome_result(id: &str, outcome: &Outcome) -> CallToolResult {
         Outcome::Expired => CallToolResult::error(vec![ContentBlock::text(
             "The approval expired without a decision; nothing ran (recorded as a no-op).",
         )]),
+        Outcome::Voided { reason } => CallToolResult::error(vec![ContentBlock::text(format!(
+            "The approval was voided: {reason}. Nothing ran."
+        ))]),
         Outcome::Failed { error } => CallToolResult::error(vec![ContentBlock::text(format!(
             "Approved, but the call could not be run: {error}"
         ))]),
@@ -223,6 +226,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Denied { .. } => "denied",
         Outcome::Expired => "expired",
         Outcome::OutcomeUnknown => "outcome_unknown",
+        Outcome::Voided { .. } => "voided",
     }
 }
 

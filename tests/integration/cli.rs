@@ -237,40 +237,48 @@ async fn verify_names_the_first_altered_row() {
     agent.call("echo", json!({"text": "a"})).await;
     agent.call("echo", json!({"text": "b"})).await;
     agent.close().await;
-    w.wait_for_ledger().await;
+    // an auditor's nightmare: someone edits a verdict in place
+    let target = w
+        .ledger_rows()
+        .await
+        .iter()
+        .find(|r| r["kind"] == "verdict")
+        .and_then(|r| r["seq"].as_u64())
+        .expect("a verdict row");
     {
-        // an auditor's nightmare: someone edits row 3 in place
         let db = redb::Database::create(w.path("ledger.redb")).expect("open");
         let table_def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("rows");
         let tx = db.begin_write().expect("tx");
         {
             let mut t = tx.open_table(table_def).expect("table");
             let old = t
-                .get(3)
+                .get(target)
                 .expect("get")
                 .map(|g| g.value().to_vec())
-                .expect("row 3");
+                .expect("the row");
             let at = old
                 .windows(7)
                 .position(|w| w == b"\"allow\"")
-                .expect("verdict allow in row 3");
+                .expect("verdict allow in the row");
             let mut edited = old.clone();
             edited[at..at + 7].copy_from_slice(b"\"deny_\"");
-            t.insert(3, edited.as_slice()).expect("insert");
+            t.insert(target, edited.as_slice()).expect("insert");
         }
         tx.commit().expect("commit");
     }
     let out = w.airlock(&["ledger", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("FAILED at seq 3: row content does not match its hash (altered)"),
+        stdout(&out).contains(&format!(
+            "FAILED at seq {target}: row content does not match its hash (altered)"
+        )),
         "{}",
         stdout(&out)
     );
     let out = w.airlock(&["ledger", "verify", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(v["first_bad"], json!({"seq": 3, "fault": "altered"}));
-    assert_eq!(v["rows"], 2);
+    assert_eq!(v["first_bad"], json!({"seq": target, "fault": "altered"}));
+    assert_eq!(v["rows"], target - 1, "every row before it verified");
 }
 
 #[test]

@@ -8,5 +8,6 @@ mod conditions;
 mod gate;
 mod peers;
 mod protocol;
+mod rugpull;
 mod smtp;
 mod support;

@@ -1,0 +1,124 @@
+//! The rug-pull guard through the real binary: a tool whose server changes its definition is
+//! quarantined, its pending approvals are voided, and pinning the reviewed definition restores it.
+
+use serde_json::{Value, json};
+
+use crate::support::{REPO, World, decision, is_error, text};
+
+fn world() -> World {
+    let w = World::empty();
+    let manifests = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml"))
+        .expect("manifests");
+    w.write("m/shop.toml", &manifests);
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"l.redb\"\nactor = \"agent:test\"\nmax_wait = \"1s\"\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n{shop}",
+        p = format!("{REPO}/policies"),
+        shop = w.shop_server("shop", "", "executed.jsonl"),
+    ));
+    w
+}
+
+fn rug_pull(w: &World) {
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    let changed = config.replacen("executed.jsonl\"]", "executed.jsonl\", \"--rug-pull\"]", 1);
+    assert_ne!(config, changed);
+    w.write_config(&changed);
+}
+
+fn refund() -> Value {
+    json!({"order_id": "A-1001", "amount_cents": 500, "reason": "late"})
+}
+
+#[tokio::test]
+async fn a_changed_tool_is_quarantined_voids_its_approvals_and_a_pin_restores_it() {
+    let w = world();
+    let agent = w.agent().await;
+    let r = agent.call("refund_order", refund()).await;
+    let id = serde_json::to_value(&r).expect("json")["_meta"]["airlock/approval"]["approval_id"]
+        .as_str()
+        .expect("pending approval")
+        .to_string();
+    agent.close().await;
+    w.wait_for_ledger().await;
+
+    // the server changes refund_order's description
+    rug_pull(&w);
+    let agent = w.agent().await;
+    let status = agent
+        .call("airlock_status", json!({"approval_id": id}))
+        .await;
+    assert!(
+        is_error(&status) && text(&status).contains("voided"),
+        "{}",
+        text(&status)
+    );
+    let r = agent.call("refund_order", refund()).await;
+    assert!(is_error(&r));
+    assert_eq!(decision(&r)["reasons"][0]["code"], "tool_changed");
+    assert!(
+        text(&r).contains("quarantined until someone reviews it"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(
+        text(&agent.call("echo", json!({"text": "still fine"})).await),
+        "still fine"
+    );
+    agent.close().await;
+    assert_eq!(w.executed("executed.jsonl"), ["echo"]);
+
+    let rows = w.ledger_rows().await;
+    assert_eq!(
+        rows.iter().filter(|r| r["kind"] == "tool_seen").count(),
+        7,
+        "every tool remembered at first sight"
+    );
+    let changed: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "tool_changed")
+        .collect();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0]["body"]["tool"], "shop/refund_order");
+    let closed = rows
+        .iter()
+        .find(|r| r["kind"] == "approval_closed")
+        .expect("closed");
+    assert_eq!(closed["body"]["outcome"]["outcome"], "voided");
+
+    // a reviewer pins the new definition (as `map` shows it); the tool flows by its rule again
+    let out = w.airlock(&["map", "--json"]);
+    let map: Value = serde_json::from_slice(&out.stdout).expect("map json");
+    let refund_row = map["tools"]
+        .as_array()
+        .and_then(|t| t.iter().find(|r| r["tool"] == "refund_order"))
+        .expect("refund row")
+        .clone();
+    assert_eq!(refund_row["pinned"], Value::Null, "not pinned yet");
+    let hash = refund_row["definition_hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    assert_eq!(hash, changed[0]["body"]["now"]);
+    let manifests = std::fs::read_to_string(w.path("m/shop.toml")).expect("manifests");
+    w.write(
+        "m/shop.toml",
+        &manifests.replacen(
+            "name   = \"refund_order\"",
+            &format!("name   = \"refund_order\"\npin    = \"sha256:{hash}\""),
+            1,
+        ),
+    );
+    let agent = w.agent().await;
+    let r = agent.call("refund_order", refund()).await;
+    assert!(
+        !is_error(&r) && text(&r).contains("waiting for approval by role `finance`"),
+        "{}",
+        text(&r)
+    );
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    assert!(
+        rows.iter()
+            .any(|r| r["kind"] == "tool_accepted" && r["body"]["hash"] == hash.as_str())
+    );
+}
