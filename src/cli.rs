@@ -18,11 +18,11 @@ use airlock::config::{Setup, load_setup};
 use airlock::diag::Diagnostics;
 use airlock::forward::Forwarder;
 use airlock::gate::Gate;
-use airlock::ledger::{Change, Ledger, NewRow};
+use airlock::ledger::{Ledger, NewRow};
+use airlock::live::{self, Live};
 use airlock::mail::Mailer;
 use airlock::mcp::downstream::ToolServers;
 use airlock::mcp::upstream::AgentServer;
-use airlock::pins::{self, Seen};
 use airlock::schema::{FileKind, schema};
 use airlock::web;
 
@@ -79,6 +79,24 @@ enum Command {
     },
     /// Print the JSON Schema of a file kind.
     Schema { kind: SchemaKind },
+    /// Work with policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Which tools change path (or role, or timeout behaviour) between two policy files.
+    Diff {
+        #[command(flatten)]
+        config: ConfigArg,
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +164,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger {
             command: LedgerCommand::Verify { config, json },
         } => verify(&config.config, json),
+        Command::Policy {
+            command:
+                PolicyCommand::Diff {
+                    config,
+                    old,
+                    new,
+                    json,
+                },
+        } => inspect::policy_diff(&config.config, &old, &new, json),
         Command::Schema { kind } => {
             let kind = match kind {
                 SchemaKind::Config => FileKind::Config,
@@ -222,31 +249,31 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
             .context("cannot write to the ledger; refusing to serve")?;
         let servers = Arc::new(servers);
         let forwarder = Forwarder::new(ledger.clone(), servers.clone());
-        let desk = Desk::new(setup.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key, base_url.clone());
-        let pending = desk.recover().await.context("cannot reload pending approvals")?;
         // The rug-pull guard: compare what the servers present with what was reviewed.
-        let recorded = ledger.tool_pins()?;
-        let seen: Vec<Seen> = servers.tools().iter().map(|t| Seen { server: &t.server, tool: &t.name, hash: &t.definition_hash }).collect();
-        let guard = pins::assess(&seen, &setup.manifests, &recorded);
-        let now = time::OffsetDateTime::now_utc();
-        let rows = guard.rows.iter().map(|(kind, body)| NewRow { kind, call_id: String::new(), time: now, body: body.clone() }).collect();
-        ledger.commit(Change { rows, tools: guard.trust.clone(), ..Change::default() }).await.context("cannot record tool definitions")?;
-        for ((server, tool), c) in &guard.changed {
+        let changed = live::guard(&setup, &ledger, &servers).await.context("cannot record tool definitions")?;
+        for ((server, tool), c) in &changed {
             tracing::warn!(%server, %tool, was = %c.was, now = %c.now, "tool definition changed: quarantined until reviewed (pin the new definition_hash in its manifest)");
         }
-        let voided = desk.void_changed(&guard.changed.keys().cloned().collect()).await;
+        let changed_keys = changed.keys().cloned().collect();
+        let live = Arc::new(Live::new(setup.clone(), changed));
+        let desk = Desk::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key, base_url.clone());
+        let pending = desk.recover().await.context("cannot reload pending approvals")?;
+        let voided = desk.void_changed(&changed_keys).await;
         if voided > 0 {
             tracing::warn!(voided, "pending approvals voided because their tool changed");
         }
         let web = tokio::spawn(web::serve(listener, desk.clone()));
+        // Edits to manifests and policy take effect when valid (file change or SIGHUP).
+        let watcher = tokio::spawn(live::watch(path.to_path_buf(), live.clone(), ledger.clone(), servers.clone(), std::time::Duration::from_secs(1)));
         tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, "airlock serving MCP on stdio");
-        let gate = Arc::new(Gate::new(setup.clone(), ledger.clone(), servers.clone(), forwarder, desk.clone()).with_changed(guard.changed));
+        let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone()));
         AgentServer::new(gate.clone(), cfg.max_wait).serve_stdio().await?;
         // The agent has gone. Let calls already running finish and record their outcome; pending
         // approvals stay pending in the ledger for the next start.
         gate.drain(std::time::Duration::from_secs(30)).await;
         desk.drain(std::time::Duration::from_secs(30)).await;
         web.abort();
+        watcher.abort();
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -6,7 +6,6 @@
 //! forward a call whose rows are not durable (fail closed), never change the arguments it
 //! forwards, and never speak MCP itself (that is [`crate::mcp`]).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,8 +21,8 @@ use crate::decide::{self, Call, Context, Decision, Verdict};
 use crate::envelope::Proposal;
 use crate::forward::{Forward, Forwarded, Forwarder};
 use crate::ledger::{Ledger, NewRow};
+use crate::live::Live;
 use crate::mcp::downstream::{ToolDef, ToolReply, ToolServers};
-use crate::pins::Changed;
 
 /// A `tools/call` as the agent sent it.
 #[derive(Debug, Clone)]
@@ -51,15 +50,13 @@ pub enum Reply {
 
 /// The gate of a running `airlock serve`.
 pub struct Gate {
-    setup: Arc<Setup>,
+    live: Arc<Live>,
     ledger: Arc<Ledger>,
     servers: Arc<ToolServers>,
     forwarder: Forwarder,
     desk: Arc<Desk>,
     /// Calls between arrival and reply, so shutdown can let them finish.
     in_flight: Arc<AtomicUsize>,
-    /// Tools whose served definition is not the trusted one (the rug-pull guard).
-    changed: BTreeMap<(String, String), Changed>,
 }
 
 /// Counts a call as in flight until dropped.
@@ -73,27 +70,20 @@ impl Drop for InFlight {
 
 impl Gate {
     pub fn new(
-        setup: Arc<Setup>,
+        live: Arc<Live>,
         ledger: Arc<Ledger>,
         servers: Arc<ToolServers>,
         forwarder: Forwarder,
         desk: Arc<Desk>,
     ) -> Gate {
         Gate {
-            setup,
+            live,
             ledger,
             servers,
             forwarder,
             desk,
             in_flight: Arc::new(AtomicUsize::new(0)),
-            changed: BTreeMap::new(),
         }
-    }
-
-    /// Quarantine these tools: their served definition is not the trusted one.
-    pub fn with_changed(mut self, changed: BTreeMap<(String, String), Changed>) -> Gate {
-        self.changed = changed;
-        self
     }
 
     /// Wait (up to `limit`) for calls in flight to finish and record their outcome.
@@ -110,8 +100,8 @@ impl Gate {
         self.servers.tools()
     }
 
-    pub fn actor(&self) -> &str {
-        &self.setup.config.actor
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
     }
 
     pub fn desk(&self) -> &Arc<Desk> {
@@ -124,12 +114,16 @@ impl Gate {
         let _in_flight = InFlight(self.in_flight.clone());
         let call_id = uuid::Uuid::new_v4().to_string();
         let now = OffsetDateTime::now_utc();
+        // One snapshot per call: it is decided by exactly one policy version.
+        let setup = self.live.setup();
+        let changed = self.live.changed();
+        let actor = setup.config.actor.as_str();
         let args_value = Value::Object(call.arguments.clone());
         let canonical_args = canonical::to_string(&args_value);
-        let route = self.route(&call.tool);
+        let route = self.route(&setup, &call.tool);
         let manifest = route
             .as_ref()
-            .and_then(|(server, tool)| self.setup.manifests.get(server, tool));
+            .and_then(|(server, tool)| setup.manifests.get(server, tool));
         let decision = decide::decide(
             &Call {
                 tool: &call.tool,
@@ -138,15 +132,12 @@ impl Gate {
                 canonical_len: canonical_args.len(),
                 changed: route
                     .as_ref()
-                    .and_then(|(s, t)| self.changed.get(&(s.clone(), t.clone())))
+                    .and_then(|(s, t)| changed.get(&(s.clone(), t.clone())))
                     .map(|c| (c.was.as_str(), c.now.as_str())),
             },
             manifest,
-            &self.setup.policy,
-            &Context {
-                actor: self.actor(),
-                now,
-            },
+            &setup.policy,
+            &Context { actor, now },
         );
         let too_large = decision
             .reasons
@@ -159,7 +150,7 @@ impl Gate {
             "arguments": if too_large { Value::Null } else { args_value },
             "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes()),
             "meta": call.meta.clone().map(Value::Object),
-            "actor": self.actor(),
+            "actor": actor,
         });
         let mut verdict_body = serde_json::to_value(&decision).unwrap_or_else(
             |e| json!({"verdict": decision.verdict.name(), "encoding_error": e.to_string()}),
@@ -192,7 +183,7 @@ impl Gate {
                     server,
                     arguments: &call.arguments,
                     meta: call.meta.as_ref(),
-                    actor: self.actor(),
+                    actor,
                     manifest: m,
                     decision: &decision,
                 },
@@ -247,11 +238,11 @@ impl Gate {
     }
 
     /// (server, tool name): from the live catalog, or from the manifests when the server is down.
-    fn route(&self, exposed: &str) -> Option<(String, String)> {
+    fn route(&self, setup: &Setup, exposed: &str) -> Option<(String, String)> {
         if let Some(def) = self.servers.route(exposed) {
             return Some((def.server.clone(), def.name.clone()));
         }
-        self.setup
+        setup
             .resolve_static(exposed)
             .map(|(s, m)| (s.name.clone(), m.name.clone()))
     }
@@ -351,8 +342,9 @@ mod tests {
         let servers = Arc::new(servers);
         let forwarder = Forwarder::new(ledger.clone(), servers.clone());
         let mailer = Mailer::new(&setup.config.mail).unwrap();
+        let live = Arc::new(Live::new(setup.clone(), Default::default()));
         let desk = Desk::new(
-            setup.clone(),
+            live.clone(),
             ledger.clone(),
             servers.clone(),
             forwarder.clone(),
@@ -360,7 +352,7 @@ mod tests {
             LinkKey::random().unwrap(),
             "http://127.0.0.1:1".into(),
         );
-        let gate = Gate::new(setup, ledger, servers, forwarder, desk);
+        let gate = Gate::new(live, ledger, servers, forwarder, desk);
 
         let echo = |text: &str| GateCall {
             tool: "echo".into(),

@@ -23,6 +23,7 @@ pub mod envelope;
 pub mod forward;
 pub mod gate;
 pub mod ledger;
+pub mod live;
 pub mod mail;
 pub mod manifest;
 pub mod mcp;

@@ -107,6 +107,7 @@ impl Desk {
 
     /// The edited arguments, validated against the tool's input schema and re-decided.
     fn modified(&self, a: &Approval, text: &str) -> Result<Envelope, String> {
+        let setup = self.live.setup();
         let args = match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(o)) => o,
             Ok(_) => return Err("the arguments must be a JSON object".into()),
@@ -134,8 +135,7 @@ impl Desk {
                 problems.join("; ")
             ));
         }
-        let manifest = self
-            .setup
+        let manifest = setup
             .manifests
             .get(&e.server, &e.tool_name)
             .ok_or("the tool's manifest is gone")?;
@@ -149,7 +149,7 @@ impl Desk {
                 changed: None,
             },
             Some(manifest),
-            &self.setup.policy,
+            &setup.policy,
             &decide::Context {
                 actor: &e.actor,
                 now: OffsetDateTime::now_utc(),

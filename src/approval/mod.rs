@@ -21,11 +21,11 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, watch};
 
-use crate::config::Setup;
 use crate::decide::{Decision, Verdict};
 use crate::envelope::{self, Proposal};
 use crate::forward::Forwarder;
 use crate::ledger::{Change, Ledger, LedgerError, NewRow};
+use crate::live::Live;
 use crate::mail::Mailer;
 use crate::mcp::downstream::ToolServers;
 use link::LinkKey;
@@ -79,7 +79,7 @@ pub struct Desk {
     watchers: StdMutex<HashMap<String, watch::Sender<Status>>>,
     /// Per approval: (window start, rows logged in it, rows left out since the last one logged).
     refusals: StdMutex<HashMap<String, (OffsetDateTime, u32, u32)>>,
-    setup: Arc<Setup>,
+    live: Arc<Live>,
     ledger: Arc<Ledger>,
     servers: Arc<ToolServers>,
     forwarder: Forwarder,
@@ -110,7 +110,7 @@ fn snapshot(a: &Approval) -> Result<(String, Value), LedgerError> {
 
 impl Desk {
     pub fn new(
-        setup: Arc<Setup>,
+        live: Arc<Live>,
         ledger: Arc<Ledger>,
         servers: Arc<ToolServers>,
         forwarder: Forwarder,
@@ -122,7 +122,7 @@ impl Desk {
             approvals: Mutex::new(BTreeMap::new()),
             watchers: StdMutex::new(HashMap::new()),
             refusals: StdMutex::new(HashMap::new()),
-            setup,
+            live,
             ledger,
             servers,
             forwarder,
@@ -148,9 +148,9 @@ impl Desk {
             unreachable!("the gate opens approvals only for approve verdicts")
         };
         let now = OffsetDateTime::now_utc();
-        let rule = self.setup.policy.classes.get(&open.proposal.manifest.class);
-        let emails = self
-            .setup
+        let setup = self.live.setup();
+        let rule = setup.policy.classes.get(&open.proposal.manifest.class);
+        let emails = setup
             .policy
             .roles
             .get(role)
@@ -287,7 +287,8 @@ impl Desk {
     }
 
     fn next_role(&self, a: &Approval) -> Option<(String, Vec<String>)> {
-        let roles = &self.setup.policy.roles;
+        let setup = self.live.setup();
+        let roles = &setup.policy.roles;
         let up = roles.get(&a.envelope.role)?.escalate_to.as_ref()?;
         roles.get(up).map(|r| (up.clone(), r.emails.clone()))
     }

@@ -219,3 +219,90 @@ pub(super) fn explain(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// What a class means for a tool, in one comparable line.
+fn route_of(policy: &airlock::policy::Policy, class: &str) -> String {
+    match policy.classes.get(class) {
+        None => "quarantine (class not in policy)".to_string(),
+        Some(r) => {
+            let path = serde_json::to_value(r.path)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let mut out = path;
+            if let Some(role) = &r.role {
+                out.push_str(&format!(" by {role}"));
+            }
+            if r.require_reversal || r.require_evidence || !r.conditions.is_empty() {
+                let mut req = Vec::new();
+                if r.require_reversal {
+                    req.push("reversal".to_string());
+                }
+                if r.require_evidence {
+                    req.push("evidence".to_string());
+                }
+                req.extend(
+                    r.conditions
+                        .iter()
+                        .map(|c| format!("{} {}", c.pointer, c.describe())),
+                );
+                out.push_str(&format!(" [requires {}]", req.join(", ")));
+            }
+            if r.role.is_some() {
+                out.push_str(&format!(
+                    ", {} then {}",
+                    humantime::format_duration(r.timeout),
+                    serde_json::to_value(r.on_timeout)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default()
+                ));
+            }
+            out
+        }
+    }
+}
+
+pub(super) fn policy_diff(
+    path: &Path,
+    old: &Path,
+    new: &Path,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let setup = setup(path)?;
+    let load = |p: &Path| airlock::config::load_policy_file(p).map_err(super::report);
+    let (a, b) = (load(old)?, load(new)?);
+    let mut changes = Vec::new();
+    for m in setup.manifests.iter() {
+        let (before, after) = (route_of(&a, &m.class), route_of(&b, &m.class));
+        if before != after {
+            let exposed = setup
+                .server(&m.server)
+                .map_or_else(|| m.name.clone(), |s| s.exposed(&m.name));
+            changes.push(json!({"tool": exposed, "class": m.class, "old": before, "new": after}));
+        }
+    }
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"old_version": a.version, "new_version": b.version, "changes": changes})
+            )?
+        );
+    } else {
+        println!("policy {} → {}", a.version, b.version);
+        if changes.is_empty() {
+            println!("no tool changes path");
+        }
+        for c in &changes {
+            println!(
+                "{}  ({})\n  - {}\n  + {}",
+                c["tool"].as_str().unwrap_or(""),
+                c["class"].as_str().unwrap_or(""),
+                c["old"].as_str().unwrap_or(""),
+                c["new"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -53,6 +53,16 @@ fn dir_files(dir: &Path, what: &str, config: &Config, diags: &mut Vec<Diagnostic
     }
 }
 
+/// Read and compile one policy file on its own (for `airlock policy diff`).
+pub fn load_policy_file(path: &Path) -> Result<Policy, Diagnostics> {
+    let src = Source::read(path).map_err(|d| Diagnostics(vec![d]))?;
+    let file: PolicyFile = src.parse().map_err(|d| Diagnostics(vec![d]))?;
+    match policy::compile(&src, file) {
+        (p, errors) if errors.is_empty() => Ok(p),
+        (_, errors) => Err(Diagnostics(errors)),
+    }
+}
+
 fn load_policy(config: &Config, diags: &mut Vec<Diagnostic>) -> Option<(Policy, Source)> {
     let files = dir_files(&config.policies_dir, "policies", config, diags);
     let chosen: Vec<&PathBuf> = match &config.policy_name {

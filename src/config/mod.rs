@@ -20,7 +20,7 @@ use crate::diag::{Diagnostic, Diagnostics, Source};
 use crate::manifest::{ManifestSet, ToolManifest};
 use crate::policy::Policy;
 
-pub use check::load_setup;
+pub use check::{load_policy_file, load_setup};
 
 /// `airlock.toml` as written.
 #[derive(Debug, Deserialize, JsonSchema)]

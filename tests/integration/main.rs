@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod conditions;
 mod gate;
+mod live;
 mod peers;
 mod protocol;
 mod rugpull;

@@ -1,0 +1,221 @@
+//! The live configuration: the checked [`Setup`] and the rug-pull guard's verdicts that calls
+//! are decided by, swapped whole when a validated edit is reloaded.
+//!
+//! Owns the swap and the reload loop (file changes or SIGHUP → `load_setup` → validate → swap, or
+//! keep the old one and log why). A call takes one snapshot when it starts, so it is decided by
+//! exactly one policy version. It must never install a setup that `check` would reject, and never
+//! apply changes that need a restart (servers, ledger, mail, web): those are refused with a reason.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::config::{Setup, load_setup};
+use crate::diag::Severity;
+use crate::ledger::{Change, Ledger, NewRow};
+use crate::mcp::downstream::ToolServers;
+use crate::pins::{self, Changed, Seen};
+
+/// Tools whose served definition is not the trusted one, by (server, tool).
+pub type ChangedTools = BTreeMap<(String, String), Changed>;
+
+/// What calls are decided by right now.
+pub struct Live {
+    current: RwLock<(Arc<Setup>, Arc<ChangedTools>)>,
+}
+
+impl Live {
+    pub fn new(setup: Arc<Setup>, changed: ChangedTools) -> Live {
+        Live {
+            current: RwLock::new((setup, Arc::new(changed))),
+        }
+    }
+
+    /// The setup in force (a snapshot: later swaps do not change it).
+    pub fn setup(&self) -> Arc<Setup> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    pub fn changed(&self) -> Arc<ChangedTools> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    fn replace(&self, setup: Arc<Setup>, changed: ChangedTools) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (setup, Arc::new(changed));
+    }
+}
+
+/// The rug-pull guard's verdict for the tools being served, and the rows that record it.
+pub async fn guard(
+    setup: &Setup,
+    ledger: &Ledger,
+    servers: &ToolServers,
+) -> Result<ChangedTools, crate::ledger::LedgerError> {
+    let recorded = ledger.tool_pins()?;
+    let seen: Vec<Seen> = servers
+        .tools()
+        .iter()
+        .map(|t| Seen {
+            server: &t.server,
+            tool: &t.name,
+            hash: &t.definition_hash,
+        })
+        .collect();
+    let a = pins::assess(&seen, &setup.manifests, &recorded);
+    let now = OffsetDateTime::now_utc();
+    let rows = a
+        .rows
+        .iter()
+        .map(|(kind, body)| NewRow {
+            kind,
+            call_id: String::new(),
+            time: now,
+            body: body.clone(),
+        })
+        .collect();
+    ledger
+        .commit(Change {
+            rows,
+            tools: a.trust,
+            ..Change::default()
+        })
+        .await?;
+    Ok(a.changed)
+}
+
+/// The newest modification time among the files a reload reads.
+fn fingerprint(config_path: &Path, setup: &Setup) -> Vec<(PathBuf, Option<SystemTime>)> {
+    let mut files = vec![config_path.to_path_buf()];
+    for dir in [&setup.config.manifests_dir, &setup.config.policies_dir] {
+        files.extend(crate::manifest::toml_files(dir).unwrap_or_default());
+    }
+    files
+        .into_iter()
+        .map(|p| {
+            let m = std::fs::metadata(&p).and_then(|m| m.modified()).ok();
+            (p, m)
+        })
+        .collect()
+}
+
+/// Try to load an edited setup; on success swap it in, else keep the old one. Both are recorded.
+pub async fn reload(config_path: &Path, live: &Live, ledger: &Ledger, servers: &ToolServers) {
+    let old = live.setup();
+    let now = OffsetDateTime::now_utc();
+    let rejected = |errors: Vec<String>| NewRow {
+        kind: "policy_rejected",
+        call_id: String::new(),
+        time: now,
+        body: json!({"active_version": old.policy.version, "errors": errors}),
+    };
+    let new = match load_setup(config_path) {
+        Ok(s) => s,
+        Err(diags) => {
+            let errors: Vec<String> = diags
+                .0
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(ToString::to_string)
+                .collect();
+            tracing::error!(
+                "edited configuration rejected; policy {} stays active:\n{}",
+                old.policy.version,
+                errors.join("\n")
+            );
+            let _ = ledger.append(vec![rejected(errors)]).await;
+            return;
+        }
+    };
+    if new.config != old.config {
+        let msg =
+            "airlock.toml changed (servers, ledger, mail or web): restart airlock to apply it"
+                .to_string();
+        tracing::error!("{msg}; policy {} stays active", old.policy.version);
+        let _ = ledger.append(vec![rejected(vec![msg])]).await;
+        return;
+    }
+    let errors: Vec<String> = new
+        .validate_conditions(|server, tool| {
+            servers
+                .route_of(server, tool)
+                .and_then(|t| t.definition.get("inputSchema"))
+        })
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    if !errors.is_empty() {
+        tracing::error!(
+            "edited conditions rejected; policy {} stays active:\n{}",
+            old.policy.version,
+            errors.join("\n")
+        );
+        let _ = ledger.append(vec![rejected(errors)]).await;
+        return;
+    }
+    let new = Arc::new(new);
+    let changed = match guard(&new, ledger, servers).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record the reload; the old configuration stays active");
+            return;
+        }
+    };
+    let loaded = NewRow {
+        kind: "policy_loaded",
+        call_id: String::new(),
+        time: now,
+        body: json!({"version": new.policy.version, "previous_version": old.policy.version, "file": new.policy_path.display().to_string(), "manifests": new.manifests.len()}),
+    };
+    if let Err(e) = ledger.append(vec![loaded]).await {
+        tracing::error!(error = %e, "cannot record the reload; the old configuration stays active");
+        return;
+    }
+    tracing::info!(version = %new.policy.version, previous = %old.policy.version, "configuration reloaded");
+    live.replace(new, changed);
+}
+
+/// Reload on SIGHUP, and whenever a file it reads changes (checked every `every`).
+pub async fn watch(
+    config_path: PathBuf,
+    live: Arc<Live>,
+    ledger: Arc<Ledger>,
+    servers: Arc<ToolServers>,
+    every: Duration,
+) {
+    let mut seen = fingerprint(&config_path, &live.setup());
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let signalled = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = std::future::pending::<bool>();
+        let forced = tokio::select! {
+            s = signalled => s,
+            _ = tokio::time::sleep(every) => false,
+        };
+        let now = fingerprint(&config_path, &live.setup());
+        if forced || now != seen {
+            seen = now;
+            reload(&config_path, &live, &ledger, &servers).await;
+        }
+    }
+}

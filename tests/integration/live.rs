@@ -1,0 +1,134 @@
+//! Live policy: a valid edit takes effect while the gate runs (and every verdict names the
+//! version it used); a broken edit is rejected with its errors and the old policy stays active.
+
+use serde_json::{Value, json};
+
+use crate::support::{REPO, World, decision, text};
+
+fn world() -> World {
+    let w = World::empty();
+    w.write(
+        "m/shop.toml",
+        &std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml"))
+            .expect("manifests"),
+    );
+    w.write(
+        "p/policy.toml",
+        &std::fs::read_to_string(format!("{REPO}/policies/default.toml")).expect("policy"),
+    );
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = \"p\"\nledger = \"l.redb\"\nactor = \"agent:test\"\nmax_wait = \"1s\"\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n{}",
+        w.shop_server("shop", "", "executed.jsonl")
+    ));
+    w
+}
+
+#[tokio::test]
+async fn a_valid_edit_takes_effect_and_a_broken_one_leaves_the_old_policy_active() {
+    let w = world();
+    let agent = w.agent().await;
+    let email = json!({"email": "alice@example.com"});
+    let r = agent.call("delete_customer", email.clone()).await;
+    assert_eq!(decision(&r)["policy_version"], "2026-11-24.1");
+
+    // a reviewed edit: deletions now need the ops role
+    let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
+    let edited = policy
+        .replace("version = \"2026-11-24.1\"", "version = \"2026-11-24.2\"")
+        .replace(
+            "destructive         = { path = \"deny\" }",
+            "destructive         = { path = \"approve\", role = \"ops\" }",
+        );
+    assert_ne!(policy, edited);
+    w.write("p/policy.toml", &edited);
+    let mut now_pending = false;
+    for _ in 0..100 {
+        let r = agent.call("delete_customer", email.clone()).await;
+        if text(&r).contains("waiting for approval by role `ops`") {
+            now_pending = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(now_pending, "the edit took effect");
+
+    // a broken edit is rejected; the last good policy stays in force
+    w.write("p/policy.toml", &edited.replace("[roles]", "[roles\n"));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let r = agent.call("delete_customer", email.clone()).await;
+    assert!(
+        text(&r).contains("waiting for approval by role `ops`"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(text(&agent.call("echo", json!({"text": "up"})).await), "up");
+    agent.close().await;
+
+    let rows = w.ledger_rows().await;
+    let loaded: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "policy_loaded")
+        .collect();
+    assert_eq!(loaded.len(), 1, "{loaded:?}");
+    assert_eq!(loaded[0]["body"]["version"], "2026-11-24.2");
+    assert_eq!(loaded[0]["body"]["previous_version"], "2026-11-24.1");
+    let rejected = rows
+        .iter()
+        .find(|r| r["kind"] == "policy_rejected")
+        .expect("rejection recorded");
+    assert_eq!(rejected["body"]["active_version"], "2026-11-24.2");
+    let errors = rejected["body"]["errors"].to_string();
+    assert!(
+        errors.contains("policy.toml:"),
+        "the rejection says where: {errors}"
+    );
+    let versions: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["kind"] == "verdict" && r["body"]["tool"].is_null())
+        .filter_map(|r| r["body"]["policy_version"].as_str())
+        .collect();
+    assert_eq!(versions.first(), Some(&"2026-11-24.1"));
+    assert_eq!(versions.last(), Some(&"2026-11-24.2"));
+}
+
+#[test]
+fn policy_diff_shows_which_tools_change_path() {
+    let w = world();
+    let old = w.path("p/policy.toml");
+    let policy = std::fs::read_to_string(&old).expect("policy");
+    w.write(
+        "next/policy.toml",
+        &policy
+            .replace("version = \"2026-11-24.1\"", "version = \"2\"")
+            .replace(
+                "destructive         = { path = \"deny\" }",
+                "destructive         = { path = \"approve\", role = \"ops\" }",
+            ),
+    );
+    let out = w.airlock(&[
+        "policy",
+        "diff",
+        old.to_str().expect("utf-8"),
+        w.path("next/policy.toml").to_str().expect("utf-8"),
+    ]);
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("policy 2026-11-24.1 → 2"), "{t}");
+    assert!(
+        t.contains("delete_customer  (destructive)\n  - deny\n  + approve by ops, 1h then deny"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("refund_order"),
+        "unchanged tools are not listed: {t}"
+    );
+    let out = w.airlock(&[
+        "policy",
+        "diff",
+        old.to_str().expect("utf-8"),
+        w.path("next/policy.toml").to_str().expect("utf-8"),
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["changes"].as_array().map(Vec::len), Some(1));
+}
