@@ -47,6 +47,8 @@ pub struct Call<'a> {
     pub canonical_len: usize,
     /// When the server now presents a different definition than the trusted one: (was, now).
     pub changed: Option<(&'a str, &'a str)>,
+    /// Whether the manifest's reversal tool (if any) is served by the same server right now.
+    pub reversal_served: bool,
 }
 
 /// Facts from outside the call: who asks and when.
@@ -434,7 +436,13 @@ fn requirements(call: &Call<'_>, m: &ToolManifest, rule: &ClassRule) -> (Vec<Rea
     let mut failed = Vec::new();
     if rule.require_reversal {
         match &m.reversal {
-            Reversal::Tool { tool } => held.push(Reason::ReversalDeclared { tool: tool.clone() }),
+            Reversal::Tool { tool } if call.reversal_served => {
+                held.push(Reason::ReversalDeclared { tool: tool.clone() })
+            }
+            Reversal::Tool { tool } => failed.push(Reason::ReversalMissing {
+                class: m.class.clone(),
+                declared: format!("tool:{tool}, which its server does not serve right now"),
+            }),
             other => failed.push(Reason::ReversalMissing {
                 class: m.class.clone(),
                 declared: other.to_string(),

@@ -134,6 +134,12 @@ impl Gate {
                     .as_ref()
                     .and_then(|(s, t)| changed.get(&(s.clone(), t.clone())))
                     .map(|c| (c.was.as_str(), c.now.as_str())),
+                reversal_served: match manifest.map(|m| &m.reversal) {
+                    Some(crate::manifest::Reversal::Tool { tool }) => route
+                        .as_ref()
+                        .is_some_and(|(server, _)| self.servers.route_of(server, tool).is_some()),
+                    _ => true,
+                },
             },
             manifest,
             &setup.policy,

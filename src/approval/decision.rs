@@ -147,6 +147,7 @@ impl Desk {
                 meta: a.meta.as_ref(),
                 canonical_len,
                 changed: None,
+                reversal_served: true,
             },
             Some(manifest),
             &setup.policy,

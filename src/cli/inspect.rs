@@ -168,6 +168,8 @@ pub(super) fn explain(
             meta: None,
             canonical_len,
             changed: None,
+            // explain does not start the servers: a reversal tool described by a manifest counts
+            reversal_served: true,
         },
         resolved.map(|(_, m)| m),
         &setup.policy,

@@ -148,6 +148,7 @@ fn run(tool: &str, m: Option<&ToolManifest>, args: Value, meta: Option<Value>) -
         meta: meta.as_ref(),
         canonical_len: len,
         changed: None,
+        reversal_served: true,
     };
     decide(
         &call,
@@ -506,3 +507,62 @@ fn decision_serializes_with_codes() {
 }
 
 mod conditions;
+
+#[test]
+fn a_reversal_tool_that_is_not_served_does_not_count() {
+    let m = manifest("internal_reversible", undo(), &[]);
+    let args = Map::new();
+    let call = Call {
+        tool: "shop__t",
+        arguments: &args,
+        meta: None,
+        canonical_len: 2,
+        changed: None,
+        reversal_served: false,
+    };
+    let d = decide(
+        &call,
+        Some(&m),
+        &policy(),
+        &Context {
+            actor: "agent:test",
+            now: NOW,
+        },
+    );
+    assert_eq!(d.verdict.name(), "approve");
+    assert_eq!(codes(&d), ["reversal_missing", "path_approve"]);
+    assert!(
+        d.explanation()
+            .contains("tool:undo, which its server does not serve right now"),
+        "{}",
+        d.explanation()
+    );
+}
+
+#[test]
+fn a_changed_tool_is_quarantined_before_its_class_is_consulted() {
+    let m = manifest("read_only", none(), &[]);
+    let args = Map::new();
+    let call = Call {
+        tool: "shop__t",
+        arguments: &args,
+        meta: None,
+        canonical_len: 2,
+        changed: Some(("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb")),
+        reversal_served: true,
+    };
+    let d = decide(
+        &call,
+        Some(&m),
+        &policy(),
+        &Context {
+            actor: "agent:test",
+            now: NOW,
+        },
+    );
+    assert_eq!(
+        (d.verdict.name(), d.rule.as_str()),
+        ("quarantine", "gate.tool_changed")
+    );
+    assert_eq!(codes(&d), ["tool_changed"]);
+}

@@ -211,7 +211,7 @@ mod properties {
                 "pointer = \"/tier\"\none_of = [\"gold\", \"silver\"]",
             ]);
             let len = crate::canonical::to_string(&Value::Object(args.clone())).len();
-            let call = Call { tool: &tool, arguments: &args, meta: None, canonical_len: len, changed: None };
+            let call = Call { tool: &tool, arguments: &args, meta: None, canonical_len: len, changed: None, reversal_served: true };
             let d = decide(&call, Some(&m), &policy(), &Context { actor: "agent:p", now: NOW });
             if d.verdict == Verdict::Allow {
                 for c in &m.conditions {
