@@ -20,7 +20,6 @@
 //!    condition may name its own role, or `on_fail = "quarantine"`, and the strictest failure wins.
 //!    Any requirement that fails → `on_fail`: approval by the class's role, or quarantine.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -86,168 +85,6 @@ impl Verdict {
             Verdict::Deny => "deny",
             Verdict::Quarantine => "quarantine",
             Verdict::Approve { .. } => "approve",
-        }
-    }
-}
-
-/// Why: one fact that contributed to the verdict, with a stable `code`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
-pub enum Reason {
-    InvalidToolName {
-        tool: String,
-    },
-    ArgumentsTooLarge {
-        bytes: usize,
-        limit: usize,
-    },
-    ArgumentsTooDeep {
-        limit: usize,
-    },
-    UnknownTool {
-        tool: String,
-    },
-    ClassNotInPolicy {
-        class: String,
-    },
-    PathAllow {
-        class: String,
-    },
-    PathDeny {
-        class: String,
-    },
-    PathQuarantine {
-        class: String,
-    },
-    PathApprove {
-        class: String,
-        role: String,
-    },
-    ReversalDeclared {
-        tool: String,
-    },
-    ReversalMissing {
-        class: String,
-        declared: String,
-    },
-    EvidencePresent {
-        field: String,
-    },
-    EvidenceMissing {
-        field: String,
-    },
-    NoEvidenceDeclared {
-        class: String,
-    },
-    NoConditions {
-        class: String,
-    },
-    ToolChanged {
-        was: String,
-        now: String,
-    },
-    ConditionHeld {
-        pointer: String,
-        rule: String,
-        value: String,
-    },
-    ConditionFailed {
-        pointer: String,
-        rule: String,
-        value: String,
-    },
-}
-
-impl Reason {
-    /// The stable machine code (`unknown_tool`, `path_deny`, ...).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Reason::InvalidToolName { .. } => "invalid_tool_name",
-            Reason::ArgumentsTooLarge { .. } => "arguments_too_large",
-            Reason::ArgumentsTooDeep { .. } => "arguments_too_deep",
-            Reason::UnknownTool { .. } => "unknown_tool",
-            Reason::ClassNotInPolicy { .. } => "class_not_in_policy",
-            Reason::PathAllow { .. } => "path_allow",
-            Reason::PathDeny { .. } => "path_deny",
-            Reason::PathQuarantine { .. } => "path_quarantine",
-            Reason::PathApprove { .. } => "path_approve",
-            Reason::ReversalDeclared { .. } => "reversal_declared",
-            Reason::ReversalMissing { .. } => "reversal_missing",
-            Reason::EvidencePresent { .. } => "evidence_present",
-            Reason::EvidenceMissing { .. } => "evidence_missing",
-            Reason::NoEvidenceDeclared { .. } => "no_evidence_declared",
-            Reason::NoConditions { .. } => "no_conditions",
-            Reason::ToolChanged { .. } => "tool_changed",
-            Reason::ConditionHeld { .. } => "condition_held",
-            Reason::ConditionFailed { .. } => "condition_failed",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::InvalidToolName { tool } => write!(
-                f,
-                "tool name {tool:?} is not 1-128 characters of [A-Za-z0-9_.-]"
-            ),
-            Reason::ArgumentsTooLarge { bytes, limit } => {
-                write!(f, "arguments are {bytes} bytes; the limit is {limit}")
-            }
-            Reason::ArgumentsTooDeep { limit } => {
-                write!(f, "arguments nest deeper than {limit} levels")
-            }
-            Reason::UnknownTool { tool } => write!(
-                f,
-                "no manifest describes tool `{tool}`; it is quarantined until someone classifies it"
-            ),
-            Reason::ClassNotInPolicy { class } => {
-                write!(f, "class `{class}` is not defined by the active policy")
-            }
-            Reason::PathAllow { class } => write!(f, "class `{class}` runs on autopilot"),
-            Reason::PathDeny { class } => write!(f, "class `{class}` is denied by policy"),
-            Reason::PathQuarantine { class } => {
-                write!(f, "class `{class}` is held for review by policy")
-            }
-            Reason::PathApprove { class, role } => {
-                write!(f, "class `{class}` needs approval by role `{role}`")
-            }
-            Reason::ReversalDeclared { tool } => {
-                write!(f, "reversal handle declared: tool `{tool}`")
-            }
-            Reason::ReversalMissing { class, declared } => write!(
-                f,
-                "class `{class}` needs a reversal tool, but the manifest declares `{declared}`"
-            ),
-            Reason::EvidencePresent { field } => write!(f, "evidence `{field}` is present"),
-            Reason::EvidenceMissing { field } => write!(
-                f,
-                "evidence `{field}` is missing or empty; pass it in the arguments or `_meta`"
-            ),
-            Reason::NoEvidenceDeclared { class } => write!(
-                f,
-                "class `{class}` requires evidence, but the manifest names no evidence field"
-            ),
-            Reason::NoConditions { class } => write!(
-                f,
-                "class `{class}` is conditional but states no condition that could hold"
-            ),
-            Reason::ToolChanged { was, now } => write!(
-                f,
-                "the tool server now describes this tool differently (definition {} instead of the reviewed {}); it is quarantined until someone reviews it and pins the new definition",
-                short(now),
-                short(was)
-            ),
-            Reason::ConditionHeld {
-                pointer,
-                rule,
-                value,
-            } => write!(f, "`{pointer}` = {value} is {rule}"),
-            Reason::ConditionFailed {
-                pointer,
-                rule,
-                value,
-            } => write!(f, "`{pointer}` = {value} is not {rule}"),
         }
     }
 }
@@ -539,11 +376,6 @@ pub fn valid_tool_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// The first 12 hex digits of a hash, for messages.
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
-}
-
 fn depth(v: &Value) -> usize {
     match v {
         Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
@@ -559,6 +391,9 @@ mod humantime_serde_secs {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }
+
+mod reason;
+pub use reason::Reason;
 
 #[cfg(test)]
 mod tests;
