@@ -54,7 +54,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Value, sha256_hex, to_string};
     use serde_json::json;
 
     #[test]

@@ -169,7 +169,7 @@ impl fmt::Display for Diagnostics {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Source;
 
     #[test]
     fn line_and_column_are_one_based() {

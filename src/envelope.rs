@@ -214,7 +214,7 @@ fn diff_at(path: &str, before: &Value, after: &Value, out: &mut Vec<Value>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::diff;
     use serde_json::json;
 
     #[test]

@@ -289,7 +289,7 @@ fn refused(call_id: &str, d: &Decision, message: String) -> Reply {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use super::*;
+    use super::{Arc, Desk, Forwarder, Gate, GateCall, Ledger, Live, Reply, ToolServers};
     use crate::approval::link::LinkKey;
     use crate::config::load_setup;
     use crate::ledger::tests::FailSwitch;

@@ -253,7 +253,7 @@ pub fn toml_files(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Diagnostic, EntrySpans, ManifestFile, Reversal, Source, ToolManifest, compile};
 
     fn load(text: &str) -> Result<Vec<(ToolManifest, EntrySpans)>, Vec<Diagnostic>> {
         let src = Source {

@@ -98,7 +98,7 @@ pub fn assess(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Assessment, BTreeMap, Changed, ManifestSet, Seen, assess, key};
     use crate::manifest::{Reversal, ToolManifest};
 
     fn manifests(pin: Option<&str>) -> ManifestSet {

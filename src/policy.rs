@@ -366,7 +366,9 @@ fn looks_like_email(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        Diagnostic, Duration, FailPath, OnTimeout, PathKind, Policy, PolicyFile, Source, compile,
+    };
 
     fn load(text: &str) -> Result<Policy, Vec<Diagnostic>> {
         let src = Source {

@@ -26,7 +26,7 @@ pub fn schema(kind: FileKind) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{FileKind, schema};
 
     #[test]
     fn schemas_name_the_contract_keys() {

@@ -139,7 +139,7 @@ impl LinkKey {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::LinkKey;
 
     #[test]
     fn tokens_are_bound_to_approval_stage_approver_and_envelope() {

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::*;
+use super::{Condition, ConditionFile, Map, compile};
 
 fn cond(toml_text: &str) -> Result<Condition, String> {
     let c: ConditionFile = toml::from_str(toml_text).map_err(|e| e.to_string())?;

@@ -419,7 +419,7 @@ fn valid_name(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Config, ConfigFile, Diagnostic, PathBuf, Source, compile};
 
     fn cfg(text: &str) -> Result<Config, Vec<Diagnostic>> {
         let src = Source {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use time::macros::datetime;
 
-use super::*;
+use super::{Call, Context, Decision, Reason, ToolManifest, Verdict, decide};
 use crate::manifest::Reversal;
 use crate::policy::{ClassRule, FailPath, OnTimeout, PathKind, Policy, Role};
 

@@ -10,7 +10,9 @@ use redb::backends::InMemoryBackend;
 use redb::{Database, ReadableTable, StorageBackend};
 use serde_json::{Value, json};
 
-use super::*;
+use super::{
+    BadRow, Fault, Ledger, LedgerError, LedgerReader, NewRow, ROWS, VerifyReport, chain, leaf, link,
+};
 
 fn row(call: &str, kind: &'static str) -> NewRow {
     NewRow {

@@ -3,7 +3,7 @@
 use serde_json::json;
 use time::macros::datetime;
 
-use super::*;
+use super::{Approval, Envelope, Map, NextRole, OffsetDateTime, Outcome, Refusal, Status, Step};
 use crate::policy::OnTimeout;
 
 const T0: OffsetDateTime = datetime!(2026-11-24 12:00 UTC);

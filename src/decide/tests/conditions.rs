@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::*;
+use super::{NOW, ToolManifest, Verdict, codes, decide, manifest, policy, run, undo};
 
 fn with_conditions(class: &str, rules: &[&str]) -> ToolManifest {
     let mut m = manifest(class, undo(), &[]);
@@ -158,7 +158,8 @@ mod properties {
     use proptest::prelude::*;
     use serde_json::{Map, Value};
 
-    use super::*;
+    use super::{NOW, Verdict, decide, policy, with_conditions};
+    use crate::decide::{Call, Context};
 
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![

@@ -3,7 +3,8 @@
 
 use serde_json::{Map, json};
 
-use super::*;
+use super::{Call, Context, NOW, Verdict, codes, decide, manifest, none, policy, run, undo};
+use crate::decide::{MAX_ARGUMENT_BYTES, MAX_ARGUMENT_DEPTH};
 
 #[test]
 fn input_limits_come_before_classification() {
