@@ -214,9 +214,11 @@ impl Condition {
             }
         };
         let ok = match &self.test {
-            Test::Range { min, max } => v
-                .as_f64()
-                .is_some_and(|x| min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m)),
+            Test::Range { min, max } => {
+                v.is_number()
+                    && min.is_none_or(|m| compare(v, m).is_some_and(|o| o.is_ge()))
+                    && max.is_none_or(|m| compare(v, m).is_some_and(|o| o.is_le()))
+            }
             Test::OneOf(options) => options.iter().any(|o| o == v || numbers_equal(o, v)),
             Test::Pattern(r) => v.as_str().is_some_and(|s| r.is_match(s)),
             Test::Items { min, max } => v.as_array().is_some_and(|a| {
@@ -283,8 +285,40 @@ impl Condition {
     }
 }
 
+/// Two JSON numbers are equal: exactly when both are integers, else as floats.
 fn numbers_equal(a: &Value, b: &Value) -> bool {
-    matches!((a.as_f64(), b.as_f64()), (Some(x), Some(y)) if x == y)
+    match (int(a), int(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => {
+            matches!((a.as_f64(), b.as_f64()), (Some(x), Some(y)) if x == y && (a.is_f64() || b.is_f64()))
+        }
+    }
+}
+
+fn int(v: &Value) -> Option<i128> {
+    v.as_i64()
+        .map(i128::from)
+        .or_else(|| v.as_u64().map(i128::from))
+}
+
+/// Order a JSON number against a bound without losing integer precision (above 2^53 a float
+/// comparison could let a larger value pass).
+fn compare(v: &Value, bound: f64) -> Option<std::cmp::Ordering> {
+    if let Some(i) = int(v) {
+        if bound.fract() == 0.0 && bound.abs() < 1.7e38 {
+            return Some(i.cmp(&(bound as i128)));
+        }
+        // a fractional bound: compare the integer against the bound's floor/ceil exactly
+        let (lo, hi) = (bound.floor() as i128, bound.ceil() as i128);
+        return Some(if i <= lo {
+            std::cmp::Ordering::Less
+        } else if i >= hi {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        });
+    }
+    v.as_f64().and_then(|x| x.partial_cmp(&bound))
 }
 
 fn lookup<'a>(
@@ -313,20 +347,31 @@ fn lookup<'a>(
     Some(v)
 }
 
-/// The addresses in a string (comma-separated allowed) or list of strings.
+/// The addresses in a string (separated by `,` or `;`) or list of strings. Each part is a bare
+/// address or `Name <address>`; anything else (spaces, several `@`) makes the value unreadable.
 fn addresses(v: &Value) -> Option<Vec<String>> {
-    let split = |s: &str| {
-        s.split(',')
+    let split = |s: &str| -> Option<Vec<String>> {
+        s.split([',', ';'])
             .map(str::trim)
             .filter(|x| !x.is_empty())
-            .map(String::from)
-            .collect::<Vec<_>>()
+            .map(|part| {
+                let addr = match (part.rfind('<'), part.ends_with('>')) {
+                    (Some(i), true) => &part[i + 1..part.len() - 1],
+                    (None, false) => part,
+                    _ => return None,
+                };
+                (!addr.is_empty()
+                    && !addr.contains(char::is_whitespace)
+                    && addr.matches('@').count() == 1)
+                    .then(|| addr.to_string())
+            })
+            .collect()
     };
     match v {
-        Value::String(s) => Some(split(s)),
+        Value::String(s) => split(s),
         Value::Array(a) => a
             .iter()
-            .map(|x| x.as_str().map(split))
+            .map(|x| x.as_str().and_then(split))
             .collect::<Option<Vec<_>>>()
             .map(|l| l.concat()),
         _ => None,
@@ -334,12 +379,16 @@ fn addresses(v: &Value) -> Option<Vec<String>> {
 }
 
 fn at_domain(address: &str, domains: &[String]) -> bool {
-    let a = address.trim().trim_end_matches('>');
-    let Some((_, host)) = a.rsplit_once('@') else {
+    let Some((local, host)) = address.rsplit_once('@') else {
         return false;
     };
-    let host = host.trim().to_ascii_lowercase();
-    !host.is_empty()
+    let host = host.to_ascii_lowercase();
+    let plain_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    !local.is_empty()
+        && plain_host
         && domains
             .iter()
             .any(|d| host == *d || host.ends_with(&format!(".{d}")))

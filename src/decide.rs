@@ -224,10 +224,10 @@ pub fn decide(
             let (mut held, mut failed) = requirements(call, m, rule);
             // Conditions: the class's, then the tool's. A failing one may send the call to a
             // role of its own or straight to quarantine; the strictest failure wins.
-            let mut route = Route {
-                quarantine: false,
-                role: None,
-            };
+            let mut route = Route::default();
+            if !failed.is_empty() {
+                route.class_default(rule);
+            }
             for c in rule.conditions.iter().chain(&m.conditions) {
                 match c.check(call.arguments, call.meta) {
                     Ok(ch) => held.push(Reason::ConditionHeld {
@@ -241,9 +241,16 @@ pub fn decide(
                             rule: ch.rule,
                             value: ch.value,
                         });
-                        match c.on_fail {
-                            Some(FailPath::Quarantine) => route.quarantine = true,
-                            _ => route.role = route.role.or_else(|| c.role.clone()),
+                        let path = c.on_fail.unwrap_or(if c.role.is_some() {
+                            FailPath::Approve
+                        } else {
+                            rule.on_fail
+                        });
+                        match (path, c.role.as_ref().or(rule.role.as_ref())) {
+                            (FailPath::Approve, Some(role)) => {
+                                route.roles.insert(role.clone());
+                            }
+                            _ => route.quarantine = true,
                         }
                     }
                 }
@@ -254,6 +261,7 @@ pub fn decide(
                 d.reasons.push(Reason::NoConditions {
                     class: class.clone(),
                 });
+                route.class_default(rule);
                 d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons, &route);
             } else if failed.is_empty() {
                 d.reasons.insert(0, Reason::PathAllow { class });
@@ -307,10 +315,25 @@ fn requirements(call: &Call<'_>, m: &ToolManifest, rule: &ClassRule) -> (Vec<Rea
     (held, failed)
 }
 
-/// Where failed conditions point: quarantine if any says so, else an approval by their role.
+/// Where the failures point. The strictest wins: any failure that must be quarantined (or has no
+/// role to ask) quarantines the call, and so do failures that need different roles (no single
+/// approver may clear all of them).
+#[derive(Default)]
 struct Route {
     quarantine: bool,
-    role: Option<String>,
+    roles: std::collections::BTreeSet<String>,
+}
+
+impl Route {
+    /// A failure that goes where the class's `on_fail` says.
+    fn class_default(&mut self, rule: &ClassRule) {
+        match (rule.on_fail, &rule.role) {
+            (FailPath::Approve, Some(role)) => {
+                self.roles.insert(role.clone());
+            }
+            _ => self.quarantine = true,
+        }
+    }
 }
 
 fn on_fail(
@@ -320,16 +343,12 @@ fn on_fail(
     reasons: &mut Vec<Reason>,
     route: &Route,
 ) -> Verdict {
-    let role = route.role.as_ref().or(rule.role.as_ref());
-    let path = if route.quarantine {
-        FailPath::Quarantine
-    } else if route.role.is_some() {
-        FailPath::Approve
-    } else {
-        rule.on_fail
-    };
-    match (path, role) {
-        (FailPath::Approve, Some(role)) => {
+    match (
+        route.quarantine,
+        route.roles.len(),
+        route.roles.iter().next(),
+    ) {
+        (false, 1, Some(role)) => {
             reasons.push(Reason::PathApprove {
                 class: class.to_string(),
                 role: role.clone(),

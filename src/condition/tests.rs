@@ -105,6 +105,27 @@ fn every_rule_kind_at_its_edges() {
                 ),
                 Case("empty", json!({"to": ""}), false),
                 Case("no address", json!({"to": "example.com"}), false),
+                Case(
+                    "semicolon smuggles an outsider",
+                    json!({"to": "eve@evil.com;ann@example.com"}),
+                    false,
+                ),
+                Case(
+                    "space smuggles an outsider",
+                    json!({"to": "eve@evil.com ann@example.com"}),
+                    false,
+                ),
+                Case(
+                    "newline smuggles an outsider",
+                    json!({"to": "eve@evil.com\nann@example.com"}),
+                    false,
+                ),
+                Case("two @", json!({"to": "eve@evil.com@example.com"}), false),
+                Case(
+                    "semicolon list of insiders",
+                    json!({"to": "ann@example.com; bob@example.com"}),
+                    true,
+                ),
             ],
         ),
         (

@@ -140,6 +140,69 @@ fn conditions_keep_autopilot_inside_bounds_and_route_what_crosses_them() {
 }
 
 #[test]
+fn mixed_failures_take_the_strictest_route() {
+    // evidence missing (the class asks `support`) and a condition that asks `finance`: no single
+    // approver may clear both, so the call is held
+    let m = with_conditions(
+        "customer_facing",
+        &["pointer = \"/amount\"\nmax = 1\nrole = \"finance\""],
+    );
+    let d = run("shop__t", Some(&m), json!({"amount": 5}), None);
+    assert_eq!(
+        (d.verdict.name(), codes(&d)),
+        (
+            "quarantine",
+            vec![
+                "no_evidence_declared",
+                "condition_failed",
+                "path_quarantine"
+            ]
+        )
+    );
+    // a class whose failures are quarantined is not softened by a condition's role
+    let mut m = with_conditions(
+        "evidence_or_hold",
+        &["pointer = \"/amount\"\nmax = 1\nrole = \"finance\""],
+    );
+    m.evidence = vec!["order_id".into()];
+    let d = run("shop__t", Some(&m), json!({"amount": 5}), None);
+    assert_eq!(d.verdict.name(), "quarantine", "{d:?}");
+    // two conditions naming different roles
+    let m = with_conditions(
+        "internal_reversible",
+        &[
+            "pointer = \"/amount\"\nmax = 1\nrole = \"finance\"",
+            "pointer = \"/to\"\ndomains = [\"example.com\"]\nrole = \"support\"",
+        ],
+    );
+    let d = run(
+        "shop__t",
+        Some(&m),
+        json!({"amount": 5, "to": "eve@evil.com"}),
+        None,
+    );
+    assert_eq!(d.verdict.name(), "quarantine");
+    // two failures for the same role: one approval
+    let m = with_conditions(
+        "internal_reversible",
+        &[
+            "pointer = \"/amount\"\nmax = 1",
+            "pointer = \"/to\"\ndomains = [\"example.com\"]",
+        ],
+    );
+    let d = run(
+        "shop__t",
+        Some(&m),
+        json!({"amount": 5, "to": "eve@evil.com"}),
+        None,
+    );
+    assert!(
+        matches!(&d.verdict, Verdict::Approve { role, .. } if role == "ops"),
+        "{d:?}"
+    );
+}
+
+#[test]
 fn explanation_names_the_condition_and_the_value() {
     let m = with_conditions(
         "internal_reversible",
