@@ -211,7 +211,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(path: &Path) -> anyhow::Result<ExitCode> {
-    let setup = Arc::new(setup(path)?);
+    // The files as they are now: an edit made while the servers start is picked up by the watcher.
+    let loaded = setup(path)?;
+    let seen = live::fingerprint(path, &loaded);
+    let setup = Arc::new(loaded);
     runtime()?.block_on(async move {
         let cfg = &setup.config;
         let ledger = Arc::new(Ledger::open(&cfg.ledger_path)?);
@@ -250,7 +253,7 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         let servers = Arc::new(servers);
         let forwarder = Forwarder::new(ledger.clone(), servers.clone());
         // The rug-pull guard: compare what the servers present with what was reviewed.
-        let changed = live::guard(&setup, &ledger, &servers).await.context("cannot record tool definitions")?;
+        let changed = live::guard(&setup, &ledger, &servers, &Default::default()).await.context("cannot record tool definitions")?;
         for ((server, tool), c) in &changed {
             tracing::warn!(%server, %tool, was = %c.was, now = %c.now, "tool definition changed: quarantined until reviewed (pin the new definition_hash in its manifest)");
         }
@@ -264,7 +267,7 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         }
         let web = tokio::spawn(web::serve(listener, desk.clone()));
         // Edits to manifests and policy take effect when valid (file change or SIGHUP).
-        let watcher = tokio::spawn(live::watch(path.to_path_buf(), live.clone(), ledger.clone(), servers.clone(), std::time::Duration::from_secs(1)));
+        let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), desk.clone(), std::time::Duration::from_secs(1)));
         tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, "airlock serving MCP on stdio");
         let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone()));
         AgentServer::new(gate.clone(), cfg.max_wait).serve_stdio().await?;

@@ -115,8 +115,7 @@ impl Gate {
         let call_id = uuid::Uuid::new_v4().to_string();
         let now = OffsetDateTime::now_utc();
         // One snapshot per call: it is decided by exactly one policy version.
-        let setup = self.live.setup();
-        let changed = self.live.changed();
+        let (setup, changed) = self.live.snapshot();
         let actor = setup.config.actor.as_str();
         let args_value = Value::Object(call.arguments.clone());
         let canonical_args = canonical::to_string(&args_value);
@@ -135,9 +134,13 @@ impl Gate {
                     .and_then(|(s, t)| changed.get(&(s.clone(), t.clone())))
                     .map(|c| (c.was.as_str(), c.now.as_str())),
                 reversal_served: match manifest.map(|m| &m.reversal) {
-                    Some(crate::manifest::Reversal::Tool { tool }) => route
-                        .as_ref()
-                        .is_some_and(|(server, _)| self.servers.route_of(server, tool).is_some()),
+                    // the undo tool must be served, and be the definition that was reviewed
+                    Some(crate::manifest::Reversal::Tool { tool }) => {
+                        route.as_ref().is_some_and(|(server, _)| {
+                            self.servers.route_of(server, tool).is_some()
+                                && !changed.contains_key(&(server.clone(), tool.clone()))
+                        })
+                    }
                     _ => true,
                 },
             },
@@ -183,6 +186,7 @@ impl Gate {
             (&decision.verdict, &route, manifest)
         {
             let open = Open {
+                setup: &setup,
                 call_id: &call_id,
                 proposal: Proposal {
                     tool: &call.tool,

@@ -35,6 +35,15 @@ impl Live {
         }
     }
 
+    /// The setup and the guard's verdicts in force, read together (a snapshot: later swaps do
+    /// not change it).
+    pub fn snapshot(&self) -> (Arc<Setup>, Arc<ChangedTools>) {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The setup in force (a snapshot: later swaps do not change it).
     pub fn setup(&self) -> Arc<Setup> {
         self.current
@@ -58,10 +67,12 @@ impl Live {
 }
 
 /// The rug-pull guard's verdict for the tools being served, and the rows that record it.
+/// Changes already known (`known`) are not recorded again.
 pub async fn guard(
     setup: &Setup,
     ledger: &Ledger,
     servers: &ToolServers,
+    known: &ChangedTools,
 ) -> Result<ChangedTools, crate::ledger::LedgerError> {
     let recorded = ledger.tool_pins()?;
     let seen: Vec<Seen> = servers
@@ -74,10 +85,18 @@ pub async fn guard(
         })
         .collect();
     let a = pins::assess(&seen, &setup.manifests, &recorded);
+    let already = |body: &serde_json::Value| {
+        known.iter().any(|((server, tool), c)| {
+            body["tool"] == pins::key(server, tool).as_str()
+                && body["now"] == c.now.as_str()
+                && body["was"] == c.was.as_str()
+        })
+    };
     let now = OffsetDateTime::now_utc();
     let rows = a
         .rows
         .iter()
+        .filter(|(kind, body)| !(*kind == "tool_changed" && already(body)))
         .map(|(kind, body)| NewRow {
             kind,
             call_id: String::new(),
@@ -95,8 +114,11 @@ pub async fn guard(
     Ok(a.changed)
 }
 
-/// The newest modification time among the files a reload reads.
-fn fingerprint(config_path: &Path, setup: &Setup) -> Vec<(PathBuf, Option<SystemTime>)> {
+/// Modification time and size of every file a reload reads.
+pub type Fingerprint = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+
+/// What a reload reads, as it is now. Take it before loading, so no edit slips in between.
+pub fn fingerprint(config_path: &Path, setup: &Setup) -> Fingerprint {
     let mut files = vec![config_path.to_path_buf()];
     for dir in [&setup.config.manifests_dir, &setup.config.policies_dir] {
         files.extend(crate::manifest::toml_files(dir).unwrap_or_default());
@@ -104,47 +126,70 @@ fn fingerprint(config_path: &Path, setup: &Setup) -> Vec<(PathBuf, Option<System
     files
         .into_iter()
         .map(|p| {
-            let m = std::fs::metadata(&p).and_then(|m| m.modified()).ok();
+            let m = std::fs::metadata(&p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())));
             (p, m)
         })
         .collect()
 }
 
+/// How a reload ended.
+pub enum Reload {
+    /// The edit is in force; these tools are now changed (the rug-pull guard re-ran).
+    Applied(ChangedTools),
+    /// The edit was refused (and recorded); the old setup stays.
+    Rejected,
+    /// It could not be recorded; nothing changed, and it is tried again.
+    Failed,
+}
+
 /// Try to load an edited setup; on success swap it in, else keep the old one. Both are recorded.
-pub async fn reload(config_path: &Path, live: &Live, ledger: &Ledger, servers: &ToolServers) {
-    let old = live.setup();
+pub async fn reload(
+    config_path: &Path,
+    live: &Live,
+    ledger: &Ledger,
+    servers: &ToolServers,
+) -> Reload {
+    let (old, known) = live.snapshot();
     let now = OffsetDateTime::now_utc();
-    let rejected = |errors: Vec<String>| NewRow {
-        kind: "policy_rejected",
-        call_id: String::new(),
-        time: now,
-        body: json!({"active_version": old.policy.version, "errors": errors}),
+    let active = old.policy.version.clone();
+    let reject = |errors: Vec<String>| async move {
+        let row = NewRow {
+            kind: "policy_rejected",
+            call_id: String::new(),
+            time: now,
+            body: json!({"active_version": active, "errors": errors}),
+        };
+        tracing::error!(
+            "edited configuration rejected; policy {active} stays active:\n{}",
+            errors.join("\n")
+        );
+        match ledger.append(vec![row]).await {
+            Ok(_) => Reload::Rejected,
+            Err(_) => Reload::Failed,
+        }
     };
     let new = match load_setup(config_path) {
         Ok(s) => s,
         Err(diags) => {
-            let errors: Vec<String> = diags
-                .0
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .map(ToString::to_string)
-                .collect();
-            tracing::error!(
-                "edited configuration rejected; policy {} stays active:\n{}",
-                old.policy.version,
-                errors.join("\n")
-            );
-            let _ = ledger.append(vec![rejected(errors)]).await;
-            return;
+            return reject(
+                diags
+                    .0
+                    .iter()
+                    .filter(|d| d.severity == Severity::Error)
+                    .map(ToString::to_string)
+                    .collect(),
+            )
+            .await;
         }
     };
     if new.config != old.config {
-        let msg =
+        return reject(vec![
             "airlock.toml changed (servers, ledger, mail or web): restart airlock to apply it"
-                .to_string();
-        tracing::error!("{msg}; policy {} stays active", old.policy.version);
-        let _ = ledger.append(vec![rejected(vec![msg])]).await;
-        return;
+                .to_string(),
+        ])
+        .await;
     }
     let errors: Vec<String> = new
         .validate_conditions(|server, tool| {
@@ -157,20 +202,14 @@ pub async fn reload(config_path: &Path, live: &Live, ledger: &Ledger, servers: &
         .map(ToString::to_string)
         .collect();
     if !errors.is_empty() {
-        tracing::error!(
-            "edited conditions rejected; policy {} stays active:\n{}",
-            old.policy.version,
-            errors.join("\n")
-        );
-        let _ = ledger.append(vec![rejected(errors)]).await;
-        return;
+        return reject(errors).await;
     }
     let new = Arc::new(new);
-    let changed = match guard(&new, ledger, servers).await {
+    let changed = match guard(&new, ledger, servers, &known).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot record the reload; the old configuration stays active");
-            return;
+            return Reload::Failed;
         }
     };
     let loaded = NewRow {
@@ -181,21 +220,25 @@ pub async fn reload(config_path: &Path, live: &Live, ledger: &Ledger, servers: &
     };
     if let Err(e) = ledger.append(vec![loaded]).await {
         tracing::error!(error = %e, "cannot record the reload; the old configuration stays active");
-        return;
+        return Reload::Failed;
     }
     tracing::info!(version = %new.policy.version, previous = %old.policy.version, "configuration reloaded");
-    live.replace(new, changed);
+    live.replace(new, changed.clone());
+    Reload::Applied(changed)
 }
 
-/// Reload on SIGHUP, and whenever a file it reads changes (checked every `every`).
+/// Reload on SIGHUP, and whenever a file it reads changes (checked every `every`), starting
+/// from `seen`, the files as they were when the running setup was loaded. Approvals for tools
+/// that a reload finds changed are voided.
 pub async fn watch(
     config_path: PathBuf,
+    mut seen: Fingerprint,
     live: Arc<Live>,
     ledger: Arc<Ledger>,
     servers: Arc<ToolServers>,
+    desk: Arc<crate::approval::Desk>,
     every: Duration,
 ) {
-    let mut seen = fingerprint(&config_path, &live.setup());
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -214,8 +257,20 @@ pub async fn watch(
         };
         let now = fingerprint(&config_path, &live.setup());
         if forced || now != seen {
-            seen = now;
-            reload(&config_path, &live, &ledger, &servers).await;
+            match reload(&config_path, &live, &ledger, &servers).await {
+                Reload::Applied(changed) => {
+                    seen = now;
+                    let voided = desk.void_changed(&changed.keys().cloned().collect()).await;
+                    if voided > 0 {
+                        tracing::warn!(
+                            voided,
+                            "pending approvals voided because their tool changed"
+                        );
+                    }
+                }
+                Reload::Rejected => seen = now,
+                Reload::Failed => {}
+            }
         }
     }
 }

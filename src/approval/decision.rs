@@ -107,7 +107,10 @@ impl Desk {
 
     /// The edited arguments, validated against the tool's input schema and re-decided.
     fn modified(&self, a: &Approval, text: &str) -> Result<Envelope, String> {
-        let setup = self.live.setup();
+        let (setup, changed) = self.live.snapshot();
+        if changed.contains_key(&(a.envelope.server.clone(), a.envelope.tool_name.clone())) {
+            return Err("the tool's definition changed since this request was made".into());
+        }
         let args = match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(o)) => o,
             Ok(_) => return Err("the arguments must be a JSON object".into()),
@@ -161,6 +164,16 @@ impl Desk {
                 "the edited call would be refused: {}",
                 d.explanation()
             ));
+        }
+        // An edit may not move the call to another role's decision (a condition naming a
+        // different role): that role, not this one, would have to approve it.
+        if let Verdict::Approve { role, .. } = &d.verdict {
+            if *role != e.role {
+                return Err(format!(
+                    "the edited call would need approval by role `{role}`, not `{}`: deny it and let the agent ask again",
+                    e.role
+                ));
+            }
         }
         Ok(e.with_arguments(args))
     }

@@ -69,6 +69,17 @@ impl Desk {
             return;
         };
         let e = &a.envelope;
+        // The definition the approvers saw is the one that must run: a tool changed since is not run.
+        if self
+            .live
+            .changed()
+            .contains_key(&(e.server.clone(), e.tool_name.clone()))
+        {
+            let reason =
+                "the tool server changed this tool's definition after it was approved".to_string();
+            self.close(id, Outcome::Voided { reason }, Vec::new()).await;
+            return;
+        }
         let mut context = Map::new();
         context.insert("approval_id".into(), json!(a.id));
         context.insert("idempotency_key".into(), json!(idempotency_key));

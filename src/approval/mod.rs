@@ -65,6 +65,8 @@ pub struct View {
 
 /// A call the gate hands over for approval.
 pub struct Open<'a> {
+    /// The setup that decided the call (its policy picks the approvers).
+    pub setup: &'a crate::config::Setup,
     pub call_id: &'a str,
     pub proposal: Proposal<'a>,
     /// The proposal and verdict rows, committed together with the envelope.
@@ -148,7 +150,7 @@ impl Desk {
             unreachable!("the gate opens approvals only for approve verdicts")
         };
         let now = OffsetDateTime::now_utc();
-        let setup = self.live.setup();
+        let setup = open.setup;
         let rule = setup.policy.classes.get(&open.proposal.manifest.class);
         let emails = setup
             .policy

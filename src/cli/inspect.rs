@@ -243,12 +243,37 @@ fn route_of(policy: &airlock::policy::Policy, class: &str) -> String {
                 if r.require_evidence {
                     req.push("evidence".to_string());
                 }
-                req.extend(
-                    r.conditions
-                        .iter()
-                        .map(|c| format!("{} {}", c.pointer, c.describe())),
-                );
+                req.extend(r.conditions.iter().map(|c| {
+                    let mut t = format!("{} {}", c.pointer, c.describe());
+                    if let Some(p) = c.on_fail {
+                        t.push_str(&format!(
+                            " else {}",
+                            serde_json::to_value(p)
+                                .ok()
+                                .and_then(|v| v.as_str().map(String::from))
+                                .unwrap_or_default()
+                        ));
+                    }
+                    if let Some(role) = &c.role {
+                        t.push_str(&format!(" by {role}"));
+                    }
+                    t
+                }));
                 out.push_str(&format!(" [requires {}]", req.join(", ")));
+            }
+            if r.path != airlock::policy::PathKind::Approve
+                && (r.require_reversal || r.require_evidence || !r.conditions.is_empty())
+            {
+                out.push_str(&format!(
+                    ", on_fail {}",
+                    serde_json::to_value(r.on_fail)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default()
+                ));
+            }
+            if r.min_approvals > 1 {
+                out.push_str(&format!(", {} approvals", r.min_approvals));
             }
             if r.role.is_some() {
                 out.push_str(&format!(
