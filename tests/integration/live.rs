@@ -132,3 +132,68 @@ fn policy_diff_shows_which_tools_change_path() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["changes"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn a_pin_edited_while_serving_regates_the_tool_and_voids_its_approvals() {
+    let w = world();
+    let agent = w.agent().await;
+    let r = agent
+        .call(
+            "refund_order",
+            json!({"order_id": "A-1001", "amount_cents": 500, "reason": "late"}),
+        )
+        .await;
+    let id = serde_json::to_value(&r).expect("json")["_meta"]["airlock/approval"]["approval_id"]
+        .as_str()
+        .expect("pending")
+        .to_string();
+    // a reviewer pins a definition the server does not present (e.g. one reviewed elsewhere)
+    let manifests = std::fs::read_to_string(w.path("m/shop.toml")).expect("manifests");
+    w.write(
+        "m/shop.toml",
+        &manifests.replacen(
+            "name   = \"refund_order\"",
+            &format!(
+                "name   = \"refund_order\"\npin    = \"sha256:{}\"",
+                "ab".repeat(32)
+            ),
+            1,
+        ),
+    );
+    let mut regated = false;
+    for _ in 0..100 {
+        let r = agent
+            .call(
+                "refund_order",
+                json!({"order_id": "A-1001", "amount_cents": 500, "reason": "late"}),
+            )
+            .await;
+        if decision(&r)["reasons"][0]["code"] == "tool_changed" {
+            regated = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(regated, "the reload re-ran the guard");
+    let status = agent
+        .call("airlock_status", json!({"approval_id": id}))
+        .await;
+    assert!(text(&status).contains("voided"), "{}", text(&status));
+    // a change to airlock.toml itself is refused while serving
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&config.replace("max_wait = \"1s\"", "max_wait = \"2s\""));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    assert_eq!(
+        rows.iter().filter(|r| r["kind"] == "tool_changed").count(),
+        1,
+        "recorded once, not at every reload"
+    );
+    assert!(rows.iter().any(|r| {
+        r["kind"] == "policy_rejected"
+            && r["body"]["errors"]
+                .to_string()
+                .contains("restart airlock to apply it")
+    }));
+}
