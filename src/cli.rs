@@ -247,7 +247,7 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
             "airlock_version": env!("CARGO_PKG_VERSION"),
         });
         ledger
-            .append(vec![NewRow { kind: "gate_started", call_id: String::new(), time: time::OffsetDateTime::now_utc(), body: started }])
+            .append(vec![NewRow::now("gate_started", "", started)])
             .await
             .context("cannot write to the ledger; refusing to serve")?;
         let servers = Arc::new(servers);

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 
 use crate::canonical;
 use crate::ledger::{Ledger, NewRow};
@@ -82,12 +81,6 @@ impl Forwarder {
         if let Value::Object(o) = &mut body {
             o.extend(f.context);
         }
-        let row = NewRow {
-            kind: "outcome",
-            call_id: f.call_id.to_string(),
-            time: OffsetDateTime::now_utc(),
-            body,
-        };
-        (row, result)
+        (NewRow::now("outcome", f.call_id, body), result)
     }
 }

@@ -168,8 +168,8 @@ impl Gate {
             o.insert("explanation".into(), Value::String(decision.explanation()));
         }
         let mut rows = vec![
-            row("proposal", &call_id, now, proposal),
-            row("verdict", &call_id, now, verdict_body),
+            NewRow::at("proposal", &call_id, now, proposal),
+            NewRow::at("verdict", &call_id, now, verdict_body),
         ];
         let ledger_failed = |e: &dyn std::fmt::Display| {
             tracing::error!(%call_id, error = %e, "ledger write failed; call not run");
@@ -210,7 +210,12 @@ impl Gate {
         }
         let run = decision.verdict == Verdict::Allow;
         if !run {
-            rows.push(row("outcome", &call_id, now, json!({"status": "not_run"})));
+            rows.push(NewRow::at(
+                "outcome",
+                &call_id,
+                now,
+                json!({"status": "not_run"}),
+            ));
         }
         if let Err(e) = self.ledger.append(rows).await {
             return ledger_failed(&e);
@@ -255,15 +260,6 @@ impl Gate {
         setup
             .resolve_static(exposed)
             .map(|(s, m)| (s.name.clone(), m.name.clone()))
-    }
-}
-
-fn row(kind: &'static str, call_id: &str, time: OffsetDateTime, body: Value) -> NewRow {
-    NewRow {
-        kind,
-        call_id: call_id.to_string(),
-        time,
-        body,
     }
 }
 

@@ -97,12 +97,7 @@ pub async fn guard(
         .rows
         .iter()
         .filter(|(kind, body)| !(*kind == "tool_changed" && already(body)))
-        .map(|(kind, body)| NewRow {
-            kind,
-            call_id: String::new(),
-            time: now,
-            body: body.clone(),
-        })
+        .map(|(kind, body)| NewRow::at(kind, "", now, body.clone()))
         .collect();
     ledger
         .commit(Change {
@@ -155,12 +150,12 @@ pub async fn reload(
     let now = OffsetDateTime::now_utc();
     let active = old.policy.version.clone();
     let reject = |errors: Vec<String>| async move {
-        let row = NewRow {
-            kind: "policy_rejected",
-            call_id: String::new(),
-            time: now,
-            body: json!({"active_version": active, "errors": errors}),
-        };
+        let row = NewRow::at(
+            "policy_rejected",
+            "",
+            now,
+            json!({"active_version": active, "errors": errors}),
+        );
         tracing::error!(
             "edited configuration rejected; policy {active} stays active:\n{}",
             errors.join("\n")
@@ -212,12 +207,12 @@ pub async fn reload(
             return Reload::Failed;
         }
     };
-    let loaded = NewRow {
-        kind: "policy_loaded",
-        call_id: String::new(),
-        time: now,
-        body: json!({"version": new.policy.version, "previous_version": old.policy.version, "file": new.policy_path.display().to_string(), "manifests": new.manifests.len()}),
-    };
+    let loaded = NewRow::at(
+        "policy_loaded",
+        "",
+        now,
+        json!({"version": new.policy.version, "previous_version": old.policy.version, "file": new.policy_path.display().to_string(), "manifests": new.manifests.len()}),
+    );
     if let Err(e) = ledger.append(vec![loaded]).await {
         tracing::error!(error = %e, "cannot record the reload; the old configuration stays active");
         return Reload::Failed;

@@ -106,29 +106,33 @@ pub struct EntrySpans {
 /// Every compiled manifest entry, keyed by (server, tool name): the unit `decide` classifies by.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ManifestSet {
-    entries: std::collections::BTreeMap<(String, String), ToolManifest>,
+    /// server → tool → manifest, so lookups by `&str` allocate nothing.
+    entries: std::collections::BTreeMap<String, std::collections::BTreeMap<String, ToolManifest>>,
 }
 
 impl ManifestSet {
     /// Insert an entry; returns the entry already there for the same (server, tool), if any.
     pub fn insert(&mut self, m: ToolManifest) -> Option<ToolManifest> {
-        self.entries.insert((m.server.clone(), m.name.clone()), m)
+        self.entries
+            .entry(m.server.clone())
+            .or_default()
+            .insert(m.name.clone(), m)
     }
 
     pub fn get(&self, server: &str, tool: &str) -> Option<&ToolManifest> {
-        self.entries.get(&(server.to_string(), tool.to_string()))
+        self.entries.get(server)?.get(tool)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &ToolManifest> {
-        self.entries.values()
+        self.entries.values().flat_map(|tools| tools.values())
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.values().map(|t| t.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.values().all(|t| t.is_empty())
     }
 }
 

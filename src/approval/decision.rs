@@ -6,11 +6,11 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::{DecisionForm, Desk, DeskError, row, snapshot};
+use super::{DecisionForm, Desk, DeskError, snapshot};
 use crate::approval::state::{Approval, Choice, NextRole, Step};
 use crate::decide::{self, Verdict};
 use crate::envelope::{self, Envelope};
-use crate::ledger::Change;
+use crate::ledger::{Change, NewRow};
 
 impl Desk {
     /// Apply a decision posted from the page.
@@ -85,7 +85,7 @@ impl Desk {
         if let Value::Object(o) = &mut body {
             o.extend(extra);
         }
-        let mut rows = vec![row("decision", &a.call_id, body)];
+        let mut rows = vec![NewRow::now("decision", &a.call_id, body)];
         if form.choice == Choice::Modify && step != Step::NewStage {
             // the edited envelope is what runs: record it whole (a new stage records its own)
             rows.push(self.envelope_row(&next));

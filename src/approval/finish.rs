@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, json};
 use time::OffsetDateTime;
 
-use super::{Desk, row, snapshot};
+use super::{Desk, snapshot};
 use crate::approval::state::{NextRole, Outcome, Status};
 use crate::forward::{Forward, Forwarded};
 use crate::ledger::{Change, NewRow};
@@ -25,7 +25,7 @@ impl Desk {
         ) else {
             return;
         };
-        let mut rows = vec![row(
+        let mut rows = vec![NewRow::now(
             "timeout",
             &a.call_id,
             json!({"approval_id": a.id, "stage": a.envelope.stage, "role": a.envelope.role, "on_timeout": a.envelope.on_timeout, "expires_at": a.envelope.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()}),
@@ -119,7 +119,7 @@ impl Desk {
             }
             other => json!(other),
         };
-        rows.push(row(
+        rows.push(NewRow::now(
             "approval_closed",
             &next.call_id,
             json!({"approval_id": next.id, "outcome": summary}),

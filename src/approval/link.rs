@@ -78,19 +78,32 @@ impl LinkKey {
         m
     }
 
+    fn link_mac(
+        &self,
+        approval: &str,
+        stage: u32,
+        approver: &str,
+        envelope_hash: &str,
+    ) -> HmacSha256 {
+        self.mac(&[
+            "airlock.link.v1",
+            approval,
+            &stage.to_string(),
+            &approver.to_ascii_lowercase(),
+            envelope_hash,
+        ])
+    }
+
+    fn nonce_mac(&self, token: &str, rendered_at: i64) -> HmacSha256 {
+        self.mac(&["airlock.nonce.v1", token, &rendered_at.to_string()])
+    }
+
     /// The token of one approver's link.
     pub fn token(&self, approval: &str, stage: u32, approver: &str, envelope_hash: &str) -> String {
-        let stage = stage.to_string();
         hex::encode(
-            self.mac(&[
-                "airlock.link.v1",
-                approval,
-                &stage,
-                &approver.to_ascii_lowercase(),
-                envelope_hash,
-            ])
-            .finalize()
-            .into_bytes(),
+            self.link_mac(approval, stage, approver, envelope_hash)
+                .finalize()
+                .into_bytes(),
         )
     }
 
@@ -103,38 +116,25 @@ impl LinkKey {
         approver: &str,
         envelope_hash: &str,
     ) -> bool {
-        let Ok(bytes) = hex::decode(presented) else {
-            return false;
-        };
-        let stage = stage.to_string();
-        self.mac(&[
-            "airlock.link.v1",
-            approval,
-            &stage,
-            &approver.to_ascii_lowercase(),
-            envelope_hash,
-        ])
-        .verify_slice(&bytes)
-        .is_ok()
+        verify(
+            self.link_mac(approval, stage, approver, envelope_hash),
+            presented,
+        )
     }
 
     /// The nonce a page rendered at `rendered_at` (unix seconds) embeds in its form.
     pub fn nonce(&self, token: &str, rendered_at: i64) -> String {
-        hex::encode(
-            self.mac(&["airlock.nonce.v1", token, &rendered_at.to_string()])
-                .finalize()
-                .into_bytes(),
-        )
+        hex::encode(self.nonce_mac(token, rendered_at).finalize().into_bytes())
     }
 
     pub fn verify_nonce(&self, presented: &str, token: &str, rendered_at: i64) -> bool {
-        let Ok(bytes) = hex::decode(presented) else {
-            return false;
-        };
-        self.mac(&["airlock.nonce.v1", token, &rendered_at.to_string()])
-            .verify_slice(&bytes)
-            .is_ok()
+        verify(self.nonce_mac(token, rendered_at), presented)
     }
+}
+
+/// Constant-time comparison of a presented hex MAC.
+fn verify(mac: HmacSha256, presented: &str) -> bool {
+    hex::decode(presented).is_ok_and(|bytes| mac.verify_slice(&bytes).is_ok())
 }
 
 #[cfg(test)]

@@ -90,15 +90,6 @@ pub struct Desk {
     base_url: String,
 }
 
-fn row(kind: &'static str, call_id: &str, body: Value) -> NewRow {
-    NewRow {
-        kind,
-        call_id: call_id.to_string(),
-        time: OffsetDateTime::now_utc(),
-        body,
-    }
-}
-
 /// The approval's state as stored beside its rows. Failing to encode it fails the commit: an
 /// approval is never written as missing.
 fn snapshot(a: &Approval) -> Result<(String, Value), LedgerError> {
@@ -193,7 +184,7 @@ impl Desk {
     }
 
     fn envelope_row(&self, a: &Approval) -> NewRow {
-        row(
+        NewRow::now(
             "envelope",
             &a.call_id,
             json!({"approval_id": a.id, "stage": a.envelope.stage, "envelope": a.envelope, "envelope_hash": a.envelope_hash, "approvers": a.approvers}),
@@ -351,7 +342,7 @@ impl Desk {
         }
         if let Err(err) = self
             .ledger
-            .append(vec![row("link_refused", &a.call_id, body)])
+            .append(vec![NewRow::now("link_refused", &a.call_id, body)])
             .await
         {
             tracing::error!(error = %err, "cannot record a refused link use");
@@ -371,7 +362,7 @@ impl Desk {
             Step::Counted { .. } => {}
             Step::Approved => {
                 let key = uuid::Uuid::new_v4().to_string();
-                rows.push(row("execution_intent", &next.call_id, json!({"approval_id": next.id, "idempotency_key": key, "arguments_sha256": next.envelope.arguments_sha256, "envelope_hash": next.envelope_hash})));
+                rows.push(NewRow::now("execution_intent", &next.call_id, json!({"approval_id": next.id, "idempotency_key": key, "arguments_sha256": next.envelope.arguments_sha256, "envelope_hash": next.envelope_hash})));
                 next.status = Status::Executing {
                     idempotency_key: key,
                 };
@@ -381,7 +372,7 @@ impl Desk {
                     by: by.to_string(),
                     reason: reason.to_string(),
                 });
-                rows.push(row(
+                rows.push(NewRow::now(
                     "approval_closed",
                     &next.call_id,
                     json!({"approval_id": next.id, "outcome": next.status}),
@@ -389,7 +380,7 @@ impl Desk {
             }
             Step::Expired => {
                 next.status = Status::Done(Outcome::Expired);
-                rows.push(row(
+                rows.push(NewRow::now(
                     "approval_closed",
                     &next.call_id,
                     json!({"approval_id": next.id, "outcome": next.status}),

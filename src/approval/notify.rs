@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Desk, row, snapshot};
+use super::{Desk, snapshot};
 use crate::approval::state::Approval;
-use crate::ledger::Change;
+use crate::ledger::{Change, NewRow};
 use crate::mail::{Mail, Sent};
 
 /// Waits between delivery attempts while the gate runs; after the last, the next start retries.
@@ -20,6 +20,13 @@ const RETRY: [Duration; 4] = [
 ];
 
 impl Desk {
+    /// The approval, if it is still pending at `stage` (a later stage sends its own mail).
+    async fn pending_at(&self, id: &str, stage: u32) -> Option<Approval> {
+        self.get(id)
+            .await
+            .filter(|a| a.is_pending() && a.envelope.stage == stage)
+    }
+
     /// Mail every approver of the approval's current stage who has not been mailed yet. The state
     /// is re-read for each recipient: a decision, modify or escalation mid-way stops this round
     /// (the new stage has its own).
@@ -29,22 +36,14 @@ impl Desk {
         };
         let stage = start.envelope.stage;
         for attempt in 0..=RETRY.len() {
-            let Some(a) = self
-                .get(id)
-                .await
-                .filter(|a| a.is_pending() && a.envelope.stage == stage)
-            else {
+            let Some(a) = self.pending_at(id, stage).await else {
                 return;
             };
             if a.unsent.is_empty() {
                 return;
             }
             for approver in a.unsent.clone() {
-                let Some(a) = self
-                    .get(id)
-                    .await
-                    .filter(|a| a.is_pending() && a.envelope.stage == stage)
-                else {
+                let Some(a) = self.pending_at(id, stage).await else {
                     return;
                 };
                 if !a.unsent.contains(&approver) {
@@ -118,7 +117,7 @@ impl Desk {
             Ok(state) => {
                 self.ledger
                     .commit(Change {
-                        rows: vec![row(kind, &next.call_id, body)],
+                        rows: vec![NewRow::now(kind, &next.call_id, body)],
                         approvals: vec![state],
                         ..Change::default()
                     })
@@ -159,7 +158,11 @@ impl Desk {
             } else {
                 "mail_sent"
             };
-            if let Err(e) = self.ledger.append(vec![row(kind, &a.call_id, body)]).await {
+            if let Err(e) = self
+                .ledger
+                .append(vec![NewRow::now(kind, &a.call_id, body)])
+                .await
+            {
                 tracing::error!(approval = %a.id, error = %e, "cannot record the outcome-unknown notice");
             }
         }

@@ -75,6 +75,23 @@ pub struct NewRow {
     pub body: Value,
 }
 
+impl NewRow {
+    /// A row about `call_id` (empty for gate-wide events), stamped with `time`.
+    pub fn at(kind: &'static str, call_id: &str, time: OffsetDateTime, body: Value) -> NewRow {
+        NewRow {
+            kind,
+            call_id: call_id.to_string(),
+            time,
+            body,
+        }
+    }
+
+    /// A row stamped now.
+    pub fn now(kind: &'static str, call_id: &str, body: Value) -> NewRow {
+        NewRow::at(kind, call_id, OffsetDateTime::now_utc(), body)
+    }
+}
+
 /// One durable change: ledger rows and the new state of the open approvals they concern,
 /// committed in one transaction.
 #[derive(Debug, Default)]

@@ -612,30 +612,6 @@ impl rmcp::ClientHandler for TaskAgent {
     }
 }
 
-async fn task_agent(
-    w: &World,
-) -> (
-    rmcp::service::RunningService<rmcp::RoleClient, TaskAgent>,
-    tokio::process::Child,
-) {
-    use rmcp::ServiceExt;
-    let mut child = tokio::process::Command::new(crate::support::AIRLOCK)
-        .arg("serve")
-        .arg("--config")
-        .arg(w.config())
-        .env("AIRLOCK_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn airlock serve");
-    let io = (
-        child.stdout.take().expect("stdout"),
-        child.stdin.take().expect("stdin"),
-    );
-    (TaskAgent.serve(io).await.expect("handshake"), child)
-}
-
 #[tokio::test]
 async fn a_tasks_client_gets_a_task_that_survives_a_gate_restart() {
     use rmcp::model::{
@@ -643,7 +619,7 @@ async fn a_tasks_client_gets_a_task_that_survives_a_gate_restart() {
     };
     let Some(smtp) = Smtp::start() else { return };
     let w = World::approvals(smtp.port, APPROVE_30M);
-    let (client, mut child) = task_agent(&w).await;
+    let (client, mut child) = w.client(TaskAgent).await;
     let mut p = CallToolRequestParams::new("refund_order");
     p.arguments = refund(800).as_object().cloned();
     let task_id = match client.call_tool_once(p).await.expect("tools/call") {
@@ -664,7 +640,7 @@ async fn a_tasks_client_gets_a_task_that_survives_a_gate_restart() {
     // the gate restarts; the task lives in the ledger
     child.kill().await.expect("kill -9");
     drop(client);
-    let (client, _child) = task_agent(&w).await;
+    let (client, _child) = w.client(TaskAgent).await;
     assert_eq!(decide(&link, "approve", &[]).0, 200);
     let mut done = None;
     for _ in 0..200 {
@@ -957,28 +933,14 @@ impl rmcp::ClientHandler for ProgressAgent {
 
 #[tokio::test]
 async fn a_waiting_agent_gets_progress_then_a_pending_answer_it_can_follow_up() {
-    use rmcp::ServiceExt;
     let Some(smtp) = Smtp::start() else { return };
     let w = World::approvals(smtp.port, APPROVE_30M);
     let config = std::fs::read_to_string(w.config())
         .expect("config")
         .replace("max_wait = \"2m\"", "max_wait = \"3s\"");
     w.write_config(&config);
-    let mut child = tokio::process::Command::new(crate::support::AIRLOCK)
-        .args(["serve", "--config"])
-        .arg(w.config())
-        .env("AIRLOCK_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("airlock");
-    let io = (
-        child.stdout.take().expect("stdout"),
-        child.stdin.take().expect("stdin"),
-    );
     let seen = ProgressAgent::default();
-    let client = seen.clone().serve(io).await.expect("handshake");
+    let (client, _child) = w.client(seen.clone()).await;
     let mut p = rmcp::model::CallToolRequestParams::new("refund_order");
     p.arguments = refund(123).as_object().cloned();
     p.meta = json!({"progressToken": "refund-1"})

@@ -155,8 +155,12 @@ impl World {
         }
     }
 
-    /// Start `airlock serve` as a child this test can `kill -9`, and connect to it.
-    pub async fn killable_agent(&self) -> (Agent, tokio::process::Child) {
+    /// Start `airlock serve` as a child this test can `kill -9`, and connect to it with
+    /// `handler` as the MCP client (e.g. one that declares Tasks or counts progress).
+    pub async fn client<H: rmcp::ClientHandler>(
+        &self,
+        handler: H,
+    ) -> (RunningService<RoleClient, H>, tokio::process::Child) {
         let mut child = tokio::process::Command::new(AIRLOCK)
             .arg("serve")
             .arg("--config")
@@ -172,11 +176,15 @@ impl World {
             child.stdin.take().expect("stdin"),
         );
         (
-            Agent {
-                client: ().serve(io).await.expect("MCP handshake with airlock"),
-            },
+            handler.serve(io).await.expect("MCP handshake with airlock"),
             child,
         )
+    }
+
+    /// [`World::client`] with the plain test agent.
+    pub async fn killable_agent(&self) -> (Agent, tokio::process::Child) {
+        let (client, child) = self.client(()).await;
+        (Agent { client }, child)
     }
 
     /// `airlock serve` holds the ledger while it runs and exits shortly after its agent goes;
