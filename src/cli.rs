@@ -16,6 +16,8 @@ use airlock::approval::link::LinkKey;
 use airlock::config::MailTransport;
 use airlock::config::{Setup, load_setup};
 use airlock::diag::Diagnostics;
+use airlock::drift::meter::Meter;
+use airlock::drift::pauses::Pauses;
 use airlock::forward::Forwarder;
 use airlock::gate::Gate;
 use airlock::ledger::{Ledger, NewRow};
@@ -23,6 +25,7 @@ use airlock::live::{self, Live};
 use airlock::mail::Mailer;
 use airlock::mcp::downstream::ToolServers;
 use airlock::mcp::upstream::AgentServer;
+use airlock::quarantine::Quarantine;
 use airlock::schema::{FileKind, schema};
 use airlock::web;
 
@@ -77,6 +80,16 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Review quarantined calls and tools (through the running gate).
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// Paused autopilot: list paused scopes, resume one (through the running gate).
+    Drift {
+        #[command(subcommand)]
+        command: DriftCommand,
+    },
     /// Print the JSON Schema of a file kind.
     Schema { kind: SchemaKind },
     /// Work with policy files.
@@ -96,6 +109,87 @@ enum PolicyCommand {
         new: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// Where the running gate listens (default: the address `airlock serve` wrote beside the ledger).
+#[derive(Debug, clap::Args)]
+struct GateArg {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Base URL of the running gate's web listener, e.g. `http://127.0.0.1:8080`.
+    #[arg(long)]
+    url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum QuarantineCommand {
+    /// Calls held for review, grouped by tool, and tools no manifest describes.
+    List {
+        #[command(flatten)]
+        gate: GateArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify a tool: Airlock writes its manifest into the manifests directory.
+    Classify {
+        #[command(flatten)]
+        gate: GateArg,
+        /// The tool, as agents call it.
+        tool: String,
+        #[arg(long)]
+        class: String,
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        impact: String,
+        /// `tool:NAME` or `none: why it cannot be undone`.
+        #[arg(long)]
+        reversal: String,
+        /// Who classifies (recorded).
+        #[arg(long, default_value_t = review::default_by())]
+        by: String,
+        /// Print the manifest (for a pull request) instead of writing it.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Release a held call: it runs once.
+    Release {
+        #[command(flatten)]
+        gate: GateArg,
+        id: String,
+        #[arg(long, default_value_t = review::default_by())]
+        by: String,
+    },
+    /// Reject a held call: it never runs.
+    Reject {
+        #[command(flatten)]
+        gate: GateArg,
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value_t = review::default_by())]
+        by: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DriftCommand {
+    /// Scopes where a rate limit paused autopilot.
+    List {
+        #[command(flatten)]
+        gate: GateArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume autopilot for a scope (its counters start afresh).
+    Resume {
+        #[command(flatten)]
+        gate: GateArg,
+        /// The scope, as `drift list` shows it, e.g. `tool:shop/refund_order@agent`.
+        scope: String,
+        #[arg(long, default_value_t = review::default_by())]
+        by: String,
     },
 }
 
@@ -138,6 +232,7 @@ struct ConfigArg {
 
 mod inspect;
 mod ledger;
+mod review;
 
 use inspect::{explain, map};
 use ledger::{export, verify};
@@ -173,6 +268,62 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     json,
                 },
         } => inspect::policy_diff(&config.config, &old, &new, json),
+        Command::Quarantine { command } => match command {
+            QuarantineCommand::List { gate, json } => {
+                review::quarantine_list(&gate.config.config, gate.url.as_deref(), json)
+            }
+            QuarantineCommand::Classify {
+                gate,
+                tool,
+                class,
+                target,
+                impact,
+                reversal,
+                by,
+                print,
+            } => review::quarantine_classify(
+                &gate.config.config,
+                gate.url.as_deref(),
+                &review::ClassifyArgs {
+                    tool: &tool,
+                    class: &class,
+                    target: &target,
+                    impact: &impact,
+                    reversal: &reversal,
+                    by: &by,
+                    print,
+                },
+            ),
+            QuarantineCommand::Release { gate, id, by } => review::quarantine_act(
+                &gate.config.config,
+                gate.url.as_deref(),
+                &id,
+                "release",
+                &by,
+                "",
+            ),
+            QuarantineCommand::Reject {
+                gate,
+                id,
+                reason,
+                by,
+            } => review::quarantine_act(
+                &gate.config.config,
+                gate.url.as_deref(),
+                &id,
+                "reject",
+                &by,
+                &reason,
+            ),
+        },
+        Command::Drift { command } => match command {
+            DriftCommand::List { gate, json } => {
+                review::drift_list(&gate.config.config, gate.url.as_deref(), json)
+            }
+            DriftCommand::Resume { gate, scope, by } => {
+                review::drift_resume(&gate.config.config, gate.url.as_deref(), &scope, &by)
+            }
+        },
         Command::Schema { kind } => {
             let kind = match kind {
                 SchemaKind::Config => FileKind::Config,
@@ -259,17 +410,27 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         }
         let changed_keys = changed.keys().cloned().collect();
         let live = Arc::new(Live::new(setup.clone(), changed));
-        let desk = Desk::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key, base_url.clone());
+        let desk = Desk::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key.clone(), base_url.clone());
         let pending = desk.recover().await.context("cannot reload pending approvals")?;
+        let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), key.clone()));
+        let held = quarantine.recover().await.context("cannot reload held calls")?;
+        let meter = Meter::load(ledger.drift()?).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
+        let pauses = Arc::new(Pauses::new(Arc::new(meter), ledger.clone(), live.clone(), Mailer::new(&cfg.mail)?, key, base_url.clone()));
         let voided = desk.void_changed(&changed_keys).await;
         if voided > 0 {
             tracing::warn!(voided, "pending approvals voided because their tool changed");
         }
-        let web = tokio::spawn(web::serve(listener, desk.clone()));
+        let review_url = format!("{base_url}/review/{}", quarantine.review_token());
+        let runtime_file = runtime_file(&cfg.ledger_path);
+        if let Err(e) = std::fs::write(&runtime_file, format!("http://{bound}\n")) {
+            tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
+        }
+        let web = tokio::spawn(web::serve(listener, Arc::new(web::Web { desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone() })));
         // Edits to manifests and policy take effect when valid (file change or SIGHUP).
         let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), desk.clone(), std::time::Duration::from_secs(1)));
-        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, "airlock serving MCP on stdio");
-        let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone()));
+        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, "airlock serving MCP on stdio");
+        tracing::info!("review page (held calls, unclassified tools, paused autopilot): {review_url}");
+        let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone(), quarantine, pauses));
         AgentServer::new(gate.clone(), cfg.max_wait).serve_stdio().await?;
         // The agent has gone. Let calls already running finish and record their outcome; pending
         // approvals stay pending in the ledger for the next start.
@@ -277,8 +438,17 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         desk.drain(std::time::Duration::from_secs(30)).await;
         web.abort();
         watcher.abort();
+        let _ = std::fs::remove_file(&runtime_file);
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Where a running `airlock serve` writes the address of its web listener (beside the ledger),
+/// so `airlock quarantine` and `airlock drift` can reach it.
+pub(crate) fn runtime_file(ledger: &Path) -> PathBuf {
+    let mut name = ledger.as_os_str().to_owned();
+    name.push(".url");
+    PathBuf::from(name)
 }
 
 fn check(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {

@@ -321,7 +321,8 @@ fn compare(v: &Value, bound: f64) -> Option<std::cmp::Ordering> {
     v.as_f64().and_then(|x| x.partial_cmp(&bound))
 }
 
-fn lookup<'a>(
+/// Resolve a JSON pointer against the arguments, or the request's `_meta` for `/_meta/...`.
+pub(crate) fn lookup<'a>(
     pointer: &str,
     arguments: &'a Map<String, Value>,
     meta: Option<&'a Map<String, Value>>,

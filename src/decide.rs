@@ -19,6 +19,10 @@
 //!    Conditions on the arguments (the class's, then the tool's) are requirements too; a failed
 //!    condition may name its own role, or `on_fail = "quarantine"`, and the strictest failure wins.
 //!    Any requirement that fails → `on_fail`: approval by the class's role, or quarantine.
+//! 8. An allowed call must fit the rate limits (the class's, then the tool's; see
+//!    [`crate::drift`]): a paused scope (`autopilot_paused`), a limit this call would cross
+//!    (`limit_reached`, which pauses the scope) or an amount that cannot be counted
+//!    (`limit_uncountable`) → quarantine.
 
 use std::time::Duration;
 
@@ -26,6 +30,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::drift::{self, Charge, Check, Scope, Usage};
 use crate::manifest::{Reversal, ToolManifest};
 use crate::policy::{ClassRule, FailPath, OnTimeout, PathKind, Policy};
 
@@ -50,11 +55,13 @@ pub struct Call<'a> {
     pub reversal_served: bool,
 }
 
-/// Facts from outside the call: who asks and when.
+/// Facts from outside the call: who asks, when, and the drift counters so far.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     pub actor: &'a str,
     pub now: OffsetDateTime,
+    /// Rate-limit counters and pauses (read-only: the gate charges them after deciding).
+    pub usage: &'a dyn Usage,
 }
 
 /// What the gate must do with the call.
@@ -90,7 +97,7 @@ impl Verdict {
 }
 
 /// The verdict, the class and rule that produced it, every reason, and the policy version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -99,6 +106,9 @@ pub struct Decision {
     pub rule: String,
     pub reasons: Vec<Reason>,
     pub policy_version: String,
+    /// For an allowed call: the rate-limit counters it adds to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub charges: Vec<Charge>,
 }
 
 impl Decision {
@@ -127,6 +137,7 @@ pub fn decide(
         rule: format!("gate.{rule}"),
         reasons: vec![reason],
         policy_version: policy.version.clone(),
+        charges: Vec::new(),
     };
     if !valid_tool_name(call.tool) {
         return gate(
@@ -195,6 +206,7 @@ pub fn decide(
         rule: format!("classes.{class}"),
         reasons: Vec::new(),
         policy_version: policy.version.clone(),
+        charges: Vec::new(),
     };
     match rule.path {
         PathKind::Deny => {
@@ -266,6 +278,7 @@ pub fn decide(
             } else if failed.is_empty() {
                 d.reasons.insert(0, Reason::PathAllow { class });
                 d.verdict = Verdict::Allow;
+                limits(&mut d, call, m, rule, ctx);
             } else {
                 d.reasons.extend(failed);
                 d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons, &route);
@@ -273,6 +286,80 @@ pub fn decide(
         }
     }
     d
+}
+
+/// An autopilot call within the requirements still has to fit the rate limits (the class's,
+/// then the tool's): a paused scope, a crossed limit or an uncountable amount holds it.
+fn limits(
+    d: &mut Decision,
+    call: &Call<'_>,
+    m: &ToolManifest,
+    rule: &ClassRule,
+    ctx: &Context<'_>,
+) {
+    let role = rule.role.as_deref();
+    let all: Vec<(Scope<'_>, &drift::Limit, Option<&str>)> = rule
+        .limits
+        .iter()
+        .map(|l| (Scope::Class(&m.class), l, role))
+        .chain(m.limits.iter().map(|l| {
+            (
+                Scope::Tool {
+                    server: &m.server,
+                    tool: &m.name,
+                },
+                l,
+                role,
+            )
+        }))
+        .collect();
+    if all.is_empty() {
+        return;
+    }
+    let hold = |d: &mut Decision, scope: &str, reason: Reason| {
+        d.verdict = Verdict::Quarantine;
+        d.rule = format!("drift.{scope}");
+        d.reasons.push(reason);
+    };
+    match drift::check(
+        &all,
+        call.arguments,
+        call.meta,
+        ctx.actor,
+        ctx.now,
+        ctx.usage,
+    ) {
+        Check::Pass(charges) => {
+            d.reasons.push(Reason::WithinLimits { limits: all.len() });
+            d.charges = charges;
+        }
+        Check::Paused { scope, since } => {
+            let since = since
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            hold(d, &scope.clone(), Reason::AutopilotPaused { scope, since });
+        }
+        Check::Crossed {
+            scope,
+            limit,
+            used,
+            notify,
+        } => hold(
+            d,
+            &scope.clone(),
+            Reason::LimitReached {
+                scope,
+                limit,
+                used,
+                notify,
+            },
+        ),
+        Check::Uncountable { scope, pointer } => hold(
+            d,
+            &scope.clone(),
+            Reason::LimitUncountable { scope, pointer },
+        ),
+    }
 }
 
 /// Check the class's requirements against the call: (held, failed).

@@ -18,11 +18,14 @@ use crate::approval::{Desk, Open};
 use crate::canonical;
 use crate::config::Setup;
 use crate::decide::{self, Call, Context, Decision, Verdict};
+use crate::drift::Pause;
+use crate::drift::pauses::Pauses;
 use crate::envelope::Proposal;
 use crate::forward::{Forward, Forwarded, Forwarder};
-use crate::ledger::{Ledger, NewRow};
+use crate::ledger::{Change, Ledger, NewRow, Pending};
 use crate::live::Live;
 use crate::mcp::downstream::{ToolDef, ToolReply, ToolServers};
+use crate::quarantine::{self, Held, HeldStatus, Quarantine};
 
 /// A `tools/call` as the agent sent it.
 #[derive(Debug, Clone)]
@@ -55,6 +58,8 @@ pub struct Gate {
     servers: Arc<ToolServers>,
     forwarder: Forwarder,
     desk: Arc<Desk>,
+    quarantine: Arc<Quarantine>,
+    pauses: Arc<Pauses>,
     /// Calls between arrival and reply, so shutdown can let them finish.
     in_flight: Arc<AtomicUsize>,
 }
@@ -75,6 +80,8 @@ impl Gate {
         servers: Arc<ToolServers>,
         forwarder: Forwarder,
         desk: Arc<Desk>,
+        quarantine: Arc<Quarantine>,
+        pauses: Arc<Pauses>,
     ) -> Gate {
         Gate {
             live,
@@ -82,6 +89,8 @@ impl Gate {
             servers,
             forwarder,
             desk,
+            quarantine,
+            pauses,
             in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -108,6 +117,10 @@ impl Gate {
         &self.desk
     }
 
+    pub fn quarantine(&self) -> &Arc<Quarantine> {
+        &self.quarantine
+    }
+
     /// Gate one call end to end.
     pub async fn call(&self, call: GateCall) -> Reply {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -123,35 +136,27 @@ impl Gate {
         let manifest = route
             .as_ref()
             .and_then(|(server, tool)| setup.manifests.get(server, tool));
-        let decision = decide::decide(
-            &Call {
-                tool: &call.tool,
-                arguments: &call.arguments,
-                meta: call.meta.as_ref(),
-                canonical_len: canonical_args.len(),
-                changed: route
-                    .as_ref()
-                    .and_then(|(s, t)| changed.get(&(s.clone(), t.clone())))
-                    .map(|c| (c.was.as_str(), c.now.as_str())),
-                reversal_served: match manifest.map(|m| &m.reversal) {
-                    // the undo tool must be served, and be the definition that was reviewed
-                    Some(crate::manifest::Reversal::Tool { tool }) => {
-                        route.as_ref().is_some_and(|(server, _)| {
-                            self.servers.route_of(server, tool).is_some()
-                                && !changed.contains_key(&(server.clone(), tool.clone()))
-                        })
-                    }
-                    _ => true,
-                },
+        let facts = Call {
+            tool: &call.tool,
+            arguments: &call.arguments,
+            meta: call.meta.as_ref(),
+            canonical_len: canonical_args.len(),
+            changed: route
+                .as_ref()
+                .and_then(|(s, t)| changed.get(&(s.clone(), t.clone())))
+                .map(|c| (c.was.as_str(), c.now.as_str())),
+            reversal_served: match manifest.map(|m| &m.reversal) {
+                // the undo tool must be served, and be the definition that was reviewed
+                Some(crate::manifest::Reversal::Tool { tool }) => {
+                    route.as_ref().is_some_and(|(server, _)| {
+                        self.servers.route_of(server, tool).is_some()
+                            && !changed.contains_key(&(server.clone(), tool.clone()))
+                    })
+                }
+                _ => true,
             },
-            manifest,
-            &setup.policy,
-            &Context { actor, now },
-        );
-        let too_large = decision
-            .reasons
-            .iter()
-            .any(|r| matches!(r, decide::Reason::ArgumentsTooLarge { .. }));
+        };
+        let too_large = canonical_args.len() > decide::MAX_ARGUMENT_BYTES;
         let proposal = json!({
             "tool": call.tool,
             "server": route.as_ref().map(|r| r.0.clone()),
@@ -161,67 +166,99 @@ impl Gate {
             "meta": call.meta.clone().map(Value::Object),
             "actor": actor,
         });
-        let mut verdict_body = serde_json::to_value(&decision).unwrap_or_else(
-            |e| json!({"verdict": decision.verdict.name(), "encoding_error": e.to_string()}),
-        );
-        if let Value::Object(o) = &mut verdict_body {
-            o.insert("explanation".into(), Value::String(decision.explanation()));
-        }
-        let mut rows = vec![
-            NewRow::at("proposal", &call_id, now, proposal),
-            NewRow::at("verdict", &call_id, now, verdict_body),
-        ];
-        let ledger_failed = |e: &dyn std::fmt::Display| {
-            tracing::error!(%call_id, error = %e, "ledger write failed; call not run");
-            refused(
-                &call_id,
-                &decision,
-                format!(
-                    "Airlock could not record this call in its ledger, so it was not run (fail closed): {e}"
-                ),
-            )
-        };
-
-        if let (Verdict::Approve { role, .. }, Some((server, _)), Some(m)) =
-            (&decision.verdict, &route, manifest)
-        {
-            let open = Open {
-                setup: &setup,
-                call_id: &call_id,
-                proposal: Proposal {
-                    tool: &call.tool,
-                    server,
-                    arguments: &call.arguments,
-                    meta: call.meta.as_ref(),
+        // Decide and charge the rate-limit counters under the meter's lock, and queue the
+        // ledger change before releasing it: counters change in the order they are committed.
+        let (decision, committed) = {
+            let mut meter = self.pauses.meter().lock();
+            let decision = decide::decide(
+                &facts,
+                manifest,
+                &setup.policy,
+                &Context {
                     actor,
-                    manifest: m,
-                    decision: &decision,
+                    now,
+                    usage: &*meter,
                 },
-                rows,
-            };
-            return match self.desk.open(open).await {
-                Ok((approval_id, status)) => Reply::Suspended {
-                    approval_id,
-                    role: role.clone(),
-                    status,
-                },
-                Err(e) => ledger_failed(&e),
-            };
+            );
+            let mut rows = vec![
+                NewRow::at("proposal", &call_id, now, proposal),
+                NewRow::at("verdict", &call_id, now, verdict_body(&decision)),
+            ];
+            if matches!(decision.verdict, Verdict::Approve { .. }) && manifest.is_some() {
+                (decision, Committed::ToDesk(rows))
+            } else {
+                let mut change = Change::default();
+                let mut pause = None;
+                let mut held = None;
+                match &decision.verdict {
+                    Verdict::Allow => change.drift = meter.charge(&decision.charges, now),
+                    Verdict::Quarantine => {
+                        if let Some(p) = pause_of(&decision, &call_id, now) {
+                            change.drift = meter.pause(p.clone());
+                            pause = Some(p);
+                        }
+                        held = self.hold(&call, &route, &decision, &call_id, actor, now);
+                        match &held {
+                            Some(h) => {
+                                rows.push(NewRow::at(
+                                    "held",
+                                    &call_id,
+                                    now,
+                                    json!({"reason": h.reason}),
+                                ));
+                                match quarantine::entry(h) {
+                                    Ok(e) => change.held.push(e),
+                                    Err(e) => return ledger_failed(&call_id, &decision, &e),
+                                }
+                            }
+                            None => rows.push(not_run(&call_id, now)),
+                        }
+                    }
+                    _ => rows.push(not_run(&call_id, now)),
+                }
+                change.rows = rows;
+                match self.ledger.submit(change) {
+                    Ok(pending) => (
+                        decision,
+                        Committed::Queued {
+                            pending,
+                            pause,
+                            held: held.map(Box::new),
+                        },
+                    ),
+                    Err(e) => return ledger_failed(&call_id, &decision, &e),
+                }
+            }
+        };
+        let (pending, pause, held) = match committed {
+            Committed::ToDesk(rows) => {
+                return self
+                    .suspend(&setup, &call, &call_id, actor, route, &decision, rows)
+                    .await;
+            }
+            Committed::Queued {
+                pending,
+                pause,
+                held,
+            } => (pending, pause, held),
+        };
+        if let Err(e) = pending.await {
+            return ledger_failed(&call_id, &decision, &e);
         }
-        let run = decision.verdict == Verdict::Allow;
-        if !run {
-            rows.push(NewRow::at(
-                "outcome",
-                &call_id,
-                now,
-                json!({"status": "not_run"}),
-            ));
+        if let Some(p) = pause {
+            let pauses = self.pauses.clone();
+            tokio::spawn(async move { pauses.notify(&p).await });
         }
-        if let Err(e) = self.ledger.append(rows).await {
-            return ledger_failed(&e);
-        }
-        if !run {
-            return refused(&call_id, &decision, refusal_message(&call.tool, &decision));
+        if decision.verdict != Verdict::Allow {
+            let mut message = refusal_message(&call.tool, &decision);
+            if let Some(h) = held {
+                message.push_str(&format!(
+                    " It is held for review as `{}`: a reviewer may release it (it then runs once; ask airlock_status with {{\"approval_id\": \"{}\"}} for its result) or reject it.",
+                    h.id, h.id
+                ));
+                self.quarantine.admit(*h);
+            }
+            return refused(&call_id, &decision, message);
         }
         let Some((server, tool)) = route else {
             // decide() quarantines calls without a manifest, and manifests are only found through a route.
@@ -252,6 +289,86 @@ impl Gate {
         }
     }
 
+    /// Hand a call that needs approval to the desk (which commits its rows with the envelope).
+    #[allow(clippy::too_many_arguments)]
+    async fn suspend(
+        &self,
+        setup: &Setup,
+        call: &GateCall,
+        call_id: &str,
+        actor: &str,
+        route: Option<(String, String)>,
+        decision: &Decision,
+        rows: Vec<NewRow>,
+    ) -> Reply {
+        let (Verdict::Approve { role, .. }, Some((server, tool))) = (&decision.verdict, &route)
+        else {
+            return ledger_failed(call_id, decision, &"no route for an approval");
+        };
+        let Some(m) = setup.manifests.get(server, tool) else {
+            return ledger_failed(call_id, decision, &"no manifest for an approval");
+        };
+        let open = Open {
+            setup,
+            call_id,
+            proposal: Proposal {
+                tool: &call.tool,
+                server,
+                arguments: &call.arguments,
+                meta: call.meta.as_ref(),
+                actor,
+                manifest: m,
+                decision,
+            },
+            rows,
+        };
+        match self.desk.open(open).await {
+            Ok((approval_id, status)) => Reply::Suspended {
+                approval_id,
+                role: role.clone(),
+                status,
+            },
+            Err(e) => ledger_failed(call_id, decision, &e),
+        }
+    }
+
+    /// The held call for a quarantined one, unless there is nothing to release (no server) or
+    /// its tool already has [`quarantine::MAX_HELD_PER_TOOL`] calls waiting.
+    fn hold(
+        &self,
+        call: &GateCall,
+        route: &Option<(String, String)>,
+        decision: &Decision,
+        call_id: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Option<Held> {
+        let (server, tool) = route.as_ref()?;
+        if self.servers.route_of(server, tool).is_none()
+            || self.quarantine.waiting(server, tool) >= quarantine::MAX_HELD_PER_TOOL
+        {
+            return None;
+        }
+        Some(Held {
+            id: call_id.to_string(),
+            tool: call.tool.clone(),
+            server: server.clone(),
+            tool_name: tool.clone(),
+            arguments: call.arguments.clone(),
+            meta: call.meta.clone(),
+            actor: actor.to_string(),
+            reason: decision.explanation(),
+            codes: decision
+                .reasons
+                .iter()
+                .map(|r| r.code().to_string())
+                .collect(),
+            policy_version: decision.policy_version.clone(),
+            held_at: now,
+            status: HeldStatus::Held,
+        })
+    }
+
     /// (server, tool name): from the live catalog, or from the manifests when the server is down.
     fn route(&self, setup: &Setup, exposed: &str) -> Option<(String, String)> {
         if let Some(def) = self.servers.route(exposed) {
@@ -277,6 +394,61 @@ fn refusal_message(tool: &str, d: &Decision) -> String {
     }
 }
 
+/// The pause a limit-crossing verdict starts.
+fn pause_of(d: &Decision, call_id: &str, now: OffsetDateTime) -> Option<Pause> {
+    d.reasons.iter().find_map(|r| match r {
+        decide::Reason::LimitReached {
+            scope,
+            limit,
+            notify,
+            ..
+        } => Some(Pause {
+            scope: scope.clone(),
+            since: now,
+            limit: limit.clone(),
+            call_id: call_id.to_string(),
+            notify: notify.clone(),
+        }),
+        _ => None,
+    })
+}
+
+fn verdict_body(d: &Decision) -> Value {
+    let mut body = serde_json::to_value(d)
+        .unwrap_or_else(|e| json!({"verdict": d.verdict.name(), "encoding_error": e.to_string()}));
+    if let Value::Object(o) = &mut body {
+        o.insert("explanation".into(), Value::String(d.explanation()));
+    }
+    body
+}
+
+fn not_run(call_id: &str, now: OffsetDateTime) -> NewRow {
+    NewRow::at("outcome", call_id, now, json!({"status": "not_run"}))
+}
+
+fn ledger_failed(call_id: &str, d: &Decision, e: &dyn std::fmt::Display) -> Reply {
+    tracing::error!(%call_id, error = %e, "ledger write failed; call not run");
+    refused(
+        call_id,
+        d,
+        format!(
+            "Airlock could not record this call in its ledger, so it was not run (fail closed): {e}"
+        ),
+    )
+}
+
+/// Where a decided call's rows go.
+enum Committed {
+    /// To the approval desk, which commits them with the envelope.
+    ToDesk(Vec<NewRow>),
+    /// Queued for commit, with the pause it starts and the call it holds.
+    Queued {
+        pending: Pending,
+        pause: Option<Pause>,
+        held: Option<Box<Held>>,
+    },
+}
+
 fn refused(call_id: &str, d: &Decision, message: String) -> Reply {
     let mut details = serde_json::to_value(d).unwrap_or(Value::Null);
     if let Value::Object(o) = &mut details {
@@ -286,113 +458,4 @@ fn refused(call_id: &str, d: &Decision, message: String) -> Reply {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::Ordering;
-
-    use super::{Arc, Desk, Forwarder, Gate, GateCall, Ledger, Live, Reply, ToolServers};
-    use crate::approval::link::LinkKey;
-    use crate::config::load_setup;
-    use crate::ledger::tests::FailSwitch;
-    use crate::mail::Mailer;
-
-    /// The demo shop built by `cargo test` (examples are built with the tests).
-    fn demo_shop() -> Option<std::path::PathBuf> {
-        let exe = std::env::current_exe().ok()?;
-        let p = exe.parent()?.parent()?.join("examples").join("demo_shop");
-        if p.exists() {
-            return Some(p);
-        }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} missing: run `cargo test` (it builds the examples)",
-            p.display()
-        );
-        eprintln!(
-            "SKIPPED: {} is not built; run `cargo test` to build the examples",
-            p.display()
-        );
-        None
-    }
-
-    #[tokio::test]
-    async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_server() {
-        let Some(shop) = demo_shop() else { return };
-        let dir = tempfile::tempdir().unwrap();
-        let w = |rel: &str, text: &str| {
-            let p = dir.path().join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        };
-        let log = dir.path().join("executed.jsonl");
-        w(
-            "airlock.toml",
-            &format!(
-                "[[server]]\nname = \"shop\"\ncommand = {:?}\nargs = [\"--log\", {:?}]\nprefix = \"\"\n",
-                shop.display().to_string(),
-                log.display().to_string()
-            ),
-        );
-        w(
-            "policies/p.toml",
-            "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\n",
-        );
-        w(
-            "tool-manifests/m.toml",
-            "[[tool]]\nserver = \"shop\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
-        );
-        let setup = Arc::new(load_setup(&dir.path().join("airlock.toml")).unwrap());
-        let (backend, fail) = FailSwitch::new();
-        let ledger = Arc::new(Ledger::open_on(backend).unwrap());
-        let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
-        assert!(problems.is_empty(), "{problems:?}");
-        let servers = Arc::new(servers);
-        let forwarder = Forwarder::new(ledger.clone(), servers.clone());
-        let mailer = Mailer::new(&setup.config.mail).unwrap();
-        let live = Arc::new(Live::new(setup.clone(), Default::default()));
-        let desk = Desk::new(
-            live.clone(),
-            ledger.clone(),
-            servers.clone(),
-            forwarder.clone(),
-            mailer,
-            LinkKey::random().unwrap(),
-            "http://127.0.0.1:1".into(),
-        );
-        let gate = Gate::new(live, ledger, servers, forwarder, desk);
-
-        let echo = |text: &str| GateCall {
-            tool: "echo".into(),
-            arguments: serde_json::json!({"text": text})
-                .as_object()
-                .cloned()
-                .unwrap(),
-            meta: None,
-        };
-        assert!(
-            matches!(gate.call(echo("with a ledger")).await, Reply::Forwarded(_)),
-            "control: a healthy gate forwards"
-        );
-        fail.store(true, Ordering::SeqCst);
-        match gate.call(echo("without a ledger")).await {
-            Reply::Refused { message, details } => {
-                assert!(
-                    message.contains("could not record this call") && message.contains("not run"),
-                    "{message}"
-                );
-                assert_eq!(details["verdict"], "allow");
-            }
-            other => panic!("expected a refusal, got {other:?}"),
-        }
-        let ran: Vec<String> = std::fs::read_to_string(&log)
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect();
-        assert_eq!(
-            ran.len(),
-            1,
-            "only the call made while the ledger worked reached the server: {ran:?}"
-        );
-        assert!(ran[0].contains("with a ledger"));
-    }
-}
+mod tests;

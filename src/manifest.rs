@@ -53,6 +53,11 @@ pub struct ToolEntryFile {
     #[serde(default)]
     #[schemars(with = "Vec<crate::condition::ConditionFile>")]
     pub condition: Vec<Spanned<crate::condition::ConditionFile>>,
+    /// Rate limits on this tool's autopilot calls (`[[tool.limit]]`); crossing one pauses
+    /// autopilot for the tool and notifies a role (`notify`, else the class's `role`).
+    #[serde(default)]
+    #[schemars(with = "Vec<crate::drift::LimitFile>")]
+    pub limit: Vec<Spanned<crate::drift::LimitFile>>,
 }
 
 /// How an action can be undone.
@@ -87,6 +92,9 @@ pub struct ToolManifest {
     /// Conditions that must hold for autopilot.
     #[serde(skip)]
     pub conditions: Vec<crate::condition::Condition>,
+    /// Rate limits on autopilot calls.
+    #[serde(skip)]
+    pub limits: Vec<crate::drift::Limit>,
     /// The reviewed definition hash, if pinned.
     pub pin: Option<String>,
     /// Where it was written (`file:line`), for `map` and `explain`.
@@ -207,6 +215,15 @@ pub fn compile(
                 }
             }
         }
+        let mut limits = Vec::new();
+        for (j, l) in e.limit.iter().enumerate() {
+            match crate::drift::compile(l.get_ref()) {
+                Ok(l) => limits.push(l),
+                Err(msg) => {
+                    errors.push(src.error(Some(l.span()), &format!("{key}.limit[{j}]"), msg))
+                }
+            }
+        }
         let (line, _) = src.line_col(span.start);
         let spans = EntrySpans {
             entry: span,
@@ -225,6 +242,7 @@ pub fn compile(
                 reversal,
                 evidence: e.evidence,
                 conditions,
+                limits,
                 pin: e
                     .pin
                     .map(|p| p.trim().trim_start_matches("sha256:").to_ascii_lowercase()),

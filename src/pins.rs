@@ -114,6 +114,7 @@ mod tests {
             },
             evidence: vec![],
             conditions: vec![],
+            limits: vec![],
             pin: pin.map(String::from),
             origin: "m.toml:1".into(),
         });

@@ -98,6 +98,10 @@ pub struct ClassRuleFile {
     /// Conditions every tool of the class must meet for autopilot (`allow` and `conditional`).
     #[serde(default)]
     pub conditions: Vec<crate::condition::ConditionFile>,
+    /// Rate limits on the class's autopilot calls; crossing one pauses autopilot for its scope
+    /// and notifies a role (the limit's `notify`, else the class's `role`).
+    #[serde(default)]
+    pub limits: Vec<crate::drift::LimitFile>,
 }
 
 /// One role as written.
@@ -130,6 +134,7 @@ pub struct ClassRule {
     pub on_fail: FailPath,
     pub min_approvals: u32,
     pub conditions: Vec<crate::condition::Condition>,
+    pub limits: Vec<crate::drift::Limit>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -311,6 +316,29 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 )),
             }
         }
+        let mut limits = Vec::new();
+        for (j, l) in r.limits.iter().enumerate() {
+            let at = format!("{key}.limits[{j}]");
+            match crate::drift::compile(l) {
+                Ok(l) => {
+                    match l.notify.as_ref().or(role.as_ref()) {
+                        Some(n) if !roles.contains_key(n) => errors.push(src.error(
+                            Some(rule.span()),
+                            &format!("{at}.notify"),
+                            format!("unknown role `{n}`"),
+                        )),
+                        None => errors.push(src.error(
+                            Some(rule.span()),
+                            &format!("{at}.notify"),
+                            "a limit needs a role to tell when it pauses autopilot: set `notify` or the class's `role`",
+                        )),
+                        Some(_) => {}
+                    }
+                    limits.push(l);
+                }
+                Err(msg) => errors.push(src.error(Some(rule.span()), &at, msg)),
+            }
+        }
         classes.insert(
             name.clone(),
             ClassRule {
@@ -325,6 +353,7 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 on_fail,
                 min_approvals: min_approvals.max(1),
                 conditions,
+                limits,
             },
         );
     }

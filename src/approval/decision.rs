@@ -157,6 +157,8 @@ impl Desk {
             &decide::Context {
                 actor: &e.actor,
                 now: OffsetDateTime::now_utc(),
+                // an approved call is not autopilot: rate limits do not count it
+                usage: &crate::drift::NoUsage,
             },
         );
         if matches!(d.verdict, Verdict::Deny | Verdict::Quarantine) {

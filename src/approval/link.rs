@@ -122,6 +122,17 @@ impl LinkKey {
         )
     }
 
+    /// A token for another purpose (the review page, a pause's resume link): an HMAC over
+    /// `parts`, whose first part names the purpose and version.
+    pub fn purpose_token(&self, parts: &[&str]) -> String {
+        hex::encode(self.mac(parts).finalize().into_bytes())
+    }
+
+    /// Constant-time check of a [`LinkKey::purpose_token`].
+    pub fn verify_purpose(&self, presented: &str, parts: &[&str]) -> bool {
+        verify(self.mac(parts), presented)
+    }
+
     /// The nonce a page rendered at `rendered_at` (unix seconds) embeds in its form.
     pub fn nonce(&self, token: &str, rendered_at: i64) -> String {
         hex::encode(self.nonce_mac(token, rendered_at).finalize().into_bytes())

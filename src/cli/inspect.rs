@@ -176,6 +176,8 @@ pub(super) fn explain(
         &Context {
             actor,
             now: time::OffsetDateTime::now_utc(),
+            // explain has no running gate: rate limits are checked against empty counters
+            usage: &airlock::drift::NoUsage,
         },
     );
     if as_json {

@@ -182,6 +182,21 @@ fn load_manifests(
                 }
             }
             if let Some(p) = policy {
+                let class_role = p.classes.get(&m.class).and_then(|c| c.role.as_ref());
+                for l in &m.limits {
+                    let problem = match l.notify.as_ref().or(class_role) {
+                        Some(n) if !p.roles.contains_key(n) => Some(format!("unknown role `{n}`")),
+                        None => Some("a limit needs a role to tell when it pauses autopilot: set `notify` or give the class a `role`".to_string()),
+                        Some(_) => None,
+                    };
+                    if let Some(msg) = problem {
+                        diags.push(src.error(
+                            Some(spans.entry.clone()),
+                            &format!("{key}.limit"),
+                            msg,
+                        ));
+                    }
+                }
                 for c in &m.conditions {
                     if let Some(role) = c.role.as_ref().filter(|r| !p.roles.contains_key(*r)) {
                         diags.push(src.error(

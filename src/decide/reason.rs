@@ -70,6 +70,23 @@ pub enum Reason {
         rule: String,
         value: String,
     },
+    WithinLimits {
+        limits: usize,
+    },
+    AutopilotPaused {
+        scope: String,
+        since: String,
+    },
+    LimitReached {
+        scope: String,
+        limit: String,
+        used: String,
+        notify: Option<String>,
+    },
+    LimitUncountable {
+        scope: String,
+        pointer: String,
+    },
 }
 
 impl Reason {
@@ -94,6 +111,10 @@ impl Reason {
             Reason::ToolChanged { .. } => "tool_changed",
             Reason::ConditionHeld { .. } => "condition_held",
             Reason::ConditionFailed { .. } => "condition_failed",
+            Reason::WithinLimits { .. } => "within_limits",
+            Reason::AutopilotPaused { .. } => "autopilot_paused",
+            Reason::LimitReached { .. } => "limit_reached",
+            Reason::LimitUncountable { .. } => "limit_uncountable",
         }
     }
 }
@@ -162,6 +183,23 @@ impl fmt::Display for Reason {
                 rule,
                 value,
             } => write!(f, "`{pointer}` = {value} is not {rule}"),
+            Reason::WithinLimits { limits } => {
+                write!(f, "within its {limits} rate limit(s)")
+            }
+            Reason::AutopilotPaused { scope, since } => write!(
+                f,
+                "autopilot is paused for `{scope}` since {since} (a rate limit was crossed); a reviewer must resume it"
+            ),
+            Reason::LimitReached {
+                scope, limit, used, ..
+            } => write!(
+                f,
+                "rate limit {limit} reached for `{scope}` ({used}); autopilot is now paused for it"
+            ),
+            Reason::LimitUncountable { scope, pointer } => write!(
+                f,
+                "a rate limit for `{scope}` adds up `{pointer}`, but the call has no non-negative number there"
+            ),
         }
     }
 }

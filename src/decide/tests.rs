@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use time::macros::datetime;
 
 use super::{Call, Context, Decision, Reason, ToolManifest, Verdict, decide};
+use crate::drift::NoUsage;
 use crate::manifest::Reversal;
 use crate::policy::{ClassRule, FailPath, OnTimeout, PathKind, Policy, Role};
 
@@ -21,6 +22,7 @@ fn rule(path: PathKind) -> ClassRule {
         on_fail: FailPath::Quarantine,
         min_approvals: 1,
         conditions: vec![],
+        limits: vec![],
     }
 }
 
@@ -116,6 +118,7 @@ fn manifest(class: &str, reversal: Reversal, evidence: &[&str]) -> ToolManifest 
         reversal,
         evidence: evidence.iter().map(|s| s.to_string()).collect(),
         conditions: vec![],
+        limits: vec![],
         pin: None,
         origin: "m.toml:1".into(),
     }
@@ -157,6 +160,7 @@ fn run(tool: &str, m: Option<&ToolManifest>, args: Value, meta: Option<Value>) -
         &Context {
             actor: "agent:test",
             now: NOW,
+            usage: &NoUsage,
         },
     )
 }

@@ -34,6 +34,11 @@ const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals"
 /// The definition hash each tool was first seen (or last accepted) with, keyed `server/tool`:
 /// the rug-pull guard's memory. Changed together with the `tool_*` rows that explain it.
 const TOOLS: TableDefinition<&str, &str> = TableDefinition::new("tools");
+/// Quarantined calls held for review, keyed by call id, with the rows that explain each change.
+const HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("held");
+/// Drift-pause counters and pauses, keyed by limit or scope: committed with the verdicts that
+/// charge them, so they survive a restart exactly.
+const DRIFT: TableDefinition<&str, &[u8]> = TableDefinition::new("drift");
 const SCHEMA_VERSION: &[u8] = b"1";
 /// Most requests one commit takes from the queue.
 const MAX_BATCH: usize = 512;
@@ -101,6 +106,22 @@ pub struct Change {
     pub approvals: Vec<(String, Value)>,
     /// (`server/tool`, definition hash now trusted).
     pub tools: Vec<(String, String)>,
+    /// (call id, the held call's new state).
+    pub held: Vec<(String, Value)>,
+    /// (drift key, its new value, or `None` to remove it).
+    pub drift: Vec<(String, Option<Value>)>,
+}
+
+/// A change queued for commit: await it for the rows' sequence numbers once durable.
+pub struct Pending(oneshot::Receiver<Result<Vec<u64>, LedgerError>>);
+
+impl std::future::IntoFuture for Pending {
+    type Output = Result<Vec<u64>, LedgerError>;
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.0.await.map_err(|_| LedgerError::WriterGone)? })
+    }
 }
 
 struct Request {
@@ -174,12 +195,33 @@ impl Ledger {
 
     /// Commit rows and approval state together; returns the rows' sequence numbers once durable.
     pub async fn commit(&self, change: Change) -> Result<Vec<u64>, LedgerError> {
+        self.submit(change)?.await
+    }
+
+    /// Queue a change without waiting. Changes commit in the order they are submitted, so a
+    /// caller holding a lock while it submits orders its commits by that lock.
+    pub fn submit(&self, change: Change) -> Result<Pending, LedgerError> {
         let (reply, wait) = oneshot::channel();
         let queue = self.queue.as_ref().ok_or(LedgerError::WriterGone)?;
         queue
             .send(Request { change, reply })
             .map_err(|_| LedgerError::WriterGone)?;
-        wait.await.map_err(|_| LedgerError::WriterGone)?
+        Ok(Pending(wait))
+    }
+
+    /// Every held call's last committed state, for recovery after a restart.
+    pub fn held(&self) -> Result<Vec<Value>, LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        Ok(json_table(&tx, HELD, &self.path)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Every drift counter and pause, keyed as written.
+    pub fn drift(&self) -> Result<Vec<(String, Value)>, LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        json_table(&tx, DRIFT, &self.path)
     }
 
     /// The trusted definition hash of every tool seen so far, keyed `server/tool`.
@@ -201,20 +243,32 @@ impl Ledger {
     /// Every approval's last committed state (open and finished), for recovery after a restart.
     pub fn approvals(&self) -> Result<Vec<Value>, LedgerError> {
         let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        let table = match tx.open_table(APPROVALS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(&self.path, e)),
-        };
-        let mut out = Vec::new();
-        for item in table.iter().map_err(|e| storage(&self.path, e))? {
-            let (k, v) = item.map_err(|e| storage(&self.path, e))?;
-            let state = serde_json::from_slice(v.value())
-                .map_err(|e| storage(&self.path, format!("approval {}: {e}", k.value())))?;
-            out.push(state);
-        }
-        Ok(out)
+        Ok(json_table(&tx, APPROVALS, &self.path)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
     }
+}
+
+/// Every (key, JSON value) of a state table; an absent table is empty.
+fn json_table(
+    tx: &redb::ReadTransaction,
+    def: TableDefinition<&str, &[u8]>,
+    path: &Path,
+) -> Result<Vec<(String, Value)>, LedgerError> {
+    let table = match tx.open_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(storage(path, e)),
+    };
+    let mut out = Vec::new();
+    for item in table.iter().map_err(|e| storage(path, e))? {
+        let (k, v) = item.map_err(|e| storage(path, e))?;
+        let value = serde_json::from_slice(v.value())
+            .map_err(|e| storage(path, format!("{def} {}: {e}", k.value())))?;
+        out.push((k.value().to_string(), value));
+    }
+    Ok(out)
 }
 
 impl Drop for Ledger {
@@ -379,6 +433,30 @@ impl Writer {
                     tools
                         .insert(key.as_str(), hash.as_str())
                         .map_err(|e| e.to_string())?;
+                }
+            }
+            let mut held = tx.open_table(HELD).map_err(|e| e.to_string())?;
+            for req in batch {
+                for (id, state) in &req.change.held {
+                    let bytes = serde_json::to_vec(state).map_err(|e| e.to_string())?;
+                    held.insert(id.as_str(), bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let mut drift = tx.open_table(DRIFT).map_err(|e| e.to_string())?;
+            for req in batch {
+                for (key, value) in &req.change.drift {
+                    match value {
+                        Some(v) => {
+                            let bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
+                            drift
+                                .insert(key.as_str(), bytes.as_slice())
+                                .map_err(|e| e.to_string())?;
+                        }
+                        None => {
+                            drift.remove(key.as_str()).map_err(|e| e.to_string())?;
+                        }
+                    }
                 }
             }
             let mut meta = tx.open_table(META).map_err(|e| e.to_string())?;

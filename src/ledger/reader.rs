@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
 use super::chain::{Fault, GENESIS, Record, Verifier, decode};
-use super::{LedgerError, META, ROWS, storage};
+use super::{DRIFT, HELD, LedgerError, META, ROWS, json_table, storage};
 
 /// The result of recomputing the chain.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -62,6 +62,21 @@ impl LedgerReader {
             db,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Every held call's last committed state (for `airlock quarantine list` without a gate).
+    pub fn held(&self) -> Result<Vec<serde_json::Value>, LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        Ok(json_table(&tx, HELD, &self.path)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Every drift counter and pause (for `airlock drift list` without a gate).
+    pub fn drift(&self) -> Result<Vec<(String, serde_json::Value)>, LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        json_table(&tx, DRIFT, &self.path)
     }
 
     /// Every row in sequence order, undecoded rows reported as errors.

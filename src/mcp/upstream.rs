@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::approval::state::{Approval, Outcome, Status};
 use crate::gate::{Gate, GateCall, Reply};
+use crate::quarantine::{Held, HeldStatus};
 
 /// Largest JSON-RPC frame (one line on stdio) read from the agent; longer lines are dropped unread.
 /// Above [`crate::decide::MAX_ARGUMENT_BYTES`] so that limit is the one agents meet with a reason.
@@ -125,7 +126,12 @@ impl AgentServer {
             )]);
         };
         match self.gate.desk().get(id).await {
-            None => CallToolResult::error(vec![ContentBlock::text(format!("no approval `{id}`"))]),
+            None => match self.gate.quarantine().get(id) {
+                Some(h) => held_result(&h),
+                None => CallToolResult::error(vec![ContentBlock::text(format!(
+                    "no approval or held call `{id}`"
+                ))]),
+            },
             Some(a) => match &a.status {
                 Status::Done(outcome) => outcome_result(id, outcome),
                 other => pending_result(id, &a.envelope.role, other),
@@ -228,6 +234,62 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::OutcomeUnknown => "outcome_unknown",
         Outcome::Voided { .. } => "voided",
     }
+}
+
+/// The agent's answer for a call held in quarantine.
+fn held_result(h: &Held) -> CallToolResult {
+    let text = |t: String| vec![ContentBlock::text(t)];
+    let (state, r) = match &h.status {
+        HeldStatus::Held => (
+            "held",
+            CallToolResult::success(text(format!(
+                "Call {} is held in quarantine for review ({}). It has not run. Ask again later.",
+                h.id, h.reason
+            ))),
+        ),
+        HeldStatus::Releasing { by } => (
+            "executing",
+            CallToolResult::success(text(format!(
+                "Call {} was released by {by} and is running. Ask again later.",
+                h.id
+            ))),
+        ),
+        HeldStatus::Released { result, .. } => {
+            match serde_json::from_value::<CallToolResult>(result.clone()) {
+                Ok(r) => return r,
+                Err(e) => (
+                    "released",
+                    CallToolResult::error(text(format!(
+                        "the released call ran, but its result could not be relayed: {e}"
+                    ))),
+                ),
+            }
+        }
+        HeldStatus::Failed { by, error } => (
+            "failed",
+            CallToolResult::error(text(format!(
+                "Released by {by}, but the call could not be run: {error}"
+            ))),
+        ),
+        HeldStatus::Rejected { by, reason } => (
+            "rejected",
+            CallToolResult::error(text(format!(
+                "Rejected in review by {by}{}. The call was not run.",
+                if reason.is_empty() { String::new() } else { format!(": {reason}") }
+            ))),
+        ),
+        HeldStatus::OutcomeUnknown { .. } => (
+            "outcome_unknown",
+            CallToolResult::error(text(
+                "Released, but Airlock stopped while the call was running: its outcome is unknown and it will not be run again. Check the tool server.".to_string(),
+            )),
+        ),
+    };
+    with_meta(
+        r,
+        APPROVAL_META_KEY,
+        json!({"held_id": h.id, "state": state}),
+    )
 }
 
 /// The agent's answer while a decision is still outstanding (not an error: nothing failed).

@@ -223,6 +223,7 @@ mod properties {
 
     use super::{NOW, Verdict, decide, policy, with_conditions};
     use crate::decide::{Call, Context};
+    use crate::drift::NoUsage;
 
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
@@ -276,7 +277,7 @@ mod properties {
             ]);
             let len = crate::canonical::to_string(&Value::Object(args.clone())).len();
             let call = Call { tool: &tool, arguments: &args, meta: None, canonical_len: len, changed: None, reversal_served: true };
-            let d = decide(&call, Some(&m), &policy(), &Context { actor: "agent:p", now: NOW });
+            let d = decide(&call, Some(&m), &policy(), &Context { actor: "agent:p", now: NOW, usage: &NoUsage });
             if d.verdict == Verdict::Allow {
                 for c in &m.conditions {
                     prop_assert!(c.check(&args, None).is_ok(), "allowed although {:?} fails on {:?}", c.pointer, args);

@@ -5,6 +5,7 @@ use serde_json::{Map, json};
 
 use super::{Call, Context, NOW, Verdict, codes, decide, manifest, none, policy, run, undo};
 use crate::decide::{MAX_ARGUMENT_BYTES, MAX_ARGUMENT_DEPTH};
+use crate::drift::NoUsage;
 
 #[test]
 fn input_limits_come_before_classification() {
@@ -98,6 +99,7 @@ fn a_reversal_tool_that_is_not_served_does_not_count() {
         &Context {
             actor: "agent:test",
             now: NOW,
+            usage: &NoUsage,
         },
     );
     assert_eq!(d.verdict.name(), "approve");
@@ -129,6 +131,7 @@ fn a_changed_tool_is_quarantined_before_its_class_is_consulted() {
         &Context {
             actor: "agent:test",
             now: NOW,
+            usage: &NoUsage,
         },
     );
     assert_eq!(

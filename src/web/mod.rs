@@ -1,9 +1,12 @@
-//! Web: the approval pages, over real HTTP (axum).
+//! Web: the approval pages, the review page and the pause pages, over real HTTP (axum).
 //!
 //! Owns routing, HTML rendering of the envelope (and the hash of exactly what was rendered), the
 //! per-page nonce, and the security headers. A GET only shows; only a POST from the page's own form
-//! decides, and no script is ever served. It must never build a link from the request's Host
-//! header, and never decide anything itself: decisions go to the [`crate::approval`] desk.
+//! (or the CLI, with the review token) acts, and no script is ever served. It must never build a
+//! link from the request's Host header, and never decide anything itself: decisions go to the
+//! [`crate::approval`] desk, reviews to [`crate::quarantine`] and [`crate::drift::pauses`].
+
+mod review;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,34 +14,58 @@ use std::sync::Arc;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Router, middleware};
 use time::OffsetDateTime;
 
 use crate::approval::state::{Choice, Outcome, Status, Step};
 use crate::approval::{DecisionForm, Desk, DeskError, View};
 use crate::canonical;
+use crate::drift::pauses::Pauses;
 use crate::envelope::Envelope;
+use crate::ledger::Ledger;
+use crate::live::Live;
+use crate::mcp::downstream::ToolServers;
+use crate::quarantine::Quarantine;
 
 /// How long a rendered page's form stays valid.
 const PAGE_TTL_SECS: i64 = 24 * 3600;
 
-/// The router; tests and `serve` share it.
-pub fn app(desk: Arc<Desk>) -> Router {
-    Router::new()
-        .route("/a/{id}/{slot}/{token}", get(show).post(decide))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .layer(middleware::map_response(security_headers))
-        .with_state(desk)
+/// What the pages act on.
+pub struct Web {
+    pub desk: Arc<Desk>,
+    pub quarantine: Arc<Quarantine>,
+    pub pauses: Arc<Pauses>,
+    pub live: Arc<Live>,
+    pub servers: Arc<ToolServers>,
+    pub ledger: Arc<Ledger>,
 }
 
-/// Serve the approval pages on a bound listener until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, desk: Arc<Desk>) -> std::io::Result<()> {
+/// The router; tests and `serve` share it.
+pub fn app(web: Arc<Web>) -> Router {
+    Router::new()
+        .route("/a/{id}/{slot}/{token}", get(show).post(decide))
+        .route("/review/{token}", get(review::page))
+        .route("/review/{token}/state", get(review::state))
+        .route("/review/{token}/classify", post(review::classify))
+        .route("/review/{token}/held/{id}", post(review::held))
+        .route("/review/{token}/resume", post(review::resume))
+        .route(
+            "/p/{id}/{token}",
+            get(review::pause_page).post(review::pause_resume),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(middleware::map_response(security_headers))
+        .with_state(web)
+}
+
+/// Serve the pages on a bound listener until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, web: Arc<Web>) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|s| {
         let _ = s.set_nodelay(true);
     });
-    axum::serve(listener, app(desk)).await
+    axum::serve(listener, app(web)).await
 }
 
 async fn security_headers(mut r: Response) -> Response {
@@ -58,9 +85,10 @@ async fn security_headers(mut r: Response) -> Response {
 }
 
 async fn show(
-    State(desk): State<Arc<Desk>>,
+    State(web): State<Arc<Web>>,
     Path((id, slot, token)): Path<(String, usize, String)>,
 ) -> Response {
+    let desk = &web.desk;
     match desk.view(&id, slot, &token).await {
         Ok(view) => {
             let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -72,10 +100,11 @@ async fn show(
 }
 
 async fn decide(
-    State(desk): State<Arc<Desk>>,
+    State(web): State<Arc<Web>>,
     Path((id, slot, token)): Path<(String, usize, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let desk = &web.desk;
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     // The link first (a bad one is refused and logged by the desk), then the form it rendered.
     let current = match desk.view(&id, slot, &token).await {
@@ -169,7 +198,7 @@ fn problem(e: &DeskError) -> Response {
     message_page(status, "Not done", &e.to_string())
 }
 
-fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
+pub(crate) fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
     (
         status,
         Html(shell(
@@ -196,7 +225,7 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-fn rfc3339(t: &OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
@@ -337,7 +366,7 @@ fn page(v: &View, rendered_at: i64, nonce: &str) -> String {
     shell(&format!("Approve {}?", e.tool), &body)
 }
 
-fn shell(title: &str, body: &str) -> String {
+pub(crate) fn shell(title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><title>{title} · Airlock</title>
 <style>
@@ -345,7 +374,7 @@ body{{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:40rem;padding:
 h1{{font-size:1.3rem;margin:.2rem 0}} .who,.hash{{color:#555;font-size:.8rem;word-break:break-all}} .state{{background:#f3f3f3;padding:.5rem;border-radius:6px}}
 dl.envelope{{display:grid;grid-template-columns:max-content 1fr;gap:.3rem .8rem;margin:1rem 0}} dt{{font-weight:600;color:#333}} dd{{margin:0;word-break:break-word}}
 pre{{margin:0;white-space:pre-wrap;background:#f7f7f7;padding:.4rem;border-radius:4px;font-size:.85rem}}
-textarea{{width:100%;box-sizing:border-box;font:inherit}} label{{display:block;margin-top:.6rem;font-size:.9rem}}
+textarea,input,select{{width:100%;box-sizing:border-box;font:inherit;padding:.3rem}} h2{{font-size:1.1rem;margin-top:1.5rem}} h3{{font-size:1rem}} label{{display:block;margin-top:.6rem;font-size:.9rem}}
 .buttons{{display:flex;gap:.5rem;margin:.8rem 0;flex-wrap:wrap}} button{{font:inherit;padding:.6rem 1.1rem;border-radius:6px;border:1px solid #888;background:#fff}}
 button.approve{{background:#0a7d32;color:#fff;border-color:#0a7d32}} button.deny{{background:#b3261e;color:#fff;border-color:#b3261e}}
 @media (max-width:30rem){{dl.envelope{{grid-template-columns:1fr}} dt{{margin-top:.4rem}}}}

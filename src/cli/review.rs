@@ -1,0 +1,318 @@
+//! `quarantine` and `drift`: the review loop from a terminal.
+//!
+//! A running `airlock serve` owns the ledger (one writer), so these commands act through its
+//! web listener with the review token derived from the key file; its address comes from
+//! `--url` or the runtime file `serve` writes beside the ledger. Listing also works with no
+//! gate running, read-only from the ledger.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow, bail};
+use serde_json::{Value, json};
+
+use super::{report, runtime_file};
+use airlock::approval::link::LinkKey;
+use airlock::config::{Config, load_config};
+use airlock::ledger::LedgerReader;
+use airlock::quarantine::review_token;
+
+/// Who the CLI records as the reviewer unless `--by` says otherwise.
+pub(super) fn default_by() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+struct Gate {
+    base: String,
+    token: String,
+}
+
+impl Gate {
+    fn find(config: &Config, url: Option<&str>) -> anyhow::Result<Option<Gate>> {
+        let base = match url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => match std::fs::read_to_string(runtime_file(&config.ledger_path)) {
+                Ok(s) => s.trim().trim_end_matches('/').to_string(),
+                Err(_) => return Ok(None),
+            },
+        };
+        if !config.key_path.exists() {
+            bail!(
+                "no link key at {} (has `airlock serve` ever run with this config?)",
+                config.key_path.display()
+            );
+        }
+        let key = LinkKey::load_or_create(&config.key_path)?;
+        Ok(Some(Gate {
+            base,
+            token: review_token(&key),
+        }))
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
+    fn state(&self) -> anyhow::Result<Value> {
+        let url = format!("{}/review/{}/state", self.base, self.token);
+        let mut r = Gate::agent()
+            .get(&url)
+            .header("Accept", "application/json")
+            .call()
+            .with_context(|| format!("cannot reach airlock serve at {}", self.base))?;
+        let body = r.body_mut().read_to_string()?;
+        if !r.status().is_success() {
+            bail!(
+                "airlock serve at {} answered {}: {body}",
+                self.base,
+                r.status()
+            );
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> anyhow::Result<Value> {
+        let url = format!("{}/review/{}/{path}", self.base, self.token);
+        let mut r = Gate::agent()
+            .post(&url)
+            .header("Accept", "application/json")
+            .send_form(form.iter().copied())
+            .with_context(|| format!("cannot reach airlock serve at {}", self.base))?;
+        let body = r.body_mut().read_to_string()?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|_| anyhow!("airlock serve answered {}: {body}", r.status()))?;
+        match v.get("error").and_then(Value::as_str) {
+            Some(e) => bail!("{e}"),
+            None => Ok(v),
+        }
+    }
+}
+
+fn config(path: &Path) -> anyhow::Result<Config> {
+    load_config(path).map_err(report)
+}
+
+fn running(path: &Path, url: Option<&str>) -> anyhow::Result<Gate> {
+    let c = config(path)?;
+    Gate::find(&c, url)?.ok_or_else(|| {
+        anyhow!(
+            "no running `airlock serve` found ({} is absent): start it, or pass --url",
+            runtime_file(&c.ledger_path).display()
+        )
+    })
+}
+
+/// Held calls, unclassified tools and pauses: from the running gate, else from the ledger.
+fn state(path: &Path, url: Option<&str>) -> anyhow::Result<(Value, bool)> {
+    let c = config(path)?;
+    if let Some(g) = Gate::find(&c, url)? {
+        if let Ok(v) = g.state() {
+            return Ok((v, true));
+        }
+        if url.is_some() {
+            return g.state().map(|v| (v, true));
+        }
+    }
+    let reader = LedgerReader::open(&c.ledger_path)?;
+    let pauses: Vec<Value> = reader
+        .drift()?
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("pause/"))
+        .map(|(_, v)| v)
+        .collect();
+    Ok((
+        json!({"held": reader.held()?, "pauses": pauses, "unclassified": []}),
+        false,
+    ))
+}
+
+pub(super) fn quarantine_list(
+    path: &Path,
+    url: Option<&str>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (v, live) = state(path, url)?;
+    let held: Vec<&Value> = v["held"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|h| h["status"]["state"] == "held")
+                .collect()
+        })
+        .unwrap_or_default();
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"held": held, "unclassified": v["unclassified"]})
+            )?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut groups: std::collections::BTreeMap<String, Vec<&Value>> = Default::default();
+    for h in &held {
+        let key = format!(
+            "{}/{} (called as `{}`)",
+            h["server"].as_str().unwrap_or("?"),
+            h["tool_name"].as_str().unwrap_or("?"),
+            h["tool"].as_str().unwrap_or("?")
+        );
+        groups.entry(key).or_default().push(h);
+    }
+    if groups.is_empty() {
+        println!("no calls held for review");
+    }
+    for (tool, calls) in &groups {
+        println!("{tool}: {} held", calls.len());
+        for h in calls {
+            println!(
+                "  {}  {}  by {}  {}",
+                h["id"].as_str().unwrap_or(""),
+                h["held_at"].as_str().unwrap_or(""),
+                h["actor"].as_str().unwrap_or(""),
+                h["reason"].as_str().unwrap_or("")
+            );
+        }
+    }
+    for t in v["unclassified"].as_array().into_iter().flatten() {
+        println!(
+            "unclassified: {}/{} (called as `{}`): no manifest; every call is quarantined",
+            t["server"].as_str().unwrap_or(""),
+            t["tool"].as_str().unwrap_or(""),
+            t["exposed"].as_str().unwrap_or("")
+        );
+    }
+    if !live {
+        println!("(read from the ledger: no running airlock serve was reached)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The classification form for a tool, by the name agents call it.
+pub(super) struct ClassifyArgs<'a> {
+    pub tool: &'a str,
+    pub class: &'a str,
+    pub target: &'a str,
+    pub impact: &'a str,
+    pub reversal: &'a str,
+    pub by: &'a str,
+    pub print: bool,
+}
+
+pub(super) fn quarantine_classify(
+    path: &Path,
+    url: Option<&str>,
+    a: &ClassifyArgs<'_>,
+) -> anyhow::Result<ExitCode> {
+    let g = running(path, url)?;
+    let v = g.state()?;
+    let found = v["unclassified"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["exposed"] == a.tool)
+        .map(|t| (t["server"].clone(), t["tool"].clone()))
+        .or_else(|| {
+            v["held"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|h| h["tool"] == a.tool)
+                .map(|h| (h["server"].clone(), h["tool_name"].clone()))
+        });
+    let Some((Value::String(server), Value::String(tool))) = found else {
+        bail!(
+            "`{}` is neither an unclassified tool nor a tool with held calls",
+            a.tool
+        );
+    };
+    let mode = if a.print { "print" } else { "write" };
+    let r = g.post(
+        "classify",
+        &[
+            ("server", &server),
+            ("tool", &tool),
+            ("class", a.class),
+            ("target", a.target),
+            ("impact", a.impact),
+            ("reversal", a.reversal),
+            ("by", a.by),
+            ("mode", mode),
+        ],
+    )?;
+    if a.print {
+        print!("{}", r["data"]["manifest"].as_str().unwrap_or(""));
+    } else {
+        println!("{}", r["message"].as_str().unwrap_or("done"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn quarantine_act(
+    path: &Path,
+    url: Option<&str>,
+    id: &str,
+    action: &str,
+    by: &str,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    let g = running(path, url)?;
+    let r = g.post(
+        &format!("held/{id}"),
+        &[("action", action), ("by", by), ("reason", reason)],
+    )?;
+    println!("{}", r["message"].as_str().unwrap_or("done"));
+    if action == "release" {
+        if let Some(result) = r["data"]["status"].get("result") {
+            println!("{}", serde_json::to_string_pretty(result)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn drift_list(
+    path: &Path,
+    url: Option<&str>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (v, live) = state(path, url)?;
+    let pauses = v["pauses"].as_array().cloned().unwrap_or_default();
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&pauses)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if pauses.is_empty() {
+        println!("autopilot is not paused anywhere");
+    }
+    for p in &pauses {
+        println!(
+            "paused: {}  since {}  limit {}  (tripped by call {})",
+            p["scope"].as_str().unwrap_or(""),
+            p["since"].as_str().unwrap_or(""),
+            p["limit"].as_str().unwrap_or(""),
+            p["call_id"].as_str().unwrap_or("")
+        );
+    }
+    if !live {
+        println!("(read from the ledger: no running airlock serve was reached)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn drift_resume(
+    path: &Path,
+    url: Option<&str>,
+    scope: &str,
+    by: &str,
+) -> anyhow::Result<ExitCode> {
+    let g = running(path, url)?;
+    let r = g.post("resume", &[("scope", scope), ("by", by)])?;
+    println!("{}", r["message"].as_str().unwrap_or("done"));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,168 @@
+//! Paused autopilot, from the people's side: the mail that tells a role a scope paused, its
+//! resume link, and the resume itself.
+//!
+//! Owns the pause link tokens and the resume transaction (the pause and the scope's counters
+//! removed, with an `autopilot_resumed` row, in one commit). It must never resume a scope without
+//! a valid link or review token, and never change a counter outside the [`Meter`]'s lock.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::Pause;
+use super::meter::Meter;
+use crate::approval::link::LinkKey;
+use crate::ledger::{Change, Ledger, LedgerError, NewRow};
+use crate::live::Live;
+use crate::mail::{Mail, Mailer, Sent};
+
+const PAUSE_LINK: &str = "airlock.pause.v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PauseError {
+    #[error("autopilot is not paused for `{0}`")]
+    NotPaused(String),
+    #[error("the ledger could not record it, so nothing changed: {0}")]
+    Ledger(#[from] LedgerError),
+}
+
+pub struct Pauses {
+    meter: Arc<Meter>,
+    ledger: Arc<Ledger>,
+    live: Arc<Live>,
+    mailer: Mailer,
+    key: LinkKey,
+    base_url: String,
+}
+
+impl Pauses {
+    pub fn new(
+        meter: Arc<Meter>,
+        ledger: Arc<Ledger>,
+        live: Arc<Live>,
+        mailer: Mailer,
+        key: LinkKey,
+        base_url: String,
+    ) -> Pauses {
+        Pauses {
+            meter,
+            ledger,
+            live,
+            mailer,
+            key,
+            base_url: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub fn meter(&self) -> &Arc<Meter> {
+        &self.meter
+    }
+
+    /// Every paused scope.
+    pub fn list(&self) -> Vec<Pause> {
+        self.meter.lock().pauses()
+    }
+
+    /// The pause started by call `id`, if it is still in force.
+    pub fn find(&self, id: &str) -> Option<Pause> {
+        self.list().into_iter().find(|p| p.call_id == id)
+    }
+
+    fn token(&self, p: &Pause) -> String {
+        self.key.purpose_token(&[PAUSE_LINK, &p.scope, &p.call_id])
+    }
+
+    /// Check a resume link's token for the pause it names.
+    pub fn admit(&self, id: &str, token: &str) -> Option<Pause> {
+        let p = self.find(id)?;
+        self.key
+            .verify_purpose(token, &[PAUSE_LINK, &p.scope, &p.call_id])
+            .then_some(p)
+    }
+
+    /// The page where a reviewer sees the pause and resumes it.
+    pub fn link(&self, p: &Pause) -> String {
+        format!("{}/p/{}/{}", self.base_url, p.call_id, self.token(p))
+    }
+
+    /// Mail the pause's role (every address) with the resume link, and record each delivery.
+    pub async fn notify(&self, p: &Pause) {
+        let Some(role) = &p.notify else { return };
+        let emails = self
+            .live
+            .setup()
+            .policy
+            .roles
+            .get(role)
+            .map(|r| r.emails.clone())
+            .unwrap_or_default();
+        let link = self.link(p);
+        if self.mailer.is_outbox() {
+            tracing::info!(scope = %p.scope, "autopilot paused; resume link: {link}");
+        }
+        for to in emails {
+            let mail = Mail {
+                to: to.clone(),
+                subject: format!("[Airlock] Autopilot paused for {}", p.scope),
+                body: format!(
+                    "Airlock paused autopilot for `{}`: the rate limit {} was reached.\n\nUntil someone resumes it, calls in this scope are quarantined (held for review), not run.\nThe call that reached the limit is held as {}.\n\nSee the pause and resume autopilot here (this link is for role `{role}`; do not forward it):\n\n{link}\n",
+                    p.scope, p.limit, p.call_id
+                ),
+                key: format!("pause-{}-{}", p.call_id, to),
+            };
+            let (kind, body) = match self.mailer.send(&mail).await {
+                Ok(via) => (
+                    "mail_sent",
+                    json!({"pause": p.scope, "to": to, "via": match via { Sent::Smtp => "smtp".to_string(), Sent::Outbox(path) => path.display().to_string() }}),
+                ),
+                Err(e) => {
+                    tracing::error!(scope = %p.scope, %to, error = %e, "pause notice not sent");
+                    (
+                        "mail_failed",
+                        json!({"pause": p.scope, "to": to, "error": e.to_string()}),
+                    )
+                }
+            };
+            if let Err(e) = self
+                .ledger
+                .append(vec![NewRow::now(kind, &p.call_id, body)])
+                .await
+            {
+                tracing::error!(error = %e, "cannot record a pause notice");
+            }
+        }
+    }
+
+    /// Resume autopilot for `scope`: its counters start afresh.
+    pub async fn resume(&self, scope: &str, by: &str) -> Result<Pause, PauseError> {
+        let (pause, pending) = {
+            let mut state = self.meter.lock();
+            let (pause, entries) = state
+                .resume(scope)
+                .ok_or_else(|| PauseError::NotPaused(scope.to_string()))?;
+            let pending = self.ledger.submit(Change {
+                rows: vec![NewRow::now(
+                    "autopilot_resumed",
+                    &pause.call_id,
+                    json!({"scope": scope, "by": by, "pause": pause}),
+                )],
+                drift: entries,
+                ..Change::default()
+            });
+            match pending {
+                Ok(p) => (pause, p),
+                Err(e) => {
+                    state.restore(pause);
+                    return Err(e.into());
+                }
+            }
+        };
+        if let Err(e) = pending.await {
+            // Durably still paused: keep it paused here too (counters restart, the strict side).
+            self.meter.lock().restore(pause);
+            return Err(e.into());
+        }
+        tracing::info!(%scope, %by, "autopilot resumed");
+        Ok(pause)
+    }
+}

@@ -1,0 +1,125 @@
+//! The gate with a failing ledger: fail closed, with the real demo shop behind it.
+use std::sync::atomic::Ordering;
+
+use super::{Arc, Desk, Forwarder, Gate, GateCall, Ledger, Live, Reply, ToolServers};
+use crate::approval::link::LinkKey;
+use crate::config::load_setup;
+use crate::drift::meter::Meter;
+use crate::drift::pauses::Pauses;
+use crate::ledger::tests::FailSwitch;
+use crate::mail::Mailer;
+use crate::quarantine::Quarantine;
+
+/// The demo shop built by `cargo test` (examples are built with the tests).
+fn demo_shop() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("examples").join("demo_shop");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} missing: run `cargo test` (it builds the examples)",
+        p.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is not built; run `cargo test` to build the examples",
+        p.display()
+    );
+    None
+}
+
+#[tokio::test]
+async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_server() {
+    let Some(shop) = demo_shop() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let w = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    let log = dir.path().join("executed.jsonl");
+    w(
+        "airlock.toml",
+        &format!(
+            "[[server]]\nname = \"shop\"\ncommand = {:?}\nargs = [\"--log\", {:?}]\nprefix = \"\"\n",
+            shop.display().to_string(),
+            log.display().to_string()
+        ),
+    );
+    w(
+        "policies/p.toml",
+        "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\n",
+    );
+    w(
+        "tool-manifests/m.toml",
+        "[[tool]]\nserver = \"shop\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
+    );
+    let setup = Arc::new(load_setup(&dir.path().join("airlock.toml")).unwrap());
+    let (backend, fail) = FailSwitch::new();
+    let ledger = Arc::new(Ledger::open_on(backend).unwrap());
+    let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    let servers = Arc::new(servers);
+    let forwarder = Forwarder::new(ledger.clone(), servers.clone());
+    let mailer = Mailer::new(&setup.config.mail).unwrap();
+    let live = Arc::new(Live::new(setup.clone(), Default::default()));
+    let desk = Desk::new(
+        live.clone(),
+        ledger.clone(),
+        servers.clone(),
+        forwarder.clone(),
+        mailer,
+        LinkKey::random().unwrap(),
+        "http://127.0.0.1:1".into(),
+    );
+    let quarantine = Arc::new(Quarantine::new(
+        ledger.clone(),
+        forwarder.clone(),
+        LinkKey::random().unwrap(),
+    ));
+    let pauses = Arc::new(Pauses::new(
+        Arc::new(Meter::default()),
+        ledger.clone(),
+        live.clone(),
+        Mailer::new(&setup.config.mail).unwrap(),
+        LinkKey::random().unwrap(),
+        "http://127.0.0.1:1".into(),
+    ));
+    let gate = Gate::new(live, ledger, servers, forwarder, desk, quarantine, pauses);
+
+    let echo = |text: &str| GateCall {
+        tool: "echo".into(),
+        arguments: serde_json::json!({"text": text})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        meta: None,
+    };
+    assert!(
+        matches!(gate.call(echo("with a ledger")).await, Reply::Forwarded(_)),
+        "control: a healthy gate forwards"
+    );
+    fail.store(true, Ordering::SeqCst);
+    match gate.call(echo("without a ledger")).await {
+        Reply::Refused { message, details } => {
+            assert!(
+                message.contains("could not record this call") && message.contains("not run"),
+                "{message}"
+            );
+            assert_eq!(details["verdict"], "allow");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let ran: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        ran.len(),
+        1,
+        "only the call made while the ledger worked reached the server: {ran:?}"
+    );
+    assert!(ran[0].contains("with a ledger"));
+}

@@ -1,0 +1,305 @@
+//! Quarantine: calls held for review, and the review that releases, rejects or classifies them.
+//!
+//! Owns the held calls (in memory, mirrored durably in the ledger's held table), the review
+//! token, and the release of a held call (run once, on a reviewer's word). Classifying a tool —
+//! writing its manifest — is in [`classify`]. Every state change is committed (rows + state in
+//! one transaction) before its side effect. It must never run a held call without a reviewer's
+//! release, never run one twice (a release found unfinished after a crash becomes
+//! `outcome_unknown`), and never decide a call itself: the gate holds what [`crate::decide`]
+//! quarantined.
+
+pub mod classify;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::approval::link::LinkKey;
+use crate::forward::{Forward, Forwarded, Forwarder};
+use crate::ledger::{Change, Ledger, LedgerError, NewRow};
+
+const REVIEW: &str = "airlock.review.v1";
+
+/// Most calls held per tool; beyond it, further calls are refused without being held.
+pub const MAX_HELD_PER_TOOL: usize = 1000;
+
+/// A held call's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HeldStatus {
+    /// Waiting for a reviewer.
+    Held,
+    /// Released; running now.
+    Releasing { by: String },
+    /// Released and run: the tool's result as the server returned it.
+    Released {
+        by: String,
+        result: Value,
+        is_error: bool,
+    },
+    /// Released, but it could not be run.
+    Failed { by: String, error: String },
+    /// Rejected: it never runs.
+    Rejected { by: String, reason: String },
+    /// Released, and Airlock stopped while it ran: whether it ran is unknown; never re-run.
+    OutcomeUnknown { by: String },
+}
+
+/// A quarantined call, as held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    /// The call's id in the ledger.
+    pub id: String,
+    /// The name the agent called.
+    pub tool: String,
+    pub server: String,
+    pub tool_name: String,
+    pub arguments: Map<String, Value>,
+    pub meta: Option<Map<String, Value>>,
+    pub actor: String,
+    /// Why it was quarantined, in words, and the reason codes.
+    pub reason: String,
+    pub codes: Vec<String>,
+    pub policy_version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub held_at: OffsetDateTime,
+    pub status: HeldStatus,
+}
+
+impl Held {
+    pub fn is_held(&self) -> bool {
+        self.status == HeldStatus::Held
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuarantineError {
+    #[error("no held call `{0}`")]
+    NotFound(String),
+    #[error("call `{id}` is no longer held (it is {state})")]
+    NotHeld { id: String, state: String },
+    #[error("the ledger could not record it, so nothing changed: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
+    Classify(String),
+}
+
+fn state_name(s: &HeldStatus) -> &'static str {
+    match s {
+        HeldStatus::Held => "held",
+        HeldStatus::Releasing { .. } => "being released",
+        HeldStatus::Released { .. } => "released",
+        HeldStatus::Failed { .. } => "released but failed",
+        HeldStatus::Rejected { .. } => "rejected",
+        HeldStatus::OutcomeUnknown { .. } => "released with an unknown outcome",
+    }
+}
+
+/// The held state as stored beside its rows.
+pub fn entry(h: &Held) -> Result<(String, Value), LedgerError> {
+    serde_json::to_value(h)
+        .map(|v| (h.id.clone(), v))
+        .map_err(|e| LedgerError::Encode {
+            what: format!("held call {}", h.id),
+            message: e.to_string(),
+        })
+}
+
+pub struct Quarantine {
+    held: Mutex<BTreeMap<String, Held>>,
+    ledger: Arc<Ledger>,
+    forwarder: Forwarder,
+    key: LinkKey,
+}
+
+impl Quarantine {
+    pub fn new(ledger: Arc<Ledger>, forwarder: Forwarder, key: LinkKey) -> Quarantine {
+        Quarantine {
+            held: Mutex::new(BTreeMap::new()),
+            ledger,
+            forwarder,
+            key,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reload held calls after a start; a release that was running becomes `outcome_unknown`.
+    pub async fn recover(&self) -> Result<usize, LedgerError> {
+        let mut unknown = Vec::new();
+        let mut count = 0;
+        {
+            let mut map = self.lock();
+            for v in self.ledger.held()? {
+                let mut h: Held = serde_json::from_value(v).map_err(|e| LedgerError::Encode {
+                    what: "held call".into(),
+                    message: e.to_string(),
+                })?;
+                if let HeldStatus::Releasing { by } = &h.status {
+                    h.status = HeldStatus::OutcomeUnknown { by: by.clone() };
+                    unknown.push(h.clone());
+                }
+                count += usize::from(h.is_held());
+                map.insert(h.id.clone(), h);
+            }
+        }
+        for h in unknown {
+            tracing::warn!(call_id = %h.id, "a released call was running when Airlock stopped; it will not run again");
+            self.ledger
+                .commit(Change {
+                    rows: vec![NewRow::now(
+                        "outcome",
+                        &h.id,
+                        json!({"status": "outcome_unknown", "released": true}),
+                    )],
+                    held: vec![entry(&h)?],
+                    ..Change::default()
+                })
+                .await?;
+        }
+        Ok(count)
+    }
+
+    /// Calls of one tool still waiting for review.
+    pub fn waiting(&self, server: &str, tool: &str) -> usize {
+        self.lock()
+            .values()
+            .filter(|h| h.is_held() && h.server == server && h.tool_name == tool)
+            .count()
+    }
+
+    /// Take a held call whose state is durable.
+    pub fn admit(&self, h: Held) {
+        self.lock().insert(h.id.clone(), h);
+    }
+
+    pub fn get(&self, id: &str) -> Option<Held> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Every held call, oldest first.
+    pub fn list(&self) -> Vec<Held> {
+        let mut all: Vec<Held> = self.lock().values().cloned().collect();
+        all.sort_by(|a, b| a.held_at.cmp(&b.held_at).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// The token of the review page and the admin API (`/review/{token}`).
+    pub fn review_token(&self) -> String {
+        review_token(&self.key)
+    }
+
+    pub fn verify_review(&self, presented: &str) -> bool {
+        self.key.verify_purpose(presented, &[REVIEW])
+    }
+
+    /// Move a held call to `next`, recording `row` with it: one transaction, checked under the
+    /// lock so two reviewers cannot both release it.
+    async fn transition(
+        &self,
+        id: &str,
+        row: (&'static str, Value),
+        next: HeldStatus,
+    ) -> Result<Held, QuarantineError> {
+        let (h, pending) = {
+            let mut map = self.lock();
+            let h = map
+                .get_mut(id)
+                .ok_or_else(|| QuarantineError::NotFound(id.to_string()))?;
+            if !h.is_held() {
+                return Err(QuarantineError::NotHeld {
+                    id: id.to_string(),
+                    state: state_name(&h.status).to_string(),
+                });
+            }
+            let mut next_h = h.clone();
+            next_h.status = next;
+            let pending = self.ledger.submit(Change {
+                rows: vec![NewRow::now(row.0, id, row.1)],
+                held: vec![entry(&next_h)?],
+                ..Change::default()
+            })?;
+            // Provisionally moved, so a second reviewer is refused; undone if the commit fails.
+            *h = next_h.clone();
+            (next_h, pending)
+        };
+        if let Err(e) = pending.await {
+            if let Some(h) = self.lock().get_mut(id) {
+                h.status = HeldStatus::Held;
+            }
+            return Err(e.into());
+        }
+        Ok(h)
+    }
+
+    /// Reject a held call: it never runs.
+    pub async fn reject(&self, id: &str, by: &str, reason: &str) -> Result<Held, QuarantineError> {
+        self.transition(
+            id,
+            ("held_rejected", json!({"by": by, "reason": reason})),
+            HeldStatus::Rejected {
+                by: by.to_string(),
+                reason: reason.to_string(),
+            },
+        )
+        .await
+    }
+
+    /// Release a held call: record the release, run it once, record its outcome.
+    pub async fn release(&self, id: &str, by: &str) -> Result<Held, QuarantineError> {
+        let h = self
+            .transition(
+                id,
+                ("held_released", json!({"by": by})),
+                HeldStatus::Releasing { by: by.to_string() },
+            )
+            .await?;
+        let (row, result) = self
+            .forwarder
+            .call(Forward {
+                call_id: &h.id,
+                server: &h.server,
+                tool: &h.tool_name,
+                arguments: h.arguments.clone(),
+                meta: h.meta.clone(),
+                context: json!({"released_by": by})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .await;
+        let mut done = h.clone();
+        done.status = match result {
+            Forwarded::Ran(reply) => HeldStatus::Released {
+                by: by.to_string(),
+                result: reply.json,
+                is_error: reply.is_error,
+            },
+            Forwarded::Failed(error) => HeldStatus::Failed {
+                by: by.to_string(),
+                error,
+            },
+        };
+        let change = Change {
+            rows: vec![row],
+            held: vec![entry(&done)?],
+            ..Change::default()
+        };
+        if let Err(e) = self.ledger.commit(change).await {
+            // It ran; hiding that would invite a second run. The next start marks it unknown.
+            tracing::error!(call_id = %h.id, error = %e, "ledger write of a released call's outcome failed after it ran");
+        }
+        self.admit(done.clone());
+        Ok(done)
+    }
+}
+
+/// The review token for a link key (the CLI derives it from the key file to reach the gate).
+pub fn review_token(key: &LinkKey) -> String {
+    key.purpose_token(&[REVIEW])
+}

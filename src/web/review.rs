@@ -1,0 +1,389 @@
+//! The review page (`/review/{token}`): held calls grouped by tool, tools no manifest describes,
+//! and paused autopilot scopes, with the forms that classify a tool, release or reject a held
+//! call, and resume a scope. The same endpoints answer JSON to the CLI (`Accept:
+//! application/json`). The pause page (`/p/{id}/{token}`) is the mailed link of one pause.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{Web, esc, message_page, rfc3339, shell};
+use crate::drift::Pause;
+use crate::ledger::NewRow;
+use crate::quarantine::classify::{self, Classification, Subject};
+use crate::quarantine::{Held, QuarantineError};
+
+type Outcome = Result<(String, Value), (StatusCode, String)>;
+
+fn wants_json(h: &HeaderMap) -> bool {
+    h.get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+/// Answer an action: JSON for the CLI, a short page for a person.
+fn answer(h: &HeaderMap, title: &str, out: Outcome) -> Response {
+    match (out, wants_json(h)) {
+        (Ok((msg, data)), true) => {
+            Json(json!({"ok": true, "message": msg, "data": data})).into_response()
+        }
+        (Err((code, msg)), true) => {
+            (code, Json(json!({"ok": false, "error": msg}))).into_response()
+        }
+        (Ok((msg, _)), false) => message_page(StatusCode::OK, title, &msg),
+        (Err((code, msg)), false) => message_page(code, "Not done", &msg),
+    }
+}
+
+/// `None` when the review token is valid, else the page that refuses it.
+fn refused(web: &Web, token: &str) -> Option<Response> {
+    if web.quarantine.verify_review(token) {
+        None
+    } else {
+        tracing::warn!("review page: a request with a bad token was refused");
+        Some(message_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "This review link is not valid.",
+        ))
+    }
+}
+
+fn reviewer(form: &HashMap<String, String>) -> Result<String, (StatusCode, String)> {
+    let by: String = form
+        .get("by")
+        .map(|s| {
+            s.trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect()
+        })
+        .unwrap_or_default();
+    if by.is_empty() {
+        Err((
+            StatusCode::BAD_REQUEST,
+            "say who you are (`by`): it is recorded with the review".into(),
+        ))
+    } else {
+        Ok(by)
+    }
+}
+
+fn quarantine_error(e: QuarantineError) -> (StatusCode, String) {
+    let code = match &e {
+        QuarantineError::NotFound(_) => StatusCode::NOT_FOUND,
+        QuarantineError::NotHeld { .. } => StatusCode::CONFLICT,
+        QuarantineError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+        QuarantineError::Classify(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    (code, e.to_string())
+}
+
+/// Tools served but described by no manifest: every call to them is quarantined.
+fn unclassified(web: &Web) -> Vec<(String, String, String)> {
+    let setup = web.live.setup();
+    web.servers
+        .tools()
+        .iter()
+        .filter(|t| setup.manifests.get(&t.server, &t.name).is_none())
+        .map(|t| (t.server.clone(), t.name.clone(), t.exposed.clone()))
+        .collect()
+}
+
+/// `GET /review/{token}/state`: everything the page shows, as JSON.
+pub(super) async fn state(State(web): State<Arc<Web>>, Path(token): Path<String>) -> Response {
+    if let Some(r) = refused(&web, &token) {
+        return r;
+    }
+    let held: Vec<Held> = web.quarantine.list();
+    Json(json!({
+        "held": held,
+        "pauses": web.pauses.list(),
+        "unclassified": unclassified(&web).into_iter().map(|(s, t, e)| json!({"server": s, "tool": t, "exposed": e})).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+/// `POST /review/{token}/classify`: write a manifest for a tool (or, with `mode=print`, show it).
+pub(super) async fn classify(
+    State(web): State<Arc<Web>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = refused(&web, &token) {
+        return r;
+    }
+    let out = classify_tool(&web, &form).await;
+    answer(&headers, "Classified", out)
+}
+
+async fn classify_tool(web: &Web, form: &HashMap<String, String>) -> Outcome {
+    let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("").to_string();
+    let by = reviewer(form)?;
+    let (server, tool) = (f("server"), f("tool"));
+    let setup = web.live.setup();
+    let def = web.servers.route_of(&server, &tool).ok_or((
+        StatusCode::NOT_FOUND,
+        format!("`{tool}` is not served by `{server}` right now"),
+    ))?;
+    let serves = |t: &str| web.servers.route_of(&server, t).is_some();
+    let c = Classification {
+        class: f("class"),
+        target: f("target"),
+        impact: f("impact"),
+        reversal: f("reversal"),
+        by: by.clone(),
+    };
+    let subject = Subject {
+        server: &server,
+        tool: &tool,
+        definition_hash: Some(&def.definition_hash),
+        serves: &serves,
+    };
+    let text =
+        classify::render(&setup, subject, &c).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    if f("mode") == "print" {
+        return Ok((text.clone(), json!({"manifest": text})));
+    }
+    let path =
+        classify::write(&setup, &server, &tool, &text).map_err(|e| (StatusCode::CONFLICT, e))?;
+    let row = NewRow::now(
+        "tool_classified",
+        "",
+        json!({"server": server, "tool": tool, "class": c.class, "target": c.target, "impact": c.impact, "reversal": c.reversal, "definition_hash": def.definition_hash, "file": path.display().to_string(), "by": by}),
+    );
+    if let Err(e) = web.ledger.append(vec![row]).await {
+        tracing::error!(error = %e, "cannot record a classification (the manifest file was written)");
+    }
+    Ok((
+        format!(
+            "Wrote {}. Airlock reloads manifests within a few seconds; calls of `{tool}` then follow class `{}`. Held calls stay held: release or reject them on the review page.",
+            path.display(),
+            c.class
+        ),
+        json!({"file": path.display().to_string(), "manifest": text}),
+    ))
+}
+
+/// `POST /review/{token}/held/{id}`: `action=release` or `action=reject` (with `reason`).
+pub(super) async fn held(
+    State(web): State<Arc<Web>>,
+    Path((token, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = refused(&web, &token) {
+        return r;
+    }
+    let out = async {
+        let by = reviewer(&form)?;
+        let reason = form.get("reason").map_or("", |s| s.trim()).to_string();
+        match form.get("action").map(String::as_str) {
+            Some("release") => {
+                let h = web.quarantine.release(&id, &by).await.map_err(quarantine_error)?;
+                Ok((format!("Released `{}`: it ran once; the agent can read its result with airlock_status.", h.id), serde_json::to_value(&h).unwrap_or(Value::Null)))
+            }
+            Some("reject") => {
+                let h = web.quarantine.reject(&id, &by, &reason).await.map_err(quarantine_error)?;
+                Ok((format!("Rejected `{}`: it will never run.", h.id), serde_json::to_value(&h).unwrap_or(Value::Null)))
+            }
+            _ => Err((StatusCode::BAD_REQUEST, "action must be `release` or `reject`".to_string())),
+        }
+    }
+    .await;
+    answer(&headers, "Done", out)
+}
+
+/// `POST /review/{token}/resume`: resume autopilot for `scope`.
+pub(super) async fn resume(
+    State(web): State<Arc<Web>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = refused(&web, &token) {
+        return r;
+    }
+    let out = async {
+        let by = reviewer(&form)?;
+        let scope = form.get("scope").map_or("", |s| s.trim());
+        resumed(&web, scope, &by).await
+    }
+    .await;
+    answer(&headers, "Resumed", out)
+}
+
+async fn resumed(web: &Web, scope: &str, by: &str) -> Outcome {
+    let p = web.pauses.resume(scope, by).await.map_err(|e| {
+        let code = match e {
+            crate::drift::pauses::PauseError::NotPaused(_) => StatusCode::NOT_FOUND,
+            crate::drift::pauses::PauseError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (code, e.to_string())
+    })?;
+    Ok((
+        format!(
+            "Autopilot resumed for `{}`; its counters start afresh. Calls held while it was paused stay held: release or reject them on the review page.",
+            p.scope
+        ),
+        serde_json::to_value(&p).unwrap_or(Value::Null),
+    ))
+}
+
+/// `GET /p/{id}/{token}`: one pause, from the mailed link.
+pub(super) async fn pause_page(
+    State(web): State<Arc<Web>>,
+    Path((id, token)): Path<(String, String)>,
+) -> Response {
+    let Some(p) = web.pauses.admit(&id, &token) else {
+        return message_page(
+            StatusCode::NOT_FOUND,
+            "Not paused",
+            "This link is not valid, or autopilot was already resumed.",
+        );
+    };
+    let body = format!(
+        "<h1>Autopilot paused</h1>{}<form method=\"post\"><label for=\"by\">Your name or email (recorded)</label><input id=\"by\" name=\"by\" required><div class=\"buttons\"><button class=\"approve\">Resume autopilot</button></div></form>",
+        pause_html(&p)
+    );
+    Html(shell("Autopilot paused", &body)).into_response()
+}
+
+/// `POST /p/{id}/{token}`: resume that pause.
+pub(super) async fn pause_resume(
+    State(web): State<Arc<Web>>,
+    Path((id, token)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(p) = web.pauses.admit(&id, &token) else {
+        return message_page(
+            StatusCode::NOT_FOUND,
+            "Not paused",
+            "This link is not valid, or autopilot was already resumed.",
+        );
+    };
+    let out = async {
+        let by = reviewer(&form)?;
+        resumed(&web, &p.scope, &by).await
+    }
+    .await;
+    answer(&headers, "Resumed", out)
+}
+
+fn pause_html(p: &Pause) -> String {
+    format!(
+        "<dl class=\"envelope\"><dt>Scope</dt><dd><code>{}</code></dd><dt>Limit</dt><dd>{}</dd><dt>Paused since</dt><dd>{}</dd><dt>Tripped by</dt><dd>call <code>{}</code> (held for review)</dd></dl>",
+        esc(&p.scope),
+        esc(&p.limit),
+        esc(&rfc3339(&p.since)),
+        esc(&p.call_id)
+    )
+}
+
+/// `GET /review/{token}`: the review page.
+pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>) -> Response {
+    if let Some(r) = refused(&web, &token) {
+        return r;
+    }
+    let setup = web.live.setup();
+    let mut html = String::from(
+        "<h1>Review</h1><p class=\"who\">Everything here is recorded in the ledger with the name you give.</p>",
+    );
+    let by_field = "<label>Your name or email (recorded)</label><input name=\"by\" required>";
+    let pauses = web.pauses.list();
+    html.push_str(&format!("<h2>Paused autopilot ({})</h2>", pauses.len()));
+    for p in &pauses {
+        html.push_str(&pause_html(p));
+        html.push_str(&format!(
+            "<form method=\"post\" action=\"/review/{t}/resume\"><input type=\"hidden\" name=\"scope\" value=\"{s}\">{by_field}<div class=\"buttons\"><button class=\"approve\">Resume autopilot for {s}</button></div></form>",
+            t = esc(&token),
+            s = esc(&p.scope)
+        ));
+    }
+    let mut groups: BTreeMap<(String, String), Vec<Held>> = BTreeMap::new();
+    for h in web.quarantine.list().into_iter().filter(Held::is_held) {
+        groups
+            .entry((h.server.clone(), h.tool_name.clone()))
+            .or_default()
+            .push(h);
+    }
+    for (server, tool, _) in unclassified(&web) {
+        groups.entry((server, tool)).or_default();
+    }
+    html.push_str(&format!("<h2>Quarantined tools ({})</h2>", groups.len()));
+    let classes: String = setup
+        .policy
+        .classes
+        .keys()
+        .map(|c| format!("<option>{}</option>", esc(c)))
+        .collect();
+    for ((server, tool), calls) in &groups {
+        let def = web.servers.route_of(server, tool);
+        html.push_str(&format!(
+            "<h3><code>{}</code> on <code>{}</code> — {} held call(s)</h3>",
+            esc(tool),
+            esc(server),
+            calls.len()
+        ));
+        if let Some(d) = def {
+            let description = d
+                .definition
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let annotations = d
+                .definition
+                .get("annotations")
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "none".into());
+            let schema = d
+                .definition
+                .get("inputSchema")
+                .map(|s| serde_json::to_string_pretty(s).unwrap_or_default())
+                .unwrap_or_default();
+            html.push_str(&format!(
+                "<dl class=\"envelope\"><dt>Description</dt><dd>{}</dd><dt>Annotations</dt><dd>{} <small>(shown, never trusted for gating)</small></dd><dt>Input schema</dt><dd><pre>{}</pre></dd><dt>Definition</dt><dd><code>{}</code></dd></dl>",
+                esc(description),
+                esc(&annotations),
+                esc(&schema),
+                esc(&d.definition_hash)
+            ));
+        }
+        match setup.manifests.get(server, tool) {
+            Some(m) => html.push_str(&format!(
+                "<p>Manifest: <code>{}</code> (class <code>{}</code>). To change how it is gated (or pin a new definition), edit that file.</p>",
+                esc(&m.origin),
+                esc(&m.class)
+            )),
+            None if def.is_some() => html.push_str(&format!(
+                "<details open><summary>Classify this tool (writes <code>{file}</code>)</summary><form method=\"post\" action=\"/review/{t}/classify\"><input type=\"hidden\" name=\"server\" value=\"{s}\"><input type=\"hidden\" name=\"tool\" value=\"{n}\"><label>Class</label><select name=\"class\">{classes}</select><label>Target (system or record it touches)</label><input name=\"target\" required><label>Business impact</label><input name=\"impact\" required><label>Reversal (<code>tool:NAME</code> or <code>none: why</code>)</label><input name=\"reversal\" required>{by_field}<div class=\"buttons\"><button class=\"approve\">Write manifest</button></div></form></details>",
+                file = esc(&classify::path_for(&setup, server, tool).display().to_string()),
+                t = esc(&token),
+                s = esc(server),
+                n = esc(tool),
+            )),
+            None => html.push_str("<p>Its server does not serve it right now, so it cannot be classified here.</p>"),
+        }
+        for h in calls {
+            let args = serde_json::to_string_pretty(&h.arguments).unwrap_or_default();
+            html.push_str(&format!(
+                "<div class=\"state\"><p>Call <code>{id}</code> by {actor}, held {at}<br><small>{why}</small></p><pre>{args}</pre><form method=\"post\" action=\"/review/{t}/held/{id}\">{by_field}<label>Reason (for a rejection)</label><input name=\"reason\"><div class=\"buttons\"><button name=\"action\" value=\"release\" class=\"approve\">Release (run once)</button><button name=\"action\" value=\"reject\" class=\"deny\">Reject</button></div></form></div>",
+                id = esc(&h.id),
+                actor = esc(&h.actor),
+                at = esc(&rfc3339(&h.held_at)),
+                why = esc(&h.reason),
+                args = esc(&args),
+                t = esc(&token),
+            ));
+        }
+    }
+    Html(shell("Review", &html)).into_response()
+}
