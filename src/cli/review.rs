@@ -108,15 +108,17 @@ fn running(path: &Path, url: Option<&str>) -> anyhow::Result<Gate> {
     })
 }
 
-/// Held calls, unclassified tools and pauses: from the running gate, else from the ledger.
-fn state(path: &Path, url: Option<&str>) -> anyhow::Result<(Value, bool)> {
+/// Held calls, unclassified tools and pauses, and the review page's URL: from the running
+/// gate, else (no URL) from the ledger.
+fn state(path: &Path, url: Option<&str>) -> anyhow::Result<(Value, Option<String>)> {
     let c = config(path)?;
     if let Some(g) = Gate::find(&c, url)? {
+        let page = format!("{}/review/{}", g.base, g.token);
         if let Ok(v) = g.state() {
-            return Ok((v, true));
+            return Ok((v, Some(page)));
         }
         if url.is_some() {
-            return g.state().map(|v| (v, true));
+            return g.state().map(|v| (v, Some(page)));
         }
     }
     let reader = LedgerReader::open(&c.ledger_path)?;
@@ -128,7 +130,7 @@ fn state(path: &Path, url: Option<&str>) -> anyhow::Result<(Value, bool)> {
         .collect();
     Ok((
         json!({"held": reader.held()?, "pauses": pauses, "unclassified": []}),
-        false,
+        None,
     ))
 }
 
@@ -137,7 +139,7 @@ pub(super) fn quarantine_list(
     url: Option<&str>,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let (v, live) = state(path, url)?;
+    let (v, page) = state(path, url)?;
     let held: Vec<&Value> = v["held"]
         .as_array()
         .map(|a| {
@@ -150,7 +152,7 @@ pub(super) fn quarantine_list(
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"held": held, "unclassified": v["unclassified"]})
+                &json!({"held": held, "unclassified": v["unclassified"], "review_url": page})
             )?
         );
         return Ok(ExitCode::SUCCESS);
@@ -188,8 +190,9 @@ pub(super) fn quarantine_list(
             t["exposed"].as_str().unwrap_or("")
         );
     }
-    if !live {
-        println!("(read from the ledger: no running airlock serve was reached)");
+    match page {
+        Some(p) => println!("review page: {p}"),
+        None => println!("(read from the ledger: no running airlock serve was reached)"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -281,7 +284,7 @@ pub(super) fn drift_list(
     url: Option<&str>,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let (v, live) = state(path, url)?;
+    let (v, page) = state(path, url)?;
     let pauses = v["pauses"].as_array().cloned().unwrap_or_default();
     if as_json {
         println!("{}", serde_json::to_string_pretty(&pauses)?);
@@ -299,7 +302,7 @@ pub(super) fn drift_list(
             p["call_id"].as_str().unwrap_or("")
         );
     }
-    if !live {
+    if page.is_none() {
         println!("(read from the ledger: no running airlock serve was reached)");
     }
     Ok(ExitCode::SUCCESS)
