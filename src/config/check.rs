@@ -277,12 +277,14 @@ impl Setup {
     /// Whether any manifest or class states conditions (which `check` validates against the
     /// tools' live input schemas).
     pub fn has_conditions(&self) -> bool {
-        self.manifests.iter().any(|m| !m.conditions.is_empty())
+        self.manifests
+            .iter()
+            .any(|m| !m.conditions.is_empty() || !m.limits.is_empty())
             || self
                 .policy
                 .classes
                 .values()
-                .any(|c| !c.conditions.is_empty())
+                .any(|c| !c.conditions.is_empty() || !c.limits.is_empty())
     }
 
     /// Validate every condition against the input schema of each tool it applies to, as the tool
@@ -310,7 +312,37 @@ impl Setup {
             let inherited = class_conditions
                 .iter()
                 .map(|c| (c, format!("classes.{}.conditions", m.class)));
-            for (c, key) in own.chain(inherited) {
+            // A limit that adds up an argument needs that argument, as a number.
+            let class_limits = self
+                .policy
+                .classes
+                .get(&m.class)
+                .map(|c| c.limits.as_slice())
+                .unwrap_or_default();
+            let sums: Vec<(crate::condition::Condition, String)> = m
+                .limits
+                .iter()
+                .map(|l| (l, format!("tool {}/{} limit", m.server, m.name)))
+                .chain(
+                    class_limits
+                        .iter()
+                        .map(|l| (l, format!("classes.{}.limits", m.class))),
+                )
+                .filter_map(|(l, key)| match &l.metric {
+                    crate::drift::Metric::Sum { pointer, .. } => {
+                        let f: crate::condition::ConditionFile = serde_json::from_value(
+                            serde_json::json!({"pointer": pointer, "min": 0}),
+                        )
+                        .ok()?;
+                        crate::condition::compile(&f).ok().map(|c| (c, key))
+                    }
+                    crate::drift::Metric::Calls { .. } => None,
+                })
+                .collect();
+            for (c, key) in own
+                .chain(inherited)
+                .chain(sums.iter().map(|(c, k)| (c, k.clone())))
+            {
                 let Some(schema) = schema_of(&m.server, &m.name) else {
                     out.push(Diagnostic {
                         severity: crate::diag::Severity::Warning,

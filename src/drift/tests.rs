@@ -298,3 +298,56 @@ fn counters_and_pauses_come_back_from_their_entries_after_a_restart() {
         "unknown entries fail the start (fail closed)"
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::super::meter::State;
+    use super::super::{Check, Per, Scope, check};
+    use super::{T0, args, calls, sum};
+
+    proptest! {
+        /// Whatever the amounts and their order, the autopilot total never exceeds the limit,
+        /// and a call past it never passes.
+        #[test]
+        fn sums_never_pass_the_limit(amounts in proptest::collection::vec(-50.0f64..200.0, 1..40), max in 1.0f64..500.0) {
+            let l = sum(max, 3600);
+            let limits = [(Scope::Class("c"), &l, None)];
+            let mut s = State::default();
+            let mut total = 0.0;
+            for a in amounts {
+                match check(&limits, &args(json!({"amount": a})), None, "x", T0, &s) {
+                    Check::Pass(ch) => {
+                        prop_assert!(a >= 0.0);
+                        total += a;
+                        s.charge(&ch, T0);
+                    }
+                    Check::Crossed { .. } => prop_assert!(total + a > max),
+                    Check::Uncountable { .. } => prop_assert!(a < 0.0),
+                    Check::Paused { .. } => prop_assert!(false, "nothing paused"),
+                }
+                prop_assert!(total <= max);
+            }
+        }
+
+        /// Counted calls never exceed max_calls within one window, for any spacing of calls.
+        #[test]
+        fn calls_never_pass_the_count(gaps in proptest::collection::vec(0i64..30_000, 1..60), max in 1u64..10) {
+            let l = calls(max, 60, Per::All);
+            let limits = [(Scope::Class("c"), &l, None)];
+            let mut s = State::default();
+            let mut at = T0;
+            let mut passed: Vec<time::OffsetDateTime> = Vec::new();
+            for g in gaps {
+                at += time::Duration::milliseconds(g);
+                if let Check::Pass(ch) = check(&limits, &args(json!({})), None, "x", at, &s) {
+                    s.charge(&ch, at);
+                    passed.push(at);
+                }
+                let in_window = passed.iter().filter(|t| **t > at - time::Duration::seconds(60)).count();
+                prop_assert!(in_window as u64 <= max, "{} calls in the last minute, max {}", in_window, max);
+            }
+        }
+    }
+}

@@ -166,6 +166,16 @@ fn check_refuses_a_condition_on_an_argument_the_tool_does_not_have() {
     w.write("p/policy.toml", &POLICY.replace("/amount_cents", "/amount"));
     let t = String::from_utf8_lossy(&w.airlock(&["check"]).stdout).into_owned();
     assert!(t.contains("classes.financial.conditions: the tool's input schema has no argument at `/amount` (tool `refund_order`)"), "{t}");
+    // so is a rate limit that adds up an argument the tool does not have
+    w.write(
+        "p/policy.toml",
+        &POLICY.replace(
+            "conditions = [{ pointer = \"/amount_cents\", max = 10000 }]",
+            "limits = [{ window = \"1d\", sum = \"/amount\", max_total = 5000 }]",
+        ),
+    );
+    let t = String::from_utf8_lossy(&w.airlock(&["check"]).stdout).into_owned();
+    assert!(t.contains("classes.financial.limits: the tool's input schema has no argument at `/amount` (tool `refund_order`)"), "{t}");
     // offline, only the rules themselves are checked
     let out = w.airlock(&["check", "--offline"]);
     assert!(
@@ -195,4 +205,62 @@ fn a_malformed_condition_is_located() {
         t.contains("tool[1].condition[0]: a condition has exactly one test"),
         "{t}"
     );
+}
+
+#[tokio::test]
+async fn an_edit_that_would_need_another_role_is_refused_on_the_approval_page() {
+    let w = world(MANIFESTS);
+    // under 100 cents goes to the cfo; over 10,000 to finance
+    w.write(
+        "p/policy.toml",
+        &POLICY
+            .replace(
+                "conditions = [{ pointer = \"/amount_cents\", max = 10000 }]",
+                "conditions = [{ pointer = \"/amount_cents\", max = 10000 }, { pointer = \"/amount_cents\", min = 100, role = \"cfo\" }]",
+            )
+            .replace("[roles]\n", "[roles]\ncfo = { emails = [\"cfo@example.com\"] }\n"),
+    );
+    let agent = w.agent().await;
+    let r = agent
+        .call(
+            "refund_order",
+            json!({"order_id": "A-1001", "amount_cents": 20000, "reason": "late"}),
+        )
+        .await;
+    assert!(text(&r).contains("role `finance`"), "{}", text(&r));
+    let mut link = None;
+    for _ in 0..100 {
+        let mail = std::fs::read_dir(w.path("outbox"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .map(|m| {
+                m.replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .replace("=3D", "=")
+            })
+            .find(|m| m.contains("finance@example.com"));
+        if let Some(m) = mail {
+            let start = m.find("http://").expect("link");
+            link = m[start..].split_whitespace().next().map(String::from);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let link = link.expect("approval mail in the outbox");
+    let (status, page) = crate::smtp::decide(
+        &link,
+        "modify",
+        &[(
+            "arguments",
+            r#"{"order_id": "A-1001", "amount_cents": 50, "reason": "late"}"#,
+        )],
+    );
+    assert_eq!(status, 422, "{page}");
+    assert!(
+        page.contains("would need approval by role `cfo`, not `finance`"),
+        "{page}"
+    );
+    agent.close().await;
+    assert!(w.executed("executed.jsonl").is_empty());
 }

@@ -197,3 +197,35 @@ async fn a_pin_edited_while_serving_regates_the_tool_and_voids_its_approvals() {
                 .contains("restart airlock to apply it")
     }));
 }
+
+#[tokio::test]
+async fn sighup_reloads_even_when_no_file_changed() {
+    let w = world();
+    let (agent, child) = w.killable_agent().await;
+    // a first call: the gate is up and its signal handler installed
+    let _ = agent.call("search_orders", json!({"query": ""})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pid = child.id().expect("pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    // the reload is quick; give it time, then show the gate still serves
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let r = agent.call("search_orders", json!({"query": ""})).await;
+    assert!(!crate::support::is_error(&r), "{}", text(&r));
+    agent.close().await;
+    drop(child);
+    let rows = w.ledger_rows().await;
+    let loaded: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "policy_loaded")
+        .collect();
+    assert_eq!(
+        loaded.len(),
+        1,
+        "one reload, from the signal alone: {loaded:?}"
+    );
+    assert_eq!(loaded[0]["body"]["version"], "2026-11-24.1");
+}
