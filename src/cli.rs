@@ -27,6 +27,7 @@ use airlock::mcp::downstream::ToolServers;
 use airlock::mcp::upstream::AgentServer;
 use airlock::quarantine::Quarantine;
 use airlock::schema::{FileKind, schema};
+use airlock::signing::Signer;
 use airlock::web;
 
 #[derive(Debug, Parser)]
@@ -78,17 +79,22 @@ enum Command {
     /// Read the ledger.
     Ledger {
         #[command(subcommand)]
-        command: LedgerCommand,
+        command: ledger::LedgerCommand,
     },
     /// Review quarantined calls and tools (through the running gate).
     Quarantine {
         #[command(subcommand)]
-        command: QuarantineCommand,
+        command: review::QuarantineCommand,
     },
     /// Paused autopilot: list paused scopes, resume one (through the running gate).
     Drift {
         #[command(subcommand)]
-        command: DriftCommand,
+        command: review::DriftCommand,
+    },
+    /// The Ed25519 key that signs ledger rows and checkpoints.
+    Keys {
+        #[command(subcommand)]
+        command: ledger::KeysCommand,
     },
     /// Print the JSON Schema of a file kind.
     Schema { kind: SchemaKind },
@@ -112,130 +118,28 @@ enum PolicyCommand {
     },
 }
 
-/// Where the running gate listens (default: the address `airlock serve` wrote beside the ledger).
-#[derive(Debug, clap::Args)]
-struct GateArg {
-    #[command(flatten)]
-    config: ConfigArg,
-    /// Base URL of the running gate's web listener, e.g. `http://127.0.0.1:8080`.
-    #[arg(long)]
-    url: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-enum QuarantineCommand {
-    /// Calls held for review, grouped by tool, and tools no manifest describes.
-    List {
-        #[command(flatten)]
-        gate: GateArg,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Classify a tool: Airlock writes its manifest into the manifests directory.
-    Classify {
-        #[command(flatten)]
-        gate: GateArg,
-        /// The tool, as agents call it.
-        tool: String,
-        #[arg(long)]
-        class: String,
-        #[arg(long)]
-        target: String,
-        #[arg(long)]
-        impact: String,
-        /// `tool:NAME` or `none: why it cannot be undone`.
-        #[arg(long)]
-        reversal: String,
-        /// Who classifies (recorded).
-        #[arg(long, default_value_t = review::default_by())]
-        by: String,
-        /// Print the manifest (for a pull request) instead of writing it.
-        #[arg(long)]
-        print: bool,
-    },
-    /// Release a held call: it runs once.
-    Release {
-        #[command(flatten)]
-        gate: GateArg,
-        id: String,
-        #[arg(long, default_value_t = review::default_by())]
-        by: String,
-    },
-    /// Reject a held call: it never runs.
-    Reject {
-        #[command(flatten)]
-        gate: GateArg,
-        id: String,
-        #[arg(long, default_value = "")]
-        reason: String,
-        #[arg(long, default_value_t = review::default_by())]
-        by: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum DriftCommand {
-    /// Scopes where a rate limit paused autopilot.
-    List {
-        #[command(flatten)]
-        gate: GateArg,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Resume autopilot for a scope (its counters start afresh).
-    Resume {
-        #[command(flatten)]
-        gate: GateArg,
-        /// The scope, as `drift list` shows it, e.g. `tool:shop/refund_order@agent`.
-        scope: String,
-        #[arg(long, default_value_t = review::default_by())]
-        by: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum LedgerCommand {
-    /// Write every row to stdout.
-    Export {
-        #[command(flatten)]
-        config: ConfigArg,
-        #[arg(long, value_enum, default_value = "jsonl")]
-        format: ExportFormat,
-    },
-    /// Recompute the hash chain; exit 1 on the first bad row.
-    Verify {
-        #[command(flatten)]
-        config: ConfigArg,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ExportFormat {
-    Jsonl,
-}
-
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum SchemaKind {
     Config,
     Manifest,
     Policy,
+    /// A line of `airlock ledger export`.
+    Export,
 }
 
 #[derive(Debug, clap::Args)]
-struct ConfigArg {
+pub(crate) struct ConfigArg {
     /// Path of airlock.toml.
     #[arg(long, default_value = "airlock.toml")]
-    config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 mod inspect;
 mod ledger;
 mod review;
+mod show;
 
 use inspect::{explain, map};
-use ledger::{export, verify};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -249,16 +153,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             actor,
             json,
         } => explain(&config.config, &tool, &args, actor.as_deref(), json),
-        Command::Ledger {
-            command:
-                LedgerCommand::Export {
-                    config,
-                    format: ExportFormat::Jsonl,
-                },
-        } => export(&config.config),
-        Command::Ledger {
-            command: LedgerCommand::Verify { config, json },
-        } => verify(&config.config, json),
+        Command::Ledger { command } => ledger::run(command),
+        Command::Keys { command } => ledger::keys(command),
         Command::Policy {
             command:
                 PolicyCommand::Diff {
@@ -268,67 +164,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     json,
                 },
         } => inspect::policy_diff(&config.config, &old, &new, json),
-        Command::Quarantine { command } => match command {
-            QuarantineCommand::List { gate, json } => {
-                review::quarantine_list(&gate.config.config, gate.url.as_deref(), json)
-            }
-            QuarantineCommand::Classify {
-                gate,
-                tool,
-                class,
-                target,
-                impact,
-                reversal,
-                by,
-                print,
-            } => review::quarantine_classify(
-                &gate.config.config,
-                gate.url.as_deref(),
-                &review::ClassifyArgs {
-                    tool: &tool,
-                    class: &class,
-                    target: &target,
-                    impact: &impact,
-                    reversal: &reversal,
-                    by: &by,
-                    print,
-                },
-            ),
-            QuarantineCommand::Release { gate, id, by } => review::quarantine_act(
-                &gate.config.config,
-                gate.url.as_deref(),
-                &id,
-                "release",
-                &by,
-                "",
-            ),
-            QuarantineCommand::Reject {
-                gate,
-                id,
-                reason,
-                by,
-            } => review::quarantine_act(
-                &gate.config.config,
-                gate.url.as_deref(),
-                &id,
-                "reject",
-                &by,
-                &reason,
-            ),
-        },
-        Command::Drift { command } => match command {
-            DriftCommand::List { gate, json } => {
-                review::drift_list(&gate.config.config, gate.url.as_deref(), json)
-            }
-            DriftCommand::Resume { gate, scope, by } => {
-                review::drift_resume(&gate.config.config, gate.url.as_deref(), &scope, &by)
-            }
-        },
+        Command::Quarantine { command } => review::quarantine(command),
+        Command::Drift { command } => review::drift(command),
         Command::Schema { kind } => {
             let kind = match kind {
                 SchemaKind::Config => FileKind::Config,
                 SchemaKind::Manifest => FileKind::Manifest,
                 SchemaKind::Policy => FileKind::Policy,
+                SchemaKind::Export => FileKind::Export,
             };
             println!("{}", serde_json::to_string_pretty(&schema(kind))?);
             Ok(ExitCode::SUCCESS)
@@ -368,7 +211,8 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     let setup = Arc::new(loaded);
     runtime()?.block_on(async move {
         let cfg = &setup.config;
-        let ledger = Arc::new(Ledger::open(&cfg.ledger_path)?);
+        let signer = Signer::load_or_create(&cfg.signing_key_path)?;
+        let ledger = Arc::new(Ledger::open_signed(&cfg.ledger_path, Some(signer.clone()))?);
         let key = LinkKey::load_or_create(&cfg.key_path)?;
         let mailer = Mailer::new(&cfg.mail)?;
         let listener = tokio::net::TcpListener::bind(cfg.web.bind).await.with_context(|| format!("cannot listen on {} (web.bind)", cfg.web.bind))?;
@@ -427,9 +271,11 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         }
         let web = tokio::spawn(web::serve(listener, Arc::new(web::Web { desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone() })));
         // Edits to manifests and policy take effect when valid (file change or SIGHUP).
+        let checkpoints = cfg.checkpoint_dir.clone().map(|dir| tokio::spawn(airlock::ledger::checkpoint::every(ledger.clone(), signer.clone(), dir, cfg.checkpoint_every)));
         let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), desk.clone(), std::time::Duration::from_secs(1)));
         tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, "airlock serving MCP on stdio");
         tracing::info!("review page (held calls, unclassified tools, paused autopilot): {review_url}");
+        tracing::info!(public_key = %signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
         let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone(), quarantine, pauses));
         AgentServer::new(gate.clone(), cfg.max_wait).serve_stdio().await?;
         // The agent has gone. Let calls already running finish and record their outcome; pending
@@ -439,6 +285,9 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         web.abort();
         watcher.abort();
         let _ = std::fs::remove_file(&runtime_file);
+        if let Some(c) = checkpoints {
+            c.abort();
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -182,7 +182,12 @@ impl Gate {
             );
             let mut rows = vec![
                 NewRow::at("proposal", &call_id, now, proposal),
-                NewRow::at("verdict", &call_id, now, verdict_body(&decision)),
+                NewRow::at(
+                    "verdict",
+                    &call_id,
+                    now,
+                    verdict_body(&decision, setup.policy.is_signed(decision.class.as_deref())),
+                ),
             ];
             if matches!(decision.verdict, Verdict::Approve { .. }) && manifest.is_some() {
                 (decision, Committed::ToDesk(rows))
@@ -413,11 +418,15 @@ fn pause_of(d: &Decision, call_id: &str, now: OffsetDateTime) -> Option<Pause> {
     })
 }
 
-fn verdict_body(d: &Decision) -> Value {
+/// The verdict row; `signed` asks the ledger to sign this call's rows.
+fn verdict_body(d: &Decision, signed: bool) -> Value {
     let mut body = serde_json::to_value(d)
         .unwrap_or_else(|e| json!({"verdict": d.verdict.name(), "encoding_error": e.to_string()}));
     if let Value::Object(o) = &mut body {
         o.insert("explanation".into(), Value::String(d.explanation()));
+        if signed {
+            o.insert("signed".into(), Value::Bool(true));
+        }
     }
     body
 }

@@ -32,4 +32,5 @@ pub mod pins;
 pub mod policy;
 pub mod quarantine;
 pub mod schema;
+pub mod signing;
 pub mod web;

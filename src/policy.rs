@@ -102,6 +102,9 @@ pub struct ClassRuleFile {
     /// and notifies a role (the limit's `notify`, else the class's `role`).
     #[serde(default)]
     pub limits: Vec<crate::drift::LimitFile>,
+    /// Sign this class's ledger rows with the gate's Ed25519 key (default: true for
+    /// `financial` and `destructive`).
+    pub signed: Option<bool>,
 }
 
 /// One role as written.
@@ -135,6 +138,7 @@ pub struct ClassRule {
     pub min_approvals: u32,
     pub conditions: Vec<crate::condition::Condition>,
     pub limits: Vec<crate::drift::Limit>,
+    pub signed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -354,6 +358,9 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 min_approvals: min_approvals.max(1),
                 conditions,
                 limits,
+                signed: r
+                    .signed
+                    .unwrap_or(matches!(name.as_str(), "financial" | "destructive")),
             },
         );
     }
@@ -365,6 +372,15 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
         },
         errors,
     )
+}
+
+impl Policy {
+    /// Whether rows of a call of `class` are signed.
+    pub fn is_signed(&self, class: Option<&str>) -> bool {
+        class
+            .and_then(|c| self.classes.get(c))
+            .is_some_and(|r| r.signed)
+    }
 }
 
 /// Longest duration accepted anywhere (a year): beyond it, a timeout is a misconfiguration.

@@ -1,4 +1,5 @@
-//! JSON Schemas of the three files people write, generated from the serde types with schemars.
+//! JSON Schemas of the three files people write and of the ledger export, generated from the
+//! serde types with schemars.
 //!
 //! Owns nothing but the mapping from a file kind to its schema; it must never diverge from the
 //! types that actually parse the files (it is generated from them).
@@ -12,6 +13,8 @@ pub enum FileKind {
     Config,
     Manifest,
     Policy,
+    /// One line of `airlock ledger export --format jsonl`.
+    Export,
 }
 
 /// The JSON Schema for a file kind.
@@ -20,6 +23,7 @@ pub fn schema(kind: FileKind) -> Value {
         FileKind::Config => schema_for!(crate::config::ConfigFile),
         FileKind::Manifest => schema_for!(crate::manifest::ManifestFile),
         FileKind::Policy => schema_for!(crate::policy::PolicyFile),
+        FileKind::Export => schema_for!(crate::ledger::Record),
     };
     s.to_value()
 }

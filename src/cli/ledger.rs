@@ -1,34 +1,259 @@
-//! `ledger export` and `ledger verify`: read-only, for auditors.
+//! `ledger …` and `keys …`: read-only commands for auditors, and the signing key.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
+use clap::{Subcommand, ValueEnum};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-use super::report;
+use super::{ConfigArg, report};
 use airlock::canonical;
-use airlock::ledger::LedgerReader;
+use airlock::config::{Config, load_config};
+use airlock::ledger::checkpoint::Checkpoint;
+use airlock::ledger::{LedgerReader, Record, VerifyOptions};
+use airlock::signing::{Public, Signer};
 
-fn ledger_path(path: &Path) -> anyhow::Result<PathBuf> {
-    Ok(airlock::config::load_config(path)
-        .map_err(report)?
-        .ledger_path)
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Write rows to stdout (all, or those matching the filters).
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Rows at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Rows before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only rows of calls of this class.
+        #[arg(long)]
+        class: Option<String>,
+        /// Only rows of calls of this tool (the name agents call).
+        #[arg(long)]
+        tool: Option<String>,
+        /// Only rows of calls with this verdict (allow, deny, quarantine, approve).
+        #[arg(long)]
+        verdict: Option<String>,
+    },
+    /// Recompute the hash chain, signatures and checkpoints; exit 1 on the first bad row.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A checkpoint file the ledger must still extend (repeatable).
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+        /// The trusted public key (hex, or a file holding it); default: this gate's own key.
+        #[arg(long)]
+        public_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a signed checkpoint (row count, head hash, time) to keep off this machine.
+    Checkpoint {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Write it to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The full record of one call (by call, approval or held id).
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-pub(super) fn export(path: &Path) -> anyhow::Result<ExitCode> {
-    let reader = LedgerReader::open(&ledger_path(path)?)?;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create the signing key (never overwrites one) and print its public key.
+    Init {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Print the public key auditors verify with.
+    Public {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+pub(super) fn run(command: LedgerCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        LedgerCommand::Export {
+            config,
+            format,
+            since,
+            until,
+            class,
+            tool,
+            verdict,
+        } => {
+            let filter = Filter {
+                since: since.as_deref().map(parse_time).transpose()?,
+                until: until.as_deref().map(parse_time).transpose()?,
+                class,
+                tool,
+                verdict,
+            };
+            export(&config.config, format, &filter)
+        }
+        LedgerCommand::Verify {
+            config,
+            checkpoint,
+            public_key,
+            json,
+        } => verify(&config.config, &checkpoint, public_key.as_deref(), json),
+        LedgerCommand::Checkpoint { config, out } => checkpoint(&config.config, out.as_deref()),
+        LedgerCommand::Show { config, id, json } => super::show::show(&config.config, &id, json),
+    }
+}
+
+pub(super) fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Init { config } => {
+            let c = cfg(&config.config)?;
+            let s = Signer::create(&c.signing_key_path)?;
+            println!("created {}", c.signing_key_path.display());
+            println!("public key: {}", s.public_hex());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Public { config } => {
+            let c = cfg(&config.config)?;
+            println!("{}", Signer::load(&c.signing_key_path)?.public_hex());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn cfg(path: &Path) -> anyhow::Result<Config> {
+    load_config(path).map_err(report)
+}
+
+fn parse_time(s: &str) -> anyhow::Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .with_context(|| format!("`{s}` is not an RFC 3339 time such as 2026-11-24T00:00:00Z"))
+}
+
+/// Which rows `export` writes.
+struct Filter {
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+    class: Option<String>,
+    tool: Option<String>,
+    verdict: Option<String>,
+}
+
+/// What a call's first rows say about it: (tool, class, verdict).
+type CallInfo = (Option<String>, Option<String>, Option<String>);
+
+impl Filter {
+    fn by_call(&self) -> bool {
+        self.class.is_some() || self.tool.is_some() || self.verdict.is_some()
+    }
+
+    fn keeps(&self, r: &Record, info: Option<&CallInfo>) -> bool {
+        if self.since.is_some() || self.until.is_some() {
+            let Ok(t) = OffsetDateTime::parse(&r.time, &Rfc3339) else {
+                return false;
+            };
+            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
+                return false;
+            }
+        }
+        if !self.by_call() {
+            return true;
+        }
+        let Some((tool, class, verdict)) = info else {
+            return false;
+        };
+        let is = |want: &Option<String>, got: &Option<String>| {
+            want.as_ref().is_none_or(|w| got.as_ref() == Some(w))
+        };
+        is(&self.tool, tool) && is(&self.class, class) && is(&self.verdict, verdict)
+    }
+}
+
+const CSV_HEADER: &str = "seq,time,kind,call_id,tool,class,verdict,prev,hash,body";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn export(path: &Path, format: ExportFormat, filter: &Filter) -> anyhow::Result<ExitCode> {
+    let reader = LedgerReader::open(&cfg(path)?.ledger_path)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if format == ExportFormat::Csv {
+        writeln!(out, "{CSV_HEADER}")?;
+    }
+    let mut calls: HashMap<String, CallInfo> = HashMap::new();
     let mut bad = None;
     reader.records(|r| match r {
         Ok(rec) => {
-            if bad.is_none() {
-                let line = serde_json::to_value(&rec)
-                    .map(|v| canonical::to_string(&v))
-                    .unwrap_or_default();
-                if let Err(e) = writeln!(out, "{line}") {
-                    bad = Some(format!("cannot write: {e}"));
+            if bad.is_some() {
+                return;
+            }
+            if !rec.call_id.is_empty() {
+                let info = calls.entry(rec.call_id.clone()).or_default();
+                let text = |k: &str| rec.body.get(k).and_then(Value::as_str).map(String::from);
+                match rec.kind.as_str() {
+                    "proposal" => info.0 = text("tool"),
+                    "verdict" => {
+                        info.1 = text("class");
+                        info.2 = text("verdict");
+                    }
+                    _ => {}
                 }
+            }
+            let info = calls.get(&rec.call_id);
+            if !filter.keeps(&rec, info) {
+                return;
+            }
+            let line = match format {
+                ExportFormat::Jsonl => serde_json::to_value(&rec)
+                    .map(|v| canonical::to_string(&v))
+                    .unwrap_or_default(),
+                ExportFormat::Csv => {
+                    let (tool, class, verdict) = info.cloned().unwrap_or_default();
+                    [
+                        rec.seq.to_string(),
+                        rec.time.clone(),
+                        rec.kind.clone(),
+                        rec.call_id.clone(),
+                        tool.unwrap_or_default(),
+                        class.unwrap_or_default(),
+                        verdict.unwrap_or_default(),
+                        rec.prev.clone(),
+                        rec.hash.clone(),
+                        canonical::to_string(&rec.body),
+                    ]
+                    .iter()
+                    .map(|f| csv_field(f))
+                    .collect::<Vec<_>>()
+                    .join(",")
+                }
+            };
+            if let Err(e) = writeln!(out, "{line}") {
+                bad = Some(format!("cannot write: {e}"));
             }
         }
         Err((seq, e)) => {
@@ -42,21 +267,89 @@ pub(super) fn export(path: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub(super) fn verify(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    let ledger = ledger_path(path)?;
-    let report = LedgerReader::open(&ledger)?.verify()?;
+/// The trusted key: given (hex or a file), else this gate's own (if it has one).
+fn public_key(c: &Config, given: Option<&str>) -> anyhow::Result<(Option<Public>, String)> {
+    match given {
+        Some(g) => {
+            let text = if Path::new(g).is_file() {
+                std::fs::read_to_string(g).with_context(|| format!("cannot read {g}"))?
+            } else {
+                g.to_string()
+            };
+            Ok((Some(Public::parse(&text)?), "given".into()))
+        }
+        None if c.signing_key_path.exists() => Ok((
+            Some(Signer::load(&c.signing_key_path)?.public()),
+            format!(
+                "this gate's own key ({}); an auditor passes --public-key",
+                c.signing_key_path.display()
+            ),
+        )),
+        None => Ok((
+            None,
+            "none: signatures checked for shape only (pass --public-key)".into(),
+        )),
+    }
+}
+
+fn verify(
+    path: &Path,
+    checkpoints: &[PathBuf],
+    key: Option<&str>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let c = cfg(path)?;
+    let (public, whose) = public_key(&c, key)?;
+    let mut opts = VerifyOptions {
+        public,
+        checkpoints: Vec::new(),
+    };
+    for p in checkpoints {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let cp = Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        opts.checkpoints.push((p.display().to_string(), cp));
+    }
+    let report = LedgerReader::open(&c.ledger_path)?.verify_with(&opts)?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("ledger:  {}", ledger.display());
-        println!("rows:    {}", report.rows);
+        println!("ledger:      {}", c.ledger_path.display());
+        println!("rows:        {}", report.rows);
         if let (Some(first), Some(last)) = (&report.first_time, &report.last_time) {
-            println!("time:    {first} .. {last}");
+            println!("time:        {first} .. {last}");
         }
-        println!("head:    {}", report.head);
+        println!("head:        {}", report.head);
+        println!(
+            "signatures:  {} signature row(s) covering {} signed row(s); key: {whose}",
+            report.signatures.signature_rows, report.signatures.signed_rows
+        );
+        for cp in &report.checkpoints {
+            println!(
+                "checkpoint:  {} ({} rows, {}): signature {}, {}",
+                cp.name,
+                cp.rows,
+                cp.time,
+                if cp.signature_ok { "valid" } else { "INVALID" },
+                if cp.consistent {
+                    "the ledger extends it"
+                } else {
+                    "NOT consistent"
+                }
+            );
+        }
         match &report.first_bad {
-            None => println!("result:  OK, the hash chain verifies"),
-            Some(b) => println!("result:  FAILED at seq {}: {}", b.seq, b.fault),
+            None if report.ok() => println!("result:      OK"),
+            None => println!("result:      FAILED: a checkpoint's signature is not valid"),
+            Some(b) => println!(
+                "result:      FAILED at seq {}: {}{}",
+                b.seq,
+                b.fault,
+                b.detail
+                    .as_ref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ),
         }
     }
     Ok(if report.ok() {
@@ -64,4 +357,37 @@ pub(super) fn verify(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn checkpoint(path: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let c = cfg(path)?;
+    let signer = Signer::load(&c.signing_key_path)
+        .context("no signing key: run `airlock keys init` (or start `airlock serve` once)")?;
+    let reader = LedgerReader::open(&c.ledger_path)?;
+    let report = reader.verify_with(&VerifyOptions {
+        public: Some(signer.public()),
+        checkpoints: Vec::new(),
+    })?;
+    if let Some(b) = &report.first_bad {
+        bail!(
+            "the ledger does not verify (seq {}: {}); no checkpoint signed",
+            b.seq,
+            b.fault
+        );
+    }
+    let now = OffsetDateTime::now_utc().format(&Rfc3339)?;
+    let cp = Checkpoint::sign(&signer, report.rows, &report.head, &now);
+    match out {
+        Some(p) => {
+            std::fs::write(p, cp.render())
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            eprintln!(
+                "wrote {} ({} rows); store it off this machine",
+                p.display(),
+                cp.rows
+            );
+        }
+        None => print!("{}", cp.render()),
+    }
+    Ok(ExitCode::SUCCESS)
 }

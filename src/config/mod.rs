@@ -60,6 +60,14 @@ pub struct GateSection {
     pub max_wait: String,
     /// Secret key that signs approval links (created on first start, mode 0600), relative to this file.
     pub key: String,
+    /// Ed25519 key that signs the rows of signed classes and checkpoints (created by
+    /// `airlock keys init` or on first start, mode 0600), relative to this file.
+    pub signing_key: String,
+    /// Directory where the gate writes a signed checkpoint periodically (off by default); copy
+    /// them off the machine.
+    pub checkpoints: Option<String>,
+    /// How often the gate writes a checkpoint into `checkpoints`, e.g. `1h`.
+    pub checkpoint_every: String,
 }
 
 /// `[mail]`.
@@ -115,6 +123,9 @@ impl Default for GateSection {
             actor: "agent:default".into(),
             max_wait: "5m".into(),
             key: "airlock.key".into(),
+            signing_key: "airlock.signing.key".into(),
+            checkpoints: None,
+            checkpoint_every: "1h".into(),
         }
     }
 }
@@ -173,6 +184,9 @@ pub struct Config {
     pub actor: String,
     pub max_wait: Duration,
     pub key_path: PathBuf,
+    pub signing_key_path: PathBuf,
+    pub checkpoint_dir: Option<PathBuf>,
+    pub checkpoint_every: Duration,
     pub servers: Vec<ServerConfig>,
     pub mail: MailConfig,
     pub web: WebConfig,
@@ -343,6 +357,11 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         errors.push(src.error(None, "gate.max_wait", msg));
         Duration::from_secs(300)
     });
+    let checkpoint_every =
+        crate::policy::parse_duration(&g.checkpoint_every).unwrap_or_else(|msg| {
+            errors.push(src.error(None, "gate.checkpoint_every", msg));
+            Duration::from_secs(3600)
+        });
     let bind = file.web.bind.parse::<SocketAddr>().unwrap_or_else(|e| {
         errors.push(src.error(
             None,
@@ -399,6 +418,9 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             actor: g.actor.clone(),
             max_wait,
             key_path: dir.join(&g.key),
+            signing_key_path: dir.join(&g.signing_key),
+            checkpoint_dir: g.checkpoints.as_ref().map(|c| dir.join(c)),
+            checkpoint_every,
             servers,
             mail: MailConfig {
                 from: file.mail.from.clone(),

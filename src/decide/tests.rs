@@ -23,6 +23,7 @@ fn rule(path: PathKind) -> ClassRule {
         min_approvals: 1,
         conditions: vec![],
         limits: vec![],
+        signed: false,
     }
 }
 

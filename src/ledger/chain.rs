@@ -19,8 +19,14 @@ const LINK_TAG: &[u8] = b"airlock.ledger.v1.link\0";
 /// The hash before the first row.
 pub const GENESIS: [u8; 32] = [0; 32];
 
-/// One stored ledger row, as exported.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One ledger row as `airlock ledger export` writes it (one canonical JSON object per line).
+///
+/// Self-verifying: `entry` = canonical JSON (sorted keys, no spaces) of
+/// `{seq, time, kind, call_id, body}`; `leaf = SHA-256("airlock.ledger.v1.leaf\0" ‖ entry)`;
+/// `hash = SHA-256("airlock.ledger.v1.link\0" ‖ prev ‖ leaf)` with `prev` and `hash` as 32 raw
+/// bytes; row 1's `prev` is 32 zero bytes, and each row's `prev` is the previous row's `hash`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(title = "Airlock ledger row (export)")]
 pub struct Record {
     pub seq: u64,
     /// RFC 3339 UTC time the row was written.
@@ -29,6 +35,7 @@ pub struct Record {
     pub kind: String,
     /// Groups the rows of one tool call.
     pub call_id: String,
+    /// The row's content; its fields depend on `kind` (see ARCHITECTURE.md, "Ledger rows").
     pub body: Value,
     /// Hex hash of the previous row.
     pub prev: String,
@@ -129,6 +136,12 @@ pub enum Fault {
     Altered,
     /// The database's head does not match the last row (rows removed from the end).
     Truncated,
+    /// A signature row does not verify (or does not sign the row before it).
+    BadSignature,
+    /// A row of a signed call has no signature row after it.
+    Unsigned,
+    /// A checkpoint's row has another hash: the chain was rewritten.
+    Rewritten,
 }
 
 impl std::fmt::Display for Fault {
@@ -139,6 +152,9 @@ impl std::fmt::Display for Fault {
             Fault::BrokenLink => "prev does not match the previous row's hash",
             Fault::Altered => "row content does not match its hash (altered)",
             Fault::Truncated => "rows missing at the end (head mismatch)",
+            Fault::BadSignature => "signature row does not verify",
+            Fault::Unsigned => "a signed call's row is not covered by any signature",
+            Fault::Rewritten => "the chain differs from a checkpoint (rewritten)",
         })
     }
 }

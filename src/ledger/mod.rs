@@ -10,7 +10,9 @@
 //! commit holding its rows returned. Row format and hashing do not depend on the batching.
 
 mod chain;
+pub mod checkpoint;
 mod reader;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -22,9 +24,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
+use crate::signing::Signer;
+
 pub use chain::{Fault, Record};
 use chain::{GENESIS, encode, entry, leaf, link};
-pub use reader::{BadRow, LedgerReader, VerifyReport};
+pub use reader::LedgerReader;
+pub use verify::{BadRow, CheckpointReport, SignatureReport, VerifyOptions, VerifyReport};
 
 const ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -39,6 +44,9 @@ const HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("held");
 /// Drift-pause counters and pauses, keyed by limit or scope: committed with the verdicts that
 /// charge them, so they survive a restart exactly.
 const DRIFT: TableDefinition<&str, &[u8]> = TableDefinition::new("drift");
+/// Calls whose rows are signed (their verdict said `signed`), so later rows of the same call are
+/// signed too, across restarts.
+const SIGNED: TableDefinition<&str, ()> = TableDefinition::new("signed_calls");
 const SCHEMA_VERSION: &[u8] = b"1";
 /// Most requests one commit takes from the queue.
 const MAX_BATCH: usize = 512;
@@ -141,15 +149,21 @@ pub struct Ledger {
 impl Ledger {
     /// Open (creating if absent) the ledger and start its writer thread.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        Ledger::open_signed(path, None)
+    }
+
+    /// Open with a signing key: every commit holding rows of a signed call ends with a
+    /// `signature` row over the chain head.
+    pub fn open_signed(path: &Path, signer: Option<Signer>) -> Result<Ledger, LedgerError> {
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
             other => storage(path, other),
         })?;
-        Ledger::start(db, path)
+        Ledger::start(db, path, signer)
     }
 
     /// Start the writer on an open database.
-    fn start(db: Database, path: &Path) -> Result<Ledger, LedgerError> {
+    fn start(db: Database, path: &Path, signer: Option<Signer>) -> Result<Ledger, LedgerError> {
         let head = init(&db, path)?;
         let db = Arc::new(db);
         let (queue, rx) = mpsc::channel();
@@ -157,6 +171,7 @@ impl Ledger {
             db: db.clone(),
             path: path.to_path_buf(),
             head,
+            signer,
         };
         let writer = thread::Builder::new()
             .name("airlock-ledger".into())
@@ -177,7 +192,7 @@ impl Ledger {
         let db = Database::builder()
             .create_with_backend(backend)
             .map_err(|e| storage(&path, e))?;
-        Ledger::start(db, &path)
+        Ledger::start(db, &path, None)
     }
 
     pub fn path(&self) -> &Path {
@@ -207,6 +222,24 @@ impl Ledger {
             .send(Request { change, reply })
             .map_err(|_| LedgerError::WriterGone)?;
         Ok(Pending(wait))
+    }
+
+    /// The last committed (row count, head hash): what a checkpoint signs.
+    pub fn head(&self) -> Result<(u64, String), LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        let meta = tx.open_table(META).map_err(|e| storage(&self.path, e))?;
+        let text = meta
+            .get("head")
+            .map_err(|e| storage(&self.path, e))?
+            .map(|g| String::from_utf8_lossy(g.value()).into_owned());
+        match text.as_deref().and_then(|t| t.split_once(':')) {
+            Some((n, h)) => Ok((
+                n.parse()
+                    .map_err(|e| storage(&self.path, format!("head: {e}")))?,
+                h.to_string(),
+            )),
+            None => Ok((0, hex::encode(GENESIS))),
+        }
     }
 
     /// Every held call's last committed state, for recovery after a restart.
@@ -360,6 +393,14 @@ struct Writer {
     db: Arc<Database>,
     path: PathBuf,
     head: Head,
+    signer: Option<Signer>,
+}
+
+/// Whether a row is a verdict that asks for its call to be signed.
+fn signs_call(row: &NewRow) -> bool {
+    row.kind == "verdict"
+        && !row.call_id.is_empty()
+        && row.body.get("signed") == Some(&Value::Bool(true))
 }
 
 impl Writer {
@@ -402,21 +443,69 @@ impl Writer {
         let mut seqs = Vec::with_capacity(batch.len());
         {
             let mut table = tx.open_table(ROWS).map_err(|e| e.to_string())?;
+            let mut signed = tx.open_table(SIGNED).map_err(|e| e.to_string())?;
+            for row in batch.iter().flat_map(|r| &r.change.rows) {
+                if signs_call(row) {
+                    signed
+                        .insert(row.call_id.as_str(), ())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let mut to_sign = 0u64;
+            let mut put = |head: &mut Head,
+                           kind: &str,
+                           call_id: &str,
+                           time: &OffsetDateTime,
+                           body: &Value|
+             -> Result<u64, String> {
+                let seq = head.seq + 1;
+                let time = time.format(&Rfc3339).map_err(|e| e.to_string())?;
+                let entry = entry(seq, &time, kind, call_id, body);
+                let hash = link(&head.hash, &leaf(&entry));
+                let bytes = encode(&head.hash, &hash, &entry);
+                table
+                    .insert(seq, bytes.as_slice())
+                    .map_err(|e| e.to_string())?;
+                *head = Head { seq, hash };
+                Ok(seq)
+            };
             for req in batch {
                 let mut mine = Vec::with_capacity(req.change.rows.len());
                 for row in &req.change.rows {
-                    let seq = head.seq + 1;
-                    let time = row.time.format(&Rfc3339).map_err(|e| e.to_string())?;
-                    let entry = entry(seq, &time, row.kind, &row.call_id, &row.body);
-                    let hash = link(&head.hash, &leaf(&entry));
-                    let bytes = encode(&head.hash, &hash, &entry);
-                    table
-                        .insert(seq, bytes.as_slice())
-                        .map_err(|e| e.to_string())?;
-                    head = Head { seq, hash };
-                    mine.push(seq);
+                    if !row.call_id.is_empty()
+                        && signed
+                            .get(row.call_id.as_str())
+                            .map_err(|e| e.to_string())?
+                            .is_some()
+                    {
+                        to_sign += 1;
+                    }
+                    mine.push(put(
+                        &mut head,
+                        row.kind,
+                        &row.call_id,
+                        &row.time,
+                        &row.body,
+                    )?);
                 }
                 seqs.push(mine);
+            }
+            // One signature per commit covers every row up to it (the chain links them).
+            if let (Some(signer), true) = (&self.signer, to_sign > 0) {
+                let body = serde_json::json!({
+                    "head_seq": head.seq,
+                    "head": hex::encode(head.hash),
+                    "signed_rows": to_sign,
+                    "key": signer.public_hex(),
+                    "signature": signer.sign_rows(head.seq, &head.hash),
+                });
+                put(
+                    &mut head,
+                    "signature",
+                    "",
+                    &OffsetDateTime::now_utc(),
+                    &body,
+                )?;
             }
             let mut approvals = tx.open_table(APPROVALS).map_err(|e| e.to_string())?;
             for req in batch {

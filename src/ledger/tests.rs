@@ -14,6 +14,8 @@ use super::{
     BadRow, Fault, Ledger, LedgerError, LedgerReader, NewRow, ROWS, VerifyReport, chain, leaf, link,
 };
 
+mod trust;
+
 fn row(call: &str, kind: &'static str) -> NewRow {
     NewRow {
         kind,
@@ -139,7 +141,8 @@ async fn altered_row_is_named() {
         verify(&path).first_bad,
         Some(BadRow {
             seq: 2,
-            fault: Fault::Altered
+            fault: Fault::Altered,
+            detail: None,
         })
     );
 }
@@ -158,7 +161,8 @@ async fn rehashed_row_breaks_the_next_link() {
         verify(&path).first_bad,
         Some(BadRow {
             seq: 3,
-            fault: Fault::BrokenLink
+            fault: Fault::BrokenLink,
+            detail: None,
         })
     );
 }
@@ -173,7 +177,8 @@ async fn removed_rows_are_a_gap_or_a_truncation() {
         verify(&path).first_bad,
         Some(BadRow {
             seq: 4,
-            fault: Fault::Truncated
+            fault: Fault::Truncated,
+            detail: None,
         })
     );
     remove(&path, 2);
@@ -181,7 +186,8 @@ async fn removed_rows_are_a_gap_or_a_truncation() {
         verify(&path).first_bad,
         Some(BadRow {
             seq: 2,
-            fault: Fault::Gap
+            fault: Fault::Gap,
+            detail: None,
         })
     );
 }
@@ -204,7 +210,8 @@ async fn garbage_bytes_are_unreadable() {
         verify(&path).first_bad,
         Some(BadRow {
             seq: 1,
-            fault: Fault::Unreadable
+            fault: Fault::Unreadable,
+            detail: None,
         })
     );
 }
@@ -305,7 +312,8 @@ async fn the_gate_refuses_to_append_to_a_truncated_ledger() {
         verify(&path).first_bad,
         Some(BadRow {
             seq: 3,
-            fault: Fault::Truncated
+            fault: Fault::Truncated,
+            detail: None,
         })
     );
 }

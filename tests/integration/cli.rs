@@ -189,7 +189,7 @@ fn map_lists_classes_paths_unclassified_and_stale_tools() {
 
 #[test]
 fn schemas_are_json_schema_documents() {
-    for kind in ["config", "manifest", "policy"] {
+    for kind in ["config", "manifest", "policy", "export"] {
         let out = std::process::Command::new(AIRLOCK)
             .args(["schema", kind])
             .output()
@@ -213,7 +213,7 @@ fn schemas_are_json_schema_documents() {
 
 #[test]
 fn committed_schemas_match_the_parsers() {
-    for kind in ["config", "manifest", "policy"] {
+    for kind in ["config", "manifest", "policy", "export"] {
         let out = std::process::Command::new(AIRLOCK)
             .args(["schema", kind])
             .output()

@@ -1,0 +1,277 @@
+//! `verify`: recompute the chain, check signature rows, and hold the ledger against checkpoints.
+//!
+//! Reports the first bad sequence number and why: an unreadable, altered or re-linked row, a gap,
+//! a truncation (against the recorded head or a checkpoint), a bad signature, a signed call's row
+//! that no signature covers, or a rewrite (a checkpoint's row hash differs).
+
+use std::collections::{BTreeMap, HashSet};
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::Serialize;
+
+use super::chain::{Fault, GENESIS, Verifier};
+use super::checkpoint::Checkpoint;
+use super::reader::LedgerReader;
+use super::{LedgerError, META, ROWS, storage};
+use crate::signing::Public;
+
+/// What to hold the ledger against.
+#[derive(Debug, Default)]
+pub struct VerifyOptions {
+    /// The trusted public key; without it signatures are checked for shape only.
+    pub public: Option<Public>,
+    /// (name, checkpoint), e.g. the file each came from.
+    pub checkpoints: Vec<(String, Checkpoint)>,
+}
+
+/// The result of recomputing the chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// Rows that verified, in order from 1.
+    pub rows: u64,
+    pub head: String,
+    pub first_time: Option<String>,
+    pub last_time: Option<String>,
+    pub signatures: SignatureReport,
+    pub checkpoints: Vec<CheckpointReport>,
+    /// The first bad sequence number and why, if any.
+    pub first_bad: Option<BadRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignatureReport {
+    /// `signature` rows seen.
+    pub signature_rows: u64,
+    /// Rows of signed calls, each covered by a later signature row.
+    pub signed_rows: u64,
+    /// The key signatures were verified with, or `None` (shape only: no public key given).
+    pub verified_with: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckpointReport {
+    pub name: String,
+    pub rows: u64,
+    pub time: String,
+    pub signature_ok: bool,
+    /// The ledger extends it: it has the row and the row has the checkpoint's hash.
+    pub consistent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BadRow {
+    pub seq: u64,
+    pub fault: Fault,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.first_bad.is_none()
+            && self
+                .checkpoints
+                .iter()
+                .all(|c| c.signature_ok && c.consistent)
+    }
+}
+
+fn bad(seq: u64, fault: Fault, detail: Option<String>) -> Option<BadRow> {
+    Some(BadRow { seq, fault, detail })
+}
+
+impl LedgerReader {
+    /// Recompute the whole chain and report the first bad row, if any.
+    pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
+        self.verify_with(&VerifyOptions::default())
+    }
+
+    pub fn verify_with(&self, opts: &VerifyOptions) -> Result<VerifyReport, LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        let mut v = Verifier::default();
+        let mut report = VerifyReport {
+            rows: 0,
+            head: hex::encode(GENESIS),
+            first_time: None,
+            last_time: None,
+            signatures: SignatureReport {
+                signature_rows: 0,
+                signed_rows: 0,
+                verified_with: opts.public.map(|p| p.to_hex()),
+            },
+            checkpoints: Vec::new(),
+            first_bad: None,
+        };
+        // hashes the checkpoints name, recorded as the rows go by
+        let mut wanted: BTreeMap<u64, Option<String>> = opts
+            .checkpoints
+            .iter()
+            .map(|(_, c)| (c.rows, None))
+            .collect();
+        wanted.insert(0, Some(hex::encode(GENESIS)));
+        let mut signed_calls: HashSet<String> = HashSet::new();
+        let mut pending: Vec<u64> = Vec::new();
+        let mut last: Option<(u64, String, String)> = None;
+        let table = match tx.open_table(ROWS) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(storage(&self.path, e)),
+        };
+        if let Some(table) = table {
+            for item in table.iter().map_err(|e| storage(&self.path, e))? {
+                let (k, val) = item.map_err(|e| storage(&self.path, e))?;
+                let r = match v.check(k.value(), val.value()) {
+                    Ok(r) => r,
+                    Err(fault) => {
+                        report.first_bad = bad(v.rows() + 1, fault, None);
+                        break;
+                    }
+                };
+                if report.first_time.is_none() {
+                    report.first_time = Some(r.time.clone());
+                }
+                if let Some(slot) = wanted.get_mut(&r.seq) {
+                    *slot = Some(r.hash.clone());
+                }
+                if r.kind == "signature" {
+                    report.signatures.signature_rows += 1;
+                    if let Some(problem) = signature_problem(&r, opts.public.as_ref()) {
+                        report.first_bad = bad(r.seq, Fault::BadSignature, Some(problem));
+                        break;
+                    }
+                    report.signatures.signed_rows += pending.len() as u64;
+                    pending.clear();
+                } else {
+                    if r.kind == "verdict"
+                        && r.body.get("signed") == Some(&serde_json::Value::Bool(true))
+                    {
+                        signed_calls.insert(r.call_id.clone());
+                        // its proposal came just before, in the same commit
+                        if let Some((seq, call, kind)) = &last {
+                            if *call == r.call_id && kind == "proposal" {
+                                pending.push(*seq);
+                            }
+                        }
+                    }
+                    if !r.call_id.is_empty() && signed_calls.contains(&r.call_id) {
+                        pending.push(r.seq);
+                    }
+                }
+                last = Some((r.seq, r.call_id.clone(), r.kind.clone()));
+                report.last_time = Some(r.time);
+            }
+        }
+        report.rows = v.rows();
+        report.head = hex::encode(v.head());
+        if report.first_bad.is_none() {
+            if let Some(first) = pending.first() {
+                report.first_bad = bad(
+                    *first,
+                    Fault::Unsigned,
+                    Some(format!(
+                        "{} row(s) of signed calls have no signature row after them",
+                        pending.len()
+                    )),
+                );
+            }
+        }
+        if report.first_bad.is_none() {
+            report.first_bad = self.head_problem(&tx, &report)?;
+        }
+        for (name, c) in &opts.checkpoints {
+            let signature_ok = c.signature_ok(opts.public.as_ref());
+            let consistent = match wanted.get(&c.rows) {
+                Some(Some(hash)) => *hash == c.head,
+                _ => false,
+            };
+            if report.first_bad.is_none() && !consistent {
+                report.first_bad = if c.rows > report.rows {
+                    bad(
+                        report.rows + 1,
+                        Fault::Truncated,
+                        Some(format!(
+                            "checkpoint {name} ({}) saw {} rows; the ledger has {}",
+                            c.time, c.rows, report.rows
+                        )),
+                    )
+                } else {
+                    bad(
+                        c.rows,
+                        Fault::Rewritten,
+                        Some(format!(
+                            "row {}'s hash differs from checkpoint {name} ({}): the ledger was rewritten at or before it",
+                            c.rows, c.time
+                        )),
+                    )
+                };
+            }
+            report.checkpoints.push(CheckpointReport {
+                name: name.clone(),
+                rows: c.rows,
+                time: c.time.clone(),
+                signature_ok,
+                consistent,
+            });
+        }
+        Ok(report)
+    }
+
+    /// The head recorded with the last commit must be the last row verified.
+    fn head_problem(
+        &self,
+        tx: &redb::ReadTransaction,
+        report: &VerifyReport,
+    ) -> Result<Option<BadRow>, LedgerError> {
+        let recorded = match tx.open_table(META) {
+            Ok(meta) => meta
+                .get("head")
+                .map_err(|e| storage(&self.path, e))?
+                .map(|g| String::from_utf8_lossy(g.value()).into_owned()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(storage(&self.path, e)),
+        };
+        let ours = format!("{}:{}", report.rows, report.head);
+        let recorded = match recorded {
+            None if report.rows > 0 => Some("none".to_string()),
+            other => other,
+        };
+        Ok(recorded.filter(|h| *h != ours).and_then(|head| {
+            let fault = match head
+                .split_once(':')
+                .and_then(|(n, _)| n.parse::<u64>().ok())
+            {
+                Some(n) if n > report.rows => Fault::Truncated,
+                _ => Fault::Altered,
+            };
+            bad(report.rows + 1, fault, None)
+        }))
+    }
+}
+
+/// Why a signature row does not hold, if it does not.
+fn signature_problem(r: &super::Record, public: Option<&Public>) -> Option<String> {
+    let b = &r.body;
+    let head_seq = b.get("head_seq").and_then(serde_json::Value::as_u64);
+    let head = b.get("head").and_then(serde_json::Value::as_str);
+    let signature = b
+        .get("signature")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    if head_seq != Some(r.seq - 1) || head != Some(r.prev.as_str()) {
+        return Some("it does not sign the row before it".into());
+    }
+    let public = public?;
+    let mut h = [0u8; 32];
+    if hex::decode_to_slice(&r.prev, &mut h).is_err()
+        || !public.verify_rows(r.seq - 1, &h, signature)
+    {
+        return Some(format!(
+            "the signature does not verify with key {} (the row names key {})",
+            public.to_hex(),
+            b.get("key")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("none")
+        ));
+    }
+    None
+}
