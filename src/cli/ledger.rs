@@ -189,6 +189,21 @@ impl Filter {
     }
 }
 
+/// Note what a call's proposal or verdict row says about it.
+fn learn(calls: &mut HashMap<String, CallInfo>, rec: &Record) {
+    if rec.call_id.is_empty() || !matches!(rec.kind.as_str(), "proposal" | "verdict") {
+        return;
+    }
+    let info = calls.entry(rec.call_id.clone()).or_default();
+    let text = |k: &str| rec.body.get(k).and_then(Value::as_str).map(String::from);
+    if rec.kind == "proposal" {
+        info.0 = text("tool");
+    } else {
+        info.1 = text("class");
+        info.2 = text("verdict");
+    }
+}
+
 const CSV_HEADER: &str = "seq,time,kind,call_id,tool,class,verdict,prev,hash,body";
 
 fn csv_field(s: &str) -> String {
@@ -205,25 +220,23 @@ fn export(path: &Path, format: ExportFormat, filter: &Filter) -> anyhow::Result<
     if format == ExportFormat::Csv {
         writeln!(out, "{CSV_HEADER}")?;
     }
+    // A call is known by its proposal and verdict; with call filters, learn every call first so
+    // its earlier rows (the proposal) are kept too.
     let mut calls: HashMap<String, CallInfo> = HashMap::new();
+    if filter.by_call() {
+        reader.records(|r| {
+            if let Ok(rec) = r {
+                learn(&mut calls, &rec);
+            }
+        })?;
+    }
     let mut bad = None;
     reader.records(|r| match r {
         Ok(rec) => {
             if bad.is_some() {
                 return;
             }
-            if !rec.call_id.is_empty() {
-                let info = calls.entry(rec.call_id.clone()).or_default();
-                let text = |k: &str| rec.body.get(k).and_then(Value::as_str).map(String::from);
-                match rec.kind.as_str() {
-                    "proposal" => info.0 = text("tool"),
-                    "verdict" => {
-                        info.1 = text("class");
-                        info.2 = text("verdict");
-                    }
-                    _ => {}
-                }
-            }
+            learn(&mut calls, &rec);
             let info = calls.get(&rec.call_id);
             if !filter.keeps(&rec, info) {
                 return;

@@ -189,7 +189,7 @@ async fn agent_sees_tools_and_every_path_is_gated_and_audited() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
     assert!(
-        report.contains(&format!("rows:    {}", rows.len())) && report.contains("OK"),
+        report.contains(&format!("rows:        {}", rows.len())) && report.contains("OK"),
         "{report}"
     );
 }

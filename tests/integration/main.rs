@@ -2,6 +2,7 @@
 //! stdio, the CLI, and tool servers nobody here wrote.
 
 mod approvals;
+mod audit;
 mod browser;
 mod cli;
 mod conditions;
