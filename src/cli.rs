@@ -91,6 +91,29 @@ enum Command {
         #[command(subcommand)]
         command: review::DriftCommand,
     },
+    /// The approval queue, audited: rates, time to decide, queue depth, flags.
+    Stats {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only approvals requested at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-decide the recorded calls with a candidate policy; report what would change.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The candidate policy file (or a directory holding exactly one).
+        #[arg(long)]
+        policy: PathBuf,
+        /// Only calls made at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The Ed25519 key that signs ledger rows and checkpoints.
     Keys {
         #[command(subcommand)]
@@ -134,6 +157,7 @@ pub(crate) struct ConfigArg {
     pub(crate) config: PathBuf,
 }
 
+mod audit;
 mod inspect;
 mod ledger;
 mod review;
@@ -155,6 +179,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => explain(&config.config, &tool, &args, actor.as_deref(), json),
         Command::Ledger { command } => ledger::run(command),
         Command::Keys { command } => ledger::keys(command),
+        Command::Replay {
+            config,
+            policy,
+            since,
+            json,
+        } => audit::replay(&config.config, &policy, since.as_deref(), json),
+        Command::Stats {
+            config,
+            since,
+            json,
+        } => audit::stats(&config.config, since.as_deref(), json),
         Command::Policy {
             command:
                 PolicyCommand::Diff {

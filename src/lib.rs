@@ -31,6 +31,8 @@ pub mod mcp;
 pub mod pins;
 pub mod policy;
 pub mod quarantine;
+pub mod replay;
 pub mod schema;
 pub mod signing;
+pub mod stats;
 pub mod web;

@@ -224,6 +224,15 @@ impl Ledger {
         Ok(Pending(wait))
     }
 
+    /// Every committed row, in order, read beside the writer (for the stats page).
+    pub fn records(
+        &self,
+        each: impl FnMut(Result<Record, (u64, String)>),
+    ) -> Result<(), LedgerError> {
+        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
+        reader::records_in(&tx, &self.path, each)
+    }
+
     /// The last committed (row count, head hash): what a checkpoint signs.
     pub fn head(&self) -> Result<(u64, String), LedgerError> {
         let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;

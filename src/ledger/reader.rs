@@ -58,18 +58,27 @@ impl LedgerReader {
     /// Every row in sequence order, undecoded rows reported as errors.
     pub fn records(
         &self,
-        mut each: impl FnMut(Result<Record, (u64, String)>),
+        each: impl FnMut(Result<Record, (u64, String)>),
     ) -> Result<(), LedgerError> {
         let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        let table = match tx.open_table(ROWS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-            Err(e) => return Err(storage(&self.path, e)),
-        };
-        for item in table.iter().map_err(|e| storage(&self.path, e))? {
-            let (k, v) = item.map_err(|e| storage(&self.path, e))?;
-            each(decode(v.value()).map_err(|f| (k.value(), f.to_string())));
-        }
-        Ok(())
+        records_in(&tx, &self.path, each)
     }
+}
+
+/// Every row of a read transaction, in sequence order (the reader's and the running gate's).
+pub(super) fn records_in(
+    tx: &redb::ReadTransaction,
+    path: &Path,
+    mut each: impl FnMut(Result<Record, (u64, String)>),
+) -> Result<(), LedgerError> {
+    let table = match tx.open_table(ROWS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => return Err(storage(path, e)),
+    };
+    for item in table.iter().map_err(|e| storage(path, e))? {
+        let (k, v) = item.map_err(|e| storage(path, e))?;
+        each(decode(v.value()).map_err(|f| (k.value(), f.to_string())));
+    }
+    Ok(())
 }

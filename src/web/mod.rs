@@ -7,6 +7,7 @@
 //! [`crate::approval`] desk, reviews to [`crate::quarantine`] and [`crate::drift::pauses`].
 
 mod review;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub fn app(web: Arc<Web>) -> Router {
         .route("/a/{id}/{slot}/{token}", get(show).post(decide))
         .route("/review/{token}", get(review::page))
         .route("/review/{token}/state", get(review::state))
+        .route("/review/{token}/stats", get(stats::page))
         .route("/review/{token}/classify", post(review::classify))
         .route("/review/{token}/held/{id}", post(review::held))
         .route("/review/{token}/resume", post(review::resume))
@@ -374,7 +376,7 @@ body{{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:40rem;padding:
 h1{{font-size:1.3rem;margin:.2rem 0}} .who,.hash{{color:#555;font-size:.8rem;word-break:break-all}} .state{{background:#f3f3f3;padding:.5rem;border-radius:6px}}
 dl.envelope{{display:grid;grid-template-columns:max-content 1fr;gap:.3rem .8rem;margin:1rem 0}} dt{{font-weight:600;color:#333}} dd{{margin:0;word-break:break-word}}
 pre{{margin:0;white-space:pre-wrap;background:#f7f7f7;padding:.4rem;border-radius:4px;font-size:.85rem}}
-textarea,input,select{{width:100%;box-sizing:border-box;font:inherit;padding:.3rem}} h2{{font-size:1.1rem;margin-top:1.5rem}} h3{{font-size:1rem}} label{{display:block;margin-top:.6rem;font-size:.9rem}}
+textarea,input,select{{width:100%;box-sizing:border-box;font:inherit;padding:.3rem}} h2{{font-size:1.1rem;margin-top:1.5rem}} table{{border-collapse:collapse;font-size:.85rem;display:block;overflow-x:auto}} td,th{{border-bottom:1px solid #ddd;padding:.2rem .4rem;text-align:right}} td:first-child{{text-align:left}} h3{{font-size:1rem}} label{{display:block;margin-top:.6rem;font-size:.9rem}}
 .buttons{{display:flex;gap:.5rem;margin:.8rem 0;flex-wrap:wrap}} button{{font:inherit;padding:.6rem 1.1rem;border-radius:6px;border:1px solid #888;background:#fff}}
 button.approve{{background:#0a7d32;color:#fff;border-color:#0a7d32}} button.deny{{background:#b3261e;color:#fff;border-color:#b3261e}}
 @media (max-width:30rem){{dl.envelope{{grid-template-columns:1fr}} dt{{margin-top:.4rem}}}}

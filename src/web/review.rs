@@ -294,8 +294,9 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>)
         return r;
     }
     let setup = web.live.setup();
-    let mut html = String::from(
-        "<h1>Review</h1><p class=\"who\">Everything here is recorded in the ledger with the name you give.</p>",
+    let mut html = format!(
+        "<h1>Review</h1><p class=\"who\">Everything here is recorded in the ledger with the name you give. <a href=\"/review/{}/stats\">Approval queue stats</a></p>",
+        esc(&token)
     );
     let by_field = "<label>Your name or email (recorded)</label><input name=\"by\" required>";
     let pauses = web.pauses.list();
