@@ -275,6 +275,7 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
             "web": {"bound": bound.to_string(), "public_url": base_url},
             "mail": match &cfg.mail.transport { MailTransport::Smtp(_) => "smtp".to_string(), MailTransport::Outbox(d) => d.display().to_string() },
             "airlock_version": env!("CARGO_PKG_VERSION"),
+            "signing_key": signer.public_hex(),
         });
         ledger
             .append(vec![NewRow::now("gate_started", "", started)])
@@ -299,24 +300,27 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         if voided > 0 {
             tracing::warn!(voided, "pending approvals voided because their tool changed");
         }
-        let review_url = format!("{base_url}/review/{}", quarantine.review_token());
         let runtime_file = runtime_file(&cfg.ledger_path);
-        if let Err(e) = std::fs::write(&runtime_file, format!("http://{bound}\n")) {
+        // The CLI finds this gate here; the instance nonce lets it tell this gate from whatever
+        // may hold the port after a crash before it sends the review token.
+        let instance = uuid::Uuid::new_v4().to_string();
+        if let Err(e) = write_private(&runtime_file, &format!("http://{bound}\n{instance}\n")) {
             tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
         }
-        let web = tokio::spawn(web::serve(listener, Arc::new(web::Web { desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone() })));
+        let web = tokio::spawn(web::serve(listener, Arc::new(web::Web { instance, desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone() })));
         // Edits to manifests and policy take effect when valid (file change or SIGHUP).
         let checkpoints = cfg.checkpoint_dir.clone().map(|dir| tokio::spawn(airlock::ledger::checkpoint::every(ledger.clone(), signer.clone(), dir, cfg.checkpoint_every)));
         let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), desk.clone(), std::time::Duration::from_secs(1)));
         tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, "airlock serving MCP on stdio");
-        tracing::info!("review page (held calls, unclassified tools, paused autopilot): {review_url}");
+        tracing::info!("review page (held calls, unclassified tools, paused autopilot): run `airlock quarantine list` for its link");
         tracing::info!(public_key = %signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
-        let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone(), quarantine, pauses));
+        let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone(), quarantine.clone(), pauses));
         AgentServer::new(gate.clone(), cfg.max_wait).serve_stdio().await?;
         // The agent has gone. Let calls already running finish and record their outcome; pending
         // approvals stay pending in the ledger for the next start.
         gate.drain(std::time::Duration::from_secs(30)).await;
         desk.drain(std::time::Duration::from_secs(30)).await;
+        quarantine.drain(std::time::Duration::from_secs(30)).await;
         web.abort();
         watcher.abort();
         let _ = std::fs::remove_file(&runtime_file);
@@ -325,6 +329,31 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Text for a terminal: control characters (e.g. escape sequences in a tool name an agent chose)
+/// are shown escaped instead of interpreted.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// Write a file only its owner can read (replacing an old one).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let _ = std::fs::remove_file(path);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(text.as_bytes())
 }
 
 /// Where a running `airlock serve` writes the address of its web listener (beside the ledger),

@@ -82,6 +82,18 @@ impl Limit {
 pub fn compile(f: &LimitFile) -> Result<Limit, String> {
     let window = crate::policy::parse_duration(&f.window).map_err(|e| format!("window: {e}"))?;
     let metric = match (f.max_calls, &f.sum, f.max_total) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(
+                "`max_calls` counts calls and `sum`/`max_total` add up an argument: use one per limit"
+                    .into(),
+            );
+        }
+        (None, Some(_), None) => return Err("`sum` needs `max_total`, the largest total".into()),
+        (None, None, Some(_)) => {
+            return Err(
+                "`max_total` needs `sum`, the JSON pointer of the argument to add up".into(),
+            );
+        }
         (Some(0), None, None) => return Err("`max_calls` must be at least 1".into()),
         (Some(max), None, None) => Metric::Calls { max },
         (None, Some(pointer), Some(max)) => {
@@ -135,11 +147,23 @@ pub fn scope_key(scope: Scope<'_>, per: Per, actor: &str) -> String {
 
 /// The counter of one limit in one scope.
 pub fn limit_key(scope_key: &str, limit: &Limit) -> String {
-    let w = limit.window.as_secs();
+    format!("{scope_key}|{}", counter_name(limit))
+}
+
+/// What a limit counts over which window, e.g. `calls|60000ms`: two limits with the same name
+/// would share a counter.
+fn counter_name(limit: &Limit) -> String {
+    let w = limit.window.as_millis();
     match &limit.metric {
-        Metric::Calls { .. } => format!("{scope_key}|calls|{w}s"),
-        Metric::Sum { pointer, .. } => format!("{scope_key}|sum:{pointer}|{w}s"),
+        Metric::Calls { .. } => format!("calls|{w}ms"),
+        Metric::Sum { pointer, .. } => format!("sum:{pointer}|{w}ms"),
     }
+}
+
+/// The first limit that counts the same thing over the same window as an earlier one.
+pub fn duplicate(limits: &[Limit]) -> Option<usize> {
+    let mut seen = std::collections::HashSet::new();
+    limits.iter().position(|l| !seen.insert(counter_name(l)))
 }
 
 /// A paused scope.

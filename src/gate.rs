@@ -209,11 +209,16 @@ impl Gate {
                                     "held",
                                     &call_id,
                                     now,
-                                    json!({"reason": h.reason}),
+                                    json!({"reason": h.reason, "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes())}),
                                 ));
                                 match quarantine::entry(h) {
                                     Ok(e) => change.held.push(e),
-                                    Err(e) => return ledger_failed(&call_id, &decision, &e),
+                                    Err(e) => {
+                                        if let Some(p) = &pause {
+                                            meter.unpause(&p.scope, &call_id);
+                                        }
+                                        return ledger_failed(&call_id, &decision, &e);
+                                    }
                                 }
                             }
                             None => rows.push(not_run(&call_id, now)),
@@ -231,7 +236,13 @@ impl Gate {
                             held: held.map(Box::new),
                         },
                     ),
-                    Err(e) => return ledger_failed(&call_id, &decision, &e),
+                    Err(e) => {
+                        // nothing was recorded: the pause this call would start never was
+                        if let Some(p) = &pause {
+                            meter.unpause(&p.scope, &call_id);
+                        }
+                        return ledger_failed(&call_id, &decision, &e);
+                    }
                 }
             }
         };
@@ -248,6 +259,9 @@ impl Gate {
             } => (pending, pause, held),
         };
         if let Err(e) = pending.await {
+            if let Some(p) = &pause {
+                self.pauses.meter().lock().unpause(&p.scope, &call_id);
+            }
             return ledger_failed(&call_id, &decision, &e);
         }
         if let Some(p) = pause {

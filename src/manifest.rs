@@ -224,6 +224,13 @@ pub fn compile(
                 }
             }
         }
+        if let Some(j) = crate::drift::duplicate(&limits) {
+            errors.push(src.error(
+                Some(span.clone()),
+                &format!("{key}.limit[{j}]"),
+                "counts the same thing over the same window as an earlier limit; keep one",
+            ));
+        }
         let (line, _) = src.line_col(span.start);
         let spans = EntrySpans {
             entry: span,

@@ -343,6 +343,13 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 Err(msg) => errors.push(src.error(Some(rule.span()), &at, msg)),
             }
         }
+        if let Some(j) = crate::drift::duplicate(&limits) {
+            errors.push(src.error(
+                Some(rule.span()),
+                &format!("{key}.limits[{j}]"),
+                "counts the same thing over the same window as an earlier limit; keep one",
+            ));
+        }
         classes.insert(
             name.clone(),
             ClassRule {

@@ -110,6 +110,8 @@ pub fn entry(h: &Held) -> Result<(String, Value), LedgerError> {
 
 pub struct Quarantine {
     held: Mutex<BTreeMap<String, Held>>,
+    /// Releases running now, so shutdown can let them finish and record their outcome.
+    running: std::sync::atomic::AtomicUsize,
     ledger: Arc<Ledger>,
     forwarder: Forwarder,
     key: LinkKey,
@@ -119,6 +121,7 @@ impl Quarantine {
     pub fn new(ledger: Arc<Ledger>, forwarder: Forwarder, key: LinkKey) -> Quarantine {
         Quarantine {
             held: Mutex::new(BTreeMap::new()),
+            running: std::sync::atomic::AtomicUsize::new(0),
             ledger,
             forwarder,
             key,
@@ -250,12 +253,40 @@ impl Quarantine {
         .await
     }
 
+    /// Wait (up to `limit`) for running releases to finish and record their outcome.
+    pub async fn drain(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.running.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Release a held call: record the release, run it once, record its outcome.
     pub async fn release(&self, id: &str, by: &str) -> Result<Held, QuarantineError> {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let out = self.release_once(id, by).await;
+        self.running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        out
+    }
+
+    async fn release_once(&self, id: &str, by: &str) -> Result<Held, QuarantineError> {
+        let args_sha = self.get(id).map(|h| {
+            crate::canonical::sha256_hex(
+                crate::canonical::to_string(&Value::Object(h.arguments)).as_bytes(),
+            )
+        });
         let h = self
             .transition(
                 id,
-                ("held_released", json!({"by": by})),
+                // what runs, so an auditor can hold it to the proposal's arguments_sha256
+                (
+                    "held_released",
+                    json!({"by": by, "arguments_sha256": args_sha}),
+                ),
                 HeldStatus::Releasing { by: by.to_string() },
             )
             .await?;

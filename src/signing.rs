@@ -12,6 +12,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 
 const ROWS_TAG: &[u8] = b"airlock.ledger.v1.sig\0";
 const CHECKPOINT_TAG: &[u8] = b"airlock.checkpoint.v1\0";
+const HEAD_TAG: &[u8] = b"airlock.ledger.v1.head\0";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -102,6 +103,12 @@ impl Signer {
         hex::encode(self.0.sign(&rows_message(seq, head)).to_bytes())
     }
 
+    /// Sign the head recorded with every commit (so a rewritten file is caught even with no
+    /// signed rows and no checkpoint).
+    pub fn sign_head(&self, seq: u64, head: &[u8; 32]) -> String {
+        hex::encode(self.0.sign(&head_message(seq, head)).to_bytes())
+    }
+
     /// Sign a checkpoint's fields.
     pub fn sign_checkpoint(&self, rows: u64, head: &str, time: &str) -> String {
         hex::encode(
@@ -132,6 +139,10 @@ impl Public {
         self.verify(&rows_message(seq, head), signature)
     }
 
+    pub fn verify_head(&self, seq: u64, head: &[u8; 32], signature: &str) -> bool {
+        self.verify(&head_message(seq, head), signature)
+    }
+
     pub fn verify_checkpoint(&self, rows: u64, head: &str, time: &str, signature: &str) -> bool {
         self.verify(&checkpoint_message(rows, head, time), signature)
     }
@@ -146,6 +157,14 @@ impl Public {
 fn rows_message(seq: u64, head: &[u8; 32]) -> Vec<u8> {
     let mut m = Vec::with_capacity(ROWS_TAG.len() + 40);
     m.extend_from_slice(ROWS_TAG);
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(head);
+    m
+}
+
+fn head_message(seq: u64, head: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(HEAD_TAG.len() + 40);
+    m.extend_from_slice(HEAD_TAG);
     m.extend_from_slice(&seq.to_be_bytes());
     m.extend_from_slice(head);
     m

@@ -52,6 +52,9 @@ pub enum LedgerCommand {
         /// The trusted public key (hex, or a file holding it); default: this gate's own key.
         #[arg(long)]
         public_key: Option<String>,
+        /// Pass without a public key even though the ledger has signatures (hash chain only).
+        #[arg(long)]
+        no_signature_check: bool,
         #[arg(long)]
         json: bool,
     },
@@ -104,6 +107,11 @@ pub(super) fn run(command: LedgerCommand) -> anyhow::Result<ExitCode> {
             tool,
             verdict,
         } => {
+            if let Some(v) = verdict.as_deref() {
+                if !matches!(v, "allow" | "deny" | "quarantine" | "approve") {
+                    bail!("--verdict must be allow, deny, quarantine or approve, not `{v}`");
+                }
+            }
             let filter = Filter {
                 since: since.as_deref().map(parse_time).transpose()?,
                 until: until.as_deref().map(parse_time).transpose()?,
@@ -117,8 +125,15 @@ pub(super) fn run(command: LedgerCommand) -> anyhow::Result<ExitCode> {
             config,
             checkpoint,
             public_key,
+            no_signature_check,
             json,
-        } => verify(&config.config, &checkpoint, public_key.as_deref(), json),
+        } => verify(
+            &config.config,
+            &checkpoint,
+            public_key.as_deref(),
+            no_signature_check,
+            json,
+        ),
         LedgerCommand::Checkpoint { config, out } => checkpoint(&config.config, out.as_deref()),
         LedgerCommand::Show { config, id, json } => super::show::show(&config.config, &id, json),
     }
@@ -206,11 +221,18 @@ fn learn(calls: &mut HashMap<String, CallInfo>, rec: &Record) {
 
 const CSV_HEADER: &str = "seq,time,kind,call_id,tool,class,verdict,prev,hash,body";
 
+/// One CSV cell: quoted when needed, and a leading `= + - @` defused so a spreadsheet never
+/// runs a tool name (chosen by an agent) as a formula.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s
     }
 }
 
@@ -309,6 +331,7 @@ fn verify(
     path: &Path,
     checkpoints: &[PathBuf],
     key: Option<&str>,
+    no_signature_check: bool,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
     let c = cfg(path)?;
@@ -324,8 +347,15 @@ fn verify(
         opts.checkpoints.push((p.display().to_string(), cp));
     }
     let report = LedgerReader::open(&c.ledger_path)?.verify_with(&opts)?;
+    // Signatures nobody could check are not a pass.
+    let unverified =
+        opts.public.is_none() && report.signatures.signature_rows > 0 && !no_signature_check;
+    let passed = report.ok() && !unverified;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        v["unverified"] = Value::Bool(unverified);
+        v["passed"] = Value::Bool(passed);
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("ledger:      {}", c.ledger_path.display());
         println!("rows:        {}", report.rows);
@@ -352,6 +382,9 @@ fn verify(
             );
         }
         match &report.first_bad {
+            None if unverified => println!(
+                "result:      UNVERIFIED: the ledger has signatures but no public key was given (pass --public-key, or --no-signature-check for the hash chain alone)"
+            ),
             None if report.ok() => println!("result:      OK"),
             None => println!("result:      FAILED: a checkpoint's signature is not valid"),
             Some(b) => println!(
@@ -365,7 +398,7 @@ fn verify(
             ),
         }
     }
-    Ok(if report.ok() {
+    Ok(if passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

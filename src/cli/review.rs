@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use clap::Subcommand;
 
-use super::{ConfigArg, report, runtime_file};
+use super::{ConfigArg, printable, report, runtime_file};
 use airlock::approval::link::LinkKey;
 use airlock::config::{Config, load_config};
 use airlock::ledger::LedgerReader;
@@ -179,10 +179,25 @@ impl Gate {
     fn find(config: &Config, url: Option<&str>) -> anyhow::Result<Option<Gate>> {
         let base = match url {
             Some(u) => u.trim_end_matches('/').to_string(),
-            None => match std::fs::read_to_string(runtime_file(&config.ledger_path)) {
-                Ok(s) => s.trim().trim_end_matches('/').to_string(),
-                Err(_) => return Ok(None),
-            },
+            None => {
+                let Ok(text) = std::fs::read_to_string(runtime_file(&config.ledger_path)) else {
+                    return Ok(None);
+                };
+                let mut lines = text.lines();
+                let base = lines
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_end_matches('/')
+                    .to_string();
+                let instance = lines.next().unwrap_or("").trim().to_string();
+                // Only a gate that knows the nonce gets the review token: after a crash the file
+                // may name a port something else holds now.
+                if !Gate::is_instance(&base, &instance) {
+                    return Ok(None);
+                }
+                base
+            }
         };
         if !config.key_path.exists() {
             bail!(
@@ -195,6 +210,21 @@ impl Gate {
             base,
             token: review_token(&key),
         }))
+    }
+
+    fn is_instance(base: &str, instance: &str) -> bool {
+        !instance.is_empty()
+            && Gate::agent()
+                .get(&format!("{base}/healthz"))
+                .call()
+                .ok()
+                .and_then(|r| {
+                    r.headers()
+                        .get("x-airlock-instance")
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| v == instance)
+                })
+                .unwrap_or(false)
     }
 
     fn agent() -> ureq::Agent {
@@ -247,7 +277,7 @@ fn running(path: &Path, url: Option<&str>) -> anyhow::Result<Gate> {
     let c = config(path)?;
     Gate::find(&c, url)?.ok_or_else(|| {
         anyhow!(
-            "no running `airlock serve` found ({} is absent): start it, or pass --url",
+            "no running `airlock serve` found (nothing answers at the address in {}): start it, or pass --url",
             runtime_file(&c.ledger_path).display()
         )
     })
@@ -306,9 +336,9 @@ pub(super) fn quarantine_list(
     for h in &held {
         let key = format!(
             "{}/{} (called as `{}`)",
-            h["server"].as_str().unwrap_or("?"),
-            h["tool_name"].as_str().unwrap_or("?"),
-            h["tool"].as_str().unwrap_or("?")
+            printable(h["server"].as_str().unwrap_or("?")),
+            printable(h["tool_name"].as_str().unwrap_or("?")),
+            printable(h["tool"].as_str().unwrap_or("?"))
         );
         groups.entry(key).or_default().push(h);
     }
@@ -320,19 +350,19 @@ pub(super) fn quarantine_list(
         for h in calls {
             println!(
                 "  {}  {}  by {}  {}",
-                h["id"].as_str().unwrap_or(""),
-                h["held_at"].as_str().unwrap_or(""),
-                h["actor"].as_str().unwrap_or(""),
-                h["reason"].as_str().unwrap_or("")
+                printable(h["id"].as_str().unwrap_or("")),
+                printable(h["held_at"].as_str().unwrap_or("")),
+                printable(h["actor"].as_str().unwrap_or("")),
+                printable(h["reason"].as_str().unwrap_or(""))
             );
         }
     }
     for t in v["unclassified"].as_array().into_iter().flatten() {
         println!(
             "unclassified: {}/{} (called as `{}`): no manifest; every call is quarantined",
-            t["server"].as_str().unwrap_or(""),
-            t["tool"].as_str().unwrap_or(""),
-            t["exposed"].as_str().unwrap_or("")
+            printable(t["server"].as_str().unwrap_or("")),
+            printable(t["tool"].as_str().unwrap_or("")),
+            printable(t["exposed"].as_str().unwrap_or(""))
         );
     }
     match page {
@@ -365,16 +395,22 @@ pub(super) fn quarantine_classify(
         .into_iter()
         .flatten()
         .find(|t| t["exposed"] == a.tool)
-        .map(|t| (t["server"].clone(), t["tool"].clone()))
+        .map(|t| {
+            (
+                t["server"].clone(),
+                t["tool"].clone(),
+                t["definition_hash"].clone(),
+            )
+        })
         .or_else(|| {
             v["held"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .find(|h| h["tool"] == a.tool)
-                .map(|h| (h["server"].clone(), h["tool_name"].clone()))
+                .map(|h| (h["server"].clone(), h["tool_name"].clone(), Value::Null))
         });
-    let Some((Value::String(server), Value::String(tool))) = found else {
+    let Some((Value::String(server), Value::String(tool), hash)) = found else {
         bail!(
             "`{}` is neither an unclassified tool nor a tool with held calls",
             a.tool
@@ -392,6 +428,7 @@ pub(super) fn quarantine_classify(
             ("reversal", a.reversal),
             ("by", a.by),
             ("mode", mode),
+            ("definition_hash", hash.as_str().unwrap_or("")),
         ],
     )?;
     if a.print {
@@ -441,10 +478,10 @@ pub(super) fn drift_list(
     for p in &pauses {
         println!(
             "paused: {}  since {}  limit {}  (tripped by call {})",
-            p["scope"].as_str().unwrap_or(""),
-            p["since"].as_str().unwrap_or(""),
-            p["limit"].as_str().unwrap_or(""),
-            p["call_id"].as_str().unwrap_or("")
+            printable(p["scope"].as_str().unwrap_or("")),
+            printable(p["since"].as_str().unwrap_or("")),
+            printable(p["limit"].as_str().unwrap_or("")),
+            printable(p["call_id"].as_str().unwrap_or(""))
         );
     }
     if page.is_none() {

@@ -22,8 +22,9 @@ fn call_of(rows: &[Record], id: &str) -> Option<String> {
         .map(|r| r.call_id.clone())
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
+/// A string field, with control characters (terminal escapes an agent could plant) made visible.
+fn s(v: &Value, k: &str) -> String {
+    super::printable(v.get(k).and_then(Value::as_str).unwrap_or(""))
 }
 
 /// One line about a row: who did what.

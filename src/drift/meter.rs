@@ -151,28 +151,49 @@ impl State {
         vec![(key, v)]
     }
 
-    /// Resume a paused scope and start its counters afresh; the entries to commit, or `None`
-    /// when the scope is not paused.
-    pub fn resume(&mut self, scope: &str) -> Option<(Pause, Vec<Entry>)> {
-        let pause = self.pauses.remove(scope)?;
-        let prefix = format!("{scope}|");
-        let cleared: Vec<String> = self
-            .counters
-            .keys()
-            .filter(|k| k.starts_with(&prefix))
-            .cloned()
-            .collect();
-        let mut out = vec![(format!("{PAUSE}{scope}"), None)];
-        for k in cleared {
-            self.counters.remove(&k);
-            out.push((format!("{COUNT}{k}"), None));
+    /// What resuming a paused scope commits (its pause and counters removed), without changing
+    /// anything yet: the scope stays paused until the commit is durable. `None` when the scope
+    /// is not paused, or (given `expected`) is paused by another call than the one reviewed.
+    pub fn resume_entries(
+        &self,
+        scope: &str,
+        expected: Option<&str>,
+    ) -> Option<(Pause, Vec<Entry>)> {
+        let pause = self.pauses.get(scope)?.clone();
+        if expected.is_some_and(|id| id != pause.call_id) {
+            return None;
         }
+        let prefix = format!("{scope}|");
+        let mut out = vec![(format!("{PAUSE}{scope}"), None)];
+        out.extend(
+            self.counters
+                .keys()
+                .filter(|k| k.starts_with(&prefix))
+                .map(|k| (format!("{COUNT}{k}"), None)),
+        );
         Some((pause, out))
     }
 
-    /// Put back a pause whose resume could not be recorded.
-    pub fn restore(&mut self, pause: Pause) {
-        self.pauses.insert(pause.scope.clone(), pause);
+    /// Apply a resume whose commit is durable: the pause goes, counters start afresh.
+    pub fn resumed(&mut self, scope: &str) {
+        self.pauses.remove(scope);
+        let prefix = format!("{scope}|");
+        self.counters.retain(|k, _| !k.starts_with(&prefix));
+    }
+
+    /// Resume a paused scope at once (the entries to commit, or `None` if not paused).
+    pub fn resume(&mut self, scope: &str) -> Option<(Pause, Vec<Entry>)> {
+        let out = self.resume_entries(scope, None)?;
+        self.resumed(scope);
+        Some(out)
+    }
+
+    /// Withdraw the pause call `call_id` started, when its commit failed (a later pause of the
+    /// same scope is left alone).
+    pub fn unpause(&mut self, scope: &str, call_id: &str) {
+        if self.pauses.get(scope).is_some_and(|p| p.call_id == call_id) {
+            self.pauses.remove(scope);
+        }
     }
 
     pub fn pauses(&self) -> Vec<Pause> {

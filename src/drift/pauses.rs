@@ -20,7 +20,7 @@ const PAUSE_LINK: &str = "airlock.pause.v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PauseError {
-    #[error("autopilot is not paused for `{0}`")]
+    #[error("autopilot is not paused for `{0}` (or was resumed and paused again since you looked)")]
     NotPaused(String),
     #[error("the ledger could not record it, so nothing changed: {0}")]
     Ledger(#[from] LedgerError),
@@ -133,12 +133,19 @@ impl Pauses {
         }
     }
 
-    /// Resume autopilot for `scope`: its counters start afresh.
-    pub async fn resume(&self, scope: &str, by: &str) -> Result<Pause, PauseError> {
+    /// Resume autopilot for `scope` (if `expected` names a call, only the pause that call
+    /// started): its counters start afresh. The scope stays paused until the resume is durable,
+    /// so no call runs on the strength of a resume the ledger does not hold.
+    pub async fn resume(
+        &self,
+        scope: &str,
+        expected: Option<&str>,
+        by: &str,
+    ) -> Result<Pause, PauseError> {
         let (pause, pending) = {
-            let mut state = self.meter.lock();
+            let state = self.meter.lock();
             let (pause, entries) = state
-                .resume(scope)
+                .resume_entries(scope, expected)
                 .ok_or_else(|| PauseError::NotPaused(scope.to_string()))?;
             let pending = self.ledger.submit(Change {
                 rows: vec![NewRow::now(
@@ -148,20 +155,11 @@ impl Pauses {
                 )],
                 drift: entries,
                 ..Change::default()
-            });
-            match pending {
-                Ok(p) => (pause, p),
-                Err(e) => {
-                    state.restore(pause);
-                    return Err(e.into());
-                }
-            }
+            })?;
+            (pause, pending)
         };
-        if let Err(e) = pending.await {
-            // Durably still paused: keep it paused here too (counters restart, the strict side).
-            self.meter.lock().restore(pause);
-            return Err(e.into());
-        }
+        pending.await?;
+        self.meter.lock().resumed(scope);
         tracing::info!(%scope, %by, "autopilot resumed");
         Ok(pause)
     }

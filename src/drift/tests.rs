@@ -47,7 +47,15 @@ const TOOL: Scope<'static> = Scope::Tool {
 
 #[test]
 fn limits_compile_or_say_what_is_wrong() {
-    let table: [(Value, Result<&str, &str>); 8] = [
+    let table: [(Value, Result<&str, &str>); 10] = [
+        (
+            json!({"window": "1d", "sum": "/a"}),
+            Err("`sum` needs `max_total`"),
+        ),
+        (
+            json!({"window": "1d", "max_total": 5.0}),
+            Err("`max_total` needs `sum`"),
+        ),
         (
             json!({"window": "1m", "max_calls": 30}),
             Ok("30 calls per 1m per actor"),
@@ -60,7 +68,7 @@ fn limits_compile_or_say_what_is_wrong() {
         (json!({"window": "1m"}), Err("needs either `max_calls`")),
         (
             json!({"window": "1m", "max_calls": 3, "sum": "/a", "max_total": 1.0}),
-            Err("needs either"),
+            Err("use one per limit"),
         ),
         (
             json!({"window": "1d", "sum": "amount", "max_total": 5.0}),
@@ -82,6 +90,19 @@ fn limits_compile_or_say_what_is_wrong() {
 }
 
 #[test]
+fn two_limits_on_the_same_counter_are_found() {
+    let a = calls(3, 60, Per::Actor);
+    let b = calls(10, 60, Per::All);
+    let c = calls(3, 61, Per::Actor);
+    assert_eq!(super::duplicate(&[a.clone(), c.clone()]), None);
+    assert_eq!(
+        super::duplicate(&[a, c, b]),
+        Some(2),
+        "same metric and window"
+    );
+}
+
+#[test]
 fn scope_and_counter_keys_name_the_tool_or_class_and_the_actor() {
     assert_eq!(
         scope_key(TOOL, Per::Actor, "agent:a"),
@@ -94,11 +115,11 @@ fn scope_and_counter_keys_name_the_tool_or_class_and_the_actor() {
     let l = calls(3, 60, Per::All);
     assert_eq!(
         limit_key("class:financial", &l),
-        "class:financial|calls|60s"
+        "class:financial|calls|60000ms"
     );
     assert_eq!(
         limit_key("tool:shop/refund", &sum(5.0, 86400)),
-        "tool:shop/refund|sum:/amount|86400s"
+        "tool:shop/refund|sum:/amount|86400000ms"
     );
 }
 
@@ -245,9 +266,9 @@ fn a_paused_scope_holds_every_call_until_resumed_and_resume_starts_afresh() {
     assert!(
         entries
             .iter()
-            .any(|(k, v)| k == "count/class:internal|calls|60s" && v.is_none())
+            .any(|(k, v)| k == "count/class:internal|calls|60000ms" && v.is_none())
     );
-    assert_eq!(s.used("class:internal|calls|60s", T0), (0, 0.0));
+    assert_eq!(s.used("class:internal|calls|60000ms", T0), (0, 0.0));
     assert!(matches!(
         run(&mut s, &limits, &a, "x", T0, 1)[0],
         Check::Pass(_)
@@ -287,7 +308,7 @@ fn counters_and_pauses_come_back_from_their_entries_after_a_restart() {
     let back = meter.lock();
     assert_eq!(
         back.used(
-            "tool:shop/refund|sum:/amount|3600s",
+            "tool:shop/refund|sum:/amount|3600000ms",
             T0 - time::Duration::hours(1)
         ),
         (2, 80.0)

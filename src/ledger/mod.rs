@@ -73,6 +73,10 @@ pub enum LedgerError {
         recorded: String,
         actual: String,
     },
+    #[error(
+        "ledger {path}: its head (row {seq}) is not signed by this gate's signing key: the file was rewritten, or written with another key; refusing to append (run `airlock ledger verify --public-key`)"
+    )]
+    HeadUnsigned { path: PathBuf, seq: u64 },
     #[error("cannot encode {what}: {message}")]
     Encode { what: String, message: String },
     #[error("ledger writer has stopped; no further rows can be written")]
@@ -165,6 +169,9 @@ impl Ledger {
     /// Start the writer on an open database.
     fn start(db: Database, path: &Path, signer: Option<Signer>) -> Result<Ledger, LedgerError> {
         let head = init(&db, path)?;
+        if let Some(signer) = &signer {
+            check_head_signature(&db, path, head, signer)?;
+        }
         let db = Arc::new(db);
         let (queue, rx) = mpsc::channel();
         let writer = Writer {
@@ -398,6 +405,36 @@ fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
     Ok(head)
 }
 
+/// Before signing anything more, the head must carry this key's signature: otherwise the file
+/// was rewritten (or written with another key) and signing on would bless the rewrite. A ledger
+/// from before head signatures (none recorded) is accepted once, and signed from now on.
+fn check_head_signature(
+    db: &Database,
+    path: &Path,
+    head: Head,
+    signer: &Signer,
+) -> Result<(), LedgerError> {
+    let tx = db.begin_read().map_err(|e| storage(path, e))?;
+    let meta = tx.open_table(META).map_err(|e| storage(path, e))?;
+    let sig = meta
+        .get("head_sig")
+        .map_err(|e| storage(path, e))?
+        .map(|g| String::from_utf8_lossy(g.value()).into_owned());
+    match sig {
+        Some(sig) if !signer.public().verify_head(head.seq, &head.hash, &sig) => {
+            Err(LedgerError::HeadUnsigned {
+                path: path.to_path_buf(),
+                seq: head.seq,
+            })
+        }
+        None if head.seq > 0 => {
+            tracing::warn!(path = %path.display(), "the ledger head carries no signature (written before head signatures, or without a key); signing from now on");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 struct Writer {
     db: Arc<Database>,
     path: PathBuf,
@@ -561,6 +598,13 @@ impl Writer {
             let head_text = format!("{}:{}", head.seq, hex::encode(head.hash));
             meta.insert("head", head_text.as_bytes())
                 .map_err(|e| e.to_string())?;
+            if let Some(signer) = &self.signer {
+                meta.insert(
+                    "head_sig",
+                    signer.sign_head(head.seq, &head.hash).as_bytes(),
+                )
+                .map_err(|e| e.to_string())?;
+            }
         }
         tx.commit().map_err(|e| e.to_string())?;
         Ok((head, seqs))

@@ -46,6 +46,8 @@ pub struct SignatureReport {
     pub signed_rows: u64,
     /// The key signatures were verified with, or `None` (shape only: no public key given).
     pub verified_with: Option<String>,
+    /// Whether the recorded head carries a valid signature by that key (`None`: not checked).
+    pub head_signed: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -98,6 +100,7 @@ impl LedgerReader {
                 signature_rows: 0,
                 signed_rows: 0,
                 verified_with: opts.public.map(|p| p.to_hex()),
+                head_signed: None,
             },
             checkpoints: Vec::new(),
             first_bad: None,
@@ -178,6 +181,21 @@ impl LedgerReader {
         if report.first_bad.is_none() {
             report.first_bad = self.head_problem(&tx, &report)?;
         }
+        if let (Some(public), true) = (&opts.public, report.rows > 0) {
+            let signed = head_signature(&tx, &self.path)?.is_some_and(|sig| {
+                let mut h = [0u8; 32];
+                hex::decode_to_slice(&report.head, &mut h).is_ok()
+                    && public.verify_head(report.rows, &h, &sig)
+            });
+            report.signatures.head_signed = Some(signed);
+            if report.first_bad.is_none() && !signed {
+                report.first_bad = bad(
+                    report.rows,
+                    Fault::BadSignature,
+                    Some("the ledger head carries no valid signature by the trusted key: the file was rewritten or truncated, or written with another key".into()),
+                );
+            }
+        }
         for (name, c) in &opts.checkpoints {
             let signature_ok = c.signature_ok(opts.public.as_ref());
             let consistent = match wanted.get(&c.rows) {
@@ -245,6 +263,20 @@ impl LedgerReader {
             };
             bad(report.rows + 1, fault, None)
         }))
+    }
+}
+
+fn head_signature(
+    tx: &redb::ReadTransaction,
+    path: &std::path::Path,
+) -> Result<Option<String>, LedgerError> {
+    match tx.open_table(META) {
+        Ok(meta) => Ok(meta
+            .get("head_sig")
+            .map_err(|e| storage(path, e))?
+            .map(|g| String::from_utf8_lossy(g.value()).into_owned())),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(storage(path, e)),
     }
 }
 

@@ -34,6 +34,8 @@ const PAGE_TTL_SECS: i64 = 24 * 3600;
 
 /// What the pages act on.
 pub struct Web {
+    /// This gate's instance nonce (also in the runtime file), sent by `/healthz`.
+    pub instance: String,
     pub desk: Arc<Desk>,
     pub quarantine: Arc<Quarantine>,
     pub pauses: Arc<Pauses>,
@@ -56,7 +58,7 @@ pub fn app(web: Arc<Web>) -> Router {
             "/p/{id}/{token}",
             get(review::pause_page).post(review::pause_resume),
         )
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .layer(middleware::map_response(security_headers))
         .with_state(web)
 }
@@ -68,6 +70,15 @@ pub async fn serve(listener: tokio::net::TcpListener, web: Arc<Web>) -> std::io:
         let _ = s.set_nodelay(true);
     });
     axum::serve(listener, app(web)).await
+}
+
+/// Liveness, with the instance nonce so the CLI knows it reached this gate.
+async fn healthz(State(web): State<Arc<Web>>) -> Response {
+    let mut r = "ok\n".into_response();
+    if let Ok(v) = HeaderValue::from_str(&web.instance) {
+        r.headers_mut().insert("x-airlock-instance", v);
+    }
+    r
 }
 
 async fn security_headers(mut r: Response) -> Response {

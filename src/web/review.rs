@@ -40,18 +40,20 @@ fn answer(h: &HeaderMap, title: &str, out: Outcome) -> Response {
     }
 }
 
-/// `None` when the review token is valid, else the page that refuses it.
-fn refused(web: &Web, token: &str) -> Option<Response> {
+/// `None` when the review token is valid, else the answer that refuses it (JSON for the CLI).
+fn refused(web: &Web, token: &str, h: &HeaderMap) -> Option<Response> {
     if web.quarantine.verify_review(token) {
-        None
-    } else {
-        tracing::warn!("review page: a request with a bad token was refused");
-        Some(message_page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "This review link is not valid.",
-        ))
+        return None;
     }
+    tracing::warn!("review page: a request with a bad token was refused");
+    Some(answer(
+        h,
+        "",
+        Err((
+            StatusCode::NOT_FOUND,
+            "this review link is not valid (its token does not match this gate's link key: wrong --config?)".into(),
+        )),
+    ))
 }
 
 fn reviewer(form: &HashMap<String, String>) -> Result<String, (StatusCode, String)> {
@@ -86,26 +88,38 @@ fn quarantine_error(e: QuarantineError) -> (StatusCode, String) {
 }
 
 /// Tools served but described by no manifest: every call to them is quarantined.
-fn unclassified(web: &Web) -> Vec<(String, String, String)> {
+/// (server, tool, exposed name, definition hash).
+fn unclassified(web: &Web) -> Vec<(String, String, String, String)> {
     let setup = web.live.setup();
     web.servers
         .tools()
         .iter()
         .filter(|t| setup.manifests.get(&t.server, &t.name).is_none())
-        .map(|t| (t.server.clone(), t.name.clone(), t.exposed.clone()))
+        .map(|t| {
+            (
+                t.server.clone(),
+                t.name.clone(),
+                t.exposed.clone(),
+                t.definition_hash.clone(),
+            )
+        })
         .collect()
 }
 
 /// `GET /review/{token}/state`: everything the page shows, as JSON.
-pub(super) async fn state(State(web): State<Arc<Web>>, Path(token): Path<String>) -> Response {
-    if let Some(r) = refused(&web, &token) {
+pub(super) async fn state(
+    State(web): State<Arc<Web>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refused(&web, &token, &headers) {
         return r;
     }
     let held: Vec<Held> = web.quarantine.list();
     Json(json!({
         "held": held,
         "pauses": web.pauses.list(),
-        "unclassified": unclassified(&web).into_iter().map(|(s, t, e)| json!({"server": s, "tool": t, "exposed": e})).collect::<Vec<_>>(),
+        "unclassified": unclassified(&web).into_iter().map(|(s, t, e, h)| json!({"server": s, "tool": t, "exposed": e, "definition_hash": h})).collect::<Vec<_>>(),
     }))
     .into_response()
 }
@@ -117,7 +131,7 @@ pub(super) async fn classify(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = refused(&web, &token) {
+    if let Some(r) = refused(&web, &token, &headers) {
         return r;
     }
     let out = classify_tool(&web, &form).await;
@@ -133,6 +147,17 @@ async fn classify_tool(web: &Web, form: &HashMap<String, String>) -> Outcome {
         StatusCode::NOT_FOUND,
         format!("`{tool}` is not served by `{server}` right now"),
     ))?;
+    // The definition the reviewer saw is the one pinned: if it changed since, they look again.
+    let seen = f("definition_hash");
+    if !seen.is_empty() && seen != def.definition_hash {
+        return Err((
+            StatusCode::CONFLICT,
+            format!(
+                "`{tool}` changed since you looked (definition {} now); reload and review it again",
+                def.definition_hash
+            ),
+        ));
+    }
     let serves = |t: &str| web.servers.route_of(&server, t).is_some();
     let c = Classification {
         class: f("class"),
@@ -152,16 +177,41 @@ async fn classify_tool(web: &Web, form: &HashMap<String, String>) -> Outcome {
     if f("mode") == "print" {
         return Ok((text.clone(), json!({"manifest": text})));
     }
-    let path =
-        classify::write(&setup, &server, &tool, &text).map_err(|e| (StatusCode::CONFLICT, e))?;
+    let path = classify::path_for(&setup, &server, &tool);
+    if path.exists() {
+        return Err((
+            StatusCode::CONFLICT,
+            format!("{} already exists; edit it instead", path.display()),
+        ));
+    }
+    // Recorded first: a manifest that puts a tool on a path always has its reviewer on record.
     let row = NewRow::now(
         "tool_classified",
         "",
         json!({"server": server, "tool": tool, "class": c.class, "target": c.target, "impact": c.impact, "reversal": c.reversal, "definition_hash": def.definition_hash, "file": path.display().to_string(), "by": by}),
     );
-    if let Err(e) = web.ledger.append(vec![row]).await {
-        tracing::error!(error = %e, "cannot record a classification (the manifest file was written)");
-    }
+    web.ledger.append(vec![row]).await.map_err(|e| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the ledger could not record the classification, so no manifest was written: {e}"
+            ),
+        )
+    })?;
+    let path = match classify::write(&setup, &server, &tool, &text) {
+        Ok(p) => p,
+        Err(e) => {
+            let failed = NewRow::now(
+                "tool_classify_failed",
+                "",
+                json!({"server": server, "tool": tool, "error": e}),
+            );
+            if let Err(le) = web.ledger.append(vec![failed]).await {
+                tracing::error!(error = %le, "cannot record a failed classification");
+            }
+            return Err((StatusCode::CONFLICT, e));
+        }
+    };
     Ok((
         format!(
             "Wrote {}. Airlock reloads manifests within a few seconds; calls of `{tool}` then follow class `{}`. Held calls stay held: release or reject them on the review page.",
@@ -179,7 +229,7 @@ pub(super) async fn held(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = refused(&web, &token) {
+    if let Some(r) = refused(&web, &token, &headers) {
         return r;
     }
     let out = async {
@@ -208,20 +258,25 @@ pub(super) async fn resume(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = refused(&web, &token) {
+    if let Some(r) = refused(&web, &token, &headers) {
         return r;
     }
     let out = async {
         let by = reviewer(&form)?;
         let scope = form.get("scope").map_or("", |s| s.trim());
-        resumed(&web, scope, &by).await
+        // the page names the pause it showed; the CLI may resume whatever pauses the scope
+        let call = form
+            .get("call_id")
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty());
+        resumed(&web, scope, call, &by).await
     }
     .await;
     answer(&headers, "Resumed", out)
 }
 
-async fn resumed(web: &Web, scope: &str, by: &str) -> Outcome {
-    let p = web.pauses.resume(scope, by).await.map_err(|e| {
+async fn resumed(web: &Web, scope: &str, call: Option<&str>, by: &str) -> Outcome {
+    let p = web.pauses.resume(scope, call, by).await.map_err(|e| {
         let code = match e {
             crate::drift::pauses::PauseError::NotPaused(_) => StatusCode::NOT_FOUND,
             crate::drift::pauses::PauseError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -272,7 +327,7 @@ pub(super) async fn pause_resume(
     };
     let out = async {
         let by = reviewer(&form)?;
-        resumed(&web, &p.scope, &by).await
+        resumed(&web, &p.scope, Some(&p.call_id), &by).await
     }
     .await;
     answer(&headers, "Resumed", out)
@@ -289,8 +344,12 @@ fn pause_html(p: &Pause) -> String {
 }
 
 /// `GET /review/{token}`: the review page.
-pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>) -> Response {
-    if let Some(r) = refused(&web, &token) {
+pub(super) async fn page(
+    State(web): State<Arc<Web>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refused(&web, &token, &headers) {
         return r;
     }
     let setup = web.live.setup();
@@ -304,9 +363,10 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>)
     for p in &pauses {
         html.push_str(&pause_html(p));
         html.push_str(&format!(
-            "<form method=\"post\" action=\"/review/{t}/resume\"><input type=\"hidden\" name=\"scope\" value=\"{s}\">{by_field}<div class=\"buttons\"><button class=\"approve\">Resume autopilot for {s}</button></div></form>",
+            "<form method=\"post\" action=\"/review/{t}/resume\"><input type=\"hidden\" name=\"scope\" value=\"{s}\"><input type=\"hidden\" name=\"call_id\" value=\"{c}\">{by_field}<div class=\"buttons\"><button class=\"approve\">Resume autopilot for {s}</button></div></form>",
             t = esc(&token),
-            s = esc(&p.scope)
+            s = esc(&p.scope),
+            c = esc(&p.call_id)
         ));
     }
     let mut groups: BTreeMap<(String, String), Vec<Held>> = BTreeMap::new();
@@ -316,7 +376,7 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>)
             .or_default()
             .push(h);
     }
-    for (server, tool, _) in unclassified(&web) {
+    for (server, tool, _, _) in unclassified(&web) {
         groups.entry((server, tool)).or_default();
     }
     html.push_str(&format!("<h2>Quarantined tools ({})</h2>", groups.len()));
@@ -365,11 +425,12 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>)
                 esc(&m.class)
             )),
             None if def.is_some() => html.push_str(&format!(
-                "<details open><summary>Classify this tool (writes <code>{file}</code>)</summary><form method=\"post\" action=\"/review/{t}/classify\"><input type=\"hidden\" name=\"server\" value=\"{s}\"><input type=\"hidden\" name=\"tool\" value=\"{n}\"><label>Class</label><select name=\"class\">{classes}</select><label>Target (system or record it touches)</label><input name=\"target\" required><label>Business impact</label><input name=\"impact\" required><label>Reversal (<code>tool:NAME</code> or <code>none: why</code>)</label><input name=\"reversal\" required>{by_field}<div class=\"buttons\"><button class=\"approve\">Write manifest</button></div></form></details>",
+                "<details open><summary>Classify this tool (writes <code>{file}</code>)</summary><form method=\"post\" action=\"/review/{t}/classify\"><input type=\"hidden\" name=\"server\" value=\"{s}\"><input type=\"hidden\" name=\"tool\" value=\"{n}\"><input type=\"hidden\" name=\"definition_hash\" value=\"{h}\"><label>Class</label><select name=\"class\">{classes}</select><label>Target (system or record it touches)</label><input name=\"target\" required><label>Business impact</label><input name=\"impact\" required><label>Reversal (<code>tool:NAME</code> or <code>none: why</code>)</label><input name=\"reversal\" required>{by_field}<div class=\"buttons\"><button class=\"approve\">Write manifest</button></div></form></details>",
                 file = esc(&classify::path_for(&setup, server, tool).display().to_string()),
                 t = esc(&token),
                 s = esc(server),
                 n = esc(tool),
+                h = esc(def.map_or("", |d| d.definition_hash.as_str())),
             )),
             None => html.push_str("<p>Its server does not serve it right now, so it cannot be classified here.</p>"),
         }

@@ -153,8 +153,23 @@ async fn checkpoints_catch_a_truncation_and_a_consistent_rewrite_with_another_ke
     // truncated below the checkpoint, with the head fixed up so the file alone looks fine
     cut_to(&p, 2);
     assert!(
-        verify(&p, Some(&key(1)), vec![]).ok(),
-        "the file alone looks fine"
+        verify(&p, None, vec![]).ok(),
+        "without a key the file alone looks fine"
+    );
+    let r = verify(&p, Some(&key(1)), vec![]);
+    let bad = r.first_bad.unwrap();
+    assert_eq!(
+        (bad.seq, bad.fault),
+        (2, Fault::BadSignature),
+        "with the key, its head is not signed"
+    );
+    assert_eq!(r.signatures.head_signed, Some(false));
+    assert!(
+        matches!(
+            Ledger::open_signed(&p, Some(key(1))),
+            Err(super::super::LedgerError::HeadUnsigned { .. })
+        ),
+        "and the gate refuses to sign on after it"
     );
     let r = verify(&p, None, vec![taken.clone()]);
     let bad = r.first_bad.unwrap();
