@@ -105,6 +105,9 @@ pub struct ClassRuleFile {
     /// Sign this class's ledger rows with the gate's Ed25519 key (default: true for
     /// `financial` and `destructive`).
     pub signed: Option<bool>,
+    /// How long this class's ledger rows are kept before `airlock ledger prune` may remove
+    /// them, e.g. `7y`, `400d` (default: 7 years for signed classes, 1 year otherwise).
+    pub retention: Option<String>,
 }
 
 /// One role as written.
@@ -139,6 +142,8 @@ pub struct ClassRule {
     pub conditions: Vec<crate::condition::Condition>,
     pub limits: Vec<crate::drift::Limit>,
     pub signed: bool,
+    /// How long the class's rows are kept.
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -343,6 +348,17 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 Err(msg) => errors.push(src.error(Some(rule.span()), &at, msg)),
             }
         }
+        let signed = r
+            .signed
+            .unwrap_or(matches!(name.as_str(), "financial" | "destructive"));
+        let retention = match &r.retention {
+            None if signed => RETENTION_SIGNED,
+            None => RETENTION_DEFAULT,
+            Some(t) => parse_retention(t).unwrap_or_else(|msg| {
+                errors.push(src.error(Some(rule.span()), &format!("{key}.retention"), msg));
+                RETENTION_SIGNED
+            }),
+        };
         if let Some(j) = crate::drift::duplicate(&limits) {
             errors.push(src.error(
                 Some(rule.span()),
@@ -365,9 +381,8 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 min_approvals: min_approvals.max(1),
                 conditions,
                 limits,
-                signed: r
-                    .signed
-                    .unwrap_or(matches!(name.as_str(), "financial" | "destructive")),
+                signed,
+                retention,
             },
         );
     }
@@ -381,7 +396,31 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
     )
 }
 
+/// Default retention of a signed class's rows (7 years).
+pub const RETENTION_SIGNED: Duration = Duration::from_secs(7 * 31_557_600);
+/// Default retention of other rows (1 year).
+pub const RETENTION_DEFAULT: Duration = Duration::from_secs(31_557_600);
+
+/// Parse a retention period: `400d`, `7y` (a year is 365.25 days), from a day to 100 years.
+pub fn parse_retention(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a period like `400d` or `7y` ({e})"))?;
+    if d < Duration::from_secs(86_400) || d > Duration::from_secs(100 * 31_557_600) {
+        return Err(format!("`{s}` must be between a day and 100 years"));
+    }
+    Ok(d)
+}
+
 impl Policy {
+    /// How long rows of `class` are kept; rows of no class (gate events, unknown tools) for
+    /// the default year. A prune removes only an expired prefix, so a row under retention also
+    /// keeps every row after it.
+    pub fn retention(&self, class: Option<&str>) -> Duration {
+        class
+            .and_then(|c| self.classes.get(c))
+            .map_or(RETENTION_DEFAULT, |r| r.retention)
+    }
+
     /// Whether rows of a call of `class` are signed.
     pub fn is_signed(&self, class: Option<&str>) -> bool {
         class

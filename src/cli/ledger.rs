@@ -66,6 +66,16 @@ pub enum LedgerCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Remove the oldest rows once all of them have outlived their class's retention (a signed
+    /// tombstone keeps verification whole); with --dry-run only say what has expired.
+    Prune {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// The full record of one call (by call, approval or held id).
     Show {
         #[command(flatten)]
@@ -135,6 +145,11 @@ pub(super) fn run(command: LedgerCommand) -> anyhow::Result<ExitCode> {
             json,
         ),
         LedgerCommand::Checkpoint { config, out } => checkpoint(&config.config, out.as_deref()),
+        LedgerCommand::Prune {
+            config,
+            dry_run,
+            json,
+        } => prune(&config.config, dry_run, json),
         LedgerCommand::Show { config, id, json } => super::show::show(&config.config, &id, json),
     }
 }
@@ -367,6 +382,11 @@ fn verify(
             "signatures:  {} signature row(s) covering {} signed row(s); key: {whose}",
             report.signatures.signature_rows, report.signatures.signed_rows
         );
+        if let Some(n) = report.pruned_through {
+            println!(
+                "pruned:      rows 1..={n} (removed under retention; verified from their signed tombstone)"
+            );
+        }
         for cp in &report.checkpoints {
             println!(
                 "checkpoint:  {} ({} rows, {}): signature {}, {}",
@@ -374,7 +394,9 @@ fn verify(
                 cp.rows,
                 cp.time,
                 if cp.signature_ok { "valid" } else { "INVALID" },
-                if cp.consistent {
+                if !cp.checkable {
+                    "names a pruned row: no longer checkable"
+                } else if cp.consistent {
                     "the ledger extends it"
                 } else {
                     "NOT consistent"
@@ -434,6 +456,51 @@ fn checkpoint(path: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
             );
         }
         None => print!("{}", cp.render()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(path: &Path, dry_run: bool, as_json: bool) -> anyhow::Result<ExitCode> {
+    let setup = super::setup(path)?;
+    let c = &setup.config;
+    let plan = airlock::ledger::prune::plan(
+        &c.ledger_path,
+        &|class| setup.policy.retention(class),
+        OffsetDateTime::now_utc(),
+    )?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else if plan.through == 0 {
+        println!("nothing has expired");
+    } else {
+        println!(
+            "{} row(s) expired, up to seq {} ({} .. {})",
+            plan.rows,
+            plan.through,
+            plan.oldest.as_deref().unwrap_or("?"),
+            plan.newest.as_deref().unwrap_or("?")
+        );
+    }
+    if !as_json {
+        if let Some((seq, until)) = &plan.first_kept {
+            println!("kept from seq {seq}: under retention until {until}");
+        }
+    }
+    if dry_run || plan.through == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let signer = Signer::load(&c.signing_key_path)
+        .context("no signing key to sign the tombstone: run `airlock keys init`")?;
+    super::runtime()?.block_on(airlock::ledger::prune::apply(
+        &c.ledger_path,
+        &signer,
+        &plan,
+    ))?;
+    if !as_json {
+        println!(
+            "pruned rows up to seq {}; a signed tombstone and a `pruned` row record it",
+            plan.through
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,7 @@ fn rule(path: PathKind) -> ClassRule {
         conditions: vec![],
         limits: vec![],
         signed: false,
+        retention: crate::policy::RETENTION_DEFAULT,
     }
 }
 

@@ -176,6 +176,14 @@ impl Default for Verifier {
 }
 
 impl Verifier {
+    /// Continue after row `seq` whose hash was `prev` (rows before it were pruned).
+    pub fn after(seq: u64, prev: [u8; 32]) -> Verifier {
+        Verifier {
+            prev,
+            expected_seq: seq + 1,
+        }
+    }
+
     /// Check the next stored row; returns the decoded record or the fault.
     pub fn check(&mut self, key: u64, bytes: &[u8]) -> Result<Record, Fault> {
         if key != self.expected_seq {

@@ -11,6 +11,7 @@
 
 mod chain;
 pub mod checkpoint;
+pub mod prune;
 mod reader;
 mod verify;
 

@@ -14,6 +14,7 @@ use super::{
     BadRow, Fault, Ledger, LedgerError, LedgerReader, NewRow, ROWS, VerifyReport, chain, leaf, link,
 };
 
+mod prune;
 mod trust;
 
 fn row(call: &str, kind: &'static str) -> NewRow {

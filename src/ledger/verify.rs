@@ -33,6 +33,8 @@ pub struct VerifyReport {
     pub first_time: Option<String>,
     pub last_time: Option<String>,
     pub signatures: SignatureReport,
+    /// Rows 1..=N were pruned under retention (verification starts from the tombstone).
+    pub pruned_through: Option<u64>,
     pub checkpoints: Vec<CheckpointReport>,
     /// The first bad sequence number and why, if any.
     pub first_bad: Option<BadRow>,
@@ -58,6 +60,8 @@ pub struct CheckpointReport {
     pub signature_ok: bool,
     /// The ledger extends it: it has the row and the row has the checkpoint's hash.
     pub consistent: bool,
+    /// False when it names a row pruned since (it can no longer be held to the ledger).
+    pub checkable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,7 +78,7 @@ impl VerifyReport {
             && self
                 .checkpoints
                 .iter()
-                .all(|c| c.signature_ok && c.consistent)
+                .all(|c| c.signature_ok && (c.consistent || !c.checkable))
     }
 }
 
@@ -90,7 +94,16 @@ impl LedgerReader {
 
     pub fn verify_with(&self, opts: &VerifyOptions) -> Result<VerifyReport, LedgerError> {
         let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        let mut v = Verifier::default();
+        let tomb = super::prune::tombstone(&tx, &self.path)?;
+        let mut v = match &tomb {
+            Some(t) => {
+                let mut h = [0u8; 32];
+                hex::decode_to_slice(&t.head, &mut h)
+                    .map_err(|e| storage(&self.path, format!("pruned tombstone head: {e}")))?;
+                Verifier::after(t.through, h)
+            }
+            None => Verifier::default(),
+        };
         let mut report = VerifyReport {
             rows: 0,
             head: hex::encode(GENESIS),
@@ -102,6 +115,7 @@ impl LedgerReader {
                 verified_with: opts.public.map(|p| p.to_hex()),
                 head_signed: None,
             },
+            pruned_through: tomb.as_ref().map(|t| t.through),
             checkpoints: Vec::new(),
             first_bad: None,
         };
@@ -112,6 +126,21 @@ impl LedgerReader {
             .map(|(_, c)| (c.rows, None))
             .collect();
         wanted.insert(0, Some(hex::encode(GENESIS)));
+        if let Some(t) = &tomb {
+            wanted.insert(t.through, Some(t.head.clone()));
+            if let Some(public) = &opts.public {
+                if !t.checkpoint().signature_ok(Some(public)) {
+                    report.first_bad = bad(
+                        t.through + 1,
+                        Fault::BadSignature,
+                        Some(format!(
+                            "the tombstone of rows 1..={} (pruned) is not signed by the trusted key",
+                            t.through
+                        )),
+                    );
+                }
+            }
+        }
         let mut signed_calls: HashSet<String> = HashSet::new();
         let mut pending: Vec<u64> = Vec::new();
         let mut last: Option<(u64, String, String)> = None;
@@ -120,7 +149,7 @@ impl LedgerReader {
             Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(e) => return Err(storage(&self.path, e)),
         };
-        if let Some(table) = table {
+        if let (Some(table), None) = (table, &report.first_bad) {
             for item in table.iter().map_err(|e| storage(&self.path, e))? {
                 let (k, val) = item.map_err(|e| storage(&self.path, e))?;
                 let r = match v.check(k.value(), val.value()) {
@@ -198,11 +227,12 @@ impl LedgerReader {
         }
         for (name, c) in &opts.checkpoints {
             let signature_ok = c.signature_ok(opts.public.as_ref());
+            let checkable = tomb.as_ref().is_none_or(|t| c.rows >= t.through);
             let consistent = match wanted.get(&c.rows) {
                 Some(Some(hash)) => *hash == c.head,
                 _ => false,
             };
-            if report.first_bad.is_none() && !consistent {
+            if report.first_bad.is_none() && !consistent && checkable {
                 report.first_bad = if c.rows > report.rows {
                     bad(
                         report.rows + 1,
@@ -229,6 +259,7 @@ impl LedgerReader {
                 time: c.time.clone(),
                 signature_ok,
                 consistent,
+                checkable,
             });
         }
         Ok(report)

@@ -187,4 +187,16 @@ async fn show_tells_the_whole_story_of_one_call_and_exports_filter() {
             .status
             .success()
     );
+    assert!(
+        !w.airlock(&["ledger", "export", "--verdict", "allowed"])
+            .status
+            .success()
+    );
+
+    // nothing of today has outlived its retention
+    let said = stdout(&w, &["ledger", "prune", "--dry-run"]);
+    assert!(
+        said.contains("nothing has expired") && said.contains("kept from seq 1"),
+        "{said}"
+    );
 }

@@ -1,0 +1,193 @@
+//! Retention: remove the oldest rows once every one of them has outlived its class's retention,
+//! without breaking verification.
+//!
+//! Only a prefix of the chain is ever removed (rows 1..=N), and only when each row in it has
+//! expired. What was removed is replaced by a signed tombstone in the `meta` table — a
+//! checkpoint of row N (count and hash), which `verify` starts from — and a `pruned` row is
+//! appended so the chain itself records the prune. It must never remove a row under retention.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use redb::{Database, ReadableTable};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::checkpoint::Checkpoint;
+use super::{Ledger, LedgerError, LedgerReader, META, NewRow, ROWS, storage};
+use crate::signing::Signer;
+
+/// What a prune would remove.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// Rows 1..=through (after any earlier prune) have expired; 0: nothing to remove.
+    pub through: u64,
+    pub rows: u64,
+    pub oldest: Option<String>,
+    pub newest: Option<String>,
+    /// The first row kept, and until when its retention holds it.
+    pub first_kept: Option<(u64, String)>,
+}
+
+/// The tombstone of a prune, in `meta`: a signed checkpoint of the last removed row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub through: u64,
+    pub head: String,
+    pub time: String,
+    pub key: String,
+    pub signature: String,
+}
+
+impl Tombstone {
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            rows: self.through,
+            head: self.head.clone(),
+            time: self.time.clone(),
+            key: self.key.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+}
+
+/// The tombstone of the last prune, if any.
+pub(super) fn tombstone(
+    tx: &redb::ReadTransaction,
+    path: &Path,
+) -> Result<Option<Tombstone>, LedgerError> {
+    let meta = match tx.open_table(META) {
+        Ok(m) => m,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(storage(path, e)),
+    };
+    match meta.get("pruned").map_err(|e| storage(path, e))? {
+        None => Ok(None),
+        Some(v) => serde_json::from_slice(v.value())
+            .map(Some)
+            .map_err(|e| storage(path, format!("pruned tombstone: {e}"))),
+    }
+}
+
+/// Work out what has expired: `retention(class)` for a call's class (`None` for rows that
+/// belong to no call, or calls of no class).
+pub fn plan(
+    path: &Path,
+    retention: &dyn Fn(Option<&str>) -> Duration,
+    now: OffsetDateTime,
+) -> Result<Plan, LedgerError> {
+    let reader = LedgerReader::open(path)?;
+    let mut class_of: HashMap<String, String> = HashMap::new();
+    reader.records(|r| {
+        if let Ok(r) = r {
+            if r.kind == "verdict" {
+                if let Some(c) = r.body.get("class").and_then(|c| c.as_str()) {
+                    class_of.insert(r.call_id.clone(), c.to_string());
+                }
+            }
+        }
+    })?;
+    let mut plan = Plan {
+        through: 0,
+        rows: 0,
+        oldest: None,
+        newest: None,
+        first_kept: None,
+    };
+    let mut done = false;
+    reader.records(|r| {
+        let Ok(r) = r else {
+            done = true;
+            return;
+        };
+        if done {
+            return;
+        }
+        let keep = retention(class_of.get(&r.call_id).map(String::as_str));
+        let until = OffsetDateTime::parse(&r.time, &Rfc3339).map(|t| t + keep);
+        match until {
+            Ok(until) if until <= now => {
+                plan.through = r.seq;
+                plan.rows += 1;
+                plan.oldest.get_or_insert(r.time.clone());
+                plan.newest = Some(r.time);
+            }
+            other => {
+                done = true;
+                plan.first_kept = Some((
+                    r.seq,
+                    other
+                        .ok()
+                        .and_then(|u| u.format(&Rfc3339).ok())
+                        .unwrap_or_else(|| "unreadable time: kept".into()),
+                ));
+            }
+        }
+    })?;
+    Ok(plan)
+}
+
+/// Remove rows 1..=`plan.through`, leave the signed tombstone, and record the prune in the chain.
+pub async fn apply(path: &Path, signer: &Signer, plan: &Plan) -> Result<(), LedgerError> {
+    if plan.through == 0 {
+        return Ok(());
+    }
+    let now = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    let tomb = {
+        let db = Database::open(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
+            other => storage(path, other),
+        })?;
+        let tx = db.begin_write().map_err(|e| storage(path, e))?;
+        let tomb = {
+            let mut rows = tx.open_table(ROWS).map_err(|e| storage(path, e))?;
+            let last = rows
+                .get(plan.through)
+                .map_err(|e| storage(path, e))?
+                .ok_or_else(|| storage(path, format!("row {} is gone", plan.through)))?
+                .value()
+                .to_vec();
+            let head = hex::encode(
+                super::chain::split(&last)
+                    .map_err(|f| storage(path, f))?
+                    .hash,
+            );
+            let cp = Checkpoint::sign(signer, plan.through, &head, &now);
+            let first = rows
+                .first()
+                .map_err(|e| storage(path, e))?
+                .map_or(1, |(k, _)| k.value());
+            for seq in first..=plan.through {
+                rows.remove(seq).map_err(|e| storage(path, e))?;
+            }
+            Tombstone {
+                through: cp.rows,
+                head: cp.head,
+                time: cp.time,
+                key: cp.key,
+                signature: cp.signature,
+            }
+        };
+        let bytes = serde_json::to_vec(&tomb).map_err(|e| storage(path, e))?;
+        tx.open_table(META)
+            .map_err(|e| storage(path, e))?
+            .insert("pruned", bytes.as_slice())
+            .map_err(|e| storage(path, e))?;
+        tx.commit().map_err(|e| storage(path, e))?;
+        tomb
+    };
+    let ledger = Ledger::open_signed(path, Some(signer.clone()))?;
+    ledger
+        .append(vec![NewRow::now(
+            "pruned",
+            "",
+            json!({"through": tomb.through, "head": tomb.head, "rows_removed": plan.rows, "oldest": plan.oldest, "newest": plan.newest, "tombstone_signature": tomb.signature}),
+        )])
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Retention: only an expired prefix goes, verification continues from a signed tombstone, and
+//! checkpoints taken before stay consistent (or are reported as no longer checkable).
+
+use std::time::Duration;
+
+use redb::{Database, ReadableTable};
+use serde_json::json;
+use time::macros::datetime;
+
+use super::super::checkpoint::{Checkpoint, take};
+use super::super::prune::{Tombstone, apply, plan};
+use super::super::{Fault, Ledger, LedgerReader, META, NewRow, VerifyOptions};
+use crate::signing::Signer;
+
+const YEAR: Duration = Duration::from_secs(31_557_600);
+
+fn call(id: &str, class: &str, at: time::OffsetDateTime) -> Vec<NewRow> {
+    vec![
+        NewRow::at("proposal", id, at, json!({"tool": "t"})),
+        NewRow::at(
+            "verdict",
+            id,
+            at,
+            json!({"verdict": "allow", "class": class}),
+        ),
+    ]
+}
+
+fn retention(class: Option<&str>) -> Duration {
+    match class {
+        Some("financial") => 7 * YEAR,
+        _ => YEAR,
+    }
+}
+
+#[tokio::test]
+async fn only_the_expired_prefix_goes_and_the_rest_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("l.redb");
+    let key = Signer::from_seed([5; 32]);
+    let early: Checkpoint;
+    let before: Checkpoint;
+    {
+        let l = Ledger::open_signed(&p, Some(key.clone())).unwrap();
+        l.append(call("a", "read_only", datetime!(2020-01-01 0:00 UTC)))
+            .await
+            .unwrap();
+        early = take(&l, &key).unwrap();
+        l.append(call("b", "read_only", datetime!(2020-01-02 0:00 UTC)))
+            .await
+            .unwrap();
+        l.append(call("c", "financial", datetime!(2020-01-03 0:00 UTC)))
+            .await
+            .unwrap();
+        l.append(call("d", "read_only", datetime!(2020-01-04 0:00 UTC)))
+            .await
+            .unwrap();
+        before = take(&l, &key).unwrap();
+    }
+    let now = datetime!(2026-11-24 0:00 UTC);
+    let plan = plan(&p, &retention, now).unwrap();
+    assert_eq!(
+        (plan.through, plan.rows),
+        (4, 4),
+        "a and b expired; c (7 years) keeps itself and d"
+    );
+    assert_eq!(plan.first_kept.as_ref().map(|k| k.0), Some(5));
+    apply(&p, &key, &plan).await.unwrap();
+
+    let verify = |checkpoints: Vec<Checkpoint>| {
+        LedgerReader::open(&p)
+            .unwrap()
+            .verify_with(&VerifyOptions {
+                public: Some(key.public()),
+                checkpoints: checkpoints
+                    .into_iter()
+                    .map(|c| ("cp".to_string(), c))
+                    .collect(),
+            })
+            .unwrap()
+    };
+    let r = verify(vec![before.clone(), early.clone()]);
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.pruned_through, Some(4));
+    assert!(
+        r.checkpoints[0].consistent,
+        "a checkpoint past the prune still holds"
+    );
+    assert!(
+        !r.checkpoints[1].checkable,
+        "one inside the pruned rows can no longer be checked"
+    );
+    let mut kinds = Vec::new();
+    LedgerReader::open(&p)
+        .unwrap()
+        .records(|r| kinds.push(r.unwrap().kind))
+        .unwrap();
+    assert_eq!(
+        kinds,
+        ["proposal", "verdict", "proposal", "verdict", "pruned"]
+    );
+    assert_eq!(plan_again(&p, now), 0, "nothing more has expired");
+
+    // a forged tombstone (claiming more was pruned) is caught with the key
+    let db = Database::open(&p).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut meta = tx.open_table(META).unwrap();
+        let mut t: Tombstone =
+            serde_json::from_slice(meta.get("pruned").unwrap().unwrap().value()).unwrap();
+        t.time = "2026-01-01T00:00:00Z".into();
+        meta.insert("pruned", serde_json::to_vec(&t).unwrap().as_slice())
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    drop(db);
+    let bad = verify(vec![]).first_bad.unwrap();
+    assert_eq!((bad.seq, bad.fault), (5, Fault::BadSignature));
+}
+
+fn plan_again(p: &std::path::Path, now: time::OffsetDateTime) -> u64 {
+    plan(p, &retention, now).unwrap().through
+}
