@@ -374,6 +374,9 @@ fn verify(
     } else {
         println!("ledger:      {}", c.ledger_path.display());
         println!("rows:        {}", report.rows);
+        if let (Some(a), Some(b)) = (report.first_seq, report.last_seq) {
+            println!("sequence:    {a} .. {b}");
+        }
         if let (Some(first), Some(last)) = (&report.first_time, &report.last_time) {
             println!("time:        {first} .. {last}");
         }

@@ -27,8 +27,11 @@ pub struct VerifyOptions {
 /// The result of recomputing the chain.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyReport {
-    /// Rows that verified, in order from 1.
+    /// Rows that verified, in order from 1 (the last verified sequence number).
     pub rows: u64,
+    /// First and last sequence numbers present (the first is past any pruned rows).
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
     pub head: String,
     pub first_time: Option<String>,
     pub last_time: Option<String>,
@@ -106,6 +109,8 @@ impl LedgerReader {
         };
         let mut report = VerifyReport {
             rows: 0,
+            first_seq: None,
+            last_seq: None,
             head: hex::encode(GENESIS),
             first_time: None,
             last_time: None,
@@ -161,7 +166,9 @@ impl LedgerReader {
                 };
                 if report.first_time.is_none() {
                     report.first_time = Some(r.time.clone());
+                    report.first_seq = Some(r.seq);
                 }
+                report.last_seq = Some(r.seq);
                 if let Some(slot) = wanted.get_mut(&r.seq) {
                     *slot = Some(r.hash.clone());
                 }

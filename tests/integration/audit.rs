@@ -200,3 +200,73 @@ async fn show_tells_the_whole_story_of_one_call_and_exports_filter() {
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn the_gate_writes_checkpoints_and_replay_and_stats_read_the_history() {
+    let w = World::demo();
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&config.replace(
+        "max_wait = \"1s\"",
+        "max_wait = \"1s\"\ncheckpoints = \"cps\"\ncheckpoint_every = \"1s\"",
+    ));
+    let agent = w.agent().await;
+    let _ = agent
+        .call("delete_customer", json!({"email": "alice@example.com"}))
+        .await;
+    let _ = agent.call("search_orders", json!({"query": ""})).await;
+    let mut written = Vec::new();
+    for _ in 0..100 {
+        written = std::fs::read_dir(w.path("cps"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        if !written.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    agent.close().await;
+    w.wait_for_ledger().await;
+    assert!(!written.is_empty(), "the gate wrote a checkpoint");
+    let mut args = vec!["ledger", "verify", "--json"];
+    for p in &written {
+        args.extend(["--checkpoint", p.to_str().expect("path")]);
+    }
+    let report: Value = serde_json::from_str(&stdout(&w, &args)).expect("json");
+    assert_eq!(report["passed"], true, "{report}");
+
+    // replay: a policy that lets ops approve deletions moves exactly the denied one
+    let policy = std::fs::read_to_string(format!("{REPO}/policies/default.toml"))
+        .expect("policy")
+        .replace(
+            "destructive         = { path = \"deny\" }",
+            "destructive         = { path = \"approve\", role = \"ops\" }",
+        );
+    w.write("candidate.toml", &policy);
+    let candidate = w.path("candidate.toml");
+    let r: Value = serde_json::from_str(&stdout(
+        &w,
+        &[
+            "replay",
+            "--policy",
+            candidate.to_str().expect("path"),
+            "--json",
+        ],
+    ))
+    .expect("json");
+    assert_eq!(r["changes"], json!({"deny → approve(ops)": 1}), "{r}");
+    assert_eq!(r["unchanged"], 1);
+    let text = stdout(
+        &w,
+        &["replay", "--policy", candidate.to_str().expect("path")],
+    );
+    assert!(
+        text.contains("delete_customer: deny → approve(ops)"),
+        "{text}"
+    );
+
+    let stats = stdout(&w, &["stats"]);
+    assert!(
+        stats.contains("0 approval request(s)") && stats.contains("no flags"),
+        "{stats}"
+    );
+}

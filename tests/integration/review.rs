@@ -86,6 +86,12 @@ async fn an_unknown_tool_is_held_classified_on_the_review_page_and_then_runs_by_
     assert!(page.contains("Classify this tool"), "{page}");
     let (status, _) = get(&page_url.replace("/review/", "/review/0"));
     assert_eq!(status, 404, "a wrong review token sees nothing");
+    let (status, stats) = get(&format!("{page_url}/stats"));
+    assert_eq!(status, 200);
+    assert!(
+        stats.contains("Approval queue") && stats.contains("By class"),
+        "{stats}"
+    );
 
     // classify on the page: Airlock writes the manifest, pinned to the definition reviewed
     let (status, body) = post(

@@ -219,6 +219,31 @@ async fn checkpoints_catch_a_truncation_and_a_consistent_rewrite_with_another_ke
     );
 }
 
+#[tokio::test]
+async fn reordered_rows_are_named_at_the_first_moved_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("l.redb");
+    ledger(&p, Some(key(1))).await;
+    let db = Database::create(&p).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut t = tx.open_table(ROWS).unwrap();
+        let two = t.get(2).unwrap().unwrap().value().to_vec();
+        let three = t.get(3).unwrap().unwrap().value().to_vec();
+        t.insert(2, three.as_slice()).unwrap();
+        t.insert(3, two.as_slice()).unwrap();
+    }
+    tx.commit().unwrap();
+    drop(db);
+    let bad = verify(&p, Some(&key(1)), vec![]).first_bad.unwrap();
+    assert_eq!(bad.seq, 2);
+    assert!(
+        matches!(bad.fault, Fault::BrokenLink | Fault::Gap),
+        "{:?}",
+        bad.fault
+    );
+}
+
 fn corrupt(path: &Path, seq: u64, at: usize, xor: u8) {
     let db = Database::create(path).unwrap();
     let tx = db.begin_write().unwrap();
