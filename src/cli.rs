@@ -43,8 +43,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve MCP to an agent over stdio, gating every tool call.
-    Serve(ConfigArg),
+    /// Serve MCP to an agent over stdio (and, with --http or `[http] bind`, to agents with
+    /// tokens over streamable HTTP at /mcp), gating every tool call.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also serve MCP over streamable HTTP on this address (with the approval pages).
+        #[arg(long)]
+        http: Option<String>,
+    },
+    /// Make a bearer token for an HTTP agent.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Validate config, manifests and policy together; print every problem with file, line and key.
     Check {
         #[command(flatten)]
@@ -141,6 +153,16 @@ enum PolicyCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a new token (give it to the agent) and the `[[agent]]` entry with its hash.
+    New {
+        /// The actor id the agent's calls are recorded under, e.g. `agent:billing-bot`.
+        #[arg(long)]
+        actor: String,
+    },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum SchemaKind {
     Config,
@@ -167,7 +189,15 @@ use inspect::{explain, map};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(c) => serve(&c.config),
+        Command::Serve { config, http } => serve(&config.config, http.as_deref()),
+        Command::Token {
+            command: TokenCommand::New { actor },
+        } => {
+            let (token, hash) = airlock::identity::new_token().map_err(anyhow::Error::msg)?;
+            println!("token (give it to the agent; it is not stored anywhere): {token}\n");
+            println!("[[agent]]\nactor = {actor:?}\ntoken_sha256 = \"{hash}\"");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { config, offline } => check(&config.config, offline),
         Command::Map { config, json } => map(&config.config, json),
         Command::Explain {
@@ -239,7 +269,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn serve(path: &Path) -> anyhow::Result<ExitCode> {
+fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<ExitCode> {
     // The files as they are now: an edit made while the servers start is picked up by the watcher.
     let loaded = setup(path)?;
     let seen = live::fingerprint(path, &loaded);
@@ -250,7 +280,10 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         let ledger = Arc::new(Ledger::open_signed(&cfg.ledger_path, Some(signer.clone()))?);
         let key = LinkKey::load_or_create(&cfg.key_path)?;
         let mailer = Mailer::new(&cfg.mail)?;
-        let listener = tokio::net::TcpListener::bind(cfg.web.bind).await.with_context(|| format!("cannot listen on {} (web.bind)", cfg.web.bind))?;
+        // With MCP over HTTP, the approval pages share its listener.
+        let http_bind = cfg.http.serving(http_override, &cfg.agents).map_err(anyhow::Error::msg)?;
+        let (bind, what) = match http_bind { Some(b) => (b, "http.bind"), None => (cfg.web.bind, "web.bind") };
+        let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind} ({what})"))?;
         let bound = listener.local_addr()?;
         let base_url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
         let (servers, problems) = ToolServers::connect(&cfg.servers).await;
@@ -307,7 +340,7 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         if let Err(e) = write_private(&runtime_file, &format!("http://{bound}\n{instance}\n")) {
             tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
         }
-        let web = tokio::spawn(web::serve(listener, Arc::new(web::Web { instance, desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone() })));
+        let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone() }));
         // Edits to manifests and policy take effect when valid (file change or SIGHUP).
         let checkpoints = cfg.checkpoint_dir.clone().map(|dir| tokio::spawn(airlock::ledger::checkpoint::every(ledger.clone(), signer.clone(), dir, cfg.checkpoint_every)));
         let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), desk.clone(), std::time::Duration::from_secs(1)));
@@ -315,7 +348,26 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!("review page (held calls, unclassified tools, paused autopilot): run `airlock quarantine list` for its link");
         tracing::info!(public_key = %signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
         let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone(), quarantine.clone(), pauses));
-        AgentServer::new(gate.clone(), cfg.max_wait).serve_stdio().await?;
+        let agent = AgentServer::new(gate.clone(), cfg.max_wait);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let router = match http_bind {
+            Some(_) => pages.merge(airlock::mcp::http::router(agent.clone(), &cfg.http, airlock::identity::Agents::new(cfg.agents.clone()), stop.clone())),
+            None => pages,
+        };
+        let web = tokio::spawn(web::serve(listener, router));
+        if let Some(b) = http_bind {
+            tracing::info!(agents = cfg.agents.len(), "airlock serving MCP over streamable HTTP at http://{b}/mcp");
+        }
+        match agent.serve_stdio().await {
+            Err(e) if http_bind.is_some() => tracing::info!("no agent on stdio ({e})"),
+            other => other?,
+        }
+        if http_bind.is_some() {
+            // stdio is one agent among several: HTTP agents keep being served until a signal
+            tracing::info!("stdio agent gone; serving HTTP agents until SIGTERM or Ctrl-C");
+            shutdown_signal().await;
+            stop.cancel();
+        }
         // The agent has gone. Let calls already running finish and record their outcome; pending
         // approvals stay pending in the ledger for the next start.
         gate.drain(std::time::Duration::from_secs(30)).await;
@@ -343,6 +395,24 @@ pub(crate) fn printable(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Write a file only its owner can read (replacing an old one).

@@ -12,6 +12,8 @@
 //! 4. The tool server presents a different definition than the reviewed one → quarantine
 //!    (`tool_changed`, the rug-pull guard).
 //! 5. The manifest's class is not in the policy → quarantine (`class_not_in_policy`).
+//! 5b. The policy limits the actor to some classes (`[actors]`) and this is not one → deny
+//!    (`actor_not_allowed`).
 //! 6. The class path: `deny` → deny; `quarantine` → quarantine; `approve` → approval by its role.
 //! 7. `allow` and `conditional` check the class's requirements (reversal tool, evidence fields).
 //!    `allow` with all requirements held (or none) → allow. `conditional` with all held → allow;
@@ -199,6 +201,21 @@ pub fn decide(
             },
         );
     };
+    if let Some(allowed) = policy.actors.get(ctx.actor) {
+        if !allowed.contains(&m.class) {
+            return Decision {
+                rule: format!("actors.{}", ctx.actor),
+                ..gate(
+                    Verdict::Deny,
+                    "actor",
+                    Reason::ActorNotAllowed {
+                        actor: ctx.actor.to_string(),
+                        class: m.class.clone(),
+                    },
+                )
+            };
+        }
+    }
     let class = m.class.clone();
     let mut d = Decision {
         verdict: Verdict::Deny,

@@ -30,6 +30,8 @@ use crate::quarantine::{self, Held, HeldStatus, Quarantine};
 /// A `tools/call` as the agent sent it.
 #[derive(Debug, Clone)]
 pub struct GateCall {
+    /// Who calls: the HTTP agent's actor, or `None` for the stdio agent (`gate.actor`).
+    pub actor: Option<String>,
     pub tool: String,
     pub arguments: Map<String, Value>,
     pub meta: Option<Map<String, Value>>,
@@ -129,7 +131,7 @@ impl Gate {
         let now = OffsetDateTime::now_utc();
         // One snapshot per call: it is decided by exactly one policy version.
         let (setup, changed) = self.live.snapshot();
-        let actor = setup.config.actor.as_str();
+        let actor = call.actor.as_deref().unwrap_or(setup.config.actor.as_str());
         let args_value = Value::Object(call.arguments.clone());
         let canonical_args = canonical::to_string(&args_value);
         let route = self.route(&setup, &call.tool);

@@ -23,6 +23,7 @@ pub mod drift;
 pub mod envelope;
 pub mod forward;
 pub mod gate;
+pub mod identity;
 pub mod ledger;
 pub mod live;
 pub mod mail;

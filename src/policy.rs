@@ -69,6 +69,18 @@ pub struct PolicyFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RoleFile>")]
     pub roles: BTreeMap<String, Spanned<RoleFile>>,
+    /// Actor id → what it may do; an actor listed here may only use the classes it names
+    /// (anything else is denied). Actors not listed are limited by the classes alone.
+    #[serde(default)]
+    pub actors: BTreeMap<String, ActorFile>,
+}
+
+/// One actor's limits as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActorFile {
+    /// The classes this actor may call; calls of any other class are denied.
+    pub classes: Vec<String>,
 }
 
 /// One class's rule as written.
@@ -127,6 +139,8 @@ pub struct Policy {
     pub version: String,
     pub classes: BTreeMap<String, ClassRule>,
     pub roles: BTreeMap<String, Role>,
+    /// Actor id → the only classes it may use.
+    pub actors: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -386,11 +400,25 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
             },
         );
     }
+    let mut actors = BTreeMap::new();
+    for (actor, a) in &file.actors {
+        for c in &a.classes {
+            if !classes.contains_key(c) {
+                errors.push(src.error(
+                    None,
+                    &format!("actors.{actor}.classes"),
+                    format!("unknown class `{c}`"),
+                ));
+            }
+        }
+        actors.insert(actor.clone(), a.classes.clone());
+    }
     (
         Policy {
             version: file.version.into_inner(),
             classes,
             roles,
+            actors,
         },
         errors,
     )

@@ -6,6 +6,7 @@
 //! ledger or talk to tool servers; it only reads files and reports every problem at once.
 
 mod check;
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,6 +40,13 @@ pub struct ConfigFile {
     #[serde(default)]
     #[schemars(with = "Vec<ServerSection>")]
     pub server: Vec<Spanned<ServerSection>>,
+    /// MCP over streamable HTTP.
+    #[serde(default)]
+    pub http: http::HttpSection,
+    /// Agents that may connect over HTTP, each with its own token.
+    #[serde(default)]
+    #[schemars(with = "Vec<http::AgentSection>")]
+    pub agent: Vec<Spanned<http::AgentSection>>,
 }
 
 /// `[gate]`.
@@ -190,6 +198,8 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     pub mail: MailConfig,
     pub web: WebConfig,
+    pub http: http::HttpConfig,
+    pub agents: Vec<http::AgentToken>,
 }
 
 /// Where approval mail goes.
@@ -357,6 +367,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         errors.push(src.error(None, "gate.max_wait", msg));
         Duration::from_secs(300)
     });
+    let (http, agents) = http::compile(src, &file.http, &file.agent, &mut errors);
     let checkpoint_every =
         crate::policy::parse_duration(&g.checkpoint_every).unwrap_or_else(|msg| {
             errors.push(src.error(None, "gate.checkpoint_every", msg));
@@ -427,6 +438,8 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
                 transport,
             },
             web: WebConfig { bind, public_url },
+            http,
+            agents,
         })
     } else {
         Err(errors)

@@ -73,6 +73,10 @@ pub enum Reason {
     WithinLimits {
         limits: usize,
     },
+    ActorNotAllowed {
+        actor: String,
+        class: String,
+    },
     AutopilotPaused {
         scope: String,
         since: String,
@@ -112,6 +116,7 @@ impl Reason {
             Reason::ConditionHeld { .. } => "condition_held",
             Reason::ConditionFailed { .. } => "condition_failed",
             Reason::WithinLimits { .. } => "within_limits",
+            Reason::ActorNotAllowed { .. } => "actor_not_allowed",
             Reason::AutopilotPaused { .. } => "autopilot_paused",
             Reason::LimitReached { .. } => "limit_reached",
             Reason::LimitUncountable { .. } => "limit_uncountable",
@@ -183,6 +188,10 @@ impl fmt::Display for Reason {
                 rule,
                 value,
             } => write!(f, "`{pointer}` = {value} is not {rule}"),
+            Reason::ActorNotAllowed { actor, class } => write!(
+                f,
+                "actor `{actor}` may not use class `{class}` (the policy's [actors] lists what it may use)"
+            ),
             Reason::WithinLimits { limits } => {
                 write!(f, "within its {limits} rate limit(s)")
             }

@@ -107,6 +107,7 @@ fn policy() -> Policy {
         version: "test-1".into(),
         classes,
         roles,
+        actors: [("agent:limited".to_string(), vec!["read_only".to_string()])].into(),
     }
 }
 

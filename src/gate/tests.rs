@@ -89,6 +89,7 @@ async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_serve
     let gate = Gate::new(live, ledger, servers, forwarder, desk, quarantine, pauses);
 
     let echo = |text: &str| GateCall {
+        actor: None,
         tool: "echo".into(),
         arguments: serde_json::json!({"text": text})
             .as_object()

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::approval::state::{Approval, Outcome, Status};
 use crate::gate::{Gate, GateCall, Reply};
+use crate::identity::Identity;
 use crate::quarantine::{Held, HeldStatus};
 
 /// Largest JSON-RPC frame (one line on stdio) read from the agent; longer lines are dropped unread.
@@ -119,14 +120,31 @@ impl AgentServer {
         pending_result(approval_id, role, &state)
     }
 
-    async fn status_tool(&self, args: &Map<String, Value>) -> CallToolResult {
+    /// The stdio agent is `gate.actor`; an HTTP agent sees only its own approvals and held calls.
+    fn owns(&self, caller: Option<&str>, owner: &str) -> bool {
+        let setup = self.gate.live().setup();
+        caller.unwrap_or(setup.config.actor.as_str()) == owner
+    }
+
+    async fn status_tool(&self, args: &Map<String, Value>, caller: Option<&str>) -> CallToolResult {
         let Some(id) = args.get("approval_id").and_then(Value::as_str) else {
             return CallToolResult::error(vec![ContentBlock::text(
                 "airlock_status needs {\"approval_id\": \"...\"}",
             )]);
         };
-        match self.gate.desk().get(id).await {
-            None => match self.gate.quarantine().get(id) {
+        match self
+            .gate
+            .desk()
+            .get(id)
+            .await
+            .filter(|a| self.owns(caller, &a.envelope.actor))
+        {
+            None => match self
+                .gate
+                .quarantine()
+                .get(id)
+                .filter(|h| self.owns(caller, &h.actor))
+            {
                 Some(h) => held_result(&h),
                 None => CallToolResult::error(vec![ContentBlock::text(format!(
                     "no approval or held call `{id}`"
@@ -138,6 +156,15 @@ impl AgentServer {
             },
         }
     }
+}
+
+/// The actor an HTTP request was admitted as (none over stdio).
+fn actor_of(context: &RequestContext<RoleServer>) -> Option<String> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Identity>())
+        .map(|i| i.actor.clone())
 }
 
 /// An approval as an MCP task: working while it waits or runs, completed with the agent's answer.
@@ -333,14 +360,16 @@ impl ServerHandler for AgentServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let arguments = request.arguments.unwrap_or_default();
+        let actor = actor_of(&context);
         if request.name == STATUS_TOOL {
-            return Ok(self.status_tool(&arguments).await.into());
+            return Ok(self.status_tool(&arguments, actor.as_deref()).await.into());
         }
         // rmcp moves the request's `_meta` into the context. The progress token belongs to this
         // hop (agent ↔ Airlock) and is not passed on.
         let mut meta: Map<String, Value> = context.meta.0.0.clone();
         meta.remove("progressToken");
         let call = GateCall {
+            actor,
             tool: request.name.to_string(),
             arguments,
             meta: Some(meta).filter(|m| !m.is_empty()),
@@ -383,9 +412,16 @@ impl ServerHandler for AgentServer {
     async fn get_task(
         &self,
         request: GetTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        match self.gate.desk().get(&request.task_id).await {
+        let caller = actor_of(&context);
+        match self
+            .gate
+            .desk()
+            .get(&request.task_id)
+            .await
+            .filter(|a| self.owns(caller.as_deref(), &a.envelope.actor))
+        {
             Some(a) => Ok(GetTaskResult::new(task_of(&a))),
             None => Err(ErrorData::invalid_params(
                 format!("no task `{}`", request.task_id),

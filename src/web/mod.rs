@@ -63,13 +63,14 @@ pub fn app(web: Arc<Web>) -> Router {
         .with_state(web)
 }
 
-/// Serve the pages on a bound listener until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, web: Arc<Web>) -> std::io::Result<()> {
+/// Serve a router (the pages, and `/mcp` when on) on a bound listener until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
+    // without TCP_NODELAY, small responses wait out Nagle and delayed ACKs (~40 ms a call)
     let listener = listener.tap_io(|s| {
         let _ = s.set_nodelay(true);
     });
-    axum::serve(listener, app(web)).await
+    axum::serve(listener, router).await
 }
 
 /// Liveness, with the instance nonce so the CLI knows it reached this gate.

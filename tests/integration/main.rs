@@ -8,6 +8,7 @@ mod cli;
 mod conditions;
 mod drift;
 mod gate;
+mod http;
 mod live;
 mod peers;
 mod protocol;

@@ -4,8 +4,10 @@
 Usage:
     echo '[{"name": "echo", "arguments": {"text": "hi"}}]' \
         | python3 tests/peers/python_agent.py [--timeout SECS] [--rpc-errors-as-results] -- COMMAND ARGS...
+    ... | python3 tests/peers/python_agent.py --url http://127.0.0.1:PORT/mcp --token TOKEN
 
-Starts COMMAND as an MCP server over stdio, initializes, lists its tools, then
+Starts COMMAND as an MCP server over stdio (or connects to URL over streamable HTTP, sending
+`Authorization: Bearer TOKEN`), initializes, lists its tools, then
 performs each call from the JSON list on stdin, in order, and prints ONE JSON
 object on stdout:
 
@@ -34,6 +36,7 @@ import anyio
 from mcp import types
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 
@@ -43,10 +46,10 @@ def die(msg: str, code: int = 1) -> None:
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    if "--" not in argv:
-        die("usage: python_agent.py [options] -- COMMAND ARGS...", 2)
-    split = argv.index("--")
+    split = argv.index("--") if "--" in argv else len(argv)
     parser = argparse.ArgumentParser(prog="python_agent.py")
+    parser.add_argument("--url", help="connect over streamable HTTP instead of starting a command")
+    parser.add_argument("--token", help="bearer token sent with every HTTP request")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
     parser.add_argument(
         "--rpc-errors-as-results",
@@ -55,8 +58,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     opts = parser.parse_args(argv[:split])
     command = argv[split + 1 :]
-    if not command:
-        die("no server command given after --", 2)
+    if not command and not opts.url:
+        die("usage: python_agent.py [options] (--url URL | -- COMMAND ARGS...)", 2)
     return opts, command
 
 
@@ -88,8 +91,14 @@ async def run(opts: argparse.Namespace, command: list[str], calls: list[dict[str
         if isinstance(message, Exception):
             transport_faults.append(message)
 
-    params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
-    async with stdio_client(params) as (read, write):
+    if opts.url:
+        headers = {"Authorization": f"Bearer {opts.token}"} if opts.token else {}
+        transport = streamable_http_client(opts.url, http_client=create_mcp_http_client(headers=headers))
+    else:
+        params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+        transport = stdio_client(params)
+    async with transport as streams:
+        read, write = streams[0], streams[1]
         async with ClientSession(read, write, read_timeout_seconds=opts.timeout, message_handler=on_message) as session:
             init = await session.initialize()
             print(

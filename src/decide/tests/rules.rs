@@ -140,3 +140,44 @@ fn a_changed_tool_is_quarantined_before_its_class_is_consulted() {
     );
     assert_eq!(codes(&d), ["tool_changed"]);
 }
+
+#[test]
+fn an_actor_limited_by_the_policy_is_denied_other_classes() {
+    let args = Map::new();
+    let decide_as = |actor: &str, class: &str| {
+        let m = manifest(class, none(), &[]);
+        let call = Call {
+            tool: "shop__t",
+            arguments: &args,
+            meta: None,
+            canonical_len: 2,
+            changed: None,
+            reversal_served: true,
+        };
+        decide(
+            &call,
+            Some(&m),
+            &policy(),
+            &Context {
+                actor,
+                now: NOW,
+                usage: &NoUsage,
+            },
+        )
+    };
+    let d = decide_as("agent:limited", "financial");
+    assert_eq!(
+        (d.verdict.name(), d.rule.as_str()),
+        ("deny", "actors.agent:limited")
+    );
+    assert_eq!(codes(&d), ["actor_not_allowed"]);
+    assert_eq!(
+        decide_as("agent:limited", "read_only").verdict.name(),
+        "allow"
+    );
+    assert_eq!(
+        decide_as("agent:test", "financial").verdict.name(),
+        "approve",
+        "others keep the class path"
+    );
+}

@@ -1,0 +1,166 @@
+//! MCP over streamable HTTP at `/mcp`, for agents with a bearer token.
+//!
+//! Owns the rmcp streamable-HTTP service (Host and Origin checks against the allow-lists), the
+//! token check (401 without a known token, logged), and session binding: the session ids agents
+//! see are 256-bit random values of our own, each bound to the actor that opened it, and mapped
+//! to rmcp's internal ids. It must never pass the `Authorization` header on (tool servers never
+//! see an agent's token), and never let one actor use another's session.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use super::upstream::AgentServer;
+use crate::config::http::HttpConfig;
+use crate::identity::{Agents, Identity};
+
+const SESSION: &str = "mcp-session-id";
+
+/// Our session id → (rmcp's session id, the actor it belongs to).
+#[derive(Default)]
+struct Sessions(Mutex<HashMap<String, (String, String)>>);
+
+struct Guard {
+    agents: Agents,
+    sessions: Sessions,
+}
+
+/// The `/mcp` routes: the MCP service behind the token check and session binding.
+pub fn router(
+    server: AgentServer,
+    cfg: &HttpConfig,
+    agents: Agents,
+    stop: CancellationToken,
+) -> Router {
+    let mut config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(cfg.allowed_hosts.clone())
+        .with_cancellation_token(stop);
+    config = if cfg.allowed_origins.is_empty() {
+        // no browser is expected: any request carrying an Origin is refused (DNS rebinding)
+        config.enforce_origin_validation()
+    } else {
+        config.with_allowed_origins(cfg.allowed_origins.clone())
+    };
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let guard = Arc::new(Guard {
+        agents,
+        sessions: Sessions::default(),
+    });
+    Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(guard, admit))
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let mut r = (status, format!("{message}\n")).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"airlock\""),
+        );
+    }
+    r
+}
+
+/// Check the token, bind the session to its actor, and hand rmcp the request (without the token).
+async fn admit(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(actor) = guard.agents.actor_of(auth).map(str::to_string) else {
+        tracing::warn!(
+            presented = auth.is_some(),
+            path = %req.uri().path(),
+            "MCP over HTTP: request without a valid bearer token refused (401)"
+        );
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required (Authorization: Bearer <token>)",
+        );
+    };
+    req.headers_mut().remove(header::AUTHORIZATION);
+    // Our session id in, rmcp's out; a session is only ever used by the actor that opened it.
+    if let Some(ours) = req
+        .headers()
+        .get(SESSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    {
+        let inner = {
+            let map = guard.sessions.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(&ours).cloned()
+        };
+        match inner {
+            Some((inner, owner)) if owner == actor => match HeaderValue::from_str(&inner) {
+                Ok(v) => {
+                    req.headers_mut().insert(SESSION, v);
+                }
+                Err(_) => return refuse(StatusCode::NOT_FOUND, "unknown session"),
+            },
+            Some(_) => {
+                tracing::warn!(%actor, "MCP over HTTP: a session of another actor was refused");
+                return refuse(StatusCode::NOT_FOUND, "unknown session");
+            }
+            None => return refuse(StatusCode::NOT_FOUND, "unknown session"),
+        }
+    }
+    let closing = req.method() == axum::http::Method::DELETE;
+    let presented = req
+        .headers()
+        .get(SESSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    req.extensions_mut().insert(Identity {
+        actor: actor.clone(),
+    });
+    let mut res: Response<Body> = next.run(req).await;
+    if let Some(inner) = res
+        .headers()
+        .get(SESSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    {
+        let ours = {
+            let mut map = guard.sessions.0.lock().unwrap_or_else(|e| e.into_inner());
+            match map.iter().find(|(_, (i, _))| *i == inner) {
+                Some((ours, _)) => ours.clone(),
+                None => {
+                    let mut bytes = [0u8; 32];
+                    if getrandom::fill(&mut bytes).is_err() {
+                        return refuse(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "no randomness for a session id",
+                        );
+                    }
+                    let ours = hex::encode(bytes);
+                    map.insert(ours.clone(), (inner, actor));
+                    ours
+                }
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(&ours) {
+            res.headers_mut().insert(SESSION, v);
+        }
+    }
+    if closing && res.status().is_success() {
+        if let Some(inner) = presented {
+            let mut map = guard.sessions.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.retain(|_, (i, _)| *i != inner);
+        }
+    }
+    res
+}

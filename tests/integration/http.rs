@@ -1,0 +1,271 @@
+//! Agents over streamable HTTP: each with its own bearer token and actor id; no token, no entry;
+//! sessions and the policy's `[actors]` limits hold per agent.
+
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::smtp::{free_port, http};
+use crate::support::{AIRLOCK, REPO, World, peer_available};
+
+struct Serving {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (token, its `[[agent]]` entry) from `airlock token new`.
+fn token(_w: &World, actor: &str) -> (String, String) {
+    let out = Command::new(AIRLOCK)
+        .args(["token", "new", "--actor", actor])
+        .output()
+        .expect("airlock token new");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let token = text
+        .split_whitespace()
+        .find(|t| t.starts_with("alk_"))
+        .expect("token")
+        .to_string();
+    let entry = text[text.find("[[agent]]").expect("entry")..].to_string();
+    assert!(
+        !entry.contains(&token),
+        "the config entry never holds the token"
+    );
+    (token, entry)
+}
+
+/// The demo shop served over HTTP to two agents; `agent:reader` may only read.
+fn world() -> (World, String, String, u16) {
+    let w = World::demo();
+    let (a, a_entry) = token(&w, "agent:a");
+    let (reader, r_entry) = token(&w, "agent:reader");
+    let policy = std::fs::read_to_string(format!("{REPO}/policies/default.toml")).expect("policy");
+    w.write(
+        "p/policy.toml",
+        &format!("{policy}\n[actors]\n\"agent:reader\" = {{ classes = [\"read_only\"] }}\n"),
+    );
+    let port = free_port();
+    let config = std::fs::read_to_string(w.config())
+        .expect("config")
+        .replace(
+            &format!("policies = {:?}", format!("{REPO}/policies")),
+            "policies = \"p\"",
+        );
+    w.write_config(&format!(
+        "{config}\n[http]\nbind = \"127.0.0.1:{port}\"\n\n{a_entry}\n{r_entry}"
+    ));
+    (w, a, reader, port)
+}
+
+fn serve(w: &World, port: u16) -> Serving {
+    let child = Command::new(AIRLOCK)
+        .args(["serve", "--config"])
+        .arg(w.config())
+        .env("AIRLOCK_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("airlock serve");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..400 {
+        if http()
+            .get(&format!("{base}/healthz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Serving { child, base };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("airlock serve --http did not come up");
+}
+
+fn python_agent(url: &str, token: &str, calls: Value) -> Value {
+    let mut child = Command::new("python3")
+        .arg(format!("{REPO}/tests/peers/python_agent.py"))
+        .args(["--url", url, "--token", token])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(calls.to_string().as_bytes())
+            .expect("write calls");
+    }
+    let out = child.wait_with_output().expect("python agent");
+    assert!(
+        out.status.success(),
+        "python agent failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("agent json")
+}
+
+fn post(url: &str, headers: &[(&str, &str)]) -> u16 {
+    send(url, headers, &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})).0
+}
+
+/// POST one JSON-RPC message: (status, the session id answered).
+fn send(url: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Option<String>) {
+    let mut req = http()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send(body.to_string()).expect("POST");
+    let session = r
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    (r.status().as_u16(), session)
+}
+
+#[tokio::test]
+async fn two_agents_with_their_own_tokens_are_recorded_as_themselves() {
+    if !peer_available(
+        "the MCP Python SDK (pip install mcp)",
+        Command::new("python3").args(["-c", "import mcp"]),
+    ) {
+        return;
+    }
+    let (w, a, reader, port) = world();
+    let s = serve(&w, port);
+    let mcp = format!("{}/mcp", s.base);
+
+    // no token, a wrong token, a foreign Origin: refused before any MCP happens
+    assert_eq!(post(&mcp, &[]), 401);
+    assert_eq!(post(&mcp, &[("Authorization", "Bearer alk_0000")]), 401);
+    let bearer = format!("Bearer {a}");
+    assert_eq!(
+        post(
+            &mcp,
+            &[
+                ("Authorization", &bearer),
+                ("Origin", "http://evil.example")
+            ]
+        ),
+        403
+    );
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (status, session) = send(&mcp, &[("Authorization", &bearer)], &init);
+    assert_eq!(status, 200);
+    let session = session.expect("a session id");
+    assert_eq!(
+        session.len(),
+        64,
+        "256 random bits, not rmcp's own id: {session}"
+    );
+    // a session belongs to the actor that opened it
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let other = format!("Bearer {reader}");
+    assert_eq!(
+        send(
+            &mcp,
+            &[("Authorization", &other), ("Mcp-Session-Id", &session)],
+            &list
+        )
+        .0,
+        404
+    );
+    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(
+        send(
+            &mcp,
+            &[("Authorization", &bearer), ("Mcp-Session-Id", &session)],
+            &done
+        )
+        .0,
+        202
+    );
+
+    let got = python_agent(
+        &mcp,
+        &a,
+        json!([
+            {"name": "search_orders", "arguments": {"query": "A-1001"}},
+            {"name": "tag_order", "arguments": {"order_id": "A-1001", "tag": "vip"}},
+        ]),
+    );
+    assert_eq!(got["results"][0]["isError"], false, "{got}");
+    assert_eq!(got["results"][1]["isError"], false, "{got}");
+    let limited = python_agent(
+        &mcp,
+        &reader,
+        json!([
+            {"name": "search_orders", "arguments": {"query": ""}},
+            {"name": "tag_order", "arguments": {"order_id": "A-1001", "tag": "x"}},
+        ]),
+    );
+    assert_eq!(limited["results"][0]["isError"], false, "{limited}");
+    assert_eq!(limited["results"][1]["isError"], true);
+    assert!(
+        limited["results"][1]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("may not use class `internal_reversible`"),
+        "{limited}"
+    );
+    drop(s);
+    let rows = w.ledger_rows().await;
+    let actors: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r["kind"] == "proposal")
+        .map(|r| {
+            (
+                r["body"]["actor"].as_str().unwrap_or(""),
+                r["body"]["tool"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            ("agent:a", "search_orders"),
+            ("agent:a", "tag_order"),
+            ("agent:reader", "search_orders"),
+            ("agent:reader", "tag_order"),
+        ]
+    );
+    assert_eq!(
+        w.executed("executed.jsonl"),
+        ["search_orders", "tag_order", "search_orders"]
+    );
+}
+
+#[test]
+fn a_remote_bind_without_tls_in_front_is_refused() {
+    let w = World::demo();
+    let (_, entry) = token(&w, "agent:a");
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&format!(
+        "{config}\n[http]\nbind = \"0.0.0.0:0\"\n\n{entry}"
+    ));
+    let out = w.airlock(&["check", "--offline"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("http.bind") && said.contains("allow_remote"),
+        "{said}"
+    );
+    // and --http without any [[agent]] refuses to start
+    let bare = World::demo();
+    let out = bare.airlock(&["serve", "--http", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("airlock token new"));
+}
