@@ -11,9 +11,8 @@
 //! 3. No manifest describes the tool → quarantine (`unknown_tool`): unknown never means allowed.
 //! 4. The tool server presents a different definition than the reviewed one → quarantine
 //!    (`tool_changed`, the rug-pull guard).
-//! 5. The manifest's class is not in the policy → quarantine (`class_not_in_policy`).
-//! 5b. The policy limits the actor to some classes (`[actors]`) and this is not one → deny
-//!    (`actor_not_allowed`).
+//! 5. The manifest's class is not in the policy → quarantine (`class_not_in_policy`); the policy
+//!    limits the actor to other classes (`[actors]`) → deny (`actor_not_allowed`).
 //! 6. The class path: `deny` → deny; `quarantine` → quarantine; `approve` → approval by its role.
 //! 7. `allow` and `conditional` check the class's requirements (reversal tool, evidence fields).
 //!    `allow` with all requirements held (or none) → allow. `conditional` with all held → allow;
