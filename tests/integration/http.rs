@@ -65,7 +65,7 @@ fn world() -> (World, String, String, u16) {
 }
 
 fn serve(w: &World, port: u16) -> Serving {
-    let child = Command::new(AIRLOCK)
+    let mut child = Command::new(AIRLOCK)
         .args(["serve", "--config"])
         .arg(w.config())
         .env("AIRLOCK_LOG", "warn")
@@ -84,6 +84,8 @@ fn serve(w: &World, port: u16) -> Serving {
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("airlock serve --http did not come up");
 }
 
