@@ -52,6 +52,16 @@ enum Command {
         #[arg(long)]
         http: Option<String>,
     },
+    /// The running gate and the state of each tool server.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Base URL of the running gate (default: the address `serve` wrote beside the ledger).
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a bearer token for an HTTP agent.
     Token {
         #[command(subcommand)]
@@ -190,6 +200,9 @@ use inspect::{explain, map};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config, http } => serve(&config.config, http.as_deref()),
+        Command::Status { config, url, json } => {
+            review::status(&config.config, url.as_deref(), json)
+        }
         Command::Token {
             command: TokenCommand::New { actor },
         } => {

@@ -501,3 +501,46 @@ pub(super) fn drift_resume(
     println!("{}", r["message"].as_str().unwrap_or("done"));
     Ok(ExitCode::SUCCESS)
 }
+
+/// `airlock status`: the running gate and each tool server's state, from its `/healthz`.
+pub(super) fn status(path: &Path, url: Option<&str>, as_json: bool) -> anyhow::Result<ExitCode> {
+    let c = config(path)?;
+    let base = match url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => std::fs::read_to_string(runtime_file(&c.ledger_path))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .next()
+                    .map(|l| l.trim().trim_end_matches('/').to_string())
+            })
+            .ok_or_else(|| {
+                anyhow!(
+                    "no running `airlock serve` found (no {}): start it, or pass --url",
+                    runtime_file(&c.ledger_path).display()
+                )
+            })?,
+    };
+    let mut r = Gate::agent()
+        .get(&format!("{base}/healthz"))
+        .call()
+        .with_context(|| format!("no airlock serve answers at {base}"))?;
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string()?)
+        .map_err(|_| anyhow!("{base}/healthz did not answer like airlock serve"))?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "gate:    {base} ({})",
+            printable(v["status"].as_str().unwrap_or("?"))
+        );
+        for (name, state) in v["servers"].as_object().into_iter().flatten() {
+            println!(
+                "server:  {}  {}",
+                printable(name),
+                printable(state.as_str().unwrap_or("?"))
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

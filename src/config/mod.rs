@@ -154,8 +154,12 @@ pub struct ServerSection {
     pub env: BTreeMap<String, String>,
     /// Working directory of the child, relative to this file (default: this file's directory).
     pub cwd: Option<String>,
-    /// A streamable-HTTP tool server (arrives with the HTTP issue; refused until then).
+    /// A streamable-HTTP tool server, e.g. `http://127.0.0.1:9000/mcp` (instead of `command`).
     pub url: Option<String>,
+    /// HTTP headers sent to a `url` server, e.g. `{ Authorization = "Bearer ${SHOP_TOKEN}" }`;
+    /// `${VAR}` is read from Airlock's environment when connecting, so secrets stay out of files.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     /// Name prefix under which its tools are exposed; default `<name>__`.
     pub prefix: Option<String>,
     /// How long one call to this server may take before it is failed (default `5m`).
@@ -166,7 +170,11 @@ pub struct ServerSection {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub name: String,
+    /// The program of a stdio server (empty for a `url` server).
     pub command: String,
+    /// A streamable-HTTP server's URL, and the headers (with `${VAR}` unresolved) sent to it.
+    pub url: Option<String>,
+    pub headers: BTreeMap<String, String>,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub cwd: PathBuf,
@@ -298,9 +306,17 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
                 ));
                 continue;
             }
-            (None, Some(_)) => {
-                errors.push(src.error(Some(span.clone()), &format!("{key}.url"), "streamable-HTTP tool servers are not supported yet; run the server over stdio with `command`"));
-                continue;
+            (None, Some(u)) => {
+                if !u.starts_with("http://") {
+                    let why = if u.starts_with("https://") {
+                        "https is not built in: reach the server over http on loopback (or through a local TLS proxy)"
+                    } else {
+                        "must be an http:// URL, e.g. http://127.0.0.1:9000/mcp"
+                    };
+                    errors.push(src.error(Some(span.clone()), &format!("{key}.url"), why));
+                    continue;
+                }
+                String::new()
             }
             _ => {
                 errors.push(src.error(
@@ -352,6 +368,8 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         servers.push(ServerConfig {
             name,
             command,
+            url: s.url.clone(),
+            headers: s.headers.clone(),
             args: s.args.clone(),
             env: s.env.clone(),
             cwd,

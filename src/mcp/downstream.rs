@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, MetaObject, RequestMetaObject, ResultType};
 use rmcp::service::{RoleClient, RunningService, ServiceExt};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::TokioChildProcess;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Map, Value};
 
 use crate::config::ServerConfig;
@@ -136,11 +138,19 @@ impl ToolServers {
             .find(|t| t.server == server && t.name == tool)
     }
 
-    /// Per-server state for status output.
+    /// Per-server state for status output: how it started, and whether its connection is up now
+    /// (an HTTP server that restarted is reconnected on the next call).
     pub fn status(&self) -> Vec<(String, String)> {
         self.servers
             .iter()
-            .map(|s| (s.config.name.clone(), s.status.clone()))
+            .map(|s| {
+                let now = match &s.service {
+                    Some(svc) if svc.is_transport_closed() => "disconnected".to_string(),
+                    Some(_) => s.status.clone(),
+                    None => s.status.clone(),
+                };
+                (s.config.name.clone(), now)
+            })
             .collect()
     }
 
@@ -225,14 +235,29 @@ async fn start(
 async fn connect_one(
     config: &ServerConfig,
 ) -> Result<(RunningService<RoleClient, ()>, Vec<ToolDef>), String> {
-    let mut cmd = tokio::process::Command::new(&config.command);
-    cmd.args(&config.args)
-        .envs(&config.env)
-        .current_dir(&config.cwd)
-        .kill_on_drop(true);
-    let transport = TokioChildProcess::new(cmd)
-        .map_err(|e| format!("cannot start `{}`: {e}", config.command))?;
-    let service = ().serve(transport).await.map_err(|e| format!("MCP handshake failed: {e}"))?;
+    let service = match &config.url {
+        Some(url) => {
+            let transport = StreamableHttpClientTransport::from_config(
+                StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    .custom_headers(resolve_headers(config)?),
+            );
+            ().serve(transport)
+                .await
+                .map_err(|e| format!("MCP handshake with {url} failed: {e}"))?
+        }
+        None => {
+            let mut cmd = tokio::process::Command::new(&config.command);
+            cmd.args(&config.args)
+                .envs(&config.env)
+                .current_dir(&config.cwd)
+                .kill_on_drop(true);
+            let transport = TokioChildProcess::new(cmd)
+                .map_err(|e| format!("cannot start `{}`: {e}", config.command))?;
+            ().serve(transport)
+                .await
+                .map_err(|e| format!("MCP handshake failed: {e}"))?
+        }
+    };
     let listed = service
         .list_all_tools()
         .await
@@ -262,6 +287,78 @@ async fn connect_one(
         });
     }
     Ok((service, defs))
+}
+
+/// The headers for an HTTP tool server, with `${VAR}` read from the environment now.
+fn resolve_headers(
+    config: &ServerConfig,
+) -> Result<std::collections::HashMap<axum::http::HeaderName, axum::http::HeaderValue>, String> {
+    let mut out = std::collections::HashMap::new();
+    for (name, template) in &config.headers {
+        let mut value = String::new();
+        let mut rest = template.as_str();
+        while let Some(start) = rest.find("${") {
+            value.push_str(&rest[..start]);
+            let Some(len) = rest[start + 2..].find('}') else {
+                return Err(format!("header `{name}`: `${{` without a closing `}}`"));
+            };
+            let var = &rest[start + 2..start + 2 + len];
+            let v = std::env::var(var).map_err(|_| {
+                format!("header `{name}` needs the environment variable `{var}`, which is not set")
+            })?;
+            value.push_str(&v);
+            rest = &rest[start + 3 + len..];
+        }
+        value.push_str(rest);
+        let n = axum::http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| format!("header name `{name}`: {e}"))?;
+        let v = axum::http::HeaderValue::from_str(&value)
+            .map_err(|e| format!("header `{name}`: not a valid value: {e}"))?;
+        out.insert(n, v);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_headers;
+    use crate::config::ServerConfig;
+
+    fn server(headers: &[(&str, &str)]) -> ServerConfig {
+        ServerConfig {
+            name: "s".into(),
+            command: String::new(),
+            url: Some("http://127.0.0.1:1/mcp".into()),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            args: vec![],
+            env: Default::default(),
+            cwd: ".".into(),
+            prefix: String::new(),
+            timeout: std::time::Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn header_secrets_come_from_the_environment_and_a_missing_one_is_named() {
+        // PATH is set in every environment this runs in
+        let path = std::env::var("PATH").unwrap();
+        let h = resolve_headers(&server(&[("X-Key", "a-${PATH}-b")])).unwrap();
+        assert_eq!(
+            h.values().next().unwrap().to_str().unwrap(),
+            format!("a-{path}-b")
+        );
+        let e =
+            resolve_headers(&server(&[("X-Key", "${AIRLOCK_SURELY_UNSET_VARIABLE}")])).unwrap_err();
+        assert!(
+            e.contains("AIRLOCK_SURELY_UNSET_VARIABLE") && e.contains("not set"),
+            "{e}"
+        );
+        assert!(resolve_headers(&server(&[("X-Key", "${OPEN")])).is_err());
+        assert!(resolve_headers(&server(&[("Bad Name", "v")])).is_err());
+    }
 }
 
 /// Run futures concurrently and collect their outputs in order.

@@ -73,9 +73,16 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io
     axum::serve(listener, router).await
 }
 
-/// Liveness, with the instance nonce so the CLI knows it reached this gate.
+/// Liveness and each tool server's state (JSON), with the instance nonce so the CLI knows it
+/// reached this gate.
 async fn healthz(State(web): State<Arc<Web>>) -> Response {
-    let mut r = "ok\n".into_response();
+    let servers: serde_json::Map<String, serde_json::Value> = web
+        .servers
+        .status()
+        .into_iter()
+        .map(|(name, state)| (name, serde_json::Value::String(state)))
+        .collect();
+    let mut r = axum::Json(serde_json::json!({"status": "ok", "servers": servers})).into_response();
     if let Ok(v) = HeaderValue::from_str(&web.instance) {
         r.headers_mut().insert("x-airlock-instance", v);
     }

@@ -1,0 +1,84 @@
+//! A tool server reached over streamable HTTP: its header secret comes from the environment, and
+//! when it restarts mid-run the gate reconnects.
+
+use std::process::{Child, Command, Stdio};
+
+use rmcp::service::ServiceExt;
+use rmcp::transport::TokioChildProcess;
+use serde_json::json;
+
+use crate::smtp::free_port;
+use crate::support::{AIRLOCK, Agent, REPO, World, demo_shop, is_error, text};
+
+struct Shop(Child);
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn shop(w: &World, port: u16) -> Shop {
+    let mut child = Command::new(demo_shop())
+        .args(["--http", &format!("127.0.0.1:{port}"), "--log"])
+        .arg(w.path("executed.jsonl"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("demo shop");
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Shop(child);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("demo shop did not listen on {port}");
+}
+
+#[tokio::test]
+async fn an_http_tool_server_that_restarts_is_reconnected() {
+    let w = World::empty();
+    let port = free_port();
+    w.write_config(&format!(
+        "[gate]\nmanifests = {m:?}\npolicies = {p:?}\nledger = \"l.redb\"\nmax_wait = \"1s\"\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n[[server]]\nname = \"shop\"\nurl = \"http://127.0.0.1:{port}/mcp\"\nprefix = \"\"\nheaders = {{ X-Shop-Key = \"k-${{SHOP_KEY}}\" }}\n",
+        m = format!("{REPO}/tool-manifests"),
+        p = format!("{REPO}/policies"),
+    ));
+    let first = shop(&w, port);
+    let mut cmd = tokio::process::Command::new(AIRLOCK);
+    cmd.args(["serve", "--config"])
+        .arg(w.config())
+        .env("AIRLOCK_LOG", "warn")
+        .env("SHOP_KEY", "secret");
+    let agent = Agent {
+        client: ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("handshake"),
+    };
+    let status = w.airlock(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    assert_eq!(v["servers"]["shop"], "running", "{v}");
+    let search = json!({"query": "A-1001"});
+    let r = agent.call("search_orders", search.clone()).await;
+    assert!(!is_error(&r), "{}", text(&r));
+
+    drop(first);
+    let down = agent.call("search_orders", search.clone()).await;
+    assert!(is_error(&down), "the server is down: {}", text(&down));
+    let _second = shop(&w, port);
+    let mut back = false;
+    for _ in 0..100 {
+        let r = agent.call("search_orders", search.clone()).await;
+        if !is_error(&r) {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back, "the gate reconnected to the restarted server");
+    agent.close().await;
+    assert_eq!(
+        w.executed("executed.jsonl"),
+        ["search_orders", "search_orders"]
+    );
+}
