@@ -319,6 +319,24 @@ fn resolve_headers(
     Ok(out)
 }
 
+/// Run futures concurrently and collect their outputs in order.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        match h.await {
+            Ok(v) => out.push(v),
+            Err(e) => tracing::error!(error = %e, "tool server start task failed"),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::resolve_headers;
@@ -359,22 +377,4 @@ mod tests {
         assert!(resolve_headers(&server(&[("X-Key", "${OPEN")])).is_err());
         assert!(resolve_headers(&server(&[("Bad Name", "v")])).is_err());
     }
-}
-
-/// Run futures concurrently and collect their outputs in order.
-async fn futures_join_all<F: std::future::Future + Send + 'static>(
-    futs: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        match h.await {
-            Ok(v) => out.push(v),
-            Err(e) => tracing::error!(error = %e, "tool server start task failed"),
-        }
-    }
-    out
 }
