@@ -252,8 +252,31 @@ impl DemoShop {
     }
 
     #[tool(description = "Return the given text unchanged.")]
-    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> ToolResult {
+    async fn echo(
+        &self,
+        Parameters(args): Parameters<EchoArgs>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> ToolResult {
         self.record("echo", &args)?;
+        // a log message, and progress when asked for: what a gate in between must pass on
+        #[allow(deprecated)]
+        let _ = context
+            .peer
+            .notify_logging_message(rmcp::model::LoggingMessageNotificationParam::new(
+                rmcp::model::LoggingLevel::Info,
+                serde_json::json!(format!("echo: {}", args.text)),
+            ))
+            .await;
+        if let Some(token) = context.meta.get_progress_token() {
+            let _ = context
+                .peer
+                .notify_progress(
+                    rmcp::model::ProgressNotificationParam::new(token, 1.0)
+                        .with_total(1.0)
+                        .with_message("echoed"),
+                )
+                .await;
+        }
         ok(args.text)
     }
 }

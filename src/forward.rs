@@ -31,6 +31,8 @@ pub struct Forward<'a> {
     pub meta: Option<Map<String, Value>>,
     /// Extra fields for the outcome row (e.g. the approval id).
     pub context: Map<String, Value>,
+    /// Where the tool server's progress and log messages go (the agent's call in flight).
+    pub relay: Option<String>,
 }
 
 #[derive(Clone)]
@@ -61,7 +63,7 @@ impl Forwarder {
         let started = Instant::now();
         let outcome = self
             .servers
-            .call(f.server, f.tool, f.arguments, f.meta)
+            .call(f.server, f.tool, f.arguments, f.meta, f.relay.as_deref())
             .await;
         let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let (mut body, result) = match outcome {

@@ -32,6 +32,8 @@ use crate::quarantine::{self, Held, HeldStatus, Quarantine};
 pub struct GateCall {
     /// Who calls: the HTTP agent's actor, or `None` for the stdio agent (`gate.actor`).
     pub actor: Option<String>,
+    /// An opaque key under which the tool server's progress and log messages reach the agent.
+    pub relay: Option<String>,
     pub tool: String,
     pub arguments: Map<String, Value>,
     pub meta: Option<Map<String, Value>>,
@@ -117,6 +119,11 @@ impl Gate {
 
     pub fn desk(&self) -> &Arc<Desk> {
         &self.desk
+    }
+
+    /// The tool servers (the MCP layer routes their notifications back to agents through them).
+    pub fn servers(&self) -> &Arc<ToolServers> {
+        &self.servers
     }
 
     pub fn quarantine(&self) -> &Arc<Quarantine> {
@@ -299,6 +306,7 @@ impl Gate {
             arguments: call.arguments,
             meta: call.meta,
             context: Map::new(),
+            relay: call.relay,
         };
         match self.forwarder.run(forward).await {
             Forwarded::Ran(reply) => Reply::Forwarded(reply),

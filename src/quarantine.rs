@@ -302,6 +302,7 @@ impl Quarantine {
                     .as_object()
                     .cloned()
                     .unwrap_or_default(),
+                relay: None,
             })
             .await;
         let mut done = h.clone();

@@ -92,6 +92,8 @@ impl Desk {
             arguments,
             meta: a.meta.clone(),
             context,
+            // decided later, maybe long after the agent's request: nothing to relay to
+            relay: None,
         };
         let (outcome_row, forwarded) = self.forwarder.call(forward).await;
         let outcome = match forwarded {

@@ -90,6 +90,7 @@ async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_serve
 
     let echo = |text: &str| GateCall {
         actor: None,
+        relay: None,
         tool: "echo".into(),
         arguments: serde_json::json!({"text": text})
             .as_object()

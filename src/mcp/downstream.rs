@@ -1,15 +1,21 @@
 //! Tool servers: start each configured server as a child process, list its tools, forward calls.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, MetaObject, RequestMetaObject, ResultType};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, MetaObject,
+    RequestMetaObject, ResultType, ServerResult,
+};
+use rmcp::service::PeerRequestOptions;
 use rmcp::service::{RoleClient, RunningService, ServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::TokioChildProcess;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Map, Value};
 
+use super::relay::{Downstream, Relay};
 use crate::config::ServerConfig;
 
 /// How long a tool server may take to start and answer its first `tools/list`
@@ -51,12 +57,13 @@ pub enum DownstreamError {
 
 struct Server {
     config: ServerConfig,
-    service: Option<RunningService<RoleClient, ()>>,
+    service: Option<RunningService<RoleClient, Downstream>>,
     status: String,
 }
 
 /// Every configured tool server and the tools they serve, routed by exposed name.
 pub struct ToolServers {
+    relay: Arc<Relay>,
     servers: Vec<Server>,
     tools: Vec<ToolDef>,
     routes: BTreeMap<String, usize>,
@@ -73,7 +80,9 @@ impl ToolServers {
     /// Start every server concurrently and list its tools. A server that fails is reported and
     /// left out; the others keep serving.
     pub async fn connect(configs: &[ServerConfig]) -> (ToolServers, Vec<ConnectProblem>) {
-        let started = futures_join_all(configs.iter().cloned().map(start)).await;
+        let relay = Arc::new(Relay::default());
+        let started =
+            futures_join_all(configs.iter().cloned().map(|c| start(c, relay.clone()))).await;
         let mut servers = Vec::new();
         let mut tools: Vec<ToolDef> = Vec::new();
         let mut routes: BTreeMap<String, usize> = BTreeMap::new();
@@ -113,6 +122,7 @@ impl ToolServers {
         }
         (
             ToolServers {
+                relay,
                 servers,
                 tools,
                 routes,
@@ -154,13 +164,20 @@ impl ToolServers {
             .collect()
     }
 
-    /// Forward one call. The arguments are passed exactly as the agent sent them.
+    /// Where progress and log messages of calls in flight go back to their agents.
+    pub fn relay(&self) -> &Arc<Relay> {
+        &self.relay
+    }
+
+    /// Forward one call. The arguments are passed exactly as the agent sent them; with a relay
+    /// key, the tool server's progress and log messages reach the agent that made it.
     pub async fn call(
         &self,
         server: &str,
         tool: &str,
         arguments: Map<String, Value>,
         meta: Option<Map<String, Value>>,
+        relay: Option<&str>,
     ) -> Result<ToolReply, DownstreamError> {
         let s = self
             .servers
@@ -174,13 +191,38 @@ impl ToolServers {
             .ok_or_else(|| DownstreamError::Unavailable(server.to_string()))?;
         let mut params = CallToolRequestParams::new(tool.to_string());
         params.arguments = Some(arguments);
-        params.meta = meta.map(|m| RequestMetaObject(MetaObject(m)));
-        let answer = tokio::time::timeout(s.config.timeout, service.call_tool(params)).await;
-        let Ok(answer) = answer else {
-            return Err(DownstreamError::Timeout {
-                server: server.to_string(),
-                secs: s.config.timeout.as_secs(),
-            });
+        params.meta = meta
+            .filter(|m| !m.is_empty())
+            .map(|m| RequestMetaObject(MetaObject(m)));
+        let mut options = PeerRequestOptions::no_options();
+        // rmcp cancels the request on the server when it times out
+        options.timeout = Some(s.config.timeout);
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = service
+            .peer()
+            .send_cancellable_request(request, options)
+            .await;
+        let answer = match handle {
+            Ok(handle) => {
+                // rmcp gives every request its own progress token: progress the server sends
+                // under it belongs to this call's agent
+                if let Some(key) = relay {
+                    self.relay.bind(key, server, handle.progress_token.clone());
+                }
+                match handle.await_response().await {
+                    Ok(ServerResult::CallToolResult(r)) => Ok(r),
+                    Ok(ServerResult::EmptyResult(_)) => Ok(CallToolResult::default()),
+                    Ok(_) => Err(rmcp::ServiceError::UnexpectedResponse),
+                    Err(rmcp::ServiceError::Timeout { .. }) => {
+                        return Err(DownstreamError::Timeout {
+                            server: server.to_string(),
+                            secs: s.config.timeout.as_secs(),
+                        });
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
         };
         match answer {
             Ok(mut result) => {
@@ -217,11 +259,16 @@ impl ToolServers {
 
 async fn start(
     config: ServerConfig,
+    relay: Arc<Relay>,
 ) -> (
     ServerConfig,
-    Result<(RunningService<RoleClient, ()>, Vec<ToolDef>), String>,
+    Result<(RunningService<RoleClient, Downstream>, Vec<ToolDef>), String>,
 ) {
-    let outcome = tokio::time::timeout(STARTUP_TIMEOUT, connect_one(&config))
+    let handler = Downstream {
+        relay,
+        server: config.name.clone(),
+    };
+    let outcome = tokio::time::timeout(STARTUP_TIMEOUT, connect_one(&config, handler))
         .await
         .unwrap_or_else(|_| {
             Err(format!(
@@ -234,14 +281,16 @@ async fn start(
 
 async fn connect_one(
     config: &ServerConfig,
-) -> Result<(RunningService<RoleClient, ()>, Vec<ToolDef>), String> {
+    handler: Downstream,
+) -> Result<(RunningService<RoleClient, Downstream>, Vec<ToolDef>), String> {
     let service = match &config.url {
         Some(url) => {
             let transport = StreamableHttpClientTransport::from_config(
                 StreamableHttpClientTransportConfig::with_uri(url.as_str())
                     .custom_headers(resolve_headers(config)?),
             );
-            ().serve(transport)
+            handler
+                .serve(transport)
                 .await
                 .map_err(|e| format!("MCP handshake with {url} failed: {e}"))?
         }
@@ -253,7 +302,8 @@ async fn connect_one(
                 .kill_on_drop(true);
             let transport = TokioChildProcess::new(cmd)
                 .map_err(|e| format!("cannot start `{}`: {e}", config.command))?;
-            ().serve(transport)
+            handler
+                .serve(transport)
                 .await
                 .map_err(|e| format!("MCP handshake failed: {e}"))?
         }

@@ -368,13 +368,24 @@ impl ServerHandler for AgentServer {
         // hop (agent ↔ Airlock) and is not passed on.
         let mut meta: Map<String, Value> = context.meta.0.0.clone();
         meta.remove("progressToken");
+        // The tool server's progress and log messages about this call come back to this agent.
+        let relay_key = uuid::Uuid::new_v4().to_string();
+        let relay = self.gate.servers().relay().clone();
+        relay.open(
+            &relay_key,
+            context.peer.clone(),
+            context.meta.get_progress_token(),
+        );
         let call = GateCall {
+            relay: Some(relay_key.clone()),
             actor,
             tool: request.name.to_string(),
             arguments,
             meta: Some(meta).filter(|m| !m.is_empty()),
         };
-        let result = match self.gate.call(call).await {
+        let reply = self.gate.call(call).await;
+        relay.close(&relay_key);
+        let result = match reply {
             Reply::Forwarded(reply) => match serde_json::from_value::<CallToolResult>(reply.json) {
                 Ok(r) => r,
                 Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(

@@ -12,6 +12,7 @@ mod http;
 mod live;
 mod peers;
 mod protocol;
+mod relay;
 mod remote;
 mod review;
 mod rugpull;

@@ -1,0 +1,116 @@
+//! Relay: what a tool server says about a call in flight — progress and log messages — passed
+//! on to the agent that made the call, as if Airlock were not there.
+//!
+//! Owns the routes from a forwarded call (its relay key, and the progress token rmcp gave the
+//! request to the tool server) back to the agent's peer and the agent's own progress token. It must never relay anything
+//! that would act (requests from a tool server are not relayed here), and never send one agent's
+//! progress to another.
+
+// Logging (SEP-2577) is deprecated from protocol 2026-07-28, but live in older sessions.
+#![allow(deprecated)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken};
+use rmcp::service::{NotificationContext, Peer, RoleClient, RoleServer};
+
+struct Route {
+    peer: Peer<RoleServer>,
+    /// The agent's own progress token, if it asked for progress.
+    token: Option<ProgressToken>,
+    /// The tool server the call went to, and the progress token of the request there.
+    server: Option<(String, ProgressToken)>,
+}
+
+/// Calls in flight that an agent may hear about.
+#[derive(Default)]
+pub struct Relay {
+    routes: Mutex<HashMap<String, Route>>,
+}
+
+impl Relay {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Route>> {
+        self.routes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An agent's call begins: notifications about `key` go to `peer`.
+    pub fn open(&self, key: &str, peer: Peer<RoleServer>, token: Option<ProgressToken>) {
+        self.lock().insert(
+            key.to_string(),
+            Route {
+                peer,
+                token,
+                server: None,
+            },
+        );
+    }
+
+    /// The call is forwarded to `server`, whose progress for it carries `downstream`.
+    pub(super) fn bind(&self, key: &str, server: &str, downstream: ProgressToken) {
+        if let Some(r) = self.lock().get_mut(key) {
+            r.server = Some((server.to_string(), downstream));
+        }
+    }
+
+    /// The call is answered: nothing more is relayed for it.
+    pub fn close(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// The agent a server's progress is for, with the agent's own token in it.
+    fn progress(
+        &self,
+        server: &str,
+        mut p: ProgressNotificationParam,
+    ) -> Option<(Peer<RoleServer>, ProgressNotificationParam)> {
+        let routes = self.lock();
+        let r = routes.values().find(|r| {
+            r.server
+                .as_ref()
+                .is_some_and(|(s, t)| s == server && *t == p.progress_token)
+        })?;
+        p.progress_token = r.token.clone()?;
+        Some((r.peer.clone(), p))
+    }
+
+    fn agents_calling(&self, server: &str) -> Vec<Peer<RoleServer>> {
+        self.lock()
+            .values()
+            .filter(|r| r.server.as_ref().is_some_and(|(s, _)| s == server))
+            .map(|r| r.peer.clone())
+            .collect()
+    }
+}
+
+/// The MCP client handler of one tool server connection.
+#[derive(Clone)]
+pub struct Downstream {
+    pub(super) relay: Arc<Relay>,
+    pub(super) server: String,
+}
+
+impl rmcp::ClientHandler for Downstream {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Some((peer, p)) = self.relay.progress(&self.server, params) {
+            let _ = peer.notify_progress(p).await;
+        }
+    }
+
+    /// A log message is not tied to a call: it goes to the agents with a call in flight on this
+    /// server (and to Airlock's own log).
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        tracing::debug!(server = %self.server, data = %params.data, "tool server log message");
+        for peer in self.relay.agents_calling(&self.server) {
+            let _ = peer.notify_logging_message(params.clone()).await;
+        }
+    }
+}
