@@ -130,6 +130,31 @@ impl Gate {
         &self.quarantine
     }
 
+    /// Record a read that is not gated (a resource or a prompt) before its content reaches the
+    /// agent: if it cannot be recorded, it is not handed over.
+    pub async fn audit(
+        &self,
+        kind: &'static str,
+        actor: Option<&str>,
+        mut body: Value,
+    ) -> Result<(), String> {
+        let setup = self.live.setup();
+        if let Value::Object(o) = &mut body {
+            o.insert(
+                "actor".into(),
+                Value::String(actor.unwrap_or(setup.config.actor.as_str()).to_string()),
+            );
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        self.ledger
+            .append(vec![NewRow::now(kind, &id, body)])
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                format!("Airlock could not record this read in its ledger, so it is withheld: {e}")
+            })
+    }
+
     /// Gate one call end to end.
     pub async fn call(&self, call: GateCall) -> Reply {
         self.in_flight.fetch_add(1, Ordering::SeqCst);

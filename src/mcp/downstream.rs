@@ -164,6 +164,34 @@ impl ToolServers {
             .collect()
     }
 
+    /// The servers whose connection is up: (name, service).
+    pub(super) fn live(
+        &self,
+    ) -> impl Iterator<Item = (&str, &RunningService<RoleClient, Downstream>)> {
+        self.servers.iter().filter_map(|s| {
+            s.service
+                .as_ref()
+                .filter(|svc| !svc.is_transport_closed())
+                .map(|svc| (s.config.name.as_str(), svc))
+        })
+    }
+
+    /// A server's name for something it serves, as agents see it (its prefix added).
+    pub(super) fn exposed_name(&self, server: &str, name: &str) -> String {
+        self.servers
+            .iter()
+            .find(|s| s.config.name == server)
+            .map_or_else(|| name.to_string(), |s| s.config.exposed(name))
+    }
+
+    /// The server's own name for an exposed one, if it carries that server's prefix.
+    pub(super) fn inner_name(&self, server: &str, exposed: &str) -> Option<String> {
+        let s = self.servers.iter().find(|s| s.config.name == server)?;
+        exposed
+            .strip_prefix(s.config.prefix.as_str())
+            .map(str::to_string)
+    }
+
     /// Where progress and log messages of calls in flight go back to their agents.
     pub fn relay(&self) -> &Arc<Relay> {
         &self.relay

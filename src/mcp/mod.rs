@@ -6,6 +6,7 @@
 //!   into a [`crate::gate::GateCall`] and the gate's reply back into an MCP result.
 //! - [`http`]: the same server over streamable HTTP at `/mcp`, for agents with a bearer token.
 //! - [`relay`]: progress and log messages from a tool server, passed to the agent whose call it is.
+//! - `passthrough`: resources and prompts from the tool servers (reads; recorded, not gated).
 //!
 //! It must never decide whether a call runs (that is the gate and the decision core), and it must
 //! never let an rmcp type escape into the rest of the crate: everything crossing this boundary is a
@@ -13,5 +14,6 @@
 
 pub mod downstream;
 pub mod http;
+mod passthrough;
 pub mod relay;
 pub mod upstream;

@@ -14,6 +14,10 @@ use rmcp::model::{
     CancelTaskParams, CreateTaskResult, DetailedTask, GetTaskParams, GetTaskResult, Task,
     TaskPayload, TaskStatus,
 };
+use rmcp::model::{
+    GetPromptRequestParams, GetPromptResponse, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ReadResourceRequestParams, ReadResourceResponse,
+};
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
@@ -337,7 +341,19 @@ fn pending_result(id: &str, role: &str, state: &Status) -> CallToolResult {
 
 impl ServerHandler for AgentServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tasks().build())
+        let mut caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tasks()
+            .build();
+        // resources and prompts pass through when some tool server offers them
+        let (resources, prompts) = self.gate.servers().offers();
+        if resources {
+            caps.resources = Some(Default::default());
+        }
+        if prompts {
+            caps.prompts = Some(Default::default());
+        }
+        ServerConfig::new(caps)
             .with_server_info(Implementation::new("airlock", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Airlock gates every tool call: it is classified by its manifest and decided by policy before it runs. \
@@ -417,6 +433,88 @@ impl ServerHandler for AgentServer {
                 }
             }
         };
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(
+            self.gate.servers().resources().await.0,
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.gate.servers().resources().await.1,
+        ))
+    }
+
+    /// A resource is a read: not gated, but recorded before its content is handed over.
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.clone();
+        let (server, result) = self
+            .gate
+            .servers()
+            .read_resource(request)
+            .await
+            .map_err(|e| ErrorData::resource_not_found(e.to_string(), None))?;
+        let digest = crate::canonical::sha256_hex(
+            crate::canonical::to_string(&serde_json::to_value(&result).unwrap_or_default())
+                .as_bytes(),
+        );
+        self.gate
+            .audit(
+                "resource_read",
+                actor_of(&context).as_deref(),
+                json!({"server": server, "uri": uri, "contents_sha256": digest}),
+            )
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(result.into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(
+            self.gate.servers().prompts().await,
+        ))
+    }
+
+    /// A prompt is a read: not gated, but recorded before it is handed over.
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let name = request.name.clone();
+        let (server, result) = self
+            .gate
+            .servers()
+            .get_prompt(request)
+            .await
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+        self.gate
+            .audit(
+                "prompt_get",
+                actor_of(&context).as_deref(),
+                json!({"server": server, "prompt": name}),
+            )
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
         Ok(result.into())
     }
 

@@ -96,3 +96,73 @@ async fn progress_and_log_messages_from_a_tool_server_reach_the_agent() {
     assert_eq!(logs, [json!("echo: hello")]);
     let _ = client.cancel().await;
 }
+
+#[tokio::test]
+async fn resources_and_prompts_pass_through_and_every_read_is_recorded() {
+    let w = World::demo();
+    let agent = w.agent().await;
+    let c = &agent.client;
+    let caps = c
+        .peer_info()
+        .map(|i| i.capabilities.clone())
+        .unwrap_or_default();
+    assert!(
+        caps.resources.is_some() && caps.prompts.is_some(),
+        "offered because the shop offers them"
+    );
+    let uris: Vec<String> = c
+        .list_all_resources()
+        .await
+        .expect("resources/list")
+        .into_iter()
+        .map(|r| r.uri)
+        .collect();
+    assert!(
+        uris.contains(&"shop://orders/A-1001".to_string()),
+        "{uris:?}"
+    );
+    let read = c
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "shop://orders/A-1001",
+        ))
+        .await
+        .expect("resources/read");
+    let body = serde_json::to_string(&read).expect("json");
+    assert!(
+        body.contains("order A-1001 for alice@example.com"),
+        "{body}"
+    );
+    assert!(
+        c.read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "file:///etc/passwd"
+        ))
+        .await
+        .is_err(),
+        "only what a server lists is read"
+    );
+    let prompts: Vec<String> = c
+        .list_all_prompts()
+        .await
+        .expect("prompts/list")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(prompts, ["apology"]);
+    let got = c
+        .get_prompt(rmcp::model::GetPromptRequestParams::new("apology"))
+        .await
+        .expect("prompts/get");
+    assert!(
+        serde_json::to_string(&got)
+            .expect("json")
+            .contains("apology for the delay")
+    );
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let kinds: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .filter(|k| matches!(*k, "resource_read" | "prompt_get"))
+        .collect();
+    assert_eq!(kinds, ["resource_read", "prompt_get"]);
+}
