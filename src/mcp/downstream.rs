@@ -237,7 +237,12 @@ impl ToolServers {
                 if let Some(key) = relay {
                     self.relay.bind(key, server, handle.progress_token.clone());
                 }
-                match handle.await_response().await {
+                // If the agent goes (its request is cancelled and this future dropped), the
+                // tool server is told to stop too.
+                let mut abandoned = CancelOnDrop(Some((service.peer().clone(), handle.id.clone())));
+                let answer = handle.await_response().await;
+                abandoned.0 = None;
+                match answer {
                     Ok(ServerResult::CallToolResult(r)) => Ok(r),
                     Ok(ServerResult::EmptyResult(_)) => Ok(CallToolResult::default()),
                     Ok(_) => Err(rmcp::ServiceError::UnexpectedResponse),
@@ -365,6 +370,26 @@ async fn connect_one(
         });
     }
     Ok((service, defs))
+}
+
+/// Tells a tool server to stop a request whose caller went away (dropped while armed).
+struct CancelOnDrop(Option<(rmcp::service::Peer<RoleClient>, rmcp::model::RequestId)>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some((peer, id)) = self.0.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = peer
+                        .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+                            Some(id),
+                            Some("the agent cancelled the call".into()),
+                        ))
+                        .await;
+                });
+            }
+        }
+    }
 }
 
 /// The headers for an HTTP tool server, with `${VAR}` read from the environment now.

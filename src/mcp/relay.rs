@@ -34,8 +34,14 @@ impl Relay {
         self.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An agent's call begins: notifications about `key` go to `peer`.
-    pub fn open(&self, key: &str, peer: Peer<RoleServer>, token: Option<ProgressToken>) {
+    /// An agent's call begins: notifications about `key` go to `peer` until the returned guard
+    /// is dropped (when the call is answered, or abandoned).
+    pub fn open(
+        self: &Arc<Self>,
+        key: &str,
+        peer: Peer<RoleServer>,
+        token: Option<ProgressToken>,
+    ) -> Opened {
         self.lock().insert(
             key.to_string(),
             Route {
@@ -44,6 +50,7 @@ impl Relay {
                 server: None,
             },
         );
+        Opened(self.clone(), key.to_string())
     }
 
     /// The call is forwarded to `server`, whose progress for it carries `downstream`.
@@ -53,8 +60,7 @@ impl Relay {
         }
     }
 
-    /// The call is answered: nothing more is relayed for it.
-    pub fn close(&self, key: &str) {
+    fn close(&self, key: &str) {
         self.lock().remove(key);
     }
 
@@ -80,6 +86,15 @@ impl Relay {
             .filter(|r| r.server.as_ref().is_some_and(|(s, _)| s == server))
             .map(|r| r.peer.clone())
             .collect()
+    }
+}
+
+/// A route in use; nothing more is relayed for the call once it is dropped.
+pub struct Opened(Arc<Relay>, String);
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.0.close(&self.1);
     }
 }
 

@@ -386,8 +386,7 @@ impl ServerHandler for AgentServer {
         meta.remove("progressToken");
         // The tool server's progress and log messages about this call come back to this agent.
         let relay_key = uuid::Uuid::new_v4().to_string();
-        let relay = self.gate.servers().relay().clone();
-        relay.open(
+        let route = self.gate.servers().relay().open(
             &relay_key,
             context.peer.clone(),
             context.meta.get_progress_token(),
@@ -400,7 +399,7 @@ impl ServerHandler for AgentServer {
             meta: Some(meta).filter(|m| !m.is_empty()),
         };
         let reply = self.gate.call(call).await;
-        relay.close(&relay_key);
+        drop(route);
         let result = match reply {
             Reply::Forwarded(reply) => match serde_json::from_value::<CallToolResult>(reply.json) {
                 Ok(r) => r,
