@@ -208,7 +208,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let (token, hash) = airlock::identity::new_token().map_err(anyhow::Error::msg)?;
             println!("token (give it to the agent; it is not stored anywhere): {token}\n");
-            println!("[[agent]]\nactor = {actor:?}\ntoken_sha256 = \"{hash}\"");
+            let entry = toml::to_string(
+                &serde_json::json!({"agent": [{"actor": actor, "token_sha256": hash}]}),
+            )?;
+            print!("{entry}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, offline } => check(&config.config, offline),
@@ -371,16 +374,23 @@ fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<ExitCode> {
         if let Some(b) = http_bind {
             tracing::info!(agents = cfg.agents.len(), "airlock serving MCP over streamable HTTP at http://{b}/mcp");
         }
-        match agent.serve_stdio().await {
-            Err(e) if http_bind.is_some() => tracing::info!("no agent on stdio ({e})"),
-            other => other?,
-        }
-        if http_bind.is_some() {
-            // stdio is one agent among several: HTTP agents keep being served until a signal
+        // A signal ends serving at any time (and still drains); stdio closing ends it unless HTTP
+        // agents are served too, which keep being served until a signal.
+        let signalled = tokio::select! {
+            served = agent.serve_stdio() => {
+                match served {
+                    Err(e) if http_bind.is_some() => tracing::info!("no agent on stdio ({e})"),
+                    other => other?,
+                }
+                false
+            }
+            _ = shutdown_signal() => true,
+        };
+        if http_bind.is_some() && !signalled {
             tracing::info!("stdio agent gone; serving HTTP agents until SIGTERM or Ctrl-C");
             shutdown_signal().await;
-            stop.cancel();
         }
+        stop.cancel();
         // The agent has gone. Let calls already running finish and record their outcome; pending
         // approvals stay pending in the ledger for the next start.
         gate.drain(std::time::Duration::from_secs(30)).await;

@@ -28,7 +28,12 @@ impl Agents {
     /// The actor of an `Authorization` header value (`Bearer <token>`), if its token is known.
     /// Every known hash is compared in full, in constant time.
     pub fn actor_of(&self, authorization: Option<&str>) -> Option<&str> {
-        let token = authorization?.strip_prefix("Bearer ")?.trim();
+        // the scheme name is case-insensitive (RFC 7235)
+        let (scheme, token) = authorization?.trim().split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let token = token.trim();
         if token.is_empty() {
             return None;
         }
@@ -81,6 +86,12 @@ mod tests {
             "another token"
         );
         assert_eq!(agents.actor_of(Some(&a)), None, "not a bearer header");
+        assert_eq!(
+            agents.actor_of(Some(&format!("bearer {a}"))),
+            Some("agent:a"),
+            "scheme in any case"
+        );
+        assert_eq!(agents.actor_of(Some(&format!("Basic {a}"))), None);
         assert_eq!(agents.actor_of(Some("Bearer ")), None);
         assert_eq!(agents.actor_of(None), None);
         assert_ne!(a, b);

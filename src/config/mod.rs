@@ -156,6 +156,9 @@ pub struct ServerSection {
     pub cwd: Option<String>,
     /// A streamable-HTTP tool server, e.g. `http://127.0.0.1:9000/mcp` (instead of `command`).
     pub url: Option<String>,
+    /// Allow a `url` that is not on this machine over plain http (only on a trusted network).
+    #[serde(default)]
+    pub allow_remote: bool,
     /// HTTP headers sent to a `url` server, e.g. `{ Authorization = "Bearer ${SHOP_TOKEN}" }`;
     /// `${VAR}` is read from Airlock's environment when connecting, so secrets stay out of files.
     #[serde(default)]
@@ -307,6 +310,23 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
                 continue;
             }
             (None, Some(u)) => {
+                let host = u
+                    .strip_prefix("http://")
+                    .and_then(|r| r.split(['/', '?']).next())
+                    .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host))
+                    .unwrap_or("");
+                let loopback = matches!(host, "localhost" | "[::1]")
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                if u.starts_with("http://") && !loopback && !s.allow_remote {
+                    errors.push(src.error(Some(span.clone()), &format!("{key}.url"), format!("{u} is not on this machine: plain http would carry its headers and every call's arguments in clear. Reach it through a local TLS proxy, or set `allow_remote = true` on this server if the network is trusted")));
+                    continue;
+                }
+                if u.contains('@') {
+                    errors.push(src.error(Some(span.clone()), &format!("{key}.url"), "credentials in the URL would be shown in status output: pass them in `headers` with ${VAR}"));
+                    continue;
+                }
                 if !u.starts_with("http://") {
                     let why = if u.starts_with("https://") {
                         "https is not built in: reach the server over http on loopback (or through a local TLS proxy)"
@@ -386,6 +406,13 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         Duration::from_secs(300)
     });
     let (http, agents) = http::compile(src, &file.http, &file.agent, &mut errors);
+    if agents.iter().any(|a| a.actor == g.actor.trim()) {
+        errors.push(src.error(
+            None,
+            "agent",
+            format!("an [[agent]] may not be `{}`, the stdio agent (gate.actor): each actor sees only its own approvals", g.actor),
+        ));
+    }
     let checkpoint_every =
         crate::policy::parse_duration(&g.checkpoint_every).unwrap_or_else(|msg| {
             errors.push(src.error(None, "gate.checkpoint_every", msg));

@@ -29,6 +29,10 @@ const SESSION: &str = "mcp-session-id";
 #[derive(Default)]
 struct Sessions(Mutex<HashMap<String, (String, String)>>);
 
+/// Most sessions one actor holds; opening more forgets one of its bindings (rmcp ends idle
+/// sessions itself after a few minutes).
+const SESSIONS_PER_ACTOR: usize = 256;
+
 struct Guard {
     agents: Agents,
     sessions: Sessions,
@@ -59,9 +63,10 @@ pub fn router(
         agents,
         sessions: Sessions::default(),
     });
+    // the guard wraps /mcp only: other paths keep the pages' own fallback (404)
     Router::new()
-        .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(guard, admit))
+        .route_service("/mcp", service)
+        .route_layer(middleware::from_fn_with_state(guard, admit))
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
@@ -136,7 +141,7 @@ async fn admit(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) ->
     {
         let ours = {
             let mut map = guard.sessions.0.lock().unwrap_or_else(|e| e.into_inner());
-            match map.iter().find(|(_, (i, _))| *i == inner) {
+            match map.iter().find(|(_, (i, a))| *i == inner && *a == actor) {
                 Some((ours, _)) => ours.clone(),
                 None => {
                     let mut bytes = [0u8; 32];
@@ -147,6 +152,17 @@ async fn admit(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) ->
                         );
                     }
                     let ours = hex::encode(bytes);
+                    let mine: Vec<String> = map
+                        .iter()
+                        .filter(|(_, (_, a))| *a == actor)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    if mine.len() >= SESSIONS_PER_ACTOR {
+                        // a bound: a token holder cannot grow the table without end
+                        if let Some(old) = mine.first() {
+                            map.remove(old);
+                        }
+                    }
                     map.insert(ours.clone(), (inner, actor));
                     ours
                 }

@@ -17,6 +17,8 @@ use rmcp::service::{NotificationContext, Peer, RoleClient, RoleServer};
 
 struct Route {
     peer: Peer<RoleServer>,
+    /// Whose call it is.
+    actor: String,
     /// The agent's own progress token, if it asked for progress.
     token: Option<ProgressToken>,
     /// The tool server the call went to, and the progress token of the request there.
@@ -39,6 +41,7 @@ impl Relay {
     pub fn open(
         self: &Arc<Self>,
         key: &str,
+        actor: &str,
         peer: Peer<RoleServer>,
         token: Option<ProgressToken>,
     ) -> Opened {
@@ -46,6 +49,7 @@ impl Relay {
             key.to_string(),
             Route {
                 peer,
+                actor: actor.to_string(),
                 token,
                 server: None,
             },
@@ -80,12 +84,18 @@ impl Relay {
         Some((r.peer.clone(), p))
     }
 
-    fn agents_calling(&self, server: &str) -> Vec<Peer<RoleServer>> {
-        self.lock()
+    /// The one agent a server's log message can be attributed to: only when every call in
+    /// flight on that server is the same actor's (a log line may hold another actor's data).
+    fn sole_agent(&self, server: &str) -> Option<Peer<RoleServer>> {
+        let routes = self.lock();
+        let mut on: Vec<&Route> = routes
             .values()
             .filter(|r| r.server.as_ref().is_some_and(|(s, _)| s == server))
-            .map(|r| r.peer.clone())
-            .collect()
+            .collect();
+        let first = on.pop()?;
+        on.iter()
+            .all(|r| r.actor == first.actor)
+            .then(|| first.peer.clone())
     }
 }
 
@@ -116,16 +126,16 @@ impl rmcp::ClientHandler for Downstream {
         }
     }
 
-    /// A log message is not tied to a call: it goes to the agents with a call in flight on this
-    /// server (and to Airlock's own log).
+    /// A log message is not tied to a call: it goes to the agent with calls in flight on this
+    /// server when they are all one actor's, and to Airlock's own log in any case.
     async fn on_logging_message(
         &self,
         params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
         tracing::debug!(server = %self.server, data = %params.data, "tool server log message");
-        for peer in self.relay.agents_calling(&self.server) {
-            let _ = peer.notify_logging_message(params.clone()).await;
+        if let Some(peer) = self.relay.sole_agent(&self.server) {
+            let _ = peer.notify_logging_message(params).await;
         }
     }
 }

@@ -162,13 +162,16 @@ impl AgentServer {
     }
 }
 
-/// The actor an HTTP request was admitted as (none over stdio).
+/// The actor an HTTP request was admitted as (none over stdio). An HTTP request without an
+/// identity never becomes the stdio agent: it gets an actor nothing else is.
 fn actor_of(context: &RequestContext<RoleServer>) -> Option<String> {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|p| p.extensions.get::<Identity>())
-        .map(|i| i.actor.clone())
+    let parts = context.extensions.get::<axum::http::request::Parts>()?;
+    Some(
+        parts
+            .extensions
+            .get::<Identity>()
+            .map_or_else(|| "http:unauthenticated".to_string(), |i| i.actor.clone()),
+    )
 }
 
 /// An approval as an MCP task: working while it waits or runs, completed with the agent's answer.
@@ -384,10 +387,17 @@ impl ServerHandler for AgentServer {
         // hop (agent ↔ Airlock) and is not passed on.
         let mut meta: Map<String, Value> = context.meta.0.0.clone();
         meta.remove("progressToken");
+        // Protocol keys describe this hop (the agent's version, client, capabilities); passed on,
+        // they would change Airlock's own connection to the tool server for every agent.
+        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
         // The tool server's progress and log messages about this call come back to this agent.
         let relay_key = uuid::Uuid::new_v4().to_string();
+        let who = actor
+            .clone()
+            .unwrap_or_else(|| self.gate.live().setup().config.actor.clone());
         let route = self.gate.servers().relay().open(
             &relay_key,
+            &who,
             context.peer.clone(),
             context.meta.get_progress_token(),
         );

@@ -153,6 +153,11 @@ async fn two_agents_with_their_own_tokens_are_recorded_as_themselves() {
     // no token, a wrong token, a foreign Origin: refused before any MCP happens
     assert_eq!(post(&mcp, &[]), 401);
     assert_eq!(post(&mcp, &[("Authorization", "Bearer alk_0000")]), 401);
+    let (status, _) = crate::smtp::get(&format!("{}/favicon.ico", s.base));
+    assert_eq!(
+        status, 404,
+        "paths other than /mcp are not behind the token"
+    );
     let bearer = format!("Bearer {a}");
     assert_eq!(
         post(
@@ -265,6 +270,17 @@ fn a_remote_bind_without_tls_in_front_is_refused() {
         said.contains("http.bind") && said.contains("allow_remote"),
         "{said}"
     );
+    // a remote tool server over plain http, and an agent posing as the stdio agent, are refused
+    w.write_config(&format!(
+        "{config}\n[[server]]\nname = \"far\"\nurl = \"http://10.1.2.3:9000/mcp\"\n\n[[agent]]\nactor = \"agent:test\"\ntoken_sha256 = \"{}\"\n",
+        "ab".repeat(32)
+    ));
+    let said = String::from_utf8_lossy(&w.airlock(&["check", "--offline"]).stdout).into_owned();
+    assert!(
+        said.contains("server[1].url") && said.contains("not on this machine"),
+        "{said}"
+    );
+    assert!(said.contains("may not be `agent:test`"), "{said}");
     // and --http without any [[agent]] refuses to start
     let bare = World::demo();
     let out = bare.airlock(&["serve", "--http", "127.0.0.1:0"]);
