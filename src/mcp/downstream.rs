@@ -45,6 +45,8 @@ pub struct ToolReply {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownstreamError {
+    #[error("{0}")]
+    NotOffered(String),
     #[error("tool server `{0}` is not running (it failed to start or has exited)")]
     Unavailable(String),
     #[error("tool server `{server}` failed the call: {message}")]

@@ -74,7 +74,7 @@ impl ToolServers {
                     });
             }
         }
-        Err(DownstreamError::Unavailable(format!(
+        Err(DownstreamError::NotOffered(format!(
             "no tool server lists resource {}",
             params.uri
         )))
@@ -130,7 +130,7 @@ impl ToolServers {
                     });
             }
         }
-        Err(DownstreamError::Unavailable(format!(
+        Err(DownstreamError::NotOffered(format!(
             "no tool server offers prompt {}",
             params.name
         )))

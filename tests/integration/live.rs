@@ -161,6 +161,7 @@ async fn a_pin_edited_while_serving_regates_the_tool_and_voids_its_approvals() {
         ),
     );
     let mut regated = false;
+    let mut last = Value::Null;
     for _ in 0..100 {
         let r = agent
             .call(
@@ -168,13 +169,14 @@ async fn a_pin_edited_while_serving_regates_the_tool_and_voids_its_approvals() {
                 json!({"order_id": "A-1001", "amount_cents": 500, "reason": "late"}),
             )
             .await;
+        last = serde_json::to_value(&r).unwrap_or_default();
         if decision(&r)["reasons"][0]["code"] == "tool_changed" {
             regated = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(regated, "the reload re-ran the guard");
+    assert!(regated, "the reload re-ran the guard; last answer: {last}");
     let status = agent
         .call("airlock_status", json!({"approval_id": id}))
         .await;
