@@ -5,30 +5,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::json;
 
-use airlock::approval::Desk;
-use airlock::approval::link::LinkKey;
-use airlock::config::MailTransport;
 use airlock::config::{Setup, load_setup};
 use airlock::diag::Diagnostics;
-use airlock::drift::meter::Meter;
-use airlock::drift::pauses::Pauses;
-use airlock::forward::Forwarder;
-use airlock::gate::Gate;
-use airlock::ledger::{Ledger, NewRow};
-use airlock::live::{self, Live};
-use airlock::mail::Mailer;
 use airlock::mcp::downstream::ToolServers;
-use airlock::mcp::upstream::AgentServer;
-use airlock::quarantine::Quarantine;
 use airlock::schema::{FileKind, schema};
-use airlock::signing::Signer;
-use airlock::web;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -193,9 +177,11 @@ mod audit;
 mod inspect;
 mod ledger;
 mod review;
+mod serve;
 mod show;
 
 use inspect::{explain, map};
+use serve::serve;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -285,127 +271,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<ExitCode> {
-    // The files as they are now: an edit made while the servers start is picked up by the watcher.
-    let loaded = setup(path)?;
-    let seen = live::fingerprint(path, &loaded);
-    let setup = Arc::new(loaded);
-    runtime()?.block_on(async move {
-        let cfg = &setup.config;
-        let signer = Signer::load_or_create(&cfg.signing_key_path)?;
-        let ledger = Arc::new(Ledger::open_signed(&cfg.ledger_path, Some(signer.clone()))?);
-        let key = LinkKey::load_or_create(&cfg.key_path)?;
-        let mailer = Mailer::new(&cfg.mail)?;
-        // With MCP over HTTP, the approval pages share its listener.
-        let http_bind = cfg.http.serving(http_override, &cfg.agents).map_err(anyhow::Error::msg)?;
-        let (bind, what) = match http_bind { Some(b) => (b, "http.bind"), None => (cfg.web.bind, "web.bind") };
-        let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind} ({what})"))?;
-        let bound = listener.local_addr()?;
-        let base_url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
-        let (servers, problems) = ToolServers::connect(&cfg.servers).await;
-        for p in &problems {
-            tracing::error!(server = %p.server, "{}", p.message);
-        }
-        // A condition on an argument a tool does not have could never hold: refuse to serve.
-        let found = setup.validate_conditions(|server, tool| servers.route_of(server, tool).and_then(|t| t.definition.get("inputSchema")));
-        let errors: Vec<String> = found.iter().filter(|d| d.severity == airlock::diag::Severity::Error).map(ToString::to_string).collect();
-        for d in found.iter().filter(|d| d.severity != airlock::diag::Severity::Error) {
-            tracing::warn!("{d}");
-        }
-        if !errors.is_empty() {
-            bail!("{}\n{} error(s) in conditions; nothing was started", errors.join("\n"), errors.len());
-        }
-        let started = json!({
-            "policy_version": setup.policy.version,
-            "policy_file": setup.policy_path.display().to_string(),
-            "actor": cfg.actor,
-            "servers": servers.status().into_iter().map(|(n, s)| json!({"name": n, "status": s})).collect::<Vec<_>>(),
-            "tools": servers.tools().iter().map(|t| t.exposed.clone()).collect::<Vec<_>>(),
-            "web": {"bound": bound.to_string(), "public_url": base_url},
-            "mail": match &cfg.mail.transport { MailTransport::Smtp(_) => "smtp".to_string(), MailTransport::Outbox(d) => d.display().to_string() },
-            "airlock_version": env!("CARGO_PKG_VERSION"),
-            "signing_key": signer.public_hex(),
-        });
-        ledger
-            .append(vec![NewRow::now("gate_started", "", started)])
-            .await
-            .context("cannot write to the ledger; refusing to serve")?;
-        let servers = Arc::new(servers);
-        let forwarder = Forwarder::new(ledger.clone(), servers.clone());
-        // The rug-pull guard: compare what the servers present with what was reviewed.
-        let changed = live::guard(&setup, &ledger, &servers, &Default::default()).await.context("cannot record tool definitions")?;
-        for ((server, tool), c) in &changed {
-            tracing::warn!(%server, %tool, was = %c.was, now = %c.now, "tool definition changed: quarantined until reviewed (pin the new definition_hash in its manifest)");
-        }
-        let changed_keys = changed.keys().cloned().collect();
-        let live = Arc::new(Live::new(setup.clone(), changed));
-        let desk = Desk::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key.clone(), base_url.clone());
-        let pending = desk.recover().await.context("cannot reload pending approvals")?;
-        let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), key.clone()));
-        let held = quarantine.recover().await.context("cannot reload held calls")?;
-        let meter = Meter::load(ledger.drift()?).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
-        let pauses = Arc::new(Pauses::new(Arc::new(meter), ledger.clone(), live.clone(), Mailer::new(&cfg.mail)?, key, base_url.clone()));
-        let voided = desk.void_changed(&changed_keys).await;
-        if voided > 0 {
-            tracing::warn!(voided, "pending approvals voided because their tool changed");
-        }
-        let runtime_file = runtime_file(&cfg.ledger_path);
-        // The CLI finds this gate here; the instance nonce lets it tell this gate from whatever
-        // may hold the port after a crash before it sends the review token.
-        let instance = uuid::Uuid::new_v4().to_string();
-        if let Err(e) = write_private(&runtime_file, &format!("http://{bound}\n{instance}\n")) {
-            tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
-        }
-        let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone() }));
-        // Edits to manifests and policy take effect when valid (file change or SIGHUP).
-        let checkpoints = cfg.checkpoint_dir.clone().map(|dir| tokio::spawn(airlock::ledger::checkpoint::every(ledger.clone(), signer.clone(), dir, cfg.checkpoint_every)));
-        let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), desk.clone(), std::time::Duration::from_secs(1)));
-        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, "airlock serving MCP on stdio");
-        tracing::info!("review page (held calls, unclassified tools, paused autopilot): run `airlock quarantine list` for its link");
-        tracing::info!(public_key = %signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
-        let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone(), quarantine.clone(), pauses));
-        let agent = AgentServer::new(gate.clone(), cfg.max_wait);
-        let stop = tokio_util::sync::CancellationToken::new();
-        let router = match http_bind {
-            Some(_) => pages.merge(airlock::mcp::http::router(agent.clone(), &cfg.http, airlock::identity::Agents::new(cfg.agents.clone()), stop.clone())),
-            None => pages,
-        };
-        let web = tokio::spawn(web::serve(listener, router));
-        if let Some(b) = http_bind {
-            tracing::info!(agents = cfg.agents.len(), "airlock serving MCP over streamable HTTP at http://{b}/mcp");
-        }
-        // A signal ends serving at any time (and still drains); stdio closing ends it unless HTTP
-        // agents are served too, which keep being served until a signal.
-        let signalled = tokio::select! {
-            served = agent.serve_stdio() => {
-                match served {
-                    Err(e) if http_bind.is_some() => tracing::info!("no agent on stdio ({e})"),
-                    other => other?,
-                }
-                false
-            }
-            _ = shutdown_signal() => true,
-        };
-        if http_bind.is_some() && !signalled {
-            tracing::info!("stdio agent gone; serving HTTP agents until SIGTERM or Ctrl-C");
-            shutdown_signal().await;
-        }
-        stop.cancel();
-        // The agent has gone. Let calls already running finish and record their outcome; pending
-        // approvals stay pending in the ledger for the next start.
-        gate.drain(std::time::Duration::from_secs(30)).await;
-        desk.drain(std::time::Duration::from_secs(30)).await;
-        quarantine.drain(std::time::Duration::from_secs(30)).await;
-        web.abort();
-        watcher.abort();
-        let _ = std::fs::remove_file(&runtime_file);
-        if let Some(c) = checkpoints {
-            c.abort();
-        }
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
 /// Text for a terminal: control characters (e.g. escape sequences in a tool name an agent chose)
 /// are shown escaped instead of interpreted.
 pub(crate) fn printable(s: &str) -> String {
@@ -418,35 +283,6 @@ pub(crate) fn printable(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Write a file only its owner can read (replacing an old one).
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let _ = std::fs::remove_file(path);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path)?.write_all(text.as_bytes())
 }
 
 /// Where a running `airlock serve` writes the address of its web listener (beside the ledger),

@@ -434,86 +434,8 @@ impl Gate {
     }
 }
 
-fn refusal_message(tool: &str, d: &Decision) -> String {
-    let why = d.explanation();
-    match &d.verdict {
-        Verdict::Allow => format!("`{tool}` was allowed: {why}"),
-        Verdict::Deny => format!("Airlock denied `{tool}`; it was not run. {why}."),
-        Verdict::Quarantine => format!(
-            "Airlock quarantined `{tool}`; it was not run and awaits classification or review by a person. {why}."
-        ),
-        Verdict::Approve { role, .. } => format!(
-            "`{tool}` needs approval by role `{role}`, but its tool server is not known, so it was not run (fail closed). {why}."
-        ),
-    }
-}
-
-/// The pause a limit-crossing verdict starts.
-fn pause_of(d: &Decision, call_id: &str, now: OffsetDateTime) -> Option<Pause> {
-    d.reasons.iter().find_map(|r| match r {
-        decide::Reason::LimitReached {
-            scope,
-            limit,
-            notify,
-            ..
-        } => Some(Pause {
-            scope: scope.clone(),
-            since: now,
-            limit: limit.clone(),
-            call_id: call_id.to_string(),
-            notify: notify.clone(),
-        }),
-        _ => None,
-    })
-}
-
-/// The verdict row; `signed` asks the ledger to sign this call's rows.
-fn verdict_body(d: &Decision, signed: bool) -> Value {
-    let mut body = serde_json::to_value(d)
-        .unwrap_or_else(|e| json!({"verdict": d.verdict.name(), "encoding_error": e.to_string()}));
-    if let Value::Object(o) = &mut body {
-        o.insert("explanation".into(), Value::String(d.explanation()));
-        if signed {
-            o.insert("signed".into(), Value::Bool(true));
-        }
-    }
-    body
-}
-
-fn not_run(call_id: &str, now: OffsetDateTime) -> NewRow {
-    NewRow::at("outcome", call_id, now, json!({"status": "not_run"}))
-}
-
-fn ledger_failed(call_id: &str, d: &Decision, e: &dyn std::fmt::Display) -> Reply {
-    tracing::error!(%call_id, error = %e, "ledger write failed; call not run");
-    refused(
-        call_id,
-        d,
-        format!(
-            "Airlock could not record this call in its ledger, so it was not run (fail closed): {e}"
-        ),
-    )
-}
-
-/// Where a decided call's rows go.
-enum Committed {
-    /// To the approval desk, which commits them with the envelope.
-    ToDesk(Vec<NewRow>),
-    /// Queued for commit, with the pause it starts and the call it holds.
-    Queued {
-        pending: Pending,
-        pause: Option<Pause>,
-        held: Option<Box<Held>>,
-    },
-}
-
-fn refused(call_id: &str, d: &Decision, message: String) -> Reply {
-    let mut details = serde_json::to_value(d).unwrap_or(Value::Null);
-    if let Value::Object(o) = &mut details {
-        o.insert("call_id".into(), Value::String(call_id.to_string()));
-    }
-    Reply::Refused { message, details }
-}
+mod reply;
+use reply::{Committed, ledger_failed, not_run, pause_of, refusal_message, refused, verdict_body};
 
 #[cfg(test)]
 mod tests;

@@ -10,9 +10,8 @@ use redb::backends::InMemoryBackend;
 use redb::{Database, ReadableTable, StorageBackend};
 use serde_json::{Value, json};
 
-use super::{
-    BadRow, Fault, Ledger, LedgerError, LedgerReader, NewRow, ROWS, VerifyReport, chain, leaf, link,
-};
+use super::chain::{leaf, link};
+use super::{BadRow, Fault, Ledger, LedgerError, LedgerReader, NewRow, ROWS, VerifyReport, chain};
 
 mod prune;
 mod trust;

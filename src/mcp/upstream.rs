@@ -7,13 +7,10 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam,
-    ServerCapabilities, ServerConfig, Tool,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig, Tool,
 };
-use rmcp::model::{
-    CancelTaskParams, CreateTaskResult, DetailedTask, GetTaskParams, GetTaskResult, Task,
-    TaskPayload, TaskStatus,
-};
+use rmcp::model::{CancelTaskParams, CreateTaskResult, GetTaskParams, GetTaskResult};
 use rmcp::model::{
     GetPromptRequestParams, GetPromptResponse, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ReadResourceRequestParams, ReadResourceResponse,
@@ -24,10 +21,9 @@ use rmcp::{ErrorData, ServerHandler, ServiceExt};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
-use crate::approval::state::{Approval, Outcome, Status};
+use crate::approval::state::Status;
 use crate::gate::{Gate, GateCall, Reply};
 use crate::identity::Identity;
-use crate::quarantine::{Held, HeldStatus};
 
 /// Largest JSON-RPC frame (one line on stdio) read from the agent; longer lines are dropped unread.
 /// Above [`crate::decide::MAX_ARGUMENT_BYTES`] so that limit is the one agents meet with a reason.
@@ -174,173 +170,8 @@ fn actor_of(context: &RequestContext<RoleServer>) -> Option<String> {
     )
 }
 
-/// An approval as an MCP task: working while it waits or runs, completed with the agent's answer.
-fn task_of(a: &Approval) -> DetailedTask {
-    let fmt = |t: &time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
-    let now = fmt(&time::OffsetDateTime::now_utc());
-    let task = Task::new(
-        a.id.clone(),
-        TaskStatus::Working,
-        fmt(&a.envelope.requested_at),
-        now,
-    )
-    .with_poll_interval_ms(2000);
-    match &a.status {
-        Status::Done(outcome) => {
-            let result = serde_json::to_value(outcome_result(&a.id, outcome))
-                .ok()
-                .and_then(|v| v.as_object().cloned())
-                .unwrap_or_default();
-            DetailedTask::new(task, TaskPayload::Completed { result })
-        }
-        Status::Executing { .. } => DetailedTask::new(
-            task.with_status_message("approved; the call is running"),
-            TaskPayload::Working,
-        ),
-        Status::Pending => DetailedTask::new(
-            task.with_status_message(format!(
-                "waiting for approval by role `{}` until {}",
-                a.envelope.role,
-                fmt(&a.envelope.expires_at)
-            )),
-            TaskPayload::Working,
-        ),
-    }
-}
-
-fn with_meta(mut r: CallToolResult, key: &str, value: Value) -> CallToolResult {
-    let mut meta = r.meta.take().map(|m| m.0).unwrap_or_default();
-    meta.insert(key.into(), value);
-    r.meta = Some(MetaObject(meta));
-    r
-}
-
-/// The agent's answer for a decided approval.
-fn outcome_result(id: &str, outcome: &Outcome) -> CallToolResult {
-    let info = json!({"approval_id": id, "state": "done", "outcome": outcome_name(outcome)});
-    let r = match outcome {
-        Outcome::Executed { result, .. } => {
-            match serde_json::from_value::<CallToolResult>(result.clone()) {
-                Ok(r) => return r,
-                Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
-                    "the approved call ran, but its result could not be relayed: {e}"
-                ))]),
-            }
-        }
-        Outcome::Denied { by, reason } if by == "timeout" => {
-            CallToolResult::error(vec![ContentBlock::text(format!(
-                "No decision before the approval expired, so the call was denied and not run ({reason})."
-            ))])
-        }
-        Outcome::Denied { by, reason } if reason.trim().is_empty() => {
-            CallToolResult::error(vec![ContentBlock::text(format!(
-                "Denied by {by}; the call was not run."
-            ))])
-        }
-        Outcome::Denied { by, reason } => CallToolResult::error(vec![ContentBlock::text(format!(
-            "Denied by {by}: {reason}. The call was not run."
-        ))]),
-        Outcome::Expired => CallToolResult::error(vec![ContentBlock::text(
-            "The approval expired without a decision; nothing ran (recorded as a no-op).",
-        )]),
-        Outcome::Voided { reason } => CallToolResult::error(vec![ContentBlock::text(format!(
-            "The approval was voided: {reason}. Nothing ran."
-        ))]),
-        Outcome::Failed { error } => CallToolResult::error(vec![ContentBlock::text(format!(
-            "Approved, but the call could not be run: {error}"
-        ))]),
-        Outcome::OutcomeUnknown => CallToolResult::error(vec![ContentBlock::text(
-            "Approved, but Airlock stopped while the call was running: its outcome is unknown and it will not be run again. Check the tool server.",
-        )]),
-    };
-    with_meta(r, APPROVAL_META_KEY, info)
-}
-
-fn outcome_name(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Executed { .. } => "executed",
-        Outcome::Failed { .. } => "failed",
-        Outcome::Denied { .. } => "denied",
-        Outcome::Expired => "expired",
-        Outcome::OutcomeUnknown => "outcome_unknown",
-        Outcome::Voided { .. } => "voided",
-    }
-}
-
-/// The agent's answer for a call held in quarantine.
-fn held_result(h: &Held) -> CallToolResult {
-    let text = |t: String| vec![ContentBlock::text(t)];
-    let (state, r) = match &h.status {
-        HeldStatus::Held => (
-            "held",
-            CallToolResult::success(text(format!(
-                "Call {} is held in quarantine for review ({}). It has not run. Ask again later.",
-                h.id, h.reason
-            ))),
-        ),
-        HeldStatus::Releasing { by } => (
-            "executing",
-            CallToolResult::success(text(format!(
-                "Call {} was released by {by} and is running. Ask again later.",
-                h.id
-            ))),
-        ),
-        HeldStatus::Released { result, .. } => {
-            match serde_json::from_value::<CallToolResult>(result.clone()) {
-                Ok(r) => return r,
-                Err(e) => (
-                    "released",
-                    CallToolResult::error(text(format!(
-                        "the released call ran, but its result could not be relayed: {e}"
-                    ))),
-                ),
-            }
-        }
-        HeldStatus::Failed { by, error } => (
-            "failed",
-            CallToolResult::error(text(format!(
-                "Released by {by}, but the call could not be run: {error}"
-            ))),
-        ),
-        HeldStatus::Rejected { by, reason } => (
-            "rejected",
-            CallToolResult::error(text(format!(
-                "Rejected in review by {by}{}. The call was not run.",
-                if reason.is_empty() { String::new() } else { format!(": {reason}") }
-            ))),
-        ),
-        HeldStatus::OutcomeUnknown { .. } => (
-            "outcome_unknown",
-            CallToolResult::error(text(
-                "Released, but Airlock stopped while the call was running: its outcome is unknown and it will not be run again. Check the tool server.".to_string(),
-            )),
-        ),
-    };
-    with_meta(
-        r,
-        APPROVAL_META_KEY,
-        json!({"held_id": h.id, "state": state}),
-    )
-}
-
-/// The agent's answer while a decision is still outstanding (not an error: nothing failed).
-fn pending_result(id: &str, role: &str, state: &Status) -> CallToolResult {
-    let what = match state {
-        Status::Executing { .. } => "was approved and is running",
-        _ => "is waiting for approval",
-    };
-    let r = CallToolResult::success(vec![ContentBlock::text(format!(
-        "This call {what} by role `{role}` (approval {id}). It has not finished yet. Call `{STATUS_TOOL}` with {{\"approval_id\": \"{id}\"}} later to get the outcome and the tool's result."
-    ))]);
-    with_meta(
-        r,
-        APPROVAL_META_KEY,
-        json!({"approval_id": id, "state": if matches!(state, Status::Executing { .. }) { "executing" } else { "pending" }}),
-    )
-}
+mod results;
+use results::{held_result, outcome_result, pending_result, task_of, with_meta};
 
 impl ServerHandler for AgentServer {
     fn get_info(&self) -> ServerConfig {

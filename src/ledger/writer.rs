@@ -1,0 +1,194 @@
+//! The single writer thread: drains the queue, writes every queued change in one durable
+//! two-phase-commit transaction (rows, state tables, head and its signature, and a signature row
+//! when signed calls are in it), then releases each caller. Only it writes rows.
+
+use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
+
+use redb::{Database, ReadableTable};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::chain::{encode, entry, leaf, link};
+use super::{
+    APPROVALS, DRIFT, HELD, Head, LedgerError, MAX_BATCH, META, NewRow, ROWS, Request, SIGNED,
+    TOOLS,
+};
+use crate::signing::Signer;
+
+pub(super) struct Writer {
+    pub(super) db: Arc<Database>,
+    pub(super) path: PathBuf,
+    pub(super) head: Head,
+    pub(super) signer: Option<Signer>,
+}
+
+/// Whether a row is a verdict that asks for its call to be signed.
+fn signs_call(row: &NewRow) -> bool {
+    row.kind == "verdict"
+        && !row.call_id.is_empty()
+        && row.body.get("signed") == Some(&Value::Bool(true))
+}
+
+impl Writer {
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            match self.commit(&batch) {
+                Ok((head, seqs)) => {
+                    self.head = head;
+                    for (req, s) in batch.into_iter().zip(seqs) {
+                        let _ = req.reply.send(Ok(s));
+                    }
+                }
+                Err(message) => {
+                    tracing::error!(path = %self.path.display(), %message, "ledger commit failed; the calls in it will not run");
+                    for req in batch {
+                        let _ = req.reply.send(Err(LedgerError::Storage {
+                            path: self.path.clone(),
+                            message: message.clone(),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Write every request's rows in one durable transaction.
+    fn commit(&self, batch: &[Request]) -> Result<(Head, Vec<Vec<u64>>), String> {
+        let mut tx = self.db.begin_write().map_err(|e| e.to_string())?;
+        tx.set_two_phase_commit(true);
+        tx.set_durability(redb::Durability::Immediate)
+            .map_err(|e| e.to_string())?;
+        let mut head = self.head;
+        let mut seqs = Vec::with_capacity(batch.len());
+        {
+            let mut table = tx.open_table(ROWS).map_err(|e| e.to_string())?;
+            let mut signed = tx.open_table(SIGNED).map_err(|e| e.to_string())?;
+            for row in batch.iter().flat_map(|r| &r.change.rows) {
+                if signs_call(row) {
+                    signed
+                        .insert(row.call_id.as_str(), ())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let mut to_sign = 0u64;
+            let mut put = |head: &mut Head,
+                           kind: &str,
+                           call_id: &str,
+                           time: &OffsetDateTime,
+                           body: &Value|
+             -> Result<u64, String> {
+                let seq = head.seq + 1;
+                let time = time.format(&Rfc3339).map_err(|e| e.to_string())?;
+                let entry = entry(seq, &time, kind, call_id, body);
+                let hash = link(&head.hash, &leaf(&entry));
+                let bytes = encode(&head.hash, &hash, &entry);
+                table
+                    .insert(seq, bytes.as_slice())
+                    .map_err(|e| e.to_string())?;
+                *head = Head { seq, hash };
+                Ok(seq)
+            };
+            for req in batch {
+                let mut mine = Vec::with_capacity(req.change.rows.len());
+                for row in &req.change.rows {
+                    if !row.call_id.is_empty()
+                        && signed
+                            .get(row.call_id.as_str())
+                            .map_err(|e| e.to_string())?
+                            .is_some()
+                    {
+                        to_sign += 1;
+                    }
+                    mine.push(put(
+                        &mut head,
+                        row.kind,
+                        &row.call_id,
+                        &row.time,
+                        &row.body,
+                    )?);
+                }
+                seqs.push(mine);
+            }
+            // One signature per commit covers every row up to it (the chain links them).
+            if let (Some(signer), true) = (&self.signer, to_sign > 0) {
+                let body = serde_json::json!({
+                    "head_seq": head.seq,
+                    "head": hex::encode(head.hash),
+                    "signed_rows": to_sign,
+                    "key": signer.public_hex(),
+                    "signature": signer.sign_rows(head.seq, &head.hash),
+                });
+                put(
+                    &mut head,
+                    "signature",
+                    "",
+                    &OffsetDateTime::now_utc(),
+                    &body,
+                )?;
+            }
+            let mut approvals = tx.open_table(APPROVALS).map_err(|e| e.to_string())?;
+            for req in batch {
+                for (id, state) in &req.change.approvals {
+                    let bytes = serde_json::to_vec(state).map_err(|e| e.to_string())?;
+                    approvals
+                        .insert(id.as_str(), bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let mut tools = tx.open_table(TOOLS).map_err(|e| e.to_string())?;
+            for req in batch {
+                for (key, hash) in &req.change.tools {
+                    tools
+                        .insert(key.as_str(), hash.as_str())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let mut held = tx.open_table(HELD).map_err(|e| e.to_string())?;
+            for req in batch {
+                for (id, state) in &req.change.held {
+                    let bytes = serde_json::to_vec(state).map_err(|e| e.to_string())?;
+                    held.insert(id.as_str(), bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let mut drift = tx.open_table(DRIFT).map_err(|e| e.to_string())?;
+            for req in batch {
+                for (key, value) in &req.change.drift {
+                    match value {
+                        Some(v) => {
+                            let bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
+                            drift
+                                .insert(key.as_str(), bytes.as_slice())
+                                .map_err(|e| e.to_string())?;
+                        }
+                        None => {
+                            drift.remove(key.as_str()).map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
+            }
+            let mut meta = tx.open_table(META).map_err(|e| e.to_string())?;
+            let head_text = format!("{}:{}", head.seq, hex::encode(head.hash));
+            meta.insert("head", head_text.as_bytes())
+                .map_err(|e| e.to_string())?;
+            if let Some(signer) = &self.signer {
+                meta.insert(
+                    "head_sig",
+                    signer.sign_head(head.seq, &head.hash).as_bytes(),
+                )
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok((head, seqs))
+    }
+}
