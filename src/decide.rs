@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::drift::{self, Charge, Check, Scope, Usage};
+use crate::drift::{Charge, Usage};
 use crate::manifest::{Reversal, ToolManifest};
 use crate::policy::{ClassRule, FailPath, OnTimeout, PathKind, Policy};
 
@@ -304,80 +304,6 @@ pub fn decide(
     d
 }
 
-/// An autopilot call within the requirements still has to fit the rate limits (the class's,
-/// then the tool's): a paused scope, a crossed limit or an uncountable amount holds it.
-fn limits(
-    d: &mut Decision,
-    call: &Call<'_>,
-    m: &ToolManifest,
-    rule: &ClassRule,
-    ctx: &Context<'_>,
-) {
-    let role = rule.role.as_deref();
-    let all: Vec<(Scope<'_>, &drift::Limit, Option<&str>)> = rule
-        .limits
-        .iter()
-        .map(|l| (Scope::Class(&m.class), l, role))
-        .chain(m.limits.iter().map(|l| {
-            (
-                Scope::Tool {
-                    server: &m.server,
-                    tool: &m.name,
-                },
-                l,
-                role,
-            )
-        }))
-        .collect();
-    if all.is_empty() {
-        return;
-    }
-    let hold = |d: &mut Decision, scope: &str, reason: Reason| {
-        d.verdict = Verdict::Quarantine;
-        d.rule = format!("drift.{scope}");
-        d.reasons.push(reason);
-    };
-    match drift::check(
-        &all,
-        call.arguments,
-        call.meta,
-        ctx.actor,
-        ctx.now,
-        ctx.usage,
-    ) {
-        Check::Pass(charges) => {
-            d.reasons.push(Reason::WithinLimits { limits: all.len() });
-            d.charges = charges;
-        }
-        Check::Paused { scope, since } => {
-            let since = since
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            hold(d, &scope.clone(), Reason::AutopilotPaused { scope, since });
-        }
-        Check::Crossed {
-            scope,
-            limit,
-            used,
-            notify,
-        } => hold(
-            d,
-            &scope.clone(),
-            Reason::LimitReached {
-                scope,
-                limit,
-                used,
-                notify,
-            },
-        ),
-        Check::Uncountable { scope, pointer } => hold(
-            d,
-            &scope.clone(),
-            Reason::LimitUncountable { scope, pointer },
-        ),
-    }
-}
-
 /// Check the class's requirements against the call: (held, failed).
 fn requirements(call: &Call<'_>, m: &ToolManifest, rule: &ClassRule) -> (Vec<Reason>, Vec<Reason>) {
     let mut held = Vec::new();
@@ -514,7 +440,9 @@ mod humantime_serde_secs {
     }
 }
 
+mod limits;
 mod reason;
+use limits::limits;
 pub use reason::Reason;
 
 #[cfg(test)]

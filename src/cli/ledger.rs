@@ -149,7 +149,7 @@ pub(super) fn run(command: LedgerCommand) -> anyhow::Result<ExitCode> {
             config,
             dry_run,
             json,
-        } => prune(&config.config, dry_run, json),
+        } => super::audit::prune(&config.config, dry_run, json),
         LedgerCommand::Show { config, id, json } => super::show::show(&config.config, &id, json),
     }
 }
@@ -459,51 +459,6 @@ fn checkpoint(path: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
             );
         }
         None => print!("{}", cp.render()),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn prune(path: &Path, dry_run: bool, as_json: bool) -> anyhow::Result<ExitCode> {
-    let setup = super::setup(path)?;
-    let c = &setup.config;
-    let plan = airlock::ledger::prune::plan(
-        &c.ledger_path,
-        &|class| setup.policy.retention(class),
-        OffsetDateTime::now_utc(),
-    )?;
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
-    } else if plan.through == 0 {
-        println!("nothing has expired");
-    } else {
-        println!(
-            "{} row(s) expired, up to seq {} ({} .. {})",
-            plan.rows,
-            plan.through,
-            plan.oldest.as_deref().unwrap_or("?"),
-            plan.newest.as_deref().unwrap_or("?")
-        );
-    }
-    if !as_json {
-        if let Some((seq, until)) = &plan.first_kept {
-            println!("kept from seq {seq}: under retention until {until}");
-        }
-    }
-    if dry_run || plan.through == 0 {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let signer = Signer::load(&c.signing_key_path)
-        .context("no signing key to sign the tombstone: run `airlock keys init`")?;
-    super::runtime()?.block_on(airlock::ledger::prune::apply(
-        &c.ledger_path,
-        &signer,
-        &plan,
-    ))?;
-    if !as_json {
-        println!(
-            "pruned rows up to seq {}; a signed tombstone and a `pruned` row record it",
-            plan.through
-        );
     }
     Ok(ExitCode::SUCCESS)
 }

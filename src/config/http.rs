@@ -82,6 +82,32 @@ pub struct AgentToken {
     pub token_sha256: [u8; 32],
 }
 
+/// Check a tool server's `url`: plain http only on this machine (unless `allow_remote`), no
+/// credentials in it, and no https (not built in).
+pub fn check_server_url(u: &str, allow_remote: bool) -> Result<(), String> {
+    if u.starts_with("https://") {
+        return Err("https is not built in: reach the server over http on loopback (or through a local TLS proxy)".into());
+    }
+    let Some(rest) = u.strip_prefix("http://") else {
+        return Err("must be an http:// URL, e.g. http://127.0.0.1:9000/mcp".into());
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("credentials in the URL would be shown in status output: pass them in `headers` with ${VAR}".into());
+    }
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let loopback = matches!(host, "localhost" | "[::1]")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback && !allow_remote {
+        return Err(format!(
+            "{u} is not on this machine: plain http would carry its headers and every call's arguments in clear. Reach it through a local TLS proxy, or set `allow_remote = true` on this server if the network is trusted"
+        ));
+    }
+    Ok(())
+}
+
 /// Compile `[http]` and `[[agent]]`.
 pub fn compile(
     src: &Source,

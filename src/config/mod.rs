@@ -310,29 +310,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
                 continue;
             }
             (None, Some(u)) => {
-                let host = u
-                    .strip_prefix("http://")
-                    .and_then(|r| r.split(['/', '?']).next())
-                    .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host))
-                    .unwrap_or("");
-                let loopback = matches!(host, "localhost" | "[::1]")
-                    || host
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback());
-                if u.starts_with("http://") && !loopback && !s.allow_remote {
-                    errors.push(src.error(Some(span.clone()), &format!("{key}.url"), format!("{u} is not on this machine: plain http would carry its headers and every call's arguments in clear. Reach it through a local TLS proxy, or set `allow_remote = true` on this server if the network is trusted")));
-                    continue;
-                }
-                if u.contains('@') {
-                    errors.push(src.error(Some(span.clone()), &format!("{key}.url"), "credentials in the URL would be shown in status output: pass them in `headers` with ${VAR}"));
-                    continue;
-                }
-                if !u.starts_with("http://") {
-                    let why = if u.starts_with("https://") {
-                        "https is not built in: reach the server over http on loopback (or through a local TLS proxy)"
-                    } else {
-                        "must be an http:// URL, e.g. http://127.0.0.1:9000/mcp"
-                    };
+                if let Err(why) = http::check_server_url(u, s.allow_remote) {
                     errors.push(src.error(Some(span.clone()), &format!("{key}.url"), why));
                     continue;
                 }
@@ -498,70 +476,4 @@ fn valid_name(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{Config, ConfigFile, Diagnostic, PathBuf, Source, compile};
-
-    fn cfg(text: &str) -> Result<Config, Vec<Diagnostic>> {
-        let src = Source {
-            path: "/etc/airlock/airlock.toml".into(),
-            text: text.into(),
-        };
-        let file: ConfigFile = src.parse().map_err(|d| vec![d])?;
-        compile(&src, file)
-    }
-
-    #[test]
-    fn defaults_and_relative_paths() {
-        let c = cfg("[[server]]\nname = \"shop\"\ncommand = \"demo\"\n").unwrap();
-        assert_eq!(c.ledger_path, PathBuf::from("/etc/airlock/airlock.redb"));
-        assert_eq!(
-            c.manifests_dir,
-            PathBuf::from("/etc/airlock/tool-manifests")
-        );
-        assert_eq!(c.servers[0].prefix, "shop__");
-        assert_eq!(c.servers[0].exposed("x"), "shop__x");
-        assert_eq!(c.actor, "agent:default");
-    }
-
-    #[test]
-    fn duplicate_prefix_is_refused_with_location() {
-        let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"\"\n\n[[server]]\nname = \"b\"\ncommand = \"y\"\nprefix = \"\"\n").unwrap_err();
-        assert_eq!(e.len(), 1);
-        assert_eq!(e[0].key, "server[1].prefix");
-        assert_eq!(e[0].line, 6);
-    }
-
-    #[test]
-    fn overlapping_prefixes_are_refused() {
-        let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"\"\n[[server]]\nname = \"b\"\ncommand = \"y\"\n").unwrap_err();
-        assert_eq!(e.len(), 1);
-        assert!(
-            e[0].message.contains("overlaps prefix ``"),
-            "{}",
-            e[0].message
-        );
-        let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"a_\"\n[[server]]\nname = \"b\"\ncommand = \"y\"\nprefix = \"a\"\n").unwrap_err();
-        assert_eq!(e[0].key, "server[1].prefix");
-        assert!(cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\n[[server]]\nname = \"b\"\ncommand = \"y\"\n").is_ok(), "default prefixes a__ and b__ are disjoint");
-        let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"a b\"\n").unwrap_err();
-        assert!(e[0].message.contains("may only use"), "{}", e[0].message);
-    }
-
-    #[test]
-    fn duplicate_server_and_missing_command() {
-        let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\n[[server]]\nname = \"a\"\nprefix = \"z\"\ncommand = \"x\"\n[[server]]\nname = \"c\"\n").unwrap_err();
-        let keys: Vec<_> = e.iter().map(|d| d.key.as_str()).collect();
-        assert_eq!(keys, ["server[1].name", "server[2].command"]);
-    }
-
-    #[test]
-    fn unknown_key_in_gate_is_located() {
-        let src = Source {
-            path: "a.toml".into(),
-            text: "[gate]\nledgr = \"x\"\n".into(),
-        };
-        let d = src.parse::<ConfigFile>().unwrap_err();
-        assert_eq!(d.line, 2);
-        assert!(d.message.contains("ledgr"), "{}", d.message);
-    }
-}
+mod tests;

@@ -1,0 +1,71 @@
+use super::{Config, ConfigFile, Diagnostic, PathBuf, Source, compile};
+
+fn cfg(text: &str) -> Result<Config, Vec<Diagnostic>> {
+    let src = Source {
+        path: "/etc/airlock/airlock.toml".into(),
+        text: text.into(),
+    };
+    let file: ConfigFile = src.parse().map_err(|d| vec![d])?;
+    compile(&src, file)
+}
+
+#[test]
+fn defaults_and_relative_paths() {
+    let c = cfg("[[server]]\nname = \"shop\"\ncommand = \"demo\"\n").unwrap();
+    assert_eq!(c.ledger_path, PathBuf::from("/etc/airlock/airlock.redb"));
+    assert_eq!(
+        c.manifests_dir,
+        PathBuf::from("/etc/airlock/tool-manifests")
+    );
+    assert_eq!(c.servers[0].prefix, "shop__");
+    assert_eq!(c.servers[0].exposed("x"), "shop__x");
+    assert_eq!(c.actor, "agent:default");
+}
+
+#[test]
+fn duplicate_prefix_is_refused_with_location() {
+    let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"\"\n\n[[server]]\nname = \"b\"\ncommand = \"y\"\nprefix = \"\"\n").unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].key, "server[1].prefix");
+    assert_eq!(e[0].line, 6);
+}
+
+#[test]
+fn overlapping_prefixes_are_refused() {
+    let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"\"\n[[server]]\nname = \"b\"\ncommand = \"y\"\n").unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].message.contains("overlaps prefix ``"),
+        "{}",
+        e[0].message
+    );
+    let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"a_\"\n[[server]]\nname = \"b\"\ncommand = \"y\"\nprefix = \"a\"\n").unwrap_err();
+    assert_eq!(e[0].key, "server[1].prefix");
+    assert!(
+        cfg(
+            "[[server]]\nname = \"a\"\ncommand = \"x\"\n[[server]]\nname = \"b\"\ncommand = \"y\"\n"
+        )
+        .is_ok(),
+        "default prefixes a__ and b__ are disjoint"
+    );
+    let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\nprefix = \"a b\"\n").unwrap_err();
+    assert!(e[0].message.contains("may only use"), "{}", e[0].message);
+}
+
+#[test]
+fn duplicate_server_and_missing_command() {
+    let e = cfg("[[server]]\nname = \"a\"\ncommand = \"x\"\n[[server]]\nname = \"a\"\nprefix = \"z\"\ncommand = \"x\"\n[[server]]\nname = \"c\"\n").unwrap_err();
+    let keys: Vec<_> = e.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, ["server[1].name", "server[2].command"]);
+}
+
+#[test]
+fn unknown_key_in_gate_is_located() {
+    let src = Source {
+        path: "a.toml".into(),
+        text: "[gate]\nledgr = \"x\"\n".into(),
+    };
+    let d = src.parse::<ConfigFile>().unwrap_err();
+    assert_eq!(d.line, 2);
+    assert!(d.message.contains("ledgr"), "{}", d.message);
+}

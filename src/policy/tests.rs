@@ -1,0 +1,97 @@
+use super::{
+    Diagnostic, Duration, FailPath, OnTimeout, PathKind, Policy, PolicyFile, Source, compile,
+};
+
+fn load(text: &str) -> Result<Policy, Vec<Diagnostic>> {
+    let src = Source {
+        path: "p.toml".into(),
+        text: text.into(),
+    };
+    let file: PolicyFile = src.parse().map_err(|d| vec![d])?;
+    match compile(&src, file) {
+        (p, e) if e.is_empty() => Ok(p),
+        (_, e) => Err(e),
+    }
+}
+
+const GOOD: &str = r#"
+version = "v1"
+[classes]
+read_only = { path = "allow" }
+financial = { path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }
+support   = { path = "conditional", role = "finance", require_evidence = true }
+[roles]
+finance = { emails = ["f@example.com"] }
+"#;
+
+#[test]
+fn compiles_the_contract_format() {
+    let p = load(GOOD).unwrap();
+    assert_eq!(p.version, "v1");
+    let fin = &p.classes["financial"];
+    assert_eq!(fin.path, PathKind::Approve);
+    assert_eq!(fin.timeout, Duration::from_secs(1800));
+    assert_eq!(fin.on_timeout, OnTimeout::Deny);
+    assert_eq!(p.classes["support"].on_fail, FailPath::Approve);
+    assert_eq!(p.classes["read_only"].on_fail, FailPath::Quarantine);
+}
+
+#[test]
+fn bad_duration_is_located() {
+    let e = load("version = \"v\"\n[classes]\nx = { path = \"approve\", role = \"r\", timeout = \"soon\" }\n[roles]\nr = { emails = [\"a@b.c\"] }\n").unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].line, 3);
+    assert_eq!(e[0].key, "classes.x.timeout");
+}
+
+#[test]
+fn unknown_role_and_role_without_emails() {
+    let e = load("version = \"v\"\n[classes]\nx = { path = \"approve\", role = \"nobody\" }\n[roles]\nempty = { emails = [] }\n").unwrap_err();
+    let keys: Vec<_> = e.iter().map(|d| d.key.as_str()).collect();
+    assert!(keys.contains(&"classes.x.role"), "{keys:?}");
+    assert!(keys.contains(&"roles.empty.emails"), "{keys:?}");
+}
+
+#[test]
+fn approve_needs_a_role() {
+    let e = load("version = \"v\"\n[classes]\nx = { path = \"approve\" }\n").unwrap_err();
+    assert_eq!(e[0].key, "classes.x.role");
+}
+
+#[test]
+fn unknown_path_is_a_parse_error_with_line() {
+    let src = Source {
+        path: "p.toml".into(),
+        text: "version = \"v\"\n[classes]\nx = { path = \"maybe\" }\n".into(),
+    };
+    let d = src.parse::<PolicyFile>().unwrap_err();
+    assert_eq!(d.line, 3);
+    assert!(
+        d.message.contains("maybe") || d.message.contains("variant"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn escalation_loops_and_absurd_durations_are_refused() {
+    let e = load("version = \"v\"\n[roles]\na = { emails = [\"a@b.c\"], escalate_to = \"b\" }\nb = { emails = [\"b@b.c\"], escalate_to = \"a\" }\n").unwrap_err();
+    assert!(
+        e.iter()
+            .any(|d| d.key == "roles.a.escalate_to" && d.message.contains("a → b → a")),
+        "{e:?}"
+    );
+    let e = load("version = \"v\"\n[roles]\na = { emails = [\"a@b.c\"], escalate_to = \"a\" }\n")
+        .unwrap_err();
+    assert!(e[0].message.contains("loops back"), "{e:?}");
+    for bad in ["500ms", "10000y"] {
+        let e = load(&format!("version = \"v\"\n[classes]\nx = {{ path = \"approve\", role = \"r\", timeout = \"{bad}\" }}\n[roles]\nr = {{ emails = [\"a@b.c\"] }}\n")).unwrap_err();
+        assert_eq!(e[0].key, "classes.x.timeout", "{bad}");
+    }
+}
+
+#[test]
+fn escalate_needs_a_senior_role() {
+    let e = load("version = \"v\"\n[classes]\nx = { path = \"approve\", role = \"r\", on_timeout = \"escalate\" }\n[roles]\nr = { emails = [\"a@b.c\"] }\n").unwrap_err();
+    assert_eq!(e[0].key, "classes.x.on_timeout");
+}
