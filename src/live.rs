@@ -246,10 +246,17 @@ pub async fn watch(
         };
         #[cfg(not(unix))]
         let signalled = std::future::pending::<bool>();
-        let forced = tokio::select! {
-            s = signalled => s,
-            _ = tokio::time::sleep(every) => false,
+        // Some(true): SIGHUP; Some(false): the signal stream ended; None: the poll interval.
+        let woke = tokio::select! {
+            s = signalled => Some(s),
+            _ = tokio::time::sleep(every) => None,
         };
+        #[cfg(unix)]
+        if woke == Some(false) {
+            // keep polling the files, without spinning on an ended stream
+            hup = None;
+        }
+        let forced = woke == Some(true);
         let now = fingerprint(&config_path, &live.setup());
         if forced || now != seen {
             match reload(&config_path, &live, &ledger, &servers).await {
