@@ -95,22 +95,22 @@ struct Gate {
     token: String,
 }
 
+/// (base URL, instance nonce) from the runtime file a running `serve` writes.
+fn runtime(config: &Config) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(runtime_file(&config.ledger_path)).ok()?;
+    let mut lines = text.lines().map(str::trim);
+    let base = lines.next()?.trim_end_matches('/').to_string();
+    Some((base, lines.next().unwrap_or("").to_string()))
+}
+
 impl Gate {
     fn find(config: &Config, url: Option<&str>) -> anyhow::Result<Option<Gate>> {
         let base = match url {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => {
-                let Ok(text) = std::fs::read_to_string(runtime_file(&config.ledger_path)) else {
+                let Some((base, instance)) = runtime(config) else {
                     return Ok(None);
                 };
-                let mut lines = text.lines();
-                let base = lines
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .trim_end_matches('/')
-                    .to_string();
-                let instance = lines.next().unwrap_or("").trim().to_string();
                 // Only a gate that knows the nonce gets the review token: after a crash the file
                 // may name a port something else holds now.
                 if !Gate::is_instance(&base, &instance) {
@@ -427,19 +427,12 @@ pub(super) fn status(path: &Path, url: Option<&str>, as_json: bool) -> anyhow::R
     let c = config(path)?;
     let base = match url {
         Some(u) => u.trim_end_matches('/').to_string(),
-        None => std::fs::read_to_string(runtime_file(&c.ledger_path))
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .next()
-                    .map(|l| l.trim().trim_end_matches('/').to_string())
-            })
-            .ok_or_else(|| {
-                anyhow!(
-                    "no running `airlock serve` found (no {}): start it, or pass --url",
-                    runtime_file(&c.ledger_path).display()
-                )
-            })?,
+        None => runtime(&c).map(|(base, _)| base).ok_or_else(|| {
+            anyhow!(
+                "no running `airlock serve` found (no {}): start it, or pass --url",
+                runtime_file(&c.ledger_path).display()
+            )
+        })?,
     };
     let mut r = Gate::agent()
         .get(&format!("{base}/healthz"))

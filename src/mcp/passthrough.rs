@@ -11,31 +11,53 @@ use rmcp::model::{
     Resource, ResourceTemplate,
 };
 
+use rmcp::service::{RoleClient, RunningService};
+
 use super::downstream::{DownstreamError, ToolServers};
+use super::relay::Downstream;
+
+/// What a server offers besides tools.
+#[derive(Clone, Copy)]
+enum Kind {
+    Resources,
+    Prompts,
+}
+
+/// A live server that offers `kind`: (name, service).
+type Offering<'a> = (&'a str, &'a RunningService<RoleClient, Downstream>);
 
 impl ToolServers {
+    /// The live servers that offer `kind`, in order.
+    fn offering(&self, kind: Kind) -> impl Iterator<Item = Offering<'_>> {
+        self.live().filter(move |(_, svc)| {
+            svc.peer_info().is_some_and(|i| match kind {
+                Kind::Resources => i.capabilities.resources.is_some(),
+                Kind::Prompts => i.capabilities.prompts.is_some(),
+            })
+        })
+    }
+
     /// Whether any server offers (resources, prompts).
     pub fn offers(&self) -> (bool, bool) {
-        self.live().fold((false, false), |(r, p), (_, svc)| {
-            let caps = svc
-                .peer_info()
-                .map(|i| i.capabilities.clone())
-                .unwrap_or_default();
-            (r || caps.resources.is_some(), p || caps.prompts.is_some())
-        })
+        (
+            self.offering(Kind::Resources).next().is_some(),
+            self.offering(Kind::Prompts).next().is_some(),
+        )
+    }
+
+    /// Map a server's error on a forwarded read.
+    fn failed(name: &str, e: impl std::fmt::Display) -> DownstreamError {
+        DownstreamError::Call {
+            server: name.to_string(),
+            message: e.to_string(),
+        }
     }
 
     /// Every server's resources and resource templates, as listed now.
     pub async fn resources(&self) -> (Vec<Resource>, Vec<ResourceTemplate>) {
         let mut resources = Vec::new();
         let mut templates = Vec::new();
-        for (name, svc) in self.live() {
-            let offers = svc
-                .peer_info()
-                .is_some_and(|i| i.capabilities.resources.is_some());
-            if !offers {
-                continue;
-            }
+        for (name, svc) in self.offering(Kind::Resources) {
             match svc.list_all_resources().await {
                 Ok(r) => resources.extend(r),
                 Err(e) => tracing::warn!(server = name, error = %e, "resources/list failed"),
@@ -52,13 +74,7 @@ impl ToolServers {
         &self,
         params: ReadResourceRequestParams,
     ) -> Result<(String, ReadResourceResult), DownstreamError> {
-        for (name, svc) in self.live() {
-            let offers = svc
-                .peer_info()
-                .is_some_and(|i| i.capabilities.resources.is_some());
-            if !offers {
-                continue;
-            }
+        for (name, svc) in self.offering(Kind::Resources) {
             let listed = svc
                 .list_all_resources()
                 .await
@@ -68,10 +84,7 @@ impl ToolServers {
                     .read_resource(params)
                     .await
                     .map(|r| (name.to_string(), r))
-                    .map_err(|e| DownstreamError::Call {
-                        server: name.to_string(),
-                        message: e.to_string(),
-                    });
+                    .map_err(|e| Self::failed(name, e));
             }
         }
         Err(DownstreamError::NotOffered(format!(
@@ -83,13 +96,7 @@ impl ToolServers {
     /// Every server's prompts, under its prefix.
     pub async fn prompts(&self) -> Vec<Prompt> {
         let mut out = Vec::new();
-        for (name, svc) in self.live() {
-            let offers = svc
-                .peer_info()
-                .is_some_and(|i| i.capabilities.prompts.is_some());
-            if !offers {
-                continue;
-            }
+        for (name, svc) in self.offering(Kind::Prompts) {
             match svc.list_all_prompts().await {
                 Ok(all) => out.extend(all.into_iter().map(|mut p| {
                     p.name = self.exposed_name(name, &p.name);
@@ -106,28 +113,21 @@ impl ToolServers {
         &self,
         mut params: GetPromptRequestParams,
     ) -> Result<(String, GetPromptResult), DownstreamError> {
-        for (name, svc) in self.live() {
+        for (name, svc) in self.offering(Kind::Prompts) {
             let Some(inner) = self.inner_name(name, &params.name) else {
                 continue;
             };
-            let offers = svc
-                .peer_info()
-                .is_some_and(|i| i.capabilities.prompts.is_some());
-            let listed = offers
-                && svc
-                    .list_all_prompts()
-                    .await
-                    .is_ok_and(|all| all.iter().any(|p| p.name == inner));
+            let listed = svc
+                .list_all_prompts()
+                .await
+                .is_ok_and(|all| all.iter().any(|p| p.name == inner));
             if listed {
                 params.name = inner;
                 return svc
                     .get_prompt(params)
                     .await
                     .map(|r| (name.to_string(), r))
-                    .map_err(|e| DownstreamError::Call {
-                        server: name.to_string(),
-                        message: e.to_string(),
-                    });
+                    .map_err(|e| Self::failed(name, e));
             }
         }
         Err(DownstreamError::NotOffered(format!(

@@ -46,14 +46,18 @@ pub struct Web {
 
 /// The router; tests and `serve` share it.
 pub fn app(web: Arc<Web>) -> Router {
-    Router::new()
-        .route("/a/{id}/{slot}/{token}", get(show).post(decide))
+    // Every review route is behind the review token, checked once here.
+    let review = Router::new()
         .route("/review/{token}", get(review::page))
         .route("/review/{token}/state", get(review::state))
         .route("/review/{token}/stats", get(stats::page))
         .route("/review/{token}/classify", post(review::classify))
         .route("/review/{token}/held/{id}", post(review::held))
         .route("/review/{token}/resume", post(review::resume))
+        .route_layer(middleware::from_fn_with_state(web.clone(), review::admit));
+    Router::new()
+        .route("/a/{id}/{slot}/{token}", get(show).post(decide))
+        .merge(review)
         .route(
             "/p/{id}/{token}",
             get(review::pause_page).post(review::pause_resume),

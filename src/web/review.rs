@@ -40,20 +40,28 @@ fn answer(h: &HeaderMap, title: &str, out: Outcome) -> Response {
     }
 }
 
-/// `None` when the review token is valid, else the answer that refuses it (JSON for the CLI).
-fn refused(web: &Web, token: &str, h: &HeaderMap) -> Option<Response> {
+/// The review routes' guard: a request whose token is not this gate's review token is refused
+/// (JSON for the CLI) before any handler runs.
+pub(super) async fn admit(
+    State(web): State<Arc<Web>>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let token = params.get("token").map_or("", String::as_str);
     if web.quarantine.verify_review(token) {
-        return None;
+        return next.run(req).await;
     }
     tracing::warn!("review page: a request with a bad token was refused");
-    Some(answer(
-        h,
+    answer(
+        &headers,
         "",
         Err((
             StatusCode::NOT_FOUND,
             "this review link is not valid (its token does not match this gate's link key: wrong --config?)".into(),
         )),
-    ))
+    )
 }
 
 fn reviewer(form: &HashMap<String, String>) -> Result<String, (StatusCode, String)> {
@@ -107,14 +115,7 @@ fn unclassified(web: &Web) -> Vec<(String, String, String, String)> {
 }
 
 /// `GET /review/{token}/state`: everything the page shows, as JSON.
-pub(super) async fn state(
-    State(web): State<Arc<Web>>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = refused(&web, &token, &headers) {
-        return r;
-    }
+pub(super) async fn state(State(web): State<Arc<Web>>) -> Response {
     let held: Vec<Held> = web.quarantine.list();
     Json(json!({
         "held": held,
@@ -127,13 +128,9 @@ pub(super) async fn state(
 /// `POST /review/{token}/classify`: write a manifest for a tool (or, with `mode=print`, show it).
 pub(super) async fn classify(
     State(web): State<Arc<Web>>,
-    Path(token): Path<String>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = refused(&web, &token, &headers) {
-        return r;
-    }
     let out = classify_tool(&web, &form).await;
     answer(&headers, "Classified", out)
 }
@@ -225,13 +222,10 @@ async fn classify_tool(web: &Web, form: &HashMap<String, String>) -> Outcome {
 /// `POST /review/{token}/held/{id}`: `action=release` or `action=reject` (with `reason`).
 pub(super) async fn held(
     State(web): State<Arc<Web>>,
-    Path((token, id)): Path<(String, String)>,
+    Path((_token, id)): Path<(String, String)>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = refused(&web, &token, &headers) {
-        return r;
-    }
     let out = async {
         let by = reviewer(&form)?;
         let reason = form.get("reason").map_or("", |s| s.trim()).to_string();
@@ -254,13 +248,9 @@ pub(super) async fn held(
 /// `POST /review/{token}/resume`: resume autopilot for `scope`.
 pub(super) async fn resume(
     State(web): State<Arc<Web>>,
-    Path(token): Path<String>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = refused(&web, &token, &headers) {
-        return r;
-    }
     let out = async {
         let by = reviewer(&form)?;
         let scope = form.get("scope").map_or("", |s| s.trim());
@@ -344,14 +334,7 @@ fn pause_html(p: &Pause) -> String {
 }
 
 /// `GET /review/{token}`: the review page.
-pub(super) async fn page(
-    State(web): State<Arc<Web>>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = refused(&web, &token, &headers) {
-        return r;
-    }
+pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>) -> Response {
     let setup = web.live.setup();
     let mut html = format!(
         "<h1>Review</h1><p class=\"who\">Everything here is recorded in the ledger with the name you give. <a href=\"/review/{}/stats\">Approval queue stats</a></p>",
