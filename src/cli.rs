@@ -310,8 +310,9 @@ fn check(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
                             p.message
                         );
                     }
+                    let served = servers.tools();
                     let found = s.validate_conditions(|server, tool| {
-                        servers
+                        served
                             .route_of(server, tool)
                             .and_then(|t| t.definition.get("inputSchema"))
                     });

@@ -24,7 +24,7 @@ use crate::envelope::Proposal;
 use crate::forward::{Forward, Forwarded, Forwarder};
 use crate::ledger::{Change, Ledger, NewRow, Pending};
 use crate::live::Live;
-use crate::mcp::downstream::{ToolDef, ToolReply, ToolServers};
+use crate::mcp::downstream::{ToolReply, ToolServers, ToolSet};
 use crate::quarantine::{self, Held, HeldStatus, Quarantine};
 
 /// A `tools/call` as the agent sent it.
@@ -109,7 +109,7 @@ impl Gate {
 
     /// Tools exposed to agents: everything the tool servers serve. Tools no manifest describes are
     /// listed too — calling them is quarantined and recorded.
-    pub fn tools(&self) -> &[ToolDef] {
+    pub fn tools(&self) -> Arc<ToolSet> {
         self.servers.tools()
     }
 

@@ -75,8 +75,8 @@ pub async fn guard(
     known: &ChangedTools,
 ) -> Result<ChangedTools, crate::ledger::LedgerError> {
     let recorded = ledger.tool_pins()?;
-    let seen: Vec<Seen> = servers
-        .tools()
+    let served = servers.tools();
+    let seen: Vec<Seen> = served
         .iter()
         .map(|t| Seen {
             server: &t.server,
@@ -186,9 +186,10 @@ pub async fn reload(
         ])
         .await;
     }
+    let served = servers.tools();
     let errors: Vec<String> = new
         .validate_conditions(|server, tool| {
-            servers
+            served
                 .route_of(server, tool)
                 .and_then(|t| t.definition.get("inputSchema"))
         })
@@ -222,6 +223,65 @@ pub async fn reload(
     Reload::Applied(changed)
 }
 
+/// Some tool servers said their tool list changed: list them again, run the rug-pull guard over
+/// what they serve now (a changed definition is held as at start; a new tool is gated by its
+/// manifest, or quarantined), void approvals for tools that changed, and only then tell the agents.
+pub async fn retool(
+    live: &Live,
+    ledger: &Ledger,
+    servers: &ToolServers,
+    desk: &crate::approval::Desk,
+) {
+    let names = servers.relay().take_changed();
+    if names.is_empty() {
+        return;
+    }
+    for name in &names {
+        match servers.refresh(name).await {
+            Ok(problems) => {
+                for p in problems {
+                    tracing::error!(server = %p.server, "{}", p.message);
+                }
+            }
+            Err(e) => tracing::error!(server = %name, error = %e, "cannot list the changed tools"),
+        }
+    }
+    let (setup, known) = live.snapshot();
+    let served = servers.tools();
+    let row = NewRow::at(
+        "tools_relisted",
+        "",
+        OffsetDateTime::now_utc(),
+        json!({"servers": names, "tools": served.iter().map(|t| t.exposed.clone()).collect::<Vec<_>>()}),
+    );
+    let changed = match ledger.append(vec![row]).await {
+        Ok(_) => guard(&setup, ledger, servers, &known).await,
+        Err(e) => Err(e),
+    };
+    let changed = match changed {
+        Ok(c) => c,
+        Err(e) => {
+            // fail closed: the new list is served, but every changed tool stays as the guard
+            // last judged it and the agents are not told
+            tracing::error!(error = %e, "cannot record the changed tool list");
+            return;
+        }
+    };
+    live.replace(setup, changed.clone());
+    let voided = desk.void_changed(&changed.keys().cloned().collect()).await;
+    if voided > 0 {
+        tracing::warn!(
+            voided,
+            "pending approvals voided because their tool changed"
+        );
+    }
+    servers
+        .relay()
+        .agents
+        .changed(crate::mcp::agents::List::Tools)
+        .await;
+}
+
 /// Reload on SIGHUP, and whenever a file it reads changes (checked every `every`), starting
 /// from `seen`, the files as they were when the running setup was loaded. Approvals for tools
 /// that a reload finds changed are voided.
@@ -250,6 +310,10 @@ pub async fn watch(
         let woke = tokio::select! {
             s = signalled => Some(s),
             _ = tokio::time::sleep(every) => None,
+            _ = servers.relay().tools_changed.notified() => {
+                retool(&live, &ledger, &servers, &desk).await;
+                continue;
+            }
         };
         #[cfg(unix)]
         if woke == Some(false) {

@@ -118,12 +118,9 @@ impl Desk {
         };
         let e = &a.envelope;
         // Edited arguments are only accepted against the tool's own input schema.
-        let def = self
-            .servers
-            .tools()
-            .iter()
-            .find(|t| t.server == e.server && t.name == e.tool_name);
+        let def = self.servers.route_of(&e.server, &e.tool_name);
         let schema = def
+            .as_ref()
             .and_then(|d| d.definition.get("inputSchema"))
             .ok_or("the tool server is not running, so the edit cannot be checked against the tool's input schema; approve or deny as is, or try later")?;
         let validator = jsonschema::validator_for(schema)

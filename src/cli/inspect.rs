@@ -21,7 +21,7 @@ pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             eprintln!("server {}: {}", p.server, p.message);
         }
         let mut rows = Vec::new();
-        for t in servers.tools() {
+        for t in servers.tools().iter() {
             let manifest = setup.manifests.get(&t.server, &t.name);
             let mut row = class_row(
                 &setup,

@@ -47,7 +47,8 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             tracing::error!(server = %p.server, "{}", p.message);
         }
         // A condition on an argument a tool does not have could never hold: refuse to serve.
-        let found = setup.validate_conditions(|server, tool| servers.route_of(server, tool).and_then(|t| t.definition.get("inputSchema")));
+        let served = servers.tools();
+        let found = setup.validate_conditions(|server, tool| served.route_of(server, tool).and_then(|t| t.definition.get("inputSchema")));
         let errors: Vec<String> = found.iter().filter(|d| d.severity == airlock::diag::Severity::Error).map(ToString::to_string).collect();
         for d in found.iter().filter(|d| d.severity != airlock::diag::Severity::Error) {
             tracing::warn!("{d}");

@@ -1,7 +1,7 @@
 //! Tool servers: start each configured server as a child process, list its tools, forward calls.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rmcp::model::{
@@ -67,8 +67,56 @@ struct Server {
 pub struct ToolServers {
     relay: Arc<Relay>,
     servers: Vec<Server>,
+    /// Swapped whole when a server's tool list changes.
+    set: RwLock<Arc<ToolSet>>,
+}
+
+/// The tools served at one moment, routed by exposed name.
+#[derive(Debug, Default)]
+pub struct ToolSet {
     tools: Vec<ToolDef>,
     routes: BTreeMap<String, usize>,
+}
+
+impl ToolSet {
+    /// Add `defs`, skipping (and describing) any whose exposed name another server already uses.
+    fn add(&mut self, server: &str, defs: Vec<ToolDef>) -> Vec<ConnectProblem> {
+        let mut problems = Vec::new();
+        for def in defs {
+            if let Some(&other) = self.routes.get(&def.exposed) {
+                problems.push(ConnectProblem {
+                    server: server.to_string(),
+                    message: format!(
+                        "tool `{}` collides with `{}` of server `{}`; it is not exposed",
+                        def.exposed, def.exposed, self.tools[other].server
+                    ),
+                });
+                continue;
+            }
+            self.routes.insert(def.exposed.clone(), self.tools.len());
+            self.tools.push(def);
+        }
+        problems
+    }
+
+    /// The served definition of an exposed name.
+    pub fn route(&self, exposed: &str) -> Option<&ToolDef> {
+        self.routes.get(exposed).map(|&i| &self.tools[i])
+    }
+
+    /// The definition of `tool` on `server`, if served.
+    pub fn route_of(&self, server: &str, tool: &str) -> Option<&ToolDef> {
+        self.tools
+            .iter()
+            .find(|t| t.server == server && t.name == tool)
+    }
+}
+
+impl std::ops::Deref for ToolSet {
+    type Target = [ToolDef];
+    fn deref(&self) -> &[ToolDef] {
+        &self.tools
+    }
 }
 
 /// A problem met while connecting, reported to the operator (and `map`).
@@ -86,23 +134,12 @@ impl ToolServers {
         let started =
             futures_join_all(configs.iter().cloned().map(|c| start(c, relay.clone()))).await;
         let mut servers = Vec::new();
-        let mut tools: Vec<ToolDef> = Vec::new();
-        let mut routes: BTreeMap<String, usize> = BTreeMap::new();
+        let mut set = ToolSet::default();
         let mut problems = Vec::new();
         for (config, outcome) in started {
             match outcome {
                 Ok((service, defs)) => {
-                    for def in defs {
-                        if let Some(&other) = routes.get(&def.exposed) {
-                            problems.push(ConnectProblem {
-                                server: config.name.clone(),
-                                message: format!("tool `{}` collides with `{}` of server `{}`; it is not exposed", def.exposed, def.exposed, tools[other].server),
-                            });
-                            continue;
-                        }
-                        routes.insert(def.exposed.clone(), tools.len());
-                        tools.push(def);
-                    }
+                    problems.extend(set.add(&config.name, defs));
                     servers.push(Server {
                         config,
                         service: Some(service),
@@ -126,28 +163,58 @@ impl ToolServers {
             ToolServers {
                 relay,
                 servers,
-                tools,
-                routes,
+                set: RwLock::new(Arc::new(set)),
             },
             problems,
         )
     }
 
-    /// Every exposed tool, in server order.
-    pub fn tools(&self) -> &[ToolDef] {
-        &self.tools
+    /// Every exposed tool, in server order, as served now (a snapshot: a later change of a
+    /// server's tool list does not alter it).
+    pub fn tools(&self) -> Arc<ToolSet> {
+        self.set.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// (server, tool name) of an exposed name, if some server serves it.
-    pub fn route(&self, exposed: &str) -> Option<&ToolDef> {
-        self.routes.get(exposed).map(|&i| &self.tools[i])
+    /// The served definition of an exposed name.
+    pub fn route(&self, exposed: &str) -> Option<ToolDef> {
+        self.tools().route(exposed).cloned()
     }
 
     /// The definition of `tool` on `server`, if served.
-    pub fn route_of(&self, server: &str, tool: &str) -> Option<&ToolDef> {
-        self.tools
+    pub fn route_of(&self, server: &str, tool: &str) -> Option<ToolDef> {
+        self.tools().route_of(server, tool).cloned()
+    }
+
+    /// List `server`'s tools again (it said its list changed) and swap them in. Other servers'
+    /// tools are kept as they are; a new tool whose name collides is left out, as at start.
+    pub async fn refresh(&self, server: &str) -> Result<Vec<ConnectProblem>, String> {
+        let s = self
+            .servers
             .iter()
-            .find(|t| t.server == server && t.name == tool)
+            .find(|s| s.config.name == server)
+            .ok_or_else(|| format!("no tool server `{server}`"))?;
+        let service = s
+            .service
+            .as_ref()
+            .filter(|svc| !svc.is_transport_closed())
+            .ok_or_else(|| format!("tool server `{server}` is not connected"))?;
+        let defs = definitions(&s.config, service).await?;
+        let mut guard = self.set.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = ToolSet::default();
+        let mut problems = Vec::new();
+        // keep server order: each server's tools, this one's replaced
+        let mut fresh = Some(defs);
+        for other in &self.servers {
+            let name = other.config.name.as_str();
+            let tools = if name == server {
+                fresh.take().unwrap_or_default()
+            } else {
+                guard.iter().filter(|t| t.server == name).cloned().collect()
+            };
+            problems.extend(next.add(name, tools));
+        }
+        *guard = Arc::new(next);
+        Ok(problems)
     }
 
     /// Per-server state for status output: how it started, and whether its connection is up now
@@ -343,6 +410,15 @@ async fn connect_one(
                 .map_err(|e| format!("MCP handshake failed: {e}"))?
         }
     };
+    let defs = definitions(config, &service).await?;
+    Ok((service, defs))
+}
+
+/// A server's tools as it lists them now, with what the rug-pull guard pins for each.
+async fn definitions(
+    config: &ServerConfig,
+    service: &RunningService<RoleClient, Downstream>,
+) -> Result<Vec<ToolDef>, String> {
     let listed = service
         .list_all_tools()
         .await
@@ -371,7 +447,7 @@ async fn connect_one(
             definition,
         });
     }
-    Ok((service, defs))
+    Ok(defs)
 }
 
 /// Tells a tool server to stop a request whose caller went away (dropped while armed).

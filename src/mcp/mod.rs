@@ -5,13 +5,16 @@
 //! - [`upstream`]: Airlock as a server to the agent — list the gated tools, turn every `tools/call`
 //!   into a [`crate::gate::GateCall`] and the gate's reply back into an MCP result.
 //! - [`http`]: the same server over streamable HTTP at `/mcp`, for agents with a bearer token.
-//! - [`relay`]: progress and log messages from a tool server, passed to the agent whose call it is.
+//! - [`relay`]: what a tool server says to agents — progress and log messages about a call, its
+//!   questions (sampling, elicitation, roots), and list and resource changes — routed back.
+//! - [`agents`]: the connected agents, what each listens for, and their resource subscriptions.
 //! - `passthrough`: resources and prompts from the tool servers (reads; recorded, not gated).
 //!
 //! It must never decide whether a call runs (that is the gate and the decision core), and it must
 //! never let an rmcp type escape into the rest of the crate: everything crossing this boundary is a
 //! domain type or plain JSON.
 
+pub mod agents;
 pub mod downstream;
 pub mod http;
 mod passthrough;

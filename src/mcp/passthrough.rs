@@ -1,14 +1,20 @@
-//! Resources and prompts, passed through from the tool servers that offer them.
+//! Resources, prompts, completion and logging levels, passed through from the tool servers that
+//! offer them.
 //!
 //! Owns their aggregation (resources keep their URIs; prompts are exposed under the server's
-//! prefix, like tools) and the routing of `resources/read` and `prompts/get` back to the server.
-//! Both are reads by the MCP spec — nothing acts — so they are not gated, but every read is
-//! recorded in the ledger by the caller. It must never route a read to a server that did not
-//! list it.
+//! prefix, like tools) and the routing of `resources/read`, `resources/subscribe`, `prompts/get`
+//! and `completion/complete` back to the server. These are reads by the MCP spec — nothing acts —
+//! so they are not gated, but every read is recorded in the ledger by the caller. It must never
+//! route a request to a server that did not list what it names.
+
+// Logging (setLevel) and legacy resource subscriptions are deprecated from protocol 2026-07-28,
+// but live in older sessions, which most tool servers still speak.
+#![allow(deprecated)]
 
 use rmcp::model::{
-    GetPromptRequestParams, GetPromptResult, Prompt, ReadResourceRequestParams, ReadResourceResult,
-    Resource, ResourceTemplate,
+    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResult, Prompt,
+    ReadResourceRequestParams, ReadResourceResult, Reference, Resource, ResourceTemplate,
+    SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 
 use rmcp::service::{RoleClient, RunningService};
@@ -20,7 +26,20 @@ use super::relay::Downstream;
 #[derive(Clone, Copy)]
 enum Kind {
     Resources,
+    Subscriptions,
     Prompts,
+    Completions,
+    Logging,
+}
+
+/// What the tool servers offer between them, besides tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offers {
+    pub resources: bool,
+    pub subscriptions: bool,
+    pub prompts: bool,
+    pub completions: bool,
+    pub logging: bool,
 }
 
 /// A live server that offers `kind`: (name, service).
@@ -30,19 +49,126 @@ impl ToolServers {
     /// The live servers that offer `kind`, in order.
     fn offering(&self, kind: Kind) -> impl Iterator<Item = Offering<'_>> {
         self.live().filter(move |(_, svc)| {
-            svc.peer_info().is_some_and(|i| match kind {
-                Kind::Resources => i.capabilities.resources.is_some(),
-                Kind::Prompts => i.capabilities.prompts.is_some(),
+            svc.peer_info().is_some_and(|i| {
+                let c = &i.capabilities;
+                match kind {
+                    Kind::Resources => c.resources.is_some(),
+                    Kind::Subscriptions => c
+                        .resources
+                        .as_ref()
+                        .is_some_and(|r| r.subscribe == Some(true)),
+                    Kind::Prompts => c.prompts.is_some(),
+                    Kind::Completions => c.completions.is_some(),
+                    Kind::Logging => c.logging.is_some(),
+                }
             })
         })
     }
 
-    /// Whether any server offers (resources, prompts).
-    pub fn offers(&self) -> (bool, bool) {
-        (
-            self.offering(Kind::Resources).next().is_some(),
-            self.offering(Kind::Prompts).next().is_some(),
-        )
+    /// What any live server offers.
+    pub fn offers(&self) -> Offers {
+        let any = |k| self.offering(k).next().is_some();
+        Offers {
+            resources: any(Kind::Resources),
+            subscriptions: any(Kind::Subscriptions),
+            prompts: any(Kind::Prompts),
+            completions: any(Kind::Completions),
+            logging: any(Kind::Logging),
+        }
+    }
+
+    /// The live server that lists resource `uri` and offers `kind` for it.
+    async fn lister(&self, uri: &str, kind: Kind) -> Option<Offering<'_>> {
+        for (name, svc) in self.offering(kind) {
+            let listed = svc
+                .list_all_resources()
+                .await
+                .is_ok_and(|all| all.iter().any(|r| r.uri == uri));
+            if listed {
+                return Some((name, svc));
+            }
+        }
+        None
+    }
+
+    /// Ask the server that lists `uri` to send updates of it.
+    pub async fn subscribe(&self, uri: &str) -> Result<String, DownstreamError> {
+        let (name, svc) = self.lister(uri, Kind::Subscriptions).await.ok_or_else(|| {
+            DownstreamError::NotOffered(format!(
+                "no tool server lists resource {uri} with subscriptions"
+            ))
+        })?;
+        svc.subscribe(SubscribeRequestParams::new(uri))
+            .await
+            .map_err(|e| Self::failed(name, e))?;
+        Ok(name.to_string())
+    }
+
+    /// Tell the server that lists `uri` that no agent wants its updates any more.
+    pub async fn unsubscribe(&self, uri: &str) -> Result<(), DownstreamError> {
+        if let Some((name, svc)) = self.lister(uri, Kind::Subscriptions).await {
+            svc.unsubscribe(UnsubscribeRequestParams::new(uri))
+                .await
+                .map_err(|e| Self::failed(name, e))?;
+        }
+        Ok(())
+    }
+
+    /// Complete an argument of a prompt (by exposed name) or of a resource template, on the
+    /// server that offers it.
+    pub async fn complete(
+        &self,
+        mut params: CompleteRequestParams,
+    ) -> Result<CompleteResult, DownstreamError> {
+        for (name, svc) in self.offering(Kind::Completions) {
+            let owns = match &mut params.r#ref {
+                Reference::Prompt(p) => match self.inner_name(name, &p.name) {
+                    Some(inner)
+                        if svc
+                            .list_all_prompts()
+                            .await
+                            .is_ok_and(|all| all.iter().any(|x| x.name == inner)) =>
+                    {
+                        p.name = inner;
+                        true
+                    }
+                    _ => false,
+                },
+                Reference::Resource(r) => svc
+                    .list_all_resource_templates()
+                    .await
+                    .is_ok_and(|all| all.iter().any(|t| t.uri_template == r.uri)),
+                _ => false,
+            };
+            if owns {
+                return svc
+                    .complete(params)
+                    .await
+                    .map_err(|e| Self::failed(name, e));
+            }
+        }
+        Err(DownstreamError::NotOffered(
+            "no tool server offers completion for that reference".to_string(),
+        ))
+    }
+
+    /// Set the logging level on every server that logs. Tool server connections are shared by
+    /// all agents, so the level is the last one any agent asked for.
+    pub async fn set_level(&self, params: SetLevelRequestParams) {
+        for (name, svc) in self.offering(Kind::Logging) {
+            if let Err(e) = svc.set_level(params.clone()).await {
+                tracing::warn!(server = name, error = %e, "logging/setLevel failed");
+            }
+        }
+    }
+
+    /// An agent's roots changed: every server may ask again.
+    pub async fn roots_changed(&self) {
+        for (name, svc) in self.live() {
+            if let Err(e) = svc.notify_roots_list_changed().await {
+                tracing::debug!(server = name, error = %e, "cannot pass on a roots change");
+            }
+        }
     }
 
     /// Map a server's error on a forwarded read.
@@ -74,18 +200,12 @@ impl ToolServers {
         &self,
         params: ReadResourceRequestParams,
     ) -> Result<(String, ReadResourceResult), DownstreamError> {
-        for (name, svc) in self.offering(Kind::Resources) {
-            let listed = svc
-                .list_all_resources()
+        if let Some((name, svc)) = self.lister(&params.uri, Kind::Resources).await {
+            return svc
+                .read_resource(params)
                 .await
-                .is_ok_and(|all| all.iter().any(|r| r.uri == params.uri));
-            if listed {
-                return svc
-                    .read_resource(params)
-                    .await
-                    .map(|r| (name.to_string(), r))
-                    .map_err(|e| Self::failed(name, e));
-            }
+                .map(|r| (name.to_string(), r))
+                .map_err(|e| Self::failed(name, e));
         }
         Err(DownstreamError::NotOffered(format!(
             "no tool server lists resource {}",

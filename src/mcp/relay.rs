@@ -1,19 +1,31 @@
-//! Relay: what a tool server says about a call in flight — progress and log messages — passed
-//! on to the agent that made the call, as if Airlock were not there.
+//! Relay: what a tool server says to the agents, passed on as if Airlock were not there —
+//! progress and log messages about a call in flight, the questions a tool server asks while it
+//! runs one (sampling, elicitation, roots), and changes to its lists and resources.
 //!
 //! Owns the routes from a forwarded call (its relay key, and the progress token rmcp gave the
-//! request to the tool server) back to the agent's peer and the agent's own progress token. It must never relay anything
-//! that would act (requests from a tool server are not relayed here), and never send one agent's
-//! progress to another.
+//! request to the tool server) back to the agent's peer and the agent's own progress token. It
+//! must never send one agent's progress to another, and never put a tool server's question to an
+//! agent that has no call in flight there: a question is relayed only while every call in flight
+//! on that server is the same actor's, else it is refused. A changed tool list is not relayed as
+//! is: it is re-listed and re-gated first (see `live`).
 
 // Logging (SEP-2577) is deprecated from protocol 2026-07-28, but live in older sessions.
 #![allow(deprecated)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use rmcp::model::{LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken};
-use rmcp::service::{NotificationContext, Peer, RoleClient, RoleServer};
+use rmcp::ErrorData;
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
+    ElicitRequestParams, ElicitResult, Implementation, ListRootsResult,
+    LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken,
+    ResourceUpdatedNotificationParam,
+};
+use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, RoleServer};
+use tokio::sync::Notify;
+
+use super::agents::{Agents, List};
 
 struct Route {
     peer: Peer<RoleServer>,
@@ -25,10 +37,16 @@ struct Route {
     server: Option<(String, ProgressToken)>,
 }
 
-/// Calls in flight that an agent may hear about.
+/// Calls in flight that an agent may hear about, and the agents listening for changes.
 #[derive(Default)]
 pub struct Relay {
     routes: Mutex<HashMap<String, Route>>,
+    /// The connected agents and their subscriptions.
+    pub agents: Agents,
+    /// Servers that said their tool list changed, not yet re-listed.
+    dirty: Mutex<BTreeSet<String>>,
+    /// Woken when a server's tool list changed.
+    pub tools_changed: Notify,
 }
 
 impl Relay {
@@ -84,6 +102,21 @@ impl Relay {
         Some((r.peer.clone(), p))
     }
 
+    /// Servers whose tool list changed since the last call (each named once).
+    pub fn take_changed(&self) -> Vec<String> {
+        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .collect()
+    }
+
+    fn mark_changed(&self, server: &str) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(server.to_string());
+        self.tools_changed.notify_one();
+    }
+
     /// The one agent a server's log message can be attributed to: only when every call in
     /// flight on that server is the same actor's (a log line may hold another actor's data).
     fn sole_agent(&self, server: &str) -> Option<Peer<RoleServer>> {
@@ -115,7 +148,124 @@ pub struct Downstream {
     pub(super) server: String,
 }
 
+/// A question from a tool server that no agent can be asked.
+fn unaskable(server: &str, what: &str, why: &str) -> ErrorData {
+    tracing::warn!(server, what, why, "tool server request refused");
+    ErrorData::invalid_request(format!("Airlock cannot relay {what}: {why}"), None)
+}
+
+/// An agent's answer failed: pass its error on when it has one.
+fn relayed_error(e: rmcp::ServiceError) -> ErrorData {
+    match e {
+        rmcp::ServiceError::McpError(e) => e,
+        other => ErrorData::internal_error(format!("the agent did not answer: {other}"), None),
+    }
+}
+
+impl Downstream {
+    /// The agent to put a question to: the one actor with calls in flight on this server.
+    fn asked(&self, what: &str) -> Result<Peer<RoleServer>, ErrorData> {
+        self.relay.sole_agent(&self.server).ok_or_else(|| {
+            unaskable(
+                &self.server,
+                what,
+                "it may only be asked while calls of one agent are in flight on this server",
+            )
+        })
+    }
+}
+
 impl rmcp::ClientHandler for Downstream {
+    /// What Airlock tells a tool server it can do: everything an agent behind it may do, since
+    /// questions are relayed to the agent (and refused when that agent cannot answer them).
+    fn get_info(&self) -> ClientConfig {
+        let capabilities: ClientCapabilities = serde_json::from_value(serde_json::json!({
+            "sampling": {},
+            "elicitation": {"form": {}, "url": {}},
+            "roots": {"listChanged": true},
+        }))
+        .unwrap_or_default();
+        ClientConfig::new(
+            capabilities,
+            Implementation::new("airlock", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let peer = self.asked("a sampling request")?;
+        if peer
+            .peer_info()
+            .is_none_or(|i| i.capabilities.sampling.is_none())
+        {
+            return Err(unaskable(
+                &self.server,
+                "a sampling request",
+                "the agent does not support sampling",
+            ));
+        }
+        peer.create_message(params).await.map_err(relayed_error)
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let peer = self.asked("an elicitation request")?;
+        if peer
+            .peer_info()
+            .is_none_or(|i| i.capabilities.elicitation.is_none())
+        {
+            return Err(unaskable(
+                &self.server,
+                "an elicitation request",
+                "the agent does not support elicitation",
+            ));
+        }
+        peer.create_elicitation(params).await.map_err(relayed_error)
+    }
+
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let peer = self.asked("a roots request")?;
+        if peer
+            .peer_info()
+            .is_none_or(|i| i.capabilities.roots.is_none())
+        {
+            // an agent without roots has none to offer
+            return Ok(ListRootsResult::default());
+        }
+        peer.list_roots().await.map_err(relayed_error)
+    }
+
+    /// Re-listed and re-gated by the live watcher before agents hear of it.
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        tracing::info!(server = %self.server, "tool server says its tool list changed");
+        self.relay.mark_changed(&self.server);
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.relay.agents.changed(List::Resources).await;
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.relay.agents.changed(List::Prompts).await;
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.relay.agents.updated(params).await;
+    }
+
     async fn on_progress(
         &self,
         params: ProgressNotificationParam,

@@ -2,23 +2,27 @@
 //! It must never decide whether a call runs; it relays the gate's reply, waits for approvals with
 //! progress notifications, and serves the built-in `airlock_status` tool.
 
+// Logging (setLevel) is deprecated from protocol 2026-07-28, but live in older sessions.
+#![allow(deprecated)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig, Tool,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerConfig,
 };
 use rmcp::model::{CancelTaskParams, CreateTaskResult, GetTaskParams, GetTaskResult};
+use rmcp::model::{CompleteRequestParams, CompleteResult, SetLevelRequestParams};
 use rmcp::model::{
     GetPromptRequestParams, GetPromptResponse, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ReadResourceRequestParams, ReadResourceResponse,
 };
-use rmcp::service::{RequestContext, RoleServer};
+use rmcp::model::{SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams};
+use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use crate::approval::state::Status;
@@ -42,37 +46,12 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AgentServer {
     gate: Arc<Gate>,
-    tools: Arc<Vec<Tool>>,
     max_wait: Duration,
 }
 
 impl AgentServer {
     pub fn new(gate: Arc<Gate>, max_wait: Duration) -> AgentServer {
-        let mut tools: Vec<Tool> = gate
-            .tools()
-            .iter()
-            .filter(|def| def.exposed != STATUS_TOOL)
-            .filter_map(|def| {
-                let mut v = def.definition.clone();
-                if let Value::Object(o) = &mut v {
-                    o.insert("name".into(), Value::String(def.exposed.clone()));
-                }
-                serde_json::from_value::<Tool>(v).map_err(|e| tracing::error!(tool = %def.exposed, error = %e, "cannot relay tool definition")).ok()
-            })
-            .collect();
-        let schema = json!({"type": "object", "properties": {"approval_id": {"type": "string", "description": "The id from a pending result"}}, "required": ["approval_id"]});
-        if let Value::Object(schema) = schema {
-            tools.push(Tool::new(
-                STATUS_TOOL,
-                "Airlock's own tool: the state of a call that waits for human approval, and its result once decided.",
-                schema,
-            ));
-        }
-        AgentServer {
-            gate,
-            tools: Arc::new(tools),
-            max_wait,
-        }
+        AgentServer { gate, max_wait }
     }
 
     /// Serve MCP over this process's stdin/stdout until the agent disconnects.
@@ -170,23 +149,13 @@ fn actor_of(context: &RequestContext<RoleServer>) -> Option<String> {
     )
 }
 
+mod passing;
 mod results;
 use results::{held_result, outcome_result, pending_result, task_of, with_meta};
 
 impl ServerHandler for AgentServer {
     fn get_info(&self) -> ServerConfig {
-        let mut caps = ServerCapabilities::builder()
-            .enable_tools()
-            .enable_tasks()
-            .build();
-        // resources and prompts pass through when some tool server offers them
-        let (resources, prompts) = self.gate.servers().offers();
-        if resources {
-            caps.resources = Some(Default::default());
-        }
-        if prompts {
-            caps.prompts = Some(Default::default());
-        }
+        let caps = passing::capabilities(self.gate.servers().offers());
         ServerConfig::new(caps)
             .with_server_info(Implementation::new("airlock", env!("CARGO_PKG_VERSION")))
             .with_instructions(
@@ -201,7 +170,10 @@ impl ServerHandler for AgentServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        // listed as served now: a tool server's changed list shows once it is re-gated
+        Ok(ListToolsResult::with_all_items(passing::tools(
+            &self.gate.tools(),
+        )))
     }
 
     async fn call_tool(
@@ -281,9 +253,7 @@ impl ServerHandler for AgentServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(ListResourcesResult::with_all_items(
-            self.gate.servers().resources().await.0,
-        ))
+        Ok(passing::list_resources(&self.gate).await)
     }
 
     async fn list_resource_templates(
@@ -291,37 +261,43 @@ impl ServerHandler for AgentServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(ListResourceTemplatesResult::with_all_items(
-            self.gate.servers().resources().await.1,
-        ))
+        Ok(passing::list_resource_templates(&self.gate).await)
     }
 
-    /// A resource is a read: not gated, but recorded before its content is handed over.
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let uri = request.uri.clone();
-        let (server, result) = self
-            .gate
-            .servers()
-            .read_resource(request)
-            .await
-            .map_err(|e| ErrorData::resource_not_found(e.to_string(), None))?;
-        let digest = crate::canonical::sha256_hex(
-            crate::canonical::to_string(&serde_json::to_value(&result).unwrap_or_default())
-                .as_bytes(),
-        );
-        self.gate
-            .audit(
-                "resource_read",
-                actor_of(&context).as_deref(),
-                json!({"server": server, "uri": uri, "contents_sha256": digest}),
-            )
-            .await
-            .map_err(|e| ErrorData::internal_error(e, None))?;
-        Ok(result.into())
+        passing::read_resource(&self.gate, request, actor_of(&context)).await
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        passing::subscribe(&self.gate, &request.uri, context.peer).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        passing::unsubscribe(&self.gate, &request.uri, &context.peer).await
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // the SDK narrows it to what `get_info` advertises
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        passing::listen(&self.gate, context).await
     }
 
     async fn list_prompts(
@@ -334,28 +310,41 @@ impl ServerHandler for AgentServer {
         ))
     }
 
-    /// A prompt is a read: not gated, but recorded before it is handed over.
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let name = request.name.clone();
-        let (server, result) = self
-            .gate
-            .servers()
-            .get_prompt(request)
-            .await
-            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+        passing::get_prompt(&self.gate, request, actor_of(&context)).await
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
         self.gate
-            .audit(
-                "prompt_get",
-                actor_of(&context).as_deref(),
-                json!({"server": server, "prompt": name}),
-            )
+            .servers()
+            .complete(request)
             .await
-            .map_err(|e| ErrorData::internal_error(e, None))?;
-        Ok(result.into())
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.gate.servers().set_level(request).await;
+        Ok(())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.gate.servers().relay().agents.join(context.peer);
+    }
+
+    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
+        self.gate.servers().roots_changed().await;
     }
 
     async fn get_task(

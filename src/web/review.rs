@@ -377,7 +377,7 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>)
             esc(server),
             calls.len()
         ));
-        if let Some(d) = def {
+        if let Some(d) = &def {
             let description = d
                 .definition
                 .get("description")
@@ -413,7 +413,7 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>)
                 t = esc(&token),
                 s = esc(server),
                 n = esc(tool),
-                h = esc(def.map_or("", |d| d.definition_hash.as_str())),
+                h = esc(def.as_ref().map_or("", |d| d.definition_hash.as_str())),
             )),
             None => html.push_str("<p>Its server does not serve it right now, so it cannot be classified here.</p>"),
         }

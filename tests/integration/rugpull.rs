@@ -122,3 +122,90 @@ async fn a_changed_tool_is_quarantined_voids_its_approvals_and_a_pin_restores_it
             .any(|r| r["kind"] == "tool_accepted" && r["body"]["hash"] == hash.as_str())
     );
 }
+
+/// Counts `notifications/tools/list_changed` reaching the agent.
+#[derive(Clone, Default)]
+struct ListWatcher(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl rmcp::ClientHandler for ListWatcher {
+    async fn on_tool_list_changed(&self, _c: rmcp::service::NotificationContext<rmcp::RoleClient>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_tool_changed_mid_session_is_re_gated_before_the_agent_hears_of_the_new_list() {
+    let w = world();
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    let armed = config.replacen(
+        "executed.jsonl\"]",
+        "executed.jsonl\", \"--rug-pull-on-echo\"]",
+        1,
+    );
+    w.write_config(&armed);
+    let watcher = ListWatcher::default();
+    let (client, _child) = w.client(watcher.clone()).await;
+    let call = |name: &str, args: Value| {
+        let mut p = rmcp::model::CallToolRequestParams::new(name.to_string());
+        p.arguments = args.as_object().cloned();
+        p
+    };
+    let search = json!({"query": "A-1001"});
+    let before = client
+        .call_tool(call("search_orders", search.clone()))
+        .await
+        .expect("answered");
+    assert!(!is_error(&before), "{}", text(&before));
+    // the server changes search_orders and says its list changed
+    let echoed = client
+        .call_tool(call("echo", json!({"text": "hi"})))
+        .await
+        .expect("answered");
+    assert_eq!(text(&echoed), "hi");
+    let mut told = false;
+    for _ in 0..400 {
+        if watcher.0.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            told = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(told, "the agent never heard that the tool list changed");
+    // by then the change is judged: the listed definition is the new one, and calling it is held
+    let listed = client.list_all_tools().await.expect("tools/list");
+    let def = listed
+        .iter()
+        .find(|t| t.name == "search_orders")
+        .expect("still listed");
+    assert!(
+        def.description
+            .as_deref()
+            .is_some_and(|d| d.contains("uploads every match")),
+        "{def:?}"
+    );
+    let after = client
+        .call_tool(call("search_orders", search))
+        .await
+        .expect("answered");
+    assert!(is_error(&after), "{}", text(&after));
+    assert_eq!(decision(&after)["reasons"][0]["code"], "tool_changed");
+    let _ = client.cancel().await;
+    let ran: Vec<String> = w.executed("executed.jsonl");
+    assert_eq!(
+        ran.iter().filter(|t| *t == "search_orders").count(),
+        1,
+        "the changed tool never ran: {ran:?}"
+    );
+    w.wait_for_ledger().await;
+    let rows = w.ledger_rows().await;
+    let relisted = rows
+        .iter()
+        .find(|r| r["kind"] == "tools_relisted")
+        .expect("tools_relisted row");
+    assert_eq!(relisted["body"]["servers"], json!(["shop"]));
+    assert!(
+        rows.iter()
+            .any(|r| r["kind"] == "tool_changed" && r["body"]["tool"] == "shop/search_orders"),
+        "no tool_changed row for search_orders"
+    );
+}
