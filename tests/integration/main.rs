@@ -9,6 +9,7 @@ mod conditions;
 mod drift;
 mod gate;
 mod http;
+mod inspector;
 mod live;
 mod peers;
 mod protocol;

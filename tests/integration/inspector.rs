@@ -1,0 +1,275 @@
+//! The official MCP Inspector (npm `@modelcontextprotocol/inspector`) in CLI mode as the agent, over
+//! streamable HTTP with its own bearer token: it lists, calls, is refused, and is recorded as
+//! itself. `.ci/install-peers` installs it under `$AIRLOCK_PEERS_DIR` (default
+//! `~/.cache/airlock-peers`); without it the test skips, unless AIRLOCK_REQUIRE_PEERS is set.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::smtp::{free_port, http};
+use crate::support::{AIRLOCK, World, peer_available, proposal_call_id, rows_for};
+
+/// The inspector's launcher, where `.ci/install-peers` puts it.
+fn inspector() -> PathBuf {
+    let dir = std::env::var_os("AIRLOCK_PEERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airlock-peers")
+        });
+    dir.join("node_modules/.bin/mcp-inspector")
+}
+
+/// `airlock serve --http` on a free local port; killed when dropped.
+struct Serving {
+    child: Child,
+    mcp: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo shop behind Airlock, one `[[agent]]` for `actor`: (world, its token).
+fn world(actor: &str) -> (World, String) {
+    let w = World::demo();
+    let out = Command::new(AIRLOCK)
+        .args(["token", "new", "--actor", actor])
+        .output()
+        .expect("airlock token new");
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8(out.stdout).expect("utf-8");
+    let token = said
+        .split_whitespace()
+        .find(|t| t.starts_with("alk_"))
+        .expect("a token")
+        .to_string();
+    let entry = &said[said.find("[[agent]]").expect("an [[agent]] entry")..];
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&format!("{config}\n{entry}"));
+    (w, token)
+}
+
+fn serve(w: &World) -> Serving {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(AIRLOCK)
+        .args(["serve", "--http", &addr, "--config"])
+        .arg(w.config())
+        .env("AIRLOCK_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("airlock serve");
+    for _ in 0..400 {
+        if http()
+            .get(&format!("http://{addr}/healthz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Serving {
+                child,
+                mcp: format!("http://{addr}/mcp"),
+            };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("airlock serve --http did not come up");
+}
+
+/// One inspector run: `--cli URL --transport http [--header "Authorization: Bearer …"] ARGS`.
+fn run(mcp: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(inspector());
+    cmd.args(["--cli", mcp, "--transport", "http"]);
+    if let Some(token) = token {
+        cmd.arg("--header")
+            .arg(format!("Authorization: Bearer {token}"));
+    }
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the inspector")
+}
+
+/// A run that succeeded: the JSON it printed on stdout.
+fn answer(mcp: &str, token: &str, args: &[&str]) -> Value {
+    let out = run(mcp, Some(token), args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "inspector {args:?} failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "inspector {args:?} printed no JSON ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The text content of a `tools/call` answer.
+fn text(result: &Value) -> String {
+    result["content"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_official_inspector_as_an_http_agent() {
+    if !peer_available(
+        "the MCP Inspector (npm @modelcontextprotocol/inspector)",
+        Command::new(inspector()).arg("--help"),
+    ) {
+        return;
+    }
+    let (w, token) = world("agent:inspector");
+    let s = serve(&w);
+
+    // it sees the demo shop's tools and Airlock's own
+    let listed = answer(&s.mcp, &token, &["--method", "tools/list"]);
+    let mut names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {listed}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "airlock_status",
+            "delete_customer",
+            "echo",
+            "refund_order",
+            "search_orders",
+            "send_customer_email",
+            "tag_order",
+            "untag_order",
+        ]
+    );
+
+    // a read (read_only: allowed) runs and its real result comes back
+    let read = answer(
+        &s.mcp,
+        &token,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "search_orders",
+            "--tool-arg",
+            "query=A-1002",
+        ],
+    );
+    assert_eq!(read["isError"], false, "{read}");
+    assert_eq!(
+        text(&read),
+        "A-1002 bob@example.com total=12000 cents tags=[paid,vip]"
+    );
+
+    // a deletion (destructive: denied) is refused with its reason, and never reaches the shop
+    let denied = answer(
+        &s.mcp,
+        &token,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "delete_customer",
+            "--tool-arg",
+            "email=carol@example.com",
+        ],
+    );
+    assert_eq!(denied["isError"], true, "{denied}");
+    let said = text(&denied);
+    assert!(
+        said.contains("Airlock denied `delete_customer`; it was not run")
+            && said.contains("class `destructive` is denied by policy"),
+        "{said}"
+    );
+    let decision = &denied["_meta"]["airlock/decision"];
+    assert_eq!(decision["verdict"], "deny", "{denied}");
+    assert_eq!(decision["reasons"][0]["code"], "path_deny", "{denied}");
+    assert_eq!(w.executed("executed.jsonl"), ["search_orders"]);
+
+    // without the token, or with a wrong one, the inspector does not get in
+    for bad in [None, Some("alk_0000")] {
+        let out = run(&s.mcp, bad, &["--method", "tools/list"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "token {bad:?} admitted: {stderr}");
+        assert!(
+            stderr.contains("a valid bearer token is required"),
+            "token {bad:?}: {stderr}"
+        );
+    }
+    // the inspector prints Airlock's refusal but not its status: the same request, by hand, is a 401
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "inspector-cli", "version": "0"}}});
+    let refused = http()
+        .post(&s.mcp)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .send(init.to_string())
+        .expect("POST");
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(
+        refused
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer realm=\"airlock\"")
+    );
+
+    // the ledger holds both calls as the inspector's actor, and nothing from the refused runs
+    drop(s);
+    let rows = w.ledger_rows().await;
+    let proposals: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r["kind"] == "proposal")
+        .map(|r| {
+            (
+                r["body"]["actor"].as_str().unwrap_or(""),
+                r["body"]["tool"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        proposals,
+        [
+            ("agent:inspector", "search_orders"),
+            ("agent:inspector", "delete_customer"),
+        ]
+    );
+    let read_id = proposal_call_id(&rows, "search_orders");
+    assert_eq!(
+        rows_for(&rows, "verdict", &read_id)[0]["body"]["verdict"],
+        "allow"
+    );
+    assert_eq!(
+        rows_for(&rows, "outcome", &read_id)[0]["body"]["status"],
+        "ok"
+    );
+    let denied_id = proposal_call_id(&rows, "delete_customer");
+    assert_eq!(
+        decision["call_id"], denied_id,
+        "the refusal names its ledger call"
+    );
+    assert_eq!(
+        rows_for(&rows, "verdict", &denied_id)[0]["body"]["verdict"],
+        "deny"
+    );
+    assert_eq!(
+        rows_for(&rows, "outcome", &denied_id)[0]["body"]["status"],
+        "not_run"
+    );
+    let verified = w.airlock(&["ledger", "verify"]);
+    assert!(verified.status.success(), "{verified:?}");
+    assert_eq!(w.executed("executed.jsonl"), ["search_orders"]);
+}
