@@ -77,14 +77,20 @@ impl ToolServers {
         }
     }
 
-    /// The live server that lists resource `uri` and offers `kind` for it.
+    /// The live server that lists resource `uri` (as a resource, or as a match of one of its
+    /// resource templates) and offers `kind` for it.
     async fn lister(&self, uri: &str, kind: Kind) -> Option<Offering<'_>> {
         for (name, svc) in self.offering(kind) {
             let listed = svc
                 .list_all_resources()
                 .await
                 .is_ok_and(|all| all.iter().any(|r| r.uri == uri));
-            if listed {
+            let templated = || async {
+                svc.list_all_resource_templates()
+                    .await
+                    .is_ok_and(|all| all.iter().any(|t| template_matches(&t.uri_template, uri)))
+            };
+            if listed || templated().await {
                 return Some((name, svc));
             }
         }
@@ -254,5 +260,83 @@ impl ToolServers {
             "no tool server offers prompt {}",
             params.name
         )))
+    }
+}
+
+/// Whether `uri` is an expansion of an RFC 6570 URI template: `{x}` stands for one or more
+/// characters other than `/`, `?` and `#`; `{+x}` and `{#x}` for any one or more. Other
+/// operators (`{?x}`, `{/x}`, ...) are matched loosely, as any run of characters.
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    // split into literals and variables: "a{b}c" → [Lit(a), Var(b), Lit(c)]
+    enum Part<'a> {
+        Lit(&'a str),
+        Var { any: bool, optional: bool },
+    }
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return false;
+        };
+        parts.push(Part::Lit(&rest[..open]));
+        let expr = &rest[open + 1..open + close];
+        let op = expr.chars().next().unwrap_or(' ');
+        parts.push(Part::Var {
+            any: matches!(op, '+' | '#' | '/' | '.' | ';' | '?' | '&'),
+            optional: matches!(op, '?' | '&' | '#' | '/' | '.' | ';'),
+        });
+        rest = &rest[open + close + 1..];
+    }
+    parts.push(Part::Lit(rest));
+
+    fn walk(parts: &[Part<'_>], uri: &str) -> bool {
+        match parts.split_first() {
+            None => uri.is_empty(),
+            Some((Part::Lit(l), more)) => uri.strip_prefix(l).is_some_and(|u| walk(more, u)),
+            Some((Part::Var { any, optional }, more)) => {
+                let min = usize::from(!optional);
+                let mut taken = 0;
+                for (i, c) in uri.char_indices() {
+                    if i >= min && walk(more, &uri[i..]) {
+                        return true;
+                    }
+                    if !any && matches!(c, '/' | '?' | '#') {
+                        return false;
+                    }
+                    taken = i + c.len_utf8();
+                }
+                taken >= min && walk(more, &uri[taken..])
+            }
+        }
+    }
+    walk(&parts, uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template_matches;
+
+    #[test]
+    fn a_uri_matches_the_templates_it_expands_and_no_other() {
+        let t = "test://template/{id}/data";
+        assert!(template_matches(t, "test://template/123/data"));
+        assert!(
+            !template_matches(t, "test://template//data"),
+            "a variable is not empty"
+        );
+        assert!(
+            !template_matches(t, "test://template/1/2/data"),
+            "{{x}} stays in a segment"
+        );
+        assert!(!template_matches(t, "test://template/123/data/more"));
+        assert!(!template_matches(t, "other://template/123/data"));
+        assert!(template_matches("file:///{+path}", "file:///a/b/c.txt"));
+        assert!(template_matches("db://{table}/{id}", "db://users/7"));
+        assert!(!template_matches("db://{table}/{id}", "db://users"));
+        assert!(template_matches("search://q{?term}", "search://q?term=x"));
+        assert!(template_matches("search://q{?term}", "search://q"));
+        assert!(!template_matches("broken://{id", "broken://{id"));
+        assert!(template_matches("plain://x", "plain://x"));
+        assert!(!template_matches("plain://x", "plain://y"));
     }
 }

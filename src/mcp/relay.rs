@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 
 use rmcp::ErrorData;
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
-    ElicitRequestParams, ElicitResult, Implementation, ListRootsResult,
-    LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken,
-    ResourceUpdatedNotificationParam,
+    ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequestParams,
+    CreateMessageResult, ElicitRequestParams, ElicitResult, GetExtensions, Implementation,
+    ListRootsResult, LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken,
+    Request, RequestId, RequestNoParam, ResourceUpdatedNotificationParam, ServerRequest,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, RoleServer};
 use tokio::sync::Notify;
@@ -29,6 +29,8 @@ use super::agents::{Agents, List};
 
 struct Route {
     peer: Peer<RoleServer>,
+    /// The agent's request for the call: questions about it ride that request's stream.
+    request: RequestId,
     /// Whose call it is.
     actor: String,
     /// The agent's own progress token, if it asked for progress.
@@ -61,12 +63,14 @@ impl Relay {
         key: &str,
         actor: &str,
         peer: Peer<RoleServer>,
+        request: RequestId,
         token: Option<ProgressToken>,
     ) -> Opened {
         self.lock().insert(
             key.to_string(),
             Route {
                 peer,
+                request,
                 actor: actor.to_string(),
                 token,
                 server: None,
@@ -117,9 +121,10 @@ impl Relay {
         self.tools_changed.notify_one();
     }
 
-    /// The one agent a server's log message can be attributed to: only when every call in
-    /// flight on that server is the same actor's (a log line may hold another actor's data).
-    fn sole_agent(&self, server: &str) -> Option<Peer<RoleServer>> {
+    /// The one agent a server's log message or question can be attributed to, with the request
+    /// of one of its calls there: only when every call in flight on that server is the same
+    /// actor's (a log line may hold another actor's data).
+    fn sole_agent(&self, server: &str) -> Option<(Peer<RoleServer>, RequestId)> {
         let routes = self.lock();
         let mut on: Vec<&Route> = routes
             .values()
@@ -128,7 +133,7 @@ impl Relay {
         let first = on.pop()?;
         on.iter()
             .all(|r| r.actor == first.actor)
-            .then(|| first.peer.clone())
+            .then(|| (first.peer.clone(), first.request.clone()))
     }
 }
 
@@ -154,6 +159,10 @@ fn unaskable(server: &str, what: &str, why: &str) -> ErrorData {
     ErrorData::invalid_request(format!("Airlock cannot relay {what}: {why}"), None)
 }
 
+fn unexpected() -> ErrorData {
+    ErrorData::internal_error("the agent answered with an unexpected result", None)
+}
+
 /// An agent's answer failed: pass its error on when it has one.
 fn relayed_error(e: rmcp::ServiceError) -> ErrorData {
     match e {
@@ -163,16 +172,47 @@ fn relayed_error(e: rmcp::ServiceError) -> ErrorData {
 }
 
 impl Downstream {
-    /// The agent to put a question to: the one actor with calls in flight on this server.
-    fn asked(&self, what: &str) -> Result<Peer<RoleServer>, ErrorData> {
-        self.relay.sole_agent(&self.server).ok_or_else(|| {
+    /// The agent to put a question to: the one actor with calls in flight on this server, and
+    /// whether it declared `capable`.
+    fn asked(
+        &self,
+        what: &str,
+        capable: impl Fn(&ClientCapabilities) -> bool,
+    ) -> Result<(Peer<RoleServer>, RequestId), ErrorData> {
+        let (peer, request) = self.relay.sole_agent(&self.server).ok_or_else(|| {
             unaskable(
                 &self.server,
                 what,
                 "it may only be asked while calls of one agent are in flight on this server",
             )
-        })
+        })?;
+        if !peer.peer_info().is_some_and(|i| capable(&i.capabilities)) {
+            return Err(unaskable(
+                &self.server,
+                what,
+                "the agent did not declare that it can answer it",
+            ));
+        }
+        Ok((peer, request))
     }
+}
+
+/// Put a question to an agent on the stream of its call's request (over HTTP, the call's own
+/// SSE stream), and wait for its answer.
+async fn ask(
+    peer: Peer<RoleServer>,
+    call: RequestId,
+    mut request: ServerRequest,
+) -> Result<ClientResult, ErrorData> {
+    request
+        .extensions_mut()
+        .insert(rmcp::service::OriginatingRequestId(call));
+    // a task of its own: the tool server's request id, which rmcp keeps task-locally while this
+    // handler runs, is not the agent's
+    tokio::spawn(async move { peer.send_request(request).await })
+        .await
+        .map_err(|e| ErrorData::internal_error(format!("relay task failed: {e}"), None))?
+        .map_err(relayed_error)
 }
 
 impl rmcp::ClientHandler for Downstream {
@@ -196,18 +236,12 @@ impl rmcp::ClientHandler for Downstream {
         params: CreateMessageRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
-        let peer = self.asked("a sampling request")?;
-        if peer
-            .peer_info()
-            .is_none_or(|i| i.capabilities.sampling.is_none())
-        {
-            return Err(unaskable(
-                &self.server,
-                "a sampling request",
-                "the agent does not support sampling",
-            ));
+        let (peer, call) = self.asked("a sampling request", |c| c.sampling.is_some())?;
+        let request = ServerRequest::CreateMessageRequest(Request::new(params));
+        match ask(peer, call, request).await? {
+            ClientResult::CreateMessageResult(r) => Ok(*r),
+            _ => Err(unexpected()),
         }
-        peer.create_message(params).await.map_err(relayed_error)
     }
 
     async fn create_elicitation(
@@ -215,33 +249,27 @@ impl rmcp::ClientHandler for Downstream {
         params: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        let peer = self.asked("an elicitation request")?;
-        if peer
-            .peer_info()
-            .is_none_or(|i| i.capabilities.elicitation.is_none())
-        {
-            return Err(unaskable(
-                &self.server,
-                "an elicitation request",
-                "the agent does not support elicitation",
-            ));
+        let (peer, call) = self.asked("an elicitation request", |c| c.elicitation.is_some())?;
+        let request = ServerRequest::ElicitRequest(Request::new(params));
+        match ask(peer, call, request).await? {
+            ClientResult::ElicitResult(r) => Ok(r),
+            _ => Err(unexpected()),
         }
-        peer.create_elicitation(params).await.map_err(relayed_error)
     }
 
     async fn list_roots(
         &self,
         _context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
-        let peer = self.asked("a roots request")?;
-        if peer
-            .peer_info()
-            .is_none_or(|i| i.capabilities.roots.is_none())
-        {
-            // an agent without roots has none to offer
+        let Ok((peer, call)) = self.asked("a roots request", |c| c.roots.is_some()) else {
+            // no agent to ask, or one without roots: there are none to offer
             return Ok(ListRootsResult::default());
+        };
+        let request = ServerRequest::ListRootsRequest(RequestNoParam::default());
+        match ask(peer, call, request).await? {
+            ClientResult::ListRootsResult(r) => Ok(r),
+            _ => Err(unexpected()),
         }
-        peer.list_roots().await.map_err(relayed_error)
     }
 
     /// Re-listed and re-gated by the live watcher before agents hear of it.
@@ -284,7 +312,7 @@ impl rmcp::ClientHandler for Downstream {
         _context: NotificationContext<RoleClient>,
     ) {
         tracing::debug!(server = %self.server, data = %params.data, "tool server log message");
-        if let Some(peer) = self.relay.sole_agent(&self.server) {
+        if let Some((peer, _)) = self.relay.sole_agent(&self.server) {
             let _ = peer.notify_logging_message(params).await;
         }
     }

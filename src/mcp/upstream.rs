@@ -202,6 +202,7 @@ impl ServerHandler for AgentServer {
             &relay_key,
             &who,
             context.peer.clone(),
+            context.id.clone(),
             context.meta.get_progress_token(),
         );
         let call = GateCall {

@@ -1,51 +1,19 @@
 //! Agents over streamable HTTP: each with its own bearer token and actor id; no token, no entry;
 //! sessions and the policy's `[actors]` limits hold per agent.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+use crate::agents::{self, Serving, token};
 use crate::smtp::{free_port, http};
-use crate::support::{AIRLOCK, REPO, World, peer_available};
-
-struct Serving {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// (token, its `[[agent]]` entry) from `airlock token new`.
-fn token(_w: &World, actor: &str) -> (String, String) {
-    let out = Command::new(AIRLOCK)
-        .args(["token", "new", "--actor", actor])
-        .output()
-        .expect("airlock token new");
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    let token = text
-        .split_whitespace()
-        .find(|t| t.starts_with("alk_"))
-        .expect("token")
-        .to_string();
-    let entry = text[text.find("[[agent]]").expect("entry")..].to_string();
-    assert!(
-        !entry.contains(&token),
-        "the config entry never holds the token"
-    );
-    (token, entry)
-}
+use crate::support::{REPO, World, peer_available};
 
 /// The demo shop served over HTTP to two agents; `agent:reader` may only read.
 fn world() -> (World, String, String, u16) {
     let w = World::demo();
-    let (a, a_entry) = token(&w, "agent:a");
-    let (reader, r_entry) = token(&w, "agent:reader");
+    let (a, a_entry) = token("agent:a");
+    let (reader, r_entry) = token("agent:reader");
     let policy = std::fs::read_to_string(format!("{REPO}/policies/default.toml")).expect("policy");
     w.write(
         "p/policy.toml",
@@ -65,28 +33,7 @@ fn world() -> (World, String, String, u16) {
 }
 
 fn serve(w: &World, port: u16) -> Serving {
-    let mut child = Command::new(AIRLOCK)
-        .args(["serve", "--config"])
-        .arg(w.config())
-        .env("AIRLOCK_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("airlock serve");
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..400 {
-        if http()
-            .get(&format!("{base}/healthz"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return Serving { child, base };
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("airlock serve --http did not come up");
+    agents::serve(w, &[], &format!("http://127.0.0.1:{port}"))
 }
 
 fn python_agent(url: &str, token: &str, calls: Value) -> Value {
@@ -258,7 +205,7 @@ async fn two_agents_with_their_own_tokens_are_recorded_as_themselves() {
 #[test]
 fn a_remote_bind_without_tls_in_front_is_refused() {
     let w = World::demo();
-    let (_, entry) = token(&w, "agent:a");
+    let (_, entry) = token("agent:a");
     let config = std::fs::read_to_string(w.config()).expect("config");
     w.write_config(&format!(
         "{config}\n[http]\nbind = \"0.0.0.0:0\"\n\n{entry}"

@@ -3,83 +3,34 @@
 //! itself. `.ci/install-peers` installs it under `$AIRLOCK_PEERS_DIR` (default
 //! `~/.cache/airlock-peers`); without it the test skips, unless AIRLOCK_REQUIRE_PEERS is set.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
+use crate::agents::{self, Serving};
 use crate::smtp::{free_port, http};
-use crate::support::{AIRLOCK, World, peer_available, proposal_call_id, rows_for};
+use crate::support::{World, peer_available, proposal_call_id, rows_for};
 
 /// The inspector's launcher, where `.ci/install-peers` puts it.
-fn inspector() -> PathBuf {
-    let dir = std::env::var_os("AIRLOCK_PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airlock-peers")
-        });
-    dir.join("node_modules/.bin/mcp-inspector")
-}
-
-/// `airlock serve --http` on a free local port; killed when dropped.
-struct Serving {
-    child: Child,
-    mcp: String,
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn inspector() -> std::path::PathBuf {
+    agents::npm_bin("mcp-inspector")
 }
 
 /// The demo shop behind Airlock, one `[[agent]]` for `actor`: (world, its token).
 fn world(actor: &str) -> (World, String) {
     let w = World::demo();
-    let out = Command::new(AIRLOCK)
-        .args(["token", "new", "--actor", actor])
-        .output()
-        .expect("airlock token new");
-    assert!(out.status.success(), "{out:?}");
-    let said = String::from_utf8(out.stdout).expect("utf-8");
-    let token = said
-        .split_whitespace()
-        .find(|t| t.starts_with("alk_"))
-        .expect("a token")
-        .to_string();
-    let entry = &said[said.find("[[agent]]").expect("an [[agent]] entry")..];
+    let (token, entry) = agents::token(actor);
     let config = std::fs::read_to_string(w.config()).expect("config");
     w.write_config(&format!("{config}\n{entry}"));
     (w, token)
 }
 
-fn serve(w: &World) -> Serving {
+/// `airlock serve --http` on a free local port: (server, its MCP URL).
+fn serve(w: &World) -> (Serving, String) {
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(AIRLOCK)
-        .args(["serve", "--http", &addr, "--config"])
-        .arg(w.config())
-        .env("AIRLOCK_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("airlock serve");
-    for _ in 0..400 {
-        if http()
-            .get(&format!("http://{addr}/healthz"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return Serving {
-                child,
-                mcp: format!("http://{addr}/mcp"),
-            };
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("airlock serve --http did not come up");
+    let s = agents::serve(w, &["--http", &addr], &format!("http://{addr}"));
+    let mcp = format!("{}/mcp", s.base);
+    (s, mcp)
 }
 
 /// One inspector run: `--cli URL --transport http [--header "Authorization: Bearer …"] ARGS`.
@@ -131,10 +82,10 @@ async fn the_official_inspector_as_an_http_agent() {
         return;
     }
     let (w, token) = world("agent:inspector");
-    let s = serve(&w);
+    let (s, mcp) = serve(&w);
 
     // it sees the demo shop's tools and Airlock's own
-    let listed = answer(&s.mcp, &token, &["--method", "tools/list"]);
+    let listed = answer(&mcp, &token, &["--method", "tools/list"]);
     let mut names: Vec<&str> = listed["tools"]
         .as_array()
         .unwrap_or_else(|| panic!("no tools in {listed}"))
@@ -158,7 +109,7 @@ async fn the_official_inspector_as_an_http_agent() {
 
     // a read (read_only: allowed) runs and its real result comes back
     let read = answer(
-        &s.mcp,
+        &mcp,
         &token,
         &[
             "--method",
@@ -177,7 +128,7 @@ async fn the_official_inspector_as_an_http_agent() {
 
     // a deletion (destructive: denied) is refused with its reason, and never reaches the shop
     let denied = answer(
-        &s.mcp,
+        &mcp,
         &token,
         &[
             "--method",
@@ -202,7 +153,7 @@ async fn the_official_inspector_as_an_http_agent() {
 
     // without the token, or with a wrong one, the inspector does not get in
     for bad in [None, Some("alk_0000")] {
-        let out = run(&s.mcp, bad, &["--method", "tools/list"]);
+        let out = run(&mcp, bad, &["--method", "tools/list"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "token {bad:?} admitted: {stderr}");
         assert!(
@@ -213,7 +164,7 @@ async fn the_official_inspector_as_an_http_agent() {
     // the inspector prints Airlock's refusal but not its status: the same request, by hand, is a 401
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "inspector-cli", "version": "0"}}});
     let refused = http()
-        .post(&s.mcp)
+        .post(&mcp)
         .header("Content-Type", "application/json")
         .header("Accept", "application/json, text/event-stream")
         .send(init.to_string())

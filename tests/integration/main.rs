@@ -1,11 +1,13 @@
 //! Integration tests: the real `airlock` binary, driven as its users drive it — an MCP client over
 //! stdio, the CLI, and tool servers nobody here wrote.
 
+mod agents;
 mod approvals;
 mod audit;
 mod browser;
 mod cli;
 mod conditions;
+mod conformance;
 mod drift;
 mod gate;
 mod http;

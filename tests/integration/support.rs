@@ -13,12 +13,17 @@ pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// `target/<profile>/examples/demo_shop`, built by `cargo test` with the other examples.
 pub fn demo_shop() -> PathBuf {
+    example("demo_shop")
+}
+
+/// `target/<profile>/examples/NAME`, built by `cargo test`.
+pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target profile dir");
-    let p = profile_dir.join("examples").join("demo_shop");
+    let p = profile_dir.join("examples").join(name);
     assert!(
         p.exists(),
         "{} is missing: run the tests with `cargo test` (it builds the examples)",

@@ -1,0 +1,83 @@
+//! Shared harness for agents that reach Airlock over streamable HTTP: a token per actor,
+//! `airlock serve` listening on a port, and where the npm peers are installed.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use crate::smtp::http;
+use crate::support::{AIRLOCK, World};
+
+/// `airlock serve` with HTTP on; killed when dropped.
+pub struct Serving {
+    pub child: Child,
+    /// `http://HOST:PORT`, where `/mcp` and the pages are.
+    pub base: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (token, its `[[agent]]` entry) from `airlock token new`.
+pub fn token(actor: &str) -> (String, String) {
+    let out = Command::new(AIRLOCK)
+        .args(["token", "new", "--actor", actor])
+        .output()
+        .expect("airlock token new");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let token = text
+        .split_whitespace()
+        .find(|t| t.starts_with("alk_"))
+        .expect("token")
+        .to_string();
+    let entry = text[text.find("[[agent]]").expect("entry")..].to_string();
+    assert!(
+        !entry.contains(&token),
+        "the config entry never holds the token"
+    );
+    (token, entry)
+}
+
+/// Start `airlock serve` for `w` (with `args` after `serve`) and wait until `base`/healthz answers.
+pub fn serve(w: &World, args: &[&str], base: &str) -> Serving {
+    let mut child = Command::new(AIRLOCK)
+        .arg("serve")
+        .args(args)
+        .arg("--config")
+        .arg(w.config())
+        .env("AIRLOCK_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("airlock serve");
+    for _ in 0..400 {
+        if http()
+            .get(&format!("{base}/healthz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Serving {
+                child,
+                base: base.to_string(),
+            };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("airlock serve --http did not come up");
+}
+
+/// Where `.ci/install-peers` installs npm peers: `$AIRLOCK_PEERS_DIR`, or `~/.cache/airlock-peers`.
+pub fn npm_bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("AIRLOCK_PEERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airlock-peers")
+        });
+    dir.join("node_modules/.bin").join(name)
+}
