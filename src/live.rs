@@ -232,19 +232,20 @@ pub async fn retool(
     servers: &ToolServers,
     desk: &crate::approval::Desk,
 ) {
-    let names = servers.relay().take_changed();
+    let mut names = Vec::new();
+    for name in servers.relay().take_changed() {
+        let mut problems = Vec::new();
+        match servers.refresh(&name, &mut problems).await {
+            Ok(true) => names.push(name),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(server = %name, error = %e, "cannot list its tools again"),
+        }
+        for p in problems {
+            tracing::error!(server = %p.server, "{}", p.message);
+        }
+    }
     if names.is_empty() {
         return;
-    }
-    for name in &names {
-        match servers.refresh(name).await {
-            Ok(problems) => {
-                for p in problems {
-                    tracing::error!(server = %p.server, "{}", p.message);
-                }
-            }
-            Err(e) => tracing::error!(server = %name, error = %e, "cannot list the changed tools"),
-        }
     }
     let (setup, known) = live.snapshot();
     let served = servers.tools();
@@ -296,6 +297,19 @@ pub async fn watch(
 ) {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    // HTTP tool servers are listed again now and then: one that restarted may serve other tools
+    // (rmcp re-initializes its session without telling us), and those are re-gated like a change
+    // it announced. The timers end with this watcher.
+    let mut relisting = tokio::task::JoinSet::new();
+    for (name, every) in servers.relisted() {
+        let servers = servers.clone();
+        relisting.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                servers.relay().mark_changed(&name);
+            }
+        });
+    }
     loop {
         #[cfg(unix)]
         let signalled = async {

@@ -167,6 +167,10 @@ pub struct ServerSection {
     pub prefix: Option<String>,
     /// How long one call to this server may take before it is failed (default `5m`).
     pub timeout: Option<String>,
+    /// How often its tools are listed again (default `30s` for a `url` server, never for a
+    /// stdio one): a server that restarted may serve other tools, which are re-gated like a
+    /// `tools/list_changed`.
+    pub relist: Option<String>,
 }
 
 /// A validated tool server entry.
@@ -183,6 +187,8 @@ pub struct ServerConfig {
     pub cwd: PathBuf,
     pub prefix: String,
     pub timeout: Duration,
+    /// How often its tools are listed again, if at all.
+    pub relist: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -363,6 +369,24 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
                 Duration::from_secs(300)
             }),
         };
+        let relist = match &s.relist {
+            None => s.url.as_ref().map(|_| Duration::from_secs(30)),
+            Some(t) => match crate::policy::parse_duration(t) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => {
+                    errors.push(src.error(
+                        Some(span.clone()),
+                        &format!("{key}.relist"),
+                        "must be longer than 0s",
+                    ));
+                    None
+                }
+                Err(msg) => {
+                    errors.push(src.error(Some(span.clone()), &format!("{key}.relist"), msg));
+                    None
+                }
+            },
+        };
         servers.push(ServerConfig {
             name,
             command,
@@ -373,6 +397,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             cwd,
             prefix,
             timeout,
+            relist,
         });
     }
     let g = &file.gate;

@@ -69,3 +69,18 @@ fn unknown_key_in_gate_is_located() {
     assert_eq!(d.line, 2);
     assert!(d.message.contains("ledgr"), "{}", d.message);
 }
+
+#[test]
+fn http_servers_are_relisted_every_30s_by_default_and_a_bad_interval_is_located() {
+    let c = cfg("[[server]]\nname = \"far\"\nurl = \"http://127.0.0.1:9/mcp\"\n\n[[server]]\nname = \"near\"\ncommand = \"x\"\n").unwrap();
+    assert_eq!(
+        c.servers[0].relist,
+        Some(std::time::Duration::from_secs(30))
+    );
+    assert_eq!(c.servers[1].relist, None, "a stdio server is not relisted");
+    let e =
+        cfg("[[server]]\nname = \"far\"\nurl = \"http://127.0.0.1:9/mcp\"\nrelist = \"often\"\n")
+            .unwrap_err();
+    assert_eq!(e[0].key, "server[0].relist");
+    assert_eq!(e[0].line, 1);
+}

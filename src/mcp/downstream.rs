@@ -185,9 +185,22 @@ impl ToolServers {
         self.tools().route_of(server, tool).cloned()
     }
 
-    /// List `server`'s tools again (it said its list changed) and swap them in. Other servers'
-    /// tools are kept as they are; a new tool whose name collides is left out, as at start.
-    pub async fn refresh(&self, server: &str) -> Result<Vec<ConnectProblem>, String> {
+    /// The servers whose tools are listed again from time to time, and how often.
+    pub fn relisted(&self) -> Vec<(String, Duration)> {
+        self.servers
+            .iter()
+            .filter_map(|s| s.config.relist.map(|d| (s.config.name.clone(), d)))
+            .collect()
+    }
+
+    /// List `server`'s tools again and swap them in when they differ from what is served: true
+    /// when they did. Other servers' tools are kept as they are; a new tool whose name collides
+    /// is left out (and described in `problems`), as at start.
+    pub async fn refresh(
+        &self,
+        server: &str,
+        problems: &mut Vec<ConnectProblem>,
+    ) -> Result<bool, String> {
         let s = self
             .servers
             .iter()
@@ -200,8 +213,11 @@ impl ToolServers {
             .ok_or_else(|| format!("tool server `{server}` is not connected"))?;
         let defs = definitions(&s.config, service).await?;
         let mut guard = self.set.write().unwrap_or_else(|e| e.into_inner());
+        let served: Vec<&ToolDef> = guard.iter().filter(|t| t.server == server).collect();
+        if served.len() == defs.len() && served.iter().zip(&defs).all(|(a, b)| *a == b) {
+            return Ok(false);
+        }
         let mut next = ToolSet::default();
-        let mut problems = Vec::new();
         // keep server order: each server's tools, this one's replaced
         let mut fresh = Some(defs);
         for other in &self.servers {
@@ -214,7 +230,7 @@ impl ToolServers {
             problems.extend(next.add(name, tools));
         }
         *guard = Arc::new(next);
-        Ok(problems)
+        Ok(true)
     }
 
     /// Per-server state for status output: how it started, and whether its connection is up now
@@ -537,6 +553,7 @@ mod tests {
             cwd: ".".into(),
             prefix: String::new(),
             timeout: std::time::Duration::from_secs(1),
+            relist: None,
         }
     }
 

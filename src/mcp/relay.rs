@@ -113,7 +113,8 @@ impl Relay {
             .collect()
     }
 
-    fn mark_changed(&self, server: &str) {
+    /// `server`'s tools should be listed again (it said they changed, or it is time to look).
+    pub fn mark_changed(&self, server: &str) {
         self.dirty
             .lock()
             .unwrap_or_else(|e| e.into_inner())

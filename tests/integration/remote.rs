@@ -8,7 +8,7 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 
 use crate::smtp::free_port;
-use crate::support::{AIRLOCK, Agent, REPO, World, demo_shop, is_error, text};
+use crate::support::{AIRLOCK, Agent, REPO, World, decision, demo_shop, is_error, text};
 
 struct Shop(Child);
 
@@ -19,10 +19,11 @@ impl Drop for Shop {
     }
 }
 
-fn shop(w: &World, port: u16) -> Shop {
+fn shop(w: &World, port: u16, extra: &[&str]) -> Shop {
     let mut child = Command::new(demo_shop())
         .args(["--http", &format!("127.0.0.1:{port}"), "--log"])
         .arg(w.path("executed.jsonl"))
+        .args(extra)
         .stdout(Stdio::null())
         .spawn()
         .expect("demo shop");
@@ -46,7 +47,7 @@ async fn an_http_tool_server_that_restarts_is_reconnected() {
         m = format!("{REPO}/tool-manifests"),
         p = format!("{REPO}/policies"),
     ));
-    let first = shop(&w, port);
+    let first = shop(&w, port, &[]);
     let mut cmd = tokio::process::Command::new(AIRLOCK);
     cmd.args(["serve", "--config"])
         .arg(w.config())
@@ -65,7 +66,7 @@ async fn an_http_tool_server_that_restarts_is_reconnected() {
     drop(first);
     let down = agent.call("search_orders", search.clone()).await;
     assert!(is_error(&down), "the server is down: {}", text(&down));
-    let _second = shop(&w, port);
+    let _second = shop(&w, port, &[]);
     let mut back = false;
     for _ in 0..100 {
         let r = agent.call("search_orders", search.clone()).await;
@@ -80,5 +81,52 @@ async fn an_http_tool_server_that_restarts_is_reconnected() {
     assert_eq!(
         w.executed("executed.jsonl"),
         ["search_orders", "search_orders"]
+    );
+}
+
+#[tokio::test]
+async fn an_http_tool_server_that_restarts_with_other_tools_is_re_gated() {
+    let w = World::empty();
+    let port = free_port();
+    w.write_config(&format!(
+        "[gate]\nmanifests = {m:?}\npolicies = {p:?}\nledger = \"l.redb\"\nmax_wait = \"1s\"\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n[[server]]\nname = \"shop\"\nurl = \"http://127.0.0.1:{port}/mcp\"\nprefix = \"\"\nrelist = \"1s\"\n",
+        m = format!("{REPO}/tool-manifests"),
+        p = format!("{REPO}/policies"),
+    ));
+    let first = shop(&w, port, &[]);
+    let mut cmd = tokio::process::Command::new(AIRLOCK);
+    cmd.args(["serve", "--config"])
+        .arg(w.config())
+        .env("AIRLOCK_LOG", "warn");
+    let agent = Agent {
+        client: ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("handshake"),
+    };
+    let search = json!({"query": "A-1001"});
+    assert!(!is_error(
+        &agent.call("search_orders", search.clone()).await
+    ));
+
+    // it comes back presenting a different refund_order, and says nothing about it
+    drop(first);
+    let _second = shop(&w, port, &["--rug-pull"]);
+    let refund = json!({"order_id": "A-1001", "amount_cents": 500, "reason": "late"});
+    let mut held = None;
+    for _ in 0..100 {
+        let r = agent.call("refund_order", refund.clone()).await;
+        if decision(&r)["reasons"][0]["code"] == "tool_changed" {
+            held = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let held = held.expect("the changed refund_order was never re-gated");
+    assert!(is_error(&held));
+    // an unchanged tool keeps working
+    assert!(!is_error(&agent.call("search_orders", search).await));
+    agent.close().await;
+    assert!(
+        !w.executed("executed.jsonl")
+            .contains(&"refund_order".to_string()),
+        "the changed tool never ran"
     );
 }
