@@ -310,6 +310,15 @@ impl Gate {
                     h.id, h.id
                 ));
                 self.quarantine.admit(*h);
+            } else if decision.verdict == Verdict::Quarantine {
+                let served = route
+                    .as_ref()
+                    .map(|(s, t)| self.servers.route_of(s, t).is_some());
+                message.push_str(match served {
+                    None => " No tool server offers it, so nothing is held; check the name with tools/list.",
+                    Some(false) => " Its tool server is not running, so nothing is held; try again when it is back.",
+                    Some(true) => " It is not held: too many calls of this tool already wait for review; try again later.",
+                });
             }
             return refused(&call_id, &decision, message);
         }

@@ -11,9 +11,7 @@ pub(super) fn refusal_message(tool: &str, d: &Decision) -> String {
     match &d.verdict {
         Verdict::Allow => format!("`{tool}` was allowed: {why}"),
         Verdict::Deny => format!("Airlock denied `{tool}`; it was not run. {why}."),
-        Verdict::Quarantine => format!(
-            "Airlock quarantined `{tool}`; it was not run and awaits classification or review by a person. {why}."
-        ),
+        Verdict::Quarantine => format!("Airlock quarantined `{tool}`; it was not run. {why}."),
         Verdict::Approve { role, .. } => format!(
             "`{tool}` needs approval by role `{role}`, but its tool server is not known, so it was not run (fail closed). {why}."
         ),

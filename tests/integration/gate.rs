@@ -126,7 +126,8 @@ async fn agent_sees_tools_and_every_path_is_gated_and_audited() {
     let r = agent.call("wire_money", json!({"to": "x"})).await;
     assert!(is_error(&r));
     assert!(
-        text(&r).contains("quarantined") && text(&r).contains("awaits classification"),
+        text(&r).contains("quarantined")
+            && text(&r).contains("No tool server offers it, so nothing is held"),
         "{}",
         text(&r)
     );
