@@ -229,6 +229,7 @@ impl Gate {
                 let mut change = Change::default();
                 let mut pause = None;
                 let mut held = None;
+                let mut not_held = None;
                 match &decision.verdict {
                     Verdict::Allow => change.drift = meter.charge(&decision.charges, now),
                     Verdict::Quarantine => {
@@ -236,7 +237,10 @@ impl Gate {
                             change.drift = meter.pause(p.clone());
                             pause = Some(p);
                         }
-                        held = self.hold(&call, &route, &decision, &call_id, actor, now);
+                        match self.hold(&call, &route, &decision, &call_id, actor, now) {
+                            Ok(h) => held = Some(h),
+                            Err(why) => not_held = Some(why),
+                        }
                         match &held {
                             Some(h) => {
                                 rows.push(NewRow::at(
@@ -268,6 +272,7 @@ impl Gate {
                             pending,
                             pause,
                             held: held.map(Box::new),
+                            not_held,
                         },
                     ),
                     Err(e) => {
@@ -280,7 +285,7 @@ impl Gate {
                 }
             }
         };
-        let (pending, pause, held) = match committed {
+        let (pending, pause, held, not_held) = match committed {
             Committed::ToDesk(rows) => {
                 return self
                     .suspend(&setup, &call, &call_id, actor, route, &decision, rows)
@@ -290,7 +295,8 @@ impl Gate {
                 pending,
                 pause,
                 held,
-            } => (pending, pause, held),
+                not_held,
+            } => (pending, pause, held, not_held),
         };
         if let Err(e) = pending.await {
             if let Some(p) = &pause {
@@ -310,15 +316,8 @@ impl Gate {
                     h.id, h.id
                 ));
                 self.quarantine.admit(*h);
-            } else if decision.verdict == Verdict::Quarantine {
-                let served = route
-                    .as_ref()
-                    .map(|(s, t)| self.servers.route_of(s, t).is_some());
-                message.push_str(match served {
-                    None => " No tool server offers it, so nothing is held; check the name with tools/list.",
-                    Some(false) => " Its tool server is not running, so nothing is held; try again when it is back.",
-                    Some(true) => " It is not held: too many calls of this tool already wait for review; try again later.",
-                });
+            } else if let Some(why) = not_held {
+                message.push_str(why);
             }
             return refused(&call_id, &decision, message);
         }
@@ -395,8 +394,9 @@ impl Gate {
         }
     }
 
-    /// The held call for a quarantined one, unless there is nothing to release (no server) or
-    /// its tool already has [`quarantine::MAX_HELD_PER_TOOL`] calls waiting.
+    /// The held call for a quarantined one, or why there is none (told to the agent): nothing
+    /// to release it to (no server serves the tool), or its tool already has
+    /// [`quarantine::MAX_HELD_PER_TOOL`] calls waiting.
     fn hold(
         &self,
         call: &GateCall,
@@ -405,14 +405,19 @@ impl Gate {
         call_id: &str,
         actor: &str,
         now: OffsetDateTime,
-    ) -> Option<Held> {
-        let (server, tool) = route.as_ref()?;
-        if self.servers.route_of(server, tool).is_none()
-            || self.quarantine.waiting(server, tool) >= quarantine::MAX_HELD_PER_TOOL
-        {
-            return None;
+    ) -> Result<Held, &'static str> {
+        let (server, tool) = route.as_ref().ok_or(
+            " No tool server offers it, so nothing is held; check the name with tools/list.",
+        )?;
+        if self.servers.route_of(server, tool).is_none() {
+            return Err(" Its tool server does not serve it now, so nothing is held.");
         }
-        Some(Held {
+        if self.quarantine.waiting(server, tool) >= quarantine::MAX_HELD_PER_TOOL {
+            return Err(
+                " It is not held: too many calls of this tool already wait for review; try again later.",
+            );
+        }
+        Ok(Held {
             id: call_id.to_string(),
             tool: call.tool.clone(),
             server: server.clone(),

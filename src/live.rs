@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use crate::config::{Setup, load_setup};
 use crate::diag::Severity;
 use crate::ledger::{Change, Ledger, NewRow};
-use crate::mcp::downstream::ToolServers;
+use crate::mcp::downstream::{ToolServers, ToolSet};
 use crate::pins::{self, Changed, Seen};
 
 /// Tools whose served definition is not the trusted one, by (server, tool).
@@ -71,11 +71,10 @@ impl Live {
 pub async fn guard(
     setup: &Setup,
     ledger: &Ledger,
-    servers: &ToolServers,
+    served: &ToolSet,
     known: &ChangedTools,
 ) -> Result<ChangedTools, crate::ledger::LedgerError> {
     let recorded = ledger.tool_pins()?;
-    let served = servers.tools();
     let seen: Vec<Seen> = served
         .iter()
         .map(|t| Seen {
@@ -201,7 +200,7 @@ pub async fn reload(
         return reject(errors).await;
     }
     let new = Arc::new(new);
-    let changed = match guard(&new, ledger, servers, &known).await {
+    let changed = match guard(&new, ledger, &servers.tools(), &known).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot record the reload; the old configuration stays active");
@@ -232,43 +231,45 @@ pub async fn retool(
     servers: &ToolServers,
     desk: &crate::approval::Desk,
 ) {
-    let mut names = Vec::new();
-    for name in servers.relay().take_changed() {
-        let mut problems = Vec::new();
-        match servers.refresh(&name, &mut problems).await {
-            Ok(true) => names.push(name),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(server = %name, error = %e, "cannot list its tools again"),
-        }
-        for p in problems {
-            tracing::error!(server = %p.server, "{}", p.message);
-        }
-    }
+    let names = servers.relay().take_changed();
     if names.is_empty() {
         return;
     }
+    let mut problems = Vec::new();
+    let next = servers.relist(&names, &mut problems).await;
+    for p in problems {
+        tracing::error!(server = %p.server, "{}", p.message);
+    }
+    let Some(next) = next else {
+        return;
+    };
     let (setup, known) = live.snapshot();
-    let served = servers.tools();
     let row = NewRow::at(
         "tools_relisted",
         "",
         OffsetDateTime::now_utc(),
-        json!({"servers": names, "tools": served.iter().map(|t| t.exposed.clone()).collect::<Vec<_>>()}),
+        json!({"servers": names, "tools": next.iter().map(|t| t.exposed.clone()).collect::<Vec<_>>()}),
     );
     let changed = match ledger.append(vec![row]).await {
-        Ok(_) => guard(&setup, ledger, servers, &known).await,
+        Ok(_) => guard(&setup, ledger, &next, &known).await,
         Err(e) => Err(e),
     };
     let changed = match changed {
         Ok(c) => c,
         Err(e) => {
-            // fail closed: the new list is served, but every changed tool stays as the guard
-            // last judged it and the agents are not told
-            tracing::error!(error = %e, "cannot record the changed tool list");
+            // fail closed: the old list stays served (and a ledger that cannot record refuses
+            // every call), the agents are not told, and the servers are looked at again later
+            tracing::error!(error = %e, "cannot record the changed tool list; it is not served");
+            for name in &names {
+                servers.relay().mark_changed(name);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
             return;
         }
     };
+    // the verdicts first, then the list: a call in between already meets the changed verdict
     live.replace(setup, changed.clone());
+    servers.install(next);
     let voided = desk.void_changed(&changed.keys().cloned().collect()).await;
     if voided > 0 {
         tracing::warn!(
@@ -276,11 +277,11 @@ pub async fn retool(
             "pending approvals voided because their tool changed"
         );
     }
-    servers
-        .relay()
-        .agents
-        .changed(crate::mcp::agents::List::Tools)
-        .await;
+    // told from a task of its own, so a slow agent cannot hold up the watcher
+    let relay = servers.relay().clone();
+    tokio::spawn(async move {
+        relay.agents.changed(crate::mcp::agents::List::Tools).await;
+    });
 }
 
 /// Reload on SIGHUP, and whenever a file it reads changes (checked every `every`), starting

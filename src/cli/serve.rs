@@ -74,7 +74,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let servers = Arc::new(servers);
         let forwarder = Forwarder::new(ledger.clone(), servers.clone());
         // The rug-pull guard: compare what the servers present with what was reviewed.
-        let changed = live::guard(&setup, &ledger, &servers, &Default::default()).await.context("cannot record tool definitions")?;
+        let changed = live::guard(&setup, &ledger, &servers.tools(), &Default::default()).await.context("cannot record tool definitions")?;
         for ((server, tool), c) in &changed {
             tracing::warn!(%server, %tool, was = %c.was, now = %c.now, "tool definition changed: quarantined until reviewed (pin the new definition_hash in its manifest)");
         }

@@ -74,6 +74,8 @@ pub(super) enum Committed {
         pending: Pending,
         pause: Option<Pause>,
         held: Option<Box<Held>>,
+        /// Why a quarantined call is not held, told to the agent.
+        not_held: Option<&'static str>,
     },
 }
 

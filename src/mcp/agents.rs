@@ -41,7 +41,13 @@ struct Inner {
 #[derive(Default)]
 pub struct Agents {
     inner: Mutex<Inner>,
+    /// Held across a subscription change and the tool server call it needs, so a subscribe and
+    /// an unsubscribe of the same URI cannot overtake each other on the way to the server.
+    pub changing: tokio::sync::Mutex<()>,
 }
+
+/// Most resources one session may subscribe to.
+pub const MAX_SUBSCRIPTIONS_PER_SESSION: usize = 256;
 
 impl Agents {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -66,15 +72,30 @@ impl Agents {
         self.lock().streams.retain(|s| s.id() != sink.id());
     }
 
-    /// A session subscribed to `uri`; true when it is the first subscriber (so the tool server
-    /// must be asked).
-    pub fn subscribe(&self, uri: &str, peer: Peer<RoleServer>) -> bool {
+    /// A session subscribed to `uri` (again: once is enough). Refused past
+    /// [`MAX_SUBSCRIPTIONS_PER_SESSION`].
+    pub fn subscribe(&self, uri: &str, peer: Peer<RoleServer>) -> Result<(), String> {
         let mut inner = self.lock();
-        let first = !Self::wanted(&inner, uri);
+        for list in inner.subscribed.values_mut() {
+            list.retain(|p| !p.is_transport_closed());
+        }
+        inner.subscribed.retain(|_, l| !l.is_empty());
+        let held = inner
+            .subscribed
+            .values()
+            .filter(|l| l.iter().any(|p| same(p, &peer)))
+            .count();
         let list = inner.subscribed.entry(uri.to_string()).or_default();
-        list.retain(|p| !p.is_transport_closed());
+        if list.iter().any(|p| same(p, &peer)) {
+            return Ok(());
+        }
+        if held >= MAX_SUBSCRIPTIONS_PER_SESSION {
+            return Err(format!(
+                "a session may subscribe to at most {MAX_SUBSCRIPTIONS_PER_SESSION} resources"
+            ));
+        }
         list.push(peer);
-        first
+        Ok(())
     }
 
     /// A session unsubscribed from `uri`; true when nobody wants it any more (so the tool server
@@ -95,9 +116,12 @@ impl Agents {
         !Self::wanted(&inner, uri)
     }
 
-    /// Whether any session or stream still wants updates of `uri`.
+    /// Whether any open session or stream still wants updates of `uri`.
     fn wanted(inner: &Inner, uri: &str) -> bool {
-        inner.subscribed.get(uri).is_some_and(|l| !l.is_empty())
+        inner
+            .subscribed
+            .get(uri)
+            .is_some_and(|l| l.iter().any(|p| !p.is_transport_closed()))
             || inner.streams.iter().any(|s| accepts_uri(s.accepted(), uri))
     }
 
@@ -155,7 +179,12 @@ impl Agents {
             let sessions: Vec<Peer<RoleServer>> = inner
                 .subscribed
                 .get(&params.uri)
-                .cloned()
+                .map(|l| {
+                    l.iter()
+                        .filter(|p| !p.is_transport_closed())
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
             let streams: Vec<SubscriptionSink> = inner
                 .streams

@@ -193,44 +193,59 @@ impl ToolServers {
             .collect()
     }
 
-    /// List `server`'s tools again and swap them in when they differ from what is served: true
-    /// when they did. Other servers' tools are kept as they are; a new tool whose name collides
-    /// is left out (and described in `problems`), as at start.
-    pub async fn refresh(
+    /// List the named servers' tools again: the tool set to serve next, or `None` when they
+    /// serve what is served now. Other servers' tools are kept as they are, and so are those of
+    /// a named server that cannot be listed (reported in `problems`); a new tool whose name
+    /// collides is left out, as at start. Nothing is swapped in: see [`Self::install`].
+    pub async fn relist(
         &self,
-        server: &str,
+        names: &[String],
         problems: &mut Vec<ConnectProblem>,
-    ) -> Result<bool, String> {
-        let s = self
+    ) -> Option<ToolSet> {
+        let now = self.tools();
+        let mut fresh = BTreeMap::new();
+        for s in self
             .servers
             .iter()
-            .find(|s| s.config.name == server)
-            .ok_or_else(|| format!("no tool server `{server}`"))?;
-        let service = s
-            .service
-            .as_ref()
-            .filter(|svc| !svc.is_transport_closed())
-            .ok_or_else(|| format!("tool server `{server}` is not connected"))?;
-        let defs = definitions(&s.config, service).await?;
-        let mut guard = self.set.write().unwrap_or_else(|e| e.into_inner());
-        let served: Vec<&ToolDef> = guard.iter().filter(|t| t.server == server).collect();
-        if served.len() == defs.len() && served.iter().zip(&defs).all(|(a, b)| *a == b) {
-            return Ok(false);
-        }
-        let mut next = ToolSet::default();
-        // keep server order: each server's tools, this one's replaced
-        let mut fresh = Some(defs);
-        for other in &self.servers {
-            let name = other.config.name.as_str();
-            let tools = if name == server {
-                fresh.take().unwrap_or_default()
-            } else {
-                guard.iter().filter(|t| t.server == name).cloned().collect()
+            .filter(|s| names.contains(&s.config.name))
+        {
+            let service = s.service.as_ref().filter(|svc| !svc.is_transport_closed());
+            let listed = match service {
+                Some(svc) => definitions(&s.config, svc).await,
+                None => Err("not connected".to_string()),
             };
-            problems.extend(next.add(name, tools));
+            match listed {
+                Ok(defs) => {
+                    fresh.insert(s.config.name.as_str(), defs);
+                }
+                Err(message) => problems.push(ConnectProblem {
+                    server: s.config.name.clone(),
+                    message: format!("cannot list its tools again: {message}"),
+                }),
+            }
         }
-        *guard = Arc::new(next);
-        Ok(true)
+        // keep server order: each server's tools, the relisted ones replaced
+        let mut next = ToolSet::default();
+        let mut collisions = Vec::new();
+        for s in &self.servers {
+            let name = s.config.name.as_str();
+            let tools = fresh
+                .remove(name)
+                .unwrap_or_else(|| now.iter().filter(|t| t.server == name).cloned().collect());
+            collisions.extend(next.add(name, tools));
+        }
+        // compared as served (after collisions are left out), so a standing collision is not
+        // a change every time
+        if next.tools == now.tools {
+            return None;
+        }
+        problems.extend(collisions);
+        Some(next)
+    }
+
+    /// Serve `set` from now on (after the rug-pull guard has judged it).
+    pub fn install(&self, set: ToolSet) {
+        *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
     }
 
     /// Per-server state for status output: how it started, and whether its connection is up now
@@ -319,12 +334,22 @@ impl ToolServers {
             Ok(handle) => {
                 // rmcp gives every request its own progress token: progress the server sends
                 // under it belongs to this call's agent
-                if let Some(key) = relay {
-                    self.relay.bind(key, server, handle.progress_token.clone());
-                }
+                // a call no agent's route describes makes the server's messages unattributable
+                let _unrouted = match relay {
+                    Some(key) => {
+                        self.relay.bind(key, server, handle.progress_token.clone());
+                        None
+                    }
+                    None => Some(self.relay.unrouted(server)),
+                };
                 // If the agent goes (its request is cancelled and this future dropped), the
                 // tool server is told to stop too.
-                let mut abandoned = CancelOnDrop(Some((service.peer().clone(), handle.id.clone())));
+                let mut abandoned = CancelOnDrop(Some((
+                    service.peer().clone(),
+                    handle.id.clone(),
+                    self.relay.clone(),
+                    server.to_string(),
+                )));
                 let answer = handle.await_response().await;
                 abandoned.0 = None;
                 match answer {
@@ -385,6 +410,7 @@ async fn start(
     let handler = Downstream {
         relay,
         server: config.name.clone(),
+        timeout: config.timeout,
     };
     let outcome = tokio::time::timeout(STARTUP_TIMEOUT, connect_one(&config, handler))
         .await
@@ -435,9 +461,14 @@ async fn definitions(
     config: &ServerConfig,
     service: &RunningService<RoleClient, Downstream>,
 ) -> Result<Vec<ToolDef>, String> {
-    let listed = service
-        .list_all_tools()
+    let listed = tokio::time::timeout(config.timeout, service.list_all_tools())
         .await
+        .map_err(|_| {
+            format!(
+                "tools/list did not answer within {}s",
+                config.timeout.as_secs()
+            )
+        })?
         .map_err(|e| format!("tools/list failed: {e}"))?;
     let identity = service
         .peer_info()
@@ -466,12 +497,24 @@ async fn definitions(
     Ok(defs)
 }
 
-/// Tells a tool server to stop a request whose caller went away (dropped while armed).
-struct CancelOnDrop(Option<(rmcp::service::Peer<RoleClient>, rmcp::model::RequestId)>);
+/// Tells a tool server to stop a request whose caller went away (dropped while armed). The
+/// server may still be running it for a moment, so its messages stay unattributable a while.
+struct CancelOnDrop(
+    Option<(
+        rmcp::service::Peer<RoleClient>,
+        rmcp::model::RequestId,
+        Arc<Relay>,
+        String,
+    )>,
+);
+
+/// How long an abandoned call keeps its server's messages from being attributed to an agent.
+const ABANDONED_GRACE: Duration = Duration::from_secs(5);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some((peer, id)) = self.0.take() {
+        if let Some((peer, id, relay, server)) = self.0.take() {
+            let lingering = relay.unrouted(&server);
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
                     let _ = peer
@@ -480,6 +523,8 @@ impl Drop for CancelOnDrop {
                             Some("the agent cancelled the call".into()),
                         ))
                         .await;
+                    tokio::time::sleep(ABANDONED_GRACE).await;
+                    drop(lingering);
                 });
             }
         }

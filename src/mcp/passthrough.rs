@@ -289,28 +289,41 @@ pub fn template_matches(template: &str, uri: &str) -> bool {
     }
     parts.push(Part::Lit(rest));
 
-    fn walk(parts: &[Part<'_>], uri: &str) -> bool {
-        match parts.split_first() {
-            None => uri.is_empty(),
-            Some((Part::Lit(l), more)) => uri.strip_prefix(l).is_some_and(|u| walk(more, u)),
-            Some((Part::Var { any, optional }, more)) => {
-                let min = usize::from(!optional);
-                let mut taken = 0;
-                for (i, c) in uri.char_indices() {
-                    if i >= min && walk(more, &uri[i..]) {
-                        return true;
+    if uri.len() > MAX_MATCHED_URI {
+        return false;
+    }
+    // the positions in `uri` each part can end at: one pass per part, O(parts × len²) at worst
+    let mut at = vec![false; uri.len() + 1];
+    at[0] = true;
+    for part in &parts {
+        let mut next = vec![false; uri.len() + 1];
+        for start in (0..=uri.len()).filter(|&i| at[i]) {
+            match part {
+                Part::Lit(l) => {
+                    if uri[start..].starts_with(l) {
+                        next[start + l.len()] = true;
                     }
-                    if !any && matches!(c, '/' | '?' | '#') {
-                        return false;
-                    }
-                    taken = i + c.len_utf8();
                 }
-                taken >= min && walk(more, &uri[taken..])
+                Part::Var { any, optional } => {
+                    if *optional {
+                        next[start] = true;
+                    }
+                    for (i, c) in uri[start..].char_indices() {
+                        if !any && matches!(c, '/' | '?' | '#') {
+                            break;
+                        }
+                        next[start + i + c.len_utf8()] = true;
+                    }
+                }
             }
         }
+        at = next;
     }
-    walk(&parts, uri)
+    at[uri.len()]
 }
+
+/// Longest URI matched against a template (longer ones are not matched at all).
+const MAX_MATCHED_URI: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -337,6 +350,14 @@ mod tests {
         assert!(template_matches("search://q{?term}", "search://q"));
         assert!(!template_matches("broken://{id", "broken://{id"));
         assert!(template_matches("plain://x", "plain://x"));
+        assert!(template_matches("f:///{name}.{ext}", "f:///a.b.c"));
+        // no backtracking blow-up: many variables over a long URI that cannot match
+        let long = format!("f:///{}", ".".repeat(4000));
+        assert!(!template_matches("f:///{a}.{b}.{c}.{d}x", &long));
+        assert!(
+            !template_matches("f:///{+a}", &"a".repeat(5000)),
+            "too long"
+        );
         assert!(!template_matches("plain://x", "plain://y"));
     }
 }

@@ -6,7 +6,8 @@
 //! request to the tool server) back to the agent's peer and the agent's own progress token. It
 //! must never send one agent's progress to another, and never put a tool server's question to an
 //! agent that has no call in flight there: a question is relayed only while every call in flight
-//! on that server is the same actor's, else it is refused. A changed tool list is not relayed as
+//! on that server is the same actor's, and none runs without a route (after an approval, or
+//! abandoned by its agent), else it is refused. A changed tool list is not relayed as
 //! is: it is re-listed and re-gated first (see `live`).
 
 // Logging (SEP-2577) is deprecated from protocol 2026-07-28, but live in older sessions.
@@ -49,6 +50,25 @@ pub struct Relay {
     dirty: Mutex<BTreeSet<String>>,
     /// Woken when a server's tool list changed.
     pub tools_changed: Notify,
+    /// Per server, calls running there that no agent's route describes (run after an approval
+    /// or a release, or abandoned by their agent and not yet stopped): while any is, nothing the
+    /// server says can be attributed to one agent.
+    unrouted: Mutex<HashMap<String, usize>>,
+}
+
+/// A call on `server` that belongs to no route, for as long as this lives.
+pub struct Unrouted(Arc<Relay>, String);
+
+impl Drop for Unrouted {
+    fn drop(&mut self) {
+        let mut counts = self.0.unrouted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.1);
+            }
+        }
+    }
 }
 
 impl Relay {
@@ -106,6 +126,17 @@ impl Relay {
         Some((r.peer.clone(), p))
     }
 
+    /// A call on `server` that no route describes begins; it ends when the guard is dropped.
+    pub fn unrouted(self: &Arc<Self>, server: &str) -> Unrouted {
+        *self
+            .unrouted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(server.to_string())
+            .or_default() += 1;
+        Unrouted(self.clone(), server.to_string())
+    }
+
     /// Servers whose tool list changed since the last call (each named once).
     pub fn take_changed(&self) -> Vec<String> {
         std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()))
@@ -126,6 +157,14 @@ impl Relay {
     /// of one of its calls there: only when every call in flight on that server is the same
     /// actor's (a log line may hold another actor's data).
     fn sole_agent(&self, server: &str) -> Option<(Peer<RoleServer>, RequestId)> {
+        if self
+            .unrouted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(server)
+        {
+            return None;
+        }
         let routes = self.lock();
         let mut on: Vec<&Route> = routes
             .values()
@@ -152,6 +191,8 @@ impl Drop for Opened {
 pub struct Downstream {
     pub(super) relay: Arc<Relay>,
     pub(super) server: String,
+    /// How long an agent may take to answer a relayed question (the server's call timeout).
+    pub(super) timeout: std::time::Duration,
 }
 
 /// A question from a tool server that no agent can be asked.
@@ -204,14 +245,17 @@ async fn ask(
     peer: Peer<RoleServer>,
     call: RequestId,
     mut request: ServerRequest,
+    timeout: std::time::Duration,
 ) -> Result<ClientResult, ErrorData> {
     request
         .extensions_mut()
         .insert(rmcp::service::OriginatingRequestId(call));
     // a task of its own: the tool server's request id, which rmcp keeps task-locally while this
     // handler runs, is not the agent's
-    tokio::spawn(async move { peer.send_request(request).await })
+    let asked = tokio::spawn(async move { peer.send_request(request).await });
+    tokio::time::timeout(timeout, asked)
         .await
+        .map_err(|_| ErrorData::internal_error("the agent did not answer in time", None))?
         .map_err(|e| ErrorData::internal_error(format!("relay task failed: {e}"), None))?
         .map_err(relayed_error)
 }
@@ -239,7 +283,7 @@ impl rmcp::ClientHandler for Downstream {
     ) -> Result<CreateMessageResult, ErrorData> {
         let (peer, call) = self.asked("a sampling request", |c| c.sampling.is_some())?;
         let request = ServerRequest::CreateMessageRequest(Request::new(params));
-        match ask(peer, call, request).await? {
+        match ask(peer, call, request, self.timeout).await? {
             ClientResult::CreateMessageResult(r) => Ok(*r),
             _ => Err(unexpected()),
         }
@@ -252,7 +296,7 @@ impl rmcp::ClientHandler for Downstream {
     ) -> Result<ElicitResult, ErrorData> {
         let (peer, call) = self.asked("an elicitation request", |c| c.elicitation.is_some())?;
         let request = ServerRequest::ElicitRequest(Request::new(params));
-        match ask(peer, call, request).await? {
+        match ask(peer, call, request, self.timeout).await? {
             ClientResult::ElicitResult(r) => Ok(r),
             _ => Err(unexpected()),
         }
@@ -262,12 +306,9 @@ impl rmcp::ClientHandler for Downstream {
         &self,
         _context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
-        let Ok((peer, call)) = self.asked("a roots request", |c| c.roots.is_some()) else {
-            // no agent to ask, or one without roots: there are none to offer
-            return Ok(ListRootsResult::default());
-        };
+        let (peer, call) = self.asked("a roots request", |c| c.roots.is_some())?;
         let request = ServerRequest::ListRootsRequest(RequestNoParam::default());
-        match ask(peer, call, request).await? {
+        match ask(peer, call, request, self.timeout).await? {
             ClientResult::ListRootsResult(r) => Ok(r),
             _ => Err(unexpected()),
         }

@@ -130,19 +130,23 @@ pub async fn get_prompt(
 /// subscribes; updates go to every agent that subscribed.
 pub async fn subscribe(gate: &Gate, uri: &str, peer: Peer<RoleServer>) -> Result<(), ErrorData> {
     let agents = &gate.servers().relay().agents;
+    let _one_at_a_time = agents.changing.lock().await;
     if !agents.wants(uri) {
         gate.servers()
             .subscribe(uri)
             .await
             .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
     }
-    agents.subscribe(uri, peer);
-    Ok(())
+    agents
+        .subscribe(uri, peer)
+        .map_err(|e| ErrorData::invalid_request(e, None))
 }
 
 /// `resources/unsubscribe`: the tool server is told when no agent wants the resource any more.
 pub async fn unsubscribe(gate: &Gate, uri: &str, peer: &Peer<RoleServer>) -> Result<(), ErrorData> {
-    if gate.servers().relay().agents.unsubscribe(uri, peer) {
+    let agents = &gate.servers().relay().agents;
+    let _one_at_a_time = agents.changing.lock().await;
+    if agents.unsubscribe(uri, peer) {
         gate.servers()
             .unsubscribe(uri)
             .await
@@ -160,17 +164,27 @@ pub async fn listen(gate: &Gate, context: SubscriptionContext) -> Result<(), Err
         .resource_subscriptions
         .clone()
         .unwrap_or_default();
-    for uri in &uris {
-        if !agents.wants(uri) {
-            gate.servers()
-                .subscribe(uri)
-                .await
-                .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+    {
+        let _one_at_a_time = agents.changing.lock().await;
+        let mut asked: Vec<&String> = Vec::new();
+        for uri in &uris {
+            if agents.wants(uri) {
+                continue;
+            }
+            if let Err(e) = gate.servers().subscribe(uri).await {
+                // leave nothing subscribed on the servers for a stream that never opened
+                for done in asked {
+                    let _ = gate.servers().unsubscribe(done).await;
+                }
+                return Err(ErrorData::invalid_params(e.to_string(), None));
+            }
+            asked.push(uri);
         }
+        agents.listen(context.sink().clone());
     }
     let sink = context.sink().clone();
-    agents.listen(sink.clone());
     context.cancelled().await;
+    let _one_at_a_time = agents.changing.lock().await;
     agents.unlisten(&sink);
     for uri in uris {
         if !agents.wants(&uri) {
