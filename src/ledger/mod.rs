@@ -147,12 +147,33 @@ struct Request {
 pub struct Ledger {
     path: PathBuf,
     db: Arc<Database>,
+    /// How the writer has grouped changes into commits so far.
+    batching: Arc<Batching>,
     /// `None` only while dropping.
     queue: Option<mpsc::Sender<Request>>,
     writer: Option<thread::JoinHandle<()>>,
 }
 
+/// Counters of group commit: durable commits, the changes (callers) they carried, and rows.
+#[derive(Debug, Default)]
+pub struct Batching {
+    pub commits: std::sync::atomic::AtomicU64,
+    pub changes: std::sync::atomic::AtomicU64,
+    pub rows: std::sync::atomic::AtomicU64,
+}
+
 impl Ledger {
+    /// How commits have been grouped so far: (commits, changes, rows). Changes per commit is
+    /// the group-commit batch size.
+    pub fn batching(&self) -> (u64, u64, u64) {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        (
+            load(&self.batching.commits),
+            load(&self.batching.changes),
+            load(&self.batching.rows),
+        )
+    }
+
     /// Open (creating if absent) the ledger and start its writer thread.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
         Ledger::open_signed(path, None)
@@ -176,11 +197,13 @@ impl Ledger {
         }
         let db = Arc::new(db);
         let (queue, rx) = mpsc::channel();
+        let batching = Arc::new(Batching::default());
         let writer = Writer {
             db: db.clone(),
             path: path.to_path_buf(),
             head,
             signer,
+            batching: batching.clone(),
         };
         let writer = thread::Builder::new()
             .name("airlock-ledger".into())
@@ -189,6 +212,7 @@ impl Ledger {
         Ok(Ledger {
             path: path.to_path_buf(),
             db,
+            batching,
             queue: Some(queue),
             writer: Some(writer),
         })

@@ -126,6 +126,10 @@ async fn concurrent_appends_get_distinct_contiguous_seqs() {
     }
     all.sort();
     assert_eq!(all, (1..=128).collect::<Vec<u64>>());
+    // every change was counted once, in commits that each carried at least one
+    let (commits, changes, rows) = l.batching();
+    assert_eq!((changes, rows), (64, 128));
+    assert!((1..=64).contains(&commits), "{commits} commits");
     drop(l); // joins the writer, which releases the file
     let report = verify(&path);
     assert!(report.ok() && report.rows == 128, "{report:?}");

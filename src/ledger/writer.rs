@@ -22,6 +22,7 @@ pub(super) struct Writer {
     pub(super) path: PathBuf,
     pub(super) head: Head,
     pub(super) signer: Option<Signer>,
+    pub(super) batching: Arc<super::Batching>,
 }
 
 /// Whether a row is a verdict that asks for its call to be signed.
@@ -44,6 +45,12 @@ impl Writer {
             match self.commit(&batch) {
                 Ok((head, seqs)) => {
                     self.head = head;
+                    let rows: usize = seqs.iter().map(Vec::len).sum();
+                    let b = &self.batching;
+                    let relaxed = std::sync::atomic::Ordering::Relaxed;
+                    b.commits.fetch_add(1, relaxed);
+                    b.changes.fetch_add(batch.len() as u64, relaxed);
+                    b.rows.fetch_add(rows as u64, relaxed);
                     for (req, s) in batch.into_iter().zip(seqs) {
                         let _ = req.reply.send(Ok(s));
                     }

@@ -90,7 +90,12 @@ async fn healthz(State(web): State<Arc<Web>>) -> Response {
             (name, serde_json::Value::String(word))
         })
         .collect();
-    let mut r = axum::Json(serde_json::json!({"status": "ok", "servers": servers})).into_response();
+    // group commit so far: durable commits, the changes they carried, rows
+    let (commits, changes, rows) = web.ledger.batching();
+    let ledger = serde_json::json!({"commits": commits, "changes": changes, "rows": rows});
+    let mut r =
+        axum::Json(serde_json::json!({"status": "ok", "servers": servers, "ledger": ledger}))
+            .into_response();
     if let Ok(v) = HeaderValue::from_str(&web.instance) {
         r.headers_mut().insert("x-airlock-instance", v);
     }

@@ -123,6 +123,21 @@ async fn the_conformance_suite_passes_the_same_through_airlock_as_directly() {
         &w.path("through"),
     );
     drop(proxy);
+    // group commit at work: the gate reports how its rows were committed
+    let health = crate::smtp::http()
+        .get(&format!("{}/healthz", gate.base))
+        .call()
+        .expect("healthz")
+        .body_mut()
+        .read_to_string()
+        .expect("healthz body");
+    let health: serde_json::Value = serde_json::from_str(&health).expect("healthz json");
+    let ledger = &health["ledger"];
+    let (commits, changes) = (ledger["commits"].as_u64(), ledger["changes"].as_u64());
+    assert!(
+        commits.is_some_and(|c| c > 0) && commits <= changes,
+        "healthz ledger counters: {health}"
+    );
     drop(gate);
 
     // the table, for the README and the issue
