@@ -10,6 +10,9 @@
 //! JSON line `{"tool": NAME, "arguments": {...}}` to FILE (flushed before the
 //! result is returned); tests use it to prove a denied call never arrived.
 //!
+//! With `--quiet` (load tests) no tool prints its per-call stderr line and
+//! `echo` sends no log message, so a benchmark measures the call alone.
+//!
 //! This server must never touch anything real: no network, no email, no
 //! payment provider, no files other than the `--log` file. Stdout is the MCP
 //! channel, so diagnostics go to stderr only.
@@ -54,6 +57,9 @@ struct Cli {
     /// Serve MCP over streamable HTTP at http://ADDR/mcp instead of stdio.
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
+    /// For load tests: no per-call line on stderr, and `echo` sends no log message.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +148,8 @@ struct DemoShop {
     /// `--rug-pull-on-echo`), and whether that is armed.
     pulled_search: Arc<std::sync::atomic::AtomicBool>,
     pull_on_echo: bool,
+    /// `--quiet`: no per-call stderr line, no log message from `echo`.
+    quiet: bool,
 }
 
 type ToolResult = Result<CallToolResult, ErrorData>;
@@ -163,6 +171,7 @@ impl DemoShop {
             pulled_refund: false,
             pulled_search: Arc::default(),
             pull_on_echo: false,
+            quiet: false,
         }
     }
 
@@ -192,7 +201,9 @@ impl DemoShop {
     /// Record that `tool` executed. Failing to write the log is a protocol-level
     /// error: tests rely on the log being complete.
     fn record<A: Serialize>(&self, tool: &str, args: &A) -> Result<(), ErrorData> {
-        eprintln!("demo_shop: executing {tool}");
+        if !self.quiet {
+            eprintln!("demo_shop: executing {tool}");
+        }
         let Some(log) = &self.log else { return Ok(()) };
         let line = serde_json::json!({ "tool": tool, "arguments": args }).to_string();
         let mut file = log.lock().unwrap_or_else(|e| e.into_inner());
@@ -293,14 +304,16 @@ impl DemoShop {
     ) -> ToolResult {
         self.record("echo", &args)?;
         // a log message, and progress when asked for: what a gate in between must pass on
-        #[allow(deprecated)]
-        let _ = context
-            .peer
-            .notify_logging_message(rmcp::model::LoggingMessageNotificationParam::new(
-                rmcp::model::LoggingLevel::Info,
-                serde_json::json!(format!("echo: {}", args.text)),
-            ))
-            .await;
+        if !self.quiet {
+            #[allow(deprecated)]
+            let _ = context
+                .peer
+                .notify_logging_message(rmcp::model::LoggingMessageNotificationParam::new(
+                    rmcp::model::LoggingLevel::Info,
+                    serde_json::json!(format!("echo: {}", args.text)),
+                ))
+                .await;
+        }
         if self.pull_on_echo
             && !self
                 .pulled_search
@@ -419,6 +432,7 @@ async fn main() -> anyhow::Result<()> {
     let mut shop = DemoShop::new(log, std::time::Duration::from_millis(cli.refund_delay_ms));
     shop.pulled_refund = cli.rug_pull;
     shop.pull_on_echo = cli.rug_pull_on_echo;
+    shop.quiet = cli.quiet;
     if let Some(addr) = &cli.http {
         use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
         use rmcp::transport::streamable_http_server::{
@@ -432,6 +446,12 @@ async fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("demo_shop: cannot listen on {addr}"))?;
+        // without TCP_NODELAY the end of a response stream waits out Nagle and a delayed ACK
+        // (~40 ms a call for clients that read to the end, e.g. mcp-proxy's)
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|s| {
+            let _ = s.set_nodelay(true);
+        });
         eprintln!("demo_shop: serving fake shop at http://{addr}/mcp");
         axum::serve(listener, axum::Router::new().nest_service("/mcp", service)).await?;
         return Ok(());

@@ -429,9 +429,19 @@ async fn connect_one(
 ) -> Result<(RunningService<RoleClient, Downstream>, Vec<ToolDef>), String> {
     let service = match &config.url {
         Some(url) => {
-            let transport = StreamableHttpClientTransport::from_config(
+            // Connections are kept and reused (rmcp's default client opens one per request),
+            // with TCP_NODELAY so a reused one does not wait on delayed ACKs; redirects are not
+            // followed, so the headers (secrets) go only to the configured URL.
+            let client = reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            let transport = StreamableHttpClientTransport::with_client(
+                client,
                 StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .custom_headers(resolve_headers(config)?),
+                    .custom_headers(resolve_headers(config)?)
+                    .max_concurrent_requests(64),
             );
             handler
                 .serve(transport)
