@@ -30,7 +30,8 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
     let loaded = setup(path)?;
     let seen = live::fingerprint(path, &loaded);
     let setup = Arc::new(loaded);
-    runtime()?.block_on(async move {
+    let rt = runtime()?;
+    let served = rt.block_on(async move {
         let cfg = &setup.config;
         let signer = Signer::load_or_create(&cfg.signing_key_path)?;
         let ledger = Arc::new(Ledger::open_signed(&cfg.ledger_path, Some(signer.clone()))?);
@@ -144,7 +145,12 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             c.abort();
         }
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Everything that writes has finished above (the ledger's writer joins when its last handle
+    // drops). What may remain is a blocking read of stdin by an agent that keeps the pipe open:
+    // it must not keep the process alive after SIGTERM.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
 /// SIGTERM or Ctrl-C.

@@ -234,3 +234,49 @@ fn a_remote_bind_without_tls_in_front_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("airlock token new"));
 }
+
+#[test]
+fn sigterm_stops_the_gate_even_while_an_agent_keeps_stdin_open() {
+    let (w, _, _, port) = world();
+    let mut child = Command::new(crate::support::AIRLOCK)
+        .args(["serve", "--config"])
+        .arg(w.config())
+        .env("AIRLOCK_LOG", "warn")
+        .stdin(Stdio::piped()) // held open below, never written
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("airlock serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let up = (0..400).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        http()
+            .get(&format!("{base}/healthz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    assert!(up, "airlock serve --http did not come up");
+    let stdin = child.stdin.take();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    // a liveness bound, not a timing assertion: it must exit at all
+    let mut exited = None;
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(stdin);
+    let Some(status) = exited else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("airlock serve was still running 30 s after SIGTERM with its stdin open");
+    };
+    assert!(status.success(), "{status:?}");
+    let verified = w.airlock(&["ledger", "verify"]);
+    assert!(verified.status.success(), "{verified:?}");
+}
