@@ -168,7 +168,7 @@ async fn run(tmp: &Path, mode: &'static str, tasks: usize, rows: u64) -> anyhow:
 }
 
 /// Median time of a 4 KiB write + fdatasync in `tmp`: the floor under one durable commit
-/// (redb's two-phase commit syncs twice).
+/// (the ledger commits with one sync).
 fn fsync_probe(tmp: &Path) -> anyhow::Result<Duration> {
     use std::io::Write as _;
     let dir = tempfile::Builder::new().prefix("fsync-").tempdir_in(tmp)?;
@@ -200,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
     let tmp = cli.tmp.clone().unwrap_or_else(std::env::temp_dir);
     let probe = fsync_probe(&tmp)?;
     println!(
-        "fsync probe ({}): 4 KiB write + fdatasync median {:.2} ms; a durable redb commit (two-phase) syncs twice",
+        "fsync probe ({}): 4 KiB write + fdatasync median {:.2} ms; a durable ledger commit syncs once",
         tmp.display(),
         probe.as_secs_f64() * 1e3
     );

@@ -166,7 +166,9 @@ impl Gate {
         let actor = call.actor.as_deref().unwrap_or(setup.config.actor.as_str());
         let args_value = Value::Object(call.arguments.clone());
         let canonical_args = canonical::to_string(&args_value);
-        let route = self.route(&setup, &call.tool);
+        // one snapshot of the tools served, borrowed for the whole decision
+        let served = self.servers.tools();
+        let route = route_in(&served, &setup, &call.tool);
         let manifest = route
             .as_ref()
             .and_then(|(server, tool)| setup.manifests.get(server, tool));
@@ -183,7 +185,7 @@ impl Gate {
                 // the undo tool must be served, and be the definition that was reviewed
                 Some(crate::manifest::Reversal::Tool { tool }) => {
                     route.as_ref().is_some_and(|(server, _)| {
-                        self.servers.route_of(server, tool).is_some()
+                        served.route_of(server, tool).is_some()
                             && !changed.contains_key(&(server.clone(), tool.clone()))
                     })
                 }
@@ -237,7 +239,7 @@ impl Gate {
                             change.drift = meter.pause(p.clone());
                             pause = Some(p);
                         }
-                        match self.hold(&call, &route, &decision, &call_id, actor, now) {
+                        match self.hold(&served, &call, &route, &decision, &call_id, actor, now) {
                             Ok(h) => held = Some(h),
                             Err(why) => not_held = Some(why),
                         }
@@ -397,8 +399,10 @@ impl Gate {
     /// The held call for a quarantined one, or why there is none (told to the agent): nothing
     /// to release it to (no server serves the tool), or its tool already has
     /// [`quarantine::MAX_HELD_PER_TOOL`] calls waiting.
+    #[allow(clippy::too_many_arguments)]
     fn hold(
         &self,
+        served: &ToolSet,
         call: &GateCall,
         route: &Option<(String, String)>,
         decision: &Decision,
@@ -409,7 +413,7 @@ impl Gate {
         let (server, tool) = route.as_ref().ok_or(
             " No tool server offers it, so nothing is held; check the name with tools/list.",
         )?;
-        if self.servers.route_of(server, tool).is_none() {
+        if served.route_of(server, tool).is_none() {
             return Err(" Its tool server does not serve it now, so nothing is held.");
         }
         if self.quarantine.waiting(server, tool) >= quarantine::MAX_HELD_PER_TOOL {
@@ -436,16 +440,16 @@ impl Gate {
             status: HeldStatus::Held,
         })
     }
+}
 
-    /// (server, tool name): from the live catalog, or from the manifests when the server is down.
-    fn route(&self, setup: &Setup, exposed: &str) -> Option<(String, String)> {
-        if let Some(def) = self.servers.route(exposed) {
-            return Some((def.server.clone(), def.name.clone()));
-        }
-        setup
-            .resolve_static(exposed)
-            .map(|(s, m)| (s.name.clone(), m.name.clone()))
+/// (server, tool name): from the tools served, or from the manifests when the server is down.
+fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, String)> {
+    if let Some(def) = served.route(exposed) {
+        return Some((def.server.clone(), def.name.clone()));
     }
+    setup
+        .resolve_static(exposed)
+        .map(|(s, m)| (s.name.clone(), m.name.clone()))
 }
 
 mod reply;

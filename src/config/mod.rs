@@ -362,30 +362,22 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         }
         prefixes.insert(prefix.clone(), name.clone());
         let cwd = s.cwd.as_ref().map_or_else(|| dir.clone(), |c| dir.join(c));
-        let timeout = match &s.timeout {
-            None => Duration::from_secs(300),
-            Some(t) => crate::policy::parse_duration(t).unwrap_or_else(|msg| {
-                errors.push(src.error(Some(span.clone()), &format!("{key}.timeout"), msg));
-                Duration::from_secs(300)
-            }),
+        // a duration field of this server: parsed (≥ 1s), or its error recorded
+        let mut duration = |field: &str, value: &str| {
+            crate::policy::parse_duration(value)
+                .map_err(|msg| {
+                    errors.push(src.error(Some(span.clone()), &format!("{key}.{field}"), msg));
+                })
+                .ok()
         };
-        let relist = match &s.relist {
+        let timeout = s
+            .timeout
+            .as_deref()
+            .and_then(|t| duration("timeout", t))
+            .unwrap_or(Duration::from_secs(300));
+        let relist = match s.relist.as_deref() {
+            Some(t) => duration("relist", t),
             None => s.url.as_ref().map(|_| Duration::from_secs(30)),
-            Some(t) => match crate::policy::parse_duration(t) {
-                Ok(d) if !d.is_zero() => Some(d),
-                Ok(_) => {
-                    errors.push(src.error(
-                        Some(span.clone()),
-                        &format!("{key}.relist"),
-                        "must be longer than 0s",
-                    ));
-                    None
-                }
-                Err(msg) => {
-                    errors.push(src.error(Some(span.clone()), &format!("{key}.relist"), msg));
-                    None
-                }
-            },
         };
         servers.push(ServerConfig {
             name,

@@ -1,5 +1,5 @@
 //! The single writer thread: drains the queue, writes every queued change in one durable
-//! two-phase-commit transaction (rows, state tables, head and its signature, and a signature row
+//! transaction (rows, state tables, head and its signature, and a signature row
 //! when signed calls are in it), then releases each caller. Only it writes rows.
 
 use std::path::PathBuf;

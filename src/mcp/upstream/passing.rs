@@ -131,15 +131,18 @@ pub async fn get_prompt(
 pub async fn subscribe(gate: &Gate, uri: &str, peer: Peer<RoleServer>) -> Result<(), ErrorData> {
     let agents = &gate.servers().relay().agents;
     let _one_at_a_time = agents.changing.lock().await;
-    if !agents.wants(uri) {
-        gate.servers()
-            .subscribe(uri)
-            .await
-            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
-    }
+    let first = !agents.wants(uri);
+    // the session's cap is checked before the server is asked
     agents
-        .subscribe(uri, peer)
-        .map_err(|e| ErrorData::invalid_request(e, None))
+        .subscribe(uri, peer.clone())
+        .map_err(|e| ErrorData::invalid_request(e, None))?;
+    if first {
+        if let Err(e) = gate.servers().subscribe(uri).await {
+            agents.unsubscribe(uri, &peer);
+            return Err(ErrorData::invalid_params(e.to_string(), None));
+        }
+    }
+    Ok(())
 }
 
 /// `resources/unsubscribe`: the tool server is told when no agent wants the resource any more.
