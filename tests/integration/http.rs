@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::agents::{self, Serving, token};
 use crate::smtp::{free_port, http};
-use crate::support::{REPO, World, peer_available};
+use crate::support::{REPO, World, peer_available, proposals};
 
 /// The demo shop served over HTTP to two agents; `agent:reader` may only read.
 fn world() -> (World, String, String, u16) {
@@ -177,18 +177,8 @@ async fn two_agents_with_their_own_tokens_are_recorded_as_themselves() {
     );
     drop(s);
     let rows = w.ledger_rows().await;
-    let actors: Vec<(&str, &str)> = rows
-        .iter()
-        .filter(|r| r["kind"] == "proposal")
-        .map(|r| {
-            (
-                r["body"]["actor"].as_str().unwrap_or(""),
-                r["body"]["tool"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
     assert_eq!(
-        actors,
+        proposals(&rows),
         [
             ("agent:a", "search_orders"),
             ("agent:a", "tag_order"),

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::agents::{self, Serving};
 use crate::smtp::{free_port, http};
-use crate::support::{World, peer_available, proposal_call_id, rows_for};
+use crate::support::{World, peer_available, proposal_call_id, proposals, rows_for, text_of};
 
 /// The inspector's launcher, where `.ci/install-peers` puts it.
 fn inspector() -> std::path::PathBuf {
@@ -58,19 +58,6 @@ fn answer(mcp: &str, token: &str, args: &[&str]) -> Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
-}
-
-/// The text content of a `tools/call` answer.
-fn text(result: &Value) -> String {
-    result["content"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| c["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -122,7 +109,7 @@ async fn the_official_inspector_as_an_http_agent() {
     );
     assert_eq!(read["isError"], false, "{read}");
     assert_eq!(
-        text(&read),
+        text_of(&read),
         "A-1002 bob@example.com total=12000 cents tags=[paid,vip]"
     );
 
@@ -140,7 +127,7 @@ async fn the_official_inspector_as_an_http_agent() {
         ],
     );
     assert_eq!(denied["isError"], true, "{denied}");
-    let said = text(&denied);
+    let said = text_of(&denied);
     assert!(
         said.contains("Airlock denied `delete_customer`; it was not run")
             && said.contains("class `destructive` is denied by policy"),
@@ -181,18 +168,8 @@ async fn the_official_inspector_as_an_http_agent() {
     // the ledger holds both calls as the inspector's actor, and nothing from the refused runs
     drop(s);
     let rows = w.ledger_rows().await;
-    let proposals: Vec<(&str, &str)> = rows
-        .iter()
-        .filter(|r| r["kind"] == "proposal")
-        .map(|r| {
-            (
-                r["body"]["actor"].as_str().unwrap_or(""),
-                r["body"]["tool"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
     assert_eq!(
-        proposals,
+        proposals(&rows),
         [
             ("agent:inspector", "search_orders"),
             ("agent:inspector", "delete_customer"),

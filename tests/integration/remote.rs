@@ -38,24 +38,36 @@ fn shop(w: &World, port: u16, extra: &[&str]) -> Shop {
     panic!("demo shop did not listen on {port}");
 }
 
-#[tokio::test]
-async fn an_http_tool_server_that_restarts_is_reconnected() {
+/// A world whose one tool server is the demo shop at `url` on `port`, with `extra` lines in its
+/// `[[server]]` entry.
+fn world(port: u16, extra: &str) -> World {
     let w = World::empty();
-    let port = free_port();
     w.write_config(&format!(
-        "[gate]\nmanifests = {m:?}\npolicies = {p:?}\nledger = \"l.redb\"\nmax_wait = \"1s\"\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n[[server]]\nname = \"shop\"\nurl = \"http://127.0.0.1:{port}/mcp\"\nprefix = \"\"\nheaders = {{ X-Shop-Key = \"k-${{SHOP_KEY}}\" }}\n",
+        "[gate]\nmanifests = {m:?}\npolicies = {p:?}\nledger = \"l.redb\"\nmax_wait = \"1s\"\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n[[server]]\nname = \"shop\"\nurl = \"http://127.0.0.1:{port}/mcp\"\nprefix = \"\"\n{extra}\n",
         m = format!("{REPO}/tool-manifests"),
         p = format!("{REPO}/policies"),
     ));
-    let first = shop(&w, port, &[]);
+    w
+}
+
+/// `airlock serve` on stdio for `w`, with `env` set, as the test's agent.
+async fn agent(w: &World, env: &[(&str, &str)]) -> Agent {
     let mut cmd = tokio::process::Command::new(AIRLOCK);
     cmd.args(["serve", "--config"])
         .arg(w.config())
         .env("AIRLOCK_LOG", "warn")
-        .env("SHOP_KEY", "secret");
-    let agent = Agent {
+        .envs(env.iter().copied());
+    Agent {
         client: ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("handshake"),
-    };
+    }
+}
+
+#[tokio::test]
+async fn an_http_tool_server_that_restarts_is_reconnected() {
+    let port = free_port();
+    let w = world(port, "headers = { X-Shop-Key = \"k-${SHOP_KEY}\" }");
+    let first = shop(&w, port, &[]);
+    let agent = agent(&w, &[("SHOP_KEY", "secret")]).await;
     let status = w.airlock(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
     assert_eq!(v["servers"]["shop"], "running", "{v}");
@@ -86,21 +98,10 @@ async fn an_http_tool_server_that_restarts_is_reconnected() {
 
 #[tokio::test]
 async fn an_http_tool_server_that_restarts_with_other_tools_is_re_gated() {
-    let w = World::empty();
     let port = free_port();
-    w.write_config(&format!(
-        "[gate]\nmanifests = {m:?}\npolicies = {p:?}\nledger = \"l.redb\"\nmax_wait = \"1s\"\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n[[server]]\nname = \"shop\"\nurl = \"http://127.0.0.1:{port}/mcp\"\nprefix = \"\"\nrelist = \"1s\"\n",
-        m = format!("{REPO}/tool-manifests"),
-        p = format!("{REPO}/policies"),
-    ));
+    let w = world(port, "relist = \"1s\"");
     let first = shop(&w, port, &[]);
-    let mut cmd = tokio::process::Command::new(AIRLOCK);
-    cmd.args(["serve", "--config"])
-        .arg(w.config())
-        .env("AIRLOCK_LOG", "warn");
-    let agent = Agent {
-        client: ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("handshake"),
-    };
+    let agent = agent(&w, &[]).await;
     let search = json!({"query": "A-1001"});
     assert!(!is_error(
         &agent.call("search_orders", search.clone()).await

@@ -275,7 +275,11 @@ impl Agent {
 
 /// The concatenated text content of a result.
 pub fn text(r: &CallToolResult) -> String {
-    let v = serde_json::to_value(r).expect("result json");
+    text_of(&serde_json::to_value(r).expect("result json"))
+}
+
+/// The concatenated text content of a result as JSON (what a peer agent printed).
+pub fn text_of(v: &Value) -> String {
     v["content"]
         .as_array()
         .map(|a| {
@@ -297,6 +301,19 @@ pub fn decision(r: &CallToolResult) -> Value {
 }
 
 /// Rows of one kind for one tool's calls.
+/// (actor, tool) of every proposal row, in ledger order.
+pub fn proposals(rows: &[Value]) -> Vec<(&str, &str)> {
+    rows.iter()
+        .filter(|r| r["kind"] == "proposal")
+        .map(|r| {
+            (
+                r["body"]["actor"].as_str().unwrap_or(""),
+                r["body"]["tool"].as_str().unwrap_or(""),
+            )
+        })
+        .collect()
+}
+
 pub fn rows_for<'a>(rows: &'a [Value], kind: &str, call_id: &str) -> Vec<&'a Value> {
     rows.iter()
         .filter(|r| r["kind"] == kind && r["call_id"] == call_id)
