@@ -230,8 +230,8 @@ impl Gate {
             } else {
                 let mut change = Change::default();
                 let mut pause = None;
-                let mut held = None;
-                let mut not_held = None;
+                // the held call, or why a quarantined call is not held
+                let mut held: Option<Result<Held, &'static str>> = None;
                 match &decision.verdict {
                     Verdict::Allow => change.drift = meter.charge(&decision.charges, now),
                     Verdict::Quarantine => {
@@ -239,12 +239,11 @@ impl Gate {
                             change.drift = meter.pause(p.clone());
                             pause = Some(p);
                         }
-                        match self.hold(&served, &call, &route, &decision, &call_id, actor, now) {
-                            Ok(h) => held = Some(h),
-                            Err(why) => not_held = Some(why),
-                        }
+                        held = Some(
+                            self.hold(&served, &call, &route, &decision, &call_id, actor, now),
+                        );
                         match &held {
-                            Some(h) => {
+                            Some(Ok(h)) => {
                                 rows.push(NewRow::at(
                                     "held",
                                     &call_id,
@@ -261,7 +260,7 @@ impl Gate {
                                     }
                                 }
                             }
-                            None => rows.push(not_run(&call_id, now)),
+                            _ => rows.push(not_run(&call_id, now)),
                         }
                     }
                     _ => rows.push(not_run(&call_id, now)),
@@ -273,8 +272,7 @@ impl Gate {
                         Committed::Queued {
                             pending,
                             pause,
-                            held: held.map(Box::new),
-                            not_held,
+                            held: held.map(|h| h.map(Box::new)),
                         },
                     ),
                     Err(e) => {
@@ -287,7 +285,7 @@ impl Gate {
                 }
             }
         };
-        let (pending, pause, held, not_held) = match committed {
+        let (pending, pause, held) = match committed {
             Committed::ToDesk(rows) => {
                 return self
                     .suspend(&setup, &call, &call_id, actor, route, &decision, rows)
@@ -297,8 +295,7 @@ impl Gate {
                 pending,
                 pause,
                 held,
-                not_held,
-            } => (pending, pause, held, not_held),
+            } => (pending, pause, held),
         };
         if let Err(e) = pending.await {
             if let Some(p) = &pause {
@@ -312,13 +309,13 @@ impl Gate {
         }
         if decision.verdict != Verdict::Allow {
             let mut message = refusal_message(&call.tool, &decision);
-            if let Some(h) = held {
+            if let Some(Ok(h)) = held {
                 message.push_str(&format!(
                     " It is held for review as `{}`: a reviewer may release it (it then runs once; ask airlock_status with {{\"approval_id\": \"{}\"}} for its result) or reject it.",
                     h.id, h.id
                 ));
                 self.quarantine.admit(*h);
-            } else if let Some(why) = not_held {
+            } else if let Some(Err(why)) = held {
                 message.push_str(why);
             }
             return refused(&call_id, &decision, message);

@@ -270,6 +270,16 @@ pub async fn retool(
     // the verdicts first, then the list: a call in between already meets the changed verdict
     live.replace(setup, changed.clone());
     servers.install(next);
+    void_changed(desk, &changed).await;
+    // told from a task of its own, so a slow agent cannot hold up the watcher
+    let relay = servers.relay().clone();
+    tokio::spawn(async move {
+        relay.agents.changed(crate::mcp::agents::List::Tools).await;
+    });
+}
+
+/// Void the pending approvals of tools the guard found changed.
+async fn void_changed(desk: &crate::approval::Desk, changed: &ChangedTools) {
     let voided = desk.void_changed(&changed.keys().cloned().collect()).await;
     if voided > 0 {
         tracing::warn!(
@@ -277,11 +287,6 @@ pub async fn retool(
             "pending approvals voided because their tool changed"
         );
     }
-    // told from a task of its own, so a slow agent cannot hold up the watcher
-    let relay = servers.relay().clone();
-    tokio::spawn(async move {
-        relay.agents.changed(crate::mcp::agents::List::Tools).await;
-    });
 }
 
 /// Reload on SIGHUP, and whenever a file it reads changes (checked every `every`), starting
@@ -341,13 +346,7 @@ pub async fn watch(
             match reload(&config_path, &live, &ledger, &servers).await {
                 Reload::Applied(changed) => {
                     seen = now;
-                    let voided = desk.void_changed(&changed.keys().cloned().collect()).await;
-                    if voided > 0 {
-                        tracing::warn!(
-                            voided,
-                            "pending approvals voided because their tool changed"
-                        );
-                    }
+                    void_changed(&desk, &changed).await;
                 }
                 Reload::Rejected => seen = now,
                 Reload::Failed => {}

@@ -73,9 +73,8 @@ pub(super) enum Committed {
     Queued {
         pending: Pending,
         pause: Option<Pause>,
-        held: Option<Box<Held>>,
-        /// Why a quarantined call is not held, told to the agent.
-        not_held: Option<&'static str>,
+        /// For a quarantined call: the call held, or why it is not (told to the agent).
+        held: Option<Result<Box<Held>, &'static str>>,
     },
 }
 
