@@ -14,7 +14,6 @@
 //!
 //! `cargo run --release --example approval_rtt -- --reps 50`
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,6 +25,9 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 
 use airlock::ledger::{LedgerError, LedgerReader};
+
+#[path = "common/approver.rs"]
+mod approver;
 
 #[derive(Debug, Parser)]
 #[command(about = "Approval round trip: decision POST → the agent's tools/call result")]
@@ -64,49 +66,10 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn outbox_files(dir: &Path) -> BTreeSet<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default()
-}
-
-/// The approval link in an .eml file (quoted-printable soft breaks undone).
-fn link_in(path: &Path) -> Option<String> {
-    let raw = std::fs::read_to_string(path)
-        .ok()?
-        .replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=");
-    // the body ends with "Approval {id} (stage N)": a file still being written has no link yet
-    if !raw.contains("(stage ") {
-        return None;
-    }
-    let start = raw.find("http://")?;
-    raw[start..].split_whitespace().next().map(str::to_string)
-}
-
 /// The approver: GET the page for its form, then POST Approve. Returns (POST sent, POST answered).
 fn approve(http: &ureq::Agent, link: &str) -> anyhow::Result<(Instant, Instant)> {
     let page = http.get(link).call()?.body_mut().read_to_string()?;
-    let field = |name: &str| -> String {
-        let marker = format!("name=\"{name}\" value=\"");
-        page.find(&marker)
-            .map(|i| {
-                page[i + marker.len()..]
-                    .split('"')
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
-    let form = [
-        ("nonce", field("nonce")),
-        ("rendered_at", field("rendered_at")),
-        ("seen", field("seen")),
-        ("action", "approve".to_string()),
-        ("comment", "approval_rtt".to_string()),
-    ];
+    let form = approver::approve_form(&page, "approval_rtt");
     let sent = Instant::now();
     let status = http
         .post(link)
@@ -222,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
         .into();
     let mut reps = Vec::with_capacity(cli.reps);
     for i in 0..cli.warmup + cli.reps {
-        let before = outbox_files(&outbox);
+        let before = approver::outbox_files(&outbox);
         let waiting = {
             let agent = agent.clone();
             tokio::spawn(async move {
@@ -237,9 +200,9 @@ async fn main() -> anyhow::Result<()> {
         let mut link = None;
         let deadline = Instant::now() + Duration::from_secs(30);
         while link.is_none() && Instant::now() < deadline {
-            link = outbox_files(&outbox)
+            link = approver::outbox_files(&outbox)
                 .difference(&before)
-                .find_map(|p| link_in(p));
+                .find_map(|p| approver::link_in(p));
             if link.is_none() {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }

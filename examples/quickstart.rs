@@ -6,12 +6,14 @@
 //!
 //! `cargo run --example quickstart` (add `-- --approve` to let this program click Approve for you).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
+
+#[path = "common/approver.rs"]
+mod approver;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
@@ -50,26 +52,6 @@ fn show(what: &str, tool: &str, args: &Value, r: &CallToolResult) {
     );
 }
 
-fn outbox_files() -> BTreeSet<String> {
-    std::fs::read_dir("outbox")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path().display().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The approval link in an .eml file (quoted-printable soft breaks undone).
-fn link_in(path: &Path) -> Option<String> {
-    let raw = std::fs::read_to_string(path)
-        .ok()?
-        .replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=");
-    let start = raw.find("http://").or_else(|| raw.find("https://"))?;
-    raw[start..].split_whitespace().next().map(str::to_string)
-}
-
 /// What a person does in the browser: open the page, press Approve.
 fn approve(link: &str) -> anyhow::Result<()> {
     let http: ureq::Agent = ureq::Agent::config_builder()
@@ -77,25 +59,7 @@ fn approve(link: &str) -> anyhow::Result<()> {
         .build()
         .into();
     let page = http.get(link).call()?.body_mut().read_to_string()?;
-    let field = |name: &str| -> String {
-        let marker = format!("name=\"{name}\" value=\"");
-        page.find(&marker)
-            .map(|i| {
-                page[i + marker.len()..]
-                    .split('"')
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
-    let form = [
-        ("nonce", field("nonce")),
-        ("rendered_at", field("rendered_at")),
-        ("seen", field("seen")),
-        ("action", "approve".to_string()),
-        ("comment", "approved by the quickstart".to_string()),
-    ];
+    let form = approver::approve_form(&page, "approved by the quickstart");
     let status = http
         .post(link)
         .send_form(form.iter().map(|(k, v)| (*k, v.as_str())))?
@@ -174,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // The refund needs the finance role. The call waits; the mail goes to ./outbox.
-    let before = outbox_files();
+    let before = approver::outbox_files(Path::new("outbox"));
     let args = json!({"order_id": "A-1001", "amount_cents": 4599, "reason": "damaged in transit"});
     let agent = std::sync::Arc::new(agent);
     let waiting = {
@@ -183,11 +147,15 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut link = None;
     for _ in 0..200 {
-        if let Some(new) = outbox_files().difference(&before).next() {
-            link = link_in(Path::new(new));
+        if let Some(new) = approver::outbox_files(Path::new("outbox"))
+            .difference(&before)
+            .next()
+        {
+            link = approver::link_in(new);
             if link.is_some() {
                 println!(
-                    "• a refund: needs the finance role\n  refund_order {args}\n  → WAITING. The approval mail is in {new}."
+                    "• a refund: needs the finance role\n  refund_order {args}\n  → WAITING. The approval mail is in {}.",
+                    new.display()
                 );
                 break;
             }
