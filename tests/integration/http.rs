@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::agents::{self, Serving, token};
 use crate::smtp::{free_port, http};
-use crate::support::{REPO, World, peer_available, proposals};
+use crate::support::{self, REPO, World, peer_available, proposals};
 
 /// The demo shop served over HTTP to two agents; `agent:reader` may only read.
 fn world() -> (World, String, String, u16) {
@@ -37,30 +37,10 @@ fn serve(w: &World, port: u16) -> Serving {
 }
 
 fn python_agent(url: &str, token: &str, calls: Value) -> Value {
-    let mut child = Command::new("python3")
-        .arg(format!("{REPO}/tests/peers/python_agent.py"))
-        .args(["--url", url, "--token", token])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(calls.to_string().as_bytes())
-            .expect("write calls");
-    }
-    let out = child.wait_with_output().expect("python agent");
-    assert!(
-        out.status.success(),
-        "python agent failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("agent json")
+    support::python_agent_answer(support::python_agent(
+        ["--url", url, "--token", token],
+        &calls,
+    ))
 }
 
 fn post(url: &str, headers: &[(&str, &str)]) -> u16 {

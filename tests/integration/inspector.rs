@@ -175,28 +175,21 @@ async fn the_official_inspector_as_an_http_agent() {
             ("agent:inspector", "delete_customer"),
         ]
     );
+    // (verdict, outcome status) of a call
+    let fate = |id: &str| {
+        (
+            rows_for(&rows, "verdict", id)[0]["body"]["verdict"].clone(),
+            rows_for(&rows, "outcome", id)[0]["body"]["status"].clone(),
+        )
+    };
     let read_id = proposal_call_id(&rows, "search_orders");
-    assert_eq!(
-        rows_for(&rows, "verdict", &read_id)[0]["body"]["verdict"],
-        "allow"
-    );
-    assert_eq!(
-        rows_for(&rows, "outcome", &read_id)[0]["body"]["status"],
-        "ok"
-    );
+    assert_eq!(fate(&read_id), (json!("allow"), json!("ok")));
     let denied_id = proposal_call_id(&rows, "delete_customer");
     assert_eq!(
         decision["call_id"], denied_id,
         "the refusal names its ledger call"
     );
-    assert_eq!(
-        rows_for(&rows, "verdict", &denied_id)[0]["body"]["verdict"],
-        "deny"
-    );
-    assert_eq!(
-        rows_for(&rows, "outcome", &denied_id)[0]["body"]["status"],
-        "not_run"
-    );
+    assert_eq!(fate(&denied_id), (json!("deny"), json!("not_run")));
     let verified = w.airlock(&["ledger", "verify"]);
     assert!(verified.status.success(), "{verified:?}");
     assert_eq!(w.executed("executed.jsonl"), ["search_orders"]);

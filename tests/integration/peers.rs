@@ -2,11 +2,14 @@
 //! as a tool server. `.ci/install-peers` installs them; CI sets AIRLOCK_REQUIRE_PEERS so they
 //! cannot be skipped there.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{AIRLOCK, REPO, World, decision, is_error, peer_available, text};
+use crate::support::{
+    AIRLOCK, REPO, World, decision, is_error, peer_available, python_agent, python_agent_answer,
+    text,
+};
 
 #[tokio::test]
 async fn a_third_party_tool_server_behind_the_gate() {
@@ -69,29 +72,11 @@ async fn the_official_python_sdk_as_the_agent() {
         {"name": "delete_customer", "arguments": {"email": "carol@example.com"}},
         {"name": "launch_rockets", "arguments": {}},
     ]);
-    let mut child = Command::new("python3")
-        .arg(format!("{REPO}/tests/peers/python_agent.py"))
-        .args(["--", AIRLOCK, "serve", "--config"])
-        .arg(w.config())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(calls.to_string().as_bytes())
-            .expect("write calls");
-    }
-    let out = child.wait_with_output().expect("python agent");
-    assert!(
-        out.status.success(),
-        "python agent failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("agent json");
+    let config = w.config().display().to_string();
+    let v = python_agent_answer(python_agent(
+        ["--", AIRLOCK, "serve", "--config", &config],
+        &calls,
+    ));
     assert_eq!(v["tools"].as_array().map(Vec::len), Some(8));
     let results = &v["results"];
     assert_eq!(results[0]["isError"], false);
@@ -133,25 +118,20 @@ async fn the_python_sdk_agent_waits_for_an_approval_and_receives_the_result() {
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "30m" }"#,
     );
-    let mut child = Command::new("python3")
-        .arg(format!("{REPO}/tests/peers/python_agent.py"))
-        .args(["--timeout", "120", "--", AIRLOCK, "serve", "--config"])
-        .arg(w.config())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    {
-        use std::io::Write;
-        let calls = json!([{"name": "refund_order", "arguments": {"order_id": "A-1004", "amount_cents": 250, "reason": "late"}}]);
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(calls.to_string().as_bytes())
-            .expect("write calls");
-    }
+    let calls = json!([{"name": "refund_order", "arguments": {"order_id": "A-1004", "amount_cents": 250, "reason": "late"}}]);
+    let config = w.config().display().to_string();
+    let child = python_agent(
+        [
+            "--timeout",
+            "120",
+            "--",
+            AIRLOCK,
+            "serve",
+            "--config",
+            &config,
+        ],
+        &calls,
+    );
     // The Python agent is now blocked in tools/call; a person approves from the mail.
     let link = smtp
         .wait_for("bob@example.com", "refund_order", 1)
@@ -159,16 +139,9 @@ async fn the_python_sdk_agent_waits_for_an_approval_and_receives_the_result() {
         .link();
     let (status, page) = crate::smtp::decide(&link, "approve", &[("comment", "ok")]);
     assert_eq!(status, 200, "{page}");
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+    let v = tokio::task::spawn_blocking(move || python_agent_answer(child))
         .await
-        .expect("join")
-        .expect("python agent");
-    assert!(
-        out.status.success(),
-        "python agent failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("agent json");
+        .expect("join");
     assert_eq!(v["results"][0]["isError"], false, "{v}");
     assert_eq!(v["results"][0]["text"], "refunded 250 cents on A-1004");
     assert_eq!(w.executed("executed.jsonl"), ["refund_order"]);

@@ -341,3 +341,38 @@ pub fn peer_available(what: &str, probe: &mut Command) -> bool {
     }
     ok
 }
+
+/// Start the official Python SDK agent (`tests/peers/python_agent.py ARGS`) with `calls` on its
+/// stdin; [`python_agent_answer`] waits for what it printed.
+pub fn python_agent<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+    calls: &Value,
+) -> std::process::Child {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .arg(format!("{REPO}/tests/peers/python_agent.py"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(calls.to_string().as_bytes())
+        .expect("write calls");
+    child
+}
+
+/// The JSON a Python agent printed, once it exited successfully.
+pub fn python_agent_answer(child: std::process::Child) -> Value {
+    let out = child.wait_with_output().expect("python agent");
+    assert!(
+        out.status.success(),
+        "python agent failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("agent json")
+}
