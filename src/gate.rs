@@ -450,7 +450,8 @@ fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, S
 }
 
 mod reply;
-use reply::{Committed, ledger_failed, not_run, pause_of, refusal_message, refused, verdict_body};
+pub use reply::verdict_body;
+use reply::{Committed, ledger_failed, not_run, pause_of, refusal_message, refused};
 
 #[cfg(test)]
 mod tests;

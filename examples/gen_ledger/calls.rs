@@ -152,15 +152,10 @@ impl Gen<'_> {
             "meta": Value::Null,
             "actor": actor,
         });
-        // As the gate's `verdict_body` (private to `gate`): the decision, its explanation, and
-        // `signed` when the class is signed.
-        let mut verdict = serde_json::to_value(&decision).map_err(|e| e.to_string())?;
-        if let Value::Object(o) = &mut verdict {
-            o.insert("explanation".into(), Value::String(decision.explanation()));
-            if setup.policy.is_signed(decision.class.as_deref()) {
-                o.insert("signed".into(), Value::Bool(true));
-            }
-        }
+        let verdict = airlock::gate::verdict_body(
+            &decision,
+            setup.policy.is_signed(decision.class.as_deref()),
+        );
         let rows = vec![
             NewRow::at("proposal", call_id, now, proposal),
             NewRow::at("verdict", call_id, now, verdict),

@@ -38,7 +38,8 @@ pub(super) fn pause_of(d: &Decision, call_id: &str, now: OffsetDateTime) -> Opti
 }
 
 /// The verdict row; `signed` asks the ledger to sign this call's rows.
-pub(super) fn verdict_body(d: &Decision, signed: bool) -> Value {
+/// The body of a `verdict` row: the decision, its explanation, and `signed` when its class is.
+pub fn verdict_body(d: &Decision, signed: bool) -> Value {
     let mut body = serde_json::to_value(d)
         .unwrap_or_else(|e| json!({"verdict": d.verdict.name(), "encoding_error": e.to_string()}));
     if let Value::Object(o) = &mut body {
