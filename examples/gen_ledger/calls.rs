@@ -12,6 +12,7 @@ use airlock::canonical;
 use airlock::config::Setup;
 use airlock::decide::{self, Call, Context, Decision, Verdict};
 use airlock::envelope::{self, Proposal};
+use airlock::ledger::ApprovalState;
 use airlock::ledger::NewRow;
 
 /// What kind of call to generate.
@@ -40,7 +41,7 @@ impl Kind {
 /// One generated call: its rows and, for approvals, (id, state) for the approvals table.
 pub struct Generated {
     pub rows: Vec<NewRow>,
-    pub approval: Option<(String, Value)>,
+    pub approval: Option<ApprovalState>,
     /// For a pending approval: the path of its approver's link (`/a/{id}/0/{token}`).
     pub link: Option<String>,
 }
@@ -277,10 +278,10 @@ impl Gen<'_> {
             let token = self.key.token(&id, 0, &approver, &a.envelope_hash);
             link = Some(format!("/a/{id}/0/{token}"));
         }
-        let state = serde_json::to_value(&a).map_err(|e| e.to_string())?;
+        let state = airlock::approval::stored(&a).map_err(|e| e.to_string())?;
         Ok(Generated {
             rows,
-            approval: Some((id, state)),
+            approval: Some(state),
             link,
         })
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::{DecisionForm, Desk, DeskError, snapshot};
+use super::{DecisionForm, Desk, DeskError, stored};
 use crate::approval::state::{Approval, Choice, NextRole, Step};
 use crate::decide::{self, Verdict};
 use crate::envelope::{self, Envelope};
@@ -21,16 +21,15 @@ impl Desk {
         token: &str,
         form: DecisionForm,
     ) -> Result<Step, DeskError> {
-        let mut guard = self.approvals.lock().await;
-        let Some(a) = guard.get_mut(id) else {
+        let mut guard = self.open.lock().await;
+        let Some(a) = self.load(id) else {
             return Err(DeskError::BadLink);
         };
-        let approver = match self.admit(a, slot, token) {
+        let approver = match self.admit(&a, slot, token) {
             Ok(x) => x.to_string(),
             Err(e) => {
-                let snapshot_a = a.clone();
                 drop(guard);
-                self.log_refusal(&snapshot_a, slot, "decide", &e).await;
+                self.log_refusal(&a, slot, "decide", &e).await;
                 return Err(e);
             }
         };
@@ -53,9 +52,8 @@ impl Desk {
                     Ok(e) => e,
                     Err(msg) => {
                         let err = DeskError::BadModification(msg);
-                        let snapshot_a = a.clone();
                         drop(guard);
-                        self.log_refusal(&snapshot_a, slot, "modify", &err).await;
+                        self.log_refusal(&a, slot, "modify", &err).await;
                         return Err(err);
                     }
                 };
@@ -70,10 +68,9 @@ impl Desk {
         let step = match result {
             Ok(s) => s,
             Err(r) => {
-                let snapshot_a = a.clone();
                 drop(guard);
                 let e = DeskError::Refused(r);
-                self.log_refusal(&snapshot_a, slot, "decide", &e).await;
+                self.log_refusal(&a, slot, "decide", &e).await;
                 return Err(e);
             }
         };
@@ -94,11 +91,11 @@ impl Desk {
         self.ledger
             .commit(Change {
                 rows,
-                approvals: vec![snapshot(&next)?],
+                approvals: vec![stored(&next)?],
                 ..Change::default()
             })
             .await?;
-        *a = next.clone();
+        Desk::index(&mut guard, &next);
         drop(guard);
         self.publish(&next);
         self.after(step.clone(), &next).await;

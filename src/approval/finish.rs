@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, json};
 use time::OffsetDateTime;
 
-use super::{Desk, snapshot};
+use super::{Desk, stored};
 use crate::approval::state::{NextRole, Outcome, Status};
 use crate::forward::{Forward, Forwarded};
 use crate::ledger::{Change, NewRow};
@@ -15,8 +15,8 @@ impl Desk {
     /// The clock ran out: apply `on_timeout` if still pending. If the ledger cannot record it,
     /// nothing changes and the timeout is tried again shortly (fail closed: still not run).
     pub(super) async fn time_out(self: &Arc<Self>, id: &str) {
-        let mut guard = self.approvals.lock().await;
-        let Some(a) = guard.get_mut(id) else { return };
+        let mut guard = self.open.lock().await;
+        let Some(a) = self.load(id) else { return };
         let mut next = a.clone();
         let up = self.next_role(&next);
         let Some(step) = next.time_out(
@@ -37,7 +37,7 @@ impl Desk {
             "no decision before the approval expired",
             &mut rows,
         );
-        let committed = match snapshot(&next) {
+        let committed = match stored(&next) {
             Ok(state) => {
                 self.ledger
                     .commit(Change {
@@ -53,10 +53,10 @@ impl Desk {
             tracing::error!(approval = %id, error = %e, "cannot record a timeout; trying again in 5s");
             drop(guard);
             let retry_at = OffsetDateTime::now_utc() + time::Duration::seconds(5);
-            tokio::spawn(Desk::timer(self.clone(), id.to_string(), retry_at));
+            self.timers.arm(self, retry_at, id);
             return;
         }
-        *a = next.clone();
+        Desk::index(&mut guard, &next);
         drop(guard);
         self.publish(&next);
         self.after(step, &next).await;
@@ -111,9 +111,10 @@ impl Desk {
     /// state as it was (an execution becomes `outcome_unknown` at the next start), but the agent
     /// still gets what happened: hiding a result that exists would invite a second run.
     pub(super) async fn close(&self, id: &str, outcome: Outcome, mut rows: Vec<NewRow>) {
-        let mut guard = self.approvals.lock().await;
-        let Some(a) = guard.get_mut(id) else { return };
-        let mut next = a.clone();
+        let mut guard = self.open.lock().await;
+        let Some(mut next) = self.load(id) else {
+            return;
+        };
         next.status = Status::Done(outcome);
         let summary = match &next.status {
             Status::Done(Outcome::Executed { result, is_error }) => {
@@ -128,7 +129,7 @@ impl Desk {
         ));
         let mut committed = false;
         for attempt in 0..3u64 {
-            let result = match snapshot(&next) {
+            let result = match stored(&next) {
                 Ok(state) => {
                     self.ledger
                         .commit(Change {
@@ -152,7 +153,7 @@ impl Desk {
             }
         }
         if committed {
-            *a = next.clone();
+            Desk::index(&mut guard, &next);
         }
         drop(guard);
         self.publish(&next);

@@ -1,14 +1,16 @@
 //! Approvals: the desk that holds calls waiting for a human decision.
 //!
-//! Owns open approvals (in memory, mirrored durably in the ledger's approvals table), their
-//! mail, their timers, the decisions that arrive from the web pages, and the single execution of
-//! an approved call. The rules themselves are pure, in [`state`]; links and nonces in [`link`].
+//! Owns open approvals (a small index entry each in memory, see [`index`]; their states live in
+//! the ledger's approvals table and are read on demand), their mail, their deadlines (one timer
+//! wheel), the decisions that arrive from the web pages, and the single execution of an
+//! approved call. The rules themselves are pure, in [`state`]; links and nonces in [`link`].
 //! Every state change is committed (rows + state, one transaction) before the next side effect:
 //! mail after the envelope is durable, execution after its intent is durable. It must never run
 //! a call twice: an execution intent found on restart becomes `outcome_unknown`, never a re-run.
 
 mod decision;
 mod finish;
+mod index;
 pub mod link;
 mod notify;
 mod recovery;
@@ -18,6 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use serde_json::{Value, json};
+
+pub use index::stored;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, watch};
 
@@ -28,6 +32,7 @@ use crate::ledger::{Change, Ledger, LedgerError, NewRow};
 use crate::live::Live;
 use crate::mail::Mailer;
 use crate::mcp::downstream::ToolServers;
+use index::{Entry, Timers};
 use link::LinkKey;
 use state::{Approval, Choice, Outcome, Refusal, Status, Step};
 
@@ -77,7 +82,10 @@ pub struct Open<'a> {
 pub const REFUSALS_PER_MINUTE: u32 = 20;
 
 pub struct Desk {
-    approvals: Mutex<BTreeMap<String, Approval>>,
+    /// Open approvals' index entries; their states are in the ledger. Every state change holds
+    /// this lock from reading the state to committing the next one.
+    open: Mutex<BTreeMap<String, Entry>>,
+    timers: Arc<Timers>,
     watchers: StdMutex<HashMap<String, watch::Sender<Status>>>,
     /// Per approval: (window start, rows logged in it, rows left out since the last one logged).
     refusals: StdMutex<HashMap<String, (OffsetDateTime, u32, u32)>>,
@@ -88,17 +96,6 @@ pub struct Desk {
     mailer: Mailer,
     key: LinkKey,
     base_url: String,
-}
-
-/// The approval's state as stored beside its rows. Failing to encode it fails the commit: an
-/// approval is never written as missing.
-fn snapshot(a: &Approval) -> Result<(String, Value), LedgerError> {
-    serde_json::to_value(a)
-        .map(|v| (a.id.clone(), v))
-        .map_err(|e| LedgerError::Encode {
-            what: format!("approval {}", a.id),
-            message: e.to_string(),
-        })
 }
 
 impl Desk {
@@ -112,7 +109,8 @@ impl Desk {
         base_url: String,
     ) -> Arc<Desk> {
         Arc::new(Desk {
-            approvals: Mutex::new(BTreeMap::new()),
+            open: Mutex::new(BTreeMap::new()),
+            timers: Arc::default(),
             watchers: StdMutex::new(HashMap::new()),
             refusals: StdMutex::new(HashMap::new()),
             live,
@@ -172,13 +170,13 @@ impl Desk {
         self.ledger
             .commit(Change {
                 rows,
-                approvals: vec![snapshot(&approval)?],
+                approvals: vec![stored(&approval)?],
                 ..Change::default()
             })
             .await?;
         let id = approval.id.clone();
         let rx = self.watch(&approval);
-        self.approvals.lock().await.insert(id.clone(), approval);
+        Desk::index(&mut *self.open.lock().await, &approval);
         self.after_new_stage(&id).await;
         Ok((id, rx))
     }
@@ -207,12 +205,47 @@ impl Desk {
 
     /// Follow an approval's status (for a waiting agent or `airlock_status`).
     pub async fn subscribe(&self, id: &str) -> Option<watch::Receiver<Status>> {
-        let a = self.approvals.lock().await.get(id).cloned()?;
+        let a = self.get(id).await?;
         Some(self.watch(&a))
     }
 
+    /// An approval's last committed state (open or finished), read from the ledger.
     pub async fn get(&self, id: &str) -> Option<Approval> {
-        self.approvals.lock().await.get(id).cloned()
+        self.load(id)
+    }
+
+    fn load(&self, id: &str) -> Option<Approval> {
+        match self.ledger.approval(id) {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::error!(approval = %id, error = %e, "unreadable approval state");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(approval = %id, error = %e, "cannot read an approval");
+                None
+            }
+        }
+    }
+
+    /// Mirror a committed state in the in-memory index: open approvals only.
+    fn index(open: &mut BTreeMap<String, Entry>, a: &Approval) {
+        match Entry::of(a) {
+            Some(entry) => {
+                open.insert(a.id.clone(), entry);
+            }
+            None => {
+                open.remove(&a.id);
+            }
+        }
+    }
+
+    /// How many approvals are open, and how many deadlines are armed.
+    pub async fn open_count(&self) -> (usize, usize) {
+        (self.open.lock().await.len(), self.timers.len())
     }
 
     /// The link of approver `slot` at the approval's current stage.
@@ -237,32 +270,10 @@ impl Desk {
     }
 
     async fn arm_timer(self: &Arc<Self>, id: &str) {
-        let Some(expires_at) = self
-            .approvals
-            .lock()
-            .await
-            .get(id)
-            .map(|a| a.envelope.expires_at)
-        else {
+        let Some(expires_at) = self.open.lock().await.get(id).map(|e| e.expires_at) else {
             return;
         };
-        tokio::spawn(Desk::timer(self.clone(), id.to_string(), expires_at));
-    }
-
-    /// Sleep until `expires_at`, then time the approval out. Boxed with a declared `Send` type:
-    /// a timeout can start a new stage, which arms the next timer.
-    fn timer(
-        me: Arc<Self>,
-        id: String,
-        expires_at: OffsetDateTime,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        Box::pin(async move {
-            let wait = expires_at - OffsetDateTime::now_utc();
-            if wait.is_positive() {
-                tokio::time::sleep(std::time::Duration::try_from(wait).unwrap_or_default()).await;
-            }
-            me.time_out(&id).await;
-        })
+        self.timers.arm(self, expires_at, id);
     }
 
     /// Check a link: the approval exists, the slot is an approver of the current stage, the token

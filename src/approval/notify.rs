@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Desk, snapshot};
+use super::{Desk, stored};
 use crate::approval::state::Approval;
 use crate::ledger::{Change, NewRow};
 use crate::mail::{Mail, Sent};
@@ -86,11 +86,10 @@ impl Desk {
             tracing::info!(approval = %a.id, to = %approver, "approval link: {link}");
         }
         let sent = self.mailer.send(&mail).await;
-        let mut guard = self.approvals.lock().await;
-        let Some(cur) = guard.get_mut(&a.id) else {
+        let mut guard = self.open.lock().await;
+        let Some(mut next) = self.load(&a.id) else {
             return;
         };
-        let mut next = cur.clone();
         let (kind, body) = match &sent {
             Ok(via) => {
                 if next.envelope.stage == e.stage {
@@ -113,7 +112,7 @@ impl Desk {
                 )
             }
         };
-        let committed = match snapshot(&next) {
+        let committed = match stored(&next) {
             Ok(state) => {
                 self.ledger
                     .commit(Change {
@@ -126,7 +125,7 @@ impl Desk {
             Err(e) => Err(e),
         };
         match committed {
-            Ok(_) => *cur = next,
+            Ok(_) => Desk::index(&mut guard, &next),
             // Unrecorded, the mail stays "unsent" and is sent again (at worst a duplicate link).
             Err(err) => {
                 tracing::error!(approval = %a.id, error = %err, "cannot record mail delivery")

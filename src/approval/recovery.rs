@@ -4,20 +4,16 @@
 use std::sync::Arc;
 
 use super::Desk;
+use super::index::{Entry, stored};
 use crate::approval::state::{Approval, Outcome, Status};
-use crate::ledger::LedgerError;
+use crate::ledger::{Change, LedgerError};
 
 impl Desk {
     /// Wait (up to `limit`) until no approved call is still executing, so its outcome is recorded.
     pub async fn drain(&self, limit: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline {
-            let busy = self
-                .approvals
-                .lock()
-                .await
-                .values()
-                .any(|a| matches!(a.status, Status::Executing { .. }));
+            let busy = self.open.lock().await.values().any(|e| e.executing);
             if !busy {
                 return;
             }
@@ -32,15 +28,13 @@ impl Desk {
         changed: &std::collections::BTreeSet<(String, String)>,
     ) -> usize {
         let ids: Vec<String> = {
-            let guard = self.approvals.lock().await;
+            let guard = self.open.lock().await;
             guard
-                .values()
-                .filter(|a| {
-                    a.is_pending()
-                        && changed
-                            .contains(&(a.envelope.server.clone(), a.envelope.tool_name.clone()))
+                .iter()
+                .filter(|(_, e)| {
+                    !e.executing && changed.contains(&(e.server.clone(), e.tool.clone()))
                 })
-                .map(|a| a.id.clone())
+                .map(|(id, _)| id.clone())
                 .collect()
         };
         for id in &ids {
@@ -52,26 +46,33 @@ impl Desk {
         ids.len()
     }
 
-    /// Reload open approvals after a start: re-arm timers, send unsent mail, and turn any
-    /// execution that was in flight into `outcome_unknown` (never a second run).
+    /// Reload open approvals after a start: re-arm their deadlines, send unsent mail, and turn
+    /// any execution that was in flight into `outcome_unknown` (never a second run). Reads only
+    /// the open-approvals index (a ledger from before the index is indexed once, here).
     pub async fn recover(self: &Arc<Self>) -> Result<usize, LedgerError> {
-        let states = self.ledger.approvals()?;
+        let entries = match self.ledger.open_approvals()? {
+            Some(entries) => entries,
+            None => self.build_index().await?,
+        };
         let mut pending = Vec::new();
         let mut unknown = Vec::new();
         {
-            let mut guard = self.approvals.lock().await;
-            for v in states {
-                match serde_json::from_value::<Approval>(v) {
-                    Ok(a) => {
-                        match a.status {
-                            Status::Pending => pending.push(a.id.clone()),
-                            Status::Executing { .. } => unknown.push(a.id.clone()),
-                            Status::Done(_) => {}
+            let mut guard = self.open.lock().await;
+            for (id, bytes) in entries {
+                match serde_json::from_slice::<Entry>(&bytes) {
+                    Ok(e) => {
+                        if e.executing {
+                            unknown.push(id.clone());
+                        } else {
+                            self.timers.arm(self, e.expires_at, &id);
+                            if e.unsent {
+                                pending.push(id.clone());
+                            }
                         }
-                        guard.insert(a.id.clone(), a);
+                        guard.insert(id, e);
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "unreadable approval state; left as it is")
+                        tracing::error!(approval = %id, error = %e, "unreadable open-approval entry; left as it is")
                     }
                 }
             }
@@ -82,9 +83,41 @@ impl Desk {
                 self.tell_outcome_unknown(&a).await;
             }
         }
-        for id in &pending {
-            self.after_new_stage(id).await;
+        for id in pending {
+            let me = self.clone();
+            tokio::spawn(async move { me.send_unsent(&id).await });
         }
-        Ok(pending.len())
+        Ok(self.open.lock().await.len())
+    }
+
+    /// Index the open approvals of a ledger written before the index existed: read every
+    /// approval once, and commit the entries of the open ones with the mark that completes it.
+    async fn build_index(&self) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+        let mut states = Vec::new();
+        for (id, bytes) in self.ledger.approvals()? {
+            match serde_json::from_slice::<Approval>(&bytes) {
+                Ok(a) if !matches!(a.status, Status::Done(_)) => states.push(stored(&a)?),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(approval = %id, error = %e, "unreadable approval state; left as it is")
+                }
+            }
+        }
+        let entries = states
+            .iter()
+            .filter_map(|s| s.open.clone().map(|e| (s.id.clone(), e)))
+            .collect();
+        tracing::info!(
+            open = states.len(),
+            "indexed the open approvals of an older ledger"
+        );
+        self.ledger
+            .commit(Change {
+                approvals: states,
+                approvals_indexed: true,
+                ..Change::default()
+            })
+            .await?;
+        Ok(entries)
     }
 }

@@ -9,6 +9,7 @@
 //! is in flight joins the next commit (group commit), and each caller is released only after the
 //! commit holding its rows returned. Row format and hashing do not depend on the batching.
 
+mod approvals;
 mod chain;
 pub mod checkpoint;
 pub mod prune;
@@ -27,6 +28,7 @@ use tokio::sync::oneshot;
 
 use crate::signing::Signer;
 
+pub use approvals::ApprovalState;
 use chain::GENESIS;
 pub use chain::{Fault, Record};
 pub use reader::LedgerReader;
@@ -116,8 +118,10 @@ impl NewRow {
 #[derive(Debug, Default)]
 pub struct Change {
     pub rows: Vec<NewRow>,
-    /// (approval id, its new state).
-    pub approvals: Vec<(String, Value)>,
+    /// Approvals' new states.
+    pub approvals: Vec<ApprovalState>,
+    /// This change completes the open-approvals index of a ledger written before it existed.
+    pub approvals_indexed: bool,
     /// (`server/tool`, definition hash now trusted).
     pub tools: Vec<(String, String)>,
     /// (call id, the held call's new state).
@@ -314,15 +318,6 @@ impl Ledger {
         }
         Ok(out)
     }
-
-    /// Every approval's last committed state (open and finished), for recovery after a restart.
-    pub fn approvals(&self) -> Result<Vec<Value>, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        Ok(json_table(&tx, APPROVALS, &self.path)?
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect())
-    }
 }
 
 /// Every (key, JSON value) of a state table; an absent table is empty.
@@ -427,6 +422,7 @@ fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
         }
         head
     };
+    approvals::mark_if_fresh(&tx).map_err(|e| storage(path, e))?;
     tx.commit().map_err(|e| storage(path, e))?;
     Ok(head)
 }

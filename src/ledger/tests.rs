@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::chain::{leaf, link};
 use super::{BadRow, Fault, Ledger, LedgerError, LedgerReader, NewRow, ROWS, VerifyReport, chain};
 
+mod approvals;
 mod prune;
 mod trust;
 

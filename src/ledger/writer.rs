@@ -12,8 +12,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::chain::{encode, entry, leaf, link};
 use super::{
-    APPROVALS, DRIFT, HELD, Head, LedgerError, MAX_BATCH, META, NewRow, ROWS, Request, SIGNED,
-    TOOLS,
+    DRIFT, HELD, Head, LedgerError, MAX_BATCH, META, NewRow, ROWS, Request, SIGNED, TOOLS,
 };
 use crate::signing::Signer;
 
@@ -147,15 +146,7 @@ impl Writer {
                     &body,
                 )?;
             }
-            let mut approvals = tx.open_table(APPROVALS).map_err(|e| e.to_string())?;
-            for req in batch {
-                for (id, state) in &req.change.approvals {
-                    let bytes = serde_json::to_vec(state).map_err(|e| e.to_string())?;
-                    approvals
-                        .insert(id.as_str(), bytes.as_slice())
-                        .map_err(|e| e.to_string())?;
-                }
-            }
+            super::approvals::write(&tx, batch).map_err(|e| e.to_string())?;
             let mut tools = tx.open_table(TOOLS).map_err(|e| e.to_string())?;
             for req in batch {
                 for (key, hash) in &req.change.tools {

@@ -21,3 +21,4 @@ mod review;
 mod rugpull;
 mod smtp;
 mod support;
+mod upgrade;

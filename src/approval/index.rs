@@ -1,0 +1,141 @@
+//! What the desk keeps in memory about open approvals: a small entry per approval (the full state
+//! stays in the ledger and is read on demand), and one timer wheel for all their deadlines.
+//!
+//! Memory and start-up therefore grow with the approvals still open, by a few dozen bytes each,
+//! never with the approvals ever made. It must never hold an approval's envelope.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex as StdMutex, Weak};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use super::Desk;
+use super::state::{Approval, Status};
+use crate::ledger::{ApprovalState, LedgerError};
+
+/// An open approval's index entry: in memory, and in the ledger's open-approvals table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Entry {
+    pub server: String,
+    pub tool: String,
+    /// The current stage's deadline.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Approved, its execution under way (its intent is durable).
+    pub executing: bool,
+    /// Some approver of the current stage has not been mailed yet.
+    pub unsent: bool,
+}
+
+impl Entry {
+    /// The entry of an open approval; `None` once it is finished.
+    pub fn of(a: &Approval) -> Option<Entry> {
+        let executing = match a.status {
+            Status::Pending => false,
+            Status::Executing { .. } => true,
+            Status::Done(_) => return None,
+        };
+        Some(Entry {
+            server: a.envelope.server.clone(),
+            tool: a.envelope.tool_name.clone(),
+            expires_at: a.envelope.expires_at,
+            executing,
+            unsent: !a.unsent.is_empty(),
+        })
+    }
+}
+
+/// The approval's state as stored, with its index entry. Failing to encode it fails the commit:
+/// an approval is never written as missing.
+pub fn stored(a: &Approval) -> Result<ApprovalState, LedgerError> {
+    let encode = |what: &str, e: serde_json::Error| LedgerError::Encode {
+        what: format!("approval {} {what}", a.id),
+        message: e.to_string(),
+    };
+    let state = serde_json::to_vec(a).map_err(|e| encode("state", e))?;
+    let open = match Entry::of(a) {
+        Some(entry) => Some(serde_json::to_vec(&entry).map_err(|e| encode("entry", e))?),
+        None => None,
+    };
+    Ok(ApprovalState {
+        id: a.id.clone(),
+        state,
+        open,
+    })
+}
+
+/// Deadlines of every open approval's stage, in one ordered set served by one task. A stale
+/// deadline (the approval moved on or ended) fires harmlessly: the timeout rule checks the state.
+#[derive(Default)]
+pub(super) struct Timers {
+    due: StdMutex<BTreeSet<(OffsetDateTime, String)>>,
+    wake: Notify,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl Timers {
+    /// Time out approval `id` at `at` (or as soon as possible if `at` has passed).
+    pub fn arm(self: &Arc<Self>, desk: &Arc<Desk>, at: OffsetDateTime, id: &str) {
+        self.due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((at, id.to_string()));
+        if !self.started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            tokio::spawn(run(self.clone(), Arc::downgrade(desk)));
+        }
+        self.wake.notify_one();
+    }
+
+    /// How many deadlines are waiting (stale ones included).
+    pub fn len(&self) -> usize {
+        self.due.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The earliest deadline, removed if it has come.
+    fn next(&self, now: OffsetDateTime) -> Next {
+        let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        match due.first() {
+            None => Next::Idle,
+            Some((at, _)) if *at > now => Next::Wait(*at - now),
+            Some(_) => match due.pop_first() {
+                Some((_, id)) => Next::Fire(id),
+                None => Next::Idle,
+            },
+        }
+    }
+}
+
+enum Next {
+    Idle,
+    Wait(time::Duration),
+    Fire(String),
+}
+
+/// The timer task: sleep until the earliest deadline (or a new one), time it out, repeat. Ends
+/// when the desk is gone. Boxed with a declared `Send` type: a timeout can arm the next stage.
+fn run(timers: Arc<Timers>, desk: Weak<Desk>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        loop {
+            let wait = match timers.next(OffsetDateTime::now_utc()) {
+                Next::Fire(id) => {
+                    let Some(d) = desk.upgrade() else { return };
+                    d.time_out(&id).await;
+                    continue;
+                }
+                Next::Wait(w) => std::time::Duration::try_from(w).unwrap_or_default(),
+                Next::Idle => std::time::Duration::from_secs(3600),
+            };
+            if desk.strong_count() == 0 {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = timers.wake.notified() => {}
+            }
+        }
+    })
+}
