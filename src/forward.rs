@@ -3,6 +3,11 @@
 //! Owns the one code path that makes a tool server act, used by the gate for autopilot calls and
 //! by the approval desk for approved ones. It must never be called before the call's proposal,
 //! verdict (and, for approvals, execution intent) are durable; its callers guarantee that.
+//!
+//! An autopilot call's outcome row is queued before the agent gets the result and joins the next
+//! group commit; the agent does not wait for it unless `[gate] outcome_before_reply` says so.
+//! The call's mark (committed with its verdict, see [`Forwarder::mark`]) covers the gap: a
+//! crash in it leaves the mark, which the next start turns into an `unknown` outcome row.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +15,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use crate::canonical;
-use crate::ledger::{Ledger, NewRow};
+use crate::ledger::{Change, Ledger, LedgerError, NewRow};
 use crate::mcp::downstream::{ToolReply, ToolServers};
 
 /// What became of a forwarded call.
@@ -39,22 +44,86 @@ pub struct Forward<'a> {
 pub struct Forwarder {
     ledger: Arc<Ledger>,
     servers: Arc<ToolServers>,
+    /// Wait until the outcome row is durable before returning (one more fsync per call).
+    outcome_before_reply: bool,
 }
+
+/// Why an `unknown` outcome row was written at start.
+const UNSETTLED: &str = "the gate stopped after forwarding this call and before its outcome was recorded; the call may have run";
 
 impl Forwarder {
     pub fn new(ledger: Arc<Ledger>, servers: Arc<ToolServers>) -> Forwarder {
-        Forwarder { ledger, servers }
+        Forwarder {
+            ledger,
+            servers,
+            outcome_before_reply: false,
+        }
     }
 
-    /// Call the tool server once and append the outcome row.
+    /// Wait for every outcome row to be durable before answering (`[gate] outcome_before_reply`).
+    pub fn outcome_before_reply(mut self, wait: bool) -> Forwarder {
+        self.outcome_before_reply = wait;
+        self
+    }
+
+    /// The mark to commit with the rows that let a call run (for [`Change::forwarded`]).
+    pub fn mark(call_id: &str, server: &str, tool: &str) -> (String, Value) {
+        (call_id.to_string(), json!({"server": server, "tool": tool}))
+    }
+
+    /// Call the tool server once and record the outcome row, which settles the call's mark.
     pub async fn run(&self, f: Forward<'_>) -> Forwarded {
         let call_id = f.call_id.to_string();
         let (row, result) = self.call(f).await;
-        if let Err(e) = self.ledger.append(vec![row]).await {
-            // The call has already run; hiding its result would invite a retry and a second run.
-            tracing::error!(%call_id, error = %e, "ledger write of the outcome failed after the call ran");
+        let change = Change {
+            rows: vec![row],
+            settled: vec![call_id.clone()],
+            ..Change::default()
+        };
+        // The call has already run: whatever happens to its row, the agent gets its result
+        // (hiding it would invite a retry and a second run). A row that never commits leaves
+        // the mark, and the next start records the outcome as unknown.
+        match self.ledger.submit(change) {
+            Ok(pending) if self.outcome_before_reply => {
+                if let Err(e) = pending.await {
+                    tracing::error!(%call_id, error = %e, "ledger write of the outcome failed after the call ran");
+                }
+            }
+            Ok(_queued) => {}
+            Err(e) => {
+                tracing::error!(%call_id, error = %e, "ledger write of the outcome failed after the call ran")
+            }
         }
         result
+    }
+
+    /// At start: record an `unknown` outcome for every call a previous run forwarded without
+    /// recording its outcome (it crashed in between). Returns how many.
+    pub async fn settle_unknown(&self) -> Result<usize, LedgerError> {
+        let left = self.ledger.unsettled()?;
+        if left.is_empty() {
+            return Ok(0);
+        }
+        let rows = left
+            .iter()
+            .map(|(id, route)| {
+                NewRow::now(
+                    "outcome",
+                    id,
+                    json!({"status": "unknown", "server": route.get("server"), "tool": route.get("tool"), "reason": UNSETTLED}),
+                )
+            })
+            .collect();
+        let settled: Vec<String> = left.into_iter().map(|(id, _)| id).collect();
+        let n = settled.len();
+        self.ledger
+            .commit(Change {
+                rows,
+                settled,
+                ..Change::default()
+            })
+            .await?;
+        Ok(n)
     }
 
     /// Call the tool server once; the outcome row is the caller's to commit (the approval desk

@@ -233,7 +233,14 @@ impl Gate {
                 // the held call, or why a quarantined call is not held
                 let mut held: Option<Result<Held, &'static str>> = None;
                 match &decision.verdict {
-                    Verdict::Allow => change.drift = meter.charge(&decision.charges, now),
+                    Verdict::Allow => {
+                        change.drift = meter.charge(&decision.charges, now);
+                        if let Some((server, tool)) = &route {
+                            change
+                                .forwarded
+                                .push(Forwarder::mark(&call_id, server, tool));
+                        }
+                    }
                     Verdict::Quarantine => {
                         if let Some(p) = pause_of(&decision, &call_id, now) {
                             change.drift = meter.pause(p.clone());

@@ -73,7 +73,11 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             .await
             .context("cannot write to the ledger; refusing to serve")?;
         let servers = Arc::new(servers);
-        let forwarder = Forwarder::new(ledger.clone(), servers.clone());
+        let forwarder = Forwarder::new(ledger.clone(), servers.clone()).outcome_before_reply(cfg.outcome_before_reply);
+        let unknown = forwarder.settle_unknown().await.context("cannot record the outcome of calls a previous run left unrecorded")?;
+        if unknown > 0 {
+            tracing::warn!(unknown, "calls forwarded by the previous run have no recorded outcome (it stopped in between): recorded as `unknown`");
+        }
         // The rug-pull guard: compare what the servers present with what was reviewed.
         let changed = live::guard(&setup, &ledger, &servers.tools(), &Default::default()).await.context("cannot record tool definitions")?;
         for ((server, tool), c) in &changed {
@@ -138,6 +142,10 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         gate.drain(std::time::Duration::from_secs(30)).await;
         desk.drain(std::time::Duration::from_secs(30)).await;
         quarantine.drain(std::time::Duration::from_secs(30)).await;
+        // Outcome rows answered before they were durable are queued: commit them before exit.
+        if let Err(e) = ledger.flush().await {
+            tracing::error!(error = %e, "cannot commit the last outcome rows; the next start records them as unknown");
+        }
         web.abort();
         watcher.abort();
         let _ = std::fs::remove_file(&runtime_file);

@@ -7,6 +7,7 @@
 
 mod check;
 pub mod http;
+mod server;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use crate::manifest::{ManifestSet, ToolManifest};
 use crate::policy::Policy;
 
 pub use check::{load_policy_file, load_setup};
+pub use server::{ServerConfig, ServerSection};
 
 /// `airlock.toml` as written.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -76,6 +78,10 @@ pub struct GateSection {
     pub checkpoints: Option<String>,
     /// How often the gate writes a checkpoint into `checkpoints`, e.g. `1h`.
     pub checkpoint_every: String,
+    /// Answer an autopilot call only once its outcome row is durable (one more fsync on every
+    /// call). By default the outcome row joins the next group commit after the agent is
+    /// answered; a crash in between is recorded at the next start as an `unknown` outcome.
+    pub outcome_before_reply: bool,
 }
 
 /// `[mail]`.
@@ -134,67 +140,8 @@ impl Default for GateSection {
             signing_key: "airlock.signing.key".into(),
             checkpoints: None,
             checkpoint_every: "1h".into(),
+            outcome_before_reply: false,
         }
-    }
-}
-
-/// `[[server]]`: one tool server.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSection {
-    /// Unique name; manifests refer to it.
-    #[schemars(with = "String")]
-    pub name: Spanned<String>,
-    /// Program of a stdio tool server (started as a child process).
-    pub command: Option<String>,
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// Extra environment variables for the child process.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Working directory of the child, relative to this file (default: this file's directory).
-    pub cwd: Option<String>,
-    /// A streamable-HTTP tool server, e.g. `http://127.0.0.1:9000/mcp` (instead of `command`).
-    pub url: Option<String>,
-    /// Allow a `url` that is not on this machine over plain http (only on a trusted network).
-    #[serde(default)]
-    pub allow_remote: bool,
-    /// HTTP headers sent to a `url` server, e.g. `{ Authorization = "Bearer ${SHOP_TOKEN}" }`;
-    /// `${VAR}` is read from Airlock's environment when connecting, so secrets stay out of files.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Name prefix under which its tools are exposed; default `<name>__`.
-    pub prefix: Option<String>,
-    /// How long one call to this server may take before it is failed (default `5m`).
-    pub timeout: Option<String>,
-    /// How often its tools are listed again (default `30s` for a `url` server, never for a
-    /// stdio one): a server that restarted may serve other tools, which are re-gated like a
-    /// `tools/list_changed`.
-    pub relist: Option<String>,
-}
-
-/// A validated tool server entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerConfig {
-    pub name: String,
-    /// The program of a stdio server (empty for a `url` server).
-    pub command: String,
-    /// A streamable-HTTP server's URL, and the headers (with `${VAR}` unresolved) sent to it.
-    pub url: Option<String>,
-    pub headers: BTreeMap<String, String>,
-    pub args: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub cwd: PathBuf,
-    pub prefix: String,
-    pub timeout: Duration,
-    /// How often its tools are listed again, if at all.
-    pub relist: Option<Duration>,
-}
-
-impl ServerConfig {
-    /// The name an agent sees for `tool` of this server.
-    pub fn exposed(&self, tool: &str) -> String {
-        format!("{}{tool}", self.prefix)
     }
 }
 
@@ -212,6 +159,7 @@ pub struct Config {
     pub signing_key_path: PathBuf,
     pub checkpoint_dir: Option<PathBuf>,
     pub checkpoint_every: Duration,
+    pub outcome_before_reply: bool,
     pub servers: Vec<ServerConfig>,
     pub mail: MailConfig,
     pub web: WebConfig,
@@ -472,6 +420,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             signing_key_path: dir.join(&g.signing_key),
             checkpoint_dir: g.checkpoints.as_ref().map(|c| dir.join(c)),
             checkpoint_every,
+            outcome_before_reply: g.outcome_before_reply,
             servers,
             mail: MailConfig {
                 from: file.mail.from.clone(),

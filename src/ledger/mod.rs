@@ -12,6 +12,7 @@
 mod approvals;
 mod chain;
 pub mod checkpoint;
+mod forwarded;
 pub mod prune;
 mod reader;
 mod verify;
@@ -128,6 +129,24 @@ pub struct Change {
     pub held: Vec<(String, Value)>,
     /// (drift key, its new value, or `None` to remove it).
     pub drift: Vec<(String, Option<Value>)>,
+    /// (call id, its route): calls this change lets run, marked until their outcome is recorded.
+    pub forwarded: Vec<(String, Value)>,
+    /// Calls whose outcome row this change carries: their marks go.
+    pub settled: Vec<String>,
+}
+
+impl Change {
+    /// Nothing to write (a flush: it commits after everything queued before it).
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+            && self.approvals.is_empty()
+            && !self.approvals_indexed
+            && self.tools.is_empty()
+            && self.held.is_empty()
+            && self.drift.is_empty()
+            && self.forwarded.is_empty()
+            && self.settled.is_empty()
+    }
 }
 
 /// A change queued for commit: await it for the rows' sequence numbers once durable.
@@ -248,6 +267,11 @@ impl Ledger {
     /// Commit rows and approval state together; returns the rows' sequence numbers once durable.
     pub async fn commit(&self, change: Change) -> Result<Vec<u64>, LedgerError> {
         self.submit(change)?.await
+    }
+
+    /// Wait until every change queued so far is durable.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        self.commit(Change::default()).await.map(|_| ())
     }
 
     /// Queue a change without waiting. Changes commit in the order they are submitted, so a

@@ -322,3 +322,55 @@ async fn the_gate_refuses_to_append_to_a_truncated_ledger() {
         })
     );
 }
+
+#[tokio::test]
+async fn forwarded_marks_stay_until_an_outcome_settles_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.redb");
+    let l = Ledger::open(&path).unwrap();
+    let mark = |id: &str| (id.to_string(), json!({"server": "shop", "tool": "echo"}));
+    l.commit(super::Change {
+        rows: vec![row("a", "verdict"), row("b", "verdict")],
+        forwarded: vec![mark("a"), mark("b")],
+        ..super::Change::default()
+    })
+    .await
+    .unwrap();
+    // `a` settles in a commit of its own; `c` is marked and settled within one batch
+    let settle_a = l
+        .submit(super::Change {
+            rows: vec![row("a", "outcome")],
+            settled: vec!["a".into()],
+            ..super::Change::default()
+        })
+        .unwrap();
+    let mark_c = l
+        .submit(super::Change {
+            rows: vec![row("c", "verdict")],
+            forwarded: vec![mark("c")],
+            ..super::Change::default()
+        })
+        .unwrap();
+    let settle_c = l
+        .submit(super::Change {
+            rows: vec![row("c", "outcome")],
+            settled: vec!["c".into()],
+            ..super::Change::default()
+        })
+        .unwrap();
+    for p in [settle_a, mark_c, settle_c] {
+        p.await.unwrap();
+    }
+    l.flush().await.unwrap();
+    drop(l);
+    let l = Ledger::open(&path).unwrap();
+    let left: Vec<String> = l
+        .unsettled()
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(left, vec!["b"], "only the call without an outcome is left");
+    drop(l);
+    assert_eq!(verify(&path).rows, 5, "a flush writes no row");
+}

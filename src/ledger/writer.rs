@@ -41,6 +41,12 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            if batch.iter().all(|r| r.change.is_empty()) {
+                for req in batch {
+                    let _ = req.reply.send(Ok(Vec::new()));
+                }
+                continue;
+            }
             match self.commit(&batch) {
                 Ok((head, seqs)) => {
                     self.head = head;
@@ -147,6 +153,7 @@ impl Writer {
                 )?;
             }
             super::approvals::write(&tx, batch).map_err(|e| e.to_string())?;
+            super::forwarded::write(&tx, batch)?;
             let mut tools = tx.open_table(TOOLS).map_err(|e| e.to_string())?;
             for req in batch {
                 for (key, hash) in &req.change.tools {

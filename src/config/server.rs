@@ -1,0 +1,69 @@
+//! `[[server]]`: one tool server, as written and as validated.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+/// `[[server]]`: one tool server.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Unique name; manifests refer to it.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Program of a stdio tool server (started as a child process).
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables for the child process.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the child, relative to this file (default: this file's directory).
+    pub cwd: Option<String>,
+    /// A streamable-HTTP tool server, e.g. `http://127.0.0.1:9000/mcp` (instead of `command`).
+    pub url: Option<String>,
+    /// Allow a `url` that is not on this machine over plain http (only on a trusted network).
+    #[serde(default)]
+    pub allow_remote: bool,
+    /// HTTP headers sent to a `url` server, e.g. `{ Authorization = "Bearer ${SHOP_TOKEN}" }`;
+    /// `${VAR}` is read from Airlock's environment when connecting, so secrets stay out of files.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Name prefix under which its tools are exposed; default `<name>__`.
+    pub prefix: Option<String>,
+    /// How long one call to this server may take before it is failed (default `5m`).
+    pub timeout: Option<String>,
+    /// How often its tools are listed again (default `30s` for a `url` server, never for a
+    /// stdio one): a server that restarted may serve other tools, which are re-gated like a
+    /// `tools/list_changed`.
+    pub relist: Option<String>,
+}
+
+/// A validated tool server entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub name: String,
+    /// The program of a stdio server (empty for a `url` server).
+    pub command: String,
+    /// A streamable-HTTP server's URL, and the headers (with `${VAR}` unresolved) sent to it.
+    pub url: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+    pub prefix: String,
+    pub timeout: Duration,
+    /// How often its tools are listed again, if at all.
+    pub relist: Option<Duration>,
+}
+
+impl ServerConfig {
+    /// The name an agent sees for `tool` of this server.
+    pub fn exposed(&self, tool: &str) -> String {
+        format!("{}{tool}", self.prefix)
+    }
+}
