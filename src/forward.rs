@@ -83,7 +83,12 @@ impl Forwarder {
         // The call has already run: whatever happens to its row, the agent gets its result
         // (hiding it would invite a retry and a second run). A row that never commits leaves
         // the mark, and the next start records the outcome as unknown.
-        match self.ledger.submit(change) {
+        let queued = if self.outcome_before_reply {
+            self.ledger.submit(change)
+        } else {
+            self.ledger.submit_lazy(change)
+        };
+        match queued {
             Ok(pending) if self.outcome_before_reply => {
                 if let Err(e) = pending.await {
                     tracing::error!(%call_id, error = %e, "ledger write of the outcome failed after the call ran");

@@ -8,7 +8,7 @@
 //! hash = SHA-256("airlock.ledger.v1.link\0" ‖ prev ‖ leaf), with prev = 32 zero bytes for row 1.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::canonical;
@@ -54,10 +54,19 @@ struct Entry {
 
 /// The canonical entry bytes of a row.
 pub fn entry(seq: u64, time: &str, kind: &str, call_id: &str, body: &Value) -> Vec<u8> {
-    canonical::to_string(
-        &json!({"seq": seq, "time": time, "kind": kind, "call_id": call_id, "body": body}),
-    )
-    .into_bytes()
+    // canonical JSON of {seq, time, kind, call_id, body}, keys in sorted order, written
+    // directly rather than through a copy of the body
+    let mut out = Vec::with_capacity(160);
+    out.extend_from_slice(b"{\"body\":");
+    canonical::write_into(body, &mut out);
+    out.extend_from_slice(b",\"call_id\":");
+    canonical::write_str(call_id, &mut out);
+    out.extend_from_slice(b",\"kind\":");
+    canonical::write_str(kind, &mut out);
+    out.extend_from_slice(format!(",\"seq\":{seq},\"time\":").as_bytes());
+    canonical::write_str(time, &mut out);
+    out.push(b'}');
+    out
 }
 
 /// Hash of a row's entry bytes.
@@ -211,5 +220,20 @@ impl Verifier {
 
     pub fn rows(&self) -> u64 {
         self.expected_seq - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn an_entry_is_the_canonical_json_of_its_fields() {
+        let body = json!({"z": [1, {"b": "\u{e9}\"", "a": null}], "a": 2.5});
+        let written = super::entry(7, "2026-11-25T00:00:00Z", "outcome", "c-\n1", &body);
+        let expected = crate::canonical::to_string(&json!({
+            "seq": 7, "time": "2026-11-25T00:00:00Z", "kind": "outcome", "call_id": "c-\n1", "body": body,
+        }));
+        assert_eq!(String::from_utf8(written).unwrap(), expected);
     }
 }

@@ -55,6 +55,9 @@ const SIGNED: TableDefinition<&str, ()> = TableDefinition::new("signed_calls");
 const SCHEMA_VERSION: &[u8] = b"1";
 /// Most requests one commit takes from the queue.
 const MAX_BATCH: usize = 512;
+/// Longest a change nobody waits for is held back for a change somebody waits for, so that
+/// both share one commit (one sync instead of two).
+const LAZY_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -163,6 +166,8 @@ impl std::future::IntoFuture for Pending {
 
 struct Request {
     change: Change,
+    /// Nobody waits for it: it may wait up to [`LAZY_WAIT`] to share a waited-for commit.
+    lazy: bool,
     reply: oneshot::Sender<Result<Vec<u64>, LedgerError>>,
 }
 
@@ -277,10 +282,24 @@ impl Ledger {
     /// Queue a change without waiting. Changes commit in the order they are submitted, so a
     /// caller holding a lock while it submits orders its commits by that lock.
     pub fn submit(&self, change: Change) -> Result<Pending, LedgerError> {
+        self.queue(change, false)
+    }
+
+    /// Queue a change nobody waits for (an outcome row already answered): it may be held up to
+    /// [`LAZY_WAIT`] to share the commit of the next change somebody waits for. Order is kept.
+    pub fn submit_lazy(&self, change: Change) -> Result<Pending, LedgerError> {
+        self.queue(change, true)
+    }
+
+    fn queue(&self, change: Change, lazy: bool) -> Result<Pending, LedgerError> {
         let (reply, wait) = oneshot::channel();
         let queue = self.queue.as_ref().ok_or(LedgerError::WriterGone)?;
         queue
-            .send(Request { change, reply })
+            .send(Request {
+                change,
+                lazy,
+                reply,
+            })
             .map_err(|_| LedgerError::WriterGone)?;
         Ok(Pending(wait))
     }

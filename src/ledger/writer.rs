@@ -12,7 +12,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::chain::{encode, entry, leaf, link};
 use super::{
-    DRIFT, HELD, Head, LedgerError, MAX_BATCH, META, NewRow, ROWS, Request, SIGNED, TOOLS,
+    DRIFT, HELD, Head, LAZY_WAIT, LedgerError, MAX_BATCH, META, NewRow, ROWS, Request, SIGNED,
+    TOOLS,
 };
 use crate::signing::Signer;
 
@@ -31,13 +32,30 @@ fn signs_call(row: &NewRow) -> bool {
         && row.body.get("signed") == Some(&Value::Bool(true))
 }
 
+/// Take whatever else is queued, up to [`MAX_BATCH`].
+fn drain(rx: &mpsc::Receiver<Request>, batch: &mut Vec<Request>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(r) => batch.push(r),
+            Err(_) => break,
+        }
+    }
+}
+
 impl Writer {
     pub(super) fn run(mut self, rx: mpsc::Receiver<Request>) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
+            drain(&rx, &mut batch);
+            // Only changes nobody waits for: hold them briefly for one somebody waits for.
+            let until = std::time::Instant::now() + LAZY_WAIT;
+            while batch.len() < MAX_BATCH && batch.iter().all(|r| r.lazy) {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(r) => {
+                        batch.push(r);
+                        drain(&rx, &mut batch);
+                    }
                     Err(_) => break,
                 }
             }

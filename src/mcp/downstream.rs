@@ -11,6 +11,8 @@ use rmcp::service::PeerRequestOptions;
 use rmcp::service::{RoleClient, RunningService, ServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::TokioChildProcess;
+
+use super::order::Ordered;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Map, Value};
 
@@ -42,8 +44,12 @@ pub struct ToolDef {
 /// when an older server left it out); its content is relayed to the agent as is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolReply {
+    /// The result as JSON (what is hashed into the outcome row and kept for approvals).
     pub json: Value,
     pub is_error: bool,
+    /// The same result as the tool server sent it, relayed to the agent as is (opaque outside
+    /// `mcp`: no rmcp type is used elsewhere).
+    pub(in crate::mcp) result: CallToolResult,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +250,8 @@ impl ToolServers {
                 )));
                 let answer = handle.await_response().await;
                 abandoned.0 = None;
+                // what the server said about the call before answering goes first
+                service.service().order.settle().await;
                 match answer {
                     Ok(ServerResult::CallToolResult(r)) => Ok(r),
                     Ok(ServerResult::EmptyResult(_)) => Ok(CallToolResult::default()),
@@ -269,7 +277,11 @@ impl ToolServers {
                     server: server.into(),
                     message: e.to_string(),
                 })?;
-                Ok(ToolReply { json, is_error })
+                Ok(ToolReply {
+                    json,
+                    is_error,
+                    result,
+                })
             }
             Err(e) if service.is_transport_closed() => {
                 tracing::error!(server, error = %e, "tool server connection closed");
@@ -303,6 +315,7 @@ async fn start(
         relay,
         server: config.name.clone(),
         timeout: config.timeout,
+        order: Arc::default(),
     };
     let outcome = tokio::time::timeout(STARTUP_TIMEOUT, connect_one(&config, handler))
         .await
@@ -335,8 +348,9 @@ async fn connect_one(
                     .custom_headers(resolve_headers(config)?)
                     .max_concurrent_requests(64),
             );
+            let counts = handler.order.clone();
             handler
-                .serve(transport)
+                .serve(Ordered::new(transport, counts))
                 .await
                 .map_err(|e| format!("MCP handshake with {url} failed: {e}"))?
         }
@@ -348,8 +362,9 @@ async fn connect_one(
                 .kill_on_drop(true);
             let transport = TokioChildProcess::new(cmd)
                 .map_err(|e| format!("cannot start `{}`: {e}", config.command))?;
+            let counts = handler.order.clone();
             handler
-                .serve(transport)
+                .serve(Ordered::new(transport, counts))
                 .await
                 .map_err(|e| format!("MCP handshake failed: {e}"))?
         }

@@ -8,6 +8,7 @@
 //! - [`relay`]: what a tool server says to agents — progress and log messages about a call, its
 //!   questions (sampling, elicitation, roots), and list and resource changes — routed back.
 //! - [`agents`]: the connected agents, what each listens for, and their resource subscriptions.
+//! - `order`: a call's progress and log messages reach its agent before its result.
 //! - `passthrough`: resources and prompts from the tool servers (reads; recorded, not gated).
 //!
 //! It must never decide whether a call runs (that is the gate and the decision core), and it must
@@ -17,6 +18,7 @@
 pub mod agents;
 pub mod downstream;
 pub mod http;
+mod order;
 mod passthrough;
 pub mod relay;
 pub mod upstream;

@@ -193,6 +193,8 @@ pub struct Downstream {
     pub(super) server: String,
     /// How long an agent may take to answer a relayed question (the server's call timeout).
     pub(super) timeout: std::time::Duration,
+    /// Progress and log messages received from this server, and handled.
+    pub(super) order: Arc<super::order::Counts>,
 }
 
 /// A question from a tool server that no agent can be asked.
@@ -341,6 +343,7 @@ impl rmcp::ClientHandler for Downstream {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
+        let _handled = self.order.handling();
         if let Some((peer, p)) = self.relay.progress(&self.server, params) {
             let _ = peer.notify_progress(p).await;
         }
@@ -353,6 +356,7 @@ impl rmcp::ClientHandler for Downstream {
         params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
+        let _handled = self.order.handling();
         tracing::debug!(server = %self.server, data = %params.data, "tool server log message");
         if let Some((peer, _)) = self.relay.sole_agent(&self.server) {
             let _ = peer.notify_logging_message(params).await;

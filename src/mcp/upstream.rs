@@ -215,12 +215,7 @@ impl ServerHandler for AgentServer {
         let reply = self.gate.call(call).await;
         drop(route);
         let result = match reply {
-            Reply::Forwarded(reply) => match serde_json::from_value::<CallToolResult>(reply.json) {
-                Ok(r) => r,
-                Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
-                    "the tool ran, but its result could not be relayed: {e}"
-                ))]),
-            },
+            Reply::Forwarded(reply) => reply.result,
             Reply::Refused { message, details } => with_meta(
                 CallToolResult::error(vec![ContentBlock::text(message)]),
                 DECISION_META_KEY,
