@@ -374,3 +374,30 @@ async fn forwarded_marks_stay_until_an_outcome_settles_them() {
     drop(l);
     assert_eq!(verify(&path).rows, 5, "a flush writes no row");
 }
+
+#[tokio::test]
+async fn a_lazy_change_commits_alone_or_with_the_next_waited_for_one_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.redb");
+    let l = Ledger::open(&path).unwrap();
+    // nobody else writes: it still commits, on its own
+    let alone = l
+        .submit_lazy(super::Change {
+            rows: vec![row("a", "outcome")],
+            ..super::Change::default()
+        })
+        .unwrap();
+    assert_eq!(alone.await.unwrap(), vec![1]);
+    // queued before a waited-for change, it is ordered before it
+    let lazy = l
+        .submit_lazy(super::Change {
+            rows: vec![row("b", "outcome")],
+            ..super::Change::default()
+        })
+        .unwrap();
+    let waited = l.append(vec![row("c", "proposal")]).await.unwrap();
+    assert_eq!(lazy.await.unwrap(), vec![2]);
+    assert_eq!(waited, vec![3]);
+    drop(l);
+    assert!(verify(&path).first_bad.is_none());
+}

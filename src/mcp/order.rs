@@ -138,6 +138,10 @@ mod tests {
         let counts = Counts::default();
         counts.received.fetch_add(1, Ordering::AcqRel);
         counts.settle().await;
-        assert_eq!(counts.handled.load(Ordering::Acquire), 0, "it gave up waiting");
+        assert_eq!(
+            counts.handled.load(Ordering::Acquire),
+            0,
+            "it gave up waiting"
+        );
     }
 }
