@@ -11,6 +11,7 @@
 
 mod approvals;
 mod chain;
+mod change;
 pub mod checkpoint;
 mod forwarded;
 pub mod prune;
@@ -24,7 +25,6 @@ use std::thread;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
-use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::signing::Signer;
@@ -32,6 +32,7 @@ use crate::signing::Signer;
 pub use approvals::ApprovalState;
 use chain::GENESIS;
 pub use chain::{Fault, Record};
+pub use change::{Change, NewRow};
 pub use reader::LedgerReader;
 pub use verify::{BadRow, CheckpointReport, SignatureReport, VerifyOptions, VerifyReport};
 use writer::Writer;
@@ -89,67 +90,6 @@ pub enum LedgerError {
     Encode { what: String, message: String },
     #[error("ledger writer has stopped; no further rows can be written")]
     WriterGone,
-}
-
-/// A row to append. The ledger assigns `seq`, `prev` and `hash`.
-#[derive(Debug, Clone)]
-pub struct NewRow {
-    pub kind: &'static str,
-    pub call_id: String,
-    pub time: OffsetDateTime,
-    pub body: Value,
-}
-
-impl NewRow {
-    /// A row about `call_id` (empty for gate-wide events), stamped with `time`.
-    pub fn at(kind: &'static str, call_id: &str, time: OffsetDateTime, body: Value) -> NewRow {
-        NewRow {
-            kind,
-            call_id: call_id.to_string(),
-            time,
-            body,
-        }
-    }
-
-    /// A row stamped now.
-    pub fn now(kind: &'static str, call_id: &str, body: Value) -> NewRow {
-        NewRow::at(kind, call_id, OffsetDateTime::now_utc(), body)
-    }
-}
-
-/// One durable change: ledger rows and the new state of the open approvals they concern,
-/// committed in one transaction.
-#[derive(Debug, Default)]
-pub struct Change {
-    pub rows: Vec<NewRow>,
-    /// Approvals' new states.
-    pub approvals: Vec<ApprovalState>,
-    /// This change completes the open-approvals index of a ledger written before it existed.
-    pub approvals_indexed: bool,
-    /// (`server/tool`, definition hash now trusted).
-    pub tools: Vec<(String, String)>,
-    /// (call id, the held call's new state).
-    pub held: Vec<(String, Value)>,
-    /// (drift key, its new value, or `None` to remove it).
-    pub drift: Vec<(String, Option<Value>)>,
-    /// (call id, its route): calls this change lets run, marked until their outcome is recorded.
-    pub forwarded: Vec<(String, Value)>,
-    /// Calls whose outcome row this change carries: their marks go.
-    pub settled: Vec<String>,
-}
-
-impl Change {
-    /// Nothing to write (a flush: it commits after everything queued before it).
-    fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-            && self.approvals.is_empty()
-            && !self.approvals_indexed
-            && self.tools.is_empty()
-            && self.held.is_empty()
-            && self.drift.is_empty()
-            && self.forwarded.is_empty()
-            && self.settled.is_empty()
-    }
 }
 
 /// A change queued for commit: await it for the rows' sequence numbers once durable.

@@ -560,13 +560,7 @@ async fn a_crash_while_an_approved_call_runs_is_never_retried() {
         .link();
     assert_eq!(decide(&link, "approve", &[]).0, 200);
     // the tool server has started the refund (it logs before its slow part) ...
-    for _ in 0..400 {
-        if !w.executed("executed.jsonl").is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert_eq!(w.executed("executed.jsonl"), ["refund_order"]);
+    assert_eq!(w.wait_executed("executed.jsonl").await, ["refund_order"]);
     // ... and the gate dies before the reply.
     child.kill().await.expect("kill -9");
     assert!(call.await.expect("agent task").is_err());
@@ -847,18 +841,12 @@ async fn after_a_restart_unsent_mail_is_sent_and_expired_timers_fire() {
     drop(agent);
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let (agent2, _child2) = w.killable_agent().await;
-    let mut outcome = String::new();
-    for _ in 0..100 {
-        outcome = text(
-            &agent2
-                .call("airlock_status", json!({"approval_id": approval_id(&link)}))
-                .await,
-        );
-        if outcome.contains("No decision before the approval expired") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let outcome = agent2
+        .status_until(
+            &approval_id(&link),
+            "No decision before the approval expired",
+        )
+        .await;
     assert!(
         outcome.contains("No decision before the approval expired"),
         "{outcome}"

@@ -29,13 +29,7 @@ async fn a_call_cut_off_by_a_crash_gets_an_unknown_outcome_at_the_next_start() {
         tokio::spawn(async move { a.try_call("refund_order", refund()).await })
     };
     // the shop has started the refund (it logs before its slow part) when the gate dies
-    for _ in 0..400 {
-        if !w.executed("executed.jsonl").is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert_eq!(w.executed("executed.jsonl"), ["refund_order"]);
+    assert_eq!(w.wait_executed("executed.jsonl").await, ["refund_order"]);
     child.kill().await.expect("kill -9");
     assert!(call.await.expect("agent task").is_err());
     drop(agent);

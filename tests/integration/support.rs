@@ -136,6 +136,18 @@ impl World {
             .collect()
     }
 
+    /// Wait (up to 10 s) until the demo shop has started executing something, then return what
+    /// it executed (it logs a call before any slow part of it).
+    pub async fn wait_executed(&self, log: &str) -> Vec<String> {
+        for _ in 0..400 {
+            if !self.executed(log).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        self.executed(log)
+    }
+
     /// Run an `airlock` subcommand with this world's config.
     pub fn airlock(&self, args: &[&str]) -> Output {
         let config = self.config();
@@ -265,6 +277,27 @@ impl Agent {
             _ => Map::new(),
         });
         self.client.call_tool(p).await.expect("tools/call answered")
+    }
+
+    /// Ask `airlock_status` about an approval until its answer contains `needle` (up to 5 s);
+    /// returns the last answer.
+    pub async fn status_until(&self, approval_id: &str, needle: &str) -> String {
+        let mut answer = String::new();
+        for _ in 0..100 {
+            answer = text(
+                &self
+                    .call(
+                        "airlock_status",
+                        serde_json::json!({"approval_id": approval_id}),
+                    )
+                    .await,
+            );
+            if answer.contains(needle) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        answer
     }
 
     /// Stop the agent session; airlock exits when its stdin closes.

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, TableDefinition, TableHandle};
 use serde_json::json;
 
 use crate::smtp::{Smtp, approval_id};
-use crate::support::{World, text};
+use crate::support::World;
 
 const OPEN: TableDefinition<&str, &[u8]> = TableDefinition::new("open_approvals");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -74,18 +74,12 @@ async fn pending_approvals_of_a_ledger_from_before_the_index_survive_the_upgrade
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
 
     let (agent2, _child2) = w.killable_agent().await;
-    let mut outcome = String::new();
-    for _ in 0..100 {
-        outcome = text(
-            &agent2
-                .call("airlock_status", json!({"approval_id": approval_id(&link)}))
-                .await,
-        );
-        if outcome.contains("No decision before the approval expired") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let outcome = agent2
+        .status_until(
+            &approval_id(&link),
+            "No decision before the approval expired",
+        )
+        .await;
     assert!(
         outcome.contains("No decision before the approval expired"),
         "{outcome}"
