@@ -21,8 +21,19 @@ use airlock::schema::{FileKind, schema};
     about = "Gate every MCP tool call: classify by manifest, decide by policy, audit in a tamper-evident ledger"
 )]
 pub struct Cli {
+    /// How log lines on stderr are written: `text`, or `json` (one object per line, for a log
+    /// collector). `AIRLOCK_LOG` sets the level filter either way.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -128,6 +128,14 @@ pub struct Batching {
     pub commits: std::sync::atomic::AtomicU64,
     pub changes: std::sync::atomic::AtomicU64,
     pub rows: std::sync::atomic::AtomicU64,
+    /// Why the last commit failed, until one succeeds.
+    failure: std::sync::Mutex<Option<String>>,
+}
+
+impl Batching {
+    fn note(&self, failure: Option<String>) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = failure;
+    }
 }
 
 impl Ledger {
@@ -140,6 +148,24 @@ impl Ledger {
             load(&self.batching.changes),
             load(&self.batching.rows),
         )
+    }
+
+    /// Whether the ledger can take rows now: its writer runs, its last commit did not fail, and
+    /// the file reads. The reason if not (for `/readyz`).
+    pub fn health(&self) -> Result<(), String> {
+        if self.queue.is_none() || self.writer.as_ref().is_some_and(|w| w.is_finished()) {
+            return Err("the ledger writer has stopped".into());
+        }
+        if let Some(why) = self
+            .batching
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(format!("the last ledger commit failed: {why}"));
+        }
+        self.head().map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Open (creating if absent) the ledger and start its writer thread.

@@ -301,6 +301,17 @@ async fn after_an_io_error_the_ledger_stays_closed_until_reopened() {
     assert!(l.append(vec![row("b", "proposal")]).await.is_err());
     fail.store(false, Ordering::SeqCst);
     assert!(l.append(vec![row("c", "proposal")]).await.is_err());
+    // and it says so to whoever asks whether it is ready
+    let why = l.health().unwrap_err();
+    assert!(why.contains("last ledger commit failed"), "{why}");
+}
+
+#[tokio::test]
+async fn a_working_ledger_is_healthy() {
+    let (backend, _fail) = FailSwitch::new();
+    let l = Ledger::open_on(backend).unwrap();
+    l.append(vec![row("a", "proposal")]).await.unwrap();
+    assert_eq!(l.health(), Ok(()));
 }
 
 #[tokio::test]

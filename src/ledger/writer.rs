@@ -74,12 +74,14 @@ impl Writer {
                     b.commits.fetch_add(1, relaxed);
                     b.changes.fetch_add(batch.len() as u64, relaxed);
                     b.rows.fetch_add(rows as u64, relaxed);
+                    b.note(None);
                     for (req, s) in batch.into_iter().zip(seqs) {
                         let _ = req.reply.send(Ok(s));
                     }
                 }
                 Err(message) => {
                     tracing::error!(path = %self.path.display(), %message, "ledger commit failed; the calls in it will not run");
+                    self.batching.note(Some(message.clone()));
                     for req in batch {
                         let _ = req.reply.send(Err(LedgerError::Storage {
                             path: self.path.clone(),

@@ -63,6 +63,7 @@ pub fn app(web: Arc<Web>) -> Router {
             get(review::pause_page).post(review::pause_resume),
         )
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .layer(middleware::map_response(security_headers))
         .with_state(web)
 }
@@ -100,6 +101,35 @@ async fn healthz(State(web): State<Arc<Web>>) -> Response {
         r.headers_mut().insert("x-airlock-instance", v);
     }
     r
+}
+
+/// Readiness: 200 when the ledger can take rows and every tool server is running with its
+/// tools listed; 503 with the reasons otherwise (a load balancer sends calls elsewhere).
+async fn readyz(State(web): State<Arc<Web>>) -> Response {
+    let mut reasons = Vec::new();
+    let ledger = match web.ledger.health() {
+        Ok(()) => "ok".to_string(),
+        Err(why) => {
+            reasons.push(format!("ledger: {why}"));
+            "unavailable".to_string()
+        }
+    };
+    let mut servers = serde_json::Map::new();
+    for (name, state) in web.servers.status() {
+        let word = state.split(':').next().unwrap_or("unknown").to_string();
+        if word != "running" {
+            reasons.push(format!("tool server `{name}` is {word}"));
+        }
+        servers.insert(name, serde_json::Value::String(word));
+    }
+    let ready = reasons.is_empty();
+    let body = serde_json::json!({"ready": ready, "ledger": ledger, "servers": servers, "reasons": reasons});
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn security_headers(mut r: Response) -> Response {

@@ -13,6 +13,7 @@ mod gate;
 mod http;
 mod inspector;
 mod live;
+mod ops;
 mod outcomes;
 mod peers;
 mod protocol;
