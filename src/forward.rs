@@ -140,10 +140,16 @@ impl Forwarder {
             .call(f.server, f.tool, f.arguments, f.meta, f.relay.as_deref())
             .await;
         let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let status = match &outcome {
+            Ok(reply) if reply.is_error => "tool_error",
+            Ok(_) => "ok",
+            Err(_) => "failed",
+        };
+        crate::metrics::global().tool_call(f.server, status, started.elapsed().as_secs_f64());
         let (mut body, result) = match outcome {
             Ok(reply) => (
                 json!({
-                    "status": if reply.is_error { "tool_error" } else { "ok" },
+                    "status": status,
                     "result_sha256": canonical::sha256_hex(canonical::to_string(&reply.json).as_bytes()),
                     "duration_us": duration_us,
                 }),

@@ -292,6 +292,12 @@ impl Gate {
                 }
             }
         };
+        let path = decision
+            .class
+            .as_deref()
+            .and_then(|c| setup.policy.classes.get(c))
+            .map_or("none", |rule| rule.path.name());
+        crate::metrics::global().call(path, decision.verdict.name());
         let (pending, pause, held) = match committed {
             Committed::ToDesk(rows) => {
                 return self

@@ -29,6 +29,7 @@ pub mod live;
 pub mod mail;
 pub mod manifest;
 pub mod mcp;
+pub mod metrics;
 pub mod pins;
 pub mod policy;
 pub mod quarantine;

@@ -29,6 +29,19 @@ pub enum PathKind {
     Quarantine,
 }
 
+impl PathKind {
+    /// The word the policy file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathKind::Allow => "allow",
+            PathKind::Conditional => "conditional",
+            PathKind::Approve => "approve",
+            PathKind::Deny => "deny",
+            PathKind::Quarantine => "quarantine",
+        }
+    }
+}
+
 /// What happens when an approval is not decided in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -97,6 +97,10 @@ impl Desk {
             .await?;
         Desk::index(&mut guard, &next);
         drop(guard);
+        if matches!(step, Step::Approved | Step::Denied) {
+            let waited = now - a.envelope.requested_at;
+            crate::metrics::global().decided(waited.as_seconds_f64().max(0.0));
+        }
         self.publish(&next);
         self.after(step.clone(), &next).await;
         Ok(step)

@@ -22,6 +22,9 @@ use crate::ledger::{ApprovalState, LedgerError};
 pub(super) struct Entry {
     pub server: String,
     pub tool: String,
+    /// The role asked at the current stage (absent in entries written before it was kept).
+    #[serde(default)]
+    pub role: String,
     /// The current stage's deadline.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -42,6 +45,7 @@ impl Entry {
         Some(Entry {
             server: a.envelope.server.clone(),
             tool: a.envelope.tool_name.clone(),
+            role: a.envelope.role.clone(),
             expires_at: a.envelope.expires_at,
             executing,
             unsent: !a.unsent.is_empty(),

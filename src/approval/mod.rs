@@ -243,6 +243,15 @@ impl Desk {
         }
     }
 
+    /// Approvals waiting for a decision, by the role asked now.
+    pub async fn pending_by_role(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for e in self.open.lock().await.values().filter(|e| !e.executing) {
+            *out.entry(e.role.clone()).or_default() += 1;
+        }
+        out
+    }
+
     /// How many approvals are open, and how many deadlines are armed.
     pub async fn open_count(&self) -> (usize, usize) {
         (self.open.lock().await.len(), self.timers.len())

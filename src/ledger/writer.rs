@@ -65,8 +65,10 @@ impl Writer {
                 }
                 continue;
             }
+            let started = std::time::Instant::now();
             match self.commit(&batch) {
                 Ok((head, seqs)) => {
+                    crate::metrics::global().commit(started.elapsed().as_secs_f64(), batch.len());
                     self.head = head;
                     let rows: usize = seqs.iter().map(Vec::len).sum();
                     let b = &self.batching;

@@ -64,6 +64,7 @@ pub fn app(web: Arc<Web>) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(middleware::map_response(security_headers))
         .with_state(web)
 }
@@ -130,6 +131,19 @@ async fn readyz(State(web): State<Arc<Web>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body)).into_response()
+}
+
+/// Prometheus text exposition of [`crate::metrics`], with the approval queue as it is now.
+async fn metrics(State(web): State<Arc<Web>>) -> Response {
+    let text = crate::metrics::global().render(&web.desk.pending_by_role().await);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn security_headers(mut r: Response) -> Response {

@@ -90,3 +90,61 @@ fn json_logs_are_one_object_per_line() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_calls_tool_server_calls_commits_and_the_approval_queue() {
+    let w = World::approvals(
+        free_port(),
+        r#"{ path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }"#,
+    );
+    let cfg = std::fs::read_to_string(w.config()).expect("config");
+    let bind = cfg
+        .lines()
+        .find_map(|l| l.strip_prefix("bind = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("[web] bind");
+    let (agent, _child) = w.killable_agent().await;
+    let agent = std::sync::Arc::new(agent);
+    let echo = agent.call("echo", serde_json::json!({"text": "m"})).await;
+    assert!(!crate::support::is_error(&echo));
+    let waiting = {
+        let a = agent.clone();
+        tokio::spawn(async move {
+            a.try_call(
+                "refund_order",
+                serde_json::json!({"order_id": "A-1001", "amount_cents": 5, "reason": "metrics"}),
+            )
+            .await
+        })
+    };
+    let mut text = String::new();
+    for _ in 0..200 {
+        let mut r = http()
+            .get(&format!("http://{bind}/metrics"))
+            .call()
+            .expect("metrics answers");
+        assert_eq!(r.status().as_u16(), 200);
+        text = r.body_mut().read_to_string().expect("metrics body");
+        if text.contains(r#"airlock_approvals_pending{role="finance"} 1"#) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        text.contains(r#"airlock_approvals_pending{role="finance"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"airlock_calls_total{path="allow",verdict="allow"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"airlock_calls_total{path="approve",verdict="approve"} 1"#));
+    assert!(text.contains(r#"airlock_tool_server_calls_total{server="shop",status="ok"} 1"#));
+    let commits = text
+        .lines()
+        .find_map(|l| l.strip_prefix("airlock_ledger_commit_seconds_count "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .expect("commit count");
+    assert!(commits >= 2, "{text}");
+    waiting.abort();
+}
