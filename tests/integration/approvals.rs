@@ -826,34 +826,9 @@ async fn after_a_restart_unsent_mail_is_sent_and_expired_timers_fire() {
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "2s", on_timeout = "deny" }"#,
     );
-    let (agent, mut child) = w.killable_agent().await;
-    let agent = Arc::new(agent);
-    let call = {
-        let a = agent.clone();
-        tokio::spawn(async move { a.try_call("refund_order", refund(56)).await })
-    };
-    let link = smtp
-        .wait_for("ann@example.com", "refund_order", 1)
-        .await
-        .link();
-    child.kill().await.expect("kill -9");
-    assert!(call.await.expect("agent task").is_err());
-    drop(agent);
+    let link = killed_while_pending(&w, &smtp, refund(56)).await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let (agent2, _child2) = w.killable_agent().await;
-    let outcome = agent2
-        .status_until(
-            &approval_id(&link),
-            "No decision before the approval expired",
-        )
-        .await;
-    assert!(
-        outcome.contains("No decision before the approval expired"),
-        "{outcome}"
-    );
-    agent2.close().await;
-    let rows = w.ledger_rows().await;
-    assert_eq!(rows.iter().filter(|r| r["kind"] == "timeout").count(), 1);
+    expires_after_restart(&w, &link).await;
 }
 
 #[tokio::test]
@@ -965,4 +940,41 @@ async fn a_waiting_agent_gets_progress_then_a_pending_answer_it_can_follow_up() 
     }
     assert_eq!(answer, "refunded 123 cents on A-1001");
     let _ = client.cancel().await;
+}
+
+/// Open an approval for a refund (`ann@example.com` is asked), then `kill -9` the gate while it
+/// waits. Returns the approver's link.
+pub(crate) async fn killed_while_pending(w: &World, smtp: &Smtp, args: Value) -> String {
+    let (agent, mut child) = w.killable_agent().await;
+    let agent = Arc::new(agent);
+    let call = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.try_call("refund_order", args).await })
+    };
+    let link = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    child.kill().await.expect("kill -9");
+    assert!(call.await.expect("agent task").is_err());
+    link
+}
+
+/// Start the gate again: an approval whose clock ran out meanwhile is timed out at once, with
+/// exactly one `timeout` row.
+pub(crate) async fn expires_after_restart(w: &World, link: &str) {
+    let (agent, _child) = w.killable_agent().await;
+    let outcome = agent
+        .status_until(
+            &approval_id(link),
+            "No decision before the approval expired",
+        )
+        .await;
+    assert!(
+        outcome.contains("No decision before the approval expired"),
+        "{outcome}"
+    );
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "timeout").count(), 1);
 }

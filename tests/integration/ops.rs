@@ -5,14 +5,16 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::agents::{serve, token};
+use crate::agents::{Serving, serve, token};
 use crate::smtp::{free_port, http};
 use crate::support::{AIRLOCK, REPO, World};
 
-/// Let an HTTP agent in (serving over HTTP needs one).
-fn with_agent(w: &World) {
+/// `airlock serve --http` on a free port, with an HTTP agent let in (serving over HTTP needs one).
+fn serve_http(w: &World) -> Serving {
     let cfg = std::fs::read_to_string(w.config()).expect("config");
     w.write_config(&format!("{cfg}\n{}", token("agent:ops").1));
+    let addr = format!("127.0.0.1:{}", free_port());
+    serve(w, &["--http", &addr], &format!("http://{addr}"))
 }
 
 fn readyz(base: &str) -> (u16, Value) {
@@ -29,10 +31,7 @@ fn readyz(base: &str) -> (u16, Value) {
 #[test]
 fn readyz_is_ready_only_when_the_ledger_and_every_tool_server_are() {
     let w = World::demo();
-    with_agent(&w);
-    let base = format!("http://127.0.0.1:{}", free_port());
-    let addr = base.trim_start_matches("http://").to_string();
-    let gate = serve(&w, &["--http", &addr], &base);
+    let gate = serve_http(&w);
     let (status, body) = readyz(&gate.base);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ready"], true);
@@ -49,10 +48,7 @@ fn readyz_is_ready_only_when_the_ledger_and_every_tool_server_are() {
     w.write_config(&format!(
         "[gate]\nmanifests = \"m\"\npolicies = \"{REPO}/policies\"\nledger = \"l.redb\"\n[web]\nbind = \"127.0.0.1:0\"\n\n[[server]]\nname = \"broken\"\ncommand = \"false\"\n",
     ));
-    with_agent(&w);
-    let base = format!("http://127.0.0.1:{}", free_port());
-    let addr = base.trim_start_matches("http://").to_string();
-    let gate = serve(&w, &["--http", &addr], &base);
+    let gate = serve_http(&w);
     let (status, body) = readyz(&gate.base);
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["ready"], false);

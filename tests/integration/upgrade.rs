@@ -1,12 +1,11 @@
 //! Upgrades keep what was open: a ledger written before the open-approvals index (states only)
 //! still has its pending approvals after the new gate starts on it, and is indexed from then on.
 
-use std::sync::Arc;
-
 use redb::{Database, ReadableDatabase, TableDefinition, TableHandle};
 use serde_json::json;
 
-use crate::smtp::{Smtp, approval_id};
+use crate::approvals::{expires_after_restart, killed_while_pending};
+use crate::smtp::Smtp;
 use crate::support::World;
 
 const OPEN: TableDefinition<&str, &[u8]> = TableDefinition::new("open_approvals");
@@ -47,25 +46,12 @@ async fn pending_approvals_of_a_ledger_from_before_the_index_survive_the_upgrade
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "2s", on_timeout = "deny" }"#,
     );
-    let (agent, mut child) = w.killable_agent().await;
-    let agent = Arc::new(agent);
-    let call = {
-        let a = agent.clone();
-        tokio::spawn(async move {
-            a.try_call(
-                "refund_order",
-                json!({"order_id": "A-1001", "amount_cents": 77, "reason": "upgrade"}),
-            )
-            .await
-        })
-    };
-    let link = smtp
-        .wait_for("ann@example.com", "refund_order", 1)
-        .await
-        .link();
-    child.kill().await.expect("kill -9");
-    assert!(call.await.expect("agent task").is_err());
-    drop(agent);
+    let link = killed_while_pending(
+        &w,
+        &smtp,
+        json!({"order_id": "A-1001", "amount_cents": 77, "reason": "upgrade"}),
+    )
+    .await;
     w.wait_for_ledger().await;
     let ledger = w.path("ledger.redb");
     strip_index(&ledger);
@@ -73,19 +59,6 @@ async fn pending_approvals_of_a_ledger_from_before_the_index_survive_the_upgrade
     // its clock runs out while the gate is down: only a rebuilt index re-arms it at the start
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
 
-    let (agent2, _child2) = w.killable_agent().await;
-    let outcome = agent2
-        .status_until(
-            &approval_id(&link),
-            "No decision before the approval expired",
-        )
-        .await;
-    assert!(
-        outcome.contains("No decision before the approval expired"),
-        "{outcome}"
-    );
-    agent2.close().await;
-    let rows = w.ledger_rows().await;
-    assert_eq!(rows.iter().filter(|r| r["kind"] == "timeout").count(), 1);
+    expires_after_restart(&w, &link).await;
     assert!(indexed(&ledger), "the upgraded ledger is indexed");
 }
