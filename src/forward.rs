@@ -105,7 +105,12 @@ impl Forwarder {
     /// At start: record an `unknown` outcome for every call a previous run forwarded without
     /// recording its outcome (it crashed in between). Returns how many.
     pub async fn settle_unknown(&self) -> Result<usize, LedgerError> {
-        let left = self.ledger.unsettled()?;
+        self.settle(self.ledger.unsettled()?).await
+    }
+
+    /// Record an `unknown` outcome for each of these marked calls (a previous run's, or a dead
+    /// replica's), removing their marks.
+    pub async fn settle(&self, left: Vec<(String, Value)>) -> Result<usize, LedgerError> {
         if left.is_empty() {
             return Ok(0);
         }

@@ -8,9 +8,10 @@
 //! - [`decide`] is the pure core: call + [`manifest`] + [`policy`] + context → verdict with reasons.
 //! - [`config`] loads `airlock.toml`, manifests and the policy into a checked [`config::Setup`];
 //!   [`diag`] locates every problem by file, line and key.
-//! - [`ledger`] is the append-only, hash-chained redb record; [`canonical`] gives the bytes it hashes.
+//! - [`ledger`] is the append-only, hash-chained record (a redb file, or PostgreSQL shared by
+//!   replicas, see [`replica`]); [`canonical`] gives the bytes it hashes.
 //!
-//! Invariants: `decide` does no I/O; only `mcp` imports rmcp; only `ledger` touches redb; nothing is
+//! Invariants: `decide` does no I/O; only `mcp` imports rmcp; only `ledger` touches redb or PostgreSQL; nothing is
 //! forwarded before its proposal and verdict are durable; unknown tools never run.
 
 pub mod approval;
@@ -34,6 +35,7 @@ pub mod pins;
 pub mod policy;
 pub mod quarantine;
 pub mod replay;
+pub mod replica;
 pub mod schema;
 pub mod signing;
 pub mod stats;

@@ -12,8 +12,11 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn")),
+            tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(
+                    "info,rmcp=warn,refinery_core=warn,postgres=warn,tokio_postgres=warn",
+                )
+            }),
         )
         .with_ansi(false);
     let json = args.log_format == cli::LogFormat::Json;

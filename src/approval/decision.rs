@@ -10,10 +10,12 @@ use super::{DecisionForm, Desk, DeskError, stored};
 use crate::approval::state::{Approval, Choice, NextRole, Step};
 use crate::decide::{self, Verdict};
 use crate::envelope::{self, Envelope};
-use crate::ledger::{Change, NewRow};
+use crate::ledger::{Change, LedgerError, NewRow};
 
 impl Desk {
-    /// Apply a decision posted from the page.
+    /// Apply a decision posted from the page. If another replica changed the approval between
+    /// reading and committing, the decision is applied again to what it recorded (refused if that
+    /// was a decision, recorded if it was only bookkeeping).
     pub async fn decide(
         self: &Arc<Self>,
         id: &str,
@@ -21,8 +23,24 @@ impl Desk {
         token: &str,
         form: DecisionForm,
     ) -> Result<Step, DeskError> {
+        let mut tries = 0;
+        loop {
+            match self.decide_once(id, slot, token, form.clone()).await {
+                Err(DeskError::Ledger(LedgerError::Conflict(_))) if tries < 10 => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn decide_once(
+        self: &Arc<Self>,
+        id: &str,
+        slot: usize,
+        token: &str,
+        form: DecisionForm,
+    ) -> Result<Step, DeskError> {
         let mut guard = self.open.lock().await;
-        let Some(a) = self.load(id) else {
+        let Some((a, prior)) = self.load_raw(id) else {
             return Err(DeskError::BadLink);
         };
         let approver = match self.admit(&a, slot, token) {
@@ -91,7 +109,7 @@ impl Desk {
         self.ledger
             .commit(Change {
                 rows,
-                approvals: vec![stored(&next)?],
+                approvals: vec![stored(&next)?.replacing(prior)],
                 ..Change::default()
             })
             .await?;

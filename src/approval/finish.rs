@@ -9,14 +9,16 @@ use time::OffsetDateTime;
 use super::{Desk, stored};
 use crate::approval::state::{NextRole, Outcome, Status};
 use crate::forward::{Forward, Forwarded};
-use crate::ledger::{Change, NewRow};
+use crate::ledger::{Change, LedgerError, NewRow};
 
 impl Desk {
     /// The clock ran out: apply `on_timeout` if still pending. If the ledger cannot record it,
     /// nothing changes and the timeout is tried again shortly (fail closed: still not run).
     pub(super) async fn time_out(self: &Arc<Self>, id: &str) {
         let mut guard = self.open.lock().await;
-        let Some(a) = self.load(id) else { return };
+        let Some((a, prior)) = self.load_raw(id) else {
+            return;
+        };
         let mut next = a.clone();
         let up = self.next_role(&next);
         let Some(step) = next.time_out(
@@ -42,13 +44,21 @@ impl Desk {
                 self.ledger
                     .commit(Change {
                         rows,
-                        approvals: vec![state],
+                        approvals: vec![state.replacing(prior)],
                         ..Change::default()
                     })
                     .await
             }
             Err(e) => Err(e),
         };
+        if let Err(LedgerError::Conflict(_)) = committed {
+            // another replica changed it first: decide again on what it recorded (a decision
+            // there makes this a no-op; its mail bookkeeping does not)
+            drop(guard);
+            self.refresh(id).await;
+            self.timers.arm(self, OffsetDateTime::now_utc(), id);
+            return;
+        }
         if let Err(e) = committed {
             tracing::error!(approval = %id, error = %e, "cannot record a timeout; trying again in 5s");
             drop(guard);
@@ -110,31 +120,37 @@ impl Desk {
     /// transaction, then tell the waiting agent. A commit that keeps failing leaves the durable
     /// state as it was (an execution becomes `outcome_unknown` at the next start), but the agent
     /// still gets what happened: hiding a result that exists would invite a second run.
-    pub(super) async fn close(&self, id: &str, outcome: Outcome, mut rows: Vec<NewRow>) {
+    pub(super) async fn close(&self, id: &str, outcome: Outcome, rows: Vec<NewRow>) {
         let mut guard = self.open.lock().await;
-        let Some(mut next) = self.load(id) else {
-            return;
-        };
-        next.status = Status::Done(outcome);
-        let summary = match &next.status {
-            Status::Done(Outcome::Executed { result, is_error }) => {
-                json!({"outcome": "executed", "is_error": is_error, "result_sha256": crate::canonical::sha256_hex(crate::canonical::to_string(result).as_bytes())})
+        let mut failures = 0u64;
+        // Another replica may change the approval meanwhile (its mail bookkeeping): read it
+        // again and retry; if it was closed there, what it recorded stands.
+        let (next, committed) = loop {
+            let Some((mut next, prior)) = self.load_raw(id) else {
+                return;
+            };
+            if matches!(next.status, Status::Done(_)) {
+                break (next, true);
             }
-            other => json!(other),
-        };
-        rows.push(NewRow::now(
-            "approval_closed",
-            &next.call_id,
-            json!({"approval_id": next.id, "outcome": summary}),
-        ));
-        let mut committed = false;
-        for attempt in 0..3u64 {
+            next.status = Status::Done(outcome.clone());
+            let summary = match &next.status {
+                Status::Done(Outcome::Executed { result, is_error }) => {
+                    json!({"outcome": "executed", "is_error": is_error, "result_sha256": crate::canonical::sha256_hex(crate::canonical::to_string(result).as_bytes())})
+                }
+                other => json!(other),
+            };
+            let mut all = rows.clone();
+            all.push(NewRow::now(
+                "approval_closed",
+                &next.call_id,
+                json!({"approval_id": next.id, "outcome": summary}),
+            ));
             let result = match stored(&next) {
                 Ok(state) => {
                     self.ledger
                         .commit(Change {
-                            rows: rows.clone(),
-                            approvals: vec![state],
+                            rows: all,
+                            approvals: vec![state.replacing(prior)],
                             ..Change::default()
                         })
                         .await
@@ -142,16 +158,19 @@ impl Desk {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(_) => {
-                    committed = true;
-                    break;
+                Ok(_) => break (next, true),
+                Err(LedgerError::Conflict(_)) => continue,
+                Err(e) if failures < 2 => {
+                    tracing::error!(approval = %id, attempt = failures, error = %e, "cannot record the end of an approval");
+                    failures += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * failures)).await;
                 }
                 Err(e) => {
-                    tracing::error!(approval = %id, attempt, error = %e, "cannot record the end of an approval");
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * (attempt + 1))).await;
+                    tracing::error!(approval = %id, error = %e, "cannot record the end of an approval; giving up");
+                    break (next, false);
                 }
             }
-        }
+        };
         if committed {
             Desk::index(&mut guard, &next);
         }

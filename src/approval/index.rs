@@ -69,6 +69,7 @@ pub fn stored(a: &Approval) -> Result<ApprovalState, LedgerError> {
         id: a.id.clone(),
         state,
         open,
+        prior: crate::ledger::Prior::Any,
     })
 }
 

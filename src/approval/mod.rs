@@ -170,7 +170,7 @@ impl Desk {
         self.ledger
             .commit(Change {
                 rows,
-                approvals: vec![stored(&approval)?],
+                approvals: vec![stored(&approval)?.new_one()],
                 ..Change::default()
             })
             .await?;
@@ -215,9 +215,15 @@ impl Desk {
     }
 
     fn load(&self, id: &str) -> Option<Approval> {
+        self.load_raw(id).map(|(a, _)| a)
+    }
+
+    /// An approval's state with its stored bytes: a change made from it commits only if those
+    /// bytes are still the stored ones (no other replica changed it meanwhile).
+    fn load_raw(&self, id: &str) -> Option<(Approval, Vec<u8>)> {
         match self.ledger.approval(id) {
             Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                Ok(a) => Some(a),
+                Ok(a) => Some((a, bytes)),
                 Err(e) => {
                     tracing::error!(approval = %id, error = %e, "unreadable approval state");
                     None
@@ -229,6 +235,21 @@ impl Desk {
                 None
             }
         }
+    }
+
+    /// Follow a change committed elsewhere (another replica, or a race this one lost): mirror it
+    /// in the index, arm its deadline, and tell whoever waits on it here.
+    pub async fn refresh(self: &Arc<Self>, id: &str) {
+        let Some(a) = self.load(id) else { return };
+        let due = {
+            let mut open = self.open.lock().await;
+            Desk::index(&mut open, &a);
+            open.get(id).filter(|e| !e.executing).map(|e| e.expires_at)
+        };
+        if let Some(at) = due {
+            self.timers.arm(self, at, id);
+        }
+        self.publish(&a);
     }
 
     /// Mirror a committed state in the in-memory index: open approvals only.

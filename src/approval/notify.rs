@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{Desk, stored};
 use crate::approval::state::Approval;
-use crate::ledger::{Change, NewRow};
+use crate::ledger::{Change, LedgerError, NewRow};
 use crate::mail::{Mail, Sent};
 
 /// Waits between delivery attempts while the gate runs; after the last, the next start retries.
@@ -86,11 +86,28 @@ impl Desk {
             tracing::info!(approval = %a.id, to = %approver, "approval link: {link}");
         }
         let sent = self.mailer.send(&mail).await;
+        // Record it on the state as stored now; if another replica changes the approval between
+        // the read and the commit, read again.
+        for _ in 0..5 {
+            if !self.record_sent(a, approver, &sent).await {
+                return;
+            }
+        }
+    }
+
+    /// Record one mail's delivery; true if the approval changed meanwhile (record again).
+    async fn record_sent(
+        &self,
+        a: &Approval,
+        approver: &str,
+        sent: &Result<Sent, crate::mail::MailError>,
+    ) -> bool {
+        let e = &a.envelope;
         let mut guard = self.open.lock().await;
-        let Some(mut next) = self.load(&a.id) else {
-            return;
+        let Some((mut next, prior)) = self.load_raw(&a.id) else {
+            return false;
         };
-        let (kind, body) = match &sent {
+        let (kind, body) = match sent {
             Ok(via) => {
                 if next.envelope.stage == e.stage {
                     next.unsent.retain(|x| x != approver);
@@ -117,7 +134,7 @@ impl Desk {
                 self.ledger
                     .commit(Change {
                         rows: vec![NewRow::now(kind, &next.call_id, body)],
-                        approvals: vec![state],
+                        approvals: vec![state.replacing(prior)],
                         ..Change::default()
                     })
                     .await
@@ -126,11 +143,13 @@ impl Desk {
         };
         match committed {
             Ok(_) => Desk::index(&mut guard, &next),
+            Err(LedgerError::Conflict(_)) => return true,
             // Unrecorded, the mail stays "unsent" and is sent again (at worst a duplicate link).
             Err(err) => {
                 tracing::error!(approval = %a.id, error = %err, "cannot record mail delivery")
             }
         }
+        false
     }
 
     /// Tell the approvers that an approved call's outcome is unknown; each notice is a ledger row.

@@ -54,6 +54,28 @@ impl Desk {
             Some(entries) => entries,
             None => self.build_index().await?,
         };
+        self.take(entries, true).await;
+        Ok(self.open.lock().await.len())
+    }
+
+    /// For a replica sharing the ledger: load every open approval into the index and arm its
+    /// deadline, acting on none (the replica that owns each sends its mail and runs it).
+    pub async fn follow(self: &Arc<Self>) -> Result<usize, LedgerError> {
+        let entries = self.ledger.open_approvals()?.unwrap_or_default();
+        self.open.lock().await.clear();
+        self.take(entries, false).await;
+        Ok(self.open.lock().await.len())
+    }
+
+    /// Take over the open approvals of a replica that died: what [`Desk::recover`] does after a
+    /// restart, for these approvals only.
+    pub async fn adopt(self: &Arc<Self>, entries: Vec<(String, Vec<u8>)>) {
+        self.take(entries, true).await;
+    }
+
+    /// Index the entries and arm their deadlines; with `act`, also send their unsent mail and
+    /// close their interrupted executions as `outcome_unknown`.
+    async fn take(self: &Arc<Self>, entries: Vec<(String, Vec<u8>)>, act: bool) {
         let mut pending = Vec::new();
         let mut unknown = Vec::new();
         {
@@ -77,6 +99,9 @@ impl Desk {
                 }
             }
         }
+        if !act {
+            return;
+        }
         for id in &unknown {
             self.close(id, Outcome::OutcomeUnknown, Vec::new()).await;
             if let Some(a) = self.get(id).await {
@@ -87,11 +112,8 @@ impl Desk {
             let me = self.clone();
             tokio::spawn(async move { me.send_unsent(&id).await });
         }
-        Ok(self.open.lock().await.len())
     }
 
-    /// Index the open approvals of a ledger written before the index existed: read every
-    /// approval once, and commit the entries of the open ones with the mark that completes it.
     async fn build_index(&self) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
         let mut states = Vec::new();
         for (id, bytes) in self.ledger.approvals()? {

@@ -1,6 +1,6 @@
 //! `stats` and `replay`: what the approval queue and a candidate policy look like, from the ledger.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -9,7 +9,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::report;
 use airlock::config::load_config;
-use airlock::ledger::{LedgerReader, Record};
+use airlock::ledger::postgres::PgTarget;
+use airlock::ledger::{LedgerReader, Location, Record};
 use airlock::signing::Signer;
 use airlock::stats::{self, Group};
 
@@ -27,7 +28,7 @@ pub(super) fn rows(config: &Path) -> anyhow::Result<Vec<Record>> {
     let c = load_config(config).map_err(report)?;
     let mut rows = Vec::new();
     let mut bad = None;
-    LedgerReader::open(&c.ledger_path)?.records(|r| match r {
+    LedgerReader::open_at(&c.ledger)?.records(|r| match r {
         Ok(r) => rows.push(r),
         Err((seq, e)) => {
             bad.get_or_insert(format!("row {seq} cannot be decoded: {e}"));
@@ -170,7 +171,7 @@ pub(super) fn prune(path: &Path, dry_run: bool, as_json: bool) -> anyhow::Result
     let setup = super::setup(path)?;
     let c = &setup.config;
     let plan = airlock::ledger::prune::plan(
-        &c.ledger_path,
+        &c.ledger,
         &|class| setup.policy.retention(class),
         OffsetDateTime::now_utc(),
     )?;
@@ -197,11 +198,7 @@ pub(super) fn prune(path: &Path, dry_run: bool, as_json: bool) -> anyhow::Result
     }
     let signer = Signer::load(&c.signing_key_path)
         .context("no signing key to sign the tombstone: run `airlock keys init`")?;
-    super::runtime()?.block_on(airlock::ledger::prune::apply(
-        &c.ledger_path,
-        &signer,
-        &plan,
-    ))?;
+    super::runtime()?.block_on(airlock::ledger::prune::apply(&c.ledger, &signer, &plan))?;
     if !as_json {
         println!(
             "pruned rows up to seq {}; a signed tombstone and a `pruned` row record it",
@@ -209,4 +206,60 @@ pub(super) fn prune(path: &Path, dry_run: bool, as_json: bool) -> anyhow::Result
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ledger copy`: copy, then verify the target and compare its head with the source's.
+pub(super) fn copy(
+    config: &Path,
+    to: &str,
+    password_env: Option<String>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let c = load_config(config).map_err(report)?;
+    let target = if to.starts_with("postgres://") || to.starts_with("postgresql://") {
+        PgTarget::check_url(to).map_err(anyhow::Error::msg)?;
+        Location::Postgres(PgTarget {
+            url: to.to_string(),
+            password_env,
+            replica: None,
+        })
+    } else {
+        Location::File(PathBuf::from(to))
+    };
+    if target == c.ledger {
+        anyhow::bail!("the target is the configured ledger itself");
+    }
+    let copied = airlock::ledger::copy::copy(&c.ledger, &target)
+        .with_context(|| format!("cannot copy the ledger to {target}"))?;
+    let source = LedgerReader::open_at(&c.ledger)?.verify()?;
+    let copy = LedgerReader::open_at(&target)?.verify()?;
+    let same = source.head == copy.head && source.rows == copy.rows;
+    let ok = same && source.ok() && copy.ok();
+    if as_json {
+        println!(
+            "{}",
+            serde_json::json!({"rows": copied.rows, "head": copy.head, "source_verified": source.ok(), "target_verified": copy.ok(), "same_head": same})
+        );
+    } else {
+        println!(
+            "copied {} row(s) from {} to {target}",
+            copied.rows, c.ledger
+        );
+        println!(
+            "head {} ({}); verify: source {}, copy {}",
+            copy.head,
+            if same {
+                "the same in both"
+            } else {
+                "DIFFERENT"
+            },
+            if source.ok() { "OK" } else { "FAILED" },
+            if copy.ok() { "OK" } else { "FAILED" }
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

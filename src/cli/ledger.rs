@@ -76,6 +76,20 @@ pub enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the ledger into an empty one on the other backend (a redb file, or PostgreSQL),
+    /// byte for byte, and verify both: the same rows, the same head.
+    Copy {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// `postgres://USER@HOST:PORT/DATABASE`, or the path of a new redb file.
+        #[arg(long)]
+        to: String,
+        /// The environment variable holding the target database's password.
+        #[arg(long)]
+        to_password_env: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The full record of one call (by call, approval or held id).
     Show {
         #[command(flatten)]
@@ -151,6 +165,12 @@ pub(super) fn run(command: LedgerCommand) -> anyhow::Result<ExitCode> {
             json,
         } => super::audit::prune(&config.config, dry_run, json),
         LedgerCommand::Show { config, id, json } => super::show::show(&config.config, &id, json),
+        LedgerCommand::Copy {
+            config,
+            to,
+            to_password_env,
+            json,
+        } => super::audit::copy(&config.config, &to, to_password_env, json),
     }
 }
 
@@ -252,7 +272,7 @@ fn csv_field(s: &str) -> String {
 }
 
 fn export(path: &Path, format: ExportFormat, filter: &Filter) -> anyhow::Result<ExitCode> {
-    let reader = LedgerReader::open(&cfg(path)?.ledger_path)?;
+    let reader = LedgerReader::open_at(&cfg(path)?.ledger)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if format == ExportFormat::Csv {
         writeln!(out, "{CSV_HEADER}")?;
@@ -361,7 +381,7 @@ fn verify(
         let cp = Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
         opts.checkpoints.push((p.display().to_string(), cp));
     }
-    let report = LedgerReader::open(&c.ledger_path)?.verify_with(&opts)?;
+    let report = LedgerReader::open_at(&c.ledger)?.verify_with(&opts)?;
     // Signatures nobody could check are not a pass.
     let unverified =
         opts.public.is_none() && report.signatures.signature_rows > 0 && !no_signature_check;
@@ -372,7 +392,7 @@ fn verify(
         v["passed"] = Value::Bool(passed);
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("ledger:      {}", c.ledger_path.display());
+        println!("ledger:      {}", c.ledger);
         println!("rows:        {}", report.rows);
         if let (Some(a), Some(b)) = (report.first_seq, report.last_seq) {
             println!("sequence:    {a} .. {b}");
@@ -434,7 +454,7 @@ fn checkpoint(path: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
     let c = cfg(path)?;
     let signer = Signer::load(&c.signing_key_path)
         .context("no signing key: run `airlock keys init` (or start `airlock serve` once)")?;
-    let reader = LedgerReader::open(&c.ledger_path)?;
+    let reader = LedgerReader::open_at(&c.ledger)?;
     let report = reader.verify_with(&VerifyOptions {
         public: Some(signer.public()),
         checkpoints: Vec::new(),

@@ -216,7 +216,7 @@ fn state(path: &Path, url: Option<&str>) -> anyhow::Result<(Value, Option<String
             return g.state().map(|v| (v, Some(page)));
         }
     }
-    let reader = LedgerReader::open(&c.ledger_path)?;
+    let reader = LedgerReader::open_at(&c.ledger)?;
     let pauses: Vec<Value> = reader
         .drift()?
         .into_iter()

@@ -16,7 +16,7 @@ use airlock::drift::meter::Meter;
 use airlock::drift::pauses::Pauses;
 use airlock::forward::Forwarder;
 use airlock::gate::Gate;
-use airlock::ledger::{Ledger, NewRow};
+use airlock::ledger::{Ledger, Location, NewRow};
 use airlock::live::{self, Live};
 use airlock::mail::Mailer;
 use airlock::mcp::downstream::ToolServers;
@@ -34,7 +34,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
     let served = rt.block_on(async move {
         let cfg = &setup.config;
         let signer = Signer::load_or_create(&cfg.signing_key_path)?;
-        let ledger = Arc::new(Ledger::open_signed(&cfg.ledger_path, Some(signer.clone()))?);
+        let ledger = Arc::new(Ledger::open_at(&replica_of(cfg, path, http_override), Some(signer.clone()))?);
         let key = LinkKey::load_or_create(&cfg.key_path)?;
         let mailer = Mailer::new(&cfg.mail)?;
         // With MCP over HTTP, the approval pages share its listener.
@@ -74,7 +74,9 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             .context("cannot write to the ledger; refusing to serve")?;
         let servers = Arc::new(servers);
         let forwarder = Forwarder::new(ledger.clone(), servers.clone()).outcome_before_reply(cfg.outcome_before_reply);
-        let unknown = forwarder.settle_unknown().await.context("cannot record the outcome of calls a previous run left unrecorded")?;
+        // Sharing the ledger with other replicas, only what dead replicas left is settled (below).
+        let shared = ledger.shared();
+        let unknown = match shared { None => forwarder.settle_unknown().await.context("cannot record the outcome of calls a previous run left unrecorded")?, Some(_) => 0 };
         if unknown > 0 {
             tracing::warn!(unknown, "calls forwarded by the previous run have no recorded outcome (it stopped in between): recorded as `unknown`");
         }
@@ -86,7 +88,15 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let changed_keys = changed.keys().cloned().collect();
         let live = Arc::new(Live::new(setup.clone(), changed));
         let desk = Desk::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key.clone(), base_url.clone());
-        let pending = desk.recover().await.context("cannot reload pending approvals")?;
+        let pending = match &shared {
+            None => desk.recover().await.context("cannot reload pending approvals")?,
+            Some(pg) => {
+                let n = desk.follow().await.context("cannot load the open approvals")?;
+                airlock::replica::join(pg, &desk, &forwarder).await.map_err(anyhow::Error::msg).context("cannot join the other replicas")?;
+                n
+            }
+        };
+        let replicas = shared.clone().map(|pg| tokio::spawn(airlock::replica::run(pg, desk.clone(), forwarder.clone())));
         let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), key.clone()));
         let held = quarantine.recover().await.context("cannot reload held calls")?;
         let meter = Meter::load(ledger.drift()?).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
@@ -148,6 +158,13 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         }
         web.abort();
         watcher.abort();
+        if let Some(r) = replicas {
+            r.abort();
+        }
+        if let Some(pg) = &shared {
+            let pg = pg.clone();
+            let _ = tokio::task::spawn_blocking(move || pg.leave()).await;
+        }
         let _ = std::fs::remove_file(&runtime_file);
         if let Some(c) = checkpoints {
             c.abort();
@@ -188,4 +205,26 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     opts.open(path)?.write_all(text.as_bytes())
+}
+
+/// The ledger's location, with this replica's name when it is shared: `[store] replica`, else
+/// host name, config file and listen address (the same after a restart, different for two
+/// replicas on one host).
+fn replica_of(cfg: &airlock::config::Config, path: &Path, http: Option<&str>) -> Location {
+    let mut at = cfg.ledger.clone();
+    if let Location::Postgres(target) = &mut at {
+        if target.replica.is_none() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| "localhost".into());
+            let config = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            let bind = http
+                .map(str::to_string)
+                .or_else(|| cfg.http.bind.map(|b| b.to_string()))
+                .unwrap_or_else(|| cfg.web.bind.to_string());
+            target.replica = Some(format!("{}:{}:{bind}", host.trim(), config.display()));
+        }
+    }
+    at
 }

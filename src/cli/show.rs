@@ -90,7 +90,7 @@ fn canonical_short(b: &Value) -> String {
 
 pub(super) fn show(config: &Path, id: &str, as_json: bool) -> anyhow::Result<ExitCode> {
     let c = load_config(config).map_err(report)?;
-    let reader = LedgerReader::open(&c.ledger_path)?;
+    let reader = LedgerReader::open_at(&c.ledger)?;
     let mut rows = Vec::new();
     reader.records(|r| {
         if let Ok(r) = r {
@@ -98,10 +98,7 @@ pub(super) fn show(config: &Path, id: &str, as_json: bool) -> anyhow::Result<Exi
         }
     })?;
     let Some(call) = call_of(&rows, id) else {
-        bail!(
-            "no call, approval or held call `{id}` in {}",
-            c.ledger_path.display()
-        );
+        bail!("no call, approval or held call `{id}` in {}", c.ledger);
     };
     let mine: Vec<&Record> = rows.iter().filter(|r| r.call_id == call).collect();
     if as_json {

@@ -49,6 +49,23 @@ pub struct ConfigFile {
     #[serde(default)]
     #[schemars(with = "Vec<http::AgentSection>")]
     pub agent: Vec<Spanned<http::AgentSection>>,
+    /// Keep the ledger and approval queue in PostgreSQL, shared by several replicas (instead of
+    /// the redb file named by `[gate] ledger`).
+    pub store: Option<StoreSection>,
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `postgres://USER@HOST:PORT/DATABASE` (also `host=... dbname=...`), without a password.
+    pub url: String,
+    /// The environment variable holding the database password (never written in this file).
+    pub password_env: Option<String>,
+    /// This replica's name (unique among the replicas; kept across restarts, so a restarted
+    /// replica takes back its own unfinished work at once). Default: host name, config file and
+    /// listen address.
+    pub replica: Option<String>,
 }
 
 /// `[gate]`.
@@ -153,6 +170,8 @@ pub struct Config {
     pub policies_dir: PathBuf,
     pub policy_name: Option<String>,
     pub ledger_path: PathBuf,
+    /// Where the ledger lives: `ledger_path`, or the `[store]` database.
+    pub ledger: crate::ledger::Location,
     pub actor: String,
     pub max_wait: Duration,
     pub key_path: PathBuf,
@@ -407,8 +426,22 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             format!("`{}` is not an email address", file.mail.from),
         ));
     }
+    let ledger = match &file.store {
+        None => crate::ledger::Location::File(dir.join(&g.ledger)),
+        Some(s) => {
+            if let Err(why) = crate::ledger::postgres::PgTarget::check_url(&s.url) {
+                errors.push(src.error(None, "store.url", why));
+            }
+            crate::ledger::Location::Postgres(crate::ledger::postgres::PgTarget {
+                url: s.url.clone(),
+                password_env: s.password_env.clone(),
+                replica: s.replica.clone(),
+            })
+        }
+    };
     if errors.is_empty() {
         Ok(Config {
+            ledger,
             path: src.path.clone(),
             manifests_dir: dir.join(&g.manifests),
             policies_dir: dir.join(&g.policies),

@@ -5,9 +5,10 @@
 //! does not grow with the approvals ever made; the full state is read one approval at a time.
 //! A ledger written before the index existed is marked unindexed until the desk has built it.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::{APPROVALS, Ledger, LedgerError, META, Request, storage};
+use super::store::Table;
+use super::{APPROVALS, Ledger, LedgerError, META, Request};
 
 /// Open approvals, keyed by approval id: the desk's small index entry for each (what recovery
 /// needs without reading the whole state). Written in the same transaction as the state.
@@ -27,60 +28,57 @@ pub struct ApprovalState {
     pub state: Vec<u8>,
     /// Its open-approvals index entry, or `None` once it is finished (removed from the index).
     pub open: Option<Vec<u8>>,
+    /// What the stored state must be for this change to commit; otherwise the whole change is
+    /// refused ([`LedgerError::Conflict`]): another replica changed the approval meanwhile.
+    pub prior: Prior,
+}
+
+/// The condition on an approval's stored state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Prior {
+    /// Unconditional (building the index of an older ledger).
+    #[default]
+    Any,
+    /// A new approval: none stored under its id.
+    Absent,
+    /// Exactly these bytes, as read before the change was made.
+    Is(Vec<u8>),
+}
+
+impl ApprovalState {
+    /// Only if the stored state is still `prior` (what the caller read).
+    pub fn replacing(mut self, prior: Vec<u8>) -> ApprovalState {
+        self.prior = Prior::Is(prior);
+        self
+    }
+
+    /// Only if no approval has this id yet.
+    pub fn new_one(mut self) -> ApprovalState {
+        self.prior = Prior::Absent;
+        self
+    }
 }
 
 impl Ledger {
     /// One approval's last committed state, if there is one.
     pub fn approval(&self, id: &str) -> Result<Option<Vec<u8>>, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        let table = match tx.open_table(APPROVALS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(storage(&self.path, e)),
-        };
-        let found = table.get(id).map_err(|e| storage(&self.path, e))?;
-        Ok(found.map(|v| v.value().to_vec()))
+        self.store.get(Table::Approvals, id)
     }
 
     /// The index entry of every open approval, or `None` if this ledger predates the index (then
     /// [`Ledger::approvals`] must be read once and the index built with `approvals_indexed`).
     pub fn open_approvals(&self) -> Result<Option<Vec<Stored>>, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        let meta = tx.open_table(META).map_err(|e| storage(&self.path, e))?;
-        if meta
-            .get(INDEXED)
-            .map_err(|e| storage(&self.path, e))?
-            .is_none()
-        {
+        if self.store.get(Table::Meta, INDEXED)?.is_none() {
             return Ok(None);
         }
-        bytes_table(&tx, OPEN_APPROVALS, self).map(Some)
+        self.store.scan(Table::OpenApprovals).map(Some)
     }
 
     /// Every approval's last committed state (open and finished): only for building the index
     /// of a ledger written before it existed.
     pub fn approvals(&self) -> Result<Vec<Stored>, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        bytes_table(&tx, APPROVALS, self)
+        self.store.scan(Table::Approvals)
     }
-}
-
-fn bytes_table(
-    tx: &redb::ReadTransaction,
-    def: TableDefinition<&str, &[u8]>,
-    ledger: &Ledger,
-) -> Result<Vec<Stored>, LedgerError> {
-    let table = match tx.open_table(def) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(storage(&ledger.path, e)),
-    };
-    let mut out = Vec::with_capacity(usize::try_from(table.len().unwrap_or(0)).unwrap_or(0));
-    for item in table.iter().map_err(|e| storage(&ledger.path, e))? {
-        let (k, v) = item.map_err(|e| storage(&ledger.path, e))?;
-        out.push((k.value().to_string(), v.value().to_vec()));
-    }
-    Ok(out)
 }
 
 /// At open: a ledger with no approvals yet is indexed from the start.
@@ -100,7 +98,7 @@ pub(super) fn mark_if_fresh(tx: &redb::WriteTransaction) -> Result<(), redb::Err
 }
 
 /// In the writer's transaction: every approval state of the batch, with its index entry.
-pub(super) fn write(tx: &redb::WriteTransaction, batch: &[Request]) -> Result<(), redb::Error> {
+pub(super) fn write(tx: &redb::WriteTransaction, batch: &[&Request]) -> Result<(), redb::Error> {
     let mut states = tx.open_table(APPROVALS)?;
     let mut open = tx.open_table(OPEN_APPROVALS)?;
     for req in batch {

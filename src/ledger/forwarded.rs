@@ -6,25 +6,25 @@
 //! gap visible: at the next start every marker left becomes an `outcome` row with status
 //! `unknown`, never a silent hole. It must never hold anything but the call's route.
 
-use redb::{ReadableDatabase, TableDefinition};
+use redb::TableDefinition;
 use serde_json::Value;
 
-use super::{Ledger, LedgerError, Request, storage};
+use super::store::Table;
+use super::{Ledger, LedgerError, Request};
 
 /// Forwarded calls without a durable outcome, keyed by call id: `{server, tool}` as JSON.
-const FORWARDED: TableDefinition<&str, &[u8]> = TableDefinition::new("forwarded");
+pub(super) const FORWARDED: TableDefinition<&str, &[u8]> = TableDefinition::new("forwarded");
 
 impl Ledger {
     /// Calls forwarded by a previous run whose outcome was never recorded.
     pub fn unsettled(&self) -> Result<Vec<(String, Value)>, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        super::json_table(&tx, FORWARDED, &self.path)
+        super::json_table(&self.store, Table::Forwarded)
     }
 }
 
 /// In the writer's transaction: set the batch's markers, then remove the settled ones (a change
 /// may settle a call marked earlier in the same batch).
-pub(super) fn write(tx: &redb::WriteTransaction, batch: &[Request]) -> Result<(), String> {
+pub(super) fn write(tx: &redb::WriteTransaction, batch: &[&Request]) -> Result<(), String> {
     if batch
         .iter()
         .all(|r| r.change.forwarded.is_empty() && r.change.settled.is_empty())

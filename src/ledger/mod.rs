@@ -13,9 +13,12 @@ mod approvals;
 mod chain;
 mod change;
 pub mod checkpoint;
+pub mod copy;
 mod forwarded;
+pub mod postgres;
 pub mod prune;
 mod reader;
+pub(crate) mod store;
 mod verify;
 mod writer;
 
@@ -23,19 +26,39 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::thread;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use postgres::{Pg, PgTarget};
+use store::{Redb, Store, Table};
+
 use crate::signing::Signer;
 
-pub use approvals::ApprovalState;
+pub use approvals::{ApprovalState, Prior};
 use chain::GENESIS;
 pub use chain::{Fault, Record};
 pub use change::{Change, NewRow};
 pub use reader::LedgerReader;
 pub use verify::{BadRow, CheckpointReport, SignatureReport, VerifyOptions, VerifyReport};
-use writer::Writer;
+use writer::{Sink, Writer};
+
+/// Where a ledger lives: the embedded redb file (`[gate] ledger`), or a PostgreSQL database
+/// shared by several replicas (`[store] url`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    File(PathBuf),
+    Postgres(PgTarget),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::Postgres(t) => f.write_str(&t.url),
+        }
+    }
+}
 
 const ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -90,6 +113,9 @@ pub enum LedgerError {
     Encode { what: String, message: String },
     #[error("ledger writer has stopped; no further rows can be written")]
     WriterGone,
+    /// A conditional change lost a race (another replica got there first); nothing was written.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// A change queued for commit: await it for the rows' sequence numbers once durable.
@@ -113,8 +139,7 @@ struct Request {
 
 /// The writable ledger held by a running gate.
 pub struct Ledger {
-    path: PathBuf,
-    db: Arc<Database>,
+    store: Store,
     /// How the writer has grouped changes into commits so far.
     batching: Arc<Batching>,
     /// `None` only while dropping.
@@ -173,6 +198,35 @@ impl Ledger {
         Ledger::open_signed(path, None)
     }
 
+    /// Open the ledger wherever it lives (creating or migrating it) and start its writer.
+    pub fn open_at(at: &Location, signer: Option<Signer>) -> Result<Ledger, LedgerError> {
+        match at {
+            Location::File(path) => Ledger::open_signed(path, signer),
+            Location::Postgres(target) => {
+                let pg = Pg::open(target)?;
+                let store = Store::Postgres(pg.clone());
+                let head = store_head(&store, pg.last_row()?)?;
+                if let Some(signer) = &signer {
+                    check_head_signature(&store, head, signer)?;
+                }
+                Ledger::start(
+                    store,
+                    Sink::Postgres(Box::new(postgres::commit::PgSink::new(pg))),
+                    head,
+                    signer,
+                )
+            }
+        }
+    }
+
+    /// The PostgreSQL database, when the ledger is shared by replicas.
+    pub fn shared(&self) -> Option<Arc<Pg>> {
+        match &self.store {
+            Store::Postgres(pg) => Some(pg.clone()),
+            Store::Redb { .. } => None,
+        }
+    }
+
     /// Open with a signing key: every commit holding rows of a signed call ends with a
     /// `signature` row over the chain head.
     pub fn open_signed(path: &Path, signer: Option<Signer>) -> Result<Ledger, LedgerError> {
@@ -180,21 +234,39 @@ impl Ledger {
             redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
             other => storage(path, other),
         })?;
-        Ledger::start(db, path, signer)
+        Ledger::start_redb(db, path, signer)
     }
 
-    /// Start the writer on an open database.
-    fn start(db: Database, path: &Path, signer: Option<Signer>) -> Result<Ledger, LedgerError> {
+    /// Start the writer on an open redb database.
+    fn start_redb(
+        db: Database,
+        path: &Path,
+        signer: Option<Signer>,
+    ) -> Result<Ledger, LedgerError> {
         let head = init(&db, path)?;
-        if let Some(signer) = &signer {
-            check_head_signature(&db, path, head, signer)?;
-        }
         let db = Arc::new(db);
+        let store = Store::Redb {
+            db: Redb::Writable(db.clone()),
+            path: path.to_path_buf(),
+        };
+        if let Some(signer) = &signer {
+            check_head_signature(&store, head, signer)?;
+        }
+        Ledger::start(store, Sink::Redb(db), head, signer)
+    }
+
+    fn start(
+        store: Store,
+        sink: Sink,
+        head: Head,
+        signer: Option<Signer>,
+    ) -> Result<Ledger, LedgerError> {
+        let path = store.name().to_path_buf();
         let (queue, rx) = mpsc::channel();
         let batching = Arc::new(Batching::default());
         let writer = Writer {
-            db: db.clone(),
-            path: path.to_path_buf(),
+            sink,
+            path: path.clone(),
             head,
             signer,
             batching: batching.clone(),
@@ -202,10 +274,9 @@ impl Ledger {
         let writer = thread::Builder::new()
             .name("airlock-ledger".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| storage(path, e))?;
+            .map_err(|e| storage(&path, e))?;
         Ok(Ledger {
-            path: path.to_path_buf(),
-            db,
+            store,
             batching,
             queue: Some(queue),
             writer: Some(writer),
@@ -219,11 +290,12 @@ impl Ledger {
         let db = Database::builder()
             .create_with_backend(backend)
             .map_err(|e| storage(&path, e))?;
-        Ledger::start(db, &path, None)
+        Ledger::start_redb(db, &path, None)
     }
 
+    /// The file, or the database URL (without secrets), for messages.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.store.name()
     }
 
     /// Append rows in order; returns their sequence numbers once they are durable.
@@ -275,22 +347,16 @@ impl Ledger {
         &self,
         each: impl FnMut(Result<Record, (u64, String)>),
     ) -> Result<(), LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        reader::records_in(&tx, &self.path, each)
+        reader::records_in(&self.store, each)
     }
 
     /// The last committed (row count, head hash): what a checkpoint signs.
     pub fn head(&self) -> Result<(u64, String), LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        let meta = tx.open_table(META).map_err(|e| storage(&self.path, e))?;
-        let text = meta
-            .get("head")
-            .map_err(|e| storage(&self.path, e))?
-            .map(|g| String::from_utf8_lossy(g.value()).into_owned());
+        let text = self.store.meta("head")?;
         match text.as_deref().and_then(|t| t.split_once(':')) {
             Some((n, h)) => Ok((
                 n.parse()
-                    .map_err(|e| storage(&self.path, format!("head: {e}")))?,
+                    .map_err(|e| storage(self.path(), format!("head: {e}")))?,
                 h.to_string(),
             )),
             None => Ok((0, hex::encode(GENESIS))),
@@ -299,8 +365,7 @@ impl Ledger {
 
     /// Every held call's last committed state, for recovery after a restart.
     pub fn held(&self) -> Result<Vec<Value>, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        Ok(json_table(&tx, HELD, &self.path)?
+        Ok(json_table(&self.store, Table::Held)?
             .into_iter()
             .map(|(_, v)| v)
             .collect())
@@ -308,46 +373,31 @@ impl Ledger {
 
     /// Every drift counter and pause, keyed as written.
     pub fn drift(&self) -> Result<Vec<(String, Value)>, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        json_table(&tx, DRIFT, &self.path)
+        json_table(&self.store, Table::Drift)
     }
 
     /// The trusted definition hash of every tool seen so far, keyed `server/tool`.
     pub fn tool_pins(&self) -> Result<std::collections::BTreeMap<String, String>, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        let table = match tx.open_table(TOOLS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
-            Err(e) => return Err(storage(&self.path, e)),
-        };
-        let mut out = std::collections::BTreeMap::new();
-        for item in table.iter().map_err(|e| storage(&self.path, e))? {
-            let (k, v) = item.map_err(|e| storage(&self.path, e))?;
-            out.insert(k.value().to_string(), v.value().to_string());
-        }
-        Ok(out)
+        Ok(self
+            .store
+            .scan(Table::Tools)?
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect())
     }
 }
 
 /// Every (key, JSON value) of a state table; an absent table is empty.
-fn json_table(
-    tx: &redb::ReadTransaction,
-    def: TableDefinition<&str, &[u8]>,
-    path: &Path,
-) -> Result<Vec<(String, Value)>, LedgerError> {
-    let table = match tx.open_table(def) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(storage(path, e)),
-    };
-    let mut out = Vec::new();
-    for item in table.iter().map_err(|e| storage(path, e))? {
-        let (k, v) = item.map_err(|e| storage(path, e))?;
-        let value = serde_json::from_slice(v.value())
-            .map_err(|e| storage(path, format!("{def} {}: {e}", k.value())))?;
-        out.push((k.value().to_string(), value));
-    }
-    Ok(out)
+fn json_table(store: &Store, table: Table) -> Result<Vec<(String, Value)>, LedgerError> {
+    store
+        .scan(table)?
+        .into_iter()
+        .map(|(k, v)| {
+            let value = serde_json::from_slice(&v)
+                .map_err(|e| storage(store.name(), format!("{table:?} {k}: {e}")))?;
+            Ok((k, value))
+        })
+        .collect()
 }
 
 impl Drop for Ledger {
@@ -436,22 +486,44 @@ fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
     Ok(head)
 }
 
+/// The head of a PostgreSQL ledger, checked like redb's at open: the recorded head must be
+/// the last row, or rows were removed (or rewritten) outside Airlock.
+fn store_head(store: &Store, last: Option<(u64, Vec<u8>)>) -> Result<Head, LedgerError> {
+    let path = store.name();
+    let head = match last {
+        None => Head {
+            seq: 0,
+            hash: GENESIS,
+        },
+        Some((seq, bytes)) => Head {
+            seq,
+            hash: chain::split(&bytes)
+                .map_err(|f| storage(path, format!("last row {seq}: {f}")))?
+                .hash,
+        },
+    };
+    let actual = format!("{}:{}", head.seq, hex::encode(head.hash));
+    match store.meta("head")? {
+        Some(r) if r != actual => Err(LedgerError::HeadMismatch {
+            path: path.to_path_buf(),
+            recorded: r,
+            actual,
+        }),
+        None if head.seq > 0 => Err(LedgerError::HeadMismatch {
+            path: path.to_path_buf(),
+            recorded: "none".into(),
+            actual,
+        }),
+        _ => Ok(head),
+    }
+}
+
 /// Before signing anything more, the head must carry this key's signature: otherwise the file
 /// was rewritten (or written with another key) and signing on would bless the rewrite. A ledger
 /// from before head signatures (none recorded) is accepted once, and signed from now on.
-fn check_head_signature(
-    db: &Database,
-    path: &Path,
-    head: Head,
-    signer: &Signer,
-) -> Result<(), LedgerError> {
-    let tx = db.begin_read().map_err(|e| storage(path, e))?;
-    let meta = tx.open_table(META).map_err(|e| storage(path, e))?;
-    let sig = meta
-        .get("head_sig")
-        .map_err(|e| storage(path, e))?
-        .map(|g| String::from_utf8_lossy(g.value()).into_owned());
-    match sig {
+fn check_head_signature(store: &Store, head: Head, signer: &Signer) -> Result<(), LedgerError> {
+    let path = store.name();
+    match store.meta("head_sig")? {
         Some(sig) if !signer.public().verify_head(head.seq, &head.hash, &sig) => {
             Err(LedgerError::HeadUnsigned {
                 path: path.to_path_buf(),

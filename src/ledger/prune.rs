@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::checkpoint::Checkpoint;
-use super::{Ledger, LedgerError, LedgerReader, META, NewRow, ROWS, storage};
+use super::{Ledger, LedgerError, LedgerReader, Location, META, NewRow, ROWS, storage};
 use crate::signing::Signer;
 
 /// What a prune would remove.
@@ -55,31 +55,23 @@ impl Tombstone {
 }
 
 /// The tombstone of the last prune, if any.
-pub(super) fn tombstone(
-    tx: &redb::ReadTransaction,
-    path: &Path,
-) -> Result<Option<Tombstone>, LedgerError> {
-    let meta = match tx.open_table(META) {
-        Ok(m) => m,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(storage(path, e)),
-    };
-    match meta.get("pruned").map_err(|e| storage(path, e))? {
+pub(super) fn tombstone(store: &super::store::Store) -> Result<Option<Tombstone>, LedgerError> {
+    match store.get(super::store::Table::Meta, "pruned")? {
         None => Ok(None),
-        Some(v) => serde_json::from_slice(v.value())
+        Some(v) => serde_json::from_slice(&v)
             .map(Some)
-            .map_err(|e| storage(path, format!("pruned tombstone: {e}"))),
+            .map_err(|e| storage(store.name(), format!("pruned tombstone: {e}"))),
     }
 }
 
 /// Work out what has expired: `retention(class)` for a call's class (`None` for rows that
 /// belong to no call, or calls of no class).
 pub fn plan(
-    path: &Path,
+    at: &Location,
     retention: &dyn Fn(Option<&str>) -> Duration,
     now: OffsetDateTime,
 ) -> Result<Plan, LedgerError> {
-    let reader = LedgerReader::open(path)?;
+    let reader = LedgerReader::open_at(at)?;
     let mut class_of: HashMap<String, String> = HashMap::new();
     reader.records(|r| {
         if let Ok(r) = r {
@@ -131,57 +123,42 @@ pub fn plan(
 }
 
 /// Remove rows 1..=`plan.through`, leave the signed tombstone, and record the prune in the chain.
-pub async fn apply(path: &Path, signer: &Signer, plan: &Plan) -> Result<(), LedgerError> {
+pub async fn apply(at: &Location, signer: &Signer, plan: &Plan) -> Result<(), LedgerError> {
     if plan.through == 0 {
         return Ok(());
     }
     let now = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default();
-    let tomb = {
-        let db = Database::open(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
-            other => storage(path, other),
-        })?;
-        let tx = db.begin_write().map_err(|e| storage(path, e))?;
-        let tomb = {
-            let mut rows = tx.open_table(ROWS).map_err(|e| storage(path, e))?;
-            let last = rows
-                .get(plan.through)
-                .map_err(|e| storage(path, e))?
-                .ok_or_else(|| storage(path, format!("row {} is gone", plan.through)))?
-                .value()
-                .to_vec();
-            let head = hex::encode(
-                super::chain::split(&last)
-                    .map_err(|f| storage(path, f))?
-                    .hash,
-            );
-            let cp = Checkpoint::sign(signer, plan.through, &head, &now);
-            let first = rows
-                .first()
-                .map_err(|e| storage(path, e))?
-                .map_or(1, |(k, _)| k.value());
-            for seq in first..=plan.through {
-                rows.remove(seq).map_err(|e| storage(path, e))?;
-            }
-            Tombstone {
-                through: cp.rows,
-                head: cp.head,
-                time: cp.time,
-                key: cp.key,
-                signature: cp.signature,
-            }
-        };
-        let bytes = serde_json::to_vec(&tomb).map_err(|e| storage(path, e))?;
-        tx.open_table(META)
-            .map_err(|e| storage(path, e))?
-            .insert("pruned", bytes.as_slice())
-            .map_err(|e| storage(path, e))?;
-        tx.commit().map_err(|e| storage(path, e))?;
-        tomb
+    let sign = |last: &[u8], name: &Path| -> Result<Tombstone, LedgerError> {
+        let head = hex::encode(
+            super::chain::split(last)
+                .map_err(|f| storage(name, f))?
+                .hash,
+        );
+        let cp = Checkpoint::sign(signer, plan.through, &head, &now);
+        Ok(Tombstone {
+            through: cp.rows,
+            head: cp.head,
+            time: cp.time,
+            key: cp.key,
+            signature: cp.signature,
+        })
     };
-    let ledger = Ledger::open_signed(path, Some(signer.clone()))?;
+    let tomb = match at {
+        Location::File(path) => remove_redb(path, plan.through, &sign)?,
+        Location::Postgres(target) => {
+            let pg = super::postgres::Pg::open(target)?;
+            let last = pg
+                .row(plan.through)?
+                .ok_or_else(|| storage(pg.name(), format!("row {} is gone", plan.through)))?;
+            let tomb = sign(&last, pg.name())?;
+            let bytes = serde_json::to_vec(&tomb).map_err(|e| storage(pg.name(), e))?;
+            pg.remove_prefix(plan.through, bytes)?;
+            tomb
+        }
+    };
+    let ledger = Ledger::open_at(at, Some(signer.clone()))?;
     ledger
         .append(vec![NewRow::now(
             "pruned",
@@ -190,4 +167,40 @@ pub async fn apply(path: &Path, signer: &Signer, plan: &Plan) -> Result<(), Ledg
         )])
         .await?;
     Ok(())
+}
+
+/// Signs the tombstone of the last row removed (its stored bytes).
+type Sign<'a> = dyn Fn(&[u8], &Path) -> Result<Tombstone, LedgerError> + 'a;
+
+fn remove_redb(path: &Path, through: u64, sign: &Sign<'_>) -> Result<Tombstone, LedgerError> {
+    let db = Database::open(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
+        other => storage(path, other),
+    })?;
+    let tx = db.begin_write().map_err(|e| storage(path, e))?;
+    let tomb = {
+        let mut rows = tx.open_table(ROWS).map_err(|e| storage(path, e))?;
+        let last = rows
+            .get(through)
+            .map_err(|e| storage(path, e))?
+            .ok_or_else(|| storage(path, format!("row {through} is gone")))?
+            .value()
+            .to_vec();
+        let tomb = sign(&last, path)?;
+        let first = rows
+            .first()
+            .map_err(|e| storage(path, e))?
+            .map_or(1, |(k, _)| k.value());
+        for seq in first..=through {
+            rows.remove(seq).map_err(|e| storage(path, e))?;
+        }
+        tomb
+    };
+    let bytes = serde_json::to_vec(&tomb).map_err(|e| storage(path, e))?;
+    tx.open_table(META)
+        .map_err(|e| storage(path, e))?
+        .insert("pruned", bytes.as_slice())
+        .map_err(|e| storage(path, e))?;
+    tx.commit().map_err(|e| storage(path, e))?;
+    Ok(tomb)
 }

@@ -2,15 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadOnlyDatabase};
 
 use super::chain::{Record, decode};
-use super::{DRIFT, HELD, LedgerError, ROWS, json_table, storage};
+use super::postgres::Pg;
+use super::store::{Redb, Store, Table};
+use super::{LedgerError, Location, json_table, storage};
 
 /// Read-only access for `ledger export` and `ledger verify`.
 pub struct LedgerReader {
-    pub(super) db: ReadOnlyDatabase,
-    pub(super) path: PathBuf,
+    pub(super) store: Store,
 }
 
 impl LedgerReader {
@@ -35,15 +36,31 @@ impl LedgerReader {
             Err(_) => read_only()?,
         };
         Ok(LedgerReader {
-            db,
-            path: path.to_path_buf(),
+            store: Store::Redb {
+                db: Redb::ReadOnly(db),
+                path: path.to_path_buf(),
+            },
         })
+    }
+
+    /// Open a ledger wherever it lives. A PostgreSQL ledger is read beside running replicas.
+    pub fn open_at(at: &Location) -> Result<LedgerReader, LedgerError> {
+        match at {
+            Location::File(path) => LedgerReader::open(path),
+            Location::Postgres(target) => Ok(LedgerReader {
+                store: Store::Postgres(Pg::open(target)?),
+            }),
+        }
+    }
+
+    /// The file, or the database URL (without secrets).
+    pub fn path(&self) -> PathBuf {
+        self.store.name().to_path_buf()
     }
 
     /// Every held call's last committed state (for `airlock quarantine list` without a gate).
     pub fn held(&self) -> Result<Vec<serde_json::Value>, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        Ok(json_table(&tx, HELD, &self.path)?
+        Ok(json_table(&self.store, Table::Held)?
             .into_iter()
             .map(|(_, v)| v)
             .collect())
@@ -51,8 +68,7 @@ impl LedgerReader {
 
     /// Every drift counter and pause (for `airlock drift list` without a gate).
     pub fn drift(&self) -> Result<Vec<(String, serde_json::Value)>, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        json_table(&tx, DRIFT, &self.path)
+        json_table(&self.store, Table::Drift)
     }
 
     /// Every row in sequence order, undecoded rows reported as errors.
@@ -60,25 +76,17 @@ impl LedgerReader {
         &self,
         each: impl FnMut(Result<Record, (u64, String)>),
     ) -> Result<(), LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        records_in(&tx, &self.path, each)
+        records_in(&self.store, each)
     }
 }
 
-/// Every row of a read transaction, in sequence order (the reader's and the running gate's).
+/// Every row of a store, in sequence order (the reader's and the running gate's).
 pub(super) fn records_in(
-    tx: &redb::ReadTransaction,
-    path: &Path,
+    store: &Store,
     mut each: impl FnMut(Result<Record, (u64, String)>),
 ) -> Result<(), LedgerError> {
-    let table = match tx.open_table(ROWS) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-        Err(e) => return Err(storage(path, e)),
-    };
-    for item in table.iter().map_err(|e| storage(path, e))? {
-        let (k, v) = item.map_err(|e| storage(path, e))?;
-        each(decode(v.value()).map_err(|f| (k.value(), f.to_string())));
-    }
-    Ok(())
+    store.rows(&mut |seq, bytes| {
+        each(decode(bytes).map_err(|f| (seq, f.to_string())));
+        true
+    })
 }

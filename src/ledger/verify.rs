@@ -6,13 +6,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use redb::{ReadableDatabase, ReadableTable};
 use serde::Serialize;
 
 use super::chain::{Fault, GENESIS, Verifier};
 use super::checkpoint::Checkpoint;
 use super::reader::LedgerReader;
-use super::{LedgerError, META, ROWS, storage};
+use super::{LedgerError, storage};
 use crate::signing::Public;
 
 /// What to hold the ledger against.
@@ -96,13 +95,20 @@ impl LedgerReader {
     }
 
     pub fn verify_with(&self, opts: &VerifyOptions) -> Result<VerifyReport, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| storage(&self.path, e))?;
-        let tomb = super::prune::tombstone(&tx, &self.path)?;
+        let path = self.path();
+        // The head first, then the rows up to it: replicas may append meanwhile (PostgreSQL).
+        let recorded_head = self.store.meta("head")?;
+        let recorded_sig = self.store.meta("head_sig")?;
+        let through = recorded_head
+            .as_deref()
+            .and_then(|h| h.split_once(':'))
+            .and_then(|(n, _)| n.parse::<u64>().ok());
+        let tomb = super::prune::tombstone(&self.store)?;
         let mut v = match &tomb {
             Some(t) => {
                 let mut h = [0u8; 32];
                 hex::decode_to_slice(&t.head, &mut h)
-                    .map_err(|e| storage(&self.path, format!("pruned tombstone head: {e}")))?;
+                    .map_err(|e| storage(&path, format!("pruned tombstone head: {e}")))?;
                 Verifier::after(t.through, h)
             }
             None => Verifier::default(),
@@ -149,19 +155,16 @@ impl LedgerReader {
         let mut signed_calls: HashSet<String> = HashSet::new();
         let mut pending: Vec<u64> = Vec::new();
         let mut last: Option<(u64, String, String)> = None;
-        let table = match tx.open_table(ROWS) {
-            Ok(t) => Some(t),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(storage(&self.path, e)),
-        };
-        if let (Some(table), None) = (table, &report.first_bad) {
-            for item in table.iter().map_err(|e| storage(&self.path, e))? {
-                let (k, val) = item.map_err(|e| storage(&self.path, e))?;
-                let r = match v.check(k.value(), val.value()) {
+        if report.first_bad.is_none() {
+            self.store.rows(&mut |seq, bytes| {
+                if through.is_some_and(|t| seq > t) {
+                    return false;
+                }
+                let r = match v.check(seq, bytes) {
                     Ok(r) => r,
                     Err(fault) => {
                         report.first_bad = bad(v.rows() + 1, fault, None);
-                        break;
+                        return false;
                     }
                 };
                 if report.first_time.is_none() {
@@ -176,7 +179,7 @@ impl LedgerReader {
                     report.signatures.signature_rows += 1;
                     if let Some(problem) = signature_problem(&r, opts.public.as_ref()) {
                         report.first_bad = bad(r.seq, Fault::BadSignature, Some(problem));
-                        break;
+                        return false;
                     }
                     report.signatures.signed_rows += pending.len() as u64;
                     pending.clear();
@@ -198,7 +201,8 @@ impl LedgerReader {
                 }
                 last = Some((r.seq, r.call_id.clone(), r.kind.clone()));
                 report.last_time = Some(r.time);
-            }
+                true
+            })?;
         }
         report.rows = v.rows();
         report.head = hex::encode(v.head());
@@ -215,10 +219,10 @@ impl LedgerReader {
             }
         }
         if report.first_bad.is_none() {
-            report.first_bad = self.head_problem(&tx, &report)?;
+            report.first_bad = head_problem(recorded_head, &report);
         }
         if let (Some(public), true) = (&opts.public, report.rows > 0) {
-            let signed = head_signature(&tx, &self.path)?.is_some_and(|sig| {
+            let signed = recorded_sig.is_some_and(|sig| {
                 let mut h = [0u8; 32];
                 hex::decode_to_slice(&report.head, &mut h).is_ok()
                     && public.verify_head(report.rows, &h, &sig)
@@ -271,51 +275,25 @@ impl LedgerReader {
         }
         Ok(report)
     }
-
-    /// The head recorded with the last commit must be the last row verified.
-    fn head_problem(
-        &self,
-        tx: &redb::ReadTransaction,
-        report: &VerifyReport,
-    ) -> Result<Option<BadRow>, LedgerError> {
-        let recorded = match tx.open_table(META) {
-            Ok(meta) => meta
-                .get("head")
-                .map_err(|e| storage(&self.path, e))?
-                .map(|g| String::from_utf8_lossy(g.value()).into_owned()),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(storage(&self.path, e)),
-        };
-        let ours = format!("{}:{}", report.rows, report.head);
-        let recorded = match recorded {
-            None if report.rows > 0 => Some("none".to_string()),
-            other => other,
-        };
-        Ok(recorded.filter(|h| *h != ours).and_then(|head| {
-            let fault = match head
-                .split_once(':')
-                .and_then(|(n, _)| n.parse::<u64>().ok())
-            {
-                Some(n) if n > report.rows => Fault::Truncated,
-                _ => Fault::Altered,
-            };
-            bad(report.rows + 1, fault, None)
-        }))
-    }
 }
 
-fn head_signature(
-    tx: &redb::ReadTransaction,
-    path: &std::path::Path,
-) -> Result<Option<String>, LedgerError> {
-    match tx.open_table(META) {
-        Ok(meta) => Ok(meta
-            .get("head_sig")
-            .map_err(|e| storage(path, e))?
-            .map(|g| String::from_utf8_lossy(g.value()).into_owned())),
-        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(storage(path, e)),
-    }
+/// The head recorded with the last commit must be the last row verified.
+fn head_problem(recorded: Option<String>, report: &VerifyReport) -> Option<BadRow> {
+    let ours = format!("{}:{}", report.rows, report.head);
+    let recorded = match recorded {
+        None if report.rows > 0 => Some("none".to_string()),
+        other => other,
+    };
+    recorded.filter(|h| *h != ours).and_then(|head| {
+        let fault = match head
+            .split_once(':')
+            .and_then(|(n, _)| n.parse::<u64>().ok())
+        {
+            Some(n) if n > report.rows => Fault::Truncated,
+            _ => Fault::Altered,
+        };
+        bad(report.rows + 1, fault, None)
+    })
 }
 
 /// Why a signature row does not hold, if it does not.

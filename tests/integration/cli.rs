@@ -1,9 +1,8 @@
 //! The CLI as developers and auditors use it: check, map, explain, schema, ledger verify.
 
-use redb::ReadableTable;
 use serde_json::{Value, json};
 
-use crate::support::{AIRLOCK, REPO, World};
+use crate::support::{AIRLOCK, REPO, World, on_postgres};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -253,27 +252,7 @@ async fn verify_names_the_first_altered_row() {
         .find(|r| r["kind"] == "verdict")
         .and_then(|r| r["seq"].as_u64())
         .expect("a verdict row");
-    {
-        let db = redb::Database::create(w.path("ledger.redb")).expect("open");
-        let table_def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("rows");
-        let tx = db.begin_write().expect("tx");
-        {
-            let mut t = tx.open_table(table_def).expect("table");
-            let old = t
-                .get(target)
-                .expect("get")
-                .map(|g| g.value().to_vec())
-                .expect("the row");
-            let at = old
-                .windows(7)
-                .position(|w| w == b"\"allow\"")
-                .expect("verdict allow in the row");
-            let mut edited = old.clone();
-            edited[at..at + 7].copy_from_slice(b"\"deny_\"");
-            t.insert(target, edited.as_slice()).expect("insert");
-        }
-        tx.commit().expect("commit");
-    }
+    w.edit_row(target, b"\"allow\"", b"\"deny_\"");
     let out = w.airlock(&["ledger", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -292,10 +271,22 @@ async fn verify_names_the_first_altered_row() {
 #[test]
 fn verify_without_a_ledger_is_a_clear_error() {
     let w = World::demo();
+    let expected = if on_postgres() {
+        // PostgreSQL's equivalent of a missing file: no database server where the URL points
+        let text = std::fs::read_to_string(w.config()).expect("config");
+        let (head, _) = text.split_once("[store]").expect("a [store] section");
+        w.write(
+            "airlock.toml",
+            &format!("{head}[store]\nurl = \"postgres://postgres@127.0.0.1:1/none\"\n"),
+        );
+        "error connecting to server"
+    } else {
+        "no ledger at"
+    };
     let out = w.airlock(&["ledger", "verify"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no ledger at"),
+        String::from_utf8_lossy(&out.stderr).contains(expected),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

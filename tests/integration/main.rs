@@ -19,6 +19,7 @@ mod peers;
 mod protocol;
 mod relay;
 mod remote;
+mod replicas;
 mod review;
 mod rugpull;
 mod smtp;

@@ -41,6 +41,11 @@ fn indexed(path: &std::path::Path) -> bool {
 
 #[tokio::test]
 async fn pending_approvals_of_a_ledger_from_before_the_index_survive_the_upgrade() {
+    if crate::support::on_postgres() {
+        // PostgreSQL ledgers start with the index (migration V1): there is no older format
+        eprintln!("SKIP on PostgreSQL: the pre-index format exists only in redb files");
+        return;
+    }
     let Some(smtp) = Smtp::start() else { return };
     let w = World::approvals(
         smtp.port,

@@ -4,13 +4,14 @@
 use redb::{Database, ReadableDatabase, TableHandle};
 
 use super::super::approvals::OPEN_APPROVALS;
-use super::super::{ApprovalState, Change, Ledger, META};
+use super::super::{ApprovalState, Change, Ledger, LedgerError, META, NewRow, Prior};
 
 fn state(id: &str, open: bool) -> ApprovalState {
     ApprovalState {
         id: id.into(),
         state: format!("{{\"id\":\"{id}\",\"open\":{open}}}").into_bytes(),
         open: open.then(|| format!("entry-{id}").into_bytes()),
+        prior: Prior::Any,
     }
 }
 
@@ -108,4 +109,69 @@ async fn a_ledger_from_before_the_index_is_unindexed_until_completed() {
         l.open_approvals().unwrap(),
         Some(vec![("a".to_string(), b"entry-a".to_vec())])
     );
+}
+
+/// The conditions that make one verdict and one execution across replicas hold on redb too: a
+/// change made from a state read earlier commits only if that state is still the stored one.
+#[tokio::test]
+async fn a_change_from_a_stale_state_is_refused_whole_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("l.redb")).unwrap();
+    let row = |kind: &'static str| NewRow::now(kind, "c1", serde_json::json!({}));
+    l.commit(Change {
+        rows: vec![row("envelope")],
+        approvals: vec![state("a1", true).new_one()],
+        ..Change::default()
+    })
+    .await
+    .unwrap();
+    // a second approval under the same id is refused
+    let again = l
+        .commit(Change {
+            approvals: vec![state("a1", true).new_one()],
+            ..Change::default()
+        })
+        .await;
+    assert!(matches!(again, Err(LedgerError::Conflict(_))), "{again:?}");
+    let read = l.approval("a1").unwrap().unwrap();
+    let mut approve = state("a1", false).replacing(read.clone());
+    approve.state = b"approved".to_vec();
+    let mut deny = state("a1", false).replacing(read);
+    deny.state = b"denied".to_vec();
+    // both decided from the same read, queued together: the first wins, the second is refused
+    let first = l
+        .submit(Change {
+            rows: vec![row("decision")],
+            approvals: vec![approve],
+            ..Change::default()
+        })
+        .unwrap();
+    let second = l
+        .submit(Change {
+            rows: vec![row("decision")],
+            approvals: vec![deny],
+            ..Change::default()
+        })
+        .unwrap();
+    assert_eq!(first.await.unwrap(), vec![2]);
+    let refused = second.await;
+    assert!(
+        matches!(&refused, Err(LedgerError::Conflict(m)) if m.contains("a1")),
+        "{refused:?}"
+    );
+    assert_eq!(l.approval("a1").unwrap().unwrap(), b"approved".to_vec());
+    assert_eq!(l.head().unwrap().0, 2, "the refused change wrote no row");
+    // one forwarded mark per call: the second execution intent is refused
+    let route = serde_json::json!({"server": "s", "tool": "t"});
+    let mark = || Change {
+        rows: vec![row("execution_intent")],
+        forwarded: vec![("c1".into(), route.clone())],
+        ..Change::default()
+    };
+    l.commit(mark()).await.unwrap();
+    assert!(matches!(
+        l.commit(mark()).await,
+        Err(LedgerError::Conflict(_))
+    ));
+    assert_eq!(l.head().unwrap().0, 3);
 }

@@ -9,7 +9,7 @@ use time::macros::datetime;
 
 use super::super::checkpoint::{Checkpoint, take};
 use super::super::prune::{Tombstone, apply, plan};
-use super::super::{Fault, Ledger, LedgerReader, META, NewRow, VerifyOptions};
+use super::super::{Fault, Ledger, LedgerReader, Location, META, NewRow, VerifyOptions};
 use crate::signing::Signer;
 
 const YEAR: Duration = Duration::from_secs(31_557_600);
@@ -58,14 +58,15 @@ async fn only_the_expired_prefix_goes_and_the_rest_still_verifies() {
         before = take(&l, &key).unwrap();
     }
     let now = datetime!(2026-11-24 0:00 UTC);
-    let plan = plan(&p, &retention, now).unwrap();
+    let at = Location::File(p.clone());
+    let plan = plan(&at, &retention, now).unwrap();
     assert_eq!(
         (plan.through, plan.rows),
         (4, 4),
         "a and b expired; c (7 years) keeps itself and d"
     );
     assert_eq!(plan.first_kept.as_ref().map(|k| k.0), Some(5));
-    apply(&p, &key, &plan).await.unwrap();
+    apply(&at, &key, &plan).await.unwrap();
 
     let verify = |checkpoints: Vec<Checkpoint>| {
         LedgerReader::open(&p)
@@ -119,5 +120,7 @@ async fn only_the_expired_prefix_goes_and_the_rest_still_verifies() {
 }
 
 fn plan_again(p: &std::path::Path, now: time::OffsetDateTime) -> u64 {
-    plan(p, &retention, now).unwrap().through
+    plan(&Location::File(p.to_path_buf()), &retention, now)
+        .unwrap()
+        .through
 }

@@ -1,0 +1,514 @@
+//! The ledger in PostgreSQL, for several replicas sharing one chain and one approval queue.
+//!
+//! Owns the connections (the synchronous `postgres` client, on this module's own threads, never
+//! on the async runtime's), the embedded migrations (`postgres/migrations`, refinery), reads,
+//! the replicas' heartbeats, and the approval notifications (LISTEN/NOTIFY). The writer's commit
+//! is in [`commit`]. It holds the same bytes as the redb file; it must never decide anything, and
+//! never acknowledge a row before PostgreSQL has committed it.
+//!
+//! A lost connection is dropped and made again on next use, so a replica recovers from a
+//! database restart without a restart of its own.
+
+pub(super) mod commit;
+mod listen;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+
+pub use listen::Notice;
+
+use super::store::Table;
+use super::{LedgerError, storage};
+
+refinery::embed_migrations!("src/ledger/postgres/migrations");
+
+/// Reader threads (each with its own connection).
+const READERS: usize = 4;
+/// Rows read per round trip when streaming the chain.
+const ROW_CHUNK: i64 = 5_000;
+/// Serialises migrations between replicas starting at once.
+const MIGRATION_LOCK: i64 = 0x0061_6972_6c6f_636b; // "airlock"
+
+/// Where the database is: the URL as configured (never with a password) and the environment
+/// variable holding the password, if one is needed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgTarget {
+    pub url: String,
+    pub password_env: Option<String>,
+    /// The replica's name, for a serving gate (`None` for the CLI's readers): the same name after
+    /// a restart lets a replica take back its own unfinished work at once.
+    pub replica: Option<String>,
+}
+
+impl PgTarget {
+    /// A usable URL without a password in it.
+    pub fn check_url(url: &str) -> Result<(), String> {
+        let c = postgres::Config::from_str(url)
+            .map_err(|e| format!("`{url}` is not a PostgreSQL connection URL: {e}"))?;
+        if c.get_password().is_some() {
+            return Err("the URL holds a password: name an environment variable holding it in `password_env` instead".into());
+        }
+        if c.get_dbname().is_none() {
+            return Err(format!(
+                "`{url}` names no database (postgres://USER@HOST:PORT/DATABASE)"
+            ));
+        }
+        Ok(())
+    }
+
+    fn config(&self) -> Result<postgres::Config, String> {
+        let mut c = postgres::Config::from_str(&self.url).map_err(|e| e.to_string())?;
+        if let Some(var) = &self.password_env {
+            let p = std::env::var(var).map_err(|_| {
+                format!("the database password variable `{var}` ([store] password_env) is not set")
+            })?;
+            c.password(p);
+        }
+        c.connect_timeout(Duration::from_secs(5));
+        c.keepalives_idle(Duration::from_secs(10));
+        c.application_name("airlock");
+        Ok(c)
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;
+
+/// A PostgreSQL ledger: its connection settings and a small pool of reader threads.
+pub struct Pg {
+    name: PathBuf,
+    config: postgres::Config,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// This process's replica name: the configured one if no live process holds it, else a
+    /// fresh one.
+    replica: String,
+    /// The connection holding the advisory lock on the replica's name while the process lives
+    /// (PostgreSQL releases it when the process dies, with its connections).
+    holder: Mutex<Option<Client>>,
+}
+
+impl Pg {
+    /// Connect, bring the schema up to date (refusing one newer than this build knows), and
+    /// start the readers.
+    pub fn open(target: &PgTarget) -> Result<Arc<Pg>, LedgerError> {
+        let name = PathBuf::from(&target.url);
+        let config = target.config().map_err(|e| storage(&name, e))?;
+        // On a thread of its own: the synchronous client must not run on an async runtime's.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut client = config
+                    .connect(NoTls)
+                    .map_err(|e| storage(&name, describe(&e)))?;
+                migrate(&mut client, &name)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(storage(&name, "the migration thread panicked")))
+        })?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..READERS {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("airlock-pg-read-{i}"))
+                .spawn(move || {
+                    let mut client = None;
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(&mut client),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| storage(&name, e))?;
+        }
+        let fresh = || uuid::Uuid::new_v4().to_string();
+        let (replica, holder) = match &target.replica {
+            None => (fresh(), None),
+            Some(name) => match std::thread::scope(|s| {
+                s.spawn(|| claim(&config, name))
+                    .join()
+                    .unwrap_or_else(|_| Err("the claim thread panicked".into()))
+            }) {
+                Ok(Some(client)) => (name.clone(), Some(client)),
+                Ok(None) => {
+                    let other = format!("{name}~{}", &fresh()[..8]);
+                    tracing::warn!(replica = %name, now = %other, "another live process serves as this replica; serving under a new name");
+                    (other, None)
+                }
+                Err(e) => return Err(storage(&name_of(target), e)),
+            },
+        };
+        Ok(Arc::new(Pg {
+            name,
+            config,
+            jobs: Mutex::new(Some(tx)),
+            replica,
+            holder: Mutex::new(holder),
+        }))
+    }
+
+    pub fn name(&self) -> &Path {
+        &self.name
+    }
+
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    pub(super) fn connect(&self) -> Result<Client, postgres::Error> {
+        self.config.connect(NoTls)
+    }
+
+    /// Run `f` on a reader thread's connection (made again if it was lost) and wait for it.
+    pub(super) fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let (reply, wait) = mpsc::channel();
+        let config = self.config.clone();
+        let job: Job = Box::new(move |slot: &mut Option<Client>| {
+            if slot.as_ref().is_none_or(Client::is_closed) {
+                *slot = None;
+                match config.connect(NoTls) {
+                    Ok(c) => *slot = Some(c),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            if let Some(client) = slot.as_mut() {
+                let result = f(client);
+                if result.is_err() && client.is_closed() {
+                    *slot = None;
+                }
+                let _ = reply.send(result);
+            }
+        });
+        let sent = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|jobs| jobs.send(job).is_ok());
+        if sent != Some(true) {
+            return Err(storage(&self.name, "the database readers have stopped"));
+        }
+        wait.recv()
+            .map_err(|_| storage(&self.name, "a database reader stopped"))?
+            .map_err(|e| storage(&self.name, describe(&e)))
+    }
+
+    pub(super) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        let (t, k, v) = table.sql();
+        let sql = format!("SELECT {v} FROM {t} WHERE {k} = $1");
+        let key = key.to_string();
+        self.read(move |c| Ok(c.query_opt(&sql, &[&key])?.map(|r| r.get(0))))
+    }
+
+    pub(super) fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+        let (t, k, v) = table.sql();
+        let sql = format!("SELECT {k}, {v} FROM {t} ORDER BY {k} COLLATE \"C\"");
+        self.read(move |c| {
+            Ok(c.query(&sql, &[])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+        })
+    }
+
+    /// The chain in order, read in chunks, until `each` returns false.
+    pub(super) fn rows(&self, each: &mut dyn FnMut(u64, &[u8]) -> bool) -> Result<(), LedgerError> {
+        let mut after = 0i64;
+        loop {
+            let from = after;
+            let chunk: Vec<(i64, Vec<u8>)> = self.read(move |c| {
+                Ok(c.query(
+                    "SELECT seq, data FROM airlock_rows WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&from, &ROW_CHUNK],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+            })?;
+            let Some(last) = chunk.last().map(|(s, _)| *s) else {
+                return Ok(());
+            };
+            for (seq, data) in &chunk {
+                if !each(u64::try_from(*seq).unwrap_or(0), data) {
+                    return Ok(());
+                }
+            }
+            after = last;
+        }
+    }
+
+    /// The last row's (seq, stored bytes), if any.
+    pub(super) fn last_row(&self) -> Result<Option<(u64, Vec<u8>)>, LedgerError> {
+        self.read(|c| {
+            Ok(c.query_opt(
+                "SELECT seq, data FROM airlock_rows ORDER BY seq DESC LIMIT 1",
+                &[],
+            )?
+            .map(|r| (u64::try_from(r.get::<_, i64>(0)).unwrap_or(0), r.get(1))))
+        })
+    }
+
+    /// One row's stored bytes.
+    pub(super) fn row(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            Ok(
+                c.query_opt("SELECT data FROM airlock_rows WHERE seq = $1", &[&seq])?
+                    .map(|r| r.get(0)),
+            )
+        })
+    }
+
+    /// Retention: remove rows up to `through` and record the tombstone, under the head lock.
+    pub(super) fn remove_prefix(
+        &self,
+        through: u64,
+        tombstone: Vec<u8>,
+    ) -> Result<(), LedgerError> {
+        let through = i64::try_from(through).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut tx = c.transaction()?;
+            tx.execute(
+                "SELECT 1 FROM airlock_meta WHERE key = 'head' FOR UPDATE",
+                &[],
+            )?;
+            tx.execute("DELETE FROM airlock_rows WHERE seq <= $1", &[&through])?;
+            tx.execute(
+                "INSERT INTO airlock_meta (key, value) VALUES ('pruned', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&tombstone],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// `ledger copy`: rows as stored, in one transaction.
+    pub(super) fn copy_rows(&self, rows: Vec<(u64, Vec<u8>)>) -> Result<(), LedgerError> {
+        self.read(move |c| {
+            let seqs: Vec<i64> = rows
+                .iter()
+                .map(|(s, _)| i64::try_from(*s).unwrap_or(i64::MAX))
+                .collect();
+            let data: Vec<&[u8]> = rows.iter().map(|(_, b)| b.as_slice()).collect();
+            c.execute(
+                "INSERT INTO airlock_rows (seq, data) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+                &[&seqs, &data],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// `ledger copy`: the state tables and the meta values (the head among them), together.
+    pub(super) fn copy_state(
+        &self,
+        state: Vec<(Table, String, Vec<u8>)>,
+    ) -> Result<(), LedgerError> {
+        self.read(move |c| {
+            let mut tx = c.transaction()?;
+            // an older redb ledger may not have its open-approvals index yet: then neither has this
+            tx.execute(
+                "DELETE FROM airlock_meta WHERE key = 'approvals_indexed'",
+                &[],
+            )?;
+            for (table, key, value) in &state {
+                let sql = match table {
+                    Table::Meta => "INSERT INTO airlock_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    Table::Approvals => "INSERT INTO airlock_approvals (id, state) VALUES ($1, $2)",
+                    Table::OpenApprovals => "INSERT INTO airlock_open_approvals (id, entry) VALUES ($1, $2)",
+                    Table::Tools => "INSERT INTO airlock_tools (key, hash) VALUES ($1, convert_from($2, 'UTF8'))",
+                    Table::Held => "INSERT INTO airlock_held (id, state) VALUES ($1, $2)",
+                    Table::Drift => "INSERT INTO airlock_drift (key, value) VALUES ($1, $2)",
+                    Table::Signed => "INSERT INTO airlock_signed_calls (call_id) SELECT $1 WHERE $2::bytea IS NOT NULL",
+                    Table::Forwarded => "INSERT INTO airlock_forwarded (call_id, route) VALUES ($1, $2)",
+                };
+                tx.execute(sql, &[key, value])?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Say this replica is alive, then adopt what replicas silent for longer than `dead_after`
+    /// left: their open approvals (index entries) and their unsettled forwarded calls. Each dead
+    /// replica is adopted by exactly one replica (its row is deleted in the adopting transaction).
+    /// With `own`, also what this replica's previous run left (it holds its name's lock, so
+    /// that run is over).
+    pub fn heartbeat(&self, dead_after: Duration, own: bool) -> Result<Adopted, LedgerError> {
+        let me = self.replica.clone();
+        let secs = dead_after.as_secs_f64();
+        let own = own
+            && self
+                .holder
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some();
+        self.read(move |c| {
+            c.execute(
+                "INSERT INTO airlock_replicas (id, seen) VALUES ($1, now()) \
+                 ON CONFLICT (id) DO UPDATE SET seen = now()",
+                &[&me],
+            )?;
+            let mut tx = c.transaction()?;
+            let dead: Vec<String> = tx
+                .query(
+                    "DELETE FROM airlock_replicas WHERE id IN (SELECT id FROM airlock_replicas \
+                     WHERE id <> $1 AND seen < now() - make_interval(secs => $2) \
+                     FOR UPDATE SKIP LOCKED) RETURNING id",
+                    &[&me, &secs],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut dead = dead;
+            if own {
+                dead.push(me.clone());
+            }
+            if dead.is_empty() {
+                tx.commit()?;
+                return Ok(Adopted::default());
+            }
+            let approvals = tx
+                .query(
+                    "UPDATE airlock_open_approvals SET owner = $1 WHERE owner = ANY($2) \
+                     RETURNING id, entry",
+                    &[&me, &dead],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let forwarded = tx
+                .query(
+                    "UPDATE airlock_forwarded SET owner = $1 WHERE owner = ANY($2) \
+                     RETURNING call_id, route",
+                    &[&me, &dead],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            tx.commit()?;
+            Ok(Adopted {
+                replicas: dead,
+                approvals,
+                forwarded,
+            })
+        })
+    }
+
+    /// Leave cleanly: mark this replica silent since forever, so another (or the next to
+    /// start) adopts what it leaves open at its next heartbeat instead of after `dead_after`.
+    pub fn leave(&self) {
+        let me = self.replica.clone();
+        let _ = self.read(move |c| {
+            c.execute(
+                "UPDATE airlock_replicas SET seen = 'epoch' WHERE id = $1",
+                &[&me],
+            )
+            .map(|_| ())
+        });
+    }
+
+    /// Listen for approval changes made by the other replicas.
+    pub fn listen(self: &Arc<Self>) -> tokio::sync::mpsc::UnboundedReceiver<Notice> {
+        listen::start(self.clone())
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // closing a synchronous client blocks on its own runtime: never on an async one's thread
+        if let Some(holder) = self.holder.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = std::thread::spawn(move || drop(holder)).join();
+        }
+    }
+}
+
+/// What a heartbeat adopted from dead replicas.
+#[derive(Debug, Default)]
+pub struct Adopted {
+    pub replicas: Vec<String>,
+    /// (approval id, index entry bytes).
+    pub approvals: Vec<(String, Vec<u8>)>,
+    /// (call id, route JSON bytes).
+    pub forwarded: Vec<(String, Vec<u8>)>,
+}
+
+fn name_of(target: &PgTarget) -> PathBuf {
+    PathBuf::from(&target.url)
+}
+
+/// Take the advisory lock on a replica name on a connection of its own: `None` if a live
+/// process holds it.
+fn claim(config: &postgres::Config, name: &str) -> Result<Option<Client>, String> {
+    let mut client = config.connect(NoTls).map_err(|e| describe(&e))?;
+    let key = format!("airlock.replica:{name}");
+    let got: bool = client
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+            &[&key],
+        )
+        .map_err(|e| describe(&e))?
+        .get(0);
+    Ok(got.then_some(client))
+}
+
+/// A database error with its server-side detail.
+pub(super) fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// Apply the embedded migrations, one replica at a time; refuse a schema newer than this build.
+fn migrate(client: &mut Client, name: &Path) -> Result<(), LedgerError> {
+    let fail = |e: postgres::Error| storage(name, describe(&e));
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(fail)?;
+    let result = (|| {
+        let known = migrations::runner()
+            .get_migrations()
+            .iter()
+            .map(|m| i64::from(m.version()))
+            .max()
+            .unwrap_or(0);
+        let exists: bool = client
+            .query_one(
+                "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+                &[],
+            )
+            .map_err(fail)?
+            .get(0);
+        if exists {
+            let found: Option<i32> = client
+                .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+                .map_err(fail)?
+                .get(0);
+            if let Some(found) = found.map(i64::from).filter(|f| *f > known) {
+                return Err(LedgerError::Schema {
+                    path: name.to_path_buf(),
+                    found: found.to_string(),
+                    known: format!(
+                        "{known}; a newer Airlock migrated this database: run that version"
+                    ),
+                });
+            }
+        }
+        migrations::runner()
+            .run(client)
+            .map_err(|e| storage(name, format!("migrating the database: {e}")))?;
+        Ok(())
+    })();
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    result
+}

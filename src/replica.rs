@@ -1,0 +1,83 @@
+//! Several replicas on one PostgreSQL ledger: what one replica does to keep up with the others.
+//!
+//! Owns the replica's loop: a heartbeat every [`BEAT`]; adopting the work of replicas silent for
+//! [`DEAD_AFTER`] (their unsent approval mail, their interrupted executions, their unsettled
+//! forwarded calls), each adopted by exactly one replica; and following the approval changes the
+//! others announce (LISTEN/NOTIFY), so an agent waiting here hears a decision posted there. It
+//! must never act on another live replica's work: correctness across replicas rests on the
+//! ledger's conditional commits, not on this loop's timing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::approval::Desk;
+use crate::forward::Forwarder;
+use crate::ledger::postgres::{Adopted, Notice, Pg};
+
+/// How often a replica says it is alive.
+pub const BEAT: Duration = Duration::from_secs(1);
+/// How long a replica may be silent before the others adopt its work.
+pub const DEAD_AFTER: Duration = Duration::from_secs(5);
+
+/// Say this replica is alive and adopt what dead replicas left (once, before serving).
+pub async fn join(pg: &Arc<Pg>, desk: &Arc<Desk>, forwarder: &Forwarder) -> Result<(), String> {
+    beat(pg, desk, forwarder, true).await
+}
+
+/// Keep up with the other replicas until the task is dropped.
+pub async fn run(pg: Arc<Pg>, desk: Arc<Desk>, forwarder: Forwarder) {
+    let mut notices = pg.listen();
+    let mut tick = tokio::time::interval(BEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = beat(&pg, &desk, &forwarder, false).await {
+                    tracing::warn!(error = %e, "replica heartbeat failed; retrying");
+                }
+            }
+            notice = notices.recv() => match notice {
+                Some(Notice::Approval(id)) => desk.refresh(&id).await,
+                Some(Notice::Resync) => {
+                    if let Err(e) = desk.follow().await {
+                        tracing::warn!(error = %e, "cannot reload the open approvals after reconnecting");
+                    }
+                }
+                None => return,
+            },
+        }
+    }
+}
+
+/// With `own`, also take back what this replica's previous run left.
+async fn beat(
+    pg: &Arc<Pg>,
+    desk: &Arc<Desk>,
+    forwarder: &Forwarder,
+    own: bool,
+) -> Result<(), String> {
+    let db = pg.clone();
+    let adopted: Adopted = tokio::task::spawn_blocking(move || db.heartbeat(DEAD_AFTER, own))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if adopted.replicas.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        replicas = ?adopted.replicas,
+        approvals = adopted.approvals.len(),
+        calls = adopted.forwarded.len(),
+        "adopting the work of replicas that stopped answering"
+    );
+    let marks: Vec<(String, Value)> = adopted
+        .forwarded
+        .into_iter()
+        .map(|(id, route)| (id, serde_json::from_slice(&route).unwrap_or(Value::Null)))
+        .collect();
+    forwarder.settle(marks).await.map_err(|e| e.to_string())?;
+    desk.adopt(adopted.approvals).await;
+    Ok(())
+}
