@@ -181,13 +181,15 @@ impl Ledger {
         if self.queue.is_none() || self.writer.as_ref().is_some_and(|w| w.is_finished()) {
             return Err("the ledger writer has stopped".into());
         }
-        if let Some(why) = self
+        // After an I/O error redb refuses every write until it is reopened; PostgreSQL's writer
+        // connects again for its next commit, so there reaching the database is what counts.
+        let failed = self
             .batching
             .failure
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
+            .clone();
+        if let (Some(why), Store::Redb { .. }) = (failed, &self.store) {
             return Err(format!("the last ledger commit failed: {why}"));
         }
         self.head().map(|_| ()).map_err(|e| e.to_string())

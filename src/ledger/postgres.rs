@@ -163,30 +163,40 @@ impl Pg {
         self.config.connect(NoTls)
     }
 
-    /// Run `f` on a reader thread's connection (made again if it was lost) and wait for it.
+    /// Run `f` on a reader thread's connection and wait for it. A connection found lost (the
+    /// database restarted) is made again and `f` run once more on it.
     pub(super) fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+        f: impl Fn(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, LedgerError> {
         let (reply, wait) = mpsc::channel();
         let config = self.config.clone();
         let job: Job = Box::new(move |slot: &mut Option<Client>| {
-            if slot.as_ref().is_none_or(Client::is_closed) {
-                *slot = None;
-                match config.connect(NoTls) {
-                    Ok(c) => *slot = Some(c),
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        return;
+            let mut result = None;
+            for _ in 0..2 {
+                if slot.as_ref().is_none_or(Client::is_closed) {
+                    *slot = None;
+                    match config.connect(NoTls) {
+                        Ok(c) => *slot = Some(c),
+                        Err(e) => {
+                            result = Some(Err(e));
+                            break;
+                        }
                     }
                 }
-            }
-            if let Some(client) = slot.as_mut() {
-                let result = f(client);
-                if result.is_err() && client.is_closed() {
+                let Some(client) = slot.as_mut() else { break };
+                let r = f(client);
+                let gone = r.as_ref().is_err_and(lost);
+                if gone || client.is_closed() {
                     *slot = None;
                 }
-                let _ = reply.send(result);
+                result = Some(r);
+                if !gone {
+                    break;
+                }
+            }
+            if let Some(r) = result {
+                let _ = reply.send(r);
             }
         });
         let sent = self
@@ -459,6 +469,15 @@ fn claim(config: &postgres::Config, name: &str) -> Result<Option<Client>, String
         .map_err(|e| describe(&e))?
         .get(0);
     Ok(got.then_some(client))
+}
+
+/// Whether an error means the connection is gone (not a refusal by the server): then it is made
+/// again on next use.
+pub(super) fn lost(e: &postgres::Error) -> bool {
+    // no server error (the socket went), or the server ending the session (FATAL: shut down,
+    // terminated by an administrator)
+    e.as_db_error()
+        .is_none_or(|db| matches!(db.severity(), "FATAL" | "PANIC"))
 }
 
 /// A database error with its server-side detail.

@@ -419,3 +419,100 @@ async fn a_ledger_copied_to_postgres_and_back_keeps_every_row_and_its_head() {
     assert_eq!(export(&w), on_pg);
     verify(&w);
 }
+
+/// A PostgreSQL server of the test's own (it is stopped and started again), on a free port.
+struct OwnServer {
+    port: String,
+    dir: tempfile::TempDir,
+}
+
+impl OwnServer {
+    fn run(&self, what: &str) -> String {
+        let out = std::process::Command::new(format!("{}/.ci/postgres", support::REPO))
+            .arg(what)
+            .env("AIRLOCK_PG_PORT", &self.port)
+            .env("AIRLOCK_PG_DIR", self.dir.path().join("pg"))
+            .output()
+            .expect(".ci/postgres");
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.run("stop");
+    }
+}
+
+#[tokio::test]
+async fn calls_fail_closed_while_the_database_is_down_and_serving_resumes_when_it_is_back() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    // the postgres user must reach the cluster's directory
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let server = OwnServer {
+        port: free_port().to_string(),
+        dir,
+    };
+    let url = server.run("start");
+    let w = World::demo();
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    let (head, _) = config.split_once("\n[store]").expect("a [store] section");
+    let (token, entry) = token("agent:a");
+    w.write(
+        "airlock.toml",
+        &format!("{head}\n[store]\nurl = {url:?}\n\n{entry}"),
+    );
+    let gate = replica(&w);
+    let agent = session(&gate, &token).await;
+    let echo = |text: &str| {
+        let mut call = CallToolRequestParams::new("echo");
+        call.arguments = json!({"text": text}).as_object().cloned();
+        call
+    };
+    let first = agent.call_tool(echo("before")).await.expect("answered");
+    assert_ne!(first.is_error, Some(true), "{first:?}");
+    assert_eq!(get(&format!("{}/readyz", gate.base)).0, 200);
+
+    server.run("halt");
+    let refused = agent.call_tool(echo("during")).await.expect("answered");
+    assert_eq!(refused.is_error, Some(true), "fails closed: {refused:?}");
+    let said = serde_json::to_string(&refused.content).expect("content");
+    assert!(said.contains("ledger"), "a reason the agent can act on: {said}");
+    let (status, body) = get(&format!("{}/readyz", gate.base));
+    assert_eq!(status, 503, "{body}");
+
+    server.run("start");
+    let mut back = None;
+    for _ in 0..100 {
+        let r = agent.call_tool(echo("after")).await.expect("answered");
+        if r.is_error != Some(true) {
+            back = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back.is_some(), "serving again without a restart");
+    let (status, body) = get(&format!("{}/readyz", gate.base));
+    assert_eq!(status, 200, "{body}");
+    let ran = std::fs::read_to_string(w.path("executed.jsonl")).unwrap_or_default();
+    assert!(
+        !ran.contains("during") && ran.contains("before") && ran.contains("after"),
+        "nothing ran while the ledger could not record it: {ran}"
+    );
+    let _ = agent.cancel().await;
+    drop(gate);
+    verify(&w);
+}

@@ -42,7 +42,8 @@ impl PgSink {
             return Err("no database connection".into());
         };
         let result = write(client, self.pg.replica(), signer, batch);
-        if result.is_err() && client.is_closed() {
+        // whatever failed, a fresh connection for the next batch is the safe start
+        if result.is_err() {
             self.client = None;
         }
         result
