@@ -3,7 +3,8 @@
 //! Owns the replica's loop: a heartbeat every [`BEAT`]; adopting the work of replicas silent for
 //! [`DEAD_AFTER`] (their unsent approval mail, their interrupted executions, their unsettled
 //! forwarded calls), each adopted by exactly one replica; and following the approval changes the
-//! others announce (LISTEN/NOTIFY), so an agent waiting here hears a decision posted there. It
+//! others announce (LISTEN/NOTIFY), so an agent waiting here hears a decision posted there; and
+//! the other replicas' rate-limit counters and pauses, read every beat. It
 //! must never act on another live replica's work: correctness across replicas rests on the
 //! ledger's conditional commits, not on this loop's timing.
 
@@ -13,7 +14,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::approval::Desk;
+use crate::drift::meter::Meter;
 use crate::forward::Forwarder;
+use crate::ledger::Ledger;
 use crate::ledger::postgres::{Adopted, Notice, Pg};
 
 /// How often a replica says it is alive.
@@ -26,8 +29,22 @@ pub async fn join(pg: &Arc<Pg>, desk: &Arc<Desk>, forwarder: &Forwarder) -> Resu
     beat(pg, desk, forwarder, true).await
 }
 
+/// What the loop keeps in step with the other replicas.
+pub struct Parts {
+    pub ledger: Arc<Ledger>,
+    pub desk: Arc<Desk>,
+    pub forwarder: Forwarder,
+    pub meter: Arc<Meter>,
+}
+
 /// Keep up with the other replicas until the task is dropped.
-pub async fn run(pg: Arc<Pg>, desk: Arc<Desk>, forwarder: Forwarder) {
+pub async fn run(pg: Arc<Pg>, parts: Parts) {
+    let Parts {
+        ledger,
+        desk,
+        forwarder,
+        meter,
+    } = parts;
     let mut notices = pg.listen();
     let mut tick = tokio::time::interval(BEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -36,6 +53,13 @@ pub async fn run(pg: Arc<Pg>, desk: Arc<Desk>, forwarder: Forwarder) {
             _ = tick.tick() => {
                 if let Err(e) = beat(&pg, &desk, &forwarder, false).await {
                     tracing::warn!(error = %e, "replica heartbeat failed; retrying");
+                }
+                // the other replicas' rate-limit counters, and pauses and resumes made there
+                let l = ledger.clone();
+                match tokio::task::spawn_blocking(move || l.drift()).await {
+                    Ok(Ok(entries)) => meter.lock().absorb(entries),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the shared rate-limit counters"),
+                    Err(e) => tracing::warn!(error = %e, "cannot read the shared rate-limit counters"),
                 }
             }
             notice = notices.recv() => match notice {

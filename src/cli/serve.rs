@@ -96,11 +96,12 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
                 n
             }
         };
-        let replicas = shared.clone().map(|pg| tokio::spawn(airlock::replica::run(pg, desk.clone(), forwarder.clone())));
         let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), key.clone()));
         let held = quarantine.recover().await.context("cannot reload held calls")?;
-        let meter = Meter::load(ledger.drift()?).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
-        let pauses = Arc::new(Pauses::new(Arc::new(meter), ledger.clone(), live.clone(), Mailer::new(&cfg.mail)?, key, base_url.clone()));
+        let meter = Meter::load_as(ledger.drift()?, shared.as_ref().map(|pg| pg.replica())).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
+        let meter = Arc::new(meter);
+        let pauses = Arc::new(Pauses::new(meter.clone(), ledger.clone(), live.clone(), Mailer::new(&cfg.mail)?, key, base_url.clone()));
+        let replicas = shared.clone().map(|pg| tokio::spawn(airlock::replica::run(pg, airlock::replica::Parts { ledger: ledger.clone(), desk: desk.clone(), forwarder: forwarder.clone(), meter })));
         let voided = desk.void_changed(&changed_keys).await;
         if voided > 0 {
             tracing::warn!(voided, "pending approvals voided because their tool changed");

@@ -7,6 +7,11 @@
 //!
 //! Each limit's window is counted in [`SLOTS`] slots: a slot that overlaps the window counts in
 //! full, so a count errs on the strict side by at most one slot (1/120 of the window).
+//!
+//! Replicas sharing a ledger each count their own calls under entries named for the replica
+//! (`count@<replica>/…`), so no replica overwrites another's; each adds the others' entries, as
+//! last read from the shared table ([`State::absorb`], every heartbeat), to its own counts, and
+//! takes on the pauses and resumes committed elsewhere.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -20,6 +25,8 @@ use super::{Charge, Pause, Usage};
 pub const SLOTS: i64 = 120;
 const PAUSE: &str = "pause/";
 const COUNT: &str = "count/";
+/// Start of a replica's own counter entries: `count@<16 hex of SHA-256(replica)>/<limit>`.
+const REPLICA_COUNT: &str = "count@";
 
 /// A drift-table change: (key, new value or `None` to remove).
 pub type Entry = (String, Option<Value>);
@@ -73,6 +80,12 @@ impl Counter {
 pub struct State {
     counters: HashMap<String, Counter>,
     pauses: BTreeMap<String, Pause>,
+    /// This replica's entry prefix (`count@<id>/`), when replicas share the ledger.
+    own: Option<String>,
+    /// The other replicas' counters as last read: entry key → (limit key, counter).
+    others: HashMap<String, (String, Counter)>,
+    /// Pauses found committed at the last read: one gone from the table since was resumed.
+    committed_pauses: std::collections::BTreeSet<String>,
 }
 
 fn millis(t: OffsetDateTime) -> i64 {
@@ -86,12 +99,18 @@ impl Usage for State {
 
     fn used(&self, limit_key: &str, since: OffsetDateTime) -> (u64, f64) {
         let since = millis(since);
-        self.counters.get(limit_key).map_or((0, 0.0), |c| {
+        let count = |c: &Counter| {
             c.slots
                 .iter()
                 .filter(|s| s.start_ms + c.slot_ms > since)
                 .fold((0, 0.0), |(n, t), s| (n + s.calls, t + s.total))
-        })
+        };
+        let mut used = self.counters.get(limit_key).map_or((0, 0.0), count);
+        for (_, c) in self.others.values().filter(|(k, _)| k == limit_key) {
+            let (n, t) = count(c);
+            used = (used.0 + n, used.1 + t);
+        }
+        used
     }
 }
 
@@ -138,7 +157,8 @@ impl State {
                     total: ch.amount,
                 }),
             }
-            out.push((format!("{COUNT}{}", ch.key), Some(c.encode())));
+            let prefix = self.own.as_deref().unwrap_or(COUNT);
+            out.push((format!("{prefix}{}", ch.key), Some(c.encode())));
         }
         out
     }
@@ -164,12 +184,20 @@ impl State {
             return None;
         }
         let prefix = format!("{scope}|");
+        let own = self.own.as_deref().unwrap_or(COUNT);
         let mut out = vec![(format!("{PAUSE}{scope}"), None)];
         out.extend(
             self.counters
                 .keys()
                 .filter(|k| k.starts_with(&prefix))
-                .map(|k| (format!("{COUNT}{k}"), None)),
+                .map(|k| (format!("{own}{k}"), None)),
+        );
+        // a resume starts the scope afresh on every replica
+        out.extend(
+            self.others
+                .iter()
+                .filter(|(_, (k, _))| k.starts_with(&prefix))
+                .map(|(entry, _)| (entry.clone(), None)),
         );
         Some((pause, out))
     }
@@ -179,6 +207,35 @@ impl State {
         self.pauses.remove(scope);
         let prefix = format!("{scope}|");
         self.counters.retain(|k, _| !k.starts_with(&prefix));
+        self.others.retain(|_, (k, _)| !k.starts_with(&prefix));
+    }
+
+    /// Take in the shared drift table as it is now (replicas): the other replicas' counters,
+    /// pauses committed elsewhere, and resumes made elsewhere (a pause once committed and now
+    /// gone). A pause of this replica's not yet committed is kept.
+    pub fn absorb(&mut self, entries: Vec<(String, Value)>) {
+        let Some(own) = self.own.clone() else { return };
+        let mut others = HashMap::new();
+        let mut paused = std::collections::BTreeSet::new();
+        for (key, v) in entries {
+            if let Some(scope) = key.strip_prefix(PAUSE) {
+                if let Ok(p) = serde_json::from_value::<Pause>(v) {
+                    self.pauses.entry(scope.to_string()).or_insert(p);
+                    paused.insert(scope.to_string());
+                }
+            } else if key.starts_with(REPLICA_COUNT) && !key.starts_with(&own) {
+                if let (Some((_, limit)), Some(c)) = (key.split_once('/'), Counter::decode(&v)) {
+                    others.insert(key.clone(), (limit.to_string(), c));
+                }
+            }
+        }
+        for gone in self.committed_pauses.difference(&paused) {
+            self.pauses.remove(gone);
+            let prefix = format!("{gone}|");
+            self.counters.retain(|k, _| !k.starts_with(&prefix));
+        }
+        self.others = others;
+        self.committed_pauses = paused;
     }
 
     /// Resume a paused scope at once (the entries to commit, or `None` if not paused).
@@ -211,12 +268,34 @@ pub struct Meter {
 impl Meter {
     /// Rebuild from the drift table's entries.
     pub fn load(entries: Vec<(String, Value)>) -> Result<Meter, String> {
-        let mut state = State::default();
+        Meter::load_as(entries, None)
+    }
+
+    /// Rebuild as replica `replica` of a shared ledger (`None`: the only one): its own counters
+    /// are those it wrote (and those written before replicas), the rest are the others'.
+    pub fn load_as(entries: Vec<(String, Value)>, replica: Option<&str>) -> Result<Meter, String> {
+        let mut state = State {
+            own: replica.map(|r| {
+                let id = crate::canonical::sha256_hex(r.as_bytes());
+                format!("{REPLICA_COUNT}{}/", &id[..16])
+            }),
+            ..State::default()
+        };
+        let mut rest = Vec::new();
         for (key, v) in entries {
-            if let Some(scope) = key.strip_prefix(PAUSE) {
+            let mine = state.own.as_deref().and_then(|own| key.strip_prefix(own));
+            if let Some(limit) = mine {
+                let c = Counter::decode(&v)
+                    .ok_or_else(|| format!("drift entry `{key}` is not a counter"))?;
+                state.counters.insert(limit.to_string(), c);
+            } else if key.starts_with(REPLICA_COUNT) {
+                rest.push((key, v));
+            } else if let Some(scope) = key.strip_prefix(PAUSE).map(str::to_string) {
                 let p: Pause =
                     serde_json::from_value(v).map_err(|e| format!("drift entry `{key}`: {e}"))?;
-                state.pauses.insert(scope.to_string(), p);
+                state.committed_pauses.insert(scope.clone());
+                rest.push((key, serde_json::to_value(&p).unwrap_or_default()));
+                state.pauses.insert(scope, p);
             } else if let Some(limit) = key.strip_prefix(COUNT) {
                 let c = Counter::decode(&v)
                     .ok_or_else(|| format!("drift entry `{key}` is not a counter"))?;
@@ -224,6 +303,13 @@ impl Meter {
             } else {
                 return Err(format!("unknown drift entry `{key}`"));
             }
+        }
+        if state.own.is_some() {
+            state.absorb(rest);
+        } else if let Some((key, _)) = rest.iter().find(|(k, _)| k.starts_with(REPLICA_COUNT)) {
+            return Err(format!(
+                "drift entry `{key}` belongs to a replica of a shared ledger"
+            ));
         }
         Ok(Meter {
             state: Mutex::new(state),

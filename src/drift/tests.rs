@@ -320,6 +320,77 @@ fn counters_and_pauses_come_back_from_their_entries_after_a_restart() {
     );
 }
 
+/// The shared table as replicas leave it: the last entry per key wins, `None` removes.
+fn table(
+    entries: &mut std::collections::BTreeMap<String, Value>,
+    changes: Vec<(String, Option<Value>)>,
+) {
+    for (k, v) in changes {
+        match v {
+            Some(v) => entries.insert(k, v),
+            None => entries.remove(&k),
+        };
+    }
+}
+
+#[test]
+fn replicas_count_each_others_calls_and_follow_each_others_pauses_and_resumes() {
+    let l = calls(3, 60, Per::All);
+    let limits = [(TOOL, &l, None)];
+    let a = Meter::load_as(vec![], Some("host-a")).unwrap();
+    let b = Meter::load_as(vec![], Some("host-b")).unwrap();
+    let mut shared = std::collections::BTreeMap::new();
+    let none = args(json!({}));
+    let charge = |m: &Meter, shared: &mut std::collections::BTreeMap<String, Value>| {
+        let mut s = m.lock();
+        let c = check(&limits, &none, None, "x", T0, &*s);
+        if let Check::Pass(ch) = &c {
+            let e = s.charge(ch, T0);
+            table(shared, e);
+        }
+        c
+    };
+    assert!(matches!(charge(&a, &mut shared), Check::Pass(_)));
+    assert!(matches!(charge(&a, &mut shared), Check::Pass(_)));
+    assert!(matches!(charge(&b, &mut shared), Check::Pass(_)));
+    assert_eq!(
+        shared.len(),
+        2,
+        "one entry per replica, neither overwriting the other"
+    );
+    // B has not read A's counter yet: it sees only its own call
+    assert!(matches!(charge(&b, &mut shared), Check::Pass(_)));
+    // after a heartbeat each sees all four: the next call on either crosses the limit of 3
+    a.lock().absorb(shared.clone().into_iter().collect());
+    b.lock().absorb(shared.clone().into_iter().collect());
+    let key = "tool:shop/refund|calls|60000ms";
+    assert_eq!(a.lock().used(key, T0 - time::Duration::minutes(1)).0, 4);
+    assert_eq!(b.lock().used(key, T0 - time::Duration::minutes(1)).0, 4);
+    assert!(matches!(charge(&b, &mut shared), Check::Crossed { .. }));
+    // B pauses the scope; A follows once it reads the table
+    let pause = Pause {
+        scope: "tool:shop/refund".into(),
+        since: T0,
+        limit: "l".into(),
+        call_id: "c".into(),
+        notify: None,
+    };
+    let e = b.lock().pause(pause);
+    table(&mut shared, e);
+    a.lock().absorb(shared.clone().into_iter().collect());
+    b.lock().absorb(shared.clone().into_iter().collect());
+    assert!(a.lock().paused("tool:shop/refund").is_some());
+    // resumed on A: every replica's counters for the scope go, and B follows
+    let (_, e) = a.lock().resume("tool:shop/refund").expect("paused");
+    table(&mut shared, e);
+    assert!(shared.is_empty(), "{shared:?}");
+    b.lock().absorb(shared.clone().into_iter().collect());
+    assert!(b.lock().paused("tool:shop/refund").is_none());
+    assert_eq!(b.lock().used(key, T0 - time::Duration::minutes(1)).0, 0);
+    // a redb ledger never holds replica entries
+    assert!(Meter::load(vec![("count@0123456789abcdef/k".into(), json!({}))]).is_err());
+}
+
 mod properties {
     use proptest::prelude::*;
     use serde_json::json;

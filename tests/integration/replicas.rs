@@ -490,7 +490,10 @@ async fn calls_fail_closed_while_the_database_is_down_and_serving_resumes_when_i
     let refused = agent.call_tool(echo("during")).await.expect("answered");
     assert_eq!(refused.is_error, Some(true), "fails closed: {refused:?}");
     let said = serde_json::to_string(&refused.content).expect("content");
-    assert!(said.contains("ledger"), "a reason the agent can act on: {said}");
+    assert!(
+        said.contains("ledger"),
+        "a reason the agent can act on: {said}"
+    );
     let (status, body) = get(&format!("{}/readyz", gate.base));
     assert_eq!(status, 503, "{body}");
 
@@ -515,4 +518,70 @@ async fn calls_fail_closed_while_the_database_is_down_and_serving_resumes_when_i
     let _ = agent.cancel().await;
     drop(gate);
     verify(&w);
+}
+
+#[tokio::test]
+async fn a_rate_limit_counts_the_calls_of_every_replica() {
+    if skip() {
+        return;
+    }
+    let Some(smtp) = Smtp::start() else { return };
+    let w = World::approvals(smtp.port, r#"{ path = "deny" }"#);
+    w.write(
+        "p/policy.toml",
+        "version = \"shared-limits\"\n[classes]\nread_only = { path = \"allow\" }\n\
+         internal_reversible = { path = \"allow\", role = \"ops\", limits = [{ window = \"1h\", max_calls = 3, per = \"all\" }] }\n\
+         customer_facing = { path = \"deny\" }\nfinancial = { path = \"deny\" }\ndestructive = { path = \"deny\" }\n\
+         [roles]\nops = { emails = [\"ops@example.com\"] }\n",
+    );
+    let (token, entry) = token("agent:a");
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&format!("{config}\n{entry}"));
+    let (a, b) = (replica(&w), replica(&w));
+    let tag = |n: usize| {
+        let mut call = CallToolRequestParams::new("tag_order");
+        call.arguments = json!({"order_id": "A-1001", "tag": format!("t{n}")})
+            .as_object()
+            .cloned();
+        call
+    };
+    let on_a = session(&a, &token).await;
+    let on_b = session(&b, &token).await;
+    for n in 0..2 {
+        let r = on_a.call_tool(tag(n)).await.expect("answered");
+        assert_ne!(r.is_error, Some(true), "{r:?}");
+    }
+    let r = on_b.call_tool(tag(2)).await.expect("answered");
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    // once B has read A's counter (every heartbeat), the fourth call crosses the shared limit
+    let mut held = None;
+    for n in 3..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let r = on_b.call_tool(tag(n)).await.expect("answered");
+        if r.is_error == Some(true) {
+            held = Some((n, r));
+            break;
+        }
+    }
+    let (n, r) = held.expect("the limit of 3 held a call");
+    let said = serde_json::to_string(&r.content).expect("content");
+    assert!(said.contains("limit") || said.contains("paused"), "{said}");
+    let ran = w.executed("executed.jsonl").len();
+    assert!(
+        ran >= 3 && ran <= n,
+        "{ran} executed, {n} made before the hold"
+    );
+    // the pause holds on A too
+    let mut paused_on_a = false;
+    for _ in 0..20 {
+        let r = on_a.call_tool(tag(99)).await.expect("answered");
+        if r.is_error == Some(true) {
+            paused_on_a = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(paused_on_a, "A follows the pause B committed");
+    let _ = on_a.cancel().await;
+    let _ = on_b.cancel().await;
 }
