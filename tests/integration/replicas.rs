@@ -585,3 +585,30 @@ async fn a_rate_limit_counts_the_calls_of_every_replica() {
     let _ = on_a.cancel().await;
     let _ = on_b.cancel().await;
 }
+
+#[test]
+fn a_database_migrated_by_a_newer_airlock_is_refused_with_a_clear_message() {
+    if skip() {
+        return;
+    }
+    let w = World::demo();
+    let out = w.airlock(&["ledger", "verify"]);
+    assert!(out.status.success(), "a fresh database is migrated");
+    let url = w.database.clone().expect("a database");
+    let sql = "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+               VALUES (99, 'from_the_future', '2027-01-01T00:00:00Z', '0')";
+    let psql = std::process::Command::new("psql")
+        .args([url.as_str(), "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(psql.status.success(), "{}", String::from_utf8_lossy(&psql.stderr));
+    for args in [&["ledger", "verify"][..], &["serve"][..]] {
+        let out = w.airlock(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("schema version 99") && err.contains("newer Airlock"),
+            "{args:?}: {err}"
+        );
+    }
+}
