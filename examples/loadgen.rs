@@ -42,9 +42,10 @@ use serde_json::{Value, json};
     about = "Closed-loop tools/call load over MCP streamable HTTP; prints one JSON line"
 )]
 struct Cli {
-    /// The MCP endpoint, e.g. http://127.0.0.1:9100/mcp.
-    #[arg(long)]
-    url: String,
+    /// The MCP endpoint, e.g. http://127.0.0.1:9100/mcp; repeat it to spread the sessions over
+    /// several (session i goes to URL i mod U: replicas behind a round-robin balancer).
+    #[arg(long, required = true)]
+    url: Vec<String>,
     /// An extra request header, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     headers: Vec<String>,
@@ -147,7 +148,8 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
 
     let mut services = Vec::with_capacity(sessions);
     for i in 0..sessions {
-        let service = connect(&cli.url, &headers, per_session, cli.keep_alive, timeout)
+        let url = &cli.url[i % cli.url.len()];
+        let service = connect(url, &headers, per_session, cli.keep_alive, timeout)
             .await
             .with_context(|| format!("session {} of {sessions}", i + 1))?;
         services.push(service);
@@ -193,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
     };
     Ok(json!({
         "label": cli.label,
-        "url": cli.url,
+        "url": cli.url.join(" "),
         "tool": cli.tool,
         "concurrency": cli.concurrency,
         "sessions": sessions,
