@@ -84,3 +84,38 @@ fn http_servers_are_relisted_every_30s_by_default_and_a_bad_interval_is_located(
     assert_eq!(e[0].key, "server[0].relist");
     assert_eq!(e[0].line, 1);
 }
+
+#[test]
+fn store_selects_postgres_and_never_takes_a_password_in_the_url() {
+    let c =
+        cfg("[store]\nurl = \"postgres://airlock@db:5432/airlock\"\npassword_env = \"DB_PW\"\n")
+            .unwrap();
+    assert_eq!(
+        c.ledger,
+        crate::ledger::Location::Postgres(crate::ledger::postgres::PgTarget {
+            url: "postgres://airlock@db:5432/airlock".into(),
+            password_env: Some("DB_PW".into()),
+            replica: None,
+        })
+    );
+    assert_eq!(
+        cfg("").unwrap().ledger,
+        crate::ledger::Location::File(PathBuf::from("/etc/airlock/airlock.redb")),
+        "without [store], the redb file"
+    );
+    let e = cfg("[store]\nurl = \"postgres://airlock:secret@db/airlock\"\n").unwrap_err();
+    assert_eq!(e[0].key, "store.url");
+    assert!(e[0].message.contains("password_env"), "{}", e[0].message);
+    assert!(
+        !e[0].message.contains("secret"),
+        "the password is not echoed"
+    );
+    let e = cfg("[store]\nurl = \"mysql://db/airlock\"\n").unwrap_err();
+    assert_eq!(e[0].key, "store.url");
+    let e = cfg("[store]\nurl = \"postgres://db\"\n").unwrap_err();
+    assert!(
+        e[0].message.contains("names no database"),
+        "{}",
+        e[0].message
+    );
+}

@@ -531,3 +531,31 @@ fn migrate(client: &mut Client, name: &Path) -> Result<(), LedgerError> {
     let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PgTarget;
+
+    #[test]
+    fn the_password_comes_from_the_named_variable_and_its_absence_is_named() {
+        let target = |var: &str| PgTarget {
+            url: "postgres://airlock@127.0.0.1:1/airlock".into(),
+            password_env: Some(var.into()),
+            replica: None,
+        };
+        let err = target("AIRLOCK_TEST_NO_SUCH_PASSWORD_VAR")
+            .config()
+            .expect_err("unset");
+        assert!(
+            err.contains("AIRLOCK_TEST_NO_SUCH_PASSWORD_VAR") && err.contains("password_env"),
+            "{err}"
+        );
+        // PATH is set everywhere: its value becomes the password, never part of the URL
+        let c = target("PATH").config().expect("set");
+        assert_eq!(
+            c.get_password().map(<[u8]>::to_vec),
+            std::env::var("PATH").ok().map(String::into_bytes)
+        );
+        assert_eq!(c.get_user(), Some("airlock"));
+    }
+}

@@ -601,7 +601,11 @@ fn a_database_migrated_by_a_newer_airlock_is_refused_with_a_clear_message() {
         .args([url.as_str(), "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
         .expect("psql");
-    assert!(psql.status.success(), "{}", String::from_utf8_lossy(&psql.stderr));
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
     for args in [&["ledger", "verify"][..], &["serve"][..]] {
         let out = w.airlock(args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -611,4 +615,59 @@ fn a_database_migrated_by_a_newer_airlock_is_refused_with_a_clear_message() {
             "{args:?}: {err}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_deadline_of_an_approval_whose_replica_died_fires_once_on_another() {
+    if skip() {
+        return;
+    }
+    let Some(smtp) = Smtp::start() else { return };
+    let p = pair(
+        smtp.port,
+        r#"{ path = "approve", role = "finance", timeout = "3s", on_timeout = "deny" }"#,
+    );
+    let Pair { w, token, mut a, b } = p;
+    let mut waiting = agent(&a, &token, refund(300));
+    let mail = smtp
+        .wait_for("ann@example.com", "[Airlock] Approve", 1)
+        .await;
+    let id = approval_id(&mail.link());
+    a.child.kill().expect("kill -9 A");
+    let _ = a.child.wait();
+    let _ = waiting.kill();
+    let _ = waiting.wait();
+    // B armed the deadline when A announced the approval; it fires there, once
+    let mut closed = Vec::new();
+    for _ in 0..100 {
+        closed = rows(&w)
+            .await
+            .into_iter()
+            .filter(|r| r["body"]["approval_id"] == json!(id))
+            .filter(|r| r["kind"] == "approval_closed" || r["kind"] == "timeout")
+            .collect();
+        if closed.iter().any(|r| r["kind"] == "approval_closed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // a little longer: a second firing would show now
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let all = rows(&w).await;
+    let count = |kind: &str| {
+        all.iter()
+            .filter(|r| r["kind"] == kind && r["body"]["approval_id"] == json!(id))
+            .count()
+    };
+    assert_eq!(
+        (count("timeout"), count("approval_closed")),
+        (1, 1),
+        "{closed:?}"
+    );
+    assert!(
+        w.executed("executed.jsonl").is_empty(),
+        "denied on timeout, never run"
+    );
+    drop(b);
+    verify(&w);
 }
