@@ -10,7 +10,9 @@
 //! database restart without a restart of its own.
 
 pub(super) mod commit;
+mod copy;
 mod listen;
+mod replicas;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -20,6 +22,8 @@ use std::time::Duration;
 use postgres::{Client, NoTls};
 
 pub use listen::Notice;
+pub use replicas::Adopted;
+use replicas::claim;
 
 use super::store::Table;
 use super::{LedgerError, storage};
@@ -302,130 +306,6 @@ impl Pg {
         })
     }
 
-    /// `ledger copy`: rows as stored, in one transaction.
-    pub(super) fn copy_rows(&self, rows: Vec<(u64, Vec<u8>)>) -> Result<(), LedgerError> {
-        self.read(move |c| {
-            let seqs: Vec<i64> = rows
-                .iter()
-                .map(|(s, _)| i64::try_from(*s).unwrap_or(i64::MAX))
-                .collect();
-            let data: Vec<&[u8]> = rows.iter().map(|(_, b)| b.as_slice()).collect();
-            c.execute(
-                "INSERT INTO airlock_rows (seq, data) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                &[&seqs, &data],
-            )
-            .map(|_| ())
-        })
-    }
-
-    /// `ledger copy`: the state tables and the meta values (the head among them), together.
-    pub(super) fn copy_state(
-        &self,
-        state: Vec<(Table, String, Vec<u8>)>,
-    ) -> Result<(), LedgerError> {
-        self.read(move |c| {
-            let mut tx = c.transaction()?;
-            // an older redb ledger may not have its open-approvals index yet: then neither has this
-            tx.execute(
-                "DELETE FROM airlock_meta WHERE key = 'approvals_indexed'",
-                &[],
-            )?;
-            for (table, key, value) in &state {
-                let sql = match table {
-                    Table::Meta => "INSERT INTO airlock_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                    Table::Approvals => "INSERT INTO airlock_approvals (id, state) VALUES ($1, $2)",
-                    Table::OpenApprovals => "INSERT INTO airlock_open_approvals (id, entry) VALUES ($1, $2)",
-                    Table::Tools => "INSERT INTO airlock_tools (key, hash) VALUES ($1, convert_from($2, 'UTF8'))",
-                    Table::Held => "INSERT INTO airlock_held (id, state) VALUES ($1, $2)",
-                    Table::Drift => "INSERT INTO airlock_drift (key, value) VALUES ($1, $2)",
-                    Table::Signed => "INSERT INTO airlock_signed_calls (call_id) SELECT $1 WHERE $2::bytea IS NOT NULL",
-                    Table::Forwarded => "INSERT INTO airlock_forwarded (call_id, route) VALUES ($1, $2)",
-                };
-                tx.execute(sql, &[key, value])?;
-            }
-            tx.commit()
-        })
-    }
-
-    /// Say this replica is alive, then adopt what replicas silent for longer than `dead_after`
-    /// left: their open approvals (index entries) and their unsettled forwarded calls. Each dead
-    /// replica is adopted by exactly one replica (its row is deleted in the adopting transaction).
-    /// With `own`, also what this replica's previous run left (it holds its name's lock, so
-    /// that run is over).
-    pub fn heartbeat(&self, dead_after: Duration, own: bool) -> Result<Adopted, LedgerError> {
-        let me = self.replica.clone();
-        let secs = dead_after.as_secs_f64();
-        let own = own
-            && self
-                .holder
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_some();
-        self.read(move |c| {
-            c.execute(
-                "INSERT INTO airlock_replicas (id, seen) VALUES ($1, now()) \
-                 ON CONFLICT (id) DO UPDATE SET seen = now()",
-                &[&me],
-            )?;
-            let mut tx = c.transaction()?;
-            let dead: Vec<String> = tx
-                .query(
-                    "DELETE FROM airlock_replicas WHERE id IN (SELECT id FROM airlock_replicas \
-                     WHERE id <> $1 AND seen < now() - make_interval(secs => $2) \
-                     FOR UPDATE SKIP LOCKED) RETURNING id",
-                    &[&me, &secs],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let mut dead = dead;
-            if own {
-                dead.push(me.clone());
-            }
-            if dead.is_empty() {
-                tx.commit()?;
-                return Ok(Adopted::default());
-            }
-            let approvals = tx
-                .query(
-                    "UPDATE airlock_open_approvals SET owner = $1 WHERE owner = ANY($2) \
-                     RETURNING id, entry",
-                    &[&me, &dead],
-                )?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            let forwarded = tx
-                .query(
-                    "UPDATE airlock_forwarded SET owner = $1 WHERE owner = ANY($2) \
-                     RETURNING call_id, route",
-                    &[&me, &dead],
-                )?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            tx.commit()?;
-            Ok(Adopted {
-                replicas: dead,
-                approvals,
-                forwarded,
-            })
-        })
-    }
-
-    /// Leave cleanly: mark this replica silent since forever, so another (or the next to
-    /// start) adopts what it leaves open at its next heartbeat instead of after `dead_after`.
-    pub fn leave(&self) {
-        let me = self.replica.clone();
-        let _ = self.read(move |c| {
-            c.execute(
-                "UPDATE airlock_replicas SET seen = 'epoch' WHERE id = $1",
-                &[&me],
-            )
-            .map(|_| ())
-        });
-    }
-
     /// Listen for approval changes made by the other replicas.
     pub fn listen(self: &Arc<Self>) -> tokio::sync::mpsc::UnboundedReceiver<Notice> {
         listen::start(self.clone())
@@ -442,33 +322,8 @@ impl Drop for Pg {
     }
 }
 
-/// What a heartbeat adopted from dead replicas.
-#[derive(Debug, Default)]
-pub struct Adopted {
-    pub replicas: Vec<String>,
-    /// (approval id, index entry bytes).
-    pub approvals: Vec<(String, Vec<u8>)>,
-    /// (call id, route JSON bytes).
-    pub forwarded: Vec<(String, Vec<u8>)>,
-}
-
 fn name_of(target: &PgTarget) -> PathBuf {
     PathBuf::from(&target.url)
-}
-
-/// Take the advisory lock on a replica name on a connection of its own: `None` if a live
-/// process holds it.
-fn claim(config: &postgres::Config, name: &str) -> Result<Option<Client>, String> {
-    let mut client = config.connect(NoTls).map_err(|e| describe(&e))?;
-    let key = format!("airlock.replica:{name}");
-    let got: bool = client
-        .query_one(
-            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-            &[&key],
-        )
-        .map_err(|e| describe(&e))?
-        .get(0);
-    Ok(got.then_some(client))
 }
 
 /// Whether an error means the connection is gone (not a refusal by the server): then it is made

@@ -23,5 +23,6 @@ mod replicas;
 mod review;
 mod rugpull;
 mod smtp;
+mod store;
 mod support;
 mod upgrade;

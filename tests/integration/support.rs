@@ -8,6 +8,9 @@ use rmcp::service::{RoleClient, RunningService, ServiceExt};
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Map, Value, json};
 
+mod store;
+pub use store::{new_database, on_postgres};
+
 pub const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -30,68 +33,6 @@ pub fn example(name: &str) -> PathBuf {
         p.display()
     );
     p
-}
-
-/// Whether this build of the suite keeps every ledger in PostgreSQL: the `integration_pg` test
-/// target is this same suite, compiled again under that name (see Cargo.toml).
-pub fn on_postgres() -> bool {
-    env!("CARGO_CRATE_NAME") == "integration_pg" && postgres_server().is_some()
-}
-
-/// The test PostgreSQL server's admin URL: `$AIRLOCK_TEST_PG_URL`, or the throwaway cluster
-/// `.ci/postgres start` runs (started on first use). Without one the `integration_pg` suite
-/// runs on redb, saying so, unless `AIRLOCK_REQUIRE_PEERS` makes that a failure.
-pub fn postgres_server() -> Option<&'static str> {
-    static URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    URL.get_or_init(|| {
-        if env!("CARGO_CRATE_NAME") != "integration_pg" {
-            return None;
-        }
-        if let Ok(url) = std::env::var("AIRLOCK_TEST_PG_URL") {
-            return Some(url);
-        }
-        let out = Command::new(format!("{REPO}/.ci/postgres"))
-            .arg("start")
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {
-                Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
-            }
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                    Err(e) => e.to_string(),
-                };
-                assert!(
-                    std::env::var_os("AIRLOCK_REQUIRE_PEERS").is_none(),
-                    "no PostgreSQL server for the integration_pg suite: {why}"
-                );
-                eprintln!("SKIP PostgreSQL: no server ({why}); integration_pg runs on redb");
-                None
-            }
-        }
-    })
-    .as_deref()
-}
-
-/// A fresh database on the test server; its URL.
-pub fn new_database() -> String {
-    let admin = postgres_server().expect("a PostgreSQL server");
-    let name = format!("airlock_t_{}", uuid::Uuid::new_v4().simple());
-    let out = Command::new("psql")
-        .args([admin, "-qAt", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "create database: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => panic!("admin URL {admin} names no database"),
-    }
 }
 
 /// A test's world: a directory holding airlock.toml, the ledger and the demo shop's execution log.
@@ -192,52 +133,6 @@ impl World {
             cmd = demo_shop().display().to_string(),
             log = self.path(log).display().to_string(),
         )
-    }
-
-    /// Edit a committed row in place, as an intruder with write access to the storage would:
-    /// replace the first `from` in its stored bytes with `to` (same length).
-    pub fn edit_row(&self, seq: u64, from: &[u8], to: &[u8]) {
-        assert_eq!(from.len(), to.len());
-        if let Some(url) = &self.database {
-            let sql = format!(
-                "UPDATE airlock_rows SET data = overlay(data placing '\\x{to}'::bytea \
-                 from position('\\x{from}'::bytea in data) for {n}) \
-                 WHERE seq = {seq} AND position('\\x{from}'::bytea in data) > 0",
-                to = hex(to),
-                from = hex(from),
-                n = from.len()
-            );
-            let out = Command::new("psql")
-                .args([url.as_str(), "-qAt", "-v", "ON_ERROR_STOP=1", "-c", &sql])
-                .output()
-                .expect("psql");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return;
-        }
-        use redb::ReadableTable as _;
-        let db = redb::Database::create(self.path("ledger.redb")).expect("open");
-        let table_def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("rows");
-        let tx = db.begin_write().expect("tx");
-        {
-            let mut t = tx.open_table(table_def).expect("table");
-            let old = t
-                .get(seq)
-                .expect("get")
-                .map(|g| g.value().to_vec())
-                .expect("the row");
-            let at = old
-                .windows(from.len())
-                .position(|w| w == from)
-                .expect("the bytes to edit in the row");
-            let mut edited = old.clone();
-            edited[at..at + to.len()].copy_from_slice(to);
-            t.insert(seq, edited.as_slice()).expect("insert");
-        }
-        tx.commit().expect("commit");
     }
 
     /// Tools the demo shop actually executed, from its log.
@@ -526,8 +421,4 @@ pub fn python_agent_answer(child: std::process::Child) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("agent json")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,114 @@
+//! Replicas on one database: each holds an advisory lock on its name while it runs, beats every
+//! second, and adopts (in one transaction, so exactly once) the work of a replica gone silent.
+
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+
+use super::{LedgerError, Pg, describe};
+
+impl Pg {
+    /// Say this replica is alive, then adopt what replicas silent for longer than `dead_after`
+    /// left: their open approvals (index entries) and their unsettled forwarded calls. Each dead
+    /// replica is adopted by exactly one replica (its row is deleted in the adopting transaction).
+    /// With `own`, also what this replica's previous run left (it holds its name's lock, so
+    /// that run is over).
+    pub fn heartbeat(&self, dead_after: Duration, own: bool) -> Result<Adopted, LedgerError> {
+        let me = self.replica.clone();
+        let secs = dead_after.as_secs_f64();
+        let own = own
+            && self
+                .holder
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some();
+        self.read(move |c| {
+            c.execute(
+                "INSERT INTO airlock_replicas (id, seen) VALUES ($1, now()) \
+                 ON CONFLICT (id) DO UPDATE SET seen = now()",
+                &[&me],
+            )?;
+            let mut tx = c.transaction()?;
+            let dead: Vec<String> = tx
+                .query(
+                    "DELETE FROM airlock_replicas WHERE id IN (SELECT id FROM airlock_replicas \
+                     WHERE id <> $1 AND seen < now() - make_interval(secs => $2) \
+                     FOR UPDATE SKIP LOCKED) RETURNING id",
+                    &[&me, &secs],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut dead = dead;
+            if own {
+                dead.push(me.clone());
+            }
+            if dead.is_empty() {
+                tx.commit()?;
+                return Ok(Adopted::default());
+            }
+            let approvals = tx
+                .query(
+                    "UPDATE airlock_open_approvals SET owner = $1 WHERE owner = ANY($2) \
+                     RETURNING id, entry",
+                    &[&me, &dead],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let forwarded = tx
+                .query(
+                    "UPDATE airlock_forwarded SET owner = $1 WHERE owner = ANY($2) \
+                     RETURNING call_id, route",
+                    &[&me, &dead],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            tx.commit()?;
+            Ok(Adopted {
+                replicas: dead,
+                approvals,
+                forwarded,
+            })
+        })
+    }
+
+    /// Leave cleanly: mark this replica silent since forever, so another (or the next to
+    /// start) adopts what it leaves open at its next heartbeat instead of after `dead_after`.
+    pub fn leave(&self) {
+        let me = self.replica.clone();
+        let _ = self.read(move |c| {
+            c.execute(
+                "UPDATE airlock_replicas SET seen = 'epoch' WHERE id = $1",
+                &[&me],
+            )
+            .map(|_| ())
+        });
+    }
+}
+
+/// What a heartbeat adopted from dead replicas.
+#[derive(Debug, Default)]
+pub struct Adopted {
+    pub replicas: Vec<String>,
+    /// (approval id, index entry bytes).
+    pub approvals: Vec<(String, Vec<u8>)>,
+    /// (call id, route JSON bytes).
+    pub forwarded: Vec<(String, Vec<u8>)>,
+}
+
+/// Take the advisory lock on a replica name on a connection of its own: `None` if a live
+/// process holds it.
+pub(super) fn claim(config: &postgres::Config, name: &str) -> Result<Option<Client>, String> {
+    let mut client = config.connect(NoTls).map_err(|e| describe(&e))?;
+    let key = format!("airlock.replica:{name}");
+    let got: bool = client
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+            &[&key],
+        )
+        .map_err(|e| describe(&e))?
+        .get(0);
+    Ok(got.then_some(client))
+}
