@@ -132,8 +132,10 @@ impl Quarantine {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reload held calls after a start; a release that was running becomes `outcome_unknown`.
+    /// Reload held calls after a start; a release that was running becomes `outcome_unknown`
+    /// (on a ledger shared by replicas the release may be another live replica's: left as is).
     pub async fn recover(&self) -> Result<usize, LedgerError> {
+        let shared = self.ledger.shared().is_some();
         let mut unknown = Vec::new();
         let mut count = 0;
         {
@@ -143,7 +145,7 @@ impl Quarantine {
                     what: "held call".into(),
                     message: e.to_string(),
                 })?;
-                if let HeldStatus::Releasing { by } = &h.status {
+                if let (HeldStatus::Releasing { by }, false) = (&h.status, shared) {
                     h.status = HeldStatus::OutcomeUnknown { by: by.clone() };
                     unknown.push(h.clone());
                 }
@@ -202,15 +204,24 @@ impl Quarantine {
     }
 
     /// Move a held call to `next`, recording `row` with it: one transaction, checked under the
-    /// lock so two reviewers cannot both release it.
+    /// lock so two reviewers cannot both release it, and committed only if the stored state is
+    /// still the one read here (another replica sharing the ledger may have moved it).
     async fn transition(
         &self,
         id: &str,
         row: (&'static str, Value),
         next: HeldStatus,
     ) -> Result<Held, QuarantineError> {
+        let stored = self.ledger.held_state(id)?;
         let (h, pending) = {
             let mut map = self.lock();
+            // the stored state is the truth (a call held by another replica is found too)
+            if let Some(s) = stored
+                .as_deref()
+                .and_then(|b| serde_json::from_slice::<Held>(b).ok())
+            {
+                map.insert(id.to_string(), s);
+            }
             let h = map
                 .get_mut(id)
                 .ok_or_else(|| QuarantineError::NotFound(id.to_string()))?;
@@ -225,6 +236,7 @@ impl Quarantine {
             let pending = self.ledger.submit(Change {
                 rows: vec![NewRow::now(row.0, id, row.1)],
                 held: vec![entry(&next_h)?],
+                held_prior: stored.map(|b| (id.to_string(), b)).into_iter().collect(),
                 ..Change::default()
             })?;
             // Provisionally moved, so a second reviewer is refused; undone if the commit fails.
@@ -232,8 +244,19 @@ impl Quarantine {
             (next_h, pending)
         };
         if let Err(e) = pending.await {
-            if let Some(h) = self.lock().get_mut(id) {
-                h.status = HeldStatus::Held;
+            let now = self.ledger.held_state(id).ok().flatten();
+            let now = now.and_then(|b| serde_json::from_slice::<Held>(&b).ok());
+            let mut map = self.lock();
+            match now {
+                // what is stored (moved by another replica, or as it was)
+                Some(s) => {
+                    map.insert(id.to_string(), s);
+                }
+                None => {
+                    if let Some(h) = map.get_mut(id) {
+                        h.status = HeldStatus::Held;
+                    }
+                }
             }
             return Err(e.into());
         }

@@ -4,9 +4,10 @@
 //! [`DEAD_AFTER`] (their unsent approval mail, their interrupted executions, their unsettled
 //! forwarded calls), each adopted by exactly one replica; and following the approval changes the
 //! others announce (LISTEN/NOTIFY), so an agent waiting here hears a decision posted there; and
-//! the other replicas' rate-limit counters and pauses, read every beat. It
-//! must never act on another live replica's work: correctness across replicas rests on the
-//! ledger's conditional commits, not on this loop's timing.
+//! the other replicas' rate-limit counters and pauses, read every beat. It acts only on work it
+//! adopted; a replica merely slow for [`DEAD_AFTER`] is taken for dead, and then the ledger's
+//! conditional commits, not this loop's timing, keep each verdict and execution single (the slow
+//! replica's late outcome rows are still recorded).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,7 +102,20 @@ async fn beat(
         .into_iter()
         .map(|(id, route)| (id, serde_json::from_slice(&route).unwrap_or(Value::Null)))
         .collect();
-    forwarder.settle(marks).await.map_err(|e| e.to_string())?;
-    desk.adopt(adopted.approvals).await;
+    // The work is this replica's now (recorded in the same transaction); do it beside the
+    // heartbeat, never in its way (mail may be slow, and a late beat looks like a death).
+    let (desk, forwarder) = (desk.clone(), forwarder.clone());
+    let work = async move {
+        if let Err(e) = forwarder.settle(marks).await {
+            tracing::error!(error = %e, "cannot record the unknown outcomes of an adopted replica's calls");
+        }
+        desk.adopt(adopted.approvals).await;
+    };
+    if own {
+        // at start, before serving: done before the gate takes calls
+        work.await;
+    } else {
+        tokio::spawn(work);
+    }
     Ok(())
 }

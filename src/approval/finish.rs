@@ -130,6 +130,13 @@ impl Desk {
                 return;
             };
             if matches!(next.status, Status::Done(_)) {
+                // closed elsewhere (a replica that took this one for dead): what it recorded
+                // stands, but a call that did run keeps its real outcome row beside it
+                if !rows.is_empty() {
+                    if let Err(e) = self.ledger.append(rows.clone()).await {
+                        tracing::error!(approval = %id, error = %e, "cannot record the outcome of a call closed elsewhere");
+                    }
+                }
                 break (next, true);
             }
             next.status = Status::Done(outcome.clone());

@@ -61,7 +61,11 @@ impl Desk {
     /// For a replica sharing the ledger: load every open approval into the index and arm its
     /// deadline, acting on none (the replica that owns each sends its mail and runs it).
     pub async fn follow(self: &Arc<Self>) -> Result<usize, LedgerError> {
-        let entries = self.ledger.open_approvals()?.unwrap_or_default();
+        let entries = match self.ledger.open_approvals()? {
+            Some(entries) => entries,
+            // copied from an older redb ledger: index it once (any replica may; it is idempotent)
+            None => self.build_index().await?,
+        };
         self.open.lock().await.clear();
         self.take(entries, false).await;
         Ok(self.open.lock().await.len())

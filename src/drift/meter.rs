@@ -227,6 +227,9 @@ impl State {
                 if let (Some((_, limit)), Some(c)) = (key.split_once('/'), Counter::decode(&v)) {
                     others.insert(key.clone(), (limit.to_string(), c));
                 }
+            } else if let (Some(limit), Some(c)) = (key.strip_prefix(COUNT), Counter::decode(&v)) {
+                // written before replicas shared the ledger: nobody's own, counted once by all
+                others.insert(key.clone(), (limit.to_string(), c));
             }
         }
         for gone in self.committed_pauses.difference(&paused) {
@@ -288,7 +291,9 @@ impl Meter {
                 let c = Counter::decode(&v)
                     .ok_or_else(|| format!("drift entry `{key}` is not a counter"))?;
                 state.counters.insert(limit.to_string(), c);
-            } else if key.starts_with(REPLICA_COUNT) {
+            } else if key.starts_with(REPLICA_COUNT)
+                || (state.own.is_some() && key.starts_with(COUNT))
+            {
                 rest.push((key, v));
             } else if let Some(scope) = key.strip_prefix(PAUSE).map(str::to_string) {
                 let p: Pause =
@@ -306,10 +311,20 @@ impl Meter {
         }
         if state.own.is_some() {
             state.absorb(rest);
-        } else if let Some((key, _)) = rest.iter().find(|(k, _)| k.starts_with(REPLICA_COUNT)) {
-            return Err(format!(
-                "drift entry `{key}` belongs to a replica of a shared ledger"
-            ));
+        } else {
+            // copied from a ledger replicas shared: their counters all count, as before
+            for (key, v) in rest
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(REPLICA_COUNT))
+            {
+                let limit = key.split_once('/').map(|(_, l)| l.to_string());
+                match (limit, Counter::decode(&v)) {
+                    (Some(limit), Some(c)) => {
+                        state.others.insert(key, (limit, c));
+                    }
+                    _ => return Err(format!("drift entry `{key}` is not a counter")),
+                }
+            }
         }
         Ok(Meter {
             state: Mutex::new(state),

@@ -387,7 +387,30 @@ fn replicas_count_each_others_calls_and_follow_each_others_pauses_and_resumes() 
     b.lock().absorb(shared.clone().into_iter().collect());
     assert!(b.lock().paused("tool:shop/refund").is_none());
     assert_eq!(b.lock().used(key, T0 - time::Duration::minutes(1)).0, 0);
-    // a redb ledger never holds replica entries
+    // copied back to a single gate's redb ledger: every replica's counter still counts
+    let e = b.lock().charge(
+        &[super::Charge {
+            key: key.into(),
+            window: Duration::from_secs(60),
+            amount: 0.0,
+        }],
+        T0,
+    );
+    table(&mut shared, e);
+    let e = a.lock().charge(
+        &[super::Charge {
+            key: key.into(),
+            window: Duration::from_secs(60),
+            amount: 0.0,
+        }],
+        T0,
+    );
+    table(&mut shared, e);
+    let single = Meter::load(shared.clone().into_iter().collect()).unwrap();
+    assert_eq!(
+        single.lock().used(key, T0 - time::Duration::minutes(1)).0,
+        2
+    );
     assert!(Meter::load(vec![("count@0123456789abcdef/k".into(), json!({}))]).is_err());
 }
 

@@ -44,6 +44,9 @@ pub struct Change {
     pub tools: Vec<(String, String)>,
     /// (call id, the held call's new state).
     pub held: Vec<(String, Value)>,
+    /// (call id, its stored state as read): the change commits only if each is still stored
+    /// (no other replica released or rejected the call meanwhile).
+    pub held_prior: Vec<(String, Vec<u8>)>,
     /// (drift key, its new value, or `None` to remove it).
     pub drift: Vec<(String, Option<Value>)>,
     /// (call id, its route): calls this change lets run, marked until their outcome is recorded.
@@ -60,6 +63,7 @@ impl Change {
             && !self.approvals_indexed
             && self.tools.is_empty()
             && self.held.is_empty()
+            && self.held_prior.is_empty()
             && self.drift.is_empty()
             && self.forwarded.is_empty()
             && self.settled.is_empty()

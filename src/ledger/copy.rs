@@ -7,14 +7,11 @@
 
 use std::path::Path;
 
-use redb::{Database, TableDefinition};
+use redb::Database;
 
 use super::postgres::Pg;
 use super::store::{Store, Table};
-use super::{
-    APPROVALS, DRIFT, HELD, LedgerError, LedgerReader, Location, META, ROWS, SIGNED, TOOLS,
-    approvals::OPEN_APPROVALS, forwarded::FORWARDED, storage,
-};
+use super::{LedgerError, LedgerReader, Location, META, ROWS, SIGNED, TOOLS, storage};
 
 /// Rows per transaction.
 const CHUNK: usize = 10_000;
@@ -83,7 +80,7 @@ impl Target {
                 Ok(Target::Redb(db, path.clone()))
             }
             Location::Postgres(target) => {
-                let pg = Pg::open(target)?;
+                let pg = Pg::open(&target.reader())?;
                 let store = Store::Postgres(pg.clone());
                 let mut any = false;
                 store.rows(&mut |_, _| {
@@ -138,16 +135,6 @@ fn finish_redb(
     let e = |x: &dyn std::fmt::Display| storage(path, x);
     let tx = db.begin_write().map_err(|x| e(&x))?;
     {
-        let def = |t: Table| -> TableDefinition<'static, &'static str, &'static [u8]> {
-            match t {
-                Table::Meta => META,
-                Table::Approvals => APPROVALS,
-                Table::OpenApprovals => OPEN_APPROVALS,
-                Table::Held => HELD,
-                Table::Drift => DRIFT,
-                _ => FORWARDED,
-            }
-        };
         let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
         meta.insert("schema_version", super::SCHEMA_VERSION)
             .map_err(|x| e(&x))?;
@@ -168,7 +155,10 @@ fn finish_redb(
                         .map_err(|x| e(&x))?;
                 }
                 t => {
-                    tx.open_table(def(*t))
+                    let def = t
+                        .def()
+                        .ok_or_else(|| storage(path, "a table without bytes"))?;
+                    tx.open_table(def)
                         .map_err(|x| e(&x))?
                         .insert(key.as_str(), value.as_slice())
                         .map_err(|x| e(&x))?;

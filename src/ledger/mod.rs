@@ -209,9 +209,10 @@ impl Ledger {
             Location::Postgres(target) => {
                 let pg = Pg::open(target)?;
                 let store = Store::Postgres(pg.clone());
-                let head = store_head(&store, pg.last_row()?)?;
+                let heads = pg.heads()?;
+                let head = store_head(&store, &heads)?;
                 if let Some(signer) = &signer {
-                    check_head_signature(&store, head, signer)?;
+                    check_head_signature(&store, head, heads.sig, signer)?;
                 }
                 Ledger::start(
                     store,
@@ -254,7 +255,7 @@ impl Ledger {
             path: path.to_path_buf(),
         };
         if let Some(signer) = &signer {
-            check_head_signature(&store, head, signer)?;
+            check_head_signature(&store, head, store.meta("head_sig")?, signer)?;
         }
         Ledger::start(store, Sink::Redb(db), head, signer)
     }
@@ -373,6 +374,11 @@ impl Ledger {
             .into_iter()
             .map(|(_, v)| v)
             .collect())
+    }
+
+    /// One held call's stored state (its bytes, for a change conditional on them).
+    pub fn held_state(&self, id: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.store.get(Table::Held, id)
     }
 
     /// Every drift counter and pause, keyed as written.

@@ -80,9 +80,11 @@ pub(super) fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
 }
 
 /// The head of a PostgreSQL ledger, checked like redb's at open: the recorded head must be
-/// the last row, or rows were removed (or rewritten) outside Airlock.
-pub(super) fn store_head(store: &Store, last: Option<(u64, Vec<u8>)>) -> Result<Head, LedgerError> {
+/// the last row, or rows were removed (or rewritten) outside Airlock. Both come from one
+/// snapshot ([`Heads`]), so a commit by another replica in between is not taken for a rewrite.
+pub(super) fn store_head(store: &Store, heads: &Heads) -> Result<Head, LedgerError> {
     let path = store.name();
+    let last = heads.last.clone();
     let head = match last {
         None => Head {
             seq: 0,
@@ -96,7 +98,7 @@ pub(super) fn store_head(store: &Store, last: Option<(u64, Vec<u8>)>) -> Result<
         },
     };
     let actual = format!("{}:{}", head.seq, hex::encode(head.hash));
-    match store.meta("head")? {
+    match heads.head.clone() {
         Some(r) if r != actual => Err(LedgerError::HeadMismatch {
             path: path.to_path_buf(),
             recorded: r,
@@ -117,10 +119,11 @@ pub(super) fn store_head(store: &Store, last: Option<(u64, Vec<u8>)>) -> Result<
 pub(super) fn check_head_signature(
     store: &Store,
     head: Head,
+    sig: Option<String>,
     signer: &Signer,
 ) -> Result<(), LedgerError> {
     let path = store.name();
-    match store.meta("head_sig")? {
+    match sig {
         Some(sig) if !signer.public().verify_head(head.seq, &head.hash, &sig) => {
             Err(LedgerError::HeadUnsigned {
                 path: path.to_path_buf(),
@@ -133,4 +136,12 @@ pub(super) fn check_head_signature(
         }
         _ => Ok(()),
     }
+}
+
+/// The recorded head, its signature and the last row, read together.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Heads {
+    pub head: Option<String>,
+    pub sig: Option<String>,
+    pub last: Option<(u64, Vec<u8>)>,
 }

@@ -1,7 +1,8 @@
 //! The ledger in PostgreSQL, for several replicas sharing one chain and one approval queue.
 //!
-//! Owns the connections (the synchronous `postgres` client, on this module's own threads, never
-//! on the async runtime's), the embedded migrations (`postgres/migrations`, refinery), reads,
+//! Owns the connections (the synchronous `postgres` client runs only on this module's own
+//! threads; a caller waits for its round trip, as for a redb read), the embedded migrations
+//! (`postgres/migrations`, refinery), reads,
 //! the replicas' heartbeats, and the approval notifications (LISTEN/NOTIFY). The writer's commit
 //! is in [`commit`]. It holds the same bytes as the redb file; it must never decide anything, and
 //! never acknowledge a row before PostgreSQL has committed it.
@@ -25,6 +26,7 @@ pub use listen::Notice;
 pub use replicas::Adopted;
 use replicas::claim;
 
+use super::open::Heads;
 use super::store::Table;
 use super::{LedgerError, storage};
 
@@ -49,6 +51,14 @@ pub struct PgTarget {
 }
 
 impl PgTarget {
+    /// The same database for a command that only reads or copies: it takes no replica's name.
+    pub fn reader(&self) -> PgTarget {
+        PgTarget {
+            replica: None,
+            ..self.clone()
+        }
+    }
+
     /// A usable URL without a password in it.
     pub fn check_url(url: &str) -> Result<(), String> {
         let c = postgres::Config::from_str(url)
@@ -74,6 +84,14 @@ impl PgTarget {
         }
         c.connect_timeout(Duration::from_secs(5));
         c.keepalives_idle(Duration::from_secs(10));
+        // a cut-off connection must not hold the head lock for long: fail, and fail closed
+        c.tcp_user_timeout(Duration::from_secs(15));
+        let ours = "-c statement_timeout=30s -c lock_timeout=30s -c idle_in_transaction_session_timeout=60s";
+        let options = match c.get_options() {
+            Some(theirs) => format!("{theirs} {ours}"),
+            None => ours.to_string(),
+        };
+        c.options(&options);
         c.application_name("airlock");
         Ok(c)
     }
@@ -167,17 +185,33 @@ impl Pg {
         self.config.connect(NoTls)
     }
 
-    /// Run `f` on a reader thread's connection and wait for it. A connection found lost (the
-    /// database restarted) is made again and `f` run once more on it.
+    /// Run a read `f` on a reader thread's connection and wait for it. A connection found lost
+    /// (the database restarted) is made again and `f` run once more on it.
     pub(super) fn read<T: Send + 'static>(
         &self,
+        f: impl Fn(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        self.run(2, f)
+    }
+
+    /// Run a write `f` the same way, once: after a lost connection it may have committed.
+    pub(super) fn write<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        self.run(1, f)
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        tries: usize,
         f: impl Fn(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, LedgerError> {
         let (reply, wait) = mpsc::channel();
         let config = self.config.clone();
         let job: Job = Box::new(move |slot: &mut Option<Client>| {
             let mut result = None;
-            for _ in 0..2 {
+            for _ in 0..tries {
                 if slot.as_ref().is_none_or(Client::is_closed) {
                     *slot = None;
                     match config.connect(NoTls) {
@@ -261,14 +295,27 @@ impl Pg {
         }
     }
 
-    /// The last row's (seq, stored bytes), if any.
-    pub(super) fn last_row(&self) -> Result<Option<(u64, Vec<u8>)>, LedgerError> {
+    /// The recorded head, its signature and the last row, in one statement (one snapshot:
+    /// replicas may be committing).
+    pub(super) fn heads(&self) -> Result<Heads, LedgerError> {
         self.read(|c| {
-            Ok(c.query_opt(
-                "SELECT seq, data FROM airlock_rows ORDER BY seq DESC LIMIT 1",
+            let r = c.query_one(
+                "SELECT (SELECT convert_from(value, 'UTF8') FROM airlock_meta WHERE key = 'head'), \
+                        (SELECT convert_from(value, 'UTF8') FROM airlock_meta WHERE key = 'head_sig'), \
+                        last.seq, last.data \
+                 FROM (SELECT 1) AS one \
+                 LEFT JOIN LATERAL (SELECT seq, data FROM airlock_rows ORDER BY seq DESC LIMIT 1) AS last ON true",
                 &[],
-            )?
-            .map(|r| (u64::try_from(r.get::<_, i64>(0)).unwrap_or(0), r.get(1))))
+            )?;
+            let seq: Option<i64> = r.get(2);
+            let data: Option<Vec<u8>> = r.get(3);
+            Ok(Heads {
+                head: r.get(0),
+                sig: r.get(1),
+                last: seq
+                    .zip(data)
+                    .map(|(s, d)| (u64::try_from(s).unwrap_or(0), d)),
+            })
         })
     }
 
@@ -290,7 +337,7 @@ impl Pg {
         tombstone: Vec<u8>,
     ) -> Result<(), LedgerError> {
         let through = i64::try_from(through).unwrap_or(i64::MAX);
-        self.read(move |c| {
+        self.write(move |c| {
             let mut tx = c.transaction()?;
             tx.execute(
                 "SELECT 1 FROM airlock_meta WHERE key = 'head' FOR UPDATE",

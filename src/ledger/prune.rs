@@ -148,7 +148,7 @@ pub async fn apply(at: &Location, signer: &Signer, plan: &Plan) -> Result<(), Le
     let tomb = match at {
         Location::File(path) => remove_redb(path, plan.through, &sign)?,
         Location::Postgres(target) => {
-            let pg = super::postgres::Pg::open(target)?;
+            let pg = super::postgres::Pg::open(&target.reader())?;
             let last = pg
                 .row(plan.through)?
                 .ok_or_else(|| storage(pg.name(), format!("row {} is gone", plan.through)))?;
@@ -158,7 +158,11 @@ pub async fn apply(at: &Location, signer: &Signer, plan: &Plan) -> Result<(), Le
             tomb
         }
     };
-    let ledger = Ledger::open_at(at, Some(signer.clone()))?;
+    let at = match at {
+        Location::Postgres(target) => Location::Postgres(target.reader()),
+        file => file.clone(),
+    };
+    let ledger = Ledger::open_at(&at, Some(signer.clone()))?;
     ledger
         .append(vec![NewRow::now(
             "pruned",

@@ -48,7 +48,7 @@ impl LedgerReader {
         match at {
             Location::File(path) => LedgerReader::open(path),
             Location::Postgres(target) => Ok(LedgerReader {
-                store: Store::Postgres(Pg::open(target)?),
+                store: Store::Postgres(Pg::open(&target.reader())?),
             }),
         }
     }

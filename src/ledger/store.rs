@@ -32,7 +32,8 @@ pub(crate) enum Table {
 }
 
 impl Table {
-    fn def(self) -> Option<TableDefinition<'static, &'static str, &'static [u8]>> {
+    /// Its redb table, for the tables of bytes (`Tools` and `Signed` are typed otherwise).
+    pub(crate) fn def(self) -> Option<TableDefinition<'static, &'static str, &'static [u8]>> {
         Some(match self {
             Table::Meta => META,
             Table::Approvals => APPROVALS,
@@ -112,6 +113,19 @@ impl Store {
         match self {
             Store::Postgres(pg) => pg.rows(each),
             Store::Redb { db, path } => redb_rows(&db.begin_read(path)?, path, each),
+        }
+    }
+
+    /// The recorded head and its signature (and the last row), read together.
+    pub(crate) fn heads(&self) -> Result<super::open::Heads, LedgerError> {
+        match self {
+            Store::Postgres(pg) => pg.heads(),
+            // a read-only file has no writer beside it; a writable one is read by its own gate
+            Store::Redb { .. } => Ok(super::open::Heads {
+                head: self.meta("head")?,
+                sig: self.meta("head_sig")?,
+                last: None,
+            }),
         }
     }
 

@@ -97,8 +97,8 @@ impl LedgerReader {
     pub fn verify_with(&self, opts: &VerifyOptions) -> Result<VerifyReport, LedgerError> {
         let path = self.path();
         // The head first, then the rows up to it: replicas may append meanwhile (PostgreSQL).
-        let recorded_head = self.store.meta("head")?;
-        let recorded_sig = self.store.meta("head_sig")?;
+        let heads = self.store.heads()?;
+        let (recorded_head, recorded_sig) = (heads.head, heads.sig);
         let through = recorded_head
             .as_deref()
             .and_then(|h| h.split_once(':'))

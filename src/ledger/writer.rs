@@ -151,6 +151,18 @@ pub(super) fn admit(
                 )));
             }
         }
+        for (id, bytes) in &req.change.held_prior {
+            let key = (Table::Held, id.clone());
+            let now = match seen.get(&key) {
+                Some(v) => v.clone(),
+                None => current(Table::Held, id)?,
+            };
+            if now.as_deref() != Some(bytes.as_slice()) {
+                refusal = Some(LedgerError::Conflict(format!(
+                    "held call {id} was released or rejected meanwhile; nothing was recorded"
+                )));
+            }
+        }
         for (id, _) in &req.change.forwarded {
             let key = (Table::Forwarded, id.clone());
             let now = match seen.get(&key) {
@@ -172,6 +184,9 @@ pub(super) fn admit(
             }
             for id in &req.change.settled {
                 seen.insert((Table::Forwarded, id.clone()), None);
+            }
+            for (id, state) in &req.change.held {
+                seen.insert((Table::Held, id.clone()), serde_json::to_vec(state).ok());
             }
         }
         out.push(refusal);
@@ -295,15 +310,19 @@ fn commit_redb(
     tx.set_durability(redb::Durability::Immediate)
         .map_err(|x| e(&x))?;
     let refusals = if batch.iter().all(|r| {
-        r.change.forwarded.is_empty() && r.change.approvals.iter().all(|a| a.prior == Prior::Any)
+        r.change.forwarded.is_empty()
+            && r.change.held_prior.is_empty()
+            && r.change.approvals.iter().all(|a| a.prior == Prior::Any)
     }) {
         batch.iter().map(|_| None).collect()
     } else {
         let approvals = tx.open_table(APPROVALS).map_err(|x| e(&x))?;
         let forwarded = tx.open_table(FORWARDED).map_err(|x| e(&x))?;
+        let held = tx.open_table(HELD).map_err(|x| e(&x))?;
         admit(batch, &mut |t, key| {
             let found = match t {
                 Table::Approvals => approvals.get(key),
+                Table::Held => held.get(key),
                 _ => forwarded.get(key),
             };
             Ok(found.map_err(|x| e(&x))?.map(|v| v.value().to_vec()))

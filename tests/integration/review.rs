@@ -8,7 +8,7 @@ use crate::smtp::{get, post};
 use crate::support::{REPO, World, decision, is_error, text};
 
 /// The demo shop with every manifest except `echo`'s.
-fn world() -> World {
+pub(crate) fn world() -> World {
     let w = World::empty();
     let manifests = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml"))
         .expect("manifests");
@@ -29,7 +29,7 @@ fn world() -> World {
     w
 }
 
-fn held_id(r: &rmcp::model::CallToolResult) -> String {
+pub(crate) fn held_id(r: &rmcp::model::CallToolResult) -> String {
     let t = text(r);
     let start = t
         .find("held for review as `")

@@ -104,9 +104,27 @@ fn write(
         .map(|r| r.get(0))
         .collect()
     };
+    let held_ids: Vec<&str> = batch
+        .iter()
+        .flat_map(|r| &r.change.held_prior)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let held: HashMap<String, Vec<u8>> = if held_ids.is_empty() {
+        HashMap::new()
+    } else {
+        tx.query(
+            "SELECT id, state FROM airlock_held WHERE id = ANY($1) FOR UPDATE",
+            &[&held_ids],
+        )
+        .map_err(db)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    };
     let refusals = admit(batch, &mut |t, key| {
         Ok(match t {
             Table::Approvals => states.get(key).cloned(),
+            Table::Held => held.get(key).cloned(),
             _ => marked.contains(key).then(Vec::new),
         })
     })?;
@@ -164,7 +182,7 @@ fn write(
     let notices: Vec<String> = accepted
         .iter()
         .flat_map(|r| &r.change.approvals)
-        .map(|a| format!("{me} {}", a.id))
+        .map(|a| format!("{} {me}", a.id))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();

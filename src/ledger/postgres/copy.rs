@@ -10,7 +10,7 @@ impl Pg {
         &self,
         rows: Vec<(u64, Vec<u8>)>,
     ) -> Result<(), LedgerError> {
-        self.read(move |c| {
+        self.write(move |c| {
             let seqs: Vec<i64> = rows
                 .iter()
                 .map(|(s, _)| i64::try_from(*s).unwrap_or(i64::MAX))
@@ -29,7 +29,7 @@ impl Pg {
         &self,
         state: Vec<(Table, String, Vec<u8>)>,
     ) -> Result<(), LedgerError> {
-        self.read(move |c| {
+        self.write(move |c| {
             let mut tx = c.transaction()?;
             // an older redb ledger may not have its open-approvals index yet: then neither has this
             tx.execute(

@@ -1,5 +1,6 @@
 //! Approval changes pushed between replicas: every commit that changes an approval notifies
-//! channel `airlock_approvals` with `"<replica> <approval id>"`; each replica listens on its own
+//! channel `airlock_approvals` with `"<approval id> <replica>"` (ids hold no space; a replica's
+//! name may); each replica listens on its own
 //! connection and hands the other replicas' notices to its desk.
 
 use std::sync::{Arc, Weak};
@@ -67,7 +68,7 @@ fn run(pg: &Weak<Pg>, me: &str, tx: &UnboundedSender<Notice>) {
             };
             match next {
                 Some(Ok(n)) => {
-                    let Some((from, id)) = n.payload().split_once(' ') else {
+                    let Some((id, from)) = n.payload().split_once(' ') else {
                         continue;
                     };
                     if from != me && tx.send(Notice::Approval(id.to_string())).is_err() {

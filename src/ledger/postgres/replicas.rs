@@ -22,7 +22,7 @@ impl Pg {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .is_some();
-        self.read(move |c| {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO airlock_replicas (id, seen) VALUES ($1, now()) \
                  ON CONFLICT (id) DO UPDATE SET seen = now()",
@@ -47,6 +47,11 @@ impl Pg {
                 tx.commit()?;
                 return Ok(Adopted::default());
             }
+            // the writer's lock order: the head first, then the rows it changes
+            tx.execute(
+                "SELECT 1 FROM airlock_meta WHERE key = 'head' FOR UPDATE",
+                &[],
+            )?;
             let approvals = tx
                 .query(
                     "UPDATE airlock_open_approvals SET owner = $1 WHERE owner = ANY($2) \
