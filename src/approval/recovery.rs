@@ -108,7 +108,12 @@ impl Desk {
         }
         for id in &unknown {
             self.close(id, Outcome::OutcomeUnknown, Vec::new()).await;
-            if let Some(a) = self.get(id).await {
+            // not when it had ended otherwise meanwhile (its replica was only slow)
+            if let Some(a) = self
+                .get(id)
+                .await
+                .filter(|a| a.status == Status::Done(Outcome::OutcomeUnknown))
+            {
                 self.tell_outcome_unknown(&a).await;
             }
         }

@@ -110,6 +110,8 @@ pub struct Pg {
     /// The connection holding the advisory lock on the replica's name while the process lives
     /// (PostgreSQL releases it when the process dies, with its connections).
     holder: Mutex<Option<Client>>,
+    /// Whether this process serves under its configured name (and so must keep its lock).
+    named: bool,
 }
 
 impl Pg {
@@ -169,6 +171,7 @@ impl Pg {
             config,
             jobs: Mutex::new(Some(tx)),
             replica,
+            named: holder.is_some(),
             holder: Mutex::new(holder),
         }))
     }

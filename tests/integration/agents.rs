@@ -44,11 +44,16 @@ pub fn token(actor: &str) -> (String, String) {
 
 /// Start `airlock serve` for `w` (with `args` after `serve`) and wait until `base`/healthz answers.
 pub fn serve(w: &World, args: &[&str], base: &str) -> Serving {
+    serve_config(&w.config(), args, base)
+}
+
+/// [`serve`] with a config file.
+pub fn serve_config(config: &std::path::Path, args: &[&str], base: &str) -> Serving {
     let mut child = Command::new(AIRLOCK)
         .arg("serve")
         .args(args)
         .arg("--config")
-        .arg(w.config())
+        .arg(config)
         .env("AIRLOCK_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -45,9 +45,14 @@ fn pair(smtp_port: u16, financial: &str) -> Pair {
 }
 
 pub(crate) fn replica(w: &World) -> Serving {
+    replica_of(&w.config())
+}
+
+/// A replica of the world whose config is `config`, on a free port.
+fn replica_of(config: &std::path::Path) -> Serving {
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
-    agents::serve(w, &["--http", &bind], &format!("http://{bind}"))
+    agents::serve_config(config, &["--http", &bind], &format!("http://{bind}"))
 }
 
 /// A scripted agent (the official Python SDK) making `calls` through a replica.
@@ -317,9 +322,17 @@ async fn two_replicas_with_32_agents_each_keep_one_gapless_chain() {
             let _ = s.cancel().await;
         })
     });
-    for run in runs.collect::<Vec<_>>() {
+    let runs: Vec<_> = runs.collect();
+    // a third replica starts while the two commit: its head check must not take their commits
+    // for a rewrite
+    let third = tokio::task::spawn_blocking({
+        let config = p.w.config();
+        move || replica_of(&config)
+    });
+    for run in runs {
         run.await.expect("agent");
     }
+    drop(third.await.expect("a third replica started under load"));
     drop(p.a);
     drop(p.b);
     let report = verify(&p.w);

@@ -179,6 +179,25 @@ async fn calls_fail_closed_while_the_database_is_down_and_serving_resumes_when_i
     assert!(back.is_some(), "serving again without a restart");
     let (status, body) = get(&format!("{}/readyz", gate.base));
     assert_eq!(status, 200, "{body}");
+    // and it holds its name again (the advisory lock went with the old connections)
+    let mut named = false;
+    for _ in 0..50 {
+        let out = std::process::Command::new("psql")
+            .args([
+                url.as_str(),
+                "-qAt",
+                "-c",
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+            ])
+            .output()
+            .expect("psql");
+        if String::from_utf8_lossy(&out.stdout).trim() == "1" {
+            named = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(named, "the replica took its name back");
     let ran = std::fs::read_to_string(w.path("executed.jsonl")).unwrap_or_default();
     assert!(
         !ran.contains("during") && ran.contains("before") && ran.contains("after"),

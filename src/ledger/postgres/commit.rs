@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use postgres::Client;
+use postgres::types::ToSql;
+use postgres::{Client, Row, Statement};
 
 use super::super::writer::{Planned, Results, admit, plan, results};
 use super::super::{Head, Prior, Request};
@@ -21,11 +22,62 @@ use crate::signing::Signer;
 pub(in crate::ledger) struct PgSink {
     pg: Arc<Pg>,
     client: Option<Client>,
+    /// The connection's prepared statements, by SQL text: a statement is parsed once per
+    /// connection, then each use is one round trip instead of two.
+    prepared: HashMap<String, Statement>,
+}
+
+/// A transaction that prepares each statement once per connection.
+struct Prepared<'a, 'c> {
+    tx: postgres::Transaction<'c>,
+    cache: &'a mut HashMap<String, Statement>,
+}
+
+impl Prepared<'_, '_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.cache.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.cache.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.tx.query(&s, params)
+    }
+
+    fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.tx.query_one(&s, params)
+    }
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.tx.execute(&s, params)
+    }
 }
 
 impl PgSink {
     pub(in crate::ledger) fn new(pg: Arc<Pg>) -> PgSink {
-        PgSink { pg, client: None }
+        PgSink {
+            pg,
+            client: None,
+            prepared: HashMap::new(),
+        }
     }
 
     /// Commit a batch; a lost connection is made again on the next batch.
@@ -36,12 +88,13 @@ impl PgSink {
     ) -> Result<(Head, Results), String> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
+            self.prepared.clear();
             self.client = Some(self.pg.connect().map_err(|e| describe(&e))?);
         }
         let Some(client) = self.client.as_mut() else {
             return Err("no database connection".into());
         };
-        let result = write(client, self.pg.replica(), signer, batch);
+        let result = write(client, &mut self.prepared, self.pg.replica(), signer, batch);
         // whatever failed, a fresh connection for the next batch is the safe start
         if result.is_err() {
             self.client = None;
@@ -55,12 +108,16 @@ type Finals = BTreeMap<String, Option<Vec<u8>>>;
 
 fn write(
     client: &mut Client,
+    cache: &mut HashMap<String, Statement>,
     me: &str,
     signer: Option<&Signer>,
     batch: &[Request],
 ) -> Result<(Head, Results), String> {
     let db = |e: postgres::Error| describe(&e);
-    let mut tx = client.transaction().map_err(db)?;
+    let mut tx = Prepared {
+        tx: client.transaction().map_err(db)?,
+        cache,
+    };
     let head_text: Vec<u8> = tx
         .query_one(
             "SELECT value FROM airlock_meta WHERE key = 'head' FOR UPDATE",
@@ -157,20 +214,22 @@ fn write(
     write_state(&mut tx, me, &accepted).map_err(db)?;
     let h = planned.head;
     let head_text = format!("{}:{}", h.seq, hex::encode(h.hash));
-    tx.execute(
-        "UPDATE airlock_meta SET value = $1 WHERE key = 'head'",
-        &[&head_text.as_bytes()],
-    )
-    .map_err(db)?;
-    if let Some(signer) = signer {
-        let sig = signer.sign_head(h.seq, &h.hash);
-        tx.execute(
-            "INSERT INTO airlock_meta (key, value) VALUES ('head_sig', $1) \
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            &[&sig.as_bytes()],
-        )
-        .map_err(db)?;
+    match signer {
+        // the head and its signature in one statement
+        Some(signer) => {
+            let sig = signer.sign_head(h.seq, &h.hash);
+            tx.execute(
+                "INSERT INTO airlock_meta (key, value) VALUES ('head', $1), ('head_sig', $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&head_text.as_bytes(), &sig.as_bytes()],
+            )
+        }
+        None => tx.execute(
+            "UPDATE airlock_meta SET value = $1 WHERE key = 'head'",
+            &[&head_text.as_bytes()],
+        ),
     }
+    .map_err(db)?;
     if accepted.iter().any(|r| r.change.approvals_indexed) {
         tx.execute(
             "INSERT INTO airlock_meta (key, value) VALUES ('approvals_indexed', '1') \
@@ -193,7 +252,7 @@ fn write(
         )
         .map_err(db)?;
     }
-    tx.commit().map_err(db)?;
+    tx.tx.commit().map_err(db)?;
     Ok((planned.head, results(refusals, planned.seqs)))
 }
 
@@ -210,10 +269,7 @@ fn parse_head(text: &[u8]) -> Result<Head, String> {
     })
 }
 
-fn write_rows(
-    tx: &mut postgres::Transaction<'_>,
-    planned: &Planned,
-) -> Result<(), postgres::Error> {
+fn write_rows(tx: &mut Prepared<'_, '_>, planned: &Planned) -> Result<(), postgres::Error> {
     if !planned.rows.is_empty() {
         let seqs: Vec<i64> = planned
             .rows
@@ -238,7 +294,7 @@ fn write_rows(
 
 /// Upsert the final values, delete the removed keys.
 fn put(
-    tx: &mut postgres::Transaction<'_>,
+    tx: &mut Prepared<'_, '_>,
     table: &str,
     key: &str,
     value: &str,
@@ -285,7 +341,7 @@ fn json(v: &serde_json::Value) -> Vec<u8> {
 }
 
 fn write_state(
-    tx: &mut postgres::Transaction<'_>,
+    tx: &mut Prepared<'_, '_>,
     me: &str,
     accepted: &[&Request],
 ) -> Result<(), postgres::Error> {

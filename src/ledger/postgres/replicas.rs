@@ -14,6 +14,9 @@ impl Pg {
     /// With `own`, also what this replica's previous run left (it holds its name's lock, so
     /// that run is over).
     pub fn heartbeat(&self, dead_after: Duration, own: bool) -> Result<Adopted, LedgerError> {
+        if !own {
+            self.keep_name();
+        }
         let me = self.replica.clone();
         let secs = dead_after.as_secs_f64();
         let own = own
@@ -77,6 +80,42 @@ impl Pg {
                 forwarded,
             })
         })
+    }
+
+    /// After a database restart the connection holding this replica's name is gone: take the
+    /// name again (on a thread of its own: the client never runs on an async runtime's thread).
+    fn keep_name(&self) {
+        if !self.named {
+            return;
+        }
+        let mut holder = self.holder.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = holder.as_mut() {
+            let alive = std::thread::scope(|s| {
+                s.spawn(|| client.is_valid(Duration::from_secs(2)).is_ok())
+                    .join()
+                    .unwrap_or(false)
+            });
+            if alive {
+                return;
+            }
+        }
+        if let Some(old) = holder.take() {
+            let _ = std::thread::spawn(move || drop(old)).join();
+        }
+        let claimed = std::thread::scope(|s| {
+            s.spawn(|| claim(&self.config, &self.replica))
+                .join()
+                .unwrap_or_else(|_| Err("the claim thread panicked".into()))
+        });
+        match claimed {
+            Ok(Some(c)) => *holder = Some(c),
+            Ok(None) => {
+                tracing::error!(replica = %self.replica, "another process took this replica's name while the database was away")
+            }
+            Err(e) => {
+                tracing::warn!(replica = %self.replica, error = %e, "cannot take this replica's name again yet")
+            }
+        }
     }
 
     /// Leave cleanly: mark this replica silent since forever, so another (or the next to
