@@ -133,29 +133,52 @@ impl Quarantine {
     }
 
     /// Reload held calls after a start; a release that was running becomes `outcome_unknown`
-    /// (on a ledger shared by replicas the release may be another live replica's: left as is).
+    /// (on a ledger shared by replicas the release may be another live replica's: its own, or a
+    /// dead one's, are adopted through [`Quarantine::adopt`]).
     pub async fn recover(&self) -> Result<usize, LedgerError> {
-        let shared = self.ledger.shared().is_some();
+        let act = self.ledger.shared().is_none();
+        let items = self.ledger.held()?.into_iter().map(|v| (v, None)).collect();
+        self.take(items, act).await
+    }
+
+    /// Take over the held calls of a replica that died (or of this one's previous run): a
+    /// release it had under way becomes `outcome_unknown`, never a second run.
+    pub async fn adopt(&self, states: Vec<Vec<u8>>) -> Result<usize, LedgerError> {
+        let items = states
+            .into_iter()
+            .filter_map(|b| serde_json::from_slice(&b).ok().map(|v| (v, Some(b))))
+            .collect();
+        self.take(items, true).await
+    }
+
+    /// Held calls as stored (with their bytes when a change must be conditional on them).
+    async fn take(
+        &self,
+        items: Vec<(Value, Option<Vec<u8>>)>,
+        act: bool,
+    ) -> Result<usize, LedgerError> {
         let mut unknown = Vec::new();
         let mut count = 0;
         {
             let mut map = self.lock();
-            for v in self.ledger.held()? {
+            for (v, stored) in items {
                 let mut h: Held = serde_json::from_value(v).map_err(|e| LedgerError::Encode {
                     what: "held call".into(),
                     message: e.to_string(),
                 })?;
-                if let (HeldStatus::Releasing { by }, false) = (&h.status, shared) {
+                if let (HeldStatus::Releasing { by }, true) = (&h.status, act) {
+                    let prior = stored;
                     h.status = HeldStatus::OutcomeUnknown { by: by.clone() };
-                    unknown.push(h.clone());
+                    unknown.push((h.clone(), prior));
                 }
                 count += usize::from(h.is_held());
                 map.insert(h.id.clone(), h);
             }
         }
-        for h in unknown {
-            tracing::warn!(call_id = %h.id, "a released call was running when Airlock stopped; it will not run again");
-            self.ledger
+        for (h, prior) in unknown {
+            tracing::warn!(call_id = %h.id, "a released call was running when its gate stopped; it will not run again");
+            let committed = self
+                .ledger
                 .commit(Change {
                     rows: vec![NewRow::now(
                         "outcome",
@@ -163,9 +186,25 @@ impl Quarantine {
                         json!({"status": "outcome_unknown", "released": true}),
                     )],
                     held: vec![entry(&h)?],
+                    held_prior: prior.map(|b| (h.id.clone(), b)).into_iter().collect(),
                     ..Change::default()
                 })
-                .await?;
+                .await;
+            match committed {
+                // it ended meanwhile (its replica was only slow): what it recorded stands
+                Err(LedgerError::Conflict(_)) => {
+                    if let Some(now) = self
+                        .ledger
+                        .held_state(&h.id)?
+                        .and_then(|b| serde_json::from_slice::<Held>(&b).ok())
+                    {
+                        self.lock().insert(h.id.clone(), now);
+                    }
+                }
+                other => {
+                    other?;
+                }
+            }
         }
         Ok(count)
     }
@@ -297,7 +336,12 @@ impl Quarantine {
     }
 
     async fn release_once(&self, id: &str, by: &str) -> Result<Held, QuarantineError> {
-        let args_sha = self.get(id).map(|h| {
+        // as stored: the call may have been held by another replica sharing the ledger
+        let stored = self
+            .ledger
+            .held_state(id)?
+            .and_then(|b| serde_json::from_slice::<Held>(&b).ok());
+        let args_sha = stored.or_else(|| self.get(id)).map(|h| {
             crate::canonical::sha256_hex(
                 crate::canonical::to_string(&Value::Object(h.arguments)).as_bytes(),
             )

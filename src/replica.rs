@@ -1,8 +1,8 @@
 //! Several replicas on one PostgreSQL ledger: what one replica does to keep up with the others.
 //!
 //! Owns the replica's loop: a heartbeat every [`BEAT`]; adopting the work of replicas silent for
-//! [`DEAD_AFTER`] (their unsent approval mail, their interrupted executions, their unsettled
-//! forwarded calls), each adopted by exactly one replica; and following the approval changes the
+//! [`DEAD_AFTER`] (their unsent approval mail, their interrupted executions and releases, their
+//! unsettled forwarded calls), each adopted by exactly one replica; and following the approval changes the
 //! others announce (LISTEN/NOTIFY), so an agent waiting here hears a decision posted there; and
 //! the other replicas' rate-limit counters and pauses, read every beat. It acts only on work it
 //! adopted; a replica merely slow for [`DEAD_AFTER`] is taken for dead, and then the ledger's
@@ -19,6 +19,7 @@ use crate::drift::meter::Meter;
 use crate::forward::Forwarder;
 use crate::ledger::Ledger;
 use crate::ledger::postgres::{Adopted, Notice, Pg};
+use crate::quarantine::Quarantine;
 
 /// How often a replica says it is alive.
 pub const BEAT: Duration = Duration::from_secs(1);
@@ -26,8 +27,8 @@ pub const BEAT: Duration = Duration::from_secs(1);
 pub const DEAD_AFTER: Duration = Duration::from_secs(5);
 
 /// Say this replica is alive and adopt what dead replicas left (once, before serving).
-pub async fn join(pg: &Arc<Pg>, desk: &Arc<Desk>, forwarder: &Forwarder) -> Result<(), String> {
-    beat(pg, desk, forwarder, true).await
+pub async fn join(pg: &Arc<Pg>, parts: &Parts) -> Result<(), String> {
+    beat(pg, parts, true).await
 }
 
 /// What the loop keeps in step with the other replicas.
@@ -35,38 +36,33 @@ pub struct Parts {
     pub ledger: Arc<Ledger>,
     pub desk: Arc<Desk>,
     pub forwarder: Forwarder,
+    pub quarantine: Arc<Quarantine>,
     pub meter: Arc<Meter>,
 }
 
 /// Keep up with the other replicas until the task is dropped.
 pub async fn run(pg: Arc<Pg>, parts: Parts) {
-    let Parts {
-        ledger,
-        desk,
-        forwarder,
-        meter,
-    } = parts;
     let mut notices = pg.listen();
     let mut tick = tokio::time::interval(BEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = beat(&pg, &desk, &forwarder, false).await {
+                if let Err(e) = beat(&pg, &parts, false).await {
                     tracing::warn!(error = %e, "replica heartbeat failed; retrying");
                 }
                 // the other replicas' rate-limit counters, and pauses and resumes made there
-                let l = ledger.clone();
+                let l = parts.ledger.clone();
                 match tokio::task::spawn_blocking(move || l.drift()).await {
-                    Ok(Ok(entries)) => meter.lock().absorb(entries),
+                    Ok(Ok(entries)) => parts.meter.lock().absorb(entries),
                     Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the shared rate-limit counters"),
                     Err(e) => tracing::warn!(error = %e, "cannot read the shared rate-limit counters"),
                 }
             }
             notice = notices.recv() => match notice {
-                Some(Notice::Approval(id)) => desk.refresh(&id).await,
+                Some(Notice::Approval(id)) => parts.desk.refresh(&id).await,
                 Some(Notice::Resync) => {
-                    if let Err(e) = desk.follow().await {
+                    if let Err(e) = parts.desk.follow().await {
                         tracing::warn!(error = %e, "cannot reload the open approvals after reconnecting");
                     }
                 }
@@ -77,12 +73,7 @@ pub async fn run(pg: Arc<Pg>, parts: Parts) {
 }
 
 /// With `own`, also take back what this replica's previous run left.
-async fn beat(
-    pg: &Arc<Pg>,
-    desk: &Arc<Desk>,
-    forwarder: &Forwarder,
-    own: bool,
-) -> Result<(), String> {
+async fn beat(pg: &Arc<Pg>, parts: &Parts, own: bool) -> Result<(), String> {
     let db = pg.clone();
     let adopted: Adopted = tokio::task::spawn_blocking(move || db.heartbeat(DEAD_AFTER, own))
         .await
@@ -95,6 +86,7 @@ async fn beat(
         replicas = ?adopted.replicas,
         approvals = adopted.approvals.len(),
         calls = adopted.forwarded.len(),
+        held = adopted.held.len(),
         "adopting the work of replicas that stopped answering"
     );
     let marks: Vec<(String, Value)> = adopted
@@ -104,12 +96,19 @@ async fn beat(
         .collect();
     // The work is this replica's now (recorded in the same transaction); do it beside the
     // heartbeat, never in its way (mail may be slow, and a late beat looks like a death).
-    let (desk, forwarder) = (desk.clone(), forwarder.clone());
+    let (desk, forwarder, quarantine) = (
+        parts.desk.clone(),
+        parts.forwarder.clone(),
+        parts.quarantine.clone(),
+    );
     let work = async move {
         if let Err(e) = forwarder.settle(marks).await {
             tracing::error!(error = %e, "cannot record the unknown outcomes of an adopted replica's calls");
         }
         desk.adopt(adopted.approvals).await;
+        if let Err(e) = quarantine.adopt(adopted.held).await {
+            tracing::error!(error = %e, "cannot take over an adopted replica's held calls");
+        }
     };
     if own {
         // at start, before serving: done before the gate takes calls

@@ -90,18 +90,23 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let desk = Desk::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key.clone(), base_url.clone());
         let pending = match &shared {
             None => desk.recover().await.context("cannot reload pending approvals")?,
-            Some(pg) => {
-                let n = desk.follow().await.context("cannot load the open approvals")?;
-                airlock::replica::join(pg, &desk, &forwarder).await.map_err(anyhow::Error::msg).context("cannot join the other replicas")?;
-                n
-            }
+            Some(_) => desk.follow().await.context("cannot load the open approvals")?,
         };
         let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), key.clone()));
         let held = quarantine.recover().await.context("cannot reload held calls")?;
         let meter = Meter::load_as(ledger.drift()?, shared.as_ref().map(|pg| pg.replica())).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
         let meter = Arc::new(meter);
         let pauses = Arc::new(Pauses::new(meter.clone(), ledger.clone(), live.clone(), Mailer::new(&cfg.mail)?, key, base_url.clone()));
-        let replicas = shared.clone().map(|pg| tokio::spawn(airlock::replica::run(pg, airlock::replica::Parts { ledger: ledger.clone(), desk: desk.clone(), forwarder: forwarder.clone(), meter })));
+        // Sharing the ledger: take back this replica's own leftovers and any dead replica's, then
+        // keep up with the others.
+        let replicas = match &shared {
+            None => None,
+            Some(pg) => {
+                let parts = airlock::replica::Parts { ledger: ledger.clone(), desk: desk.clone(), forwarder: forwarder.clone(), quarantine: quarantine.clone(), meter };
+                airlock::replica::join(pg, &parts).await.map_err(anyhow::Error::msg).context("cannot join the other replicas")?;
+                Some(tokio::spawn(airlock::replica::run(pg.clone(), parts)))
+            }
+        };
         let voided = desk.void_changed(&changed_keys).await;
         if voided > 0 {
             tracing::warn!(voided, "pending approvals voided because their tool changed");

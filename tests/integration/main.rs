@@ -10,6 +10,7 @@ mod conditions;
 mod conformance;
 mod drift;
 mod gate;
+mod held_replicas;
 mod http;
 mod inspector;
 mod live;

@@ -107,7 +107,7 @@ pub(crate) fn verify(w: &World) -> Value {
     report
 }
 
-async fn rows(w: &World) -> Vec<Value> {
+pub(crate) async fn rows(w: &World) -> Vec<Value> {
     let out = w.airlock(&["ledger", "export"]);
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout)
@@ -407,55 +407,5 @@ async fn the_deadline_of_an_approval_whose_replica_died_fires_once_on_another() 
         "denied on timeout, never run"
     );
     drop(b);
-    verify(&w);
-}
-
-#[tokio::test]
-async fn a_call_held_on_one_replica_is_released_once_even_from_two() {
-    if skip() {
-        return;
-    }
-    let w = crate::review::world();
-    let (token, entry) = token("agent:a");
-    let config = std::fs::read_to_string(w.config()).expect("config");
-    w.write_config(&format!("{config}\n{entry}"));
-    let (a, b) = (replica(&w), replica(&w));
-    let on_a = session(&a, &token).await;
-    let mut call = CallToolRequestParams::new("echo");
-    call.arguments = json!({"text": "held once"}).as_object().cloned();
-    let held = on_a.call_tool(call).await.expect("answered");
-    let id = crate::review::held_id(&held);
-    let page = |on: &Serving| {
-        let out = w.airlock(&["quarantine", "list", "--json", "--url", &on.base]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let list: Value = serde_json::from_slice(&out.stdout).expect("json");
-        list["review_url"].as_str().expect("review url").to_string()
-    };
-    let (page_a, page_b) = (page(&a), page(&b));
-    // released from B, which did not hold it; then again from A, whose memory says held
-    let release = |page: &str| {
-        crate::smtp::post(
-            &format!("{page}/held/{id}"),
-            &[("action", "release"), ("by", "rita@example.com")],
-        )
-    };
-    let (status, body) = release(&page_b);
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = release(&page_a);
-    assert_eq!(status, 409, "released once: {body}");
-    let _ = on_a.cancel().await;
-    let log = std::fs::read_to_string(w.path("executed.jsonl")).unwrap_or_default();
-    assert_eq!(log.matches("held once").count(), 1, "{log}");
-    let rows = rows(&w).await;
-    assert_eq!(
-        rows.iter()
-            .filter(|r| r["kind"] == "held_released" && r["call_id"] == json!(id))
-            .count(),
-        1
-    );
     verify(&w);
 }

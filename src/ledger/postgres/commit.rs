@@ -384,7 +384,7 @@ fn write_state(
         Some(me),
         forwarded,
     )?;
-    put(tx, "airlock_held", "id", "state", None, held)?;
+    put(tx, "airlock_held", "id", "state", Some(me), held)?;
     put(tx, "airlock_drift", "key", "value", None, drift)?;
     if !tools.is_empty() {
         let (keys, hashes): (Vec<String>, Vec<String>) = tools.into_iter().unzip();

@@ -73,11 +73,20 @@ impl Pg {
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
+            let held = tx
+                .query(
+                    "UPDATE airlock_held SET owner = $1 WHERE owner = ANY($2) RETURNING state",
+                    &[&me, &dead],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
             tx.commit()?;
             Ok(Adopted {
                 replicas: dead,
                 approvals,
                 forwarded,
+                held,
             })
         })
     }
@@ -140,6 +149,8 @@ pub struct Adopted {
     pub approvals: Vec<(String, Vec<u8>)>,
     /// (call id, route JSON bytes).
     pub forwarded: Vec<(String, Vec<u8>)>,
+    /// Held calls' states (JSON bytes).
+    pub held: Vec<Vec<u8>>,
 }
 
 /// Take the advisory lock on a replica name on a connection of its own: `None` if a live
