@@ -222,13 +222,28 @@ impl Quarantine {
         self.lock().insert(h.id.clone(), h);
     }
 
+    /// A held call as stored; on a ledger shared by replicas it may have been held, released
+    /// or rejected on another, so the ledger is read rather than this process's memory.
     pub fn get(&self, id: &str) -> Option<Held> {
+        if self.ledger.shared().is_some() {
+            if let Ok(Some(b)) = self.ledger.held_state(id) {
+                return serde_json::from_slice(&b).ok();
+            }
+        }
         self.lock().get(id).cloned()
     }
 
-    /// Every held call, oldest first.
+    /// Every held call, oldest first (on a shared ledger, every replica's).
     pub fn list(&self) -> Vec<Held> {
-        let mut all: Vec<Held> = self.lock().values().cloned().collect();
+        let stored = match self.ledger.shared() {
+            Some(_) => self.ledger.held().ok().map(|all| {
+                all.into_iter()
+                    .filter_map(|v| serde_json::from_value::<Held>(v).ok())
+                    .collect::<Vec<_>>()
+            }),
+            None => None,
+        };
+        let mut all: Vec<Held> = stored.unwrap_or_else(|| self.lock().values().cloned().collect());
         all.sort_by(|a, b| a.held_at.cmp(&b.held_at).then(a.id.cmp(&b.id)));
         all
     }

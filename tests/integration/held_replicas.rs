@@ -34,6 +34,10 @@ async fn a_call_held_on_one_replica_is_released_once_even_from_two() {
         let list: Value = serde_json::from_slice(&out.stdout).expect("json");
         list["review_url"].as_str().expect("review url").to_string()
     };
+    // B lists it, though A held it
+    let out = w.airlock(&["quarantine", "list", "--json", "--url", &b.base]);
+    let list: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(list["held"].to_string().contains(&id), "{list}");
     let (page_a, page_b) = (page(&a), page(&b));
     // released from B, which did not hold it; then again from A, whose memory says held
     let release = |page: &str| {
