@@ -388,24 +388,15 @@ fn replicas_count_each_others_calls_and_follow_each_others_pauses_and_resumes() 
     assert!(b.lock().paused("tool:shop/refund").is_none());
     assert_eq!(b.lock().used(key, T0 - time::Duration::minutes(1)).0, 0);
     // copied back to a single gate's redb ledger: every replica's counter still counts
-    let e = b.lock().charge(
-        &[super::Charge {
-            key: key.into(),
-            window: Duration::from_secs(60),
-            amount: 0.0,
-        }],
-        T0,
-    );
-    table(&mut shared, e);
-    let e = a.lock().charge(
-        &[super::Charge {
-            key: key.into(),
-            window: Duration::from_secs(60),
-            amount: 0.0,
-        }],
-        T0,
-    );
-    table(&mut shared, e);
+    let one = super::Charge {
+        key: key.into(),
+        window: Duration::from_secs(60),
+        amount: 0.0,
+    };
+    for m in [&b, &a] {
+        let e = m.lock().charge(std::slice::from_ref(&one), T0);
+        table(&mut shared, e);
+    }
     let single = Meter::load(shared.clone().into_iter().collect()).unwrap();
     assert_eq!(
         single.lock().used(key, T0 - time::Duration::minutes(1)).0,

@@ -48,30 +48,11 @@ pub(super) fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
                 }
             }
         };
-        // The head recorded by the last commit must be the last row: otherwise rows were removed
-        // (or the file rewritten) since, and appending would bury the evidence. Refuse.
         let recorded = meta
             .get("head")
             .map_err(|e| storage(path, e))?
             .map(|g| String::from_utf8_lossy(g.value()).into_owned());
-        let actual = format!("{}:{}", head.seq, hex::encode(head.hash));
-        match recorded {
-            Some(r) if r != actual => {
-                return Err(LedgerError::HeadMismatch {
-                    path: path.to_path_buf(),
-                    recorded: r,
-                    actual,
-                });
-            }
-            None if head.seq > 0 => {
-                return Err(LedgerError::HeadMismatch {
-                    path: path.to_path_buf(),
-                    recorded: "none".into(),
-                    actual,
-                });
-            }
-            _ => {}
-        }
+        recorded_is(path, recorded, head)?;
         head
     };
     approvals::mark_if_fresh(&tx).map_err(|e| storage(path, e))?;
@@ -97,8 +78,15 @@ pub(super) fn store_head(store: &Store, heads: &Heads) -> Result<Head, LedgerErr
                 .hash,
         },
     };
+    recorded_is(path, heads.head.clone(), head)?;
+    Ok(head)
+}
+
+/// The head recorded by the last commit must be the last row: otherwise rows were removed (or
+/// the ledger rewritten) since, and appending would bury the evidence. Refuse.
+fn recorded_is(path: &Path, recorded: Option<String>, head: Head) -> Result<(), LedgerError> {
     let actual = format!("{}:{}", head.seq, hex::encode(head.hash));
-    match heads.head.clone() {
+    match recorded {
         Some(r) if r != actual => Err(LedgerError::HeadMismatch {
             path: path.to_path_buf(),
             recorded: r,
@@ -109,7 +97,7 @@ pub(super) fn store_head(store: &Store, heads: &Heads) -> Result<Head, LedgerErr
             recorded: "none".into(),
             actual,
         }),
-        _ => Ok(head),
+        _ => Ok(()),
     }
 }
 

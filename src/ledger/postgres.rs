@@ -36,6 +36,9 @@ refinery::embed_migrations!("src/ledger/postgres/migrations");
 const READERS: usize = 4;
 /// Rows read per round trip when streaming the chain.
 const ROW_CHUNK: i64 = 5_000;
+/// Rows as stored, many in one statement (`$1` seqs, `$2` bytes): the writer's and the copy's.
+const INSERT_ROWS: &str =
+    "INSERT INTO airlock_rows (seq, data) SELECT * FROM unnest($1::bigint[], $2::bytea[])";
 /// Serialises migrations between replicas starting at once.
 const MIGRATION_LOCK: i64 = 0x0061_6972_6c6f_636b; // "airlock"
 
@@ -152,18 +155,18 @@ impl Pg {
         let fresh = || uuid::Uuid::new_v4().to_string();
         let (replica, holder) = match &target.replica {
             None => (fresh(), None),
-            Some(name) => match std::thread::scope(|s| {
-                s.spawn(|| claim(&config, name))
+            Some(wanted) => match std::thread::scope(|s| {
+                s.spawn(|| claim(&config, wanted))
                     .join()
                     .unwrap_or_else(|_| Err("the claim thread panicked".into()))
             }) {
-                Ok(Some(client)) => (name.clone(), Some(client)),
+                Ok(Some(client)) => (wanted.clone(), Some(client)),
                 Ok(None) => {
-                    let other = format!("{name}~{}", &fresh()[..8]);
-                    tracing::warn!(replica = %name, now = %other, "another live process serves as this replica; serving under a new name");
+                    let other = format!("{wanted}~{}", &fresh()[..8]);
+                    tracing::warn!(replica = %wanted, now = %other, "another live process serves as this replica; serving under a new name");
                     (other, None)
                 }
-                Err(e) => return Err(storage(&name_of(target), e)),
+                Err(e) => return Err(storage(&name, e)),
             },
         };
         Ok(Arc::new(Pg {
@@ -370,10 +373,6 @@ impl Drop for Pg {
             let _ = std::thread::spawn(move || drop(holder)).join();
         }
     }
-}
-
-fn name_of(target: &PgTarget) -> PathBuf {
-    PathBuf::from(&target.url)
 }
 
 /// Whether an error means the connection is gone (not a refusal by the server): then it is made

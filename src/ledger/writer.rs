@@ -194,6 +194,19 @@ pub(super) fn admit(
     Ok(out)
 }
 
+/// The requests [`admit`] let through, in order.
+pub(super) fn accepted<'a>(
+    batch: &'a [Request],
+    refusals: &[Option<LedgerError>],
+) -> Vec<&'a Request> {
+    batch
+        .iter()
+        .zip(refusals)
+        .filter(|(_, r)| r.is_none())
+        .map(|(req, _)| req)
+        .collect()
+}
+
 /// The rows of one commit, chained onto `head`.
 pub(super) struct Planned {
     /// (seq, stored bytes), in order.
@@ -328,12 +341,7 @@ fn commit_redb(
             Ok(found.map_err(|x| e(&x))?.map(|v| v.value().to_vec()))
         })?
     };
-    let accepted: Vec<&Request> = batch
-        .iter()
-        .zip(&refusals)
-        .filter(|(_, r)| r.is_none())
-        .map(|(req, _)| req)
-        .collect();
+    let accepted = accepted(batch, &refusals);
     let planned = {
         let mut signed = tx.open_table(SIGNED).map_err(|x| e(&x))?;
         let planned = plan(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 
-use super::super::writer::{Planned, Results, admit, plan, results};
+use super::super::writer::{Planned, Results, accepted, admit, plan, results};
 use super::super::{Head, Prior, Request};
 use super::listen::CHANNEL;
 use super::{Pg, describe};
@@ -185,12 +185,7 @@ fn write(
             _ => marked.contains(key).then(Vec::new),
         })
     })?;
-    let accepted: Vec<&Request> = batch
-        .iter()
-        .zip(&refusals)
-        .filter(|(_, r)| r.is_none())
-        .map(|(req, _)| req)
-        .collect();
+    let accepted = accepted(batch, &refusals);
     let row_calls: Vec<&str> = accepted
         .iter()
         .flat_map(|r| &r.change.rows)
@@ -277,10 +272,7 @@ fn write_rows(tx: &mut Prepared<'_, '_>, planned: &Planned) -> Result<(), postgr
             .map(|(s, _)| i64::try_from(*s).unwrap_or(i64::MAX))
             .collect();
         let data: Vec<&[u8]> = planned.rows.iter().map(|(_, b)| b.as_slice()).collect();
-        tx.execute(
-            "INSERT INTO airlock_rows (seq, data) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-            &[&seqs, &data],
-        )?;
+        tx.execute(super::INSERT_ROWS, &[&seqs, &data])?;
     }
     if !planned.newly_signed.is_empty() {
         tx.execute(

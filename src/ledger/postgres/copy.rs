@@ -16,11 +16,7 @@ impl Pg {
                 .map(|(s, _)| i64::try_from(*s).unwrap_or(i64::MAX))
                 .collect();
             let data: Vec<&[u8]> = rows.iter().map(|(_, b)| b.as_slice()).collect();
-            c.execute(
-                "INSERT INTO airlock_rows (seq, data) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                &[&seqs, &data],
-            )
-            .map(|_| ())
+            c.execute(super::INSERT_ROWS, &[&seqs, &data]).map(|_| ())
         })
     }
 

@@ -55,31 +55,25 @@ impl Pg {
                 "SELECT 1 FROM airlock_meta WHERE key = 'head' FOR UPDATE",
                 &[],
             )?;
-            let approvals = tx
-                .query(
-                    "UPDATE airlock_open_approvals SET owner = $1 WHERE owner = ANY($2) \
-                     RETURNING id, entry",
+            // every table with an owner: (key, value) of each row this replica takes over
+            let mut take = |table: &str, key: &str, value: &str| {
+                tx.query(
+                    &format!(
+                        "UPDATE {table} SET owner = $1 WHERE owner = ANY($2) RETURNING {key}, {value}"
+                    ),
                     &[&me, &dead],
-                )?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            let forwarded = tx
-                .query(
-                    "UPDATE airlock_forwarded SET owner = $1 WHERE owner = ANY($2) \
-                     RETURNING call_id, route",
-                    &[&me, &dead],
-                )?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            let held = tx
-                .query(
-                    "UPDATE airlock_held SET owner = $1 WHERE owner = ANY($2) RETURNING state",
-                    &[&me, &dead],
-                )?
-                .iter()
-                .map(|r| r.get(0))
+                )
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1)))
+                        .collect::<Vec<_>>()
+                })
+            };
+            let approvals = take("airlock_open_approvals", "id", "entry")?;
+            let forwarded = take("airlock_forwarded", "call_id", "route")?;
+            let held = take("airlock_held", "id", "state")?
+                .into_iter()
+                .map(|(_, state)| state)
                 .collect();
             tx.commit()?;
             Ok(Adopted {
