@@ -237,33 +237,13 @@ impl Condition {
     /// Check the pointer and the test against a tool's input schema: the argument must exist
     /// and have a type the test can apply to.
     pub fn validate(&self, schema: &Value) -> Result<(), String> {
-        let segments: Vec<String> = self
-            .pointer
-            .split('/')
-            .skip(1)
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect();
-        if segments.first().is_some_and(|s| s == "_meta") {
+        let Some(at) = schema_at(schema, &self.pointer)? else {
+            return Ok(());
+        };
+        let types = schema_types(at);
+        if types.is_empty() {
             return Ok(());
         }
-        let mut at = schema;
-        for seg in &segments {
-            at = if let Some(p) = at.get("properties").and_then(|p| p.get(seg)) {
-                p
-            } else if let Some(items) = at.get("items").filter(|_| seg.parse::<usize>().is_ok()) {
-                items
-            } else {
-                return Err(format!(
-                    "the tool's input schema has no argument at `{}`",
-                    self.pointer
-                ));
-            };
-        }
-        let types: Vec<&str> = match at.get("type") {
-            Some(Value::String(t)) => vec![t.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            _ => return Ok(()),
-        };
         let fits = |wanted: &[&str]| types.iter().any(|t| wanted.contains(t));
         let ok = match &self.test {
             Test::Range { .. } => fits(&["number", "integer"]),
@@ -282,6 +262,40 @@ impl Condition {
                 self.describe()
             ))
         }
+    }
+}
+
+/// The part of a tool's input schema a pointer names; `None` for `/_meta/...` (not in the schema).
+pub(crate) fn schema_at<'a>(schema: &'a Value, pointer: &str) -> Result<Option<&'a Value>, String> {
+    let segments: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    if segments.first().is_some_and(|s| s == "_meta") {
+        return Ok(None);
+    }
+    let mut at = schema;
+    for seg in &segments {
+        at = if let Some(p) = at.get("properties").and_then(|p| p.get(seg)) {
+            p
+        } else if let Some(items) = at.get("items").filter(|_| seg.parse::<usize>().is_ok()) {
+            items
+        } else {
+            return Err(format!(
+                "the tool's input schema has no argument at `{pointer}`"
+            ));
+        };
+    }
+    Ok(Some(at))
+}
+
+/// The JSON Schema types a schema allows (empty when it does not say).
+pub(crate) fn schema_types(at: &Value) -> Vec<&str> {
+    match at.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -23,6 +23,11 @@ pub struct EvidenceRef {
 /// What an approver sees.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The action in one line (the manifest's `summary` template over the arguments, or the tool
+    /// and its target): the mail's subject and the page's heading. Part of the hash; envelopes
+    /// stored before it existed have none, and hash as they did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub summary: String,
     /// The proposed action: the exposed tool name and the canonical arguments.
     pub tool: String,
     pub server: String,
@@ -89,6 +94,7 @@ pub fn build(
         })
         .collect();
     Envelope {
+        summary: summarize(p.manifest, p.tool, p.arguments, p.meta),
         tool: p.tool.to_string(),
         server: p.server.to_string(),
         tool_name: p.manifest.name.clone(),
@@ -118,6 +124,27 @@ pub fn build(
     }
 }
 
+/// The one-line summary of a call to `tool` (its exposed name) described by `manifest`.
+pub fn summarize(
+    manifest: &ToolManifest,
+    tool: &str,
+    arguments: &Map<String, Value>,
+    meta: Option<&Map<String, Value>>,
+) -> String {
+    crate::summary::describe(
+        manifest.summary.as_ref(),
+        tool,
+        &manifest.target,
+        arguments,
+        meta,
+    )
+}
+
+/// Prose without markdown punctuation: code spans (`` `finance` ``) lose their backticks.
+pub fn plain(s: &str) -> String {
+    s.replace('`', "")
+}
+
 impl Envelope {
     /// SHA-256 of the canonical JSON: the identity of exactly this proposal.
     pub fn hash(&self) -> String {
@@ -125,10 +152,11 @@ impl Envelope {
         canonical::sha256_hex(canonical::to_string(&v).as_bytes())
     }
 
-    /// The same proposal with edited arguments (a modify), as a new envelope.
-    pub fn with_arguments(&self, arguments: Map<String, Value>) -> Envelope {
+    /// The same proposal with edited arguments (a modify) and their `summary`, as a new envelope.
+    pub fn with_arguments(&self, arguments: Map<String, Value>, summary: String) -> Envelope {
         let args = Value::Object(arguments);
         Envelope {
+            summary,
             arguments_sha256: canonical::sha256_hex(canonical::to_string(&args).as_bytes()),
             arguments: args,
             stage: self.stage + 1,
@@ -145,12 +173,17 @@ impl Envelope {
         }
     }
 
+    /// When it expires, readable and exact: `Thu 3 Dec 2026, 08:34 UTC (2026-12-03T08:34:36Z)`.
+    pub fn expires_words(&self) -> String {
+        format!(
+            "{} ({})",
+            crate::summary::readable_time(self.expires_at),
+            exact_instant(self.expires_at)
+        )
+    }
+
     /// The envelope in a few lines of plain text, for mail.
-    pub fn summary(&self) -> String {
-        let fmt = |t: &OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        };
+    pub fn mail_text(&self) -> String {
         let evidence = if self.evidence.is_empty() {
             "none".to_string()
         } else {
@@ -161,7 +194,7 @@ impl Envelope {
                 .join(", ")
         };
         format!(
-            "Action:    {} {}\nClass:     {}\nActor:     {}\nTarget:    {}\nImpact:    {}\nEvidence:  {}\nWhy:       {} (policy {})\nReversal:  {}\nExpires:   {} (then {})\n",
+            "Action:    {} {}\nClass:     {}\nActor:     {}\nTarget:    {}\nImpact:    {}\nEvidence:  {}\nWhy:       {} (policy {})\nReversal:  {}\nExpires:   {}, then {}\n",
             self.tool,
             canonical::to_string(&self.arguments),
             self.class,
@@ -169,13 +202,22 @@ impl Envelope {
             self.target,
             self.impact,
             evidence,
-            self.reason,
+            plain(&self.reason),
             self.policy_version,
             self.reversal,
-            fmt(&self.expires_at),
+            self.expires_words(),
             self.timeout_words(),
         )
     }
+}
+
+/// An instant to the second, in UTC: `2026-12-03T08:34:36Z`.
+pub fn exact_instant(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Differences between two argument objects, as JSON pointers with before/after values.
@@ -214,8 +256,48 @@ fn diff_at(path: &str, before: &Value, after: &Value, out: &mut Vec<Value>) {
 
 #[cfg(test)]
 mod tests {
-    use super::diff;
+    use super::{Envelope, diff};
     use serde_json::json;
+
+    #[test]
+    fn the_summary_is_in_the_hash_and_old_envelopes_hash_as_before() {
+        // an envelope as stored before summaries existed
+        let stored = json!({
+            "tool": "refund_order", "server": "shop", "tool_name": "refund_order",
+            "arguments": {"amount_cents": 4599}, "arguments_sha256": "x", "class": "financial",
+            "actor": "agent:bot", "target": "payments.refunds", "impact": "money", "evidence": [],
+            "policy_version": "v1", "rule": "classes.financial", "reason": "r",
+            "reversal": "none: no", "role": "finance", "min_approvals": 1,
+            "requested_at": "2026-12-03T08:04:36Z", "expires_at": "2026-12-03T08:34:36Z",
+            "on_timeout": "deny", "stage": 0
+        });
+        let old: Envelope = serde_json::from_value(stored.clone()).expect("old envelope");
+        assert_eq!(old.summary, "");
+        let stored_hash =
+            crate::canonical::sha256_hex(crate::canonical::to_string(&stored).as_bytes());
+        assert_eq!(
+            old.hash(),
+            stored_hash,
+            "an old envelope hashes to the same bytes"
+        );
+        let shown = Envelope {
+            summary: "Refund $45.99".into(),
+            ..old.clone()
+        };
+        let other = Envelope {
+            summary: "Refund $4.59".into(),
+            ..old.clone()
+        };
+        assert_ne!(shown.hash(), old.hash());
+        assert_ne!(
+            shown.hash(),
+            other.hash(),
+            "what the approver read is in the hash"
+        );
+        assert!(shown.mail_text().contains(
+            "Expires:   Thu 3 Dec 2026, 08:34 UTC (2026-12-03T08:34:36Z), then the call is denied"
+        ));
+    }
 
     #[test]
     fn diff_lists_changed_added_and_removed_paths() {

@@ -39,4 +39,5 @@ pub mod replica;
 pub mod schema;
 pub mod signing;
 pub mod stats;
+pub mod summary;
 pub mod web;

@@ -46,6 +46,13 @@ pub struct ToolEntryFile {
     /// Argument names (or `_meta.KEY`) that carry evidence references, e.g. a ticket id.
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// The one line an approver reads first: a template over the arguments, e.g.
+    /// `"Refund {amount_cents|money:USD} on order {order_id}"`. A field is an argument name or a
+    /// JSON pointer (`{/order/id}`, `{/_meta/ticket}`), optionally with one formatter:
+    /// `money:CUR` (minor units), `number`, `date` (RFC 3339 or unix seconds), `short:N`.
+    /// `{{` and `}}` are literal braces. Default: the tool and its target.
+    #[schemars(with = "Option<String>")]
+    pub summary: Option<Spanned<String>>,
     /// The tool definition this entry was reviewed against (`airlock map` shows each tool's
     /// `definition_hash`); a server presenting anything else is quarantined until re-pinned.
     pub pin: Option<String>,
@@ -89,6 +96,9 @@ pub struct ToolManifest {
     pub impact: String,
     pub reversal: Reversal,
     pub evidence: Vec<String>,
+    /// The approver's one-line summary template; `None`: the tool and its target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<crate::summary::Template>,
     /// Conditions that must hold for autopilot.
     #[serde(skip)]
     pub conditions: Vec<crate::condition::Condition>,
@@ -206,6 +216,18 @@ pub fn compile(
                 continue;
             }
         };
+        let summary = match e
+            .summary
+            .as_ref()
+            .map(|t| (t, crate::summary::Template::parse(t.get_ref())))
+        {
+            Some((_, Ok(t))) => Some(t),
+            Some((t, Err(msg))) => {
+                errors.push(src.error(Some(t.span()), &format!("{key}.summary"), msg.to_string()));
+                None
+            }
+            None => None,
+        };
         let mut conditions = Vec::new();
         for (j, c) in e.condition.iter().enumerate() {
             match crate::condition::compile(c.get_ref()) {
@@ -248,6 +270,7 @@ pub fn compile(
                 impact: e.impact,
                 reversal,
                 evidence: e.evidence,
+                summary,
                 conditions,
                 limits,
                 pin: e
@@ -337,6 +360,23 @@ evidence = ["order_id"]
         let e = load("[[tool]]\nserver = \"s\"\nname = \"t\"\nclass = \"c\"\ntarget = \"x\"\nimpact = \"y\"\nreversal = \"maybe\"\n").unwrap_err();
         assert_eq!(e[0].line, 7);
         assert_eq!(e[0].key, "tool[0].reversal");
+    }
+
+    #[test]
+    fn bad_summary_template_points_at_its_line_and_key() {
+        let e = load("[[tool]]\nserver = \"s\"\nname = \"t\"\nclass = \"c\"\ntarget = \"x\"\nimpact = \"y\"\nreversal = \"none: n\"\nsummary = \"Refund {amount|mony}\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (8, "tool[0].summary"));
+        assert!(
+            e[0].message
+                .contains("at character 16: unknown formatter `mony`"),
+            "{}",
+            e[0]
+        );
+        let ok = load("[[tool]]\nserver = \"s\"\nname = \"t\"\nclass = \"c\"\ntarget = \"x\"\nimpact = \"y\"\nreversal = \"none: n\"\nsummary = \"Refund {amount|money:USD}\"\n").unwrap();
+        assert_eq!(
+            ok[0].0.summary.as_ref().map(|t| t.source()),
+            Some("Refund {amount|money:USD}")
+        );
     }
 
     #[test]

@@ -113,6 +113,7 @@ mod tests {
                 reason: "no".into(),
             },
             evidence: vec![],
+            summary: None,
             conditions: vec![],
             limits: vec![],
             pin: pin.map(String::from),

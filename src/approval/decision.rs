@@ -193,6 +193,7 @@ impl Desk {
                 ));
             }
         }
-        Ok(e.with_arguments(args))
+        let summary = crate::envelope::summarize(manifest, &e.tool, &args, a.meta.as_ref());
+        Ok(e.with_arguments(args, summary))
     }
 }

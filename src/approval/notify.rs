@@ -8,8 +8,21 @@ use serde_json::json;
 
 use super::{Desk, stored};
 use crate::approval::state::Approval;
+use crate::envelope::Envelope;
 use crate::ledger::{Change, LedgerError, NewRow};
 use crate::mail::{Mail, Sent};
+
+/// The summary for a subject line, with the exposed tool name when the summary does not say it
+/// (a template's wording is the manifest's; the name is what runs).
+fn titled(e: &Envelope) -> String {
+    if e.summary.is_empty() {
+        e.tool.clone()
+    } else if e.summary.contains(&e.tool) {
+        e.summary.clone()
+    } else {
+        format!("{} ({})", e.summary, e.tool)
+    }
+}
 
 /// Waits between delivery attempts while the gate runs; after the last, the next start retries.
 const RETRY: [Duration; 4] = [
@@ -65,18 +78,13 @@ impl Desk {
         let e = &a.envelope;
         let mail = Mail {
             to: approver.to_string(),
-            subject: format!(
-                "[Airlock] Approve {}? ({}, decide by {})",
-                e.tool,
-                e.class,
-                e.expires_at
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default()
-            ),
+            subject: format!("[Airlock] Approve? {}", titled(e)),
             body: format!(
-                "Airlock needs a decision from role `{}`.\n\n{}\nOpen this link to see the full request and decide (approve, deny, modify or escalate).\nIt is yours alone: do not forward it.\n\n{link}\n\nApproval {} (stage {}).\n",
+                "{}\n\nAirlock needs a decision from role {}, by {}.\n\n{}\nOpen this link to see the full request and decide (approve, deny, modify or escalate).\nIt is yours alone: do not forward it.\n\n{link}\n\nApproval {} (stage {}).\n",
+                titled(e),
                 e.role,
-                e.summary(),
+                crate::summary::readable_time(e.expires_at),
+                e.mail_text(),
                 a.id,
                 e.stage
             ),
@@ -157,10 +165,10 @@ impl Desk {
         for to in &a.approvers {
             let mail = Mail {
                 to: to.clone(),
-                subject: format!("[Airlock] Outcome unknown: {}", a.envelope.tool),
+                subject: format!("[Airlock] Outcome unknown: {}", titled(&a.envelope)),
                 body: format!(
                     "Airlock stopped while running an approved call, so it cannot tell whether the call ran.\nIt will not run it again. Check the tool server before retrying.\n\n{}\nApproval {}.\n",
-                    a.envelope.summary(),
+                    a.envelope.mail_text(),
                     a.id
                 ),
                 key: format!("{}-unknown-{to}", a.id),

@@ -43,6 +43,7 @@ pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                 .get("annotations")
                 .cloned()
                 .unwrap_or(Value::Null);
+            row["summary"] = json!(manifest.map(|m| summary_of(m, &t.exposed)));
             rows.push(row);
         }
         for m in setup.manifests.iter() {
@@ -61,14 +62,10 @@ pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                     .iter()
                     .any(|(n, st)| *n == m.server && st == "running");
                 let state = if running { "stale" } else { "server_down" };
-                rows.push(class_row(
-                    &setup,
-                    &exposed,
-                    &m.server,
-                    &m.name,
-                    Some(&m.class),
-                    state,
-                ));
+                let mut row =
+                    class_row(&setup, &exposed, &m.server, &m.name, Some(&m.class), state);
+                row["summary"] = json!(summary_of(m, &exposed));
+                rows.push(row);
             }
         }
         servers.shutdown().await;
@@ -83,10 +80,10 @@ pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         );
     } else {
         println!("policy {}", setup.policy.version);
-        let line = |c: [&str; 7]| {
+        let line = |c: [&str; 8]| {
             println!(
-                "{:<32} {:<10} {:<20} {:<12} {:<10} {:<8} {}",
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+                "{:<32} {:<10} {:<20} {:<12} {:<10} {:<8} {:<12} {}",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
             )
         };
         line([
@@ -97,6 +94,7 @@ pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             "ROLE",
             "TIMEOUT",
             "ON TIMEOUT",
+            "SUMMARY",
         ]);
         for r in &rows {
             let s = |k: &str| r[k].as_str().unwrap_or("-");
@@ -108,10 +106,20 @@ pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                 s("role"),
                 s("timeout"),
                 s("on_timeout"),
+                s("summary"),
             ]);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What an approver's summary line says for a tool: its template as written (fields unfilled, as
+/// there is no call), or the default wording.
+fn summary_of(m: &airlock::manifest::ToolManifest, exposed: &str) -> String {
+    m.summary.as_ref().map_or_else(
+        || airlock::summary::default_summary(exposed, &m.target),
+        |t| t.source().to_string(),
+    )
 }
 
 fn class_row(

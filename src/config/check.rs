@@ -285,6 +285,7 @@ impl Setup {
                 .classes
                 .values()
                 .any(|c| !c.conditions.is_empty() || !c.limits.is_empty())
+            || self.manifests.iter().any(|m| m.summary.is_some())
     }
 
     /// Validate every condition against the input schema of each tool it applies to, as the tool
@@ -364,6 +365,36 @@ impl Setup {
                         message: format!("{} (tool `{}`)", message, m.name),
                     });
                 }
+            }
+        }
+        out.extend(self.validate_summaries(&schema_of));
+        out
+    }
+
+    /// Validate every manifest `summary` template's fields against its tool's input schema, as
+    /// conditions are (a tool not served right now is skipped: its summary shows what it finds).
+    pub fn validate_summaries<'a>(
+        &self,
+        schema_of: impl Fn(&str, &str) -> Option<&'a serde_json::Value>,
+    ) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for m in self.manifests.iter() {
+            let (Some(template), Some(schema)) = (&m.summary, schema_of(&m.server, &m.name)) else {
+                continue;
+            };
+            let (file, line) = m
+                .origin
+                .rsplit_once(':')
+                .map_or((m.origin.as_str(), 0), |(f, l)| (f, l.parse().unwrap_or(0)));
+            for message in template.validate(schema) {
+                out.push(Diagnostic {
+                    severity: crate::diag::Severity::Error,
+                    file: std::path::PathBuf::from(file),
+                    line,
+                    column: 1,
+                    key: format!("tool {}/{} summary", m.server, m.name),
+                    message: format!("{message} (tool `{}`)", m.name),
+                });
             }
         }
         out

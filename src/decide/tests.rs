@@ -120,6 +120,7 @@ fn manifest(class: &str, reversal: Reversal, evidence: &[&str]) -> ToolManifest 
         impact: "y".into(),
         reversal,
         evidence: evidence.iter().map(|s| s.to_string()).collect(),
+        summary: None,
         conditions: vec![],
         limits: vec![],
         pin: None,

@@ -6,6 +6,7 @@
 //! link from the request's Host header, and never decide anything itself: decisions go to the
 //! [`crate::approval`] desk, reviews to [`crate::quarantine`] and [`crate::drift::pauses`].
 
+mod envelope;
 mod review;
 mod stats;
 
@@ -19,15 +20,15 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use time::OffsetDateTime;
 
-use crate::approval::state::{Choice, Outcome, Status, Step};
-use crate::approval::{DecisionForm, Desk, DeskError, View};
-use crate::canonical;
+use crate::approval::state::{Choice, Step};
+use crate::approval::{DecisionForm, Desk, DeskError};
 use crate::drift::pauses::Pauses;
-use crate::envelope::Envelope;
 use crate::ledger::Ledger;
 use crate::live::Live;
 use crate::mcp::downstream::ToolServers;
 use crate::quarantine::Quarantine;
+
+pub use envelope::{envelope_html, heading_html, rendered_hash};
 
 /// How long a rendered page's form stays valid.
 const PAGE_TTL_SECS: i64 = 24 * 3600;
@@ -171,7 +172,7 @@ async fn show(
         Ok(view) => {
             let now = OffsetDateTime::now_utc().unix_timestamp();
             let nonce = desk.key().nonce(&token, now);
-            Html(page(&view, now, &nonce)).into_response()
+            Html(envelope::page(&view, now, &nonce)).into_response()
         }
         Err(e) => problem(&e),
     }
@@ -281,7 +282,7 @@ pub(crate) fn message_page(status: StatusCode, title: &str, text: &str) -> Respo
         status,
         Html(shell(
             title,
-            &format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text)),
+            &format!("<h1>{}</h1><p>{}</p>", esc(title), envelope::prose(text)),
         )),
     )
         .into_response()
@@ -308,142 +309,6 @@ pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// The envelope as the approver sees it. Deterministic, so its hash records what was shown.
-pub fn envelope_html(e: &Envelope) -> String {
-    let pretty = serde_json::to_string_pretty(&e.arguments).unwrap_or_default();
-    let evidence = if e.evidence.is_empty() {
-        "none".to_string()
-    } else {
-        e.evidence
-            .iter()
-            .map(|r| format!("{} = {}", r.field, canonical::to_string(&r.value)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let rows = [
-        (
-            "Action",
-            format!(
-                "<code>{}</code> on <code>{}</code>",
-                esc(&e.tool),
-                esc(&e.server)
-            ),
-        ),
-        ("Arguments", format!("<pre>{}</pre>", esc(&pretty))),
-        ("Class", esc(&e.class)),
-        ("Requested by", esc(&e.actor)),
-        ("Target", esc(&e.target)),
-        ("Business impact", esc(&e.impact)),
-        ("Evidence", esc(&evidence)),
-        (
-            "Why approval",
-            format!(
-                "{} <small>(rule <code>{}</code>, policy {})</small>",
-                esc(&e.reason),
-                esc(&e.rule),
-                esc(&e.policy_version)
-            ),
-        ),
-        ("Reversal", esc(&e.reversal)),
-        (
-            "Decided by",
-            format!(
-                "role <code>{}</code>, {} approval(s) needed",
-                esc(&e.role),
-                e.min_approvals
-            ),
-        ),
-        (
-            "Expires",
-            format!(
-                "{} — then {}",
-                esc(&rfc3339(&e.expires_at)),
-                esc(e.timeout_words())
-            ),
-        ),
-    ];
-    let mut html = String::from("<dl class=\"envelope\">");
-    for (k, v) in rows {
-        html.push_str(&format!("<dt>{k}</dt><dd>{v}</dd>"));
-    }
-    html.push_str(&format!(
-        "</dl><p class=\"hash\">Envelope {} · arguments sha256 {}</p>",
-        esc(&e.hash()),
-        esc(&e.arguments_sha256)
-    ));
-    html
-}
-
-/// SHA-256 of exactly the envelope HTML a page shows.
-pub fn rendered_hash(e: &Envelope) -> String {
-    canonical::sha256_hex(envelope_html(e).as_bytes())
-}
-
-fn page(v: &View, rendered_at: i64, nonce: &str) -> String {
-    let a = &v.approval;
-    let e = &a.envelope;
-    let state = match &a.status {
-        Status::Pending => format!(
-            "Waiting for a decision ({} of {} approvals so far).",
-            a.approved_by.len(),
-            e.min_approvals
-        ),
-        Status::Executing { .. } => "Approved; the call is running.".into(),
-        Status::Done(Outcome::Executed { .. }) => "Approved and executed.".into(),
-        Status::Done(Outcome::Denied { by, .. }) => format!("Denied ({by})."),
-        Status::Done(Outcome::Voided { reason }) => format!("Voided: {reason}. Nothing ran."),
-        Status::Done(Outcome::Expired) => "Expired without a decision; nothing ran.".into(),
-        Status::Done(Outcome::Failed { error }) => {
-            format!("Approved, but it could not run: {error}")
-        }
-        Status::Done(Outcome::OutcomeUnknown) => {
-            "Approved; outcome unknown (Airlock stopped while it ran). It will not run again."
-                .into()
-        }
-    };
-    let already = a.used.iter().any(|u| u.eq_ignore_ascii_case(&v.approver));
-    let form = if a.is_pending() && !already {
-        let args = serde_json::to_string_pretty(&e.arguments).unwrap_or_default();
-        format!(
-            r#"<form method="post">
-<input type="hidden" name="nonce" value="{nonce}"><input type="hidden" name="rendered_at" value="{rendered_at}"><input type="hidden" name="seen" value="{seen}">
-<label for="comment">Comment (optional, recorded with your decision)</label>
-<textarea id="comment" name="comment" rows="2"></textarea>
-<div class="buttons">
-<button name="action" value="approve" class="approve">Approve</button>
-<button name="action" value="deny" class="deny">Deny</button>
-<button name="action" value="escalate"{esc_disabled}>Escalate</button>
-</div>
-<details><summary>Modify the arguments</summary>
-<label for="arguments">Edited arguments (JSON). They are checked against the tool's input schema and re-decided; your approval binds to exactly these.</label>
-<textarea id="arguments" name="arguments" rows="8">{args}</textarea>
-<button name="action" value="modify">Modify</button>
-</details>
-</form>"#,
-            seen = rendered_hash(e),
-            esc_disabled = if v.can_escalate {
-                ""
-            } else {
-                " disabled title=\"this role has no escalate_to\""
-            },
-            args = esc(&args),
-        )
-    } else if already {
-        "<p>Your decision on this request is recorded.</p>".to_string()
-    } else {
-        String::new()
-    };
-    let body = format!(
-        "<h1>Approve <code>{tool}</code>?</h1><p class=\"who\">For {approver} · approval {id}</p><p class=\"state\">{state}</p>{envelope}{form}",
-        tool = esc(&e.tool),
-        approver = esc(&v.approver),
-        id = esc(&a.id),
-        state = esc(&state),
-        envelope = envelope_html(e),
-    );
-    shell(&format!("Approve {}?", e.tool), &body)
-}
-
 pub(crate) fn shell(title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><title>{title} · Airlock</title>
@@ -453,7 +318,8 @@ h1{{font-size:1.3rem;margin:.2rem 0}} .who,.hash{{color:#555;font-size:.8rem;wor
 dl.envelope{{display:grid;grid-template-columns:max-content 1fr;gap:.3rem .8rem;margin:1rem 0}} dt{{font-weight:600;color:#333}} dd{{margin:0;word-break:break-word}}
 pre{{margin:0;white-space:pre-wrap;background:#f7f7f7;padding:.4rem;border-radius:4px;font-size:.85rem}}
 textarea,input,select{{width:100%;box-sizing:border-box;font:inherit;padding:.3rem}} h2{{font-size:1.1rem;margin-top:1.5rem}} table{{border-collapse:collapse;font-size:.85rem;display:block;overflow-x:auto}} td,th{{border-bottom:1px solid #ddd;padding:.2rem .4rem;text-align:right}} td:first-child{{text-align:left}} h3{{font-size:1rem}} label{{display:block;margin-top:.6rem;font-size:.9rem}}
-.buttons{{display:flex;gap:.5rem;margin:.8rem 0;flex-wrap:wrap}} button{{font:inherit;padding:.6rem 1.1rem;border-radius:6px;border:1px solid #888;background:#fff}}
+.buttons{{display:flex;gap:.5rem;margin:.8rem 0;flex-wrap:wrap}} button{{font:inherit;padding:.6rem 1.1rem;border-radius:6px;border:1px solid #888;background:#fff}} .buttons button{{flex:1}}
+h1 small{{font-size:.8rem;font-weight:400}} small{{color:#555}} dl.args{{display:grid;grid-template-columns:max-content 1fr;gap:0 .6rem;margin:0}} dl.args dt{{font-weight:400;color:#555}} details{{margin:.3rem 0}} summary{{color:#333;cursor:pointer}}
 button.approve{{background:#0a7d32;color:#fff;border-color:#0a7d32}} button.deny{{background:#b3261e;color:#fff;border-color:#b3261e}}
 @media (max-width:30rem){{dl.envelope{{grid-template-columns:1fr}} dt{{margin-top:.4rem}}}}
 </style></head><body>{body}</body></html>"#,

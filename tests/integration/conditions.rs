@@ -22,6 +22,7 @@ class = "financial"
 target = "payments.refunds"
 impact = "Moves money to a customer"
 reversal = "none: refunds cannot be clawed back"
+summary = "Refund {amount_cents|money:USD} on order {order_id}"
 
 [[tool]]
 server = "shop"
@@ -111,14 +112,14 @@ async fn a_refund_under_the_threshold_runs_and_one_over_it_waits_for_approval() 
         mails
             .iter()
             .map(unfold)
-            .any(|m| m.contains("`/amount_cents` = 20000 is not <= 10000")),
+            .any(|m| m.contains("/amount_cents = 20000 is not <= 10000")),
         "{mails:?}"
     );
     assert!(
         mails
             .iter()
             .map(unfold)
-            .any(|m| m.contains("`/to` = \"eve@evil.com\" is not addresses at example.com")),
+            .any(|m| m.contains("/to = \"eve@evil.com\" is not addresses at example.com")),
         "{mails:?}"
     );
 }
@@ -161,7 +162,7 @@ fn check_refuses_a_condition_on_an_argument_the_tool_does_not_have() {
     let t = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{t}");
     let file = w.path("m/shop.toml").display().to_string();
-    assert!(t.contains(&format!("{file}:9:1: error: tool shop/send_customer_email condition: the tool's input schema has no argument at `/recipient`")), "{t}");
+    assert!(t.contains(&format!("{file}:10:1: error: tool shop/send_customer_email condition: the tool's input schema has no argument at `/recipient`")), "{t}");
     // a class condition is checked against every tool of the class
     w.write("p/policy.toml", &POLICY.replace("/amount_cents", "/amount"));
     let t = String::from_utf8_lossy(&w.airlock(&["check"]).stdout).into_owned();
@@ -189,6 +190,34 @@ fn check_refuses_a_condition_on_an_argument_the_tool_does_not_have() {
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("error(s) in conditions; nothing was started")
+    );
+}
+
+#[test]
+fn check_refuses_a_summary_field_the_tool_does_not_have_or_cannot_format() {
+    let w = world(&MANIFESTS.replace("{amount_cents|money:USD}", "{amount|money:USD}"));
+    let out = w.airlock(&["check"]);
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let file = w.path("m/shop.toml").display().to_string();
+    assert!(t.contains(&format!("{file}:1:1: error: tool shop/refund_order summary: `{{amount}}`: the tool's input schema has no argument at `/amount` (tool `refund_order`)")), "{t}");
+    let w = world(&MANIFESTS.replace("{order_id}\"", "{order_id|money:USD}\""));
+    let t = String::from_utf8_lossy(&w.airlock(&["check"]).stdout).into_owned();
+    assert!(
+        t.contains(
+            "`{order_id}` is string in the tool's input schema; `money:USD` needs integer or number"
+        ),
+        "{t}"
+    );
+    // a syntax error is found offline, at its line and key
+    let w = world(&MANIFESTS.replace("{order_id}\"", "{order_id\""));
+    let file = w.path("m/shop.toml").display().to_string();
+    let t = String::from_utf8_lossy(&w.airlock(&["check", "--offline"]).stdout).into_owned();
+    assert!(
+        t.contains(&format!(
+            "{file}:8:11: error: tool[0].summary: at character 42: `{{` is never closed"
+        )),
+        "{t}"
     );
 }
 
@@ -241,6 +270,13 @@ async fn an_edit_that_would_need_another_role_is_refused_on_the_approval_page() 
             })
             .find(|m| m.contains("finance@example.com"));
         if let Some(m) = mail {
+            // the summary leads: the subject, and the body's first line
+            let lines = m.replace("\r\n", "\n");
+            assert!(
+                lines.contains("Subject: [Airlock] Approve? Refund $200.00 on order A-1001 (refund_order)")
+                    && lines.contains("\n\nRefund $200.00 on order A-1001 (refund_order)\n\nAirlock needs a decision from role finance, by "),
+                "{m}"
+            );
             let start = m.find("http://").expect("link");
             link = m[start..].split_whitespace().next().map(String::from);
             break;
@@ -258,7 +294,7 @@ async fn an_edit_that_would_need_another_role_is_refused_on_the_approval_page() 
     );
     assert_eq!(status, 422, "{page}");
     assert!(
-        page.contains("would need approval by role `cfo`, not `finance`"),
+        page.contains("would need approval by role <code>cfo</code>, not <code>finance</code>"),
         "{page}"
     );
     agent.close().await;

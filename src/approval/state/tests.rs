@@ -10,6 +10,7 @@ const T0: OffsetDateTime = datetime!(2026-11-24 12:00 UTC);
 
 fn approval(min: u32, on_timeout: OnTimeout) -> Approval {
     let envelope = Envelope {
+        summary: "Refund 500".into(),
         tool: "refund_order".into(),
         server: "shop".into(),
         tool_name: "refund_order".into(),
@@ -121,6 +122,7 @@ fn modify_binds_the_approval_to_the_edited_arguments() {
             .as_object()
             .cloned()
             .unwrap_or_default(),
+        "Refund 100".into(),
     );
     assert_eq!(
         a.modify("ann@example.com", edited, SOON),
@@ -128,6 +130,10 @@ fn modify_binds_the_approval_to_the_edited_arguments() {
     );
     assert_ne!(a.envelope_hash, before);
     assert_eq!(a.envelope.arguments, json!({"amount_cents": 100}));
+    assert_eq!(
+        a.envelope.summary, "Refund 100",
+        "the summary follows the edit"
+    );
     assert_eq!(a.envelope_hash, a.envelope.hash());
 }
 
@@ -135,7 +141,7 @@ fn modify_binds_the_approval_to_the_edited_arguments() {
 fn modify_with_two_approvers_asks_the_others_again() {
     let mut a = approval(2, OnTimeout::Deny);
     a.vote("bob@example.com", true, SOON).unwrap();
-    let edited = a.envelope.with_arguments(Map::new());
+    let edited = a.envelope.with_arguments(Map::new(), String::new());
     assert_eq!(
         a.modify("ann@example.com", edited, SOON),
         Ok(Step::NewStage)
