@@ -138,6 +138,12 @@ enum Command {
     },
     /// Print the JSON Schema of a file kind.
     Schema { kind: SchemaKind },
+    /// The walk-through: write a demo setup into a directory, start the gate on it, and make one
+    /// call down each path (autopilot, conditional, deny, held for review, approval by a person).
+    Demo(demo::DemoArgs),
+    /// Serve the demo shop as an MCP tool server on stdio (what `builtin = "demo-shop"` starts).
+    #[command(name = "demo-shop", hide = true)]
+    DemoShop(airlock::mcp::demo_shop::Options),
     /// Work with policy files.
     Policy {
         #[command(subcommand)]
@@ -185,6 +191,7 @@ pub(crate) struct ConfigArg {
 }
 
 mod audit;
+mod demo;
 mod inspect;
 mod ledger;
 mod review;
@@ -242,6 +249,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     json,
                 },
         } => inspect::policy_diff(&config.config, &old, &new, json),
+        Command::Demo(args) => demo::demo(&args),
+        Command::DemoShop(options) => {
+            runtime()?.block_on(airlock::mcp::demo_shop::run(options))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Quarantine { command } => review::quarantine(command),
         Command::Drift { command } => review::drift(command),
         Command::Schema { kind } => {

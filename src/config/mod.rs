@@ -272,31 +272,8 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
                 format!("server `{name}` is defined twice"),
             ));
         }
-        let command = match (&s.command, &s.url) {
-            (Some(c), None) if !c.trim().is_empty() => c.clone(),
-            (Some(_), Some(_)) => {
-                errors.push(src.error(
-                    Some(span.clone()),
-                    &key,
-                    "give either `command` or `url`, not both",
-                ));
-                continue;
-            }
-            (None, Some(u)) => {
-                if let Err(why) = http::check_server_url(u, s.allow_remote) {
-                    errors.push(src.error(Some(span.clone()), &format!("{key}.url"), why));
-                    continue;
-                }
-                String::new()
-            }
-            _ => {
-                errors.push(src.error(
-                    Some(span.clone()),
-                    &format!("{key}.command"),
-                    "a server needs a `command` to start",
-                ));
-                continue;
-            }
+        let Some((command, args)) = program(src, span.clone(), s, &key, &mut errors) else {
+            continue;
         };
         let prefix = s.prefix.clone().unwrap_or_else(|| format!("{name}__"));
         if !prefix
@@ -351,7 +328,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             command,
             url: s.url.clone(),
             headers: s.headers.clone(),
-            args: s.args.clone(),
+            args,
             env: s.env.clone(),
             cwd,
             prefix,
@@ -465,6 +442,54 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         })
     } else {
         Err(errors)
+    }
+}
+
+/// What starts a server: (program, arguments) of a stdio one (`command`, or a `builtin` resolved
+/// to this executable), or an empty program for a `url` one; `None` after recording its error.
+fn program(
+    src: &Source,
+    span: std::ops::Range<usize>,
+    s: &ServerSection,
+    key: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<(String, Vec<String>)> {
+    match (&s.command, &s.url, &s.builtin) {
+        (Some(c), None, None) if !c.trim().is_empty() => Some((c.clone(), s.args.clone())),
+        (None, Some(u), None) => match http::check_server_url(u, s.allow_remote) {
+            Ok(()) => Some((String::new(), s.args.clone())),
+            Err(why) => {
+                errors.push(src.error(Some(span), &format!("{key}.url"), why));
+                None
+            }
+        },
+        (None, None, Some(b)) => match server::builtin_command(b.get_ref(), &s.args) {
+            Ok(found) => Some(found),
+            Err(why) => {
+                errors.push(src.error(Some(b.span()), &format!("{key}.builtin"), why));
+                None
+            }
+        },
+        (None, None, None) => {
+            errors.push(src.error(
+                Some(span),
+                &format!("{key}.command"),
+                "a server needs a `command` to start (or a `url`, or a `builtin`)",
+            ));
+            None
+        }
+        (Some(_), None, None) => {
+            errors.push(src.error(Some(span), &format!("{key}.command"), "`command` is empty"));
+            None
+        }
+        _ => {
+            errors.push(src.error(
+                Some(span),
+                key,
+                "give one of `command`, `url` or `builtin`, not several",
+            ));
+            None
+        }
     }
 }
 

@@ -17,6 +17,10 @@ pub struct ServerSection {
     pub name: Spanned<String>,
     /// Program of a stdio tool server (started as a child process).
     pub command: Option<String>,
+    /// A tool server built into Airlock's own binary, started as a child over stdio (instead of
+    /// `command` or `url`): `demo-shop`, the fake shop of the demo. `args` are its flags.
+    #[schemars(with = "Option<String>")]
+    pub builtin: Option<Spanned<String>>,
     #[serde(default)]
     pub args: Vec<String>,
     /// Extra environment variables for the child process.
@@ -59,6 +63,28 @@ pub struct ServerConfig {
     pub timeout: Duration,
     /// How often its tools are listed again, if at all.
     pub relist: Option<Duration>,
+}
+
+/// The tool servers built into the binary, by their `builtin` name.
+pub const BUILTINS: &[&str] = &[crate::mcp::demo_shop::BUILTIN];
+
+/// The program and arguments that start built-in server `name`: this very executable, with the
+/// hidden subcommand of that name and the server's `args`.
+pub(super) fn builtin_command(
+    name: &str,
+    args: &[String],
+) -> Result<(String, Vec<String>), String> {
+    if !BUILTINS.contains(&name) {
+        return Err(format!(
+            "`{name}` is not a built-in tool server (built in: {})",
+            BUILTINS.join(", ")
+        ));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find Airlock's own executable to start `{name}`: {e}"))?;
+    let mut all = vec![name.to_string()];
+    all.extend(args.iter().cloned());
+    Ok((exe.display().to_string(), all))
 }
 
 impl ServerConfig {

@@ -10,12 +10,16 @@
 //! - [`agents`]: the connected agents, what each listens for, and their resource subscriptions.
 //! - `order`: a call's progress and log messages reach its agent before its result.
 //! - `passthrough`: resources and prompts from the tool servers (reads; recorded, not gated).
+//! - [`demo_shop`]: the fake shop the demo and the tests put behind the gate (a tool server).
+//! - [`client`]: a plain MCP client of a child over stdio, answering in JSON (the demo's agent).
 //!
 //! It must never decide whether a call runs (that is the gate and the decision core), and it must
 //! never let an rmcp type escape into the rest of the crate: everything crossing this boundary is a
 //! domain type or plain JSON.
 
 pub mod agents;
+pub mod client;
+pub mod demo_shop;
 pub mod downstream;
 pub mod http;
 mod order;

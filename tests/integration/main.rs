@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod conditions;
 mod conformance;
+mod demo;
 mod drift;
 mod gate;
 mod held_replicas;
