@@ -1,4 +1,5 @@
-//! What an approver does, shared by the examples that play one (`quickstart`, `approval_rtt`):
+//! What an approver does, shared by the examples that play one (`approval_rtt`; `airlock demo`
+//! has its own in src/cli/demo/person.rs):
 //! find the approval mail in the outbox, take its link, and fill the page's form. It reads only
 //! the outbox it is given and talks only to the link in the mail.
 
