@@ -212,7 +212,7 @@ pub(super) fn relative(now: OffsetDateTime, then: OffsetDateTime) -> String {
 }
 
 /// An instant, readable, with the exact UTC second beside it (and in `datetime`).
-fn time_html(t: OffsetDateTime) -> String {
+pub(super) fn time_html(t: OffsetDateTime) -> String {
     format!(
         "{} <small><time datetime=\"{}\">{}</time></small>",
         esc(&readable_time(t)),

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Web, esc, message_page, rfc3339, shell};
+use super::{Web, esc, message_page, shell};
 use crate::drift::Pause;
 use crate::ledger::NewRow;
 use crate::quarantine::classify::{self, Classification, Subject};
@@ -328,7 +328,7 @@ fn pause_html(p: &Pause) -> String {
         "<dl class=\"envelope\"><dt>Scope</dt><dd><code>{}</code></dd><dt>Limit</dt><dd>{}</dd><dt>Paused since</dt><dd>{}</dd><dt>Tripped by</dt><dd>call <code>{}</code> (held for review)</dd></dl>",
         esc(&p.scope),
         esc(&p.limit),
-        esc(&rfc3339(&p.since)),
+        super::envelope::time_html(p.since),
         esc(&p.call_id)
     )
 }
@@ -423,8 +423,8 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>)
                 "<div class=\"state\"><p>Call <code>{id}</code> by {actor}, held {at}<br><small>{why}</small></p><pre>{args}</pre><form method=\"post\" action=\"/review/{t}/held/{id}\">{by_field}<label>Reason (for a rejection)</label><input name=\"reason\"><div class=\"buttons\"><button name=\"action\" value=\"release\" class=\"approve\">Release (run once)</button><button name=\"action\" value=\"reject\" class=\"deny\">Reject</button></div></form></div>",
                 id = esc(&h.id),
                 actor = esc(&h.actor),
-                at = esc(&rfc3339(&h.held_at)),
-                why = esc(&h.reason),
+                at = super::envelope::time_html(h.held_at),
+                why = super::envelope::prose(&h.reason),
                 args = esc(&args),
                 t = esc(&token),
             ));

@@ -38,7 +38,15 @@ async fn approve_runs_the_call_once_and_the_ledger_tells_the_whole_story() {
     let waiting = call_in_background(&agent, refund(500));
 
     let mail = smtp.wait_for("ann@example.com", "refund_order", 1).await;
-    assert!(mail.subject.contains("financial"), "{}", mail.subject);
+    assert_eq!(
+        mail.subject,
+        "[Airlock] Approve? Refund $5.00 on order A-1001 (refund_order)"
+    );
+    assert_eq!(
+        mail.body.lines().next(),
+        Some("Refund $5.00 on order A-1001 (refund_order)"),
+        "the summary is the first line"
+    );
     for line in [
         "Action:    refund_order",
         "Class:     financial",
@@ -280,7 +288,7 @@ async fn escalate_asks_the_senior_role_by_mail() {
         .link();
     assert_eq!(get(&bob).0, 404);
     let cfo = smtp.wait_for("cfo@example.com", "refund_order", 1).await;
-    assert!(cfo.body.contains("role `cfo`"), "{}", cfo.body);
+    assert!(cfo.body.contains("decision from role cfo"), "{}", cfo.body);
     let (status, _) = decide(&cfo.link(), "approve", &[]);
     assert_eq!(status, 200);
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The approval page as a person sees it on a phone: headless Chromium (Debian `chromium`) at
-//! 390×844 renders it, the DOM holds every envelope field, and a screenshot is kept as a test
-//! artefact in `target/tmp/approval-page-phone.png`.
+//! 390×844 renders it, the DOM holds every envelope field, nothing but the summary heading and a
+//! one-line state precedes the decision form (so the buttons are above the fold), and a
+//! screenshot is kept as a test artefact in `target/tmp/approval-page-phone.png`.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -60,6 +61,10 @@ async fn the_approval_page_on_a_phone_shows_every_envelope_field() {
 
     let dom = chromium(&["--dump-dom", &link], profile.path());
     let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let _ = std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("approval-page-phone.html"),
+        &dom,
+    );
     for label in [
         "Action",
         "Arguments",
@@ -78,19 +83,49 @@ async fn the_approval_page_on_a_phone_shows_every_envelope_field() {
             "page lacks the {label} field"
         );
     }
-    // the expiry the mail announced is the one the page shows
+    // the expiry the mail announced is the one the page shows, readable and exact
     let expires = mail
         .body
         .lines()
         .find_map(|l| l.strip_prefix("Expires:"))
-        .and_then(|l| l.split(" (then").next())
-        .map(str::trim)
         .unwrap_or_default()
+        .trim()
         .to_string();
-    assert!(expires.starts_with("20"), "{}", mail.body);
+    let (readable, exact) = expires
+        .split_once(" (")
+        .and_then(|(r, rest)| Some((r, rest.split_once(')')?.0)))
+        .unwrap_or_else(|| panic!("{}", mail.body));
+    assert!(
+        readable.ends_with(" UTC") && exact.ends_with('Z'),
+        "{expires}"
+    );
+    // the summary leads the page; only a one-line state stands between it and the form
+    let body = dom.split_once("<body>").map_or("", |(_, b)| b).trim_start();
+    let before_form = body.split("<form").next().unwrap_or_default().trim_end();
+    let (heading, state) = before_form.split_once("</h1>").unwrap_or_default();
+    assert_eq!(
+        heading, "<h1>Refund $45.99 on order A-1001 <small><code>refund_order</code></small>",
+        "{body}"
+    );
+    assert!(
+        state.starts_with("<p class=\"state\">Waiting for a decision")
+            && state.ends_with("</p>")
+            && state.matches('<').count() == 2,
+        "only the state line precedes the form: {before_form}"
+    );
+    assert!(
+        body.find(">Approve</button>") < body.find("<dl class=\"envelope\">"),
+        "the buttons come before the details"
+    );
+    assert!(!dom.contains('`'), "no markdown punctuation on the page");
     for value in [
-        expires.as_str(),
+        readable,
+        exact,
+        "<title>Approve? Refund $45.99 on order A-1001 · Airlock</title>",
         "<dt>Evidence</dt><dd>none</dd>",
+        "<dt>amount_cents</dt><dd><code>4599</code></dd>",
+        "needs approval by role <code>finance</code>",
+        "<summary>Hashes</summary>",
         "refund_order",
         "4599",
         "financial",
@@ -99,7 +134,7 @@ async fn the_approval_page_on_a_phone_shows_every_envelope_field() {
         "Moves money to a customer",
         "needs approval by role",
         "policy test-approvals",
-        "none: refunds cannot be clawed back",
+        "cannot be undone: refunds cannot be clawed back",
         "then the call is denied",
     ] {
         assert!(dom.contains(value), "page lacks `{value}`");
