@@ -145,6 +145,7 @@ fn map_lists_classes_paths_unclassified_and_stale_tools() {
     w.write(
         "m/m.toml",
         "[[tool]]\nserver = \"shop\"\nname = \"refund_order\"\nclass = \"financial\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: no\"\n\
+         summary = \"Refund {amount_cents|money:USD}\"\n\
          [[tool]]\nserver = \"shop\"\nname = \"retired_tool\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: no\"\n",
     );
     w.write_config(&format!(
@@ -177,6 +178,14 @@ fn map_lists_classes_paths_unclassified_and_stale_tools() {
     );
     assert_eq!(refund["timeout"], "30m");
     assert_eq!(refund["on_timeout"], "deny");
+    // the summary column: the template as written, or the default wording
+    assert_eq!(refund["summary"], "Refund {amount_cents|money:USD}");
+    assert_eq!(tool("retired_tool")["summary"], "retired_tool on t");
+    assert_eq!(
+        tool("echo")["summary"],
+        Value::Null,
+        "no manifest, no summary"
+    );
     assert_eq!(tool("echo")["path"], "quarantine");
     assert_eq!(tool("echo")["state"], "unclassified");
     assert_eq!(tool("retired_tool")["path"], "stale");
@@ -189,7 +198,8 @@ fn map_lists_classes_paths_unclassified_and_stale_tools() {
     assert!(
         table.lines().any(|l| l.starts_with("refund_order")
             && l.contains("approve")
-            && l.contains("finance")),
+            && l.contains("finance")
+            && l.ends_with("Refund {amount_cents|money:USD}")),
         "{table}"
     );
 }
