@@ -32,6 +32,9 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
     let setup = Arc::new(loaded);
     let rt = runtime()?;
     let served = rt.block_on(async move {
+        // Caught before anything listens: a SIGTERM while the gate starts (its pages may already
+        // answer) stops it cleanly instead of killing it.
+        let mut shutdown = Shutdown::install()?;
         let cfg = &setup.config;
         let signer = Signer::load_or_create(&cfg.signing_key_path)?;
         let ledger = Arc::new(Ledger::open_at(&replica_of(cfg, path, http_override), Some(signer.clone()))?);
@@ -146,11 +149,11 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
                 }
                 false
             }
-            _ = shutdown_signal() => true,
+            _ = shutdown.wait() => true,
         };
         if http_bind.is_some() && !signalled {
             tracing::info!("stdio agent gone; serving HTTP agents until SIGTERM or Ctrl-C");
-            shutdown_signal().await;
+            shutdown.wait().await;
         }
         stop.cancel();
         // The agent has gone. Let calls already running finish and record their outcome; pending
@@ -184,22 +187,37 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
     served
 }
 
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C (SIGINT), listened for from the moment it is installed.
+struct Shutdown {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn install() -> std::io::Result<Shutdown> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Shutdown {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Shutdown {})
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Write a file only its owner can read (replacing an old one).

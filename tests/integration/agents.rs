@@ -1,7 +1,6 @@
 //! Shared harness for agents that reach Airlock over streamable HTTP: a token per actor,
 //! `airlock serve` listening on a port, and where the npm peers are installed.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use crate::smtp::http;
@@ -75,14 +74,4 @@ pub fn serve_config(config: &std::path::Path, args: &[&str], base: &str) -> Serv
     let _ = child.kill();
     let _ = child.wait();
     panic!("airlock serve --http did not come up");
-}
-
-/// Where `.ci/install-peers` installs npm peers: `$AIRLOCK_PEERS_DIR`, or `~/.cache/airlock-peers`.
-pub fn npm_bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("AIRLOCK_PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airlock-peers")
-        });
-    dir.join("node_modules/.bin").join(name)
 }

@@ -30,9 +30,10 @@ async fn finish(agent: Arc<Agent>) {
     }
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn approve_runs_the_call_once_and_the_ledger_tells_the_whole_story() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(smtp.port, APPROVE_30M);
     let agent = Arc::new(w.agent().await);
     let waiting = call_in_background(&agent, refund(500));
@@ -181,9 +182,10 @@ async fn approve_runs_the_call_once_and_the_ledger_tells_the_whole_story() {
     );
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn deny_tells_the_agent_the_reason_and_nothing_runs() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(smtp.port, APPROVE_30M);
     let agent = Arc::new(w.agent().await);
     let waiting = call_in_background(&agent, refund(500));
@@ -208,9 +210,10 @@ async fn deny_tells_the_agent_the_reason_and_nothing_runs() {
     assert!(w.executed("executed.jsonl").is_empty());
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn modify_runs_exactly_the_edited_arguments_and_bad_edits_are_refused() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(smtp.port, APPROVE_30M);
     let agent = Arc::new(w.agent().await);
     let waiting = call_in_background(&agent, refund(5000));
@@ -268,9 +271,10 @@ async fn modify_runs_exactly_the_edited_arguments_and_bad_edits_are_refused() {
     );
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn escalate_asks_the_senior_role_by_mail() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(smtp.port, APPROVE_30M);
     let agent = Arc::new(w.agent().await);
     let waiting = call_in_background(&agent, refund(900));
@@ -298,9 +302,10 @@ async fn escalate_asks_the_senior_role_by_mail() {
     finish(agent).await;
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn forged_cross_and_incomplete_requests_are_refused() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(smtp.port, APPROVE_30M);
     let agent = Arc::new(w.agent().await);
     let first = call_in_background(&agent, refund(100));
@@ -357,9 +362,10 @@ async fn forged_cross_and_incomplete_requests_are_refused() {
     assert!(rows.iter().all(|r| r["kind"] != "execution_intent"));
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn two_approvers_are_needed_and_a_duplicate_click_counts_once() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "30m", min_approvals = 2 }"#,
@@ -398,7 +404,7 @@ async fn two_approvers_are_needed_and_a_duplicate_click_counts_once() {
 }
 
 async fn timed_out(policy: &str) -> (World, Smtp, rmcp::model::CallToolResult, Vec<Value>) {
-    let smtp = Smtp::start().expect("checked by caller");
+    let smtp = Smtp::start();
     let w = World::approvals(smtp.port, policy);
     let agent = Arc::new(w.agent().await);
     let result = agent.call("refund_order", refund(300)).await;
@@ -409,11 +415,10 @@ async fn timed_out(policy: &str) -> (World, Smtp, rmcp::model::CallToolResult, V
     (w, smtp, result, rows)
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn timeouts_deny_expire_or_escalate_and_each_is_a_ledger_row() {
-    if Smtp::start().is_none() {
-        return;
-    }
+    crate::support::require(crate::support::Peer::Smtp);
     let (w, _smtp, r, rows) =
         timed_out(r#"{ path = "approve", role = "finance", timeout = "1s", on_timeout = "deny" }"#)
             .await;
@@ -458,9 +463,10 @@ async fn timeouts_deny_expire_or_escalate_and_each_is_a_ledger_row() {
     assert_eq!(timeouts[1]["body"]["role"], "cfo");
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn kill_9_with_approvals_pending_loses_nothing_and_runs_nothing_twice() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(smtp.port, APPROVE_30M);
     let (agent, mut child) = w.killable_agent().await;
     let agent = Arc::new(agent);
@@ -552,9 +558,10 @@ async fn kill_9_with_approvals_pending_loses_nothing_and_runs_nothing_twice() {
     );
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn a_crash_while_an_approved_call_runs_is_never_retried() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals_with(smtp.port, APPROVE_30M, &["--refund-delay-ms", "60000"]);
     let (agent, mut child) = w.killable_agent().await;
     let agent = Arc::new(agent);
@@ -614,12 +621,13 @@ impl rmcp::ClientHandler for TaskAgent {
     }
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn a_tasks_client_gets_a_task_that_survives_a_gate_restart() {
     use rmcp::model::{
         CallToolRequestParams, CallToolResponse, GetTaskParams, TaskPayload, TaskStatus,
     };
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(smtp.port, APPROVE_30M);
     let (client, mut child) = w.client(TaskAgent).await;
     let mut p = CallToolRequestParams::new("refund_order");
@@ -665,9 +673,10 @@ async fn a_tasks_client_gets_a_task_that_survives_a_gate_restart() {
     assert_eq!(w.executed("executed.jsonl"), ["refund_order"]);
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn a_late_post_after_expiry_is_refused_and_logged() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "2s", on_timeout = "deny" }"#,
@@ -715,9 +724,10 @@ async fn a_late_post_after_expiry_is_refused_and_logged() {
     );
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn approve_and_deny_at_the_same_moment_end_in_exactly_one_outcome() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(smtp.port, APPROVE_30M);
     let agent = Arc::new(w.agent().await);
     let waiting = call_in_background(&agent, refund(66));
@@ -792,11 +802,10 @@ async fn approve_and_deny_at_the_same_moment_end_in_exactly_one_outcome() {
     }
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn after_a_restart_unsent_mail_is_sent_and_expired_timers_fire() {
-    if !Smtp::available() {
-        return;
-    }
+    crate::support::require(crate::support::Peer::Smtp);
     // The SMTP server is down when the approval is opened: the mail cannot go out.
     let port = free_port();
     let w = World::approvals(port, APPROVE_30M);
@@ -811,7 +820,7 @@ async fn after_a_restart_unsent_mail_is_sent_and_expired_timers_fire() {
     assert!(call.await.expect("agent task").is_err());
     drop(agent);
     // The server comes back; so does the gate, which sends what it owes.
-    let smtp = Smtp::start_on(port).expect("aiosmtpd");
+    let smtp = Smtp::start_on(port);
     let (agent2, _child2) = w.killable_agent().await;
     let mail = smtp.wait_for("ann@example.com", "refund_order", 1).await;
     smtp.wait_for("bob@example.com", "refund_order", 1).await;
@@ -829,7 +838,7 @@ async fn after_a_restart_unsent_mail_is_sent_and_expired_timers_fire() {
     assert_eq!(rows.iter().filter(|r| r["kind"] == "mail_sent").count(), 2);
 
     // A clock that ran out while the gate was down fires at the next start.
-    let smtp = Smtp::start().expect("aiosmtpd");
+    let smtp = Smtp::start();
     let w = World::approvals(
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "2s", on_timeout = "deny" }"#,
@@ -839,9 +848,10 @@ async fn after_a_restart_unsent_mail_is_sent_and_expired_timers_fire() {
     expires_after_restart(&w, &link).await;
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn modify_with_two_approvers_mails_the_other_and_runs_the_edit_once_both_agree() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "30m", min_approvals = 2 }"#,
@@ -902,9 +912,10 @@ impl rmcp::ClientHandler for ProgressAgent {
     }
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn a_waiting_agent_gets_progress_then_a_pending_answer_it_can_follow_up() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = World::approvals(smtp.port, APPROVE_30M);
     let config = std::fs::read_to_string(w.config())
         .expect("config")

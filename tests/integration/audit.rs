@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{REPO, World, peer_available};
+use crate::support::{REPO, World, Peer, require};
 
 fn stdout(w: &World, args: &[&str]) -> String {
     let out = w.airlock(args);
@@ -54,9 +54,7 @@ fn python_verify(file: &std::path::Path, key: Option<&str>) -> (bool, String) {
 
 #[tokio::test]
 async fn an_export_verifies_independently_and_the_ledger_holds_to_its_checkpoint() {
-    if !peer_available("python3", Command::new("python3").arg("--version")) {
-        return;
-    }
+    require(Peer::Python);
     let w = history().await;
     let public = stdout(&w, &["keys", "public"]).trim().to_string();
     assert_eq!(public.len(), 64, "{public}");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::smtp::{Smtp, decide, get};
-use crate::support::{World, is_error, peer_available};
+use crate::support::{World, is_error, Peer, require};
 
 fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
     Command::new("chromium")
@@ -31,15 +31,11 @@ fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
         .expect("run chromium")
 }
 
+#[ignore = "needs aiosmtpd and chromium; scripts/test runs it"]
 #[tokio::test]
 async fn the_approval_page_on_a_phone_shows_every_envelope_field() {
-    if !peer_available(
-        "chromium (apt-get install chromium)",
-        Command::new("chromium").arg("--version"),
-    ) {
-        return;
-    }
-    let Some(smtp) = Smtp::start() else { return };
+    require(Peer::Chromium);
+    let smtp = Smtp::start();
     let w = World::approvals(
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }"#,

@@ -51,9 +51,10 @@ fn tag(n: usize) -> Value {
     json!({"order_id": "A-1001", "tag": format!("t{n}")})
 }
 
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
 #[tokio::test]
 async fn a_breach_pauses_autopilot_mails_the_role_and_resuming_from_the_link_lets_calls_run() {
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let w = world(&format!("smtp = \"smtp://127.0.0.1:{}\"", smtp.port));
     let agent = w.agent().await;
     for n in 0..2 {

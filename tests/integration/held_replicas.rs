@@ -6,14 +6,11 @@ use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
 use crate::agents::{Serving, token};
-use crate::replicas::{replica, rows, session, skip, verify};
+use crate::replicas::{replica, rows, session, verify};
 use crate::support::{self, World};
 
 #[tokio::test]
 async fn a_call_held_on_one_replica_is_released_once_even_from_two() {
-    if skip() {
-        return;
-    }
     let w = crate::review::world();
     let (token, entry) = token("agent:a");
     let config = std::fs::read_to_string(w.config()).expect("config");
@@ -65,9 +62,6 @@ async fn a_call_held_on_one_replica_is_released_once_even_from_two() {
 
 #[tokio::test]
 async fn a_release_under_way_when_its_replica_dies_becomes_outcome_unknown_once() {
-    if skip() {
-        return;
-    }
     let w = World::empty();
     let manifests =
         std::fs::read_to_string(format!("{}/tool-manifests/demo_shop.toml", support::REPO))

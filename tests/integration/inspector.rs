@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 
 use crate::agents::{self, Serving};
 use crate::smtp::{free_port, http};
-use crate::support::{World, peer_available, proposal_call_id, proposals, rows_for, text_of};
+use crate::support::{World, Peer, require, proposal_call_id, proposals, rows_for, text_of};
 
 /// The inspector's launcher, where `.ci/install-peers` puts it.
 fn inspector() -> std::path::PathBuf {
-    agents::npm_bin("mcp-inspector")
+    crate::support::npm_bin("mcp-inspector")
 }
 
 /// The demo shop behind Airlock, one `[[agent]]` for `actor`: (world, its token).
@@ -60,14 +60,10 @@ fn answer(mcp: &str, token: &str, args: &[&str]) -> Value {
     })
 }
 
+#[ignore = "needs the MCP Inspector; scripts/test runs it"]
 #[tokio::test]
 async fn the_official_inspector_as_an_http_agent() {
-    if !peer_available(
-        "the MCP Inspector (npm @modelcontextprotocol/inspector)",
-        Command::new(inspector()).arg("--help"),
-    ) {
-        return;
-    }
+    require(Peer::Inspector);
     let (w, token) = world("agent:inspector");
     let (s, mcp) = serve(&w);
 

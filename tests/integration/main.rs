@@ -1,30 +1,10 @@
 //! Integration tests: the real `airlock` binary, driven as its users drive it — an MCP client over
-//! stdio, the CLI, and tool servers nobody here wrote.
+//! stdio, the CLI, and tool servers nobody here wrote. Every ledger is a redb file here;
+//! `pg.rs` (the `integration_pg` target) runs the same tests on PostgreSQL.
+//!
+//! Tests that need a peer (aiosmtpd, the MCP SDKs, chromium, …) are `#[ignore]`d in a plain
+//! `cargo test`; `scripts/test` installs every peer and runs them too.
 
-mod agents;
-mod approvals;
-mod audit;
-mod browser;
-mod cli;
-mod conditions;
-mod conformance;
+include!("suite.rs");
 mod demo;
-mod drift;
-mod gate;
-mod held_replicas;
-mod http;
-mod inspector;
-mod live;
-mod ops;
-mod outcomes;
-mod peers;
-mod protocol;
-mod relay;
-mod remote;
-mod replicas;
-mod review;
-mod rugpull;
-mod smtp;
-mod store;
-mod support;
 mod upgrade;

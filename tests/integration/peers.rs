@@ -2,31 +2,26 @@
 //! as a tool server. `.ci/install-peers` installs them; CI sets AIRLOCK_REQUIRE_PEERS so they
 //! cannot be skipped there.
 
-use std::process::Command;
-
 use serde_json::json;
 
 use crate::support::{
-    AIRLOCK, REPO, World, decision, is_error, peer_available, python_agent, python_agent_answer,
+    AIRLOCK, REPO, World, decision, is_error, Peer, require, python_agent, python_agent_answer,
     text,
 };
 
+#[ignore = "needs mcp-server-time; scripts/test runs it"]
 #[tokio::test]
 async fn a_third_party_tool_server_behind_the_gate() {
-    if !peer_available(
-        "mcp-server-time (pip install mcp-server-time)",
-        Command::new("python3").args(["-c", "import mcp_server_time"]),
-    ) {
-        return;
-    }
+    require(Peer::TimeServer);
     let w = World::empty();
     w.write(
         "m/time.toml",
         "[[tool]]\nserver = \"time\"\nname = \"get_current_time\"\nclass = \"read_only\"\ntarget = \"clock\"\nimpact = \"Reads the time\"\nreversal = \"none: reads\"\n",
     );
     w.write_config(&format!(
-        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\n[web]\nbind = \"127.0.0.1:0\"\n\n[[server]]\nname = \"time\"\ncommand = \"python3\"\nargs = [\"-m\", \"mcp_server_time\", \"--local-timezone\", \"UTC\"]\n",
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\n[web]\nbind = \"127.0.0.1:0\"\n\n[[server]]\nname = \"time\"\ncommand = {python:?}\nargs = [\"-m\", \"mcp_server_time\", \"--local-timezone\", \"UTC\"]\n",
         p = format!("{REPO}/policies"),
+        python = crate::support::python().display().to_string(),
     ));
     let agent = w.agent().await;
     let tools = agent.tools().await;
@@ -58,14 +53,10 @@ async fn a_third_party_tool_server_behind_the_gate() {
     agent.close().await;
 }
 
+#[ignore = "needs the MCP Python SDK; scripts/test runs it"]
 #[tokio::test]
 async fn the_official_python_sdk_as_the_agent() {
-    if !peer_available(
-        "the MCP Python SDK (pip install mcp)",
-        Command::new("python3").args(["-c", "import mcp"]),
-    ) {
-        return;
-    }
+    require(Peer::PythonSdk);
     let w = World::demo();
     let calls = json!([
         {"name": "search_orders", "arguments": {"query": "A-1003"}},
@@ -103,17 +94,11 @@ async fn the_official_python_sdk_as_the_agent() {
     assert_eq!(w.executed("executed.jsonl"), ["search_orders"]);
 }
 
+#[ignore = "needs aiosmtpd and the MCP Python SDK; scripts/test runs it"]
 #[tokio::test]
 async fn the_python_sdk_agent_waits_for_an_approval_and_receives_the_result() {
-    if !peer_available(
-        "the MCP Python SDK (pip install mcp)",
-        Command::new("python3").args(["-c", "import mcp"]),
-    ) {
-        return;
-    }
-    let Some(smtp) = crate::smtp::Smtp::start() else {
-        return;
-    };
+    require(Peer::PythonSdk);
+    let smtp = crate::smtp::Smtp::start();
     let w = World::approvals(
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "30m" }"#,

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::agents::{self, Serving, token};
 use crate::smtp::{Received, Smtp, approval_id, decide, free_port, get};
-use crate::support::{self, World, on_postgres, rows_for};
+use crate::support::{self, World, rows_for};
 
 /// Two replicas of one world, each serving MCP over HTTP and the approval pages.
 struct Pair {
@@ -23,14 +23,6 @@ struct Pair {
     token: String,
     a: Serving,
     b: Serving,
-}
-
-pub(crate) fn skip() -> bool {
-    if on_postgres() {
-        return false;
-    }
-    eprintln!("SKIP: replicas share a PostgreSQL ledger; they run in the integration_pg suite");
-    true
 }
 
 /// Replicas A and B of a world whose `financial` class is `financial`, mailing to `smtp_port`.
@@ -118,10 +110,7 @@ pub(crate) async fn rows(w: &World) -> Vec<Value> {
 
 #[tokio::test]
 async fn an_approval_asked_on_one_replica_is_decided_on_another_and_the_agent_gets_the_result() {
-    if skip() {
-        return;
-    }
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let p = pair(
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }"#,
@@ -160,9 +149,6 @@ async fn an_approval_asked_on_one_replica_is_decided_on_another_and_the_agent_ge
 
 #[tokio::test]
 async fn a_replica_killed_with_approvals_pending_leaves_them_to_the_others() {
-    if skip() {
-        return;
-    }
     // no SMTP server yet: A commits the approval but cannot mail it, then dies
     let port = free_port();
     let p = pair(
@@ -188,9 +174,7 @@ async fn a_replica_killed_with_approvals_pending_leaves_them_to_the_others() {
     let _ = a.child.wait();
     let _ = waiting.kill();
     let _ = waiting.wait();
-    let Some(smtp) = Smtp::start_on(port) else {
-        return;
-    };
+    let smtp = Smtp::start_on(port);
     // B adopts A's approval once A has been silent long enough, and mails it, once
     let mail = smtp.wait_for_approval("ann@example.com", &id).await;
     assert!(
@@ -242,10 +226,7 @@ async fn a_replica_killed_with_approvals_pending_leaves_them_to_the_others() {
 
 #[tokio::test]
 async fn approve_on_one_replica_deny_on_another_and_the_timeout_race_to_one_verdict() {
-    if skip() {
-        return;
-    }
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let p = pair(
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "2s", on_timeout = "deny" }"#,
@@ -294,10 +275,7 @@ async fn approve_on_one_replica_deny_on_another_and_the_timeout_race_to_one_verd
 
 #[tokio::test]
 async fn two_replicas_with_32_agents_each_keep_one_gapless_chain() {
-    if skip() {
-        return;
-    }
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let p = pair(
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "30m" }"#,
@@ -357,10 +335,7 @@ async fn two_replicas_with_32_agents_each_keep_one_gapless_chain() {
 
 #[tokio::test]
 async fn the_deadline_of_an_approval_whose_replica_died_fires_once_on_another() {
-    if skip() {
-        return;
-    }
-    let Some(smtp) = Smtp::start() else { return };
+    let smtp = Smtp::start();
     let p = pair(
         smtp.port,
         r#"{ path = "approve", role = "finance", timeout = "3s", on_timeout = "deny" }"#,

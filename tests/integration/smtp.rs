@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::peer_available;
+use crate::support::{Peer, python, require};
 
 pub struct Smtp {
     child: Child,
@@ -56,26 +56,16 @@ pub fn free_port() -> u16 {
 }
 
 impl Smtp {
-    /// Start aiosmtpd, or `None` (skip) when it is not installed outside CI.
-    pub fn start() -> Option<Smtp> {
+    /// Start aiosmtpd on a free port (the test fails if it is not installed).
+    pub fn start() -> Smtp {
         Smtp::start_on(free_port())
     }
 
-    /// Whether aiosmtpd can run here (skips loudly outside CI when it cannot).
-    pub fn available() -> bool {
-        peer_available(
-            "aiosmtpd (pip install aiosmtpd)",
-            Command::new("python3").args(["-c", "import aiosmtpd"]),
-        )
-    }
-
     /// Start aiosmtpd on a given port (a test may configure the port before the server exists).
-    pub fn start_on(port: u16) -> Option<Smtp> {
-        if !Smtp::available() {
-            return None;
-        }
+    pub fn start_on(port: u16) -> Smtp {
+        require(Peer::Smtp);
         let dir = tempfile::tempdir().expect("maildir");
-        let child = Command::new("python3")
+        let child = Command::new(python())
             .args([
                 "-m",
                 "aiosmtpd",
@@ -92,7 +82,7 @@ impl Smtp {
             .expect("start aiosmtpd");
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Smtp { child, port, dir });
+                return Smtp { child, port, dir };
             }
             std::thread::sleep(Duration::from_millis(25));
         }

@@ -8,7 +8,9 @@ use rmcp::service::{RoleClient, RunningService, ServiceExt};
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Map, Value, json};
 
+mod peers;
 mod store;
+pub use peers::{Peer, npm_bin, python, require};
 pub use store::{new_database, on_postgres};
 
 pub const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
@@ -374,20 +376,6 @@ pub fn proposal_call_id(rows: &[Value], tool: &str) -> String {
         .to_string()
 }
 
-/// Whether a peer that CI installs is available; outside CI a missing peer skips the test loudly.
-pub fn peer_available(what: &str, probe: &mut Command) -> bool {
-    let ok = probe.output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        let required = std::env::var_os("AIRLOCK_REQUIRE_PEERS").is_some();
-        assert!(
-            !required,
-            "{what} is not installed, and AIRLOCK_REQUIRE_PEERS is set (run .ci/install-peers)"
-        );
-        eprintln!("SKIPPED: {what} is not installed; run .ci/install-peers to include this test");
-    }
-    ok
-}
-
 /// Start the official Python SDK agent (`tests/peers/python_agent.py ARGS`) with `calls` on its
 /// stdin; [`python_agent_answer`] waits for what it printed.
 pub fn python_agent<S: AsRef<std::ffi::OsStr>>(
@@ -395,14 +383,15 @@ pub fn python_agent<S: AsRef<std::ffi::OsStr>>(
     calls: &Value,
 ) -> std::process::Child {
     use std::io::Write;
-    let mut child = Command::new("python3")
+    require(Peer::PythonSdk);
+    let mut child = Command::new(python())
         .arg(format!("{REPO}/tests/peers/python_agent.py"))
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("python3");
+        .expect("python (the peers' virtual environment)");
     child
         .stdin
         .take()

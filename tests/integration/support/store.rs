@@ -3,46 +3,31 @@
 
 use std::process::Command;
 
-use super::{REPO, World};
+use super::World;
 
 /// Whether this build of the suite keeps every ledger in PostgreSQL: the `integration_pg` test
 /// target is this same suite, compiled again under that name (see Cargo.toml).
 pub fn on_postgres() -> bool {
-    env!("CARGO_CRATE_NAME") == "integration_pg" && postgres_server().is_some()
+    postgres_server().is_some()
 }
 
-/// The test PostgreSQL server's admin URL: `$AIRLOCK_TEST_PG_URL`, or the throwaway cluster
-/// `.ci/postgres start` runs (started on first use). Without one the `integration_pg` suite
-/// runs on redb, saying so, unless `AIRLOCK_REQUIRE_PEERS` makes that a failure.
+/// The test PostgreSQL server's admin URL, `$AIRLOCK_TEST_PG_URL` (`scripts/test` starts a
+/// throwaway cluster and sets it). The `integration_pg` suite fails without one: it never runs
+/// on redb while claiming PostgreSQL, and never starts a server it would leave running.
 pub fn postgres_server() -> Option<&'static str> {
     static URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     URL.get_or_init(|| {
         if env!("CARGO_CRATE_NAME") != "integration_pg" {
             return None;
         }
-        if let Ok(url) = std::env::var("AIRLOCK_TEST_PG_URL") {
-            return Some(url);
-        }
-        let out = Command::new(format!("{REPO}/.ci/postgres"))
-            .arg("start")
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {
-                Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
-            }
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                    Err(e) => e.to_string(),
-                };
-                assert!(
-                    std::env::var_os("AIRLOCK_REQUIRE_PEERS").is_none(),
-                    "no PostgreSQL server for the integration_pg suite: {why}"
-                );
-                eprintln!("SKIP PostgreSQL: no server ({why}); integration_pg runs on redb");
-                None
-            }
-        }
+        let url = std::env::var("AIRLOCK_TEST_PG_URL").unwrap_or_default();
+        assert!(
+            !url.is_empty(),
+            "the integration_pg suite needs a PostgreSQL server: run `scripts/test`, or set \
+             AIRLOCK_TEST_PG_URL (`.ci/postgres start` starts a throwaway cluster and prints it; \
+             `.ci/postgres stop` removes it)"
+        );
+        Some(url)
     })
     .as_deref()
 }

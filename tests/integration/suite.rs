@@ -1,0 +1,25 @@
+// The test modules both suites run: `integration` (main.rs, every ledger a redb file) and
+// `integration_pg` (pg.rs, every ledger a PostgreSQL database). Each root adds the modules only
+// it can run, so no test passes in a suite where it tests nothing.
+mod agents;
+mod approvals;
+mod audit;
+mod browser;
+mod cli;
+mod conditions;
+mod conformance;
+mod drift;
+mod gate;
+mod http;
+mod inspector;
+mod live;
+mod ops;
+mod outcomes;
+mod peers;
+mod protocol;
+mod relay;
+mod remote;
+mod review;
+mod rugpull;
+mod smtp;
+mod support;

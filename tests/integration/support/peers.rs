@@ -1,0 +1,108 @@
+//! Peers nobody here wrote, which `scripts/test` installs (`.ci/install-peers`): where each lives,
+//! and the one check every test that uses one makes first.
+//!
+//! A missing peer fails its test with what to run; it never passes silently. In a plain
+//! `cargo test` those tests are `#[ignore = "needs …"]`, so the test runner reports them ignored;
+//! `scripts/test` runs them (`--include-ignored`) with every peer installed.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::REPO;
+
+/// A program from PyPI, npm or Debian that a test talks to.
+#[derive(Debug, Clone, Copy)]
+pub enum Peer {
+    /// The official MCP Python SDK (PyPI `mcp`), as an agent.
+    PythonSdk,
+    /// `mcp-server-time` (PyPI), a tool server.
+    TimeServer,
+    /// aiosmtpd (PyPI), a real SMTP server.
+    Smtp,
+    /// Debian's chromium, headless.
+    Chromium,
+    /// The official MCP Inspector (npm), in CLI mode.
+    Inspector,
+    /// The official MCP conformance suite (npm), and Node.js to run it.
+    Conformance,
+    /// The machine's python3 (standard library only).
+    Python,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::PythonSdk => "the MCP Python SDK (PyPI mcp)",
+            Peer::TimeServer => "mcp-server-time (PyPI)",
+            Peer::Smtp => "aiosmtpd (PyPI)",
+            Peer::Chromium => "chromium (Debian)",
+            Peer::Inspector => "the MCP Inspector (npm @modelcontextprotocol/inspector)",
+            Peer::Conformance => "the MCP conformance suite (npm @modelcontextprotocol/conformance)",
+            Peer::Python => "python3",
+        }
+    }
+
+    fn probe(self) -> Command {
+        let mut c;
+        match self {
+            Peer::PythonSdk | Peer::TimeServer | Peer::Smtp => {
+                let module = match self {
+                    Peer::PythonSdk => "mcp",
+                    Peer::TimeServer => "mcp_server_time",
+                    _ => "aiosmtpd",
+                };
+                c = Command::new(python());
+                c.args(["-c", &format!("import {module}")]);
+            }
+            Peer::Chromium => {
+                c = Command::new("chromium");
+                c.arg("--version");
+            }
+            Peer::Inspector => {
+                c = Command::new(npm_bin("mcp-inspector"));
+                c.arg("--help");
+            }
+            Peer::Conformance => {
+                c = Command::new(npm_bin("conformance"));
+                c.arg("--help");
+            }
+            Peer::Python => {
+                c = Command::new("python3");
+                c.arg("--version");
+            }
+        }
+        c
+    }
+}
+
+/// Fail the test, saying what to run, unless `peer` is installed.
+pub fn require(peer: Peer) {
+    let ok = peer
+        .probe()
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{} is not installed: run `scripts/test` (it installs every test peer), or `.ci/install-peers` then `cargo test -- --include-ignored`",
+        peer.name()
+    );
+}
+
+/// Where `.ci/install-peers` puts the peers: `$AIRLOCK_PEERS_DIR`, or `.peers` in the repository.
+pub fn peers_dir() -> PathBuf {
+    std::env::var_os("AIRLOCK_PEERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(REPO).join(".peers"))
+}
+
+/// The Python of the peers' virtual environment (the SDK, mcp-server-time and aiosmtpd are
+/// installed there, never into the machine's Python).
+pub fn python() -> PathBuf {
+    peers_dir().join("venv/bin/python3")
+}
+
+/// An npm peer's command.
+pub fn npm_bin(name: &str) -> PathBuf {
+    peers_dir().join("node_modules/.bin").join(name)
+}
