@@ -93,7 +93,8 @@ pub struct PolicyFile {
 #[serde(deny_unknown_fields)]
 pub struct ActorFile {
     /// The classes this actor may call; calls of any other class are denied.
-    pub classes: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub classes: Vec<Spanned<String>>,
 }
 
 /// One class's rule as written.
@@ -416,15 +417,20 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
     let mut actors = BTreeMap::new();
     for (actor, a) in &file.actors {
         for c in &a.classes {
-            if !classes.contains_key(c) {
+            if !classes.contains_key(c.get_ref()) {
                 errors.push(src.error(
-                    None,
+                    Some(c.span()),
                     &format!("actors.{actor}.classes"),
-                    format!("unknown class `{c}`"),
+                    format!(
+                        "unknown class `{}` (the policy's classes: {})",
+                        c.get_ref(),
+                        classes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
                 ));
             }
         }
-        actors.insert(actor.clone(), a.classes.clone());
+        let names = a.classes.iter().map(|c| c.get_ref().clone()).collect();
+        actors.insert(actor.clone(), names);
     }
     (
         Policy {

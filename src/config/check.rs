@@ -16,7 +16,7 @@ use crate::policy::{self, PathKind, Policy, PolicyFile};
 /// found is returned, not just the first.
 pub fn load_setup(config_path: &Path) -> Result<Setup, Diagnostics> {
     let config = load_config(config_path)?;
-    let mut diags = Vec::new();
+    let mut diags = config.unstartable.clone();
     let policy = load_policy(&config, &mut diags);
     let manifests = load_manifests(&config, policy.as_ref().map(|(p, _)| p), &mut diags);
     if let Some((p, src)) = &policy {
@@ -166,6 +166,19 @@ fn load_manifests(
                 ));
                 continue;
             };
+            if let Some(bare) = m.name.strip_prefix(server.prefix.as_str()) {
+                if !server.prefix.is_empty() && !bare.is_empty() {
+                    diags.push(src.error(
+                        Some(spans.name.clone()),
+                        &format!("{key}.name"),
+                        format!(
+                            "`{}` is the name agents see (server `{}` adds prefix `{}`); a manifest names a tool as its server does: name = \"{bare}\"",
+                            m.name, m.server, server.prefix
+                        ),
+                    ));
+                    continue;
+                }
+            }
             if let Some(p) = policy {
                 if !p.classes.contains_key(&m.class) {
                     let known: Vec<_> = p.classes.keys().map(String::as_str).collect();

@@ -180,6 +180,10 @@ pub struct Config {
     pub checkpoint_every: Duration,
     pub outcome_before_reply: bool,
     pub servers: Vec<ServerConfig>,
+    /// Tool servers that could not be started as written (a command not found or not
+    /// executable, a missing `cwd`): errors that `load_setup` (check, serve, reload) reports,
+    /// kept out of `load_config` so that reading the ledger works where they are not installed.
+    pub unstartable: Vec<Diagnostic>,
     pub mail: MailConfig,
     pub web: WebConfig,
     pub http: http::HttpConfig,
@@ -253,6 +257,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut servers: Vec<ServerConfig> = Vec::new();
     let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
+    let mut unstartable = Vec::new();
     for (i, s) in file.server.iter().enumerate() {
         let key = format!("server[{i}]");
         let span = s.span();
@@ -306,6 +311,14 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         }
         prefixes.insert(prefix.clone(), name.clone());
         let cwd = s.cwd.as_ref().map_or_else(|| dir.clone(), |c| dir.join(c));
+        if s.cwd.is_some() && !cwd.is_dir() {
+            let why = format!("working directory {} is not a directory", cwd.display());
+            unstartable.push(src.error(Some(span.clone()), &format!("{key}.cwd"), why));
+        } else if let Some(c) = &s.command {
+            if let Some(why) = server::unstartable(c.get_ref(), &cwd, &s.env) {
+                unstartable.push(src.error(Some(c.span()), &format!("{key}.command"), why));
+            }
+        }
         // a duration field of this server: parsed (≥ 1s), or its error recorded
         let mut duration = |field: &str, value: &str| {
             crate::policy::parse_duration(value)
@@ -432,6 +445,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             checkpoint_every,
             outcome_before_reply: g.outcome_before_reply,
             servers,
+            unstartable,
             mail: MailConfig {
                 from: file.mail.from.clone(),
                 transport,
@@ -455,7 +469,9 @@ fn program(
     errors: &mut Vec<Diagnostic>,
 ) -> Option<(String, Vec<String>)> {
     match (&s.command, &s.url, &s.builtin) {
-        (Some(c), None, None) if !c.trim().is_empty() => Some((c.clone(), s.args.clone())),
+        (Some(c), None, None) if !c.get_ref().trim().is_empty() => {
+            Some((c.get_ref().clone(), s.args.clone()))
+        }
         (None, Some(u), None) => match http::check_server_url(u, s.allow_remote) {
             Ok(()) => Some((String::new(), s.args.clone())),
             Err(why) => {

@@ -1,7 +1,8 @@
 //! `[[server]]`: one tool server, as written and as validated.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -15,8 +16,10 @@ pub struct ServerSection {
     /// Unique name; manifests refer to it.
     #[schemars(with = "String")]
     pub name: Spanned<String>,
-    /// Program of a stdio tool server (started as a child process).
-    pub command: Option<String>,
+    /// Program of a stdio tool server (started as a child process): a name looked up on `PATH`
+    /// (the server's `env` may set its own), or a path, relative to `cwd`.
+    #[schemars(with = "Option<String>")]
+    pub command: Option<Spanned<String>>,
     /// A tool server built into Airlock's own binary, started as a child over stdio (instead of
     /// `command` or `url`): `demo-shop`, the fake shop of the demo. `args` are its flags.
     #[schemars(with = "Option<String>")]
@@ -85,6 +88,54 @@ pub(super) fn builtin_command(
     let mut all = vec![name.to_string()];
     all.extend(args.iter().cloned());
     Ok((exe.display().to_string(), all))
+}
+
+/// Why `command` cannot be started as a child in `cwd` with `env` added, if it cannot: the same
+/// lookup the child's start makes (a bare name searched on `PATH`, a path taken from `cwd`), so
+/// `check` refuses what `serve` would fail to start.
+pub(super) fn unstartable(
+    command: &str,
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+) -> Option<String> {
+    if command.contains('/') {
+        let path = cwd.join(command.strip_prefix("./").unwrap_or(command));
+        return match executable(&path) {
+            Ok(()) => None,
+            Err(why) => Some(format!(
+                "cannot start `{command}`: {} {why}",
+                path.display()
+            )),
+        };
+    }
+    let path = env
+        .get("PATH")
+        .map(std::ffi::OsString::from)
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    let found: Vec<Result<(), &str>> = dirs.iter().map(|d| executable(&d.join(command))).collect();
+    if found.iter().any(Result::is_ok) {
+        return None;
+    }
+    let why = if found.contains(&Err("is not executable")) {
+        "is on PATH but not executable (chmod +x)"
+    } else {
+        "is not found on PATH"
+    };
+    Some(format!(
+        "cannot start `{command}`: it {why} ({} directories searched); install it, or give its full path",
+        dirs.len()
+    ))
+}
+
+fn executable(path: &Path) -> Result<(), &'static str> {
+    match std::fs::metadata(path) {
+        Err(_) => Err("does not exist"),
+        Ok(m) if !m.is_file() => Err("is not a file"),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => Err("is not executable"),
+        Ok(_) => Ok(()),
+    }
 }
 
 impl ServerConfig {

@@ -33,7 +33,7 @@ fn check_passes_on_the_shipped_config() {
 #[test]
 fn check_reports_every_problem_with_file_line_and_key() {
     let w = World::empty();
-    w.write_config("[gate]\nmanifests = \"m\"\npolicies = \"p\"\n\n[[server]]\nname = \"shop\"\ncommand = \"x\"\n");
+    w.write_config("[gate]\nmanifests = \"m\"\npolicies = \"p\"\n\n[[server]]\nname = \"shop\"\ncommand = \"true\"\n");
     w.write(
         "p/policy.toml",
         "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\nfinancial = { path = \"approve\", role = \"finance\", timeout = \"soonish\" }\n[roles]\nfinance = { emails = [] }\n",
@@ -67,6 +67,43 @@ fn check_reports_every_problem_with_file_line_and_key() {
     ] {
         assert!(text.contains(&expected), "missing `{expected}` in:\n{text}");
     }
+}
+
+#[test]
+fn check_refuses_what_serve_would_trip_on_with_file_line_and_key() {
+    let w = World::empty();
+    w.write_config(
+        "[gate]\nmanifests = \"m\"\npolicies = \"p\"\n\n\
+         [[server]]\nname = \"time\"\ncommand = \"mcp-server-tiem\"\n\n\
+         [[server]]\nname = \"local\"\ncommand = \"./tool.sh\"\n\n\
+         [[server]]\nname = \"shop\"\ncommand = \"true\"\n",
+    );
+    w.write("tool.sh", "#!/bin/sh\n"); // written without the executable bit
+    w.write(
+        "p/policy.toml",
+        "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\n\n[actors]\n\"agent:x\" = { classes = [\"read_only\", \"reads\"] }\n",
+    );
+    w.write(
+        "m/time.toml",
+        "[[tool]]\nserver = \"shop\"\nname = \"shop__lookup\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
+    );
+    let out = w.airlock(&["check", "--offline"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let config = w.config().display().to_string();
+    let (policy, manifest) = (w.path("p/policy.toml"), w.path("m/time.toml"));
+    for expected in [
+        format!("{config}:7:11: error: server[0].command: cannot start `mcp-server-tiem`: it is not found on PATH"),
+        format!("{config}:11:11: error: server[1].command: cannot start `./tool.sh`: {} is not executable", w.path("tool.sh").display()),
+        format!("{}:3:8: error: tool[0].name: `shop__lookup` is the name agents see (server `shop` adds prefix `shop__`); a manifest names a tool as its server does: name = \"lookup\"", manifest.display()),
+        format!("{}:6:39: error: actors.agent:x.classes: unknown class `reads` (the policy's classes: read_only)", policy.display()),
+    ] {
+        assert!(text.contains(&expected), "missing `{expected}` in:\n{text}");
+    }
+    // Reading the ledger does not need the tool servers installed.
+    let out = w.airlock(&["ledger", "verify"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("cannot start"), "{err}");
 }
 
 #[test]
