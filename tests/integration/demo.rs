@@ -284,3 +284,64 @@ fn check_names_file_line_and_key_of_an_unknown_builtin() {
         "{said}"
     );
 }
+
+/// The README's quickstart and "look around" commands, read from the README itself and run as
+/// written (the release binary's path replaced by this build's) in a directory laid out like the
+/// repository's root: the shipped airlock.toml, manifests and policies, and `airlock demo`'s
+/// default `./airlock-demo`.
+#[test]
+fn the_readme_look_around_commands_work_as_written() {
+    let root = tempfile::tempdir().expect("temp dir");
+    for dir in ["tool-manifests", "policies"] {
+        std::fs::create_dir(root.path().join(dir)).expect("mkdir");
+        for f in std::fs::read_dir(Path::new(crate::support::REPO).join(dir)).expect("dir") {
+            let f = f.expect("entry").path();
+            let to = root.path().join(dir).join(f.file_name().expect("name"));
+            std::fs::copy(&f, to).expect("copy");
+        }
+    }
+    let repo = |rel: &str| Path::new(crate::support::REPO).join(rel);
+    std::fs::copy(repo("airlock.toml"), root.path().join("airlock.toml")).expect("copy");
+    let readme = std::fs::read_to_string(repo("README.md")).expect("README");
+    let block = |after: &str| -> Vec<String> {
+        let from = readme
+            .find(after)
+            .unwrap_or_else(|| panic!("`{after}` in README"));
+        let text = &readme[from..];
+        let start = text.find("```sh\n").expect("a sh block") + 6;
+        let end = start + text[start..].find("```").expect("its end");
+        let lines = text[start..end].lines().filter(|l| !l.trim().is_empty());
+        lines
+            .map(|l| l.replace("target/release/airlock", AIRLOCK))
+            .collect()
+    };
+    let run = |line: &str| {
+        let out = Command::new("bash")
+            .args(["-o", "pipefail", "-c", line])
+            .current_dir(root.path())
+            .output()
+            .expect("bash");
+        let said = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "`{line}` failed:\n{said}");
+        assert!(
+            !stdout(&out).trim().is_empty(),
+            "`{line}` printed nothing:\n{said}"
+        );
+        stdout(&out)
+    };
+    // the quickstart's second command (the first is the build), with --approve as a person would
+    let quickstart = block("## Quickstart");
+    assert!(quickstart[1].contains(" demo"), "{quickstart:?}");
+    run(&format!(
+        "{} --approve",
+        quickstart[1].split('#').next().unwrap_or_default().trim()
+    ));
+    let look = block("Then look around");
+    assert_eq!(look.len(), 5, "{look:?}");
+    let said: Vec<String> = look.iter().map(|l| run(l)).collect();
+    assert!(said[0].contains("refund_order"), "map: {}", said[0]);
+    assert!(said[1].contains("approve"), "explain: {}", said[1]);
+    assert!(said[2].contains("7 tool manifest(s)"), "check: {}", said[2]);
+    assert_eq!(said[3].lines().count(), 3, "export | tail -3: {}", said[3]);
+    assert!(said[4].to_lowercase().contains("ok"), "verify: {}", said[4]);
+}

@@ -1,7 +1,7 @@
 //! The official MCP Inspector (npm `@modelcontextprotocol/inspector`) in CLI mode as the agent, over
 //! streamable HTTP with its own bearer token: it lists, calls, is refused, and is recorded as
-//! itself. `.ci/install-peers` installs it under `$AIRLOCK_PEERS_DIR` (default
-//! `~/.cache/airlock-peers`); without it the test skips, unless AIRLOCK_REQUIRE_PEERS is set.
+//! itself; and over stdio as the README starts it. `scripts/test` installs it (`.ci/install-peers`,
+//! into `.peers`); without it these tests fail, and a plain `cargo test` reports them ignored.
 
 use std::process::{Command, Output, Stdio};
 
@@ -189,4 +189,38 @@ async fn the_official_inspector_as_an_http_agent() {
     let verified = w.airlock(&["ledger", "verify"]);
     assert!(verified.status.success(), "{verified:?}");
     assert_eq!(w.executed("executed.jsonl"), ["search_orders"]);
+}
+
+/// The README's stdio forms, as written: the Inspector's `--cli -- <airlock> serve --config <abs>`
+/// (the `--` keeps `--config` Airlock's), which is also the shape of the Claude Desktop snippet —
+/// a client starting `airlock serve --config /abs/airlock.toml` from a working directory of its
+/// own. The call is decided and recorded, and nothing is written where the client runs.
+#[ignore = "needs the MCP Inspector; scripts/test runs it"]
+#[test]
+fn the_readme_stdio_form_works_from_any_directory() {
+    require(Peer::Inspector);
+    let w = World::demo();
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let config = w.config().display().to_string();
+    let out = Command::new(inspector())
+        .current_dir(elsewhere.path())
+        .args(["--cli", "--", crate::support::AIRLOCK, "serve", "--config", &config])
+        .args(["--method", "tools/call", "--tool-name", "search_orders"])
+        .args(["--tool-arg", "query=A-1002"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the inspector");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let read: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        text_of(&read),
+        "A-1002 bob@example.com total=12000 cents tags=[paid,vip]",
+        "{read}"
+    );
+    assert_eq!(w.executed("executed.jsonl"), ["search_orders"]);
+    let verified = w.airlock(&["ledger", "verify"]);
+    assert!(verified.status.success(), "{verified:?}");
+    let left: Vec<_> = std::fs::read_dir(elsewhere.path()).expect("dir").collect();
+    assert!(left.is_empty(), "files written in the client's directory: {left:?}");
 }
