@@ -110,6 +110,11 @@ pub struct Decision {
     /// For an allowed call: the rate-limit counters it adds to.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub charges: Vec<Charge>,
+    /// For a quarantined call: the roles whose authority it needs to be released — the roles its
+    /// failed conditions or crossed limits name (a member of each must release it); empty: the
+    /// policy's `[review] role`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub review_roles: Vec<String>,
 }
 
 impl Decision {
@@ -139,6 +144,7 @@ pub fn decide(
         reasons: vec![reason],
         policy_version: policy.version.clone(),
         charges: Vec::new(),
+        review_roles: Vec::new(),
     };
     if !valid_tool_name(call.tool) {
         return gate(
@@ -223,6 +229,7 @@ pub fn decide(
         reasons: Vec::new(),
         policy_version: policy.version.clone(),
         charges: Vec::new(),
+        review_roles: Vec::new(),
     };
     match rule.path {
         PathKind::Deny => {
@@ -278,7 +285,10 @@ pub fn decide(
                             (FailPath::Approve, Some(role)) => {
                                 route.roles.insert(role.clone());
                             }
-                            _ => route.quarantine = true,
+                            _ => {
+                                route.quarantine = true;
+                                route.held_by.extend(c.role.clone());
+                            }
                         }
                     }
                 }
@@ -298,6 +308,9 @@ pub fn decide(
             } else {
                 d.reasons.extend(failed);
                 d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons, &route);
+            }
+            if d.verdict == Verdict::Quarantine && d.review_roles.is_empty() {
+                d.review_roles = route.roles.union(&route.held_by).cloned().collect();
             }
         }
     }
@@ -351,6 +364,8 @@ fn requirements(call: &Call<'_>, m: &ToolManifest, rule: &ClassRule) -> (Vec<Rea
 struct Route {
     quarantine: bool,
     roles: std::collections::BTreeSet<String>,
+    /// Roles named by failures that hold the call (a condition's own `role`).
+    held_by: std::collections::BTreeSet<String>,
 }
 
 impl Route {

@@ -247,7 +247,13 @@ impl Gate {
                             pause = Some(p);
                         }
                         held = Some(
-                            self.hold(&served, &call, &route, &decision, &call_id, actor, now),
+                            if decision.review_roles.is_empty()
+                                && setup.policy.review_role.is_none()
+                            {
+                                Err(NO_REVIEWER)
+                            } else {
+                                self.hold(&served, &call, &route, &decision, &call_id, actor, now)
+                            },
                         );
                         match &held {
                             Some(Ok(h)) => {
@@ -327,6 +333,7 @@ impl Gate {
                     " It is held for review as `{}`: a reviewer may release it (it then runs once; ask airlock_status with {{\"approval_id\": \"{}\"}} for its result) or reject it.",
                     h.id, h.id
                 ));
+                self.quarantine.notify(&h);
                 self.quarantine.admit(*h);
             } else if let Some(Err(why)) = held {
                 message.push_str(why);
@@ -448,9 +455,13 @@ impl Gate {
             policy_version: decision.policy_version.clone(),
             held_at: now,
             status: HeldStatus::Held,
+            roles: decision.review_roles.clone(),
         })
     }
 }
+
+/// Why a quarantined call is not held when nobody could review it.
+const NO_REVIEWER: &str = " It is not held: the policy names no [review] role, so nobody could release it. Ask the operator to classify the tool (or add `[review] role` to the policy).";
 
 /// (server, tool name): from the tools served, or from the manifests when the server is down.
 fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, String)> {

@@ -15,6 +15,7 @@
 //! forwarded before its proposal and verdict are durable; unknown tools never run.
 
 pub mod approval;
+pub mod authority;
 pub mod canonical;
 pub mod condition;
 pub mod config;
@@ -36,6 +37,7 @@ pub mod policy;
 pub mod quarantine;
 pub mod replay;
 pub mod replica;
+pub mod reviewer;
 pub mod schema;
 pub mod signing;
 pub mod stats;

@@ -86,6 +86,19 @@ pub struct PolicyFile {
     /// (anything else is denied). Actors not listed are limited by the classes alone.
     #[serde(default)]
     pub actors: BTreeMap<String, ActorFile>,
+    /// Who reviews held calls (a tool no manifest describes, a call held by a condition or limit
+    /// that names no role) and classifies unknown tools. Without it nothing is held: such calls
+    /// are refused.
+    pub review: Option<ReviewFile>,
+}
+
+/// `[review]`: who reviews what is held.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewFile {
+    /// The role whose members release or reject held calls and classify unknown tools.
+    #[schemars(with = "String")]
+    pub role: Spanned<String>,
 }
 
 /// One actor's limits as written.
@@ -155,6 +168,8 @@ pub struct Policy {
     pub roles: BTreeMap<String, Role>,
     /// Actor id → the only classes it may use.
     pub actors: BTreeMap<String, Vec<String>>,
+    /// `[review] role`: who reviews held calls that name no role of their own.
+    pub review_role: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -432,8 +447,22 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
         let names = a.classes.iter().map(|c| c.get_ref().clone()).collect();
         actors.insert(actor.clone(), names);
     }
+    let review_role = file.review.as_ref().map(|r| r.role.get_ref().clone());
+    if let Some(r) = &file.review {
+        if !roles.contains_key(r.role.get_ref()) {
+            errors.push(src.error(
+                Some(r.role.span()),
+                "review.role",
+                format!(
+                    "unknown role `{}` (define it under [roles])",
+                    r.role.get_ref()
+                ),
+            ));
+        }
+    }
     (
         Policy {
+            review_role,
             version: file.version.into_inner(),
             classes,
             roles,

@@ -1,7 +1,7 @@
 //! Quarantine: calls held for review, and the review that releases, rejects or classifies them.
 //!
-//! Owns the held calls (in memory, mirrored durably in the ledger's held table), the review
-//! token, and the release of a held call (run once, on a reviewer's word). Classifying a tool —
+//! Owns the held calls (in memory, mirrored durably in the ledger's held table), reading the
+//! reviewers' personal links, and the release of a held call (run once, on a reviewer's word). Classifying a tool —
 //! writing its manifest — is in [`classify`]. Every state change is committed (rows + state in
 //! one transaction) before its side effect. It must never run a held call without a reviewer's
 //! release, never run one twice (a release found unfinished after a crash becomes
@@ -9,6 +9,7 @@
 //! quarantined.
 
 pub mod classify;
+pub mod notice;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,10 +19,10 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::approval::link::LinkKey;
+use crate::authority::Decider;
 use crate::forward::{Forward, Forwarded, Forwarder};
 use crate::ledger::{Change, Ledger, LedgerError, NewRow};
-
-const REVIEW: &str = "airlock.review.v1";
+use crate::reviewer::Reviewer;
 
 /// Most calls held per tool; beyond it, further calls are refused without being held.
 pub const MAX_HELD_PER_TOOL: usize = 1000;
@@ -67,6 +68,10 @@ pub struct Held {
     #[serde(with = "time::serde::rfc3339")]
     pub held_at: OffsetDateTime,
     pub status: HeldStatus,
+    /// The roles whose authority releasing it needs (a member of each); empty: the policy's
+    /// `[review] role`. (Calls held before this field existed read as empty.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 impl Held {
@@ -115,6 +120,8 @@ pub struct Quarantine {
     ledger: Arc<Ledger>,
     forwarder: Forwarder,
     key: LinkKey,
+    /// Who is told when a call is held (set by `serve`; none in tests that mail nobody).
+    notices: std::sync::OnceLock<Arc<notice::Notices>>,
 }
 
 impl Quarantine {
@@ -125,6 +132,20 @@ impl Quarantine {
             ledger,
             forwarder,
             key,
+            notices: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Tell reviewers about held calls through `notices` from now on.
+    pub fn tell_with(&self, notices: notice::Notices) {
+        let _ = self.notices.set(Arc::new(notices));
+    }
+
+    /// Mail the people who may release `h` (in the background; rows record each mail).
+    pub fn notify(&self, h: &Held) {
+        if let Some(n) = self.notices.get().cloned() {
+            let h = h.clone();
+            tokio::spawn(async move { n.held(&h).await });
         }
     }
 
@@ -248,13 +269,18 @@ impl Quarantine {
         all
     }
 
-    /// The token of the review page and the admin API (`/review/{token}`).
-    pub fn review_token(&self) -> String {
-        review_token(&self.key)
+    /// Who presents a personal review link's token (`/review/{token}`), if it is valid now.
+    pub fn reviewer(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Reviewer, crate::reviewer::TokenError> {
+        Reviewer::from_token(&self.key, token, now)
     }
 
-    pub fn verify_review(&self, presented: &str) -> bool {
-        self.key.verify_purpose(presented, &[REVIEW])
+    /// A personal review link's token for `email`, valid for 24 hours from `now`.
+    pub fn review_token_for(&self, email: &str, now: OffsetDateTime) -> String {
+        Reviewer::new(email, "link", None, now, crate::reviewer::LINK_LIFETIME).token(&self.key)
     }
 
     /// Move a held call to `next`, recording `row` with it: one transaction, checked under the
@@ -318,12 +344,17 @@ impl Quarantine {
     }
 
     /// Reject a held call: it never runs.
-    pub async fn reject(&self, id: &str, by: &str, reason: &str) -> Result<Held, QuarantineError> {
+    pub async fn reject(
+        &self,
+        id: &str,
+        by: &Decider,
+        reason: &str,
+    ) -> Result<Held, QuarantineError> {
         self.transition(
             id,
-            ("held_rejected", json!({"by": by, "reason": reason})),
+            ("held_rejected", by.record(json!({"reason": reason}))),
             HeldStatus::Rejected {
-                by: by.to_string(),
+                by: by.who.clone(),
                 reason: reason.to_string(),
             },
         )
@@ -341,7 +372,7 @@ impl Quarantine {
     }
 
     /// Release a held call: record the release, run it once, record its outcome.
-    pub async fn release(&self, id: &str, by: &str) -> Result<Held, QuarantineError> {
+    pub async fn release(&self, id: &str, by: &Decider) -> Result<Held, QuarantineError> {
         self.running
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let out = self.release_once(id, by).await;
@@ -350,7 +381,7 @@ impl Quarantine {
         out
     }
 
-    async fn release_once(&self, id: &str, by: &str) -> Result<Held, QuarantineError> {
+    async fn release_once(&self, id: &str, by: &Decider) -> Result<Held, QuarantineError> {
         // as stored: the call may have been held by another replica sharing the ledger
         let stored = self
             .ledger
@@ -367,9 +398,9 @@ impl Quarantine {
                 // what runs, so an auditor can hold it to the proposal's arguments_sha256
                 (
                     "held_released",
-                    json!({"by": by, "arguments_sha256": args_sha}),
+                    by.record(json!({"arguments_sha256": args_sha})),
                 ),
-                HeldStatus::Releasing { by: by.to_string() },
+                HeldStatus::Releasing { by: by.who.clone() },
             )
             .await?;
         let (row, result) = self
@@ -380,7 +411,7 @@ impl Quarantine {
                 tool: &h.tool_name,
                 arguments: h.arguments.clone(),
                 meta: h.meta.clone(),
-                context: json!({"released_by": by})
+                context: json!({"released_by": by.who})
                     .as_object()
                     .cloned()
                     .unwrap_or_default(),
@@ -390,12 +421,12 @@ impl Quarantine {
         let mut done = h.clone();
         done.status = match result {
             Forwarded::Ran(reply) => HeldStatus::Released {
-                by: by.to_string(),
+                by: by.who.clone(),
                 result: reply.json,
                 is_error: reply.is_error,
             },
             Forwarded::Failed(error) => HeldStatus::Failed {
-                by: by.to_string(),
+                by: by.who.clone(),
                 error,
             },
         };
@@ -411,9 +442,4 @@ impl Quarantine {
         self.admit(done.clone());
         Ok(done)
     }
-}
-
-/// The review token for a link key (the CLI derives it from the key file to reach the gate).
-pub fn review_token(key: &LinkKey) -> String {
-    key.purpose_token(&[REVIEW])
 }

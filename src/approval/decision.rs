@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::{DecisionForm, Desk, DeskError, stored};
 use crate::approval::state::{Approval, Choice, NextRole, Step};
+use crate::authority::{self, Matter};
 use crate::decide::{self, Verdict};
 use crate::envelope::{self, Envelope};
 use crate::ledger::{Change, LedgerError, NewRow};
@@ -51,6 +52,22 @@ impl Desk {
                 return Err(e);
             }
         };
+        // the one authority rule: no agent, not the requester, a member of the stage's role now
+        let setup = self.live.setup();
+        let matter = Matter::Approval {
+            role: &a.envelope.role,
+            requester: &a.envelope.actor,
+        };
+        let roles =
+            match authority::authorize(&matter, &approver, &setup.policy, &setup.agent_ids()) {
+                Ok(roles) => roles,
+                Err(r) => {
+                    drop(guard);
+                    let e = DeskError::Unauthorized(r);
+                    self.log_refusal(&a, slot, "decide", &e).await;
+                    return Err(e);
+                }
+            };
         let now = OffsetDateTime::now_utc();
         let mut next = a.clone();
         let mut extra = Map::new();
@@ -95,7 +112,7 @@ impl Desk {
         let mut body = json!({
             "approval_id": a.id, "stage": a.envelope.stage, "approver": approver, "choice": form.choice,
             "comment": form.comment, "seen_sha256": form.seen, "envelope_hash": a.envelope_hash,
-            "policy_version": a.envelope.policy_version,
+            "policy_version": a.envelope.policy_version, "roles": roles, "auth": {"via": "link"},
         });
         if let Value::Object(o) = &mut body {
             o.extend(extra);

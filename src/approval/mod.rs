@@ -45,6 +45,8 @@ pub enum DeskError {
     Refused(#[from] Refusal),
     #[error("the edited arguments were not accepted: {0}")]
     BadModification(String),
+    #[error("{0}")]
+    Unauthorized(#[from] crate::authority::Refusal),
     #[error("the ledger could not record the decision, so nothing changed: {0}")]
     Ledger(#[from] LedgerError),
 }

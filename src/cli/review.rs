@@ -1,9 +1,10 @@
 //! `quarantine` and `drift`: the review loop from a terminal.
 //!
 //! A running `airlock serve` owns the ledger (one writer), so these commands act through its
-//! web listener with the review token derived from the key file; its address comes from
-//! `--url` or the runtime file `serve` writes beside the ledger. Listing also works with no
-//! gate running, read-only from the ledger.
+//! web listener, with a short-lived personal token made from the key file for the person named
+//! by `--as` (recorded with `via: cli` and the OS user; the gate's authority rule decides whether
+//! that person may); its address comes from `--url` or the runtime file `serve` writes beside
+//! the ledger. Listing also works with no gate running, read-only from the ledger.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,13 +19,21 @@ mod args;
 use airlock::approval::link::LinkKey;
 use airlock::config::{Config, load_config};
 use airlock::ledger::LedgerReader;
-use airlock::quarantine::review_token;
+use airlock::reviewer::{CLI_LIFETIME, LINK_LIFETIME, Reviewer};
+use time::OffsetDateTime;
 
 pub(super) fn quarantine(command: QuarantineCommand) -> anyhow::Result<ExitCode> {
     match command {
-        QuarantineCommand::List { gate, json } => {
-            quarantine_list(&gate.config.config, gate.url.as_deref(), json)
-        }
+        QuarantineCommand::List {
+            gate,
+            json,
+            for_whom,
+        } => quarantine_list(
+            &gate.config.config,
+            gate.url.as_deref(),
+            json,
+            for_whom.as_deref(),
+        ),
         QuarantineCommand::Classify {
             gate,
             tool,
@@ -82,17 +91,14 @@ pub(super) fn drift(command: DriftCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Who the CLI records as the reviewer unless `--by` says otherwise.
-pub(super) fn default_by() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    )
+/// The OS user running the CLI (recorded with what it decides).
+fn os_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
 }
 
 struct Gate {
     base: String,
-    token: String,
+    key: LinkKey,
 }
 
 /// (base URL, instance nonce) from the runtime file a running `serve` writes.
@@ -126,10 +132,7 @@ impl Gate {
             );
         }
         let key = LinkKey::load_or_create(&config.key_path)?;
-        Ok(Some(Gate {
-            base,
-            token: review_token(&key),
-        }))
+        Ok(Some(Gate { base, key }))
     }
 
     fn is_instance(base: &str, instance: &str) -> bool {
@@ -154,8 +157,23 @@ impl Gate {
             .into()
     }
 
+    /// A token for one command, as `email`, from the CLI.
+    fn token(&self, email: &str) -> String {
+        let now = OffsetDateTime::now_utc();
+        Reviewer::new(email, "cli", Some(os_user()), now, CLI_LIFETIME).token(&self.key)
+    }
+
+    /// `email`'s personal review page (a link to hand to them, valid 24 hours).
+    fn page_for(&self, email: &str) -> String {
+        let now = OffsetDateTime::now_utc();
+        let r = Reviewer::new(email, "link", None, now, LINK_LIFETIME);
+        format!("{}/review/{}", self.base, r.token(&self.key))
+    }
+
+    /// What the review page shows, read as the operator (reading decides nothing).
     fn state(&self) -> anyhow::Result<Value> {
-        let url = format!("{}/review/{}/state", self.base, self.token);
+        let reader = format!("cli:{}", os_user());
+        let url = format!("{}/review/{}/state", self.base, self.token(&reader));
         let mut r = Gate::agent()
             .get(&url)
             .header("Accept", "application/json")
@@ -172,8 +190,9 @@ impl Gate {
         Ok(serde_json::from_str(&body)?)
     }
 
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> anyhow::Result<Value> {
-        let url = format!("{}/review/{}/{path}", self.base, self.token);
+    /// Act as `email` (the gate decides whether that person may).
+    fn post(&self, path: &str, email: &str, form: &[(&str, &str)]) -> anyhow::Result<Value> {
+        let url = format!("{}/review/{}/{path}", self.base, self.token(email));
         let mut r = Gate::agent()
             .post(&url)
             .header("Accept", "application/json")
@@ -205,10 +224,14 @@ fn running(path: &Path, url: Option<&str>) -> anyhow::Result<Gate> {
 
 /// Held calls, unclassified tools and pauses, and the review page's URL: from the running
 /// gate, else (no URL) from the ledger.
-fn state(path: &Path, url: Option<&str>) -> anyhow::Result<(Value, Option<String>)> {
+fn state(
+    path: &Path,
+    url: Option<&str>,
+    for_whom: Option<&str>,
+) -> anyhow::Result<(Value, Option<String>)> {
     let c = config(path)?;
     if let Some(g) = Gate::find(&c, url)? {
-        let page = format!("{}/review/{}", g.base, g.token);
+        let page = for_whom.map_or_else(|| g.base.clone(), |e| g.page_for(e));
         if let Ok(v) = g.state() {
             return Ok((v, Some(page)));
         }
@@ -233,8 +256,9 @@ pub(super) fn quarantine_list(
     path: &Path,
     url: Option<&str>,
     as_json: bool,
+    for_whom: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let (v, page) = state(path, url)?;
+    let (v, page) = state(path, url, for_whom)?;
     let held: Vec<&Value> = v["held"]
         .as_array()
         .map(|a| {
@@ -285,9 +309,14 @@ pub(super) fn quarantine_list(
             printable(t["exposed"].as_str().unwrap_or(""))
         );
     }
-    match page {
-        Some(p) => println!("review page: {p}"),
-        None => println!("(read from the ledger: no running airlock serve was reached)"),
+    match (page, for_whom) {
+        (Some(p), Some(who)) => {
+            println!("review page for {who} (valid 24 hours; theirs alone, do not forward): {p}")
+        }
+        (Some(p), None) => {
+            println!("gate: {p} (`--as EMAIL` prints a reviewer's own link to the review page)")
+        }
+        (None, _) => println!("(read from the ledger: no running airlock serve was reached)"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -339,6 +368,7 @@ pub(super) fn quarantine_classify(
     let mode = if a.print { "print" } else { "write" };
     let r = g.post(
         "classify",
+        a.by,
         &[
             ("server", &server),
             ("tool", &tool),
@@ -346,7 +376,6 @@ pub(super) fn quarantine_classify(
             ("target", a.target),
             ("impact", a.impact),
             ("reversal", a.reversal),
-            ("by", a.by),
             ("mode", mode),
             ("definition_hash", hash.as_str().unwrap_or("")),
         ],
@@ -370,7 +399,8 @@ pub(super) fn quarantine_act(
     let g = running(path, url)?;
     let r = g.post(
         &format!("held/{id}"),
-        &[("action", action), ("by", by), ("reason", reason)],
+        by,
+        &[("action", action), ("reason", reason)],
     )?;
     println!("{}", r["message"].as_str().unwrap_or("done"));
     if action == "release" {
@@ -386,7 +416,7 @@ pub(super) fn drift_list(
     url: Option<&str>,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let (v, page) = state(path, url)?;
+    let (v, page) = state(path, url, None)?;
     let pauses = v["pauses"].as_array().cloned().unwrap_or_default();
     if as_json {
         println!("{}", serde_json::to_string_pretty(&pauses)?);
@@ -417,7 +447,7 @@ pub(super) fn drift_resume(
     by: &str,
 ) -> anyhow::Result<ExitCode> {
     let g = running(path, url)?;
-    let r = g.post("resume", &[("scope", scope), ("by", by)])?;
+    let r = g.post("resume", by, &[("scope", scope)])?;
     println!("{}", r["message"].as_str().unwrap_or("done"));
     Ok(ExitCode::SUCCESS)
 }

@@ -22,6 +22,7 @@ use airlock::mail::Mailer;
 use airlock::mcp::downstream::ToolServers;
 use airlock::mcp::upstream::AgentServer;
 use airlock::quarantine::Quarantine;
+use airlock::quarantine::notice::Notices;
 use airlock::signing::Signer;
 use airlock::web;
 
@@ -96,6 +97,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             Some(_) => desk.follow().await.context("cannot load the open approvals")?,
         };
         let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), key.clone()));
+        quarantine.tell_with(Notices::new(live.clone(), ledger.clone(), Mailer::new(&cfg.mail)?, key.clone(), base_url.clone()));
         let held = quarantine.recover().await.context("cannot reload held calls")?;
         let meter = Meter::load_as(ledger.drift()?, shared.as_ref().map(|pg| pg.replica())).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
         let meter = Arc::new(meter);
@@ -116,7 +118,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         }
         let runtime_file = runtime_file(&cfg.ledger_path);
         // The CLI finds this gate here; the instance nonce lets it tell this gate from whatever
-        // may hold the port after a crash before it sends the review token.
+        // may hold the port after a crash before the CLI sends it a token.
         let instance = uuid::Uuid::new_v4().to_string();
         if let Err(e) = write_private(&runtime_file, &format!("http://{bound}\n{instance}\n")) {
             tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
@@ -126,7 +128,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let checkpoints = cfg.checkpoint_dir.clone().map(|dir| tokio::spawn(airlock::ledger::checkpoint::every(ledger.clone(), signer.clone(), dir, cfg.checkpoint_every)));
         let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), desk.clone(), std::time::Duration::from_secs(1)));
         tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, "airlock serving MCP on stdio");
-        tracing::info!("review page (held calls, unclassified tools, paused autopilot): run `airlock quarantine list` for its link");
+        tracing::info!("review page (held calls, unclassified tools, paused autopilot): reviewers get their own link by mail when a call is held, or from `airlock quarantine list --as EMAIL`");
         tracing::info!(public_key = %signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
         let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone(), quarantine.clone(), pauses));
         let agent = AgentServer::new(gate.clone(), cfg.max_wait);

@@ -258,23 +258,36 @@ fn load_manifests(
     set
 }
 
-/// Separation of duties, checked at load: the agent's identity is never an approver.
+/// Separation of duties, checked at load: no agent identity (`gate.actor`, an `[[agent]]`
+/// actor) is a member of any role, since every role decides something.
 fn check_separation(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<Diagnostic>) {
+    let agents: Vec<(&str, &str)> = std::iter::once((config.actor.as_str(), "gate.actor"))
+        .chain(
+            config
+                .agents
+                .iter()
+                .map(|a| (a.actor.as_str(), "an [[agent]] actor")),
+        )
+        .collect();
     for (name, role) in &p.roles {
-        if role
-            .emails
-            .iter()
-            .any(|e| e.eq_ignore_ascii_case(&config.actor))
-        {
-            diags.push(src.error(
-                None,
-                &format!("roles.{name}.emails"),
-                format!(
-                    "`{}` is the agent's identity (gate.actor); the requester can never approve",
-                    config.actor
-                ),
-            ));
+        for (agent, what) in &agents {
+            if role.emails.iter().any(|e| e.eq_ignore_ascii_case(agent)) {
+                diags.push(src.error(
+                    None,
+                    &format!("roles.{name}.emails"),
+                    format!(
+                        "`{agent}` is an agent's identity ({what}), and role `{name}` decides: agents never decide; remove it from the role"
+                    ),
+                ));
+            }
         }
+    }
+    if p.review_role.is_none() && !config.servers.is_empty() {
+        diags.push(src.warning(
+            None,
+            "review.role",
+            "no [review] role: a call to a tool no manifest describes (or held by a condition or limit that names no role) is refused, not held for review",
+        ));
     }
 }
 
@@ -287,6 +300,13 @@ fn warn_policy(p: &Policy, src: &Source, diags: &mut Vec<Diagnostic>) {
 }
 
 impl Setup {
+    /// Every agent identity (`gate.actor` and each `[[agent]]` actor): none of them ever decides.
+    pub fn agent_ids(&self) -> Vec<&str> {
+        std::iter::once(self.config.actor.as_str())
+            .chain(self.config.agents.iter().map(|a| a.actor.as_str()))
+            .collect()
+    }
+
     /// Whether any manifest or class states conditions (which `check` validates against the
     /// tools' live input schemas).
     pub fn has_conditions(&self) -> bool {

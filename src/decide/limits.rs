@@ -51,6 +51,12 @@ pub(super) fn limits(
             d.charges = charges;
         }
         Check::Paused { scope, since } => {
+            d.review_roles = ctx
+                .usage
+                .paused(&scope)
+                .and_then(|p| p.notify.clone())
+                .into_iter()
+                .collect();
             let since = since
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
@@ -61,16 +67,19 @@ pub(super) fn limits(
             limit,
             used,
             notify,
-        } => hold(
-            d,
-            &scope.clone(),
-            Reason::LimitReached {
-                scope,
-                limit,
-                used,
-                notify,
-            },
-        ),
+        } => {
+            d.review_roles = notify.clone().into_iter().collect();
+            hold(
+                d,
+                &scope.clone(),
+                Reason::LimitReached {
+                    scope,
+                    limit,
+                    used,
+                    notify,
+                },
+            )
+        }
         Check::Uncountable { scope, pointer } => hold(
             d,
             &scope.clone(),

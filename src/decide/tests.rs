@@ -108,6 +108,7 @@ fn policy() -> Policy {
         classes,
         roles,
         actors: [("agent:limited".to_string(), vec!["read_only".to_string()])].into(),
+        review_role: Some("ops".into()),
     }
 }
 

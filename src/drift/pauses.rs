@@ -1,9 +1,10 @@
 //! Paused autopilot, from the people's side: the mail that tells a role a scope paused, its
 //! resume link, and the resume itself.
 //!
-//! Owns the pause link tokens and the resume transaction (the pause and the scope's counters
-//! removed, with an `autopilot_resumed` row, in one commit). It must never resume a scope without
-//! a valid link or review token, and never change a counter outside the [`Meter`]'s lock.
+//! Owns the pause mail (a personal link for each person who may resume it) and the resume
+//! transaction (the pause and the scope's counters removed, with an `autopilot_resumed` row, in
+//! one commit). It must never resume a scope for anyone the [`crate::authority`] rule has not
+//! admitted, and never change a counter outside the [`Meter`]'s lock.
 
 use std::sync::Arc;
 
@@ -11,12 +12,14 @@ use serde_json::json;
 
 use super::Pause;
 use super::meter::Meter;
+use time::OffsetDateTime;
+
 use crate::approval::link::LinkKey;
+use crate::authority::{self, Decider, Matter};
 use crate::ledger::{Change, Ledger, LedgerError, NewRow};
 use crate::live::Live;
 use crate::mail::{Mail, Mailer, Sent};
-
-const PAUSE_LINK: &str = "airlock.pause.v1";
+use crate::reviewer::{LINK_LIFETIME, Reviewer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PauseError {
@@ -68,44 +71,47 @@ impl Pauses {
         self.list().into_iter().find(|p| p.call_id == id)
     }
 
-    fn token(&self, p: &Pause) -> String {
-        self.key.purpose_token(&[PAUSE_LINK, &p.scope, &p.call_id])
+    /// The pause call `id` started, and who presents `token` (a personal link of this gate's,
+    /// not expired at `now`), or why the page cannot be shown.
+    pub fn admit(
+        &self,
+        id: &str,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Pause, Reviewer), String> {
+        let r = Reviewer::from_token(&self.key, token, now).map_err(|e| e.to_string())?;
+        let p = self
+            .find(id)
+            .ok_or("autopilot is not paused for this link's scope any more (it was resumed)")?;
+        Ok((p, r))
     }
 
-    /// Check a resume link's token for the pause it names.
-    pub fn admit(&self, id: &str, token: &str) -> Option<Pause> {
-        let p = self.find(id)?;
-        self.key
-            .verify_purpose(token, &[PAUSE_LINK, &p.scope, &p.call_id])
-            .then_some(p)
+    /// `email`'s personal link to the page of pause `p`, valid for 24 hours from `now`.
+    pub fn link(&self, p: &Pause, email: &str, now: OffsetDateTime) -> String {
+        let token = Reviewer::new(email, "link", None, now, LINK_LIFETIME).token(&self.key);
+        format!("{}/p/{}/{token}", self.base_url, p.call_id)
     }
 
-    /// The page where a reviewer sees the pause and resumes it.
-    pub fn link(&self, p: &Pause) -> String {
-        format!("{}/p/{}/{}", self.base_url, p.call_id, self.token(p))
-    }
-
-    /// Mail the pause's role (every address) with the resume link, and record each delivery.
+    /// Mail everyone who may resume the pause (the limit's role, else the review role) their
+    /// own link, and record each delivery.
     pub async fn notify(&self, p: &Pause) {
-        let Some(role) = &p.notify else { return };
-        let emails = self
-            .live
-            .setup()
-            .policy
-            .roles
-            .get(role)
-            .map(|r| r.emails.clone())
-            .unwrap_or_default();
-        let link = self.link(p);
-        if self.mailer.is_outbox() {
-            tracing::info!(scope = %p.scope, "autopilot paused; resume link: {link}");
+        let setup = self.live.setup();
+        let matter = Matter::Pause {
+            role: p.notify.as_deref(),
+            requester: None,
+        };
+        let to_all = authority::deciders(&matter, &setup.policy, &setup.agent_ids());
+        if to_all.is_empty() {
+            tracing::warn!(scope = %p.scope, "autopilot paused, and no role may resume it: name a `notify` role on the limit or a [review] role");
         }
-        for to in emails {
+        let now = OffsetDateTime::now_utc();
+        for to in to_all {
+            let link = self.link(p, &to, now);
             let mail = Mail {
                 to: to.clone(),
                 subject: format!("[Airlock] Autopilot paused for {}", p.scope),
                 body: format!(
-                    "Airlock paused autopilot for `{}`: the rate limit {} was reached.\n\nUntil someone resumes it, calls in this scope are quarantined (held for review), not run.\nThe call that reached the limit is held as {}.\n\nSee the pause and resume autopilot here (this link is for role `{role}`; do not forward it):\n\n{link}\n",
+                    "Airlock paused autopilot for `{}`: the rate limit {} was reached.\n\nUntil someone resumes it, calls in this scope are quarantined (held for review), not run.\nThe call that reached the limit is held as {}.\n\nSee the pause and resume autopilot here (this link is yours alone, for 24 hours; do not forward it):\n\n{link}\n",
                     p.scope, p.limit, p.call_id
                 ),
                 key: format!("pause-{}-{}", p.call_id, to),
@@ -140,7 +146,7 @@ impl Pauses {
         &self,
         scope: &str,
         expected: Option<&str>,
-        by: &str,
+        by: &Decider,
     ) -> Result<Pause, PauseError> {
         let (pause, pending) = {
             let state = self.meter.lock();
@@ -151,7 +157,7 @@ impl Pauses {
                 rows: vec![NewRow::now(
                     "autopilot_resumed",
                     &pause.call_id,
-                    json!({"scope": scope, "by": by, "pause": pause}),
+                    by.record(json!({"scope": scope, "pause": pause})),
                 )],
                 drift: entries,
                 ..Change::default()
@@ -160,7 +166,7 @@ impl Pauses {
         };
         pending.await?;
         self.meter.lock().resumed(scope);
-        tracing::info!(%scope, %by, "autopilot resumed");
+        tracing::info!(%scope, by = %by.who, "autopilot resumed");
         Ok(pause)
     }
 }

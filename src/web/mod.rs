@@ -270,7 +270,7 @@ async fn decide(
 fn problem(e: &DeskError) -> Response {
     let status = match e {
         DeskError::BadLink => StatusCode::NOT_FOUND,
-        DeskError::Refused(_) => StatusCode::FORBIDDEN,
+        DeskError::Refused(_) | DeskError::Unauthorized(_) => StatusCode::FORBIDDEN,
         DeskError::BadModification(_) => StatusCode::UNPROCESSABLE_ENTITY,
         DeskError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
     };

@@ -12,11 +12,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
+use axum::Extension;
+use time::OffsetDateTime;
+
 use super::{Web, esc, message_page, shell};
+use crate::authority::{self, Decider, Matter};
 use crate::drift::Pause;
 use crate::ledger::NewRow;
 use crate::quarantine::classify::{self, Classification, Subject};
 use crate::quarantine::{Held, QuarantineError};
+use crate::reviewer::Reviewer;
 
 type Outcome = Result<(String, Value), (StatusCode, String)>;
 
@@ -40,48 +45,58 @@ fn answer(h: &HeaderMap, title: &str, out: Outcome) -> Response {
     }
 }
 
-/// The review routes' guard: a request whose token is not this gate's review token is refused
-/// (JSON for the CLI) before any handler runs.
+/// The review routes' guard: the token must be a personal review link of this gate, not
+/// expired; who presents it ([`Reviewer`]) is handed to the handlers. Refused before any
+/// handler runs (JSON for the CLI).
 pub(super) async fn admit(
     State(web): State<Arc<Web>>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let token = params.get("token").map_or("", String::as_str);
-    if web.quarantine.verify_review(token) {
-        return next.run(req).await;
+    match web.quarantine.reviewer(token, OffsetDateTime::now_utc()) {
+        Ok(r) => {
+            req.extensions_mut().insert(r);
+            next.run(req).await
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "review page: a request with a bad or expired link was refused");
+            answer(&headers, "", Err((StatusCode::NOT_FOUND, e.to_string())))
+        }
     }
-    tracing::warn!("review page: a request with a bad token was refused");
-    answer(
-        &headers,
-        "",
-        Err((
-            StatusCode::NOT_FOUND,
-            "this review link is not valid (its token does not match this gate's link key: wrong --config?)".into(),
-        )),
-    )
 }
 
-fn reviewer(form: &HashMap<String, String>) -> Result<String, (StatusCode, String)> {
-    let by: String = form
-        .get("by")
-        .map(|s| {
-            s.trim()
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect()
-        })
-        .unwrap_or_default();
-    if by.is_empty() {
-        Err((
-            StatusCode::BAD_REQUEST,
-            "say who you are (`by`): it is recorded with the review".into(),
-        ))
-    } else {
-        Ok(by)
+/// The decider for `matter`, if the authority rule admits the reviewer; a refusal is recorded
+/// in the ledger (under `call_id`) and answered with its sentence.
+async fn decider(
+    web: &Web,
+    reviewer: &Reviewer,
+    matter: Matter<'_>,
+    call_id: &str,
+    act: &str,
+) -> Result<Decider, (StatusCode, String)> {
+    let setup = web.live.setup();
+    let agents = setup.agent_ids();
+    match authority::authorize(&matter, &reviewer.email, &setup.policy, &agents) {
+        Ok(roles) => Ok(Decider {
+            who: reviewer.email.clone(),
+            roles,
+            auth: reviewer.auth(),
+        }),
+        Err(refusal) => {
+            let row = NewRow::now(
+                "decision_refused",
+                call_id,
+                json!({"act": act, "by": reviewer.email, "auth": reviewer.auth(), "reason": refusal.to_string()}),
+            );
+            if let Err(e) = web.ledger.append(vec![row]).await {
+                tracing::error!(error = %e, "cannot record a refused decision");
+            }
+            tracing::warn!(by = %reviewer.email, %act, %call_id, reason = %refusal, "decision refused");
+            Err((StatusCode::FORBIDDEN, format!("Not done: {refusal}")))
+        }
     }
 }
 
@@ -128,16 +143,17 @@ pub(super) async fn state(State(web): State<Arc<Web>>) -> Response {
 /// `POST /review/{token}/classify`: write a manifest for a tool (or, with `mode=print`, show it).
 pub(super) async fn classify(
     State(web): State<Arc<Web>>,
+    Extension(reviewer): Extension<Reviewer>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let out = classify_tool(&web, &form).await;
+    let out = classify_tool(&web, &reviewer, &form).await;
     answer(&headers, "Classified", out)
 }
 
-async fn classify_tool(web: &Web, form: &HashMap<String, String>) -> Outcome {
+async fn classify_tool(web: &Web, reviewer: &Reviewer, form: &HashMap<String, String>) -> Outcome {
     let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("").to_string();
-    let by = reviewer(form)?;
+    let by = decider(web, reviewer, Matter::Classify, "", "classify").await?;
     let (server, tool) = (f("server"), f("tool"));
     let setup = web.live.setup();
     let def = web.servers.route_of(&server, &tool).ok_or((
@@ -161,7 +177,7 @@ async fn classify_tool(web: &Web, form: &HashMap<String, String>) -> Outcome {
         target: f("target"),
         impact: f("impact"),
         reversal: f("reversal"),
-        by: by.clone(),
+        by: by.who.clone(),
     };
     let subject = Subject {
         server: &server,
@@ -185,7 +201,7 @@ async fn classify_tool(web: &Web, form: &HashMap<String, String>) -> Outcome {
     let row = NewRow::now(
         "tool_classified",
         "",
-        json!({"server": server, "tool": tool, "class": c.class, "target": c.target, "impact": c.impact, "reversal": c.reversal, "definition_hash": def.definition_hash, "file": path.display().to_string(), "by": by}),
+        by.record(json!({"server": server, "tool": tool, "class": c.class, "target": c.target, "impact": c.impact, "reversal": c.reversal, "definition_hash": def.definition_hash, "file": path.display().to_string()})),
     );
     web.ledger.append(vec![row]).await.map_err(|e| {
         (
@@ -222,57 +238,102 @@ async fn classify_tool(web: &Web, form: &HashMap<String, String>) -> Outcome {
 /// `POST /review/{token}/held/{id}`: `action=release` or `action=reject` (with `reason`).
 pub(super) async fn held(
     State(web): State<Arc<Web>>,
+    Extension(reviewer): Extension<Reviewer>,
     Path((_token, id)): Path<(String, String)>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let out = async {
-        let by = reviewer(&form)?;
-        let reason = form.get("reason").map_or("", |s| s.trim()).to_string();
-        match form.get("action").map(String::as_str) {
-            Some("release") => {
-                let h = web.quarantine.release(&id, &by).await.map_err(quarantine_error)?;
-                Ok((format!("Released `{}`: it ran once; the agent can read its result with airlock_status.", h.id), serde_json::to_value(&h).unwrap_or(Value::Null)))
-            }
-            Some("reject") => {
-                let h = web.quarantine.reject(&id, &by, &reason).await.map_err(quarantine_error)?;
-                Ok((format!("Rejected `{}`: it will never run.", h.id), serde_json::to_value(&h).unwrap_or(Value::Null)))
-            }
-            _ => Err((StatusCode::BAD_REQUEST, "action must be `release` or `reject`".to_string())),
-        }
-    }
-    .await;
+    let out = decide_held(&web, &reviewer, &id, &form).await;
     answer(&headers, "Done", out)
+}
+
+async fn decide_held(
+    web: &Web,
+    reviewer: &Reviewer,
+    id: &str,
+    form: &HashMap<String, String>,
+) -> Outcome {
+    let action = form.get("action").map(String::as_str);
+    if !matches!(action, Some("release" | "reject")) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "action must be `release` or `reject`".into(),
+        ));
+    }
+    let h = web
+        .quarantine
+        .get(id)
+        .ok_or_else(|| quarantine_error(QuarantineError::NotFound(id.to_string())))?;
+    let matter = Matter::Held {
+        roles: &h.roles,
+        requester: &h.actor,
+    };
+    let act = action.unwrap_or_default();
+    let by = decider(web, reviewer, matter, id, act).await?;
+    let reason = form.get("reason").map_or("", |s| s.trim());
+    let h = if act == "release" {
+        web.quarantine.release(id, &by).await
+    } else {
+        web.quarantine.reject(id, &by, reason).await
+    }
+    .map_err(quarantine_error)?;
+    let said = if act == "release" {
+        format!(
+            "Released `{}`: it ran once; the agent can read its result with airlock_status.",
+            h.id
+        )
+    } else {
+        format!("Rejected `{}`: it will never run.", h.id)
+    };
+    Ok((said, serde_json::to_value(&h).unwrap_or(Value::Null)))
 }
 
 /// `POST /review/{token}/resume`: resume autopilot for `scope`.
 pub(super) async fn resume(
     State(web): State<Arc<Web>>,
+    Extension(reviewer): Extension<Reviewer>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let out = async {
-        let by = reviewer(&form)?;
-        let scope = form.get("scope").map_or("", |s| s.trim());
-        // the page names the pause it showed; the CLI may resume whatever pauses the scope
-        let call = form
-            .get("call_id")
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty());
-        resumed(&web, scope, call, &by).await
-    }
-    .await;
+    let scope = form.get("scope").map_or("", |s| s.trim());
+    // the page names the pause it showed; the CLI may resume whatever pauses the scope
+    let call = form
+        .get("call_id")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty());
+    let out = resumed(&web, &reviewer, scope, call).await;
     answer(&headers, "Resumed", out)
 }
 
-async fn resumed(web: &Web, scope: &str, call: Option<&str>, by: &str) -> Outcome {
-    let p = web.pauses.resume(scope, call, by).await.map_err(|e| {
-        let code = match e {
-            crate::drift::pauses::PauseError::NotPaused(_) => StatusCode::NOT_FOUND,
-            crate::drift::pauses::PauseError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        (code, e.to_string())
-    })?;
+async fn resumed(web: &Web, reviewer: &Reviewer, scope: &str, call: Option<&str>) -> Outcome {
+    let pause = web
+        .pauses
+        .list()
+        .into_iter()
+        .find(|p| p.scope == scope && call.is_none_or(|c| c == p.call_id))
+        .ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                format!("autopilot is not paused for `{scope}`"),
+            )
+        })?;
+    let requester = web.quarantine.get(&pause.call_id).map(|h| h.actor);
+    let matter = Matter::Pause {
+        role: pause.notify.as_deref(),
+        requester: requester.as_deref(),
+    };
+    let by = decider(web, reviewer, matter, &pause.call_id, "resume").await?;
+    let p = web
+        .pauses
+        .resume(scope, Some(&pause.call_id), &by)
+        .await
+        .map_err(|e| {
+            let code = match e {
+                crate::drift::pauses::PauseError::NotPaused(_) => StatusCode::NOT_FOUND,
+                crate::drift::pauses::PauseError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (code, e.to_string())
+        })?;
     Ok((
         format!(
             "Autopilot resumed for `{}`; its counters start afresh. Calls held while it was paused stay held: release or reject them on the review page.",
@@ -282,44 +343,34 @@ async fn resumed(web: &Web, scope: &str, call: Option<&str>, by: &str) -> Outcom
     ))
 }
 
-/// `GET /p/{id}/{token}`: one pause, from the mailed link.
+/// `GET /p/{id}/{token}`: one pause, from a person's mailed link.
 pub(super) async fn pause_page(
     State(web): State<Arc<Web>>,
     Path((id, token)): Path<(String, String)>,
 ) -> Response {
-    let Some(p) = web.pauses.admit(&id, &token) else {
-        return message_page(
-            StatusCode::NOT_FOUND,
-            "Not paused",
-            "This link is not valid, or autopilot was already resumed.",
-        );
+    let (p, r) = match web.pauses.admit(&id, &token, OffsetDateTime::now_utc()) {
+        Ok(found) => found,
+        Err(why) => return message_page(StatusCode::NOT_FOUND, "Not paused", &why),
     };
     let body = format!(
-        "<h1>Autopilot paused</h1>{}<form method=\"post\"><label for=\"by\">Your name or email (recorded)</label><input id=\"by\" name=\"by\" required><div class=\"buttons\"><button class=\"approve\">Resume autopilot</button></div></form>",
-        pause_html(&p)
+        "<h1>Autopilot paused</h1>{}<form method=\"post\"><p class=\"who\">You are {}; resuming is recorded with your name.</p><div class=\"buttons\"><button class=\"approve\">Resume autopilot</button></div></form>",
+        pause_html(&p),
+        esc(&r.email)
     );
     Html(shell("Autopilot paused", &body)).into_response()
 }
 
-/// `POST /p/{id}/{token}`: resume that pause.
+/// `POST /p/{id}/{token}`: resume that pause, as the link's person.
 pub(super) async fn pause_resume(
     State(web): State<Arc<Web>>,
     Path((id, token)): Path<(String, String)>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(p) = web.pauses.admit(&id, &token) else {
-        return message_page(
-            StatusCode::NOT_FOUND,
-            "Not paused",
-            "This link is not valid, or autopilot was already resumed.",
-        );
+    let (p, r) = match web.pauses.admit(&id, &token, OffsetDateTime::now_utc()) {
+        Ok(found) => found,
+        Err(why) => return answer(&headers, "", Err((StatusCode::NOT_FOUND, why))),
     };
-    let out = async {
-        let by = reviewer(&form)?;
-        resumed(&web, &p.scope, Some(&p.call_id), &by).await
-    }
-    .await;
+    let out = resumed(&web, &r, &p.scope, Some(&p.call_id)).await;
     answer(&headers, "Resumed", out)
 }
 
@@ -334,13 +385,18 @@ fn pause_html(p: &Pause) -> String {
 }
 
 /// `GET /review/{token}`: the review page.
-pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>) -> Response {
+pub(super) async fn page(
+    State(web): State<Arc<Web>>,
+    Extension(reviewer): Extension<Reviewer>,
+    Path(token): Path<String>,
+) -> Response {
     let setup = web.live.setup();
     let mut html = format!(
-        "<h1>Review</h1><p class=\"who\">Everything here is recorded in the ledger with the name you give. <a href=\"/review/{}/stats\">Approval queue stats</a></p>",
+        "<h1>Review</h1><p class=\"who\">You are {}: what you decide here is recorded in the ledger with your name. <a href=\"/review/{}/stats\">Approval queue stats</a></p>",
+        esc(&reviewer.email),
         esc(&token)
     );
-    let by_field = "<label>Your name or email (recorded)</label><input name=\"by\" required>";
+    let by_field = "";
     let pauses = web.pauses.list();
     html.push_str(&format!("<h2>Paused autopilot ({})</h2>", pauses.len()));
     for p in &pauses {

@@ -340,12 +340,21 @@ fn verify_without_a_ledger_is_a_clear_error() {
 }
 
 #[test]
-fn check_refuses_an_agent_identity_among_the_approvers() {
+fn check_refuses_an_agent_identity_in_any_role() {
     let w = World::empty();
-    w.write_config("[gate]\nmanifests = \"m\"\npolicies = \"p\"\nactor = \"bot@example.com\"\n");
+    let (_, agent) = crate::agents::token("crm-bot@example.com");
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = \"p\"\nactor = \"bot@example.com\"\n\n{agent}"
+    ));
     std::fs::create_dir_all(w.path("m")).expect("mkdir");
-    w.write("p/p.toml", "version = \"v\"\n[classes]\nfinancial = { path = \"approve\", role = \"finance\" }\n[roles]\nfinance = { emails = [\"Bot@Example.com\", \"ann@example.com\"] }\n");
+    w.write("p/p.toml", "version = \"v\"\n[classes]\nfinancial = { path = \"approve\", role = \"finance\" }\n[roles]\nfinance = { emails = [\"Bot@Example.com\", \"ann@example.com\"] }\nops = { emails = [\"crm-bot@example.com\"] }\n[review]\nrole = \"ops\"\n");
     let out = w.airlock(&["check"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("roles.finance.emails: `bot@example.com` is the agent's identity (gate.actor); the requester can never approve"), "{}", stdout(&out));
+    let said = stdout(&out);
+    for expected in [
+        "roles.finance.emails: `bot@example.com` is an agent's identity (gate.actor), and role `finance` decides: agents never decide; remove it from the role",
+        "roles.ops.emails: `crm-bot@example.com` is an agent's identity (an [[agent]] actor), and role `ops` decides",
+    ] {
+        assert!(said.contains(expected), "missing `{expected}` in:\n{said}");
+    }
 }

@@ -109,7 +109,7 @@ async fn a_breach_pauses_autopilot_mails_the_role_and_resuming_from_the_link_let
         page.contains("class:internal_reversible@agent:test") && page.contains("Resume autopilot"),
         "{page}"
     );
-    let (status, body) = post(&link, &[("by", "ops@example.com")]);
+    let (status, body) = post(&link, &[]);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Autopilot resumed"), "{body}");
     assert_eq!(get(&link).0, 404, "a used resume link is spent");
@@ -160,13 +160,21 @@ async fn a_daily_amount_total_survives_restarts_and_the_cli_resumes_it() {
         "{}",
         text(&r)
     );
-    let out = w.airlock(&["drift", "resume", "tool:shop/refund_order", "--by", "rita"]);
+    // the refund limit's role is the class's (finance): ops may not resume it, finance may
+    let scope = "tool:shop/refund_order";
+    let out = w.airlock(&["drift", "resume", scope, "--as", "ops@example.com"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("only a member of role finance may decide this"),
+        "{said}"
+    );
+    let out = w.airlock(&["drift", "resume", scope, "--as", "finance@example.com"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = w.airlock(&["drift", "resume", "tool:shop/refund_order"]);
+    let out = w.airlock(&["drift", "resume", scope, "--as", "finance@example.com"]);
     assert!(!out.status.success(), "nothing left to resume");
     let r = agent.call("refund_order", refund(5000)).await;
     assert!(

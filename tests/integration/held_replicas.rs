@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::agents::{Serving, token};
 use crate::replicas::{replica, rows, session, verify};
+use crate::review::REVIEWER;
 use crate::support::{self, World};
 
 #[tokio::test]
@@ -22,7 +23,15 @@ async fn a_call_held_on_one_replica_is_released_once_even_from_two() {
     let held = on_a.call_tool(call).await.expect("answered");
     let id = crate::review::held_id(&held);
     let page = |on: &Serving| {
-        let out = w.airlock(&["quarantine", "list", "--json", "--url", &on.base]);
+        let out = w.airlock(&[
+            "quarantine",
+            "list",
+            "--json",
+            "--url",
+            &on.base,
+            "--as",
+            REVIEWER,
+        ]);
         assert!(
             out.status.success(),
             "{}",
@@ -37,12 +46,8 @@ async fn a_call_held_on_one_replica_is_released_once_even_from_two() {
     assert!(list["held"].to_string().contains(&id), "{list}");
     let (page_a, page_b) = (page(&a), page(&b));
     // released from B, which did not hold it; then again from A, whose memory says held
-    let release = |page: &str| {
-        crate::smtp::post(
-            &format!("{page}/held/{id}"),
-            &[("action", "release"), ("by", "rita@example.com")],
-        )
-    };
+    let release =
+        |page: &str| crate::smtp::post(&format!("{page}/held/{id}"), &[("action", "release")]);
     let (status, body) = release(&page_b);
     assert_eq!(status, 200, "{body}");
     let (status, body) = release(&page_a);
@@ -86,7 +91,15 @@ async fn a_release_under_way_when_its_replica_dies_becomes_outcome_unknown_once(
         .as_object()
         .cloned();
     let id = crate::review::held_id(&on_a.call_tool(call).await.expect("answered"));
-    let out = w.airlock(&["quarantine", "list", "--json", "--url", &a.base]);
+    let out = w.airlock(&[
+        "quarantine",
+        "list",
+        "--json",
+        "--url",
+        &a.base,
+        "--as",
+        REVIEWER,
+    ]);
     let list: Value = serde_json::from_slice(&out.stdout).expect("json");
     let page = list["review_url"].as_str().expect("review url").to_string();
     // the release starts on A (the refund takes a minute), and A dies during it
@@ -94,7 +107,7 @@ async fn a_release_under_way_when_its_replica_dies_becomes_outcome_unknown_once(
     let releasing = std::thread::spawn(move || {
         crate::smtp::http()
             .post(&format!("{page}/held/{held}"))
-            .send_form([("action", "release"), ("by", "rita@example.com")])
+            .send_form([("action", "release")])
             .map(|r| r.status().as_u16())
     });
     w.wait_executed("executed.jsonl").await;

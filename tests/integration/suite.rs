@@ -4,6 +4,7 @@
 mod agents;
 mod approvals;
 mod audit;
+mod authority;
 mod browser;
 mod cli;
 mod conditions;

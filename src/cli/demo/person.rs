@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use airlock::approval::link::LinkKey;
 use airlock::config::Config;
-use airlock::quarantine::review_token;
+use airlock::reviewer::{LINK_LIFETIME, Reviewer};
 use anyhow::{Context, bail};
 
 use crate::cli::runtime_file;
@@ -25,8 +25,9 @@ pub(crate) enum Person {
 }
 
 impl Person {
-    /// The name the demo records for its reviewer (a person in the browser types their own).
-    pub(super) const REVIEWER: &str = "demo reviewer (airlock demo)";
+    /// The demo's reviewer: the member of the policy's `[review] role` (ops) whose personal
+    /// review link the demo prints and uses.
+    pub(super) const REVIEWER: &str = "ops-approvers@example.com";
 
     /// Press Approve or Deny on the approval page at `link`, as a person would.
     pub(super) fn decide(self, link: &str) -> anyhow::Result<()> {
@@ -63,11 +64,7 @@ impl Person {
             Person::InTheBrowser => return Ok(()),
         };
         let url = format!("{}/held/{id}", page.url);
-        let form = [
-            ("by", Person::REVIEWER),
-            ("action", action),
-            ("reason", reason),
-        ];
+        let form = [("action", action), ("reason", reason)];
         let mut r = agent()
             .post(&url)
             .header("Accept", "application/json")
@@ -121,8 +118,10 @@ impl ReviewPage {
             .trim()
             .trim_end_matches('/');
         let key = LinkKey::load_or_create(&config.key_path)?;
+        let now = time::OffsetDateTime::now_utc();
+        let reviewer = Reviewer::new(Person::REVIEWER, "link", None, now, LINK_LIFETIME);
         Ok(ReviewPage {
-            url: format!("{base}/review/{}", review_token(&key)),
+            url: format!("{base}/review/{}", reviewer.token(&key)),
         })
     }
 }

@@ -2,7 +2,6 @@
 
 use clap::Subcommand;
 
-use super::default_by;
 use crate::cli::ConfigArg;
 
 /// Where the running gate listens (default: the address `airlock serve` wrote beside the ledger).
@@ -23,6 +22,9 @@ pub enum QuarantineCommand {
         gate: GateArg,
         #[arg(long)]
         json: bool,
+        /// Print the review page's link for this person (valid 24 hours), to hand to them.
+        #[arg(long = "as", value_name = "EMAIL")]
+        for_whom: Option<String>,
     },
     /// Classify a tool: Airlock writes its manifest into the manifests directory.
     Classify {
@@ -39,8 +41,9 @@ pub enum QuarantineCommand {
         /// `tool:NAME` or `none: why it cannot be undone`.
         #[arg(long)]
         reversal: String,
-        /// Who classifies (recorded).
-        #[arg(long, default_value_t = default_by())]
+        /// Who classifies: a member of the policy's `[review] role` (recorded with `via: cli`
+        /// and your OS user). `--by` is the old name of this flag.
+        #[arg(long = "as", alias = "by", value_name = "EMAIL")]
         by: String,
         /// Print the manifest (for a pull request) instead of writing it.
         #[arg(long)]
@@ -51,7 +54,9 @@ pub enum QuarantineCommand {
         #[command(flatten)]
         gate: GateArg,
         id: String,
-        #[arg(long, default_value_t = default_by())]
+        /// Who decides: a member of the role the call needs (recorded with `via: cli` and your
+        /// OS user). `--by` is the old name of this flag.
+        #[arg(long = "as", alias = "by", value_name = "EMAIL")]
         by: String,
     },
     /// Reject a held call: it never runs.
@@ -61,7 +66,9 @@ pub enum QuarantineCommand {
         id: String,
         #[arg(long, default_value = "")]
         reason: String,
-        #[arg(long, default_value_t = default_by())]
+        /// Who decides: a member of the role the call needs (recorded with `via: cli` and your
+        /// OS user). `--by` is the old name of this flag.
+        #[arg(long = "as", alias = "by", value_name = "EMAIL")]
         by: String,
     },
 }
@@ -81,7 +88,9 @@ pub enum DriftCommand {
         gate: GateArg,
         /// The scope, as `drift list` shows it, e.g. `tool:shop/refund_order@agent`.
         scope: String,
-        #[arg(long, default_value_t = default_by())]
+        /// Who decides: a member of the role the call needs (recorded with `via: cli` and your
+        /// OS user). `--by` is the old name of this flag.
+        #[arg(long = "as", alias = "by", value_name = "EMAIL")]
         by: String,
     },
 }

@@ -1,0 +1,233 @@
+//! One case per rule, in the order the rule applies them.
+
+use std::collections::BTreeMap;
+
+use super::{Matter, Refusal, authorize, deciders};
+use crate::policy::{Policy, Role};
+
+fn policy(review: Option<&str>) -> Policy {
+    let role = |emails: &[&str]| Role {
+        emails: emails.iter().map(|e| e.to_string()).collect(),
+        escalate_to: None,
+    };
+    Policy {
+        version: "t".into(),
+        classes: BTreeMap::new(),
+        roles: [
+            (
+                "finance".to_string(),
+                role(&["ann@example.com", "cfo@example.com"]),
+            ),
+            ("cfo".to_string(), role(&["cfo@example.com"])),
+            (
+                "ops".to_string(),
+                role(&["ops@example.com", "bot@example.com"]),
+            ),
+        ]
+        .into(),
+        actors: BTreeMap::new(),
+        review_role: review.map(str::to_string),
+    }
+}
+
+/// (name, matter, decider, review role, what the rule says)
+type Case<'a> = (
+    &'a str,
+    Matter<'a>,
+    &'a str,
+    Option<&'a str>,
+    Result<Vec<&'a str>, Refusal>,
+);
+
+const AGENTS: &[&str] = &["agent:default", "bot@example.com"];
+
+#[test]
+fn each_rule_in_order() {
+    let cfo_and_finance = ["finance".to_string(), "cfo".to_string()];
+    let cfo = ["cfo".to_string()];
+    let none: [String; 0] = [];
+    let approval = Matter::Approval {
+        role: "finance",
+        requester: "agent:default",
+    };
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "a member of the approval's role",
+            approval,
+            "Ann@Example.com",
+            None,
+            Ok(vec!["finance"]),
+        ),
+        (
+            "someone outside it",
+            approval,
+            "ops@example.com",
+            None,
+            Err(Refusal::NotInRole {
+                who: "ops@example.com".into(),
+                roles: "finance".into(),
+            }),
+        ),
+        (
+            "an agent identity, even in the role",
+            Matter::Pause {
+                role: Some("ops"),
+                requester: None,
+            },
+            "bot@example.com",
+            None,
+            Err(Refusal::Agent("bot@example.com".into())),
+        ),
+        (
+            "the requester, even in the role",
+            Matter::Held {
+                roles: &cfo,
+                requester: "cfo@example.com",
+            },
+            "cfo@example.com",
+            None,
+            Err(Refusal::Requester("cfo@example.com".into(), "cfo".into())),
+        ),
+        (
+            "a held call over the cfo's threshold, by finance",
+            Matter::Held {
+                roles: &cfo,
+                requester: "agent:default",
+            },
+            "ann@example.com",
+            Some("ops"),
+            Err(Refusal::NotInRole {
+                who: "ann@example.com".into(),
+                roles: "cfo".into(),
+            }),
+        ),
+        (
+            "...and by the cfo",
+            Matter::Held {
+                roles: &cfo,
+                requester: "agent:default",
+            },
+            "cfo@example.com",
+            Some("ops"),
+            Ok(vec!["cfo"]),
+        ),
+        (
+            "a call held by two roles needs a member of both",
+            Matter::Held {
+                roles: &cfo_and_finance,
+                requester: "x",
+            },
+            "ann@example.com",
+            None,
+            Err(Refusal::NotInRole {
+                who: "ann@example.com".into(),
+                roles: "finance and cfo".into(),
+            }),
+        ),
+        (
+            "...which the cfo is",
+            Matter::Held {
+                roles: &cfo_and_finance,
+                requester: "x",
+            },
+            "cfo@example.com",
+            None,
+            Ok(vec!["finance", "cfo"]),
+        ),
+        (
+            "a held call naming no role: the review role",
+            Matter::Held {
+                roles: &none,
+                requester: "x",
+            },
+            "ops@example.com",
+            Some("ops"),
+            Ok(vec!["ops"]),
+        ),
+        (
+            "...and without one, nobody",
+            Matter::Held {
+                roles: &none,
+                requester: "x",
+            },
+            "ops@example.com",
+            None,
+            Err(Refusal::NoRole),
+        ),
+        (
+            "a pause naming no role: the review role",
+            Matter::Pause {
+                role: None,
+                requester: Some("agent:default"),
+            },
+            "ops@example.com",
+            Some("ops"),
+            Ok(vec!["ops"]),
+        ),
+        (
+            "classifying: the review role",
+            Matter::Classify,
+            "ann@example.com",
+            Some("ops"),
+            Err(Refusal::NotInRole {
+                who: "ann@example.com".into(),
+                roles: "ops".into(),
+            }),
+        ),
+        (
+            "an agent is refused before anything else",
+            Matter::Classify,
+            "Agent:Default",
+            None,
+            Err(Refusal::Agent("Agent:Default".into())),
+        ),
+    ];
+    for (name, matter, who, review, want) in cases {
+        let got = authorize(&matter, who, &policy(review), AGENTS);
+        let want = want.map(|r| r.into_iter().map(str::to_string).collect::<Vec<_>>());
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn deciders_are_the_members_who_may_decide() {
+    let p = policy(Some("ops"));
+    let held = Matter::Held {
+        roles: &[],
+        requester: "agent:default",
+    };
+    assert_eq!(
+        deciders(&held, &p, AGENTS),
+        ["ops@example.com"],
+        "the agent in ops is left out"
+    );
+    let own = Matter::Approval {
+        role: "finance",
+        requester: "ann@example.com",
+    };
+    assert_eq!(
+        deciders(&own, &p, AGENTS),
+        ["cfo@example.com"],
+        "the requester is left out"
+    );
+    assert!(deciders(&Matter::Classify, &policy(None), AGENTS).is_empty());
+}
+
+#[test]
+fn every_refusal_says_what_to_do() {
+    for r in [
+        Refusal::Agent("a".into()),
+        Refusal::Requester("a".into(), "r".into()),
+        Refusal::NotInRole {
+            who: "a".into(),
+            roles: "r".into(),
+        },
+        Refusal::NoRole,
+    ] {
+        let said = r.to_string();
+        assert!(
+            said.contains("must") || said.contains("ask") || said.contains("add"),
+            "{said}"
+        );
+    }
+}

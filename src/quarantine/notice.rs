@@ -1,0 +1,121 @@
+//! Telling reviewers that a call is held: a mail to each person who may release it (the roles
+//! the call names, else the policy's `[review] role`), with their own review link, and a
+//! `mail_sent` / `mail_failed` row for each.
+//!
+//! At most one notice per tool per [`QUIET`]: an agent calling an unknown tool in a loop must
+//! not flood the reviewers' mailboxes (the review page lists every held call). It must never
+//! put anything but a personal, expiring link in a mail, and never decide anything.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::Held;
+use crate::approval::link::LinkKey;
+use crate::authority::{self, Matter};
+use crate::ledger::{Ledger, NewRow};
+use crate::live::Live;
+use crate::mail::{Mail, Mailer, Sent};
+use crate::reviewer::{LINK_LIFETIME, Reviewer};
+
+/// The quiet time between two notices about calls of one tool.
+pub const QUIET: time::Duration = time::Duration::minutes(10);
+
+/// What sends held-call notices.
+pub struct Notices {
+    live: Arc<Live>,
+    ledger: Arc<Ledger>,
+    mailer: Mailer,
+    key: LinkKey,
+    base_url: String,
+    /// (server, tool) → when the last notice went out.
+    last: Mutex<HashMap<(String, String), OffsetDateTime>>,
+}
+
+impl Notices {
+    pub fn new(
+        live: Arc<Live>,
+        ledger: Arc<Ledger>,
+        mailer: Mailer,
+        key: LinkKey,
+        base_url: String,
+    ) -> Notices {
+        Notices {
+            live,
+            ledger,
+            mailer,
+            key,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether a notice about `h`'s tool is due at `now` (and, if so, marks it sent).
+    fn due(&self, h: &Held, now: OffsetDateTime) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (h.server.clone(), h.tool_name.clone());
+        match last.get(&key) {
+            Some(t) if now - *t < QUIET => false,
+            _ => {
+                last.insert(key, now);
+                true
+            }
+        }
+    }
+
+    /// Mail everyone who may release `h` their own review link.
+    pub async fn held(&self, h: &Held) {
+        let now = OffsetDateTime::now_utc();
+        if !self.due(h, now) {
+            return;
+        }
+        let setup = self.live.setup();
+        let matter = Matter::Held {
+            roles: &h.roles,
+            requester: &h.actor,
+        };
+        let to_all = authority::deciders(&matter, &setup.policy, &setup.agent_ids());
+        if to_all.is_empty() {
+            tracing::warn!(call_id = %h.id, "a call is held, and no person may release it: check the roles it names and [review] role");
+        }
+        for to in to_all {
+            let token = Reviewer::new(&to, "link", None, now, LINK_LIFETIME).token(&self.key);
+            let mail = Mail {
+                to: to.clone(),
+                subject: format!("[Airlock] Held for review: {} by {}", h.tool, h.actor),
+                body: format!(
+                    "Airlock held a call of `{}` (server `{}`) by {}; it has not run.\n\nWhy: {}\n\nRelease it (it then runs once) or reject it on the review page; further calls of this tool held in the next {} minutes are listed there without another mail. This link is yours alone, for 24 hours; do not forward it:\n\n{}/review/{token}\n",
+                    h.tool,
+                    h.server,
+                    h.actor,
+                    h.reason,
+                    QUIET.whole_minutes(),
+                    self.base_url,
+                ),
+                key: format!("held-{}-{}", h.id, to),
+            };
+            let (kind, body) = match self.mailer.send(&mail).await {
+                Ok(via) => (
+                    "mail_sent",
+                    json!({"held": h.id, "to": to, "via": match via { Sent::Smtp => "smtp".to_string(), Sent::Outbox(path) => path.display().to_string() }}),
+                ),
+                Err(e) => {
+                    tracing::error!(call_id = %h.id, %to, error = %e, "held-call notice not sent");
+                    (
+                        "mail_failed",
+                        json!({"held": h.id, "to": to, "error": e.to_string()}),
+                    )
+                }
+            };
+            if let Err(e) = self
+                .ledger
+                .append(vec![NewRow::now(kind, &h.id, body)])
+                .await
+            {
+                tracing::error!(error = %e, "cannot record a held-call notice");
+            }
+        }
+    }
+}

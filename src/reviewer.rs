@@ -1,0 +1,147 @@
+//! Reviewers' personal links: who opens the review page (held calls, unknown tools, paused
+//! scopes) or a pause's page, proven by a token made for that one person.
+//!
+//! A token carries the reviewer's address, how it was issued (`link`: mailed or printed for a
+//! person; `cli`: made by `airlock … --as EMAIL` on the gate's machine, with the OS user) and
+//! its expiry, MACed with the link key ([`LinkKey::purpose_token`]): nothing is stored, a token
+//! cannot be widened to another person or a later time, and it expires (links 24 h by default,
+//! CLI tokens in minutes). This module only says who presents a token; whether they may decide
+//! is [`crate::authority`]'s. It must never accept an expired or unmacced token, and never take a
+//! decider's name from anything but a token.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::approval::link::LinkKey;
+
+const PURPOSE: &str = "airlock.review.v2";
+
+/// How long a mailed or printed review link stays valid.
+pub const LINK_LIFETIME: time::Duration = time::Duration::hours(24);
+/// How long a token the CLI makes for one command stays valid.
+pub const CLI_LIFETIME: time::Duration = time::Duration::minutes(5);
+
+/// Who presents a review token, as the token proves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reviewer {
+    /// The reviewer's address (a member of some role, checked by [`crate::authority`]).
+    #[serde(rename = "e")]
+    pub email: String,
+    /// `link` or `cli`.
+    #[serde(rename = "v")]
+    pub via: String,
+    /// The OS user that ran the CLI (`via = cli`).
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub os_user: Option<String>,
+    /// Unix seconds after which the token is refused.
+    #[serde(rename = "x")]
+    pub expires: i64,
+}
+
+/// Why a review token is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error(
+        "this review link is not valid for this gate (it was not made with its link key: wrong --config, or a mangled link)"
+    )]
+    Invalid,
+    #[error(
+        "this review link expired at {0}: ask the operator for a new one (`airlock quarantine list --as YOUR-EMAIL` prints it)"
+    )]
+    Expired(String),
+}
+
+impl Reviewer {
+    /// A reviewer whose token is valid for `lifetime` from `now`.
+    pub fn new(
+        email: &str,
+        via: &str,
+        os_user: Option<String>,
+        now: OffsetDateTime,
+        lifetime: time::Duration,
+    ) -> Reviewer {
+        Reviewer {
+            email: email.trim().to_string(),
+            via: via.to_string(),
+            os_user,
+            expires: (now + lifetime).unix_timestamp(),
+        }
+    }
+
+    /// The token: `<hex of the claims>.<MAC>`.
+    pub fn token(&self, key: &LinkKey) -> String {
+        let claims = hex::encode(serde_json::to_vec(self).unwrap_or_default());
+        let mac = key.purpose_token(&[PURPOSE, &claims]);
+        format!("{claims}.{mac}")
+    }
+
+    /// Who presents `token`, if it is this gate's and not expired at `now`.
+    pub fn from_token(
+        key: &LinkKey,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Reviewer, TokenError> {
+        let (claims, mac) = token.split_once('.').ok_or(TokenError::Invalid)?;
+        if !key.verify_purpose(mac, &[PURPOSE, claims]) {
+            return Err(TokenError::Invalid);
+        }
+        let bytes = hex::decode(claims).map_err(|_| TokenError::Invalid)?;
+        let r: Reviewer = serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid)?;
+        if now.unix_timestamp() > r.expires {
+            let at = OffsetDateTime::from_unix_timestamp(r.expires)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default();
+            return Err(TokenError::Expired(at));
+        }
+        Ok(r)
+    }
+
+    /// What a decision row records about how the decider was authenticated.
+    pub fn auth(&self) -> serde_json::Value {
+        serde_json::json!({"via": self.via, "os_user": self.os_user})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CLI_LIFETIME, LINK_LIFETIME, Reviewer, TokenError};
+    use crate::approval::link::LinkKey;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_token_names_its_reviewer_until_it_expires_and_cannot_be_altered() {
+        let key = LinkKey::random().expect("key");
+        let now = datetime!(2026-12-03 12:00 UTC);
+        let r = Reviewer::new("ann@example.com", "link", None, now, LINK_LIFETIME);
+        let t = r.token(&key);
+        assert_eq!(Reviewer::from_token(&key, &t, now), Ok(r.clone()));
+        assert!(matches!(
+            Reviewer::from_token(&key, &t, now + LINK_LIFETIME + time::Duration::seconds(1)),
+            Err(TokenError::Expired(_))
+        ));
+        // another person's claims under this MAC, another key, garbage: all invalid
+        let (_, mac) = t.split_once('.').expect("dot");
+        let bob = Reviewer::new("bob@example.com", "link", None, now, LINK_LIFETIME);
+        let forged = format!("{}.{mac}", bob.token(&key).split_once('.').expect("dot").0);
+        let other = LinkKey::random().expect("key");
+        for bad in [forged.as_str(), &r.token(&other), "", "zz.zz", "abc"] {
+            assert_eq!(
+                Reviewer::from_token(&key, bad, now),
+                Err(TokenError::Invalid),
+                "{bad}"
+            );
+        }
+        let cli = Reviewer::new(
+            "ann@example.com",
+            "cli",
+            Some("ops".into()),
+            now,
+            CLI_LIFETIME,
+        );
+        assert_eq!(Reviewer::from_token(&key, &cli.token(&key), now), Ok(cli));
+    }
+}
