@@ -37,6 +37,7 @@ pub mod quarantine;
 pub mod replay;
 pub mod replica;
 pub mod schema;
+pub mod shown;
 pub mod signing;
 pub mod stats;
 pub mod summary;
