@@ -131,12 +131,26 @@ pub fn flags(e: &Envelope) -> Vec<Flag> {
     let mut out = Vec::new();
     push(&mut out, "the summary", &e.summary);
     push(&mut out, "the reason", &e.reason);
-    walk(&e.arguments, "", &mut out);
+    out.extend(argument_flags(&e.arguments));
     for r in e.evidence.iter().filter(|r| r.field.starts_with("_meta.")) {
         for s in strings(&r.value) {
             push(&mut out, &format!("evidence {}", line(&r.field)), s);
         }
     }
+    out
+}
+
+/// The findings in a call's arguments: names and values, placed by path (`items/0/sku`).
+pub fn argument_flags(arguments: &Value) -> Vec<Flag> {
+    let mut out = Vec::new();
+    walk(arguments, "", &mut out);
+    out
+}
+
+/// The findings in one text, placed.
+pub fn text_flags(place: &str, text: &str) -> Vec<Flag> {
+    let mut out = Vec::new();
+    push(&mut out, place, text);
     out
 }
 

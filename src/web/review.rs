@@ -2,6 +2,8 @@
 //! and paused autopilot scopes, with the forms that classify a tool, release or reject a held
 //! call, and resume a scope. The same endpoints answer JSON to the CLI (`Accept:
 //! application/json`). The pause page (`/p/{id}/{token}`) is the mailed link of one pause.
+//! Held calls' arguments are shown as [`crate::shown`] shows text: hidden characters escaped,
+//! a warning line, marked as the agent's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use crate::drift::Pause;
 use crate::ledger::NewRow;
 use crate::quarantine::classify::{self, Classification, Subject};
 use crate::quarantine::{Held, QuarantineError};
+use crate::shown::{self, request};
 
 type Outcome = Result<(String, Value), (StatusCode, String)>;
 
@@ -391,7 +394,7 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>)
             let schema = d
                 .definition
                 .get("inputSchema")
-                .map(|s| serde_json::to_string_pretty(s).unwrap_or_default())
+                .map(|s| shown::json(&serde_json::to_string_pretty(s).unwrap_or_default()))
                 .unwrap_or_default();
             html.push_str(&format!(
                 "<dl class=\"envelope\"><dt>Description</dt><dd>{}</dd><dt>Annotations</dt><dd>{} <small>(shown, never trusted for gating)</small></dd><dt>Input schema</dt><dd><pre>{}</pre></dd><dt>Definition</dt><dd><code>{}</code></dd></dl>",
@@ -418,17 +421,34 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Path(token): Path<String>)
             None => html.push_str("<p>Its server does not serve it right now, so it cannot be classified here.</p>"),
         }
         for h in calls {
-            let args = serde_json::to_string_pretty(&h.arguments).unwrap_or_default();
             html.push_str(&format!(
-                "<div class=\"state\"><p>Call <code>{id}</code> by {actor}, held {at}<br><small>{why}</small></p><pre>{args}</pre><form method=\"post\" action=\"/review/{t}/held/{id}\">{by_field}<label>Reason (for a rejection)</label><input name=\"reason\"><div class=\"buttons\"><button name=\"action\" value=\"release\" class=\"approve\">Release (run once)</button><button name=\"action\" value=\"reject\" class=\"deny\">Reject</button></div></form></div>",
+                "<div class=\"state\">{call}<form method=\"post\" action=\"/review/{t}/held/{id}\">{by_field}<label>Reason (for a rejection)</label><input name=\"reason\"><div class=\"buttons\"><button name=\"action\" value=\"release\" class=\"approve\">Release (run once)</button><button name=\"action\" value=\"reject\" class=\"deny\">Reject</button></div></form></div>",
+                call = held_call_html(h),
                 id = esc(&h.id),
-                actor = esc(&h.actor),
-                at = super::envelope::time_html(h.held_at),
-                why = super::envelope::prose(&h.reason),
-                args = esc(&args),
                 t = esc(&token),
             ));
         }
     }
     Html(shell("Review", &html)).into_response()
+}
+
+/// One held call as a reviewer reads it: who, when and why; a warning line when its arguments
+/// or reason hide or imitate characters; its arguments (escaped JSON) marked as the agent's.
+fn held_call_html(h: &Held) -> String {
+    let args = Value::Object(h.arguments.clone());
+    let mut flags = request::text_flags("the reason", &h.reason);
+    flags.extend(request::argument_flags(&args));
+    let warn = shown::warning(&flags)
+        .map(|w| format!("<p class=\"warn\">⚠ {}</p>", esc(&w)))
+        .unwrap_or_default();
+    format!(
+        "<p>Call <code>{id}</code> by {actor}, held {at}<br><small>{why}</small></p>{warn}<small>Arguments written by the agent ({actor}), not by Airlock:</small><pre class=\"agent\">{args}</pre>",
+        id = esc(&h.id),
+        actor = esc(&h.actor),
+        at = super::envelope::time_html(h.held_at),
+        why = super::envelope::prose(&h.reason),
+        args = esc(&shown::json(
+            &serde_json::to_string_pretty(&args).unwrap_or_default()
+        )),
+    )
 }
