@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod conditions;
 mod conformance;
+mod display;
 mod drift;
 mod gate;
 mod http;
