@@ -149,3 +149,27 @@ async fn hidden_and_look_alike_characters_are_escaped_flagged_and_hashed_on_the_
     assert_eq!(envelope["body"]["envelope"]["arguments"]["order_id"], Value::from(SPOOFED));
     assert!(w.executed("executed.jsonl").is_empty());
 }
+
+#[tokio::test]
+async fn a_held_call_on_the_review_page_shows_its_hidden_characters_as_escapes() {
+    let w = crate::review::world();
+    let agent = w.agent().await;
+    let held = agent
+        .call("echo", json!({"text": format!("{SPOOFED} {LOOKALIKE}")}))
+        .await;
+    assert!(is_error(&held), "quarantined: {}", text(&held));
+    let out = w.airlock(&["quarantine", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let url = list["review_url"].as_str().expect("review url");
+    let (status, page) = get(url);
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(hidden_in(&page), Vec::<String>::new(), "nothing hidden on the review page");
+    for shown in [
+        "<p class=\"warn\">⚠ This request contains hidden characters, shown as escapes: \\u202E (reorders text) and \\u200B (invisible) in text; and look-alike letters: “p\u{0430}ypal” in text mixes Latin and Cyrillic letters, looks like “paypal”.",
+        "<small>Arguments written by the agent (agent:test), not by Airlock:</small><pre class=\"agent\">{\n  &quot;text&quot;: &quot;acct-\\u202E1000-tcca\\u200B p\u{0430}ypal confirmed",
+    ] {
+        assert!(page.contains(shown), "review page lacks {shown}:\n{page}");
+    }
+    assert!(!page.contains("href=\"https://evil"), "no link from the agent's text");
+    agent.close().await;
+}
