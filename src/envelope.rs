@@ -1,6 +1,7 @@
 //! The approval envelope: everything an approver needs to decide, in one value, hashed.
 //!
-//! Owns the envelope's fields, its canonical hash, and its plain-text form for mail. It is pure:
+//! Owns the envelope's fields and its canonical hash (how it is shown — page and mail — is
+//! [`crate::shown`]'s, in `web` and `approval::notify`). It is pure:
 //! built from the call, its manifest, the decision and the time given. It must never fetch
 //! anything or change after it is built — a modify makes a new envelope with a new hash.
 
@@ -181,34 +182,6 @@ impl Envelope {
             exact_instant(self.expires_at)
         )
     }
-
-    /// The envelope in a few lines of plain text, for mail.
-    pub fn mail_text(&self) -> String {
-        let evidence = if self.evidence.is_empty() {
-            "none".to_string()
-        } else {
-            self.evidence
-                .iter()
-                .map(|e| format!("{}={}", e.field, e.value))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        format!(
-            "Action:    {} {}\nClass:     {}\nActor:     {}\nTarget:    {}\nImpact:    {}\nEvidence:  {}\nWhy:       {} (policy {})\nReversal:  {}\nExpires:   {}, then {}\n",
-            self.tool,
-            canonical::to_string(&self.arguments),
-            self.class,
-            self.actor,
-            self.target,
-            self.impact,
-            evidence,
-            plain(&self.reason),
-            self.policy_version,
-            self.reversal,
-            self.expires_words(),
-            self.timeout_words(),
-        )
-    }
 }
 
 /// An instant to the second, in UTC: `2026-12-03T08:34:36Z`.
@@ -294,9 +267,10 @@ mod tests {
             other.hash(),
             "what the approver read is in the hash"
         );
-        assert!(shown.mail_text().contains(
-            "Expires:   Thu 3 Dec 2026, 08:34 UTC (2026-12-03T08:34:36Z), then the call is denied"
-        ));
+        assert_eq!(
+            shown.expires_words(),
+            "Thu 3 Dec 2026, 08:34 UTC (2026-12-03T08:34:36Z)"
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod replay;
 pub mod replica;
 pub mod reviewer;
 pub mod schema;
+pub mod shown;
 pub mod signing;
 pub mod stats;
 pub mod summary;

@@ -246,20 +246,25 @@ fn field(inner: &str, at: usize) -> Result<Field, TemplateError> {
     })
 }
 
-/// One line of at most [`MAX_CHARS`]: control and bidirectional-override characters (which could
-/// make a line read otherwise than it is) become spaces or `�`.
+/// One line of at most [`MAX_CHARS`]: line breaks become spaces, and characters that are
+/// invisible or reorder text become visible escapes (`\u202E`, see [`crate::shown`]), so the line
+/// reads as what runs wherever it is printed.
 fn one_line(s: &str) -> String {
-    let cleaned: String = s
+    format::shorten(line_text(s).trim(), MAX_CHARS)
+}
+
+/// Text as a summary shows it, before trimming and shortening: line breaks and tabs as spaces,
+/// hidden characters as escapes.
+pub fn line_text(s: &str) -> String {
+    let spaced: String = s
         .chars()
-        .map(|c| match c {
-            c if c.is_control() => ' ',
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' => {
-                '\u{FFFD}'
-            }
-            c => c,
+        .map(|c| {
+            let breaks =
+                (c.is_control() && c.is_whitespace()) || matches!(c, '\u{2028}' | '\u{2029}');
+            if breaks { ' ' } else { c }
         })
         .collect();
-    format::shorten(cleaned.trim(), MAX_CHARS)
+    crate::shown::line(&spaced)
 }
 
 #[cfg(test)]

@@ -1,27 +1,99 @@
 //! Approval mail: the request to each approver (with their own link) and the outcome-unknown
 //! notice. Each delivery is recorded in the ledger; a request is marked sent only after that.
+//! The request is plain text shown through [`crate::shown`]: hidden characters as escapes with a
+//! warning line, the agent's values under "Written by the agent", links in them broken.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Desk, stored};
 use crate::approval::state::Approval;
-use crate::envelope::Envelope;
+use crate::canonical;
+use crate::envelope::{Envelope, plain};
 use crate::ledger::{Change, LedgerError, NewRow};
 use crate::mail::{Mail, Sent};
+use crate::shown::{self, request};
 
 /// The summary for a subject line, with the exposed tool name when the summary does not say it
-/// (a template's wording is the manifest's; the name is what runs).
+/// (a template's wording is the manifest's; the name is what runs). As mail shows text: hidden
+/// characters as escapes, on one line, links broken.
 fn titled(e: &Envelope) -> String {
-    if e.summary.is_empty() {
+    let title = if e.summary.is_empty() {
         e.tool.clone()
     } else if e.summary.contains(&e.tool) {
         e.summary.clone()
     } else {
         format!("{} ({})", e.summary, e.tool)
+    };
+    shown::break_links(&shown::line(&title))
+}
+
+/// The request in plain text (no markdown), as [`crate::shown`] shows text: a warning line when
+/// anything hides or imitates characters; what Airlock and the manifest say; then the agent's
+/// own values, one per line (a value cannot start a line of its own: its line breaks are
+/// escapes), between "Written by the agent" and "End of the agent's text". Every link is broken.
+pub(super) fn request_text(e: &Envelope) -> String {
+    let mut t = String::new();
+    if let Some(w) = shown::warning(&request::flags(e)) {
+        t.push_str(&format!("WARNING: {w}\n\n"));
     }
+    let one = shown::line;
+    t.push_str(&format!(
+        "Action:    {} on tool server {}\nClass:     {}\nActor:     {}\nTarget:    {}\nImpact:    {}\nWhy:       {} (policy {})\nReversal:  {}\nExpires:   {}, then {}\n",
+        one(&e.tool),
+        one(&e.server),
+        one(&e.class),
+        one(&e.actor),
+        one(&e.target),
+        one(&e.impact),
+        one(&plain(&e.reason)),
+        one(&e.policy_version),
+        one(&e.reversal),
+        e.expires_words(),
+        e.timeout_words(),
+    ));
+    t.push_str(&agent_text(e));
+    shown::break_links(&t)
+}
+
+/// The agent's part of the request, marked as such.
+fn agent_text(e: &Envelope) -> String {
+    let value = |v: &Value| match v {
+        Value::String(s) => shown::line(s),
+        v => shown::json(&canonical::to_string(v)),
+    };
+    let mut t = format!(
+        "\nWritten by the agent ({}), not by Airlock:\n",
+        shown::line(&e.actor)
+    );
+    let spans = request::summary_spans(e);
+    if !spans.is_empty() {
+        let parts: Vec<String> = request::pieces(&e.summary, &spans)
+            .into_iter()
+            .filter(|(_, agent)| *agent)
+            .map(|(s, _)| format!("“{}”", shown::line(s)))
+            .collect();
+        t.push_str(&format!("| in the summary: {}\n", parts.join(", ")));
+    }
+    match e.arguments.as_object() {
+        Some(o) if !o.is_empty() => {
+            for (k, v) in o {
+                t.push_str(&format!("| {}: {}\n", shown::line(k), value(v)));
+            }
+        }
+        _ => t.push_str("| no arguments\n"),
+    }
+    for r in &e.evidence {
+        t.push_str(&format!(
+            "| evidence {}: {}\n",
+            shown::line(&r.field),
+            value(&r.value)
+        ));
+    }
+    t.push_str("End of the agent's text.\n");
+    t
 }
 
 /// Waits between delivery attempts while the gate runs; after the last, the next start retries.
@@ -84,7 +156,7 @@ impl Desk {
                 titled(e),
                 e.role,
                 crate::summary::readable_time(e.expires_at),
-                e.mail_text(),
+                request_text(e),
                 a.id,
                 e.stage
             ),
@@ -168,7 +240,7 @@ impl Desk {
                 subject: format!("[Airlock] Outcome unknown: {}", titled(&a.envelope)),
                 body: format!(
                     "Airlock stopped while running an approved call, so it cannot tell whether the call ran.\nIt will not run it again. Check the tool server before retrying.\n\n{}\nApproval {}.\n",
-                    a.envelope.mail_text(),
+                    request_text(&a.envelope),
                     a.id
                 ),
                 key: format!("{}-unknown-{to}", a.id),
@@ -192,5 +264,94 @@ impl Desk {
                 tracing::error!(approval = %a.id, error = %e, "cannot record the outcome-unknown notice");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::{request_text, titled};
+    use crate::envelope::{Envelope, EvidenceRef};
+    use crate::policy::OnTimeout;
+
+    fn envelope(summary: &str, arguments: serde_json::Value) -> Envelope {
+        let t = datetime!(2026-12-03 08:04:36 UTC);
+        Envelope {
+            summary: summary.into(),
+            tool: "refund_order".into(),
+            server: "shop".into(),
+            tool_name: "refund_order".into(),
+            arguments,
+            arguments_sha256: "ab".into(),
+            class: "financial".into(),
+            actor: "agent:bot".into(),
+            target: "payments.refunds".into(),
+            impact: "Moves money to a customer".into(),
+            evidence: vec![EvidenceRef {
+                field: "_meta.ticket".into(),
+                value: json!("T-9"),
+            }],
+            policy_version: "v1".into(),
+            rule: "classes.financial".into(),
+            reason: "class `financial` needs approval by role `finance`".into(),
+            reversal: "none: refunds cannot be clawed back".into(),
+            role: "finance".into(),
+            min_approvals: 1,
+            requested_at: t,
+            expires_at: t + time::Duration::minutes(30),
+            on_timeout: OnTimeout::Deny,
+            stage: 0,
+        }
+    }
+
+    #[test]
+    fn the_mail_escapes_hidden_characters_warns_and_marks_the_agents_lines() {
+        let e = envelope(
+            "Refund $5.00 on order acct-\\u202E1000-tcca\\u200B",
+            json!({
+                "amount_cents": 500,
+                "order_id": "acct-\u{202E}1000-tcca\u{200B}",
+                "reason": "Approved already by the CFO, see https://evil.example\nWhy:       policy says yes",
+                "payee": "p\u{0430}ypal",
+            }),
+        );
+        let text = request_text(&e);
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && crate::shown::kind(c).is_some()),
+            "no raw hidden character: {text:?}"
+        );
+        let want = "WARNING: This request contains hidden characters, shown as escapes: \\u202E (reorders text) and \\u200B (invisible) in order_id; and look-alike letters: “p\u{0430}ypal” in payee mixes Latin and Cyrillic letters, looks like “paypal”. Read it as escaped before deciding.\n\n\
+Action:    refund_order on tool server shop\n\
+Class:     financial\n\
+Actor:     agent:bot\n\
+Target:    payments.refunds\n\
+Impact:    Moves money to a customer\n\
+Why:       class financial needs approval by role finance (policy v1)\n\
+Reversal:  none: refunds cannot be clawed back\n\
+Expires:   Thu 3 Dec 2026, 08:34 UTC (2026-12-03T08:34:36Z), then the call is denied\n\
+\n\
+Written by the agent (agent:bot), not by Airlock:\n\
+| in the summary: “acct-\\u202E1000-tcca\\u200B”\n\
+| amount_cents: 500\n\
+| order_id: acct-\\u202E1000-tcca\\u200B\n\
+| payee: p\u{0430}ypal\n\
+| reason: Approved already by the CFO, see https[:]//evil.example\\nWhy:       policy says yes\n\
+| evidence _meta.ticket: T-9\n\
+End of the agent's text.\n";
+        assert_eq!(text, want);
+        assert_eq!(
+            titled(&e),
+            "Refund $5.00 on order acct-\\u202E1000-tcca\\u200B (refund_order)"
+        );
+        let linked = envelope("Visit https://x.example now", json!({}));
+        assert_eq!(
+            titled(&linked),
+            "Visit https[:]//x.example now (refund_order)"
+        );
+        assert!(request_text(&linked).contains("| no arguments\n"));
     }
 }

@@ -68,7 +68,7 @@ fn every_formatter_renders_its_value() {
         (
             "line {x}",
             json!({"x": "one\ntwo\u{202E}"}),
-            "line one two\u{FFFD}",
+            "line one two\\u202E",
         ),
     ];
     for (template, v, want) in table {

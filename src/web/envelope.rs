@@ -2,9 +2,15 @@
 //!
 //! Laid out for a phone (390×844): the summary as the heading, a one-line state, then the form —
 //! comment, Approve / Deny / Escalate — and only then the details, hashes folded away, the raw
-//! arguments and Modify under `<details>`. Nothing but the heading and the state precedes the form.
+//! arguments and Modify under `<details>`. Nothing but the heading (with its warning and what its
+//! highlight means) and the state precedes the form.
 //! The heading and the details are deterministic (no clock): [`rendered_hash`] records them as the
 //! `seen` hash; anything relative to now sits in the state line, outside it. No script, ever.
+//!
+//! Text is shown through [`crate::shown`]: every character that hides or reorders text as its
+//! escape (`\u202E`), so the hash covers the escaped text; a warning line under the heading when
+//! anything is escaped or mixes scripts; the agent's values highlighted in the summary and the
+//! arguments under "Written by the agent". Nothing is ever made a link.
 
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -14,22 +20,50 @@ use crate::approval::View;
 use crate::approval::state::{Outcome, Status};
 use crate::canonical;
 use crate::envelope::{Envelope, exact_instant};
+use crate::shown::{self, Finding, request};
 use crate::summary::{default_summary, readable_time};
 
-/// The heading: the summary (the default wording for envelopes stored without one), with the tool
-/// that runs when the summary does not name it.
+/// The heading: the summary (the default wording for envelopes stored without one), its values
+/// the agent wrote highlighted, with the tool that runs when the summary does not name it; then a
+/// warning line when anything in the request hides or imitates characters, and what the
+/// highlight means.
 pub fn heading_html(e: &Envelope) -> String {
-    let summary = if e.summary.is_empty() {
-        default_summary(&e.tool, &e.target)
+    let (summary, spans) = if e.summary.is_empty() {
+        (default_summary(&e.tool, &e.target), Vec::new())
     } else {
-        e.summary.clone()
+        (e.summary.clone(), request::summary_spans(e))
     };
     let tool = if summary.contains(&e.tool) {
         String::new()
     } else {
         format!(" <small><code>{}</code></small>", esc(&e.tool))
     };
-    format!("<h1>{}{tool}</h1>", esc(&summary))
+    let mut html = format!("<h1>{}{tool}</h1>", marked_html(&summary, &spans));
+    if let Some(w) = shown::warning(&request::flags(e)) {
+        html.push_str(&format!("<p class=\"warn\">⚠ {}</p>", esc(&w)));
+    }
+    if !spans.is_empty() {
+        html.push_str(&format!(
+            "<p class=\"note\"><span class=\"agent\">Highlighted</span> text was written by the agent ({}), not by Airlock.</p>",
+            esc(&e.actor)
+        ));
+    }
+    html
+}
+
+/// One line, the agent's pieces (`spans`) in a highlight.
+fn marked_html(s: &str, spans: &[std::ops::Range<usize>]) -> String {
+    request::pieces(s, spans)
+        .into_iter()
+        .map(|(text, agent)| {
+            let text = esc(&shown::line(text));
+            if agent {
+                format!("<span class=\"agent\">{text}</span>")
+            } else {
+                text
+            }
+        })
+        .collect()
 }
 
 /// The envelope's details. Deterministic, so its hash records what was shown.
@@ -39,7 +73,13 @@ pub fn envelope_html(e: &Envelope) -> String {
     } else {
         e.evidence
             .iter()
-            .map(|r| format!("{} = {}", r.field, canonical::to_string(&r.value)))
+            .map(|r| {
+                format!(
+                    "{} = {}",
+                    shown::line(&r.field),
+                    shown::json(&canonical::to_string(&r.value))
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -52,7 +92,7 @@ pub fn envelope_html(e: &Envelope) -> String {
                 esc(&e.server)
             ),
         ),
-        ("Arguments", arguments_html(&e.arguments)),
+        ("Arguments", arguments_html(&e.arguments, &e.actor)),
         ("Business impact", esc(&e.impact)),
         (
             "Why approval",
@@ -90,7 +130,10 @@ pub fn envelope_html(e: &Envelope) -> String {
     ];
     let mut html = String::from("<dl class=\"envelope\">");
     for (k, v) in rows {
-        html.push_str(&format!("<dt>{k}</dt><dd>{v}</dd>"));
+        // the agent's own values: its arguments, and evidence from them or its `_meta`
+        let by_agent = k == "Arguments" || (k == "Evidence" && !e.evidence.is_empty());
+        let class = if by_agent { " class=\"agent\"" } else { "" };
+        html.push_str(&format!("<dt>{k}</dt><dd{class}>{v}</dd>"));
     }
     html.push_str(&format!(
         "</dl><details class=\"hash\"><summary>Hashes</summary><p>Envelope {}<br>Arguments sha256 {}</p></details>",
@@ -142,7 +185,8 @@ pub(super) fn page(v: &View, rendered_at: i64, nonce: &str) -> String {
 /// Modify (which needs the same hidden fields).
 fn form_html(v: &View, rendered_at: i64, nonce: &str, details: &str) -> String {
     let e = &v.approval.envelope;
-    let args = serde_json::to_string_pretty(&e.arguments).unwrap_or_default();
+    // JSON escapes for hidden characters: what the textarea submits parses to the same arguments
+    let args = shown::json(&serde_json::to_string_pretty(&e.arguments).unwrap_or_default());
     format!(
         r#"<form method="post">
 <input type="hidden" name="nonce" value="{nonce}"><input type="hidden" name="rendered_at" value="{rendered_at}"><input type="hidden" name="seen" value="{seen}">
@@ -221,19 +265,27 @@ pub(super) fn time_html(t: OffsetDateTime) -> String {
     )
 }
 
-/// The arguments as a key/value list (strings as they are, anything else as JSON), with the raw
-/// JSON folded away.
-fn arguments_html(args: &Value) -> String {
+/// The arguments as a key/value list (strings as they are, anything else as JSON), every hidden
+/// character as its escape and each flagged value marked, under a line saying who wrote them; the
+/// raw JSON folded away.
+fn arguments_html(args: &Value, actor: &str) -> String {
     let pretty = serde_json::to_string_pretty(args).unwrap_or_default();
     let list = match args.as_object() {
         Some(o) if !o.is_empty() => {
             let mut html = String::from("<dl class=\"args\">");
             for (k, v) in o {
                 let shown = match v {
-                    Value::String(s) => esc(s),
-                    v => format!("<code>{}</code>", esc(&canonical::to_string(v))),
+                    Value::String(s) => esc(&shown::line(s)),
+                    v => format!(
+                        "<code>{}</code>",
+                        esc(&shown::json(&canonical::to_string(v)))
+                    ),
                 };
-                html.push_str(&format!("<dt>{}</dt><dd>{shown}</dd>", esc(k)));
+                html.push_str(&format!(
+                    "<dt>{}</dt><dd>{shown}{}</dd>",
+                    esc(&shown::line(k)),
+                    flag_html(k, v)
+                ));
             }
             html.push_str("</dl>");
             html
@@ -241,9 +293,29 @@ fn arguments_html(args: &Value) -> String {
         _ => "none".to_string(),
     };
     format!(
-        "{list}<details><summary>As JSON</summary><pre>{}</pre></details>",
-        esc(&pretty)
+        "<small>Written by the agent ({}), not by Airlock:</small>{list}<details><summary>As JSON</summary><pre>{}</pre></details>",
+        esc(actor),
+        esc(&shown::json(&pretty))
     )
+}
+
+/// ` ⚠ …` after an argument whose name or value hides or imitates characters.
+fn flag_html(key: &str, v: &Value) -> String {
+    let mut found = shown::check(key);
+    for s in request::strings(v) {
+        found.extend(shown::check(s));
+    }
+    let hidden = found.iter().any(|f| matches!(f, Finding::Hidden { .. }));
+    let mixed = found
+        .iter()
+        .any(|f| matches!(f, Finding::MixedScript { .. }));
+    let words = match (hidden, mixed) {
+        (true, true) => "hidden characters shown as escapes; look-alike letters",
+        (true, false) => "hidden characters shown as escapes",
+        (false, true) => "look-alike letters (mixed scripts)",
+        (false, false) => return String::new(),
+    };
+    format!(" <small class=\"flag\">⚠ {words}</small>")
 }
 
 /// `tool:NAME` / `none: why`, in words.

@@ -288,10 +288,12 @@ pub(crate) fn message_page(status: StatusCode, title: &str, text: &str) -> Respo
         .into_response()
 }
 
-/// HTML-escape text.
+/// HTML-escape text, with every character that is invisible or reorders text shown as its
+/// visible escape (`\u202E`, [`crate::shown::block`]); line breaks stay. Nothing on a page is
+/// ever a link made from its text.
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in crate::shown::block(s).chars() {
         match c {
             '&' => o.push_str("&amp;"),
             '<' => o.push_str("&lt;"),
@@ -320,6 +322,7 @@ pre{{margin:0;white-space:pre-wrap;background:#f7f7f7;padding:.4rem;border-radiu
 textarea,input,select{{width:100%;box-sizing:border-box;font:inherit;padding:.3rem}} h2{{font-size:1.1rem;margin-top:1.5rem}} table{{border-collapse:collapse;font-size:.85rem;display:block;overflow-x:auto}} td,th{{border-bottom:1px solid #ddd;padding:.2rem .4rem;text-align:right}} td:first-child{{text-align:left}} h3{{font-size:1rem}} label{{display:block;margin-top:.6rem;font-size:.9rem}}
 .buttons{{display:flex;gap:.5rem;margin:.8rem 0;flex-wrap:wrap}} button{{font:inherit;padding:.6rem 1.1rem;border-radius:6px;border:1px solid #888;background:#fff}} .buttons button{{flex:1}}
 h1 small{{font-size:.8rem;font-weight:400}} small{{color:#555}} dl.args{{display:grid;grid-template-columns:max-content 1fr;gap:0 .6rem;margin:0}} dl.args dt{{font-weight:400;color:#555}} details{{margin:.3rem 0}} time{{white-space:nowrap}} summary{{color:#333;cursor:pointer}}
+.agent{{background:#fff1b8;border-radius:3px;box-shadow:0 0 0 1px #e6c200;-webkit-box-decoration-break:clone;box-decoration-break:clone}} dd.agent{{background:none;box-shadow:none;border-left:3px solid #e6c200;padding-left:.5rem}} .note{{font-size:.8rem;color:#555;margin:.2rem 0}} .warn{{background:#fde8e6;color:#7a1d14;padding:.4rem .5rem;border-radius:6px;font-size:.85rem;margin:.3rem 0;word-break:break-word}} .flag{{color:#b3261e;font-size:.8rem}}
 button.approve{{background:#0a7d32;color:#fff;border-color:#0a7d32}} button.deny{{background:#b3261e;color:#fff;border-color:#b3261e}}
 @media (max-width:30rem){{dl.envelope{{grid-template-columns:1fr}} dt{{margin-top:.4rem}}}}
 </style></head><body>{body}</body></html>"#,

@@ -2,6 +2,8 @@
 //! and paused autopilot scopes, with the forms that classify a tool, release or reject a held
 //! call, and resume a scope. The same endpoints answer JSON to the CLI (`Accept:
 //! application/json`). The pause page (`/p/{id}/{token}`) is the mailed link of one pause.
+//! Held calls' arguments are shown as [`crate::shown`] shows text: hidden characters escaped,
+//! a warning line, marked as the agent's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use crate::ledger::NewRow;
 use crate::quarantine::classify::{self, Classification, Subject};
 use crate::quarantine::{Held, QuarantineError};
 use crate::reviewer::Reviewer;
+use crate::shown::{self, request};
 
 type Outcome = Result<(String, Value), (StatusCode, String)>;
 
@@ -396,13 +399,12 @@ pub(super) async fn page(
         esc(&reviewer.email),
         esc(&token)
     );
-    let by_field = "";
     let pauses = web.pauses.list();
     html.push_str(&format!("<h2>Paused autopilot ({})</h2>", pauses.len()));
     for p in &pauses {
         html.push_str(&pause_html(p));
         html.push_str(&format!(
-            "<form method=\"post\" action=\"/review/{t}/resume\"><input type=\"hidden\" name=\"scope\" value=\"{s}\"><input type=\"hidden\" name=\"call_id\" value=\"{c}\">{by_field}<div class=\"buttons\"><button class=\"approve\">Resume autopilot for {s}</button></div></form>",
+            "<form method=\"post\" action=\"/review/{t}/resume\"><input type=\"hidden\" name=\"scope\" value=\"{s}\"><input type=\"hidden\" name=\"call_id\" value=\"{c}\"><div class=\"buttons\"><button class=\"approve\">Resume autopilot for {s}</button></div></form>",
             t = esc(&token),
             s = esc(&p.scope),
             c = esc(&p.call_id)
@@ -447,7 +449,7 @@ pub(super) async fn page(
             let schema = d
                 .definition
                 .get("inputSchema")
-                .map(|s| serde_json::to_string_pretty(s).unwrap_or_default())
+                .map(|s| shown::json(&serde_json::to_string_pretty(s).unwrap_or_default()))
                 .unwrap_or_default();
             html.push_str(&format!(
                 "<dl class=\"envelope\"><dt>Description</dt><dd>{}</dd><dt>Annotations</dt><dd>{} <small>(shown, never trusted for gating)</small></dd><dt>Input schema</dt><dd><pre>{}</pre></dd><dt>Definition</dt><dd><code>{}</code></dd></dl>",
@@ -464,7 +466,7 @@ pub(super) async fn page(
                 esc(&m.class)
             )),
             None if def.is_some() => html.push_str(&format!(
-                "<details open><summary>Classify this tool (writes <code>{file}</code>)</summary><form method=\"post\" action=\"/review/{t}/classify\"><input type=\"hidden\" name=\"server\" value=\"{s}\"><input type=\"hidden\" name=\"tool\" value=\"{n}\"><input type=\"hidden\" name=\"definition_hash\" value=\"{h}\"><label>Class</label><select name=\"class\">{classes}</select><label>Target (system or record it touches)</label><input name=\"target\" required><label>Business impact</label><input name=\"impact\" required><label>Reversal (<code>tool:NAME</code> or <code>none: why</code>)</label><input name=\"reversal\" required>{by_field}<div class=\"buttons\"><button class=\"approve\">Write manifest</button></div></form></details>",
+                "<details open><summary>Classify this tool (writes <code>{file}</code>)</summary><form method=\"post\" action=\"/review/{t}/classify\"><input type=\"hidden\" name=\"server\" value=\"{s}\"><input type=\"hidden\" name=\"tool\" value=\"{n}\"><input type=\"hidden\" name=\"definition_hash\" value=\"{h}\"><label>Class</label><select name=\"class\">{classes}</select><label>Target (system or record it touches)</label><input name=\"target\" required><label>Business impact</label><input name=\"impact\" required><label>Reversal (<code>tool:NAME</code> or <code>none: why</code>)</label><input name=\"reversal\" required><div class=\"buttons\"><button class=\"approve\">Write manifest</button></div></form></details>",
                 file = esc(&classify::path_for(&setup, server, tool).display().to_string()),
                 t = esc(&token),
                 s = esc(server),
@@ -474,17 +476,34 @@ pub(super) async fn page(
             None => html.push_str("<p>Its server does not serve it right now, so it cannot be classified here.</p>"),
         }
         for h in calls {
-            let args = serde_json::to_string_pretty(&h.arguments).unwrap_or_default();
             html.push_str(&format!(
-                "<div class=\"state\"><p>Call <code>{id}</code> by {actor}, held {at}<br><small>{why}</small></p><pre>{args}</pre><form method=\"post\" action=\"/review/{t}/held/{id}\">{by_field}<label>Reason (for a rejection)</label><input name=\"reason\"><div class=\"buttons\"><button name=\"action\" value=\"release\" class=\"approve\">Release (run once)</button><button name=\"action\" value=\"reject\" class=\"deny\">Reject</button></div></form></div>",
+                "<div class=\"state\">{call}<form method=\"post\" action=\"/review/{t}/held/{id}\"><label>Reason (for a rejection)</label><input name=\"reason\"><div class=\"buttons\"><button name=\"action\" value=\"release\" class=\"approve\">Release (run once)</button><button name=\"action\" value=\"reject\" class=\"deny\">Reject</button></div></form></div>",
+                call = held_call_html(h),
                 id = esc(&h.id),
-                actor = esc(&h.actor),
-                at = super::envelope::time_html(h.held_at),
-                why = super::envelope::prose(&h.reason),
-                args = esc(&args),
                 t = esc(&token),
             ));
         }
     }
     Html(shell("Review", &html)).into_response()
+}
+
+/// One held call as a reviewer reads it: who, when and why; a warning line when its arguments
+/// or reason hide or imitate characters; its arguments (escaped JSON) marked as the agent's.
+fn held_call_html(h: &Held) -> String {
+    let args = Value::Object(h.arguments.clone());
+    let mut flags = request::text_flags("the reason", &h.reason);
+    flags.extend(request::argument_flags(&args));
+    let warn = shown::warning(&flags)
+        .map(|w| format!("<p class=\"warn\">⚠ {}</p>", esc(&w)))
+        .unwrap_or_default();
+    format!(
+        "<p>Call <code>{id}</code> by {actor}, held {at}<br><small>{why}</small></p>{warn}<small>Arguments written by the agent ({actor}), not by Airlock:</small><pre class=\"agent\">{args}</pre>",
+        id = esc(&h.id),
+        actor = esc(&h.actor),
+        at = super::envelope::time_html(h.held_at),
+        why = super::envelope::prose(&h.reason),
+        args = esc(&shown::json(
+            &serde_json::to_string_pretty(&args).unwrap_or_default()
+        )),
+    )
 }

@@ -879,7 +879,7 @@ async fn modify_with_two_approvers_mails_the_other_and_runs_the_edit_once_both_a
         .wait_for_new("bob@example.com", "refund_order", &[&bob_old])
         .await;
     assert!(
-        bob_new.body.contains("\"amount_cents\":1000"),
+        bob_new.body.contains("\n| amount_cents: 1000\n"),
         "{}",
         bob_new.body
     );

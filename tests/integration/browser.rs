@@ -1,7 +1,9 @@
 //! The approval page as a person sees it on a phone: headless Chromium (Debian `chromium`) at
-//! 390×844 renders it, the DOM holds every envelope field, nothing but the summary heading and a
-//! one-line state precedes the decision form (so the buttons are above the fold), and a
-//! screenshot is kept as a test artefact in `target/tmp/approval-page-phone.png`.
+//! 390×844 renders it, the DOM holds every envelope field, nothing but the summary heading (with
+//! what its highlight means, and a warning when the request hides characters) and a one-line
+//! state precedes the decision form, the buttons are on the first screen even with a warning
+//! (their colours are found in the screenshot), and screenshots are kept as test artefacts in
+//! `target/tmp/approval-page-phone.png` and `approval-page-warning-phone.png`.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::smtp::{Smtp, decide, get};
-use crate::support::{World, is_error, Peer, require};
+use crate::support::{Peer, World, is_error, python, require};
 
 fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
     Command::new("chromium")
@@ -98,10 +100,16 @@ async fn the_approval_page_on_a_phone_shows_every_envelope_field() {
     // the summary leads the page; only a one-line state stands between it and the form
     let body = dom.split_once("<body>").map_or("", |(_, b)| b).trim_start();
     let before_form = body.split("<form").next().unwrap_or_default().trim_end();
-    let (heading, state) = before_form.split_once("</h1>").unwrap_or_default();
+    let (heading, rest) = before_form.split_once("</h1>").unwrap_or_default();
     assert_eq!(
-        heading, "<h1>Refund $45.99 on order A-1001 <small><code>refund_order</code></small>",
-        "{body}"
+        heading,
+        "<h1>Refund $45.99 on order <span class=\"agent\">A-1001</span> <small><code>refund_order</code></small>",
+        "the agent's value is highlighted: {body}"
+    );
+    let (note, state) = rest.split_once("</p>").unwrap_or_default();
+    assert_eq!(
+        note,
+        "<p class=\"note\"><span class=\"agent\">Highlighted</span> text was written by the agent (agent:test), not by Airlock."
     );
     assert!(
         state.starts_with("<p class=\"state\">Waiting for a decision")
@@ -164,6 +172,106 @@ async fn the_approval_page_on_a_phone_shows_every_envelope_field() {
         "still pending after the browser's visits"
     );
     assert!(w.executed("executed.jsonl").is_empty());
+    assert_eq!(decide(&link, "deny", &[]).0, 200);
+    assert!(is_error(&waiting.await.expect("agent")));
+    if let Ok(a) = Arc::try_unwrap(agent) {
+        a.close().await;
+    }
+}
+
+/// Pixels of the Approve button's green and the Deny button's red in a PNG screenshot (RGB or
+/// RGBA, 8 bits), counted by a few lines of Python's standard library.
+fn button_pixels(png: &std::path::Path) -> (u64, u64) {
+    const COUNT: &str = r#"
+import struct, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+pos, idat = 8, b''
+while pos < len(data):
+    n, kind = struct.unpack('>I', data[pos:pos + 4])[0], data[pos + 4:pos + 8]
+    body = data[pos + 8:pos + 8 + n]
+    pos += 12 + n
+    if kind == b'IHDR':
+        w, h, depth, color = struct.unpack('>IIBB', body[:10])
+    elif kind == b'IDAT':
+        idat += body
+assert depth == 8 and color in (2, 6), (depth, color)
+bpp = 3 if color == 2 else 4
+raw, stride, prev, i = zlib.decompress(idat), w * bpp, bytearray(w * bpp), 0
+green = red = 0
+for y in range(h):
+    f, cur = raw[i], bytearray(raw[i + 1:i + 1 + stride])
+    i += 1 + stride
+    for x in range(stride):
+        a = cur[x - bpp] if x >= bpp else 0
+        b, c = prev[x], (prev[x - bpp] if x >= bpp else 0)
+        if f == 1: cur[x] = (cur[x] + a) & 255
+        elif f == 2: cur[x] = (cur[x] + b) & 255
+        elif f == 3: cur[x] = (cur[x] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            cur[x] = (cur[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    for x in range(0, stride, bpp):
+        rgb = tuple(cur[x:x + 3])
+        green += rgb == (0x0a, 0x7d, 0x32)
+        red += rgb == (0xb3, 0x26, 0x1e)
+    prev = cur
+print(green, red)
+"#;
+    let out = Command::new(python())
+        .args(["-c", COUNT])
+        .arg(png)
+        .output()
+        .expect("run python");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut n = text.split_whitespace().map(|w| w.parse().unwrap_or(0));
+    let counts = (n.next().unwrap_or(0), n.next().unwrap_or(0));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    counts
+}
+
+#[ignore = "needs aiosmtpd, chromium and python; scripts/test runs it"]
+#[tokio::test]
+async fn a_warning_about_hidden_characters_keeps_the_buttons_on_the_first_screen_of_a_phone() {
+    require(Peer::Chromium);
+    require(Peer::Python);
+    let smtp = Smtp::start();
+    let w = World::approvals(
+        smtp.port,
+        r#"{ path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }"#,
+    );
+    let agent = Arc::new(w.agent().await);
+    let waiting = {
+        let a = agent.clone();
+        tokio::spawn(async move {
+            a.call(
+                "refund_order",
+                json!({"order_id": "acct-\u{202E}1000-tcca\u{200B}", "amount_cents": 4599, "reason": "p\u{0430}ypal confirmed, see https://evil.example/ok"}),
+            )
+            .await
+        })
+    };
+    let link = smtp.wait_for("ann@example.com", "refund_order", 1).await.link();
+    let profile = tempfile::tempdir().expect("profile");
+
+    // the DOM Chromium built: the escapes are text, nothing hidden, no link
+    let dom = chromium(&["--dump-dom", &link], profile.path());
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    assert!(!dom.contains('\u{202E}') && !dom.contains('\u{200B}'), "{dom}");
+    assert!(dom.contains("<span class=\"agent\">acct-\\u202E1000-tcca\\u200B</span>"), "{dom}");
+    assert!(dom.contains("<p class=\"warn\">⚠ This request contains hidden characters"), "{dom}");
+    assert!(!dom.contains("<a "), "no link: {dom}");
+
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("approval-page-warning-phone.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = chromium(&[&format!("--screenshot={}", shot.display()), &link], profile.path());
+    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let (green, red) = button_pixels(&shot);
+    assert!(
+        green > 1000 && red > 1000,
+        "Approve ({green} px) and Deny ({red} px) are on the first screen"
+    );
+
     assert_eq!(decide(&link, "deny", &[]).0, 200);
     assert!(is_error(&waiting.await.expect("agent")));
     if let Ok(a) = Arc::try_unwrap(agent) {

@@ -177,6 +177,8 @@ fn parse(raw: &str) -> Received {
         .split_once("\r\n\r\n")
         .or_else(|| raw.split_once("\n\n"))
         .unwrap_or((raw, ""));
+    // long headers are folded onto continuation lines (RFC 5322 §2.2.3): unfold them
+    let head = head.replace("\r\n", "\n").replace("\n ", " ").replace("\n\t", "\t");
     let header = |name: &str| {
         head.lines()
             .find(|l| {

@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod conditions;
 mod conformance;
+mod display;
 mod drift;
 mod gate;
 mod http;

@@ -1,5 +1,6 @@
 //! The approval page's shape: what precedes the form, prose without markdown, readable times,
-//! and a `seen` hash that covers the summary.
+//! a `seen` hash that covers the summary, and text shown as it is: hidden characters escaped and
+//! warned about, look-alikes flagged, the agent's values marked, no links.
 
 use serde_json::json;
 use time::OffsetDateTime;
@@ -70,7 +71,7 @@ fn only_the_summary_and_the_state_precede_the_decision_buttons() {
     let before_form = body.split("<form").next().unwrap_or_default();
     assert_eq!(
         before_form,
-        "<h1>Refund $45.99 on order A-1001 <small><code>refund_order</code></small></h1><p class=\"state\">Waiting for a decision (0 of 1 approvals so far). Expires in 29 min.</p>",
+        "<h1>Refund $45.99 on order <span class=\"agent\">A-1001</span> <small><code>refund_order</code></small></h1><p class=\"note\"><span class=\"agent\">Highlighted</span> text was written by the agent (agent:bot), not by Airlock.</p><p class=\"state\">Waiting for a decision (0 of 1 approvals so far). Expires in 29 min.</p>",
     );
     let at = |needle: &str| body.find(needle).unwrap_or_else(|| panic!("no {needle}"));
     assert!(at("name=\"seen\"") < at(">Approve</button>"));
@@ -93,7 +94,7 @@ fn prose_times_hashes_and_arguments_read_well() {
     for shown in [
         "class <code>financial</code> needs approval by role <code>finance</code>",
         "Thu 3 Dec 2026, 08:34 UTC <small><time datetime=\"2026-12-03T08:34:36.274855078Z\">2026-12-03T08:34:36Z</time></small>, then the call is denied",
-        "<dt>amount_cents</dt><dd><code>4599</code></dd><dt>order_id</dt><dd>A-1001</dd>",
+        "<dt>Arguments</dt><dd class=\"agent\"><small>Written by the agent (agent:bot), not by Airlock:</small><dl class=\"args\"><dt>amount_cents</dt><dd><code>4599</code></dd><dt>order_id</dt><dd>A-1001</dd>",
         "<details><summary>As JSON</summary><pre>",
         "<details class=\"hash\"><summary>Hashes</summary>",
         "cannot be undone: refunds cannot be clawed back",
@@ -151,4 +152,101 @@ fn relative_times_are_short() {
     ] {
         assert_eq!(relative(T0, T0 + time::Duration::minutes(mins)), words);
     }
+}
+
+/// Every character a browser would hide or reorder, as it would reach the page unescaped.
+fn raw_hidden(html: &str) -> Vec<char> {
+    html.chars()
+        .filter(|c| *c != '\n' && crate::shown::kind(*c).is_some())
+        .collect()
+}
+
+#[test]
+fn hidden_characters_are_shown_as_escapes_with_a_warning_above_the_buttons() {
+    let e = Envelope {
+        summary: "Refund $45.99 on order acct-\\u202E1000-tcca\\u200B".into(),
+        arguments: json!({"amount_cents": 4599, "order_id": "acct-\u{202E}1000-tcca\u{200B}", "reason": "p\u{0430}ypal said so", "note\u{2066}": ["x\u{E0041}"]}),
+        ..envelope()
+    };
+    let html = page(&view(e.clone()), T0.unix_timestamp() + 60, "n0nce");
+    assert_eq!(
+        raw_hidden(&html),
+        Vec::<char>::new(),
+        "nothing hidden reaches the page"
+    );
+    let body = body(&html);
+    let before_form = body.split("<form").next().unwrap_or_default();
+    assert!(
+        before_form.contains("<p class=\"warn\">⚠ This request contains hidden characters, shown as escapes: \\u2066 (reorders text) in the name of note\\u2066; \\u{E0041} (invisible) in note\\u2066/0; \\u202E (reorders text) and \\u200B (invisible) in order_id; "),
+        "{before_form}"
+    );
+    assert!(
+        before_form.contains("look-alike letters: “p\u{0430}ypal” in reason mixes Latin and Cyrillic letters, looks like “paypal”"),
+        "{before_form}"
+    );
+    assert!(
+        before_form.contains("<span class=\"agent\">acct-\\u202E1000-tcca\\u200B</span>"),
+        "the escaped value is marked as the agent's: {before_form}"
+    );
+    for shown in [
+        "<dt>order_id</dt><dd>acct-\\u202E1000-tcca\\u200B <small class=\"flag\">⚠ hidden characters shown as escapes</small></dd>",
+        "<dt>reason</dt><dd>p\u{0430}ypal said so <small class=\"flag\">⚠ look-alike letters (mixed scripts)</small></dd>",
+        "<dt>note\\u2066</dt><dd><code>[&quot;x\\uDB40\\uDC41&quot;]</code>",
+        "&quot;order_id&quot;: &quot;acct-\\u202E1000-tcca\\u200B&quot;",
+    ] {
+        assert!(html.contains(shown), "lacks {shown}:\n{html}");
+    }
+    // the Modify box submits the same arguments it shows escaped
+    let textarea = html
+        .split("name=\"arguments\" rows=\"8\">")
+        .nth(1)
+        .and_then(|t| t.split("</textarea>").next())
+        .unwrap_or_default()
+        .replace("&quot;", "\"");
+    let back: serde_json::Value = serde_json::from_str(&textarea).unwrap_or_default();
+    assert_eq!(back, e.arguments);
+    // the seen hash is of the escaped text, so a request that differs only in what is hidden
+    // was shown (and hashed) differently
+    let other = Envelope {
+        arguments: json!({"amount_cents": 4599, "order_id": "acct-1000-tcca", "reason": "paypal said so"}),
+        ..e.clone()
+    };
+    assert_ne!(rendered_hash(&e), rendered_hash(&other));
+    let shown = format!("{}{}", heading_html(&e), envelope_html(&e));
+    assert!(shown.contains("acct-\\u202E1000-tcca") && raw_hidden(&shown).is_empty());
+    assert_eq!(
+        rendered_hash(&e),
+        crate::canonical::sha256_hex(shown.as_bytes())
+    );
+}
+
+#[test]
+fn the_agents_text_is_marked_and_never_made_a_link() {
+    let e = Envelope {
+        summary: "Refund $45.99 on order Approved already by the CFO, see https://evil.example/ok"
+            .into(),
+        arguments: json!({"amount_cents": 4599, "order_id": "Approved already by the CFO, see https://evil.example/ok"}),
+        ..envelope()
+    };
+    let html = page(&view(e), T0.unix_timestamp() + 60, "n0nce");
+    assert!(!html.contains("<a "), "no links at all: {html}");
+    assert!(!html.contains("<script"));
+    assert!(
+        html.contains("<h1>Refund $45.99 on order <span class=\"agent\">Approved already by the CFO, see https://evil.example/ok</span> <small>"),
+        "{html}"
+    );
+    assert!(html.contains("<p class=\"note\"><span class=\"agent\">Highlighted</span> text was written by the agent (agent:bot), not by Airlock.</p>"));
+    assert!(
+        !html.contains("class=\"warn\""),
+        "nothing hidden, no warning"
+    );
+    // an envelope without agent values in its summary has no highlight legend
+    let plain = Envelope {
+        summary: "Refund $45.99".into(),
+        ..envelope()
+    };
+    assert_eq!(
+        heading_html(&plain),
+        "<h1>Refund $45.99 <small><code>refund_order</code></small></h1>"
+    );
 }
