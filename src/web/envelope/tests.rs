@@ -65,7 +65,7 @@ fn body(html: &str) -> &str {
 
 #[test]
 fn only_the_summary_and_the_state_precede_the_decision_buttons() {
-    let html = page(&view(envelope()), T0.unix_timestamp() + 60, "n0nce");
+    let html = page(&view(envelope()), T0.unix_timestamp() + 60, "n0nce", "");
     let body = body(&html);
     let before_form = body.split("<form").next().unwrap_or_default();
     assert_eq!(
