@@ -257,7 +257,7 @@ impl Deciders {
             }
             Err(Taken::Mismatch(l)) => {
                 return Err(fail(
-                    l.as_deref(),
+                    Some(&l),
                     Refused::sign_in(
                         "Sign-in refused",
                         "the sign-in's state does not match the one this browser started with (tampered, replayed or from another browser)",

@@ -8,10 +8,12 @@
 
 use std::time::Duration;
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 
 use crate::config::sign_in::SignInConfig;
@@ -180,11 +182,25 @@ impl Provider {
         let claims = token
             .claims(&client.id_token_verifier(), &Nonce::new(nonce.to_string()))
             .map_err(|e| SignInError::BadToken(e.to_string()))?;
-        let email = claims
-            .email()
-            .map(|e| e.as_str().to_ascii_lowercase())
-            .ok_or(SignInError::NoEmail)?;
-        if claims.email_verified() != Some(true) {
+        // The email is in the ID token, or (by the spec, for the code flow) only at the
+        // userinfo endpoint, asked with the access token for the same subject.
+        let (email, verified) = match claims.email() {
+            Some(e) => (e.as_str().to_string(), claims.email_verified()),
+            None => {
+                let info: CoreUserInfoClaims = client
+                    .user_info(
+                        tokens.access_token().clone(),
+                        Some(claims.subject().clone()),
+                    )
+                    .map_err(|_| SignInError::NoEmail)?
+                    .request(&http)
+                    .map_err(|e| SignInError::Refused(format!("userinfo: {}", error_chain(&e))))?;
+                let email = info.email().ok_or(SignInError::NoEmail)?;
+                (email.as_str().to_string(), info.email_verified())
+            }
+        };
+        let email = email.to_ascii_lowercase();
+        if verified != Some(true) {
             return Err(SignInError::Unverified(email));
         }
         Ok(Identity {

@@ -36,8 +36,9 @@ pub enum Taken<M> {
     /// No login under that state (never started, already finished, or dropped).
     Unknown,
     /// The state is not the one this browser started with: tampered, or another browser's.
-    /// The login the browser did start, if any, is dropped too and returned for the record.
-    Mismatch(Option<Box<Login<M>>>),
+    /// The login the browser did start (else the one the state names) is dropped too, and
+    /// returned for the record.
+    Mismatch(Box<Login<M>>),
     /// Too late: the login is dropped.
     Expired(Box<Login<M>>),
 }
@@ -85,7 +86,10 @@ impl<M> Logins<M> {
         let found = self.by_state.remove(state);
         if browser != Some(state) {
             let theirs = browser.and_then(|b| self.by_state.remove(b));
-            return Err(Taken::Mismatch(theirs.or(found).map(Box::new)));
+            return Err(match theirs.or(found) {
+                Some(l) => Taken::Mismatch(Box::new(l)),
+                None => Taken::Unknown,
+            });
         }
         match found {
             None => Err(Taken::Unknown),
@@ -144,7 +148,7 @@ mod tests {
         l.start(login("mine", 100), 100);
         l.start(login("other", 100), 100);
         match l.take("other", Some("mine"), 110) {
-            Err(Taken::Mismatch(Some(dropped))) => assert_eq!(dropped.state, "mine"),
+            Err(Taken::Mismatch(dropped)) => assert_eq!(dropped.state, "mine"),
             other => panic!("expected a mismatch, got {other:?}"),
         }
         assert!(l.is_empty(), "neither state can be used again");
@@ -154,11 +158,12 @@ mod tests {
     fn a_callback_without_the_browser_cookie_is_refused_and_burns_the_state() {
         let mut l = Logins::default();
         l.start(login("s1", 100), 100);
-        assert!(matches!(
-            l.take("s1", None, 110),
-            Err(Taken::Mismatch(Some(_)))
-        ));
+        assert!(matches!(l.take("s1", None, 110), Err(Taken::Mismatch(_))));
         assert!(matches!(l.take("s1", Some("s1"), 111), Err(Taken::Unknown)));
+        assert!(
+            matches!(l.take("s1", None, 112), Err(Taken::Unknown)),
+            "nothing left to drop"
+        );
     }
 
     #[test]

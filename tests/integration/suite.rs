@@ -21,5 +21,6 @@ mod relay;
 mod remote;
 mod review;
 mod rugpull;
+mod signin;
 mod smtp;
 mod support;
