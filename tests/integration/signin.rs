@@ -358,3 +358,24 @@ async fn wrong_codes_are_refused_and_recorded_and_five_lock_the_approver_out() {
     assert_eq!(refused.len(), 7, "every failure is a row: {refused:?}");
     assert!(refused.iter().all(|r| r["body"]["approver"] == "ann@example.com"));
 }
+
+#[tokio::test]
+async fn check_refuses_a_role_that_signs_in_without_a_provider_and_a_plain_http_issuer_elsewhere() {
+    let w = world(free_port(), FINANCE, ", sign_in = \"oidc\"", "");
+    let out = w.airlock(&["check", "--offline"]);
+    let err = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("roles.finance.sign_in") && err.contains("has no [sign_in]"), "{err}");
+
+    let w = world(
+        free_port(),
+        FINANCE,
+        ", sign_in = \"oidc\"",
+        "[sign_in]\nissuer = \"http://login.example.com\"\nclient_id = \"airlock\"\nclient_secret_env = \"not a name\"\n",
+    );
+    let out = w.airlock(&["check", "--offline"]);
+    let err = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("sign_in.issuer") && err.contains("plain http on another machine"), "{err}");
+    assert!(err.contains("sign_in.client_secret_env"), "{err}");
+}
