@@ -144,6 +144,11 @@ enum Command {
     /// Serve the demo shop as an MCP tool server on stdio (what `builtin = "demo-shop"` starts).
     #[command(name = "demo-shop", hide = true)]
     DemoShop(airlock::mcp::demo_shop::Options),
+    /// Approvers' second factors.
+    Approver {
+        #[command(subcommand)]
+        command: approver::ApproverCommand,
+    },
     /// Work with policy files.
     Policy {
         #[command(subcommand)]
@@ -190,6 +195,7 @@ pub(crate) struct ConfigArg {
     pub(crate) config: PathBuf,
 }
 
+mod approver;
 mod audit;
 mod demo;
 mod inspect;
@@ -255,6 +261,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine { command } => review::quarantine(command),
+        Command::Approver { command } => approver::run(command),
         Command::Drift { command } => review::drift(command),
         Command::Schema { kind } => {
             let kind = match kind {

@@ -15,6 +15,7 @@
 //! forwarded before its proposal and verdict are durable; unknown tools never run.
 
 pub mod approval;
+pub mod auth;
 pub mod authority;
 pub mod canonical;
 pub mod condition;

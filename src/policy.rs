@@ -13,6 +13,9 @@ use serde_spanned::Spanned;
 
 use crate::diag::{Diagnostic, Source};
 
+mod deciders;
+pub use deciders::{Requirement, SecondFactor, SignIn};
+
 /// The default path a class of actions takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -147,6 +150,9 @@ pub struct ClassRuleFile {
     /// How long this class's ledger rows are kept before `airlock ledger prune` may remove
     /// them, e.g. `7y`, `400d` (default: 7 years for signed classes, 1 year otherwise).
     pub retention: Option<String>,
+    /// A second factor every approver of this class's calls gives with the decision
+    /// (`"totp"`: a code from the app enrolled with `airlock approver enroll EMAIL`).
+    pub second_factor: Option<SecondFactor>,
 }
 
 /// One role as written.
@@ -158,6 +164,13 @@ pub struct RoleFile {
     pub emails: Vec<String>,
     /// The more senior role asked when an approval escalates.
     pub escalate_to: Option<String>,
+    /// How a member proves who they are before deciding: `"link"` (the mailed link alone, the
+    /// default) or `"oidc"` (sign in with the provider of `[sign_in]` in airlock.toml as the
+    /// link's address).
+    #[serde(default)]
+    pub sign_in: SignIn,
+    /// A second factor the role's members give with every decision (`"totp"`), whatever the class.
+    pub second_factor: Option<SecondFactor>,
 }
 
 /// A compiled, validated policy.
@@ -187,12 +200,15 @@ pub struct ClassRule {
     pub signed: bool,
     /// How long the class's rows are kept.
     pub retention: Duration,
+    pub second_factor: Option<SecondFactor>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Role {
     pub emails: Vec<String>,
     pub escalate_to: Option<String>,
+    pub sign_in: SignIn,
+    pub second_factor: Option<SecondFactor>,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -230,6 +246,8 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
             Role {
                 emails: r.emails.clone(),
                 escalate_to: r.escalate_to.clone(),
+                sign_in: r.sign_in,
+                second_factor: r.second_factor,
             },
         );
     }
@@ -426,6 +444,7 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
                 limits,
                 signed,
                 retention,
+                second_factor: r.second_factor,
             },
         );
     }

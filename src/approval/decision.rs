@@ -1,5 +1,6 @@
 //! A decision posted from the approval page: admit the link, apply the pure rule, commit the
-//! decision with its consequences, then act. Refusals are logged and change nothing.
+//! decision with its consequences (and how its decider was authenticated), then act. Refusals
+//! are logged and change nothing.
 
 use std::sync::Arc;
 
@@ -8,25 +9,28 @@ use time::OffsetDateTime;
 
 use super::{DecisionForm, Desk, DeskError, stored};
 use crate::approval::state::{Approval, Choice, NextRole, Step};
+use crate::auth::Facts;
 use crate::authority::{self, Matter};
 use crate::decide::{self, Verdict};
 use crate::envelope::{self, Envelope};
 use crate::ledger::{Change, LedgerError, NewRow};
 
 impl Desk {
-    /// Apply a decision posted from the page. If another replica changed the approval between
-    /// reading and committing, the decision is applied again to what it recorded (refused if that
-    /// was a decision, recorded if it was only bookkeeping).
+    /// Apply a decision posted from the page by a decider authenticated as `auth` says (the
+    /// caller checked it, [`crate::auth::Deciders::may_decide`]). If another replica changed the
+    /// approval between reading and committing, the decision is applied again to what it
+    /// recorded (refused if that was a decision, recorded if it was only bookkeeping).
     pub async fn decide(
         self: &Arc<Self>,
         id: &str,
         slot: usize,
         token: &str,
         form: DecisionForm,
+        auth: &Facts,
     ) -> Result<Step, DeskError> {
         let mut tries = 0;
         loop {
-            match self.decide_once(id, slot, token, form.clone()).await {
+            match self.decide_once(id, slot, token, form.clone(), auth).await {
                 Err(DeskError::Ledger(LedgerError::Conflict(_))) if tries < 10 => tries += 1,
                 other => return other,
             }
@@ -39,6 +43,7 @@ impl Desk {
         slot: usize,
         token: &str,
         form: DecisionForm,
+        auth: &Facts,
     ) -> Result<Step, DeskError> {
         let mut guard = self.open.lock().await;
         let Some((a, prior)) = self.load_raw(id) else {
@@ -112,7 +117,7 @@ impl Desk {
         let mut body = json!({
             "approval_id": a.id, "stage": a.envelope.stage, "approver": approver, "choice": form.choice,
             "comment": form.comment, "seen_sha256": form.seen, "envelope_hash": a.envelope_hash,
-            "policy_version": a.envelope.policy_version, "roles": roles, "auth": {"via": "link"},
+            "policy_version": a.envelope.policy_version, "roles": roles, "auth": auth,
         });
         if let Value::Object(o) = &mut body {
             o.extend(extra);
@@ -139,6 +144,17 @@ impl Desk {
         self.publish(&next);
         self.after(step.clone(), &next).await;
         Ok(step)
+    }
+
+    /// Record a decider refused by sign-in or second factor (`attempt` `sign_in` or
+    /// `second_factor`) on decision `id`, as a `link_refused` row (rate-limited like the others).
+    pub async fn log_auth_refusal(&self, id: &str, approver: &str, attempt: &str, reason: &str) {
+        let Some(a) = self.load(id) else { return };
+        self.record_refusal(
+            &a,
+            json!({"approval_id": a.id, "approver": approver, "attempt": attempt, "reason": reason}),
+        )
+        .await;
     }
 
     /// The edited arguments, validated against the tool's input schema and re-decided.

@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 
 use super::{Matter, Refusal, authorize, deciders};
-use crate::policy::{Policy, Role};
+use crate::policy::{Policy, Role, SignIn};
 
 fn policy(review: Option<&str>) -> Policy {
     let role = |emails: &[&str]| Role {
         emails: emails.iter().map(|e| e.to_string()).collect(),
         escalate_to: None,
+        sign_in: SignIn::Link,
+        second_factor: None,
     };
     Policy {
         version: "t".into(),

@@ -123,7 +123,8 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         if let Err(e) = write_private(&runtime_file, &format!("http://{bound}\n{instance}\n")) {
             tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
         }
-        let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone() }));
+        let deciders = Arc::new(airlock::auth::Deciders::new(cfg.sign_in.as_ref(), desk.key(), &cfg.key_path, &base_url).map_err(anyhow::Error::msg)?);
+        let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone(), deciders }));
         // Edits to manifests and policy take effect when valid (file change or SIGHUP).
         let checkpoints = cfg.checkpoint_dir.clone().map(|dir| tokio::spawn(airlock::ledger::checkpoint::every(ledger.clone(), signer.clone(), dir, cfg.checkpoint_every)));
         let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), desk.clone(), std::time::Duration::from_secs(1)));

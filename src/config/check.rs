@@ -22,6 +22,7 @@ pub fn load_setup(config_path: &Path) -> Result<Setup, Diagnostics> {
     if let Some((p, src)) = &policy {
         warn_policy(p, src, &mut diags);
         check_separation(&config, p, src, &mut diags);
+        check_sign_in(&config, p, src, &mut diags);
     }
     let failed = diags.iter().any(|d| d.severity == Severity::Error);
     match policy {
@@ -288,6 +289,18 @@ fn check_separation(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<D
             "review.role",
             "no [review] role: a call to a tool no manifest describes (or held by a condition or limit that names no role) is refused, not held for review",
         ));
+    }
+}
+
+/// A role that signs in needs a provider to sign in with.
+fn check_sign_in(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<Diagnostic>) {
+    if config.sign_in.is_some() {
+        return;
+    }
+    for (name, role) in &p.roles {
+        if role.sign_in == policy::SignIn::Oidc {
+            diags.push(src.error(None, &format!("roles.{name}.sign_in"), format!("role `{name}` signs in with `oidc`, but {} has no [sign_in]: add one with the provider's `issuer` and `client_id` (see README, Sign-in)", config.path.display())));
+        }
     }
 }
 

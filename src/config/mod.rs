@@ -8,6 +8,7 @@
 mod check;
 pub mod http;
 mod server;
+pub mod sign_in;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct ConfigFile {
     /// Keep the ledger and approval queue in PostgreSQL, shared by several replicas (instead of
     /// the redb file named by `[gate] ledger`).
     pub store: Option<StoreSection>,
+    /// Sign-in with the company's OpenID provider, for roles with `sign_in = "oidc"`.
+    pub sign_in: Option<sign_in::SignInSection>,
 }
 
 /// `[store]`.
@@ -188,6 +191,7 @@ pub struct Config {
     pub web: WebConfig,
     pub http: http::HttpConfig,
     pub agents: Vec<http::AgentToken>,
+    pub sign_in: Option<sign_in::SignInConfig>,
 }
 
 /// Where approval mail goes.
@@ -416,6 +420,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             format!("`{}` is not an email address", file.mail.from),
         ));
     }
+    let sign_in = sign_in::compile(src, file.sign_in.as_ref(), &mut errors);
     let ledger = match &file.store {
         None => crate::ledger::Location::File(dir.join(&g.ledger)),
         Some(s) => {
@@ -453,6 +458,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             web: WebConfig { bind, public_url },
             http,
             agents,
+            sign_in,
         })
     } else {
         Err(errors)

@@ -25,6 +25,7 @@ fn rule(path: PathKind) -> ClassRule {
         limits: vec![],
         signed: false,
         retention: crate::policy::RETENTION_DEFAULT,
+        second_factor: None,
     }
 }
 
@@ -100,6 +101,8 @@ fn policy() -> Policy {
             Role {
                 emails: vec![format!("{r}@example.com")],
                 escalate_to: None,
+                sign_in: crate::policy::SignIn::Link,
+                second_factor: None,
             },
         );
     }

@@ -149,8 +149,9 @@ pub fn rendered_hash(e: &Envelope) -> String {
     canonical::sha256_hex(shown.as_bytes())
 }
 
-/// The approval page for one approver's link.
-pub(super) fn page(v: &View, rendered_at: i64, nonce: &str) -> String {
+/// The approval page for one approver's link; `auth_fields` (who is signed in, the second
+/// factor's code field) go into the form above the buttons.
+pub(super) fn page(v: &View, rendered_at: i64, nonce: &str, auth_fields: &str) -> String {
     let a = &v.approval;
     let e = &a.envelope;
     let already = a.used.iter().any(|u| u.eq_ignore_ascii_case(&v.approver));
@@ -162,7 +163,7 @@ pub(super) fn page(v: &View, rendered_at: i64, nonce: &str) -> String {
     }
     let details = envelope_html(e);
     let main = if a.is_pending() && !already {
-        form_html(v, rendered_at, nonce, &details)
+        form_html(v, rendered_at, nonce, &details, auth_fields)
     } else {
         details
     };
@@ -183,7 +184,7 @@ pub(super) fn page(v: &View, rendered_at: i64, nonce: &str) -> String {
 
 /// The one form: hidden fields, comment and the decision buttons first, then the details and
 /// Modify (which needs the same hidden fields).
-fn form_html(v: &View, rendered_at: i64, nonce: &str, details: &str) -> String {
+fn form_html(v: &View, rendered_at: i64, nonce: &str, details: &str, auth_fields: &str) -> String {
     let e = &v.approval.envelope;
     // JSON escapes for hidden characters: what the textarea submits parses to the same arguments
     let args = shown::json(&serde_json::to_string_pretty(&e.arguments).unwrap_or_default());
@@ -192,6 +193,7 @@ fn form_html(v: &View, rendered_at: i64, nonce: &str, details: &str) -> String {
 <input type="hidden" name="nonce" value="{nonce}"><input type="hidden" name="rendered_at" value="{rendered_at}"><input type="hidden" name="seen" value="{seen}">
 <label for="comment">Comment (optional, recorded with your decision)</label>
 <textarea id="comment" name="comment" rows="2"></textarea>
+{auth_fields}
 <div class="buttons">
 <button name="action" value="approve" class="approve">Approve</button>
 <button name="action" value="deny" class="deny">Deny</button>

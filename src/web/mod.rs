@@ -8,13 +8,14 @@
 
 mod envelope;
 mod review;
+mod signin;
 mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Form, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
@@ -43,6 +44,8 @@ pub struct Web {
     pub live: Arc<Live>,
     pub servers: Arc<ToolServers>,
     pub ledger: Arc<Ledger>,
+    /// Sign-in and second factors: who may decide.
+    pub deciders: Arc<crate::auth::Deciders>,
 }
 
 /// The router; tests and `serve` share it.
@@ -58,6 +61,7 @@ pub fn app(web: Arc<Web>) -> Router {
         .route_layer(middleware::from_fn_with_state(web.clone(), review::admit));
     Router::new()
         .route("/a/{id}/{slot}/{token}", get(show).post(decide))
+        .route(crate::auth::CALLBACK, get(signin::callback))
         .merge(review)
         .route(
             "/p/{id}/{token}",
@@ -166,13 +170,21 @@ async fn security_headers(mut r: Response) -> Response {
 async fn show(
     State(web): State<Arc<Web>>,
     Path((id, slot, token)): Path<(String, usize, String)>,
+    headers: HeaderMap,
 ) -> Response {
     let desk = &web.desk;
     match desk.view(&id, slot, &token).await {
         Ok(view) => {
+            // a role that signs in: through the provider first
+            let session =
+                match signin::signed_in_or_redirect(&web, &view, slot, &token, &headers).await {
+                    Ok(s) => s,
+                    Err(r) => return r,
+                };
             let now = OffsetDateTime::now_utc().unix_timestamp();
             let nonce = desk.key().nonce(&token, now);
-            Html(envelope::page(&view, now, &nonce)).into_response()
+            let fields = signin::form_fields(&web, &view, session.as_ref());
+            Html(envelope::page(&view, now, &nonce, &fields)).into_response()
         }
         Err(e) => problem(&e),
     }
@@ -181,6 +193,7 @@ async fn show(
 async fn decide(
     State(web): State<Arc<Web>>,
     Path((id, slot, token)): Path<(String, usize, String)>,
+    headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let desk = &web.desk;
@@ -230,13 +243,18 @@ async fn decide(
             "It changed since this page was opened. Open the newest link from your email.",
         );
     }
+    // Who decides: signed in as the link's address, and the code, when required.
+    let auth = match signin::admit(&web, &current, &headers, field("totp")).await {
+        Ok(facts) => facts,
+        Err(refused) => return refused,
+    };
     let decision = DecisionForm {
         choice,
         comment: field("comment").trim().chars().take(2000).collect(),
         arguments: (choice == Choice::Modify).then(|| field("arguments").to_string()),
         seen: field("seen").to_string(),
     };
-    match desk.decide(&id, slot, &token, decision).await {
+    match desk.decide(&id, slot, &token, decision, &auth).await {
         Ok(step) => {
             let (title, text) = match step {
                 Step::Approved => (

@@ -23,5 +23,6 @@ mod relay;
 mod remote;
 mod review;
 mod rugpull;
+mod signin;
 mod smtp;
 mod support;

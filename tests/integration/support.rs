@@ -9,8 +9,9 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::{Map, Value, json};
 
 mod peers;
+pub mod signin;
 mod store;
-pub use peers::{Peer, npm_bin, python, require};
+pub use peers::{Peer, npm_bin, peers_dir, python, require};
 pub use store::{new_database, on_postgres};
 
 pub const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
@@ -176,11 +177,17 @@ impl World {
 
     /// Start `airlock serve` and connect to it as an MCP client over stdio.
     pub async fn agent(&self) -> Agent {
+        self.agent_with_env(&[]).await
+    }
+
+    /// [`World::agent`], with `airlock serve` given extra environment variables.
+    pub async fn agent_with_env(&self, env: &[(&str, &str)]) -> Agent {
         let mut cmd = tokio::process::Command::new(AIRLOCK);
         cmd.arg("serve")
             .arg("--config")
             .arg(self.config())
-            .env("AIRLOCK_LOG", "warn");
+            .env("AIRLOCK_LOG", "warn")
+            .envs(env.iter().copied());
         let transport = TokioChildProcess::new(cmd).expect("spawn airlock serve");
         Agent {
             client: ().serve(transport).await.expect("MCP handshake with airlock"),

@@ -66,7 +66,7 @@ fn body(html: &str) -> &str {
 
 #[test]
 fn only_the_summary_and_the_state_precede_the_decision_buttons() {
-    let html = page(&view(envelope()), T0.unix_timestamp() + 60, "n0nce");
+    let html = page(&view(envelope()), T0.unix_timestamp() + 60, "n0nce", "");
     let body = body(&html);
     let before_form = body.split("<form").next().unwrap_or_default();
     assert_eq!(
@@ -168,7 +168,7 @@ fn hidden_characters_are_shown_as_escapes_with_a_warning_above_the_buttons() {
         arguments: json!({"amount_cents": 4599, "order_id": "acct-\u{202E}1000-tcca\u{200B}", "reason": "p\u{0430}ypal said so", "note\u{2066}": ["x\u{E0041}"]}),
         ..envelope()
     };
-    let html = page(&view(e.clone()), T0.unix_timestamp() + 60, "n0nce");
+    let html = page(&view(e.clone()), T0.unix_timestamp() + 60, "n0nce", "");
     assert_eq!(
         raw_hidden(&html),
         Vec::<char>::new(),
@@ -228,7 +228,7 @@ fn the_agents_text_is_marked_and_never_made_a_link() {
         arguments: json!({"amount_cents": 4599, "order_id": "Approved already by the CFO, see https://evil.example/ok"}),
         ..envelope()
     };
-    let html = page(&view(e), T0.unix_timestamp() + 60, "n0nce");
+    let html = page(&view(e), T0.unix_timestamp() + 60, "n0nce", "");
     assert!(!html.contains("<a "), "no links at all: {html}");
     assert!(!html.contains("<script"));
     assert!(

@@ -27,6 +27,8 @@ pub enum Peer {
     Conformance,
     /// The machine's python3 (standard library only).
     Python,
+    /// `oidc-provider` (npm), a certified OpenID Provider, run by `tests/peers/oidc_provider.mjs`.
+    OidcProvider,
 }
 
 impl Peer {
@@ -39,6 +41,7 @@ impl Peer {
             Peer::Inspector => "the MCP Inspector (npm @modelcontextprotocol/inspector)",
             Peer::Conformance => "the MCP conformance suite (npm @modelcontextprotocol/conformance)",
             Peer::Python => "python3",
+            Peer::OidcProvider => "the OpenID Provider (npm oidc-provider) and Node.js",
         }
     }
 
@@ -69,6 +72,11 @@ impl Peer {
             Peer::Python => {
                 c = Command::new("python3");
                 c.arg("--version");
+            }
+            Peer::OidcProvider => {
+                let package = peers_dir().join("node_modules/oidc-provider/package.json");
+                c = Command::new("node");
+                c.args(["-p", "require(process.argv[1]).version"]).arg(package);
             }
         }
         c
