@@ -7,6 +7,7 @@
 
 mod check;
 pub mod http;
+pub mod ledger;
 mod server;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,9 @@ pub struct ConfigFile {
     /// Keep the ledger and approval queue in PostgreSQL, shared by several replicas (instead of
     /// the redb file named by `[gate] ledger`).
     pub store: Option<StoreSection>,
+    /// Checkpoints off the machine: a witness, an auditor's mailbox.
+    #[serde(default)]
+    pub ledger: ledger::LedgerSection,
 }
 
 /// `[store]`.
@@ -90,10 +94,13 @@ pub struct GateSection {
     /// Ed25519 key that signs the rows of signed classes and checkpoints (created by
     /// `airlock keys init` or on first start, mode 0600), relative to this file.
     pub signing_key: String,
-    /// Directory where the gate writes a signed checkpoint periodically (off by default); copy
-    /// them off the machine.
+    /// Directory of the signed checkpoints the gate writes (C2SP tlog-checkpoint notes), relative
+    /// to this file. Default: beside the ledger file, `<ledger>.checkpoints`
+    /// (`checkpoints` beside this file for a PostgreSQL ledger). `serve` refuses a ledger that
+    /// does not extend the newest one; `ledger verify` reads them all.
     pub checkpoints: Option<String>,
-    /// How often the gate writes a checkpoint into `checkpoints`, e.g. `1h`.
+    /// How often at most the gate waits to write a checkpoint while rows are written, e.g. `1m`
+    /// (one is also written at start and at every clean stop).
     pub checkpoint_every: String,
     /// Answer an autopilot call only once its outcome row is durable (one more fsync on every
     /// call). By default the outcome row joins the next group commit after the agent is
@@ -156,7 +163,7 @@ impl Default for GateSection {
             key: "airlock.key".into(),
             signing_key: "airlock.signing.key".into(),
             checkpoints: None,
-            checkpoint_every: "1h".into(),
+            checkpoint_every: "1m".into(),
             outcome_before_reply: false,
         }
     }
@@ -176,8 +183,8 @@ pub struct Config {
     pub max_wait: Duration,
     pub key_path: PathBuf,
     pub signing_key_path: PathBuf,
-    pub checkpoint_dir: Option<PathBuf>,
-    pub checkpoint_every: Duration,
+    /// Where checkpoints are written, how often, and where they are sent.
+    pub checkpoints: crate::ledger::checkpoint::Settings,
     pub outcome_before_reply: bool,
     pub servers: Vec<ServerConfig>,
     /// Tool servers that could not be started as written (a command not found or not
@@ -365,11 +372,14 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             format!("an [[agent]] may not be `{}`, the stdio agent (gate.actor): each actor sees only its own approvals", g.actor),
         ));
     }
-    let checkpoint_every =
-        crate::policy::parse_duration(&g.checkpoint_every).unwrap_or_else(|msg| {
-            errors.push(src.error(None, "gate.checkpoint_every", msg));
-            Duration::from_secs(3600)
-        });
+    let checkpoints = ledger::compile(
+        src,
+        &dir,
+        g,
+        &file.ledger,
+        file.store.is_some(),
+        &mut errors,
+    );
     let bind = file.web.bind.parse::<SocketAddr>().unwrap_or_else(|e| {
         errors.push(src.error(
             None,
@@ -441,8 +451,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             max_wait,
             key_path: dir.join(&g.key),
             signing_key_path: dir.join(&g.signing_key),
-            checkpoint_dir: g.checkpoints.as_ref().map(|c| dir.join(c)),
-            checkpoint_every,
+            checkpoints,
             outcome_before_reply: g.outcome_before_reply,
             servers,
             unstartable,

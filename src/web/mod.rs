@@ -116,6 +116,9 @@ async fn readyz(State(web): State<Arc<Web>>) -> Response {
             "unavailable".to_string()
         }
     };
+    if let Err(why) = web.ledger.checkpoints().health() {
+        reasons.push(format!("checkpoint witness: {why}"));
+    }
     let mut servers = serde_json::Map::new();
     for (name, state) in web.servers.status() {
         let word = state.split(':').next().unwrap_or("unknown").to_string();
