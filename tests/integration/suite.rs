@@ -5,6 +5,7 @@ mod agents;
 mod approvals;
 mod audit;
 mod browser;
+mod checkpoints;
 mod cli;
 mod conditions;
 mod conformance;

@@ -1,6 +1,7 @@
 //! The check `serve` makes before it appends a row: the ledger must extend the newest checkpoint
-//! in its directory — have that many rows, and at that row the hash the checkpoint signed. It
-//! reads one row, never the whole chain (`ledger verify` does that).
+//! in its directory — have that many rows, and at that row the hash the checkpoint signed — and
+//! every older one there too. It reads one row per checkpoint (at most [`super::dir::KEEP`]),
+//! never the whole chain (`ledger verify` does that).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use crate::signing::Public;
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
     #[error(
-        "the ledger {ledger} has {has} rows, but checkpoint {file} saw {rows}: it was replaced by an older copy of itself (or cut short). Refusing to start. Restore the newest copy of the ledger (the one that made this checkpoint) and start again. If you restored an older copy on purpose and accept losing rows {from}..={rows}, move the checkpoint files out of {dir} (keep them: they are the evidence), then start again"
+        "the ledger {ledger} has {has} rows, but checkpoint {file} saw {rows}: it was replaced by an older copy of itself (or cut short). Refusing to start. Restore the newest copy of the ledger (the one that made this checkpoint) and start again. If you restored an older copy on purpose and accept losing rows {from} to {rows}, move the checkpoint files out of {dir} (keep them: they are the evidence), then start again"
     )]
     Behind {
         ledger: String,
@@ -84,45 +85,42 @@ pub fn ledger_extends(ledger: &Ledger, dir: &Path, public: &Public) -> Result<He
     let Some(newest) = checked.iter().map(|(_, s)| s.rows()).max() else {
         return Ok(None);
     };
-    let (has, head) = ledger.head()?;
+    let (has, _) = ledger.head()?;
     let ledger_name = ledger.path().display().to_string();
-    for (path, saved) in checked.iter().filter(|(_, s)| s.rows() == newest) {
+    // the newest first: a shorter ledger is named by the checkpoint that saw the most
+    checked.sort_by_key(|(_, s)| std::cmp::Reverse(s.rows()));
+    for (path, saved) in &checked {
         let file = path.display().to_string();
-        if newest > has {
+        let rows = saved.rows();
+        if rows > has {
             return Err(Refusal::Behind {
                 ledger: ledger_name,
                 has,
-                rows: newest,
+                rows,
                 from: has + 1,
                 file,
                 dir: shown,
             });
         }
-        let hash = match hash_at(ledger, newest, has, &head)? {
-            Some(h) => h,
-            None => continue, // pruned since: nothing left to hold it to
-        };
-        if hash != saved.head() {
-            return Err(Refusal::Rewritten {
-                ledger: ledger_name,
-                rows: newest,
-                file,
-            });
+        // every checkpoint, not just the newest: a history rewritten and grown past the newest
+        // one differs at an older one's row
+        match hash_at(ledger, rows)? {
+            Some(hash) if hash != saved.head() => {
+                return Err(Refusal::Rewritten {
+                    ledger: ledger_name,
+                    rows,
+                    file,
+                });
+            }
+            _ => {} // the same row, or pruned since (nothing left to hold it to)
         }
     }
-    Ok(checked
-        .into_iter()
-        .rev()
-        .find(|(_, s)| s.rows() == newest)
-        .map(|(p, _)| (p, newest)))
+    Ok(checked.into_iter().next().map(|(p, _)| (p, newest)))
 }
 
-/// The hash of row `n` in hex: the head, a pruned prefix's tombstone, or the stored row (whose
-/// hash must match its bytes). `None` if row `n` was pruned.
-fn hash_at(ledger: &Ledger, n: u64, has: u64, head: &str) -> Result<Option<String>, LedgerError> {
-    if n == has {
-        return Ok(Some(head.to_string()));
-    }
+/// The hash of row `n` in hex: a pruned prefix's tombstone, or the stored row's (which must be
+/// the hash of its bytes). `None` if row `n` was pruned.
+fn hash_at(ledger: &Ledger, n: u64) -> Result<Option<String>, LedgerError> {
     if let Some(t) = prune::tombstone(&ledger.store)? {
         if n == t.through {
             return Ok(Some(t.head));

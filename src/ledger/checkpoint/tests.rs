@@ -105,6 +105,34 @@ async fn a_rewritten_ledger_with_as_many_rows_is_refused() {
     let err = check(&p, &s, &cps).unwrap_err();
     assert!(matches!(err, Refusal::Rewritten { rows: 3, .. }), "{err}");
     assert!(err.to_string().contains("ledger verify"), "{err}");
+    // the gate, run on the rewritten file, wrote a newer checkpoint of it: the older one still
+    // catches the rewrite
+    checkpoint(&p, &s, &cps, 2);
+    let err = check(&p, &s, &cps).unwrap_err();
+    assert!(matches!(err, Refusal::Rewritten { rows: 3, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_row_edited_in_place_at_the_checkpoint_is_refused() {
+    use redb::ReadableTable as _;
+    let d = tempfile::tempdir().unwrap();
+    let (p, cps, s) = (d.path().join("l.redb"), d.path().join("cps"), key(1));
+    grow(&p, &s, &["alice", "bob"]).await;
+    checkpoint(&p, &s, &cps, 1);
+    {
+        let db = redb::Database::create(&p).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(crate::ledger::ROWS).unwrap();
+            let mut row = t.get(2).unwrap().unwrap().value().to_vec();
+            let at = row.windows(3).position(|w| w == b"bob").unwrap();
+            row[at..at + 3].copy_from_slice(b"eve");
+            t.insert(2, row.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let err = check(&p, &s, &cps).unwrap_err();
+    assert!(matches!(err, Refusal::Rewritten { rows: 2, .. }), "{err}");
 }
 
 #[tokio::test]
@@ -202,13 +230,9 @@ async fn the_writer_writes_at_start_and_at_a_clean_stop_and_not_twice_for_the_sa
         mail_to: None,
         mail_every: std::time::Duration::from_secs(3600),
     };
-    let running = super::start(l.clone(), s.clone(), &settings, None).unwrap();
-    for _ in 0..200 {
-        if l.checkpoints().latest().is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let running = super::start(l.clone(), s.clone(), &settings, None)
+        .await
+        .unwrap();
     assert_eq!(l.checkpoints().latest().map(|n| n.size), Some(1));
     l.append(vec![NewRow::now("proposal", "c", json!({}))])
         .await

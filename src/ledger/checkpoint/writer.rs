@@ -94,8 +94,9 @@ impl Writer {
     }
 }
 
-/// Start writing checkpoints (one at once), and delivering them when a witness is set.
-pub fn start(
+/// Start writing checkpoints (the first before this returns, so it exists before any agent is
+/// served), and delivering them when a witness is set.
+pub async fn start(
     ledger: Arc<Ledger>,
     signer: Signer,
     settings: &Settings,
@@ -123,12 +124,13 @@ pub fn start(
         auditor: Mutex::new(auditor),
         witness,
     });
+    writer.take(false).await;
     let every = settings.every;
     let w = writer.clone();
     let periodic = tokio::spawn(async move {
         loop {
-            w.take(false).await;
             tokio::time::sleep(every).await;
+            w.take(false).await;
         }
     });
     Ok(Running {
