@@ -181,3 +181,43 @@ async fn a_witness_that_refuses_checkpoints_shows_in_readyz_until_it_takes_one()
     assert!(!witness.received().is_empty());
     drop(gate);
 }
+
+#[tokio::test]
+async fn approval_mail_carries_the_newest_checkpoint_so_the_approvers_mailbox_witnesses_it() {
+    let w = World::demo();
+    let agent = w.agent().await;
+    let _ = agent
+        .call(
+            "refund_order",
+            json!({"order_id": "A-1001", "amount_cents": 700, "reason": "late"}),
+        )
+        .await;
+    agent.close().await;
+    w.wait_for_ledger().await;
+    let mail = std::fs::read_dir(w.path("outbox"))
+        .expect("outbox")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .next()
+        .expect("the approval mail");
+    let mail = mail
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let line = mail
+        .lines()
+        .find(|l| l.starts_with("Ledger checkpoint"))
+        .unwrap_or_else(|| panic!("no checkpoint line: {mail}"));
+    let parts: Vec<&str> = line.rsplit(' ').take(3).collect();
+    let (root, size, origin) = (parts[0], parts[1], parts[2]);
+    let size: u64 = size.parse().expect("rows");
+    let (_, file) = w
+        .checkpoints()
+        .into_iter()
+        .find(|(rows, _)| *rows == size)
+        .expect("the checkpoint the mail names is in the directory");
+    let note = std::fs::read_to_string(file).expect("note");
+    assert!(
+        note.starts_with(&format!("{origin}\n{size}\n{root}\n")),
+        "{line}\n{note}"
+    );
+}
