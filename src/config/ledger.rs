@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::GateSection;
+use super::ConfigFile;
 use crate::diag::{Diagnostic, Source};
 use crate::ledger::checkpoint::{Settings, dir};
 
@@ -52,11 +52,10 @@ impl Default for LedgerSection {
 pub(super) fn compile(
     src: &Source,
     dir: &Path,
-    gate: &GateSection,
-    section: &LedgerSection,
-    postgres: bool,
+    file: &ConfigFile,
     errors: &mut Vec<Diagnostic>,
 ) -> Settings {
+    let (gate, section, postgres) = (&file.gate, &file.ledger, file.store.is_some());
     let checkpoints = match &gate.checkpoints {
         Some(d) => dir.join(d),
         None if postgres => dir.join("checkpoints"),

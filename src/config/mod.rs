@@ -94,13 +94,10 @@ pub struct GateSection {
     /// Ed25519 key that signs the rows of signed classes and checkpoints (created by
     /// `airlock keys init` or on first start, mode 0600), relative to this file.
     pub signing_key: String,
-    /// Directory of the signed checkpoints the gate writes (C2SP tlog-checkpoint notes), relative
-    /// to this file. Default: beside the ledger file, `<ledger>.checkpoints`
-    /// (`checkpoints` beside this file for a PostgreSQL ledger). `serve` refuses a ledger that
-    /// does not extend the newest one; `ledger verify` reads them all.
+    /// Directory of the gate's signed checkpoints, relative to this file; default
+    /// `<ledger>.checkpoints` (`checkpoints` for PostgreSQL). `serve` and `verify` hold to them.
     pub checkpoints: Option<String>,
-    /// How often at most the gate waits to write a checkpoint while rows are written, e.g. `1m`
-    /// (one is also written at start and at every clean stop).
+    /// Longest wait for a checkpoint while rows are written, e.g. `1m` (and one at start, stop).
     pub checkpoint_every: String,
     /// Answer an autopilot call only once its outcome row is durable (one more fsync on every
     /// call). By default the outcome row joins the next group commit after the agent is
@@ -183,7 +180,6 @@ pub struct Config {
     pub max_wait: Duration,
     pub key_path: PathBuf,
     pub signing_key_path: PathBuf,
-    /// Where checkpoints are written, how often, and where they are sent.
     pub checkpoints: crate::ledger::checkpoint::Settings,
     pub outcome_before_reply: bool,
     pub servers: Vec<ServerConfig>,
@@ -372,14 +368,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             format!("an [[agent]] may not be `{}`, the stdio agent (gate.actor): each actor sees only its own approvals", g.actor),
         ));
     }
-    let checkpoints = ledger::compile(
-        src,
-        &dir,
-        g,
-        &file.ledger,
-        file.store.is_some(),
-        &mut errors,
-    );
+    let checkpoints = ledger::compile(src, &dir, &file, &mut errors);
     let bind = file.web.bind.parse::<SocketAddr>().unwrap_or_else(|e| {
         errors.push(src.error(
             None,
