@@ -105,8 +105,9 @@ async fn healthz(State(web): State<Arc<Web>>) -> Response {
     r
 }
 
-/// Readiness: 200 when the ledger can take rows and every tool server is running with its
-/// tools listed; 503 with the reasons otherwise (a load balancer sends calls elsewhere).
+/// Readiness: 200 when the ledger can take rows, every tool server is running with its tools
+/// listed and the checkpoint witness (if any) keeps up; 503 with the reasons otherwise (a load
+/// balancer sends calls elsewhere).
 async fn readyz(State(web): State<Arc<Web>>) -> Response {
     let mut reasons = Vec::new();
     let ledger = match web.ledger.health() {
