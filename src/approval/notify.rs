@@ -162,6 +162,10 @@ impl Desk {
             ),
             key: format!("{}-s{}-{slot}", a.id, e.stage),
         };
+        let mail = Mail {
+            body: format!("{}{}", mail.body, self.ledger.checkpoint_footer()),
+            ..mail
+        };
         if self.mailer.is_outbox() {
             tracing::info!(approval = %a.id, to = %approver, "approval link: {link}");
         }

@@ -11,12 +11,14 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+mod verify;
+
 use super::{ConfigArg, report};
 use airlock::canonical;
 use airlock::config::{Config, load_config};
-use airlock::ledger::checkpoint::Checkpoint;
-use airlock::ledger::{LedgerReader, Record, VerifyOptions};
-use airlock::signing::{Public, Signer};
+use airlock::ledger::checkpoint::default_origin;
+use airlock::ledger::{LedgerReader, Record};
+use airlock::signing::Signer;
 
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
@@ -46,7 +48,8 @@ pub enum LedgerCommand {
     Verify {
         #[command(flatten)]
         config: ConfigArg,
-        /// A checkpoint file the ledger must still extend (repeatable).
+        /// A checkpoint file the ledger must still extend (repeatable), besides those in the
+        /// checkpoint directory, which are always read.
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
         /// The trusted public key (hex, or a file holding it); default: this gate's own key.
@@ -58,13 +61,16 @@ pub enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print a signed checkpoint (row count, head hash, time) to keep off this machine.
+    /// Print a signed checkpoint (row count, head hash) to keep off this machine: a C2SP
+    /// tlog-checkpoint note, or the older `airlock checkpoint v1` text.
     Checkpoint {
         #[command(flatten)]
         config: ConfigArg,
         /// Write it to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "note")]
+        format: CheckpointFormat,
     },
     /// Remove the oldest rows once all of them have outlived their class's retention (a signed
     /// tombstone keeps verification whole); with --dry-run only say what has expired.
@@ -106,6 +112,14 @@ pub enum ExportFormat {
     Csv,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckpointFormat {
+    /// A C2SP tlog-checkpoint signed note (what the gate writes).
+    Note,
+    /// `airlock checkpoint v1` (rows, head, time, key, signature).
+    AirlockV1,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create the signing key (never overwrites one) and print its public key.
@@ -117,6 +131,10 @@ pub enum KeysCommand {
     Public {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print instead the signed-note verifier key of the checkpoints (`origin+keyid+key`),
+        /// for transparency-log tools.
+        #[arg(long)]
+        note: bool,
     },
 }
 
@@ -151,14 +169,18 @@ pub(super) fn run(command: LedgerCommand) -> anyhow::Result<ExitCode> {
             public_key,
             no_signature_check,
             json,
-        } => verify(
+        } => verify::verify(
             &config.config,
             &checkpoint,
             public_key.as_deref(),
             no_signature_check,
             json,
         ),
-        LedgerCommand::Checkpoint { config, out } => checkpoint(&config.config, out.as_deref()),
+        LedgerCommand::Checkpoint {
+            config,
+            out,
+            format,
+        } => verify::checkpoint(&config.config, out.as_deref(), format),
         LedgerCommand::Prune {
             config,
             dry_run,
@@ -183,9 +205,19 @@ pub(super) fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
             println!("public key: {}", s.public_hex());
             Ok(ExitCode::SUCCESS)
         }
-        KeysCommand::Public { config } => {
+        KeysCommand::Public { config, note } => {
             let c = cfg(&config.config)?;
-            println!("{}", Signer::load(&c.signing_key_path)?.public_hex());
+            let public = Signer::load(&c.signing_key_path)?.public();
+            if note {
+                let origin = c
+                    .checkpoints
+                    .origin
+                    .clone()
+                    .unwrap_or_else(|| default_origin(&public));
+                println!("{}", public.note_verifier_key(&origin));
+            } else {
+                println!("{}", public.to_hex());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -335,150 +367,4 @@ fn export(path: &Path, format: ExportFormat, filter: &Filter) -> anyhow::Result<
         Some(e) => bail!("{e}"),
         None => Ok(ExitCode::SUCCESS),
     }
-}
-
-/// The trusted key: given (hex or a file), else this gate's own (if it has one).
-fn public_key(c: &Config, given: Option<&str>) -> anyhow::Result<(Option<Public>, String)> {
-    match given {
-        Some(g) => {
-            let text = if Path::new(g).is_file() {
-                std::fs::read_to_string(g).with_context(|| format!("cannot read {g}"))?
-            } else {
-                g.to_string()
-            };
-            Ok((Some(Public::parse(&text)?), "given".into()))
-        }
-        None if c.signing_key_path.exists() => Ok((
-            Some(Signer::load(&c.signing_key_path)?.public()),
-            format!(
-                "this gate's own key ({}); an auditor passes --public-key",
-                c.signing_key_path.display()
-            ),
-        )),
-        None => Ok((
-            None,
-            "none: signatures checked for shape only (pass --public-key)".into(),
-        )),
-    }
-}
-
-fn verify(
-    path: &Path,
-    checkpoints: &[PathBuf],
-    key: Option<&str>,
-    no_signature_check: bool,
-    as_json: bool,
-) -> anyhow::Result<ExitCode> {
-    let c = cfg(path)?;
-    let (public, whose) = public_key(&c, key)?;
-    let mut opts = VerifyOptions {
-        public,
-        checkpoints: Vec::new(),
-    };
-    for p in checkpoints {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        let cp = Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        opts.checkpoints.push((p.display().to_string(), cp));
-    }
-    let report = LedgerReader::open_at(&c.ledger)?.verify_with(&opts)?;
-    // Signatures nobody could check are not a pass.
-    let unverified =
-        opts.public.is_none() && report.signatures.signature_rows > 0 && !no_signature_check;
-    let passed = report.ok() && !unverified;
-    if as_json {
-        let mut v = serde_json::to_value(&report)?;
-        v["unverified"] = Value::Bool(unverified);
-        v["passed"] = Value::Bool(passed);
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        println!("ledger:      {}", c.ledger);
-        println!("rows:        {}", report.rows);
-        if let (Some(a), Some(b)) = (report.first_seq, report.last_seq) {
-            println!("sequence:    {a} .. {b}");
-        }
-        if let (Some(first), Some(last)) = (&report.first_time, &report.last_time) {
-            println!("time:        {first} .. {last}");
-        }
-        println!("head:        {}", report.head);
-        println!(
-            "signatures:  {} signature row(s) covering {} signed row(s); key: {whose}",
-            report.signatures.signature_rows, report.signatures.signed_rows
-        );
-        if let Some(n) = report.pruned_through {
-            println!(
-                "pruned:      rows 1..={n} (removed under retention; verified from their signed tombstone)"
-            );
-        }
-        for cp in &report.checkpoints {
-            println!(
-                "checkpoint:  {} ({} rows, {}): signature {}, {}",
-                cp.name,
-                cp.rows,
-                cp.time,
-                if cp.signature_ok { "valid" } else { "INVALID" },
-                if !cp.checkable {
-                    "names a pruned row: no longer checkable"
-                } else if cp.consistent {
-                    "the ledger extends it"
-                } else {
-                    "NOT consistent"
-                }
-            );
-        }
-        match &report.first_bad {
-            None if unverified => println!(
-                "result:      UNVERIFIED: the ledger has signatures but no public key was given (pass --public-key, or --no-signature-check for the hash chain alone)"
-            ),
-            None if report.ok() => println!("result:      OK"),
-            None => println!("result:      FAILED: a checkpoint's signature is not valid"),
-            Some(b) => println!(
-                "result:      FAILED at seq {}: {}{}",
-                b.seq,
-                b.fault,
-                b.detail
-                    .as_ref()
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default()
-            ),
-        }
-    }
-    Ok(if passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-fn checkpoint(path: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let c = cfg(path)?;
-    let signer = Signer::load(&c.signing_key_path)
-        .context("no signing key: run `airlock keys init` (or start `airlock serve` once)")?;
-    let reader = LedgerReader::open_at(&c.ledger)?;
-    let report = reader.verify_with(&VerifyOptions {
-        public: Some(signer.public()),
-        checkpoints: Vec::new(),
-    })?;
-    if let Some(b) = &report.first_bad {
-        bail!(
-            "the ledger does not verify (seq {}: {}); no checkpoint signed",
-            b.seq,
-            b.fault
-        );
-    }
-    let now = OffsetDateTime::now_utc().format(&Rfc3339)?;
-    let cp = Checkpoint::sign(&signer, report.rows, &report.head, &now);
-    match out {
-        Some(p) => {
-            std::fs::write(p, cp.render())
-                .with_context(|| format!("cannot write {}", p.display()))?;
-            eprintln!(
-                "wrote {} ({} rows); store it off this machine",
-                p.display(),
-                cp.rows
-            );
-        }
-        None => print!("{}", cp.render()),
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -16,7 +16,7 @@ use airlock::drift::meter::Meter;
 use airlock::drift::pauses::Pauses;
 use airlock::forward::Forwarder;
 use airlock::gate::Gate;
-use airlock::ledger::{Ledger, Location, NewRow};
+use airlock::ledger::{Ledger, Location, NewRow, checkpoint};
 use airlock::live::{self, Live};
 use airlock::mail::Mailer;
 use airlock::mcp::downstream::ToolServers;
@@ -39,6 +39,11 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let cfg = &setup.config;
         let signer = Signer::load_or_create(&cfg.signing_key_path)?;
         let ledger = Arc::new(Ledger::open_at(&replica_of(cfg, path, http_override), Some(signer.clone()))?);
+        // Before anything is appended: a ledger that does not extend its newest checkpoint was
+        // rolled back or rewritten, and appending would bury that.
+        if let Some((file, rows)) = checkpoint::guard::ledger_extends(&ledger, &cfg.checkpoints.dir, &signer.public())? {
+            tracing::info!(rows, checkpoint = %file.display(), "the ledger extends its newest checkpoint");
+        }
         let key = LinkKey::load_or_create(&cfg.key_path)?;
         let mailer = Mailer::new(&cfg.mail)?;
         // With MCP over HTTP, the approval pages share its listener.
@@ -126,7 +131,12 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let deciders = Arc::new(airlock::auth::Deciders::new(cfg.sign_in.as_ref(), desk.key(), &cfg.key_path, &base_url).map_err(anyhow::Error::msg)?);
         let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone(), deciders }));
         // Edits to manifests and policy take effect when valid (file change or SIGHUP).
-        let checkpoints = cfg.checkpoint_dir.clone().map(|dir| tokio::spawn(airlock::ledger::checkpoint::every(ledger.clone(), signer.clone(), dir, cfg.checkpoint_every)));
+        let auditor = cfg.checkpoints.mail_to.as_ref().map(|_| Mailer::new(&cfg.mail)).transpose()?;
+        let checkpoints = checkpoint::start(ledger.clone(), signer.clone(), &cfg.checkpoints, auditor).await.map_err(anyhow::Error::msg)?;
+        match &cfg.checkpoints.witness {
+            Some(w) => tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), witness = %w, "checkpoints written and sent to the witness"),
+            None => tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), "checkpoints written; no [ledger] witness: a ledger rolled back together with its checkpoint directory would not be caught"),
+        }
         let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), desk.clone(), std::time::Duration::from_secs(1)));
         tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, "airlock serving MCP on stdio");
         tracing::info!("review page (held calls, unclassified tools, paused autopilot): reviewers get their own link by mail when a call is held, or from `airlock quarantine list --as EMAIL`");
@@ -178,9 +188,8 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             let _ = tokio::task::spawn_blocking(move || pg.leave()).await;
         }
         let _ = std::fs::remove_file(&runtime_file);
-        if let Some(c) = checkpoints {
-            c.abort();
-        }
+        // The last checkpoint, with every row of this run, to the directory and the witness.
+        checkpoints.stop().await;
         Ok(ExitCode::SUCCESS)
     });
     // Everything that writes has finished above (the ledger's writer joins when its last handle

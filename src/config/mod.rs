@@ -7,6 +7,7 @@
 
 mod check;
 pub mod http;
+pub mod ledger;
 mod server;
 pub mod sign_in;
 
@@ -55,6 +56,9 @@ pub struct ConfigFile {
     pub store: Option<StoreSection>,
     /// Sign-in with the company's OpenID provider, for roles with `sign_in = "oidc"`.
     pub sign_in: Option<sign_in::SignInSection>,
+    /// Checkpoints off the machine: a witness, an auditor's mailbox.
+    #[serde(default)]
+    pub ledger: ledger::LedgerSection,
 }
 
 /// `[store]`.
@@ -93,10 +97,10 @@ pub struct GateSection {
     /// Ed25519 key that signs the rows of signed classes and checkpoints (created by
     /// `airlock keys init` or on first start, mode 0600), relative to this file.
     pub signing_key: String,
-    /// Directory where the gate writes a signed checkpoint periodically (off by default); copy
-    /// them off the machine.
+    /// Directory of the gate's signed checkpoints, relative to this file; default
+    /// `<ledger>.checkpoints` (`checkpoints` for PostgreSQL). `serve` and `verify` hold to them.
     pub checkpoints: Option<String>,
-    /// How often the gate writes a checkpoint into `checkpoints`, e.g. `1h`.
+    /// Longest wait for a checkpoint while rows are written, e.g. `1m` (and one at start, stop).
     pub checkpoint_every: String,
     /// Answer an autopilot call only once its outcome row is durable (one more fsync on every
     /// call). By default the outcome row joins the next group commit after the agent is
@@ -159,7 +163,7 @@ impl Default for GateSection {
             key: "airlock.key".into(),
             signing_key: "airlock.signing.key".into(),
             checkpoints: None,
-            checkpoint_every: "1h".into(),
+            checkpoint_every: "1m".into(),
             outcome_before_reply: false,
         }
     }
@@ -179,8 +183,7 @@ pub struct Config {
     pub max_wait: Duration,
     pub key_path: PathBuf,
     pub signing_key_path: PathBuf,
-    pub checkpoint_dir: Option<PathBuf>,
-    pub checkpoint_every: Duration,
+    pub checkpoints: crate::ledger::checkpoint::Settings,
     pub outcome_before_reply: bool,
     pub servers: Vec<ServerConfig>,
     /// Tool servers that could not be started as written (a command not found or not
@@ -369,11 +372,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             format!("an [[agent]] may not be `{}`, the stdio agent (gate.actor): each actor sees only its own approvals", g.actor),
         ));
     }
-    let checkpoint_every =
-        crate::policy::parse_duration(&g.checkpoint_every).unwrap_or_else(|msg| {
-            errors.push(src.error(None, "gate.checkpoint_every", msg));
-            Duration::from_secs(3600)
-        });
+    let checkpoints = ledger::compile(src, &dir, &file, &mut errors);
     let bind = file.web.bind.parse::<SocketAddr>().unwrap_or_else(|e| {
         errors.push(src.error(
             None,
@@ -446,8 +445,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             max_wait,
             key_path: dir.join(&g.key),
             signing_key_path: dir.join(&g.signing_key),
-            checkpoint_dir: g.checkpoints.as_ref().map(|c| dir.join(c)),
-            checkpoint_every,
+            checkpoints,
             outcome_before_reply: g.outcome_before_reply,
             servers,
             unstartable,

@@ -119,3 +119,44 @@ fn store_selects_postgres_and_never_takes_a_password_in_the_url() {
         e[0].message
     );
 }
+
+#[test]
+fn checkpoints_default_beside_the_ledger_and_ledger_keys_are_checked_where_written() {
+    let c = cfg("[gate]\nledger = \"data/l.redb\"\n").unwrap();
+    assert_eq!(
+        c.checkpoints.dir,
+        PathBuf::from("/etc/airlock/data/l.redb.checkpoints")
+    );
+    assert_eq!(c.checkpoints.every, std::time::Duration::from_secs(60));
+    assert_eq!(
+        (
+            c.checkpoints.witness.as_deref(),
+            c.checkpoints.origin.as_deref()
+        ),
+        (None, None)
+    );
+    let c = cfg("[store]\nurl = \"postgres://a@db:5432/airlock\"\n").unwrap();
+    assert_eq!(c.checkpoints.dir, PathBuf::from("/etc/airlock/checkpoints"));
+    let c = cfg("[gate]\ncheckpoints = \"cps\"\ncheckpoint_every = \"10s\"\n[ledger]\nwitness = \"http://w.example.com/cp\"\nmail_to = \"audit@example.com\"\norigin = \"example.com/airlock\"\n").unwrap();
+    assert_eq!(c.checkpoints.dir, PathBuf::from("/etc/airlock/cps"));
+    assert_eq!(c.checkpoints.every, std::time::Duration::from_secs(10));
+    assert_eq!(
+        c.checkpoints.witness.as_deref(),
+        Some("http://w.example.com/cp")
+    );
+    assert_eq!(c.checkpoints.mail_to.as_deref(), Some("audit@example.com"));
+    let e = cfg("[ledger]\norigin = \"a b\"\nwitness = \"https://w/\"\nmail_to = \"nobody\"\nmail_every = \"soon\"\n")
+        .unwrap_err();
+    let found: Vec<(&str, usize)> = e.iter().map(|d| (d.key.as_str(), d.line)).collect();
+    assert_eq!(
+        found,
+        [
+            ("ledger.mail_every", 0),
+            ("ledger.origin", 2),
+            ("ledger.witness", 3),
+            ("ledger.mail_to", 4)
+        ]
+    );
+    let e = cfg("[ledger]\nwitnes = \"http://w/\"\n").unwrap_err();
+    assert!(e[0].message.contains("unknown field"), "{}", e[0].message);
+}

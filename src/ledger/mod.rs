@@ -147,6 +147,8 @@ pub struct Ledger {
     /// `None` only while dropping.
     queue: Option<mpsc::Sender<Request>>,
     writer: Option<thread::JoinHandle<()>>,
+    /// The newest checkpoint written and its witness's state (files, never rows).
+    checkpoints: checkpoint::Status,
 }
 
 /// Counters of group commit: durable commits, the changes (callers) they carried, and rows.
@@ -285,6 +287,7 @@ impl Ledger {
             batching,
             queue: Some(queue),
             writer: Some(writer),
+            checkpoints: checkpoint::Status::default(),
         })
     }
 

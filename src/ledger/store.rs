@@ -116,6 +116,23 @@ impl Store {
         }
     }
 
+    /// One row's stored bytes, if the ledger has it.
+    pub(crate) fn row(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        match self {
+            Store::Postgres(pg) => pg.row(seq),
+            Store::Redb { db, path } => {
+                let tx = db.begin_read(path)?;
+                let table = match tx.open_table(ROWS) {
+                    Ok(t) => t,
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                    Err(e) => return Err(storage(path, e)),
+                };
+                let got = table.get(seq).map_err(|e| storage(path, e))?;
+                Ok(got.map(|g| g.value().to_vec()))
+            }
+        }
+    }
+
     /// The recorded head and its signature (and the last row), read together.
     pub(crate) fn heads(&self) -> Result<super::open::Heads, LedgerError> {
         match self {

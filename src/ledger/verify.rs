@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 
 use super::chain::{Fault, GENESIS, Verifier};
-use super::checkpoint::Checkpoint;
+use super::checkpoint::Saved;
 use super::reader::LedgerReader;
 use super::{LedgerError, storage};
 use crate::signing::Public;
@@ -19,8 +19,8 @@ use crate::signing::Public;
 pub struct VerifyOptions {
     /// The trusted public key; without it signatures are checked for shape only.
     pub public: Option<Public>,
-    /// (name, checkpoint), e.g. the file each came from.
-    pub checkpoints: Vec<(String, Checkpoint)>,
+    /// (name, checkpoint), e.g. the file each came from; either format.
+    pub checkpoints: Vec<(String, Saved)>,
 }
 
 /// The result of recomputing the chain.
@@ -58,8 +58,13 @@ pub struct SignatureReport {
 pub struct CheckpointReport {
     pub name: String,
     pub rows: u64,
+    /// When it was taken (empty for a C2SP note, which does not say).
     pub time: String,
+    /// `tlog-checkpoint` (a C2SP signed note) or `airlock-v1`.
+    pub format: String,
     pub signature_ok: bool,
+    /// False when no key could check it (a note, without a trusted public key).
+    pub signature_checked: bool,
     /// The ledger extends it: it has the row and the row has the checkpoint's hash.
     pub consistent: bool,
     /// False when it names a row pruned since (it can no longer be held to the ledger).
@@ -80,7 +85,7 @@ impl VerifyReport {
             && self
                 .checkpoints
                 .iter()
-                .all(|c| c.signature_ok && (c.consistent || !c.checkable))
+                .all(|c| (c.signature_ok || !c.signature_checked) && (c.consistent || !c.checkable))
     }
 }
 
@@ -134,7 +139,7 @@ impl LedgerReader {
         let mut wanted: BTreeMap<u64, Option<String>> = opts
             .checkpoints
             .iter()
-            .map(|(_, c)| (c.rows, None))
+            .map(|(_, c)| (c.rows(), None))
             .collect();
         wanted.insert(0, Some(hex::encode(GENESIS)));
         if let Some(t) = &tomb {
@@ -237,38 +242,45 @@ impl LedgerReader {
             }
         }
         for (name, c) in &opts.checkpoints {
-            let signature_ok = c.signature_ok(opts.public.as_ref());
-            let checkable = tomb.as_ref().is_none_or(|t| c.rows >= t.through);
-            let consistent = match wanted.get(&c.rows) {
-                Some(Some(hash)) => *hash == c.head,
+            let signature = c.signature_ok(opts.public.as_ref());
+            let (rows, head, time) = (c.rows(), c.head(), c.time().to_string());
+            let checkable = tomb.as_ref().is_none_or(|t| rows >= t.through);
+            let consistent = match wanted.get(&rows) {
+                Some(Some(hash)) => *hash == head,
                 _ => false,
             };
             if report.first_bad.is_none() && !consistent && checkable {
-                report.first_bad = if c.rows > report.rows {
+                let when = if time.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({time})")
+                };
+                report.first_bad = if rows > report.rows {
                     bad(
                         report.rows + 1,
                         Fault::Truncated,
                         Some(format!(
-                            "checkpoint {name} ({}) saw {} rows; the ledger has {}",
-                            c.time, c.rows, report.rows
+                            "checkpoint {name}{when} saw {rows} rows; the ledger has {}: it was rolled back to an older copy or cut short",
+                            report.rows
                         )),
                     )
                 } else {
                     bad(
-                        c.rows,
+                        rows,
                         Fault::Rewritten,
                         Some(format!(
-                            "row {}'s hash differs from checkpoint {name} ({}): the ledger was rewritten at or before it",
-                            c.rows, c.time
+                            "row {rows}'s hash differs from checkpoint {name}{when}: the ledger was rewritten at or before it"
                         )),
                     )
                 };
             }
             report.checkpoints.push(CheckpointReport {
                 name: name.clone(),
-                rows: c.rows,
-                time: c.time.clone(),
-                signature_ok,
+                rows,
+                time,
+                format: c.format().to_string(),
+                signature_ok: signature == Some(true),
+                signature_checked: signature.is_some(),
                 consistent,
                 checkable,
             });

@@ -109,8 +109,9 @@ async fn healthz(State(web): State<Arc<Web>>) -> Response {
     r
 }
 
-/// Readiness: 200 when the ledger can take rows and every tool server is running with its
-/// tools listed; 503 with the reasons otherwise (a load balancer sends calls elsewhere).
+/// Readiness: 200 when the ledger can take rows, every tool server is running with its tools
+/// listed and the checkpoint witness (if any) keeps up; 503 with the reasons otherwise (a load
+/// balancer sends calls elsewhere).
 async fn readyz(State(web): State<Arc<Web>>) -> Response {
     let mut reasons = Vec::new();
     let ledger = match web.ledger.health() {
@@ -120,6 +121,9 @@ async fn readyz(State(web): State<Arc<Web>>) -> Response {
             "unavailable".to_string()
         }
     };
+    if let Err(why) = web.ledger.checkpoints().health() {
+        reasons.push(format!("checkpoint witness: {why}"));
+    }
     let mut servers = serde_json::Map::new();
     for (name, state) in web.servers.status() {
         let word = state.split(':').next().unwrap_or("unknown").to_string();

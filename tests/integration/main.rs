@@ -7,4 +7,5 @@
 
 include!("suite.rs");
 mod demo;
+mod rollback;
 mod upgrade;

@@ -6,6 +6,7 @@ mod approvals;
 mod audit;
 mod authority;
 mod browser;
+mod checkpoints;
 mod cli;
 mod conditions;
 mod conformance;

@@ -11,8 +11,10 @@ use serde_json::{Map, Value, json};
 mod peers;
 pub mod signin;
 mod store;
+mod witness;
 pub use peers::{Peer, npm_bin, peers_dir, python, require};
 pub use store::{new_database, on_postgres};
+pub use witness::Witness;
 
 pub const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -162,6 +164,31 @@ impl World {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         self.executed(log)
+    }
+
+    /// Where the gate writes its checkpoints by default: beside the ledger file, or beside
+    /// airlock.toml for a PostgreSQL ledger.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        match &self.database {
+            Some(_) => self.path("checkpoints"),
+            None => self.path("ledger.redb.checkpoints"),
+        }
+    }
+
+    /// The checkpoint files, fewest rows first, as (rows, path).
+    pub fn checkpoints(&self) -> Vec<(u64, PathBuf)> {
+        let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(self.checkpoint_dir())
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| {
+                let name = p.file_name()?.to_str()?.to_string();
+                let rows = name.strip_prefix("checkpoint-")?.split('-').next()?.parse().ok()?;
+                Some((rows, p))
+            })
+            .collect();
+        found.sort();
+        found
     }
 
     /// Run an `airlock` subcommand with this world's config.

@@ -75,7 +75,7 @@ async fn only_the_expired_prefix_goes_and_the_rest_still_verifies() {
                 public: Some(key.public()),
                 checkpoints: checkpoints
                     .into_iter()
-                    .map(|c| ("cp".to_string(), c))
+                    .map(|c| ("cp".to_string(), c.into()))
                     .collect(),
             })
             .unwrap()

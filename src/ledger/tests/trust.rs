@@ -49,7 +49,7 @@ fn verify(path: &Path, signer: Option<&Signer>, checkpoints: Vec<Checkpoint>) ->
             checkpoints: checkpoints
                 .into_iter()
                 .enumerate()
-                .map(|(i, c)| (format!("cp{i}"), c))
+                .map(|(i, c)| (format!("cp{i}"), c.into()))
                 .collect(),
         })
         .unwrap()

@@ -1,12 +1,14 @@
-//! Checkpoints: a signed statement "after N rows the head was H, at time T", small enough to
-//! store off the machine (a ticket, a bucket, a git repo). A later `verify --checkpoint` proves
-//! the ledger still extends it: fewer rows is a truncation, another hash at row N a rewrite.
+//! The first checkpoint format, `airlock checkpoint v1`: "after N rows the head was H, at time
+//! T", signed with the domain-separated message of [`crate::signing`] and naming its key. The gate
+//! now writes C2SP notes ([`super::note`]); this format is still read (`verify --checkpoint`,
+//! files written by earlier versions), written on request (`ledger checkpoint --format
+//! airlock-v1`), and is the shape of a prune's tombstone.
 
 use serde::Serialize;
 
 use crate::signing::{Public, Signer};
 
-const MAGIC: &str = "airlock checkpoint v1";
+pub(super) const MAGIC: &str = "airlock checkpoint v1";
 
 /// One checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,54 +84,15 @@ impl Checkpoint {
 }
 
 /// Sign a checkpoint of the ledger as committed now.
-pub fn take(ledger: &super::Ledger, signer: &Signer) -> Result<Checkpoint, super::LedgerError> {
+pub fn take(
+    ledger: &super::super::Ledger,
+    signer: &Signer,
+) -> Result<Checkpoint, super::super::LedgerError> {
     let (rows, head) = ledger.head()?;
     let time = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     Ok(Checkpoint::sign(signer, rows, &head, &time))
-}
-
-/// Write `c` into `dir` as `checkpoint-<rows>-<unix time>.txt` (atomically); returns the path.
-pub fn write(dir: &std::path::Path, c: &Checkpoint) -> std::io::Result<std::path::PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let stamp =
-        time::OffsetDateTime::parse(&c.time, &time::format_description::well_known::Rfc3339)
-            .map(|t| t.unix_timestamp())
-            .unwrap_or_default();
-    let path = dir.join(format!("checkpoint-{}-{stamp}.txt", c.rows));
-    let tmp = dir.join(format!(".checkpoint-{}.tmp", uuid::Uuid::new_v4()));
-    std::fs::write(&tmp, c.render())?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
-}
-
-/// Write a checkpoint into `dir` every `every` while the gate runs (and once at the start),
-/// unless nothing was appended since the last one.
-pub async fn every(
-    ledger: std::sync::Arc<super::Ledger>,
-    signer: Signer,
-    dir: std::path::PathBuf,
-    every: std::time::Duration,
-) {
-    let mut last_rows = None;
-    loop {
-        match take(&ledger, &signer) {
-            Ok(c) if last_rows != Some(c.rows) => match write(&dir, &c) {
-                Ok(path) => {
-                    last_rows = Some(c.rows);
-                    tracing::info!(rows = c.rows, path = %path.display(), "checkpoint written; copy it off this machine");
-                }
-                Err(e) => {
-                    tracing::error!(dir = %dir.display(), error = %e, "cannot write a checkpoint")
-                }
-            },
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot read the ledger head for a checkpoint"),
-        }
-        tokio::time::sleep(every).await;
-    }
 }
 
 #[cfg(test)]
