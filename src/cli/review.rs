@@ -117,7 +117,7 @@ impl Gate {
                 let Some((base, instance)) = runtime(config) else {
                     return Ok(None);
                 };
-                // Only a gate that knows the nonce gets the review token: after a crash the file
+                // Only a gate that knows the nonce gets a token: after a crash the file
                 // may name a port something else holds now.
                 if !Gate::is_instance(&base, &instance) {
                     return Ok(None);

@@ -2,7 +2,7 @@
 //!
 //! Owns routing, HTML rendering of the envelope (and the hash of exactly what was rendered), the
 //! per-page nonce, and the security headers. A GET only shows; only a POST from the page's own form
-//! (or the CLI, with the review token) acts, and no script is ever served. It must never build a
+//! (or the CLI, with a personal token for `--as`) acts, and no script is ever served. It must never build a
 //! link from the request's Host header, and never decide anything itself: decisions go to the
 //! [`crate::approval`] desk, reviews to [`crate::quarantine`] and [`crate::drift::pauses`].
 
@@ -50,7 +50,7 @@ pub struct Web {
 
 /// The router; tests and `serve` share it.
 pub fn app(web: Arc<Web>) -> Router {
-    // Every review route is behind the review token, checked once here.
+    // Every review route is behind a personal review link (who presents it), checked once here.
     let review = Router::new()
         .route("/review/{token}", get(review::page))
         .route("/review/{token}/state", get(review::state))
