@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_spanned::Spanned;
 
 use crate::diag::{Diagnostic, Source};
 
 mod deciders;
+mod file;
 pub use deciders::{Requirement, SecondFactor, SignIn};
+pub use file::{ActorFile, ClassRuleFile, PolicyFile, ReviewFile, RoleFile};
 
 /// The default path a class of actions takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -69,110 +70,6 @@ pub enum FailPath {
     Quarantine,
 }
 
-/// `policies/*.toml` as written.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(title = "Airlock policy")]
-pub struct PolicyFile {
-    /// Recorded on every verdict, e.g. `2026-11-24.1`.
-    #[schemars(with = "String")]
-    pub version: Spanned<String>,
-    /// Action class name → rule.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, ClassRuleFile>")]
-    pub classes: BTreeMap<String, Spanned<ClassRuleFile>>,
-    /// Role name → who is asked.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, RoleFile>")]
-    pub roles: BTreeMap<String, Spanned<RoleFile>>,
-    /// Actor id → what it may do; an actor listed here may only use the classes it names
-    /// (anything else is denied). Actors not listed are limited by the classes alone.
-    #[serde(default)]
-    pub actors: BTreeMap<String, ActorFile>,
-    /// Who reviews held calls (a tool no manifest describes, a call held by a condition or limit
-    /// that names no role) and classifies unknown tools. Without it nothing is held: such calls
-    /// are refused.
-    pub review: Option<ReviewFile>,
-}
-
-/// `[review]`: who reviews what is held.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReviewFile {
-    /// The role whose members release or reject held calls and classify unknown tools.
-    #[schemars(with = "String")]
-    pub role: Spanned<String>,
-}
-
-/// One actor's limits as written.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActorFile {
-    /// The classes this actor may call; calls of any other class are denied.
-    #[schemars(with = "Vec<String>")]
-    pub classes: Vec<Spanned<String>>,
-}
-
-/// One class's rule as written.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClassRuleFile {
-    pub path: PathKind,
-    /// The role that decides (`approve`) or is escalated to (`conditional`, `allow` with requirements).
-    #[schemars(with = "Option<String>")]
-    pub role: Option<Spanned<String>>,
-    /// How long an approval may wait, e.g. `30m`, `2h` (default `1h`).
-    #[schemars(with = "Option<String>")]
-    pub timeout: Option<Spanned<String>>,
-    #[serde(default)]
-    pub on_timeout: OnTimeout,
-    /// The manifest's `evidence` fields must be present in the call (`conditional` and `allow`).
-    #[serde(default)]
-    pub require_evidence: bool,
-    /// The manifest must declare a reversal tool (`reversal = "tool:NAME"`); always on for the
-    /// class named `internal_reversible`.
-    #[serde(default)]
-    pub require_reversal: bool,
-    /// Where a call goes when a requirement fails; default `approve` when `role` is set, else `quarantine`.
-    pub on_fail: Option<FailPath>,
-    /// Distinct approvers needed to approve (default 1); any deny denies.
-    pub min_approvals: Option<u32>,
-    /// Conditions every tool of the class must meet for autopilot (`allow` and `conditional`).
-    #[serde(default)]
-    pub conditions: Vec<crate::condition::ConditionFile>,
-    /// Rate limits on the class's autopilot calls; crossing one pauses autopilot for its scope
-    /// and notifies a role (the limit's `notify`, else the class's `role`).
-    #[serde(default)]
-    pub limits: Vec<crate::drift::LimitFile>,
-    /// Sign this class's ledger rows with the gate's Ed25519 key (default: true for
-    /// `financial` and `destructive`).
-    pub signed: Option<bool>,
-    /// How long this class's ledger rows are kept before `airlock ledger prune` may remove
-    /// them, e.g. `7y`, `400d` (default: 7 years for signed classes, 1 year otherwise).
-    pub retention: Option<String>,
-    /// A second factor every approver of this class's calls gives with the decision
-    /// (`"totp"`: a code from the app enrolled with `airlock approver enroll EMAIL`).
-    pub second_factor: Option<SecondFactor>,
-}
-
-/// One role as written.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RoleFile {
-    /// Addresses that receive approval requests.
-    #[serde(default)]
-    pub emails: Vec<String>,
-    /// The more senior role asked when an approval escalates.
-    pub escalate_to: Option<String>,
-    /// How a member proves who they are before deciding: `"link"` (the mailed link alone, the
-    /// default) or `"oidc"` (sign in with the provider of `[sign_in]` in airlock.toml as the
-    /// link's address).
-    #[serde(default)]
-    pub sign_in: SignIn,
-    /// A second factor the role's members give with every decision (`"totp"`), whatever the class.
-    pub second_factor: Option<SecondFactor>,
-}
-
 /// A compiled, validated policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -221,6 +118,28 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
     if file.version.get_ref().trim().is_empty() {
         errors.push(src.error(Some(file.version.span()), "version", "must not be empty"));
     }
+    let roles = compile_roles(src, &file, &mut errors);
+    let classes = compile_classes(src, &file, &roles, &mut errors);
+    let actors = compile_actors(src, &file, &classes, &mut errors);
+    let review_role = compile_review(src, &file, &roles, &mut errors);
+    (
+        Policy {
+            review_role,
+            version: file.version.into_inner(),
+            classes,
+            roles,
+            actors,
+        },
+        errors,
+    )
+}
+
+/// `[roles]`: addresses, escalation (a chain must end), sign-in and second factor.
+fn compile_roles(
+    src: &Source,
+    file: &PolicyFile,
+    errors: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, Role> {
     let mut roles = BTreeMap::new();
     for (name, role) in &file.roles {
         let key = format!("roles.{name}");
@@ -280,6 +199,16 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
             at = up;
         }
     }
+    roles
+}
+
+/// `[classes]`: each class's path, role, timeouts, requirements, conditions and limits.
+fn compile_classes(
+    src: &Source,
+    file: &PolicyFile,
+    roles: &BTreeMap<String, Role>,
+    errors: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, ClassRule> {
     let mut classes = BTreeMap::new();
     for (name, rule) in &file.classes {
         let key = format!("classes.{name}");
@@ -448,6 +377,16 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
             },
         );
     }
+    classes
+}
+
+/// `[actors]`: the only classes each listed actor may use.
+fn compile_actors(
+    src: &Source,
+    file: &PolicyFile,
+    classes: &BTreeMap<String, ClassRule>,
+    errors: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, Vec<String>> {
     let mut actors = BTreeMap::new();
     for (actor, a) in &file.actors {
         for c in &a.classes {
@@ -466,6 +405,16 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
         let names = a.classes.iter().map(|c| c.get_ref().clone()).collect();
         actors.insert(actor.clone(), names);
     }
+    actors
+}
+
+/// `[review] role`, which must be a defined role.
+fn compile_review(
+    src: &Source,
+    file: &PolicyFile,
+    roles: &BTreeMap<String, Role>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<String> {
     let review_role = file.review.as_ref().map(|r| r.role.get_ref().clone());
     if let Some(r) = &file.review {
         if !roles.contains_key(r.role.get_ref()) {
@@ -479,16 +428,7 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
             ));
         }
     }
-    (
-        Policy {
-            review_role,
-            version: file.version.into_inner(),
-            classes,
-            roles,
-            actors,
-        },
-        errors,
-    )
+    review_role
 }
 
 /// Default retention of a signed class's rows (7 years).

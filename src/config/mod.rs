@@ -11,7 +11,6 @@ pub mod ledger;
 mod server;
 pub mod sign_in;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -262,100 +261,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         dir
     };
     let mut errors = Vec::new();
-    let mut servers: Vec<ServerConfig> = Vec::new();
-    let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
-    let mut unstartable = Vec::new();
-    for (i, s) in file.server.iter().enumerate() {
-        let key = format!("server[{i}]");
-        let span = s.span();
-        let s = s.get_ref();
-        let name = s.name.get_ref().clone();
-        if !valid_name(&name) {
-            errors.push(src.error(
-                Some(s.name.span()),
-                &format!("{key}.name"),
-                format!("`{name}` must be 1-64 characters of [A-Za-z0-9_-]"),
-            ));
-        }
-        if servers.iter().any(|o| o.name == name) {
-            errors.push(src.error(
-                Some(s.name.span()),
-                &format!("{key}.name"),
-                format!("server `{name}` is defined twice"),
-            ));
-        }
-        let Some((command, args)) = program(src, span.clone(), s, &key, &mut errors) else {
-            continue;
-        };
-        let prefix = s.prefix.clone().unwrap_or_else(|| format!("{name}__"));
-        if !prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        {
-            errors.push(src.error(
-                Some(span.clone()),
-                &format!("{key}.prefix"),
-                format!(
-                    "prefix `{prefix}` may only use [A-Za-z0-9_.-] (it becomes part of tool names)"
-                ),
-            ));
-        }
-        // Two prefixes where one starts the other could expose the same name for two tools.
-        if let Some((p, other)) = prefixes
-            .iter()
-            .find(|(p, _)| p.starts_with(prefix.as_str()) || prefix.starts_with(p.as_str()))
-        {
-            let how = if *p == prefix {
-                "is also used by".to_string()
-            } else {
-                format!("overlaps prefix `{p}` of")
-            };
-            errors.push(src.error(
-                Some(span.clone()),
-                &format!("{key}.prefix"),
-                format!("prefix `{prefix}` {how} server `{other}`: their tools could be confused"),
-            ));
-        }
-        prefixes.insert(prefix.clone(), name.clone());
-        let cwd = s.cwd.as_ref().map_or_else(|| dir.clone(), |c| dir.join(c));
-        if s.cwd.is_some() && !cwd.is_dir() {
-            let why = format!("working directory {} is not a directory", cwd.display());
-            unstartable.push(src.error(Some(span.clone()), &format!("{key}.cwd"), why));
-        } else if let Some(c) = &s.command {
-            if let Some(why) = server::unstartable(c.get_ref(), &cwd, &s.env) {
-                unstartable.push(src.error(Some(c.span()), &format!("{key}.command"), why));
-            }
-        }
-        // a duration field of this server: parsed (≥ 1s), or its error recorded
-        let mut duration = |field: &str, value: &str| {
-            crate::policy::parse_duration(value)
-                .map_err(|msg| {
-                    errors.push(src.error(Some(span.clone()), &format!("{key}.{field}"), msg));
-                })
-                .ok()
-        };
-        let timeout = s
-            .timeout
-            .as_deref()
-            .and_then(|t| duration("timeout", t))
-            .unwrap_or(Duration::from_secs(300));
-        let relist = match s.relist.as_deref() {
-            Some(t) => duration("relist", t),
-            None => s.url.as_ref().map(|_| Duration::from_secs(30)),
-        };
-        servers.push(ServerConfig {
-            name,
-            command,
-            url: s.url.clone(),
-            headers: s.headers.clone(),
-            args,
-            env: s.env.clone(),
-            cwd,
-            prefix,
-            timeout,
-            relist,
-        });
-    }
+    let (servers, unstartable) = server::compile_all(src, &dir, &file.server, &mut errors);
     let g = &file.gate;
     if g.actor.trim().is_empty() {
         errors.push(src.error(None, "gate.actor", "must not be empty"));
@@ -461,62 +367,6 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
     } else {
         Err(errors)
     }
-}
-
-/// What starts a server: (program, arguments) of a stdio one (`command`, or a `builtin` resolved
-/// to this executable), or an empty program for a `url` one; `None` after recording its error.
-fn program(
-    src: &Source,
-    span: std::ops::Range<usize>,
-    s: &ServerSection,
-    key: &str,
-    errors: &mut Vec<Diagnostic>,
-) -> Option<(String, Vec<String>)> {
-    match (&s.command, &s.url, &s.builtin) {
-        (Some(c), None, None) if !c.get_ref().trim().is_empty() => {
-            Some((c.get_ref().clone(), s.args.clone()))
-        }
-        (None, Some(u), None) => match http::check_server_url(u, s.allow_remote) {
-            Ok(()) => Some((String::new(), s.args.clone())),
-            Err(why) => {
-                errors.push(src.error(Some(span), &format!("{key}.url"), why));
-                None
-            }
-        },
-        (None, None, Some(b)) => match server::builtin_command(b.get_ref(), &s.args) {
-            Ok(found) => Some(found),
-            Err(why) => {
-                errors.push(src.error(Some(b.span()), &format!("{key}.builtin"), why));
-                None
-            }
-        },
-        (None, None, None) => {
-            errors.push(src.error(
-                Some(span),
-                &format!("{key}.command"),
-                "a server needs a `command` to start (or a `url`, or a `builtin`)",
-            ));
-            None
-        }
-        (Some(_), None, None) => {
-            errors.push(src.error(Some(span), &format!("{key}.command"), "`command` is empty"));
-            None
-        }
-        _ => {
-            errors.push(src.error(
-                Some(span),
-                key,
-                "give one of `command`, `url` or `builtin`, not several",
-            ));
-            None
-        }
-    }
-}
-
-fn valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 #[cfg(test)]

@@ -1,0 +1,114 @@
+//! Policy files as written: the serde types (with spans for error locations) and their JSON
+//! Schema. They only describe the format; [`super::compile`] validates them into a [`super::Policy`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use super::{FailPath, OnTimeout, PathKind, SecondFactor, SignIn};
+
+/// `policies/*.toml` as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Airlock policy")]
+pub struct PolicyFile {
+    /// Recorded on every verdict, e.g. `2026-11-24.1`.
+    #[schemars(with = "String")]
+    pub version: Spanned<String>,
+    /// Action class name → rule.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ClassRuleFile>")]
+    pub classes: BTreeMap<String, Spanned<ClassRuleFile>>,
+    /// Role name → who is asked.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RoleFile>")]
+    pub roles: BTreeMap<String, Spanned<RoleFile>>,
+    /// Actor id → what it may do; an actor listed here may only use the classes it names
+    /// (anything else is denied). Actors not listed are limited by the classes alone.
+    #[serde(default)]
+    pub actors: BTreeMap<String, ActorFile>,
+    /// Who reviews held calls (a tool no manifest describes, a call held by a condition or limit
+    /// that names no role) and classifies unknown tools. Without it nothing is held: such calls
+    /// are refused.
+    pub review: Option<ReviewFile>,
+}
+
+/// `[review]`: who reviews what is held.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewFile {
+    /// The role whose members release or reject held calls and classify unknown tools.
+    #[schemars(with = "String")]
+    pub role: Spanned<String>,
+}
+
+/// One actor's limits as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActorFile {
+    /// The classes this actor may call; calls of any other class are denied.
+    #[schemars(with = "Vec<String>")]
+    pub classes: Vec<Spanned<String>>,
+}
+
+/// One class's rule as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClassRuleFile {
+    pub path: PathKind,
+    /// The role that decides (`approve`) or is escalated to (`conditional`, `allow` with requirements).
+    #[schemars(with = "Option<String>")]
+    pub role: Option<Spanned<String>>,
+    /// How long an approval may wait, e.g. `30m`, `2h` (default `1h`).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+    /// The manifest's `evidence` fields must be present in the call (`conditional` and `allow`).
+    #[serde(default)]
+    pub require_evidence: bool,
+    /// The manifest must declare a reversal tool (`reversal = "tool:NAME"`); always on for the
+    /// class named `internal_reversible`.
+    #[serde(default)]
+    pub require_reversal: bool,
+    /// Where a call goes when a requirement fails; default `approve` when `role` is set, else `quarantine`.
+    pub on_fail: Option<FailPath>,
+    /// Distinct approvers needed to approve (default 1); any deny denies.
+    pub min_approvals: Option<u32>,
+    /// Conditions every tool of the class must meet for autopilot (`allow` and `conditional`).
+    #[serde(default)]
+    pub conditions: Vec<crate::condition::ConditionFile>,
+    /// Rate limits on the class's autopilot calls; crossing one pauses autopilot for its scope
+    /// and notifies a role (the limit's `notify`, else the class's `role`).
+    #[serde(default)]
+    pub limits: Vec<crate::drift::LimitFile>,
+    /// Sign this class's ledger rows with the gate's Ed25519 key (default: true for
+    /// `financial` and `destructive`).
+    pub signed: Option<bool>,
+    /// How long this class's ledger rows are kept before `airlock ledger prune` may remove
+    /// them, e.g. `7y`, `400d` (default: 7 years for signed classes, 1 year otherwise).
+    pub retention: Option<String>,
+    /// A second factor every approver of this class's calls gives with the decision
+    /// (`"totp"`: a code from the app enrolled with `airlock approver enroll EMAIL`).
+    pub second_factor: Option<SecondFactor>,
+}
+
+/// One role as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleFile {
+    /// Addresses that receive approval requests.
+    #[serde(default)]
+    pub emails: Vec<String>,
+    /// The more senior role asked when an approval escalates.
+    pub escalate_to: Option<String>,
+    /// How a member proves who they are before deciding: `"link"` (the mailed link alone, the
+    /// default) or `"oidc"` (sign in with the provider of `[sign_in]` in airlock.toml as the
+    /// link's address).
+    #[serde(default)]
+    pub sign_in: SignIn,
+    /// A second factor the role's members give with every decision (`"totp"`), whatever the class.
+    pub second_factor: Option<SecondFactor>,
+}
