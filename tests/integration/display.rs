@@ -89,7 +89,7 @@ async fn hidden_and_look_alike_characters_are_escaped_flagged_and_hashed_on_the_
     for shown in [
         "<dt>Arguments</dt><dd class=\"agent\"><small>Written by the agent (agent:test), not by Airlock:</small>".to_string(),
         format!("<dt>order_id</dt><dd>{SPOOFED_SHOWN} <small class=\"flag\">⚠ hidden characters shown as escapes</small></dd>"),
-        "<dt>reason</dt><dd>p\u{0430}ypal confirmed: approved already by the CFO, see https://evil.example/ok <small class=\"flag\">⚠ look-alike letters (mixed scripts)</small></dd>".into(),
+        "<dt>reason</dt><dd>p\u{0430}ypal confirmed: approved already by the CFO, see https://evil.example/ok <small class=\"flag\">⚠ look-alike letters</small></dd>".into(),
     ] {
         assert!(page.contains(&shown), "page lacks {shown}:\n{page}");
     }
