@@ -80,6 +80,31 @@ impl Held {
     }
 }
 
+/// What the reviewer was shown when deciding, recorded with the decision (`seen_sha256`,
+/// `seen_of`): `page`, the SHA-256 of the held call's block as the review page rendered it; or
+/// `json`, the SHA-256 of the held call's canonical JSON as the CLI fetched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub sha256: String,
+    pub of: &'static str,
+}
+
+impl Seen {
+    fn record(&self, mut body: Value) -> Value {
+        if let Some(m) = body.as_object_mut() {
+            m.insert("seen_sha256".into(), self.sha256.clone().into());
+            m.insert("seen_of".into(), self.of.into());
+        }
+        body
+    }
+}
+
+/// The hash of a held call's JSON as the review state serves it (what the CLI hashes as `json`).
+pub fn json_sha256(h: &Held) -> String {
+    let v = serde_json::to_value(h).unwrap_or(Value::Null);
+    crate::canonical::sha256_hex(crate::canonical::to_string(&v).as_bytes())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
     #[error("no held call `{0}`")]
@@ -92,7 +117,8 @@ pub enum QuarantineError {
     Classify(String),
 }
 
-fn state_name(s: &HeldStatus) -> &'static str {
+/// A held call's state, in words.
+pub fn state_name(s: &HeldStatus) -> &'static str {
     match s {
         HeldStatus::Held => "held",
         HeldStatus::Releasing { .. } => "being released",
@@ -349,10 +375,14 @@ impl Quarantine {
         id: &str,
         by: &Decider,
         reason: &str,
+        seen: &Seen,
     ) -> Result<Held, QuarantineError> {
         self.transition(
             id,
-            ("held_rejected", by.record(json!({"reason": reason}))),
+            (
+                "held_rejected",
+                seen.record(by.record(json!({"reason": reason}))),
+            ),
             HeldStatus::Rejected {
                 by: by.who.clone(),
                 reason: reason.to_string(),
@@ -372,16 +402,26 @@ impl Quarantine {
     }
 
     /// Release a held call: record the release, run it once, record its outcome.
-    pub async fn release(&self, id: &str, by: &Decider) -> Result<Held, QuarantineError> {
+    pub async fn release(
+        &self,
+        id: &str,
+        by: &Decider,
+        seen: &Seen,
+    ) -> Result<Held, QuarantineError> {
         self.running
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let out = self.release_once(id, by).await;
+        let out = self.release_once(id, by, seen).await;
         self.running
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         out
     }
 
-    async fn release_once(&self, id: &str, by: &Decider) -> Result<Held, QuarantineError> {
+    async fn release_once(
+        &self,
+        id: &str,
+        by: &Decider,
+        seen: &Seen,
+    ) -> Result<Held, QuarantineError> {
         // as stored: the call may have been held by another replica sharing the ledger
         let stored = self
             .ledger
@@ -398,7 +438,7 @@ impl Quarantine {
                 // what runs, so an auditor can hold it to the proposal's arguments_sha256
                 (
                     "held_released",
-                    by.record(json!({"arguments_sha256": args_sha})),
+                    seen.record(by.record(json!({"arguments_sha256": args_sha}))),
                 ),
                 HeldStatus::Releasing { by: by.who.clone() },
             )

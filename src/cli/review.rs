@@ -5,6 +5,13 @@
 //! by `--as` (recorded with `via: cli` and the OS user; the gate's authority rule decides whether
 //! that person may); its address comes from `--url` or the runtime file `serve` writes beside
 //! the ledger. Listing also works with no gate running, read-only from the ledger.
+//!
+//! A matter whose role requires more than a link — signing in with the company's provider, a
+//! TOTP code — is never decided from here: the command prints the person's own page (where they
+//! sign in and enter the code) and exits with an error, and the gate refuses a CLI token for it
+//! anyway. A release or rejection sends the SHA-256 of the held call's canonical JSON as this
+//! command fetched it (`seen_json`): the gate refuses it if the call changed since, and records
+//! it as `seen_sha256` (`seen_of: json`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -170,6 +177,13 @@ impl Gate {
         format!("{}/review/{}", self.base, r.token(&self.key))
     }
 
+    /// `email`'s personal page of the pause call `id` tripped (valid 24 hours).
+    fn pause_page_for(&self, id: &str, email: &str) -> String {
+        let now = OffsetDateTime::now_utc();
+        let r = Reviewer::new(email, "link", None, now, LINK_LIFETIME);
+        format!("{}/p/{id}/{}", self.base, r.token(&self.key))
+    }
+
     /// What the review page shows, read as the operator (reading decides nothing).
     fn state(&self) -> anyhow::Result<Value> {
         let reader = format!("cli:{}", os_user());
@@ -206,6 +220,21 @@ impl Gate {
             None => Ok(v),
         }
     }
+}
+
+/// Refuse, before asking the gate, a matter that requires (`need`, as the gate's state says)
+/// more than a command line can give: `who` decides on `page`, their own.
+fn needs_their_page(need: &Value, who: &str, page: &str) -> anyhow::Result<()> {
+    let what = match (need["sign_in"] == "oidc", need["second_factor"].is_string()) {
+        (false, false) => return Ok(()),
+        (true, true) => "signing in with the company account and a code from an authenticator app",
+        (true, false) => "signing in with the company account",
+        (false, true) => "a code from an authenticator app (TOTP)",
+    };
+    println!("{page}");
+    bail!(
+        "deciding this needs {what}, which `--as {who}` cannot give from the command line, so nothing was decided: {who} decides on their own page, printed above (valid 24 hours; theirs alone, do not forward it)"
+    )
 }
 
 fn config(path: &Path) -> anyhow::Result<Config> {
@@ -366,6 +395,9 @@ pub(super) fn quarantine_classify(
         );
     };
     let mode = if a.print { "print" } else { "write" };
+    if !a.print {
+        needs_their_page(&v["requires"]["classify"], a.by, &g.page_for(a.by))?;
+    }
     let r = g.post(
         "classify",
         a.by,
@@ -397,10 +429,20 @@ pub(super) fn quarantine_act(
     reason: &str,
 ) -> anyhow::Result<ExitCode> {
     let g = running(path, url)?;
+    let v = g.state()?;
+    let held = v["held"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|h| h["id"] == id)
+        .ok_or_else(|| anyhow!("no held call `{id}` (`airlock quarantine list` shows them)"))?;
+    needs_their_page(&v["requires"]["held"][id], by, &g.page_for(by))?;
+    // what this command saw: the call as fetched, hashed as the gate hashes it
+    let seen = airlock::canonical::sha256_hex(airlock::canonical::to_string(held).as_bytes());
     let r = g.post(
         &format!("held/{id}"),
         by,
-        &[("action", action), ("reason", reason)],
+        &[("action", action), ("reason", reason), ("seen_json", &seen)],
     )?;
     println!("{}", r["message"].as_str().unwrap_or("done"));
     if action == "release" {
@@ -447,6 +489,15 @@ pub(super) fn drift_resume(
     by: &str,
 ) -> anyhow::Result<ExitCode> {
     let g = running(path, url)?;
+    let v = g.state()?;
+    let pause = v["pauses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["scope"] == scope);
+    if let Some(id) = pause.and_then(|p| p["call_id"].as_str()) {
+        needs_their_page(&v["requires"]["pauses"][id], by, &g.pause_page_for(id, by))?;
+    }
     let r = g.post("resume", by, &[("scope", scope)])?;
     println!("{}", r["message"].as_str().unwrap_or("done"));
     Ok(ExitCode::SUCCESS)

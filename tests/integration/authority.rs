@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use crate::review::{REVIEWER, held_id};
-use crate::smtp::{get, post};
-use crate::support::{REPO, World, is_error, text};
+use crate::smtp::get;
+use crate::support::{REPO, World, is_error, review_post, text};
 
 /// The demo shop and the shipped policy ([review] role = ops), with refunds over 100.00 held
 /// for the CFO (a condition naming role `cfo`, quarantined when it fails) and `echo` described
@@ -63,7 +63,7 @@ async fn a_call_held_over_the_cfo_threshold_is_released_only_by_the_cfo_never_by
 
     // the agent's own identity, with a link the CLI made for it: refused, page and CLI alike
     let as_agent = page_for(&w, "agent:test");
-    let (status, body) = post(&format!("{as_agent}/held/{id}"), &[("action", "release")]);
+    let (status, body) = review_post(&as_agent, &id, "release", &[]);
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("agents never decide"), "{body}");
     let out = w.airlock(&["quarantine", "release", &id, "--as", "agent:test"]);
@@ -72,15 +72,12 @@ async fn a_call_held_over_the_cfo_threshold_is_released_only_by_the_cfo_never_by
     // the review role (ops) may not release what the cfo's threshold held; nor reject it
     let ops = page_for(&w, REVIEWER);
     for action in ["release", "reject"] {
-        let (status, body) = post(&format!("{ops}/held/{id}"), &[("action", action)]);
+        let (status, body) = review_post(&ops, &id, action, &[]);
         assert_eq!(status, 403, "{body}");
         assert!(body.contains("only a member of role cfo may decide this"), "{body}");
     }
     // a name typed into the form changes nothing: who decides comes from the link
-    let (status, _) = post(
-        &format!("{ops}/held/{id}"),
-        &[("action", "release"), ("by", "cfo@example.com")],
-    );
+    let (status, _) = review_post(&ops, &id, "release", &[("by", "cfo@example.com")]);
     assert_eq!(status, 403);
     assert!(w.executed("executed.jsonl").is_empty(), "nothing ran");
 
@@ -135,7 +132,7 @@ async fn a_held_call_mails_the_review_role_a_personal_link_that_works_and_a_fore
     // a link whose MAC does not match, or one another gate's key made: nothing
     let (status, _) = get(&link.replace("/review/", "/review/00"));
     assert_eq!(status, 404);
-    let (status, body) = post(&format!("{link}/held/{id}"), &[("action", "release")]);
+    let (status, body) = review_post(&link, &id, "release", &[]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(w.executed("executed.jsonl"), ["echo"]);
     agent.close().await;

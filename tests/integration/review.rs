@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::smtp::{get, post};
-use crate::support::{REPO, World, decision, is_error, text};
+use crate::support::{REPO, World, decision, is_error, seen_on, text};
 
 /// The demo shop with every manifest except `echo`'s.
 pub(crate) fn world() -> World {
@@ -145,15 +145,11 @@ async fn an_unknown_tool_is_held_classified_on_the_review_page_and_then_runs_by_
     assert!(text(&ran).contains("third"), "{}", text(&ran));
 
     // the held calls stay held until a reviewer acts: release one, reject the other
-    let (status, body) = post(
-        &format!("{page_url}/held/{first}"),
-        &[("action", "release")],
-    );
+    let seen = seen_on(&page_url, &first);
+    let release = [("action", "release"), ("seen", seen.as_str())];
+    let (status, body) = post(&format!("{page_url}/held/{first}"), &release);
     assert_eq!(status, 200, "{body}");
-    let (status, _) = post(
-        &format!("{page_url}/held/{first}"),
-        &[("action", "release")],
-    );
+    let (status, _) = post(&format!("{page_url}/held/{first}"), &release);
     assert_eq!(status, 409, "a held call is released once");
     let out = w.airlock(&[
         "quarantine",
