@@ -9,7 +9,7 @@ use crate::support::{REPO, World, decision, is_error, text};
 
 /// The demo shop; `internal_reversible` allows 2 calls an hour per actor, and refunds run on
 /// autopilot up to 10,000 cents a day in total (a `[[tool.limit]]` in the manifest).
-fn world(mail: &str) -> World {
+pub(crate) fn world(mail: &str) -> World {
     let w = World::empty();
     let manifests = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml"))
         .expect("manifests");

@@ -451,6 +451,11 @@ pub fn python_agent_answer(child: std::process::Child) -> Value {
 pub fn seen_on(page_url: &str, id: &str) -> String {
     let (status, page) = crate::smtp::get(page_url);
     assert_eq!(status, 200, "{page}");
+    seen_in(&page, id)
+}
+
+/// The `seen` of held call `id`'s form in a review page's HTML.
+pub fn seen_in(page: &str, id: &str) -> String {
     let form = &page[page
         .find(&format!("/held/{id}\""))
         .unwrap_or_else(|| panic!("held call {id} is not on the page: {page}"))..];
