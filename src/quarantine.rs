@@ -148,6 +148,8 @@ pub struct Quarantine {
     key: LinkKey,
     /// Who is told when a call is held (set by `serve`; none in tests that mail nobody).
     notices: std::sync::OnceLock<Arc<notice::Notices>>,
+    /// Per reviewer: (window start, refusals recorded in it, left out since the last recorded).
+    refusals: Mutex<std::collections::HashMap<String, (OffsetDateTime, u32, u32)>>,
 }
 
 impl Quarantine {
@@ -159,7 +161,29 @@ impl Quarantine {
             forwarder,
             key,
             notices: std::sync::OnceLock::new(),
+            refusals: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// Whether a refused decision by `who` is recorded now: at most
+    /// [`crate::approval::REFUSALS_PER_MINUTE`] a minute per reviewer, as on the approval side
+    /// (a link holder must not be able to grow the ledger without bound). `Some(n)`: record it,
+    /// saying `n` were left out before it; `None`: leave it out (it is counted).
+    pub fn refusal_quota(&self, who: &str, now: OffsetDateTime) -> Option<u32> {
+        let mut r = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        if r.len() > 10_000 {
+            r.retain(|_, w| now - w.0 <= time::Duration::minutes(1));
+        }
+        let w = r.entry(who.to_ascii_lowercase()).or_insert((now, 0, 0));
+        if now - w.0 > time::Duration::minutes(1) {
+            *w = (now, 0, w.2);
+        }
+        if w.1 >= crate::approval::REFUSALS_PER_MINUTE {
+            w.2 += 1;
+            return None;
+        }
+        w.1 += 1;
+        Some(std::mem::take(&mut w.2))
     }
 
     /// Tell reviewers about held calls through `notices` from now on.

@@ -36,6 +36,10 @@ pub struct Reviewer {
     /// Unix seconds after which the token is refused.
     #[serde(rename = "x")]
     pub expires: i64,
+    /// The one pause (its call id) a mailed pause link is for; such a token opens nothing else.
+    /// None: the person's review page (and any page they may decide on).
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<String>,
 }
 
 /// Why a review token is refused.
@@ -65,7 +69,14 @@ impl Reviewer {
             via: via.to_string(),
             os_user,
             expires: (now + lifetime).unix_timestamp(),
+            pause: None,
         }
+    }
+
+    /// The same, for the page of one pause only (the pause mail's link).
+    pub fn for_pause(mut self, call_id: &str) -> Reviewer {
+        self.pause = Some(call_id.to_string());
+        self
     }
 
     /// The token: `<hex of the claims>.<MAC>`.
@@ -152,6 +163,14 @@ mod tests {
                 "{bad}"
             );
         }
+        let pause =
+            Reviewer::new("ann@example.com", "link", None, now, LINK_LIFETIME).for_pause("p1");
+        let back = Reviewer::from_token(&key, &pause.token(&key), now).expect("valid");
+        assert_eq!(
+            back.pause.as_deref(),
+            Some("p1"),
+            "a pause link says which pause"
+        );
         let cli = Reviewer::new(
             "ann@example.com",
             "cli",

@@ -62,6 +62,27 @@ pub(super) async fn admit(
 ) -> Response {
     let token = params.get("token").map_or("", String::as_str);
     match web.quarantine.reviewer(token, OffsetDateTime::now_utc()) {
+        Ok(r) if r.pause.is_some() => answer(
+            &headers,
+            "",
+            Err((
+                StatusCode::NOT_FOUND,
+                "this link opens one pause's page only".into(),
+            )),
+        ),
+        // a person's link opens the page only while they are in some role (the CLI's own
+        // tokens read as the key holder)
+        Ok(r) if r.via == "link" && !in_some_role(&web, &r.email) => answer(
+            &headers,
+            "",
+            Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} is in no role of the policy now, so this link opens nothing",
+                    r.email
+                ),
+            )),
+        ),
         Ok(r) => {
             req.extensions_mut().insert(r);
             next.run(req).await
@@ -71,6 +92,15 @@ pub(super) async fn admit(
             answer(&headers, "", Err((StatusCode::NOT_FOUND, e.to_string())))
         }
     }
+}
+
+fn in_some_role(web: &Web, email: &str) -> bool {
+    let setup = web.live.setup();
+    setup.policy.roles.values().any(|r| {
+        r.emails
+            .iter()
+            .any(|e| e.trim().eq_ignore_ascii_case(email.trim()))
+    })
 }
 
 fn quarantine_error(e: QuarantineError) -> (StatusCode, String) {

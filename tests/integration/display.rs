@@ -166,7 +166,8 @@ async fn a_held_call_on_the_review_page_shows_its_hidden_characters_as_escapes()
     assert_eq!(hidden_in(&page), Vec::<String>::new(), "nothing hidden on the review page");
     for shown in [
         "<p class=\"warn\">⚠ This request contains hidden characters, shown as escapes: \\u202E (reorders text) and \\u200B (invisible) in text; and look-alike letters: “p\u{0430}ypal” in text mixes Latin and Cyrillic letters, looks like “paypal”.",
-        "<small>Arguments written by the agent (agent:test), not by Airlock:</small><pre class=\"agent\">{\n  &quot;text&quot;: &quot;acct-\\u202E1000-tcca\\u200B p\u{0430}ypal confirmed",
+        "<small>Written by the agent (agent:test), not by Airlock — the reason, quoting its values, and the arguments:</small><div class=\"agent\"><small>",
+        "<pre>{\n  &quot;text&quot;: &quot;acct-\\u202E1000-tcca\\u200B p\u{0430}ypal confirmed",
     ] {
         assert!(page.contains(shown), "review page lacks {shown}:\n{page}");
     }

@@ -15,8 +15,31 @@ use airlock::config::{Config, load_config};
 use airlock::reviewer::{CLI_LIFETIME, LINK_LIFETIME, Reviewer};
 
 /// The OS user running the CLI (recorded with what it decides).
+/// The OS user running the CLI, from the process's real uid (not `$USER`, which the caller
+/// sets at will): `name (uid N)` from /etc/passwd, or `uid N`. It proves only who ran the
+/// command on this machine; the token itself proves only access to the link key file.
 pub(super) fn os_user() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().next().map(str::to_string))
+        });
+    let Some(uid) = uid else {
+        return "unknown".into();
+    };
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+        p.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid).then(|| name.to_string())
+        })
+    });
+    match name {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    }
 }
 
 pub(super) struct Gate {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::super::envelope::{prose, time_html};
+use super::super::envelope::time_html;
 use super::super::{Web, esc, shell};
 use super::signin::Ask;
 use crate::auth::session::Session;
@@ -194,11 +194,12 @@ pub(super) fn held_call_html(h: &Held) -> String {
         .map(|w| format!("<p class=\"warn\">⚠ {}</p>", esc(&w)))
         .unwrap_or_default();
     format!(
-        "<p>Call <code>{id}</code> by {actor}, held {at}<br><small>{why}</small></p>{warn}<small>Arguments written by the agent ({actor}), not by Airlock:</small><pre class=\"agent\">{args}</pre>",
+        "<p>Call <code>{id}</code> by {actor}, held {at} ({codes})</p>{warn}<small>Written by the agent ({actor}), not by Airlock — the reason, quoting its values, and the arguments:</small><div class=\"agent\"><small>{why}</small><pre>{args}</pre></div>",
         id = esc(&h.id),
         actor = esc(&h.actor),
         at = time_html(h.held_at),
-        why = prose(&h.reason),
+        codes = esc(&h.codes.join(", ")),
+        why = esc(&shown::line(&h.reason)),
         args = esc(&shown::json(
             &serde_json::to_string_pretty(&args).unwrap_or_default()
         )),

@@ -256,7 +256,18 @@ async fn refuse(
     (StatusCode::FORBIDDEN, said)
 }
 
-async fn record(web: &Web, call_id: &str, body: serde_json::Value) {
+/// A `decision_refused` row, within the reviewer's quota (see [`crate::quarantine::Quarantine::refusal_quota`]).
+async fn record(web: &Web, call_id: &str, mut body: serde_json::Value) {
+    let who = body["by"].as_str().unwrap_or_default().to_string();
+    let Some(left_out) = web
+        .quarantine
+        .refusal_quota(&who, time::OffsetDateTime::now_utc())
+    else {
+        return;
+    };
+    if let (Some(m), true) = (body.as_object_mut(), left_out > 0) {
+        m.insert("suppressed_before".into(), left_out.into());
+    }
     let row = NewRow::now("decision_refused", call_id, body);
     if let Err(e) = web.ledger.append(vec![row]).await {
         tracing::error!(error = %e, "cannot record a refused decision");
