@@ -7,7 +7,7 @@
 //! fetched it); a hash that no longer matches the call is refused as stale.
 
 mod page;
-mod signin;
+pub(super) mod signin;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -135,7 +135,16 @@ fn unclassified(web: &Web) -> Vec<(String, String, String, String)> {
 /// `GET /review/{token}/state`: everything the page shows, as JSON, and what deciding each
 /// matter requires beyond a link (`requires`: by held call id, by pause call id, and for
 /// classifying), so the CLI knows what it cannot decide.
-pub(super) async fn state(State(web): State<Arc<Web>>) -> Response {
+pub(super) async fn state(
+    State(web): State<Arc<Web>>,
+    Extension(reviewer): Extension<Reviewer>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    // what the page shows needs what the page needs: a member of a role that signs in, signed in
+    if let Err(redirect) = signin::review_page_session(&web, &reviewer, &token, &headers).await {
+        return redirect;
+    }
     let setup = web.live.setup();
     let held: Vec<Held> = web.quarantine.list();
     let pauses = web.pauses.list();

@@ -87,6 +87,11 @@ async fn a_held_call_whose_review_role_signs_in_is_released_only_by_its_reviewer
     assert_eq!(first.status, 303, "{}", first.body);
     let to = first.location.clone().expect("a redirect");
     assert!(to.starts_with(&format!("{}/auth?", provider.issuer)), "{to}");
+    // what the page shows is not readable around it either: the JSON state and the stats
+    for behind in ["state", "stats"] {
+        let other = Browser::new().get(&format!("{link}/{behind}"));
+        assert_eq!(other.status, 303, "/{behind} without signing in: {}", other.body);
+    }
 
     // Someone else signed in on ann's link: refused, recorded, no page.
     let mut eve = Browser::new();

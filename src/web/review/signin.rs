@@ -122,7 +122,7 @@ impl Proof {
 
 /// For a GET of the review page: a reviewer who is a member of any role that signs in (so may
 /// decide something that needs it) signs in first.
-pub(super) async fn review_page_session(
+pub(in crate::web) async fn review_page_session(
     web: &Arc<Web>,
     r: &Reviewer,
     token: &str,
