@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::super::envelope::time_html;
+use super::super::envelope::{prose, time_html};
 use super::super::{Web, esc, shell};
 use super::signin::Ask;
 use crate::auth::session::Session;
@@ -199,7 +199,7 @@ pub(super) fn held_call_html(h: &Held) -> String {
         actor = esc(&h.actor),
         at = time_html(h.held_at),
         codes = esc(&h.codes.join(", ")),
-        why = esc(&shown::line(&h.reason)),
+        why = prose(&h.reason),
         args = esc(&shown::json(
             &serde_json::to_string_pretty(&args).unwrap_or_default()
         )),
