@@ -45,7 +45,7 @@ fn signed_in_line(session: Option<&Session>) -> String {
 pub(super) fn pause_page(web: &Web, p: &Pause, r: &Reviewer, session: Option<&Session>) -> String {
     let setup = web.live.setup();
     let body = format!(
-        "<h1>Autopilot paused</h1>{}{}<form method=\"post\"><p class=\"who\">You are {}; resuming is recorded with your name.</p>{}<div class=\"buttons\"><button class=\"approve\">Resume autopilot</button></div></form>",
+        "<h1>Autopilot paused</h1>{}{}<form method=\"post\"><p class=\"note\">You are {}; resuming is recorded with your name.</p>{}<div class=\"buttons\"><button class=\"approve\">Resume autopilot</button></div></form>",
         pause_html(p),
         signed_in_line(session),
         esc(&r.email),
@@ -73,7 +73,7 @@ pub(super) fn review_page(
 ) -> String {
     let setup = web.live.setup();
     let mut html = format!(
-        "<h1>Review</h1><p class=\"who\">You are {}: what you decide here is recorded in the ledger with your name. <a href=\"/review/{}/stats\">Approval queue stats</a></p>{}",
+        "<h1>Review</h1><p class=\"note\">You are {}: what you decide here is recorded in the ledger with your name. <a href=\"/review/{}/stats\">Approval queue stats</a></p>{}",
         esc(&reviewer.email),
         esc(token),
         signed_in_line(session),
