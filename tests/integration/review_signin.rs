@@ -174,7 +174,9 @@ async fn a_release_whose_seen_hash_is_stale_is_refused_and_the_cli_records_the_j
     let seen = seen_in(&page, &id);
     assert_eq!(seen.len(), 64, "a SHA-256: {seen}");
     // what another page showed (another call's block, or an edited one) is not what is held
-    let stale = format!("{}0", &seen[..63]);
+    // another hash: the last hex digit changed (never to itself)
+    let last = if seen.ends_with('0') { '1' } else { '0' };
+    let stale = format!("{}{last}", &seen[..63]);
     for wrong in [stale.as_str(), ""] {
         let (status, body) = post(&format!("{link}/held/{id}"), &[("action", "release"), ("seen", wrong)]);
         assert!(status == 409 || status == 400, "{status} {body}");
