@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 
 use crate::approval::link::LinkKey;
 use crate::authority::Decider;
+use crate::desk::lifecycle::{self, OnStart, Phase};
 use crate::forward::{Forward, Forwarded, Forwarder};
 use crate::ledger::{Change, Ledger, LedgerError, NewRow};
 use crate::reviewer::Reviewer;
@@ -74,9 +75,24 @@ pub struct Held {
     pub roles: Vec<String>,
 }
 
+impl HeldStatus {
+    /// Where this stands in the desk's one lifecycle: held is waiting, a release under way is
+    /// executing, every other state is done.
+    pub fn phase(&self) -> Phase {
+        match self {
+            HeldStatus::Held => Phase::Waiting,
+            HeldStatus::Releasing { .. } => Phase::Executing,
+            HeldStatus::Released { .. }
+            | HeldStatus::Failed { .. }
+            | HeldStatus::Rejected { .. }
+            | HeldStatus::OutcomeUnknown { .. } => Phase::Done,
+        }
+    }
+}
+
 impl Held {
     pub fn is_held(&self) -> bool {
-        self.status == HeldStatus::Held
+        self.status.phase() == Phase::Waiting
     }
 }
 
@@ -187,9 +203,15 @@ impl Quarantine {
                     what: "held call".into(),
                     message: e.to_string(),
                 })?;
-                if let (HeldStatus::Releasing { by }, true) = (&h.status, act) {
+                let running = match &h.status {
+                    HeldStatus::Releasing { by } => Some(by.clone()),
+                    _ => None,
+                };
+                if let (OnStart::Unknown, Some(by), true) =
+                    (lifecycle::on_start(h.status.phase()), running, act)
+                {
                     let prior = stored;
-                    h.status = HeldStatus::OutcomeUnknown { by: by.clone() };
+                    h.status = HeldStatus::OutcomeUnknown { by };
                     unknown.push((h.clone(), prior));
                 }
                 count += usize::from(h.is_held());
@@ -305,7 +327,8 @@ impl Quarantine {
             let h = map
                 .get_mut(id)
                 .ok_or_else(|| QuarantineError::NotFound(id.to_string()))?;
-            if !h.is_held() {
+            // the one lifecycle: only a waiting item is decided (and one decision at a time)
+            if lifecycle::open_to_decide(h.status.phase()).is_err() {
                 return Err(QuarantineError::NotHeld {
                     id: id.to_string(),
                     state: state_name(&h.status).to_string(),

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::{DecisionForm, Desk, DeskError, stored};
+use super::{Approvals, DecisionForm, DeskError, stored};
 use crate::approval::state::{Approval, Choice, NextRole, Step};
 use crate::auth::Facts;
-use crate::authority::{self, Matter};
+use crate::authority::Matter;
 use crate::decide::{self, Verdict};
 use crate::envelope::{self, Envelope};
 use crate::ledger::{Change, LedgerError, NewRow};
 
-impl Desk {
+impl Approvals {
     /// Apply a decision posted from the page by a decider authenticated as `auth` says (the
     /// caller checked it, [`crate::auth::Deciders::may_decide`]). If another replica changed the
     /// approval between reading and committing, the decision is applied again to what it
@@ -63,16 +63,15 @@ impl Desk {
             role: &a.envelope.role,
             requester: &a.envelope.actor,
         };
-        let roles =
-            match authority::authorize(&matter, &approver, &setup.policy, &setup.agent_ids()) {
-                Ok(roles) => roles,
-                Err(r) => {
-                    drop(guard);
-                    let e = DeskError::Unauthorized(r);
-                    self.log_refusal(&a, slot, "decide", &e).await;
-                    return Err(e);
-                }
-            };
+        let roles = match crate::desk::authorize(&setup, &matter, &approver) {
+            Ok(roles) => roles,
+            Err(r) => {
+                drop(guard);
+                let e = DeskError::Unauthorized(r);
+                self.log_refusal(&a, slot, "decide", &e).await;
+                return Err(e);
+            }
+        };
         let now = OffsetDateTime::now_utc();
         let mut next = a.clone();
         let mut extra = Map::new();
@@ -135,7 +134,7 @@ impl Desk {
                 ..Change::default()
             })
             .await?;
-        Desk::index(&mut guard, &next);
+        Approvals::index(&mut guard, &next);
         drop(guard);
         if matches!(step, Step::Approved | Step::Denied) {
             let waited = now - a.envelope.requested_at;

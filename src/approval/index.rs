@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use super::Desk;
+use super::Approvals;
 use super::state::{Approval, Status};
+use crate::desk::Phase;
 use crate::ledger::{ApprovalState, LedgerError};
 
 /// An open approval's index entry: in memory, and in the ledger's open-approvals table.
@@ -35,6 +36,15 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    /// Where the approval stands in the desk's one lifecycle (an entry is never done).
+    pub fn phase(&self) -> Phase {
+        if self.executing {
+            Phase::Executing
+        } else {
+            Phase::Waiting
+        }
+    }
+
     /// The entry of an open approval; `None` once it is finished.
     pub fn of(a: &Approval) -> Option<Entry> {
         let executing = match a.status {
@@ -84,7 +94,7 @@ pub(super) struct Timers {
 
 impl Timers {
     /// Time out approval `id` at `at` (or as soon as possible if `at` has passed).
-    pub fn arm(self: &Arc<Self>, desk: &Arc<Desk>, at: OffsetDateTime, id: &str) {
+    pub fn arm(self: &Arc<Self>, desk: &Arc<Approvals>, at: OffsetDateTime, id: &str) {
         self.due
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -122,7 +132,7 @@ enum Next {
 
 /// The timer task: sleep until the earliest deadline (or a new one), time it out, repeat. Ends
 /// when the desk is gone. Boxed with a declared `Send` type: a timeout can arm the next stage.
-fn run(timers: Arc<Timers>, desk: Weak<Desk>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+fn run(timers: Arc<Timers>, desk: Weak<Approvals>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         loop {
             let wait = match timers.next(OffsetDateTime::now_utc()) {

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use super::Desk;
+use super::Approvals;
 use super::index::{Entry, stored};
 use crate::approval::state::{Approval, Outcome, Status};
+use crate::desk::lifecycle::{self, OnStart};
 use crate::ledger::{Change, LedgerError};
 
-impl Desk {
+impl Approvals {
     /// Wait (up to `limit`) until no approved call is still executing, so its outcome is recorded.
     pub async fn drain(&self, limit: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + limit;
@@ -71,7 +72,7 @@ impl Desk {
         Ok(self.open.lock().await.len())
     }
 
-    /// Take over the open approvals of a replica that died: what [`Desk::recover`] does after a
+    /// Take over the open approvals of a replica that died: what [`Approvals::recover`] does after a
     /// restart, for these approvals only.
     pub async fn adopt(self: &Arc<Self>, entries: Vec<(String, Vec<u8>)>) {
         self.take(entries, true).await;
@@ -87,13 +88,15 @@ impl Desk {
             for (id, bytes) in entries {
                 match serde_json::from_slice::<Entry>(&bytes) {
                     Ok(e) => {
-                        if e.executing {
-                            unknown.push(id.clone());
-                        } else {
-                            self.timers.arm(self, e.expires_at, &id);
-                            if e.unsent {
-                                pending.push(id.clone());
+                        match lifecycle::on_start(e.phase()) {
+                            OnStart::Unknown => unknown.push(id.clone()),
+                            OnStart::Rearm => {
+                                self.timers.arm(self, e.expires_at, &id);
+                                if e.unsent {
+                                    pending.push(id.clone());
+                                }
                             }
+                            OnStart::Keep => {}
                         }
                         guard.insert(id, e);
                     }

@@ -18,8 +18,9 @@ use axum::Extension;
 use time::OffsetDateTime;
 
 use super::{Web, esc, message_page, shell};
-use crate::authority::{self, Decider, Matter};
+use crate::desk::{Act, DecideError, Decided};
 use crate::drift::Pause;
+use crate::drift::pauses::PauseError;
 use crate::ledger::NewRow;
 use crate::quarantine::classify::{self, Classification, Subject};
 use crate::quarantine::{Held, QuarantineError};
@@ -59,7 +60,7 @@ pub(super) async fn admit(
     next: axum::middleware::Next,
 ) -> Response {
     let token = params.get("token").map_or("", String::as_str);
-    match web.quarantine.reviewer(token, OffsetDateTime::now_utc()) {
+    match web.desk.held().reviewer(token, OffsetDateTime::now_utc()) {
         Ok(r) => {
             req.extensions_mut().insert(r);
             next.run(req).await
@@ -71,34 +72,17 @@ pub(super) async fn admit(
     }
 }
 
-/// The decider for `matter`, if the authority rule admits the reviewer; a refusal is recorded
-/// in the ledger (under `call_id`) and answered with its sentence.
-async fn decider(
-    web: &Web,
-    reviewer: &Reviewer,
-    matter: Matter<'_>,
-    call_id: &str,
-    act: &str,
-) -> Result<Decider, (StatusCode, String)> {
-    let setup = web.live.setup();
-    let agents = setup.agent_ids();
-    match authority::authorize(&matter, &reviewer.email, &setup.policy, &agents) {
-        Ok(roles) => Ok(Decider {
-            who: reviewer.email.clone(),
-            roles,
-            auth: reviewer.auth(),
-        }),
-        Err(refusal) => {
-            let row = NewRow::now(
-                "decision_refused",
-                call_id,
-                json!({"act": act, "by": reviewer.email, "auth": reviewer.auth(), "reason": refusal.to_string()}),
-            );
-            if let Err(e) = web.ledger.append(vec![row]).await {
-                tracing::error!(error = %e, "cannot record a refused decision");
-            }
-            tracing::warn!(by = %reviewer.email, %act, %call_id, reason = %refusal, "decision refused");
-            Err((StatusCode::FORBIDDEN, format!("Not done: {refusal}")))
+/// A decision the desk refused or could not make, as a status and its sentence.
+fn desk_error(e: DecideError) -> (StatusCode, String) {
+    match e {
+        DecideError::Refused(_) => (StatusCode::FORBIDDEN, e.to_string()),
+        DecideError::Held(e) => quarantine_error(e),
+        DecideError::Pause(e) => {
+            let code = match e {
+                PauseError::NotPaused(_) => StatusCode::NOT_FOUND,
+                PauseError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (code, e.to_string())
         }
     }
 }
@@ -134,10 +118,10 @@ fn unclassified(web: &Web) -> Vec<(String, String, String, String)> {
 
 /// `GET /review/{token}/state`: everything the page shows, as JSON.
 pub(super) async fn state(State(web): State<Arc<Web>>) -> Response {
-    let held: Vec<Held> = web.quarantine.list();
+    let held: Vec<Held> = web.desk.held().list();
     Json(json!({
         "held": held,
-        "pauses": web.pauses.list(),
+        "pauses": web.desk.pauses().list(),
         "unclassified": unclassified(&web).into_iter().map(|(s, t, e, h)| json!({"server": s, "tool": t, "exposed": e, "definition_hash": h})).collect::<Vec<_>>(),
     }))
     .into_response()
@@ -156,7 +140,16 @@ pub(super) async fn classify(
 
 async fn classify_tool(web: &Web, reviewer: &Reviewer, form: &HashMap<String, String>) -> Outcome {
     let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("").to_string();
-    let by = decider(web, reviewer, Matter::Classify, "", "classify").await?;
+    let by = match web.desk.decide(reviewer, Act::Classify).await {
+        Ok(Decided::Classify(by)) => by,
+        Ok(_) => {
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "not a classification".into(),
+            ));
+        }
+        Err(e) => return Err(desk_error(e)),
+    };
     let (server, tool) = (f("server"), f("tool"));
     let setup = web.live.setup();
     let def = web.servers.route_of(&server, &tool).ok_or((
@@ -263,23 +256,22 @@ async fn decide_held(
             "action must be `release` or `reject`".into(),
         ));
     }
-    let h = web
-        .quarantine
-        .get(id)
-        .ok_or_else(|| quarantine_error(QuarantineError::NotFound(id.to_string())))?;
-    let matter = Matter::Held {
-        roles: &h.roles,
-        requester: &h.actor,
-    };
     let act = action.unwrap_or_default();
-    let by = decider(web, reviewer, matter, id, act).await?;
     let reason = form.get("reason").map_or("", |s| s.trim());
-    let h = if act == "release" {
-        web.quarantine.release(id, &by).await
+    let decision = if act == "release" {
+        Act::Release { id }
     } else {
-        web.quarantine.reject(id, &by, reason).await
-    }
-    .map_err(quarantine_error)?;
+        Act::Reject { id, reason }
+    };
+    let h = match web
+        .desk
+        .decide(reviewer, decision)
+        .await
+        .map_err(desk_error)?
+    {
+        Decided::Held(h) => h,
+        _ => return Err((StatusCode::INTERNAL_SERVER_ERROR, "not a held call".into())),
+    };
     let said = if act == "release" {
         format!(
             "Released `{}`: it ran once; the agent can read its result with airlock_status.",
@@ -309,34 +301,15 @@ pub(super) async fn resume(
 }
 
 async fn resumed(web: &Web, reviewer: &Reviewer, scope: &str, call: Option<&str>) -> Outcome {
-    let pause = web
-        .pauses
-        .list()
-        .into_iter()
-        .find(|p| p.scope == scope && call.is_none_or(|c| c == p.call_id))
-        .ok_or_else(|| {
-            (
-                StatusCode::NOT_FOUND,
-                format!("autopilot is not paused for `{scope}`"),
-            )
-        })?;
-    let requester = web.quarantine.get(&pause.call_id).map(|h| h.actor);
-    let matter = Matter::Pause {
-        role: pause.notify.as_deref(),
-        requester: requester.as_deref(),
-    };
-    let by = decider(web, reviewer, matter, &pause.call_id, "resume").await?;
-    let p = web
-        .pauses
-        .resume(scope, Some(&pause.call_id), &by)
+    let p = match web
+        .desk
+        .decide(reviewer, Act::Resume { scope, call })
         .await
-        .map_err(|e| {
-            let code = match e {
-                crate::drift::pauses::PauseError::NotPaused(_) => StatusCode::NOT_FOUND,
-                crate::drift::pauses::PauseError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            (code, e.to_string())
-        })?;
+        .map_err(desk_error)?
+    {
+        Decided::Resumed(p) => p,
+        _ => return Err((StatusCode::INTERNAL_SERVER_ERROR, "not a pause".into())),
+    };
     Ok((
         format!(
             "Autopilot resumed for `{}`; its counters start afresh. Calls held while it was paused stay held: release or reject them on the review page.",
@@ -351,7 +324,11 @@ pub(super) async fn pause_page(
     State(web): State<Arc<Web>>,
     Path((id, token)): Path<(String, String)>,
 ) -> Response {
-    let (p, r) = match web.pauses.admit(&id, &token, OffsetDateTime::now_utc()) {
+    let (p, r) = match web
+        .desk
+        .pauses()
+        .admit(&id, &token, OffsetDateTime::now_utc())
+    {
         Ok(found) => found,
         Err(why) => return message_page(StatusCode::NOT_FOUND, "Not paused", &why),
     };
@@ -369,7 +346,11 @@ pub(super) async fn pause_resume(
     Path((id, token)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (p, r) = match web.pauses.admit(&id, &token, OffsetDateTime::now_utc()) {
+    let (p, r) = match web
+        .desk
+        .pauses()
+        .admit(&id, &token, OffsetDateTime::now_utc())
+    {
         Ok(found) => found,
         Err(why) => return answer(&headers, "", Err((StatusCode::NOT_FOUND, why))),
     };
@@ -399,7 +380,7 @@ pub(super) async fn page(
         esc(&reviewer.email),
         esc(&token)
     );
-    let pauses = web.pauses.list();
+    let pauses = web.desk.pauses().list();
     html.push_str(&format!("<h2>Paused autopilot ({})</h2>", pauses.len()));
     for p in &pauses {
         html.push_str(&pause_html(p));
@@ -411,7 +392,7 @@ pub(super) async fn page(
         ));
     }
     let mut groups: BTreeMap<(String, String), Vec<Held>> = BTreeMap::new();
-    for h in web.quarantine.list().into_iter().filter(Held::is_held) {
+    for h in web.desk.held().list().into_iter().filter(Held::is_held) {
         groups
             .entry((h.server.clone(), h.tool_name.clone()))
             .or_default()

@@ -133,6 +133,7 @@ pub(super) async fn admit(
 /// Record a refusal on its decision and answer with its sentence.
 async fn refuse(web: &Web, id: &str, approver: &str, r: &Refused) -> Response {
     web.desk
+        .approvals()
         .log_auth_refusal(id, approver, r.step.word(), &r.reason)
         .await;
     message_page(StatusCode::FORBIDDEN, r.title, &r.sentence)
