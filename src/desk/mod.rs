@@ -80,3 +80,6 @@ impl Desk {
 pub fn authorize(setup: &Setup, matter: &Matter<'_>, who: &str) -> Result<Vec<String>, Refusal> {
     authority::authorize(matter, who, &setup.policy, &setup.agent_ids())
 }
+
+#[cfg(test)]
+mod tests;
