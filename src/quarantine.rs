@@ -1,11 +1,12 @@
-//! Quarantine: calls held for review, and the review that releases, rejects or classifies them.
+//! Quarantine: calls held for review, one kind of item on the [`crate::desk`] (which admits the
+//! reviewer and applies the start rule); the release or rejection a reviewer decides.
 //!
 //! Owns the held calls (in memory, mirrored durably in the ledger's held table), reading the
 //! reviewers' personal links, and the release of a held call (run once, on a reviewer's word). Classifying a tool —
 //! writing its manifest — is in [`classify`]. Every state change is committed (rows + state in
 //! one transaction) before its side effect. It must never run a held call without a reviewer's
-//! release, never run one twice (a release found unfinished after a crash becomes
-//! `outcome_unknown`), and never decide a call itself: the gate holds what [`crate::decide`]
+//! release, never run one twice (a release found unfinished after a crash is closed as
+//! `outcome_unknown` when the desk's start rule asks), and never decide a call itself: the gate holds what [`crate::decide`]
 //! quarantined.
 
 pub mod classify;
@@ -20,7 +21,9 @@ use time::OffsetDateTime;
 
 use crate::approval::link::LinkKey;
 use crate::authority::Decider;
-use crate::desk::lifecycle::{self, OnStart, Phase};
+use crate::desk::Phase;
+use crate::desk::lifecycle;
+use crate::desk::start::{Found, Kind};
 use crate::forward::{Forward, Forwarded, Forwarder};
 use crate::ledger::{Change, Ledger, LedgerError, NewRow};
 use crate::reviewer::Reviewer;
@@ -129,6 +132,9 @@ pub fn entry(h: &Held) -> Result<(String, Value), LedgerError> {
         })
 }
 
+/// A held call as stored, with its bytes when a change must be conditional on them.
+pub(crate) type StoredHeld = (Value, Option<Vec<u8>>);
+
 pub struct Quarantine {
     held: Mutex<BTreeMap<String, Held>>,
     /// Releases running now, so shutdown can let them finish and record their outcome.
@@ -169,87 +175,90 @@ impl Quarantine {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reload held calls after a start; a release that was running becomes `outcome_unknown`
-    /// (on a ledger shared by replicas the release may be another live replica's: its own, or a
-    /// dead one's, are adopted through [`Quarantine::adopt`]).
-    pub async fn recover(&self) -> Result<usize, LedgerError> {
-        let act = self.ledger.shared().is_none();
-        let items = self.ledger.held()?.into_iter().map(|v| (v, None)).collect();
-        self.take(items, act).await
+    /// Every held call as stored: what [`crate::desk::Desk::start`] reads back.
+    pub(crate) fn stored(&self) -> Result<Vec<StoredHeld>, LedgerError> {
+        Ok(self.ledger.held()?.into_iter().map(|v| (v, None)).collect())
     }
 
-    /// Take over the held calls of a replica that died (or of this one's previous run): a
-    /// release it had under way becomes `outcome_unknown`, never a second run.
-    pub async fn adopt(&self, states: Vec<Vec<u8>>) -> Result<usize, LedgerError> {
-        let items = states
+    /// A dead replica's held calls, as its adoption hands them over (their bytes, so a change
+    /// is conditional on them).
+    pub(crate) fn adopted(states: Vec<Vec<u8>>) -> Vec<StoredHeld> {
+        states
             .into_iter()
             .filter_map(|b| serde_json::from_slice(&b).ok().map(|v| (v, Some(b))))
-            .collect();
-        self.take(items, true).await
+            .collect()
     }
 
-    /// Held calls as stored (with their bytes when a change must be conditional on them).
-    async fn take(
+    /// Take stored held calls into memory, each as the desk's lifecycle sees it; acting on
+    /// them is the desk's (its start rule).
+    pub(crate) fn load(&self, items: Vec<StoredHeld>) -> Result<Vec<Found>, LedgerError> {
+        let mut map = self.lock();
+        let mut found = Vec::new();
+        for (v, prior) in items {
+            let h: Held = serde_json::from_value(v).map_err(|e| LedgerError::Encode {
+                what: "held call".into(),
+                message: e.to_string(),
+            })?;
+            found.push(Found {
+                kind: Kind::Held,
+                id: h.id.clone(),
+                phase: h.status.phase(),
+                deadline: None,
+                unsent: false,
+                prior,
+            });
+            map.insert(h.id.clone(), h);
+        }
+        Ok(found)
+    }
+
+    /// A held call found being released at a start: whether it ran is unknown. Record
+    /// `outcome_unknown` (committed only if the stored state is still `prior`, when given) and
+    /// never run it again; if it ended meanwhile (its replica was only slow), what it recorded
+    /// stands.
+    pub(crate) async fn close_unknown(
         &self,
-        items: Vec<(Value, Option<Vec<u8>>)>,
-        act: bool,
-    ) -> Result<usize, LedgerError> {
-        let mut unknown = Vec::new();
-        let mut count = 0;
-        {
-            let mut map = self.lock();
-            for (v, stored) in items {
-                let mut h: Held = serde_json::from_value(v).map_err(|e| LedgerError::Encode {
-                    what: "held call".into(),
-                    message: e.to_string(),
-                })?;
-                let running = match &h.status {
-                    HeldStatus::Releasing { by } => Some(by.clone()),
-                    _ => None,
-                };
-                if let (OnStart::Unknown, Some(by), true) =
-                    (lifecycle::on_start(h.status.phase()), running, act)
+        id: &str,
+        prior: Option<Vec<u8>>,
+    ) -> Result<(), LedgerError> {
+        let Some(mut h) = self.lock().get(id).cloned() else {
+            return Ok(());
+        };
+        let HeldStatus::Releasing { by } = &h.status else {
+            return Ok(());
+        };
+        h.status = HeldStatus::OutcomeUnknown { by: by.clone() };
+        tracing::warn!(call_id = %h.id, "a released call was running when its gate stopped; it will not run again");
+        let committed = self
+            .ledger
+            .commit(Change {
+                rows: vec![NewRow::now(
+                    "outcome",
+                    &h.id,
+                    json!({"status": "outcome_unknown", "released": true}),
+                )],
+                held: vec![entry(&h)?],
+                held_prior: prior.map(|b| (h.id.clone(), b)).into_iter().collect(),
+                ..Change::default()
+            })
+            .await;
+        match committed {
+            Ok(_) => {
+                self.admit(h);
+                Ok(())
+            }
+            Err(LedgerError::Conflict(_)) => {
+                if let Some(now) = self
+                    .ledger
+                    .held_state(&h.id)?
+                    .and_then(|b| serde_json::from_slice::<Held>(&b).ok())
                 {
-                    let prior = stored;
-                    h.status = HeldStatus::OutcomeUnknown { by };
-                    unknown.push((h.clone(), prior));
+                    self.admit(now);
                 }
-                count += usize::from(h.is_held());
-                map.insert(h.id.clone(), h);
+                Ok(())
             }
+            Err(e) => Err(e),
         }
-        for (h, prior) in unknown {
-            tracing::warn!(call_id = %h.id, "a released call was running when its gate stopped; it will not run again");
-            let committed = self
-                .ledger
-                .commit(Change {
-                    rows: vec![NewRow::now(
-                        "outcome",
-                        &h.id,
-                        json!({"status": "outcome_unknown", "released": true}),
-                    )],
-                    held: vec![entry(&h)?],
-                    held_prior: prior.map(|b| (h.id.clone(), b)).into_iter().collect(),
-                    ..Change::default()
-                })
-                .await;
-            match committed {
-                // it ended meanwhile (its replica was only slow): what it recorded stands
-                Err(LedgerError::Conflict(_)) => {
-                    if let Some(now) = self
-                        .ledger
-                        .held_state(&h.id)?
-                        .and_then(|b| serde_json::from_slice::<Held>(&b).ok())
-                    {
-                        self.lock().insert(h.id.clone(), now);
-                    }
-                }
-                other => {
-                    other?;
-                }
-            }
-        }
-        Ok(count)
     }
 
     /// Calls of one tool still waiting for review.

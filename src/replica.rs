@@ -61,7 +61,7 @@ pub async fn run(pg: Arc<Pg>, parts: Parts) {
             notice = notices.recv() => match notice {
                 Some(Notice::Approval(id)) => parts.desk.approvals().refresh(&id).await,
                 Some(Notice::Resync) => {
-                    if let Err(e) = parts.desk.approvals().follow().await {
+                    if let Err(e) = parts.desk.follow().await {
                         tracing::warn!(error = %e, "cannot reload the open approvals after reconnecting");
                     }
                 }

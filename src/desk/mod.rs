@@ -15,7 +15,7 @@
 
 mod decide;
 pub mod lifecycle;
-mod start;
+pub(crate) mod start;
 
 use std::sync::Arc;
 
