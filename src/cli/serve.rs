@@ -106,7 +106,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         // The one desk for every human decision: one start for every kind of item.
         let desk = Desk::new(approvals.clone(), quarantine.clone(), pauses.clone(), live.clone(), ledger.clone());
         let started = desk.start().await.context("cannot reload what waits for a decision (approvals, held calls)")?;
-        let (pending, held) = (started.approvals, started.held);
+        let (pending, held, paused) = (started.approvals, started.held, started.paused);
         // Sharing the ledger: take back this replica's own leftovers and any dead replica's, then
         // keep up with the others.
         let replicas = match &shared {
@@ -138,7 +138,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             None => tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), "checkpoints written; no [ledger] witness: a ledger rolled back together with its checkpoint directory would not be caught"),
         }
         let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), approvals.clone(), std::time::Duration::from_secs(1)));
-        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, "airlock serving MCP on stdio");
+        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, paused, "airlock serving MCP on stdio");
         tracing::info!("review page (held calls, unclassified tools, paused autopilot): reviewers get their own link by mail when a call is held, or from `airlock quarantine list --as EMAIL`");
         tracing::info!(public_key = %signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
         let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, approvals.clone(), quarantine.clone(), pauses));

@@ -3,7 +3,8 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::ApprovalState;
+use super::store::Table;
+use super::{ApprovalState, Prior};
 
 /// A row to append. The ledger assigns `seq`, `prev` and `hash`.
 #[derive(Debug, Clone)]
@@ -55,7 +56,34 @@ pub struct Change {
     pub settled: Vec<String>,
 }
 
+/// What a decided item's stored state must still be for a change to commit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Must<'a> {
+    /// Nothing stored under its key (a new item).
+    BeAbsent,
+    /// Exactly these bytes, as its caller read them.
+    Be(&'a [u8]),
+}
+
 impl Change {
+    /// Every condition on a desk item this change commits under — an approval's or a held
+    /// call's stored state, one check for both: (table, key, what must be stored).
+    pub(super) fn conditions(&self) -> impl Iterator<Item = (Table, &str, Must<'_>)> {
+        let approvals = self.approvals.iter().filter_map(|a| {
+            let must = match &a.prior {
+                Prior::Any => return None,
+                Prior::Absent => Must::BeAbsent,
+                Prior::Is(bytes) => Must::Be(bytes),
+            };
+            Some((Table::Approvals, a.id.as_str(), must))
+        });
+        let held = self
+            .held_prior
+            .iter()
+            .map(|(id, bytes)| (Table::Held, id.as_str(), Must::Be(bytes)));
+        approvals.chain(held)
+    }
+
     /// Nothing to write (a flush: it commits after everything queued before it).
     pub(super) fn is_empty(&self) -> bool {
         self.rows.is_empty()

@@ -15,11 +15,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::chain::{encode, entry, leaf, link};
+use super::change::Must;
 use super::postgres::commit::PgSink;
 use super::store::Table;
 use super::{
-    APPROVALS, DRIFT, HELD, Head, LAZY_WAIT, LedgerError, MAX_BATCH, META, NewRow, Prior, ROWS,
-    Request, SIGNED, TOOLS, forwarded::FORWARDED,
+    APPROVALS, DRIFT, HELD, Head, LAZY_WAIT, LedgerError, MAX_BATCH, META, NewRow, ROWS, Request,
+    SIGNED, TOOLS, forwarded::FORWARDED,
 };
 use crate::signing::Signer;
 
@@ -130,37 +131,26 @@ pub(super) fn admit(
     let mut out = Vec::with_capacity(batch.len());
     for req in batch {
         let mut refusal = None;
-        for a in &req.change.approvals {
-            if a.prior == Prior::Any {
-                continue;
-            }
-            let key = (Table::Approvals, a.id.clone());
+        // the desk's items (approvals, held calls): one check, whatever their kind
+        for (table, id, must) in req.change.conditions() {
+            let key = (table, id.to_string());
             let now = match seen.get(&key) {
                 Some(v) => v.clone(),
-                None => current(Table::Approvals, &a.id)?,
+                None => current(table, id)?,
             };
-            let holds = match &a.prior {
-                Prior::Absent => now.is_none(),
-                Prior::Is(bytes) => now.as_deref() == Some(bytes.as_slice()),
-                Prior::Any => true,
+            let holds = match must {
+                Must::BeAbsent => now.is_none(),
+                Must::Be(bytes) => now.as_deref() == Some(bytes),
             };
             if !holds {
-                refusal = Some(LedgerError::Conflict(format!(
-                    "approval {} was changed meanwhile (decided or timed out elsewhere); nothing was recorded",
-                    a.id
-                )));
-            }
-        }
-        for (id, bytes) in &req.change.held_prior {
-            let key = (Table::Held, id.clone());
-            let now = match seen.get(&key) {
-                Some(v) => v.clone(),
-                None => current(Table::Held, id)?,
-            };
-            if now.as_deref() != Some(bytes.as_slice()) {
-                refusal = Some(LedgerError::Conflict(format!(
-                    "held call {id} was released or rejected meanwhile; nothing was recorded"
-                )));
+                refusal = Some(LedgerError::Conflict(match table {
+                    Table::Held => format!(
+                        "held call {id} was released or rejected meanwhile; nothing was recorded"
+                    ),
+                    _ => format!(
+                        "approval {id} was changed meanwhile (decided or timed out elsewhere); nothing was recorded"
+                    ),
+                }));
             }
         }
         for (id, _) in &req.change.forwarded {
@@ -322,11 +312,10 @@ fn commit_redb(
     tx.set_two_phase_commit(false);
     tx.set_durability(redb::Durability::Immediate)
         .map_err(|x| e(&x))?;
-    let refusals = if batch.iter().all(|r| {
-        r.change.forwarded.is_empty()
-            && r.change.held_prior.is_empty()
-            && r.change.approvals.iter().all(|a| a.prior == Prior::Any)
-    }) {
+    let refusals = if batch
+        .iter()
+        .all(|r| r.change.forwarded.is_empty() && r.change.conditions().next().is_none())
+    {
         batch.iter().map(|_| None).collect()
     } else {
         let approvals = tx.open_table(APPROVALS).map_err(|x| e(&x))?;

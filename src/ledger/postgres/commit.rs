@@ -13,7 +13,7 @@ use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 
 use super::super::writer::{Planned, Results, accepted, admit, plan, results};
-use super::super::{Head, Prior, Request};
+use super::super::{Head, Request};
 use super::listen::CHANNEL;
 use super::{Pg, describe};
 use crate::ledger::store::Table;
@@ -126,12 +126,16 @@ fn write(
         .map_err(db)?
         .get(0);
     let head = parse_head(&head_text)?;
-    let ids: Vec<&str> = batch
-        .iter()
-        .flat_map(|r| &r.change.approvals)
-        .filter(|a| a.prior != Prior::Any)
-        .map(|a| a.id.as_str())
-        .collect();
+    // the desk's items a change is conditional on, locked while the batch is admitted
+    let items = |table: Table| -> Vec<&str> {
+        batch
+            .iter()
+            .flat_map(|r| r.change.conditions())
+            .filter(|(t, _, _)| *t == table)
+            .map(|(_, id, _)| id)
+            .collect()
+    };
+    let ids = items(Table::Approvals);
     let calls: Vec<&str> = batch
         .iter()
         .flat_map(|r| &r.change.forwarded)
@@ -161,11 +165,7 @@ fn write(
         .map(|r| r.get(0))
         .collect()
     };
-    let held_ids: Vec<&str> = batch
-        .iter()
-        .flat_map(|r| &r.change.held_prior)
-        .map(|(id, _)| id.as_str())
-        .collect();
+    let held_ids = items(Table::Held);
     let held: HashMap<String, Vec<u8>> = if held_ids.is_empty() {
         HashMap::new()
     } else {
