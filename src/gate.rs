@@ -264,7 +264,7 @@ impl Gate {
                                     json!({"reason": h.reason, "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes())}),
                                 ));
                                 match quarantine::entry(h) {
-                                    Ok(e) => change.held.push(e),
+                                    Ok(e) => change.items.push(e),
                                     Err(e) => {
                                         if let Some(p) = &pause {
                                             meter.unpause(&p.scope, &call_id);

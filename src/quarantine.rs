@@ -25,7 +25,7 @@ use crate::desk::Phase;
 use crate::desk::lifecycle;
 use crate::desk::start::{Found, Kind};
 use crate::forward::{Forward, Forwarded, Forwarder};
-use crate::ledger::{Change, Ledger, LedgerError, NewRow};
+use crate::ledger::{Change, ItemKind, ItemState, Ledger, LedgerError, NewRow};
 use crate::reviewer::Reviewer;
 
 /// Most calls held per tool; beyond it, further calls are refused without being held.
@@ -122,14 +122,25 @@ fn state_name(s: &HeldStatus) -> &'static str {
     }
 }
 
-/// The held state as stored beside its rows.
-pub fn entry(h: &Held) -> Result<(String, Value), LedgerError> {
-    serde_json::to_value(h)
-        .map(|v| (h.id.clone(), v))
-        .map_err(|e| LedgerError::Encode {
-            what: format!("held call {}", h.id),
-            message: e.to_string(),
-        })
+/// The held state as stored beside its rows (JSON, keys in order), unconditional until
+/// [`ItemState::replacing`] says otherwise.
+pub fn entry(h: &Held) -> Result<ItemState, LedgerError> {
+    let encode = |e: serde_json::Error| LedgerError::Encode {
+        what: format!("held call {}", h.id),
+        message: e.to_string(),
+    };
+    let v = serde_json::to_value(h).map_err(encode)?;
+    let bytes = serde_json::to_vec(&v).map_err(encode)?;
+    Ok(ItemState::of(ItemKind::Held, &h.id, bytes, None))
+}
+
+/// [`entry`], committed only if the stored state is still `prior` (when one was read).
+fn entry_replacing(h: &Held, prior: Option<Vec<u8>>) -> Result<ItemState, LedgerError> {
+    let e = entry(h)?;
+    Ok(match prior {
+        Some(bytes) => e.replacing(bytes),
+        None => e,
+    })
 }
 
 /// A held call as stored, with its bytes when a change must be conditional on them.
@@ -237,8 +248,7 @@ impl Quarantine {
                     &h.id,
                     json!({"status": "outcome_unknown", "released": true}),
                 )],
-                held: vec![entry(&h)?],
-                held_prior: prior.map(|b| (h.id.clone(), b)).into_iter().collect(),
+                items: vec![entry_replacing(&h, prior)?],
                 ..Change::default()
             })
             .await;
@@ -347,8 +357,7 @@ impl Quarantine {
             next_h.status = next;
             let pending = self.ledger.submit(Change {
                 rows: vec![NewRow::now(row.0, id, row.1)],
-                held: vec![entry(&next_h)?],
-                held_prior: stored.map(|b| (id.to_string(), b)).into_iter().collect(),
+                items: vec![entry_replacing(&next_h, stored)?],
                 ..Change::default()
             })?;
             // Provisionally moved, so a second reviewer is refused; undone if the commit fails.
@@ -464,7 +473,7 @@ impl Quarantine {
         };
         let change = Change {
             rows: vec![row],
-            held: vec![entry(&done)?],
+            items: vec![entry(&done)?],
             ..Change::default()
         };
         if let Err(e) = self.ledger.commit(change).await {

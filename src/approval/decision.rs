@@ -130,7 +130,7 @@ impl Approvals {
         self.ledger
             .commit(Change {
                 rows,
-                approvals: vec![stored(&next)?.replacing(prior)],
+                items: vec![stored(&next)?.replacing(prior)],
                 ..Change::default()
             })
             .await?;

@@ -44,7 +44,7 @@ impl Approvals {
                 self.ledger
                     .commit(Change {
                         rows,
-                        approvals: vec![state.replacing(prior)],
+                        items: vec![state.replacing(prior)],
                         ..Change::default()
                     })
                     .await
@@ -157,7 +157,7 @@ impl Approvals {
                     self.ledger
                         .commit(Change {
                             rows: all,
-                            approvals: vec![state.replacing(prior)],
+                            items: vec![state.replacing(prior)],
                             ..Change::default()
                         })
                         .await

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use super::Approvals;
 use super::state::{Approval, Status};
 use crate::desk::Phase;
-use crate::ledger::{ApprovalState, LedgerError};
+use crate::ledger::{ItemKind, ItemState, LedgerError};
 
 /// An open approval's index entry: in memory, and in the ledger's open-approvals table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,7 +65,7 @@ impl Entry {
 
 /// The approval's state as stored, with its index entry. Failing to encode it fails the commit:
 /// an approval is never written as missing.
-pub fn stored(a: &Approval) -> Result<ApprovalState, LedgerError> {
+pub fn stored(a: &Approval) -> Result<ItemState, LedgerError> {
     let encode = |what: &str, e: serde_json::Error| LedgerError::Encode {
         what: format!("approval {} {what}", a.id),
         message: e.to_string(),
@@ -75,12 +75,7 @@ pub fn stored(a: &Approval) -> Result<ApprovalState, LedgerError> {
         Some(entry) => Some(serde_json::to_vec(&entry).map_err(|e| encode("entry", e))?),
         None => None,
     };
-    Ok(ApprovalState {
-        id: a.id.clone(),
-        state,
-        open,
-        prior: crate::ledger::Prior::Any,
-    })
+    Ok(ItemState::of(ItemKind::Approval, &a.id, state, open))
 }
 
 /// Deadlines of every open approval's stage, in one ordered set served by one task. A stale

@@ -172,7 +172,7 @@ impl Approvals {
         self.ledger
             .commit(Change {
                 rows,
-                approvals: vec![stored(&approval)?.new_one()],
+                items: vec![stored(&approval)?.new_one()],
                 ..Change::default()
             })
             .await?;

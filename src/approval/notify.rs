@@ -218,7 +218,7 @@ impl Approvals {
                 self.ledger
                     .commit(Change {
                         rows: vec![NewRow::now(kind, &next.call_id, body)],
-                        approvals: vec![state.replacing(prior)],
+                        items: vec![state.replacing(prior)],
                         ..Change::default()
                     })
                     .await

@@ -136,7 +136,7 @@ impl Approvals {
         );
         self.ledger
             .commit(Change {
-                approvals: states,
+                items: states,
                 approvals_indexed: true,
                 ..Change::default()
             })

@@ -19,8 +19,8 @@ use super::change::Must;
 use super::postgres::commit::PgSink;
 use super::store::Table;
 use super::{
-    APPROVALS, DRIFT, HELD, Head, LAZY_WAIT, LedgerError, MAX_BATCH, META, NewRow, ROWS, Request,
-    SIGNED, TOOLS, forwarded::FORWARDED,
+    APPROVALS, DRIFT, HELD, Head, ItemKind, LAZY_WAIT, LedgerError, MAX_BATCH, META, NewRow, ROWS,
+    Request, SIGNED, TOOLS, forwarded::FORWARDED,
 };
 use crate::signing::Signer;
 
@@ -166,17 +166,14 @@ pub(super) fn admit(
             }
         }
         if refusal.is_none() {
-            for a in &req.change.approvals {
-                seen.insert((Table::Approvals, a.id.clone()), Some(a.state.clone()));
+            for i in &req.change.items {
+                seen.insert((i.kind.table(), i.id.clone()), Some(i.state.clone()));
             }
             for (id, _) in &req.change.forwarded {
                 seen.insert((Table::Forwarded, id.clone()), Some(Vec::new()));
             }
             for id in &req.change.settled {
                 seen.insert((Table::Forwarded, id.clone()), None);
-            }
-            for (id, state) in &req.change.held {
-                seen.insert((Table::Held, id.clone()), serde_json::to_vec(state).ok());
             }
         }
         out.push(refusal);
@@ -358,9 +355,11 @@ fn commit_redb(
                 .map_err(|x| e(&x))?;
         }
         let mut held = tx.open_table(HELD).map_err(|x| e(&x))?;
-        for (id, state) in accepted.iter().flat_map(|r| &r.change.held) {
-            let bytes = serde_json::to_vec(state).map_err(|x| e(&x))?;
-            held.insert(id.as_str(), bytes.as_slice())
+        for h in accepted
+            .iter()
+            .flat_map(|r| r.change.items_of(ItemKind::Held))
+        {
+            held.insert(h.id.as_str(), h.state.as_slice())
                 .map_err(|x| e(&x))?;
         }
         let mut drift = tx.open_table(DRIFT).map_err(|x| e(&x))?;
