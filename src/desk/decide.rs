@@ -109,8 +109,9 @@ impl Desk {
     }
 
     /// A decision posted from an approval page, by a decider authenticated as `auth` says.
-    /// The approval's link names its approver; the same [`authorize`] rule admits them (under
-    /// the approvals' lock, against the stage asked now), a refusal is a `link_refused` row.
+    /// The approval's link names its approver; the desk hands the approvals its [`authorize`]
+    /// rule, which they ask under their lock about the stage asked now (a refusal is a
+    /// `link_refused` row, and nothing moves).
     pub async fn decide_approval(
         &self,
         id: &str,
@@ -119,7 +120,10 @@ impl Desk {
         form: DecisionForm,
         auth: &Facts,
     ) -> Result<Step, DeskError> {
-        self.approvals.decide(id, slot, token, form, auth).await
+        let admit = |matter: &Matter<'_>, who: &str| authorize(&self.live.setup(), matter, who);
+        self.approvals
+            .decide(id, slot, token, form, auth, &admit)
+            .await
     }
 
     /// The decider for `matter`, if the authority rule admits the reviewer; a refusal is
