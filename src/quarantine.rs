@@ -11,6 +11,7 @@
 
 pub mod classify;
 pub mod notice;
+mod start;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,7 +24,6 @@ use crate::approval::link::LinkKey;
 use crate::authority::Decider;
 use crate::desk::Phase;
 use crate::desk::lifecycle;
-use crate::desk::start::{Found, Kind};
 use crate::forward::{Forward, Forwarded, Forwarder};
 use crate::ledger::{Change, ItemKind, ItemState, Ledger, LedgerError, NewRow};
 use crate::reviewer::Reviewer;
@@ -99,6 +99,31 @@ impl Held {
     }
 }
 
+/// What the reviewer was shown when deciding, recorded with the decision (`seen_sha256`,
+/// `seen_of`): `page`, the SHA-256 of the held call's block as the review page rendered it; or
+/// `json`, the SHA-256 of the held call's canonical JSON as the CLI fetched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub sha256: String,
+    pub of: &'static str,
+}
+
+impl Seen {
+    fn record(&self, mut body: Value) -> Value {
+        if let Some(m) = body.as_object_mut() {
+            m.insert("seen_sha256".into(), self.sha256.clone().into());
+            m.insert("seen_of".into(), self.of.into());
+        }
+        body
+    }
+}
+
+/// The hash of a held call's JSON as the review state serves it (what the CLI hashes as `json`).
+pub fn json_sha256(h: &Held) -> String {
+    let v = serde_json::to_value(h).unwrap_or(Value::Null);
+    crate::canonical::sha256_hex(crate::canonical::to_string(&v).as_bytes())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
     #[error("no held call `{0}`")]
@@ -111,7 +136,8 @@ pub enum QuarantineError {
     Classify(String),
 }
 
-fn state_name(s: &HeldStatus) -> &'static str {
+/// A held call's state, in words.
+pub fn state_name(s: &HeldStatus) -> &'static str {
     match s {
         HeldStatus::Held => "held",
         HeldStatus::Releasing { .. } => "being released",
@@ -155,6 +181,8 @@ pub struct Quarantine {
     key: LinkKey,
     /// Who is told when a call is held (set by `serve`; none in tests that mail nobody).
     notices: std::sync::OnceLock<Arc<notice::Notices>>,
+    /// Per reviewer: (window start, refusals recorded in it, left out since the last recorded).
+    refusals: Mutex<std::collections::HashMap<String, (OffsetDateTime, u32, u32)>>,
 }
 
 impl Quarantine {
@@ -166,7 +194,29 @@ impl Quarantine {
             forwarder,
             key,
             notices: std::sync::OnceLock::new(),
+            refusals: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// Whether a refused decision by `who` is recorded now: at most
+    /// [`crate::approval::REFUSALS_PER_MINUTE`] a minute per reviewer, as on the approval side
+    /// (a link holder must not be able to grow the ledger without bound). `Some(n)`: record it,
+    /// saying `n` were left out before it; `None`: leave it out (it is counted).
+    pub fn refusal_quota(&self, who: &str, now: OffsetDateTime) -> Option<u32> {
+        let mut r = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        if r.len() > 10_000 {
+            r.retain(|_, w| now - w.0 <= time::Duration::minutes(1));
+        }
+        let w = r.entry(who.to_ascii_lowercase()).or_insert((now, 0, 0));
+        if now - w.0 > time::Duration::minutes(1) {
+            *w = (now, 0, w.2);
+        }
+        if w.1 >= crate::approval::REFUSALS_PER_MINUTE {
+            w.2 += 1;
+            return None;
+        }
+        w.1 += 1;
+        Some(std::mem::take(&mut w.2))
     }
 
     /// Tell reviewers about held calls through `notices` from now on.
@@ -184,91 +234,6 @@ impl Quarantine {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Every held call as stored: what [`crate::desk::Desk::start`] reads back.
-    pub(crate) fn stored(&self) -> Result<Vec<StoredHeld>, LedgerError> {
-        Ok(self.ledger.held()?.into_iter().map(|v| (v, None)).collect())
-    }
-
-    /// A dead replica's held calls, as its adoption hands them over (their bytes, so a change
-    /// is conditional on them).
-    pub(crate) fn adopted(states: Vec<Vec<u8>>) -> Vec<StoredHeld> {
-        states
-            .into_iter()
-            .filter_map(|b| serde_json::from_slice(&b).ok().map(|v| (v, Some(b))))
-            .collect()
-    }
-
-    /// Take stored held calls into memory, each as the desk's lifecycle sees it; acting on
-    /// them is the desk's (its start rule).
-    pub(crate) fn load(&self, items: Vec<StoredHeld>) -> Result<Vec<Found>, LedgerError> {
-        let mut map = self.lock();
-        let mut found = Vec::new();
-        for (v, prior) in items {
-            let h: Held = serde_json::from_value(v).map_err(|e| LedgerError::Encode {
-                what: "held call".into(),
-                message: e.to_string(),
-            })?;
-            found.push(Found {
-                kind: Kind::Held,
-                id: h.id.clone(),
-                phase: h.status.phase(),
-                deadline: None,
-                unsent: false,
-                prior,
-            });
-            map.insert(h.id.clone(), h);
-        }
-        Ok(found)
-    }
-
-    /// A held call found being released at a start: whether it ran is unknown. Record
-    /// `outcome_unknown` (committed only if the stored state is still `prior`, when given) and
-    /// never run it again; if it ended meanwhile (its replica was only slow), what it recorded
-    /// stands.
-    pub(crate) async fn close_unknown(
-        &self,
-        id: &str,
-        prior: Option<Vec<u8>>,
-    ) -> Result<(), LedgerError> {
-        let Some(mut h) = self.lock().get(id).cloned() else {
-            return Ok(());
-        };
-        let HeldStatus::Releasing { by } = &h.status else {
-            return Ok(());
-        };
-        h.status = HeldStatus::OutcomeUnknown { by: by.clone() };
-        tracing::warn!(call_id = %h.id, "a released call was running when its gate stopped; it will not run again");
-        let committed = self
-            .ledger
-            .commit(Change {
-                rows: vec![NewRow::now(
-                    "outcome",
-                    &h.id,
-                    json!({"status": "outcome_unknown", "released": true}),
-                )],
-                items: vec![entry_replacing(&h, prior)?],
-                ..Change::default()
-            })
-            .await;
-        match committed {
-            Ok(_) => {
-                self.admit(h);
-                Ok(())
-            }
-            Err(LedgerError::Conflict(_)) => {
-                if let Some(now) = self
-                    .ledger
-                    .held_state(&h.id)?
-                    .and_then(|b| serde_json::from_slice::<Held>(&b).ok())
-                {
-                    self.admit(now);
-                }
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// Calls of one tool still waiting for review.
@@ -390,10 +355,14 @@ impl Quarantine {
         id: &str,
         by: &Decider,
         reason: &str,
+        seen: &Seen,
     ) -> Result<Held, QuarantineError> {
         self.transition(
             id,
-            ("held_rejected", by.record(json!({"reason": reason}))),
+            (
+                "held_rejected",
+                seen.record(by.record(json!({"reason": reason}))),
+            ),
             HeldStatus::Rejected {
                 by: by.who.clone(),
                 reason: reason.to_string(),
@@ -413,16 +382,26 @@ impl Quarantine {
     }
 
     /// Release a held call: record the release, run it once, record its outcome.
-    pub async fn release(&self, id: &str, by: &Decider) -> Result<Held, QuarantineError> {
+    pub async fn release(
+        &self,
+        id: &str,
+        by: &Decider,
+        seen: &Seen,
+    ) -> Result<Held, QuarantineError> {
         self.running
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let out = self.release_once(id, by).await;
+        let out = self.release_once(id, by, seen).await;
         self.running
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         out
     }
 
-    async fn release_once(&self, id: &str, by: &Decider) -> Result<Held, QuarantineError> {
+    async fn release_once(
+        &self,
+        id: &str,
+        by: &Decider,
+        seen: &Seen,
+    ) -> Result<Held, QuarantineError> {
         // as stored: the call may have been held by another replica sharing the ledger
         let stored = self
             .ledger
@@ -439,7 +418,7 @@ impl Quarantine {
                 // what runs, so an auditor can hold it to the proposal's arguments_sha256
                 (
                     "held_released",
-                    by.record(json!({"arguments_sha256": args_sha})),
+                    seen.record(by.record(json!({"arguments_sha256": args_sha}))),
                 ),
                 HeldStatus::Releasing { by: by.who.clone() },
             )

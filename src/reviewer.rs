@@ -36,6 +36,10 @@ pub struct Reviewer {
     /// Unix seconds after which the token is refused.
     #[serde(rename = "x")]
     pub expires: i64,
+    /// The one pause (its call id) a mailed pause link is for; such a token opens nothing else.
+    /// None: the person's review page (and any page they may decide on).
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<String>,
 }
 
 /// Why a review token is refused.
@@ -65,7 +69,14 @@ impl Reviewer {
             via: via.to_string(),
             os_user,
             expires: (now + lifetime).unix_timestamp(),
+            pause: None,
         }
+    }
+
+    /// The same, for the page of one pause only (the pause mail's link).
+    pub fn for_pause(mut self, call_id: &str) -> Reviewer {
+        self.pause = Some(call_id.to_string());
+        self
     }
 
     /// The token: `<hex of the claims>.<MAC>`.
@@ -104,6 +115,23 @@ impl Reviewer {
     pub fn auth(&self) -> serde_json::Value {
         serde_json::json!({"via": self.via, "os_user": self.os_user})
     }
+
+    /// [`Reviewer::auth`] with the checks a decision passed beyond the token
+    /// ([`crate::auth::Facts`]): `via` becomes `oidc` when signed in; `second_factor`, `subject`
+    /// and `issuer` are added (null when not given).
+    pub fn auth_with(&self, facts: &crate::auth::Facts) -> serde_json::Value {
+        let via = match facts.via {
+            crate::auth::Via::Oidc => "oidc",
+            crate::auth::Via::Link => self.via.as_str(),
+        };
+        serde_json::json!({
+            "via": via,
+            "os_user": self.os_user,
+            "second_factor": facts.second_factor,
+            "subject": facts.subject,
+            "issuer": facts.issuer,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +163,14 @@ mod tests {
                 "{bad}"
             );
         }
+        let pause =
+            Reviewer::new("ann@example.com", "link", None, now, LINK_LIFETIME).for_pause("p1");
+        let back = Reviewer::from_token(&key, &pause.token(&key), now).expect("valid");
+        assert_eq!(
+            back.pause.as_deref(),
+            Some("p1"),
+            "a pause link says which pause"
+        );
         let cli = Reviewer::new(
             "ann@example.com",
             "cli",
@@ -143,5 +179,40 @@ mod tests {
             CLI_LIFETIME,
         );
         assert_eq!(Reviewer::from_token(&key, &cli.token(&key), now), Ok(cli));
+    }
+
+    #[test]
+    fn the_recorded_auth_says_oidc_only_when_signed_in_and_keeps_the_token_s_facts() {
+        use crate::auth::{Facts, Via};
+        use crate::policy::SecondFactor;
+        let now = datetime!(2026-12-03 12:00 UTC);
+        let link = Reviewer::new("ann@example.com", "link", None, now, LINK_LIFETIME);
+        let signed = Facts {
+            via: Via::Oidc,
+            second_factor: Some(SecondFactor::Totp),
+            subject: Some("ann".into()),
+            issuer: Some("https://idp.example.com".into()),
+        };
+        assert_eq!(
+            link.auth_with(&signed),
+            serde_json::json!({"via": "oidc", "os_user": null, "second_factor": "totp", "subject": "ann", "issuer": "https://idp.example.com"})
+        );
+        let cli = Reviewer::new(
+            "ann@example.com",
+            "cli",
+            Some("ops".into()),
+            now,
+            CLI_LIFETIME,
+        );
+        let plain = Facts {
+            via: Via::Link,
+            second_factor: None,
+            subject: None,
+            issuer: None,
+        };
+        assert_eq!(
+            cli.auth_with(&plain),
+            serde_json::json!({"via": "cli", "os_user": "ops", "second_factor": null, "subject": null, "issuer": null})
+        );
     }
 }

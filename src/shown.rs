@@ -52,7 +52,8 @@ impl Hidden {
 pub enum Finding {
     /// A character shown as its escape (`\u202E`).
     Hidden { escape: String, kind: Hidden },
-    /// A word whose letters come from more than one script (UTS #39 mixed-script).
+    /// A word whose letters come from more than one script (UTS #39 mixed-script), or a non-ASCII
+    /// word that passes for an ASCII one letter by letter (a Cyrillic `А-1001`, a fullwidth `Ａ`).
     MixedScript {
         word: String,
         scripts: Vec<&'static str>,
@@ -181,13 +182,19 @@ pub fn check(s: &str) -> Vec<Finding> {
         }
     }
     for word in s.split(|c: char| !is_word_char(c)) {
-        if word.is_empty() || word.is_single_script() {
+        if word.is_empty() || word.is_ascii() {
+            continue;
+        }
+        let like = looks_like(word);
+        // one script is flagged only when the whole word passes for ASCII (`А-1001` in Cyrillic,
+        // fullwidth `Ａ`): words of another language are left alone
+        if word.is_single_script() && like.is_none() {
             continue;
         }
         let f = Finding::MixedScript {
             word: word.to_string(),
             scripts: scripts(word),
-            looks_like: looks_like(word),
+            looks_like: like,
         };
         if !found.contains(&f) {
             found.push(f);
@@ -271,11 +278,11 @@ pub fn warning(flags: &[Flag]) -> Option<String> {
                 let like = looks_like
                     .as_ref()
                     .map_or(String::new(), |l| format!(", looks like “{l}”"));
-                mixed.push(format!(
-                    "“{word}” in {} mixes {} letters{like}",
-                    f.place,
-                    and(scripts)
-                ));
+                let how = match scripts.as_slice() {
+                    [one] => format!("is written in {one} letters"),
+                    many => format!("mixes {} letters", and(many)),
+                };
+                mixed.push(format!("“{word}” in {} {how}{like}", f.place));
             }
         }
     }

@@ -4,8 +4,9 @@
 //!
 //! One small interface for every page that decides: [`Deciders::may_decide`] answers "may this
 //! request decide decision X as EMAIL, given requirement R?" with the [`Facts`] to record or a
-//! [`Refused`] sentence that says what to do. Decisions are named by a plain id (an approval id
-//! today) and an address, never by approval internals. This module must never decide anything
+//! [`Refused`] sentence that says what to do. Decisions are named by a plain id (an approval id;
+//! `review:<email>`, `pause:<call>`, `held:<call>`, `classify:<server>/<tool>` on the review side)
+//! and an address, never by approval internals. This module must never decide anything
 //! itself, write the ledger (its callers record refusals), or accept a person the provider did
 //! not verify as the link's address.
 
@@ -354,6 +355,21 @@ impl Deciders {
         need: Requirement,
         now: i64,
     ) -> Result<Facts, Refused> {
+        self.may_decide_within(p, decision, decision, email, need, now)
+    }
+
+    /// As [`Deciders::may_decide`], on a page where one sign-in covers several decisions (the
+    /// review page): the session must be for `scope`, the code is spent on `decision` (a
+    /// lockout bars that one decision, not the page). Blocking.
+    pub fn may_decide_within(
+        &self,
+        p: Presented<'_>,
+        scope: &str,
+        decision: &str,
+        email: &str,
+        need: Requirement,
+        now: i64,
+    ) -> Result<Facts, Refused> {
         let mut facts = Facts {
             via: Via::Link,
             second_factor: None,
@@ -364,7 +380,7 @@ impl Deciders {
             if self.provider.is_none() {
                 return Err(not_configured());
             }
-            let s = self.signed_in(p.cookies, decision, email, now).ok_or_else(|| {
+            let s = self.signed_in(p.cookies, scope, email, now).ok_or_else(|| {
                 Refused::sign_in("Sign in first", format!("this browser is not signed in as {email} for this request, or the sign-in expired"), "open the link from your email again and sign in; nothing was decided")
             })?;
             facts.via = Via::Oidc;

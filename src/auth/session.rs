@@ -4,7 +4,8 @@
 //! Both are signed (HMAC-SHA256, by the `cookie` crate's signed jar) with a key derived from the
 //! link key, so they survive a restart and every replica with the same key accepts them. They
 //! are `HttpOnly`, `SameSite=Lax`, `Secure` when the pages are served over https, and limited to
-//! the paths that need them. A session must never be accepted for another decision, another
+//! the paths that need them (an approval's `/a/{id}/`, a review link's `/review/{token}`, a pause's
+//! `/p/{call}/`). A session must never be accepted for another decision, another
 //! address, or after it expired.
 
 use cookie::{Cookie, CookieJar, Key, SameSite};

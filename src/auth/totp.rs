@@ -259,9 +259,17 @@ pub fn enroll(key_path: &Path, email: &str, replace: bool, now: &str) -> Result<
 
 /// Replace `path` with `bytes`, readable by the owner only: a synced temporary file renamed over
 /// it, then the directory synced, so a crash leaves the old or the new content, never neither.
+/// The temporary file a write of `path` goes through: named for the file itself and this
+/// process, so the secrets file and the used-code file (and two writers) never share one.
+fn tmp_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp-write");
+    let tmp = tmp_path(path);
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -5,6 +5,13 @@
 //! by `--as` (recorded with `via: cli` and the OS user; the gate's authority rule decides whether
 //! that person may); its address comes from `--url` or the runtime file `serve` writes beside
 //! the ledger. Listing also works with no gate running, read-only from the ledger.
+//!
+//! A matter whose role requires more than a link — signing in with the company's provider, a
+//! TOTP code — is never decided from here: the command prints the person's own page (where they
+//! sign in and enter the code) and exits with an error, and the gate refuses a CLI token for it
+//! anyway. A release or rejection sends the SHA-256 of the held call's canonical JSON as this
+//! command fetched it (`seen_json`): the gate refuses it if the call changed since, and records
+//! it as `seen_sha256` (`seen_of: json`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,15 +19,13 @@ use std::process::ExitCode;
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Value, json};
 
-use super::{printable, report, runtime_file};
+use super::{printable, runtime_file};
 pub use args::{DriftCommand, QuarantineCommand};
 
 mod args;
-use airlock::approval::link::LinkKey;
-use airlock::config::{Config, load_config};
+mod gate;
 use airlock::ledger::LedgerReader;
-use airlock::reviewer::{CLI_LIFETIME, LINK_LIFETIME, Reviewer};
-use time::OffsetDateTime;
+use gate::{Gate, config, needs_their_page, running, runtime};
 
 pub(super) fn quarantine(command: QuarantineCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -89,137 +94,6 @@ pub(super) fn drift(command: DriftCommand) -> anyhow::Result<ExitCode> {
             drift_resume(&gate.config.config, gate.url.as_deref(), &scope, &by)
         }
     }
-}
-
-/// The OS user running the CLI (recorded with what it decides).
-fn os_user() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-}
-
-struct Gate {
-    base: String,
-    key: LinkKey,
-}
-
-/// (base URL, instance nonce) from the runtime file a running `serve` writes.
-fn runtime(config: &Config) -> Option<(String, String)> {
-    let text = std::fs::read_to_string(runtime_file(&config.ledger_path)).ok()?;
-    let mut lines = text.lines().map(str::trim);
-    let base = lines.next()?.trim_end_matches('/').to_string();
-    Some((base, lines.next().unwrap_or("").to_string()))
-}
-
-impl Gate {
-    fn find(config: &Config, url: Option<&str>) -> anyhow::Result<Option<Gate>> {
-        let base = match url {
-            Some(u) => u.trim_end_matches('/').to_string(),
-            None => {
-                let Some((base, instance)) = runtime(config) else {
-                    return Ok(None);
-                };
-                // Only a gate that knows the nonce gets a token: after a crash the file
-                // may name a port something else holds now.
-                if !Gate::is_instance(&base, &instance) {
-                    return Ok(None);
-                }
-                base
-            }
-        };
-        if !config.key_path.exists() {
-            bail!(
-                "no link key at {} (has `airlock serve` ever run with this config?)",
-                config.key_path.display()
-            );
-        }
-        let key = LinkKey::load_or_create(&config.key_path)?;
-        Ok(Some(Gate { base, key }))
-    }
-
-    fn is_instance(base: &str, instance: &str) -> bool {
-        !instance.is_empty()
-            && Gate::agent()
-                .get(&format!("{base}/healthz"))
-                .call()
-                .ok()
-                .and_then(|r| {
-                    r.headers()
-                        .get("x-airlock-instance")
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| v == instance)
-                })
-                .unwrap_or(false)
-    }
-
-    fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into()
-    }
-
-    /// A token for one command, as `email`, from the CLI.
-    fn token(&self, email: &str) -> String {
-        let now = OffsetDateTime::now_utc();
-        Reviewer::new(email, "cli", Some(os_user()), now, CLI_LIFETIME).token(&self.key)
-    }
-
-    /// `email`'s personal review page (a link to hand to them, valid 24 hours).
-    fn page_for(&self, email: &str) -> String {
-        let now = OffsetDateTime::now_utc();
-        let r = Reviewer::new(email, "link", None, now, LINK_LIFETIME);
-        format!("{}/review/{}", self.base, r.token(&self.key))
-    }
-
-    /// What the review page shows, read as the operator (reading decides nothing).
-    fn state(&self) -> anyhow::Result<Value> {
-        let reader = format!("cli:{}", os_user());
-        let url = format!("{}/review/{}/state", self.base, self.token(&reader));
-        let mut r = Gate::agent()
-            .get(&url)
-            .header("Accept", "application/json")
-            .call()
-            .with_context(|| format!("cannot reach airlock serve at {}", self.base))?;
-        let body = r.body_mut().read_to_string()?;
-        if !r.status().is_success() {
-            bail!(
-                "airlock serve at {} answered {}: {body}",
-                self.base,
-                r.status()
-            );
-        }
-        Ok(serde_json::from_str(&body)?)
-    }
-
-    /// Act as `email` (the gate decides whether that person may).
-    fn post(&self, path: &str, email: &str, form: &[(&str, &str)]) -> anyhow::Result<Value> {
-        let url = format!("{}/review/{}/{path}", self.base, self.token(email));
-        let mut r = Gate::agent()
-            .post(&url)
-            .header("Accept", "application/json")
-            .send_form(form.iter().copied())
-            .with_context(|| format!("cannot reach airlock serve at {}", self.base))?;
-        let body = r.body_mut().read_to_string()?;
-        let v: Value = serde_json::from_str(&body)
-            .map_err(|_| anyhow!("airlock serve answered {}: {body}", r.status()))?;
-        match v.get("error").and_then(Value::as_str) {
-            Some(e) => bail!("{e}"),
-            None => Ok(v),
-        }
-    }
-}
-
-fn config(path: &Path) -> anyhow::Result<Config> {
-    load_config(path).map_err(report)
-}
-
-fn running(path: &Path, url: Option<&str>) -> anyhow::Result<Gate> {
-    let c = config(path)?;
-    Gate::find(&c, url)?.ok_or_else(|| {
-        anyhow!(
-            "no running `airlock serve` found (nothing answers at the address in {}): start it, or pass --url",
-            runtime_file(&c.ledger_path).display()
-        )
-    })
 }
 
 /// Held calls, unclassified tools and pauses, and the review page's URL: from the running
@@ -366,6 +240,9 @@ pub(super) fn quarantine_classify(
         );
     };
     let mode = if a.print { "print" } else { "write" };
+    if !a.print {
+        needs_their_page(&v["requires"]["classify"], a.by, &g.page_for(a.by))?;
+    }
     let r = g.post(
         "classify",
         a.by,
@@ -397,10 +274,20 @@ pub(super) fn quarantine_act(
     reason: &str,
 ) -> anyhow::Result<ExitCode> {
     let g = running(path, url)?;
+    let v = g.state()?;
+    let held = v["held"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|h| h["id"] == id)
+        .ok_or_else(|| anyhow!("no held call `{id}` (`airlock quarantine list` shows them)"))?;
+    needs_their_page(&v["requires"]["held"][id], by, &g.page_for(by))?;
+    // what this command saw: the call as fetched, hashed as the gate hashes it
+    let seen = airlock::canonical::sha256_hex(airlock::canonical::to_string(held).as_bytes());
     let r = g.post(
         &format!("held/{id}"),
         by,
-        &[("action", action), ("reason", reason)],
+        &[("action", action), ("reason", reason), ("seen_json", &seen)],
     )?;
     println!("{}", r["message"].as_str().unwrap_or("done"));
     if action == "release" {
@@ -447,6 +334,15 @@ pub(super) fn drift_resume(
     by: &str,
 ) -> anyhow::Result<ExitCode> {
     let g = running(path, url)?;
+    let v = g.state()?;
+    let pause = v["pauses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["scope"] == scope);
+    if let Some(id) = pause.and_then(|p| p["call_id"].as_str()) {
+        needs_their_page(&v["requires"]["pauses"][id], by, &g.pause_page_for(id, by))?;
+    }
     let r = g.post("resume", by, &[("scope", scope)])?;
     println!("{}", r["message"].as_str().unwrap_or("done"));
     Ok(ExitCode::SUCCESS)

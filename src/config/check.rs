@@ -272,7 +272,11 @@ fn check_separation(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<D
         .collect();
     for (name, role) in &p.roles {
         for (agent, what) in &agents {
-            if role.emails.iter().any(|e| e.eq_ignore_ascii_case(agent)) {
+            if role
+                .emails
+                .iter()
+                .any(|e| e.trim().eq_ignore_ascii_case(agent.trim()))
+            {
                 diags.push(src.error(
                     None,
                     &format!("roles.{name}.emails"),

@@ -1,6 +1,11 @@
 //! The desk's one decision entry point: find the item, apply the one authority rule to the
 //! decider (a refusal is recorded and nothing moves), then let the item's kind commit what the
 //! decision means and act on it.
+//!
+//! The review side proves who the decider is first (a personal link, and a sign-in or a TOTP
+//! code where the matter's roles require one: `web::review::signin`, which asks the same
+//! [`authorize`] rule before it checks them); the desk applies the rule again here, on the item
+//! as it is now, so no decision reaches a kind unadmitted.
 
 use serde_json::json;
 
@@ -12,24 +17,24 @@ use crate::authority::{Decider, Matter, Refusal};
 use crate::drift::Pause;
 use crate::drift::pauses::PauseError;
 use crate::ledger::NewRow;
-use crate::quarantine::{Held, QuarantineError};
-use crate::reviewer::Reviewer;
+use crate::quarantine::{Held, QuarantineError, Seen};
 
-/// A reviewer's decision (the review page, the pause page and the CLI).
+/// A reviewer's decision on an item (the review page, the pause page and the CLI).
 #[derive(Debug, Clone, Copy)]
 pub enum Act<'a> {
-    /// Run a held call once.
-    Release { id: &'a str },
+    /// Run a held call once; `seen` is what the reviewer was shown.
+    Release { id: &'a str, seen: &'a Seen },
     /// A held call never runs.
-    Reject { id: &'a str, reason: &'a str },
+    Reject {
+        id: &'a str,
+        reason: &'a str,
+        seen: &'a Seen,
+    },
     /// Resume autopilot for `scope` (given `call`, only the pause that call started).
     Resume {
         scope: &'a str,
         call: Option<&'a str>,
     },
-    /// Write the manifest of a tool no manifest describes: the desk only admits the decider
-    /// (classifying adds a file, it moves no item).
-    Classify,
 }
 
 impl Act<'_> {
@@ -39,7 +44,6 @@ impl Act<'_> {
             Act::Release { .. } => "release",
             Act::Reject { .. } => "reject",
             Act::Resume { .. } => "resume",
-            Act::Classify => "classify",
         }
     }
 }
@@ -51,8 +55,6 @@ pub enum Decided {
     Held(Box<Held>),
     /// A pause resumed.
     Resumed(Pause),
-    /// The decider may classify.
-    Classify(Decider),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,45 +69,54 @@ pub enum DecideError {
 }
 
 impl Desk {
-    /// A reviewer's decision: find the item, apply the authority rule, then the kind's decision.
-    pub async fn decide(&self, reviewer: &Reviewer, act: Act<'_>) -> Result<Decided, DecideError> {
+    /// A reviewer's decision: find the item, apply the authority rule to `by` on it, then the
+    /// kind's decision.
+    pub async fn decide(&self, by: &Decider, act: Act<'_>) -> Result<Decided, DecideError> {
         match act {
-            Act::Release { id } | Act::Reject { id, .. } => {
-                let h = self
-                    .held
-                    .get(id)
-                    .ok_or_else(|| QuarantineError::NotFound(id.to_string()))?;
-                let matter = Matter::Held {
-                    roles: &h.roles,
-                    requester: &h.actor,
-                };
-                let by = self.admit(reviewer, matter, id, act).await?;
-                let h = match act {
-                    Act::Reject { reason, .. } => self.held.reject(id, &by, reason).await?,
-                    _ => self.held.release(id, &by).await?,
-                };
+            Act::Release { id, seen } => {
+                self.admit_held(by, id, act).await?;
+                let h = self.held.release(id, by, seen).await?;
+                Ok(Decided::Held(Box::new(h)))
+            }
+            Act::Reject { id, reason, seen } => {
+                self.admit_held(by, id, act).await?;
+                let h = self.held.reject(id, by, reason, seen).await?;
                 Ok(Decided::Held(Box::new(h)))
             }
             Act::Resume { scope, call } => {
-                let pause = self
-                    .pauses
-                    .list()
-                    .into_iter()
-                    .find(|p| p.scope == scope && call.is_none_or(|c| c == p.call_id))
-                    .ok_or_else(|| PauseError::NotPaused(scope.to_string()))?;
+                let pause = self.paused(scope, call)?;
                 let requester = self.held.get(&pause.call_id).map(|h| h.actor);
                 let matter = Matter::Pause {
                     role: pause.notify.as_deref(),
                     requester: requester.as_deref(),
                 };
-                let by = self.admit(reviewer, matter, &pause.call_id, act).await?;
-                let p = self.pauses.resume(scope, Some(&pause.call_id), &by).await?;
+                self.admit(by, matter, &pause.call_id, act).await?;
+                let p = self.pauses.resume(scope, Some(&pause.call_id), by).await?;
                 Ok(Decided::Resumed(p))
             }
-            Act::Classify => Ok(Decided::Classify(
-                self.admit(reviewer, Matter::Classify, "", act).await?,
-            )),
         }
+    }
+
+    /// The authority rule on held call `id`: its roles, and its requester never deciding.
+    async fn admit_held(&self, by: &Decider, id: &str, act: Act<'_>) -> Result<(), DecideError> {
+        let h = self
+            .held
+            .get(id)
+            .ok_or_else(|| QuarantineError::NotFound(id.to_string()))?;
+        let matter = Matter::Held {
+            roles: &h.roles,
+            requester: &h.actor,
+        };
+        self.admit(by, matter, id, act).await
+    }
+
+    /// The pause in force for `scope` (given `call`, only the one that call started).
+    pub fn paused(&self, scope: &str, call: Option<&str>) -> Result<Pause, PauseError> {
+        self.pauses
+            .list()
+            .into_iter()
+            .find(|p| p.scope == scope && call.is_none_or(|c| c == p.call_id))
+            .ok_or_else(|| PauseError::NotPaused(scope.to_string()))
     }
 
     /// A decision posted from an approval page, by a decider authenticated as `auth` says.
@@ -126,34 +137,30 @@ impl Desk {
             .await
     }
 
-    /// The decider for `matter`, if the authority rule admits the reviewer; a refusal is
-    /// recorded in the ledger (under `call_id`) before it is answered.
+    /// Whether the authority rule admits `by` to `matter` now; a refusal is recorded in the
+    /// ledger (under `call_id`, within the decider's refusal quota) before it is answered.
     async fn admit(
         &self,
-        reviewer: &Reviewer,
+        by: &Decider,
         matter: Matter<'_>,
         call_id: &str,
         act: Act<'_>,
-    ) -> Result<Decider, DecideError> {
-        let setup = self.live.setup();
-        match authorize(&setup, &matter, &reviewer.email) {
-            Ok(roles) => Ok(Decider {
-                who: reviewer.email.clone(),
-                roles,
-                auth: reviewer.auth(),
-            }),
-            Err(refusal) => {
-                let row = NewRow::now(
-                    "decision_refused",
-                    call_id,
-                    json!({"act": act.name(), "by": reviewer.email, "auth": reviewer.auth(), "reason": refusal.to_string()}),
-                );
-                if let Err(e) = self.ledger.append(vec![row]).await {
-                    tracing::error!(error = %e, "cannot record a refused decision");
-                }
-                tracing::warn!(by = %reviewer.email, act = act.name(), %call_id, reason = %refusal, "decision refused");
-                Err(DecideError::Refused(refusal))
+    ) -> Result<(), DecideError> {
+        let Err(refusal) = authorize(&self.live.setup(), &matter, &by.who) else {
+            return Ok(());
+        };
+        let now = time::OffsetDateTime::now_utc();
+        if let Some(left_out) = self.held.refusal_quota(&by.who, now) {
+            let mut body = json!({"act": act.name(), "by": by.who, "auth": by.auth, "reason": refusal.to_string()});
+            if let (Some(m), true) = (body.as_object_mut(), left_out > 0) {
+                m.insert("suppressed_before".into(), left_out.into());
+            }
+            let row = NewRow::now("decision_refused", call_id, body);
+            if let Err(e) = self.ledger.append(vec![row]).await {
+                tracing::error!(error = %e, "cannot record a refused decision");
             }
         }
+        tracing::warn!(by = %by.who, act = act.name(), %call_id, reason = %refusal, "decision refused");
+        Err(DecideError::Refused(refusal))
     }
 }

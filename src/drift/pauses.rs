@@ -80,6 +80,11 @@ impl Pauses {
         now: OffsetDateTime,
     ) -> Result<(Pause, Reviewer), String> {
         let r = Reviewer::from_token(&self.key, token, now).map_err(|e| e.to_string())?;
+        if r.pause.as_deref().is_some_and(|p| p != id) {
+            return Err(
+                "this link is for another pause: open the link from that pause's mail".into(),
+            );
+        }
         let p = self
             .find(id)
             .ok_or("autopilot is not paused for this link's scope any more (it was resumed)")?;
@@ -88,7 +93,9 @@ impl Pauses {
 
     /// `email`'s personal link to the page of pause `p`, valid for 24 hours from `now`.
     pub fn link(&self, p: &Pause, email: &str, now: OffsetDateTime) -> String {
-        let token = Reviewer::new(email, "link", None, now, LINK_LIFETIME).token(&self.key);
+        let token = Reviewer::new(email, "link", None, now, LINK_LIFETIME)
+            .for_pause(&p.call_id)
+            .token(&self.key);
         format!("{}/p/{}/{token}", self.base_url, p.call_id)
     }
 

@@ -30,10 +30,34 @@ pub enum SecondFactor {
 }
 
 /// What one decision asks of its decider, beyond a valid link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Requirement {
     pub sign_in: SignIn,
     pub second_factor: Option<SecondFactor>,
+}
+
+impl Requirement {
+    /// Whether it asks for more than the link: a sign-in or a second factor (which a token the
+    /// CLI makes can never give).
+    pub fn beyond_link(&self) -> bool {
+        self.sign_in != SignIn::Link || self.second_factor.is_some()
+    }
+
+    /// What it asks for, in words: "signing in with the company account and a TOTP code".
+    pub fn words(&self) -> String {
+        let mut parts = Vec::new();
+        if self.sign_in == SignIn::Oidc {
+            parts.push("signing in with the company account");
+        }
+        if self.second_factor == Some(SecondFactor::Totp) {
+            parts.push("a code from an authenticator app (TOTP)");
+        }
+        if parts.is_empty() {
+            "the link alone".to_string()
+        } else {
+            parts.join(" and ")
+        }
+    }
 }
 
 impl Policy {
@@ -49,6 +73,39 @@ impl Policy {
                 .and_then(|c| c.second_factor)
                 .or_else(|| role.and_then(|r| r.second_factor)),
         }
+    }
+
+    /// What deciding a matter that needs every role in `roles` requires: the strictest of them
+    /// (sign in if any role signs in; a second factor if any role, or the `class` of the call
+    /// decided, asks for one). Unknown names require nothing more.
+    pub fn requirement_of(&self, roles: &[String], class: Option<&str>) -> Requirement {
+        let mut need = Requirement {
+            sign_in: SignIn::Link,
+            second_factor: class
+                .and_then(|c| self.classes.get(c))
+                .and_then(|c| c.second_factor),
+        };
+        for r in roles.iter().filter_map(|r| self.roles.get(r)) {
+            if r.sign_in == SignIn::Oidc {
+                need.sign_in = SignIn::Oidc;
+            }
+            need.second_factor = need.second_factor.or(r.second_factor);
+        }
+        need
+    }
+
+    /// The roles `email` is a member of.
+    pub fn roles_of(&self, email: &str) -> Vec<String> {
+        let email = email.trim();
+        self.roles
+            .iter()
+            .filter(|(_, r)| {
+                r.emails
+                    .iter()
+                    .any(|e| e.trim().eq_ignore_ascii_case(email))
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Whether any role signs in with the provider (then `[sign_in]` must be configured).

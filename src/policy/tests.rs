@@ -95,3 +95,47 @@ fn escalate_needs_a_senior_role() {
     let e = load("version = \"v\"\n[classes]\nx = { path = \"approve\", role = \"r\", on_timeout = \"escalate\" }\n[roles]\nr = { emails = [\"a@b.c\"] }\n").unwrap_err();
     assert_eq!(e[0].key, "classes.x.on_timeout");
 }
+
+#[test]
+fn a_matter_needing_several_roles_requires_the_strictest_of_them_and_of_its_class() {
+    use super::{Requirement, SecondFactor, SignIn};
+    let p = load(
+        r#"
+version = "v1"
+[classes]
+read_only = { path = "allow" }
+financial = { path = "allow", second_factor = "totp" }
+[roles]
+ops = { emails = ["ops@example.com"] }
+cfo = { emails = ["cfo@example.com", "Ops@Example.com"], sign_in = "oidc" }
+sec = { emails = ["sec@example.com"], second_factor = "totp" }
+"#,
+    )
+    .unwrap();
+    let roles = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let plain = Requirement::default();
+    assert_eq!(p.requirement_of(&roles(&["ops"]), Some("read_only")), plain);
+    assert!(!plain.beyond_link());
+    let oidc = p.requirement_of(&roles(&["ops", "cfo"]), None);
+    assert_eq!(
+        oidc,
+        Requirement {
+            sign_in: SignIn::Oidc,
+            second_factor: None
+        }
+    );
+    let both = p.requirement_of(&roles(&["cfo", "sec"]), None);
+    assert_eq!(both.second_factor, Some(SecondFactor::Totp));
+    assert_eq!(both.sign_in, SignIn::Oidc);
+    assert!(both.words().contains("signing in") && both.words().contains("TOTP"));
+    // the class of the call adds its second factor to a role that asks for none
+    let by_class = p.requirement_of(&roles(&["ops"]), Some("financial"));
+    assert_eq!(by_class.second_factor, Some(SecondFactor::Totp));
+    assert!(by_class.beyond_link());
+    // unknown names add nothing; membership ignores case
+    assert_eq!(
+        p.requirement_of(&roles(&["nobody"]), Some("nothing")),
+        plain
+    );
+    assert_eq!(p.roles_of("ops@example.com"), roles(&["cfo", "ops"]));
+}

@@ -85,15 +85,7 @@ impl Notices {
             let mail = Mail {
                 to: to.clone(),
                 subject: format!("[Airlock] Held for review: {} by {}", h.tool, h.actor),
-                body: format!(
-                    "Airlock held a call of `{}` (server `{}`) by {}; it has not run.\n\nWhy: {}\n\nRelease it (it then runs once) or reject it on the review page; further calls of this tool held in the next {} minutes are listed there without another mail. This link is yours alone, for 24 hours; do not forward it:\n\n{}/review/{token}\n",
-                    h.tool,
-                    h.server,
-                    h.actor,
-                    h.reason,
-                    QUIET.whole_minutes(),
-                    self.base_url,
-                ),
+                body: body(h, &format!("{}/review/{token}", self.base_url)),
                 key: format!("held-{}-{}", h.id, to),
             };
             let (kind, body) = match self.mailer.send(&mail).await {
@@ -118,4 +110,33 @@ impl Notices {
             }
         }
     }
+}
+
+/// The notice: Airlock's lines, then what the agent wrote (the reason quotes its values) marked as
+/// the agent's, escaped and with links broken, one line each behind `| `, then the link.
+fn body(h: &Held, link: &str) -> String {
+    let mut flags = crate::shown::request::text_flags("the reason", &h.reason);
+    flags.extend(crate::shown::request::argument_flags(
+        &serde_json::Value::Object(h.arguments.clone()),
+    ));
+    let warning = crate::shown::warning(&flags)
+        .map(|w| format!("WARNING: {w}\n\n"))
+        .unwrap_or_default();
+    let agent = |s: &str| crate::shown::break_links(&crate::shown::line(s));
+    let args: Vec<String> = h
+        .arguments
+        .iter()
+        .map(|(k, v)| format!("| {}: {}", agent(k), agent(&v.to_string())))
+        .collect();
+    format!(
+        "{warning}Airlock held a call of `{}` (server `{}`) by {}; it has not run ({}).\n\nWritten by the agent ({}), not by Airlock:\n| reason: {}\n{}\nEnd of the agent's text.\n\nRelease it (it then runs once) or reject it on the review page; further calls of this tool held in the next {} minutes are listed there without another mail. This link is yours alone, for 24 hours; do not forward it:\n\n{link}\n",
+        h.tool,
+        h.server,
+        h.actor,
+        h.codes.join(", "),
+        h.actor,
+        agent(&h.reason),
+        args.join("\n"),
+        QUIET.whole_minutes(),
+    )
 }

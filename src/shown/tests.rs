@@ -296,3 +296,32 @@ fn a_requests_flags_are_placed_by_argument_path_name_and_field() {
         ["acct-\\u202E1000-tcca"]
     );
 }
+
+#[test]
+fn a_word_of_one_other_script_is_flagged_only_when_it_passes_for_ascii() {
+    for (input, want) in [
+        // Cyrillic А before the digits, fullwidth Ａ: they read as A-1001
+        (
+            "\u{0410}-1001",
+            vec![mixed("\u{0410}", &["Cyrillic"], Some("A"))],
+        ),
+        (
+            "\u{FF21}-1001",
+            vec![mixed("\u{FF21}", &["Latin"], Some("A"))],
+        ),
+        // a Russian word with letters that have no ASCII twin is just Russian
+        ("\u{0421}\u{0435}\u{0440}\u{0433}\u{0435}\u{0439}", vec![]),
+        ("caf\u{00E9}", vec![]),
+    ] {
+        assert_eq!(check(input), want, "{input:?}");
+    }
+    let line = warning(&[Flag {
+        place: "order_id".into(),
+        finding: mixed("\u{0410}", &["Cyrillic"], Some("A")),
+    }])
+    .expect("a warning");
+    assert!(
+        line.contains("“\u{0410}” in order_id is written in Cyrillic letters, looks like “A”"),
+        "{line}"
+    );
+}

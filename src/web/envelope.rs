@@ -314,7 +314,7 @@ fn flag_html(key: &str, v: &Value) -> String {
     let words = match (hidden, mixed) {
         (true, true) => "hidden characters shown as escapes; look-alike letters",
         (true, false) => "hidden characters shown as escapes",
-        (false, true) => "look-alike letters (mixed scripts)",
+        (false, true) => "look-alike letters",
         (false, false) => return String::new(),
     };
     format!(" <small class=\"flag\">⚠ {words}</small>")

@@ -1,31 +1,34 @@
-//! The review page (`/review/{token}`): held calls grouped by tool, tools no manifest describes,
-//! and paused autopilot scopes, with the forms that classify a tool, release or reject a held
-//! call, and resume a scope. The same endpoints answer JSON to the CLI (`Accept:
-//! application/json`). The pause page (`/p/{id}/{token}`) is the mailed link of one pause.
-//! Held calls' arguments are shown as [`crate::shown`] shows text: hidden characters escaped,
-//! a warning line, marked as the agent's.
+//! The review side's endpoints: the review page (`/review/{token}`) and its actions — classify
+//! a tool, release or reject a held call, resume a paused scope — and a pause's page
+//! (`/p/{id}/{token}`, the mailed link of one pause). The same endpoints answer JSON to the CLI
+//! (`Accept: application/json`). Who may decide, and what they must prove, is [`signin`]'s; the
+//! HTML is [`page`]'s. A held call's release or rejection carries what its reviewer saw (`seen`:
+//! the hash of the call's block as the page rendered it, or `seen_json`: of its JSON as the CLI
+//! fetched it); a hash that no longer matches the call is refused as stale.
 
-use std::collections::{BTreeMap, HashMap};
+mod page;
+pub(super) mod signin;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use serde_json::{Value, json};
-
-use axum::Extension;
+use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::{Web, esc, message_page, shell};
+use super::{Web, message_page};
 use crate::desk::{Act, DecideError, Decided};
-use crate::drift::Pause;
 use crate::drift::pauses::PauseError;
 use crate::ledger::NewRow;
 use crate::quarantine::classify::{self, Classification, Subject};
-use crate::quarantine::{Held, QuarantineError};
+use crate::quarantine::{self as q, Held, QuarantineError, Seen};
 use crate::reviewer::Reviewer;
-use crate::shown::{self, request};
+pub(super) use signin::record_sign_in_refusal;
+use signin::{Ask, Proof, decider, pause_scope, review_scope};
 
 type Outcome = Result<(String, Value), (StatusCode, String)>;
 
@@ -61,6 +64,27 @@ pub(super) async fn admit(
 ) -> Response {
     let token = params.get("token").map_or("", String::as_str);
     match web.desk.held().reviewer(token, OffsetDateTime::now_utc()) {
+        Ok(r) if r.pause.is_some() => answer(
+            &headers,
+            "",
+            Err((
+                StatusCode::NOT_FOUND,
+                "this link opens one pause's page only".into(),
+            )),
+        ),
+        // a person's link opens the page only while they are in some role (the CLI's own
+        // tokens read as the key holder)
+        Ok(r) if r.via == "link" && !in_some_role(&web, &r.email) => answer(
+            &headers,
+            "",
+            Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} is in no role of the policy now, so this link opens nothing",
+                    r.email
+                ),
+            )),
+        ),
         Ok(r) => {
             req.extensions_mut().insert(r);
             next.run(req).await
@@ -70,6 +94,15 @@ pub(super) async fn admit(
             answer(&headers, "", Err((StatusCode::NOT_FOUND, e.to_string())))
         }
     }
+}
+
+fn in_some_role(web: &Web, email: &str) -> bool {
+    let setup = web.live.setup();
+    setup.policy.roles.values().any(|r| {
+        r.emails
+            .iter()
+            .any(|e| e.trim().eq_ignore_ascii_case(email.trim()))
+    })
 }
 
 /// A decision the desk refused or could not make, as a status and its sentence.
@@ -116,13 +149,36 @@ fn unclassified(web: &Web) -> Vec<(String, String, String, String)> {
         .collect()
 }
 
-/// `GET /review/{token}/state`: everything the page shows, as JSON.
-pub(super) async fn state(State(web): State<Arc<Web>>) -> Response {
+/// `GET /review/{token}/state`: everything the page shows, as JSON, and what deciding each
+/// matter requires beyond a link (`requires`: by held call id, by pause call id, and for
+/// classifying), so the CLI knows what it cannot decide.
+pub(super) async fn state(
+    State(web): State<Arc<Web>>,
+    Extension(reviewer): Extension<Reviewer>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    // what the page shows needs what the page needs: a member of a role that signs in, signed in
+    if let Err(redirect) = signin::review_page_session(&web, &reviewer, &token, &headers).await {
+        return redirect;
+    }
+    let setup = web.live.setup();
     let held: Vec<Held> = web.desk.held().list();
+    let pauses = web.desk.pauses().list();
+    let need = |a: Ask<'_>| serde_json::to_value(a.requirement(&setup)).unwrap_or(Value::Null);
+    let held_needs: Map<String, Value> = held
+        .iter()
+        .map(|h| (h.id.clone(), need(Ask::held(h, "release", &setup))))
+        .collect();
+    let pause_needs: Map<String, Value> = pauses
+        .iter()
+        .map(|p| (p.call_id.clone(), need(Ask::pause(p, None))))
+        .collect();
     Json(json!({
         "held": held,
-        "pauses": web.desk.pauses().list(),
+        "pauses": pauses,
         "unclassified": unclassified(&web).into_iter().map(|(s, t, e, h)| json!({"server": s, "tool": t, "exposed": e, "definition_hash": h})).collect::<Vec<_>>(),
+        "requires": {"held": held_needs, "pauses": pause_needs, "classify": need(Ask::classify("", ""))},
     }))
     .into_response()
 }
@@ -134,23 +190,20 @@ pub(super) async fn classify(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let out = classify_tool(&web, &reviewer, &form).await;
+    let proof = Proof::of(&headers, form.get("totp"), review_scope(&reviewer.email));
+    let out = classify_tool(&web, &reviewer, &form, proof).await;
     answer(&headers, "Classified", out)
 }
 
-async fn classify_tool(web: &Web, reviewer: &Reviewer, form: &HashMap<String, String>) -> Outcome {
+async fn classify_tool(
+    web: &Web,
+    reviewer: &Reviewer,
+    form: &HashMap<String, String>,
+    proof: Proof,
+) -> Outcome {
     let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("").to_string();
-    let by = match web.desk.decide(reviewer, Act::Classify).await {
-        Ok(Decided::Classify(by)) => by,
-        Ok(_) => {
-            return Err((
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "not a classification".into(),
-            ));
-        }
-        Err(e) => return Err(desk_error(e)),
-    };
     let (server, tool) = (f("server"), f("tool"));
+    let by = decider(web, reviewer, &Ask::classify(&server, &tool), proof).await?;
     let setup = web.live.setup();
     let def = web.servers.route_of(&server, &tool).ok_or((
         StatusCode::NOT_FOUND,
@@ -239,8 +292,35 @@ pub(super) async fn held(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let out = decide_held(&web, &reviewer, &id, &form).await;
+    let proof = Proof::of(&headers, form.get("totp"), review_scope(&reviewer.email));
+    let out = decide_held(&web, &reviewer, &id, &form, proof).await;
     answer(&headers, "Done", out)
+}
+
+/// What the reviewer saw, from the form, if it is what the call is now: the page's `seen` (the
+/// call's block as rendered) or the CLI's `seen_json` (its JSON as fetched).
+fn seen(h: &Held, form: &HashMap<String, String>) -> Result<Seen, (StatusCode, String)> {
+    let given = |k: &str| form.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let (given, of, now) = match (given("seen"), given("seen_json")) {
+        (Some(s), _) => (s, "page", page::held_seen(h)),
+        (None, Some(s)) => (s, "json", q::json_sha256(h)),
+        (None, None) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "the form does not say what you saw (no `seen`): open the review page again and decide from there; nothing was decided".into(),
+            ));
+        }
+    };
+    if given != now {
+        return Err((
+            StatusCode::CONFLICT,
+            format!(
+                "the call `{}` changed since you looked; reload the review page and decide again (nothing was decided)",
+                h.id
+            ),
+        ));
+    }
+    Ok(Seen { sha256: now, of })
 }
 
 async fn decide_held(
@@ -248,6 +328,7 @@ async fn decide_held(
     reviewer: &Reviewer,
     id: &str,
     form: &HashMap<String, String>,
+    proof: Proof,
 ) -> Outcome {
     let action = form.get("action").map(String::as_str);
     if !matches!(action, Some("release" | "reject")) {
@@ -256,21 +337,36 @@ async fn decide_held(
             "action must be `release` or `reject`".into(),
         ));
     }
+    let h = web
+        .desk
+        .held()
+        .get(id)
+        .ok_or_else(|| quarantine_error(QuarantineError::NotFound(id.to_string())))?;
+    if !h.is_held() {
+        return Err(quarantine_error(QuarantineError::NotHeld {
+            id: h.id.clone(),
+            state: q::state_name(&h.status).to_string(),
+        }));
+    }
+    let seen = seen(&h, form)?;
     let act = action.unwrap_or_default();
+    let setup = web.live.setup();
+    let by = decider(web, reviewer, &Ask::held(&h, act, &setup), proof).await?;
     let reason = form.get("reason").map_or("", |s| s.trim());
     let decision = if act == "release" {
-        Act::Release { id }
+        Act::Release { id, seen: &seen }
     } else {
-        Act::Reject { id, reason }
+        Act::Reject {
+            id,
+            reason,
+            seen: &seen,
+        }
     };
-    let h = match web
-        .desk
-        .decide(reviewer, decision)
-        .await
-        .map_err(desk_error)?
-    {
+    let h = match web.desk.decide(&by, decision).await.map_err(desk_error)? {
         Decided::Held(h) => h,
-        _ => return Err((StatusCode::INTERNAL_SERVER_ERROR, "not a held call".into())),
+        Decided::Resumed(_) => {
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, "not a held call".into()));
+        }
     };
     let said = if act == "release" {
         format!(
@@ -296,19 +392,38 @@ pub(super) async fn resume(
         .get("call_id")
         .map(|s| s.trim())
         .filter(|s| !s.is_empty());
-    let out = resumed(&web, &reviewer, scope, call).await;
+    let proof = Proof::of(&headers, form.get("totp"), review_scope(&reviewer.email));
+    let out = resumed(&web, &reviewer, scope, call, proof).await;
     answer(&headers, "Resumed", out)
 }
 
-async fn resumed(web: &Web, reviewer: &Reviewer, scope: &str, call: Option<&str>) -> Outcome {
+async fn resumed(
+    web: &Web,
+    reviewer: &Reviewer,
+    scope: &str,
+    call: Option<&str>,
+    proof: Proof,
+) -> Outcome {
+    let pause = web.desk.paused(scope, call).map_err(|_| {
+        (
+            StatusCode::NOT_FOUND,
+            format!("autopilot is not paused for `{scope}`"),
+        )
+    })?;
+    let requester = web.desk.held().get(&pause.call_id).map(|h| h.actor);
+    let ask = Ask::pause(&pause, requester.as_deref());
+    let by = decider(web, reviewer, &ask, proof).await?;
+    let call = Some(pause.call_id.as_str());
     let p = match web
         .desk
-        .decide(reviewer, Act::Resume { scope, call })
+        .decide(&by, Act::Resume { scope, call })
         .await
         .map_err(desk_error)?
     {
         Decided::Resumed(p) => p,
-        _ => return Err((StatusCode::INTERNAL_SERVER_ERROR, "not a pause".into())),
+        Decided::Held(_) => {
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, "not a pause".into()));
+        }
     };
     Ok((
         format!(
@@ -319,29 +434,9 @@ async fn resumed(web: &Web, reviewer: &Reviewer, scope: &str, call: Option<&str>
     ))
 }
 
-/// `GET /p/{id}/{token}`: one pause, from a person's mailed link.
+/// `GET /p/{id}/{token}`: one pause, from a person's mailed link (through the provider first
+/// when resuming it requires signing in).
 pub(super) async fn pause_page(
-    State(web): State<Arc<Web>>,
-    Path((id, token)): Path<(String, String)>,
-) -> Response {
-    let (p, r) = match web
-        .desk
-        .pauses()
-        .admit(&id, &token, OffsetDateTime::now_utc())
-    {
-        Ok(found) => found,
-        Err(why) => return message_page(StatusCode::NOT_FOUND, "Not paused", &why),
-    };
-    let body = format!(
-        "<h1>Autopilot paused</h1>{}<form method=\"post\"><p class=\"who\">You are {}; resuming is recorded with your name.</p><div class=\"buttons\"><button class=\"approve\">Resume autopilot</button></div></form>",
-        pause_html(&p),
-        esc(&r.email)
-    );
-    Html(shell("Autopilot paused", &body)).into_response()
-}
-
-/// `POST /p/{id}/{token}`: resume that pause, as the link's person.
-pub(super) async fn pause_resume(
     State(web): State<Arc<Web>>,
     Path((id, token)): Path<(String, String)>,
     headers: HeaderMap,
@@ -352,139 +447,46 @@ pub(super) async fn pause_resume(
         .admit(&id, &token, OffsetDateTime::now_utc())
     {
         Ok(found) => found,
+        Err(why) => return message_page(StatusCode::NOT_FOUND, "Not paused", &why),
+    };
+    match signin::pause_page_session(&web, &p, &r, &token, &headers).await {
+        Ok(session) => Html(page::pause_page(&web, &p, &r, session.as_ref())).into_response(),
+        Err(redirect) => redirect,
+    }
+}
+
+/// `POST /p/{id}/{token}`: resume that pause, as the link's person.
+pub(super) async fn pause_resume(
+    State(web): State<Arc<Web>>,
+    Path((id, token)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (p, r) = match web
+        .desk
+        .pauses()
+        .admit(&id, &token, OffsetDateTime::now_utc())
+    {
+        Ok(found) => found,
         Err(why) => return answer(&headers, "", Err((StatusCode::NOT_FOUND, why))),
     };
-    let out = resumed(&web, &r, &p.scope, Some(&p.call_id)).await;
+    let proof = Proof::of(&headers, form.get("totp"), pause_scope(&p.call_id));
+    let out = resumed(&web, &r, &p.scope, Some(&p.call_id), proof).await;
     answer(&headers, "Resumed", out)
 }
 
-fn pause_html(p: &Pause) -> String {
-    format!(
-        "<dl class=\"envelope\"><dt>Scope</dt><dd><code>{}</code></dd><dt>Limit</dt><dd>{}</dd><dt>Paused since</dt><dd>{}</dd><dt>Tripped by</dt><dd>call <code>{}</code> (held for review)</dd></dl>",
-        esc(&p.scope),
-        esc(&p.limit),
-        super::envelope::time_html(p.since),
-        esc(&p.call_id)
-    )
-}
-
-/// `GET /review/{token}`: the review page.
+/// `GET /review/{token}`: the review page (through the provider first for a member of a role
+/// that signs in).
 pub(super) async fn page(
     State(web): State<Arc<Web>>,
     Extension(reviewer): Extension<Reviewer>,
     Path(token): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
-    let setup = web.live.setup();
-    let mut html = format!(
-        "<h1>Review</h1><p class=\"who\">You are {}: what you decide here is recorded in the ledger with your name. <a href=\"/review/{}/stats\">Approval queue stats</a></p>",
-        esc(&reviewer.email),
-        esc(&token)
-    );
-    let pauses = web.desk.pauses().list();
-    html.push_str(&format!("<h2>Paused autopilot ({})</h2>", pauses.len()));
-    for p in &pauses {
-        html.push_str(&pause_html(p));
-        html.push_str(&format!(
-            "<form method=\"post\" action=\"/review/{t}/resume\"><input type=\"hidden\" name=\"scope\" value=\"{s}\"><input type=\"hidden\" name=\"call_id\" value=\"{c}\"><div class=\"buttons\"><button class=\"approve\">Resume autopilot for {s}</button></div></form>",
-            t = esc(&token),
-            s = esc(&p.scope),
-            c = esc(&p.call_id)
-        ));
-    }
-    let mut groups: BTreeMap<(String, String), Vec<Held>> = BTreeMap::new();
-    for h in web.desk.held().list().into_iter().filter(Held::is_held) {
-        groups
-            .entry((h.server.clone(), h.tool_name.clone()))
-            .or_default()
-            .push(h);
-    }
-    for (server, tool, _, _) in unclassified(&web) {
-        groups.entry((server, tool)).or_default();
-    }
-    html.push_str(&format!("<h2>Quarantined tools ({})</h2>", groups.len()));
-    let classes: String = setup
-        .policy
-        .classes
-        .keys()
-        .map(|c| format!("<option>{}</option>", esc(c)))
-        .collect();
-    for ((server, tool), calls) in &groups {
-        let def = web.servers.route_of(server, tool);
-        html.push_str(&format!(
-            "<h3><code>{}</code> on <code>{}</code> — {} held call(s)</h3>",
-            esc(tool),
-            esc(server),
-            calls.len()
-        ));
-        if let Some(d) = &def {
-            let description = d
-                .definition
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let annotations = d
-                .definition
-                .get("annotations")
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| "none".into());
-            let schema = d
-                .definition
-                .get("inputSchema")
-                .map(|s| shown::json(&serde_json::to_string_pretty(s).unwrap_or_default()))
-                .unwrap_or_default();
-            html.push_str(&format!(
-                "<dl class=\"envelope\"><dt>Description</dt><dd>{}</dd><dt>Annotations</dt><dd>{} <small>(shown, never trusted for gating)</small></dd><dt>Input schema</dt><dd><pre>{}</pre></dd><dt>Definition</dt><dd><code>{}</code></dd></dl>",
-                esc(description),
-                esc(&annotations),
-                esc(&schema),
-                esc(&d.definition_hash)
-            ));
+    match signin::review_page_session(&web, &reviewer, &token, &headers).await {
+        Ok(session) => {
+            Html(page::review_page(&web, &reviewer, &token, session.as_ref())).into_response()
         }
-        match setup.manifests.get(server, tool) {
-            Some(m) => html.push_str(&format!(
-                "<p>Manifest: <code>{}</code> (class <code>{}</code>). To change how it is gated (or pin a new definition), edit that file.</p>",
-                esc(&m.origin),
-                esc(&m.class)
-            )),
-            None if def.is_some() => html.push_str(&format!(
-                "<details open><summary>Classify this tool (writes <code>{file}</code>)</summary><form method=\"post\" action=\"/review/{t}/classify\"><input type=\"hidden\" name=\"server\" value=\"{s}\"><input type=\"hidden\" name=\"tool\" value=\"{n}\"><input type=\"hidden\" name=\"definition_hash\" value=\"{h}\"><label>Class</label><select name=\"class\">{classes}</select><label>Target (system or record it touches)</label><input name=\"target\" required><label>Business impact</label><input name=\"impact\" required><label>Reversal (<code>tool:NAME</code> or <code>none: why</code>)</label><input name=\"reversal\" required><div class=\"buttons\"><button class=\"approve\">Write manifest</button></div></form></details>",
-                file = esc(&classify::path_for(&setup, server, tool).display().to_string()),
-                t = esc(&token),
-                s = esc(server),
-                n = esc(tool),
-                h = esc(def.as_ref().map_or("", |d| d.definition_hash.as_str())),
-            )),
-            None => html.push_str("<p>Its server does not serve it right now, so it cannot be classified here.</p>"),
-        }
-        for h in calls {
-            html.push_str(&format!(
-                "<div class=\"state\">{call}<form method=\"post\" action=\"/review/{t}/held/{id}\"><label>Reason (for a rejection)</label><input name=\"reason\"><div class=\"buttons\"><button name=\"action\" value=\"release\" class=\"approve\">Release (run once)</button><button name=\"action\" value=\"reject\" class=\"deny\">Reject</button></div></form></div>",
-                call = held_call_html(h),
-                id = esc(&h.id),
-                t = esc(&token),
-            ));
-        }
+        Err(redirect) => redirect,
     }
-    Html(shell("Review", &html)).into_response()
-}
-
-/// One held call as a reviewer reads it: who, when and why; a warning line when its arguments
-/// or reason hide or imitate characters; its arguments (escaped JSON) marked as the agent's.
-fn held_call_html(h: &Held) -> String {
-    let args = Value::Object(h.arguments.clone());
-    let mut flags = request::text_flags("the reason", &h.reason);
-    flags.extend(request::argument_flags(&args));
-    let warn = shown::warning(&flags)
-        .map(|w| format!("<p class=\"warn\">⚠ {}</p>", esc(&w)))
-        .unwrap_or_default();
-    format!(
-        "<p>Call <code>{id}</code> by {actor}, held {at}<br><small>{why}</small></p>{warn}<small>Arguments written by the agent ({actor}), not by Airlock:</small><pre class=\"agent\">{args}</pre>",
-        id = esc(&h.id),
-        actor = esc(&h.actor),
-        at = super::envelope::time_html(h.held_at),
-        why = super::envelope::prose(&h.reason),
-        args = esc(&shown::json(
-            &serde_json::to_string_pretty(&args).unwrap_or_default()
-        )),
-    )
 }

@@ -1,7 +1,9 @@
 //! The approval page's side of who may decide: a link of a role that signs in leads through the
 //! provider (and back to [`crate::auth::CALLBACK`]), the form asks for a TOTP code when one is
 //! required, and a decision POST passes [`crate::auth::Deciders::may_decide`] before the desk
-//! sees it. Every refusal that concerns a decision is recorded by the desk; nothing runs.
+//! sees it. Every refusal that concerns a decision is recorded (by the desk for an approval, as
+//! `decision_refused` for the review and pause pages); nothing runs. The redirect and the
+//! callback serve the review side too ([`sign_in_first`]).
 //!
 //! It must never build a URL from the request (the provider gets the configured base URL's
 //! callback; the browser returns to a path the server built), and never decide anything.
@@ -35,7 +37,7 @@ pub(super) fn cookies(headers: &HeaderMap) -> String {
         .join("; ")
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -51,26 +53,51 @@ pub(super) async fn signed_in_or_redirect(
     if requirement(web, v).sign_in != SignIn::Oidc {
         return Ok(None);
     }
-    let id = v.approval.id.clone();
+    let id = &v.approval.id;
+    let page = Page {
+        scope: id,
+        email: &v.approver,
+        path: &format!("/a/{id}/{slot}/{token}"),
+        cookie_path: &format!("/a/{id}/"),
+    };
+    sign_in_first(web, &page, headers).await.map(Some)
+}
+
+/// A page that needs its person signed in: the session's scope (one decision, or one page of
+/// several), the link's address, the page's own path and the path its session cookie covers.
+pub(super) struct Page<'a> {
+    pub scope: &'a str,
+    pub email: &'a str,
+    pub path: &'a str,
+    pub cookie_path: &'a str,
+}
+
+/// The session that lets `page.email` decide within `page.scope`, or the response that sends
+/// the browser to the provider (or says why it cannot); a refusal is recorded.
+pub(super) async fn sign_in_first(
+    web: &Arc<Web>,
+    page: &Page<'_>,
+    headers: &HeaderMap,
+) -> Result<Session, Response> {
     if let Some(s) = web
         .deciders
-        .signed_in(&cookies(headers), &id, &v.approver, now())
+        .signed_in(&cookies(headers), page.scope, page.email, now())
     {
-        return Ok(Some(s));
+        return Ok(s);
     }
     let d = web.deciders.clone();
-    let (email, path, cookie_path) = (
-        v.approver.clone(),
-        format!("/a/{id}/{slot}/{token}"),
-        format!("/a/{id}/"),
+    let (scope, email, path, cookie_path) = (
+        page.scope.to_string(),
+        page.email.to_string(),
+        page.path.to_string(),
+        page.cookie_path.to_string(),
     );
-    let id2 = id.clone();
     let begun =
-        tokio::task::spawn_blocking(move || d.begin(&id2, &email, &path, &cookie_path, now()))
+        tokio::task::spawn_blocking(move || d.begin(&scope, &email, &path, &cookie_path, now()))
             .await;
     match begun {
         Ok(Ok(r)) => Err(see_other(&r.location, &[r.set_cookie])),
-        Ok(Err(refused)) => Err(refuse(web, &id, &v.approver, &refused).await),
+        Ok(Err(refused)) => Err(refuse(web, page.scope, page.email, &refused).await),
         Err(e) => Err(message_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Not done",
@@ -130,12 +157,15 @@ pub(super) async fn admit(
     }
 }
 
-/// Record a refusal on its decision and answer with its sentence.
+/// Record a refusal on its decision (an approval's, or a review page's) and answer with its
+/// sentence.
 async fn refuse(web: &Web, id: &str, approver: &str, r: &Refused) -> Response {
-    web.desk
-        .approvals()
-        .log_auth_refusal(id, approver, r.step.word(), &r.reason)
-        .await;
+    if !super::review::record_sign_in_refusal(web, id, approver, r).await {
+        web.desk
+            .approvals()
+            .log_auth_refusal(id, approver, r.step.word(), &r.reason)
+            .await;
+    }
     message_page(StatusCode::FORBIDDEN, r.title, &r.sentence)
 }
 
@@ -174,7 +204,7 @@ pub(super) async fn callback(
 }
 
 /// `303 See Other` to `location`, setting `cookies`.
-fn see_other(location: &str, cookies: &[String]) -> Response {
+pub(super) fn see_other(location: &str, cookies: &[String]) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(location) {

@@ -42,7 +42,16 @@ fn table(title: &str, groups: &std::collections::BTreeMap<String, Group>) -> Str
 }
 
 /// `GET /review/{token}/stats`.
-pub(super) async fn page(State(web): State<Arc<Web>>) -> Response {
+pub(super) async fn page(
+    State(web): State<Arc<Web>>,
+    axum::Extension(reviewer): axum::Extension<crate::reviewer::Reviewer>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let session = super::review::signin::review_page_session(&web, &reviewer, &token, &headers);
+    if let Err(redirect) = session.await {
+        return redirect;
+    }
     let mut rows = Vec::new();
     if let Err(e) = web.ledger.records(|r| {
         if let Ok(r) = r {

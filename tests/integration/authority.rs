@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::review::{REVIEWER, held_id};
 use crate::smtp::{get, post};
-use crate::support::{REPO, World, is_error, text};
+use crate::support::{REPO, World, is_error, review_post, text};
 
 /// The demo shop and the shipped policy ([review] role = ops), with refunds over 100.00 held
 /// for the CFO (a condition naming role `cfo`, quarantined when it fails) and `echo` described
@@ -61,27 +61,31 @@ async fn a_call_held_over_the_cfo_threshold_is_released_only_by_the_cfo_never_by
     assert!(is_error(&r), "{}", text(&r));
     let id = held_id(&r);
 
-    // the agent's own identity, with a link the CLI made for it: refused, page and CLI alike
+    // the agent's own identity, with a link the CLI made for it: the page does not even open
+    // (an agent is in no role), and the CLI's token is refused by the rule
     let as_agent = page_for(&w, "agent:test");
-    let (status, body) = post(&format!("{as_agent}/held/{id}"), &[("action", "release")]);
+    let (status, body) = get(&as_agent);
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("agents never decide"), "{body}");
+    assert!(body.contains("agent:test is in no role of the policy now"), "{body}");
+    let (status, _) = post(&format!("{as_agent}/held/{id}"), &[("action", "release")]);
+    assert_eq!(status, 403);
     let out = w.airlock(&["quarantine", "release", &id, "--as", "agent:test"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("agents never decide"));
     // the review role (ops) may not release what the cfo's threshold held; nor reject it
     let ops = page_for(&w, REVIEWER);
     for action in ["release", "reject"] {
-        let (status, body) = post(&format!("{ops}/held/{id}"), &[("action", action)]);
+        let (status, body) = review_post(&ops, &id, action, &[]);
         assert_eq!(status, 403, "{body}");
         assert!(body.contains("only a member of role cfo may decide this"), "{body}");
     }
     // a name typed into the form changes nothing: who decides comes from the link
-    let (status, _) = post(
-        &format!("{ops}/held/{id}"),
-        &[("action", "release"), ("by", "cfo@example.com")],
-    );
+    let (status, _) = review_post(&ops, &id, "release", &[("by", "cfo@example.com")]);
     assert_eq!(status, 403);
+    // refusals are rows, but one reviewer cannot grow the ledger without bound: 20 a minute
+    for _ in 0..25 {
+        assert_eq!(review_post(&ops, &id, "release", &[]).0, 403);
+    }
     assert!(w.executed("executed.jsonl").is_empty(), "nothing ran");
 
     // the CFO releases it from the CLI: it runs once, recorded with role and how
@@ -97,9 +101,12 @@ async fn a_call_held_over_the_cfo_threshold_is_released_only_by_the_cfo_never_by
     assert_eq!(body["by"], "cfo@example.com");
     assert_eq!(body["roles"], json!(["cfo"]));
     assert_eq!(body["auth"]["via"], "cli");
-    assert!(body["auth"]["os_user"].is_string(), "{body}");
+    let os_user = body["auth"]["os_user"].as_str().unwrap_or_default();
+    assert!(os_user.contains("uid "), "the OS user from the real uid: {body}");
     let refused = refused_rows(&rows, &id);
-    assert_eq!(refused.len(), 5, "page and CLI as the agent, ops twice, ops with a typed name: {refused:?}");
+    let by_ops = refused.iter().filter(|r| r.contains(REVIEWER)).count();
+    assert_eq!(by_ops, 20, "28 refused attempts by ops, 20 recorded: {refused:?}");
+    assert_eq!(refused.len(), 21, "and the CLI as the agent: {refused:?}");
     assert!(refused[0].contains("agent:test"), "{refused:?}");
 }
 
@@ -123,6 +130,12 @@ async fn a_held_call_mails_the_review_role_a_personal_link_that_works_and_a_fore
     }
     let mail = mail.expect("a held-call notice in the outbox");
     assert!(mail.contains(&format!("To: {REVIEWER}")), "{mail}");
+    assert!(
+        mail.contains("Written by the agent (agent:test), not by Airlock:")
+            && mail.contains("| text: \"hi\"")
+            && mail.contains("End of the agent's text."),
+        "the agent's words are marked as the agent's: {mail}"
+    );
     let unfolded = mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
     let link = unfolded
         .split_whitespace()
@@ -135,7 +148,10 @@ async fn a_held_call_mails_the_review_role_a_personal_link_that_works_and_a_fore
     // a link whose MAC does not match, or one another gate's key made: nothing
     let (status, _) = get(&link.replace("/review/", "/review/00"));
     assert_eq!(status, 404);
-    let (status, body) = post(&format!("{link}/held/{id}"), &[("action", "release")]);
+    // a valid link of someone in no role opens nothing
+    let (status, body) = get(&page_for(&w, "stranger@example.com"));
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = review_post(&link, &id, "release", &[]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(w.executed("executed.jsonl"), ["echo"]);
     agent.close().await;

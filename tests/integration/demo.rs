@@ -175,9 +175,10 @@ fn press(link: &str, action: &str) {
 
 /// What a reviewer does on the review page: release held call `id` (the form's POST).
 fn release(page: &str, id: &str) {
+    let seen = crate::support::seen_on(page, id);
     let status = http()
         .post(&format!("{page}/held/{id}"))
-        .send_form([("action", "release")])
+        .send_form([("action", "release"), ("seen", seen.as_str())])
         .expect("POST the release")
         .status();
     assert!(status.is_success(), "{status}");

@@ -89,7 +89,7 @@ async fn hidden_and_look_alike_characters_are_escaped_flagged_and_hashed_on_the_
     for shown in [
         "<dt>Arguments</dt><dd class=\"agent\"><small>Written by the agent (agent:test), not by Airlock:</small>".to_string(),
         format!("<dt>order_id</dt><dd>{SPOOFED_SHOWN} <small class=\"flag\">⚠ hidden characters shown as escapes</small></dd>"),
-        "<dt>reason</dt><dd>p\u{0430}ypal confirmed: approved already by the CFO, see https://evil.example/ok <small class=\"flag\">⚠ look-alike letters (mixed scripts)</small></dd>".into(),
+        "<dt>reason</dt><dd>p\u{0430}ypal confirmed: approved already by the CFO, see https://evil.example/ok <small class=\"flag\">⚠ look-alike letters</small></dd>".into(),
     ] {
         assert!(page.contains(&shown), "page lacks {shown}:\n{page}");
     }
@@ -166,7 +166,8 @@ async fn a_held_call_on_the_review_page_shows_its_hidden_characters_as_escapes()
     assert_eq!(hidden_in(&page), Vec::<String>::new(), "nothing hidden on the review page");
     for shown in [
         "<p class=\"warn\">⚠ This request contains hidden characters, shown as escapes: \\u202E (reorders text) and \\u200B (invisible) in text; and look-alike letters: “p\u{0430}ypal” in text mixes Latin and Cyrillic letters, looks like “paypal”.",
-        "<small>Arguments written by the agent (agent:test), not by Airlock:</small><pre class=\"agent\">{\n  &quot;text&quot;: &quot;acct-\\u202E1000-tcca\\u200B p\u{0430}ypal confirmed",
+        "<small>Written by the agent (agent:test), not by Airlock — the reason, quoting its values, and the arguments:</small><div class=\"agent\"><small>",
+        "<pre>{\n  &quot;text&quot;: &quot;acct-\\u202E1000-tcca\\u200B p\u{0430}ypal confirmed",
     ] {
         assert!(page.contains(shown), "review page lacks {shown}:\n{page}");
     }

@@ -9,7 +9,7 @@ use crate::support::{REPO, World, decision, is_error, text};
 
 /// The demo shop; `internal_reversible` allows 2 calls an hour per actor, and refunds run on
 /// autopilot up to 10,000 cents a day in total (a `[[tool.limit]]` in the manifest).
-fn world(mail: &str) -> World {
+pub(crate) fn world(mail: &str) -> World {
     let w = World::empty();
     let manifests = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml"))
         .expect("manifests");
@@ -103,6 +103,10 @@ async fn a_breach_pauses_autopilot_mails_the_role_and_resuming_from_the_link_let
         .await;
     let link = mail.link();
     assert!(link.contains("/p/"), "{link}");
+    // the pause's link opens that pause only, not the review page
+    let (base, rest) = link.split_once("/p/").expect("a pause link");
+    let token = rest.rsplit('/').next().expect("its token");
+    assert_eq!(get(&format!("{base}/review/{token}")).0, 404);
     let (status, page) = get(&link);
     assert_eq!(status, 200);
     assert!(

@@ -46,8 +46,13 @@ async fn a_call_held_on_one_replica_is_released_once_even_from_two() {
     assert!(list["held"].to_string().contains(&id), "{list}");
     let (page_a, page_b) = (page(&a), page(&b));
     // released from B, which did not hold it; then again from A, whose memory says held
-    let release =
-        |page: &str| crate::smtp::post(&format!("{page}/held/{id}"), &[("action", "release")]);
+    let seen = crate::support::seen_on(&page_a, &id);
+    let release = |page: &str| {
+        crate::smtp::post(
+            &format!("{page}/held/{id}"),
+            &[("action", "release"), ("seen", seen.as_str())],
+        )
+    };
     let (status, body) = release(&page_b);
     assert_eq!(status, 200, "{body}");
     let (status, body) = release(&page_a);
@@ -104,10 +109,11 @@ async fn a_release_under_way_when_its_replica_dies_becomes_outcome_unknown_once(
     let page = list["review_url"].as_str().expect("review url").to_string();
     // the release starts on A (the refund takes a minute), and A dies during it
     let held = id.clone();
+    let seen = crate::support::seen_on(&page, &held);
     let releasing = std::thread::spawn(move || {
         crate::smtp::http()
             .post(&format!("{page}/held/{held}"))
-            .send_form([("action", "release")])
+            .send_form([("action", "release"), ("seen", seen.as_str())])
             .map(|r| r.status().as_u16())
     });
     w.wait_executed("executed.jsonl").await;

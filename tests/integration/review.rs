@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::smtp::{get, post};
-use crate::support::{REPO, World, decision, is_error, text};
+use crate::support::{REPO, World, decision, is_error, seen_on, text};
 
 /// The demo shop with every manifest except `echo`'s.
 pub(crate) fn world() -> World {
@@ -145,15 +145,11 @@ async fn an_unknown_tool_is_held_classified_on_the_review_page_and_then_runs_by_
     assert!(text(&ran).contains("third"), "{}", text(&ran));
 
     // the held calls stay held until a reviewer acts: release one, reject the other
-    let (status, body) = post(
-        &format!("{page_url}/held/{first}"),
-        &[("action", "release")],
-    );
+    let seen = seen_on(&page_url, &first);
+    let release = [("action", "release"), ("seen", seen.as_str())];
+    let (status, body) = post(&format!("{page_url}/held/{first}"), &release);
     assert_eq!(status, 200, "{body}");
-    let (status, _) = post(
-        &format!("{page_url}/held/{first}"),
-        &[("action", "release")],
-    );
+    let (status, _) = post(&format!("{page_url}/held/{first}"), &release);
     assert_eq!(status, 409, "a held call is released once");
     let out = w.airlock(&[
         "quarantine",
@@ -269,11 +265,12 @@ async fn a_release_cut_off_by_a_crash_becomes_outcome_unknown_at_the_next_start_
     let id = held_id(&agent.call("refund_order", args).await);
     // the release starts (the refund takes a minute), and the gate is killed during it
     let page = review_url(&w);
-    let held = id.clone();
+    let seen = seen_on(&page, &id);
+    let (held, shown) = (id.clone(), seen.clone());
     let releasing = std::thread::spawn(move || {
         crate::smtp::http()
             .post(&format!("{page}/held/{held}"))
-            .send_form([("action", "release")])
+            .send_form([("action", "release"), ("seen", shown.as_str())])
             .map(|r| r.status().as_u16())
     });
     w.wait_executed("executed.jsonl").await;
@@ -285,7 +282,7 @@ async fn a_release_cut_off_by_a_crash_becomes_outcome_unknown_at_the_next_start_
     let (agent, _child) = w.killable_agent().await;
     let (status, body) = post(
         &format!("{}/held/{id}", review_url(&w)),
-        &[("action", "release")],
+        &[("action", "release"), ("seen", seen.as_str())],
     );
     assert_eq!(status, 409, "never released twice: {body}");
     assert!(body.contains("unknown outcome"), "{body}");

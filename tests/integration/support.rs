@@ -445,3 +445,30 @@ pub fn python_agent_answer(child: std::process::Child) -> Value {
     );
     serde_json::from_slice(&out.stdout).expect("agent json")
 }
+
+/// The `seen` of held call `id`'s form on the review page at `page_url`: the hash of what the
+/// page shows of it, as a browser would send it back.
+pub fn seen_on(page_url: &str, id: &str) -> String {
+    let (status, page) = crate::smtp::get(page_url);
+    assert_eq!(status, 200, "{page}");
+    seen_in(&page, id)
+}
+
+/// The `seen` of held call `id`'s form in a review page's HTML.
+pub fn seen_in(page: &str, id: &str) -> String {
+    let form = &page[page
+        .find(&format!("/held/{id}\""))
+        .unwrap_or_else(|| panic!("held call {id} is not on the page: {page}"))..];
+    let marker = "name=\"seen\" value=\"";
+    let at = form.find(marker).expect("a seen field") + marker.len();
+    form[at..].split('"').next().unwrap_or("").to_string()
+}
+
+/// Release or reject held call `id` from the review page at `page_url`, as a click does: with
+/// the `seen` the page rendered, and `extra` fields.
+pub fn review_post(page_url: &str, id: &str, action: &str, extra: &[(&str, &str)]) -> (u16, String) {
+    let seen = seen_on(page_url, id);
+    let mut form = vec![("action", action), ("seen", seen.as_str())];
+    form.extend_from_slice(extra);
+    crate::smtp::post(&format!("{page_url}/held/{id}"), &form)
+}

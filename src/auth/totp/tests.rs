@@ -1,4 +1,6 @@
-use super::{MAX_FAILURES, Refusal, Store, Used, check, enroll, secrets_path, totp, used_path};
+use super::{
+    MAX_FAILURES, Refusal, Store, Used, check, enroll, secrets_path, tmp_path, totp, used_path,
+};
 
 const SECRET: &[u8] = b"12345678901234567890";
 const T: i64 = 1_700_000_000;
@@ -207,4 +209,17 @@ fn enrolment_writes_a_private_file_and_the_store_remembers_across_a_restart() {
             0o600
         );
     }
+}
+
+#[test]
+fn the_secrets_and_used_code_files_never_share_a_temporary_file() {
+    let key = std::path::Path::new("/etc/airlock/airlock.key");
+    let (secrets, used) = (secrets_path(key), used_path(key));
+    assert_ne!(secrets, used);
+    assert_ne!(tmp_path(&secrets), tmp_path(&used));
+    assert_eq!(
+        tmp_path(&secrets).parent(),
+        secrets.parent(),
+        "renamed within one directory"
+    );
 }

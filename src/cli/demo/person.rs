@@ -64,7 +64,15 @@ impl Person {
             Person::InTheBrowser => return Ok(()),
         };
         let url = format!("{}/held/{id}", page.url);
-        let form = [("action", action), ("reason", reason)];
+        let html = agent()
+            .get(&page.url)
+            .call()
+            .context("cannot open the review page")?
+            .body_mut()
+            .read_to_string()?;
+        let seen = seen_of(&html, id)
+            .with_context(|| format!("the review page does not show held call {id}"))?;
+        let form = [("action", action), ("reason", reason), ("seen", &seen)];
         let mut r = agent()
             .post(&url)
             .header("Accept", "application/json")
@@ -98,6 +106,14 @@ fn hidden_fields(page: &str) -> Vec<(String, String)> {
         .filter(|tag| tag.contains("type=\"hidden\""))
         .filter_map(|tag| Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default())))
         .collect()
+}
+
+/// The `seen` field of held call `id`'s form on the review page (what the page showed of it).
+fn seen_of(page: &str, id: &str) -> Option<String> {
+    let form = &page[page.find(&format!("/held/{id}\""))?..];
+    let marker = "name=\"seen\" value=\"";
+    let at = form.find(marker)? + marker.len();
+    form[at..].split('"').next().map(str::to_string)
 }
 
 /// The review page of the running gate.

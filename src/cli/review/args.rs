@@ -42,7 +42,8 @@ pub enum QuarantineCommand {
         #[arg(long)]
         reversal: String,
         /// Who classifies: a member of the policy's `[review] role` (recorded with `via: cli`
-        /// and your OS user). `--by` is the old name of this flag.
+        /// and your OS user). Where that role signs in or needs a TOTP code, nothing is decided: the
+        /// person's own page is printed. `--by` is the old name of this flag.
         #[arg(long = "as", alias = "by", value_name = "EMAIL")]
         by: String,
         /// Print the manifest (for a pull request) instead of writing it.
@@ -55,7 +56,8 @@ pub enum QuarantineCommand {
         gate: GateArg,
         id: String,
         /// Who decides: a member of the role the call needs (recorded with `via: cli` and your
-        /// OS user). `--by` is the old name of this flag.
+        /// OS user). Where that role signs in or needs a TOTP code, nothing is decided: the
+        /// person's own page is printed. `--by` is the old name of this flag.
         #[arg(long = "as", alias = "by", value_name = "EMAIL")]
         by: String,
     },
@@ -67,7 +69,8 @@ pub enum QuarantineCommand {
         #[arg(long, default_value = "")]
         reason: String,
         /// Who decides: a member of the role the call needs (recorded with `via: cli` and your
-        /// OS user). `--by` is the old name of this flag.
+        /// OS user). Where that role signs in or needs a TOTP code, nothing is decided: the
+        /// person's own page is printed. `--by` is the old name of this flag.
         #[arg(long = "as", alias = "by", value_name = "EMAIL")]
         by: String,
     },
@@ -89,7 +92,8 @@ pub enum DriftCommand {
         /// The scope, as `drift list` shows it, e.g. `tool:shop/refund_order@agent`.
         scope: String,
         /// Who decides: a member of the role the call needs (recorded with `via: cli` and your
-        /// OS user). `--by` is the old name of this flag.
+        /// OS user). Where that role signs in or needs a TOTP code, nothing is decided: the
+        /// person's own page is printed. `--by` is the old name of this flag.
         #[arg(long = "as", alias = "by", value_name = "EMAIL")]
         by: String,
     },
