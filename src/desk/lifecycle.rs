@@ -66,7 +66,7 @@ pub struct Illegal {
     pub event: Event,
 }
 
-/// The phase after `event`, or why it is not allowed. Every kind moves only through this.
+/// The phase after `event`, or why it is not allowed: the moves every kind's states follow.
 pub fn step(from: Phase, event: Event) -> Result<Phase, Illegal> {
     use Event::{Close, Finish, Run, Take, Wait};
     use Phase::{Deciding, Done, Executing, Waiting};

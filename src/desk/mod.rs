@@ -1,7 +1,7 @@
 //! The desk: every decision a person makes — approve, deny, modify or escalate an approval;
-//! release or reject a held call; resume a paused scope; classify a tool — enters here, and
-//! every item a person decides moves through one lifecycle ([`lifecycle`]: waiting → deciding →
-//! executing → done).
+//! release or reject a held call; resume a paused scope — enters here (classifying a tool asks
+//! the same [`authorize`] rule), and every item a person decides has one lifecycle
+//! ([`lifecycle`]: waiting → deciding → executing → done).
 //!
 //! Owns the three kinds of items together — approvals ([`crate::approval::Approvals`]), held
 //! calls ([`crate::quarantine::Quarantine`]) and paused scopes ([`crate::drift::pauses::Pauses`])
@@ -10,8 +10,10 @@
 //! [`authorize`] (a refusal is a ledger row and nothing moves), and the one start and adoption
 //! path ([`Desk::start`], [`Desk::adopt`]): an item found executing becomes `outcome_unknown`,
 //! never re-run; waiting items are re-armed. Each kind keeps what its decision *means* and
-//! commits it with the rows that explain it. It must never let an item move but through
-//! [`lifecycle::step`], nor let anyone decide whom [`authorize`] has not admitted.
+//! commits it with the rows that explain it (each kind's stored state reads as a
+//! [`lifecycle::Phase`]). It must never let a decision reach an item that is not waiting
+//! ([`lifecycle::open_to_decide`]), treat an item at a start but by [`lifecycle::on_start`], nor
+//! let anyone decide whom [`authorize`] has not admitted.
 
 mod decide;
 pub mod lifecycle;
