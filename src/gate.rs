@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::approval::state::Status;
-use crate::approval::{Desk, Open};
+use crate::approval::{Approvals, Open};
 use crate::canonical;
 use crate::config::Setup;
 use crate::decide::{self, Call, Context, Decision, Verdict};
@@ -61,7 +61,7 @@ pub struct Gate {
     ledger: Arc<Ledger>,
     servers: Arc<ToolServers>,
     forwarder: Forwarder,
-    desk: Arc<Desk>,
+    approvals: Arc<Approvals>,
     quarantine: Arc<Quarantine>,
     pauses: Arc<Pauses>,
     /// Calls between arrival and reply, so shutdown can let them finish.
@@ -83,7 +83,7 @@ impl Gate {
         ledger: Arc<Ledger>,
         servers: Arc<ToolServers>,
         forwarder: Forwarder,
-        desk: Arc<Desk>,
+        approvals: Arc<Approvals>,
         quarantine: Arc<Quarantine>,
         pauses: Arc<Pauses>,
     ) -> Gate {
@@ -92,7 +92,7 @@ impl Gate {
             ledger,
             servers,
             forwarder,
-            desk,
+            approvals,
             quarantine,
             pauses,
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -117,8 +117,8 @@ impl Gate {
         &self.live
     }
 
-    pub fn desk(&self) -> &Arc<Desk> {
-        &self.desk
+    pub fn approvals(&self) -> &Arc<Approvals> {
+        &self.approvals
     }
 
     /// The tool servers (the MCP layer routes their notifications back to agents through them).
@@ -264,7 +264,7 @@ impl Gate {
                                     json!({"reason": h.reason, "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes())}),
                                 ));
                                 match quarantine::entry(h) {
-                                    Ok(e) => change.held.push(e),
+                                    Ok(e) => change.items.push(e),
                                     Err(e) => {
                                         if let Some(p) = &pause {
                                             meter.unpause(&p.scope, &call_id);
@@ -403,7 +403,7 @@ impl Gate {
             },
             rows,
         };
-        match self.desk.open(open).await {
+        match self.approvals.open(open).await {
             Ok((approval_id, status)) => Reply::Suspended {
                 approval_id,
                 role: role.clone(),

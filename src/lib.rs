@@ -21,6 +21,7 @@ pub mod canonical;
 pub mod condition;
 pub mod config;
 pub mod decide;
+pub mod desk;
 pub mod diag;
 pub mod drift;
 pub mod envelope;

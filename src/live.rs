@@ -229,7 +229,7 @@ pub async fn retool(
     live: &Live,
     ledger: &Ledger,
     servers: &ToolServers,
-    desk: &crate::approval::Desk,
+    desk: &crate::approval::Approvals,
 ) {
     let names = servers.relay().take_changed();
     if names.is_empty() {
@@ -279,7 +279,7 @@ pub async fn retool(
 }
 
 /// Void the pending approvals of tools the guard found changed.
-async fn void_changed(desk: &crate::approval::Desk, changed: &ChangedTools) {
+async fn void_changed(desk: &crate::approval::Approvals, changed: &ChangedTools) {
     let voided = desk.void_changed(&changed.keys().cloned().collect()).await;
     if voided > 0 {
         tracing::warn!(
@@ -298,7 +298,7 @@ pub async fn watch(
     live: Arc<Live>,
     ledger: Arc<Ledger>,
     servers: Arc<ToolServers>,
-    desk: Arc<crate::approval::Desk>,
+    desk: Arc<crate::approval::Approvals>,
     every: Duration,
 ) {
     #[cfg(unix)]

@@ -1,15 +1,17 @@
-//! Quarantine: calls held for review, and the review that releases, rejects or classifies them.
+//! Quarantine: calls held for review, one kind of item on the [`crate::desk`] (which admits the
+//! reviewer and applies the start rule); the release or rejection a reviewer decides.
 //!
 //! Owns the held calls (in memory, mirrored durably in the ledger's held table), reading the
 //! reviewers' personal links, and the release of a held call (run once, on a reviewer's word). Classifying a tool —
 //! writing its manifest — is in [`classify`]. Every state change is committed (rows + state in
 //! one transaction) before its side effect. It must never run a held call without a reviewer's
-//! release, never run one twice (a release found unfinished after a crash becomes
-//! `outcome_unknown`), and never decide a call itself: the gate holds what [`crate::decide`]
+//! release, never run one twice (a release found unfinished after a crash is closed as
+//! `outcome_unknown` when the desk's start rule asks), and never decide a call itself: the gate holds what [`crate::decide`]
 //! quarantined.
 
 pub mod classify;
 pub mod notice;
+mod start;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,8 +22,10 @@ use time::OffsetDateTime;
 
 use crate::approval::link::LinkKey;
 use crate::authority::Decider;
+use crate::desk::Phase;
+use crate::desk::lifecycle;
 use crate::forward::{Forward, Forwarded, Forwarder};
-use crate::ledger::{Change, Ledger, LedgerError, NewRow};
+use crate::ledger::{Change, ItemKind, ItemState, Ledger, LedgerError, NewRow};
 use crate::reviewer::Reviewer;
 
 /// Most calls held per tool; beyond it, further calls are refused without being held.
@@ -74,9 +78,24 @@ pub struct Held {
     pub roles: Vec<String>,
 }
 
+impl HeldStatus {
+    /// Where this stands in the desk's one lifecycle: held is waiting, a release under way is
+    /// executing, every other state is done.
+    pub fn phase(&self) -> Phase {
+        match self {
+            HeldStatus::Held => Phase::Waiting,
+            HeldStatus::Releasing { .. } => Phase::Executing,
+            HeldStatus::Released { .. }
+            | HeldStatus::Failed { .. }
+            | HeldStatus::Rejected { .. }
+            | HeldStatus::OutcomeUnknown { .. } => Phase::Done,
+        }
+    }
+}
+
 impl Held {
     pub fn is_held(&self) -> bool {
-        self.status == HeldStatus::Held
+        self.status.phase() == Phase::Waiting
     }
 }
 
@@ -129,15 +148,29 @@ pub fn state_name(s: &HeldStatus) -> &'static str {
     }
 }
 
-/// The held state as stored beside its rows.
-pub fn entry(h: &Held) -> Result<(String, Value), LedgerError> {
-    serde_json::to_value(h)
-        .map(|v| (h.id.clone(), v))
-        .map_err(|e| LedgerError::Encode {
-            what: format!("held call {}", h.id),
-            message: e.to_string(),
-        })
+/// The held state as stored beside its rows (JSON, keys in order), unconditional until
+/// [`ItemState::replacing`] says otherwise.
+pub fn entry(h: &Held) -> Result<ItemState, LedgerError> {
+    let encode = |e: serde_json::Error| LedgerError::Encode {
+        what: format!("held call {}", h.id),
+        message: e.to_string(),
+    };
+    let v = serde_json::to_value(h).map_err(encode)?;
+    let bytes = serde_json::to_vec(&v).map_err(encode)?;
+    Ok(ItemState::of(ItemKind::Held, &h.id, bytes, None))
 }
+
+/// [`entry`], committed only if the stored state is still `prior` (when one was read).
+fn entry_replacing(h: &Held, prior: Option<Vec<u8>>) -> Result<ItemState, LedgerError> {
+    let e = entry(h)?;
+    Ok(match prior {
+        Some(bytes) => e.replacing(bytes),
+        None => e,
+    })
+}
+
+/// A held call as stored, with its bytes when a change must be conditional on them.
+pub(crate) type StoredHeld = (Value, Option<Vec<u8>>);
 
 pub struct Quarantine {
     held: Mutex<BTreeMap<String, Held>>,
@@ -201,83 +234,6 @@ impl Quarantine {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Reload held calls after a start; a release that was running becomes `outcome_unknown`
-    /// (on a ledger shared by replicas the release may be another live replica's: its own, or a
-    /// dead one's, are adopted through [`Quarantine::adopt`]).
-    pub async fn recover(&self) -> Result<usize, LedgerError> {
-        let act = self.ledger.shared().is_none();
-        let items = self.ledger.held()?.into_iter().map(|v| (v, None)).collect();
-        self.take(items, act).await
-    }
-
-    /// Take over the held calls of a replica that died (or of this one's previous run): a
-    /// release it had under way becomes `outcome_unknown`, never a second run.
-    pub async fn adopt(&self, states: Vec<Vec<u8>>) -> Result<usize, LedgerError> {
-        let items = states
-            .into_iter()
-            .filter_map(|b| serde_json::from_slice(&b).ok().map(|v| (v, Some(b))))
-            .collect();
-        self.take(items, true).await
-    }
-
-    /// Held calls as stored (with their bytes when a change must be conditional on them).
-    async fn take(
-        &self,
-        items: Vec<(Value, Option<Vec<u8>>)>,
-        act: bool,
-    ) -> Result<usize, LedgerError> {
-        let mut unknown = Vec::new();
-        let mut count = 0;
-        {
-            let mut map = self.lock();
-            for (v, stored) in items {
-                let mut h: Held = serde_json::from_value(v).map_err(|e| LedgerError::Encode {
-                    what: "held call".into(),
-                    message: e.to_string(),
-                })?;
-                if let (HeldStatus::Releasing { by }, true) = (&h.status, act) {
-                    let prior = stored;
-                    h.status = HeldStatus::OutcomeUnknown { by: by.clone() };
-                    unknown.push((h.clone(), prior));
-                }
-                count += usize::from(h.is_held());
-                map.insert(h.id.clone(), h);
-            }
-        }
-        for (h, prior) in unknown {
-            tracing::warn!(call_id = %h.id, "a released call was running when its gate stopped; it will not run again");
-            let committed = self
-                .ledger
-                .commit(Change {
-                    rows: vec![NewRow::now(
-                        "outcome",
-                        &h.id,
-                        json!({"status": "outcome_unknown", "released": true}),
-                    )],
-                    held: vec![entry(&h)?],
-                    held_prior: prior.map(|b| (h.id.clone(), b)).into_iter().collect(),
-                    ..Change::default()
-                })
-                .await;
-            match committed {
-                // it ended meanwhile (its replica was only slow): what it recorded stands
-                Err(LedgerError::Conflict(_)) => {
-                    if let Some(now) = self
-                        .ledger
-                        .held_state(&h.id)?
-                        .and_then(|b| serde_json::from_slice::<Held>(&b).ok())
-                    {
-                        self.lock().insert(h.id.clone(), now);
-                    }
-                }
-                other => {
-                    other?;
-                }
-            }
-        }
-        Ok(count)
     }
 
     /// Calls of one tool still waiting for review.
@@ -355,7 +311,8 @@ impl Quarantine {
             let h = map
                 .get_mut(id)
                 .ok_or_else(|| QuarantineError::NotFound(id.to_string()))?;
-            if !h.is_held() {
+            // the one lifecycle: only a waiting item is decided (and one decision at a time)
+            if lifecycle::open_to_decide(h.status.phase()).is_err() {
                 return Err(QuarantineError::NotHeld {
                     id: id.to_string(),
                     state: state_name(&h.status).to_string(),
@@ -365,8 +322,7 @@ impl Quarantine {
             next_h.status = next;
             let pending = self.ledger.submit(Change {
                 rows: vec![NewRow::now(row.0, id, row.1)],
-                held: vec![entry(&next_h)?],
-                held_prior: stored.map(|b| (id.to_string(), b)).into_iter().collect(),
+                items: vec![entry_replacing(&next_h, stored)?],
                 ..Change::default()
             })?;
             // Provisionally moved, so a second reviewer is refused; undone if the commit fails.
@@ -496,7 +452,7 @@ impl Quarantine {
         };
         let change = Change {
             rows: vec![row],
-            held: vec![entry(&done)?],
+            items: vec![entry(&done)?],
             ..Change::default()
         };
         if let Err(e) = self.ledger.commit(change).await {

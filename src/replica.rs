@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::approval::Desk;
+use crate::desk::Desk;
 use crate::drift::meter::Meter;
 use crate::forward::Forwarder;
 use crate::ledger::Ledger;
 use crate::ledger::postgres::{Adopted, Notice, Pg};
-use crate::quarantine::Quarantine;
 
 /// How often a replica says it is alive.
 pub const BEAT: Duration = Duration::from_secs(1);
@@ -34,9 +33,9 @@ pub async fn join(pg: &Arc<Pg>, parts: &Parts) -> Result<(), String> {
 /// What the loop keeps in step with the other replicas.
 pub struct Parts {
     pub ledger: Arc<Ledger>,
+    /// The one desk: its approvals follow the others; what a dead replica left is adopted.
     pub desk: Arc<Desk>,
     pub forwarder: Forwarder,
-    pub quarantine: Arc<Quarantine>,
     pub meter: Arc<Meter>,
 }
 
@@ -60,7 +59,7 @@ pub async fn run(pg: Arc<Pg>, parts: Parts) {
                 }
             }
             notice = notices.recv() => match notice {
-                Some(Notice::Approval(id)) => parts.desk.refresh(&id).await,
+                Some(Notice::Approval(id)) => parts.desk.approvals().refresh(&id).await,
                 Some(Notice::Resync) => {
                     if let Err(e) = parts.desk.follow().await {
                         tracing::warn!(error = %e, "cannot reload the open approvals after reconnecting");
@@ -96,17 +95,13 @@ async fn beat(pg: &Arc<Pg>, parts: &Parts, own: bool) -> Result<(), String> {
         .collect();
     // The work is this replica's now (recorded in the same transaction); do it beside the
     // heartbeat, never in its way (mail may be slow, and a late beat looks like a death).
-    let (desk, forwarder, quarantine) = (
-        parts.desk.clone(),
-        parts.forwarder.clone(),
-        parts.quarantine.clone(),
-    );
+    let (desk, forwarder) = (parts.desk.clone(), parts.forwarder.clone());
     let work = async move {
         if let Err(e) = forwarder.settle(marks).await {
             tracing::error!(error = %e, "cannot record the unknown outcomes of an adopted replica's calls");
         }
-        desk.adopt(adopted.approvals).await;
-        if let Err(e) = quarantine.adopt(adopted.held).await {
+        // the desk's one adoption path: executing → outcome_unknown, waiting → re-armed
+        if let Err(e) = desk.adopt(adopted.approvals, adopted.held).await {
             tracing::error!(error = %e, "cannot take over an adopted replica's held calls");
         }
     };

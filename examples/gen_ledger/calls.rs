@@ -12,7 +12,7 @@ use airlock::canonical;
 use airlock::config::Setup;
 use airlock::decide::{self, Call, Context, Decision, Verdict};
 use airlock::envelope::{self, Proposal};
-use airlock::ledger::ApprovalState;
+use airlock::ledger::ItemState;
 use airlock::ledger::NewRow;
 
 /// What kind of call to generate.
@@ -41,7 +41,7 @@ impl Kind {
 /// One generated call: its rows and, for approvals, (id, state) for the approvals table.
 pub struct Generated {
     pub rows: Vec<NewRow>,
-    pub approval: Option<ApprovalState>,
+    pub approval: Option<ItemState>,
     /// For a pending approval: the path of its approver's link (`/a/{id}/0/{token}`).
     pub link: Option<String>,
 }

@@ -257,7 +257,7 @@ async fn main() -> anyhow::Result<()> {
         }
         written += call.rows.len() as u64;
         change.rows.extend(call.rows);
-        change.approvals.extend(call.approval);
+        change.items.extend(call.approval);
         if change.rows.len() >= cli.batch {
             inflight.push_back(ledger.submit(std::mem::take(&mut change))?);
             if inflight.len() >= cli.depth {

@@ -7,30 +7,40 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::{DecisionForm, Desk, DeskError, stored};
+use super::{Approvals, DecisionForm, DeskError, stored};
 use crate::approval::state::{Approval, Choice, NextRole, Step};
 use crate::auth::Facts;
-use crate::authority::{self, Matter};
+use crate::authority::{Matter, Refusal};
 use crate::decide::{self, Verdict};
 use crate::envelope::{self, Envelope};
 use crate::ledger::{Change, LedgerError, NewRow};
 
-impl Desk {
+/// The authority rule the desk applies to a decider, as approvals ask it: the roles admitted,
+/// or why not.
+pub(crate) type Admit<'a> = &'a (dyn Fn(&Matter<'_>, &str) -> Result<Vec<String>, Refusal> + Sync);
+
+impl Approvals {
     /// Apply a decision posted from the page by a decider authenticated as `auth` says (the
-    /// caller checked it, [`crate::auth::Deciders::may_decide`]). If another replica changed the
-    /// approval between reading and committing, the decision is applied again to what it
-    /// recorded (refused if that was a decision, recorded if it was only bookkeeping).
-    pub async fn decide(
+    /// caller checked it, [`crate::auth::Deciders::may_decide`]) and admitted by `admit` (the
+    /// desk's authority rule, asked here under the lock about the stage asked now). If another
+    /// replica changed the approval between reading and committing, the decision is applied
+    /// again to what it recorded (refused if that was a decision, recorded if it was only
+    /// bookkeeping).
+    pub(crate) async fn decide(
         self: &Arc<Self>,
         id: &str,
         slot: usize,
         token: &str,
         form: DecisionForm,
         auth: &Facts,
+        admit: Admit<'_>,
     ) -> Result<Step, DeskError> {
         let mut tries = 0;
         loop {
-            match self.decide_once(id, slot, token, form.clone(), auth).await {
+            match self
+                .decide_once(id, slot, token, form.clone(), auth, admit)
+                .await
+            {
                 Err(DeskError::Ledger(LedgerError::Conflict(_))) if tries < 10 => tries += 1,
                 other => return other,
             }
@@ -44,6 +54,7 @@ impl Desk {
         token: &str,
         form: DecisionForm,
         auth: &Facts,
+        admit: Admit<'_>,
     ) -> Result<Step, DeskError> {
         let mut guard = self.open.lock().await;
         let Some((a, prior)) = self.load_raw(id) else {
@@ -57,22 +68,21 @@ impl Desk {
                 return Err(e);
             }
         };
-        // the one authority rule: no agent, not the requester, a member of the stage's role now
-        let setup = self.live.setup();
+        // the desk's one authority rule: no agent, not the requester, a member of the stage's
+        // role now
         let matter = Matter::Approval {
             role: &a.envelope.role,
             requester: &a.envelope.actor,
         };
-        let roles =
-            match authority::authorize(&matter, &approver, &setup.policy, &setup.agent_ids()) {
-                Ok(roles) => roles,
-                Err(r) => {
-                    drop(guard);
-                    let e = DeskError::Unauthorized(r);
-                    self.log_refusal(&a, slot, "decide", &e).await;
-                    return Err(e);
-                }
-            };
+        let roles = match admit(&matter, &approver) {
+            Ok(roles) => roles,
+            Err(r) => {
+                drop(guard);
+                let e = DeskError::Unauthorized(r);
+                self.log_refusal(&a, slot, "decide", &e).await;
+                return Err(e);
+            }
+        };
         let now = OffsetDateTime::now_utc();
         let mut next = a.clone();
         let mut extra = Map::new();
@@ -131,11 +141,11 @@ impl Desk {
         self.ledger
             .commit(Change {
                 rows,
-                approvals: vec![stored(&next)?.replacing(prior)],
+                items: vec![stored(&next)?.replacing(prior)],
                 ..Change::default()
             })
             .await?;
-        Desk::index(&mut guard, &next);
+        Approvals::index(&mut guard, &next);
         drop(guard);
         if matches!(step, Step::Approved | Step::Denied) {
             let waited = now - a.envelope.requested_at;

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use serde_json::{Map, json};
 use time::OffsetDateTime;
 
-use super::{Desk, stored};
+use super::{Approvals, stored};
 use crate::approval::state::{NextRole, Outcome, Status};
 use crate::forward::{Forward, Forwarded};
 use crate::ledger::{Change, LedgerError, NewRow};
 
-impl Desk {
+impl Approvals {
     /// The clock ran out: apply `on_timeout` if still pending. If the ledger cannot record it,
     /// nothing changes and the timeout is tried again shortly (fail closed: still not run).
     pub(super) async fn time_out(self: &Arc<Self>, id: &str) {
@@ -44,7 +44,7 @@ impl Desk {
                 self.ledger
                     .commit(Change {
                         rows,
-                        approvals: vec![state.replacing(prior)],
+                        items: vec![state.replacing(prior)],
                         ..Change::default()
                     })
                     .await
@@ -66,7 +66,7 @@ impl Desk {
             self.timers.arm(self, retry_at, id);
             return;
         }
-        Desk::index(&mut guard, &next);
+        Approvals::index(&mut guard, &next);
         drop(guard);
         self.publish(&next);
         self.after(step, &next).await;
@@ -157,7 +157,7 @@ impl Desk {
                     self.ledger
                         .commit(Change {
                             rows: all,
-                            approvals: vec![state.replacing(prior)],
+                            items: vec![state.replacing(prior)],
                             ..Change::default()
                         })
                         .await
@@ -179,7 +179,7 @@ impl Desk {
             }
         };
         if committed {
-            Desk::index(&mut guard, &next);
+            Approvals::index(&mut guard, &next);
         }
         drop(guard);
         self.publish(&next);

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use super::Desk;
+use super::Approvals;
 use super::state::{Approval, Status};
-use crate::ledger::{ApprovalState, LedgerError};
+use crate::desk::Phase;
+use crate::ledger::{ItemKind, ItemState, LedgerError};
 
 /// An open approval's index entry: in memory, and in the ledger's open-approvals table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,15 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    /// Where the approval stands in the desk's one lifecycle (an entry is never done).
+    pub fn phase(&self) -> Phase {
+        if self.executing {
+            Phase::Executing
+        } else {
+            Phase::Waiting
+        }
+    }
+
     /// The entry of an open approval; `None` once it is finished.
     pub fn of(a: &Approval) -> Option<Entry> {
         let executing = match a.status {
@@ -55,7 +65,7 @@ impl Entry {
 
 /// The approval's state as stored, with its index entry. Failing to encode it fails the commit:
 /// an approval is never written as missing.
-pub fn stored(a: &Approval) -> Result<ApprovalState, LedgerError> {
+pub fn stored(a: &Approval) -> Result<ItemState, LedgerError> {
     let encode = |what: &str, e: serde_json::Error| LedgerError::Encode {
         what: format!("approval {} {what}", a.id),
         message: e.to_string(),
@@ -65,12 +75,7 @@ pub fn stored(a: &Approval) -> Result<ApprovalState, LedgerError> {
         Some(entry) => Some(serde_json::to_vec(&entry).map_err(|e| encode("entry", e))?),
         None => None,
     };
-    Ok(ApprovalState {
-        id: a.id.clone(),
-        state,
-        open,
-        prior: crate::ledger::Prior::Any,
-    })
+    Ok(ItemState::of(ItemKind::Approval, &a.id, state, open))
 }
 
 /// Deadlines of every open approval's stage, in one ordered set served by one task. A stale
@@ -84,7 +89,7 @@ pub(super) struct Timers {
 
 impl Timers {
     /// Time out approval `id` at `at` (or as soon as possible if `at` has passed).
-    pub fn arm(self: &Arc<Self>, desk: &Arc<Desk>, at: OffsetDateTime, id: &str) {
+    pub fn arm(self: &Arc<Self>, desk: &Arc<Approvals>, at: OffsetDateTime, id: &str) {
         self.due
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -122,7 +127,7 @@ enum Next {
 
 /// The timer task: sleep until the earliest deadline (or a new one), time it out, repeat. Ends
 /// when the desk is gone. Boxed with a declared `Send` type: a timeout can arm the next stage.
-fn run(timers: Arc<Timers>, desk: Weak<Desk>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+fn run(timers: Arc<Timers>, desk: Weak<Approvals>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         loop {
             let wait = match timers.next(OffsetDateTime::now_utc()) {

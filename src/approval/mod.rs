@@ -1,4 +1,4 @@
-//! Approvals: the desk that holds calls waiting for a human decision.
+//! Approvals: calls waiting for a person's approval, one kind of item on the [`crate::desk`].
 //!
 //! Owns open approvals (a small index entry each in memory, see [`index`]; their states live in
 //! the ledger's approvals table and are read on demand), their mail, their deadlines (one timer
@@ -83,7 +83,7 @@ pub struct Open<'a> {
 /// Most `link_refused` rows written per approval per minute.
 pub const REFUSALS_PER_MINUTE: u32 = 20;
 
-pub struct Desk {
+pub struct Approvals {
     /// Open approvals' index entries; their states are in the ledger. Every state change holds
     /// this lock from reading the state to committing the next one.
     open: Mutex<BTreeMap<String, Entry>>,
@@ -100,7 +100,7 @@ pub struct Desk {
     base_url: String,
 }
 
-impl Desk {
+impl Approvals {
     pub fn new(
         live: Arc<Live>,
         ledger: Arc<Ledger>,
@@ -109,8 +109,8 @@ impl Desk {
         mailer: Mailer,
         key: LinkKey,
         base_url: String,
-    ) -> Arc<Desk> {
-        Arc::new(Desk {
+    ) -> Arc<Approvals> {
+        Arc::new(Approvals {
             open: Mutex::new(BTreeMap::new()),
             timers: Arc::default(),
             watchers: StdMutex::new(HashMap::new()),
@@ -172,13 +172,13 @@ impl Desk {
         self.ledger
             .commit(Change {
                 rows,
-                approvals: vec![stored(&approval)?.new_one()],
+                items: vec![stored(&approval)?.new_one()],
                 ..Change::default()
             })
             .await?;
         let id = approval.id.clone();
         let rx = self.watch(&approval);
-        Desk::index(&mut *self.open.lock().await, &approval);
+        Approvals::index(&mut *self.open.lock().await, &approval);
         self.after_new_stage(&id).await;
         Ok((id, rx))
     }
@@ -245,7 +245,7 @@ impl Desk {
         let Some(a) = self.load(id) else { return };
         let due = {
             let mut open = self.open.lock().await;
-            Desk::index(&mut open, &a);
+            Approvals::index(&mut open, &a);
             open.get(id).filter(|e| !e.executing).map(|e| e.expires_at)
         };
         if let Some(at) = due {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Desk, stored};
+use super::{Approvals, stored};
 use crate::approval::state::Approval;
 use crate::canonical;
 use crate::envelope::{Envelope, plain};
@@ -104,7 +104,7 @@ const RETRY: [Duration; 4] = [
     Duration::from_secs(120),
 ];
 
-impl Desk {
+impl Approvals {
     /// The approval, if it is still pending at `stage` (a later stage sends its own mail).
     async fn pending_at(&self, id: &str, stage: u32) -> Option<Approval> {
         self.get(id)
@@ -218,7 +218,7 @@ impl Desk {
                 self.ledger
                     .commit(Change {
                         rows: vec![NewRow::now(kind, &next.call_id, body)],
-                        approvals: vec![state.replacing(prior)],
+                        items: vec![state.replacing(prior)],
                         ..Change::default()
                     })
                     .await
@@ -226,7 +226,7 @@ impl Desk {
             Err(e) => Err(e),
         };
         match committed {
-            Ok(_) => Desk::index(&mut guard, &next),
+            Ok(_) => Approvals::index(&mut guard, &next),
             Err(LedgerError::Conflict(_)) => return true,
             // Unrecorded, the mail stays "unsent" and is sent again (at worst a duplicate link).
             Err(err) => {

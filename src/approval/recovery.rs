@@ -1,14 +1,16 @@
-//! Start and stop: reload open approvals after a (possibly crashed) start, and let running
-//! executions finish before a clean exit.
+//! Start and stop, the approvals' side: read back the open approvals for the desk's one start
+//! rule ([`crate::desk::Desk::start`]), the acts it asks for (arm, resend, close as
+//! `outcome_unknown`), and letting running executions finish before a clean exit.
 
 use std::sync::Arc;
 
-use super::Desk;
+use super::Approvals;
 use super::index::{Entry, stored};
 use crate::approval::state::{Approval, Outcome, Status};
+use crate::desk::start::{Found, Kind};
 use crate::ledger::{Change, LedgerError};
 
-impl Desk {
+impl Approvals {
     /// Wait (up to `limit`) until no approved call is still executing, so its outcome is recorded.
     pub async fn drain(&self, limit: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + limit;
@@ -46,80 +48,70 @@ impl Desk {
         ids.len()
     }
 
-    /// Reload open approvals after a start: re-arm their deadlines, send unsent mail, and turn
-    /// any execution that was in flight into `outcome_unknown` (never a second run). Reads only
-    /// the open-approvals index (a ledger from before the index is indexed once, here).
-    pub async fn recover(self: &Arc<Self>) -> Result<usize, LedgerError> {
-        let entries = match self.ledger.open_approvals()? {
-            Some(entries) => entries,
-            None => self.build_index().await?,
-        };
-        self.take(entries, true).await;
-        Ok(self.open.lock().await.len())
-    }
-
-    /// For a replica sharing the ledger: load every open approval into the index and arm its
-    /// deadline, acting on none (the replica that owns each sends its mail and runs it).
-    pub async fn follow(self: &Arc<Self>) -> Result<usize, LedgerError> {
-        let entries = match self.ledger.open_approvals()? {
-            Some(entries) => entries,
+    /// The open approvals as stored (the open-approvals index; a ledger from before the index
+    /// is indexed once, here): what [`crate::desk::Desk::start`] reads back.
+    pub(crate) async fn stored_open(&self) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+        match self.ledger.open_approvals()? {
+            Some(entries) => Ok(entries),
             // copied from an older redb ledger: index it once (any replica may; it is idempotent)
-            None => self.build_index().await?,
-        };
-        self.open.lock().await.clear();
-        self.take(entries, false).await;
-        Ok(self.open.lock().await.len())
+            None => self.build_index().await,
+        }
     }
 
-    /// Take over the open approvals of a replica that died: what [`Desk::recover`] does after a
-    /// restart, for these approvals only.
-    pub async fn adopt(self: &Arc<Self>, entries: Vec<(String, Vec<u8>)>) {
-        self.take(entries, true).await;
-    }
-
-    /// Index the entries and arm their deadlines; with `act`, also send their unsent mail and
-    /// close their interrupted executions as `outcome_unknown`.
-    async fn take(self: &Arc<Self>, entries: Vec<(String, Vec<u8>)>, act: bool) {
-        let mut pending = Vec::new();
-        let mut unknown = Vec::new();
-        {
-            let mut guard = self.open.lock().await;
-            for (id, bytes) in entries {
-                match serde_json::from_slice::<Entry>(&bytes) {
-                    Ok(e) => {
-                        if e.executing {
-                            unknown.push(id.clone());
-                        } else {
-                            self.timers.arm(self, e.expires_at, &id);
-                            if e.unsent {
-                                pending.push(id.clone());
-                            }
-                        }
-                        guard.insert(id, e);
-                    }
-                    Err(e) => {
-                        tracing::error!(approval = %id, error = %e, "unreadable open-approval entry; left as it is")
-                    }
+    /// Take stored index entries into memory (with `clear`, in place of what was there), each
+    /// as the desk's lifecycle sees it; acting on them is the desk's (its start rule).
+    pub(crate) async fn load_found(
+        &self,
+        entries: Vec<(String, Vec<u8>)>,
+        clear: bool,
+    ) -> Vec<Found> {
+        let mut guard = self.open.lock().await;
+        if clear {
+            guard.clear();
+        }
+        let mut found = Vec::new();
+        for (id, bytes) in entries {
+            match serde_json::from_slice::<Entry>(&bytes) {
+                Ok(e) => {
+                    found.push(Found {
+                        kind: Kind::Approval,
+                        id: id.clone(),
+                        phase: e.phase(),
+                        deadline: Some(e.expires_at),
+                        unsent: e.unsent,
+                        prior: None,
+                    });
+                    guard.insert(id, e);
+                }
+                Err(e) => {
+                    tracing::error!(approval = %id, error = %e, "unreadable open-approval entry; left as it is")
                 }
             }
         }
-        if !act {
-            return;
-        }
-        for id in &unknown {
-            self.close(id, Outcome::OutcomeUnknown, Vec::new()).await;
-            // not when it had ended otherwise meanwhile (its replica was only slow)
-            if let Some(a) = self
-                .get(id)
-                .await
-                .filter(|a| a.status == Status::Done(Outcome::OutcomeUnknown))
-            {
-                self.tell_outcome_unknown(&a).await;
-            }
-        }
-        for id in pending {
-            let me = self.clone();
-            tokio::spawn(async move { me.send_unsent(&id).await });
+        found
+    }
+
+    /// Arm an open approval's deadline (a waiting item the desk re-arms).
+    pub(crate) fn arm(self: &Arc<Self>, at: time::OffsetDateTime, id: &str) {
+        self.timers.arm(self, at, id);
+    }
+
+    /// Send an open approval's unsent mail, in the background.
+    pub(crate) fn resend(self: &Arc<Self>, id: &str) {
+        let (me, id) = (self.clone(), id.to_string());
+        tokio::spawn(async move { me.send_unsent(&id).await });
+    }
+
+    /// An approval found executing at a start: close it as `outcome_unknown` (never re-run) and
+    /// tell its approvers — unless it ended otherwise meanwhile (its replica was only slow).
+    pub(crate) async fn close_unknown(&self, id: &str) {
+        self.close(id, Outcome::OutcomeUnknown, Vec::new()).await;
+        if let Some(a) = self
+            .get(id)
+            .await
+            .filter(|a| a.status == Status::Done(Outcome::OutcomeUnknown))
+        {
+            self.tell_outcome_unknown(&a).await;
         }
     }
 
@@ -144,7 +136,7 @@ impl Desk {
         );
         self.ledger
             .commit(Change {
-                approvals: states,
+                items: states,
                 approvals_indexed: true,
                 ..Change::default()
             })

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::desk::Phase;
 use crate::envelope::Envelope;
 use crate::policy::OnTimeout;
 
@@ -116,9 +117,21 @@ pub struct NextRole<'a> {
     pub emails: &'a [String],
 }
 
+impl Status {
+    /// Where this stands in the desk's one lifecycle.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Status::Pending => Phase::Waiting,
+            Status::Executing { .. } => Phase::Executing,
+            Status::Done(_) => Phase::Done,
+        }
+    }
+}
+
 impl Approval {
+    /// Waiting for a decision (the desk's lifecycle: only then may anyone vote or time it out).
     pub fn is_pending(&self) -> bool {
-        self.status == Status::Pending
+        crate::desk::lifecycle::open_to_decide(self.status.phase()).is_ok()
     }
 
     /// Checks every vote must pass: pending, in time, a listed approver, not the requester, unused.

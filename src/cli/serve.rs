@@ -9,9 +9,10 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 
 use super::{runtime, runtime_file, setup};
-use airlock::approval::Desk;
+use airlock::approval::Approvals;
 use airlock::approval::link::LinkKey;
 use airlock::config::MailTransport;
+use airlock::desk::Desk;
 use airlock::drift::meter::Meter;
 use airlock::drift::pauses::Pauses;
 use airlock::forward::Forwarder;
@@ -96,28 +97,27 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         }
         let changed_keys = changed.keys().cloned().collect();
         let live = Arc::new(Live::new(setup.clone(), changed));
-        let desk = Desk::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key.clone(), base_url.clone());
-        let pending = match &shared {
-            None => desk.recover().await.context("cannot reload pending approvals")?,
-            Some(_) => desk.follow().await.context("cannot load the open approvals")?,
-        };
+        let approvals = Approvals::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key.clone(), base_url.clone());
         let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), key.clone()));
         quarantine.tell_with(Notices::new(live.clone(), ledger.clone(), Mailer::new(&cfg.mail)?, key.clone(), base_url.clone()));
-        let held = quarantine.recover().await.context("cannot reload held calls")?;
         let meter = Meter::load_as(ledger.drift()?, shared.as_ref().map(|pg| pg.replica())).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
         let meter = Arc::new(meter);
         let pauses = Arc::new(Pauses::new(meter.clone(), ledger.clone(), live.clone(), Mailer::new(&cfg.mail)?, key, base_url.clone()));
+        // The one desk for every human decision: one start for every kind of item.
+        let desk = Desk::new(approvals.clone(), quarantine.clone(), pauses.clone(), live.clone(), ledger.clone());
+        let started = desk.start().await.context("cannot reload what waits for a decision (approvals, held calls)")?;
+        let (pending, held, paused) = (started.approvals, started.held, started.paused);
         // Sharing the ledger: take back this replica's own leftovers and any dead replica's, then
         // keep up with the others.
         let replicas = match &shared {
             None => None,
             Some(pg) => {
-                let parts = airlock::replica::Parts { ledger: ledger.clone(), desk: desk.clone(), forwarder: forwarder.clone(), quarantine: quarantine.clone(), meter };
+                let parts = airlock::replica::Parts { ledger: ledger.clone(), desk: desk.clone(), forwarder: forwarder.clone(), meter };
                 airlock::replica::join(pg, &parts).await.map_err(anyhow::Error::msg).context("cannot join the other replicas")?;
                 Some(tokio::spawn(airlock::replica::run(pg.clone(), parts)))
             }
         };
-        let voided = desk.void_changed(&changed_keys).await;
+        let voided = approvals.void_changed(&changed_keys).await;
         if voided > 0 {
             tracing::warn!(voided, "pending approvals voided because their tool changed");
         }
@@ -128,8 +128,8 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         if let Err(e) = write_private(&runtime_file, &format!("http://{bound}\n{instance}\n")) {
             tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
         }
-        let deciders = Arc::new(airlock::auth::Deciders::new(cfg.sign_in.as_ref(), desk.key(), &cfg.key_path, &base_url).map_err(anyhow::Error::msg)?);
-        let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), quarantine: quarantine.clone(), pauses: pauses.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone(), deciders }));
+        let deciders = Arc::new(airlock::auth::Deciders::new(cfg.sign_in.as_ref(), approvals.key(), &cfg.key_path, &base_url).map_err(anyhow::Error::msg)?);
+        let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone(), deciders }));
         // Edits to manifests and policy take effect when valid (file change or SIGHUP).
         let auditor = cfg.checkpoints.mail_to.as_ref().map(|_| Mailer::new(&cfg.mail)).transpose()?;
         let checkpoints = checkpoint::start(ledger.clone(), signer.clone(), &cfg.checkpoints, auditor).await.map_err(anyhow::Error::msg)?;
@@ -137,11 +137,11 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             Some(w) => tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), witness = %w, "checkpoints written and sent to the witness"),
             None => tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), "checkpoints written; no [ledger] witness: a ledger rolled back together with its checkpoint directory would not be caught"),
         }
-        let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), desk.clone(), std::time::Duration::from_secs(1)));
-        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, "airlock serving MCP on stdio");
+        let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), approvals.clone(), std::time::Duration::from_secs(1)));
+        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, paused, "airlock serving MCP on stdio");
         tracing::info!("review page (held calls, unclassified tools, paused autopilot): reviewers get their own link by mail when a call is held, or from `airlock quarantine list --as EMAIL`");
         tracing::info!(public_key = %signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
-        let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, desk.clone(), quarantine.clone(), pauses));
+        let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, approvals.clone(), quarantine.clone(), pauses));
         let agent = AgentServer::new(gate.clone(), cfg.max_wait);
         let stop = tokio_util::sync::CancellationToken::new();
         let router = match http_bind {
@@ -173,7 +173,6 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         // approvals stay pending in the ledger for the next start.
         gate.drain(std::time::Duration::from_secs(30)).await;
         desk.drain(std::time::Duration::from_secs(30)).await;
-        quarantine.drain(std::time::Duration::from_secs(30)).await;
         // Outcome rows answered before they were durable are queued: commit them before exit.
         if let Err(e) = ledger.flush().await {
             tracing::error!(error = %e, "cannot commit the last outcome rows; the next start records them as unknown");

@@ -1,7 +1,7 @@
 //! The gate with a failing ledger: fail closed, with the real demo shop behind it.
 use std::sync::atomic::Ordering;
 
-use super::{Arc, Desk, Forwarder, Gate, GateCall, Ledger, Live, Reply, ToolServers};
+use super::{Approvals, Arc, Forwarder, Gate, GateCall, Ledger, Live, Reply, ToolServers};
 use crate::approval::link::LinkKey;
 use crate::config::load_setup;
 use crate::drift::meter::Meter;
@@ -59,7 +59,7 @@ async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_serve
     let forwarder = Forwarder::new(ledger.clone(), servers.clone());
     let mailer = Mailer::new(&setup.config.mail).unwrap();
     let live = Arc::new(Live::new(setup.clone(), Default::default()));
-    let desk = Desk::new(
+    let desk = Approvals::new(
         live.clone(),
         ledger.clone(),
         servers.clone(),

@@ -8,7 +8,7 @@
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::store::Table;
-use super::{APPROVALS, Ledger, LedgerError, META, Request};
+use super::{APPROVALS, ItemKind, Ledger, LedgerError, META, Request};
 
 /// Open approvals, keyed by approval id: the desk's small index entry for each (what recovery
 /// needs without reading the whole state). Written in the same transaction as the state.
@@ -19,45 +19,6 @@ const INDEXED: &str = "approvals_indexed";
 
 /// (approval id, stored bytes): an approval's state or its index entry.
 pub type Stored = (String, Vec<u8>);
-
-/// An approval's new state, as the desk encodes it.
-#[derive(Debug, Clone)]
-pub struct ApprovalState {
-    pub id: String,
-    /// Its whole state.
-    pub state: Vec<u8>,
-    /// Its open-approvals index entry, or `None` once it is finished (removed from the index).
-    pub open: Option<Vec<u8>>,
-    /// What the stored state must be for this change to commit; otherwise the whole change is
-    /// refused ([`LedgerError::Conflict`]): another replica changed the approval meanwhile.
-    pub prior: Prior,
-}
-
-/// The condition on an approval's stored state.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub enum Prior {
-    /// Unconditional (building the index of an older ledger).
-    #[default]
-    Any,
-    /// A new approval: none stored under its id.
-    Absent,
-    /// Exactly these bytes, as read before the change was made.
-    Is(Vec<u8>),
-}
-
-impl ApprovalState {
-    /// Only if the stored state is still `prior` (what the caller read).
-    pub fn replacing(mut self, prior: Vec<u8>) -> ApprovalState {
-        self.prior = Prior::Is(prior);
-        self
-    }
-
-    /// Only if no approval has this id yet.
-    pub fn new_one(mut self) -> ApprovalState {
-        self.prior = Prior::Absent;
-        self
-    }
-}
 
 impl Ledger {
     /// One approval's last committed state, if there is one.
@@ -102,7 +63,7 @@ pub(super) fn write(tx: &redb::WriteTransaction, batch: &[&Request]) -> Result<(
     let mut states = tx.open_table(APPROVALS)?;
     let mut open = tx.open_table(OPEN_APPROVALS)?;
     for req in batch {
-        for a in &req.change.approvals {
+        for a in req.change.items_of(ItemKind::Approval) {
             states.insert(a.id.as_str(), a.state.as_slice())?;
             match &a.open {
                 Some(entry) => {

@@ -3,7 +3,8 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::ApprovalState;
+use super::store::Table;
+use super::{ItemKind, ItemState, Prior};
 
 /// A row to append. The ledger assigns `seq`, `prev` and `hash`.
 #[derive(Debug, Clone)]
@@ -31,22 +32,18 @@ impl NewRow {
     }
 }
 
-/// One durable change: ledger rows and the new state of the open approvals they concern,
+/// One durable change: ledger rows and the new state of the desk items they concern,
 /// committed in one transaction.
 #[derive(Debug, Default)]
 pub struct Change {
     pub rows: Vec<NewRow>,
-    /// Approvals' new states.
-    pub approvals: Vec<ApprovalState>,
+    /// The desk's items' new states (approvals, held calls), each committed only if its
+    /// condition holds.
+    pub items: Vec<ItemState>,
     /// This change completes the open-approvals index of a ledger written before it existed.
     pub approvals_indexed: bool,
     /// (`server/tool`, definition hash now trusted).
     pub tools: Vec<(String, String)>,
-    /// (call id, the held call's new state).
-    pub held: Vec<(String, Value)>,
-    /// (call id, its stored state as read): the change commits only if each is still stored
-    /// (no other replica released or rejected the call meanwhile).
-    pub held_prior: Vec<(String, Vec<u8>)>,
     /// (drift key, its new value, or `None` to remove it).
     pub drift: Vec<(String, Option<Value>)>,
     /// (call id, its route): calls this change lets run, marked until their outcome is recorded.
@@ -55,15 +52,40 @@ pub struct Change {
     pub settled: Vec<String>,
 }
 
+/// What a decided item's stored state must still be for a change to commit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Must<'a> {
+    /// Nothing stored under its key (a new item).
+    BeAbsent,
+    /// Exactly these bytes, as its caller read them.
+    Be(&'a [u8]),
+}
+
 impl Change {
+    /// Every condition on a desk item this change commits under — an approval's or a held
+    /// call's stored state, one check for both: (table, key, what must be stored).
+    pub(super) fn conditions(&self) -> impl Iterator<Item = (Table, &str, Must<'_>)> {
+        self.items.iter().filter_map(|i| {
+            let must = match &i.prior {
+                Prior::Any => return None,
+                Prior::Absent => Must::BeAbsent,
+                Prior::Is(bytes) => Must::Be(bytes),
+            };
+            Some((i.kind.table(), i.id.as_str(), must))
+        })
+    }
+
+    /// The new states of one kind of item.
+    pub(super) fn items_of(&self, kind: ItemKind) -> impl Iterator<Item = &ItemState> {
+        self.items.iter().filter(move |i| i.kind == kind)
+    }
+
     /// Nothing to write (a flush: it commits after everything queued before it).
     pub(super) fn is_empty(&self) -> bool {
         self.rows.is_empty()
-            && self.approvals.is_empty()
+            && self.items.is_empty()
             && !self.approvals_indexed
             && self.tools.is_empty()
-            && self.held.is_empty()
-            && self.held_prior.is_empty()
             && self.drift.is_empty()
             && self.forwarded.is_empty()
             && self.settled.is_empty()

@@ -15,6 +15,7 @@ mod change;
 pub mod checkpoint;
 pub mod copy;
 mod forwarded;
+mod items;
 mod open;
 pub mod postgres;
 pub mod prune;
@@ -36,10 +37,10 @@ use store::{Redb, Store, Table};
 
 use crate::signing::Signer;
 
-pub use approvals::{ApprovalState, Prior};
 use chain::GENESIS;
 pub use chain::{Fault, Record};
 pub use change::{Change, NewRow};
+pub use items::{ItemKind, ItemState, Prior};
 use open::{check_head_signature, init, store_head};
 pub use reader::LedgerReader;
 pub use verify::{BadRow, CheckpointReport, SignatureReport, VerifyOptions, VerifyReport};

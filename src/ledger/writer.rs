@@ -15,10 +15,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::chain::{encode, entry, leaf, link};
+use super::change::Must;
 use super::postgres::commit::PgSink;
 use super::store::Table;
 use super::{
-    APPROVALS, DRIFT, HELD, Head, LAZY_WAIT, LedgerError, MAX_BATCH, META, NewRow, Prior, ROWS,
+    APPROVALS, DRIFT, HELD, Head, ItemKind, LAZY_WAIT, LedgerError, MAX_BATCH, META, NewRow, ROWS,
     Request, SIGNED, TOOLS, forwarded::FORWARDED,
 };
 use crate::signing::Signer;
@@ -130,37 +131,26 @@ pub(super) fn admit(
     let mut out = Vec::with_capacity(batch.len());
     for req in batch {
         let mut refusal = None;
-        for a in &req.change.approvals {
-            if a.prior == Prior::Any {
-                continue;
-            }
-            let key = (Table::Approvals, a.id.clone());
+        // the desk's items (approvals, held calls): one check, whatever their kind
+        for (table, id, must) in req.change.conditions() {
+            let key = (table, id.to_string());
             let now = match seen.get(&key) {
                 Some(v) => v.clone(),
-                None => current(Table::Approvals, &a.id)?,
+                None => current(table, id)?,
             };
-            let holds = match &a.prior {
-                Prior::Absent => now.is_none(),
-                Prior::Is(bytes) => now.as_deref() == Some(bytes.as_slice()),
-                Prior::Any => true,
+            let holds = match must {
+                Must::BeAbsent => now.is_none(),
+                Must::Be(bytes) => now.as_deref() == Some(bytes),
             };
             if !holds {
-                refusal = Some(LedgerError::Conflict(format!(
-                    "approval {} was changed meanwhile (decided or timed out elsewhere); nothing was recorded",
-                    a.id
-                )));
-            }
-        }
-        for (id, bytes) in &req.change.held_prior {
-            let key = (Table::Held, id.clone());
-            let now = match seen.get(&key) {
-                Some(v) => v.clone(),
-                None => current(Table::Held, id)?,
-            };
-            if now.as_deref() != Some(bytes.as_slice()) {
-                refusal = Some(LedgerError::Conflict(format!(
-                    "held call {id} was released or rejected meanwhile; nothing was recorded"
-                )));
+                refusal = Some(LedgerError::Conflict(match table {
+                    Table::Held => format!(
+                        "held call {id} was released or rejected meanwhile; nothing was recorded"
+                    ),
+                    _ => format!(
+                        "approval {id} was changed meanwhile (decided or timed out elsewhere); nothing was recorded"
+                    ),
+                }));
             }
         }
         for (id, _) in &req.change.forwarded {
@@ -176,17 +166,14 @@ pub(super) fn admit(
             }
         }
         if refusal.is_none() {
-            for a in &req.change.approvals {
-                seen.insert((Table::Approvals, a.id.clone()), Some(a.state.clone()));
+            for i in &req.change.items {
+                seen.insert((i.kind.table(), i.id.clone()), Some(i.state.clone()));
             }
             for (id, _) in &req.change.forwarded {
                 seen.insert((Table::Forwarded, id.clone()), Some(Vec::new()));
             }
             for id in &req.change.settled {
                 seen.insert((Table::Forwarded, id.clone()), None);
-            }
-            for (id, state) in &req.change.held {
-                seen.insert((Table::Held, id.clone()), serde_json::to_vec(state).ok());
             }
         }
         out.push(refusal);
@@ -322,11 +309,10 @@ fn commit_redb(
     tx.set_two_phase_commit(false);
     tx.set_durability(redb::Durability::Immediate)
         .map_err(|x| e(&x))?;
-    let refusals = if batch.iter().all(|r| {
-        r.change.forwarded.is_empty()
-            && r.change.held_prior.is_empty()
-            && r.change.approvals.iter().all(|a| a.prior == Prior::Any)
-    }) {
+    let refusals = if batch
+        .iter()
+        .all(|r| r.change.forwarded.is_empty() && r.change.conditions().next().is_none())
+    {
         batch.iter().map(|_| None).collect()
     } else {
         let approvals = tx.open_table(APPROVALS).map_err(|x| e(&x))?;
@@ -369,9 +355,11 @@ fn commit_redb(
                 .map_err(|x| e(&x))?;
         }
         let mut held = tx.open_table(HELD).map_err(|x| e(&x))?;
-        for (id, state) in accepted.iter().flat_map(|r| &r.change.held) {
-            let bytes = serde_json::to_vec(state).map_err(|x| e(&x))?;
-            held.insert(id.as_str(), bytes.as_slice())
+        for h in accepted
+            .iter()
+            .flat_map(|r| r.change.items_of(ItemKind::Held))
+        {
+            held.insert(h.id.as_str(), h.state.as_slice())
                 .map_err(|x| e(&x))?;
         }
         let mut drift = tx.open_table(DRIFT).map_err(|x| e(&x))?;

@@ -113,7 +113,7 @@ impl AgentServer {
         };
         match self
             .gate
-            .desk()
+            .approvals()
             .get(id)
             .await
             .filter(|a| self.owns(caller, &a.envelope.actor))
@@ -231,7 +231,7 @@ impl ServerHandler for AgentServer {
                 let tasks = context
                     .client_capabilities()
                     .is_some_and(|c| c.supports_tasks());
-                match self.gate.desk().get(&approval_id).await {
+                match self.gate.approvals().get(&approval_id).await {
                     Some(a) if tasks => {
                         return Ok(CallToolResponse::Task(CreateTaskResult::new(
                             task_of(&a).task,
@@ -351,7 +351,7 @@ impl ServerHandler for AgentServer {
         let caller = actor_of(&context);
         match self
             .gate
-            .desk()
+            .approvals()
             .get(&request.task_id)
             .await
             .filter(|a| self.owns(caller.as_deref(), &a.envelope.actor))

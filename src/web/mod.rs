@@ -3,8 +3,8 @@
 //! Owns routing, HTML rendering of the envelope (and the hash of exactly what was rendered), the
 //! per-page nonce, and the security headers. A GET only shows; only a POST from the page's own form
 //! (or the CLI, with a personal token for `--as`) acts, and no script is ever served. It must never build a
-//! link from the request's Host header, and never decide anything itself: decisions go to the
-//! [`crate::approval`] desk, reviews to [`crate::quarantine`] and [`crate::drift::pauses`].
+//! link from the request's Host header, and never decide anything itself: every decision goes to the
+//! one [`crate::desk`] (approvals, held calls, paused scopes), which applies the authority rule.
 
 mod envelope;
 mod review;
@@ -22,12 +22,11 @@ use axum::{Router, middleware};
 use time::OffsetDateTime;
 
 use crate::approval::state::{Choice, Step};
-use crate::approval::{DecisionForm, Desk, DeskError};
-use crate::drift::pauses::Pauses;
+use crate::approval::{DecisionForm, DeskError};
+use crate::desk::Desk;
 use crate::ledger::Ledger;
 use crate::live::Live;
 use crate::mcp::downstream::ToolServers;
-use crate::quarantine::Quarantine;
 
 pub use envelope::{envelope_html, heading_html, rendered_hash};
 
@@ -38,9 +37,8 @@ const PAGE_TTL_SECS: i64 = 24 * 3600;
 pub struct Web {
     /// This gate's instance nonce (also in the runtime file), sent by `/healthz`.
     pub instance: String,
+    /// The one desk every decision enters (approvals, held calls, paused scopes).
     pub desk: Arc<Desk>,
-    pub quarantine: Arc<Quarantine>,
-    pub pauses: Arc<Pauses>,
     pub live: Arc<Live>,
     pub servers: Arc<ToolServers>,
     pub ledger: Arc<Ledger>,
@@ -144,7 +142,7 @@ async fn readyz(State(web): State<Arc<Web>>) -> Response {
 
 /// Prometheus text exposition of [`crate::metrics`], with the approval queue as it is now.
 async fn metrics(State(web): State<Arc<Web>>) -> Response {
-    let text = crate::metrics::global().render(&web.desk.pending_by_role().await);
+    let text = crate::metrics::global().render(&web.desk.approvals().pending_by_role().await);
     (
         [(
             header::CONTENT_TYPE,
@@ -176,7 +174,7 @@ async fn show(
     Path((id, slot, token)): Path<(String, usize, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let desk = &web.desk;
+    let desk = web.desk.approvals();
     match desk.view(&id, slot, &token).await {
         Ok(view) => {
             // a role that signs in: through the provider first
@@ -200,7 +198,7 @@ async fn decide(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let desk = &web.desk;
+    let desk = web.desk.approvals();
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     // The link first (a bad one is refused and logged by the desk), then the form it rendered.
     let current = match desk.view(&id, slot, &token).await {
@@ -258,7 +256,11 @@ async fn decide(
         arguments: (choice == Choice::Modify).then(|| field("arguments").to_string()),
         seen: field("seen").to_string(),
     };
-    match desk.decide(&id, slot, &token, decision, &auth).await {
+    match web
+        .desk
+        .decide_approval(&id, slot, &token, decision, &auth)
+        .await
+    {
         Ok(step) => {
             let (title, text) = match step {
                 Step::Approved => (

@@ -21,6 +21,8 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::{Web, message_page};
+use crate::desk::{Act, DecideError, Decided};
+use crate::drift::pauses::PauseError;
 use crate::ledger::NewRow;
 use crate::quarantine::classify::{self, Classification, Subject};
 use crate::quarantine::{self as q, Held, QuarantineError, Seen};
@@ -61,7 +63,7 @@ pub(super) async fn admit(
     next: axum::middleware::Next,
 ) -> Response {
     let token = params.get("token").map_or("", String::as_str);
-    match web.quarantine.reviewer(token, OffsetDateTime::now_utc()) {
+    match web.desk.held().reviewer(token, OffsetDateTime::now_utc()) {
         Ok(r) if r.pause.is_some() => answer(
             &headers,
             "",
@@ -101,6 +103,21 @@ fn in_some_role(web: &Web, email: &str) -> bool {
             .iter()
             .any(|e| e.trim().eq_ignore_ascii_case(email.trim()))
     })
+}
+
+/// A decision the desk refused or could not make, as a status and its sentence.
+fn desk_error(e: DecideError) -> (StatusCode, String) {
+    match e {
+        DecideError::Refused(_) => (StatusCode::FORBIDDEN, e.to_string()),
+        DecideError::Held(e) => quarantine_error(e),
+        DecideError::Pause(e) => {
+            let code = match e {
+                PauseError::NotPaused(_) => StatusCode::NOT_FOUND,
+                PauseError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (code, e.to_string())
+        }
+    }
 }
 
 fn quarantine_error(e: QuarantineError) -> (StatusCode, String) {
@@ -146,8 +163,8 @@ pub(super) async fn state(
         return redirect;
     }
     let setup = web.live.setup();
-    let held: Vec<Held> = web.quarantine.list();
-    let pauses = web.pauses.list();
+    let held: Vec<Held> = web.desk.held().list();
+    let pauses = web.desk.pauses().list();
     let need = |a: Ask<'_>| serde_json::to_value(a.requirement(&setup)).unwrap_or(Value::Null);
     let held_needs: Map<String, Value> = held
         .iter()
@@ -321,7 +338,8 @@ async fn decide_held(
         ));
     }
     let h = web
-        .quarantine
+        .desk
+        .held()
         .get(id)
         .ok_or_else(|| quarantine_error(QuarantineError::NotFound(id.to_string())))?;
     if !h.is_held() {
@@ -335,12 +353,21 @@ async fn decide_held(
     let setup = web.live.setup();
     let by = decider(web, reviewer, &Ask::held(&h, act, &setup), proof).await?;
     let reason = form.get("reason").map_or("", |s| s.trim());
-    let h = if act == "release" {
-        web.quarantine.release(id, &by, &seen).await
+    let decision = if act == "release" {
+        Act::Release { id, seen: &seen }
     } else {
-        web.quarantine.reject(id, &by, reason, &seen).await
-    }
-    .map_err(quarantine_error)?;
+        Act::Reject {
+            id,
+            reason,
+            seen: &seen,
+        }
+    };
+    let h = match web.desk.decide(&by, decision).await.map_err(desk_error)? {
+        Decided::Held(h) => h,
+        Decided::Resumed(_) => {
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, "not a held call".into()));
+        }
+    };
     let said = if act == "release" {
         format!(
             "Released `{}`: it ran once; the agent can read its result with airlock_status.",
@@ -377,31 +404,27 @@ async fn resumed(
     call: Option<&str>,
     proof: Proof,
 ) -> Outcome {
-    let pause = web
-        .pauses
-        .list()
-        .into_iter()
-        .find(|p| p.scope == scope && call.is_none_or(|c| c == p.call_id))
-        .ok_or_else(|| {
-            (
-                StatusCode::NOT_FOUND,
-                format!("autopilot is not paused for `{scope}`"),
-            )
-        })?;
-    let requester = web.quarantine.get(&pause.call_id).map(|h| h.actor);
+    let pause = web.desk.paused(scope, call).map_err(|_| {
+        (
+            StatusCode::NOT_FOUND,
+            format!("autopilot is not paused for `{scope}`"),
+        )
+    })?;
+    let requester = web.desk.held().get(&pause.call_id).map(|h| h.actor);
     let ask = Ask::pause(&pause, requester.as_deref());
     let by = decider(web, reviewer, &ask, proof).await?;
-    let p = web
-        .pauses
-        .resume(scope, Some(&pause.call_id), &by)
+    let call = Some(pause.call_id.as_str());
+    let p = match web
+        .desk
+        .decide(&by, Act::Resume { scope, call })
         .await
-        .map_err(|e| {
-            let code = match e {
-                crate::drift::pauses::PauseError::NotPaused(_) => StatusCode::NOT_FOUND,
-                crate::drift::pauses::PauseError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            (code, e.to_string())
-        })?;
+        .map_err(desk_error)?
+    {
+        Decided::Resumed(p) => p,
+        Decided::Held(_) => {
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, "not a pause".into()));
+        }
+    };
     Ok((
         format!(
             "Autopilot resumed for `{}`; its counters start afresh. Calls held while it was paused stay held: release or reject them on the review page.",
@@ -418,7 +441,11 @@ pub(super) async fn pause_page(
     Path((id, token)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (p, r) = match web.pauses.admit(&id, &token, OffsetDateTime::now_utc()) {
+    let (p, r) = match web
+        .desk
+        .pauses()
+        .admit(&id, &token, OffsetDateTime::now_utc())
+    {
         Ok(found) => found,
         Err(why) => return message_page(StatusCode::NOT_FOUND, "Not paused", &why),
     };
@@ -435,7 +462,11 @@ pub(super) async fn pause_resume(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let (p, r) = match web.pauses.admit(&id, &token, OffsetDateTime::now_utc()) {
+    let (p, r) = match web
+        .desk
+        .pauses()
+        .admit(&id, &token, OffsetDateTime::now_utc())
+    {
         Ok(found) => found,
         Err(why) => return answer(&headers, "", Err((StatusCode::NOT_FOUND, why))),
     };

@@ -162,6 +162,7 @@ pub(super) async fn admit(
 async fn refuse(web: &Web, id: &str, approver: &str, r: &Refused) -> Response {
     if !super::review::record_sign_in_refusal(web, id, approver, r).await {
         web.desk
+            .approvals()
             .log_auth_refusal(id, approver, r.step.word(), &r.reason)
             .await;
     }

@@ -236,3 +236,67 @@ async fn held_calls_survive_a_restart_and_are_listed_from_the_ledger() {
     assert_eq!(w.executed("executed.jsonl"), ["echo"]);
     agent.close().await;
 }
+
+/// A reviewer's URL of the running gate, from `airlock quarantine list --as`.
+fn review_url(w: &World) -> String {
+    let list = cli_json(w, &["quarantine", "list", "--json", "--as", REVIEWER]);
+    list["review_url"].as_str().expect("review url").to_string()
+}
+
+#[tokio::test]
+async fn a_release_cut_off_by_a_crash_becomes_outcome_unknown_at_the_next_start_and_never_runs_again()
+ {
+    let w = World::empty();
+    let manifests = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml"))
+        .expect("manifests");
+    let refund = "[[tool]]\nserver = \"shop\"\nname   = \"refund_order\"\nclass  = \"financial\"\ntarget = \"payments.refunds\"\nimpact = \"Moves money to a customer\"\nsummary = \"Refund {amount_cents|money:USD} on order {order_id}\"\nreversal = \"none: refunds cannot be clawed back\"\n";
+    assert!(manifests.contains(refund));
+    w.write("m/shop.toml", &manifests.replace(refund, ""));
+    w.write(
+        "p/policy.toml",
+        &std::fs::read_to_string(format!("{REPO}/policies/default.toml")).expect("policy"),
+    );
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = \"p\"\nledger = \"l.redb\"\nactor = \"agent:test\"\nmax_wait = \"1s\"\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n{}",
+        w.shop_server_with("shop", "", "executed.jsonl", &["--refund-delay-ms", "60000"])
+    ));
+    let (agent, mut child) = w.killable_agent().await;
+    let args = json!({"order_id": "A-1001", "amount_cents": 100, "reason": "cut off"});
+    let id = held_id(&agent.call("refund_order", args).await);
+    // the release starts (the refund takes a minute), and the gate is killed during it
+    let page = review_url(&w);
+    let seen = seen_on(&page, &id);
+    let (held, shown) = (id.clone(), seen.clone());
+    let releasing = std::thread::spawn(move || {
+        crate::smtp::http()
+            .post(&format!("{page}/held/{held}"))
+            .send_form([("action", "release"), ("seen", shown.as_str())])
+            .map(|r| r.status().as_u16())
+    });
+    w.wait_executed("executed.jsonl").await;
+    child.kill().await.expect("kill -9");
+    drop(agent);
+    let _ = releasing.join();
+
+    // the next start closes it as outcome_unknown; a second release is refused
+    let (agent, _child) = w.killable_agent().await;
+    let (status, body) = post(
+        &format!("{}/held/{id}", review_url(&w)),
+        &[("action", "release"), ("seen", seen.as_str())],
+    );
+    assert_eq!(status, 409, "never released twice: {body}");
+    assert!(body.contains("unknown outcome"), "{body}");
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let unknown = rows
+        .iter()
+        .filter(|r| r["kind"] == "outcome" && r["call_id"] == json!(id))
+        .filter(|r| r["body"]["status"] == "outcome_unknown")
+        .count();
+    assert_eq!(unknown, 1, "the interrupted release is recorded as unknown, once");
+    assert_eq!(
+        w.executed("executed.jsonl"),
+        ["refund_order"],
+        "it ran once, before the crash, and never again"
+    );
+}

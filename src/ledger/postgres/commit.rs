@@ -13,7 +13,7 @@ use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 
 use super::super::writer::{Planned, Results, accepted, admit, plan, results};
-use super::super::{Head, Prior, Request};
+use super::super::{Head, ItemKind, Request};
 use super::listen::CHANNEL;
 use super::{Pg, describe};
 use crate::ledger::store::Table;
@@ -126,12 +126,16 @@ fn write(
         .map_err(db)?
         .get(0);
     let head = parse_head(&head_text)?;
-    let ids: Vec<&str> = batch
-        .iter()
-        .flat_map(|r| &r.change.approvals)
-        .filter(|a| a.prior != Prior::Any)
-        .map(|a| a.id.as_str())
-        .collect();
+    // the desk's items a change is conditional on, locked while the batch is admitted
+    let items = |table: Table| -> Vec<&str> {
+        batch
+            .iter()
+            .flat_map(|r| r.change.conditions())
+            .filter(|(t, _, _)| *t == table)
+            .map(|(_, id, _)| id)
+            .collect()
+    };
+    let ids = items(Table::Approvals);
     let calls: Vec<&str> = batch
         .iter()
         .flat_map(|r| &r.change.forwarded)
@@ -161,11 +165,7 @@ fn write(
         .map(|r| r.get(0))
         .collect()
     };
-    let held_ids: Vec<&str> = batch
-        .iter()
-        .flat_map(|r| &r.change.held_prior)
-        .map(|(id, _)| id.as_str())
-        .collect();
+    let held_ids = items(Table::Held);
     let held: HashMap<String, Vec<u8>> = if held_ids.is_empty() {
         HashMap::new()
     } else {
@@ -235,7 +235,7 @@ fn write(
     }
     let notices: Vec<String> = accepted
         .iter()
-        .flat_map(|r| &r.change.approvals)
+        .flat_map(|r| r.change.items_of(ItemKind::Approval))
         .map(|a| format!("{} {me}", a.id))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -346,9 +346,12 @@ fn write_state(
     );
     let mut tools: BTreeMap<String, String> = BTreeMap::new();
     for c in accepted.iter().map(|r| &r.change) {
-        for a in &c.approvals {
+        for a in c.items_of(ItemKind::Approval) {
             states.insert(a.id.clone(), Some(a.state.clone()));
             open.insert(a.id.clone(), a.open.clone());
+        }
+        for h in c.items_of(ItemKind::Held) {
+            held.insert(h.id.clone(), Some(h.state.clone()));
         }
         for (id, route) in &c.forwarded {
             forwarded.insert(id.clone(), Some(json(route)));
@@ -358,9 +361,6 @@ fn write_state(
         }
         for (k, h) in &c.tools {
             tools.insert(k.clone(), h.clone());
-        }
-        for (id, state) in &c.held {
-            held.insert(id.clone(), Some(json(state)));
         }
         for (k, v) in &c.drift {
             drift.insert(k.clone(), v.as_ref().map(json));

@@ -4,10 +4,11 @@
 use redb::{Database, ReadableDatabase, TableHandle};
 
 use super::super::approvals::OPEN_APPROVALS;
-use super::super::{ApprovalState, Change, Ledger, LedgerError, META, NewRow, Prior};
+use super::super::{Change, ItemKind, ItemState, Ledger, LedgerError, META, NewRow, Prior};
 
-fn state(id: &str, open: bool) -> ApprovalState {
-    ApprovalState {
+fn state(id: &str, open: bool) -> ItemState {
+    ItemState {
+        kind: ItemKind::Approval,
         id: id.into(),
         state: format!("{{\"id\":\"{id}\",\"open\":{open}}}").into_bytes(),
         open: open.then(|| format!("entry-{id}").into_bytes()),
@@ -26,14 +27,14 @@ async fn the_index_holds_exactly_the_open_approvals_and_states_stay_readable() {
         "a new ledger is indexed"
     );
     l.commit(Change {
-        approvals: vec![state("a", true), state("b", true)],
+        items: vec![state("a", true), state("b", true)],
         ..Change::default()
     })
     .await
     .unwrap();
     // `a` finishes: it leaves the index, its last state stays readable
     l.commit(Change {
-        approvals: vec![state("a", false)],
+        items: vec![state("a", false)],
         ..Change::default()
     })
     .await
@@ -55,7 +56,7 @@ async fn a_ledger_from_before_the_index_is_unindexed_until_completed() {
     let path = dir.path().join("l.redb");
     let l = Ledger::open(&path).unwrap();
     l.commit(Change {
-        approvals: vec![state("a", true), state("b", false)],
+        items: vec![state("a", true), state("b", false)],
         ..Change::default()
     })
     .await
@@ -97,7 +98,7 @@ async fn a_ledger_from_before_the_index_is_unindexed_until_completed() {
     l.append(vec![super::row("c1", "proposal")]).await.unwrap();
     assert_eq!(l.open_approvals().unwrap(), None);
     l.commit(Change {
-        approvals: vec![state("a", true)],
+        items: vec![state("a", true)],
         approvals_indexed: true,
         ..Change::default()
     })
@@ -120,7 +121,7 @@ async fn a_change_from_a_stale_state_is_refused_whole_and_writes_nothing() {
     let row = |kind: &'static str| NewRow::now(kind, "c1", serde_json::json!({}));
     l.commit(Change {
         rows: vec![row("envelope")],
-        approvals: vec![state("a1", true).new_one()],
+        items: vec![state("a1", true).new_one()],
         ..Change::default()
     })
     .await
@@ -128,7 +129,7 @@ async fn a_change_from_a_stale_state_is_refused_whole_and_writes_nothing() {
     // a second approval under the same id is refused
     let again = l
         .commit(Change {
-            approvals: vec![state("a1", true).new_one()],
+            items: vec![state("a1", true).new_one()],
             ..Change::default()
         })
         .await;
@@ -142,14 +143,14 @@ async fn a_change_from_a_stale_state_is_refused_whole_and_writes_nothing() {
     let first = l
         .submit(Change {
             rows: vec![row("decision")],
-            approvals: vec![approve],
+            items: vec![approve],
             ..Change::default()
         })
         .unwrap();
     let second = l
         .submit(Change {
             rows: vec![row("decision")],
-            approvals: vec![deny],
+            items: vec![deny],
             ..Change::default()
         })
         .unwrap();
@@ -174,4 +175,50 @@ async fn a_change_from_a_stale_state_is_refused_whole_and_writes_nothing() {
         Err(LedgerError::Conflict(_))
     ));
     assert_eq!(l.head().unwrap().0, 3);
+}
+
+/// Held calls are desk items like approvals: the same condition, checked the same way.
+#[tokio::test]
+async fn a_held_call_changed_from_a_stale_state_is_refused_like_an_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("l.redb")).unwrap();
+    let row = |kind: &'static str| NewRow::now(kind, "h1", serde_json::json!({}));
+    let held = |state: &str| {
+        let bytes = serde_json::to_vec(&serde_json::json!({"id": "h1", "state": state})).unwrap();
+        ItemState::of(ItemKind::Held, "h1", bytes, None)
+    };
+    l.commit(Change {
+        rows: vec![row("held")],
+        items: vec![held("held")],
+        ..Change::default()
+    })
+    .await
+    .unwrap();
+    let read = l.held_state("h1").unwrap().unwrap();
+    // a release and a rejection from the same read, queued together: one commits
+    let release = l
+        .submit(Change {
+            rows: vec![row("held_released")],
+            items: vec![held("releasing").replacing(read.clone())],
+            ..Change::default()
+        })
+        .unwrap();
+    let reject = l
+        .submit(Change {
+            rows: vec![row("held_rejected")],
+            items: vec![held("rejected").replacing(read)],
+            ..Change::default()
+        })
+        .unwrap();
+    assert!(release.await.is_ok());
+    let refused = reject.await;
+    assert!(
+        matches!(&refused, Err(LedgerError::Conflict(m)) if m.contains("held call h1")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        l.held().unwrap(),
+        vec![serde_json::json!({"id": "h1", "state": "releasing"})]
+    );
+    assert_eq!(l.head().unwrap().0, 2, "the refused change wrote no row");
 }

@@ -78,7 +78,7 @@ pub(super) fn review_page(
         esc(token),
         signed_in_line(session),
     );
-    let pauses = web.pauses.list();
+    let pauses = web.desk.pauses().list();
     html.push_str(&format!("<h2>Paused autopilot ({})</h2>", pauses.len()));
     for p in &pauses {
         html.push_str(&pause_html(p));
@@ -91,7 +91,7 @@ pub(super) fn review_page(
         ));
     }
     let mut groups: BTreeMap<(String, String), Vec<Held>> = BTreeMap::new();
-    for h in web.quarantine.list().into_iter().filter(Held::is_held) {
+    for h in web.desk.held().list().into_iter().filter(Held::is_held) {
         groups
             .entry((h.server.clone(), h.tool_name.clone()))
             .or_default()

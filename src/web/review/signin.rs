@@ -178,8 +178,8 @@ pub(super) async fn decider(
     proof: Proof,
 ) -> Result<Decider, (StatusCode, String)> {
     let setup = web.live.setup();
-    let agents = setup.agent_ids();
-    let roles = match authority::authorize(&ask.matter, &reviewer.email, &setup.policy, &agents) {
+    // the desk's one authority rule (the desk applies it again when the decision reaches it)
+    let roles = match crate::desk::authorize(&setup, &ask.matter, &reviewer.email) {
         Ok(roles) => roles,
         Err(refusal) => {
             let said = format!("Not done: {refusal}");
@@ -260,7 +260,8 @@ async fn refuse(
 async fn record(web: &Web, call_id: &str, mut body: serde_json::Value) {
     let who = body["by"].as_str().unwrap_or_default().to_string();
     let Some(left_out) = web
-        .quarantine
+        .desk
+        .held()
         .refusal_quota(&who, time::OffsetDateTime::now_utc())
     else {
         return;
