@@ -247,8 +247,14 @@ impl Gate {
                             pause = Some(p);
                         }
                         held = Some(
-                            if decision.review_roles.is_empty()
-                                && setup.policy.review_role.is_none()
+                            if crate::authority::needed(
+                                &crate::authority::Matter::Held {
+                                    roles: &decision.review_roles,
+                                    requester: actor,
+                                },
+                                &setup.policy,
+                            )
+                            .is_err()
                             {
                                 Err(NO_REVIEWER)
                             } else {

@@ -181,8 +181,8 @@ pub struct Quarantine {
     key: LinkKey,
     /// Who is told when a call is held (set by `serve`; none in tests that mail nobody).
     notices: std::sync::OnceLock<Arc<notice::Notices>>,
-    /// Per reviewer: (window start, refusals recorded in it, left out since the last recorded).
-    refusals: Mutex<std::collections::HashMap<String, (OffsetDateTime, u32, u32)>>,
+    /// Refusal rows per reviewer (the quota also used for approvals).
+    refusals: crate::approval::quota::RefusalQuota,
 }
 
 impl Quarantine {
@@ -194,29 +194,13 @@ impl Quarantine {
             forwarder,
             key,
             notices: std::sync::OnceLock::new(),
-            refusals: Mutex::new(std::collections::HashMap::new()),
+            refusals: crate::approval::quota::RefusalQuota::default(),
         }
     }
 
-    /// Whether a refused decision by `who` is recorded now: at most
-    /// [`crate::approval::REFUSALS_PER_MINUTE`] a minute per reviewer, as on the approval side
-    /// (a link holder must not be able to grow the ledger without bound). `Some(n)`: record it,
-    /// saying `n` were left out before it; `None`: leave it out (it is counted).
+    /// Whether a refused decision by `who` is recorded now (the reviewer's refusal quota).
     pub fn refusal_quota(&self, who: &str, now: OffsetDateTime) -> Option<u32> {
-        let mut r = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
-        if r.len() > 10_000 {
-            r.retain(|_, w| now - w.0 <= time::Duration::minutes(1));
-        }
-        let w = r.entry(who.to_ascii_lowercase()).or_insert((now, 0, 0));
-        if now - w.0 > time::Duration::minutes(1) {
-            *w = (now, 0, w.2);
-        }
-        if w.1 >= crate::approval::REFUSALS_PER_MINUTE {
-            w.2 += 1;
-            return None;
-        }
-        w.1 += 1;
-        Some(std::mem::take(&mut w.2))
+        self.refusals.admit(who, now)
     }
 
     /// Tell reviewers about held calls through `notices` from now on.
@@ -226,9 +210,11 @@ impl Quarantine {
 
     /// Mail the people who may release `h` (in the background; rows record each mail).
     pub fn notify(&self, h: &Held) {
-        if let Some(n) = self.notices.get().cloned() {
+        let now = OffsetDateTime::now_utc();
+        // throttled here, so a loop of held calls spawns nothing but the notices that go out
+        if let Some(n) = self.notices.get().filter(|n| n.due(h, now)).cloned() {
             let h = h.clone();
-            tokio::spawn(async move { n.held(&h).await });
+            tokio::spawn(async move { n.held(&h, now).await });
         }
     }
 
@@ -282,11 +268,6 @@ impl Quarantine {
         now: OffsetDateTime,
     ) -> Result<Reviewer, crate::reviewer::TokenError> {
         Reviewer::from_token(&self.key, token, now)
-    }
-
-    /// A personal review link's token for `email`, valid for 24 hours from `now`.
-    pub fn review_token_for(&self, email: &str, now: OffsetDateTime) -> String {
-        Reviewer::new(email, "link", None, now, crate::reviewer::LINK_LIFETIME).token(&self.key)
     }
 
     /// Move a held call to `next`, recording `row` with it: one transaction, checked under the

@@ -13,6 +13,7 @@ mod finish;
 mod index;
 pub mod link;
 mod notify;
+pub mod quota;
 mod recovery;
 pub mod state;
 
@@ -90,7 +91,7 @@ pub struct Approvals {
     timers: Arc<Timers>,
     watchers: StdMutex<HashMap<String, watch::Sender<Status>>>,
     /// Per approval: (window start, rows logged in it, rows left out since the last one logged).
-    refusals: StdMutex<HashMap<String, (OffsetDateTime, u32, u32)>>,
+    refusals: quota::RefusalQuota,
     live: Arc<Live>,
     ledger: Arc<Ledger>,
     servers: Arc<ToolServers>,
@@ -114,7 +115,7 @@ impl Approvals {
             open: Mutex::new(BTreeMap::new()),
             timers: Arc::default(),
             watchers: StdMutex::new(HashMap::new()),
-            refusals: StdMutex::new(HashMap::new()),
+            refusals: quota::RefusalQuota::default(),
             live,
             ledger,
             servers,
@@ -366,19 +367,8 @@ impl Approvals {
     /// knows an approval id can make refusals, and each row costs an fsync. The next row logged
     /// says how many were left out.
     async fn record_refusal(&self, a: &Approval, mut body: Value) {
-        let now = OffsetDateTime::now_utc();
-        let suppressed = {
-            let mut r = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
-            let w = r.entry(a.id.clone()).or_insert((now, 0, 0));
-            if now - w.0 > time::Duration::minutes(1) {
-                *w = (now, 0, w.2);
-            }
-            if w.1 >= REFUSALS_PER_MINUTE {
-                w.2 += 1;
-                return;
-            }
-            w.1 += 1;
-            std::mem::take(&mut w.2)
+        let Some(suppressed) = self.refusals.admit(&a.id, OffsetDateTime::now_utc()) else {
+            return;
         };
         if suppressed > 0 {
             body["suppressed_before"] = json!(suppressed);

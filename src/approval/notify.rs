@@ -191,28 +191,18 @@ impl Approvals {
         let Some((mut next, prior)) = self.load_raw(&a.id) else {
             return false;
         };
-        let (kind, body) = match sent {
-            Ok(via) => {
-                if next.envelope.stage == e.stage {
-                    next.unsent.retain(|x| x != approver);
-                }
-                let via = match via {
-                    Sent::Smtp => "smtp".to_string(),
-                    Sent::Outbox(p) => p.display().to_string(),
-                };
-                (
-                    "mail_sent",
-                    json!({"approval_id": a.id, "stage": e.stage, "to": approver, "via": via}),
-                )
-            }
+        match sent {
+            Ok(_) if next.envelope.stage == e.stage => next.unsent.retain(|x| x != approver),
+            Ok(_) => {}
             Err(err) => {
-                tracing::error!(approval = %a.id, to = %approver, error = %err, "approval mail not sent; it will be retried");
-                (
-                    "mail_failed",
-                    json!({"approval_id": a.id, "stage": e.stage, "to": approver, "error": err.to_string()}),
-                )
+                tracing::error!(approval = %a.id, to = %approver, error = %err, "approval mail not sent; it will be retried")
             }
-        };
+        }
+        let (kind, body) = crate::mail::delivery(
+            json!({"approval_id": a.id, "stage": e.stage}),
+            approver,
+            sent,
+        );
         let committed = match stored(&next) {
             Ok(state) => {
                 self.ledger

@@ -97,12 +97,12 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         }
         let changed_keys = changed.keys().cloned().collect();
         let live = Arc::new(Live::new(setup.clone(), changed));
-        let approvals = Approvals::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer, key.clone(), base_url.clone());
+        let approvals = Approvals::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer.clone(), key.clone(), base_url.clone());
         let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), key.clone()));
-        quarantine.tell_with(Notices::new(live.clone(), ledger.clone(), Mailer::new(&cfg.mail)?, key.clone(), base_url.clone()));
+        quarantine.tell_with(Notices::new(live.clone(), ledger.clone(), mailer.clone(), key.clone(), base_url.clone()));
         let meter = Meter::load_as(ledger.drift()?, shared.as_ref().map(|pg| pg.replica())).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
         let meter = Arc::new(meter);
-        let pauses = Arc::new(Pauses::new(meter.clone(), ledger.clone(), live.clone(), Mailer::new(&cfg.mail)?, key, base_url.clone()));
+        let pauses = Arc::new(Pauses::new(meter.clone(), ledger.clone(), live.clone(), mailer.clone(), key, base_url.clone()));
         // The one desk for every human decision: one start for every kind of item.
         let desk = Desk::new(approvals.clone(), quarantine.clone(), pauses.clone(), live.clone(), ledger.clone());
         let started = desk.start().await.context("cannot reload what waits for a decision (approvals, held calls)")?;
@@ -131,7 +131,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let deciders = Arc::new(airlock::auth::Deciders::new(cfg.sign_in.as_ref(), approvals.key(), &cfg.key_path, &base_url).map_err(anyhow::Error::msg)?);
         let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone(), deciders }));
         // Edits to manifests and policy take effect when valid (file change or SIGHUP).
-        let auditor = cfg.checkpoints.mail_to.as_ref().map(|_| Mailer::new(&cfg.mail)).transpose()?;
+        let auditor = cfg.checkpoints.mail_to.as_ref().map(|_| mailer.clone());
         let checkpoints = checkpoint::start(ledger.clone(), signer.clone(), &cfg.checkpoints, auditor).await.map_err(anyhow::Error::msg)?;
         match &cfg.checkpoints.witness {
             Some(w) => tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), witness = %w, "checkpoints written and sent to the witness"),

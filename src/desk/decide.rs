@@ -137,6 +137,22 @@ impl Desk {
             .await
     }
 
+    /// A `decision_refused` row for `who` under `call_id`, within their refusal quota (20 a
+    /// minute; the next one recorded says how many were left out).
+    pub async fn record_refused(&self, call_id: &str, who: &str, mut body: serde_json::Value) {
+        let now = time::OffsetDateTime::now_utc();
+        let Some(left_out) = self.held.refusal_quota(who, now) else {
+            return;
+        };
+        if let (Some(m), true) = (body.as_object_mut(), left_out > 0) {
+            m.insert("suppressed_before".into(), left_out.into());
+        }
+        let row = NewRow::now("decision_refused", call_id, body);
+        if let Err(e) = self.ledger.append(vec![row]).await {
+            tracing::error!(error = %e, "cannot record a refused decision");
+        }
+    }
+
     /// Whether the authority rule admits `by` to `matter` now; a refusal is recorded in the
     /// ledger (under `call_id`, within the decider's refusal quota) before it is answered.
     async fn admit(
@@ -149,17 +165,8 @@ impl Desk {
         let Err(refusal) = authorize(&self.live.setup(), &matter, &by.who) else {
             return Ok(());
         };
-        let now = time::OffsetDateTime::now_utc();
-        if let Some(left_out) = self.held.refusal_quota(&by.who, now) {
-            let mut body = json!({"act": act.name(), "by": by.who, "auth": by.auth, "reason": refusal.to_string()});
-            if let (Some(m), true) = (body.as_object_mut(), left_out > 0) {
-                m.insert("suppressed_before".into(), left_out.into());
-            }
-            let row = NewRow::now("decision_refused", call_id, body);
-            if let Err(e) = self.ledger.append(vec![row]).await {
-                tracing::error!(error = %e, "cannot record a refused decision");
-            }
-        }
+        let body = json!({"act": act.name(), "by": by.who, "auth": by.auth, "reason": refusal.to_string()});
+        self.record_refused(call_id, &by.who, body).await;
         tracing::warn!(by = %by.who, act = act.name(), %call_id, reason = %refusal, "decision refused");
         Err(DecideError::Refused(refusal))
     }

@@ -18,7 +18,7 @@ use crate::approval::link::LinkKey;
 use crate::authority::{self, Decider, Matter};
 use crate::ledger::{Change, Ledger, LedgerError, NewRow};
 use crate::live::Live;
-use crate::mail::{Mail, Mailer, Sent};
+use crate::mail::{Mail, Mailer, delivery};
 use crate::reviewer::{LINK_LIFETIME, Reviewer};
 
 #[derive(Debug, thiserror::Error)]
@@ -123,19 +123,11 @@ impl Pauses {
                 ),
                 key: format!("pause-{}-{}", p.call_id, to),
             };
-            let (kind, body) = match self.mailer.send(&mail).await {
-                Ok(via) => (
-                    "mail_sent",
-                    json!({"pause": p.scope, "to": to, "via": match via { Sent::Smtp => "smtp".to_string(), Sent::Outbox(path) => path.display().to_string() }}),
-                ),
-                Err(e) => {
-                    tracing::error!(scope = %p.scope, %to, error = %e, "pause notice not sent");
-                    (
-                        "mail_failed",
-                        json!({"pause": p.scope, "to": to, "error": e.to_string()}),
-                    )
-                }
-            };
+            let sent = self.mailer.send(&mail).await;
+            if let Err(e) = &sent {
+                tracing::error!(scope = %p.scope, %to, error = %e, "pause notice not sent");
+            }
+            let (kind, body) = delivery(json!({"pause": p.scope}), &to, &sent);
             if let Err(e) = self
                 .ledger
                 .append(vec![NewRow::now(kind, &p.call_id, body)])

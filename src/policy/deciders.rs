@@ -65,14 +65,7 @@ impl Policy {
     /// second factor when the class or the role asks for one. Unknown names require nothing
     /// more (the caller refused them long before).
     pub fn requirement(&self, class: &str, role: &str) -> Requirement {
-        let role = self.roles.get(role);
-        let class = self.classes.get(class);
-        Requirement {
-            sign_in: role.map_or(SignIn::Link, |r| r.sign_in),
-            second_factor: class
-                .and_then(|c| c.second_factor)
-                .or_else(|| role.and_then(|r| r.second_factor)),
-        }
+        self.requirement_of(&[role.to_string()], Some(class))
     }
 
     /// What deciding a matter that needs every role in `roles` requires: the strictest of them
@@ -106,10 +99,5 @@ impl Policy {
             })
             .map(|(name, _)| name.clone())
             .collect()
-    }
-
-    /// Whether any role signs in with the provider (then `[sign_in]` must be configured).
-    pub fn uses_sign_in(&self) -> bool {
-        self.roles.values().any(|r| r.sign_in == SignIn::Oidc)
     }
 }

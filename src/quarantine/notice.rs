@@ -17,7 +17,7 @@ use crate::approval::link::LinkKey;
 use crate::authority::{self, Matter};
 use crate::ledger::{Ledger, NewRow};
 use crate::live::Live;
-use crate::mail::{Mail, Mailer, Sent};
+use crate::mail::{Mail, Mailer, delivery};
 use crate::reviewer::{LINK_LIFETIME, Reviewer};
 
 /// The quiet time between two notices about calls of one tool.
@@ -53,7 +53,7 @@ impl Notices {
     }
 
     /// Whether a notice about `h`'s tool is due at `now` (and, if so, marks it sent).
-    fn due(&self, h: &Held, now: OffsetDateTime) -> bool {
+    pub(super) fn due(&self, h: &Held, now: OffsetDateTime) -> bool {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let key = (h.server.clone(), h.tool_name.clone());
         match last.get(&key) {
@@ -65,12 +65,8 @@ impl Notices {
         }
     }
 
-    /// Mail everyone who may release `h` their own review link.
-    pub async fn held(&self, h: &Held) {
-        let now = OffsetDateTime::now_utc();
-        if !self.due(h, now) {
-            return;
-        }
+    /// Mail everyone who may release `h` their own review link (when [`Notices::due`] said so).
+    pub async fn held(&self, h: &Held, now: OffsetDateTime) {
         let setup = self.live.setup();
         let matter = Matter::Held {
             roles: &h.roles,
@@ -88,19 +84,11 @@ impl Notices {
                 body: body(h, &format!("{}/review/{token}", self.base_url)),
                 key: format!("held-{}-{}", h.id, to),
             };
-            let (kind, body) = match self.mailer.send(&mail).await {
-                Ok(via) => (
-                    "mail_sent",
-                    json!({"held": h.id, "to": to, "via": match via { Sent::Smtp => "smtp".to_string(), Sent::Outbox(path) => path.display().to_string() }}),
-                ),
-                Err(e) => {
-                    tracing::error!(call_id = %h.id, %to, error = %e, "held-call notice not sent");
-                    (
-                        "mail_failed",
-                        json!({"held": h.id, "to": to, "error": e.to_string()}),
-                    )
-                }
-            };
+            let sent = self.mailer.send(&mail).await;
+            if let Err(e) = &sent {
+                tracing::error!(call_id = %h.id, %to, error = %e, "held-call notice not sent");
+            }
+            let (kind, body) = delivery(json!({"held": h.id}), &to, &sent);
             if let Err(e) = self
                 .ledger
                 .append(vec![NewRow::now(kind, &h.id, body)])

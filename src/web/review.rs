@@ -97,12 +97,7 @@ pub(super) async fn admit(
 }
 
 fn in_some_role(web: &Web, email: &str) -> bool {
-    let setup = web.live.setup();
-    setup.policy.roles.values().any(|r| {
-        r.emails
-            .iter()
-            .any(|e| e.trim().eq_ignore_ascii_case(email.trim()))
-    })
+    !web.live.setup().policy.roles_of(email).is_empty()
 }
 
 /// A decision the desk refused or could not make, as a status and its sentence.

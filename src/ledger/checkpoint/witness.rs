@@ -44,10 +44,6 @@ impl Witness {
         })
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// One attempt: POST the note; any 2xx answer means the witness has it.
     pub async fn post(&self, note: &SignedNote) -> Result<(), String> {
         let answer = self

@@ -26,7 +26,6 @@ use crate::auth::{Presented, Refused};
 use crate::authority::{self, Decider, Matter};
 use crate::config::Setup;
 use crate::drift::Pause;
-use crate::ledger::NewRow;
 use crate::policy::{Requirement, SignIn};
 use crate::quarantine::Held;
 use crate::reviewer::Reviewer;
@@ -257,22 +256,9 @@ async fn refuse(
 }
 
 /// A `decision_refused` row, within the reviewer's quota (see [`crate::quarantine::Quarantine::refusal_quota`]).
-async fn record(web: &Web, call_id: &str, mut body: serde_json::Value) {
+async fn record(web: &Web, call_id: &str, body: serde_json::Value) {
     let who = body["by"].as_str().unwrap_or_default().to_string();
-    let Some(left_out) = web
-        .desk
-        .held()
-        .refusal_quota(&who, time::OffsetDateTime::now_utc())
-    else {
-        return;
-    };
-    if let (Some(m), true) = (body.as_object_mut(), left_out > 0) {
-        m.insert("suppressed_before".into(), left_out.into());
-    }
-    let row = NewRow::now("decision_refused", call_id, body);
-    if let Err(e) = web.ledger.append(vec![row]).await {
-        tracing::error!(error = %e, "cannot record a refused decision");
-    }
+    web.desk.record_refused(call_id, &who, body).await;
 }
 
 /// Record a sign-in refused on a review or pause page (a failed callback, a sign-in that could
