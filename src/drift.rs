@@ -219,6 +219,8 @@ pub enum Check {
     Paused {
         scope: String,
         since: OffsetDateTime,
+        /// The pause's role (who may resume it), if it names one.
+        notify: Option<String>,
     },
     /// It would cross a limit: it is held and the scope pauses.
     Crossed {
@@ -246,6 +248,7 @@ pub fn check(
             return Check::Paused {
                 scope: key,
                 since: p.since,
+                notify: p.notify.clone(),
             };
         }
     }

@@ -257,8 +257,6 @@ pub fn enroll(key_path: &Path, email: &str, replace: bool, now: &str) -> Result<
     })
 }
 
-/// Replace `path` with `bytes`, readable by the owner only: a synced temporary file renamed over
-/// it, then the directory synced, so a crash leaves the old or the new content, never neither.
 /// The temporary file a write of `path` goes through: named for the file itself and this
 /// process, so the secrets file and the used-code file (and two writers) never share one.
 fn tmp_path(path: &Path) -> std::path::PathBuf {
@@ -267,6 +265,8 @@ fn tmp_path(path: &Path) -> std::path::PathBuf {
     path.with_file_name(name)
 }
 
+/// Replace `path` with `bytes`, readable by the owner only: a synced temporary file renamed over
+/// it, then the directory synced, so a crash leaves the old or the new content, never neither.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = tmp_path(path);

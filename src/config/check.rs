@@ -181,47 +181,7 @@ fn load_manifests(
                 }
             }
             if let Some(p) = policy {
-                if !p.classes.contains_key(&m.class) {
-                    let known: Vec<_> = p.classes.keys().map(String::as_str).collect();
-                    diags.push(src.error(
-                        Some(spans.class.clone()),
-                        &format!("{key}.class"),
-                        format!(
-                            "class `{}` is not defined by policy {} (known: {})",
-                            m.class,
-                            p.version,
-                            known.join(", ")
-                        ),
-                    ));
-                }
-            }
-            if let Some(p) = policy {
-                let class_role = p.classes.get(&m.class).and_then(|c| c.role.as_ref());
-                for l in &m.limits {
-                    let problem = match l.notify.as_ref().or(class_role) {
-                        Some(n) if !p.roles.contains_key(n) => Some(format!("unknown role `{n}`")),
-                        None => Some("a limit needs a role to tell when it pauses autopilot: set `notify` or give the class a `role`".to_string()),
-                        Some(_) => None,
-                    };
-                    if let Some(msg) = problem {
-                        diags.push(src.error(
-                            Some(spans.entry.clone()),
-                            &format!("{key}.limit"),
-                            msg,
-                        ));
-                    }
-                }
-                for c in &m.conditions {
-                    if let Some(role) = c.role.as_ref().filter(|r| !p.roles.contains_key(*r)) {
-                        diags.push(src.error(
-                            Some(spans.entry.clone()),
-                            &format!("{key}.condition"),
-                            format!(
-                                "unknown role `{role}` (define it under [roles] in the policy)"
-                            ),
-                        ));
-                    }
-                }
+                check_against_policy(&src, &key, &m, &spans, p, diags);
             }
             let name = server.exposed(&m.name);
             if let Some(first) = exposed.get(&name) {
@@ -257,6 +217,51 @@ fn load_manifests(
         }
     }
     set
+}
+
+/// One manifest entry against the policy: its class is defined, and every role its limits and
+/// conditions name exists.
+fn check_against_policy(
+    src: &Source,
+    key: &str,
+    m: &manifest::ToolManifest,
+    spans: &manifest::EntrySpans,
+    p: &Policy,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if !p.classes.contains_key(&m.class) {
+        let known: Vec<_> = p.classes.keys().map(String::as_str).collect();
+        diags.push(src.error(
+            Some(spans.class.clone()),
+            &format!("{key}.class"),
+            format!(
+                "class `{}` is not defined by policy {} (known: {})",
+                m.class,
+                p.version,
+                known.join(", ")
+            ),
+        ));
+    }
+    let class_role = p.classes.get(&m.class).and_then(|c| c.role.as_ref());
+    for l in &m.limits {
+        let problem = match l.notify.as_ref().or(class_role) {
+            Some(n) if !p.roles.contains_key(n) => Some(format!("unknown role `{n}`")),
+            None => Some("a limit needs a role to tell when it pauses autopilot: set `notify` or give the class a `role`".to_string()),
+            Some(_) => None,
+        };
+        if let Some(msg) = problem {
+            diags.push(src.error(Some(spans.entry.clone()), &format!("{key}.limit"), msg));
+        }
+    }
+    for c in &m.conditions {
+        if let Some(role) = c.role.as_ref().filter(|r| !p.roles.contains_key(*r)) {
+            diags.push(src.error(
+                Some(spans.entry.clone()),
+                &format!("{key}.condition"),
+                format!("unknown role `{role}` (define it under [roles] in the policy)"),
+            ));
+        }
+    }
 }
 
 /// Separation of duties, checked at load: no agent identity (`gate.actor`, an `[[agent]]`

@@ -50,13 +50,12 @@ pub(super) fn limits(
             d.reasons.push(Reason::WithinLimits { limits: all.len() });
             d.charges = charges;
         }
-        Check::Paused { scope, since } => {
-            d.review_roles = ctx
-                .usage
-                .paused(&scope)
-                .and_then(|p| p.notify.clone())
-                .into_iter()
-                .collect();
+        Check::Paused {
+            scope,
+            since,
+            notify,
+        } => {
+            d.review_roles = notify.into_iter().collect();
             let since = since
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();

@@ -14,11 +14,10 @@ use airlock::approval::link::LinkKey;
 use airlock::config::{Config, load_config};
 use airlock::reviewer::{CLI_LIFETIME, LINK_LIFETIME, Reviewer};
 
-/// The OS user running the CLI (recorded with what it decides).
 /// The OS user running the CLI, from the process's real uid (not `$USER`, which the caller
 /// sets at will): `name (uid N)` from /etc/passwd, or `uid N`. It proves only who ran the
 /// command on this machine; the token itself proves only access to the link key file.
-pub(super) fn os_user() -> String {
+fn os_user() -> String {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -45,6 +44,8 @@ pub(super) fn os_user() -> String {
 pub(super) struct Gate {
     pub(super) base: String,
     key: LinkKey,
+    /// Who runs this command (recorded with what it decides).
+    os_user: String,
 }
 
 /// (base URL, instance nonce) from the runtime file a running `serve` writes.
@@ -78,7 +79,11 @@ impl Gate {
             );
         }
         let key = LinkKey::load_or_create(&config.key_path)?;
-        Ok(Some(Gate { base, key }))
+        Ok(Some(Gate {
+            base,
+            key,
+            os_user: os_user(),
+        }))
     }
 
     pub(super) fn is_instance(base: &str, instance: &str) -> bool {
@@ -106,7 +111,7 @@ impl Gate {
     /// A token for one command, as `email`, from the CLI.
     pub(super) fn token(&self, email: &str) -> String {
         let now = OffsetDateTime::now_utc();
-        Reviewer::new(email, "cli", Some(os_user()), now, CLI_LIFETIME).token(&self.key)
+        Reviewer::new(email, "cli", Some(self.os_user.clone()), now, CLI_LIFETIME).token(&self.key)
     }
 
     /// `email`'s personal review page (a link to hand to them, valid 24 hours).
@@ -125,7 +130,7 @@ impl Gate {
 
     /// What the review page shows, read as the operator (reading decides nothing).
     pub(super) fn state(&self) -> anyhow::Result<Value> {
-        let reader = format!("cli:{}", os_user());
+        let reader = format!("cli:{}", self.os_user);
         let url = format!("{}/review/{}/state", self.base, self.token(&reader));
         let mut r = Gate::agent()
             .get(&url)

@@ -86,6 +86,7 @@ pub fn ledger_extends(ledger: &Ledger, dir: &Path, public: &Public) -> Result<He
         return Ok(None);
     };
     let (has, _) = ledger.head()?;
+    let pruned = prune::tombstone(&ledger.store)?;
     let ledger_name = ledger.path().display().to_string();
     // the newest first: a shorter ledger is named by the checkpoint that saw the most
     checked.sort_by_key(|(_, s)| std::cmp::Reverse(s.rows()));
@@ -104,7 +105,7 @@ pub fn ledger_extends(ledger: &Ledger, dir: &Path, public: &Public) -> Result<He
         }
         // every checkpoint, not just the newest: a history rewritten and grown past the newest
         // one differs at an older one's row
-        match hash_at(ledger, rows)? {
+        match hash_at(ledger, pruned.as_ref(), rows)? {
             Some(hash) if hash != saved.head() => {
                 return Err(Refusal::Rewritten {
                     ledger: ledger_name,
@@ -120,10 +121,14 @@ pub fn ledger_extends(ledger: &Ledger, dir: &Path, public: &Public) -> Result<He
 
 /// The hash of row `n` in hex: a pruned prefix's tombstone, or the stored row's (which must be
 /// the hash of its bytes). `None` if row `n` was pruned.
-fn hash_at(ledger: &Ledger, n: u64) -> Result<Option<String>, LedgerError> {
-    if let Some(t) = prune::tombstone(&ledger.store)? {
+fn hash_at(
+    ledger: &Ledger,
+    pruned: Option<&prune::Tombstone>,
+    n: u64,
+) -> Result<Option<String>, LedgerError> {
+    if let Some(t) = pruned {
         if n == t.through {
-            return Ok(Some(t.head));
+            return Ok(Some(t.head.clone()));
         }
         if n < t.through {
             return Ok(None);
