@@ -258,7 +258,12 @@ impl Gate {
                             {
                                 Err(NO_REVIEWER)
                             } else {
+                                // released, it runs only on the definition it was held under
                                 self.hold(&served, &call, &route, &decision, &call_id, actor, now)
+                                    .map(|h| Held {
+                                        definition: facts.changed.map(|(_, now)| now.to_string()),
+                                        ..h
+                                    })
                             },
                         );
                         match &held {
@@ -462,6 +467,7 @@ impl Gate {
             held_at: now,
             status: HeldStatus::Held,
             roles: decision.review_roles.clone(),
+            definition: None,
         })
     }
 }

@@ -24,8 +24,10 @@ use crate::approval::link::LinkKey;
 use crate::authority::Decider;
 use crate::desk::Phase;
 use crate::desk::lifecycle;
-use crate::forward::{Forward, Forwarded, Forwarder};
+use crate::desk::run::{self, DecidedCall, Ran};
+use crate::forward::Forwarder;
 use crate::ledger::{Change, ItemKind, ItemState, Ledger, LedgerError, NewRow};
+use crate::live::Live;
 use crate::reviewer::Reviewer;
 
 /// Most calls held per tool; beyond it, further calls are refused without being held.
@@ -51,6 +53,8 @@ pub enum HeldStatus {
     Rejected { by: String, reason: String },
     /// Released, and Airlock stopped while it ran: whether it ran is unknown; never re-run.
     OutcomeUnknown { by: String },
+    /// Released, but not run: the tool's definition changed after the call was held.
+    Voided { by: String, reason: String },
 }
 
 /// A quarantined call, as held.
@@ -76,6 +80,10 @@ pub struct Held {
     /// `[review] role`. (Calls held before this field existed read as empty.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// The tool's definition (hash) when it was held, if it was held because that definition
+    /// changed; a release runs it only on that same definition. `None`: the trusted one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
 }
 
 impl HeldStatus {
@@ -88,7 +96,8 @@ impl HeldStatus {
             HeldStatus::Released { .. }
             | HeldStatus::Failed { .. }
             | HeldStatus::Rejected { .. }
-            | HeldStatus::OutcomeUnknown { .. } => Phase::Done,
+            | HeldStatus::OutcomeUnknown { .. }
+            | HeldStatus::Voided { .. } => Phase::Done,
         }
     }
 }
@@ -145,6 +154,7 @@ pub fn state_name(s: &HeldStatus) -> &'static str {
         HeldStatus::Failed { .. } => "released but failed",
         HeldStatus::Rejected { .. } => "rejected",
         HeldStatus::OutcomeUnknown { .. } => "released with an unknown outcome",
+        HeldStatus::Voided { .. } => "released but not run (its tool changed)",
     }
 }
 
@@ -178,6 +188,8 @@ pub struct Quarantine {
     running: std::sync::atomic::AtomicUsize,
     ledger: Arc<Ledger>,
     forwarder: Forwarder,
+    /// The tools as served now (a release runs only on the definition it was held under).
+    live: Arc<Live>,
     key: LinkKey,
     /// Who is told when a call is held (set by `serve`; none in tests that mail nobody).
     notices: std::sync::OnceLock<Arc<notice::Notices>>,
@@ -186,12 +198,18 @@ pub struct Quarantine {
 }
 
 impl Quarantine {
-    pub fn new(ledger: Arc<Ledger>, forwarder: Forwarder, key: LinkKey) -> Quarantine {
+    pub fn new(
+        ledger: Arc<Ledger>,
+        forwarder: Forwarder,
+        live: Arc<Live>,
+        key: LinkKey,
+    ) -> Quarantine {
         Quarantine {
             held: Mutex::new(BTreeMap::new()),
             running: std::sync::atomic::AtomicUsize::new(0),
             ledger,
             forwarder,
+            live,
             key,
             notices: std::sync::OnceLock::new(),
             refusals: crate::approval::quota::RefusalQuota::default(),
@@ -404,43 +422,65 @@ impl Quarantine {
                 HeldStatus::Releasing { by: by.who.clone() },
             )
             .await?;
-        let (row, result) = self
-            .forwarder
-            .call(Forward {
-                call_id: &h.id,
-                server: &h.server,
-                tool: &h.tool_name,
-                arguments: h.arguments.clone(),
-                meta: h.meta.clone(),
-                context: json!({"released_by": by.who})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                relay: None,
-            })
-            .await;
-        let mut done = h.clone();
-        done.status = match result {
-            Forwarded::Ran(reply) => HeldStatus::Released {
-                by: by.who.clone(),
-                result: reply.json,
-                is_error: reply.is_error,
-            },
-            Forwarded::Failed(error) => HeldStatus::Failed {
-                by: by.who.clone(),
-                error,
-            },
+        let call = DecidedCall {
+            call_id: &h.id,
+            server: &h.server,
+            tool: &h.tool_name,
+            arguments: h.arguments.clone(),
+            meta: h.meta.clone(),
+            context: json!({"released_by": by.who})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            definition: h.definition.as_deref(),
         };
-        let change = Change {
-            rows: vec![row],
-            items: vec![entry(&done)?],
-            ..Change::default()
+        let (rows, ran) = run::run_once(&self.forwarder, &self.live, call).await;
+        let end = |done: &mut Held| ended(done, &by.who, &ran);
+        let load = || {
+            let bytes = self.ledger.held_state(id).ok().flatten()?;
+            Some((serde_json::from_slice::<Held>(&bytes).ok()?, bytes))
         };
-        if let Err(e) = self.ledger.commit(change).await {
-            // It ran; hiding that would invite a second run. The next start marks it unknown.
-            tracing::error!(call_id = %h.id, error = %e, "ledger write of a released call's outcome failed after it ran");
-        }
+        let done = match run::close(&self.ledger, id, load, end, rows).await {
+            Some((done, _)) => done,
+            // unreadable as stored: what happened still reaches the agent
+            None => {
+                let mut done = h.clone();
+                ended(&mut done, &by.who, &ran);
+                done
+            }
+        };
         self.admit(done.clone());
         Ok(done)
+    }
+}
+
+/// A released call's end, as `ran` says: its final state, and the row that explains a void
+/// (a call that ran or failed is explained by its outcome row).
+fn ended(h: &mut Held, by: &str, ran: &Ran) -> Vec<NewRow> {
+    let by = by.to_string();
+    h.status = match ran.clone() {
+        Ran::Executed { result, is_error } => HeldStatus::Released {
+            by,
+            result,
+            is_error,
+        },
+        Ran::Failed { error } => HeldStatus::Failed { by, error },
+        Ran::Voided { reason } => HeldStatus::Voided { by, reason },
+    };
+    match &h.status {
+        HeldStatus::Voided { reason, .. } => {
+            vec![NewRow::now("held_voided", &h.id, json!({"reason": reason}))]
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl run::Item for Held {
+    fn phase(&self) -> Phase {
+        self.status.phase()
+    }
+
+    fn stored(&self) -> Result<ItemState, LedgerError> {
+        entry(self)
     }
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use serde_json::{Map, json};
 use time::OffsetDateTime;
 
-use super::{Approvals, stored};
+use super::{Approval, Approvals, stored};
 use crate::approval::state::{NextRole, Outcome, Status};
-use crate::forward::{Forward, Forwarded};
-use crate::ledger::{Change, LedgerError, NewRow};
+use crate::desk::Phase;
+use crate::desk::run::{self, DecidedCall, Ran};
+use crate::ledger::{Change, ItemState, LedgerError, NewRow};
 
 impl Approvals {
     /// The clock ran out: apply `on_timeout` if still pending. If the ledger cannot record it,
@@ -72,116 +73,76 @@ impl Approvals {
         self.after(step, &next).await;
     }
 
-    /// Run an approved call once. Its intent is already durable.
+    /// Run an approved call once (the desk's one execution path). Its intent is already durable.
     pub(super) async fn execute(self: &Arc<Self>, id: &str) {
         let Some(a) = self.get(id).await else { return };
         let Status::Executing { idempotency_key } = &a.status else {
             return;
         };
         let e = &a.envelope;
-        // The definition the approvers saw is the one that must run: a tool changed since is not run.
-        if self
-            .live
-            .changed()
-            .contains_key(&(e.server.clone(), e.tool_name.clone()))
-        {
-            let reason =
-                "the tool server changed this tool's definition after it was approved".to_string();
-            self.close(id, Outcome::Voided { reason }, Vec::new()).await;
-            return;
-        }
         let mut context = Map::new();
         context.insert("approval_id".into(), json!(a.id));
         context.insert("idempotency_key".into(), json!(idempotency_key));
         context.insert("arguments_sha256".into(), json!(e.arguments_sha256));
-        let arguments = e.arguments.as_object().cloned().unwrap_or_default();
-        let forward = Forward {
+        let call = DecidedCall {
             call_id: &a.call_id,
             server: &e.server,
             tool: &e.tool_name,
-            arguments,
+            arguments: e.arguments.as_object().cloned().unwrap_or_default(),
             meta: a.meta.clone(),
             context,
-            // decided later, maybe long after the agent's request: nothing to relay to
-            relay: None,
+            // approvals are asked only of trusted definitions: one that changed since is not run
+            definition: None,
         };
-        let (outcome_row, forwarded) = self.forwarder.call(forward).await;
-        let outcome = match forwarded {
-            Forwarded::Ran(reply) => Outcome::Executed {
-                result: reply.json,
-                is_error: reply.is_error,
-            },
-            Forwarded::Failed(error) => Outcome::Failed { error },
+        let (rows, ran) = run::run_once(&self.forwarder, &self.live, call).await;
+        let outcome = match ran {
+            Ran::Executed { result, is_error } => Outcome::Executed { result, is_error },
+            Ran::Failed { error } => Outcome::Failed { error },
+            Ran::Voided { reason } => Outcome::Voided { reason },
         };
-        self.close(id, outcome, vec![outcome_row]).await;
+        self.close(id, outcome, rows).await;
     }
 
     /// End an approval: commit `rows`, the `approval_closed` row and the final state in one
-    /// transaction, then tell the waiting agent. A commit that keeps failing leaves the durable
-    /// state as it was (an execution becomes `outcome_unknown` at the next start), but the agent
-    /// still gets what happened: hiding a result that exists would invite a second run.
+    /// transaction (the desk's [`run::close`]), then tell the waiting agent. A commit that keeps
+    /// failing leaves the durable state as it was (an execution becomes `outcome_unknown` at the
+    /// next start), but the agent still gets what happened: hiding a result that exists would
+    /// invite a second run.
     pub(super) async fn close(&self, id: &str, outcome: Outcome, rows: Vec<NewRow>) {
         let mut guard = self.open.lock().await;
-        let mut failures = 0u64;
-        // Another replica may change the approval meanwhile (its mail bookkeeping): read it
-        // again and retry; if it was closed there, what it recorded stands.
-        let (next, committed) = loop {
-            let Some((mut next, prior)) = self.load_raw(id) else {
-                return;
-            };
-            if matches!(next.status, Status::Done(_)) {
-                // closed elsewhere (a replica that took this one for dead): what it recorded
-                // stands, but a call that did run keeps its real outcome row beside it
-                if !rows.is_empty() {
-                    if let Err(e) = self.ledger.append(rows.clone()).await {
-                        tracing::error!(approval = %id, error = %e, "cannot record the outcome of a call closed elsewhere");
-                    }
-                }
-                break (next, true);
-            }
+        let end = |next: &mut Approval| {
             next.status = Status::Done(outcome.clone());
-            let summary = match &next.status {
-                Status::Done(Outcome::Executed { result, is_error }) => {
+            let summary = match &outcome {
+                Outcome::Executed { result, is_error } => {
                     json!({"outcome": "executed", "is_error": is_error, "result_sha256": crate::canonical::sha256_hex(crate::canonical::to_string(result).as_bytes())})
                 }
-                other => json!(other),
+                other => json!(Status::Done(other.clone())),
             };
-            let mut all = rows.clone();
-            all.push(NewRow::now(
+            vec![NewRow::now(
                 "approval_closed",
                 &next.call_id,
                 json!({"approval_id": next.id, "outcome": summary}),
-            ));
-            let result = match stored(&next) {
-                Ok(state) => {
-                    self.ledger
-                        .commit(Change {
-                            rows: all,
-                            items: vec![state.replacing(prior)],
-                            ..Change::default()
-                        })
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(_) => break (next, true),
-                Err(LedgerError::Conflict(_)) => continue,
-                Err(e) if failures < 2 => {
-                    tracing::error!(approval = %id, attempt = failures, error = %e, "cannot record the end of an approval");
-                    failures += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * failures)).await;
-                }
-                Err(e) => {
-                    tracing::error!(approval = %id, error = %e, "cannot record the end of an approval; giving up");
-                    break (next, false);
-                }
-            }
+            )]
+        };
+        let Some((next, committed)) =
+            run::close(&self.ledger, id, || self.load_raw(id), end, rows).await
+        else {
+            return;
         };
         if committed {
             Approvals::index(&mut guard, &next);
         }
         drop(guard);
         self.publish(&next);
+    }
+}
+
+impl run::Item for Approval {
+    fn phase(&self) -> Phase {
+        self.status.phase()
+    }
+
+    fn stored(&self) -> Result<ItemState, LedgerError> {
+        stored(self)
     }
 }

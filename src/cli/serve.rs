@@ -98,7 +98,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let changed_keys = changed.keys().cloned().collect();
         let live = Arc::new(Live::new(setup.clone(), changed));
         let approvals = Approvals::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer.clone(), key.clone(), base_url.clone());
-        let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), key.clone()));
+        let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), live.clone(), key.clone()));
         quarantine.tell_with(Notices::new(live.clone(), ledger.clone(), mailer.clone(), key.clone(), base_url.clone()));
         let meter = Meter::load_as(ledger.drift()?, shared.as_ref().map(|pg| pg.replica())).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
         let meter = Arc::new(meter);

@@ -17,6 +17,7 @@
 
 mod decide;
 pub mod lifecycle;
+pub mod run;
 pub(crate) mod start;
 
 use std::sync::Arc;

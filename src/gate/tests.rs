@@ -71,6 +71,7 @@ async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_serve
     let quarantine = Arc::new(Quarantine::new(
         ledger.clone(),
         forwarder.clone(),
+        live.clone(),
         LinkKey::random().unwrap(),
     ));
     let pauses = Arc::new(Pauses::new(

@@ -363,7 +363,9 @@ async fn decide_held(
             return Err((StatusCode::INTERNAL_SERVER_ERROR, "not a held call".into()));
         }
     };
-    let said = if act == "release" {
+    let said = if let q::HeldStatus::Voided { reason, .. } = &h.status {
+        format!("Released `{}`, but not run: {reason}.", h.id)
+    } else if act == "release" {
         format!(
             "Released `{}`: it ran once; the agent can read its result with airlock_status.",
             h.id

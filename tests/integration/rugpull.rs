@@ -209,3 +209,81 @@ async fn a_tool_changed_mid_session_is_re_gated_before_the_agent_hears_of_the_ne
         "no tool_changed row for search_orders"
     );
 }
+
+#[tokio::test]
+async fn a_held_call_runs_only_on_the_definition_it_was_held_under() {
+    let w = world();
+    // search_orders has no manifest (held as unknown), and the shop changes it on the first echo
+    let manifests = std::fs::read_to_string(w.path("m/shop.toml")).expect("manifests");
+    let search = "[[tool]]\nserver = \"shop\"\nname   = \"search_orders\"\nclass  = \"read_only\"\ntarget = \"orders\"\nimpact = \"Reads orders; changes nothing\"\nsummary = \"Search orders for {query|short:40}\"\nreversal = \"none: nothing to undo, it only reads\"\n";
+    assert!(manifests.contains(search));
+    w.write("m/shop.toml", &manifests.replace(search, ""));
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&config.replacen(
+        "executed.jsonl\"]",
+        "executed.jsonl\", \"--rug-pull-on-echo\"]",
+        1,
+    ));
+    let watcher = ListWatcher::default();
+    let (client, _child) = w.client(watcher.clone()).await;
+    let call = |name: &str, args: Value| {
+        let mut p = rmcp::model::CallToolRequestParams::new(name.to_string());
+        p.arguments = args.as_object().cloned();
+        p
+    };
+    let query = json!({"query": "A-1001"});
+    let before = client
+        .call_tool(call("search_orders", query.clone()))
+        .await
+        .expect("answered");
+    let held_before = crate::review::held_id(&before);
+    client
+        .call_tool(call("echo", json!({"text": "hi"})))
+        .await
+        .expect("answered");
+    for _ in 0..400 {
+        if watcher.0.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(watcher.0.load(std::sync::atomic::Ordering::SeqCst) > 0, "never told");
+    let after = client
+        .call_tool(call("search_orders", query))
+        .await
+        .expect("answered");
+    let held_after = crate::review::held_id(&after);
+
+    // released after the change, the call held before it is voided: nothing runs
+    let reviewer = crate::review::REVIEWER;
+    let out = w.airlock(&["quarantine", "release", &held_before, "--as", reviewer]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("but not run"), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    let status = client
+        .call_tool(call("airlock_status", json!({"approval_id": held_before})))
+        .await
+        .expect("answered");
+    assert!(is_error(&status) && text(&status).contains("not run"), "{}", text(&status));
+    assert!(
+        !w.executed("executed.jsonl").contains(&"search_orders".to_string()),
+        "the voided call never ran"
+    );
+    // the call held under the changed definition is released on that definition: it runs
+    let out = w.airlock(&["quarantine", "release", &held_after, "--as", reviewer]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ran once"));
+    let ran = w.executed("executed.jsonl");
+    assert_eq!(ran.iter().filter(|t| *t == "search_orders").count(), 1, "{ran:?}");
+    let _ = client.cancel().await;
+    w.wait_for_ledger().await;
+    let rows = w.ledger_rows().await;
+    let voided: Vec<&Value> = rows.iter().filter(|r| r["kind"] == "held_voided").collect();
+    assert_eq!(voided.len(), 1);
+    assert_eq!(voided[0]["call_id"], held_before.as_str());
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r["kind"] == "outcome" && r["call_id"] == held_before.as_str()),
+        "no outcome row for a call that never ran"
+    );
+}

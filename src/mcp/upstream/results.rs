@@ -147,6 +147,12 @@ pub(super) fn held_result(h: &Held) -> CallToolResult {
                 if reason.is_empty() { String::new() } else { format!(": {reason}") }
             ))),
         ),
+        HeldStatus::Voided { by, reason } => (
+            "voided",
+            CallToolResult::error(text(format!(
+                "Released by {by}, but not run: {reason}. Call it again to have it decided on the tool as it is now."
+            ))),
+        ),
         HeldStatus::OutcomeUnknown { .. } => (
             "outcome_unknown",
             CallToolResult::error(text(
