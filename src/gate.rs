@@ -53,6 +53,8 @@ pub enum Reply {
         role: String,
         status: watch::Receiver<Status>,
     },
+    /// A repeat of a call held for review: the held call as it stands.
+    Held(Box<Held>),
 }
 
 /// The gate of a running `airlock serve`.
@@ -193,15 +195,34 @@ impl Gate {
             },
         };
         let too_large = canonical_args.len() > decide::MAX_ARGUMENT_BYTES;
+        let arguments_sha256 = canonical::sha256_hex(canonical_args.as_bytes());
         let proposal = json!({
             "tool": call.tool,
             "server": route.as_ref().map(|r| r.0.clone()),
             "tool_name": route.as_ref().map(|r| r.1.clone()),
             "arguments": if too_large { Value::Null } else { args_value },
-            "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes()),
+            "arguments_sha256": arguments_sha256,
             "meta": call.meta.clone().map(Value::Object),
             "actor": actor,
         });
+        // a repeat of a call already made is answered by that call: nothing new runs or is asked
+        let fresh = match self
+            .retried(retries::Retrying {
+                setup: &setup,
+                call: &call,
+                route: route.as_ref(),
+                class: manifest.map(|m| m.class.as_str()),
+                actor,
+                call_id: &call_id,
+                arguments_sha256: &arguments_sha256,
+                proposal: &proposal,
+                now,
+            })
+            .await
+        {
+            Ok(fresh) => fresh,
+            Err(reply) => return reply,
+        };
         // Decide and charge the rate-limit counters under the meter's lock, and queue the
         // ledger change before releasing it: counters change in the order they are committed.
         let (decision, committed) = {
@@ -274,8 +295,17 @@ impl Gate {
                                     now,
                                     json!({"reason": h.reason, "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes())}),
                                 ));
-                                match quarantine::entry(h) {
-                                    Ok(e) => change.items.push(e),
+                                let key = fresh.as_ref().map(|f| {
+                                    f.state(
+                                        crate::retry::Item::Held(call_id.clone()),
+                                        &call_id,
+                                        now,
+                                    )
+                                });
+                                match quarantine::entry(h).and_then(|e| Ok((e, key.transpose()?))) {
+                                    Ok((e, key)) => {
+                                        change.items.extend(std::iter::once(e).chain(key))
+                                    }
                                     Err(e) => {
                                         if let Some(p) = &pause {
                                             meter.unpause(&p.scope, &call_id);
@@ -318,7 +348,9 @@ impl Gate {
         let (pending, pause, held) = match committed {
             Committed::ToDesk(rows) => {
                 return self
-                    .suspend(&setup, &call, &call_id, actor, route, &decision, rows)
+                    .suspend(
+                        &setup, &call, &call_id, actor, route, &decision, rows, fresh,
+                    )
                     .await;
             }
             Committed::Queued {
@@ -392,6 +424,7 @@ impl Gate {
         route: Option<(String, String)>,
         decision: &Decision,
         rows: Vec<NewRow>,
+        fresh: Option<crate::retry::Fresh>,
     ) -> Reply {
         let (Verdict::Approve { role, .. }, Some((server, tool))) = (&decision.verdict, &route)
         else {
@@ -413,6 +446,7 @@ impl Gate {
                 decision,
             },
             rows,
+            retry: fresh,
         };
         match self.approvals.open(open).await {
             Ok((approval_id, status)) => Reply::Suspended {
@@ -487,6 +521,7 @@ fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, S
 
 mod reply;
 pub use reply::verdict_body;
+mod retries;
 use reply::{Committed, ledger_failed, not_run, pause_of, refusal_message, refused};
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub mod policy;
 pub mod quarantine;
 pub mod replay;
 pub mod replica;
+pub mod retry;
 pub mod reviewer;
 pub mod schema;
 pub mod shown;

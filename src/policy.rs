@@ -97,6 +97,8 @@ pub struct ClassRule {
     pub signed: bool,
     /// How long the class's rows are kept.
     pub retention: Duration,
+    /// How long a settled call's outcome is replayed to an identical call.
+    pub retry_window: Duration,
     pub second_factor: Option<SecondFactor>,
 }
 
@@ -226,6 +228,16 @@ fn compile_classes(
                 ));
             }
         }
+        let retry_window = match &r.retry_window {
+            None => RETRY_WINDOW_DEFAULT,
+            Some(t) => match parse_duration(t.get_ref()) {
+                Ok(d) => d,
+                Err(msg) => {
+                    errors.push(src.error(Some(t.span()), &format!("{key}.retry_window"), msg));
+                    RETRY_WINDOW_DEFAULT
+                }
+            },
+        };
         let timeout = match &r.timeout {
             None => DEFAULT_TIMEOUT,
             Some(t) => match parse_duration(t.get_ref()) {
@@ -373,6 +385,7 @@ fn compile_classes(
                 limits,
                 signed,
                 retention,
+                retry_window,
                 second_factor: r.second_factor,
             },
         );
@@ -430,6 +443,9 @@ fn compile_review(
     }
     review_role
 }
+
+/// How long a settled call's outcome is replayed to an identical call by default (24 hours).
+pub const RETRY_WINDOW_DEFAULT: Duration = Duration::from_secs(24 * 3600);
 
 /// Default retention of a signed class's rows (7 years).
 pub const RETENTION_SIGNED: Duration = Duration::from_secs(7 * 31_557_600);

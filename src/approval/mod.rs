@@ -79,6 +79,8 @@ pub struct Open<'a> {
     pub proposal: Proposal<'a>,
     /// The proposal and verdict rows, committed together with the envelope.
     pub rows: Vec<NewRow>,
+    /// The call's key, stored with the approval so an identical call attaches to it.
+    pub retry: Option<crate::retry::Fresh>,
 }
 
 /// Most `link_refused` rows written per approval per minute.
@@ -170,10 +172,15 @@ impl Approvals {
         };
         let mut rows = open.rows;
         rows.push(self.envelope_row(&approval));
+        let mut items = vec![stored(&approval)?.new_one()];
+        if let Some(fresh) = &open.retry {
+            let item = crate::retry::Item::Approval(approval.id.clone());
+            items.push(fresh.state(item, open.call_id, now)?);
+        }
         self.ledger
             .commit(Change {
                 rows,
-                items: vec![stored(&approval)?.new_one()],
+                items,
                 ..Change::default()
             })
             .await?;

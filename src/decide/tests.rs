@@ -25,6 +25,7 @@ fn rule(path: PathKind) -> ClassRule {
         limits: vec![],
         signed: false,
         retention: crate::policy::RETENTION_DEFAULT,
+        retry_window: crate::policy::RETRY_WINDOW_DEFAULT,
         second_factor: None,
     }
 }

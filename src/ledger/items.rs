@@ -15,6 +15,9 @@ pub enum ItemKind {
     Approval,
     /// `held`; PostgreSQL `airlock_held`.
     Held,
+    /// `call_keys`; PostgreSQL `airlock_call_keys`: what a retry of a call attaches to (its id
+    /// is the call's key, its state a `retry::Entry`).
+    CallKey,
 }
 
 impl ItemKind {
@@ -23,6 +26,7 @@ impl ItemKind {
         match self {
             ItemKind::Approval => Table::Approvals,
             ItemKind::Held => Table::Held,
+            ItemKind::CallKey => Table::CallKeys,
         }
     }
 }

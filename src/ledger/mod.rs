@@ -73,6 +73,9 @@ const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals"
 const TOOLS: TableDefinition<&str, &str> = TableDefinition::new("tools");
 /// Quarantined calls held for review, keyed by call id, with the rows that explain each change.
 const HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("held");
+/// Calls a retry may repeat, keyed by the call's key (`retry::CallKey`): which desk item (or
+/// autopilot call) an identical call, or one with the same idempotency key, attaches to.
+const CALL_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("call_keys");
 /// Drift-pause counters and pauses, keyed by limit or scope: committed with the verdicts that
 /// charge them, so they survive a restart exactly.
 const DRIFT: TableDefinition<&str, &[u8]> = TableDefinition::new("drift");
@@ -383,6 +386,11 @@ impl Ledger {
     /// One held call's stored state (its bytes, for a change conditional on them).
     pub fn held_state(&self, id: &str) -> Result<Option<Vec<u8>>, LedgerError> {
         self.store.get(Table::Held, id)
+    }
+
+    /// What is stored under a call's key (`retry::Entry` bytes), if a call with that key was made.
+    pub fn call_key(&self, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.store.get(Table::CallKeys, key)
     }
 
     /// Every drift counter and pause, keyed as written.

@@ -14,8 +14,8 @@ use redb::{
 
 use super::postgres::Pg;
 use super::{
-    APPROVALS, DRIFT, HELD, LedgerError, META, ROWS, SIGNED, TOOLS, approvals::OPEN_APPROVALS,
-    forwarded::FORWARDED, storage,
+    APPROVALS, CALL_KEYS, DRIFT, HELD, LedgerError, META, ROWS, SIGNED, TOOLS,
+    approvals::OPEN_APPROVALS, forwarded::FORWARDED, storage,
 };
 
 /// The ledger's tables besides the rows.
@@ -29,6 +29,7 @@ pub(crate) enum Table {
     Drift,
     Signed,
     Forwarded,
+    CallKeys,
 }
 
 impl Table {
@@ -41,6 +42,7 @@ impl Table {
             Table::Held => HELD,
             Table::Drift => DRIFT,
             Table::Forwarded => FORWARDED,
+            Table::CallKeys => CALL_KEYS,
             Table::Tools | Table::Signed => return None,
         })
     }
@@ -56,10 +58,11 @@ impl Table {
             Table::Drift => ("airlock_drift", "key", "value"),
             Table::Signed => ("airlock_signed_calls", "call_id", "''::bytea"),
             Table::Forwarded => ("airlock_forwarded", "call_id", "route"),
+            Table::CallKeys => ("airlock_call_keys", "key", "entry"),
         }
     }
 
-    pub(crate) const ALL: [Table; 8] = [
+    pub(crate) const ALL: [Table; 9] = [
         Table::Meta,
         Table::Approvals,
         Table::OpenApprovals,
@@ -68,6 +71,7 @@ impl Table {
         Table::Drift,
         Table::Signed,
         Table::Forwarded,
+        Table::CallKeys,
     ];
 }
 

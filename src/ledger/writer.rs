@@ -19,8 +19,8 @@ use super::change::Must;
 use super::postgres::commit::PgSink;
 use super::store::Table;
 use super::{
-    APPROVALS, DRIFT, HELD, Head, ItemKind, LAZY_WAIT, LedgerError, MAX_BATCH, META, NewRow, ROWS,
-    Request, SIGNED, TOOLS, forwarded::FORWARDED,
+    APPROVALS, CALL_KEYS, DRIFT, HELD, Head, ItemKind, LAZY_WAIT, LedgerError, MAX_BATCH, META,
+    NewRow, ROWS, Request, SIGNED, TOOLS, forwarded::FORWARDED,
 };
 use crate::signing::Signer;
 
@@ -147,6 +147,7 @@ pub(super) fn admit(
                     Table::Held => format!(
                         "held call {id} was released or rejected meanwhile; nothing was recorded"
                     ),
+                    Table::CallKeys => "an identical call was recorded meanwhile (on another replica); nothing was recorded: ask again to attach to it".to_string(),
                     _ => format!(
                         "approval {id} was changed meanwhile (decided or timed out elsewhere); nothing was recorded"
                     ),
@@ -354,13 +355,13 @@ fn commit_redb(
                 .insert(key.as_str(), hash.as_str())
                 .map_err(|x| e(&x))?;
         }
-        let mut held = tx.open_table(HELD).map_err(|x| e(&x))?;
-        for h in accepted
-            .iter()
-            .flat_map(|r| r.change.items_of(ItemKind::Held))
-        {
-            held.insert(h.id.as_str(), h.state.as_slice())
-                .map_err(|x| e(&x))?;
+        for (kind, def) in [(ItemKind::Held, HELD), (ItemKind::CallKey, CALL_KEYS)] {
+            let mut table = tx.open_table(def).map_err(|x| e(&x))?;
+            for i in accepted.iter().flat_map(|r| r.change.items_of(kind)) {
+                table
+                    .insert(i.id.as_str(), i.state.as_slice())
+                    .map_err(|x| e(&x))?;
+            }
         }
         let mut drift = tx.open_table(DRIFT).map_err(|x| e(&x))?;
         for (key, value) in accepted.iter().flat_map(|r| &r.change.drift) {

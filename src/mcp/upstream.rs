@@ -216,6 +216,7 @@ impl ServerHandler for AgentServer {
         drop(route);
         let result = match reply {
             Reply::Forwarded(reply) => reply.result,
+            Reply::Held(h) => held_result(&h),
             Reply::Refused { message, details } => with_meta(
                 CallToolResult::error(vec![ContentBlock::text(message)]),
                 DECISION_META_KEY,

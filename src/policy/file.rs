@@ -90,6 +90,12 @@ pub struct ClassRuleFile {
     /// How long this class's ledger rows are kept before `airlock ledger prune` may remove
     /// them, e.g. `7y`, `400d` (default: 7 years for signed classes, 1 year otherwise).
     pub retention: Option<String>,
+    /// How long after a call an identical one (same actor, tool and canonical arguments, or the
+    /// same idempotency key) gets that call's settled outcome instead of running or being asked
+    /// again, e.g. `24h` (the default; at least `1s`, at most `366d`). An open approval or held
+    /// call is attached to whatever this says.
+    #[schemars(with = "Option<String>")]
+    pub retry_window: Option<Spanned<String>>,
     /// A second factor every approver of this class's calls gives with the decision
     /// (`"totp"`: a code from the app enrolled with `airlock approver enroll EMAIL`).
     pub second_factor: Option<SecondFactor>,

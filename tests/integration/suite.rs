@@ -23,6 +23,7 @@ mod protocol;
 mod relay;
 mod remote;
 mod review;
+mod retries;
 mod review_signin;
 mod rugpull;
 mod signin;

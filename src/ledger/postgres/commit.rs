@@ -178,10 +178,24 @@ fn write(
         .map(|r| (r.get(0), r.get(1)))
         .collect()
     };
+    let key_ids = items(Table::CallKeys);
+    let keys: HashMap<String, Vec<u8>> = if key_ids.is_empty() {
+        HashMap::new()
+    } else {
+        tx.query(
+            "SELECT key, entry FROM airlock_call_keys WHERE key = ANY($1) FOR UPDATE",
+            &[&key_ids],
+        )
+        .map_err(db)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    };
     let refusals = admit(batch, &mut |t, key| {
         Ok(match t {
             Table::Approvals => states.get(key).cloned(),
             Table::Held => held.get(key).cloned(),
+            Table::CallKeys => keys.get(key).cloned(),
             _ => marked.contains(key).then(Vec::new),
         })
     })?;
@@ -344,6 +358,7 @@ fn write_state(
         Finals::new(),
         Finals::new(),
     );
+    let mut call_keys = Finals::new();
     let mut tools: BTreeMap<String, String> = BTreeMap::new();
     for c in accepted.iter().map(|r| &r.change) {
         for a in c.items_of(ItemKind::Approval) {
@@ -352,6 +367,9 @@ fn write_state(
         }
         for h in c.items_of(ItemKind::Held) {
             held.insert(h.id.clone(), Some(h.state.clone()));
+        }
+        for k in c.items_of(ItemKind::CallKey) {
+            call_keys.insert(k.id.clone(), Some(k.state.clone()));
         }
         for (id, route) in &c.forwarded {
             forwarded.insert(id.clone(), Some(json(route)));
@@ -377,6 +395,7 @@ fn write_state(
         forwarded,
     )?;
     put(tx, "airlock_held", "id", "state", Some(me), held)?;
+    put(tx, "airlock_call_keys", "key", "entry", None, call_keys)?;
     put(tx, "airlock_drift", "key", "value", None, drift)?;
     if !tools.is_empty() {
         let (keys, hashes): (Vec<String>, Vec<String>) = tools.into_iter().unzip();

@@ -42,6 +42,7 @@ impl Pg {
                     Table::Drift => "INSERT INTO airlock_drift (key, value) VALUES ($1, $2)",
                     Table::Signed => "INSERT INTO airlock_signed_calls (call_id) SELECT $1 WHERE $2::bytea IS NOT NULL",
                     Table::Forwarded => "INSERT INTO airlock_forwarded (call_id, route) VALUES ($1, $2)",
+                    Table::CallKeys => "INSERT INTO airlock_call_keys (key, entry) VALUES ($1, $2)",
                 };
                 tx.execute(sql, &[key, value])?;
             }

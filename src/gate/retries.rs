@@ -1,0 +1,164 @@
+//! The gate's side of retries: before a call is decided, whether it repeats one the agent
+//! already made ([`crate::retry`]). A repeat attaches to the approval or held call still open, or
+//! gets the settled outcome replayed; either way it is recorded (its `proposal` and a `retry`
+//! row) and nothing new runs, is asked or is mailed. A new call carries its key on to be stored
+//! with the approval or held call it opens. It must never let a repeat run a tool or open an
+//! item, nor answer a repeat before its rows are durable.
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::{Gate, GateCall, Reply};
+use crate::config::Setup;
+use crate::desk::Phase;
+use crate::ledger::NewRow;
+use crate::policy::RETRY_WINDOW_DEFAULT;
+use crate::retry::{self, Asked, Entry, Fresh, Item, Retry, Stands};
+
+/// A call about to be decided, as retries see it.
+pub(super) struct Retrying<'a> {
+    pub setup: &'a Setup,
+    pub call: &'a GateCall,
+    pub route: Option<&'a (String, String)>,
+    /// Its class, if a manifest describes its tool (the class's `retry_window` applies).
+    pub class: Option<&'a str>,
+    pub actor: &'a str,
+    pub call_id: &'a str,
+    pub arguments_sha256: &'a str,
+    pub proposal: &'a Value,
+    pub now: OffsetDateTime,
+}
+
+impl Gate {
+    /// What this call is: new (with the key to store with what it opens; none without a tool
+    /// server to route it to), or a repeat answered here.
+    pub(super) async fn retried(&self, r: Retrying<'_>) -> Result<Option<Fresh>, Reply> {
+        let key = retry::idempotency_key(r.call.meta.as_ref())
+            .map_err(|e| self.refuse_retry(&r, None, e.to_string()))?;
+        let Some((server, tool)) = r.route else {
+            return Ok(None);
+        };
+        let asked = Asked {
+            actor: r.actor,
+            server,
+            tool,
+            arguments_sha256: r.arguments_sha256,
+            idempotency_key: key,
+        };
+        let stored = self
+            .ledger
+            .call_key(&asked.key())
+            .map_err(|e| self.refuse_retry(&r, None, ledger_message(&e)))?;
+        let entry = stored
+            .as_deref()
+            .and_then(|b| serde_json::from_slice::<Entry>(b).ok());
+        let stands = match &entry {
+            Some(e) => self.stands(&e.item).await,
+            None => Stands::Gone,
+        };
+        let window = r
+            .class
+            .and_then(|c| r.setup.policy.classes.get(c))
+            .map_or(RETRY_WINDOW_DEFAULT, |rule| rule.retry_window);
+        match retry::rule(&asked, entry.as_ref(), stands, r.now, window) {
+            Retry::New => Ok(Some(Fresh::of(&asked, stored))),
+            Retry::Refuse(why) => Err(self.refuse_retry(&r, entry.as_ref(), why)),
+            Retry::Attach(item) => Err(self.repeat(&r, entry.as_ref(), "attach", item).await),
+            Retry::Replay(item) => Err(self.repeat(&r, entry.as_ref(), "replay", item).await),
+        }
+    }
+
+    /// Where the item an entry names stands now, as the desk has it.
+    async fn stands(&self, item: &Item) -> Stands {
+        use crate::approval::state::{Outcome, Status};
+        use crate::quarantine::HeldStatus;
+        match item {
+            Item::Approval(id) => match self.approvals.get(id).await.map(|a| a.status) {
+                None => Stands::Gone,
+                Some(Status::Done(Outcome::Expired | Outcome::Voided { .. })) => {
+                    Stands::Settled { replay: false }
+                }
+                Some(s) if s.phase() == Phase::Done => Stands::Settled { replay: true },
+                Some(_) => Stands::Open,
+            },
+            Item::Held(id) => match self.quarantine.get(id).map(|h| h.status) {
+                None => Stands::Gone,
+                Some(HeldStatus::Voided { .. }) => Stands::Settled { replay: false },
+                Some(s) if s.phase() == Phase::Done => Stands::Settled { replay: true },
+                Some(_) => Stands::Open,
+            },
+        }
+    }
+
+    /// Record a repeat (`attach` or `replay`) and answer it with the item's own answer.
+    async fn repeat(
+        &self,
+        r: &Retrying<'_>,
+        entry: Option<&Entry>,
+        action: &str,
+        item: Item,
+    ) -> Reply {
+        let rows = rows(r, entry, json!({"action": action}));
+        if let Err(e) = self.ledger.append(rows).await {
+            return refusal(r, ledger_message(&e));
+        }
+        match item {
+            Item::Approval(id) => {
+                let role = self.approvals.get(&id).await.map(|a| a.envelope.role);
+                match (self.approvals.subscribe(&id).await, role) {
+                    (Some(status), Some(role)) => Reply::Suspended {
+                        approval_id: id,
+                        role,
+                        status,
+                    },
+                    _ => refusal(r, format!("approval {id} can no longer be read; ask again")),
+                }
+            }
+            Item::Held(id) => match self.quarantine.get(&id) {
+                Some(h) => Reply::Held(Box::new(h)),
+                None => refusal(
+                    r,
+                    format!("held call {id} can no longer be read; ask again"),
+                ),
+            },
+        }
+    }
+
+    /// Refuse a call as a retry: recorded if the ledger can, and never run.
+    fn refuse_retry(&self, r: &Retrying<'_>, entry: Option<&Entry>, why: String) -> Reply {
+        let rows = rows(r, entry, json!({"action": "refused", "reason": why}));
+        // queued, not awaited: the refusal stands whether or not its rows commit
+        if let Err(e) = self.ledger.submit_lazy(crate::ledger::Change {
+            rows,
+            ..Default::default()
+        }) {
+            tracing::error!(call_id = %r.call_id, error = %e, "cannot record a refused retry");
+        }
+        refusal(r, why)
+    }
+}
+
+/// The rows of a repeat: its proposal, and a `retry` row naming what it repeats.
+fn rows(r: &Retrying<'_>, entry: Option<&Entry>, mut body: Value) -> Vec<NewRow> {
+    if let (Some(e), Some(o)) = (entry, body.as_object_mut()) {
+        o.insert("of".into(), json!(e.item));
+        o.insert("of_call_id".into(), json!(e.call_id));
+    }
+    vec![
+        NewRow::at("proposal", r.call_id, r.now, r.proposal.clone()),
+        NewRow::at("retry", r.call_id, r.now, body),
+    ]
+}
+
+fn refusal(r: &Retrying<'_>, message: String) -> Reply {
+    Reply::Refused {
+        message,
+        details: json!({"call_id": r.call_id, "verdict": "not_run"}),
+    }
+}
+
+fn ledger_message(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "Airlock could not read or record this call in its ledger, so it was not run (fail closed): {e}"
+    )
+}

@@ -1,0 +1,215 @@
+//! Retries: an agent that asks again gets the call it already made, not a second one.
+//!
+//! Owns a call's key (who asked, which tool, which canonical arguments — or who asked and the
+//! agent's idempotency key), the [`Entry`] stored under it (the approval or held call it opened,
+//! with the arguments' hash and when), and the pure [`rule`] that says what a new call with
+//! that key gets: a new call, attached to the item still open, the settled outcome replayed, or
+//! refused (an idempotency key reused for another call); and the key's entry as the ledger
+//! stores it ([`Fresh::state`], committed with the item the call opens). It must never do I/O or
+//! read a clock: the gate looks the entry and the item up and passes the time in.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::ledger::{ItemKind, ItemState, LedgerError};
+
+/// Where an agent names a call as its own, separate one: `_meta` key of `tools/call`.
+pub const IDEMPOTENCY_META: &str = "io.airlock/idempotency-key";
+
+/// Longest idempotency key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 200;
+
+/// The desk item a call opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Item {
+    Approval(String),
+    Held(String),
+}
+
+/// What is stored under a call's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub item: Item,
+    /// The call that opened it.
+    pub call_id: String,
+    pub server: String,
+    pub tool: String,
+    pub arguments_sha256: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A call as a retry is recognised by.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub actor: &'a str,
+    pub server: &'a str,
+    pub tool: &'a str,
+    pub arguments_sha256: &'a str,
+    /// The agent's idempotency key, if it gave one.
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Why an idempotency key is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadKey {
+    #[error("`_meta.{IDEMPOTENCY_META}` must be a string; send a string, or leave it out")]
+    NotText,
+    #[error(
+        "`_meta.{IDEMPOTENCY_META}` must be 1 to {MAX_KEY_LEN} bytes; send a shorter key (a UUID will do)"
+    )]
+    Length,
+}
+
+/// The idempotency key a call's `_meta` carries, if any.
+pub fn idempotency_key(meta: Option<&Map<String, Value>>) -> Result<Option<&str>, BadKey> {
+    match meta.and_then(|m| m.get(IDEMPOTENCY_META)) {
+        None => Ok(None),
+        Some(Value::String(k)) if !k.is_empty() && k.len() <= MAX_KEY_LEN => Ok(Some(k)),
+        Some(Value::String(_)) => Err(BadKey::Length),
+        Some(_) => Err(BadKey::NotText),
+    }
+}
+
+impl Asked<'_> {
+    /// The key its entry is stored under: the SHA-256 of who asked and either the idempotency
+    /// key or the tool and arguments (so different calls never share a key).
+    pub fn key(&self) -> String {
+        let named = match self.idempotency_key {
+            Some(k) => json!({"actor": self.actor, "idempotency_key": k}),
+            None => json!({
+                "actor": self.actor,
+                "server": self.server,
+                "tool": self.tool,
+                "arguments_sha256": self.arguments_sha256,
+            }),
+        };
+        crate::canonical::sha256_hex(crate::canonical::to_string(&named).as_bytes())
+    }
+
+    /// The entry to store when this call opens `item`.
+    pub fn entry(&self, item: Item, call_id: &str, at: OffsetDateTime) -> Entry {
+        Entry {
+            item,
+            call_id: call_id.to_string(),
+            server: self.server.to_string(),
+            tool: self.tool.to_string(),
+            arguments_sha256: self.arguments_sha256.to_string(),
+            at,
+        }
+    }
+}
+
+/// A new call's key, kept until the call opens an item, then stored with it.
+#[derive(Debug, Clone)]
+pub struct Fresh {
+    pub key: String,
+    /// The entry stored under the key now (an older call's, past its window), which the new
+    /// one replaces only if it is still the one read; `None`: the key must still be unused.
+    pub prior: Option<Vec<u8>>,
+    pub server: String,
+    pub tool: String,
+    pub arguments_sha256: String,
+}
+
+impl Fresh {
+    pub fn of(asked: &Asked<'_>, prior: Option<Vec<u8>>) -> Fresh {
+        Fresh {
+            key: asked.key(),
+            prior,
+            server: asked.server.to_string(),
+            tool: asked.tool.to_string(),
+            arguments_sha256: asked.arguments_sha256.to_string(),
+        }
+    }
+
+    /// The entry naming `item`, opened by `call_id` at `at`, as stored under the key: committed
+    /// only if the key is still as read (a second identical call racing this one is refused
+    /// and told to ask again, which attaches it).
+    pub fn state(
+        &self,
+        item: Item,
+        call_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<ItemState, LedgerError> {
+        let entry = Entry {
+            item,
+            call_id: call_id.to_string(),
+            server: self.server.clone(),
+            tool: self.tool.clone(),
+            arguments_sha256: self.arguments_sha256.clone(),
+            at,
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(|e| LedgerError::Encode {
+            what: format!("call key of {call_id}"),
+            message: e.to_string(),
+        })?;
+        let state = ItemState::of(ItemKind::CallKey, &self.key, bytes, None);
+        Ok(match &self.prior {
+            Some(prior) => state.replacing(prior.clone()),
+            None => state.new_one(),
+        })
+    }
+}
+
+/// Where the item an entry names stands now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stands {
+    /// Waiting for a person, or running.
+    Open,
+    /// Ended; `replay`: its outcome is the answer to a retry (it ran, failed, was denied or
+    /// rejected, or its outcome is unknown). An approval nobody decided in time (expired) or one
+    /// withdrawn because its tool changed is not: the call may be asked again.
+    Settled { replay: bool },
+    /// Not found (pruned, or another ledger's).
+    Gone,
+}
+
+/// What a call gets, given what its key already names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// A call of its own.
+    New,
+    /// The item is still open: wait on it (same approval, no new envelope, no new mail).
+    Attach(Item),
+    /// The item settled within the window: its outcome is the answer; nothing runs.
+    Replay(Item),
+    /// Refused: the reason, for the agent.
+    Refuse(String),
+}
+
+/// What `asked` gets when its key names `entry` (if any), whose item `stands`, at `now`, with
+/// settled outcomes replayed for `window` after the first call.
+pub fn rule(
+    asked: &Asked<'_>,
+    entry: Option<&Entry>,
+    stands: Stands,
+    now: OffsetDateTime,
+    window: std::time::Duration,
+) -> Retry {
+    let Some(e) = entry else {
+        return Retry::New;
+    };
+    if let Some(k) = asked.idempotency_key {
+        let same = e.server == asked.server
+            && e.tool == asked.tool
+            && e.arguments_sha256 == asked.arguments_sha256;
+        if !same {
+            return Retry::Refuse(format!(
+                "idempotency key `{k}` already names another call (call {}: `{}` with other arguments); it was not run. Send a new key for a new call, or the same arguments to get that call's outcome.",
+                e.call_id, e.tool
+            ));
+        }
+    }
+    let within = now - e.at < window;
+    match stands {
+        Stands::Open => Retry::Attach(e.item.clone()),
+        Stands::Settled { replay: true } if within => Retry::Replay(e.item.clone()),
+        Stands::Settled { .. } | Stands::Gone => Retry::New,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! Retries through the real binary: an agent that asks again attaches to the call it already
+//! made (one approval, one set of mails, one held call), gets its settled outcome replayed (the
+//! tool ran once), and an idempotency key names a separate call (reused with other arguments:
+//! refused).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::smtp::{Smtp, decide};
+use crate::support::{World, is_error, text};
+
+const APPROVE_30M: &str =
+    r#"{ path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }"#;
+
+fn refund() -> Value {
+    json!({"order_id": "A-1001", "amount_cents": 500, "reason": "damaged"})
+}
+
+fn approval_meta(r: &rmcp::model::CallToolResult) -> Value {
+    serde_json::to_value(r).expect("json")["_meta"]["airlock/approval"].clone()
+}
+
+fn retry_rows<'a>(rows: &'a [Value], action: &str) -> Vec<&'a Value> {
+    rows.iter()
+        .filter(|r| r["kind"] == "retry" && r["body"]["action"] == action)
+        .collect()
+}
+
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
+#[tokio::test]
+async fn three_identical_calls_make_one_approval_and_a_retry_after_it_ran_gets_the_same_result() {
+    crate::support::require(crate::support::Peer::Smtp);
+    let smtp = Smtp::start();
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let agent = Arc::new(w.agent().await);
+    let first = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.call("refund_order", refund()).await })
+    };
+    let mail = smtp.wait_for("ann@example.com", "refund_order", 1).await;
+    // two retries while it waits: they attach to the same approval (no new envelope, no mail)
+    let retries: Vec<_> = (0..2)
+        .map(|_| {
+            let a = agent.clone();
+            tokio::spawn(async move { a.call("refund_order", refund()).await })
+        })
+        .collect();
+    let (status, page) = decide(&mail.link(), "approve", &[]);
+    assert_eq!(status, 200, "{page}");
+    let mut results = vec![first.await.expect("first")];
+    for r in retries {
+        results.push(r.await.expect("retry"));
+    }
+    for r in &results {
+        assert!(!is_error(r), "{}", text(r));
+        assert!(text(r).contains("A-1001"), "{}", text(r));
+    }
+    // a retry after it ran: the same result, replayed, and the tool ran once
+    let again = agent.call("refund_order", refund()).await;
+    assert_eq!(text(&again), text(&results[0]));
+    assert_eq!(w.executed("executed.jsonl"), ["refund_order"]);
+    // one approval, one mail to each approver
+    let all = smtp.all();
+    for to in ["ann@example.com", "bob@example.com"] {
+        let asked = all
+            .iter()
+            .filter(|m| m.to.contains(to) && m.subject.contains("Approve?"))
+            .count();
+        assert_eq!(asked, 1, "approval mails to {to}");
+    }
+    if let Ok(a) = Arc::try_unwrap(agent) {
+        a.close().await;
+    }
+    w.wait_for_ledger().await;
+    let rows = w.ledger_rows().await;
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "envelope").count(), 1);
+    // the two retries attached (or, if they reached the gate after the decision, were replayed);
+    // the last call was replayed: each names the one approval
+    let (attached, replayed) = (retry_rows(&rows, "attach"), retry_rows(&rows, "replay"));
+    assert_eq!(attached.len() + replayed.len(), 3, "{attached:?} {replayed:?}");
+    assert!(!replayed.is_empty());
+    let of: std::collections::BTreeSet<String> = attached
+        .iter()
+        .chain(&replayed)
+        .map(|r| r["body"]["of"].to_string())
+        .collect();
+    assert_eq!(of.len(), 1, "{of:?}");
+    assert_eq!(
+        rows.iter().filter(|r| r["kind"] == "proposal").count(),
+        4,
+        "every call is recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_held_call_is_attached_to_replayed_once_released_and_an_idempotency_key_names_another_call()
+ {
+    let w = crate::review::world();
+    let agent = w.agent().await;
+    let text_x = json!({"text": "x"});
+    let first = agent.call("echo", text_x.clone()).await;
+    let held = crate::review::held_id(&first);
+    let again = agent.call("echo", text_x.clone()).await;
+    assert_eq!(approval_meta(&again)["held_id"], held.as_str(), "{}", text(&again));
+    assert!(text(&again).contains("held in quarantine"), "{}", text(&again));
+
+    // with an idempotency key it is a call of its own; the same key with other arguments is refused
+    let key = |k: &str| json!({"io.airlock/idempotency-key": k});
+    let keyed = agent.call_with_meta("echo", text_x.clone(), key("k1")).await;
+    let keyed_id = crate::review::held_id(&keyed);
+    assert_ne!(keyed_id, held);
+    let other = agent
+        .call_with_meta("echo", json!({"text": "y"}), key("k1"))
+        .await;
+    assert!(is_error(&other));
+    assert!(
+        text(&other).contains("idempotency key `k1` already names another call"),
+        "{}",
+        text(&other)
+    );
+    let bad = agent.call_with_meta("echo", text_x.clone(), json!({"io.airlock/idempotency-key": 7})).await;
+    assert!(is_error(&bad) && text(&bad).contains("must be a string"), "{}", text(&bad));
+
+    // released, it runs once; asking again replays its result
+    let out = w.airlock(&["quarantine", "release", &held, "--as", crate::review::REVIEWER]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replay = agent.call("echo", text_x).await;
+    assert!(!is_error(&replay), "{}", text(&replay));
+    assert_eq!(text(&replay), "x");
+    assert_eq!(w.executed("executed.jsonl"), ["echo"]);
+    agent.close().await;
+    w.wait_for_ledger().await;
+    let rows = w.ledger_rows().await;
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "held").count(), 2, "two held calls");
+    assert_eq!(retry_rows(&rows, "attach").len(), 1);
+    assert_eq!(retry_rows(&rows, "replay").len(), 1);
+    assert_eq!(retry_rows(&rows, "refused").len(), 2);
+}
