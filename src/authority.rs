@@ -4,6 +4,10 @@
 //!
 //! 1. no agent identity ever decides (`gate.actor`, every `[[agent]]` actor);
 //! 2. the requester never decides its own call;
+//!
+//! Rules 1 and 2 compare identities with [`same_identity`]: case-insensitively, and an address's
+//! `+tag` (`bot+ops@example.com`) does not make it another identity, since it reaches the same
+//! mailbox. Rule 3 (membership) compares without that: a tag only ever refuses, never admits.
 //! 3. the decider is a member of the role the matter needs — the approval's role (its stage);
 //!    for a held call, every role its failed conditions or crossed limits name, else the
 //!    policy's `[review] role`; for a paused scope, the limit's role, else the review role; for
@@ -82,7 +86,7 @@ pub fn authorize(
     policy: &Policy,
     agents: &[&str],
 ) -> Result<Vec<String>, Refusal> {
-    let same = |a: &str| a.trim().eq_ignore_ascii_case(decider.trim());
+    let same = |a: &str| same_identity(a, decider);
     if agents.iter().any(|a| same(a)) {
         return Err(Refusal::Agent(decider.to_string()));
     }
@@ -96,10 +100,11 @@ pub fn authorize(
         return Err(Refusal::Requester(decider.to_string(), roles.join(" and ")));
     }
     let member = |role: &String| {
-        policy
-            .roles
-            .get(role)
-            .is_some_and(|r| r.emails.iter().any(|e| same(e)))
+        policy.roles.get(role).is_some_and(|r| {
+            r.emails
+                .iter()
+                .any(|e| e.trim().eq_ignore_ascii_case(decider.trim()))
+        })
     };
     if roles.iter().all(member) {
         Ok(roles)
@@ -108,6 +113,25 @@ pub fn authorize(
             who: decider.to_string(),
             roles: roles.join(" and "),
         })
+    }
+}
+
+/// Whether `a` and `b` name the same identity for rules 1 and 2: equal ignoring case and
+/// surrounding spaces, once a `+tag` in an address's local part is removed from each
+/// (`Bot+ops@Example.com` is `bot@example.com`). Something without an `@` is compared whole.
+pub fn same_identity(a: &str, b: &str) -> bool {
+    untagged(a) == untagged(b)
+}
+
+/// An identity as [`same_identity`] compares it: trimmed, lowercase, the local part's `+tag` gone.
+fn untagged(id: &str) -> String {
+    let id = id.trim().to_lowercase();
+    match id.rsplit_once('@') {
+        Some((local, domain)) => {
+            let local = local.split_once('+').map_or(local, |(base, _)| base);
+            format!("{local}@{domain}")
+        }
+        None => id,
     }
 }
 

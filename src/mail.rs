@@ -1,7 +1,7 @@
 //! Mail: approval requests and notices to people, over real SMTP (lettre) or into an outbox.
 //!
 //! Owns the transport (an enum, not a trait: SMTP or a directory of `.eml` files) and message
-//! building. It must never decide who gets mail or what a link is; the approval desk tells it.
+//! building (a subject is one line of at most [`SUBJECT_CHARS`] characters). It must never decide who gets mail or what a link is; the approval desk tells it.
 
 use std::path::PathBuf;
 
@@ -9,6 +9,20 @@ use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{MailConfig, MailTransport};
+
+/// The longest subject line sent, in characters: whoever builds a subject keeps what matters
+/// within it (an approval's cuts the agent's values first); anything longer is cut here.
+pub const SUBJECT_CHARS: usize = 150;
+
+/// A subject line as sent: one line, at most [`SUBJECT_CHARS`] characters, cut on a character
+/// boundary with `…`.
+pub fn subject_line(subject: &str) -> String {
+    let one: String = subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    crate::summary::shorten(&one, SUBJECT_CHARS)
+}
 
 /// A message to one person.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +100,7 @@ impl Mailer {
         let message = Message::builder()
             .from(addr(from)?)
             .to(addr(&mail.to)?)
-            .subject(&mail.subject)
+            .subject(subject_line(&mail.subject))
             .header(ContentType::TEXT_PLAIN)
             .body(mail.body.clone())
             .map_err(|e| MailError::Send {

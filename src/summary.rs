@@ -11,7 +11,7 @@ mod format;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-pub use format::{Format, readable_time};
+pub use format::{Format, readable_time, shorten};
 
 /// The longest summary rendered, in characters (it is a mail subject and a page title).
 const MAX_CHARS: usize = 200;

@@ -16,18 +16,54 @@ use crate::ledger::{Change, LedgerError, NewRow};
 use crate::mail::{Mail, Sent};
 use crate::shown::{self, request};
 
-/// The summary for a subject line, with the exposed tool name when the summary does not say it
-/// (a template's wording is the manifest's; the name is what runs). As mail shows text: hidden
-/// characters as escapes, on one line, links broken.
+/// The summary with the exposed tool name when the summary does not say it (a template's
+/// wording is the manifest's; the name is what runs). As mail shows text: hidden characters as
+/// escapes, on one line, links broken. The body's first line; the subject's is [`subject`].
 fn titled(e: &Envelope) -> String {
-    let title = if e.summary.is_empty() {
-        e.tool.clone()
-    } else if e.summary.contains(&e.tool) {
-        e.summary.clone()
+    title(&e.summary, &e.tool, usize::MAX)
+}
+
+/// The longest a value the agent wrote stands in a subject line, in characters.
+const SUBJECT_VALUE_CHARS: usize = 60;
+
+/// A subject line: `prefix`, then [`titled`] with each value the agent wrote cut to
+/// [`SUBJECT_VALUE_CHARS`] and the summary cut so the whole line fits
+/// [`crate::mail::SUBJECT_CHARS`] with the tool's name kept. The body keeps every value whole.
+fn subject(prefix: &str, e: &Envelope) -> String {
+    let spans = request::summary_spans(e);
+    let summary: String = request::pieces(&e.summary, &spans)
+        .into_iter()
+        .map(|(text, agent)| {
+            if agent {
+                crate::summary::shorten(text, SUBJECT_VALUE_CHARS)
+            } else {
+                text.to_string()
+            }
+        })
+        .collect();
+    let room = crate::mail::SUBJECT_CHARS.saturating_sub(prefix.chars().count());
+    format!("{prefix}{}", title(&summary, &e.tool, room))
+}
+
+/// `summary (tool)` (or the one that says it all) in at most `room` characters: the summary is
+/// cut first, the tool's name kept while it fits.
+fn title(summary: &str, tool: &str, room: usize) -> String {
+    let (summary, tool) = (shown::line(summary), shown::line(tool));
+    let tool = tool.as_str();
+    let title = if summary.is_empty() {
+        crate::summary::shorten(tool, room)
+    } else if summary.contains(tool) {
+        crate::summary::shorten(&summary, room)
     } else {
-        format!("{} ({})", e.summary, e.tool)
+        let suffix = format!(" ({tool})");
+        let left = room.saturating_sub(suffix.chars().count());
+        if left < SUBJECT_VALUE_CHARS.min(room) {
+            crate::summary::shorten(&format!("{summary}{suffix}"), room)
+        } else {
+            format!("{}{suffix}", crate::summary::shorten(&summary, left))
+        }
     };
-    shown::break_links(&shown::line(&title))
+    shown::break_links(&title)
 }
 
 /// The request in plain text (no markdown), as [`crate::shown`] shows text: a warning line when
@@ -150,7 +186,7 @@ impl Approvals {
         let e = &a.envelope;
         let mail = Mail {
             to: approver.to_string(),
-            subject: format!("[Airlock] Approve? {}", titled(e)),
+            subject: subject("[Airlock] Approve? ", e),
             body: format!(
                 "{}\n\nAirlock needs a decision from role {}, by {}.\n\n{}\nOpen this link to see the full request and decide (approve, deny, modify or escalate).\nIt is yours alone: do not forward it.\n\n{link}\n\nApproval {} (stage {}).\n",
                 titled(e),
@@ -231,7 +267,7 @@ impl Approvals {
         for to in &a.approvers {
             let mail = Mail {
                 to: to.clone(),
-                subject: format!("[Airlock] Outcome unknown: {}", titled(&a.envelope)),
+                subject: subject("[Airlock] Outcome unknown: ", &a.envelope),
                 body: format!(
                     "Airlock stopped while running an approved call, so it cannot tell whether the call ran.\nIt will not run it again. Check the tool server before retrying.\n\n{}\nApproval {}.\n",
                     request_text(&a.envelope),
@@ -266,7 +302,7 @@ mod tests {
     use serde_json::json;
     use time::macros::datetime;
 
-    use super::{request_text, titled};
+    use super::{request_text, subject, titled};
     use crate::envelope::{Envelope, EvidenceRef};
     use crate::policy::OnTimeout;
 
@@ -347,5 +383,50 @@ End of the agent's text.\n";
             "Visit https[:]//x.example now (refund_order)"
         );
         assert!(request_text(&linked).contains("| no arguments\n"));
+    }
+
+    #[test]
+    fn the_subject_cuts_the_agents_values_and_the_body_keeps_them_whole() {
+        let long = "A".repeat(10_000);
+        let args = json!({"order_id": long, "amount_cents": 500});
+        let template =
+            crate::summary::Template::parse("Refund {amount_cents|money:USD} on order {order_id}")
+                .unwrap();
+        let summary = template.render(args.as_object().unwrap(), None);
+        let e = envelope(&summary, args);
+        let said = subject("[Airlock] Approve? ", &e);
+        let value = format!("{}…", "A".repeat(59));
+        assert_eq!(
+            said,
+            format!("[Airlock] Approve? Refund $5.00 on order {value} (refund_order)")
+        );
+        assert!(said.chars().count() <= crate::mail::SUBJECT_CHARS);
+        assert!(request_text(&e).contains(&format!("| order_id: {long}\n")));
+        assert!(
+            titled(&e).chars().count() > said.chars().count(),
+            "the body's line is not cut"
+        );
+
+        // several values, each cut, and the whole line within the limit, the tool named last
+        let args = json!({"a": "x".repeat(70), "b": "y".repeat(70), "c": "z\u{202E}".repeat(30)});
+        let summary = crate::summary::Template::parse("{a} then {b} then {c}")
+            .unwrap()
+            .render(args.as_object().unwrap(), None);
+        let e = envelope(&summary, args);
+        let said = subject("[Airlock] Outcome unknown: ", &e);
+        assert_eq!(said.chars().count(), crate::mail::SUBJECT_CHARS, "{said}");
+        assert!(
+            said.starts_with(&format!(
+                "[Airlock] Outcome unknown: {}… then y",
+                "x".repeat(59)
+            )),
+            "{said}"
+        );
+        assert!(said.ends_with("… (refund_order)"), "{said}");
+        assert!(!said.contains('\u{202E}'), "escaped: {said}");
+        // the mailer's own limit holds for any subject, on a character boundary
+        let cut = crate::mail::subject_line(&format!("é\n{}", "é".repeat(400)));
+        assert_eq!(cut.chars().count(), crate::mail::SUBJECT_CHARS);
+        assert!(cut.starts_with("é é") && cut.ends_with('…'), "{cut}");
     }
 }

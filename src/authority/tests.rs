@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Matter, Refusal, authorize, deciders};
+use super::{Matter, Refusal, authorize, deciders, same_identity};
 use crate::policy::{Policy, Role, SignIn};
 
 fn policy(review: Option<&str>) -> Policy {
@@ -177,6 +177,39 @@ fn each_rule_in_order() {
             }),
         ),
         (
+            "an agent's address with a +tag is the agent",
+            Matter::Pause {
+                role: Some("ops"),
+                requester: None,
+            },
+            "Bot+ops@Example.com",
+            None,
+            Err(Refusal::Agent("Bot+ops@Example.com".into())),
+        ),
+        (
+            "the requester with a +tag is the requester",
+            Matter::Held {
+                roles: &cfo,
+                requester: "cfo@example.com",
+            },
+            "cfo+late@example.com",
+            None,
+            Err(Refusal::Requester(
+                "cfo+late@example.com".into(),
+                "cfo".into(),
+            )),
+        ),
+        (
+            "a +tag never makes someone a member",
+            approval,
+            "ann+x@example.com",
+            None,
+            Err(Refusal::NotInRole {
+                who: "ann+x@example.com".into(),
+                roles: "finance".into(),
+            }),
+        ),
+        (
             "an agent is refused before anything else",
             Matter::Classify,
             "Agent:Default",
@@ -192,6 +225,27 @@ fn each_rule_in_order() {
 }
 
 #[test]
+fn identities_compare_without_case_or_an_address_tag() {
+    for (a, b, same) in [
+        ("bot@example.com", "bot@example.com", true),
+        ("bot@example.com", " BOT@Example.COM ", true),
+        ("bot+ops@example.com", "bot@example.com", true),
+        ("bot@example.com", "Bot+Ops@example.com", true),
+        ("bot+a@example.com", "bot+b@example.com", true),
+        ("bot+a+b@example.com", "bot@example.com", true),
+        ("bot@example.com", "bot@example.org", false),
+        ("bot@example.com", "robot@example.com", false),
+        ("bot+x@example.com", "botx@example.com", false),
+        ("agent:default", "Agent:Default", true),
+        ("agent:x+y", "agent:x", false),
+        ("agent:default", "bot@example.com", false),
+    ] {
+        assert_eq!(same_identity(a, b), same, "{a} vs {b}");
+        assert_eq!(same_identity(b, a), same, "{b} vs {a}");
+    }
+}
+
+#[test]
 fn deciders_are_the_members_who_may_decide() {
     let p = policy(Some("ops"));
     let held = Matter::Held {
@@ -202,6 +256,11 @@ fn deciders_are_the_members_who_may_decide() {
         deciders(&held, &p, AGENTS),
         ["ops@example.com"],
         "the agent in ops is left out"
+    );
+    assert_eq!(
+        deciders(&held, &p, &["agent:default", "bot+ci@example.com"]),
+        ["ops@example.com"],
+        "also when the agent is named with a +tag"
     );
     let own = Matter::Approval {
         role: "finance",

@@ -265,7 +265,8 @@ fn check_against_policy(
 }
 
 /// Separation of duties, checked at load: no agent identity (`gate.actor`, an `[[agent]]`
-/// actor) is a member of any role, since every role decides something.
+/// actor) is a member of any role, since every role decides something — compared as the
+/// authority rule compares them (case and an address's `+tag` aside).
 fn check_separation(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<Diagnostic>) {
     let agents: Vec<(&str, &str)> = std::iter::once((config.actor.as_str(), "gate.actor"))
         .chain(
@@ -277,19 +278,23 @@ fn check_separation(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<D
         .collect();
     for (name, role) in &p.roles {
         for (agent, what) in &agents {
-            if role
+            let listed = role
                 .emails
                 .iter()
-                .any(|e| e.trim().eq_ignore_ascii_case(agent.trim()))
-            {
-                diags.push(src.error(
-                    None,
-                    &format!("roles.{name}.emails"),
-                    format!(
-                        "`{agent}` is an agent's identity ({what}), and role `{name}` decides: agents never decide; remove it from the role"
-                    ),
-                ));
-            }
+                .find(|e| crate::authority::same_identity(e, agent));
+            let Some(listed) = listed else { continue };
+            let who = if listed.trim().eq_ignore_ascii_case(agent.trim()) {
+                format!("`{agent}` is an agent's identity ({what})")
+            } else {
+                format!("`{listed}` is the agent identity `{agent}` ({what}) with a +tag")
+            };
+            diags.push(src.error(
+                None,
+                &format!("roles.{name}.emails"),
+                format!(
+                    "{who}, and role `{name}` decides: agents never decide; remove it from the role"
+                ),
+            ));
         }
     }
     if p.review_role.is_none() && !config.servers.is_empty() {

@@ -2,7 +2,9 @@
 //!
 //! Reports the first bad sequence number and why: an unreadable, altered or re-linked row, a gap,
 //! a truncation (against the recorded head or a checkpoint), a bad signature, a signed call's row
-//! that no signature covers, or a rewrite (a checkpoint's row hash differs).
+//! that no signature covers, or a rewrite (a checkpoint's row hash differs). A checkpoint whose
+//! signature the trusted key rejects fails as that, and is never held to the ledger: it proves
+//! no rollback or rewrite.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -249,7 +251,9 @@ impl LedgerReader {
                 Some(Some(hash)) => *hash == head,
                 _ => false,
             };
-            if report.first_bad.is_none() && !consistent && checkable {
+            // a checkpoint the trusted key did not sign says nothing about this ledger: it is
+            // reported as what it is (its signature), never as a rollback or rewrite
+            if report.first_bad.is_none() && !consistent && checkable && signature != Some(false) {
                 let when = if time.is_empty() {
                     String::new()
                 } else {

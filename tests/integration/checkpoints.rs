@@ -221,3 +221,81 @@ async fn approval_mail_carries_the_newest_checkpoint_so_the_approvers_mailbox_wi
         "{line}\n{note}"
     );
 }
+
+/// The newest checkpoint note with its size line raised by `more`: the signature no longer
+/// holds, and believed it would say the ledger lost rows. Written beside it; its path.
+fn tampered(w: &World, more: u64) -> std::path::PathBuf {
+    let (size, newest) = w.checkpoints().pop().expect("a checkpoint");
+    let note = std::fs::read_to_string(newest).expect("note");
+    let claimed = size + more;
+    let edited = note.replacen(&format!("\n{size}\n"), &format!("\n{claimed}\n"), 1);
+    assert_ne!(edited, note);
+    let path = w.checkpoint_dir().join(format!("checkpoint-{claimed}-1.txt"));
+    std::fs::write(&path, edited).expect("write");
+    path
+}
+
+#[tokio::test]
+async fn files_in_the_checkpoint_directory_that_prove_nothing_are_skipped_with_a_warning_naming_them() {
+    let w = World::demo();
+    calls(&w, 1).await;
+    let junk = w.checkpoint_dir().join("checkpoint-3-1.txt");
+    std::fs::write(&junk, "an editor's leftovers\n").expect("write");
+    let edited = tampered(&w, 100);
+    let name = |p: &std::path::Path| p.file_name().and_then(|f| f.to_str()).expect("name").to_string();
+
+    // serve starts, warning about each file by name (its stdin is closed: no agent comes, and
+    // it stops again)
+    let out = w.airlock(&["serve"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("the ledger extends its newest checkpoint") && log.contains("airlock serving MCP"), "{log}");
+    let warned = |file: &str, why: &str| {
+        log.lines().any(|l| l.contains("WARN") && l.contains(file) && l.contains(why) && l.contains("skipped"))
+    };
+    assert!(warned(&name(&junk), "is not a checkpoint"), "{log}");
+    assert!(warned(&name(&edited), "is not signed by this ledger's key (or was altered)"), "{log}");
+    // and it ran on: calls are recorded, a new checkpoint of them written
+    calls(&w, 1).await;
+
+    let (code, report) = verify(&w, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["passed"], true);
+    let skipped = report["skipped_checkpoints"].to_string();
+    assert!(skipped.contains(&name(&junk)) && skipped.contains(&name(&edited)), "{report}");
+    let out = w.airlock(&["ledger", "verify", "--public-key", &public_key(&w)]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.lines().any(|l| l.starts_with("warning:") && l.contains(&name(&edited)) && l.contains("not signed by this ledger's key")),
+        "{said}"
+    );
+    assert!(said.contains("result:      OK") && !said.contains("rolled back"), "{said}");
+}
+
+#[tokio::test]
+async fn a_given_checkpoint_the_key_did_not_sign_fails_verify_as_unsigned_not_as_a_rollback() {
+    let w = World::demo();
+    calls(&w, 1).await;
+    let edited = tampered(&w, 100);
+    let given = w.path("from-witness.txt");
+    std::fs::rename(&edited, &given).expect("move it out of the directory");
+    let path = given.to_str().expect("path");
+
+    let (code, report) = verify(&w, &["--checkpoint", path]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["first_bad"], Value::Null, "no rollback is claimed: {report}");
+    let result = report["result"].as_str().unwrap_or_default();
+    assert!(
+        result.contains(&format!("checkpoint {path} is not signed by this ledger's key (or was altered)"))
+            && result.contains("--public-key")
+            && !result.contains("rolled back"),
+        "{result}"
+    );
+    let key = public_key(&w);
+    let out = w.airlock(&["ledger", "verify", "--public-key", &key, "--checkpoint", path]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("signature INVALID") && said.contains("FAILED: checkpoint"), "{said}");
+    assert!(!said.contains("rolled back") && !said.contains("NOT consistent"), "{said}");
+    // a real rollback keeps its wording (rollback.rs): a validly signed checkpoint still fails it
+}

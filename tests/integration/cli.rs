@@ -358,3 +358,17 @@ fn check_refuses_an_agent_identity_in_any_role() {
         assert!(said.contains(expected), "missing `{expected}` in:\n{said}");
     }
 }
+
+#[test]
+fn check_refuses_an_agent_identity_listed_with_a_plus_tag_naming_role_and_agent() {
+    let w = World::empty();
+    w.write_config("[gate]\nmanifests = \"m\"\npolicies = \"p\"\nactor = \"bot@example.com\"\n");
+    std::fs::create_dir_all(w.path("m")).expect("mkdir");
+    w.write("p/p.toml", "version = \"v\"\n[classes]\nfinancial = { path = \"approve\", role = \"finance\" }\n[roles]\nfinance = { emails = [\"ann@example.com\"] }\nops = { emails = [\"ops@example.com\", \"Bot+Ops@example.com\"] }\n[review]\nrole = \"ops\"\n");
+    let out = w.airlock(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stdout(&out);
+    let expected = "roles.ops.emails: `Bot+Ops@example.com` is the agent identity `bot@example.com` (gate.actor) with a +tag, and role `ops` decides: agents never decide; remove it from the role";
+    assert!(said.contains(expected), "missing `{expected}` in:\n{said}");
+    assert!(!said.contains("roles.finance"), "finance lists no agent:\n{said}");
+}

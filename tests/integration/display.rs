@@ -174,3 +174,28 @@ async fn a_held_call_on_the_review_page_shows_its_hidden_characters_as_escapes()
     assert!(!page.contains("href=\"https://evil"), "no link from the agent's text");
     agent.close().await;
 }
+
+#[tokio::test]
+async fn a_long_value_from_the_agent_is_cut_in_the_mail_subject_and_whole_in_the_body() {
+    let w = World::demo();
+    let long = "B".repeat(10_000);
+    let agent = w.agent().await;
+    let r = agent
+        .call("refund_order", json!({"order_id": long, "amount_cents": 700, "reason": "late"}))
+        .await;
+    assert!(text(&r).contains("approv"), "waits for approval: {}", text(&r));
+    agent.close().await;
+    w.wait_for_ledger().await;
+    let mail = std::fs::read_dir(w.path("outbox"))
+        .expect("outbox")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .map(|raw| crate::smtp::parse(&raw))
+        .find(|m| m.subject.starts_with("[Airlock] Approve?"))
+        .expect("the approval mail");
+    assert_eq!(
+        mail.subject,
+        format!("[Airlock] Approve? Refund $7.00 on order {}… (refund_order)", "B".repeat(59))
+    );
+    assert!(mail.subject.chars().count() <= 150, "{}", mail.subject);
+    assert!(mail.body.contains(&format!("| order_id: {long}")), "the body keeps the value whole");
+}

@@ -172,7 +172,8 @@ impl Smtp {
 }
 
 /// Headers and a decoded body (lettre may use quoted-printable).
-fn parse(raw: &str) -> Received {
+/// One message as stored (a maildir file, or an outbox `.eml`), its subject decoded.
+pub fn parse(raw: &str) -> Received {
     let (head, body) = raw
         .split_once("\r\n\r\n")
         .or_else(|| raw.split_once("\n\n"))
@@ -196,9 +197,46 @@ fn parse(raw: &str) -> Received {
     };
     Received {
         to: header("To"),
-        subject: header("Subject"),
+        subject: decode_words(&header("Subject")),
         body,
     }
+}
+
+/// A header with RFC 2047 encoded words (`=?utf-8?b?…?=`, `=?utf-8?q?…?=`) decoded; the space
+/// between two encoded words is dropped, as the RFC says. Plain text is kept as it is.
+fn decode_words(h: &str) -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    let mut last_encoded = false;
+    for (i, word) in h.split(' ').enumerate() {
+        let parts: Vec<&str> = word.split('?').collect();
+        let encoded = parts.len() == 5 && parts[0] == "=" && parts[4] == "=";
+        let decoded = encoded.then(|| match parts[2].to_ascii_lowercase().as_str() {
+            "b" => base64::engine::general_purpose::STANDARD
+                .decode(parts[3])
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok()),
+            "q" => Some(decode_qp(&parts[3].replace('_', " "))),
+            _ => None,
+        });
+        match decoded.flatten() {
+            Some(text) => {
+                if i > 0 && !last_encoded {
+                    out.push(' ');
+                }
+                out.push_str(&text);
+                last_encoded = true;
+            }
+            None => {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(word);
+                last_encoded = false;
+            }
+        }
+    }
+    out
 }
 
 fn decode_qp(s: &str) -> String {

@@ -1,5 +1,6 @@
 //! `ledger verify` and `ledger checkpoint`: the chain held to the trusted key and to every
-//! checkpoint — those in the checkpoint directory without being asked, and any given.
+//! checkpoint — those in the checkpoint directory without being asked (a file there that proves
+//! nothing is a warning, as `serve` skips it), and any given (which must hold).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use super::{CheckpointFormat, cfg};
 use airlock::config::Config;
 use airlock::ledger::checkpoint::{Checkpoint, Saved, SignedNote, default_origin, dir};
-use airlock::ledger::{CheckpointReport, LedgerReader, VerifyOptions};
+use airlock::ledger::{CheckpointReport, LedgerReader, VerifyOptions, VerifyReport};
 use airlock::signing::{Public, Signer};
 
 /// The trusted key: given (hex or a file), else this gate's own (if it has one).
@@ -40,24 +41,6 @@ fn public_key(c: &Config, given: Option<&str>) -> anyhow::Result<(Option<Public>
     }
 }
 
-/// Checkpoints by name (the file each came from).
-type Named = Vec<(String, Saved)>;
-
-/// The checkpoint directory's files, and the reasons some cannot be read.
-fn directory(dir: &Path) -> anyhow::Result<(Named, Vec<String>)> {
-    let mut read = Vec::new();
-    let mut unreadable = Vec::new();
-    let files = dir::read(dir)
-        .with_context(|| format!("cannot read the checkpoint directory {}", dir.display()))?;
-    for (path, saved) in files {
-        match saved {
-            Ok(s) => read.push((path.display().to_string(), s)),
-            Err(why) => unreadable.push(format!("{}: {why}", path.display())),
-        }
-    }
-    Ok((read, unreadable))
-}
-
 pub(super) fn verify(
     path: &Path,
     checkpoints: &[PathBuf],
@@ -67,7 +50,19 @@ pub(super) fn verify(
 ) -> anyhow::Result<ExitCode> {
     let c = cfg(path)?;
     let (public, whose) = public_key(&c, key)?;
-    let (mut found, unreadable) = directory(&c.checkpoints.dir)?;
+    // the directory's files that prove nothing are skipped with a warning, never a failure
+    let sorted = dir::sort(&c.checkpoints.dir, public.as_ref()).with_context(|| {
+        format!(
+            "cannot read the checkpoint directory {}",
+            c.checkpoints.dir.display()
+        )
+    })?;
+    let skipped: Vec<String> = sorted.skipped.iter().map(ToString::to_string).collect();
+    let mut found: Vec<(String, Saved)> = sorted
+        .checkpoints
+        .into_iter()
+        .map(|(p, s)| (p.display().to_string(), s))
+        .collect();
     let from_dir = found.len();
     for p in checkpoints {
         let cp = dir::read_file(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
@@ -83,13 +78,15 @@ pub(super) fn verify(
     let unverified = opts.public.is_none()
         && (report.signatures.signature_rows > 0 || unchecked)
         && !no_signature_check;
-    let passed = report.ok() && !unverified && unreadable.is_empty();
+    let passed = report.ok() && !unverified;
+    let result = result(&report, unverified);
     if as_json {
         let mut v = serde_json::to_value(&report)?;
         v["unverified"] = Value::Bool(unverified);
         v["passed"] = Value::Bool(passed);
+        v["result"] = Value::String(result);
         v["checkpoint_dir"] = Value::String(c.checkpoints.dir.display().to_string());
-        v["unreadable_checkpoints"] = serde_json::to_value(&unreadable)?;
+        v["skipped_checkpoints"] = serde_json::to_value(&skipped)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit(passed));
     }
@@ -117,20 +114,22 @@ pub(super) fn verify(
     for cp in in_dir.iter().filter(|cp| !holds(cp)).chain(given) {
         println!("checkpoint:  {}", line(cp));
     }
-    for u in &unreadable {
-        println!("checkpoint:  {u}: UNREADABLE (not a checkpoint: move it out of the directory)");
+    for s in &skipped {
+        println!("warning:     {s}");
     }
-    match &report.first_bad {
-        None if unverified => println!(
-            "result:      UNVERIFIED: the ledger has signatures or checkpoints but no public key was given (pass --public-key, or --no-signature-check for the hash chain alone)"
-        ),
-        None if report.ok() && unreadable.is_empty() => println!("result:      OK"),
-        None if !unreadable.is_empty() => {
-            println!("result:      FAILED: a file in the checkpoint directory is not a checkpoint")
-        }
-        None => println!("result:      FAILED: a checkpoint's signature is not valid"),
-        Some(b) => println!(
-            "result:      FAILED at seq {}: {}{}",
+    println!("result:      {result}");
+    Ok(exit(passed))
+}
+
+/// The result in one sentence: OK, or the first reason it is not, with what to do.
+fn result(report: &VerifyReport, unverified: bool) -> String {
+    let unsigned = report
+        .checkpoints
+        .iter()
+        .find(|c| c.signature_checked && !c.signature_ok);
+    match (&report.first_bad, unsigned) {
+        (Some(b), _) => format!(
+            "FAILED at seq {}: {}{}",
             b.seq,
             b.fault,
             b.detail
@@ -138,8 +137,14 @@ pub(super) fn verify(
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default()
         ),
+        (None, Some(cp)) => format!(
+            "FAILED: checkpoint {} is not signed by this ledger's key (or was altered), so it proves nothing about this ledger (no rollback is implied). Check that --public-key is the key of the gate that wrote it (`airlock keys public` there); if it is, the file was changed: keep it as evidence, and get the checkpoint again from the witness or mailbox it came from",
+            cp.name
+        ),
+        (None, None) if unverified => "UNVERIFIED: the ledger has signatures or checkpoints but no public key was given (pass --public-key, or --no-signature-check for the hash chain alone)".into(),
+        (None, None) if report.ok() => "OK".into(),
+        (None, None) => "FAILED: a checkpoint does not hold".into(),
     }
-    Ok(exit(passed))
 }
 
 fn exit(passed: bool) -> ExitCode {
@@ -190,9 +195,11 @@ fn line(cp: &CheckpointReport) -> String {
         match (cp.signature_checked, cp.signature_ok) {
             (false, _) => "not checked (no key)",
             (true, true) => "valid",
-            (true, false) => "INVALID",
+            (true, false) => "INVALID: not signed by this ledger's key (or altered)",
         },
-        if !cp.checkable {
+        if cp.signature_checked && !cp.signature_ok {
+            "not held to the ledger (it proves nothing)"
+        } else if !cp.checkable {
             "names a pruned row: no longer checkable"
         } else if cp.consistent {
             "the ledger extends it"

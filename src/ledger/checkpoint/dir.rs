@@ -1,11 +1,15 @@
 //! The checkpoint directory: one file per checkpoint, `checkpoint-<rows>-<unix seconds>.txt`,
 //! each written whole (a temporary file, synced, renamed). The newest [`KEEP`] are kept: each one
-//! vouches for every row before it, so older ones add nothing the newest does not say.
+//! vouches for every row before it, so older ones add nothing the newest does not say. [`sort`]
+//! reads it as `serve` and `ledger verify` hold a ledger to it: what is not a checkpoint signed
+//! by the ledger's key proves nothing and is skipped, named; it must never drop a checkpoint
+//! that is validly signed.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{Saved, SignedNote};
+use crate::signing::Public;
 
 /// Checkpoint files kept in the directory.
 pub const KEEP: usize = 100;
@@ -66,7 +70,7 @@ fn prune(dir: &Path, keep: usize) -> std::io::Result<()> {
 
 /// Every checkpoint file in `dir` (named `checkpoint-*.txt`), oldest first, each read or with
 /// the reason it cannot be; a missing directory has none.
-pub fn read(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<Saved, String>)>> {
+pub fn read(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<Saved, Unread>)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -90,12 +94,102 @@ pub fn read(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<Saved, String>)>
         .collect())
 }
 
+/// Why a file is not read as a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum Unread {
+    /// It could not be read: it may be a checkpoint nobody can see.
+    #[error("cannot read it: {0}")]
+    Io(#[from] std::io::Error),
+    /// It was read, and is not a checkpoint (not a file, too large, or not either format).
+    #[error("{0}")]
+    NotACheckpoint(String),
+}
+
 /// One checkpoint file, in either format.
-pub fn read_file(path: &Path) -> Result<Saved, String> {
-    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if len > MAX_FILE {
-        return Err(format!("{len} bytes is too large for a checkpoint"));
+pub fn read_file(path: &Path) -> Result<Saved, Unread> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Unread::NotACheckpoint("not a regular file".into()));
     }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    Saved::parse(&bytes)
+    if meta.len() > MAX_FILE {
+        return Err(Unread::NotACheckpoint(format!(
+            "{} bytes is too large for a checkpoint",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path)?;
+    Saved::parse(&bytes).map_err(Unread::NotACheckpoint)
+}
+
+/// The checkpoint directory sorted by what its files can prove.
+#[derive(Debug, Default)]
+pub struct Sorted {
+    /// Checkpoints signed by the trusted key, oldest first (without a trusted key: every one that
+    /// reads, its signature left for the caller to report as unchecked).
+    pub checkpoints: Vec<(PathBuf, Saved)>,
+    /// Files that prove nothing: not a checkpoint, or not signed by the trusted key.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A file in the checkpoint directory that proves nothing about the ledger, and why; its
+/// sentence names it and says what to do (a log line, a warning of `ledger verify`).
+#[derive(Debug, thiserror::Error)]
+pub enum Skipped {
+    #[error(
+        "{file} in the checkpoint directory is not a checkpoint ({why}): it proves nothing, so it is skipped; move it out of {dir} unless it belongs there"
+    )]
+    NotACheckpoint {
+        file: String,
+        why: String,
+        dir: String,
+    },
+    #[error(
+        "checkpoint {file} is not signed by this ledger's key (or was altered): it proves nothing, so it is skipped. If the signing key was replaced, move the old key's checkpoints out of {dir}; if not, someone put it there or changed it: keep it, and find out who"
+    )]
+    NotSigned { file: String, dir: String },
+}
+
+impl Skipped {
+    /// The file it names.
+    pub fn file(&self) -> &str {
+        match self {
+            Skipped::NotACheckpoint { file, .. } | Skipped::NotSigned { file, .. } => file,
+        }
+    }
+}
+
+/// Read `dir` and keep what can prove something: a checkpoint signed by `trusted` (without one,
+/// any that reads; a v1 file must still carry a valid signature by the key it names). A file
+/// that is not a checkpoint, or whose signature fails, is skipped with its reason: it proves
+/// nothing, and whoever could put it there could as well have removed the real ones. A file
+/// that cannot be read at all is an error (it may be a checkpoint).
+pub fn sort(dir: &Path, trusted: Option<&Public>) -> std::io::Result<Sorted> {
+    let shown = dir.display().to_string();
+    let mut sorted = Sorted::default();
+    for (path, read) in read(dir)? {
+        let file = path.display().to_string();
+        let saved = match read {
+            Ok(saved) => saved,
+            Err(Unread::Io(e)) => {
+                return Err(std::io::Error::new(e.kind(), format!("{file}: {e}")));
+            }
+            Err(Unread::NotACheckpoint(why)) => {
+                sorted.skipped.push(Skipped::NotACheckpoint {
+                    file,
+                    why,
+                    dir: shown.clone(),
+                });
+                continue;
+            }
+        };
+        if saved.signature_ok(trusted) == Some(false) {
+            sorted.skipped.push(Skipped::NotSigned {
+                file,
+                dir: shown.clone(),
+            });
+        } else {
+            sorted.checkpoints.push((path, saved));
+        }
+    }
+    Ok(sorted)
 }

@@ -1,7 +1,8 @@
 //! The check `serve` makes before it appends a row: the ledger must extend the newest checkpoint
 //! in its directory — have that many rows, and at that row the hash the checkpoint signed — and
 //! every older one there too. It reads one row per checkpoint (at most [`super::dir::KEEP`]),
-//! never the whole chain (`ledger verify` does that).
+//! never the whole chain (`ledger verify` does that). A file there that is not a checkpoint
+//! signed by the gate's key proves nothing: it is skipped with a warning, never a refusal.
 
 use std::path::{Path, PathBuf};
 
@@ -32,22 +33,6 @@ pub enum Refusal {
         rows: u64,
         file: String,
     },
-    #[error(
-        "{file} in the checkpoint directory is not a checkpoint this gate can read ({why}). Refusing to start: move it out of {dir}, then start again"
-    )]
-    Unreadable {
-        file: String,
-        why: String,
-        dir: String,
-    },
-    #[error(
-        "checkpoint {file} is not signed by this gate's signing key ({key}): this gate did not write it. Refusing to start. If the signing key was replaced, move the old key's checkpoints out of {dir}; if not, someone put it there: keep it, and find out who"
-    )]
-    Foreign {
-        file: String,
-        key: String,
-        dir: String,
-    },
     #[error("cannot read the checkpoint directory {dir}: {why}")]
     Io { dir: String, why: String },
     #[error(transparent)]
@@ -57,31 +42,19 @@ pub enum Refusal {
 /// The newest checkpoint the ledger was held to: (file, rows).
 pub type Held = Option<(PathBuf, u64)>;
 
-/// Hold the ledger to the newest checkpoint in `dir` (signed by `public`); every file there must
-/// be one. `Ok(None)`: no checkpoint yet.
+/// Hold the ledger to every checkpoint in `dir` signed by `public`, the newest named first. A
+/// file there that is not one proves nothing: it is skipped with a warning naming it (see
+/// [`dir::sort`]). `Ok(None)`: no checkpoint yet.
 pub fn ledger_extends(ledger: &Ledger, dir: &Path, public: &Public) -> Result<Held, Refusal> {
     let shown = dir.display().to_string();
-    let files = dir::read(dir).map_err(|e| Refusal::Io {
+    let sorted = dir::sort(dir, Some(public)).map_err(|e| Refusal::Io {
         dir: shown.clone(),
         why: e.to_string(),
     })?;
-    let mut checked: Vec<(PathBuf, Saved)> = Vec::new();
-    for (path, read) in files {
-        let file = path.display().to_string();
-        let saved = read.map_err(|why| Refusal::Unreadable {
-            file: file.clone(),
-            why,
-            dir: shown.clone(),
-        })?;
-        if saved.signature_ok(Some(public)) != Some(true) {
-            return Err(Refusal::Foreign {
-                file,
-                key: public.to_hex(),
-                dir: shown,
-            });
-        }
-        checked.push((path, saved));
+    for skipped in &sorted.skipped {
+        tracing::warn!(file = %skipped.file(), "{skipped}");
     }
+    let mut checked: Vec<(PathBuf, Saved)> = sorted.checkpoints;
     let Some(newest) = checked.iter().map(|(_, s)| s.rows()).max() else {
         return Ok(None);
     };

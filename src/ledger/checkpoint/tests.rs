@@ -1,5 +1,6 @@
 //! Checkpoints on real ledger files: the directory keeps the newest, and the start check refuses
-//! a ledger replaced by an older copy of itself, a rewritten one, and files it did not write.
+//! a ledger replaced by an older copy of itself or a rewritten one, and skips files that prove
+//! nothing (not a checkpoint, or not signed by the ledger's key).
 
 use std::path::Path;
 
@@ -136,19 +137,73 @@ async fn a_row_edited_in_place_at_the_checkpoint_is_refused() {
 }
 
 #[tokio::test]
-async fn files_this_gate_did_not_write_are_refused() {
+async fn files_that_prove_nothing_are_skipped_and_a_signed_checkpoint_still_holds() {
     let d = tempfile::tempdir().unwrap();
     let (p, cps, s) = (d.path().join("l.redb"), d.path().join("cps"), key(1));
     grow(&p, &s, &["a"]).await;
-    signed_by(&p, &s, &key(2), &cps, 1);
+    let old = d.path().join("old.redb");
+    std::fs::copy(&p, &old).unwrap();
+    grow(&p, &s, &["b", "c"]).await;
+    // another key's checkpoint of a longer ledger, junk, a directory, a note edited to say more
+    // rows: none of them is this gate's, so none of them can refuse a start
+    let mut foreign = SignedNote::sign(&key(2), "o", 50, &[9; 32]).unwrap();
+    dir::write(&cps, &foreign, 1).unwrap();
+    std::fs::write(cps.join("checkpoint-7-1.txt"), "hello\n").unwrap();
+    std::fs::create_dir_all(cps.join("checkpoint-8-1.txt")).unwrap();
+    let ours = checkpoint(&p, &s, &cps, 2);
+    foreign.bytes = String::from_utf8(ours.bytes.clone())
+        .unwrap()
+        .replacen(&format!("\n{}\n", ours.size), "\n40\n", 1)
+        .into_bytes();
+    std::fs::write(cps.join("checkpoint-40-3.txt"), &foreign.bytes).unwrap();
+
+    let (file, rows) = check(&p, &s, &cps).unwrap().unwrap();
+    assert_eq!(rows, ours.size, "held to our own checkpoint only");
+    assert!(
+        file.ends_with(format!("checkpoint-{rows}-2.txt")),
+        "{}",
+        file.display()
+    );
+    let sorted = dir::sort(&cps, Some(&s.public())).unwrap();
+    let mut said: Vec<String> = sorted.skipped.iter().map(ToString::to_string).collect();
+    said.sort();
+    assert_eq!(said.len(), 4, "{said:?}");
+    for (text, name) in [
+        (
+            "is not signed by this ledger's key (or was altered)",
+            "checkpoint-40-3.txt",
+        ),
+        (
+            "is not signed by this ledger's key (or was altered)",
+            "checkpoint-50-1.txt",
+        ),
+        (
+            "is not a checkpoint (not a signed note",
+            "checkpoint-7-1.txt",
+        ),
+        (
+            "is not a checkpoint (not a regular file)",
+            "checkpoint-8-1.txt",
+        ),
+    ] {
+        assert!(
+            said.iter()
+                .any(|s| s.contains(text) && s.contains(name) && s.contains("skipped")),
+            "{name}: {said:?}"
+        );
+    }
+    // without a trusted key a note cannot be judged: every one that reads is kept
+    assert_eq!(dir::sort(&cps, None).unwrap().checkpoints.len(), 3);
+
+    // fail-closed stays for what is signed: the older copy put back is refused by our checkpoint
+    std::fs::copy(&old, &p).unwrap();
     let err = check(&p, &s, &cps).unwrap_err();
-    assert!(matches!(err, Refusal::Foreign { .. }), "{err}");
-    std::fs::remove_dir_all(&cps).unwrap();
-    std::fs::create_dir_all(&cps).unwrap();
-    std::fs::write(cps.join("checkpoint-1-1.txt"), "hello\n").unwrap();
-    let err = check(&p, &s, &cps).unwrap_err();
-    assert!(matches!(err, Refusal::Unreadable { .. }), "{err}");
-    assert!(err.to_string().contains("move it out of"), "{err}");
+    assert!(matches!(err, Refusal::Behind { has: 1, .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("checkpoint-{}-2.txt", ours.size)),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -200,16 +200,21 @@ async fn checkpoints_catch_a_truncation_and_a_consistent_rewrite_with_another_ke
     );
     let r = verify(&q, Some(&key(9)), vec![taken.clone()]);
     assert!(!r.ok());
-    let bad = r.first_bad.unwrap();
+    assert!(
+        !r.checkpoints[0].signature_ok && r.checkpoints[0].signature_checked,
+        "the checkpoint was not signed by the key given"
+    );
+    assert_eq!(
+        r.first_bad, None,
+        "a checkpoint the key did not sign proves no rewrite: it fails as unsigned"
+    );
+    // the v1 file names its key: checked against that, it catches the rewrite
+    let bad = verify(&q, None, vec![taken.clone()]).first_bad.unwrap();
     assert_eq!(
         (bad.seq, bad.fault),
         (7, Fault::Rewritten),
         "{:?}",
         bad.detail
-    );
-    assert!(
-        !r.checkpoints[0].signature_ok,
-        "the checkpoint was not signed by the key given"
     );
     let r = verify(&q, Some(&key(1)), vec![taken]);
     assert_eq!(
