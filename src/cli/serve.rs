@@ -137,6 +137,8 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             Some(w) => tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), witness = %w, "checkpoints written and sent to the witness"),
             None => tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), "checkpoints written; no [ledger] witness: a ledger rolled back together with its checkpoint directory would not be caught"),
         }
+        // Every tool server pinged every few seconds: one that stops answering is `down` in /readyz.
+        let prober = tokio::spawn(airlock::mcp::downstream::ToolServers::probe_every(servers.clone(), airlock::mcp::downstream::health::PROBE_EVERY));
         let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), approvals.clone(), std::time::Duration::from_secs(1)));
         tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, paused, "airlock serving MCP on stdio");
         tracing::info!("review page (held calls, unclassified tools, paused autopilot): reviewers get their own link by mail when a call is held, or from `airlock quarantine list --as EMAIL`");
@@ -179,6 +181,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         }
         web.abort();
         watcher.abort();
+        prober.abort();
         if let Some(r) = replicas {
             r.abort();
         }

@@ -147,7 +147,7 @@ pub(super) fn admit(
                     Table::Held => format!(
                         "held call {id} was released or rejected meanwhile; nothing was recorded"
                     ),
-                    Table::CallKeys => "an identical call was recorded meanwhile (on another replica); nothing was recorded: ask again to attach to it".to_string(),
+                    Table::CallKeys => "an identical call was recorded meanwhile; nothing was recorded: ask again to attach to it".to_string(),
                     _ => format!(
                         "approval {id} was changed meanwhile (decided or timed out elsewhere); nothing was recorded"
                     ),
@@ -319,10 +319,12 @@ fn commit_redb(
         let approvals = tx.open_table(APPROVALS).map_err(|x| e(&x))?;
         let forwarded = tx.open_table(FORWARDED).map_err(|x| e(&x))?;
         let held = tx.open_table(HELD).map_err(|x| e(&x))?;
+        let call_keys = tx.open_table(CALL_KEYS).map_err(|x| e(&x))?;
         admit(batch, &mut |t, key| {
             let found = match t {
                 Table::Approvals => approvals.get(key),
                 Table::Held => held.get(key),
+                Table::CallKeys => call_keys.get(key),
                 _ => forwarded.get(key),
             };
             Ok(found.map_err(|x| e(&x))?.map(|v| v.value().to_vec()))

@@ -18,8 +18,10 @@ use serde_json::{Map, Value};
 
 use super::relay::{Downstream, Relay};
 
+pub mod health;
 mod tools;
 use crate::config::ServerConfig;
+use health::Health;
 pub use tools::ToolSet;
 use tools::definitions;
 
@@ -70,6 +72,7 @@ struct Server {
     config: ServerConfig,
     service: Option<RunningService<RoleClient, Downstream>>,
     status: String,
+    health: Arc<Health>,
 }
 
 /// Every configured tool server and the tools they serve, routed by exposed name.
@@ -105,6 +108,7 @@ impl ToolServers {
                         config,
                         service: Some(service),
                         status: "running".into(),
+                        health: Arc::default(),
                     });
                 }
                 Err(message) => {
@@ -116,6 +120,7 @@ impl ToolServers {
                         config,
                         service: None,
                         status: format!("failed: {message}"),
+                        health: Arc::default(),
                     });
                 }
             }
@@ -147,19 +152,48 @@ impl ToolServers {
     }
 
     /// Per-server state for status output: how it started, and whether its connection is up now
-    /// (an HTTP server that restarted is reconnected on the next call).
+    /// (an HTTP server that restarted is reconnected on the next call) and it answers pings.
     pub fn status(&self) -> Vec<(String, String)> {
         self.servers
             .iter()
             .map(|s| {
                 let now = match &s.service {
                     Some(svc) if svc.is_transport_closed() => "disconnected".to_string(),
-                    Some(_) => s.status.clone(),
+                    Some(_) => s.health.down().unwrap_or_else(|| s.status.clone()),
                     None => s.status.clone(),
                 };
                 (s.config.name.clone(), now)
             })
             .collect()
+    }
+
+    /// Ping every connected server once, concurrently, and note who answered
+    /// ([`health`]; `serve` calls this every [`health::PROBE_EVERY`]).
+    pub async fn probe(&self) {
+        let mut pings = tokio::task::JoinSet::new();
+        for s in &self.servers {
+            let Some(svc) = s.service.as_ref().filter(|svc| !svc.is_transport_closed()) else {
+                continue;
+            };
+            let (peer, health) = (svc.peer().clone(), s.health.clone());
+            pings.spawn(async move {
+                let ping = peer.send_request(ClientRequest::PingRequest(Default::default()));
+                match tokio::time::timeout(health::PROBE_TIMEOUT, ping).await {
+                    Ok(Ok(_)) => health.answered(),
+                    Ok(Err(e)) => health.missed(&e.to_string()),
+                    Err(_) => health.missed("no answer within 4 s"),
+                }
+            });
+        }
+        while pings.join_next().await.is_some() {}
+    }
+
+    /// [`ToolServers::probe`] every `every`, until aborted.
+    pub async fn probe_every(servers: Arc<ToolServers>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            servers.probe().await;
+        }
     }
 
     /// The servers whose connection is up: (name, service).
@@ -252,6 +286,9 @@ impl ToolServers {
                 abandoned.0 = None;
                 // what the server said about the call before answering goes first
                 service.service().order.settle().await;
+                if answer.is_ok() {
+                    s.health.answered();
+                }
                 match answer {
                     Ok(ServerResult::CallToolResult(r)) => Ok(r),
                     Ok(ServerResult::EmptyResult(_)) => Ok(CallToolResult::default()),

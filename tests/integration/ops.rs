@@ -17,7 +17,7 @@ fn serve_http(w: &World) -> Serving {
     serve(w, &["--http", &addr], &format!("http://{addr}"))
 }
 
-fn readyz(base: &str) -> (u16, Value) {
+pub(crate) fn readyz(base: &str) -> (u16, Value) {
     let mut r = http()
         .get(&format!("{base}/readyz"))
         .call()

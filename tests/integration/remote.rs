@@ -131,3 +131,44 @@ async fn an_http_tool_server_that_restarts_with_other_tools_is_re_gated() {
         "the changed tool never ran"
     );
 }
+
+/// `/readyz` until `done` says so (up to 90 s); the last answer.
+fn readyz_until(base: &str, done: impl Fn(u16, &serde_json::Value) -> bool) -> (u16, serde_json::Value) {
+    let mut last = crate::ops::readyz(base);
+    for _ in 0..900 {
+        if done(last.0, &last.1) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        last = crate::ops::readyz(base);
+    }
+    last
+}
+
+#[test]
+fn readyz_names_an_http_tool_server_that_stops_answering_and_clears_when_it_answers_again() {
+    let port = free_port();
+    let w = world(port, "");
+    let first = shop(&w, port, &[]);
+    let cfg = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&format!("{cfg}\n{}", crate::agents::token("agent:ops").1));
+    let addr = format!("127.0.0.1:{}", free_port());
+    let gate = crate::agents::serve(&w, &["--http", &addr], &format!("http://{addr}"));
+    let (status, body) = readyz_until(&gate.base, |s, _| s == 200);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["servers"]["shop"], "running");
+
+    // the tool server dies: its pings go unanswered and /readyz names it
+    drop(first);
+    let (status, body) = readyz_until(&gate.base, |s, _| s == 503);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["servers"]["shop"], "down", "{body}");
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("tool server `shop` is down"), "{reasons}");
+
+    // back on the same address: ready again
+    let _second = shop(&w, port, &[]);
+    let (status, body) = readyz_until(&gate.base, |s, _| s == 200);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["servers"]["shop"], "running");
+}

@@ -222,3 +222,29 @@ async fn a_held_call_changed_from_a_stale_state_is_refused_like_an_approval() {
     );
     assert_eq!(l.head().unwrap().0, 2, "the refused change wrote no row");
 }
+
+/// A call's key is stored like a desk item: new only if unused, replaced only if as read.
+#[tokio::test]
+async fn a_call_key_is_taken_once_and_replaced_only_from_what_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("l.redb")).unwrap();
+    let key = |v: &str| ItemState::of(ItemKind::CallKey, "k", v.as_bytes().to_vec(), None);
+    let put = |item: ItemState| {
+        l.commit(Change {
+            items: vec![item],
+            ..Change::default()
+        })
+    };
+    assert!(put(key("one").new_one()).await.is_ok());
+    assert_eq!(l.call_key("k").unwrap(), Some(b"one".to_vec()));
+    let taken = put(key("two").new_one()).await;
+    assert!(
+        matches!(&taken, Err(LedgerError::Conflict(m)) if m.contains("identical call")),
+        "{taken:?}"
+    );
+    assert!(put(key("two").replacing(b"one".to_vec())).await.is_ok());
+    let stale = put(key("three").replacing(b"one".to_vec())).await;
+    assert!(matches!(stale, Err(LedgerError::Conflict(_))), "{stale:?}");
+    assert_eq!(l.call_key("k").unwrap(), Some(b"two".to_vec()));
+    assert_eq!(l.call_key("nope").unwrap(), None);
+}
