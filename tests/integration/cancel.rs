@@ -1,16 +1,17 @@
 //! Cancellation passes through: an agent that cancels an allowed call in flight gets it cancelled
 //! on the tool server (over stdio and over HTTP), and the outcome row says so; a cancellation of
-//! a request that is none of the agent's calls cancels nothing and is logged.
+//! a request that is none of the agent's calls cancels nothing and is logged; an approved call,
+//! which runs with no agent waiting on it, is never cancelled by the agent.
 
 use std::path::Path;
 
 use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
 use rmcp::service::PeerRequestOptions;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{
     Peer, REPO, RawAgent, SlowHttp, World, proposal_call_id, record_after, require, rows_for,
-    slow_server,
+    slow_server, text,
 };
 
 /// A world whose only tool server is `server` (the slow one), its tool allowed on autopilot.
@@ -111,4 +112,57 @@ async fn a_cancellation_of_a_request_the_agent_does_not_own_cancels_nothing_and_
         "{log}"
     );
     assert_eq!(w.executed("executed.jsonl"), ["echo"]);
+}
+
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
+#[tokio::test]
+async fn an_approved_call_runs_to_its_end_though_its_agent_cancels_the_request() {
+    require(Peer::Smtp);
+    let smtp = crate::smtp::Smtp::start();
+    let w = World::approvals_with(
+        smtp.port,
+        r#"{ path = "approve", role = "finance", timeout = "30m" }"#,
+        &["--refund-delay-ms", "2000"],
+    );
+    let agent = w.agent().await;
+    let mut p = CallToolRequestParams::new("refund_order");
+    p.arguments = json!({"order_id": "A-1001", "amount_cents": 4200, "reason": "damaged"})
+        .as_object()
+        .cloned();
+    let handle = agent
+        .client
+        .peer()
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(p)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("tools/call sent");
+    let link = smtp
+        .wait_for("ann@example.com", "refund_order", 1)
+        .await
+        .link();
+    assert_eq!(crate::smtp::decide(&link, "approve", &[]).0, 200);
+    // the shop has started the refund (it logs before its slow part) when the agent cancels
+    assert_eq!(w.wait_executed("executed.jsonl").await, ["refund_order"]);
+    handle
+        .cancel(Some("the test cancels it".into()))
+        .await
+        .expect("notifications/cancelled sent");
+    let id = crate::smtp::approval_id(&link);
+    let mut answer = String::new();
+    for _ in 0..600 {
+        answer = text(&agent.call("airlock_status", json!({"approval_id": id})).await);
+        if answer.contains("refunded") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer, "refunded 4200 cents on A-1001", "the run went on");
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let outcomes: Vec<&Value> = rows.iter().filter(|r| r["kind"] == "outcome").collect();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0]["body"]["status"], "ok", "{outcomes:?}");
+    assert_eq!(outcomes[0]["body"]["approval_id"], json!(id));
 }
