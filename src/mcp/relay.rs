@@ -3,12 +3,13 @@
 //! runs one (sampling, elicitation, roots), and changes to its lists and resources.
 //!
 //! Owns the routes from a forwarded call (its relay key, and the progress token rmcp gave the
-//! request to the tool server) back to the agent's peer and the agent's own progress token. It
-//! must never send one agent's progress to another, and never put a tool server's question to an
-//! agent that has no call in flight there: a question is relayed only while every call in flight
-//! on that server is the same actor's, and none runs without a route (after an approval, or
-//! abandoned by its agent), else it is refused. A changed tool list is not relayed as
-//! is: it is re-listed and re-gated first (see `live`).
+//! request to the tool server) back to the agent's peer and the agent's own progress token, and
+//! which calls their agents cancelled lately (to tell a late cancellation notice from one for a
+//! request that is none of the agent's calls). It must never send one agent's progress to
+//! another, and never put a tool server's question to an agent that has no call in flight there:
+//! a question is relayed only while every call in flight on that server is the same actor's, and
+//! none runs without a route (after an approval, or abandoned by its agent), else it is refused.
+//! A changed tool list is not relayed as is: it is re-listed and re-gated first (see `live`).
 
 // Logging (SEP-2577) is deprecated from protocol 2026-07-28, but live in older sessions.
 #![allow(deprecated)]
