@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::canonical;
 use crate::ledger::{Change, Ledger, LedgerError, NewRow};
-use crate::mcp::downstream::{ToolReply, ToolServers};
+use crate::mcp::downstream::{DownstreamError, ToolReply, ToolServers};
 
 /// What became of a forwarded call.
 #[derive(Debug, Clone)]
@@ -38,6 +39,10 @@ pub struct Forward<'a> {
     pub context: Map<String, Value>,
     /// Where the tool server's progress and log messages go (the agent's call in flight).
     pub relay: Option<String>,
+    /// Fires when the agent waiting for the call cancels it: the tool server is told to stop and
+    /// the outcome is `cancelled`. `None` when no agent waits (an approved or released call),
+    /// so nobody but the tool server ends it.
+    pub cancel: Option<CancellationToken>,
 }
 
 #[derive(Clone)]
@@ -142,12 +147,20 @@ impl Forwarder {
         let started = Instant::now();
         let outcome = self
             .servers
-            .call(f.server, f.tool, f.arguments, f.meta, f.relay.as_deref())
+            .call(
+                f.server,
+                f.tool,
+                f.arguments,
+                f.meta,
+                f.relay.as_deref(),
+                f.cancel.as_ref(),
+            )
             .await;
         let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let status = match &outcome {
             Ok(reply) if reply.is_error => "tool_error",
             Ok(_) => "ok",
+            Err(DownstreamError::Cancelled { .. }) => "cancelled",
             Err(_) => "failed",
         };
         crate::metrics::global().tool_call(f.server, status, started.elapsed().as_secs_f64());
@@ -161,7 +174,7 @@ impl Forwarder {
                 Forwarded::Ran(reply),
             ),
             Err(e) => (
-                json!({"status": "failed", "error": e.to_string(), "duration_us": duration_us}),
+                json!({"status": status, "error": e.to_string(), "duration_us": duration_us}),
                 Forwarded::Failed(e.to_string()),
             ),
         };

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::approval::state::Status;
 use crate::approval::{Approvals, Open};
@@ -37,6 +38,9 @@ pub struct GateCall {
     pub tool: String,
     pub arguments: Map<String, Value>,
     pub meta: Option<Map<String, Value>>,
+    /// Fires when the agent cancels its request: an allowed call in flight is then cancelled on
+    /// its tool server (an approval is not: people decide it).
+    pub cancel: Option<CancellationToken>,
 }
 
 /// What the agent gets back.
@@ -402,6 +406,7 @@ impl Gate {
             meta: call.meta,
             context: Map::new(),
             relay: call.relay,
+            cancel: call.cancel,
         };
         match self.forwarder.run(forward).await {
             Forwarded::Ran(reply) => Reply::Forwarded(reply),

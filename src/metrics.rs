@@ -30,7 +30,7 @@ struct ServerLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ToolCallLabels {
     server: String,
-    /// `ok`, `tool_error` or `failed`.
+    /// `ok`, `tool_error`, `failed` or `cancelled`.
     status: String,
 }
 

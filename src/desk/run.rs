@@ -81,8 +81,10 @@ pub async fn run_once(
             arguments: call.arguments,
             meta: call.meta,
             context: call.context,
-            // decided later, maybe long after the agent's request: nothing to relay to
+            // decided later, maybe long after the agent's request: nothing to relay to, and
+            // no agent that may cancel it
             relay: None,
+            cancel: None,
         })
         .await;
     let ran = match forwarded {

@@ -93,6 +93,7 @@ async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_serve
             .cloned()
             .unwrap(),
         meta: None,
+        cancel: None,
     };
     assert!(
         matches!(gate.call(echo("with a ledger")).await, Reply::Forwarded(_)),

@@ -18,10 +18,15 @@ use serde_json::{Map, Value};
 
 use super::relay::{Downstream, Relay};
 
+mod cancel;
+mod headers;
 pub mod health;
 mod tools;
 use crate::config::ServerConfig;
+use cancel::Abandon;
+use headers::resolve_headers;
 use health::Health;
+use tokio_util::sync::CancellationToken;
 pub use tools::ToolSet;
 use tools::definitions;
 
@@ -66,6 +71,14 @@ pub enum DownstreamError {
         "tool server `{server}` did not answer within {secs}s; the call may or may not have run"
     )]
     Timeout { server: String, secs: u64 },
+    /// The agent waiting for the call cancelled it: before it was sent (it did not run), or
+    /// while it ran (the tool server was told to stop; it may have done part of it).
+    #[error("{}", if *sent {
+        format!("the agent cancelled the call; tool server `{server}` was told to stop it and may have done part of it")
+    } else {
+        format!("the agent cancelled the call before it was sent to tool server `{server}`; it did not run")
+    })]
+    Cancelled { server: String, sent: bool },
 }
 
 struct Server {
@@ -230,7 +243,9 @@ impl ToolServers {
     }
 
     /// Forward one call. The arguments are passed exactly as the agent sent them; with a relay
-    /// key, the tool server's progress and log messages reach the agent that made it.
+    /// key, the tool server's progress and log messages reach the agent that made it. When
+    /// `cancel` fires (the agent waiting for the call cancelled it), the tool server is told to
+    /// stop the request.
     pub async fn call(
         &self,
         server: &str,
@@ -238,6 +253,7 @@ impl ToolServers {
         arguments: Map<String, Value>,
         meta: Option<Map<String, Value>>,
         relay: Option<&str>,
+        cancel: Option<&CancellationToken>,
     ) -> Result<ToolReply, DownstreamError> {
         let s = self
             .servers
@@ -258,6 +274,12 @@ impl ToolServers {
         // rmcp cancels the request on the server when it times out
         options.timeout = Some(s.config.timeout);
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        if cancel.is_some_and(CancellationToken::is_cancelled) {
+            return Err(DownstreamError::Cancelled {
+                server: server.to_string(),
+                sent: false,
+            });
+        }
         let handle = service
             .peer()
             .send_cancellable_request(request, options)
@@ -274,16 +296,26 @@ impl ToolServers {
                     }
                     None => Some(self.relay.unrouted(server)),
                 };
-                // If the agent goes (its request is cancelled and this future dropped), the
-                // tool server is told to stop too.
-                let mut abandoned = CancelOnDrop(Some((
+                // If the agent cancels the call, or goes (this future dropped), the tool server
+                // is told to stop too.
+                let mut abandoned = Abandon::arm(
                     service.peer().clone(),
                     handle.id.clone(),
                     self.relay.clone(),
-                    server.to_string(),
-                )));
-                let answer = handle.await_response().await;
-                abandoned.0 = None;
+                    server,
+                );
+                let response = handle.await_response();
+                tokio::pin!(response);
+                let answer = tokio::select! {
+                    answer = &mut response => answer,
+                    () = cancel::cancelled(cancel) => {
+                        // rmcp answers the request as cancelled once the notice is sent, unless
+                        // the server's answer came first (then the call ran, and that stands)
+                        abandoned.fire();
+                        response.await
+                    }
+                };
+                abandoned.disarm();
                 // what the server said about the call before answering goes first
                 service.service().order.settle().await;
                 if answer.is_ok() {
@@ -297,6 +329,12 @@ impl ToolServers {
                         return Err(DownstreamError::Timeout {
                             server: server.to_string(),
                             secs: s.config.timeout.as_secs(),
+                        });
+                    }
+                    Err(rmcp::ServiceError::Cancelled { .. }) => {
+                        return Err(DownstreamError::Cancelled {
+                            server: server.to_string(),
+                            sent: true,
                         });
                     }
                     Err(e) => Err(e),
@@ -410,70 +448,6 @@ async fn connect_one(
     Ok((service, defs))
 }
 
-/// Tells a tool server to stop a request whose caller went away (dropped while armed). The
-/// server may still be running it for a moment, so its messages stay unattributable a while.
-struct CancelOnDrop(
-    Option<(
-        rmcp::service::Peer<RoleClient>,
-        rmcp::model::RequestId,
-        Arc<Relay>,
-        String,
-    )>,
-);
-
-/// How long an abandoned call keeps its server's messages from being attributed to an agent.
-const ABANDONED_GRACE: Duration = Duration::from_secs(5);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if let Some((peer, id, relay, server)) = self.0.take() {
-            let lingering = relay.unrouted(&server);
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    let _ = peer
-                        .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
-                            Some(id),
-                            Some("the agent cancelled the call".into()),
-                        ))
-                        .await;
-                    tokio::time::sleep(ABANDONED_GRACE).await;
-                    drop(lingering);
-                });
-            }
-        }
-    }
-}
-
-/// The headers for an HTTP tool server, with `${VAR}` read from the environment now.
-fn resolve_headers(
-    config: &ServerConfig,
-) -> Result<std::collections::HashMap<axum::http::HeaderName, axum::http::HeaderValue>, String> {
-    let mut out = std::collections::HashMap::new();
-    for (name, template) in &config.headers {
-        let mut value = String::new();
-        let mut rest = template.as_str();
-        while let Some(start) = rest.find("${") {
-            value.push_str(&rest[..start]);
-            let Some(len) = rest[start + 2..].find('}') else {
-                return Err(format!("header `{name}`: `${{` without a closing `}}`"));
-            };
-            let var = &rest[start + 2..start + 2 + len];
-            let v = std::env::var(var).map_err(|_| {
-                format!("header `{name}` needs the environment variable `{var}`, which is not set")
-            })?;
-            value.push_str(&v);
-            rest = &rest[start + 3 + len..];
-        }
-        value.push_str(rest);
-        let n = axum::http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|e| format!("header name `{name}`: {e}"))?;
-        let v = axum::http::HeaderValue::from_str(&value)
-            .map_err(|e| format!("header `{name}`: not a valid value: {e}"))?;
-        out.insert(n, v);
-    }
-    Ok(out)
-}
-
 /// Run futures concurrently and collect their outputs in order.
 async fn futures_join_all<F: std::future::Future + Send + 'static>(
     futs: impl Iterator<Item = F>,
@@ -490,47 +464,4 @@ where
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::resolve_headers;
-    use crate::config::ServerConfig;
-
-    fn server(headers: &[(&str, &str)]) -> ServerConfig {
-        ServerConfig {
-            name: "s".into(),
-            command: String::new(),
-            url: Some("http://127.0.0.1:1/mcp".into()),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            args: vec![],
-            env: Default::default(),
-            cwd: ".".into(),
-            prefix: String::new(),
-            timeout: std::time::Duration::from_secs(1),
-            relist: None,
-        }
-    }
-
-    #[test]
-    fn header_secrets_come_from_the_environment_and_a_missing_one_is_named() {
-        // PATH is set in every environment this runs in
-        let path = std::env::var("PATH").unwrap();
-        let h = resolve_headers(&server(&[("X-Key", "a-${PATH}-b")])).unwrap();
-        assert_eq!(
-            h.values().next().unwrap().to_str().unwrap(),
-            format!("a-{path}-b")
-        );
-        let e =
-            resolve_headers(&server(&[("X-Key", "${AIRLOCK_SURELY_UNSET_VARIABLE}")])).unwrap_err();
-        assert!(
-            e.contains("AIRLOCK_SURELY_UNSET_VARIABLE") && e.contains("not set"),
-            "{e}"
-        );
-        assert!(resolve_headers(&server(&[("X-Key", "${OPEN")])).is_err());
-        assert!(resolve_headers(&server(&[("Bad Name", "v")])).is_err());
-    }
 }

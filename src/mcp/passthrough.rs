@@ -6,6 +6,10 @@
 //! and `completion/complete` back to the server. These are reads by the MCP spec — nothing acts —
 //! so they are not gated, but every read is recorded in the ledger by the caller. It must never
 //! route a request to a server that did not list what it names.
+//!
+//! A result relayed from a server on an older protocol version has no `resultType`; agents on
+//! 2026-07-28 require one, so it is set to `complete` here (rmcp removes it again for agents on
+//! older versions).
 
 // Logging (setLevel) and legacy resource subscriptions are deprecated from protocol 2026-07-28,
 // but live in older sessions, which most tool servers still speak.
@@ -14,7 +18,7 @@
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResult, Prompt,
     ReadResourceRequestParams, ReadResourceResult, Reference, Resource, ResourceTemplate,
-    SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+    ResultType, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 
 use rmcp::service::{RoleClient, RunningService};
@@ -150,6 +154,10 @@ impl ToolServers {
                 return svc
                     .complete(params)
                     .await
+                    .map(|mut r| {
+                        r.result_type.get_or_insert(ResultType::COMPLETE);
+                        r
+                    })
                     .map_err(|e| Self::failed(name, e));
             }
         }
@@ -210,7 +218,10 @@ impl ToolServers {
             return svc
                 .read_resource(params)
                 .await
-                .map(|r| (name.to_string(), r))
+                .map(|mut r| {
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                    (name.to_string(), r)
+                })
                 .map_err(|e| Self::failed(name, e));
         }
         Err(DownstreamError::NotOffered(format!(
@@ -252,7 +263,10 @@ impl ToolServers {
                 return svc
                     .get_prompt(params)
                     .await
-                    .map(|r| (name.to_string(), r))
+                    .map(|mut r| {
+                        r.result_type.get_or_insert(ResultType::COMPLETE);
+                        (name.to_string(), r)
+                    })
                     .map_err(|e| Self::failed(name, e));
             }
         }

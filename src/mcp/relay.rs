@@ -3,18 +3,20 @@
 //! runs one (sampling, elicitation, roots), and changes to its lists and resources.
 //!
 //! Owns the routes from a forwarded call (its relay key, and the progress token rmcp gave the
-//! request to the tool server) back to the agent's peer and the agent's own progress token. It
-//! must never send one agent's progress to another, and never put a tool server's question to an
-//! agent that has no call in flight there: a question is relayed only while every call in flight
-//! on that server is the same actor's, and none runs without a route (after an approval, or
-//! abandoned by its agent), else it is refused. A changed tool list is not relayed as
-//! is: it is re-listed and re-gated first (see `live`).
+//! request to the tool server) back to the agent's peer and the agent's own progress token, and
+//! which calls their agents cancelled lately (to tell a late cancellation notice from one for a
+//! request that is none of the agent's calls). It must never send one agent's progress to
+//! another, and never put a tool server's question to an agent that has no call in flight there:
+//! a question is relayed only while every call in flight on that server is the same actor's, and
+//! none runs without a route (after an approval, or abandoned by its agent), else it is refused.
+//! A changed tool list is not relayed as is: it is re-listed and re-gated first (see `live`).
 
 // Logging (SEP-2577) is deprecated from protocol 2026-07-28, but live in older sessions.
 #![allow(deprecated)]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rmcp::ErrorData;
 use rmcp::model::{
@@ -54,7 +56,13 @@ pub struct Relay {
     /// or a release, or abandoned by their agent and not yet stopped): while any is, nothing the
     /// server says can be attributed to one agent.
     unrouted: Mutex<HashMap<String, usize>>,
+    /// Calls their agents cancelled lately, (when, actor, the agent's request id): rmcp tells
+    /// the handler of a cancellation only after it has acted on it, maybe once the call is over.
+    cancelled: Mutex<VecDeque<(Instant, String, RequestId)>>,
 }
+
+/// How long a cancelled call is remembered, and how many at most.
+const CANCELLED_KEPT: (Duration, usize) = (Duration::from_secs(10), 1024);
 
 /// A call on `server` that belongs to no route, for as long as this lives.
 pub struct Unrouted(Arc<Relay>, String);
@@ -108,6 +116,38 @@ impl Relay {
 
     fn close(&self, key: &str) {
         self.lock().remove(key);
+    }
+
+    /// `actor`'s call under the agent's request id `request` ended cancelled.
+    pub fn cancelled(&self, actor: &str, request: RequestId) {
+        let mut kept = self.cancelled.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        while kept.front().is_some_and(|(at, ..)| {
+            now.duration_since(*at) > CANCELLED_KEPT.0 || kept.len() >= CANCELLED_KEPT.1
+        }) {
+            kept.pop_front();
+        }
+        kept.push_back((now, actor.to_string(), request));
+    }
+
+    /// Whether a cancellation of `request` by `actor` was of one of its tool calls: in flight
+    /// now, or lately ended cancelled (then forgotten, as the notice for it has come).
+    pub fn cancels_own_call(&self, actor: &str, request: &RequestId) -> bool {
+        if self
+            .lock()
+            .values()
+            .any(|r| r.actor == actor && r.request == *request)
+        {
+            return true;
+        }
+        let mut kept = self.cancelled.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.iter().position(|(_, a, r)| a == actor && r == request) {
+            Some(i) => {
+                kept.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The agent a server's progress is for, with the agent's own token in it.

@@ -13,6 +13,7 @@ use rmcp::model::{
     ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerConfig,
 };
 use rmcp::model::{CancelTaskParams, CreateTaskResult, GetTaskParams, GetTaskResult};
+use rmcp::model::{CancelledNotificationParam, Extensions};
 use rmcp::model::{CompleteRequestParams, CompleteResult, SetLevelRequestParams};
 use rmcp::model::{
     GetPromptRequestParams, GetPromptResponse, ListPromptsResult, ListResourceTemplatesResult,
@@ -140,7 +141,12 @@ impl AgentServer {
 /// The actor an HTTP request was admitted as (none over stdio). An HTTP request without an
 /// identity never becomes the stdio agent: it gets an actor nothing else is.
 fn actor_of(context: &RequestContext<RoleServer>) -> Option<String> {
-    let parts = context.extensions.get::<axum::http::request::Parts>()?;
+    actor_in(&context.extensions)
+}
+
+/// The actor of an HTTP message, from the request parts rmcp carries with it.
+fn actor_in(extensions: &Extensions) -> Option<String> {
+    let parts = extensions.get::<axum::http::request::Parts>()?;
     Some(
         parts
             .extensions
@@ -151,7 +157,7 @@ fn actor_of(context: &RequestContext<RoleServer>) -> Option<String> {
 
 mod passing;
 mod results;
-use results::{held_result, outcome_result, pending_result, task_of, with_meta};
+use results::{complete, held_result, outcome_result, pending_result, task_of, with_meta};
 
 impl ServerHandler for AgentServer {
     fn get_info(&self) -> ServerConfig {
@@ -184,7 +190,7 @@ impl ServerHandler for AgentServer {
         let arguments = request.arguments.unwrap_or_default();
         let actor = actor_of(&context);
         if request.name == STATUS_TOOL {
-            return Ok(self.status_tool(&arguments, actor.as_deref()).await.into());
+            return Ok(complete(self.status_tool(&arguments, actor.as_deref()).await).into());
         }
         // rmcp moves the request's `_meta` into the context. The progress token belongs to this
         // hop (agent ↔ Airlock) and is not passed on.
@@ -211,9 +217,10 @@ impl ServerHandler for AgentServer {
             tool: request.name.to_string(),
             arguments,
             meta: Some(meta).filter(|m| !m.is_empty()),
+            // the agent's cancellation reaches an allowed call's tool server
+            cancel: Some(context.ct.clone()),
         };
         let reply = self.gate.call(call).await;
-        drop(route);
         let result = match reply {
             Reply::Forwarded(reply) => reply.result,
             Reply::Held(h) => held_result(&h),
@@ -242,7 +249,15 @@ impl ServerHandler for AgentServer {
                 }
             }
         };
-        Ok(result.into())
+        if context.ct.is_cancelled() {
+            // rmcp may tell `on_cancelled` after this call is over
+            self.gate
+                .servers()
+                .relay()
+                .cancelled(&who, context.id.clone());
+        }
+        drop(route);
+        Ok(complete(result).into())
     }
 
     async fn list_resources(
@@ -338,6 +353,29 @@ impl ServerHandler for AgentServer {
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         self.gate.servers().relay().agents.join(context.peer);
+    }
+
+    /// rmcp has already cancelled the agent's request if it is one in flight on this connection
+    /// (an allowed call's tool server is then told to stop); anything else is logged and goes
+    /// nowhere.
+    async fn on_cancelled(
+        &self,
+        params: CancelledNotificationParam,
+        context: NotificationContext<RoleServer>,
+    ) {
+        let who = actor_in(&context.extensions)
+            .unwrap_or_else(|| self.gate.live().setup().config.actor.clone());
+        match &params.request_id {
+            Some(id) if self.gate.servers().relay().cancels_own_call(&who, id) => {
+                tracing::info!(actor = %who, request = %id, reason = ?params.reason, "agent cancelled its call");
+            }
+            id => tracing::warn!(
+                actor = %who,
+                request = ?id,
+                reason = ?params.reason,
+                "agent cancelled a request that is none of its tool calls in flight (another's, already answered, or not a tool call); nothing is cancelled on any tool server"
+            ),
+        }
     }
 
     async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {

@@ -9,10 +9,14 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::{Map, Value, json};
 
 mod peers;
+mod raw;
 pub mod signin;
+mod slow;
 mod store;
 mod witness;
 pub use peers::{Peer, npm_bin, peers_dir, python, require};
+pub use raw::RawAgent;
+pub use slow::{SlowHttp, record_after, slow_server};
 pub use store::{new_database, on_postgres};
 pub use witness::Witness;
 
@@ -416,10 +420,20 @@ pub fn python_agent<S: AsRef<std::ffi::OsStr>>(
     args: impl IntoIterator<Item = S>,
     calls: &Value,
 ) -> std::process::Child {
+    python_peer("python_agent.py", args, calls)
+}
+
+/// Start a script of `tests/peers` on the MCP Python SDK (`SCRIPT ARGS`) with `input` on its
+/// stdin; [`python_agent_answer`] waits for what it printed.
+pub fn python_peer<S: AsRef<std::ffi::OsStr>>(
+    script: &str,
+    args: impl IntoIterator<Item = S>,
+    input: &Value,
+) -> std::process::Child {
     use std::io::Write;
     require(Peer::PythonSdk);
     let mut child = Command::new(python())
-        .arg(format!("{REPO}/tests/peers/python_agent.py"))
+        .arg(format!("{REPO}/tests/peers/{script}"))
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -430,8 +444,8 @@ pub fn python_agent<S: AsRef<std::ffi::OsStr>>(
         .stdin
         .take()
         .expect("stdin")
-        .write_all(calls.to_string().as_bytes())
-        .expect("write calls");
+        .write_all(input.to_string().as_bytes())
+        .expect("write input");
     child
 }
 

@@ -1,7 +1,8 @@
 //! The agent's answers about suspended and held calls: MCP results, tasks and their `_meta`.
 
 use rmcp::model::{
-    CallToolResult, ContentBlock, DetailedTask, MetaObject, Task, TaskPayload, TaskStatus,
+    CallToolResult, ContentBlock, DetailedTask, MetaObject, ResultType, Task, TaskPayload,
+    TaskStatus,
 };
 use serde_json::{Value, json};
 
@@ -46,6 +47,14 @@ pub(super) fn task_of(a: &Approval) -> DetailedTask {
     }
 }
 
+/// A tool result as a 2026-07-28 agent needs it: with its `resultType` (a result stored before
+/// Airlock set it, or relayed from an older tool server, has none; rmcp removes it again for
+/// agents on older versions).
+pub(super) fn complete(mut r: CallToolResult) -> CallToolResult {
+    r.result_type.get_or_insert(ResultType::COMPLETE);
+    r
+}
+
 pub(super) fn with_meta(mut r: CallToolResult, key: &str, value: Value) -> CallToolResult {
     let mut meta = r.meta.take().map(|m| m.0).unwrap_or_default();
     meta.insert(key.into(), value);
@@ -59,7 +68,7 @@ pub(super) fn outcome_result(id: &str, outcome: &Outcome) -> CallToolResult {
     let r = match outcome {
         Outcome::Executed { result, .. } => {
             match serde_json::from_value::<CallToolResult>(result.clone()) {
-                Ok(r) => return r,
+                Ok(r) => return complete(r),
                 Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
                     "the approved call ran, but its result could not be relayed: {e}"
                 ))]),
@@ -125,7 +134,7 @@ pub(super) fn held_result(h: &Held) -> CallToolResult {
         ),
         HeldStatus::Released { result, .. } => {
             match serde_json::from_value::<CallToolResult>(result.clone()) {
-                Ok(r) => return r,
+                Ok(r) => return complete(r),
                 Err(e) => (
                     "released",
                     CallToolResult::error(text(format!(

@@ -29,6 +29,8 @@ pub enum Peer {
     Python,
     /// `oidc-provider` (npm), a certified OpenID Provider, run by `tests/peers/oidc_provider.mjs`.
     OidcProvider,
+    /// `@modelcontextprotocol/server-everything` (npm), a tool server offering every MCP feature.
+    Everything,
 }
 
 impl Peer {
@@ -42,6 +44,9 @@ impl Peer {
             Peer::Conformance => "the MCP conformance suite (npm @modelcontextprotocol/conformance)",
             Peer::Python => "python3",
             Peer::OidcProvider => "the OpenID Provider (npm oidc-provider) and Node.js",
+            Peer::Everything => {
+                "the MCP tool server (npm @modelcontextprotocol/server-everything) and Node.js"
+            }
         }
     }
 
@@ -73,8 +78,12 @@ impl Peer {
                 c = Command::new("python3");
                 c.arg("--version");
             }
-            Peer::OidcProvider => {
-                let package = peers_dir().join("node_modules/oidc-provider/package.json");
+            Peer::OidcProvider | Peer::Everything => {
+                let package = match self {
+                    Peer::OidcProvider => "oidc-provider",
+                    _ => "@modelcontextprotocol/server-everything",
+                };
+                let package = peers_dir().join(format!("node_modules/{package}/package.json"));
                 c = Command::new("node");
                 c.args(["-p", "require(process.argv[1]).version"]).arg(package);
             }
