@@ -27,6 +27,7 @@ use crate::ledger::{Change, Ledger, NewRow, Pending};
 use crate::live::Live;
 use crate::mcp::downstream::{ToolReply, ToolServers, ToolSet};
 use crate::quarantine::{self, Held, HeldStatus, Quarantine};
+use crate::retry::Asks;
 
 /// A `tools/call` as the agent sent it.
 #[derive(Debug, Clone)]
@@ -209,22 +210,19 @@ impl Gate {
             "meta": call.meta.clone().map(Value::Object),
             "actor": actor,
         });
-        // a repeat of a call already made is answered by that call: nothing new runs or is asked
-        let fresh = match self
-            .retried(retries::Retrying {
-                setup: &setup,
-                call: &call,
-                route: route.as_ref(),
-                class: manifest.map(|m| m.class.as_str()),
-                actor,
-                call_id: &call_id,
-                arguments_sha256: &arguments_sha256,
-                proposal: &proposal,
-                now,
-            })
-            .await
-        {
-            Ok(fresh) => fresh,
+        // a repeat of a call already made is answered by that call once decided the same way
+        let retried = match self.retried(retries::Retrying {
+            setup: &setup,
+            call: &call,
+            route: route.as_ref(),
+            class: manifest.map(|m| m.class.as_str()),
+            actor,
+            call_id: &call_id,
+            arguments_sha256: &arguments_sha256,
+            proposal: &proposal,
+            now,
+        }) {
+            Ok(retried) => retried,
             Err(reply) => return reply,
         };
         // Decide and charge the rate-limit counters under the meter's lock, and queue the
@@ -250,7 +248,15 @@ impl Gate {
                     verdict_body(&decision, setup.policy.is_signed(decision.class.as_deref())),
                 ),
             ];
-            if matches!(decision.verdict, Verdict::Approve { .. }) && manifest.is_some() {
+            let asks = match &decision.verdict {
+                Verdict::Approve { .. } if manifest.is_some() => Asks::Approval,
+                Verdict::Quarantine if pause_of(&decision, &call_id, now).is_none() => Asks::Review,
+                _ => Asks::Nothing,
+            };
+            if let Some((item, row)) = retried.repeat(asks, &call_id, now) {
+                rows.push(row);
+                (decision, Committed::Repeat(rows, item))
+            } else if matches!(decision.verdict, Verdict::Approve { .. }) && manifest.is_some() {
                 (decision, Committed::ToDesk(rows))
             } else {
                 let mut change = Change::default();
@@ -299,7 +305,7 @@ impl Gate {
                                     now,
                                     json!({"reason": h.reason, "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes())}),
                                 ));
-                                let key = fresh.as_ref().map(|f| {
+                                let key = retried.fresh.as_ref().map(|f| {
                                     f.state(
                                         crate::retry::Item::Held(call_id.clone()),
                                         &call_id,
@@ -353,10 +359,18 @@ impl Gate {
             Committed::ToDesk(rows) => {
                 return self
                     .suspend(
-                        &setup, &call, &call_id, actor, route, &decision, rows, fresh,
+                        &setup,
+                        &call,
+                        &call_id,
+                        actor,
+                        route,
+                        &decision,
+                        rows,
+                        retried.fresh,
                     )
                     .await;
             }
+            Committed::Repeat(rows, item) => return self.answer_repeat(&call_id, rows, item).await,
             Committed::Queued {
                 pending,
                 pause,

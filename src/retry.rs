@@ -4,7 +4,8 @@
 //! agent's idempotency key), the [`Entry`] stored under it (the approval or held call it opened,
 //! with the arguments' hash and when), and the pure [`rule`] that says what a new call with
 //! that key gets: a new call, attached to the item still open, the settled outcome replayed, or
-//! refused (an idempotency key reused for another call); and the key's entry as the ledger
+//! refused (an idempotency key reused for another call) — attached or replayed only when the
+//! call is decided the same way as the first ([`Retry::given`]); and the key's entry as the ledger
 //! stores it ([`Fresh::state`], committed with the item the call opens). It must never do I/O or
 //! read a clock: the gate looks the entry and the item up and passes the time in.
 
@@ -178,6 +179,33 @@ pub enum Retry {
     Replay(Item),
     /// Refused: the reason, for the agent.
     Refuse(String),
+}
+
+/// What the call's own decision asks for, now: a repeat is answered by the earlier item only if
+/// the call is decided the same way — an approval for an approval, a hold for a held call. A call
+/// decided otherwise now (the policy changed, the tool was classified or pinned since) is a new
+/// call; the earlier item stays for its deciders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asks {
+    Approval,
+    Review,
+    Nothing,
+}
+
+impl Retry {
+    /// This answer, given what the call's decision now asks for.
+    pub fn given(self, asks: Asks) -> Retry {
+        let same = |item: &Item| {
+            matches!(
+                (item, asks),
+                (Item::Approval(_), Asks::Approval) | (Item::Held(_), Asks::Review)
+            )
+        };
+        match self {
+            Retry::Attach(item) | Retry::Replay(item) if !same(&item) => Retry::New,
+            other => other,
+        }
+    }
 }
 
 /// What `asked` gets when its key names `entry` (if any), whose item `stands`, at `now`, with

@@ -224,7 +224,8 @@ impl Approvals {
         self.load(id)
     }
 
-    fn load(&self, id: &str) -> Option<Approval> {
+    /// An approval as stored now (what [`Approvals::get`] answers, without waiting).
+    pub fn load(&self, id: &str) -> Option<Approval> {
         self.load_raw(id).map(|(a, _)| a)
     }
 

@@ -70,6 +70,8 @@ pub(super) fn ledger_failed(call_id: &str, d: &Decision, e: &dyn std::fmt::Displ
 pub(super) enum Committed {
     /// To the approval desk, which commits them with the envelope.
     ToDesk(Vec<NewRow>),
+    /// A repeat of an earlier call, answered by its item (the rows record it).
+    Repeat(Vec<NewRow>, crate::retry::Item),
     /// Queued for commit, with the pause it starts and the call it holds.
     Queued {
         pending: Pending,

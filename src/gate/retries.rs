@@ -1,6 +1,7 @@
-//! The gate's side of retries: before a call is decided, whether it repeats one the agent
-//! already made ([`crate::retry`]). A repeat attaches to the approval or held call still open, or
-//! gets the settled outcome replayed; either way it is recorded (its `proposal` and a `retry`
+//! The gate's side of retries: whether a call repeats one the agent already made
+//! ([`crate::retry`]), looked up before it is decided and applied once its decision asks for the
+//! same kind of item. A repeat attaches to the approval or held call still open, or gets the
+//! settled outcome replayed; either way it is recorded (its `proposal`, `verdict` and a `retry`
 //! row) and nothing new runs, is asked or is mailed. A new call carries its key on to be stored
 //! with the approval or held call it opens. It must never let a repeat run a tool or open an
 //! item, nor answer a repeat before its rows are durable.
@@ -13,7 +14,7 @@ use crate::config::Setup;
 use crate::desk::Phase;
 use crate::ledger::NewRow;
 use crate::policy::RETRY_WINDOW_DEFAULT;
-use crate::retry::{self, Asked, Entry, Fresh, Item, Retry, Stands};
+use crate::retry::{self, Asked, Asks, Entry, Fresh, Item, Retry, Stands};
 
 /// A call about to be decided, as retries see it.
 pub(super) struct Retrying<'a> {
@@ -29,14 +30,39 @@ pub(super) struct Retrying<'a> {
     pub now: OffsetDateTime,
 }
 
+/// What retries make of a call before it is decided: its key, to store with what it opens, and
+/// the earlier call's item it would repeat, if any.
+pub(super) struct Retried {
+    pub fresh: Option<Fresh>,
+    found: Option<(Entry, Retry)>,
+}
+
+impl Retried {
+    /// The item this call repeats, given what its own decision asks for, and the `retry` row
+    /// that records it; `None`: a call of its own.
+    pub fn repeat(&self, asks: Asks, call_id: &str, now: OffsetDateTime) -> Option<(Item, NewRow)> {
+        let (entry, retry) = self.found.as_ref()?;
+        let (action, item) = match retry.clone().given(asks) {
+            Retry::Attach(item) => ("attach", item),
+            Retry::Replay(item) => ("replay", item),
+            _ => return None,
+        };
+        let body = json!({"action": action, "of": item, "of_call_id": entry.call_id});
+        Some((item, NewRow::at("retry", call_id, now, body)))
+    }
+}
+
 impl Gate {
-    /// What this call is: new (with the key to store with what it opens; none without a tool
-    /// server to route it to), or a repeat answered here.
-    pub(super) async fn retried(&self, r: Retrying<'_>) -> Result<Option<Fresh>, Reply> {
+    /// What retries make of this call: refused here (an idempotency key that is malformed or
+    /// names another call, recorded), or its key and the earlier item it may repeat.
+    pub(super) fn retried(&self, r: Retrying<'_>) -> Result<Retried, Reply> {
         let key = retry::idempotency_key(r.call.meta.as_ref())
             .map_err(|e| self.refuse_retry(&r, None, e.to_string()))?;
         let Some((server, tool)) = r.route else {
-            return Ok(None);
+            return Ok(Retried {
+                fresh: None,
+                found: None,
+            });
         };
         let asked = Asked {
             actor: r.actor,
@@ -53,27 +79,30 @@ impl Gate {
             .as_deref()
             .and_then(|b| serde_json::from_slice::<Entry>(b).ok());
         let stands = match &entry {
-            Some(e) => self.stands(&e.item).await,
+            Some(e) => self.stands(&e.item),
             None => Stands::Gone,
         };
         let window = r
             .class
             .and_then(|c| r.setup.policy.classes.get(c))
             .map_or(RETRY_WINDOW_DEFAULT, |rule| rule.retry_window);
+        let fresh = Some(Fresh::of(&asked, stored));
         match retry::rule(&asked, entry.as_ref(), stands, r.now, window) {
-            Retry::New => Ok(Some(Fresh::of(&asked, stored))),
             Retry::Refuse(why) => Err(self.refuse_retry(&r, entry.as_ref(), why)),
-            Retry::Attach(item) => Err(self.repeat(&r, entry.as_ref(), "attach", item).await),
-            Retry::Replay(item) => Err(self.repeat(&r, entry.as_ref(), "replay", item).await),
+            Retry::New => Ok(Retried { fresh, found: None }),
+            repeat => Ok(Retried {
+                fresh,
+                found: entry.map(|e| (e, repeat)),
+            }),
         }
     }
 
     /// Where the item an entry names stands now, as the desk has it.
-    async fn stands(&self, item: &Item) -> Stands {
+    fn stands(&self, item: &Item) -> Stands {
         use crate::approval::state::{Outcome, Status};
         use crate::quarantine::HeldStatus;
         match item {
-            Item::Approval(id) => match self.approvals.get(id).await.map(|a| a.status) {
+            Item::Approval(id) => match self.approvals.load(id).map(|a| a.status) {
                 None => Stands::Gone,
                 Some(Status::Done(Outcome::Expired | Outcome::Voided { .. })) => {
                     Stands::Settled { replay: false }
@@ -90,17 +119,20 @@ impl Gate {
         }
     }
 
-    /// Record a repeat (`attach` or `replay`) and answer it with the item's own answer.
-    async fn repeat(
+    /// Record a repeat (its proposal, verdict and `retry` row) and answer it with the earlier
+    /// item's own answer: nothing runs, nobody is asked or mailed.
+    pub(super) async fn answer_repeat(
         &self,
-        r: &Retrying<'_>,
-        entry: Option<&Entry>,
-        action: &str,
+        call_id: &str,
+        rows: Vec<NewRow>,
         item: Item,
     ) -> Reply {
-        let rows = rows(r, entry, json!({"action": action}));
+        let refuse = |message: String| Reply::Refused {
+            message,
+            details: json!({"call_id": call_id, "verdict": "not_run"}),
+        };
         if let Err(e) = self.ledger.append(rows).await {
-            return refusal(r, ledger_message(&e));
+            return refuse(ledger_message(&e));
         }
         match item {
             Item::Approval(id) => {
@@ -111,15 +143,12 @@ impl Gate {
                         role,
                         status,
                     },
-                    _ => refusal(r, format!("approval {id} can no longer be read; ask again")),
+                    _ => refuse(format!("approval {id} can no longer be read; ask again")),
                 }
             }
             Item::Held(id) => match self.quarantine.get(&id) {
                 Some(h) => Reply::Held(Box::new(h)),
-                None => refusal(
-                    r,
-                    format!("held call {id} can no longer be read; ask again"),
-                ),
+                None => refuse(format!("held call {id} can no longer be read; ask again")),
             },
         }
     }
@@ -134,11 +163,14 @@ impl Gate {
         }) {
             tracing::error!(call_id = %r.call_id, error = %e, "cannot record a refused retry");
         }
-        refusal(r, why)
+        Reply::Refused {
+            message: why,
+            details: json!({"call_id": r.call_id, "verdict": "not_run"}),
+        }
     }
 }
 
-/// The rows of a repeat: its proposal, and a `retry` row naming what it repeats.
+/// The rows of a refused retry: its proposal, and a `retry` row naming what it would repeat.
 fn rows(r: &Retrying<'_>, entry: Option<&Entry>, mut body: Value) -> Vec<NewRow> {
     if let (Some(e), Some(o)) = (entry, body.as_object_mut()) {
         o.insert("of".into(), json!(e.item));
@@ -148,13 +180,6 @@ fn rows(r: &Retrying<'_>, entry: Option<&Entry>, mut body: Value) -> Vec<NewRow>
         NewRow::at("proposal", r.call_id, r.now, r.proposal.clone()),
         NewRow::at("retry", r.call_id, r.now, body),
     ]
-}
-
-fn refusal(r: &Retrying<'_>, message: String) -> Reply {
-    Reply::Refused {
-        message,
-        details: json!({"call_id": r.call_id, "verdict": "not_run"}),
-    }
 }
 
 fn ledger_message(e: &dyn std::fmt::Display) -> String {

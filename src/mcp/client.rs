@@ -52,8 +52,19 @@ impl StdioClient {
     /// Call `tool` with `arguments` (a JSON object); the result as JSON (`content`, `isError`,
     /// `_meta`). A refusal is a result, not an error.
     pub async fn call(&self, tool: &str, arguments: &Value) -> Result<Value, ClientError> {
+        self.call_with_meta(tool, arguments, None).await
+    }
+
+    /// [`StdioClient::call`] with the request's `_meta` (an idempotency key, evidence).
+    pub async fn call_with_meta(
+        &self,
+        tool: &str,
+        arguments: &Value,
+        meta: Option<serde_json::Map<String, Value>>,
+    ) -> Result<Value, ClientError> {
         let mut params = CallToolRequestParams::new(tool.to_string());
         params.arguments = arguments.as_object().cloned();
+        params.meta = meta.map(|m| rmcp::model::RequestMetaObject(rmcp::model::MetaObject(m)));
         let result = self
             .service
             .call_tool(params)

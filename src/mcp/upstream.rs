@@ -223,7 +223,16 @@ impl ServerHandler for AgentServer {
         let reply = self.gate.call(call).await;
         let result = match reply {
             Reply::Forwarded(reply) => reply.result,
-            Reply::Held(h) => held_result(&h),
+            Reply::Held(h) => {
+                // a repeat of a held call gets what the first call got while it waits: not run
+                let mut r = held_result(&h);
+                if h.is_held()
+                    || matches!(h.status, crate::quarantine::HeldStatus::Releasing { .. })
+                {
+                    r.is_error = Some(true);
+                }
+                r
+            }
             Reply::Refused { message, details } => with_meta(
                 CallToolResult::error(vec![ContentBlock::text(message)]),
                 DECISION_META_KEY,

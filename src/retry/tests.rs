@@ -114,3 +114,42 @@ fn the_idempotency_key_is_read_from_meta_and_bad_ones_are_refused() {
         Err(BadKey::Length)
     );
 }
+
+#[test]
+fn a_repeat_is_answered_by_the_earlier_item_only_when_decided_the_same_way() {
+    use super::Asks;
+    let approval = Item::Approval("ap-1".into());
+    let held = Item::Held("c-1".into());
+    let cases = [
+        (
+            Retry::Attach(approval.clone()),
+            Asks::Approval,
+            Retry::Attach(approval.clone()),
+        ),
+        (
+            Retry::Replay(approval.clone()),
+            Asks::Approval,
+            Retry::Replay(approval.clone()),
+        ),
+        // the policy now allows it, or holds it: a call of its own
+        (Retry::Attach(approval.clone()), Asks::Nothing, Retry::New),
+        (Retry::Replay(approval.clone()), Asks::Review, Retry::New),
+        (
+            Retry::Attach(held.clone()),
+            Asks::Review,
+            Retry::Attach(held.clone()),
+        ),
+        // classified (or pinned) since it was held: decided by its manifest now
+        (Retry::Attach(held.clone()), Asks::Nothing, Retry::New),
+        (Retry::Attach(held.clone()), Asks::Approval, Retry::New),
+        (Retry::New, Asks::Approval, Retry::New),
+        (
+            Retry::Refuse("no".into()),
+            Asks::Nothing,
+            Retry::Refuse("no".into()),
+        ),
+    ];
+    for (retry, asks, want) in cases {
+        assert_eq!(retry.clone().given(asks), want, "{retry:?} {asks:?}");
+    }
+}

@@ -104,6 +104,7 @@ async fn a_held_call_is_attached_to_replayed_once_released_and_an_idempotency_ke
     let again = agent.call("echo", text_x.clone()).await;
     assert_eq!(approval_meta(&again)["held_id"], held.as_str(), "{}", text(&again));
     assert!(text(&again).contains("held in quarantine"), "{}", text(&again));
+    assert!(is_error(&again), "not run, as the first call was told");
 
     // with an idempotency key it is a call of its own; the same key with other arguments is refused
     let key = |k: &str| json!({"io.airlock/idempotency-key": k});

@@ -231,9 +231,8 @@ async fn a_held_call_runs_only_on_the_definition_it_was_held_under() {
         p.arguments = args.as_object().cloned();
         p
     };
-    let query = json!({"query": "A-1001"});
     let before = client
-        .call_tool(call("search_orders", query.clone()))
+        .call_tool(call("search_orders", json!({"query": "A-1001"})))
         .await
         .expect("answered");
     let held_before = crate::review::held_id(&before);
@@ -248,8 +247,9 @@ async fn a_held_call_runs_only_on_the_definition_it_was_held_under() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert!(watcher.0.load(std::sync::atomic::Ordering::SeqCst) > 0, "never told");
+    // (other arguments: the same ones would attach to the call already held)
     let after = client
-        .call_tool(call("search_orders", query))
+        .call_tool(call("search_orders", json!({"query": "A-1002"})))
         .await
         .expect("answered");
     let held_after = crate::review::held_id(&after);

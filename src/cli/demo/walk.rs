@@ -26,11 +26,19 @@ pub(super) struct Walk<'a> {
     agent: &'a StdioClient,
     dir: &'a DemoDir,
     person: Person,
+    /// Names this run's calls as new ones: a demo run again in the same directory asks again
+    /// instead of getting the first run's outcomes replayed (see README, "Asking again").
+    run: String,
 }
 
 impl<'a> Walk<'a> {
     pub(super) fn new(agent: &'a StdioClient, dir: &'a DemoDir, person: Person) -> Walk<'a> {
-        Walk { agent, dir, person }
+        Walk {
+            agent,
+            dir,
+            person,
+            run: uuid::Uuid::new_v4().to_string(),
+        }
     }
 
     /// Every path in turn; the outcomes, also printed as a summary.
@@ -69,8 +77,10 @@ impl<'a> Walk<'a> {
     }
 
     async fn call(&self, tool: &str, args: &Value) -> anyhow::Result<Value> {
+        let key = format!("demo-{}-{tool}", self.run);
+        let meta = serde_json::json!({ airlock::retry::IDEMPOTENCY_META: key });
         self.agent
-            .call(tool, args)
+            .call_with_meta(tool, args, meta.as_object().cloned())
             .await
             .with_context(|| format!("calling {tool} through the gate"))
     }
