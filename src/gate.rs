@@ -223,7 +223,7 @@ impl Gate {
             now,
         }) {
             Ok(retried) => retried,
-            Err(reply) => return reply,
+            Err(reply) => return *reply,
         };
         // Decide and charge the rate-limit counters under the meter's lock, and queue the
         // ledger change before releasing it: counters change in the order they are committed.

@@ -55,9 +55,9 @@ impl Retried {
 impl Gate {
     /// What retries make of this call: refused here (an idempotency key that is malformed or
     /// names another call, recorded), or its key and the earlier item it may repeat.
-    pub(super) fn retried(&self, r: Retrying<'_>) -> Result<Retried, Reply> {
+    pub(super) fn retried(&self, r: Retrying<'_>) -> Result<Retried, Box<Reply>> {
         let key = retry::idempotency_key(r.call.meta.as_ref())
-            .map_err(|e| self.refuse_retry(&r, None, e.to_string()))?;
+            .map_err(|e| Box::new(self.refuse_retry(&r, None, e.to_string())))?;
         let Some((server, tool)) = r.route else {
             return Ok(Retried {
                 fresh: None,
@@ -74,7 +74,7 @@ impl Gate {
         let stored = self
             .ledger
             .call_key(&asked.key())
-            .map_err(|e| self.refuse_retry(&r, None, ledger_message(&e)))?;
+            .map_err(|e| Box::new(self.refuse_retry(&r, None, ledger_message(&e))))?;
         let entry = stored
             .as_deref()
             .and_then(|b| serde_json::from_slice::<Entry>(b).ok());
@@ -88,7 +88,7 @@ impl Gate {
             .map_or(RETRY_WINDOW_DEFAULT, |rule| rule.retry_window);
         let fresh = Some(Fresh::of(&asked, stored));
         match retry::rule(&asked, entry.as_ref(), stands, r.now, window) {
-            Retry::Refuse(why) => Err(self.refuse_retry(&r, entry.as_ref(), why)),
+            Retry::Refuse(why) => Err(Box::new(self.refuse_retry(&r, entry.as_ref(), why))),
             Retry::New => Ok(Retried { fresh, found: None }),
             repeat => Ok(Retried {
                 fresh,
