@@ -157,7 +157,9 @@ fn actor_in(extensions: &Extensions) -> Option<String> {
 
 mod passing;
 mod results;
-use results::{complete, held_result, outcome_result, pending_result, task_of, with_meta};
+use results::{
+    complete, for_output_schema, held_result, outcome_result, pending_result, task_of, with_meta,
+};
 
 impl ServerHandler for AgentServer {
     fn get_info(&self) -> ServerConfig {
@@ -266,7 +268,12 @@ impl ServerHandler for AgentServer {
                 .cancelled(&who, context.id.clone());
         }
         drop(route);
-        Ok(complete(result).into())
+        let typed = self
+            .gate
+            .tools()
+            .route(&request.name)
+            .is_some_and(|t| t.definition.get("outputSchema").is_some());
+        Ok(complete(for_output_schema(result, typed)).into())
     }
 
     async fn list_resources(

@@ -156,3 +156,34 @@ async fn an_agent_on_an_older_protocol_gets_results_without_a_result_type() {
         .is_some_and(|t| t.contains("A-1001")));
     assert_eq!(answers[2]["result"]["content"][0]["text"], "old");
 }
+
+#[ignore = "needs the MCP Python SDK and server-everything; scripts/test runs it"]
+#[tokio::test]
+async fn a_tool_with_an_output_schema_gets_a_pending_answer_the_sdk_accepts_naming_the_approval() {
+    require(Peer::PythonSdk);
+    require(Peer::Everything);
+    let w = two_servers();
+    // server-everything's get-structured-content declares an outputSchema; make it need approval
+    w.write(
+        "m/structured.toml",
+        "[[tool]]\nserver = \"everything\"\nname = \"get-structured-content\"\nclass = \"financial\"\ntarget = \"weather\"\nimpact = \"Reads the weather\"\nreversal = \"none: it only reads\"\n",
+    );
+    let plan = json!({
+        "calls": [{"name": "ev__get-structured-content", "arguments": {"location": "Chicago"}}],
+    });
+    let config = w.config().display().to_string();
+    let v = python_agent_answer(python_peer(
+        "python_client_default.py",
+        ["--", AIRLOCK, "serve", "--config", &config],
+        &plan,
+    ));
+    let r = &v["results"][0];
+    // without this, the SDK raises: "has an output schema but did not return structured content"
+    assert_eq!(r.get("error"), None, "the SDK accepted it: {v}");
+    assert_eq!(r["isError"], true, "{v}");
+    let text = r["text"].as_str().unwrap_or("");
+    assert!(
+        text.contains("waiting for approval") && text.contains("(approval ") && text.contains("nothing failed"),
+        "{text}"
+    );
+}

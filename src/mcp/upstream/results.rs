@@ -191,3 +191,22 @@ pub(super) fn pending_result(id: &str, role: &str, state: &Status) -> CallToolRe
         json!({"approval_id": id, "state": if matches!(state, Status::Executing { .. }) { "executing" } else { "pending" }}),
     )
 }
+
+/// An answer Airlock makes for a tool that declares an `outputSchema` (`typed`) while it has
+/// no result yet (pending, held): clients validate a successful result against the schema
+/// (the Python SDK raises on one without structured content), so it goes out as an error that
+/// says nothing failed and carries the approval id in `_meta` as before. Results the tool made
+/// and every other answer pass unchanged.
+pub(super) fn for_output_schema(mut r: CallToolResult, typed: bool) -> CallToolResult {
+    let ours = r
+        .meta
+        .as_ref()
+        .is_some_and(|m| m.0.contains_key(APPROVAL_META_KEY));
+    if typed && ours && r.is_error != Some(true) && r.structured_content.is_none() {
+        r.is_error = Some(true);
+        r.content.push(ContentBlock::text(
+            "(Sent as an error only because this tool declares an output schema and has no result yet: nothing failed. Ask airlock_status with the approval_id in _meta[\"airlock/approval\"] for the result.)",
+        ));
+    }
+    r
+}
