@@ -251,11 +251,14 @@ impl Gate {
             let asks = match &decision.verdict {
                 Verdict::Approve { .. } if manifest.is_some() => Asks::Approval,
                 Verdict::Quarantine if pause_of(&decision, &call_id, now).is_none() => Asks::Review,
+                Verdict::Allow if retried.fresh.as_ref().is_some_and(|f| f.keyed) => {
+                    Asks::Autopilot
+                }
                 _ => Asks::Nothing,
             };
-            if let Some((item, row)) = retried.repeat(asks, &call_id, now) {
+            if let Some((repeat, row)) = retried.repeat(asks, &call_id, now) {
                 rows.push(row);
-                (decision, Committed::Repeat(rows, item))
+                (decision, Committed::Repeat(rows, repeat))
             } else if matches!(decision.verdict, Verdict::Approve { .. }) && manifest.is_some() {
                 (decision, Committed::ToDesk(rows))
             } else {
@@ -265,6 +268,14 @@ impl Gate {
                 let mut held: Option<Result<Held, &'static str>> = None;
                 match &decision.verdict {
                     Verdict::Allow => {
+                        // with an idempotency key, the call takes its key: it runs at most once
+                        if let Some(f) = retried.fresh.as_ref().filter(|f| f.keyed) {
+                            let item = crate::retry::Item::Call(call_id.clone());
+                            match f.state(item, &call_id, now) {
+                                Ok(state) => change.items.push(state),
+                                Err(e) => return ledger_failed(&call_id, &decision, &e),
+                            }
+                        }
                         change.drift = meter.charge(&decision.charges, now);
                         if let Some((server, tool)) = &route {
                             change
@@ -370,7 +381,9 @@ impl Gate {
                     )
                     .await;
             }
-            Committed::Repeat(rows, item) => return self.answer_repeat(&call_id, rows, item).await,
+            Committed::Repeat(rows, repeat) => {
+                return self.answer_repeat(&call_id, rows, repeat).await;
+            }
             Committed::Queued {
                 pending,
                 pause,
@@ -422,14 +435,18 @@ impl Gate {
             relay: call.relay,
             cancel: call.cancel,
         };
-        match self.forwarder.run(forward).await {
+        let reply = match self.forwarder.run(forward).await {
             Forwarded::Ran(reply) => Reply::Forwarded(reply),
             Forwarded::Failed(e) => refused(
                 &call_id,
                 &decision,
                 format!("`{}` was allowed but could not be run: {e}", call.tool),
             ),
+        };
+        if let Some(f) = retried.fresh.as_ref().filter(|f| f.keyed) {
+            self.keep_result(f, &call_id, now, &reply).await;
         }
+        reply
     }
 
     /// Hand a call that needs approval to the desk (which commits its rows with the envelope).

@@ -27,6 +27,8 @@ pub const MAX_KEY_LEN: usize = 200;
 pub enum Item {
     Approval(String),
     Held(String),
+    /// A call allowed on autopilot with an idempotency key (its call id).
+    Call(String),
 }
 
 /// What is stored under a call's key.
@@ -40,6 +42,10 @@ pub struct Entry {
     pub arguments_sha256: String,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// For an autopilot call ([`Item::Call`]): its result as the agent got it (MCP
+    /// `CallToolResult` JSON), once it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
 }
 
 /// A call as a retry is recognised by.
@@ -99,6 +105,7 @@ impl Asked<'_> {
             tool: self.tool.to_string(),
             arguments_sha256: self.arguments_sha256.to_string(),
             at,
+            result: None,
         }
     }
 }
@@ -113,6 +120,8 @@ pub struct Fresh {
     pub server: String,
     pub tool: String,
     pub arguments_sha256: String,
+    /// Whether the agent gave an idempotency key (only then is an autopilot call kept).
+    pub keyed: bool,
 }
 
 impl Fresh {
@@ -123,6 +132,7 @@ impl Fresh {
             server: asked.server.to_string(),
             tool: asked.tool.to_string(),
             arguments_sha256: asked.arguments_sha256.to_string(),
+            keyed: asked.idempotency_key.is_some(),
         }
     }
 
@@ -135,6 +145,31 @@ impl Fresh {
         call_id: &str,
         at: OffsetDateTime,
     ) -> Result<ItemState, LedgerError> {
+        let state = self.stored(item, call_id, at, None)?;
+        Ok(match &self.prior {
+            Some(prior) => state.replacing(prior.clone()),
+            None => state.new_one(),
+        })
+    }
+
+    /// An autopilot call's entry again, now with its result (unconditional: written after the
+    /// entry [`Fresh::state`] took the key).
+    pub fn with_result(
+        &self,
+        call_id: &str,
+        at: OffsetDateTime,
+        result: Value,
+    ) -> Result<ItemState, LedgerError> {
+        self.stored(Item::Call(call_id.to_string()), call_id, at, Some(result))
+    }
+
+    fn stored(
+        &self,
+        item: Item,
+        call_id: &str,
+        at: OffsetDateTime,
+        result: Option<Value>,
+    ) -> Result<ItemState, LedgerError> {
         let entry = Entry {
             item,
             call_id: call_id.to_string(),
@@ -142,16 +177,13 @@ impl Fresh {
             tool: self.tool.clone(),
             arguments_sha256: self.arguments_sha256.clone(),
             at,
+            result,
         };
         let bytes = serde_json::to_vec(&entry).map_err(|e| LedgerError::Encode {
             what: format!("call key of {call_id}"),
             message: e.to_string(),
         })?;
-        let state = ItemState::of(ItemKind::CallKey, &self.key, bytes, None);
-        Ok(match &self.prior {
-            Some(prior) => state.replacing(prior.clone()),
-            None => state.new_one(),
-        })
+        Ok(ItemState::of(ItemKind::CallKey, &self.key, bytes, None))
     }
 }
 
@@ -189,6 +221,8 @@ pub enum Retry {
 pub enum Asks {
     Approval,
     Review,
+    /// Allowed on autopilot, and the agent gave an idempotency key.
+    Autopilot,
     Nothing,
 }
 
@@ -198,7 +232,9 @@ impl Retry {
         let same = |item: &Item| {
             matches!(
                 (item, asks),
-                (Item::Approval(_), Asks::Approval) | (Item::Held(_), Asks::Review)
+                (Item::Approval(_), Asks::Approval)
+                    | (Item::Held(_), Asks::Review)
+                    | (Item::Call(_), Asks::Autopilot)
             )
         };
         match self {

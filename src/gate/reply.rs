@@ -71,7 +71,7 @@ pub(super) enum Committed {
     /// To the approval desk, which commits them with the envelope.
     ToDesk(Vec<NewRow>),
     /// A repeat of an earlier call, answered by its item (the rows record it).
-    Repeat(Vec<NewRow>, crate::retry::Item),
+    Repeat(Vec<NewRow>, super::retries::Repeat),
     /// Queued for commit, with the pause it starts and the call it holds.
     Queued {
         pending: Pending,

@@ -13,6 +13,7 @@ use super::{Gate, GateCall, Reply};
 use crate::config::Setup;
 use crate::desk::Phase;
 use crate::ledger::NewRow;
+use crate::mcp::downstream::ToolReply;
 use crate::policy::RETRY_WINDOW_DEFAULT;
 use crate::retry::{self, Asked, Asks, Entry, Fresh, Item, Retry, Stands};
 
@@ -37,10 +38,23 @@ pub(super) struct Retried {
     found: Option<(Entry, Retry)>,
 }
 
+/// The earlier call a repeat is answered by.
+#[derive(Debug)]
+pub(super) struct Repeat {
+    item: Item,
+    /// An autopilot call's recorded result.
+    result: Option<Value>,
+}
+
 impl Retried {
     /// The item this call repeats, given what its own decision asks for, and the `retry` row
     /// that records it; `None`: a call of its own.
-    pub fn repeat(&self, asks: Asks, call_id: &str, now: OffsetDateTime) -> Option<(Item, NewRow)> {
+    pub fn repeat(
+        &self,
+        asks: Asks,
+        call_id: &str,
+        now: OffsetDateTime,
+    ) -> Option<(Repeat, NewRow)> {
         let (entry, retry) = self.found.as_ref()?;
         let (action, item) = match retry.clone().given(asks) {
             Retry::Attach(item) => ("attach", item),
@@ -48,7 +62,9 @@ impl Retried {
             _ => return None,
         };
         let body = json!({"action": action, "of": item, "of_call_id": entry.call_id});
-        Some((item, NewRow::at("retry", call_id, now, body)))
+        let row = NewRow::at("retry", call_id, now, body);
+        let result = entry.result.clone();
+        Some((Repeat { item, result }, row))
     }
 }
 
@@ -78,14 +94,14 @@ impl Gate {
         let entry = stored
             .as_deref()
             .and_then(|b| serde_json::from_slice::<Entry>(b).ok());
-        let stands = match &entry {
-            Some(e) => self.stands(&e.item),
-            None => Stands::Gone,
-        };
         let window = r
             .class
             .and_then(|c| r.setup.policy.classes.get(c))
             .map_or(RETRY_WINDOW_DEFAULT, |rule| rule.retry_window);
+        let stands = match &entry {
+            Some(e) => self.stands(e, r.now, window),
+            None => Stands::Gone,
+        };
         let fresh = Some(Fresh::of(&asked, stored));
         match retry::rule(&asked, entry.as_ref(), stands, r.now, window) {
             Retry::Refuse(why) => Err(Box::new(self.refuse_retry(&r, entry.as_ref(), why))),
@@ -97,11 +113,17 @@ impl Gate {
         }
     }
 
-    /// Where the item an entry names stands now, as the desk has it.
-    fn stands(&self, item: &Item) -> Stands {
+    /// Where the item an entry names stands now, as the desk has it (an autopilot call: as its
+    /// entry says; one without a result past the window is forgotten).
+    fn stands(&self, entry: &Entry, now: OffsetDateTime, window: std::time::Duration) -> Stands {
         use crate::approval::state::{Outcome, Status};
         use crate::quarantine::HeldStatus;
-        match item {
+        match &entry.item {
+            Item::Call(_) => match &entry.result {
+                Some(_) => Stands::Settled { replay: true },
+                None if now - entry.at < window => Stands::Open,
+                None => Stands::Gone,
+            },
             Item::Approval(id) => match self.approvals.load(id).map(|a| a.status) {
                 None => Stands::Gone,
                 Some(Status::Done(Outcome::Expired | Outcome::Voided { .. })) => {
@@ -125,7 +147,7 @@ impl Gate {
         &self,
         call_id: &str,
         rows: Vec<NewRow>,
-        item: Item,
+        repeat: Repeat,
     ) -> Reply {
         let refuse = |message: String| Reply::Refused {
             message,
@@ -134,7 +156,13 @@ impl Gate {
         if let Err(e) = self.ledger.append(rows).await {
             return refuse(ledger_message(&e));
         }
-        match item {
+        match repeat.item {
+            Item::Call(id) => match repeat.result.and_then(ToolReply::recorded) {
+                Some(reply) => Reply::Forwarded(reply),
+                None => refuse(format!(
+                    "call {id} with this idempotency key is running, or its outcome is unknown (Airlock stopped while it ran); it is not run again. Ask again shortly for its result, or send a new key for a new call."
+                )),
+            },
             Item::Approval(id) => {
                 let role = self.approvals.get(&id).await.map(|a| a.envelope.role);
                 match (self.approvals.subscribe(&id).await, role) {
@@ -150,6 +178,39 @@ impl Gate {
                 Some(h) => Reply::Held(Box::new(h)),
                 None => refuse(format!("held call {id} can no longer be read; ask again")),
             },
+        }
+    }
+
+    /// An autopilot call with an idempotency key ran (or could not): keep what the agent got
+    /// under its key, durably before the agent gets it, so a repeat is given it again. If it
+    /// cannot be kept, a repeat is refused as running or unknown (never run again).
+    pub(super) async fn keep_result(
+        &self,
+        fresh: &Fresh,
+        call_id: &str,
+        at: OffsetDateTime,
+        reply: &Reply,
+    ) {
+        let result = match reply {
+            Reply::Forwarded(r) => r.json.clone(),
+            Reply::Refused { message, .. } => {
+                json!({"content": [{"type": "text", "text": message}], "isError": true})
+            }
+            _ => return,
+        };
+        let kept = match fresh.with_result(call_id, at, result) {
+            Ok(state) => {
+                self.ledger
+                    .commit(crate::ledger::Change {
+                        items: vec![state],
+                        ..Default::default()
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
+            tracing::error!(%call_id, error = %e, "cannot keep the result of a call with an idempotency key; a repeat is refused, not run");
         }
     }
 

@@ -59,6 +59,19 @@ pub struct ToolReply {
     pub(in crate::mcp) result: CallToolResult,
 }
 
+impl ToolReply {
+    /// A result recorded earlier (its JSON as the agent got it), to give again; `None` if it
+    /// does not read as a tool result.
+    pub fn recorded(json: Value) -> Option<ToolReply> {
+        let result: CallToolResult = serde_json::from_value(json.clone()).ok()?;
+        Some(ToolReply {
+            is_error: result.is_error.unwrap_or(false),
+            json,
+            result,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DownstreamError {
     #[error("{0}")]

@@ -143,6 +143,17 @@ fn a_repeat_is_answered_by_the_earlier_item_only_when_decided_the_same_way() {
         (Retry::Attach(held.clone()), Asks::Nothing, Retry::New),
         (Retry::Attach(held.clone()), Asks::Approval, Retry::New),
         (Retry::New, Asks::Approval, Retry::New),
+        // an autopilot call with a key: replayed while it is still allowed
+        (
+            Retry::Replay(Item::Call("c-2".into())),
+            Asks::Autopilot,
+            Retry::Replay(Item::Call("c-2".into())),
+        ),
+        (
+            Retry::Replay(Item::Call("c-2".into())),
+            Asks::Approval,
+            Retry::New,
+        ),
         (
             Retry::Refuse("no".into()),
             Asks::Nothing,

@@ -138,3 +138,37 @@ async fn a_held_call_is_attached_to_replayed_once_released_and_an_idempotency_ke
     assert_eq!(retry_rows(&rows, "replay").len(), 1);
     assert_eq!(retry_rows(&rows, "refused").len(), 2);
 }
+
+#[tokio::test]
+async fn an_autopilot_call_with_an_idempotency_key_runs_at_most_once_and_without_one_runs_each_time()
+ {
+    let w = crate::review::world();
+    let agent = w.agent().await;
+    let query = json!({"query": "A-1001"});
+    let key = |k: &str| json!({"io.airlock/idempotency-key": k});
+    let first = agent
+        .call_with_meta("search_orders", query.clone(), key("s1"))
+        .await;
+    assert!(!is_error(&first), "{}", text(&first));
+    let again = agent
+        .call_with_meta("search_orders", query.clone(), key("s1"))
+        .await;
+    assert_eq!(text(&again), text(&first), "the recorded result, replayed");
+    let other = agent
+        .call_with_meta("search_orders", json!({"query": "A-1002"}), key("s1"))
+        .await;
+    assert!(is_error(&other) && text(&other).contains("already names another call"));
+    assert_eq!(w.executed("executed.jsonl"), ["search_orders"], "ran once");
+    // without a key, a read asked twice runs twice; another key is another call
+    agent.call("search_orders", query.clone()).await;
+    agent.call("search_orders", query.clone()).await;
+    agent
+        .call_with_meta("search_orders", query, key("s2"))
+        .await;
+    assert_eq!(w.executed("executed.jsonl").len(), 4);
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let replayed = retry_rows(&rows, "replay");
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0]["body"]["of"]["kind"], "call");
+}
