@@ -185,9 +185,18 @@ pub fn compile(
     })
 }
 
+/// No query or fragment, and nothing that cannot stand in a quoted header parameter.
 fn no_query(u: &str) -> Result<(), String> {
     if u.contains(['?', '#']) {
         return Err(format!("`{u}` may not carry a query or fragment"));
+    }
+    if !u
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(format!(
+            "`{u}` may hold only printable ASCII without spaces, quotes or backslashes"
+        ));
     }
     Ok(())
 }
@@ -205,14 +214,19 @@ fn check_resource(u: &str) -> Result<(), String> {
         format!("`{u}` must be the https:// URL agents reach Airlock's /mcp at (plain http only on a loopback address), e.g. https://airlock.example.com/mcp")
     })?;
     no_query(u)?;
+    // the path is routed as written: letters, digits, `-._~` and non-empty segments only
+    let plain = |path: &str| {
+        path.split('/').skip(1).all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        })
+    };
     match split_resource(u) {
-        Some((origin, path))
-            if !origin.ends_with("://") && path.len() > 1 && !path.ends_with('/') =>
-        {
-            Ok(())
-        }
+        Some((origin, path)) if !origin.ends_with("://") && path.len() > 1 && plain(path) => Ok(()),
         _ => Err(format!(
-            "`{u}` needs a path without a trailing slash, e.g. https://airlock.example.com/mcp: clients compare it with the URL they connect to"
+            "`{u}` needs a path of plain segments (letters, digits, `-._~`) without a trailing slash, e.g. https://airlock.example.com/mcp: clients compare it with the URL they connect to"
         )),
     }
 }
@@ -254,6 +268,10 @@ mod tests {
             "http://airlock.example.com/mcp",
             "https://airlock.example.com/mcp?x=1",
             "https://airlock.example.com/mcp#f",
+            "https://airlock.example.com//mcp",
+            "https://airlock.example.com/{x}/mcp",
+            "https://airlock.example.com/:id",
+            "https://airlock.example.com/m\"cp",
             "airlock.example.com/mcp",
         ] {
             assert!(check_resource(bad).is_err(), "{bad}");

@@ -139,14 +139,14 @@ async fn who(guard: &Guard, auth: Option<&str>) -> Result<String, Response> {
         Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     match &refusal {
+        // how a client learns where to get a token (the spec's discovery starts here)
+        Refusal::NoToken => tracing::info!(
+            "MCP over HTTP: a request without a token was sent to the authorization server (401)"
+        ),
         Refusal::Scope { actor, .. } => {
             tracing::warn!(%actor, reason = %refusal, "MCP over HTTP: OAuth token refused ({status})")
         }
-        _ => tracing::warn!(
-            presented = auth.is_some(),
-            reason = %refusal,
-            "MCP over HTTP: OAuth token refused ({status})"
-        ),
+        _ => tracing::warn!(reason = %refusal, "MCP over HTTP: OAuth token refused ({status})"),
     }
     let mut r = (status, format!("{refusal}\n")).into_response();
     if let Some(v) = oauth

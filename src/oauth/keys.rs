@@ -105,7 +105,7 @@ impl Keys {
         // a burst of unknown key ids (or a server that is down) fetches at most once a while
         let recent = tried.is_some_and(|t| t.elapsed() < REFETCH_AFTER);
         if !usable(&keys, fetched) && !recent {
-            if let Err(e) = self.refresh().await {
+            if let Err(e) = self.fetch_now().await {
                 tracing::warn!(issuer = %self.issuer, error = %e, "OAuth: the authorization server's keys could not be fetched");
             }
         }
@@ -115,8 +115,15 @@ impl Keys {
         }
     }
 
-    /// Fetch the keys now (at start, so a misconfigured issuer shows in the log at once).
+    /// Fetch the keys now (at start, so a misconfigured issuer shows in the log at once); a
+    /// token that arrives meanwhile waits for this fetch.
     pub async fn refresh(&self) -> Result<usize, String> {
+        let _one = self.fetching.lock().await;
+        self.fetch_now().await
+    }
+
+    /// Fetch, holding `fetching`.
+    async fn fetch_now(&self) -> Result<usize, String> {
         {
             let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             c.tried = Some(Instant::now());
