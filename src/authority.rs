@@ -2,7 +2,8 @@
 //! approval; release or reject a held call; classify a tool no manifest describes; resume a
 //! paused scope. One rule for all of them, in this order:
 //!
-//! 1. no agent identity ever decides (`gate.actor`, every `[[agent]]` actor);
+//! 1. no agent identity ever decides (`gate.actor`, every `[[agent]]` actor, and with `[oauth]`
+//!    every name that starts with its actor prefix, `oauth:` by default);
 //! 2. the requester never decides its own call;
 //!
 //! Rules 1 and 2 compare identities with [`same_identity`]: case-insensitively, and an address's
@@ -79,15 +80,47 @@ impl Decider {
     }
 }
 
+/// Every agent identity: the static ones (`gate.actor`, each `[[agent]]` actor), compared by
+/// [`same_identity`], and the prefixes OAuth agents' names start with (any case).
+#[derive(Debug, Clone, Default)]
+pub struct AgentIds<'a> {
+    ids: Vec<&'a str>,
+    prefixes: Vec<&'a str>,
+}
+
+impl<'a> AgentIds<'a> {
+    pub fn new(ids: impl IntoIterator<Item = &'a str>) -> AgentIds<'a> {
+        AgentIds {
+            ids: ids.into_iter().collect(),
+            prefixes: Vec::new(),
+        }
+    }
+
+    /// Every name starting with `prefix` is an agent's too.
+    pub fn with_prefix(mut self, prefix: &'a str) -> AgentIds<'a> {
+        self.prefixes.push(prefix);
+        self
+    }
+
+    /// Whether `who` is an agent's identity.
+    pub fn is_agent(&self, who: &str) -> bool {
+        let who = who.trim();
+        self.ids.iter().any(|a| same_identity(a, who))
+            || self.prefixes.iter().any(|p| {
+                who.len() >= p.len() && who.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            })
+    }
+}
+
 /// Whether `decider` may decide `matter`: the roles they decide in, or why not.
 pub fn authorize(
     matter: &Matter<'_>,
     decider: &str,
     policy: &Policy,
-    agents: &[&str],
+    agents: &AgentIds<'_>,
 ) -> Result<Vec<String>, Refusal> {
     let same = |a: &str| same_identity(a, decider);
-    if agents.iter().any(|a| same(a)) {
+    if agents.is_agent(decider) {
         return Err(Refusal::Agent(decider.to_string()));
     }
     let roles = needed(matter, policy)?;
@@ -150,7 +183,7 @@ pub fn needed(matter: &Matter<'_>, policy: &Policy) -> Result<Vec<String>, Refus
 
 /// The people who may decide `matter`: the members of every role it needs who are neither the
 /// requester nor an agent (whom to tell, and whose links to print).
-pub fn deciders(matter: &Matter<'_>, policy: &Policy, agents: &[&str]) -> Vec<String> {
+pub fn deciders(matter: &Matter<'_>, policy: &Policy, agents: &AgentIds<'_>) -> Vec<String> {
     let Ok(roles) = needed(matter, policy) else {
         return Vec::new();
     };

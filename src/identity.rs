@@ -28,15 +28,7 @@ impl Agents {
     /// The actor of an `Authorization` header value (`Bearer <token>`), if its token is known.
     /// Every known hash is compared in full, in constant time.
     pub fn actor_of(&self, authorization: Option<&str>) -> Option<&str> {
-        // the scheme name is case-insensitive (RFC 7235)
-        let (scheme, token) = authorization?.trim().split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        let token = token.trim();
-        if token.is_empty() {
-            return None;
-        }
+        let token = bearer(authorization)?;
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut found = None;
         for t in &self.tokens {
@@ -51,6 +43,14 @@ impl Agents {
         }
         found
     }
+}
+
+/// The token of an `Authorization` header value (`Bearer <token>`; the scheme name in any
+/// case, RFC 7235), if it is one.
+pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, token) = authorization?.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A new random token (`alk_` + 64 hex characters) and the SHA-256 hex to put in the config.

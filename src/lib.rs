@@ -34,6 +34,7 @@ pub mod mail;
 pub mod manifest;
 pub mod mcp;
 pub mod metrics;
+pub mod oauth;
 pub mod pins;
 pub mod policy;
 pub mod quarantine;

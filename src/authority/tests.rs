@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Matter, Refusal, authorize, deciders, same_identity};
+use super::{AgentIds, Matter, Refusal, authorize, deciders, same_identity};
 use crate::policy::{Policy, Role, SignIn};
 
 fn policy(review: Option<&str>) -> Policy {
@@ -42,6 +42,10 @@ type Case<'a> = (
 );
 
 const AGENTS: &[&str] = &["agent:default", "bot@example.com"];
+
+fn agents() -> AgentIds<'static> {
+    AgentIds::new(AGENTS.iter().copied())
+}
 
 #[test]
 fn each_rule_in_order() {
@@ -218,7 +222,7 @@ fn each_rule_in_order() {
         ),
     ];
     for (name, matter, who, review, want) in cases {
-        let got = authorize(&matter, who, &policy(review), AGENTS);
+        let got = authorize(&matter, who, &policy(review), &agents());
         let want = want.map(|r| r.into_iter().map(str::to_string).collect::<Vec<_>>());
         assert_eq!(got, want, "{name}");
     }
@@ -253,12 +257,16 @@ fn deciders_are_the_members_who_may_decide() {
         requester: "agent:default",
     };
     assert_eq!(
-        deciders(&held, &p, AGENTS),
+        deciders(&held, &p, &agents()),
         ["ops@example.com"],
         "the agent in ops is left out"
     );
     assert_eq!(
-        deciders(&held, &p, &["agent:default", "bot+ci@example.com"]),
+        deciders(
+            &held,
+            &p,
+            &AgentIds::new(["agent:default", "bot+ci@example.com"])
+        ),
         ["ops@example.com"],
         "also when the agent is named with a +tag"
     );
@@ -267,11 +275,11 @@ fn deciders_are_the_members_who_may_decide() {
         requester: "ann@example.com",
     };
     assert_eq!(
-        deciders(&own, &p, AGENTS),
+        deciders(&own, &p, &agents()),
         ["cfo@example.com"],
         "the requester is left out"
     );
-    assert!(deciders(&Matter::Classify, &policy(None), AGENTS).is_empty());
+    assert!(deciders(&Matter::Classify, &policy(None), &agents()).is_empty());
 }
 
 #[test]
@@ -291,4 +299,27 @@ fn every_refusal_says_what_to_do() {
             "{said}"
         );
     }
+}
+
+#[test]
+fn an_oauth_agent_never_decides() {
+    let p = policy(Some("ops"));
+    let mut oauth_ops = p.clone();
+    if let Some(r) = oauth_ops.roles.get_mut("ops") {
+        r.emails.push("OAuth:ops@example.com".into());
+    }
+    let agents = agents().with_prefix("oauth:");
+    let got = authorize(
+        &Matter::Classify,
+        "OAuth:ops@example.com",
+        &oauth_ops,
+        &agents,
+    );
+    assert_eq!(got, Err(Refusal::Agent("OAuth:ops@example.com".into())));
+    assert_eq!(
+        deciders(&Matter::Classify, &oauth_ops, &agents),
+        ["ops@example.com"],
+        "the bot is an agent too"
+    );
+    assert!(agents.is_agent(" oauth:x") && !agents.is_agent("oauthx@example.com"));
 }

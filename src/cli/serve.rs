@@ -48,7 +48,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let key = LinkKey::load_or_create(&cfg.key_path)?;
         let mailer = Mailer::new(&cfg.mail)?;
         // With MCP over HTTP, the approval pages share its listener.
-        let http_bind = cfg.http.serving(http_override, &cfg.agents).map_err(anyhow::Error::msg)?;
+        let http_bind = cfg.http.serving(http_override, &cfg.agents, cfg.oauth.is_some()).map_err(anyhow::Error::msg)?;
         let (bind, what) = match http_bind { Some(b) => (b, "http.bind"), None => (cfg.web.bind, "web.bind") };
         let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind} ({what})"))?;
         let bound = listener.local_addr()?;
@@ -146,13 +146,23 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, approvals.clone(), quarantine.clone(), pauses));
         let agent = AgentServer::new(gate.clone(), cfg.max_wait);
         let stop = tokio_util::sync::CancellationToken::new();
+        // OAuth agents: the issuer's keys fetched now, so a wrong [oauth] shows in the log at once.
+        let oauth = match (http_bind, &cfg.oauth) {
+            (Some(_), Some(o)) => {
+                let resource = Arc::new(airlock::oauth::Resource::new(o.clone()));
+                let early = resource.clone();
+                tokio::spawn(async move { early.prefetch().await });
+                Some(resource)
+            }
+            _ => None,
+        };
         let router = match http_bind {
-            Some(_) => pages.merge(airlock::mcp::http::router(agent.clone(), &cfg.http, airlock::identity::Agents::new(cfg.agents.clone()), stop.clone())),
+            Some(_) => pages.merge(airlock::mcp::http::router(agent.clone(), &cfg.http, airlock::identity::Agents::new(cfg.agents.clone()), oauth, stop.clone())),
             None => pages,
         };
         let web = tokio::spawn(web::serve(listener, router));
         if let Some(b) = http_bind {
-            tracing::info!(agents = cfg.agents.len(), "airlock serving MCP over streamable HTTP at http://{b}/mcp");
+            tracing::info!(agents = cfg.agents.len(), oauth = cfg.oauth.as_ref().map(|o| o.issuer.as_str()), "airlock serving MCP over streamable HTTP at http://{b}/mcp");
         }
         // A signal ends serving at any time (and still drains); stdio closing ends it unless HTTP
         // agents are served too, which keep being served until a signal.

@@ -297,6 +297,17 @@ fn check_separation(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<D
             ));
         }
     }
+    if let Some(o) = &config.oauth {
+        for (name, role) in &p.roles {
+            for listed in role.emails.iter().filter(|e| o.names(e)) {
+                diags.push(src.error(
+                    None,
+                    &format!("roles.{name}.emails"),
+                    format!("`{listed}` starts with `{}`, the name of OAuth agents ([oauth] actor_prefix), and role `{name}` decides: agents never decide; remove it from the role", o.actor_prefix),
+                ));
+            }
+        }
+    }
     if p.review_role.is_none() && !config.servers.is_empty() {
         diags.push(src.warning(
             None,
@@ -327,11 +338,17 @@ fn warn_policy(p: &Policy, src: &Source, diags: &mut Vec<Diagnostic>) {
 }
 
 impl Setup {
-    /// Every agent identity (`gate.actor` and each `[[agent]]` actor): none of them ever decides.
-    pub fn agent_ids(&self) -> Vec<&str> {
-        std::iter::once(self.config.actor.as_str())
-            .chain(self.config.agents.iter().map(|a| a.actor.as_str()))
-            .collect()
+    /// Every agent identity (`gate.actor`, each `[[agent]]` actor, and with `[oauth]` every
+    /// name starting with its actor prefix): none of them ever decides.
+    pub fn agent_ids(&self) -> crate::authority::AgentIds<'_> {
+        let ids = crate::authority::AgentIds::new(
+            std::iter::once(self.config.actor.as_str())
+                .chain(self.config.agents.iter().map(|a| a.actor.as_str())),
+        );
+        match &self.config.oauth {
+            Some(o) => ids.with_prefix(&o.actor_prefix),
+            None => ids,
+        }
     }
 
     /// Whether any manifest or class states conditions (which `check` validates against the

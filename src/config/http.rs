@@ -55,6 +55,7 @@ impl HttpConfig {
         &self,
         override_bind: Option<&str>,
         agents: &[AgentToken],
+        oauth: bool,
     ) -> Result<Option<SocketAddr>, String> {
         let bind = match override_bind {
             Some(b) => Some(b.parse::<SocketAddr>().map_err(|e| {
@@ -68,8 +69,8 @@ impl HttpConfig {
                 "{bind} is reachable from other machines and bearer tokens travel in every request: terminate TLS in front of Airlock and set `[http] allow_remote = true`, or bind to 127.0.0.1"
             ));
         }
-        if agents.is_empty() {
-            return Err("MCP over HTTP needs at least one [[agent]] with a token: run `airlock token new --actor ID`".into());
+        if agents.is_empty() && !oauth {
+            return Err("MCP over HTTP needs at least one [[agent]] with a token (run `airlock token new --actor ID`) or an [oauth] authorization server".into());
         }
         Ok(Some(bind))
     }
@@ -113,6 +114,7 @@ pub fn compile(
     src: &Source,
     http: &HttpSection,
     agents: &[Spanned<AgentSection>],
+    oauth: bool,
     errors: &mut Vec<Diagnostic>,
 ) -> (HttpConfig, Vec<AgentToken>) {
     let mut tokens: Vec<AgentToken> = Vec::new();
@@ -162,7 +164,7 @@ pub fn compile(
                 format!("`{b}` is not an address like 127.0.0.1:8790 ({e})"),
             )),
         }
-        if let Err(msg) = cfg.serving(None, &tokens) {
+        if let Err(msg) = cfg.serving(None, &tokens, oauth) {
             errors.push(src.error(None, "http.bind", msg));
         }
     }

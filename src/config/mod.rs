@@ -8,6 +8,7 @@
 mod check;
 pub mod http;
 pub mod ledger;
+pub mod oauth;
 mod server;
 pub mod sign_in;
 
@@ -58,6 +59,9 @@ pub struct ConfigFile {
     /// Checkpoints off the machine: a witness, an auditor's mailbox.
     #[serde(default)]
     pub ledger: ledger::LedgerSection,
+    /// OAuth 2.1 for HTTP agents: JWT access tokens from the company's authorization server,
+    /// beside (or instead of) the `[[agent]]` tokens.
+    pub oauth: Option<oauth::OAuthSection>,
 }
 
 /// `[store]`.
@@ -194,6 +198,7 @@ pub struct Config {
     pub http: http::HttpConfig,
     pub agents: Vec<http::AgentToken>,
     pub sign_in: Option<sign_in::SignInConfig>,
+    pub oauth: Option<oauth::OAuthConfig>,
 }
 
 /// Where approval mail goes.
@@ -270,13 +275,28 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         errors.push(src.error(None, "gate.max_wait", msg));
         Duration::from_secs(300)
     });
-    let (http, agents) = http::compile(src, &file.http, &file.agent, &mut errors);
+    let oauth = oauth::compile(src, file.oauth.as_ref(), &mut errors);
+    let (http, agents) = http::compile(src, &file.http, &file.agent, oauth.is_some(), &mut errors);
     if agents.iter().any(|a| a.actor == g.actor.trim()) {
         errors.push(src.error(
             None,
             "agent",
             format!("an [[agent]] may not be `{}`, the stdio agent (gate.actor): each actor sees only its own approvals", g.actor),
         ));
+    }
+    if let Some(o) = &oauth {
+        let statics = std::iter::once(("gate.actor", g.actor.trim())).chain(
+            agents
+                .iter()
+                .map(|a| ("an [[agent]] actor", a.actor.as_str())),
+        );
+        for (what, actor) in statics.filter(|(_, a)| o.names(a)) {
+            errors.push(src.error(
+                None,
+                "oauth.actor_prefix",
+                format!("{what} is `{actor}`, which starts with `{}`, the prefix of OAuth agents: an OAuth token could then act as it; rename it or choose another actor_prefix", o.actor_prefix),
+            ));
+        }
     }
     let checkpoints = ledger::compile(src, &dir, &file, &mut errors);
     let bind = file.web.bind.parse::<SocketAddr>().unwrap_or_else(|e| {
@@ -363,6 +383,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             http,
             agents,
             sign_in,
+            oauth,
         })
     } else {
         Err(errors)

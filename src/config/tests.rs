@@ -160,3 +160,39 @@ fn checkpoints_default_beside_the_ledger_and_ledger_keys_are_checked_where_writt
     let e = cfg("[ledger]\nwitnes = \"http://w/\"\n").unwrap_err();
     assert!(e[0].message.contains("unknown field"), "{}", e[0].message);
 }
+
+#[test]
+fn oauth_problems_are_located_at_their_key_and_line() {
+    let e = cfg("[oauth]\nissuer = \"http://login.example.com\"\nresource = \"https://airlock.example.com\"\nactor_prefix = \"oauth\"\nscopes = [\"mcp tools\"]\nleeway = \"1h\"\n").unwrap_err();
+    let at: Vec<_> = e.iter().map(|d| (d.key.as_str(), d.line)).collect();
+    assert_eq!(
+        at,
+        [
+            ("oauth.issuer", 2),
+            ("oauth.resource", 3),
+            ("oauth.actor_prefix", 4),
+            ("oauth.scopes", 5),
+            ("oauth.leeway", 6)
+        ],
+        "{e:?}"
+    );
+    let ok = cfg("[oauth]\nissuer = \"https://login.example.com/\"\nresource = \"https://airlock.example.com/mcp\"\nscopes = [\"mcp:tools\"]\n\n[http]\nbind = \"127.0.0.1:8790\"\n").unwrap();
+    let o = ok.oauth.expect("[oauth]");
+    assert_eq!(
+        o.issuer, "https://login.example.com/",
+        "kept exactly as written"
+    );
+    assert_eq!(
+        (o.actor_claim.as_str(), o.actor_prefix.as_str()),
+        ("sub", "oauth:")
+    );
+    assert!(ok.agents.is_empty(), "[oauth] alone lets HTTP agents in");
+    // a static agent named like an OAuth one would share its identity
+    let e = cfg(&format!("[gate]\nactor = \"OAuth:bot\"\n[oauth]\nissuer = \"https://login.example.com\"\nresource = \"https://airlock.example.com/mcp\"\n\n[[agent]]\nactor = \"oauth:ci\"\ntoken_sha256 = \"{}\"\n", "ab".repeat(32))).unwrap_err();
+    let said: Vec<_> = e.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(e.len(), 2, "{said:?}");
+    assert!(
+        said[0].contains("gate.actor is `OAuth:bot`") && said[1].contains("`oauth:ci`"),
+        "{said:?}"
+    );
+}

@@ -1,27 +1,32 @@
 //! MCP over streamable HTTP at `/mcp`, for agents with a bearer token.
 //!
 //! Owns the rmcp streamable-HTTP service (Host and Origin checks against the allow-lists), the
-//! token check (401 without a known token, logged), and session binding: the session ids agents
-//! see are 256-bit random values of our own, each bound to the actor that opened it, and mapped
-//! to rmcp's internal ids. It must never pass the `Authorization` header on (tool servers never
-//! see an agent's token), and never let one actor use another's session.
+//! token check (an `[[agent]]` token, else with `[oauth]` a JWT access token `oauth` admits;
+//! 401/403 with the spec's challenge otherwise, logged), the protected-resource metadata routes
+//! (outside the token check), and session binding: the session ids agents see are 256-bit
+//! random values of our own, each bound to the actor that opened it, and mapped to rmcp's
+//! internal ids. It must never pass the `Authorization` header on (tool servers never see an
+//! agent's token), log a token, and never let one actor use another's session.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 use super::upstream::AgentServer;
 use crate::config::http::HttpConfig;
-use crate::identity::{Agents, Identity};
+use crate::config::oauth::WELL_KNOWN;
+use crate::identity::{Agents, Identity, bearer};
+use crate::oauth::{Refusal, Resource};
 
 const SESSION: &str = "mcp-session-id";
 
@@ -35,14 +40,17 @@ const SESSIONS_PER_ACTOR: usize = 256;
 
 struct Guard {
     agents: Agents,
+    oauth: Option<Arc<Resource>>,
     sessions: Sessions,
 }
 
-/// The `/mcp` routes: the MCP service behind the token check and session binding.
+/// The `/mcp` routes: the MCP service behind the token check and session binding; with
+/// `oauth`, its protected-resource metadata too.
 pub fn router(
     server: AgentServer,
     cfg: &HttpConfig,
     agents: Agents,
+    oauth: Option<Arc<Resource>>,
     stop: CancellationToken,
 ) -> Router {
     let mut config = StreamableHttpServerConfig::default()
@@ -61,12 +69,34 @@ pub fn router(
     );
     let guard = Arc::new(Guard {
         agents,
+        oauth: oauth.clone(),
         sessions: Sessions::default(),
     });
     // the guard wraps /mcp only: other paths keep the pages' own fallback (404)
-    Router::new()
+    let mcp = Router::new()
         .route_service("/mcp", service)
-        .route_layer(middleware::from_fn_with_state(guard, admit))
+        .route_layer(middleware::from_fn_with_state(guard, admit));
+    match oauth {
+        Some(resource) => mcp.merge(metadata_routes(resource)),
+        None => mcp,
+    }
+}
+
+/// RFC 9728 metadata, outside the token check: at the root form, the form suffixed with
+/// `/mcp` (where a client that connects to this listener looks), and the form suffixed with
+/// the configured resource's path (where a client behind a proxy looks).
+fn metadata_routes(resource: Arc<Resource>) -> Router {
+    let (_, path) = resource.config().origin_and_path();
+    let mut paths = vec![WELL_KNOWN.to_string(), format!("{WELL_KNOWN}/mcp")];
+    let configured = format!("{WELL_KNOWN}{path}");
+    if !paths.contains(&configured) {
+        paths.push(configured);
+    }
+    let doc = resource.metadata();
+    paths.into_iter().fold(Router::new(), |r, p| {
+        let doc = doc.clone();
+        r.route(&p, get(move || async move { Json(doc) }))
+    })
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
@@ -80,22 +110,63 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     r
 }
 
+/// The actor a request's `Authorization` admits: an `[[agent]]` token's, else (with `[oauth]`)
+/// a JWT access token's; or the refusal to answer with.
+async fn who(guard: &Guard, auth: Option<&str>) -> Result<String, Response> {
+    if let Some(actor) = guard.agents.actor_of(auth) {
+        return Ok(actor.to_string());
+    }
+    let Some(oauth) = &guard.oauth else {
+        tracing::warn!(
+            presented = auth.is_some(),
+            "MCP over HTTP: request without a valid bearer token refused (401)"
+        );
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required (Authorization: Bearer <token>)",
+        ));
+    };
+    let refusal = match bearer(auth) {
+        None => Refusal::NoToken,
+        Some(token) => match oauth.admit(token).await {
+            Ok(actor) => return Ok(actor),
+            Err(r) => r,
+        },
+    };
+    let status = match &refusal {
+        Refusal::NoToken | Refusal::Invalid(_) => StatusCode::UNAUTHORIZED,
+        Refusal::Scope { .. } => StatusCode::FORBIDDEN,
+        Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    match &refusal {
+        // how a client learns where to get a token (the spec's discovery starts here)
+        Refusal::NoToken => tracing::info!(
+            "MCP over HTTP: a request without a token was sent to the authorization server (401)"
+        ),
+        Refusal::Scope { actor, .. } => {
+            tracing::warn!(%actor, reason = %refusal, "MCP over HTTP: OAuth token refused ({status})")
+        }
+        _ => tracing::warn!(reason = %refusal, "MCP over HTTP: OAuth token refused ({status})"),
+    }
+    let mut r = (status, format!("{refusal}\n")).into_response();
+    if let Some(v) = oauth
+        .challenge(&refusal)
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    Err(r)
+}
+
 /// Check the token, bind the session to its actor, and hand rmcp the request (without the token).
 async fn admit(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let Some(actor) = guard.agents.actor_of(auth).map(str::to_string) else {
-        tracing::warn!(
-            presented = auth.is_some(),
-            path = %req.uri().path(),
-            "MCP over HTTP: request without a valid bearer token refused (401)"
-        );
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "a valid bearer token is required (Authorization: Bearer <token>)",
-        );
+    let actor = match who(&guard, auth).await {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
     };
     req.headers_mut().remove(header::AUTHORIZATION);
     // Our session id in, rmcp's out; a session is only ever used by the actor that opened it.

@@ -17,6 +17,7 @@ mod gate;
 mod http;
 mod inspector;
 mod live;
+mod oauth;
 mod ops;
 mod outcomes;
 mod peers;

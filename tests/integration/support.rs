@@ -8,6 +8,7 @@ use rmcp::service::{RoleClient, RunningService, ServiceExt};
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Map, Value, json};
 
+pub mod oauth;
 mod peers;
 mod raw;
 pub mod signin;

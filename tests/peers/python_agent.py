@@ -5,9 +5,13 @@ Usage:
     echo '[{"name": "echo", "arguments": {"text": "hi"}}]' \
         | python3 tests/peers/python_agent.py [--timeout SECS] [--rpc-errors-as-results] -- COMMAND ARGS...
     ... | python3 tests/peers/python_agent.py --url http://127.0.0.1:PORT/mcp --token TOKEN
+    ... | python3 tests/peers/python_agent.py --url URL --oauth-client ID:SECRET --oauth-issuer ISSUER [--oauth-scope S]
 
 Starts COMMAND as an MCP server over stdio (or connects to URL over streamable HTTP, sending
-`Authorization: Bearer TOKEN`), initializes, lists its tools, then
+`Authorization: Bearer TOKEN`, or with --oauth-client a token the SDK's own
+ClientCredentialsOAuthProvider gets: it reads the 401's resource_metadata, the protected-resource
+metadata, the issuer's metadata, and asks its token endpoint with resource=), initializes, lists its
+tools, then
 performs each call from the JSON list on stdin, in order, and prints ONE JSON
 object on stdout:
 
@@ -50,6 +54,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="python_agent.py")
     parser.add_argument("--url", help="connect over streamable HTTP instead of starting a command")
     parser.add_argument("--token", help="bearer token sent with every HTTP request")
+    parser.add_argument("--oauth-client", help="ID:SECRET: get a token by OAuth client credentials")
+    parser.add_argument("--oauth-issuer", help="the authorization server the client belongs to")
+    parser.add_argument("--oauth-scope", help="scopes to ask for (space-separated)")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
     parser.add_argument(
         "--rpc-errors-as-results",
@@ -78,6 +85,40 @@ def read_calls() -> list[dict[str, Any]]:
     return calls
 
 
+class MemoryStorage:
+    """Tokens and client information kept for this run only."""
+
+    def __init__(self) -> None:
+        self.tokens = None
+        self.client_info = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client_info
+
+    async def set_client_info(self, client_info) -> None:
+        self.client_info = client_info
+
+
+def oauth_provider(opts: argparse.Namespace) -> Any:
+    from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+
+    client_id, _, secret = opts.oauth_client.partition(":")
+    return ClientCredentialsOAuthProvider(
+        server_url=opts.url,
+        storage=MemoryStorage(),
+        client_id=client_id,
+        client_secret=secret,
+        scope=opts.oauth_scope,
+        issuer=opts.oauth_issuer,
+    )
+
+
 def text_of(result: types.CallToolResult) -> str:
     return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
@@ -93,7 +134,8 @@ async def run(opts: argparse.Namespace, command: list[str], calls: list[dict[str
 
     if opts.url:
         headers = {"Authorization": f"Bearer {opts.token}"} if opts.token else {}
-        transport = streamable_http_client(opts.url, http_client=create_mcp_http_client(headers=headers))
+        auth = oauth_provider(opts) if opts.oauth_client else None
+        transport = streamable_http_client(opts.url, http_client=create_mcp_http_client(headers=headers, auth=auth))
     else:
         params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
         transport = stdio_client(params)

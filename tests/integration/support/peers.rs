@@ -27,7 +27,8 @@ pub enum Peer {
     Conformance,
     /// The machine's python3 (standard library only).
     Python,
-    /// `oidc-provider` (npm), a certified OpenID Provider, run by `tests/peers/oidc_provider.mjs`.
+    /// `oidc-provider` (npm), a certified OpenID Provider, run by `tests/peers/oidc_provider.mjs`
+    /// and `tests/peers/oauth_provider.mjs` (which signs its bad tokens with npm `jose`).
     OidcProvider,
     /// `@modelcontextprotocol/server-everything` (npm), a tool server offering every MCP feature.
     Everything,
@@ -43,7 +44,7 @@ impl Peer {
             Peer::Inspector => "the MCP Inspector (npm @modelcontextprotocol/inspector)",
             Peer::Conformance => "the MCP conformance suite (npm @modelcontextprotocol/conformance)",
             Peer::Python => "python3",
-            Peer::OidcProvider => "the OpenID Provider (npm oidc-provider) and Node.js",
+            Peer::OidcProvider => "the OpenID Provider (npm oidc-provider), npm jose and Node.js",
             Peer::Everything => {
                 "the MCP tool server (npm @modelcontextprotocol/server-everything) and Node.js"
             }
@@ -78,12 +79,16 @@ impl Peer {
                 c = Command::new("python3");
                 c.arg("--version");
             }
-            Peer::OidcProvider | Peer::Everything => {
-                let package = match self {
-                    Peer::OidcProvider => "oidc-provider",
-                    _ => "@modelcontextprotocol/server-everything",
-                };
-                let package = peers_dir().join(format!("node_modules/{package}/package.json"));
+            Peer::OidcProvider => {
+                let package = |name: &str| peers_dir().join(format!("node_modules/{name}/package.json"));
+                c = Command::new("node");
+                c.args(["-p", "require(process.argv[1]).version + ' ' + require(process.argv[2]).version"])
+                    .arg(package("oidc-provider"))
+                    .arg(package("jose"));
+            }
+            Peer::Everything => {
+                let package = peers_dir()
+                    .join("node_modules/@modelcontextprotocol/server-everything/package.json");
                 c = Command::new("node");
                 c.args(["-p", "require(process.argv[1]).version"]).arg(package);
             }
