@@ -30,4 +30,5 @@ mod rugpull;
 mod signin;
 mod smtp;
 mod support;
+mod tssdk;
 mod versions;

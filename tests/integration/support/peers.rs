@@ -31,6 +31,9 @@ pub enum Peer {
     OidcProvider,
     /// `@modelcontextprotocol/server-everything` (npm), a tool server offering every MCP feature.
     Everything,
+    /// The official MCP TypeScript SDK (npm `@modelcontextprotocol/sdk`), as an agent run by
+    /// `tests/peers/ts_agent.mjs`.
+    TypeScriptSdk,
 }
 
 impl Peer {
@@ -47,6 +50,7 @@ impl Peer {
             Peer::Everything => {
                 "the MCP tool server (npm @modelcontextprotocol/server-everything) and Node.js"
             }
+            Peer::TypeScriptSdk => "the MCP TypeScript SDK (npm @modelcontextprotocol/sdk) and Node.js",
         }
     }
 
@@ -78,10 +82,11 @@ impl Peer {
                 c = Command::new("python3");
                 c.arg("--version");
             }
-            Peer::OidcProvider | Peer::Everything => {
+            Peer::OidcProvider | Peer::Everything | Peer::TypeScriptSdk => {
                 let package = match self {
                     Peer::OidcProvider => "oidc-provider",
-                    _ => "@modelcontextprotocol/server-everything",
+                    Peer::Everything => "@modelcontextprotocol/server-everything",
+                    _ => "@modelcontextprotocol/sdk",
                 };
                 let package = peers_dir().join(format!("node_modules/{package}/package.json"));
                 c = Command::new("node");
