@@ -31,4 +31,5 @@ mod rugpull;
 mod signin;
 mod smtp;
 mod support;
+mod tssdk;
 mod versions;
