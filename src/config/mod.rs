@@ -93,7 +93,8 @@ pub struct GateSection {
     /// Identity of the stdio agent, recorded on every row.
     pub actor: String,
     /// How long an agent's `tools/call` waits for a human decision before it is answered
-    /// "pending" (with an id to ask `airlock_status`), e.g. `5m`.
+    /// "pending" (with an id to ask `airlock_status`), e.g. `5m`; default `45s`, under the 60 s
+    /// after which the TypeScript SDK and the MCP Inspector give up on a request.
     pub max_wait: String,
     /// Secret key that signs approval links (created on first start, mode 0600), relative to this file.
     pub key: String,
@@ -162,7 +163,7 @@ impl Default for GateSection {
             policy: None,
             ledger: "airlock.redb".into(),
             actor: "agent:default".into(),
-            max_wait: "5m".into(),
+            max_wait: "45s".into(),
             key: "airlock.key".into(),
             signing_key: "airlock.signing.key".into(),
             checkpoints: None,
