@@ -22,6 +22,7 @@ pub mod client;
 pub mod demo_shop;
 pub mod downstream;
 pub mod http;
+pub mod mrtr;
 mod order;
 mod passthrough;
 pub mod relay;
