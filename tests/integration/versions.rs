@@ -12,6 +12,11 @@ use crate::support::{
 /// The demo shop (prefix `shop__`) and `server-everything` (prefix `ev__`, its `echo` allowed)
 /// behind the repository's policy; approvals wait 1 s.
 fn two_servers() -> World {
+    two_servers_with("")
+}
+
+/// [`two_servers`], with `extra` lines in server-everything's `[[server]]` table.
+fn two_servers_with(extra: &str) -> World {
     let w = World::empty();
     let shop = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml"))
         .expect("the demo shop's manifests");
@@ -21,7 +26,7 @@ fn two_servers() -> World {
         "[[tool]]\nserver = \"everything\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"none\"\nimpact = \"Returns its input\"\nreversal = \"none: it changes nothing\"\n",
     );
     w.write_config(&format!(
-        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"ledger.redb\"\nactor = \"agent:test\"\nmax_wait = \"1s\"\n\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n{shop}\n[[server]]\nname = \"everything\"\ncommand = {everything:?}\nargs = [\"stdio\"]\nprefix = \"ev__\"\n",
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"ledger.redb\"\nactor = \"agent:test\"\nmax_wait = \"1s\"\n\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n{shop}\n[[server]]\nname = \"everything\"\ncommand = {everything:?}\nargs = [\"stdio\"]\nprefix = \"ev__\"\n{extra}",
         p = format!("{REPO}/policies"),
         shop = w.shop_server("shop", "shop__", "executed.jsonl"),
         everything = npm_bin("mcp-server-everything").display().to_string(),
@@ -201,9 +206,18 @@ fn ledger_rows(w: &World) -> Vec<Value> {
 
 /// [`two_servers`], with server-everything's tools that ask the agent questions allowed.
 fn questions_allowed() -> World {
-    let w = two_servers();
+    questions_allowed_with("")
+}
+
+/// [`questions_allowed`], with `extra` lines in server-everything's `[[server]]` table.
+fn questions_allowed_with(extra: &str) -> World {
+    let w = two_servers_with(extra);
     let mut m = String::new();
-    for tool in ["trigger-elicitation-request", "trigger-sampling-request"] {
+    for tool in [
+        "trigger-elicitation-request",
+        "trigger-sampling-request",
+        "trigger-url-elicitation",
+    ] {
         m.push_str(&format!("[[tool]]\nserver = \"everything\"\nname = \"{tool}\"\nclass = \"read_only\"\ntarget = \"none\"\nimpact = \"Asks the agent a question\"\nreversal = \"none: it changes nothing\"\n\n"));
     }
     w.write("m/questions.toml", &m);
@@ -260,7 +274,7 @@ fn call_2026(tool: &str, arguments: Value, retry: Option<(&str, Value)>) -> Valu
     let mut params = json!({
         "name": tool,
         "arguments": arguments,
-        "_meta": meta_2026(json!({"elicitation": {"form": {}}})),
+        "_meta": meta_2026(json!({"elicitation": {"form": {}, "url": {}}})),
     });
     if let Some((state, responses)) = retry {
         params["requestState"] = json!(state);
@@ -320,4 +334,71 @@ async fn a_retry_with_a_forged_or_foreign_request_state_is_refused_and_nothing_r
     let gated = proposals(&rows);
     assert_eq!(gated, vec![("agent:test", "ev__trigger-elicitation-request")], "gated once, never again");
     assert!(proposals(&ledger_rows(&elsewhere)).is_empty(), "nothing gated on the other process");
+}
+
+#[ignore = "needs server-everything; scripts/test runs it"]
+#[tokio::test]
+async fn a_call_whose_2026_agent_never_answers_is_stopped_after_the_servers_timeout_and_its_state_refused()
+ {
+    require(Peer::Everything);
+    let w = questions_allowed_with("timeout = \"2s\"\n");
+    let mut agent = RawAgent::start_2026(&w);
+    const TOOL: &str = "ev__trigger-elicitation-request";
+    let first = agent
+        .request(1, "tools/call", call_2026(TOOL, json!({}), None))
+        .await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let state = first["result"]["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    // no answer: once the server's timeout is past, the call is given up. Asked with other
+    // arguments (refused, and changing nothing), Airlock says so as soon as it has.
+    let mut late = Value::Null;
+    for id in 2..600 {
+        late = agent
+            .request(
+                id,
+                "tools/call",
+                call_2026(TOOL, json!({"probe": id}), Some((&state, json!({})))),
+            )
+            .await;
+        if !refusal(&late).contains("other arguments") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refusal(&late).contains("abandoned"), "{late}");
+    agent.finish().await;
+    let rows = ledger_rows(&w);
+    assert_eq!(proposals(&rows).len(), 1, "the late retries ran nothing");
+    let outcome = rows
+        .iter()
+        .find(|r| r["kind"] == "outcome")
+        .unwrap_or_else(|| panic!("the abandoned call has an outcome: {rows:?}"));
+    assert_ne!(outcome["body"]["status"], "ok", "{outcome}");
+}
+
+#[ignore = "needs server-everything; scripts/test runs it"]
+#[tokio::test]
+async fn a_url_mode_elicitation_is_refused_to_a_2026_agent_with_the_reason() {
+    require(Peer::Everything);
+    let w = questions_allowed();
+    let mut agent = RawAgent::start_2026(&w);
+    let answer = agent
+        .request(
+            1,
+            "tools/call",
+            call_2026(
+                "ev__trigger-url-elicitation",
+                json!({"url": "https://example.com/consent"}),
+                None,
+            ),
+        )
+        .await;
+    let log = agent.finish().await;
+    assert_ne!(answer["result"]["resultType"], "input_required", "{answer}");
+    let said = format!("{answer}");
+    assert!(said.contains("URL-mode elicitation"), "{answer}");
+    assert!(log.contains("tool server request refused"), "{log}");
 }
