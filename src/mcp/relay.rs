@@ -9,6 +9,8 @@
 //! another, and never put a tool server's question to an agent that has no call in flight there:
 //! a question is relayed only while every call in flight on that server is the same actor's, and
 //! none runs without a route (after an approval, or abandoned by its agent), else it is refused.
+//! An agent on 2026-07-28 or later is asked in rounds instead: its route carries the call's
+//! [`Rounds`], and the question goes into the call's next answer (see `mrtr`).
 //! A changed tool list is not relayed as is: it is re-listed and re-gated first (see `live`).
 
 // Logging (SEP-2577) is deprecated from protocol 2026-07-28, but live in older sessions.
