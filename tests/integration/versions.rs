@@ -5,8 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::support::{
-    AIRLOCK, Peer, REPO, RawAgent, World, meta_2026, npm_bin, proposals, python_agent_answer,
-    python_peer, require, text_of,
+    AIRLOCK, Peer, REPO, RawAgent, World, npm_bin, python_agent_answer, python_peer, require,
 };
 
 /// The demo shop (prefix `shop__`) and `server-everything` (prefix `ev__`, its `echo` allowed)
@@ -16,7 +15,7 @@ fn two_servers() -> World {
 }
 
 /// [`two_servers`], with `extra` lines in server-everything's `[[server]]` table.
-fn two_servers_with(extra: &str) -> World {
+pub(crate) fn two_servers_with(extra: &str) -> World {
     let w = World::empty();
     let shop = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml"))
         .expect("the demo shop's manifests");
@@ -35,14 +34,14 @@ fn two_servers_with(extra: &str) -> World {
 }
 
 /// The entries of `list` that the SDK refused, if any.
-fn refused(list: &Value) -> Vec<&Value> {
+pub(crate) fn refused(list: &Value) -> Vec<&Value> {
     list.as_array()
         .map(|a| a.iter().filter(|e| e.get("error").is_some()).collect())
         .unwrap_or_default()
 }
 
 /// The text of the entry of `list` whose `key` is `name`.
-fn text_for<'a>(list: &'a Value, key: &str, name: &str) -> &'a str {
+pub(crate) fn text_for<'a>(list: &'a Value, key: &str, name: &str) -> &'a str {
     list.as_array()
         .and_then(|a| a.iter().find(|e| e[key] == name))
         .and_then(|e| e["text"].as_str())
@@ -192,213 +191,4 @@ async fn a_tool_with_an_output_schema_gets_a_pending_answer_the_sdk_accepts_nami
         text.contains("waiting for approval") && text.contains("(approval ") && text.contains("nothing failed"),
         "{text}"
     );
-}
-
-/// The world's ledger, row by row.
-fn ledger_rows(w: &World) -> Vec<Value> {
-    let out = w.airlock(&["ledger", "export"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("row"))
-        .collect()
-}
-
-/// [`two_servers`], with server-everything's tools that ask the agent questions allowed.
-fn questions_allowed() -> World {
-    questions_allowed_with("")
-}
-
-/// [`questions_allowed`], with `extra` lines in server-everything's `[[server]]` table.
-fn questions_allowed_with(extra: &str) -> World {
-    let w = two_servers_with(extra);
-    let mut m = String::new();
-    for tool in [
-        "trigger-elicitation-request",
-        "trigger-sampling-request",
-        "trigger-url-elicitation",
-    ] {
-        m.push_str(&format!("[[tool]]\nserver = \"everything\"\nname = \"{tool}\"\nclass = \"read_only\"\ntarget = \"none\"\nimpact = \"Asks the agent a question\"\nreversal = \"none: it changes nothing\"\n\n"));
-    }
-    w.write("m/questions.toml", &m);
-    w
-}
-
-#[ignore = "needs the MCP Python SDK and server-everything; scripts/test runs it"]
-#[tokio::test]
-async fn a_tool_servers_questions_reach_a_2026_agent_in_rounds_and_its_answers_reach_the_tool() {
-    require(Peer::PythonSdk);
-    require(Peer::Everything);
-    let w = questions_allowed();
-    let plan = json!({
-        "calls": [
-            {"name": "ev__trigger-elicitation-request", "arguments": {}},
-            {"name": "ev__trigger-sampling-request", "arguments": {"prompt": "a question from the tool", "maxTokens": 20}},
-        ],
-        "answers": {
-            "elicitation": {"name": "Ada Lovelace", "check": true},
-            "sampling": "the agent's model says hello",
-        },
-    });
-    let config = w.config().display().to_string();
-    let v = python_agent_answer(python_peer(
-        "python_client_default.py",
-        ["--", AIRLOCK, "serve", "--config", &config],
-        &plan,
-    ));
-    assert_eq!(v["protocol"], "2026-07-28", "{v}");
-    assert_eq!(refused(&v["results"]), Vec::<&Value>::new(), "{v}");
-    let elicited = text_for(&v["results"], "name", "ev__trigger-elicitation-request");
-    assert!(
-        elicited.contains("User provided the requested information") && elicited.contains("Ada Lovelace"),
-        "{elicited}"
-    );
-    let sampled = text_for(&v["results"], "name", "ev__trigger-sampling-request");
-    assert!(sampled.contains("the agent's model says hello"), "{sampled}");
-    let asked = v["asked"].as_array().cloned().unwrap_or_default();
-    assert_eq!(asked.len(), 2, "each question asked once: {v}");
-    assert_eq!(asked[0]["kind"], "elicitation");
-    assert!(asked[0]["message"].as_str().is_some_and(|m| m.contains("Please provide inputs")), "{v}");
-    assert_eq!(asked[1]["kind"], "sampling");
-    assert!(asked[1]["message"].as_str().is_some_and(|m| m.contains("a question from the tool")), "{v}");
-    // each call was gated once, though the agent sent it twice
-    let rows = ledger_rows(&w);
-    let gated = proposals(&rows);
-    for tool in ["ev__trigger-elicitation-request", "ev__trigger-sampling-request"] {
-        assert_eq!(gated.iter().filter(|(_, t)| *t == tool).count(), 1, "{tool}: {gated:?}");
-    }
-}
-
-/// A `tools/call` of a 2026-07-28 agent that can answer elicitations, maybe a retry.
-fn call_2026(tool: &str, arguments: Value, retry: Option<(&str, Value)>) -> Value {
-    let mut params = json!({
-        "name": tool,
-        "arguments": arguments,
-        "_meta": meta_2026(json!({"elicitation": {"form": {}, "url": {}}})),
-    });
-    if let Some((state, responses)) = retry {
-        params["requestState"] = json!(state);
-        params["inputResponses"] = responses;
-    }
-    params
-}
-
-/// The reason in a refused retry's result.
-fn refusal(answer: &Value) -> String {
-    assert_eq!(answer["result"]["isError"], true, "{answer}");
-    text_of(&answer["result"])
-}
-
-#[ignore = "needs server-everything; scripts/test runs it"]
-#[tokio::test]
-async fn a_retry_with_a_forged_or_foreign_request_state_is_refused_and_nothing_runs_again() {
-    require(Peer::Everything);
-    let w = questions_allowed();
-    let elsewhere = questions_allowed();
-    let mut agent = RawAgent::start_2026(&w);
-    let mut other = RawAgent::start_2026(&elsewhere);
-    const TOOL: &str = "ev__trigger-elicitation-request";
-    let first = agent.request(1, "tools/call", call_2026(TOOL, json!({}), None)).await;
-    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
-    let state = first["result"]["requestState"].as_str().unwrap_or_else(|| panic!("{first}")).to_string();
-    let requests = first["result"]["inputRequests"].as_object().unwrap_or_else(|| panic!("{first}"));
-    assert_eq!(requests.len(), 1, "{first}");
-    let (key, question) = requests.iter().next().map(|(k, q)| (k.clone(), q.clone())).unwrap_or_default();
-    assert_eq!(question["method"], "elicitation/create", "{first}");
-    let answers = json!({key.clone(): {"action": "accept", "content": {"name": "Grace Hopper"}}});
-    let (process, secret) = state.split_once('.').unwrap_or_else(|| panic!("{state}"));
-    assert_eq!(secret.len(), 64, "256 random bits: {state}");
-
-    // another Airlock process (another replica) never gave out this state
-    let foreign = other.request(1, "tools/call", call_2026(TOOL, json!({}), Some((&state, answers.clone())))).await;
-    assert!(refusal(&foreign).contains("another replica"), "{foreign}");
-    // this process, a state it never gave out
-    let forged = format!("{process}.{}", "0".repeat(64));
-    let guessed = agent.request(2, "tools/call", call_2026(TOOL, json!({}), Some((&forged, answers.clone())))).await;
-    assert!(refusal(&guessed).contains("names no call waiting"), "{guessed}");
-    // the right state with another tool, or other arguments
-    let wrong_tool = agent.request(3, "tools/call", call_2026("ev__echo", json!({"message": "x"}), Some((&state, answers.clone())))).await;
-    assert!(refusal(&wrong_tool).contains("another tool or with other arguments"), "{wrong_tool}");
-    let wrong_args = agent.request(4, "tools/call", call_2026(TOOL, json!({"extra": 1}), Some((&state, answers.clone())))).await;
-    assert!(refusal(&wrong_args).contains("another tool or with other arguments"), "{wrong_args}");
-    // the call still waits for its own agent's answer, and then finishes with it
-    let done = agent.request(5, "tools/call", call_2026(TOOL, json!({}), Some((&state, answers.clone())))).await;
-    assert_eq!(done["result"]["resultType"], "complete", "{done}");
-    assert!(text_of(&done["result"]).contains("Grace Hopper"), "{done}");
-    // an answered state is spent
-    let again = agent.request(6, "tools/call", call_2026(TOOL, json!({}), Some((&state, answers)))).await;
-    assert!(refusal(&again).contains("names no call waiting"), "{again}");
-    agent.finish().await;
-    other.finish().await;
-    let rows = ledger_rows(&w);
-    let gated = proposals(&rows);
-    assert_eq!(gated, vec![("agent:test", "ev__trigger-elicitation-request")], "gated once, never again");
-    assert!(proposals(&ledger_rows(&elsewhere)).is_empty(), "nothing gated on the other process");
-}
-
-#[ignore = "needs server-everything; scripts/test runs it"]
-#[tokio::test]
-async fn a_call_whose_2026_agent_never_answers_is_stopped_after_the_servers_timeout_and_its_state_refused()
- {
-    require(Peer::Everything);
-    let w = questions_allowed_with("timeout = \"2s\"\n");
-    let mut agent = RawAgent::start_2026(&w);
-    const TOOL: &str = "ev__trigger-elicitation-request";
-    let first = agent
-        .request(1, "tools/call", call_2026(TOOL, json!({}), None))
-        .await;
-    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
-    let state = first["result"]["requestState"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_string();
-    // no answer: once the server's timeout is past, the call is given up. Asked with other
-    // arguments (refused, and changing nothing), Airlock says so as soon as it has.
-    let mut late = Value::Null;
-    for id in 2..600 {
-        late = agent
-            .request(
-                id,
-                "tools/call",
-                call_2026(TOOL, json!({"probe": id}), Some((&state, json!({})))),
-            )
-            .await;
-        if !refusal(&late).contains("other arguments") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(refusal(&late).contains("abandoned"), "{late}");
-    agent.finish().await;
-    let rows = ledger_rows(&w);
-    assert_eq!(proposals(&rows).len(), 1, "the late retries ran nothing");
-    let outcome = rows
-        .iter()
-        .find(|r| r["kind"] == "outcome")
-        .unwrap_or_else(|| panic!("the abandoned call has an outcome: {rows:?}"));
-    assert_ne!(outcome["body"]["status"], "ok", "{outcome}");
-}
-
-#[ignore = "needs server-everything; scripts/test runs it"]
-#[tokio::test]
-async fn a_url_mode_elicitation_is_refused_to_a_2026_agent_with_the_reason() {
-    require(Peer::Everything);
-    let w = questions_allowed();
-    let mut agent = RawAgent::start_2026(&w);
-    let answer = agent
-        .request(
-            1,
-            "tools/call",
-            call_2026(
-                "ev__trigger-url-elicitation",
-                json!({"url": "https://example.com/consent"}),
-                None,
-            ),
-        )
-        .await;
-    let log = agent.finish().await;
-    assert_ne!(answer["result"]["resultType"], "input_required", "{answer}");
-    let said = format!("{answer}");
-    assert!(said.contains("URL-mode elicitation"), "{answer}");
-    assert!(log.contains("tool server request refused"), "{log}");
 }
