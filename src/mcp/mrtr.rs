@@ -259,9 +259,13 @@ fn park(relay: &Arc<Relay>, mut w: Waiting, first: Question) -> InputRequiredRes
     tokio::spawn(async move {
         tokio::time::sleep(timeout).await;
         let abandoned = relay2.parked.lock().remove(&handle2);
-        if let Some(w) = abandoned {
+        if let Some(mut w) = abandoned {
             tracing::warn!(actor = %w.actor, tool = %w.tool, "the agent did not answer its tool server's questions in time; the call is cancelled");
             w.cancel.cancel();
+            w.answers.clear();
+            // the route lives until the call has ended, so nothing the server still says
+            // about it is taken for another call's
+            let _ = (&mut w.running).await;
         }
     });
     InputRequiredResult::new(Some(requests), Some(handle))
