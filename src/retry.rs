@@ -275,5 +275,16 @@ pub fn rule(
     }
 }
 
+/// Whether an entry may be forgotten at `now` (its result with it): its window — the longest
+/// any class has — has passed, and nothing can attach to it any more (its item is not open).
+pub fn forgettable(
+    entry: &Entry,
+    stands: Stands,
+    now: OffsetDateTime,
+    window: std::time::Duration,
+) -> bool {
+    now - entry.at >= window && stands != Stands::Open
+}
+
 #[cfg(test)]
 mod tests;

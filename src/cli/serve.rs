@@ -144,6 +144,8 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         tracing::info!("review page (held calls, unclassified tools, paused autopilot): reviewers get their own link by mail when a call is held, or from `airlock quarantine list --as EMAIL`");
         tracing::info!(public_key = %signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
         let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, approvals.clone(), quarantine.clone(), pauses));
+        // Call keys past their retry window go, with any result kept under them (hourly).
+        let forgetter = tokio::spawn(gate.clone().forget_every(std::time::Duration::from_secs(3600)));
         let agent = AgentServer::new(gate.clone(), cfg.max_wait);
         let stop = tokio_util::sync::CancellationToken::new();
         // OAuth agents: the issuer's keys fetched now, so a wrong [oauth] shows in the log at once.
@@ -192,6 +194,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         web.abort();
         watcher.abort();
         prober.abort();
+        forgetter.abort();
         if let Some(r) = replicas {
             r.abort();
         }

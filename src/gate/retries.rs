@@ -214,6 +214,60 @@ impl Gate {
         }
     }
 
+    /// Forget the call keys whose window has passed (the longest `retry_window` of the policy in
+    /// force) and whose item is not open: their entries, and any result kept, go. How many.
+    pub async fn forget_expired(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<usize, crate::ledger::LedgerError> {
+        let setup = self.live.setup();
+        let window = setup
+            .policy
+            .classes
+            .values()
+            .map(|c| c.retry_window)
+            .max()
+            .unwrap_or(RETRY_WINDOW_DEFAULT)
+            .max(RETRY_WINDOW_DEFAULT);
+        let forget: Vec<String> = self
+            .ledger
+            .call_keys()?
+            .into_iter()
+            .filter(|(_, bytes)| {
+                serde_json::from_slice::<Entry>(bytes).is_ok_and(|e| {
+                    retry::forgettable(&e, self.stands(&e, now, window), now, window)
+                })
+            })
+            .map(|(key, _)| key)
+            .collect();
+        let n = forget.len();
+        if n > 0 {
+            self.ledger
+                .commit(crate::ledger::Change {
+                    forget_keys: forget,
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Ok(n)
+    }
+
+    /// [`Gate::forget_expired`] now and every `every`, until aborted.
+    pub async fn forget_every(self: std::sync::Arc<Self>, every: std::time::Duration) {
+        loop {
+            match self.forget_expired(OffsetDateTime::now_utc()).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(forgotten = n, "call keys past their retry window forgotten")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot forget call keys past their retry window; trying again later")
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
     /// Refuse a call as a retry: recorded if the ledger can, and never run.
     fn refuse_retry(&self, r: &Retrying<'_>, entry: Option<&Entry>, why: String) -> Reply {
         let rows = rows(r, entry, json!({"action": "refused", "reason": why}));

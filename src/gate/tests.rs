@@ -1,4 +1,5 @@
-//! The gate with a failing ledger: fail closed, with the real demo shop behind it.
+//! The gate with the real demo shop behind it: fail closed when the ledger fails; call keys
+//! forgotten after their window.
 use std::sync::atomic::Ordering;
 
 use super::{Approvals, Arc, Forwarder, Gate, GateCall, Ledger, Live, Reply, ToolServers};
@@ -24,8 +25,9 @@ fn demo_shop() -> std::path::PathBuf {
     p
 }
 
-#[tokio::test]
-async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_server() {
+/// A gate over `ledger` with the demo shop's `echo` allowed (`read_only`): the gate, the file
+/// the shop logs each call it runs to, and the directory holding both.
+async fn gate_over(ledger: Arc<Ledger>) -> (Gate, std::path::PathBuf, tempfile::TempDir) {
     let shop = demo_shop();
     let dir = tempfile::tempdir().unwrap();
     let w = |rel: &str, text: &str| {
@@ -51,8 +53,6 @@ async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_serve
         "[[tool]]\nserver = \"shop\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
     );
     let setup = Arc::new(load_setup(&dir.path().join("airlock.toml")).unwrap());
-    let (backend, fail) = FailSwitch::new();
-    let ledger = Arc::new(Ledger::open_on(backend).unwrap());
     let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
     assert!(problems.is_empty(), "{problems:?}");
     let servers = Arc::new(servers);
@@ -84,7 +84,11 @@ async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_serve
     ));
     let gate = Gate::new(live, ledger, servers, forwarder, desk, quarantine, pauses);
 
-    let echo = |text: &str| GateCall {
+    (gate, log, dir)
+}
+
+fn echo(text: &str, meta: Option<serde_json::Value>) -> GateCall {
+    GateCall {
         actor: None,
         relay: None,
         tool: "echo".into(),
@@ -92,15 +96,25 @@ async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_serve
             .as_object()
             .cloned()
             .unwrap(),
-        meta: None,
+        meta: meta.and_then(|m| m.as_object().cloned()),
         cancel: None,
-    };
+    }
+}
+
+#[tokio::test]
+async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_server() {
+    let (backend, fail) = FailSwitch::new();
+    let ledger = Arc::new(Ledger::open_on(backend).unwrap());
+    let (gate, log, _dir) = gate_over(ledger).await;
     assert!(
-        matches!(gate.call(echo("with a ledger")).await, Reply::Forwarded(_)),
+        matches!(
+            gate.call(echo("with a ledger", None)).await,
+            Reply::Forwarded(_)
+        ),
         "control: a healthy gate forwards"
     );
     fail.store(true, Ordering::SeqCst);
-    match gate.call(echo("without a ledger")).await {
+    match gate.call(echo("without a ledger", None)).await {
         Reply::Refused { message, details } => {
             assert!(
                 message.contains("could not record this call") && message.contains("not run"),
@@ -121,4 +135,53 @@ async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_serve
         "only the call made while the ledger worked reached the server: {ran:?}"
     );
     assert!(ran[0].contains("with a ledger"));
+}
+
+/// Call keys are kept for the retry window, then forgotten with the result kept under them.
+#[tokio::test]
+async fn a_call_key_and_its_result_are_forgotten_once_the_window_has_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(Ledger::open(&dir.path().join("l.redb")).unwrap());
+    let (gate, log, _shop) = gate_over(ledger.clone()).await;
+    let keyed = || Some(serde_json::json!({"io.airlock/idempotency-key": "k1"}));
+    assert!(matches!(
+        gate.call(echo("once", keyed())).await,
+        Reply::Forwarded(_)
+    ));
+    assert!(matches!(
+        gate.call(echo("once", keyed())).await,
+        Reply::Forwarded(_)
+    ));
+    let ran = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(ran.lines().count(), 1, "the repeat was replayed: {ran}");
+    assert_eq!(ledger.call_keys().unwrap().len(), 1);
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        gate.forget_expired(now + time::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        gate.forget_expired(now + time::Duration::days(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        ledger.call_keys().unwrap().is_empty(),
+        "forgotten, result and all"
+    );
+    // the rows keep the proof: the outcome's result hash stays in the chain
+    let mut hashed = 0;
+    ledger
+        .records(|r| {
+            if let Ok(r) = r {
+                if r.kind == "outcome" && r.body["result_sha256"].is_string() {
+                    hashed += 1;
+                }
+            }
+        })
+        .unwrap();
+    assert_eq!(hashed, 1);
 }

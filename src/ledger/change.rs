@@ -50,6 +50,8 @@ pub struct Change {
     pub forwarded: Vec<(String, Value)>,
     /// Calls whose outcome row this change carries: their marks go.
     pub settled: Vec<String>,
+    /// Call keys whose retry window has passed: their entries (and any result kept) go.
+    pub forget_keys: Vec<String>,
 }
 
 /// What a decided item's stored state must still be for a change to commit.
@@ -89,5 +91,6 @@ impl Change {
             && self.drift.is_empty()
             && self.forwarded.is_empty()
             && self.settled.is_empty()
+            && self.forget_keys.is_empty()
     }
 }

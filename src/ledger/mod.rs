@@ -393,6 +393,11 @@ impl Ledger {
         self.store.get(Table::CallKeys, key)
     }
 
+    /// Every call key and its entry (`retry::Entry` bytes), in key order.
+    pub fn call_keys(&self) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+        self.store.scan(Table::CallKeys)
+    }
+
     /// Every drift counter and pause, keyed as written.
     pub fn drift(&self) -> Result<Vec<(String, Value)>, LedgerError> {
         json_table(&self.store, Table::Drift)

@@ -365,6 +365,10 @@ fn commit_redb(
                     .map_err(|x| e(&x))?;
             }
         }
+        let mut call_keys = tx.open_table(CALL_KEYS).map_err(|x| e(&x))?;
+        for key in accepted.iter().flat_map(|r| &r.change.forget_keys) {
+            call_keys.remove(key.as_str()).map_err(|x| e(&x))?;
+        }
         let mut drift = tx.open_table(DRIFT).map_err(|x| e(&x))?;
         for (key, value) in accepted.iter().flat_map(|r| &r.change.drift) {
             match value {

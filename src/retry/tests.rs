@@ -164,3 +164,25 @@ fn a_repeat_is_answered_by_the_earlier_item_only_when_decided_the_same_way() {
         assert_eq!(retry.clone().given(asks), want, "{retry:?} {asks:?}");
     }
 }
+
+#[test]
+fn an_entry_is_forgotten_once_its_window_passed_and_its_item_is_not_open() {
+    let e = asked("a1", None).entry(Item::Approval("ap-1".into()), "c-1", t0());
+    let later = t0() + time::Duration::days(2);
+    let soon = t0() + time::Duration::hours(1);
+    assert!(super::forgettable(
+        &e,
+        Stands::Settled { replay: true },
+        later,
+        DAY
+    ));
+    assert!(super::forgettable(&e, Stands::Gone, later, DAY));
+    assert!(!super::forgettable(
+        &e,
+        Stands::Settled { replay: true },
+        soon,
+        DAY
+    ));
+    // an approval still waiting keeps its key, however old: a repeat must still attach
+    assert!(!super::forgettable(&e, Stands::Open, later, DAY));
+}

@@ -32,4 +32,5 @@ mod rugpull;
 mod signin;
 mod smtp;
 mod support;
+mod tssdk;
 mod versions;

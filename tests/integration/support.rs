@@ -461,6 +461,51 @@ pub fn python_agent_answer(child: std::process::Child) -> Value {
     serde_json::from_slice(&out.stdout).expect("agent json")
 }
 
+/// Start the official TypeScript SDK agent (`node tests/peers/ts_agent.mjs ARGS`) with `calls` on
+/// its stdin; [`ts_agent_answer`] waits for what it printed. An `airlock serve` it starts gets
+/// `AIRLOCK_LOG=warn`.
+pub fn ts_agent<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+    calls: &Value,
+) -> std::process::Child {
+    use std::io::Write;
+    require(Peer::TypeScriptSdk);
+    let mut child = Command::new("node")
+        .arg(format!("{REPO}/tests/peers/ts_agent.mjs"))
+        .args(args)
+        .env("AIRLOCK_PEERS_DIR", peers_dir())
+        .env("AIRLOCK_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node (for the TypeScript SDK agent)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(calls.to_string().as_bytes())
+        .expect("write calls");
+    child
+}
+
+/// The JSON the TypeScript SDK agent printed, once it exited successfully.
+pub fn ts_agent_answer(child: std::process::Child) -> Value {
+    let out = child.wait_with_output().expect("TypeScript agent");
+    assert!(
+        out.status.success(),
+        "TypeScript agent failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the TypeScript agent printed no JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
 /// The `seen` of held call `id`'s form on the review page at `page_url`: the hash of what the
 /// page shows of it, as a browser would send it back.
 pub fn seen_on(page_url: &str, id: &str) -> String {

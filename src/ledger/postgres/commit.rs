@@ -371,6 +371,9 @@ fn write_state(
         for k in c.items_of(ItemKind::CallKey) {
             call_keys.insert(k.id.clone(), Some(k.state.clone()));
         }
+        for k in &c.forget_keys {
+            call_keys.insert(k.clone(), None);
+        }
         for (id, route) in &c.forwarded {
             forwarded.insert(id.clone(), Some(json(route)));
         }

@@ -32,6 +32,9 @@ pub enum Peer {
     OidcProvider,
     /// `@modelcontextprotocol/server-everything` (npm), a tool server offering every MCP feature.
     Everything,
+    /// The official MCP TypeScript SDK (npm `@modelcontextprotocol/sdk`), as an agent run by
+    /// `tests/peers/ts_agent.mjs`.
+    TypeScriptSdk,
 }
 
 impl Peer {
@@ -48,6 +51,7 @@ impl Peer {
             Peer::Everything => {
                 "the MCP tool server (npm @modelcontextprotocol/server-everything) and Node.js"
             }
+            Peer::TypeScriptSdk => "the MCP TypeScript SDK (npm @modelcontextprotocol/sdk) and Node.js",
         }
     }
 
@@ -86,9 +90,12 @@ impl Peer {
                     .arg(package("oidc-provider"))
                     .arg(package("jose"));
             }
-            Peer::Everything => {
-                let package = peers_dir()
-                    .join("node_modules/@modelcontextprotocol/server-everything/package.json");
+            Peer::Everything | Peer::TypeScriptSdk => {
+                let package = match self {
+                    Peer::Everything => "@modelcontextprotocol/server-everything",
+                    _ => "@modelcontextprotocol/sdk",
+                };
+                let package = peers_dir().join(format!("node_modules/{package}/package.json"));
                 c = Command::new("node");
                 c.args(["-p", "require(process.argv[1]).version"]).arg(package);
             }
