@@ -7,6 +7,8 @@
 //! - [`http`]: the same server over streamable HTTP at `/mcp`, for agents with a bearer token.
 //! - [`relay`]: what a tool server says to agents — progress and log messages about a call, its
 //!   questions (sampling, elicitation, roots), and list and resource changes — routed back.
+//! - [`mrtr`]: those questions to an agent on 2026-07-28, in the call's answer (multi round-trip
+//!   requests): calls parked between rounds, retries matched to them before the gate.
 //! - [`agents`]: the connected agents, what each listens for, and their resource subscriptions.
 //! - `order`: a call's progress and log messages reach its agent before its result.
 //! - `passthrough`: resources and prompts from the tool servers (reads; recorded, not gated).
@@ -22,6 +24,7 @@ pub mod client;
 pub mod demo_shop;
 pub mod downstream;
 pub mod http;
+pub mod mrtr;
 mod order;
 mod passthrough;
 pub mod relay;

@@ -9,6 +9,8 @@
 //! another, and never put a tool server's question to an agent that has no call in flight there:
 //! a question is relayed only while every call in flight on that server is the same actor's, and
 //! none runs without a route (after an approval, or abandoned by its agent), else it is refused.
+//! An agent on 2026-07-28 or later is asked in rounds instead: its route carries the call's
+//! [`Rounds`], and the question goes into the call's next answer (see `mrtr`).
 //! A changed tool list is not relayed as is: it is re-listed and re-gated first (see `live`).
 
 // Logging (SEP-2577) is deprecated from protocol 2026-07-28, but live in older sessions.
@@ -22,13 +24,15 @@ use rmcp::ErrorData;
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequestParams,
     CreateMessageResult, ElicitRequestParams, ElicitResult, GetExtensions, Implementation,
-    ListRootsResult, LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken,
-    Request, RequestId, RequestNoParam, ResourceUpdatedNotificationParam, ServerRequest,
+    InputRequest, ListRootsResult, LoggingMessageNotificationParam, ProgressNotificationParam,
+    ProgressToken, Request, RequestId, RequestNoParam, ResourceUpdatedNotificationParam,
+    ServerRequest,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, RoleServer};
 use tokio::sync::Notify;
 
 use super::agents::{Agents, List};
+use super::mrtr::{self, Parked, Rounds};
 
 struct Route {
     peer: Peer<RoleServer>,
@@ -40,6 +44,11 @@ struct Route {
     token: Option<ProgressToken>,
     /// The tool server the call went to, and the progress token of the request there.
     server: Option<(String, ProgressToken)>,
+    /// For an agent on 2026-07-28 or later: its questions go into the call's next answer.
+    rounds: Option<Rounds>,
+    /// Parked between two rounds: no agent request exists, so progress and log messages for
+    /// the call go nowhere (the route still counts as its actor's).
+    parked: bool,
 }
 
 /// Calls in flight that an agent may hear about, and the agents listening for changes.
@@ -59,6 +68,8 @@ pub struct Relay {
     /// Calls their agents cancelled lately, (when, actor, the agent's request id): rmcp tells
     /// the handler of a cancellation only after it has acted on it, maybe once the call is over.
     cancelled: Mutex<VecDeque<(Instant, String, RequestId)>>,
+    /// Calls of 2026-07-28 agents parked until the agent answers their tool server's questions.
+    pub(super) parked: Parked,
 }
 
 /// How long a cancelled call is remembered, and how many at most.
@@ -93,6 +104,7 @@ impl Relay {
         peer: Peer<RoleServer>,
         request: RequestId,
         token: Option<ProgressToken>,
+        rounds: Option<Rounds>,
     ) -> Opened {
         self.lock().insert(
             key.to_string(),
@@ -102,9 +114,28 @@ impl Relay {
                 actor: actor.to_string(),
                 token,
                 server: None,
+                rounds,
+                parked: false,
             },
         );
         Opened(self.clone(), key.to_string())
+    }
+
+    /// The call under `key` waits for its agent's next round (`parked`), or the agent's retry
+    /// (`request`, with its own progress token) now waits for it.
+    pub(super) fn repoint(
+        &self,
+        key: &str,
+        next: Option<(Peer<RoleServer>, RequestId, Option<ProgressToken>)>,
+    ) {
+        if let Some(r) = self.lock().get_mut(key) {
+            match next {
+                None => r.parked = true,
+                Some((peer, request, token)) => {
+                    (r.peer, r.request, r.token, r.parked) = (peer, request, token, false);
+                }
+            }
+        }
     }
 
     /// The call is forwarded to `server`, whose progress for it carries `downstream`.
@@ -158,9 +189,10 @@ impl Relay {
     ) -> Option<(Peer<RoleServer>, ProgressNotificationParam)> {
         let routes = self.lock();
         let r = routes.values().find(|r| {
-            r.server
-                .as_ref()
-                .is_some_and(|(s, t)| s == server && *t == p.progress_token)
+            !r.parked
+                && r.server
+                    .as_ref()
+                    .is_some_and(|(s, t)| s == server && *t == p.progress_token)
         })?;
         p.progress_token = r.token.clone()?;
         Some((r.peer.clone(), p))
@@ -196,7 +228,7 @@ impl Relay {
     /// The one agent a server's log message or question can be attributed to, with the request
     /// of one of its calls there: only when every call in flight on that server is the same
     /// actor's (a log line may hold another actor's data).
-    fn sole_agent(&self, server: &str) -> Option<(Peer<RoleServer>, RequestId)> {
+    fn sole_agent(&self, server: &str) -> Option<Sole> {
         if self
             .unrouted
             .lock()
@@ -211,10 +243,29 @@ impl Relay {
             .filter(|r| r.server.as_ref().is_some_and(|(s, _)| s == server))
             .collect();
         let first = on.pop()?;
-        on.iter()
-            .all(|r| r.actor == first.actor)
-            .then(|| (first.peer.clone(), first.request.clone()))
+        on.iter().all(|r| r.actor == first.actor).then(|| Sole {
+            peer: first.peer.clone(),
+            request: first.request.clone(),
+            rounds: first.rounds.clone(),
+            parked: first.parked,
+        })
     }
+}
+
+/// The one agent with calls in flight on a server, and one of its calls' routes.
+struct Sole {
+    peer: Peer<RoleServer>,
+    request: RequestId,
+    rounds: Option<Rounds>,
+    parked: bool,
+}
+
+/// How a question reaches the agent.
+enum Asker {
+    /// A server-to-client request on the stream of the call's request (older protocols).
+    Session(Peer<RoleServer>, RequestId),
+    /// In the call's next answer, an `InputRequiredResult` (2026-07-28 and later).
+    Rounds(Rounds),
 }
 
 /// A route in use; nothing more is relayed for the call once it is dropped.
@@ -262,22 +313,33 @@ impl Downstream {
         &self,
         what: &str,
         capable: impl Fn(&ClientCapabilities) -> bool,
-    ) -> Result<(Peer<RoleServer>, RequestId), ErrorData> {
-        let (peer, request) = self.relay.sole_agent(&self.server).ok_or_else(|| {
+    ) -> Result<Asker, ErrorData> {
+        let sole = self.relay.sole_agent(&self.server).ok_or_else(|| {
             unaskable(
                 &self.server,
                 what,
                 "it may only be asked while calls of one agent are in flight on this server",
             )
         })?;
-        if !peer.peer_info().is_some_and(|i| capable(&i.capabilities)) {
+        // a 2026-07-28 agent declares what it can answer with each request, not at initialize
+        let declared = match &sole.rounds {
+            Some(r) => capable(&r.capabilities),
+            None => sole
+                .peer
+                .peer_info()
+                .is_some_and(|i| capable(&i.capabilities)),
+        };
+        if !declared {
             return Err(unaskable(
                 &self.server,
                 what,
                 "the agent did not declare that it can answer it",
             ));
         }
-        Ok((peer, request))
+        Ok(match sole.rounds {
+            Some(r) => Asker::Rounds(r),
+            None => Asker::Session(sole.peer, sole.request),
+        })
     }
 }
 
@@ -323,7 +385,13 @@ impl rmcp::ClientHandler for Downstream {
         params: CreateMessageRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
-        let (peer, call) = self.asked("a sampling request", |c| c.sampling.is_some())?;
+        let (peer, call) = match self.asked("a sampling request", |c| c.sampling.is_some())? {
+            Asker::Session(peer, call) => (peer, call),
+            Asker::Rounds(r) => {
+                let q = InputRequest::CreateMessage(Request::new(params));
+                return mrtr::ask(&r, q, self.timeout).await;
+            }
+        };
         let request = ServerRequest::CreateMessageRequest(Request::new(params));
         match ask(peer, call, request, self.timeout).await? {
             ClientResult::CreateMessageResult(r) => Ok(*r),
@@ -336,7 +404,24 @@ impl rmcp::ClientHandler for Downstream {
         params: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        let (peer, call) = self.asked("an elicitation request", |c| c.elicitation.is_some())?;
+        let (peer, call) = match self
+            .asked("an elicitation request", |c| c.elicitation.is_some())?
+        {
+            Asker::Session(peer, call) => (peer, call),
+            Asker::Rounds(_)
+                if matches!(params, ElicitRequestParams::UrlElicitationParams { .. }) =>
+            {
+                return Err(unaskable(
+                    &self.server,
+                    "a URL-mode elicitation",
+                    "its agent speaks protocol 2026-07-28, where Airlock relays questions in the call's answer and has no way back for the notice that the URL flow completed; ask in form mode",
+                ));
+            }
+            Asker::Rounds(r) => {
+                let q = InputRequest::Elicitation(Request::new(params));
+                return mrtr::ask(&r, q, self.timeout).await;
+            }
+        };
         let request = ServerRequest::ElicitRequest(Request::new(params));
         match ask(peer, call, request, self.timeout).await? {
             ClientResult::ElicitResult(r) => Ok(r),
@@ -348,7 +433,17 @@ impl rmcp::ClientHandler for Downstream {
         &self,
         _context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
-        let (peer, call) = self.asked("a roots request", |c| c.roots.is_some())?;
+        let (peer, call) = match self.asked("a roots request", |c| c.roots.is_some())? {
+            Asker::Session(peer, call) => (peer, call),
+            Asker::Rounds(r) => {
+                return mrtr::ask(
+                    &r,
+                    InputRequest::ListRoots(RequestNoParam::default()),
+                    self.timeout,
+                )
+                .await;
+            }
+        };
         let request = ServerRequest::ListRootsRequest(RequestNoParam::default());
         match ask(peer, call, request, self.timeout).await? {
             ClientResult::ListRootsResult(r) => Ok(r),
@@ -398,8 +493,8 @@ impl rmcp::ClientHandler for Downstream {
     ) {
         let _handled = self.order.handling();
         tracing::debug!(server = %self.server, data = %params.data, "tool server log message");
-        if let Some((peer, _)) = self.relay.sole_agent(&self.server) {
-            let _ = peer.notify_logging_message(params).await;
+        if let Some(sole) = self.relay.sole_agent(&self.server).filter(|s| !s.parked) {
+            let _ = sole.peer.notify_logging_message(params).await;
         }
     }
 }

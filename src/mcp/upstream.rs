@@ -106,6 +106,72 @@ impl AgentServer {
         caller.unwrap_or(setup.config.actor.as_str()) == owner
     }
 
+    /// The agent's answer to a call: the next round's questions, or the gate's reply made into
+    /// a result (the call's route dropped once it is made).
+    async fn step(
+        &self,
+        step: mrtr::Step,
+        who: &str,
+        tool: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let (reply, route) = match step {
+            mrtr::Step::Asked(questions) => return Ok(CallToolResponse::InputRequired(questions)),
+            mrtr::Step::Done(reply, route) => (reply, route),
+        };
+        let result = match reply {
+            Reply::Forwarded(reply) => reply.result,
+            Reply::Held(h) => {
+                // a repeat of a held call gets what the first call got while it waits: not run
+                let mut r = held_result(&h);
+                if h.is_held()
+                    || matches!(h.status, crate::quarantine::HeldStatus::Releasing { .. })
+                {
+                    r.is_error = Some(true);
+                }
+                r
+            }
+            Reply::Refused { message, details } => with_meta(
+                CallToolResult::error(vec![ContentBlock::text(message)]),
+                DECISION_META_KEY,
+                details,
+            ),
+            Reply::Suspended {
+                approval_id,
+                role,
+                status,
+            } => {
+                // A client that speaks the Tasks extension gets a task at once (its id is the
+                // approval's, so it survives a gate restart); others wait, up to max_wait.
+                let tasks = context
+                    .client_capabilities()
+                    .is_some_and(|c| c.supports_tasks());
+                match self.gate.approvals().get(&approval_id).await {
+                    Some(a) if tasks => {
+                        return Ok(CallToolResponse::Task(CreateTaskResult::new(
+                            task_of(&a).task,
+                        )));
+                    }
+                    _ => self.wait(&approval_id, &role, status, context).await,
+                }
+            }
+        };
+        if context.ct.is_cancelled() {
+            // rmcp may tell `on_cancelled` after this call is over
+            self.gate
+                .servers()
+                .relay()
+                .cancelled(who, context.id.clone());
+        }
+        drop(route);
+        let typed = self
+            .gate
+            .tools()
+            .route(tool)
+            .is_some_and(|t| t.definition.get("outputSchema").is_some());
+        Ok(complete(for_output_schema(result, typed)).into())
+    }
+
     async fn status_tool(&self, args: &Map<String, Value>, caller: Option<&str>) -> CallToolResult {
         let Some(id) = args.get("approval_id").and_then(Value::as_str) else {
             return CallToolResult::error(vec![ContentBlock::text(
@@ -157,6 +223,7 @@ fn actor_in(extensions: &Extensions) -> Option<String> {
 
 mod passing;
 mod results;
+use super::mrtr;
 use results::{
     complete, for_output_schema, held_result, outcome_result, pending_result, task_of, with_meta,
 };
@@ -189,8 +256,23 @@ impl ServerHandler for AgentServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let arguments = request.arguments.unwrap_or_default();
         let actor = actor_of(&context);
+        let who = actor
+            .clone()
+            .unwrap_or_else(|| self.gate.live().setup().config.actor.clone());
+        let relay = self.gate.servers().relay().clone();
+        if request.request_state.is_some() {
+            // an agent's answers to a tool server's questions: matched to its call, never gated
+            let name = request.name.to_string();
+            return match mrtr::resume(&relay, &who, request, &context).await {
+                Ok(step) => self.step(step, &who, &name, &context).await,
+                Err(why) => {
+                    tracing::warn!(actor = %who, tool = %name, why, "a retry with requestState refused");
+                    Ok(complete(CallToolResult::error(vec![ContentBlock::text(why)])).into())
+                }
+            };
+        }
+        let arguments = request.arguments.unwrap_or_default();
         if request.name == STATUS_TOOL {
             return Ok(complete(self.status_tool(&arguments, actor.as_deref()).await).into());
         }
@@ -201,17 +283,18 @@ impl ServerHandler for AgentServer {
         // Protocol keys describe this hop (the agent's version, client, capabilities); passed on,
         // they would change Airlock's own connection to the tool server for every agent.
         meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
-        // The tool server's progress and log messages about this call come back to this agent.
+        // The tool server's progress, log messages and questions about this call come back to
+        // this agent; one on 2026-07-28 or later gets the questions in the call's answer.
         let relay_key = uuid::Uuid::new_v4().to_string();
-        let who = actor
-            .clone()
-            .unwrap_or_else(|| self.gate.live().setup().config.actor.clone());
-        let route = self.gate.servers().relay().open(
+        let rounds = mrtr::speaks_rounds(&context)
+            .map(|caps| mrtr::Start::new(relay_key.clone(), who.clone(), caps));
+        let route = relay.open(
             &relay_key,
             &who,
             context.peer.clone(),
             context.id.clone(),
             context.meta.get_progress_token(),
+            rounds.as_ref().map(mrtr::Start::rounds),
         );
         let call = GateCall {
             relay: Some(relay_key.clone()),
@@ -222,58 +305,11 @@ impl ServerHandler for AgentServer {
             // the agent's cancellation reaches an allowed call's tool server
             cancel: Some(context.ct.clone()),
         };
-        let reply = self.gate.call(call).await;
-        let result = match reply {
-            Reply::Forwarded(reply) => reply.result,
-            Reply::Held(h) => {
-                // a repeat of a held call gets what the first call got while it waits: not run
-                let mut r = held_result(&h);
-                if h.is_held()
-                    || matches!(h.status, crate::quarantine::HeldStatus::Releasing { .. })
-                {
-                    r.is_error = Some(true);
-                }
-                r
-            }
-            Reply::Refused { message, details } => with_meta(
-                CallToolResult::error(vec![ContentBlock::text(message)]),
-                DECISION_META_KEY,
-                details,
-            ),
-            Reply::Suspended {
-                approval_id,
-                role,
-                status,
-            } => {
-                // A client that speaks the Tasks extension gets a task at once (its id is the
-                // approval's, so it survives a gate restart); others wait, up to max_wait.
-                let tasks = context
-                    .client_capabilities()
-                    .is_some_and(|c| c.supports_tasks());
-                match self.gate.approvals().get(&approval_id).await {
-                    Some(a) if tasks => {
-                        return Ok(CallToolResponse::Task(CreateTaskResult::new(
-                            task_of(&a).task,
-                        )));
-                    }
-                    _ => self.wait(&approval_id, &role, status, &context).await,
-                }
-            }
+        let step = match rounds {
+            Some(start) => start.run(&self.gate, call, route, &context.ct).await,
+            None => mrtr::Step::Done(self.gate.call(call).await, route),
         };
-        if context.ct.is_cancelled() {
-            // rmcp may tell `on_cancelled` after this call is over
-            self.gate
-                .servers()
-                .relay()
-                .cancelled(&who, context.id.clone());
-        }
-        drop(route);
-        let typed = self
-            .gate
-            .tools()
-            .route(&request.name)
-            .is_some_and(|t| t.definition.get("outputSchema").is_some());
-        Ok(complete(for_output_schema(result, typed)).into())
+        self.step(step, &who, &request.name, &context).await
     }
 
     async fn list_resources(

@@ -22,6 +22,7 @@ mod ops;
 mod outcomes;
 mod peers;
 mod protocol;
+mod questions;
 mod relay;
 mod remote;
 mod review;

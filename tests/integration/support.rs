@@ -16,7 +16,7 @@ mod slow;
 mod store;
 mod witness;
 pub use peers::{Peer, npm_bin, peers_dir, python, require};
-pub use raw::RawAgent;
+pub use raw::{RawAgent, meta_2026};
 pub use slow::{SlowHttp, record_after, slow_server};
 pub use store::{new_database, on_postgres};
 pub use witness::Witness;

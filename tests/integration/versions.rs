@@ -11,6 +11,11 @@ use crate::support::{
 /// The demo shop (prefix `shop__`) and `server-everything` (prefix `ev__`, its `echo` allowed)
 /// behind the repository's policy; approvals wait 1 s.
 fn two_servers() -> World {
+    two_servers_with("")
+}
+
+/// [`two_servers`], with `extra` lines in server-everything's `[[server]]` table.
+pub(crate) fn two_servers_with(extra: &str) -> World {
     let w = World::empty();
     let shop = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml"))
         .expect("the demo shop's manifests");
@@ -20,7 +25,7 @@ fn two_servers() -> World {
         "[[tool]]\nserver = \"everything\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"none\"\nimpact = \"Returns its input\"\nreversal = \"none: it changes nothing\"\n",
     );
     w.write_config(&format!(
-        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"ledger.redb\"\nactor = \"agent:test\"\nmax_wait = \"1s\"\n\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n{shop}\n[[server]]\nname = \"everything\"\ncommand = {everything:?}\nargs = [\"stdio\"]\nprefix = \"ev__\"\n",
+        "[gate]\nmanifests = \"m\"\npolicies = {p:?}\nledger = \"ledger.redb\"\nactor = \"agent:test\"\nmax_wait = \"1s\"\n\n[web]\nbind = \"127.0.0.1:0\"\n[mail]\noutbox = \"outbox\"\n\n{shop}\n[[server]]\nname = \"everything\"\ncommand = {everything:?}\nargs = [\"stdio\"]\nprefix = \"ev__\"\n{extra}",
         p = format!("{REPO}/policies"),
         shop = w.shop_server("shop", "shop__", "executed.jsonl"),
         everything = npm_bin("mcp-server-everything").display().to_string(),
@@ -29,14 +34,14 @@ fn two_servers() -> World {
 }
 
 /// The entries of `list` that the SDK refused, if any.
-fn refused(list: &Value) -> Vec<&Value> {
+pub(crate) fn refused(list: &Value) -> Vec<&Value> {
     list.as_array()
         .map(|a| a.iter().filter(|e| e.get("error").is_some()).collect())
         .unwrap_or_default()
 }
 
 /// The text of the entry of `list` whose `key` is `name`.
-fn text_for<'a>(list: &'a Value, key: &str, name: &str) -> &'a str {
+pub(crate) fn text_for<'a>(list: &'a Value, key: &str, name: &str) -> &'a str {
     list.as_array()
         .and_then(|a| a.iter().find(|e| e[key] == name))
         .and_then(|e| e["text"].as_str())

@@ -11,7 +11,12 @@ Starts COMMAND as an MCP server over stdio. PLAN is a JSON object; every key is 
     {"read": [uri, ...],
      "prompts": [{"name": ..., "arguments": {...}}, ...],
      "complete": [{"prompt": name, "argument": {"name": ..., "value": ...}}, ...],
-     "calls": [{"name": ..., "arguments": {...}}, ...]}
+     "calls": [{"name": ..., "arguments": {...}}, ...],
+     "answers": {"elicitation": {...content...}, "sampling": "text"}}
+
+With "answers", the client declares elicitation and/or sampling and answers a tool server's
+questions with them: an elicitation is accepted with that content, a sampling request gets that
+text (model "python-client-default"). Every question it was asked is reported under "asked".
 
 It lists tools, resources and prompts, performs the plan in that order, and prints ONE JSON
 object on stdout:
@@ -21,7 +26,8 @@ object on stdout:
      "reads": [{"uri", "text"} | {"uri", "error"}, ...],
      "gets": [{"name", "text"} | {"name", "error"}, ...],
      "completions": [{"prompt", "values"} | {"prompt", "error"}, ...],
-     "results": [{"name", "isError", "text"} | {"name", "error"}, ...]}
+     "results": [{"name", "isError", "text"} | {"name", "error"}, ...],
+     "asked": [{"kind": "elicitation" | "sampling", "message": text}, ...]}
 
 An operation the SDK refuses (a result invalid for the negotiated version raises
 `pydantic.ValidationError`; a JSON-RPC error raises `MCPError`) is reported under "error" with
@@ -53,10 +59,36 @@ def text_of(blocks: list[Any]) -> str:
     return "".join(getattr(b, "text", "") or "" for b in blocks)
 
 
+def callbacks(answers: dict[str, Any], asked: list[dict[str, str]]) -> dict[str, Any]:
+    """The Client's callbacks for the questions the plan answers (none: not declared)."""
+    out: dict[str, Any] = {}
+    if "elicitation" in answers:
+
+        async def elicit(_context: Any, params: Any) -> types.ElicitResult:
+            asked.append({"kind": "elicitation", "message": getattr(params, "message", "")})
+            return types.ElicitResult(action="accept", content=answers["elicitation"])
+
+        out["elicitation_callback"] = elicit
+    if "sampling" in answers:
+
+        async def sample(_context: Any, params: Any) -> types.CreateMessageResult:
+            asked.append({"kind": "sampling", "message": text_of([m.content for m in params.messages])})
+            return types.CreateMessageResult(
+                role="assistant",
+                content=types.TextContent(type="text", text=answers["sampling"]),
+                model="python-client-default",
+            )
+
+        out["sampling_callback"] = sample
+    return out
+
+
 async def run(command: list[str], plan: dict[str, Any]) -> dict[str, Any]:
     params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
-    async with Client(params, read_timeout_seconds=60) as client:
-        out: dict[str, Any] = {"protocol": client.protocol_version}
+    asked: list[dict[str, str]] = []
+    handlers = callbacks(plan.get("answers") or {}, asked)
+    async with Client(params, read_timeout_seconds=60, **handlers) as client:
+        out: dict[str, Any] = {"protocol": client.protocol_version, "asked": asked}
         out["tools"] = [t.name for t in (await client.list_tools()).tools]
         out["resources"] = [str(r.uri) for r in (await client.list_resources()).resources]
         out["prompts"] = [p.name for p in (await client.list_prompts()).prompts]

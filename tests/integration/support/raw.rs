@@ -16,9 +16,35 @@ pub struct RawAgent {
     lines: Lines<BufReader<ChildStdout>>,
 }
 
+/// The `_meta` of a 2026-07-28 request from an agent that declares `capabilities`.
+pub fn meta_2026(capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    })
+}
+
 impl RawAgent {
     /// Start `airlock serve` (log level `warn`) and initialize at protocol `version`.
     pub async fn start(w: &World, version: &str) -> RawAgent {
+        let mut raw = RawAgent::spawn(w);
+        raw.send(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}))
+            .await;
+        let init = raw.answer(0).await;
+        assert_eq!(init["result"]["protocolVersion"], version, "{init}");
+        raw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        raw
+    }
+
+    /// Start `airlock serve` for an agent on protocol 2026-07-28, which does not initialize:
+    /// each request names its version, client and capabilities in `_meta` ([`meta_2026`]).
+    pub fn start_2026(w: &World) -> RawAgent {
+        RawAgent::spawn(w)
+    }
+
+    fn spawn(w: &World) -> RawAgent {
         let mut child = tokio::process::Command::new(AIRLOCK)
             .args(["serve", "--config"])
             .arg(w.config())
@@ -31,18 +57,11 @@ impl RawAgent {
             .expect("spawn airlock");
         let stdin = child.stdin.take();
         let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut raw = RawAgent {
+        RawAgent {
             child,
             stdin,
             lines,
-        };
-        raw.send(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}))
-            .await;
-        let init = raw.answer(0).await;
-        assert_eq!(init["result"]["protocolVersion"], version, "{init}");
-        raw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
-        raw
+        }
     }
 
     /// Write one message.
