@@ -152,15 +152,19 @@ impl Fresh {
         })
     }
 
-    /// An autopilot call's entry again, now with its result (unconditional: written after the
-    /// entry [`Fresh::state`] took the key).
+    /// An autopilot call's entry again, now with its result, committed only if the key still
+    /// holds the entry [`Fresh::state`] took it with (nothing else took the key meanwhile).
     pub fn with_result(
         &self,
         call_id: &str,
         at: OffsetDateTime,
         result: Value,
     ) -> Result<ItemState, LedgerError> {
-        self.stored(Item::Call(call_id.to_string()), call_id, at, Some(result))
+        let item = || Item::Call(call_id.to_string());
+        let taken = self.stored(item(), call_id, at, None)?.state;
+        Ok(self
+            .stored(item(), call_id, at, Some(result))?
+            .replacing(taken))
     }
 
     fn stored(
@@ -245,7 +249,8 @@ impl Retry {
 }
 
 /// What `asked` gets when its key names `entry` (if any), whose item `stands`, at `now`, with
-/// settled outcomes replayed for `window` after the first call.
+/// settled outcomes replayed for `window` after the first call — or, for a call with an
+/// idempotency key, for as long as the entry is kept.
 pub fn rule(
     asked: &Asked<'_>,
     entry: Option<&Entry>,
@@ -267,7 +272,10 @@ pub fn rule(
             ));
         }
     }
-    let within = now - e.at < window;
+    // with an idempotency key the agent asked for at most once: the key holds for as long as it
+    // is kept (forgotten only after the policy's longest window, at least 24 h); without one,
+    // an identical call is a repeat only within its class's window
+    let within = asked.idempotency_key.is_some() || now - e.at < window;
     match stands {
         Stands::Open => Retry::Attach(e.item.clone()),
         Stands::Settled { replay: true } if within => Retry::Replay(e.item.clone()),

@@ -144,6 +144,13 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         tracing::info!("review page (held calls, unclassified tools, paused autopilot): reviewers get their own link by mail when a call is held, or from `airlock quarantine list --as EMAIL`");
         tracing::info!(public_key = %signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
         let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, approvals.clone(), quarantine.clone(), pauses));
+        // Keyed autopilot calls a previous run left without a result: "unknown", never run again.
+        if shared.is_none() {
+            let unknown = gate.settle_keys().await.context("cannot record the outcome of keyed calls a previous run left unfinished")?;
+            if unknown > 0 {
+                tracing::warn!(unknown, "calls with an idempotency key were running when the previous run stopped: a repeat is told their outcome is unknown");
+            }
+        }
         // Call keys past their retry window go, with any result kept under them (hourly).
         let forgetter = tokio::spawn(gate.clone().forget_every(std::time::Duration::from_secs(3600)));
         let agent = AgentServer::new(gate.clone(), cfg.max_wait);

@@ -99,7 +99,7 @@ impl Gate {
             .and_then(|c| r.setup.policy.classes.get(c))
             .map_or(RETRY_WINDOW_DEFAULT, |rule| rule.retry_window);
         let stands = match &entry {
-            Some(e) => self.stands(e, r.now, window),
+            Some(e) => self.stands(e),
             None => Stands::Gone,
         };
         let fresh = Some(Fresh::of(&asked, stored));
@@ -114,15 +114,15 @@ impl Gate {
     }
 
     /// Where the item an entry names stands now, as the desk has it (an autopilot call: as its
-    /// entry says; one without a result past the window is forgotten).
-    fn stands(&self, entry: &Entry, now: OffsetDateTime, window: std::time::Duration) -> Stands {
+    /// entry says — without a result it is running, or it was when Airlock stopped: open until a
+    /// result, or "unknown" at the next start, is kept under its key, whatever the window).
+    fn stands(&self, entry: &Entry) -> Stands {
         use crate::approval::state::{Outcome, Status};
         use crate::quarantine::HeldStatus;
         match &entry.item {
             Item::Call(_) => match &entry.result {
                 Some(_) => Stands::Settled { replay: true },
-                None if now - entry.at < window => Stands::Open,
-                None => Stands::Gone,
+                None => Stands::Open,
             },
             Item::Approval(id) => match self.approvals.load(id).map(|a| a.status) {
                 None => Stands::Gone,
@@ -234,9 +234,8 @@ impl Gate {
             .call_keys()?
             .into_iter()
             .filter(|(_, bytes)| {
-                serde_json::from_slice::<Entry>(bytes).is_ok_and(|e| {
-                    retry::forgettable(&e, self.stands(&e, now, window), now, window)
-                })
+                serde_json::from_slice::<Entry>(bytes)
+                    .is_ok_and(|e| retry::forgettable(&e, self.stands(&e), now, window))
             })
             .map(|(key, _)| key)
             .collect();
@@ -268,6 +267,42 @@ impl Gate {
         }
     }
 
+    /// At a start on a ledger of its own: every autopilot call with an idempotency key that has
+    /// no result kept was running when Airlock stopped. Keep "unknown" as its result, so a
+    /// repeat is told so (never run again) and the key can be forgotten after its window. A
+    /// gate sharing its ledger leaves them (another replica may be running them). How many.
+    pub async fn settle_keys(&self) -> Result<usize, crate::ledger::LedgerError> {
+        let mut states = Vec::new();
+        for (key, bytes) in self.ledger.call_keys()? {
+            let Ok(mut e) = serde_json::from_slice::<Entry>(&bytes) else {
+                continue;
+            };
+            if !matches!(e.item, Item::Call(_)) || e.result.is_some() {
+                continue;
+            }
+            e.result =
+                Some(json!({"isError": true, "content": [{"type": "text", "text": UNKNOWN}]}));
+            let encoded =
+                serde_json::to_vec(&e).map_err(|err| crate::ledger::LedgerError::Encode {
+                    what: format!("call key of {}", e.call_id),
+                    message: err.to_string(),
+                })?;
+            let state =
+                crate::ledger::ItemState::of(crate::ledger::ItemKind::CallKey, &key, encoded, None);
+            states.push(state.replacing(bytes));
+        }
+        let n = states.len();
+        if n > 0 {
+            self.ledger
+                .commit(crate::ledger::Change {
+                    items: states,
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Ok(n)
+    }
+
     /// Refuse a call as a retry: recorded if the ledger can, and never run.
     fn refuse_retry(&self, r: &Retrying<'_>, entry: Option<&Entry>, why: String) -> Reply {
         let rows = rows(r, entry, json!({"action": "refused", "reason": why}));
@@ -296,6 +331,9 @@ fn rows(r: &Retrying<'_>, entry: Option<&Entry>, mut body: Value) -> Vec<NewRow>
         NewRow::at("retry", r.call_id, r.now, body),
     ]
 }
+
+/// What a repeat of a keyed call cut off by a stop is told.
+const UNKNOWN: &str = "Airlock stopped while this call ran: its outcome is unknown, and it is not run again. Check the tool server; send a new idempotency key for a new call.";
 
 fn ledger_message(e: &dyn std::fmt::Display) -> String {
     format!(

@@ -186,3 +186,33 @@ fn an_entry_is_forgotten_once_its_window_passed_and_its_item_is_not_open() {
     // an approval still waiting keeps its key, however old: a repeat must still attach
     assert!(!super::forgettable(&e, Stands::Open, later, DAY));
 }
+
+#[test]
+fn with_an_idempotency_key_a_settled_call_is_replayed_for_as_long_as_its_key_is_kept() {
+    let keyed = asked("a1", Some("k1"));
+    let e = keyed.entry(Item::Call("c-1".into()), "c-1", t0());
+    let much_later = t0() + time::Duration::days(30);
+    assert_eq!(
+        rule(
+            &keyed,
+            Some(&e),
+            Stands::Settled { replay: true },
+            much_later,
+            Duration::from_secs(1)
+        ),
+        Retry::Replay(Item::Call("c-1".into()))
+    );
+    // the same arguments without the key, past the window: a call of its own
+    let plain = asked("a1", None);
+    let e = plain.entry(Item::Approval("ap-1".into()), "c-1", t0());
+    assert_eq!(
+        rule(
+            &plain,
+            Some(&e),
+            Stands::Settled { replay: true },
+            much_later,
+            Duration::from_secs(1)
+        ),
+        Retry::New
+    );
+}

@@ -172,3 +172,59 @@ async fn an_autopilot_call_with_an_idempotency_key_runs_at_most_once_and_without
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0]["body"]["of"]["kind"], "call");
 }
+
+#[ignore = "needs the MCP Python SDK (the slow tool server); scripts/test runs it"]
+#[tokio::test]
+async fn a_keyed_call_still_running_or_cut_off_by_a_crash_is_never_run_again_even_past_its_window()
+ {
+    crate::support::require(crate::support::Peer::PythonSdk);
+    let w = World::empty();
+    let record = w.path("record");
+    // the slow tool's class keeps repeats answered for only 1 s
+    w.write(
+        "p/policy.toml",
+        "version = \"t\"\n[classes]\nread_only = { path = \"allow\", retry_window = \"1s\" }\n",
+    );
+    w.write(
+        "m/slow.toml",
+        "[[tool]]\nserver = \"slow\"\nname = \"slow\"\nclass = \"read_only\"\ntarget = \"nothing\"\nimpact = \"Waits, then says done\"\nreversal = \"none: it changes nothing\"\n",
+    );
+    w.write_config(&format!(
+        "[gate]\nmanifests = \"m\"\npolicies = \"p\"\nledger = \"ledger.redb\"\nactor = \"agent:test\"\n\n[web]\nbind = \"127.0.0.1:0\"\n\n{}",
+        crate::support::slow_server(&record),
+    ));
+    let key = || json!({"io.airlock/idempotency-key": "slow-1"});
+    let long = || json!({"seconds": 120});
+    let (agent, mut gate) = w.killable_agent().await;
+    let agent = Arc::new(agent);
+    let running = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.try_call_with_meta("slow__slow", long(), key()).await })
+    };
+    assert_eq!(crate::support::record_after(&record, 0).await, ["started"]);
+    // past the window, while it still runs: refused, not run
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let again = agent.call_with_meta("slow__slow", long(), key()).await;
+    assert!(
+        is_error(&again) && text(&again).contains("is running"),
+        "{}",
+        text(&again)
+    );
+    // Airlock is killed while it runs; after a restart a repeat is told the outcome is unknown
+    gate.kill().await.expect("kill -9");
+    let _ = running.await;
+    let agent = w.agent().await;
+    let after = agent.call_with_meta("slow__slow", long(), key()).await;
+    assert!(
+        is_error(&after) && text(&after).contains("outcome is unknown"),
+        "{}",
+        text(&after)
+    );
+    let started = std::fs::read_to_string(&record).unwrap_or_default();
+    assert_eq!(
+        started.lines().filter(|l| *l == "started").count(),
+        1,
+        "it ran once: {started}"
+    );
+    agent.close().await;
+}

@@ -317,6 +317,22 @@ impl Agent {
         self.client.call_tool(p).await.expect("tools/call answered")
     }
 
+    /// [`Agent::call_with_meta`] whose connection may die under it (kill -9 tests).
+    pub async fn try_call_with_meta(
+        &self,
+        tool: &str,
+        args: Value,
+        meta: Value,
+    ) -> Result<CallToolResult, String> {
+        let mut p = CallToolRequestParams::new(tool.to_string());
+        p.arguments = args.as_object().cloned();
+        p.meta = meta
+            .as_object()
+            .cloned()
+            .map(|m| rmcp::model::RequestMetaObject(rmcp::model::MetaObject(m)));
+        self.client.call_tool(p).await.map_err(|e| e.to_string())
+    }
+
     /// A call whose connection may die under it (kill -9 tests).
     pub async fn try_call(&self, tool: &str, args: Value) -> Result<CallToolResult, String> {
         let mut p = CallToolRequestParams::new(tool.to_string());
