@@ -78,7 +78,7 @@ impl Resource {
         if !token::looks_like_jwt(token) {
             return Err(Refusal::Invalid(TokenError::Unknown));
         }
-        let head = token::head(token).map_err(Refusal::Invalid)?;
+        let head = token::head(token, self.cfg.accept_plain_jwt).map_err(Refusal::Invalid)?;
         let key = self.keys.key_for(&head).await.map_err(|e| match e {
             keys::KeyError::Token(t) => Refusal::Invalid(t),
             keys::KeyError::Unavailable(why) => Refusal::Unavailable(why),
@@ -155,6 +155,7 @@ mod tests {
             actor_prefix: "oauth:".into(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             leeway: DEFAULT_LEEWAY,
+            accept_plain_jwt: false,
         })
     }
 

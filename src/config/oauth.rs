@@ -46,6 +46,11 @@ pub struct OAuthSection {
     /// Clock skew allowed on `exp` and `nbf`, e.g. `30s` (default; at most `5m`).
     #[schemars(with = "Option<String>")]
     pub leeway: Option<Spanned<String>>,
+    /// Also accept access tokens whose header says `typ: JWT` (or none) — for an authorization
+    /// server that does not follow RFC 9068. Off by default: without `at+jwt`, an ID token the
+    /// same server issued for Airlock's resource would pass for an access token.
+    #[serde(default)]
+    pub accept_plain_jwt: bool,
 }
 
 /// The compiled `[oauth]`.
@@ -57,6 +62,7 @@ pub struct OAuthConfig {
     pub actor_prefix: String,
     pub scopes: Vec<String>,
     pub leeway: Duration,
+    pub accept_plain_jwt: bool,
 }
 
 /// Default clock skew allowed on `exp` and `nbf`.
@@ -182,6 +188,7 @@ pub fn compile(
         actor_prefix,
         scopes,
         leeway,
+        accept_plain_jwt: s.accept_plain_jwt,
     })
 }
 
@@ -296,6 +303,7 @@ mod tests {
             actor_prefix: "oauth:".into(),
             scopes: vec![],
             leeway: super::DEFAULT_LEEWAY,
+            accept_plain_jwt: false,
         };
         assert_eq!(
             c.metadata_url(),

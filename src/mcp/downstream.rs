@@ -333,6 +333,9 @@ impl ToolServers {
                 service.service().order.settle().await;
                 if answer.is_ok() {
                     s.health.answered();
+                } else if let Err(rmcp::ServiceError::Timeout { .. }) = &answer {
+                    // a call it never answered counts like a missed ping
+                    s.health.missed("a call timed out");
                 }
                 match answer {
                     Ok(ServerResult::CallToolResult(r)) => Ok(r),

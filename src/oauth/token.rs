@@ -86,7 +86,7 @@ pub fn looks_like_jwt(token: &str) -> bool {
 
 /// Read the header, refusing unsigned, shared-secret and unknown algorithms, unknown critical
 /// parameters, and types other than an access token's.
-pub fn head(token: &str) -> Result<Head, TokenError> {
+pub fn head(token: &str, plain_jwt: bool) -> Result<Head, TokenError> {
     let first = token.split('.').next().unwrap_or("");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(first)
@@ -108,12 +108,21 @@ pub fn head(token: &str) -> Result<Head, TokenError> {
     if h.contains_key("crit") {
         return Err(TokenError::Critical);
     }
-    if let Some(typ) = h.get("typ") {
-        let t = typ.as_str().unwrap_or("").to_ascii_lowercase();
-        let t = t.strip_prefix("application/").unwrap_or(&t);
-        // RFC 9068 says `at+jwt`; many servers still write `JWT`
-        if !matches!(t, "at+jwt" | "jwt") {
-            return Err(TokenError::Type(typ.to_string()));
+    // RFC 9068 §4: an access token says `at+jwt`; some servers write `JWT` or nothing, which
+    // only `[oauth] accept_plain_jwt` admits (an ID token looks the same)
+    let typ = h
+        .get("typ")
+        .map(|t| t.as_str().unwrap_or("").to_ascii_lowercase());
+    let t = typ
+        .as_deref()
+        .map(|t| t.strip_prefix("application/").unwrap_or(t));
+    match t {
+        Some("at+jwt") => {}
+        Some("jwt") | None if plain_jwt => {}
+        _ => {
+            return Err(TokenError::Type(
+                h.get("typ").map_or("(none)".to_string(), |t| t.to_string()),
+            ));
         }
     }
     let kid = h.get("kid").and_then(Value::as_str).map(str::to_string);
@@ -254,7 +263,8 @@ pub fn verify(
     })
 }
 
-/// The actor claim's value: a string of letters, digits and ASCII punctuation, 1-256 bytes.
+/// The actor claim's value: a string of ASCII letters, digits and punctuation, 1-256 bytes (no
+/// look-alike letters of other scripts: it names the actor on pages, in mail and in `[actors]`).
 fn actor_of(claims: &Map<String, Value>, claim: &str) -> Result<String, TokenError> {
     let v = claims
         .get(claim)
@@ -266,10 +276,10 @@ fn actor_of(claims: &Map<String, Value>, claim: &str) -> Result<String, TokenErr
     }
     if !s
         .chars()
-        .all(|c| c.is_alphanumeric() || c.is_ascii_punctuation())
+        .all(|c| c.is_ascii_alphanumeric() || c.is_ascii_punctuation())
     {
         return Err(bad(
-            "it may hold only letters, digits and ASCII punctuation (no spaces or hidden characters)",
+            "it may hold only ASCII letters, digits and punctuation (no spaces, hidden characters or letters of other scripts)",
         ));
     }
     Ok(s.to_string())

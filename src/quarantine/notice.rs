@@ -80,7 +80,11 @@ impl Notices {
             let token = Reviewer::new(&to, "link", None, now, LINK_LIFETIME).token(&self.key);
             let mail = Mail {
                 to: to.clone(),
-                subject: format!("[Airlock] Held for review: {} by {}", h.tool, h.actor),
+                subject: format!(
+                    "[Airlock] Held for review: {} by {}",
+                    h.tool,
+                    crate::shown::break_links(&crate::shown::line(&h.actor))
+                ),
                 body: body(h, &format!("{}/review/{token}", self.base_url)),
                 key: format!("held-{}-{}", h.id, to),
             };
@@ -120,11 +124,43 @@ fn body(h: &Held, link: &str) -> String {
         "{warning}Airlock held a call of `{}` (server `{}`) by {}; it has not run ({}).\n\nWritten by the agent ({}), not by Airlock:\n| reason: {}\n{}\nEnd of the agent's text.\n\nRelease it (it then runs once) or reject it on the review page; further calls of this tool held in the next {} minutes are listed there without another mail. This link is yours alone, for 24 hours; do not forward it:\n\n{link}\n",
         h.tool,
         h.server,
-        h.actor,
+        agent(&h.actor),
         h.codes.join(", "),
-        h.actor,
+        agent(&h.actor),
         agent(&h.reason),
         args.join("\n"),
         QUIET.whole_minutes(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Held, body};
+    use crate::quarantine::HeldStatus;
+
+    #[test]
+    fn an_actor_that_looks_like_a_link_is_shown_as_the_agents_words_with_the_link_broken() {
+        let h = Held {
+            id: "c-1".into(),
+            tool: "echo".into(),
+            server: "shop".into(),
+            tool_name: "echo".into(),
+            arguments: serde_json::Map::new(),
+            meta: None,
+            actor: "oauth:https://evil.example/approve-all".into(),
+            reason: "no manifest".into(),
+            codes: vec!["unknown_tool".into()],
+            policy_version: "v1".into(),
+            held_at: time::OffsetDateTime::UNIX_EPOCH,
+            status: HeldStatus::Held,
+            roles: vec![],
+            definition: None,
+        };
+        let text = body(&h, "http://127.0.0.1:1/review/t");
+        assert!(!text.contains("https://evil"), "{text}");
+        assert!(
+            text.contains("oauth:https[:]//evil.example/approve-all"),
+            "{text}"
+        );
+    }
 }

@@ -10,6 +10,8 @@ use crate::config::oauth::{DEFAULT_LEEWAY, OAuthConfig};
 const ISSUER: &str = "https://login.example.com";
 const RESOURCE: &str = "https://airlock.example.com/mcp";
 
+const ASCII_ONLY: &str = "it may hold only ASCII letters, digits and punctuation (no spaces, hidden characters or letters of other scripts)";
+
 fn cfg() -> OAuthConfig {
     OAuthConfig {
         issuer: ISSUER.into(),
@@ -18,6 +20,7 @@ fn cfg() -> OAuthConfig {
         actor_prefix: "oauth:".into(),
         scopes: vec!["mcp:tools".into()],
         leeway: DEFAULT_LEEWAY,
+        accept_plain_jwt: false,
     }
 }
 
@@ -53,7 +56,7 @@ fn published() -> KeySet {
 }
 
 fn check(token: &str) -> Result<Checked, TokenError> {
-    let h = head(token)?;
+    let h = head(token, false)?;
     let k = published().key_for(&h)?;
     verify(token, &h, &k, &cfg())
 }
@@ -107,20 +110,127 @@ fn each_bad_token_is_refused_with_its_reason() {
     )
     .unwrap();
     let cases: Vec<(&str, String, TokenError)> = vec![
-        ("expired", sign(&with(|c| { c.insert("exp".into(), json!(now - 3600)); }), 1, Some("k1")), TokenError::Expired),
-        ("not yet valid", sign(&with(|c| { c.insert("nbf".into(), json!(now + 3600)); }), 1, Some("k1")), TokenError::NotYetValid),
-        ("wrong issuer", sign(&with(|c| { c.insert("iss".into(), json!("https://evil.example.com")); }), 1, Some("k1")), TokenError::Issuer(ISSUER.into())),
-        ("wrong audience", sign(&with(|c| { c.insert("aud".into(), json!("https://other.example.com/mcp")); }), 1, Some("k1")), TokenError::Audience(RESOURCE.into())),
-        ("no expiry", sign(&with(|c| { c.remove("exp"); }), 1, Some("k1")), TokenError::MissingClaim("exp".into())),
-        ("no actor claim", sign(&with(|c| { c.remove("sub"); }), 1, Some("k1")), TokenError::MissingClaim("sub".into())),
-        ("an actor with a space", sign(&with(|c| { c.insert("sub".into(), json!("a b")); }), 1, Some("k1")), TokenError::Actor("sub".into(), "it may hold only letters, digits and ASCII punctuation (no spaces or hidden characters)".into())),
-        ("an actor that is a number", sign(&with(|c| { c.insert("sub".into(), json!(7)); }), 1, Some("k1")), TokenError::Actor("sub".into(), "it is not a string".into())),
+        (
+            "expired",
+            sign(
+                &with(|c| {
+                    c.insert("exp".into(), json!(now - 3600));
+                }),
+                1,
+                Some("k1"),
+            ),
+            TokenError::Expired,
+        ),
+        (
+            "not yet valid",
+            sign(
+                &with(|c| {
+                    c.insert("nbf".into(), json!(now + 3600));
+                }),
+                1,
+                Some("k1"),
+            ),
+            TokenError::NotYetValid,
+        ),
+        (
+            "wrong issuer",
+            sign(
+                &with(|c| {
+                    c.insert("iss".into(), json!("https://evil.example.com"));
+                }),
+                1,
+                Some("k1"),
+            ),
+            TokenError::Issuer(ISSUER.into()),
+        ),
+        (
+            "wrong audience",
+            sign(
+                &with(|c| {
+                    c.insert("aud".into(), json!("https://other.example.com/mcp"));
+                }),
+                1,
+                Some("k1"),
+            ),
+            TokenError::Audience(RESOURCE.into()),
+        ),
+        (
+            "no expiry",
+            sign(
+                &with(|c| {
+                    c.remove("exp");
+                }),
+                1,
+                Some("k1"),
+            ),
+            TokenError::MissingClaim("exp".into()),
+        ),
+        (
+            "no actor claim",
+            sign(
+                &with(|c| {
+                    c.remove("sub");
+                }),
+                1,
+                Some("k1"),
+            ),
+            TokenError::MissingClaim("sub".into()),
+        ),
+        (
+            "an actor with a space",
+            sign(
+                &with(|c| {
+                    c.insert("sub".into(), json!("a b"));
+                }),
+                1,
+                Some("k1"),
+            ),
+            TokenError::Actor("sub".into(), ASCII_ONLY.into()),
+        ),
+        (
+            "an actor with a Cyrillic look-alike",
+            sign(
+                &with(|c| {
+                    c.insert("sub".into(), json!("\u{430}gent-1"));
+                }),
+                1,
+                Some("k1"),
+            ),
+            TokenError::Actor("sub".into(), ASCII_ONLY.into()),
+        ),
+        (
+            "an actor that is a number",
+            sign(
+                &with(|c| {
+                    c.insert("sub".into(), json!(7));
+                }),
+                1,
+                Some("k1"),
+            ),
+            TokenError::Actor("sub".into(), "it is not a string".into()),
+        ),
         ("tampered", tampered, TokenError::Signature),
-        ("wrong key, same id", sign(&claims(), 2, Some("k1")), TokenError::Signature),
-        ("unknown key id", sign(&claims(), 2, Some("k9")), TokenError::UnknownKey("k9".into(), "EdDSA".into())),
-        ("the HMAC key's id", sign(&claims(), 1, Some("hmac")), TokenError::UnknownKey("hmac".into(), "EdDSA".into())),
+        (
+            "wrong key, same id",
+            sign(&claims(), 2, Some("k1")),
+            TokenError::Signature,
+        ),
+        (
+            "unknown key id",
+            sign(&claims(), 2, Some("k9")),
+            TokenError::UnknownKey("k9".into(), "EdDSA".into()),
+        ),
+        (
+            "the HMAC key's id",
+            sign(&claims(), 1, Some("hmac")),
+            TokenError::UnknownKey("hmac".into(), "EdDSA".into()),
+        ),
         ("unsigned", none, TokenError::Unsigned),
-        ("shared secret", hs, TokenError::SharedSecret("HS256".into())),
+        (
+            "shared secret",
+            hs,
+            TokenError::SharedSecret("HS256".into()),
+        ),
         ("not a JWT", "abc.def.ghi".into(), TokenError::Malformed),
     ];
     for (name, token, want) in cases {
@@ -130,11 +240,17 @@ fn each_bad_token_is_refused_with_its_reason() {
 
 #[test]
 fn the_header_admits_access_token_types_only() {
-    let h = |header: &str| head(&format!("{}.e30.sig", b64(header.as_bytes())));
+    let h = |header: &str| head(&format!("{}.e30.sig", b64(header.as_bytes())), false);
+    let plain = |header: &str| head(&format!("{}.e30.sig", b64(header.as_bytes())), true);
     assert!(h(r#"{"alg":"RS256","typ":"at+jwt","kid":"a"}"#).is_ok());
     assert!(h(r#"{"alg":"ES256","typ":"application/at+jwt"}"#).is_ok());
-    assert!(h(r#"{"alg":"PS512","typ":"JWT"}"#).is_ok());
-    assert!(h(r#"{"alg":"EdDSA"}"#).is_ok());
+    // `JWT` or no type: an ID token looks the same; only `accept_plain_jwt` admits them
+    assert!(h(r#"{"alg":"PS512","typ":"JWT"}"#).is_err());
+    assert!(h(r#"{"alg":"PS512"}"#).is_err());
+    assert!(plain(r#"{"alg":"PS512","typ":"JWT"}"#).is_ok());
+    assert!(plain(r#"{"alg":"PS512"}"#).is_ok());
+    assert!(plain(r#"{"alg":"RS256","typ":"dpop+jwt"}"#).is_err());
+    assert!(h(r#"{"alg":"EdDSA","typ":"at+jwt"}"#).is_ok());
     assert_eq!(
         h(r#"{"alg":"RS256","typ":"dpop+jwt"}"#),
         Err(TokenError::Type("\"dpop+jwt\"".into()))
@@ -153,7 +269,7 @@ fn the_header_admits_access_token_types_only() {
         h(r#"{"alg":"RSA-OAEP"}"#),
         Err(TokenError::Algorithm("RSA-OAEP".into()))
     );
-    assert_eq!(head("not base64!.x.y"), Err(TokenError::Malformed));
+    assert_eq!(head("not base64!.x.y", false), Err(TokenError::Malformed));
 }
 
 #[test]
