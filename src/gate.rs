@@ -316,17 +316,18 @@ impl Gate {
                                     now,
                                     json!({"reason": h.reason, "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes())}),
                                 ));
-                                let key = retried.fresh.as_ref().map(|f| {
-                                    f.state(
+                                let keys = retried.fresh.as_ref().map(|f| {
+                                    f.states(
                                         crate::retry::Item::Held(call_id.clone()),
                                         &call_id,
                                         now,
                                     )
                                 });
-                                match quarantine::entry(h).and_then(|e| Ok((e, key.transpose()?))) {
-                                    Ok((e, key)) => {
-                                        change.items.extend(std::iter::once(e).chain(key))
-                                    }
+                                match quarantine::entry(h).and_then(|e| Ok((e, keys.transpose()?)))
+                                {
+                                    Ok((e, keys)) => change.items.extend(
+                                        std::iter::once(e).chain(keys.into_iter().flatten()),
+                                    ),
                                     Err(e) => {
                                         if let Some(p) = &pause {
                                             meter.unpause(&p.scope, &call_id);

@@ -122,6 +122,10 @@ pub struct Fresh {
     pub arguments_sha256: String,
     /// Whether the agent gave an idempotency key (only then is an autopilot call kept).
     pub keyed: bool,
+    /// With a key: the key the same call has without one, under which an approval or held call
+    /// is named too (if nothing is named there yet), so a repeat that lost its key (a retry layer
+    /// dropping `_meta`) attaches. Set by [`Fresh::plain_unused`].
+    pub plain: Option<String>,
 }
 
 impl Fresh {
@@ -133,7 +137,43 @@ impl Fresh {
             tool: asked.tool.to_string(),
             arguments_sha256: asked.arguments_sha256.to_string(),
             keyed: asked.idempotency_key.is_some(),
+            plain: None,
         }
+    }
+
+    /// The key the same call has without its idempotency key, if it has one.
+    pub fn plain_key(asked: &Asked<'_>) -> Option<String> {
+        asked.idempotency_key.map(|_| {
+            Asked {
+                idempotency_key: None,
+                ..*asked
+            }
+            .key()
+        })
+    }
+
+    /// Name what this call opens under `plain` too (nothing is named there yet).
+    pub fn plain_unused(mut self, plain: String) -> Fresh {
+        self.plain = Some(plain);
+        self
+    }
+
+    /// The entries to store with an approval or held call this call opens: under its key
+    /// ([`Fresh::state`]) and, with an idempotency key, under the same call's key without one
+    /// when nothing was named there (still unused when committed).
+    pub fn states(
+        &self,
+        item: Item,
+        call_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Vec<ItemState>, LedgerError> {
+        let mut out = vec![self.state(item.clone(), call_id, at)?];
+        if let Some(plain) = &self.plain {
+            let mut e = self.stored(item, call_id, at, None)?;
+            e.id = plain.clone();
+            out.push(e.new_one());
+        }
+        Ok(out)
     }
 
     /// The entry naming `item`, opened by `call_id` at `at`, as stored under the key: committed

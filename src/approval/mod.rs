@@ -175,7 +175,7 @@ impl Approvals {
         let mut items = vec![stored(&approval)?.new_one()];
         if let Some(fresh) = &open.retry {
             let item = crate::retry::Item::Approval(approval.id.clone());
-            items.push(fresh.state(item, open.call_id, now)?);
+            items.extend(fresh.states(item, open.call_id, now)?);
         }
         self.ledger
             .commit(Change {

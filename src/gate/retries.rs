@@ -102,7 +102,18 @@ impl Gate {
             Some(e) => self.stands(e),
             None => Stands::Gone,
         };
-        let fresh = Some(Fresh::of(&asked, stored));
+        let mut fresh = Fresh::of(&asked, stored);
+        if let Some(plain) = Fresh::plain_key(&asked) {
+            let unused = self
+                .ledger
+                .call_key(&plain)
+                .map_err(|e| Box::new(self.refuse_retry(&r, None, ledger_message(&e))))?
+                .is_none();
+            if unused {
+                fresh = fresh.plain_unused(plain);
+            }
+        }
+        let fresh = Some(fresh);
         match retry::rule(&asked, entry.as_ref(), stands, r.now, window) {
             Retry::Refuse(why) => Err(Box::new(self.refuse_retry(&r, entry.as_ref(), why))),
             Retry::New => Ok(Retried { fresh, found: None }),
@@ -192,7 +203,7 @@ impl Gate {
         reply: &Reply,
     ) {
         let result = match reply {
-            Reply::Forwarded(r) => r.json.clone(),
+            Reply::Forwarded(r) => kept(&r.json),
             Reply::Refused { message, .. } => {
                 json!({"content": [{"type": "text", "text": message}], "isError": true})
             }
@@ -332,6 +343,26 @@ fn rows(r: &Retrying<'_>, entry: Option<&Entry>, mut body: Value) -> Vec<NewRow>
     ]
 }
 
+/// Largest result kept under a key for repeats (its canonical JSON); a larger one is kept as its
+/// size and hash, and a repeat is told so.
+pub const MAX_KEPT_BYTES: usize = 64 * 1024;
+
+/// What is kept under a key for a result: the result, or, above [`MAX_KEPT_BYTES`], a note with
+/// its size and hash (the outcome row in the chain has the same hash).
+fn kept(result: &Value) -> Value {
+    let text = crate::canonical::to_string(result);
+    if text.len() <= MAX_KEPT_BYTES {
+        return result.clone();
+    }
+    let said = format!(
+        "This call ran once already (its idempotency key names it), but its result ({} bytes, SHA-256 {}) is larger than the {} KiB Airlock keeps for repeats. It is not run again; send a new key for a new call.",
+        text.len(),
+        crate::canonical::sha256_hex(text.as_bytes()),
+        MAX_KEPT_BYTES / 1024
+    );
+    json!({"content": [{"type": "text", "text": said}], "isError": true})
+}
+
 /// What a repeat of a keyed call cut off by a stop is told.
 const UNKNOWN: &str = "Airlock stopped while this call ran: its outcome is unknown, and it is not run again. Check the tool server; send a new idempotency key for a new call.";
 
@@ -339,4 +370,26 @@ fn ledger_message(e: &dyn std::fmt::Display) -> String {
     format!(
         "Airlock could not read or record this call in its ledger, so it was not run (fail closed): {e}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{MAX_KEPT_BYTES, kept};
+
+    #[test]
+    fn a_result_is_kept_whole_up_to_the_cap_and_as_its_size_and_hash_above_it() {
+        let small = json!({"content": [{"type": "text", "text": "ok"}]});
+        assert_eq!(kept(&small), small);
+        let big = json!({"content": [{"type": "text", "text": "x".repeat(MAX_KEPT_BYTES)}]});
+        let note = kept(&big);
+        assert_eq!(note["isError"], true);
+        let said = note["content"][0]["text"].as_str().unwrap_or("");
+        assert!(
+            said.contains("SHA-256") && said.contains("not run again"),
+            "{said}"
+        );
+        assert!(said.len() < 1024);
+    }
 }

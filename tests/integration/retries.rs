@@ -228,3 +228,20 @@ async fn a_keyed_call_still_running_or_cut_off_by_a_crash_is_never_run_again_eve
     );
     agent.close().await;
 }
+
+#[tokio::test]
+async fn a_repeat_that_lost_its_idempotency_key_attaches_to_the_call_it_repeats() {
+    let w = crate::review::world();
+    let agent = w.agent().await;
+    let args = json!({"text": "z"});
+    let keyed = agent
+        .call_with_meta("echo", args.clone(), json!({"io.airlock/idempotency-key": "k9"}))
+        .await;
+    let held = crate::review::held_id(&keyed);
+    // a retry layer that drops `_meta` sends the same call without its key
+    let plain = agent.call("echo", args).await;
+    assert_eq!(approval_meta(&plain)["held_id"], held.as_str(), "{}", text(&plain));
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "held").count(), 1, "one held call");
+}
