@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod pins;
 pub mod policy;
+pub mod private;
 pub mod quarantine;
 pub mod replay;
 pub mod replica;

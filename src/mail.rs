@@ -120,7 +120,7 @@ impl Mailer {
                     to: mail.to.clone(),
                     message: e.to_string(),
                 };
-                tokio::fs::create_dir_all(dir).await.map_err(send_err)?;
+                crate::private::dir(dir).map_err(send_err)?;
                 let safe: String = mail
                     .key
                     .chars()
@@ -133,8 +133,9 @@ impl Mailer {
                     })
                     .collect();
                 let path = dir.join(format!("{safe}.eml"));
-                tokio::fs::write(&path, message.formatted())
-                    .await
+                // 0600: a message carries its reader's own link
+                crate::private::create(&path)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, &message.formatted()))
                     .map_err(send_err)?;
                 Ok(Sent::Outbox(path))
             }

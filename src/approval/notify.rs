@@ -203,7 +203,8 @@ impl Approvals {
             ..mail
         };
         if self.mailer.is_outbox() {
-            tracing::info!(approval = %a.id, to = %approver, "approval link: {link}");
+            // a link decides: logged only when the operator asks for debug logs
+            tracing::debug!(approval = %a.id, to = %approver, "approval link: {link}");
         }
         let sent = self.mailer.send(&mail).await;
         // Record it on the state as stored now; if another replica changes the approval between

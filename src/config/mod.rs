@@ -144,6 +144,8 @@ pub struct WebSection {
     /// Base of every emailed link; default `http://<bound address>`. Links never come from a
     /// request's Host header.
     pub public_url: Option<String>,
+    /// Allow `bind` off loopback (the pages then reach other machines: put TLS in front).
+    pub allow_remote: bool,
 }
 
 impl Default for WebSection {
@@ -151,6 +153,7 @@ impl Default for WebSection {
         WebSection {
             bind: "127.0.0.1:8787".into(),
             public_url: None,
+            allow_remote: false,
         }
     }
 }
@@ -311,6 +314,13 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         ));
         SocketAddr::from(([127, 0, 0, 1], 8787))
     });
+    if !bind.ip().is_loopback() && !file.web.allow_remote {
+        errors.push(src.error(
+            None,
+            "web.bind",
+            format!("{bind} is reachable from other machines, and the approval and review pages carry decisions and sign-in: terminate TLS in front of Airlock and set `[web] allow_remote = true`, or bind to 127.0.0.1"),
+        ));
+    }
     let public_url = file
         .web
         .public_url

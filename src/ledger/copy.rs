@@ -77,6 +77,7 @@ impl Target {
                     return Err(storage(path, "the target exists: copy into a new file"));
                 }
                 let db = Database::create(path).map_err(|e| storage(path, e))?;
+                crate::private::file(path).map_err(|e| storage(path, e))?;
                 Ok(Target::Redb(db, path.clone()))
             }
             Location::Postgres(target) => {

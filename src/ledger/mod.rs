@@ -245,6 +245,8 @@ impl Ledger {
             redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
             other => storage(path, other),
         })?;
+        // every argument of every call is in it: only its owner reads it
+        crate::private::file(path).map_err(|e| storage(path, e))?;
         Ledger::start_redb(db, path, signer)
     }
 

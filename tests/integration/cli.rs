@@ -372,3 +372,24 @@ fn check_refuses_an_agent_identity_listed_with_a_plus_tag_naming_role_and_agent(
     assert!(said.contains(expected), "missing `{expected}` in:\n{said}");
     assert!(!said.contains("roles.finance"), "finance lists no agent:\n{said}");
 }
+
+#[test]
+fn approval_pages_off_loopback_need_allow_remote() {
+    let w = World::empty();
+    w.write("p/policy.toml", "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\n");
+    let config = |extra: &str| {
+        format!("[gate]\nmanifests = \"m\"\npolicies = \"p\"\n\n[web]\nbind = \"0.0.0.0:8787\"\n{extra}")
+    };
+    w.write_config(&config(""));
+    let out = w.airlock(&["check", "--offline"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("web.bind: 0.0.0.0:8787 is reachable from other machines")
+            && text.contains("`[web] allow_remote = true`"),
+        "{text}"
+    );
+    w.write_config(&config("allow_remote = true\n"));
+    let text = stdout(&w.airlock(&["check", "--offline"]));
+    assert!(!text.contains("web.bind"), "{text}");
+}

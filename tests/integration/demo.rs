@@ -346,3 +346,49 @@ fn the_readme_look_around_commands_work_as_written() {
     assert_eq!(said[3].lines().count(), 3, "export | tail -3: {}", said[3]);
     assert!(said[4].to_lowercase().contains("ok"), "verify: {}", said[4]);
 }
+
+#[test]
+fn what_a_run_writes_only_its_owner_reads_under_umask_022() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("demo");
+    // a umask that leaves files readable by everyone, as most shells have
+    let out = Command::new("sh")
+        .args(["-c", "umask 022 && exec \"$0\" \"$@\""])
+        .arg(AIRLOCK)
+        .args(["demo", "--approve", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run airlock demo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&dir.join("airlock.redb")), 0o600, "the ledger");
+    for (sub, what) in [
+        ("outbox", "the outbox"),
+        ("airlock.redb.checkpoints", "the checkpoints"),
+    ] {
+        let d = dir.join(sub);
+        assert_eq!(mode(&d), 0o700, "{what}");
+        let files: Vec<_> = std::fs::read_dir(&d).expect("dir").flatten().collect();
+        assert!(!files.is_empty(), "{what} has files");
+        for f in files {
+            assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
+        }
+    }
+    for key in ["airlock.key", "airlock.signing.key"] {
+        assert_eq!(mode(&dir.join(key)), 0o600, "{key}");
+    }
+    // links are not logged unless asked for (the demo prints the one it follows itself)
+    let log = std::fs::read_to_string(dir.join("gate.log")).unwrap_or_default();
+    assert!(!log.contains("approval link:"), "{log}");
+}

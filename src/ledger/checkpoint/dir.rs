@@ -34,10 +34,10 @@ fn named(path: &Path) -> Option<(u64, i64)> {
 /// Write `note` into `dir` (created if missing) as taken at `unix` seconds, then remove the
 /// oldest files beyond [`KEEP`]; returns the file written.
 pub fn write(dir: &Path, note: &SignedNote, unix: i64) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
+    crate::private::dir(dir)?;
     let path = dir.join(format!("checkpoint-{}-{unix}.txt", note.size));
     let tmp = dir.join(format!(".checkpoint-{}.tmp", uuid::Uuid::new_v4()));
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = crate::private::create(&tmp)?;
     f.write_all(&note.bytes)?;
     f.sync_all()?;
     drop(f);
