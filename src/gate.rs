@@ -336,10 +336,16 @@ impl Gate {
                                     }
                                 }
                             }
-                            _ => rows.push(not_run(&call_id, now)),
+                            _ => {
+                                cap_refused(&mut rows);
+                                rows.push(not_run(&call_id, now));
+                            }
                         }
                     }
-                    _ => rows.push(not_run(&call_id, now)),
+                    _ => {
+                        cap_refused(&mut rows);
+                        rows.push(not_run(&call_id, now));
+                    }
                 }
                 change.rows = rows;
                 match self.ledger.submit(change) {
@@ -559,7 +565,7 @@ fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, S
 mod reply;
 pub use reply::verdict_body;
 mod retries;
-use reply::{Committed, ledger_failed, not_run, pause_of, refusal_message, refused};
+use reply::{Committed, cap_refused, ledger_failed, not_run, pause_of, refusal_message, refused};
 
 #[cfg(test)]
 mod tests;

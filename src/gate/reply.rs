@@ -51,6 +51,37 @@ pub fn verdict_body(d: &Decision, signed: bool) -> Value {
     body
 }
 
+/// Most bytes of a refused call's arguments (canonical JSON) its proposal row keeps; above it,
+/// a preview of the first [`REFUSED_PREVIEW_BYTES`], marked as cut, beside their size and hash.
+/// A call that can still run (approval, held) keeps its arguments whole: they are what runs.
+pub const MAX_REFUSED_ARGUMENT_BYTES: usize = 64 * 1024;
+/// How much of a cut argument list is kept as its preview.
+pub const REFUSED_PREVIEW_BYTES: usize = 1024;
+
+/// Cut a refused call's arguments in its proposal row (the first of `rows`) to the cap.
+pub(super) fn cap_refused(rows: &mut [NewRow]) {
+    let Some(p) = rows.first_mut().filter(|r| r.kind == "proposal") else {
+        return;
+    };
+    let text = crate::canonical::to_string(&p.body["arguments"]);
+    if text.len() <= MAX_REFUSED_ARGUMENT_BYTES {
+        return;
+    }
+    let mut end = REFUSED_PREVIEW_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    if let Some(o) = p.body.as_object_mut() {
+        o.insert("arguments".into(), Value::Null);
+        o.insert(
+            "arguments_preview".into(),
+            Value::String(text[..end].to_string()),
+        );
+        o.insert("arguments_cut".into(), Value::Bool(true));
+        o.insert("arguments_bytes".into(), json!(text.len()));
+    }
+}
+
 pub(super) fn not_run(call_id: &str, now: OffsetDateTime) -> NewRow {
     NewRow::at("outcome", call_id, now, json!({"status": "not_run"}))
 }

@@ -394,3 +394,40 @@ async fn evidence_in_meta_is_read_and_recorded_and_oversized_arguments_are_refus
     );
     assert_eq!(p["arguments_sha256"].as_str().map(str::len), Some(64));
 }
+
+#[tokio::test]
+async fn a_refused_call_keeps_a_cut_preview_of_long_arguments_and_a_call_that_can_run_keeps_them_whole()
+ {
+    let w = crate::review::world();
+    let agent = w.agent().await;
+    let long = "x".repeat(200 * 1024);
+    let denied = agent
+        .call("delete_customer", serde_json::json!({"email": long}))
+        .await;
+    assert!(is_error(&denied));
+    let pending = agent
+        .call(
+            "refund_order",
+            serde_json::json!({"order_id": "A-1001", "amount_cents": 100, "reason": long}),
+        )
+        .await;
+    assert!(!is_error(&pending), "{}", text(&pending));
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let proposal = |tool: &str| {
+        rows.iter()
+            .find(|r| r["kind"] == "proposal" && r["body"]["tool"] == tool)
+            .unwrap_or_else(|| panic!("no proposal of {tool}"))["body"]
+            .clone()
+    };
+    let d = proposal("delete_customer");
+    assert_eq!(d["arguments"], serde_json::Value::Null);
+    assert_eq!(d["arguments_cut"], true);
+    assert!(d["arguments_bytes"].as_u64().unwrap_or(0) > 200 * 1024, "{}", d["arguments_bytes"]);
+    let preview = d["arguments_preview"].as_str().unwrap_or("");
+    assert!(preview.starts_with("{\"email\":\"xxx") && preview.len() <= 1024);
+    assert_eq!(d["arguments_sha256"].as_str().map(str::len), Some(64));
+    let r = proposal("refund_order");
+    assert_eq!(r["arguments"]["reason"].as_str().map(str::len), Some(200 * 1024), "kept whole");
+    assert_eq!(r.get("arguments_cut"), None);
+}
