@@ -293,6 +293,15 @@ impl ToolServers {
                 sent: false,
             });
         }
+        // whose call this is, settled before it is sent: what the server says about it at once
+        // (a log message before the request's handle is back) reaches the right agent, or none
+        let _unrouted = match relay {
+            Some(key) => {
+                self.relay.bind_server(key, server);
+                None
+            }
+            None => Some(self.relay.unrouted(server)),
+        };
         let handle = service
             .peer()
             .send_cancellable_request(request, options)
@@ -301,14 +310,9 @@ impl ToolServers {
             Ok(handle) => {
                 // rmcp gives every request its own progress token: progress the server sends
                 // under it belongs to this call's agent
-                // a call no agent's route describes makes the server's messages unattributable
-                let _unrouted = match relay {
-                    Some(key) => {
-                        self.relay.bind(key, server, handle.progress_token.clone());
-                        None
-                    }
-                    None => Some(self.relay.unrouted(server)),
-                };
+                if let Some(key) = relay {
+                    self.relay.bind(key, server, handle.progress_token.clone());
+                }
                 // If the agent cancels the call, or goes (this future dropped), the tool server
                 // is told to stop too.
                 let mut abandoned = Abandon::arm(

@@ -139,6 +139,18 @@ impl Relay {
     }
 
     /// The call is forwarded to `server`, whose progress for it carries `downstream`.
+    /// Before the call is sent: its route names `server` already, so what the server says about
+    /// it at once (a log message before the request's handle is back) reaches its agent. The
+    /// progress token is set by [`Relay::bind`] once rmcp has given one.
+    pub(super) fn bind_server(&self, key: &str, server: &str) {
+        if let Some(r) = self.lock().get_mut(key) {
+            if r.server.is_none() {
+                let unset = ProgressToken(rmcp::model::NumberOrString::String("".into()));
+                r.server = Some((server.to_string(), unset));
+            }
+        }
+    }
+
     pub(super) fn bind(&self, key: &str, server: &str, downstream: ProgressToken) {
         if let Some(r) = self.lock().get_mut(key) {
             r.server = Some((server.to_string(), downstream));
