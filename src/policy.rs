@@ -15,6 +15,7 @@ use crate::diag::{Diagnostic, Source};
 mod deciders;
 mod file;
 pub use deciders::{Requirement, SecondFactor, SignIn};
+use file::duration_or;
 pub use file::{ActorFile, ClassRuleFile, PolicyFile, ReviewFile, RoleFile};
 
 /// The default path a class of actions takes.
@@ -228,26 +229,20 @@ fn compile_classes(
                 ));
             }
         }
-        let retry_window = match &r.retry_window {
-            None => RETRY_WINDOW_DEFAULT,
-            Some(t) => match parse_duration(t.get_ref()) {
-                Ok(d) => d,
-                Err(msg) => {
-                    errors.push(src.error(Some(t.span()), &format!("{key}.retry_window"), msg));
-                    RETRY_WINDOW_DEFAULT
-                }
-            },
-        };
-        let timeout = match &r.timeout {
-            None => DEFAULT_TIMEOUT,
-            Some(t) => match parse_duration(t.get_ref()) {
-                Ok(d) => d,
-                Err(msg) => {
-                    errors.push(src.error(Some(t.span()), &format!("{key}.timeout"), msg));
-                    DEFAULT_TIMEOUT
-                }
-            },
-        };
+        let retry_window = duration_or(
+            src,
+            &r.retry_window,
+            &format!("{key}.retry_window"),
+            RETRY_WINDOW_DEFAULT,
+            errors,
+        );
+        let timeout = duration_or(
+            src,
+            &r.timeout,
+            &format!("{key}.timeout"),
+            DEFAULT_TIMEOUT,
+            errors,
+        );
         if r.path == PathKind::Approve && role.is_none() {
             errors.push(src.error(
                 Some(rule.span()),

@@ -2,12 +2,14 @@
 //! Schema. They only describe the format; [`super::compile`] validates them into a [`super::Policy`].
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use super::{FailPath, OnTimeout, PathKind, SecondFactor, SignIn};
+use crate::diag::{Diagnostic, Source};
 
 /// `policies/*.toml` as written.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -117,4 +119,19 @@ pub struct RoleFile {
     pub sign_in: SignIn,
     /// A second factor the role's members give with every decision (`"totp"`), whatever the class.
     pub second_factor: Option<SecondFactor>,
+}
+
+/// A duration key as written, or `default` when absent or wrong (the error recorded at its span).
+pub(super) fn duration_or(
+    src: &Source,
+    written: &Option<Spanned<String>>,
+    key: &str,
+    default: Duration,
+    errors: &mut Vec<Diagnostic>,
+) -> Duration {
+    let Some(t) = written else { return default };
+    super::parse_duration(t.get_ref()).unwrap_or_else(|msg| {
+        errors.push(src.error(Some(t.span()), key, msg));
+        default
+    })
 }
