@@ -223,11 +223,18 @@ impl Fresh {
             at,
             result,
         };
-        let bytes = serde_json::to_vec(&entry).map_err(|e| LedgerError::Encode {
-            what: format!("call key of {call_id}"),
+        entry.stored(&self.key)
+    }
+}
+
+impl Entry {
+    /// This entry as stored under `key` (unconditional until the caller says otherwise).
+    pub fn stored(&self, key: &str) -> Result<ItemState, LedgerError> {
+        let bytes = serde_json::to_vec(self).map_err(|e| LedgerError::Encode {
+            what: format!("call key of {}", self.call_id),
             message: e.to_string(),
         })?;
-        Ok(ItemState::of(ItemKind::CallKey, &self.key, bytes, None))
+        Ok(ItemState::of(ItemKind::CallKey, key, bytes, None))
     }
 }
 

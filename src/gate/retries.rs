@@ -160,10 +160,7 @@ impl Gate {
         rows: Vec<NewRow>,
         repeat: Repeat,
     ) -> Reply {
-        let refuse = |message: String| Reply::Refused {
-            message,
-            details: json!({"call_id": call_id, "verdict": "not_run"}),
-        };
+        let refuse = |message: String| not_run(call_id, message);
         if let Err(e) = self.ledger.append(rows).await {
             return refuse(ledger_message(&e));
         }
@@ -204,9 +201,7 @@ impl Gate {
     ) {
         let result = match reply {
             Reply::Forwarded(r) => kept(&r.json),
-            Reply::Refused { message, .. } => {
-                json!({"content": [{"type": "text", "text": message}], "isError": true})
-            }
+            Reply::Refused { message, .. } => error_result(message),
             _ => return,
         };
         let kept = match fresh.with_result(call_id, at, result) {
@@ -291,15 +286,8 @@ impl Gate {
             if !matches!(e.item, Item::Call(_)) || e.result.is_some() {
                 continue;
             }
-            e.result =
-                Some(json!({"isError": true, "content": [{"type": "text", "text": UNKNOWN}]}));
-            let encoded =
-                serde_json::to_vec(&e).map_err(|err| crate::ledger::LedgerError::Encode {
-                    what: format!("call key of {}", e.call_id),
-                    message: err.to_string(),
-                })?;
-            let state =
-                crate::ledger::ItemState::of(crate::ledger::ItemKind::CallKey, &key, encoded, None);
+            e.result = Some(error_result(UNKNOWN));
+            let state = e.stored(&key)?;
             states.push(state.replacing(bytes));
         }
         let n = states.len();
@@ -324,10 +312,7 @@ impl Gate {
         }) {
             tracing::error!(call_id = %r.call_id, error = %e, "cannot record a refused retry");
         }
-        Reply::Refused {
-            message: why,
-            details: json!({"call_id": r.call_id, "verdict": "not_run"}),
-        }
+        not_run(r.call_id, why)
     }
 }
 
@@ -360,7 +345,20 @@ fn kept(result: &Value) -> Value {
         crate::canonical::sha256_hex(text.as_bytes()),
         MAX_KEPT_BYTES / 1024
     );
-    json!({"content": [{"type": "text", "text": said}], "isError": true})
+    error_result(&said)
+}
+
+/// The answer to a call that was not run, with why.
+fn not_run(call_id: &str, message: String) -> Reply {
+    Reply::Refused {
+        message,
+        details: json!({"call_id": call_id, "verdict": "not_run"}),
+    }
+}
+
+/// A tool result that is an error saying `text` (kept under a key for repeats).
+fn error_result(text: &str) -> Value {
+    json!({"content": [{"type": "text", "text": text}], "isError": true})
 }
 
 /// What a repeat of a keyed call cut off by a stop is told.
