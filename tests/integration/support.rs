@@ -308,13 +308,9 @@ impl Agent {
 
     /// A call with `_meta` (where agents put evidence references).
     pub async fn call_with_meta(&self, tool: &str, args: Value, meta: Value) -> CallToolResult {
-        let mut p = CallToolRequestParams::new(tool.to_string());
-        p.arguments = args.as_object().cloned();
-        p.meta = meta
-            .as_object()
-            .cloned()
-            .map(|m| rmcp::model::RequestMetaObject(rmcp::model::MetaObject(m)));
-        self.client.call_tool(p).await.expect("tools/call answered")
+        self.try_call_with_meta(tool, args, meta)
+            .await
+            .expect("tools/call answered")
     }
 
     /// [`Agent::call_with_meta`] whose connection may die under it (kill -9 tests).
@@ -447,23 +443,10 @@ pub fn python_peer<S: AsRef<std::ffi::OsStr>>(
     args: impl IntoIterator<Item = S>,
     input: &Value,
 ) -> std::process::Child {
-    use std::io::Write;
     require(Peer::PythonSdk);
-    let mut child = Command::new(python())
-        .arg(format!("{REPO}/tests/peers/{script}"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python (the peers' virtual environment)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write input");
-    child
+    let mut cmd = Command::new(python());
+    cmd.arg(format!("{REPO}/tests/peers/{script}")).args(args);
+    spawn_with_input(cmd, input, "python (the peers' virtual environment)")
 }
 
 /// The JSON a Python agent printed, once it exited successfully.
@@ -484,24 +467,30 @@ pub fn ts_agent<S: AsRef<std::ffi::OsStr>>(
     args: impl IntoIterator<Item = S>,
     calls: &Value,
 ) -> std::process::Child {
-    use std::io::Write;
     require(Peer::TypeScriptSdk);
-    let mut child = Command::new("node")
-        .arg(format!("{REPO}/tests/peers/ts_agent.mjs"))
+    let mut cmd = Command::new("node");
+    cmd.arg(format!("{REPO}/tests/peers/ts_agent.mjs"))
         .args(args)
         .env("AIRLOCK_PEERS_DIR", peers_dir())
-        .env("AIRLOCK_LOG", "warn")
+        .env("AIRLOCK_LOG", "warn");
+    spawn_with_input(cmd, calls, "node (for the TypeScript SDK agent)")
+}
+
+/// Start a peer script with piped stdio and `input` (JSON) written to its stdin.
+fn spawn_with_input(mut cmd: Command, input: &Value, what: &str) -> std::process::Child {
+    use std::io::Write;
+    let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("node (for the TypeScript SDK agent)");
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(calls.to_string().as_bytes())
-        .expect("write calls");
+        .write_all(input.to_string().as_bytes())
+        .expect("write the peer's input");
     child
 }
 
