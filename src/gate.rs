@@ -14,19 +14,18 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::approval::Approvals;
 use crate::approval::state::Status;
-use crate::approval::{Approvals, Open};
 use crate::canonical;
 use crate::config::Setup;
 use crate::decide::{self, Call, Context, Decision, Verdict};
 use crate::drift::Pause;
 use crate::drift::pauses::Pauses;
-use crate::envelope::Proposal;
 use crate::forward::{Forward, Forwarded, Forwarder};
 use crate::ledger::{Change, Ledger, NewRow, Pending};
 use crate::live::Live;
 use crate::mcp::downstream::{ToolReply, ToolServers, ToolSet};
-use crate::quarantine::{self, Held, HeldStatus, Quarantine};
+use crate::quarantine::{self, Held, Quarantine};
 use crate::retry::Asks;
 
 /// A `tools/call` as the agent sent it.
@@ -455,102 +454,7 @@ impl Gate {
         }
         reply
     }
-
-    /// Hand a call that needs approval to the desk (which commits its rows with the envelope).
-    #[allow(clippy::too_many_arguments)]
-    async fn suspend(
-        &self,
-        setup: &Setup,
-        call: &GateCall,
-        call_id: &str,
-        actor: &str,
-        route: Option<(String, String)>,
-        decision: &Decision,
-        rows: Vec<NewRow>,
-        fresh: Option<crate::retry::Fresh>,
-    ) -> Reply {
-        let (Verdict::Approve { role, .. }, Some((server, tool))) = (&decision.verdict, &route)
-        else {
-            return ledger_failed(call_id, decision, &"no route for an approval");
-        };
-        let Some(m) = setup.manifests.get(server, tool) else {
-            return ledger_failed(call_id, decision, &"no manifest for an approval");
-        };
-        let open = Open {
-            setup,
-            call_id,
-            proposal: Proposal {
-                tool: &call.tool,
-                server,
-                arguments: &call.arguments,
-                meta: call.meta.as_ref(),
-                actor,
-                manifest: m,
-                decision,
-            },
-            rows,
-            retry: fresh,
-        };
-        match self.approvals.open(open).await {
-            Ok((approval_id, status)) => Reply::Suspended {
-                approval_id,
-                role: role.clone(),
-                status,
-            },
-            Err(e) => ledger_failed(call_id, decision, &e),
-        }
-    }
-
-    /// The held call for a quarantined one, or why there is none (told to the agent): nothing
-    /// to release it to (no server serves the tool), or its tool already has
-    /// [`quarantine::MAX_HELD_PER_TOOL`] calls waiting.
-    #[allow(clippy::too_many_arguments)]
-    fn hold(
-        &self,
-        served: &ToolSet,
-        call: &GateCall,
-        route: &Option<(String, String)>,
-        decision: &Decision,
-        call_id: &str,
-        actor: &str,
-        now: OffsetDateTime,
-    ) -> Result<Held, &'static str> {
-        let (server, tool) = route.as_ref().ok_or(
-            " No tool server offers it, so nothing is held; check the name with tools/list.",
-        )?;
-        if served.route_of(server, tool).is_none() {
-            return Err(" Its tool server does not serve it now, so nothing is held.");
-        }
-        if self.quarantine.waiting(server, tool) >= quarantine::MAX_HELD_PER_TOOL {
-            return Err(
-                " It is not held: too many calls of this tool already wait for review; try again later.",
-            );
-        }
-        Ok(Held {
-            id: call_id.to_string(),
-            tool: call.tool.clone(),
-            server: server.clone(),
-            tool_name: tool.clone(),
-            arguments: call.arguments.clone(),
-            meta: call.meta.clone(),
-            actor: actor.to_string(),
-            reason: decision.explanation(),
-            codes: decision
-                .reasons
-                .iter()
-                .map(|r| r.code().to_string())
-                .collect(),
-            policy_version: decision.policy_version.clone(),
-            held_at: now,
-            status: HeldStatus::Held,
-            roles: decision.review_roles.clone(),
-            definition: None,
-        })
-    }
 }
-
-/// Why a quarantined call is not held when nobody could review it.
-const NO_REVIEWER: &str = " It is not held: the policy names no [review] role, so nobody could release it. Ask the operator to classify the tool (or add `[review] role` to the policy).";
 
 /// (server, tool name): from the tools served, or from the manifests when the server is down.
 fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, String)> {
@@ -562,6 +466,8 @@ fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, S
         .map(|(s, m)| (s.name.clone(), m.name.clone()))
 }
 
+mod handoff;
+use handoff::NO_REVIEWER;
 mod reply;
 pub use reply::verdict_body;
 mod retries;
