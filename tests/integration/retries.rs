@@ -39,6 +39,8 @@ async fn three_identical_calls_make_one_approval_and_a_retry_after_it_ran_gets_t
         tokio::spawn(async move { a.call("refund_order", refund()).await })
     };
     let mail = smtp.wait_for("ann@example.com", "refund_order", 1).await;
+    // both approvers are mailed before anyone decides (a decided approval mails nobody else)
+    smtp.wait_for("bob@example.com", "refund_order", 1).await;
     // two retries while it waits: they attach to the same approval (no new envelope, no mail)
     let retries: Vec<_> = (0..2)
         .map(|_| {
