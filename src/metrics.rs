@@ -39,6 +39,12 @@ struct RoleLabels {
     role: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    /// `connection`, `connection_per_address`, `session_per_actor` or `session`.
+    what: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn seconds() -> Histogram {
@@ -56,6 +62,8 @@ pub struct Metrics {
     tool_calls: Family<ToolCallLabels, Counter>,
     tool_seconds: Histograms<ServerLabels>,
     pending: Family<RoleLabels, Gauge>,
+    refused: Family<RefusedLabels, Counter>,
+    connections: Gauge,
 }
 
 /// The metrics of this process.
@@ -109,8 +117,22 @@ impl Metrics {
             "Approvals waiting for a decision, by the role asked",
             pending.clone(),
         );
+        let refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "refused",
+            "Connections and MCP sessions refused at a [limits] cap, by which cap",
+            refused.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "Open connections on the HTTP listener",
+            connections.clone(),
+        );
         Metrics {
             registry,
+            refused,
+            connections,
             calls,
             decision_seconds,
             commit_seconds,
@@ -157,6 +179,20 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// A connection or session was refused at the cap named `what`.
+    pub fn refused(&self, what: &str) {
+        self.refused
+            .get_or_create(&RefusedLabels {
+                what: what.to_string(),
+            })
+            .inc();
+    }
+
+    /// A connection was opened (`1`) or closed (`-1`).
+    pub fn connection(&self, delta: i64) {
+        self.connections.inc_by(delta);
+    }
+
     /// The exposition text, with the approval queue's depth by role as it is now.
     pub fn render(&self, pending_by_role: &BTreeMap<String, usize>) -> String {
         self.pending.clear();
@@ -188,6 +224,8 @@ mod tests {
         m.tool_call("shop", "ok", 0.002);
         m.commit(0.0004, 3);
         m.decided(42.0);
+        m.refused("session_per_actor");
+        m.connection(1);
         let text = m.render(&BTreeMap::from([("finance".to_string(), 2)]));
         assert!(
             text.contains(r#"airlock_calls_total{path="allow",verdict="allow"} 2"#),
@@ -196,6 +234,8 @@ mod tests {
         assert!(text.contains(r#"airlock_calls_total{path="approve",verdict="approve"} 1"#));
         assert!(text.contains(r#"airlock_tool_server_calls_total{server="shop",status="ok"} 1"#));
         assert!(text.contains(r#"airlock_approvals_pending{role="finance"} 2"#));
+        assert!(text.contains(r#"airlock_refused_total{what="session_per_actor"} 1"#));
+        assert!(text.contains("airlock_connections 1"), "{text}");
         assert!(
             text.contains("airlock_ledger_commit_changes_sum 3.0"),
             "{text}"

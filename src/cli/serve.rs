@@ -39,7 +39,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let mut shutdown = Shutdown::install()?;
         let cfg = &setup.config;
         let signer = Signer::load_or_create(&cfg.signing_key_path)?;
-        let ledger = Arc::new(Ledger::open_at(&replica_of(cfg, path, http_override), Some(signer.clone()))?);
+        let ledger = Arc::new(Ledger::open_cached(&replica_of(cfg, path, http_override), Some(signer.clone()), cfg.limits.ledger_cache)?);
         // Before anything is appended: a ledger that does not extend its newest checkpoint was
         // rolled back or rewritten, and appending would bury that.
         if let Some((file, rows)) = checkpoint::guard::ledger_extends(&ledger, &cfg.checkpoints.dir, &signer.public())? {
@@ -166,10 +166,10 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             _ => None,
         };
         let router = match http_bind {
-            Some(_) => pages.merge(airlock::mcp::http::router(agent.clone(), &cfg.http, airlock::identity::Agents::new(cfg.agents.clone()), oauth, stop.clone())),
+            Some(_) => pages.merge(airlock::mcp::http::router(agent.clone(), &cfg.http, &cfg.limits, airlock::identity::Agents::new(cfg.agents.clone()), oauth, stop.clone())),
             None => pages,
         };
-        let web = tokio::spawn(web::serve(listener, router));
+        let web = tokio::spawn(web::listen::serve(listener, router, web::listen::Bounds::of(&cfg.limits)));
         if let Some(b) = http_bind {
             tracing::info!(agents = cfg.agents.len(), oauth = cfg.oauth.as_ref().map(|o| o.issuer.as_str()), "airlock serving MCP over streamable HTTP at http://{b}/mcp");
         }

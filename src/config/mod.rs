@@ -8,6 +8,7 @@
 mod check;
 pub mod http;
 pub mod ledger;
+pub mod limits;
 pub mod oauth;
 mod server;
 pub mod sign_in;
@@ -62,6 +63,10 @@ pub struct ConfigFile {
     /// OAuth 2.1 for HTTP agents: JWT access tokens from the company's authorization server,
     /// beside (or instead of) the `[[agent]]` tokens.
     pub oauth: Option<oauth::OAuthSection>,
+    /// What one process holds at most: connections and their timeouts, MCP sessions, the
+    /// ledger's cache.
+    #[serde(default)]
+    pub limits: limits::LimitsSection,
 }
 
 /// `[store]`.
@@ -203,6 +208,7 @@ pub struct Config {
     pub agents: Vec<http::AgentToken>,
     pub sign_in: Option<sign_in::SignInConfig>,
     pub oauth: Option<oauth::OAuthConfig>,
+    pub limits: limits::Limits,
 }
 
 /// Where approval mail goes.
@@ -357,6 +363,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         ));
     }
     let sign_in = sign_in::compile(src, file.sign_in.as_ref(), &mut errors);
+    let limits = limits::compile(src, &file.limits, &mut errors);
     let ledger = match &file.store {
         None => crate::ledger::Location::File(dir.join(&g.ledger)),
         Some(s) => {
@@ -395,6 +402,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             agents,
             sign_in,
             oauth,
+            limits,
         })
     } else {
         Err(errors)

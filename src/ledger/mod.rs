@@ -85,6 +85,9 @@ const SIGNED: TableDefinition<&str, ()> = TableDefinition::new("signed_calls");
 const SCHEMA_VERSION: &[u8] = b"1";
 /// Most requests one commit takes from the queue.
 const MAX_BATCH: usize = 512;
+/// The redb page cache unless `[limits] ledger_cache` says otherwise (redb's own default is
+/// 1 GiB, which a flood of large rows fills).
+pub const CACHE_DEFAULT: usize = 64 << 20;
 /// Longest a change nobody waits for is held back for a change somebody waits for, so that
 /// both share one commit (one sync instead of two).
 const LAZY_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
@@ -210,8 +213,17 @@ impl Ledger {
 
     /// Open the ledger wherever it lives (creating or migrating it) and start its writer.
     pub fn open_at(at: &Location, signer: Option<Signer>) -> Result<Ledger, LedgerError> {
+        Ledger::open_cached(at, signer, CACHE_DEFAULT)
+    }
+
+    /// [`Ledger::open_at`] with a redb page cache of `cache` bytes (PostgreSQL: unused).
+    pub fn open_cached(
+        at: &Location,
+        signer: Option<Signer>,
+        cache: usize,
+    ) -> Result<Ledger, LedgerError> {
         match at {
-            Location::File(path) => Ledger::open_signed(path, signer),
+            Location::File(path) => Ledger::open_file(path, signer, cache),
             Location::Postgres(target) => {
                 let pg = Pg::open(target)?;
                 let store = Store::Postgres(pg.clone());
@@ -241,10 +253,17 @@ impl Ledger {
     /// Open with a signing key: every commit holding rows of a signed call ends with a
     /// `signature` row over the chain head.
     pub fn open_signed(path: &Path, signer: Option<Signer>) -> Result<Ledger, LedgerError> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
-            other => storage(path, other),
-        })?;
+        Ledger::open_file(path, signer, CACHE_DEFAULT)
+    }
+
+    fn open_file(path: &Path, signer: Option<Signer>, cache: usize) -> Result<Ledger, LedgerError> {
+        let db = Database::builder()
+            .set_cache_size(cache)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
+                other => storage(path, other),
+            })?;
         // every argument of every call is in it: only its owner reads it
         crate::private::file(path).map_err(|e| storage(path, e))?;
         Ledger::start_redb(db, path, signer)

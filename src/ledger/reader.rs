@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadOnlyDatabase};
+use redb::Database;
 
 use super::chain::{Record, decode};
 use super::postgres::Pg;
@@ -19,13 +19,19 @@ impl LedgerReader {
         if !path.exists() {
             return Err(LedgerError::Missing(path.to_path_buf()));
         }
+        // a reader scans: a modest cache, as the gate's
+        let open = || {
+            redb::Builder::new()
+                .set_cache_size(super::CACHE_DEFAULT)
+                .open_read_only(path)
+        };
         let read_only = || {
-            ReadOnlyDatabase::open(path).map_err(|e| match e {
+            open().map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
                 other => storage(path, other),
             })
         };
-        let db = match ReadOnlyDatabase::open(path) {
+        let db = match open() {
             // Not closed cleanly (a crash): a read-only open cannot repair redb's allocator state.
             // Opening it writable once runs redb's repair (no row is touched), then read as usual.
             Err(redb::DatabaseError::RepairAborted) => {

@@ -8,7 +8,7 @@
 //! internal ids. It must never pass the `Authorization` header on (tool servers never see an
 //! agent's token), log a token, and never let one actor use another's session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -18,12 +18,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 use super::upstream::AgentServer;
 use crate::config::http::HttpConfig;
+use crate::config::limits::Limits;
 use crate::config::oauth::WELL_KNOWN;
 use crate::identity::{Agents, Identity, bearer};
 use crate::oauth::{Refusal, Resource};
@@ -34,14 +36,13 @@ const SESSION: &str = "mcp-session-id";
 #[derive(Default)]
 struct Sessions(Mutex<HashMap<String, (String, String)>>);
 
-/// Most sessions one actor holds; opening more forgets one of its bindings (rmcp ends idle
-/// sessions itself after a few minutes).
-const SESSIONS_PER_ACTOR: usize = 256;
-
 struct Guard {
     agents: Agents,
     oauth: Option<Arc<Resource>>,
     sessions: Sessions,
+    /// rmcp's sessions (which end themselves after `[limits] session_idle`).
+    manager: Arc<LocalSessionManager>,
+    limits: Limits,
 }
 
 /// The `/mcp` routes: the MCP service behind the token check and session binding; with
@@ -49,6 +50,7 @@ struct Guard {
 pub fn router(
     server: AgentServer,
     cfg: &HttpConfig,
+    limits: &Limits,
     agents: Agents,
     oauth: Option<Arc<Resource>>,
     stop: CancellationToken,
@@ -62,15 +64,16 @@ pub fn router(
     } else {
         config.with_allowed_origins(cfg.allowed_origins.clone())
     };
-    let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(limits.session_idle);
+    let manager = Arc::new(manager);
+    let service = StreamableHttpService::new(move || Ok(server.clone()), manager.clone(), config);
     let guard = Arc::new(Guard {
         agents,
         oauth: oauth.clone(),
         sessions: Sessions::default(),
+        manager,
+        limits: limits.clone(),
     });
     // the guard wraps /mcp only: other paths keep the pages' own fallback (404)
     let mcp = Router::new()
@@ -210,34 +213,9 @@ async fn admit(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
     {
-        let ours = {
-            let mut map = guard.sessions.0.lock().unwrap_or_else(|e| e.into_inner());
-            match map.iter().find(|(_, (i, a))| *i == inner && *a == actor) {
-                Some((ours, _)) => ours.clone(),
-                None => {
-                    let mut bytes = [0u8; 32];
-                    if getrandom::fill(&mut bytes).is_err() {
-                        return refuse(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "no randomness for a session id",
-                        );
-                    }
-                    let ours = hex::encode(bytes);
-                    let mine: Vec<String> = map
-                        .iter()
-                        .filter(|(_, (_, a))| *a == actor)
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    if mine.len() >= SESSIONS_PER_ACTOR {
-                        // a bound: a token holder cannot grow the table without end
-                        if let Some(old) = mine.first() {
-                            map.remove(old);
-                        }
-                    }
-                    map.insert(ours.clone(), (inner, actor));
-                    ours
-                }
-            }
+        let ours = match bind(&guard, inner, &actor).await {
+            Ok(ours) => ours,
+            Err(refused) => return refused,
         };
         if let Ok(v) = HeaderValue::from_str(&ours) {
             res.headers_mut().insert(SESSION, v);
@@ -250,4 +228,74 @@ async fn admit(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) ->
         }
     }
     res
+}
+
+/// Our id for rmcp's session `inner` of `actor`: the one it has, or a new one — unless that
+/// opens one session more than `[limits]` allows: then rmcp's new session is closed and the
+/// `initialize` refused (a live session is never dropped to make room).
+async fn bind(guard: &Guard, inner: String, actor: &str) -> Result<String, Response> {
+    {
+        let map = guard.sessions.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((ours, _)) = map.iter().find(|(_, (i, a))| *i == inner && a == actor) {
+            return Ok(ours.clone());
+        }
+    }
+    // rmcp's sessions now: bindings of ended ones (idle, closed) no longer count
+    let live: HashSet<String> = guard
+        .manager
+        .sessions
+        .read()
+        .await
+        .keys()
+        .map(ToString::to_string)
+        .collect();
+    let over = {
+        let mut map = guard.sessions.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (i, _)| live.contains(i));
+        let mine = map.values().filter(|(_, a)| a == actor).count();
+        if mine >= guard.limits.sessions_per_actor {
+            Some((
+                "session_per_actor",
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this agent ({actor}) already has {mine} open MCP sessions, the most `[limits] sessions_per_actor` allows: reuse one, or end one (DELETE /mcp with its Mcp-Session-Id); an idle session ends after {}",
+                    humantime::format_duration(guard.limits.session_idle)
+                ),
+            ))
+        } else if live.len() > guard.limits.sessions {
+            Some((
+                "session",
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the gate holds {} open MCP sessions, the most `[limits] sessions` allows: try again later",
+                    guard.limits.sessions
+                ),
+            ))
+        } else {
+            None
+        }
+    };
+    if let Some((cap, status, message)) = over {
+        crate::metrics::global().refused(cap);
+        tracing::warn!(%actor, cap, "MCP over HTTP: initialize refused at a [limits] cap ({status})");
+        let id: Arc<str> = Arc::from(inner.as_str());
+        if let Err(e) = guard.manager.close_session(&id).await {
+            tracing::debug!(error = %e, "closing a refused session");
+        }
+        let mut r = refuse(status, &message);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return Err(r);
+    }
+    let mut bytes = [0u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no randomness for a session id",
+        ));
+    }
+    let ours = hex::encode(bytes);
+    let mut map = guard.sessions.0.lock().unwrap_or_else(|e| e.into_inner());
+    map.insert(ours.clone(), (inner, actor.to_string()));
+    Ok(ours)
 }

@@ -7,6 +7,7 @@
 //! one [`crate::desk`] (approvals, held calls, paused scopes), which applies the authority rule.
 
 mod envelope;
+pub mod listen;
 mod review;
 mod signin;
 mod stats;
@@ -70,16 +71,6 @@ pub fn app(web: Arc<Web>) -> Router {
         .route("/metrics", get(metrics))
         .layer(middleware::map_response(security_headers))
         .with_state(web)
-}
-
-/// Serve a router (the pages, and `/mcp` when on) on a bound listener until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // without TCP_NODELAY, small responses wait out Nagle and delayed ACKs (~40 ms a call)
-    let listener = listener.tap_io(|s| {
-        let _ = s.set_nodelay(true);
-    });
-    axum::serve(listener, router).await
 }
 
 /// Liveness and each tool server's state (JSON), with the instance nonce so the CLI knows it

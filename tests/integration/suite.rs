@@ -16,6 +16,7 @@ mod drift;
 mod gate;
 mod http;
 mod inspector;
+mod limits;
 mod live;
 mod oauth;
 mod ops;

@@ -1,0 +1,184 @@
+//! `[limits]` against a client that follows the protocol but never lets go: connections that
+//! never finish their headers are closed after the header timeout and never starve the pages;
+//! a connection over the cap is closed at once; an agent's sessions are capped by refusing the
+//! next `initialize`, never by dropping a live session.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::agents::{self, Serving, token};
+use crate::support::signin::outbox_links;
+use crate::smtp::{free_port, get, http};
+use crate::support::World;
+
+/// The demo shop over HTTP for agents `agent:a` and `agent:b`, with `limits` as `[limits]`.
+fn world(limits: &str) -> (World, Serving, String, String) {
+    let w = World::demo();
+    let (a, a_entry) = token("agent:a");
+    let (b, b_entry) = token("agent:b");
+    let port = free_port();
+    let config = std::fs::read_to_string(w.config())
+        .expect("config")
+        .replace("bind = \"127.0.0.1:0\"", &format!("bind = \"127.0.0.1:{}\"", free_port()));
+    w.write_config(&format!(
+        "{config}\n[http]\nbind = \"127.0.0.1:{port}\"\n\n{a_entry}\n{b_entry}\n[limits]\n{limits}\n"
+    ));
+    let s = agents::serve(&w, &[], &format!("http://127.0.0.1:{port}"));
+    (w, s, a, b)
+}
+
+/// POST one JSON-RPC message to `/mcp`: (status, the session id answered, the body).
+fn post(s: &Serving, token: &str, session: Option<&str>, body: &Value) -> (u16, Option<String>, String) {
+    let mut req = http()
+        .post(&format!("{}/mcp", s.base))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("Authorization", &format!("Bearer {token}"));
+    if let Some(id) = session {
+        req = req.header("Mcp-Session-Id", id);
+    }
+    let mut r = req.send(body.to_string()).expect("POST");
+    let id = r
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (r.status().as_u16(), id, text)
+}
+
+fn initialize(s: &Serving, token: &str) -> (u16, Option<String>, String) {
+    post(s, token, None, &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+}
+
+/// A session of `token`'s agent, initialized.
+fn session(s: &Serving, token: &str) -> String {
+    let (status, id, body) = initialize(s, token);
+    assert_eq!(status, 200, "{body}");
+    let id = id.expect("a session id");
+    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(s, token, Some(&id), &done).0, 202);
+    id
+}
+
+/// Whether `session` still answers `tools/list`.
+fn works(s: &Serving, token: &str, session: &str) -> bool {
+    let (status, _, body) = post(s, token, Some(session), &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    status == 200 && body.contains("refund_order")
+}
+
+/// A connection that sends a request line and headers, never the blank line that ends them.
+fn slow_loris(addr: &str) -> TcpStream {
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").expect("write");
+    c
+}
+
+/// What a connection reads until the gate closes it (a read timeout is a failure: the gate kept it).
+fn read_to_close(c: &mut TcpStream) -> String {
+    c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut got = Vec::new();
+    match c.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the gate kept a connection that never finished its headers: {e}"),
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_held_slow_loris_does_not_stop_the_pages_once_the_header_timeout_has_passed() {
+    let (w, s, a, _) = world("header_timeout = \"2s\"\nconnections = 12\nconnections_per_address = 12");
+    // an approval waiting, so there is an approver's page to ask for
+    let id = session(&s, &a);
+    let refund = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "refund_order", "arguments": {"order_id": "A-1001", "amount_cents": 500}}});
+    let (status, _, body) = post(&s, &a, Some(&id), &refund);
+    assert_eq!(status, 200, "{body}");
+    let page = outbox_links(&w, "finance-approvers@example.com", 1).await.remove(0);
+
+    // every place taken by connections that never finish their headers, one more line every 500 ms
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut held: Vec<TcpStream> = (0..12).map(|_| slow_loris(&addr)).collect();
+    let drip: Vec<TcpStream> = held.iter().map(|c| c.try_clone().expect("clone")).collect();
+    let dripping = std::thread::spawn(move || {
+        for i in 0..8 {
+            std::thread::sleep(Duration::from_millis(500));
+            for mut c in &drip {
+                let _ = c.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes());
+            }
+        }
+    });
+    // over the cap: closed before a byte is answered
+    let mut over = TcpStream::connect(&addr).expect("connect");
+    let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert_eq!(read_to_close(&mut over), "", "a connection over the cap is closed unanswered");
+
+    // the gate closes each held connection when its header time is up, without answering 200
+    for c in &mut held {
+        let answered = read_to_close(c);
+        assert!(!answered.contains("200 OK"), "{answered}");
+    }
+    // and the pages answer again, while the slow-loris is still dripping
+    let (status, body) = get(&format!("{}/healthz", s.base));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&page);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("refund_order"), "{body}");
+    dripping.join().expect("drip");
+}
+
+#[test]
+fn the_session_cap_refuses_the_next_initialize_and_keeps_every_earlier_session_working() {
+    let (_w, s, a, b) = world("sessions_per_actor = 3\nsessions = 4");
+    let mine: Vec<String> = (0..3).map(|_| session(&s, &a)).collect();
+
+    let (status, id, body) = initialize(&s, &a);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(id, None, "no session is handed out over the cap");
+    assert!(body.contains("sessions_per_actor") && body.contains("DELETE /mcp"), "{body}");
+    for id in &mine {
+        assert!(works(&s, &a, id), "a session opened before the cap still works");
+    }
+
+    // another agent has its own share, up to the gate's total
+    let theirs = session(&s, &b);
+    let (status, _, body) = initialize(&s, &b);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("`[limits] sessions`"), "{body}");
+    assert!(works(&s, &b, &theirs));
+
+    // ending a session makes room for one more
+    let r = http()
+        .delete(&format!("{}/mcp", s.base))
+        .header("Authorization", &format!("Bearer {a}"))
+        .header("Mcp-Session-Id", &mine[0])
+        .call()
+        .expect("DELETE");
+    assert!(r.status().is_success(), "{}", r.status());
+    assert!(!works(&s, &a, &mine[0]), "the ended session is gone");
+    let again = session(&s, &a);
+    assert!(works(&s, &a, &again));
+    assert!(works(&s, &a, &mine[1]) && works(&s, &a, &mine[2]));
+}
+
+#[test]
+fn an_idle_session_ends_and_no_longer_counts_against_its_agent() {
+    let (_w, s, a, _) = world("sessions_per_actor = 1\nsession_idle = \"2s\"");
+    let first = session(&s, &a);
+    assert_eq!(initialize(&s, &a).0, 429, "one session is the cap");
+    // once the first has been idle long enough, rmcp ends it and its place is free
+    let mut second = None;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(200));
+        let (status, id, _) = initialize(&s, &a);
+        if status == 200 {
+            second = id;
+            break;
+        }
+    }
+    assert!(second.is_some(), "the idle session never ended");
+    assert!(!works(&s, &a, &first), "the idle session is gone");
+}
