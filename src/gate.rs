@@ -72,6 +72,8 @@ pub struct Gate {
     pauses: Arc<Pauses>,
     /// Calls between arrival and reply, so shutdown can let them finish.
     in_flight: Arc<AtomicUsize>,
+    /// Each agent's refused calls this minute (`refused_per_minute`).
+    refusals: tally::Budget,
 }
 
 /// Counts a call as in flight until dropped.
@@ -102,6 +104,7 @@ impl Gate {
             quarantine,
             pauses,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            refusals: tally::Budget::default(),
         }
     }
 
@@ -111,6 +114,7 @@ impl Gate {
         while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        self.record_counted(true).await;
     }
 
     /// Tools exposed to agents: everything the tool servers serve. Tools no manifest describes are
@@ -263,6 +267,15 @@ impl Gate {
             } else {
                 let mut change = Change::default();
                 let mut pause = None;
+                let refusing = Refusing {
+                    actor,
+                    tool: &call.tool,
+                    call_id: &call_id,
+                    decision: &decision,
+                    limit: setup.policy.refused_per_minute,
+                    must_record: false,
+                    now,
+                };
                 // the held call, or why a quarantined call is not held
                 let mut held: Option<Result<Held, &'static str>> = None;
                 match &decision.verdict {
@@ -336,12 +349,19 @@ impl Gate {
                                 }
                             }
                             _ => {
+                                let refusing = Refusing { must_record: pause.is_some(), ..refusing };
+                                if let Some(reply) = self.tally_refused(&refusing, &mut rows) {
+                                    return reply;
+                                }
                                 cap_refused(&mut rows);
                                 rows.push(not_run(&call_id, now));
                             }
                         }
                     }
                     _ => {
+                        if let Some(reply) = self.tally_refused(&refusing, &mut rows) {
+                            return reply;
+                        }
                         cap_refused(&mut rows);
                         rows.push(not_run(&call_id, now));
                     }
@@ -467,6 +487,8 @@ fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, S
 }
 
 mod handoff;
+mod tally;
+use tally::Refusing;
 use handoff::NO_REVIEWER;
 mod reply;
 pub use reply::verdict_body;

@@ -41,6 +41,7 @@ pub mod private;
 pub mod quarantine;
 pub mod replay;
 pub mod replica;
+pub mod refusals;
 pub mod retry;
 pub mod reviewer;
 pub mod schema;

@@ -81,7 +81,12 @@ pub struct Policy {
     pub actors: BTreeMap<String, Vec<String>>,
     /// `[review] role`: who reviews held calls that name no role of their own.
     pub review_role: Option<String>,
+    /// An agent's refused calls a minute recorded one by one (the rest counted).
+    pub refused_per_minute: u32,
 }
+
+/// `refused_per_minute` unless the policy says otherwise.
+pub const REFUSED_PER_MINUTE_DEFAULT: u32 = 60;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassRule {
@@ -125,9 +130,22 @@ pub fn compile(src: &Source, file: PolicyFile) -> (Policy, Vec<Diagnostic>) {
     let classes = compile_classes(src, &file, &roles, &mut errors);
     let actors = compile_actors(src, &file, &classes, &mut errors);
     let review_role = compile_review(src, &file, &roles, &mut errors);
+    let refused_per_minute = match &file.refused_per_minute {
+        None => REFUSED_PER_MINUTE_DEFAULT,
+        Some(n) if *n.get_ref() == 0 => {
+            errors.push(src.error(
+                Some(n.span()),
+                "refused_per_minute",
+                "must be at least 1: some refused calls of every minute are recorded whole",
+            ));
+            REFUSED_PER_MINUTE_DEFAULT
+        }
+        Some(n) => *n.get_ref(),
+    };
     (
         Policy {
             review_role,
+            refused_per_minute,
             version: file.version.into_inner(),
             classes,
             roles,

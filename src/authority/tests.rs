@@ -29,6 +29,7 @@ fn policy(review: Option<&str>) -> Policy {
         .into(),
         actors: BTreeMap::new(),
         review_role: review.map(str::to_string),
+        refused_per_minute: crate::policy::REFUSED_PER_MINUTE_DEFAULT,
     }
 }
 

@@ -153,6 +153,8 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         }
         // Call keys past their retry window go, with any result kept under them (hourly).
         let forgetter = tokio::spawn(gate.clone().forget_every(std::time::Duration::from_secs(3600)));
+        // Refused calls over an agent's `refused_per_minute`: one count row a minute.
+        let counter = tokio::spawn(gate.clone().count_every_minute());
         let agent = AgentServer::new(gate.clone(), cfg.max_wait);
         let stop = tokio_util::sync::CancellationToken::new();
         // OAuth agents: the issuer's keys fetched now, so a wrong [oauth] shows in the log at once.
@@ -202,6 +204,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         watcher.abort();
         prober.abort();
         forgetter.abort();
+        counter.abort();
         if let Some(r) = replicas {
             r.abort();
         }

@@ -113,6 +113,7 @@ fn policy() -> Policy {
         roles,
         actors: [("agent:limited".to_string(), vec!["read_only".to_string()])].into(),
         review_role: Some("ops".into()),
+        refused_per_minute: crate::policy::REFUSED_PER_MINUTE_DEFAULT,
     }
 }
 

@@ -35,6 +35,11 @@ pub struct PolicyFile {
     /// that names no role) and classifies unknown tools. Without it nothing is held: such calls
     /// are refused.
     pub review: Option<ReviewFile>,
+    /// How many refused calls (denied, or quarantined and not held) of one agent a minute are
+    /// recorded one by one; the rest are counted in one `refused_counted` row a minute.
+    /// Default 60.
+    #[schemars(with = "Option<u32>")]
+    pub refused_per_minute: Option<Spanned<u32>>,
 }
 
 /// `[review]`: who reviews what is held.

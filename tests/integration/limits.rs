@@ -182,3 +182,39 @@ fn an_idle_session_ends_and_no_longer_counts_against_its_agent() {
     assert!(second.is_some(), "the idle session never ended");
     assert!(!works(&s, &a, &first), "the idle session is gone");
 }
+
+#[tokio::test]
+async fn refused_calls_past_an_agent_s_budget_are_counted_in_one_row_not_recorded_one_by_one() {
+    let w = crate::review::world();
+    let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
+    w.write("p/policy.toml", &format!("refused_per_minute = 3\n{policy}"));
+    let agent = w.agent().await;
+    let mut last = String::new();
+    for i in 0..10 {
+        let r = agent
+            .call("delete_customer", json!({"email": format!("c{i}@example.com")}))
+            .await;
+        assert!(crate::support::is_error(&r), "denied");
+        last = crate::support::text(&r);
+    }
+    assert!(last.contains("denied `delete_customer`"), "the agent still hears why: {last}");
+    assert!(last.contains("refused_per_minute"), "and that it was only counted: {last}");
+    // a clean stop writes the minute's count
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let proposals = rows
+        .iter()
+        .filter(|r| r["kind"] == "proposal" && r["body"]["tool"] == "delete_customer")
+        .count();
+    // the calls of one minute: a minute may turn during the loop, and a new one starts a new budget
+    let counted: Vec<&Value> = rows.iter().filter(|r| r["kind"] == "refused_counted").collect();
+    let calls: u64 = counted.iter().map(|r| r["body"]["calls"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(proposals as u64 + calls, 10, "every call is either recorded or counted");
+    assert!(proposals <= 6 && calls >= 4, "{proposals} recorded, {calls} counted");
+    let row = counted.first().expect("a refused_counted row");
+    assert_eq!(row["body"]["actor"], "agent:test");
+    assert_eq!(row["body"]["refused_per_minute"], 3);
+    assert!(row["body"]["tools"]["delete_customer"].as_u64().unwrap_or(0) >= 1, "{row}");
+    let out = w.airlock(&["ledger", "verify"]);
+    assert!(out.status.success(), "{out:?}");
+}
