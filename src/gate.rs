@@ -349,7 +349,10 @@ impl Gate {
                                 }
                             }
                             _ => {
-                                let refusing = Refusing { must_record: pause.is_some(), ..refusing };
+                                let refusing = Refusing {
+                                    must_record: pause.is_some(),
+                                    ..refusing
+                                };
                                 if let Some(reply) = self.tally_refused(&refusing, &mut rows) {
                                     return reply;
                                 }
@@ -488,8 +491,8 @@ fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, S
 
 mod handoff;
 mod tally;
-use tally::Refusing;
 use handoff::NO_REVIEWER;
+use tally::Refusing;
 mod reply;
 pub use reply::verdict_body;
 mod retries;

@@ -41,7 +41,9 @@ struct RoleLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusedLabels {
-    /// `connection`, `connection_per_address`, `session_per_actor` or `session`.
+    /// `connection`, `connection_per_address` (a newcomer refused), `connection_waiting`,
+    /// `connection_per_address_waiting` (a connection still sending its headers closed for a
+    /// newcomer), `session_per_actor` or `session`.
     what: String,
 }
 

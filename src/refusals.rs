@@ -46,7 +46,10 @@ impl Counted {
     pub fn body(&self, limit: u32) -> Value {
         let minute = OffsetDateTime::from_unix_timestamp(self.minute)
             .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
         json!({
             "actor": self.actor,
             "minute": minute,
@@ -114,7 +117,7 @@ impl Refusals {
             .into_iter()
             .filter_map(|actor| {
                 let w = self.windows.remove(&actor)?;
-                (w.counted > 0).then(|| Counted {
+                (w.counted > 0).then_some(Counted {
                     actor,
                     minute: w.minute,
                     calls: w.counted,
@@ -143,7 +146,10 @@ mod tests {
         assert_eq!(r.tally("a", "wipe", 2, t).0, Tally::Count);
         // another agent has its own budget
         assert_eq!(r.tally("b", "delete", 2, t).0, Tally::Record);
-        assert!(r.due(datetime!(2026-12-03 10:00:59 UTC)).is_empty(), "the minute is not over");
+        assert!(
+            r.due(datetime!(2026-12-03 10:00:59 UTC)).is_empty(),
+            "the minute is not over"
+        );
 
         let (tally, due) = r.tally("a", "delete", 2, datetime!(2026-12-03 10:01:00 UTC));
         assert_eq!(tally, Tally::Record, "a new minute, a new budget");

@@ -201,12 +201,21 @@ fn oauth_problems_are_located_at_their_key_and_line() {
 fn limits_default_and_a_bad_one_is_named_with_its_line() {
     let c = cfg("[[server]]\nname = \"shop\"\ncommand = \"demo\"\n").unwrap();
     assert_eq!(c.limits, super::limits::Limits::default());
-    let c = cfg("[limits]\nconnections = 8\nconnections_per_address = 100\nledger_cache = \"16MiB\"\n").unwrap();
-    assert_eq!(c.limits.connections_per_address, 8, "never more than the listener");
+    let c =
+        cfg("[limits]\nconnections = 8\nconnections_per_address = 100\nledger_cache = \"16MiB\"\n")
+            .unwrap();
+    assert_eq!(
+        c.limits.connections_per_address, 8,
+        "never more than the listener"
+    );
     assert_eq!(c.limits.ledger_cache, 16 << 20);
-    let e = cfg("[limits]\nsessions = 10\nheader_timeout = \"soon\"\nsessions_per_actor = 0\n").unwrap_err();
+    let e = cfg("[limits]\nsessions = 10\nheader_timeout = \"soon\"\nsessions_per_actor = 0\n")
+        .unwrap_err();
     assert_eq!(e.len(), 2, "{e:?}");
     assert_eq!((e[0].key.as_str(), e[0].line), ("limits.header_timeout", 3));
-    assert_eq!((e[1].key.as_str(), e[1].line), ("limits.sessions_per_actor", 4));
+    assert_eq!(
+        (e[1].key.as_str(), e[1].line),
+        ("limits.sessions_per_actor", 4)
+    );
     assert!(e[1].message.contains("at least 1"), "{}", e[1].message);
 }
