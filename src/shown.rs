@@ -370,5 +370,22 @@ fn break_www(s: &str) -> String {
     out
 }
 
+/// The longest a value the agent wrote stands in a mail's body, in characters (escapes
+/// included); a longer one is cut, its length given, and the page shows it whole.
+pub const MAIL_VALUE_CHARS: usize = 300;
+
+/// `text` (already shown: escaped, one line) cut past [`MAIL_VALUE_CHARS`] with its length and
+/// `page`, where it is shown whole.
+pub fn cut_for_mail(text: String, page: &str) -> String {
+    let n = text.chars().count();
+    if n <= MAIL_VALUE_CHARS {
+        return text;
+    }
+    format!(
+        "{} [cut: {n} characters in all; {page} shows it whole]",
+        crate::summary::shorten(&text, MAIL_VALUE_CHARS)
+    )
+}
+
 #[cfg(test)]
 mod tests;

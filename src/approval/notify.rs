@@ -20,27 +20,41 @@ use crate::shown::{self, request};
 /// wording is the manifest's; the name is what runs). As mail shows text: hidden characters as
 /// escapes, on one line, links broken. The body's first line; the subject's is [`subject`].
 fn titled(e: &Envelope) -> String {
-    title(&e.summary, &e.tool, usize::MAX)
+    title(
+        &cut_summary(e, shown::MAIL_VALUE_CHARS),
+        &e.tool,
+        usize::MAX,
+    )
 }
 
 /// The longest a value the agent wrote stands in a subject line, in characters.
 const SUBJECT_VALUE_CHARS: usize = 60;
 
-/// A subject line: `prefix`, then [`titled`] with each value the agent wrote cut to
-/// [`SUBJECT_VALUE_CHARS`] and the summary cut so the whole line fits
-/// [`crate::mail::SUBJECT_CHARS`] with the tool's name kept. The body keeps every value whole.
-fn subject(prefix: &str, e: &Envelope) -> String {
+/// The summary with each value the agent wrote cut to `chars`.
+fn cut_summary(e: &Envelope, chars: usize) -> String {
     let spans = request::summary_spans(e);
-    let summary: String = request::pieces(&e.summary, &spans)
+    request::pieces(&e.summary, &spans)
         .into_iter()
         .map(|(text, agent)| {
             if agent {
-                crate::summary::shorten(text, SUBJECT_VALUE_CHARS)
+                crate::summary::shorten(text, chars)
             } else {
                 text.to_string()
             }
         })
-        .collect();
+        .collect()
+}
+
+/// A value as the body shows it: cut past [`shown::MAIL_VALUE_CHARS`], with where to read it whole.
+fn mail_value(text: String) -> String {
+    shown::cut_for_mail(text, "the approval page")
+}
+
+/// A subject line: `prefix`, then [`titled`] with each value the agent wrote cut to
+/// [`SUBJECT_VALUE_CHARS`] and the summary cut so the whole line fits
+/// [`crate::mail::SUBJECT_CHARS`] with the tool's name kept. The body keeps every value whole.
+fn subject(prefix: &str, e: &Envelope) -> String {
+    let summary = cut_summary(e, SUBJECT_VALUE_CHARS);
     let room = crate::mail::SUBJECT_CHARS.saturating_sub(prefix.chars().count());
     format!("{prefix}{}", title(&summary, &e.tool, room))
 }
@@ -96,9 +110,11 @@ pub(super) fn request_text(e: &Envelope) -> String {
 
 /// The agent's part of the request, marked as such.
 fn agent_text(e: &Envelope) -> String {
-    let value = |v: &Value| match v {
-        Value::String(s) => shown::line(s),
-        v => shown::json(&canonical::to_string(v)),
+    let value = |v: &Value| {
+        mail_value(match v {
+            Value::String(s) => shown::line(s),
+            v => shown::json(&canonical::to_string(v)),
+        })
     };
     let mut t = format!(
         "\nWritten by the agent ({}), not by Airlock:\n",
@@ -109,7 +125,7 @@ fn agent_text(e: &Envelope) -> String {
         let parts: Vec<String> = request::pieces(&e.summary, &spans)
             .into_iter()
             .filter(|(_, agent)| *agent)
-            .map(|(s, _)| format!("“{}”", shown::line(s)))
+            .map(|(s, _)| format!("“{}”", mail_value(shown::line(s))))
             .collect();
         t.push_str(&format!("| in the summary: {}\n", parts.join(", ")));
     }
@@ -387,7 +403,7 @@ End of the agent's text.\n";
     }
 
     #[test]
-    fn the_subject_cuts_the_agents_values_and_the_body_keeps_them_whole() {
+    fn the_subject_and_the_body_cut_the_agents_long_values_and_point_to_the_page() {
         let long = "A".repeat(10_000);
         let args = json!({"order_id": long, "amount_cents": 500});
         let template =
@@ -402,11 +418,25 @@ End of the agent's text.\n";
             format!("[Airlock] Approve? Refund $5.00 on order {value} (refund_order)")
         );
         assert!(said.chars().count() <= crate::mail::SUBJECT_CHARS);
-        assert!(request_text(&e).contains(&format!("| order_id: {long}\n")));
+        let body = request_text(&e);
+        let kept = format!("{}…", "A".repeat(crate::shown::MAIL_VALUE_CHARS - 1));
+        assert!(
+            body.contains(&format!("| order_id: {kept} [cut: 10000 characters in all; the approval page shows it whole]\n")),
+            "{body}"
+        );
+        assert!(
+            !body.contains(&"A".repeat(crate::shown::MAIL_VALUE_CHARS)),
+            "never whole"
+        );
+        assert!(
+            body.contains("| amount_cents: 500\n"),
+            "a short value stays whole"
+        );
         assert!(
             titled(&e).chars().count() > said.chars().count(),
-            "the body's line is not cut"
+            "the body's line is cut less than the subject's"
         );
+        assert!(titled(&e).chars().count() < 400, "{}", titled(&e));
 
         // several values, each cut, and the whole line within the limit, the tool named last
         let args = json!({"a": "x".repeat(70), "b": "y".repeat(70), "c": "z\u{202E}".repeat(30)});

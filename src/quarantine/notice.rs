@@ -114,7 +114,12 @@ fn body(h: &Held, link: &str) -> String {
     let warning = crate::shown::warning(&flags)
         .map(|w| format!("WARNING: {w}\n\n"))
         .unwrap_or_default();
-    let agent = |s: &str| crate::shown::break_links(&crate::shown::line(s));
+    let agent = |s: &str| {
+        crate::shown::cut_for_mail(
+            crate::shown::break_links(&crate::shown::line(s)),
+            "the review page",
+        )
+    };
     let args: Vec<String> = h
         .arguments
         .iter()
