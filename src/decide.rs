@@ -119,6 +119,29 @@ pub struct Decision {
 
 impl Decision {
     /// One line an agent (or a person) can act on.
+    /// The same decision with the values of redacted fields (`pointers`) no longer quoted by
+    /// its reasons (a condition on a redacted field says `[redacted]`).
+    pub fn hiding(mut self, pointers: &[String]) -> Decision {
+        let hidden = |at: &str| {
+            pointers.iter().any(|p| {
+                at == p
+                    || at
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            })
+        };
+        for r in &mut self.reasons {
+            if let Reason::ConditionHeld { pointer, value, .. }
+            | Reason::ConditionFailed { pointer, value, .. } = r
+            {
+                if hidden(pointer) {
+                    *value = "[redacted]".into();
+                }
+            }
+        }
+        self
+    }
+
     pub fn explanation(&self) -> String {
         let reasons: Vec<String> = self.reasons.iter().map(ToString::to_string).collect();
         format!(

@@ -99,7 +99,7 @@ pub fn build(
         tool: p.tool.to_string(),
         server: p.server.to_string(),
         tool_name: p.manifest.name.clone(),
-        arguments_sha256: canonical::sha256_hex(canonical::to_string(&args).as_bytes()),
+        arguments_sha256: crate::redact::arguments_sha256(&args),
         arguments: args,
         class: p.manifest.class.clone(),
         actor: p.actor.to_string(),
@@ -132,11 +132,13 @@ pub fn summarize(
     arguments: &Map<String, Value>,
     meta: Option<&Map<String, Value>>,
 ) -> String {
+    // a redacted field reads as its marker, `[redacted 3f9a1c2b]`
+    let shown = crate::redact::for_people(&Value::Object(arguments.clone()));
     crate::summary::describe(
         manifest.summary.as_ref(),
         tool,
         &manifest.target,
-        arguments,
+        shown.as_object().unwrap_or(arguments),
         meta,
     )
 }
@@ -158,7 +160,7 @@ impl Envelope {
         let args = Value::Object(arguments);
         Envelope {
             summary,
-            arguments_sha256: canonical::sha256_hex(canonical::to_string(&args).as_bytes()),
+            arguments_sha256: crate::redact::arguments_sha256(&args),
             arguments: args,
             stage: self.stage + 1,
             ..self.clone()

@@ -51,18 +51,30 @@ pub struct Forwarder {
     servers: Arc<ToolServers>,
     /// Wait until the outcome row is durable before returning (one more fsync per call).
     outcome_before_reply: bool,
+    /// The seal key: redacted values are taken out with its keys and put back only to run.
+    sealer: Arc<crate::seal::Sealer>,
 }
 
 /// Why an `unknown` outcome row was written at start.
 const UNSETTLED: &str = "the gate stopped after forwarding this call and before its outcome was recorded; the call may have run";
 
 impl Forwarder {
-    pub fn new(ledger: Arc<Ledger>, servers: Arc<ToolServers>) -> Forwarder {
+    pub fn new(
+        ledger: Arc<Ledger>,
+        servers: Arc<ToolServers>,
+        sealer: Arc<crate::seal::Sealer>,
+    ) -> Forwarder {
         Forwarder {
             ledger,
             servers,
             outcome_before_reply: false,
+            sealer,
         }
+    }
+
+    /// The seal key (redaction's keys, sealing and opening).
+    pub fn sealer(&self) -> &crate::seal::Sealer {
+        &self.sealer
     }
 
     /// Wait for every outcome row to be durable before answering (`[gate] outcome_before_reply`).

@@ -203,16 +203,35 @@ impl Gate {
             },
         };
         let too_large = canonical_args.len() > decide::MAX_ARGUMENT_BYTES;
-        let arguments_sha256 = canonical::sha256_hex(canonical_args.as_bytes());
-        let proposal = json!({
+        // the fields the manifest marks sensitive never reach a row, a page, a mail or a log
+        let redacted = manifest.filter(|m| !m.redact.is_empty()).map(|m| {
+            let keys = self.forwarder.sealer().keys();
+            crate::redact::redact(&call.arguments, &m.redact, &keys, &call_id)
+        });
+        let (recorded, arguments_sha256) = match &redacted {
+            None => (args_value, canonical::sha256_hex(canonical_args.as_bytes())),
+            Some(r) => {
+                let v = Value::Object(r.arguments.clone());
+                let sha = crate::redact::arguments_sha256(&v);
+                (v, sha)
+            }
+        };
+        let mut proposal = json!({
             "tool": call.tool,
             "server": route.as_ref().map(|r| r.0.clone()),
             "tool_name": route.as_ref().map(|r| r.1.clone()),
-            "arguments": if too_large { Value::Null } else { args_value },
+            "arguments": if too_large { Value::Null } else { recorded.clone() },
             "arguments_sha256": arguments_sha256,
             "meta": call.meta.clone().map(Value::Object),
             "actor": actor,
         });
+        if let (Some(r), Value::Object(o)) = (&redacted, &mut proposal) {
+            // which fields were taken out (the values are sealed, or were never kept)
+            o.insert(
+                "redacted".into(),
+                json!(r.secrets.keys().collect::<Vec<_>>()),
+            );
+        }
         // a repeat of a call already made is answered by that call once decided the same way
         let retried = match self.retried(retries::Retrying {
             setup: &setup,
@@ -242,6 +261,11 @@ impl Gate {
                     usage: &*meter,
                 },
             );
+            // a reason never quotes a redacted value
+            let decision = match manifest {
+                Some(m) if !m.redact.is_empty() => decision.hiding(&m.redact),
+                _ => decision,
+            };
             let mut rows = vec![
                 NewRow::at("proposal", &call_id, now, proposal),
                 NewRow::at(
@@ -314,9 +338,16 @@ impl Gate {
                             } else {
                                 // released, it runs only on the definition it was held under
                                 self.hold(&served, &call, &route, &decision, &call_id, actor, now)
-                                    .map(|h| Held {
-                                        definition: facts.changed.map(|(_, now)| now.to_string()),
-                                        ..h
+                                    .and_then(|h| {
+                                        Ok(Held {
+                                            definition: facts
+                                                .changed
+                                                .map(|(_, now)| now.to_string()),
+                                            // held as recorded; its redacted values sealed
+                                            arguments: handoff::recorded_map(&recorded),
+                                            sealed: self.seal(&call_id, redacted.as_ref())?,
+                                            ..h
+                                        })
                                     })
                             },
                         );
@@ -326,7 +357,7 @@ impl Gate {
                                     "held",
                                     &call_id,
                                     now,
-                                    json!({"reason": h.reason, "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes())}),
+                                    json!({"reason": h.reason, "arguments_sha256": arguments_sha256}),
                                 ));
                                 let keys = retried.fresh.as_ref().map(|f| {
                                     f.states(
@@ -397,10 +428,19 @@ impl Gate {
         crate::metrics::global().call(path, decision.verdict.name());
         let (pending, pause, held) = match committed {
             Committed::ToDesk(rows) => {
+                let sealed = match self.seal(&call_id, redacted.as_ref()) {
+                    Ok(s) => s,
+                    Err(why) => return ledger_failed(&call_id, &decision, &why.trim()),
+                };
+                let asked = GateCall {
+                    arguments: handoff::recorded_map(&recorded),
+                    ..call.clone()
+                };
                 return self
                     .suspend(
                         &setup,
-                        &call,
+                        &asked,
+                        sealed,
                         &call_id,
                         actor,
                         route,

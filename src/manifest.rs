@@ -65,6 +65,13 @@ pub struct ToolEntryFile {
     #[serde(default)]
     #[schemars(with = "Vec<crate::drift::LimitFile>")]
     pub limit: Vec<Spanned<crate::drift::LimitFile>>,
+    /// Sensitive argument fields, as JSON pointers (`["/card_number", "/auth/api_key"]`): never
+    /// in the ledger, mail, pages, exports or logs — a marker with a short keyed digest stands
+    /// there, the chain covers a salted commitment, and the value is kept sealed only until the
+    /// call has run (or was refused, or expired).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub redact: Vec<Spanned<String>>,
 }
 
 /// How an action can be undone.
@@ -107,6 +114,12 @@ pub struct ToolManifest {
     pub limits: Vec<crate::drift::Limit>,
     /// The reviewed definition hash, if pinned.
     pub pin: Option<String>,
+    /// Sensitive argument fields (JSON pointers): redacted wherever the call is recorded or shown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redact: Vec<String>,
+    /// The line of each `redact` pointer, for `check`.
+    #[serde(skip)]
+    pub redact_lines: Vec<usize>,
     /// Where it was written (`file:line`), for `map` and `explain`.
     pub origin: String,
 }
@@ -253,6 +266,29 @@ pub fn compile(
                 "counts the same thing over the same window as an earlier limit; keep one",
             ));
         }
+        let mut redact = Vec::new();
+        let mut redact_lines = Vec::new();
+        for (j, p) in e.redact.iter().enumerate() {
+            let pointer = p.get_ref().trim();
+            let problem = if !pointer.starts_with('/') || pointer.len() < 2 {
+                Some("a JSON pointer into the arguments, like `/card_number`".to_string())
+            } else if pointer.starts_with("/_meta") {
+                Some("`_meta` is not redacted: name an argument".to_string())
+            } else if redact.iter().any(|q: &String| q == pointer) {
+                Some(format!("`{pointer}` is listed twice"))
+            } else {
+                None
+            };
+            match problem {
+                Some(msg) => {
+                    errors.push(src.error(Some(p.span()), &format!("{key}.redact[{j}]"), msg))
+                }
+                None => {
+                    redact.push(pointer.to_string());
+                    redact_lines.push(src.line_col(p.span().start).0);
+                }
+            }
+        }
         let (line, _) = src.line_col(span.start);
         let spans = EntrySpans {
             entry: span,
@@ -276,6 +312,8 @@ pub fn compile(
                 pin: e
                     .pin
                     .map(|p| p.trim().trim_start_matches("sha256:").to_ascii_lowercase()),
+                redact,
+                redact_lines,
                 origin: format!("{}:{line}", src.path.display()),
             },
             spans,

@@ -117,6 +117,8 @@ mod tests {
             conditions: vec![],
             limits: vec![],
             pin: pin.map(String::from),
+            redact: vec![],
+            redact_lines: vec![],
             origin: "m.toml:1".into(),
         });
         set

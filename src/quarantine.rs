@@ -84,6 +84,10 @@ pub struct Held {
     /// changed; a release runs it only on that same definition. `None`: the trusted one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<String>,
+    /// The values the manifest's `redact` took out of `arguments`, sealed ([`crate::seal`])
+    /// until the held call ends; then gone from the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 impl HeldStatus {
@@ -165,7 +169,12 @@ pub fn entry(h: &Held) -> Result<ItemState, LedgerError> {
         what: format!("held call {}", h.id),
         message: e.to_string(),
     };
-    let v = serde_json::to_value(h).map_err(encode)?;
+    // an ended held call keeps no sealed values, whichever path ended it
+    let mut h = h.clone();
+    if h.status.phase() == Phase::Done {
+        h.sealed = None;
+    }
+    let v = serde_json::to_value(&h).map_err(encode)?;
     let bytes = serde_json::to_vec(&v).map_err(encode)?;
     Ok(ItemState::of(ItemKind::Held, &h.id, bytes, None))
 }
@@ -319,8 +328,16 @@ impl Quarantine {
             }
             let mut next_h = h.clone();
             next_h.status = next;
+            let mut rows = vec![NewRow::now(row.0, id, row.1)];
+            if next_h.status.phase() == Phase::Done && next_h.sealed.take().is_some() {
+                rows.push(NewRow::now(
+                    crate::seal::DESTROYED,
+                    id,
+                    json!({"why": row.0}),
+                ));
+            }
             let pending = self.ledger.submit(Change {
-                rows: vec![NewRow::now(row.0, id, row.1)],
+                rows,
                 items: vec![entry_replacing(&next_h, stored)?],
                 ..Change::default()
             })?;
@@ -406,11 +423,9 @@ impl Quarantine {
             .ledger
             .held_state(id)?
             .and_then(|b| serde_json::from_slice::<Held>(&b).ok());
-        let args_sha = stored.or_else(|| self.get(id)).map(|h| {
-            crate::canonical::sha256_hex(
-                crate::canonical::to_string(&Value::Object(h.arguments)).as_bytes(),
-            )
-        });
+        let args_sha = stored
+            .or_else(|| self.get(id))
+            .map(|h| crate::redact::arguments_sha256(&Value::Object(h.arguments)));
         let h = self
             .transition(
                 id,
@@ -433,6 +448,7 @@ impl Quarantine {
                 .cloned()
                 .unwrap_or_default(),
             definition: h.definition.as_deref(),
+            sealed: h.sealed.as_deref(),
         };
         let (rows, ran) = run::run_once(&self.forwarder, &self.live, call).await;
         let end = |done: &mut Held| ended(done, &by.who, &ran);
@@ -467,12 +483,20 @@ fn ended(h: &mut Held, by: &str, ran: &Ran) -> Vec<NewRow> {
         Ran::Failed { error } => HeldStatus::Failed { by, error },
         Ran::Voided { reason } => HeldStatus::Voided { by, reason },
     };
-    match &h.status {
+    let mut rows = match &h.status {
         HeldStatus::Voided { reason, .. } => {
             vec![NewRow::now("held_voided", &h.id, json!({"reason": reason}))]
         }
         _ => Vec::new(),
+    };
+    if h.sealed.take().is_some() {
+        rows.push(NewRow::now(
+            crate::seal::DESTROYED,
+            &h.id,
+            json!({"why": "released"}),
+        ));
     }
+    rows
 }
 
 impl run::Item for Held {

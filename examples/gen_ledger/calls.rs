@@ -253,6 +253,7 @@ impl Gen<'_> {
             timeout_secs: timeout.as_secs(),
             approvers: emails.clone(),
             approved_by: vec![],
+            sealed: None,
             used: vec![],
             unsent: vec![],
             status: Status::Pending,

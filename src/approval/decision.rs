@@ -109,10 +109,20 @@ impl Approvals {
                 };
                 extra.insert(
                     "diff".into(),
-                    Value::Array(envelope::diff(&next.envelope.arguments, &edited.arguments)),
+                    Value::Array(envelope::diff(
+                        &next.envelope.arguments,
+                        &edited.envelope.arguments,
+                    )),
                 );
-                extra.insert("new_envelope_hash".into(), Value::String(edited.hash()));
-                next.modify(&approver, edited, now)
+                extra.insert(
+                    "new_envelope_hash".into(),
+                    Value::String(edited.envelope.hash()),
+                );
+                if !edited.redacted.is_null() {
+                    extra.insert("redacted".into(), edited.redacted);
+                }
+                next.sealed = edited.sealed;
+                next.modify(&approver, edited.envelope, now)
             }
         };
         let step = match result {
@@ -168,7 +178,7 @@ impl Approvals {
     }
 
     /// The edited arguments, validated against the tool's input schema and re-decided.
-    fn modified(&self, a: &Approval, text: &str) -> Result<Envelope, String> {
+    fn modified(&self, a: &Approval, text: &str) -> Result<Modified, String> {
         let (setup, changed) = self.live.snapshot();
         if changed.contains_key(&(a.envelope.server.clone(), a.envelope.tool_name.clone())) {
             return Err("the tool's definition changed since this request was made".into());
@@ -179,6 +189,8 @@ impl Approvals {
             Err(e) => return Err(format!("not valid JSON: {e}")),
         };
         let e = &a.envelope;
+        // a redacted value kept as its marker is put back; one the approver typed anew is new
+        let (args, redacted) = self.unsealed(a, args)?;
         // Edited arguments are only accepted against the tool's own input schema.
         let def = self.servers.route_of(&e.server, &e.tool_name);
         let schema = def
@@ -219,7 +231,8 @@ impl Approvals {
                 // an approved call is not autopilot: rate limits do not count it
                 usage: &crate::drift::NoUsage,
             },
-        );
+        )
+        .hiding(&manifest.redact);
         if matches!(d.verdict, Verdict::Deny | Verdict::Quarantine) {
             return Err(format!(
                 "the edited call would be refused: {}",
@@ -236,7 +249,75 @@ impl Approvals {
                 ));
             }
         }
-        let summary = crate::envelope::summarize(manifest, &e.tool, &args, a.meta.as_ref());
-        Ok(e.with_arguments(args, summary))
+        // what is recorded and shown: the manifest's fields taken out again, and sealed
+        let keys = self.forwarder.sealer().keys();
+        let r = crate::redact::redact(&args, &manifest.redact, &keys, &a.call_id);
+        let sealed = match r.secrets.is_empty() {
+            true => None,
+            false => Some(
+                self.forwarder
+                    .sealer()
+                    .seal(&a.call_id, &r.secrets)
+                    .map_err(|err| format!("the redacted values cannot be sealed: {err}"))?,
+            ),
+        };
+        let summary = crate::envelope::summarize(manifest, &e.tool, &r.arguments, a.meta.as_ref());
+        Ok(Modified {
+            envelope: e.with_arguments(r.arguments, summary),
+            sealed,
+            redacted,
+        })
     }
+
+    /// Edited arguments with each redacted value kept as its marker put back (a marker may
+    /// only stay where it was), and which were kept and which replaced.
+    fn unsealed(
+        &self,
+        a: &Approval,
+        edited: Map<String, Value>,
+    ) -> Result<(Map<String, Value>, Value), String> {
+        let Some(sealed) = &a.sealed else {
+            return Ok((edited, Value::Null));
+        };
+        let secrets = self
+            .forwarder
+            .sealer()
+            .open(&a.call_id, sealed)
+            .map_err(|err| format!("the redacted values cannot be opened: {err}"))?;
+        let before = Value::Object(
+            a.envelope
+                .arguments
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let now = Value::Object(edited.clone());
+        let mut kept = Vec::new();
+        for p in secrets.keys() {
+            match (now.pointer(p), before.pointer(p)) {
+                (Some(n), Some(b)) if crate::redact::digest_of(n).is_some() => {
+                    if n != b {
+                        return Err(format!(
+                            "`{p}` holds a redacted marker that is not its own: keep its marker or type a new value"
+                        ));
+                    }
+                    kept.push(p.clone());
+                }
+                _ => {}
+            }
+        }
+        let (args, replaced) = crate::redact::restore(&edited, &secrets);
+        Ok((
+            args,
+            serde_json::json!({"kept": kept, "replaced": replaced}),
+        ))
+    }
+}
+
+/// A modify's result: the new envelope, its sealed values, and which redacted values the
+/// approver kept or replaced.
+struct Modified {
+    envelope: Envelope,
+    sealed: Option<String>,
+    redacted: Value,
 }

@@ -93,6 +93,7 @@ impl Approvals {
             context,
             // approvals are asked only of trusted definitions: one that changed since is not run
             definition: None,
+            sealed: a.sealed.as_deref(),
         };
         let (rows, ran) = run::run_once(&self.forwarder, &self.live, call).await;
         let outcome = match ran {
@@ -118,11 +119,13 @@ impl Approvals {
                 }
                 other => json!(Status::Done(other.clone())),
             };
-            vec![NewRow::now(
+            let mut rows = vec![NewRow::now(
                 "approval_closed",
                 &next.call_id,
                 json!({"approval_id": next.id, "outcome": summary}),
-            )]
+            )];
+            rows.extend(super::destroy_sealed(next, "ended"));
+            rows
         };
         let Some((next, committed)) =
             run::close(&self.ledger, id, || self.load_raw(id), end, rows).await

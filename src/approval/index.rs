@@ -70,7 +70,16 @@ pub fn stored(a: &Approval) -> Result<ItemState, LedgerError> {
         what: format!("approval {} {what}", a.id),
         message: e.to_string(),
     };
-    let state = serde_json::to_vec(a).map_err(|e| encode("state", e))?;
+    // an ended approval keeps no sealed values, whichever path ended it
+    let state = match (&a.status, &a.sealed) {
+        (crate::approval::state::Status::Done(_), Some(_)) => {
+            let mut ended = a.clone();
+            ended.sealed = None;
+            serde_json::to_vec(&ended)
+        }
+        _ => serde_json::to_vec(a),
+    }
+    .map_err(|e| encode("state", e))?;
     let open = match Entry::of(a) {
         Some(entry) => Some(serde_json::to_vec(&entry).map_err(|e| encode("entry", e))?),
         None => None,

@@ -81,6 +81,20 @@ pub struct Open<'a> {
     pub rows: Vec<NewRow>,
     /// The call's key, stored with the approval so an identical call attaches to it.
     pub retry: Option<crate::retry::Fresh>,
+    /// The values `redact` took out of the proposal's arguments, sealed.
+    pub sealed: Option<String>,
+}
+
+/// An ending approval's sealed values, gone from its state: the row that says so (none when it
+/// had none).
+pub(super) fn destroy_sealed(a: &mut Approval, why: &str) -> Option<NewRow> {
+    a.sealed.take().map(|_| {
+        NewRow::now(
+            crate::seal::DESTROYED,
+            &a.call_id,
+            json!({"approval_id": a.id, "why": why}),
+        )
+    })
 }
 
 /// Most `link_refused` rows written per approval per minute.
@@ -169,6 +183,7 @@ impl Approvals {
             used: vec![],
             unsent: emails,
             status: Status::Pending,
+            sealed: open.sealed,
         };
         let mut rows = open.rows;
         rows.push(self.envelope_row(&approval));
@@ -418,6 +433,7 @@ impl Approvals {
                     &next.call_id,
                     json!({"approval_id": next.id, "outcome": next.status}),
                 ));
+                rows.extend(destroy_sealed(next, "denied"));
             }
             Step::Expired => {
                 next.status = Status::Done(Outcome::Expired);
@@ -426,6 +442,7 @@ impl Approvals {
                     &next.call_id,
                     json!({"approval_id": next.id, "outcome": next.status}),
                 ));
+                rows.extend(destroy_sealed(next, "expired"));
             }
             Step::NewStage => rows.push(self.envelope_row(next)),
         }

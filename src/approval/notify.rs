@@ -111,6 +111,7 @@ pub(super) fn request_text(e: &Envelope) -> String {
 /// The agent's part of the request, marked as such.
 fn agent_text(e: &Envelope) -> String {
     let value = |v: &Value| {
+        let v = &crate::redact::for_people(v);
         mail_value(match v {
             Value::String(s) => shown::line(s),
             v => shown::json(&canonical::to_string(v)),

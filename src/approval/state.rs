@@ -73,6 +73,10 @@ pub struct Approval {
     /// Approvers at the current stage not yet mailed.
     pub unsent: Vec<String>,
     pub status: Status,
+    /// The values the manifest's `redact` took out of the envelope's arguments, sealed
+    /// ([`crate::seal`]) until the approval ends; then gone from the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 /// Why a vote is refused.

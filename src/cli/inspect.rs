@@ -44,6 +44,7 @@ pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                 .cloned()
                 .unwrap_or(Value::Null);
             row["summary"] = json!(manifest.map(|m| summary_of(m, &t.exposed)));
+            row["redact"] = json!(manifest.map(|m| m.redact.clone()).unwrap_or_default());
             rows.push(row);
         }
         for m in setup.manifests.iter() {
@@ -65,6 +66,7 @@ pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                 let mut row =
                     class_row(&setup, &exposed, &m.server, &m.name, Some(&m.class), state);
                 row["summary"] = json!(summary_of(m, &exposed));
+                row["redact"] = json!(m.redact);
                 rows.push(row);
             }
         }
@@ -108,6 +110,13 @@ pub(super) fn map(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                 s("on_timeout"),
                 s("summary"),
             ]);
+            let redact: Vec<&str> = r["redact"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if !redact.is_empty() {
+                println!("{:<32} redacted: {}", "", redact.join(", "));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -207,6 +216,13 @@ pub(super) fn explain(
                 m.origin, s.name, m.name, m.class
             )?,
             None => writeln!(out, "manifest: none")?,
+        }
+        if let Some((_, m)) = resolved.filter(|(_, m)| !m.redact.is_empty()) {
+            writeln!(
+                out,
+                "redacted: {} (a marker and a keyed digest in the ledger, mail, pages and exports; the value sealed until the call ends)",
+                m.redact.join(", ")
+            )?;
         }
         writeln!(out, "verdict:  {}", d.verdict.name())?;
         if let Verdict::Approve {

@@ -46,6 +46,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             tracing::info!(rows, checkpoint = %file.display(), "the ledger extends its newest checkpoint");
         }
         let key = LinkKey::load_or_create(&cfg.key_path)?;
+        let sealer = Arc::new(airlock::seal::Sealer::load_or_create(&cfg.seal_key_path)?);
         let mailer = Mailer::new(&cfg.mail)?;
         // With MCP over HTTP, the approval pages share its listener.
         let http_bind = cfg.http.serving(http_override, &cfg.agents, cfg.oauth.is_some()).map_err(anyhow::Error::msg)?;
@@ -83,7 +84,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             .await
             .context("cannot write to the ledger; refusing to serve")?;
         let servers = Arc::new(servers);
-        let forwarder = Forwarder::new(ledger.clone(), servers.clone()).outcome_before_reply(cfg.outcome_before_reply);
+        let forwarder = Forwarder::new(ledger.clone(), servers.clone(), sealer).outcome_before_reply(cfg.outcome_before_reply);
         // Sharing the ledger with other replicas, only what dead replicas left is settled (below).
         let shared = ledger.shared();
         let unknown = match shared { None => forwarder.settle_unknown().await.context("cannot record the outcome of calls a previous run left unrecorded")?, Some(_) => 0 };

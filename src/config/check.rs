@@ -445,6 +445,41 @@ impl Setup {
             }
         }
         out.extend(self.validate_summaries(&schema_of));
+        out.extend(self.validate_redactions(&schema_of));
+        out
+    }
+
+    /// Every manifest `redact` pointer must name an argument of its tool's input schema (a tool
+    /// not served right now is skipped, as for summaries).
+    pub fn validate_redactions<'a>(
+        &self,
+        schema_of: impl Fn(&str, &str) -> Option<&'a serde_json::Value>,
+    ) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for m in self.manifests.iter() {
+            let Some(schema) = schema_of(&m.server, &m.name) else {
+                continue;
+            };
+            let file = m
+                .origin
+                .rsplit_once(':')
+                .map_or(m.origin.as_str(), |(f, _)| f);
+            for (j, (pointer, line)) in m.redact.iter().zip(&m.redact_lines).enumerate() {
+                if let Err(message) = crate::condition::schema_at(schema, pointer) {
+                    out.push(Diagnostic {
+                        severity: crate::diag::Severity::Error,
+                        file: std::path::PathBuf::from(file),
+                        line: *line,
+                        column: 1,
+                        key: format!("tool {}/{} redact[{j}]", m.server, m.name),
+                        message: format!(
+                            "{message} (tool `{}`): nothing there would be redacted",
+                            m.name
+                        ),
+                    });
+                }
+            }
+        }
         out
     }
 

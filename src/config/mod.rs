@@ -103,6 +103,9 @@ pub struct GateSection {
     pub max_wait: String,
     /// Secret key that signs approval links (created on first start, mode 0600), relative to this file.
     pub key: String,
+    /// Key that seals redacted argument values until their call has run (created on first
+    /// start, mode 0600; every replica of one ledger needs the same file), relative to this file.
+    pub seal_key: String,
     /// Ed25519 key that signs the rows of signed classes and checkpoints (created by
     /// `airlock keys init` or on first start, mode 0600), relative to this file.
     pub signing_key: String,
@@ -174,6 +177,7 @@ impl Default for GateSection {
             max_wait: "45s".into(),
             key: "airlock.key".into(),
             signing_key: "airlock.signing.key".into(),
+            seal_key: "airlock.seal.key".into(),
             checkpoints: None,
             checkpoint_every: "1m".into(),
             outcome_before_reply: false,
@@ -195,6 +199,7 @@ pub struct Config {
     pub max_wait: Duration,
     pub key_path: PathBuf,
     pub signing_key_path: PathBuf,
+    pub seal_key_path: PathBuf,
     pub checkpoints: crate::ledger::checkpoint::Settings,
     pub outcome_before_reply: bool,
     pub servers: Vec<ServerConfig>,
@@ -389,6 +394,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             max_wait,
             key_path: dir.join(&g.key),
             signing_key_path: dir.join(&g.signing_key),
+            seal_key_path: dir.join(&g.seal_key),
             checkpoints,
             outcome_before_reply: g.outcome_before_reply,
             servers,

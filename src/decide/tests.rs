@@ -130,6 +130,8 @@ fn manifest(class: &str, reversal: Reversal, evidence: &[&str]) -> ToolManifest 
         conditions: vec![],
         limits: vec![],
         pin: None,
+        redact: vec![],
+        redact_lines: vec![],
         origin: "m.toml:1".into(),
     }
 }

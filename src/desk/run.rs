@@ -31,6 +31,8 @@ pub struct DecidedCall<'a> {
     /// The tool's definition (hash) when the decision was asked, if it was then a changed tool
     /// (a call held because its tool changed); `None`: the trusted definition.
     pub definition: Option<&'a str>,
+    /// Redacted values of `arguments`, sealed: opened and put back only to run.
+    pub sealed: Option<&'a str>,
 }
 
 /// What became of a decided call.
@@ -73,12 +75,28 @@ pub async fn run_once(
             },
         );
     }
+    // what the agent sent, its redacted values put back; nothing runs if they cannot be
+    let arguments = match call
+        .sealed
+        .map(|s| forwarder.sealer().open(call.call_id, s))
+    {
+        None => call.arguments,
+        Some(Ok(secrets)) => crate::redact::restore(&call.arguments, &secrets).0,
+        Some(Err(e)) => {
+            return (
+                Vec::new(),
+                Ran::Failed {
+                    error: format!("its redacted values cannot be opened, so it was not run: {e}"),
+                },
+            );
+        }
+    };
     let (row, forwarded) = forwarder
         .call(Forward {
             call_id: call.call_id,
             server: call.server,
             tool: call.tool,
-            arguments: call.arguments,
+            arguments,
             meta: call.meta,
             context: call.context,
             // decided later, maybe long after the agent's request: nothing to relay to, and

@@ -22,6 +22,7 @@ impl Gate {
         &self,
         setup: &Setup,
         call: &GateCall,
+        sealed: Option<String>,
         call_id: &str,
         actor: &str,
         route: Option<(String, String)>,
@@ -50,6 +51,7 @@ impl Gate {
             },
             rows,
             retry: fresh,
+            sealed,
         };
         match self.approvals.open(open).await {
             Ok((approval_id, status)) => Reply::Suspended {
@@ -105,8 +107,36 @@ impl Gate {
             status: HeldStatus::Held,
             roles: decision.review_roles.clone(),
             definition: None,
+            sealed: None,
         })
     }
+}
+
+impl Gate {
+    /// The redacted values of call `call_id`, sealed (none: nothing was redacted).
+    pub(super) fn seal(
+        &self,
+        call_id: &str,
+        redacted: Option<&crate::redact::Redacted>,
+    ) -> Result<Option<String>, &'static str> {
+        match redacted {
+            Some(r) if !r.secrets.is_empty() => self
+                .forwarder
+                .sealer()
+                .seal(call_id, &r.secrets)
+                .map(Some)
+                .map_err(|e| {
+                    tracing::error!(call = %call_id, error = %e, "cannot seal redacted values");
+                    " Its redacted values could not be sealed, so it was not kept (fail closed)."
+                }),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The arguments as recorded (an object; anything else is none).
+pub(super) fn recorded_map(v: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    v.as_object().cloned().unwrap_or_default()
 }
 
 /// Why a quarantined call is not held when nobody could review it.

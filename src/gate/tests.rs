@@ -56,7 +56,11 @@ async fn gate_over(ledger: Arc<Ledger>) -> (Gate, std::path::PathBuf, tempfile::
     let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
     assert!(problems.is_empty(), "{problems:?}");
     let servers = Arc::new(servers);
-    let forwarder = Forwarder::new(ledger.clone(), servers.clone());
+    let forwarder = Forwarder::new(
+        ledger.clone(),
+        servers.clone(),
+        Arc::new(crate::seal::Sealer::random().unwrap()),
+    );
     let mailer = Mailer::new(&setup.config.mail).unwrap();
     let live = Arc::new(Live::new(setup.clone(), Default::default()));
     let desk = Approvals::new(

@@ -123,7 +123,10 @@ fn body(h: &Held, link: &str) -> String {
     let args: Vec<String> = h
         .arguments
         .iter()
-        .map(|(k, v)| format!("| {}: {}", agent(k), agent(&v.to_string())))
+        .map(|(k, v)| {
+            let v = crate::redact::for_people(v);
+            format!("| {}: {}", agent(k), agent(&v.to_string()))
+        })
         .collect();
     format!(
         "{warning}Airlock held a call of `{}` (server `{}`) by {}; it has not run ({}).\n\nWritten by the agent ({}), not by Airlock:\n| reason: {}\n{}\nEnd of the agent's text.\n\nRelease it (it then runs once) or reject it on the review page; further calls of this tool held in the next {} minutes are listed there without another mail. This link is yours alone, for 24 hours; do not forward it:\n\n{link}\n",
@@ -160,6 +163,7 @@ mod tests {
             status: HeldStatus::Held,
             roles: vec![],
             definition: None,
+            sealed: None,
         };
         let text = body(&h, "http://127.0.0.1:1/review/t");
         assert!(!text.contains("https://evil"), "{text}");

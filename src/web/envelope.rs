@@ -271,6 +271,8 @@ pub(super) fn time_html(t: OffsetDateTime) -> String {
 /// character as its escape and each flagged value marked, under a line saying who wrote them; the
 /// raw JSON folded away.
 fn arguments_html(args: &Value, actor: &str) -> String {
+    // a redacted value as its marker: `[redacted 3f9a1c2b]`
+    let args = &crate::redact::for_people(args);
     let pretty = serde_json::to_string_pretty(args).unwrap_or_default();
     let list = match args.as_object() {
         Some(o) if !o.is_empty() => {

@@ -28,6 +28,7 @@ mod relay;
 mod remote;
 mod review;
 mod retries;
+mod redaction;
 mod review_signin;
 mod rugpull;
 mod signin;

@@ -252,6 +252,29 @@ impl World {
         )
     }
 
+    /// [`World::killable_agent`] with `airlock serve` logging at debug level into `log` (in the
+    /// world's directory).
+    pub async fn logged_agent(&self, log: &str) -> (Agent, tokio::process::Child) {
+        let file = std::fs::File::create(self.path(log)).expect("log file");
+        let mut child = tokio::process::Command::new(AIRLOCK)
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config())
+            .env("AIRLOCK_LOG", "debug")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn airlock serve");
+        let io = (
+            child.stdout.take().expect("stdout"),
+            child.stdin.take().expect("stdin"),
+        );
+        let client = ().serve(io).await.expect("MCP handshake with airlock");
+        (Agent { client }, child)
+    }
+
     /// [`World::client`] with the plain test agent.
     pub async fn killable_agent(&self) -> (Agent, tokio::process::Child) {
         let (client, child) = self.client(()).await;

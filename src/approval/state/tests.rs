@@ -48,6 +48,7 @@ fn approval(min: u32, on_timeout: OnTimeout) -> Approval {
         used: vec![],
         unsent: vec![],
         status: Status::Pending,
+        sealed: None,
     }
 }
 

@@ -77,6 +77,9 @@ struct RefundArgs {
     amount_cents: u64,
     #[schemars(description = "Why the refund is issued")]
     reason: String,
+    #[schemars(description = "Card to refund to, when not the card the order was paid with")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    card_number: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]

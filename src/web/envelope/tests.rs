@@ -54,6 +54,7 @@ fn view(envelope: Envelope) -> View {
             used: vec![],
             unsent: vec![],
             status: Status::Pending,
+            sealed: None,
         },
         approver: "ann@example.com".into(),
         can_escalate: false,

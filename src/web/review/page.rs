@@ -187,7 +187,8 @@ fn tool_html(
 /// or reason hide or imitate characters; its arguments (escaped JSON) marked as the agent's.
 /// Deterministic (no clock), so its hash is what the reviewer read.
 pub(super) fn held_call_html(h: &Held) -> String {
-    let args = Value::Object(h.arguments.clone());
+    // a redacted value as its marker: `[redacted 3f9a1c2b]`
+    let args = crate::redact::for_people(&Value::Object(h.arguments.clone()));
     let mut flags = request::text_flags("the reason", &h.reason);
     flags.extend(request::argument_flags(&args));
     let warn = shown::warning(&flags)

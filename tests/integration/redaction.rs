@@ -1,0 +1,149 @@
+//! Redaction that keeps the proof: a manifest's `redact` fields never reach mail, pages, the
+//! ledger, exports or logs — a marker with a keyed digest stands there, the chain covers a salted
+//! commitment — yet the tool server gets the value whole, also after a `kill -9`, and the sealed
+//! value is destroyed once the call has run.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::smtp::{Smtp, approval_id, decide, get};
+use crate::support::{REPO, World, is_error, text};
+
+const CARD: &str = "4111111111111111";
+/// A long fragment of it: nothing shown may carry even this much.
+const FRAGMENT: &str = "41111111";
+const APPROVE_30M: &str = "{ path = \"approve\", role = \"finance\", timeout = \"30m\" }";
+
+fn refund() -> Value {
+    json!({"order_id": "A-1001", "amount_cents": 4200, "reason": "card replaced", "card_number": CARD})
+}
+
+/// Every approval state as stored (the gate stopped), as text.
+fn approval_states(w: &World) -> Vec<String> {
+    let cfg = airlock::config::load_config(&w.config()).expect("config");
+    let ledger = airlock::ledger::Ledger::open_at(&cfg.ledger, None).expect("ledger");
+    let states = ledger.approvals().expect("approvals");
+    states
+        .into_iter()
+        .map(|(_, bytes)| String::from_utf8_lossy(&bytes).into_owned())
+        .collect()
+}
+
+fn shows_none(what: &str, text: &str) {
+    assert!(!text.contains(FRAGMENT), "{what} shows the card: {text}");
+}
+
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
+#[tokio::test]
+async fn a_redacted_card_is_shown_nowhere_runs_whole_after_a_crash_and_its_seal_is_destroyed() {
+    let smtp = Smtp::start();
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let (agent, mut child) = w.logged_agent("gate1.log").await;
+    let agent = Arc::new(agent);
+    let call = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.try_call("refund_order", refund()).await })
+    };
+    // the approver's mail and page: a marker, never the card
+    let mail = smtp.wait_for("ann@example.com", "refund_order", 1).await;
+    shows_none("the mail", &format!("{}\n{}", mail.subject, mail.body));
+    assert!(mail.body.contains("| card_number: [redacted "), "{}", mail.body);
+    let link = mail.link();
+    let (status, page) = get(&link);
+    assert_eq!(status, 200);
+    shows_none("the page", &page);
+    assert!(page.contains("[redacted "), "{page}");
+
+    // the gate dies while the approval waits; the value is sealed in its state, not in clear
+    child.kill().await.expect("kill -9");
+    assert!(call.await.expect("agent task").is_err());
+    drop(agent);
+    let states = approval_states(&w);
+    assert_eq!(states.len(), 1);
+    assert!(states[0].contains("\"sealed\""), "{}", states[0]);
+    shows_none("the stored state", &states[0]);
+
+    // a new gate; the approver approves; the tool server gets the card whole
+    let (agent2, _child2) = w.logged_agent("gate2.log").await;
+    assert_eq!(decide(&link, "approve", &[]).0, 200);
+    let answer = agent2.status_until(&approval_id(&link), "refunded").await;
+    assert!(answer.contains("refunded 4200 cents on A-1001"), "{answer}");
+    let executed = std::fs::read_to_string(w.path("executed.jsonl")).expect("executed log");
+    assert!(executed.contains(CARD), "the tool server got the card as sent: {executed}");
+    agent2.close().await;
+
+    // the record: markers and the destruction, never the card; the chain verifies
+    let rows = w.ledger_rows().await;
+    let all: String = rows.iter().map(Value::to_string).collect();
+    shows_none("the JSONL export", &all);
+    let proposal = rows
+        .iter()
+        .find(|r| r["kind"] == "proposal" && r["body"]["tool"] == "refund_order")
+        .expect("proposal");
+    assert_eq!(proposal["body"]["redacted"], json!(["/card_number"]));
+    let marker = &proposal["body"]["arguments"]["card_number"]["$redacted"];
+    assert_eq!(marker["digest"].as_str().map(str::len), Some(64), "{proposal}");
+    assert_eq!(marker["commitment"].as_str().map(str::len), Some(64));
+    assert!(rows.iter().any(|r| r["kind"] == "sealed_destroyed"), "the seal's end is recorded");
+    for args in [
+        vec!["ledger", "export", "--format", "csv"],
+        vec!["ledger", "show", proposal["call_id"].as_str().expect("call id")],
+    ] {
+        let out = w.airlock(&args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        shows_none(&args.join(" "), &String::from_utf8_lossy(&out.stdout));
+    }
+    let verify = w.airlock(&["ledger", "verify"]);
+    assert!(verify.status.success(), "{verify:?}");
+    // the sealed value is gone from the state, and no byte of the ledger holds the card
+    let states = approval_states(&w);
+    assert!(!states[0].contains("\"sealed\""), "{}", states[0]);
+    if w.database.is_none() {
+        let file = std::fs::read(w.path("ledger.redb")).expect("ledger file");
+        assert!(!String::from_utf8_lossy(&file).contains(FRAGMENT), "the ledger file holds the card");
+    }
+    for log in ["gate1.log", "gate2.log"] {
+        let text = std::fs::read_to_string(w.path(log)).expect("log");
+        assert!(text.contains(" INFO "), "{log} holds the gate's log (AIRLOCK_LOG=debug)");
+        shows_none(log, &text);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_call_records_only_the_marker_and_keeps_nothing_sealed() {
+    let w = World::demo();
+    let manifests = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml")).expect("manifests");
+    let delete = "name   = \"delete_customer\"\n";
+    assert!(manifests.contains(delete));
+    w.write("m/shop.toml", &manifests.replace(delete, &format!("{delete}redact = [\"/email\"]\n")));
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&config.replace(&format!("manifests = {:?}", format!("{REPO}/tool-manifests")), "manifests = \"m\""));
+    let agent = w.agent().await;
+    let r = agent.call("delete_customer", json!({"email": "carol.secret@example.com"})).await;
+    assert!(is_error(&r), "{}", text(&r));
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let all: String = rows.iter().map(Value::to_string).collect();
+    assert!(!all.contains("carol.secret"), "{all}");
+    assert!(all.contains("$redacted"), "{all}");
+    assert!(!rows.iter().any(|r| r["kind"] == "sealed_destroyed"), "nothing was sealed");
+}
+
+#[test]
+fn a_redact_pointer_the_tool_does_not_have_fails_check_with_file_line_and_key() {
+    let w = World::demo();
+    let manifests = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml")).expect("manifests");
+    let wrong = manifests.replace("redact = [\"/card_number\"]", "redact = [\"/card_numbr\"]");
+    assert_ne!(wrong, manifests);
+    w.write("m/shop.toml", &wrong);
+    let line = wrong.lines().position(|l| l.contains("/card_numbr")).expect("line") + 1;
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&config.replace(&format!("manifests = {:?}", format!("{REPO}/tool-manifests")), "manifests = \"m\""));
+    let out = w.airlock(&["check"]);
+    assert!(!out.status.success(), "{out:?}");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains(&format!("shop.toml:{line}")), "{said}");
+    assert!(said.contains("tool shop/refund_order redact[0]"), "{said}");
+    assert!(said.contains("/card_numbr"), "{said}");
+}
