@@ -114,6 +114,8 @@ pub struct Role {
     pub escalate_to: Option<String>,
     pub sign_in: SignIn,
     pub second_factor: Option<SecondFactor>,
+    /// Its approvers see redacted values on the approval page (it signs in).
+    pub reveal_redacted: bool,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -188,8 +190,18 @@ fn compile_roles(
                 escalate_to: r.escalate_to.clone(),
                 sign_in: r.sign_in,
                 second_factor: r.second_factor,
+                reveal_redacted: r.reveal_redacted.as_ref().is_some_and(|v| *v.get_ref()),
             },
         );
+        if let Some(reveal) = r.reveal_redacted.as_ref().filter(|v| *v.get_ref())
+            && r.sign_in != SignIn::Oidc
+        {
+            errors.push(src.error(
+                Some(reveal.span()),
+                &format!("{key}.reveal_redacted"),
+                "revealing redacted values needs `sign_in = \"oidc\"`: a link alone can be forwarded",
+            ));
+        }
     }
     for (name, role) in &file.roles {
         if let Some(up) = &role.get_ref().escalate_to {

@@ -20,7 +20,7 @@ pub mod state;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex as StdMutex};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 pub use index::stored;
 use time::OffsetDateTime;
@@ -69,6 +69,9 @@ pub struct View {
     pub approval: Approval,
     pub approver: String,
     pub can_escalate: bool,
+    /// The arguments with their redacted values put back, when the role may see them (set by
+    /// the page, after sign-in); `None`: markers are shown.
+    pub revealed: Option<Map<String, Value>>,
 }
 
 /// A call the gate hands over for approval.
@@ -361,6 +364,7 @@ impl Approvals {
                 approver: approver.to_string(),
                 can_escalate: self.next_role(&a).is_some(),
                 approval: a,
+                revealed: None,
             }),
             Err(e) => {
                 self.log_refusal(&a, slot, "view", &e).await;

@@ -11,6 +11,7 @@ fn policy(review: Option<&str>) -> Policy {
         escalate_to: None,
         sign_in: SignIn::Link,
         second_factor: None,
+        reveal_redacted: false,
     };
     Policy {
         version: "t".into(),

@@ -84,7 +84,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             .await
             .context("cannot write to the ledger; refusing to serve")?;
         let servers = Arc::new(servers);
-        let forwarder = Forwarder::new(ledger.clone(), servers.clone(), sealer).outcome_before_reply(cfg.outcome_before_reply);
+        let forwarder = Forwarder::new(ledger.clone(), servers.clone(), sealer.clone()).outcome_before_reply(cfg.outcome_before_reply);
         // Sharing the ledger with other replicas, only what dead replicas left is settled (below).
         let shared = ledger.shared();
         let unknown = match shared { None => forwarder.settle_unknown().await.context("cannot record the outcome of calls a previous run left unrecorded")?, Some(_) => 0 };
@@ -130,7 +130,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
         }
         let deciders = Arc::new(airlock::auth::Deciders::new(cfg.sign_in.as_ref(), approvals.key(), &cfg.key_path, &base_url).map_err(anyhow::Error::msg)?);
-        let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone(), deciders }));
+        let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone(), deciders, sealer: sealer.clone() }));
         // Edits to manifests and policy take effect when valid (file change or SIGHUP).
         let auditor = cfg.checkpoints.mail_to.as_ref().map(|_| mailer.clone());
         let checkpoints = checkpoint::start(ledger.clone(), signer.clone(), &cfg.checkpoints, auditor).await.map_err(anyhow::Error::msg)?;

@@ -104,6 +104,7 @@ fn policy() -> Policy {
                 escalate_to: None,
                 sign_in: crate::policy::SignIn::Link,
                 second_factor: None,
+                reveal_redacted: false,
             },
         );
     }

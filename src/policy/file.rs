@@ -124,6 +124,10 @@ pub struct RoleFile {
     pub sign_in: SignIn,
     /// A second factor the role's members give with every decision (`"totp"`), whatever the class.
     pub second_factor: Option<SecondFactor>,
+    /// Show this role's approvers the values a manifest's `redact` hides (on the approval page,
+    /// after sign-in; never in mail). Needs `sign_in = "oidc"`: a forwarded link reveals nothing.
+    #[schemars(with = "Option<bool>")]
+    pub reveal_redacted: Option<Spanned<bool>>,
 }
 
 /// A duration key as written, or `default` when absent or wrong (the error recorded at its span).

@@ -139,3 +139,20 @@ sec = { emails = ["sec@example.com"], second_factor = "totp" }
     );
     assert_eq!(p.roles_of("ops@example.com"), roles(&["cfo", "ops"]));
 }
+
+#[test]
+fn revealing_redacted_values_needs_a_role_that_signs_in() {
+    let text = "version = \"v\"\n[classes]\nfinancial = { path = \"approve\", role = \"finance\" }\n[roles]\nfinance = { emails = [\"a@example.com\"], reveal_redacted = true }\n";
+    let src = crate::diag::Source {
+        path: "p.toml".into(),
+        text: text.into(),
+    };
+    let file: super::file::PolicyFile = src.parse().unwrap();
+    let (_, errors) = super::compile(&src, file);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        (errors[0].key.as_str(), errors[0].line),
+        ("roles.finance.reveal_redacted", 5)
+    );
+    assert!(errors[0].message.contains("sign_in = \"oidc\""));
+}

@@ -12,7 +12,7 @@
 //! anything is escaped or mixes scripts; the agent's values highlighted in the summary and the
 //! arguments under "Written by the agent". Nothing is ever made a link.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::esc;
@@ -68,6 +68,13 @@ fn marked_html(s: &str, spans: &[std::ops::Range<usize>]) -> String {
 
 /// The envelope's details. Deterministic, so its hash records what was shown.
 pub fn envelope_html(e: &Envelope) -> String {
+    details_html(e, None)
+}
+
+/// [`envelope_html`] with the arguments shown as `revealed` (redacted values put back for a role
+/// that may see them) instead of as recorded.
+fn details_html(e: &Envelope, revealed: Option<&Map<String, Value>>) -> String {
+    let revealed = revealed.map(|r| Value::Object(r.clone()));
     let evidence = if e.evidence.is_empty() {
         "none".to_string()
     } else {
@@ -92,7 +99,10 @@ pub fn envelope_html(e: &Envelope) -> String {
                 esc(&e.server)
             ),
         ),
-        ("Arguments", arguments_html(&e.arguments, &e.actor)),
+        (
+            "Arguments",
+            arguments_html(revealed.as_ref().unwrap_or(&e.arguments), &e.actor),
+        ),
         ("Business impact", esc(&e.impact)),
         (
             "Why approval",
@@ -149,6 +159,17 @@ pub fn rendered_hash(e: &Envelope) -> String {
     canonical::sha256_hex(shown.as_bytes())
 }
 
+/// [`rendered_hash`] of the page as this view shows it (revealed values included).
+pub fn view_hash(v: &View) -> String {
+    let e = &v.approval.envelope;
+    let shown = format!(
+        "{}{}",
+        heading_html(e),
+        details_html(e, v.revealed.as_ref())
+    );
+    canonical::sha256_hex(shown.as_bytes())
+}
+
 /// The approval page for one approver's link; `auth_fields` (who is signed in, the second
 /// factor's code field) go into the form above the buttons.
 pub(super) fn page(v: &View, rendered_at: i64, nonce: &str, auth_fields: &str) -> String {
@@ -161,7 +182,7 @@ pub(super) fn page(v: &View, rendered_at: i64, nonce: &str, auth_fields: &str) -
     if already {
         state.push_str(" Your decision on this request is recorded.");
     }
-    let details = envelope_html(e);
+    let details = details_html(e, v.revealed.as_ref());
     let main = if a.is_pending() && !already {
         form_html(v, rendered_at, nonce, &details, auth_fields)
     } else {
@@ -207,7 +228,7 @@ fn form_html(v: &View, rendered_at: i64, nonce: &str, details: &str, auth_fields
 </details>
 </form>"#,
         nonce = esc(nonce),
-        seen = rendered_hash(e),
+        seen = view_hash(v),
         esc_disabled = if v.can_escalate {
             ""
         } else {

@@ -29,7 +29,7 @@ use crate::ledger::Ledger;
 use crate::live::Live;
 use crate::mcp::downstream::ToolServers;
 
-pub use envelope::{envelope_html, heading_html, rendered_hash};
+pub use envelope::{envelope_html, heading_html, rendered_hash, view_hash};
 
 /// How long a rendered page's form stays valid.
 const PAGE_TTL_SECS: i64 = 24 * 3600;
@@ -45,6 +45,38 @@ pub struct Web {
     pub ledger: Arc<Ledger>,
     /// Sign-in and second factors: who may decide.
     pub deciders: Arc<crate::auth::Deciders>,
+    /// Opens redacted values for a role that may see them (`reveal_redacted`).
+    pub sealer: Arc<crate::seal::Sealer>,
+}
+
+/// `view` with its redacted values put back when the approval's role may see them (it signs
+/// in: the page is shown only after); as recorded otherwise, or when they cannot be opened.
+fn revealed(web: &Web, mut view: crate::approval::View) -> crate::approval::View {
+    let a = &view.approval;
+    let (setup, _) = web.live.snapshot();
+    let reveals = setup
+        .policy
+        .roles
+        .get(&a.envelope.role)
+        .is_some_and(|r| r.reveal_redacted);
+    let Some(sealed) = a.sealed.as_deref().filter(|_| reveals) else {
+        return view;
+    };
+    match web.sealer.open(&a.call_id, sealed) {
+        Ok(secrets) => {
+            let args = a
+                .envelope
+                .arguments
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            view.revealed = Some(crate::redact::restore(&args, &secrets).0);
+        }
+        Err(e) => {
+            tracing::warn!(approval = %a.id, error = %e, "redacted values cannot be opened; markers are shown")
+        }
+    }
+    view
 }
 
 /// The router; tests and `serve` share it.
@@ -177,6 +209,7 @@ async fn show(
             let now = OffsetDateTime::now_utc().unix_timestamp();
             let nonce = desk.key().nonce(&token, now);
             let fields = signin::form_fields(&web, &view, session.as_ref());
+            let view = revealed(&web, view);
             Html(envelope::page(&view, now, &nonce, &fields)).into_response()
         }
         Err(e) => problem(&e),
@@ -229,7 +262,7 @@ async fn decide(
     };
     // What the approver saw must be what is current: a modify or escalation by someone else
     // changes the envelope (and invalidates this link).
-    if field("seen") != rendered_hash(&current.approval.envelope) {
+    if field("seen") != view_hash(&revealed(&web, current.clone())) {
         return message_page(
             StatusCode::CONFLICT,
             "The request changed",

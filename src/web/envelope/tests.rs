@@ -58,6 +58,7 @@ fn view(envelope: Envelope) -> View {
         },
         approver: "ann@example.com".into(),
         can_escalate: false,
+        revealed: None,
     }
 }
 
@@ -249,5 +250,39 @@ fn the_agents_text_is_marked_and_never_made_a_link() {
     assert_eq!(
         heading_html(&plain),
         "<h1>Refund $45.99 <small><code>refund_order</code></small></h1>"
+    );
+}
+
+#[test]
+fn a_redacted_value_shows_as_its_marker_unless_the_view_reveals_it_and_the_seen_hash_follows() {
+    let keys = crate::redact::Keys {
+        digest: [3; 32],
+        salt: [4; 32],
+    };
+    let mut e = envelope();
+    let whole = json!({"order_id": "A-1001", "card_number": "4111111111111111"});
+    let args = whole.as_object().cloned().unwrap();
+    let r = crate::redact::redact(&args, &["/card_number".into()], &keys, "c1");
+    e.arguments = serde_json::Value::Object(r.arguments.clone());
+    let hidden = view(e.clone());
+    let html = page(&hidden, T0.unix_timestamp(), "n", "");
+    assert!(!html.contains("41111111"), "{html}");
+    assert!(html.contains("[redacted "), "{html}");
+    let mut shown = view(e);
+    shown.revealed = Some(crate::redact::restore(&r.arguments, &r.secrets).0);
+    let html = page(&shown, T0.unix_timestamp(), "n", "");
+    assert!(
+        html.contains("4111111111111111"),
+        "a role that may see it sees it"
+    );
+    let form = &html[html.find("id=\"arguments\"").expect("the edit form")..];
+    assert!(
+        form.contains("$redacted") && !form.contains("4111"),
+        "the edit form keeps the marker: {form}"
+    );
+    assert_ne!(
+        super::view_hash(&hidden),
+        super::view_hash(&shown),
+        "what was seen differs"
     );
 }
