@@ -11,6 +11,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+mod prove;
 mod verify;
 
 use super::{ConfigArg, report};
@@ -104,6 +105,25 @@ pub enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Prove that VALUE is the one a redacted field of a call held: its salted commitment in the
+    /// chain, recomputed (exit 1 if it does not match). The salt comes from the seal key, or
+    /// from --salt; --print-salt prints it for an auditor.
+    Prove {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The call's id.
+        call: String,
+        /// The redacted field, as in the manifest (`/card_number`).
+        pointer: String,
+        /// The value as JSON (a string with its quotes: '"4111111111111111"').
+        value: Option<String>,
+        /// The salt in hex (from `--print-salt` on the gate's machine).
+        #[arg(long)]
+        salt: Option<String>,
+        /// Print the salt (needs the seal key) instead of proving.
+        #[arg(long)]
+        print_salt: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -187,6 +207,23 @@ pub(super) fn run(command: LedgerCommand) -> anyhow::Result<ExitCode> {
             json,
         } => super::audit::prune(&config.config, dry_run, json),
         LedgerCommand::Show { config, id, json } => super::show::show(&config.config, &id, json),
+        LedgerCommand::Prove {
+            config,
+            call,
+            pointer,
+            value,
+            salt,
+            print_salt,
+        } => prove::prove(
+            &config.config,
+            &prove::Prove {
+                call: &call,
+                pointer: &pointer,
+                value: value.as_deref(),
+                salt: salt.as_deref(),
+                print_salt,
+            },
+        ),
         LedgerCommand::Copy {
             config,
             to,

@@ -96,6 +96,17 @@ async fn a_redacted_card_is_shown_nowhere_runs_whole_after_a_crash_and_its_seal_
     }
     let verify = w.airlock(&["ledger", "verify"]);
     assert!(verify.status.success(), "{verify:?}");
+    // an auditor given the value and its salt proves it was the one used; another value fails
+    let call_id = proposal["call_id"].as_str().expect("call id");
+    let out = w.airlock(&["ledger", "prove", call_id, "/card_number", "--print-salt"]);
+    let salt = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(salt.len(), 64, "{out:?}");
+    let quoted = format!("\"{CARD}\"");
+    let out = w.airlock(&["ledger", "prove", call_id, "/card_number", &quoted, "--salt", &salt]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(proposal) commits to this value"), "{out:?}");
+    let out = w.airlock(&["ledger", "prove", call_id, "/card_number", "\"4111111111111112\""]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     // the sealed value is gone from the state, and no byte of the ledger holds the card
     let states = approval_states(&w);
     assert!(!states[0].contains("\"sealed\""), "{}", states[0]);
@@ -128,6 +139,17 @@ async fn a_refused_call_records_only_the_marker_and_keeps_nothing_sealed() {
     assert!(!all.contains("carol.secret"), "{all}");
     assert!(all.contains("$redacted"), "{all}");
     assert!(!rows.iter().any(|r| r["kind"] == "sealed_destroyed"), "nothing was sealed");
+    // explain and map say which fields are redacted
+    let out = w.airlock(&["explain", "--tool", "delete_customer"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("redacted: /email"), "{out:?}");
+    let out = w.airlock(&["map", "--json"]);
+    let map: Value = serde_json::from_slice(&out.stdout).expect("map json");
+    let row = map["tools"]
+        .as_array()
+        .and_then(|t| t.iter().find(|r| r["tool"] == "delete_customer"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["redact"], json!(["/email"]), "{map}");
 }
 
 #[test]
@@ -146,4 +168,102 @@ fn a_redact_pointer_the_tool_does_not_have_fails_check_with_file_line_and_key() 
     assert!(said.contains(&format!("shop.toml:{line}")), "{said}");
     assert!(said.contains("tool shop/refund_order redact[0]"), "{said}");
     assert!(said.contains("/card_numbr"), "{said}");
+}
+
+/// The edit form's arguments as the page holds them (markers included).
+fn form_arguments(page: &str) -> Value {
+    let start = page.find("id=\"arguments\"").expect("the edit form");
+    let text = &page[start..];
+    let text = &text[text.find('>').expect("textarea") + 1..text.find("</textarea>").expect("end")];
+    let text = text
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
+#[tokio::test]
+async fn an_approver_may_keep_a_redacted_value_by_its_marker_or_replace_it_and_the_record_says_which() {
+    let smtp = Smtp::start();
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let agent = Arc::new(w.agent().await);
+    let new_card = "5500005555555559";
+    for (n, keep) in [(1, true), (2, false)] {
+        // two different calls (an identical one would be answered by the first)
+        let mut asked = refund();
+        asked["amount_cents"] = json!(4200 + n);
+        let call = {
+            let a = agent.clone();
+            tokio::spawn(async move { a.call("refund_order", asked).await })
+        };
+        let link = smtp.wait_for("ann@example.com", "refund_order", n).await.link();
+        let (_, page) = get(&link);
+        let mut args = form_arguments(&page);
+        assert!(args["card_number"].get("$redacted").is_some(), "{args}");
+        args["amount_cents"] = json!(1500);
+        if !keep {
+            args["card_number"] = json!(new_card);
+        }
+        let (status, page) = decide(&link, "modify", &[("arguments", &args.to_string())]);
+        assert_eq!(status, 200, "{page}");
+        let result = call.await.expect("agent task");
+        assert_eq!(text(&result), "refunded 1500 cents on A-1001");
+    }
+    if let Ok(a) = Arc::try_unwrap(agent) {
+        a.close().await;
+    }
+    // the first ran with the agent's card, the second with the approver's
+    let executed = std::fs::read_to_string(w.path("executed.jsonl")).expect("log");
+    let ran: Vec<Value> = executed.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(ran[0]["arguments"]["card_number"], CARD);
+    assert_eq!(ran[1]["arguments"]["card_number"], new_card);
+    let rows = w.ledger_rows().await;
+    let all: String = rows.iter().map(Value::to_string).collect();
+    shows_none("the ledger", &all);
+    assert!(!all.contains("55000055"), "nor the approver's card");
+    let modifies: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "decision" && r["body"]["choice"] == "modify")
+        .collect();
+    assert_eq!(modifies[0]["body"]["redacted"], json!({"kept": ["/card_number"], "replaced": []}));
+    assert_eq!(modifies[1]["body"]["redacted"], json!({"kept": [], "replaced": ["/card_number"]}));
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "sealed_destroyed").count(), 2);
+}
+
+#[tokio::test]
+async fn a_held_call_keeps_its_redacted_value_sealed_until_released_then_runs_it_whole() {
+    let w = crate::review::world();
+    let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
+    let held_by_condition = policy
+        .lines()
+        .map(|l| match l.starts_with("financial ") {
+            true => "financial = { path = \"conditional\", role = \"finance\", on_fail = \"quarantine\", conditions = [{ pointer = \"/amount_cents\", max = 1000 }] }",
+            false => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(policy, held_by_condition);
+    w.write("p/policy.toml", &held_by_condition);
+    let agent = w.agent().await;
+    let r = agent.call("refund_order", refund()).await;
+    assert!(is_error(&r), "{}", text(&r));
+    let id = crate::review::held_id(&r);
+    let listed = w.airlock(&["quarantine", "list", "--json", "--as", crate::review::REVIEWER]);
+    shows_none("the review list", &String::from_utf8_lossy(&listed.stdout));
+    let out = w.airlock(&["quarantine", "release", &id, "--as", crate::review::REVIEWER]);
+    assert!(out.status.success(), "{out:?}");
+    let executed = std::fs::read_to_string(w.path("executed.jsonl")).expect("executed log");
+    assert!(executed.contains(CARD), "released, it ran with the card as sent: {executed}");
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let all: String = rows.iter().map(Value::to_string).collect();
+    shows_none("the ledger", &all);
+    let destroyed: Vec<&Value> = rows.iter().filter(|r| r["kind"] == "sealed_destroyed").collect();
+    assert_eq!(destroyed.len(), 1, "{all}");
+    assert_eq!(destroyed[0]["body"]["why"], "released");
+    let verify = w.airlock(&["ledger", "verify"]);
+    assert!(verify.status.success(), "{verify:?}");
 }
