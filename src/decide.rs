@@ -122,14 +122,15 @@ impl Decision {
     /// The same decision with the values of redacted fields (`pointers`) no longer quoted by
     /// its reasons (a condition on a redacted field says `[redacted]`).
     pub fn hiding(mut self, pointers: &[String]) -> Decision {
-        let hidden = |at: &str| {
-            pointers.iter().any(|p| {
-                at == p
-                    || at
-                        .strip_prefix(p.as_str())
-                        .is_some_and(|r| r.starts_with('/'))
-            })
+        // a condition at a redacted field, inside one, or on an object holding one
+        let within = |inner: &str, outer: &str| {
+            inner == outer
+                || outer.is_empty()
+                || inner
+                    .strip_prefix(outer)
+                    .is_some_and(|r| r.starts_with('/'))
         };
+        let hidden = |at: &str| pointers.iter().any(|p| within(at, p) || within(p, at));
         for r in &mut self.reasons {
             if let Reason::ConditionHeld { pointer, value, .. }
             | Reason::ConditionFailed { pointer, value, .. } = r
@@ -198,6 +199,20 @@ pub fn decide(
             "argument_limits",
             Reason::ArgumentsTooDeep {
                 limit: MAX_ARGUMENT_DEPTH,
+            },
+        );
+    }
+    // the redaction marker is Airlock's: an agent's look-alike could pass for a redacted value
+    if call
+        .arguments
+        .iter()
+        .any(|(k, v)| k == crate::redact::MARKER || holds_marker(v))
+    {
+        return gate(
+            Verdict::Deny,
+            "argument_limits",
+            Reason::ReservedKey {
+                key: crate::redact::MARKER.to_string(),
             },
         );
     }
@@ -460,6 +475,17 @@ pub fn valid_tool_name(s: &str) -> bool {
     (1..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Whether `v` holds an object key that is the redaction marker's.
+fn holds_marker(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.iter().any(holds_marker),
+        Value::Object(o) => o
+            .iter()
+            .any(|(k, v)| k == crate::redact::MARKER || holds_marker(v)),
+        _ => false,
+    }
 }
 
 fn depth(v: &Value) -> usize {

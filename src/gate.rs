@@ -140,31 +140,6 @@ impl Gate {
         &self.quarantine
     }
 
-    /// Record a read that is not gated (a resource or a prompt) before its content reaches the
-    /// agent: if it cannot be recorded, it is not handed over.
-    pub async fn audit(
-        &self,
-        kind: &'static str,
-        actor: Option<&str>,
-        mut body: Value,
-    ) -> Result<(), String> {
-        let setup = self.live.setup();
-        if let Value::Object(o) = &mut body {
-            o.insert(
-                "actor".into(),
-                Value::String(actor.unwrap_or(setup.config.actor.as_str()).to_string()),
-            );
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        self.ledger
-            .append(vec![NewRow::now(kind, &id, body)])
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                format!("Airlock could not record this read in its ledger, so it is withheld: {e}")
-            })
-    }
-
     /// Gate one call end to end.
     pub async fn call(&self, call: GateCall) -> Reply {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -202,36 +177,21 @@ impl Gate {
                 _ => true,
             },
         };
-        let too_large = canonical_args.len() > decide::MAX_ARGUMENT_BYTES;
-        // the fields the manifest marks sensitive never reach a row, a page, a mail or a log
-        let redacted = manifest.filter(|m| !m.redact.is_empty()).map(|m| {
-            let keys = self.forwarder.sealer().keys();
-            crate::redact::redact(&call.arguments, &m.redact, &keys, &call_id)
+        let Recorded {
+            redacted,
+            arguments: recorded,
+            arguments_sha256,
+            proposal,
+        } = recorded::of(recorded::Call {
+            call: &call,
+            route: route.as_ref(),
+            manifest,
+            keys: || self.forwarder.sealer().keys(),
+            call_id: &call_id,
+            actor,
+            whole: args_value,
+            canonical: &canonical_args,
         });
-        let (recorded, arguments_sha256) = match &redacted {
-            None => (args_value, canonical::sha256_hex(canonical_args.as_bytes())),
-            Some(r) => {
-                let v = Value::Object(r.arguments.clone());
-                let sha = crate::redact::arguments_sha256(&v);
-                (v, sha)
-            }
-        };
-        let mut proposal = json!({
-            "tool": call.tool,
-            "server": route.as_ref().map(|r| r.0.clone()),
-            "tool_name": route.as_ref().map(|r| r.1.clone()),
-            "arguments": if too_large { Value::Null } else { recorded.clone() },
-            "arguments_sha256": arguments_sha256,
-            "meta": call.meta.clone().map(Value::Object),
-            "actor": actor,
-        });
-        if let (Some(r), Value::Object(o)) = (&redacted, &mut proposal) {
-            // which fields were taken out (the values are sealed, or were never kept)
-            o.insert(
-                "redacted".into(),
-                json!(r.secrets.keys().collect::<Vec<_>>()),
-            );
-        }
         // a repeat of a call already made is answered by that call once decided the same way
         let retried = match self.retried(retries::Retrying {
             setup: &setup,
@@ -297,7 +257,8 @@ impl Gate {
                     call_id: &call_id,
                     decision: &decision,
                     limit: setup.policy.refused_per_minute,
-                    must_record: false,
+                    // a signed class's refusals are evidence: always recorded whole
+                    must_record: setup.policy.is_signed(decision.class.as_deref()),
                     now,
                 };
                 // the held call, or why a quarantined call is not held
@@ -344,7 +305,7 @@ impl Gate {
                                                 .changed
                                                 .map(|(_, now)| now.to_string()),
                                             // held as recorded; its redacted values sealed
-                                            arguments: handoff::recorded_map(&recorded),
+                                            arguments: recorded::map_of(&recorded),
                                             sealed: self.seal(&call_id, redacted.as_ref())?,
                                             ..h
                                         })
@@ -381,7 +342,7 @@ impl Gate {
                             }
                             _ => {
                                 let refusing = Refusing {
-                                    must_record: pause.is_some(),
+                                    must_record: refusing.must_record || pause.is_some(),
                                     ..refusing
                                 };
                                 if let Some(reply) = self.tally_refused(&refusing, &mut rows) {
@@ -433,7 +394,7 @@ impl Gate {
                     Err(why) => return ledger_failed(&call_id, &decision, &why.trim()),
                 };
                 let asked = GateCall {
-                    arguments: handoff::recorded_map(&recorded),
+                    arguments: recorded::map_of(&recorded),
                     ..call.clone()
                 };
                 return self
@@ -530,6 +491,8 @@ fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, S
 }
 
 mod handoff;
+mod recorded;
+use recorded::Recorded;
 mod tally;
 use handoff::NO_REVIEWER;
 use tally::Refusing;

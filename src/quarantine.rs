@@ -258,7 +258,11 @@ impl Quarantine {
     }
 
     /// Take a held call whose state is durable.
-    pub fn admit(&self, h: Held) {
+    pub fn admit(&self, mut h: Held) {
+        // an ended held call keeps no sealed values, in memory either
+        if h.status.phase() == Phase::Done {
+            h.sealed = None;
+        }
         self.lock().insert(h.id.clone(), h);
     }
 

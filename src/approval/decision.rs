@@ -199,9 +199,14 @@ impl Approvals {
             .ok_or("the tool server is not running, so the edit cannot be checked against the tool's input schema; approve or deny as is, or try later")?;
         let validator = jsonschema::validator_for(schema)
             .map_err(|err| format!("the tool's input schema is unusable: {err}"))?;
+        // with redacted values in them, an error names where and what, never the value
+        let secret = a.sealed.is_some();
         let problems: Vec<String> = validator
             .iter_errors(&Value::Object(args.clone()))
-            .map(|err| format!("{} at `{}`", err, err.instance_path()))
+            .map(|err| match secret {
+                true => format!("{} at `{}`", err.masked(), err.instance_path()),
+                false => format!("{} at `{}`", err, err.instance_path()),
+            })
             .collect();
         if !problems.is_empty() {
             return Err(format!(
@@ -251,7 +256,19 @@ impl Approvals {
         }
         // what is recorded and shown: the manifest's fields taken out again, and sealed
         let keys = self.forwarder.sealer().keys();
-        let r = crate::redact::redact(&args, &manifest.redact, &keys, &a.call_id);
+        // the manifest's fields now, and every field sealed before (a reload may have dropped one)
+        let mut pointers = manifest.redact.clone();
+        for p in ["kept", "replaced"]
+            .iter()
+            .filter_map(|k| redacted.get(k).and_then(Value::as_array))
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !pointers.iter().any(|q| q == p) {
+                pointers.push(p.to_string());
+            }
+        }
+        let r = crate::redact::redact(&args, &pointers, &keys, &a.call_id);
         let sealed = match r.secrets.is_empty() {
             true => None,
             false => Some(

@@ -115,7 +115,8 @@ pub enum LedgerCommand {
         call: String,
         /// The redacted field, as in the manifest (`/card_number`).
         pointer: String,
-        /// The value as JSON (a string with its quotes: '"4111111111111111"').
+        /// The value as JSON (a string with its quotes: '"4111111111111111"'); `-` reads it from
+        /// stdin (kept out of the process list and shell history).
         value: Option<String>,
         /// The salt in hex (from `--print-salt` on the gate's machine).
         #[arg(long)]

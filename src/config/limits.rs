@@ -14,10 +14,15 @@ use crate::diag::{Diagnostic, Source};
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
-    /// Longest wait for a request's headers, and for the next request on an idle kept-alive
-    /// connection (hyper starts the same timer when a connection goes idle), e.g. `10s`.
+    /// Longest time a request's headers may take: the first request's from the connection's
+    /// accept, a later one's from its first byte, e.g. `10s`.
     #[schemars(with = "Option<String>")]
     pub header_timeout: Option<Spanned<String>>,
+    /// A kept-alive connection with no request for this long is closed, e.g. `60s` (longer than
+    /// clients keep idle connections, so none sends on one just closed). At least
+    /// `header_timeout`.
+    #[schemars(with = "Option<String>")]
+    pub idle_timeout: Option<Spanned<String>>,
     /// Longest wait between two pieces of a request's body, e.g. `30s`.
     #[schemars(with = "Option<String>")]
     pub body_timeout: Option<Spanned<String>>,
@@ -50,6 +55,7 @@ pub struct LimitsSection {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub header_timeout: Duration,
+    pub idle_timeout: Duration,
     pub body_timeout: Duration,
     pub connections: usize,
     pub connections_per_address: usize,
@@ -63,6 +69,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
             connections: 512,
             connections_per_address: 128,
@@ -91,6 +98,7 @@ pub(super) fn compile(
         })
     };
     let header_timeout = duration(&section.header_timeout, "header_timeout", d.header_timeout);
+    let idle_timeout = duration(&section.idle_timeout, "idle_timeout", d.idle_timeout);
     let body_timeout = duration(&section.body_timeout, "body_timeout", d.body_timeout);
     let session_idle = duration(&section.session_idle, "session_idle", d.session_idle);
     let mut count = |v: &Option<Spanned<u64>>, key: &str, default: usize| {
@@ -128,6 +136,8 @@ pub(super) fn compile(
     };
     Limits {
         header_timeout,
+        // an idle connection's next request still has its header time
+        idle_timeout: idle_timeout.max(header_timeout),
         body_timeout,
         // one address never holds more than the listener
         connections_per_address: per_address.min(connections),

@@ -18,6 +18,10 @@ pub enum Reason {
     ArgumentsTooDeep {
         limit: usize,
     },
+    /// An argument object uses a key Airlock reserves (the redaction marker).
+    ReservedKey {
+        key: String,
+    },
     UnknownTool {
         tool: String,
     },
@@ -100,6 +104,7 @@ impl Reason {
             Reason::InvalidToolName { .. } => "invalid_tool_name",
             Reason::ArgumentsTooLarge { .. } => "arguments_too_large",
             Reason::ArgumentsTooDeep { .. } => "arguments_too_deep",
+            Reason::ReservedKey { .. } => "reserved_key",
             Reason::UnknownTool { .. } => "unknown_tool",
             Reason::ClassNotInPolicy { .. } => "class_not_in_policy",
             Reason::PathAllow { .. } => "path_allow",
@@ -137,6 +142,10 @@ impl fmt::Display for Reason {
             Reason::ArgumentsTooDeep { limit } => {
                 write!(f, "arguments nest deeper than {limit} levels")
             }
+            Reason::ReservedKey { key } => write!(
+                f,
+                "an argument object uses the key `{key}`, which Airlock reserves for redacted values; rename it"
+            ),
             Reason::UnknownTool { tool } => write!(
                 f,
                 "no manifest describes tool `{tool}`; it is quarantined until someone classifies it"

@@ -134,10 +134,5 @@ impl Gate {
     }
 }
 
-/// The arguments as recorded (an object; anything else is none).
-pub(super) fn recorded_map(v: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
-    v.as_object().cloned().unwrap_or_default()
-}
-
 /// Why a quarantined call is not held when nobody could review it.
 pub(super) const NO_REVIEWER: &str = " It is not held: the policy names no [review] role, so nobody could release it. Ask the operator to classify the tool (or add `[review] role` to the policy).";

@@ -304,7 +304,12 @@ impl Gate {
 
     /// Refuse a call as a retry: recorded if the ledger can, and never run.
     fn refuse_retry(&self, r: &Retrying<'_>, entry: Option<&Entry>, why: String) -> Reply {
-        let rows = rows(r, entry, json!({"action": "refused", "reason": why}));
+        let mut rows = rows(r, entry, json!({"action": "refused", "reason": why}));
+        // past the agent's refused_per_minute, only counted, as any refused call
+        let limit = r.setup.policy.refused_per_minute;
+        if !self.budget(r.actor, &r.call.tool, limit, r.now, false, &mut rows) {
+            return not_run(r.call_id, why);
+        }
         // queued, not awaited: the refusal stands whether or not its rows commit
         if let Err(e) = self.ledger.submit_lazy(crate::ledger::Change {
             rows,

@@ -38,19 +38,8 @@ impl Gate {
     /// Tally a refused call: `None` when it is recorded (the counts now due are added to
     /// `rows`), or the reply when it is only counted (nothing of it is written).
     pub(super) fn tally_refused(&self, r: &Refusing<'_>, rows: &mut Vec<NewRow>) -> Option<Reply> {
-        let (tally, due) = self
-            .refusals
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .tally(r.actor, r.tool, r.limit, r.now);
-        let due = rows_of(due, r.limit, r.now);
-        if tally == Tally::Record || r.must_record {
-            rows.extend(due);
+        if self.budget(r.actor, r.tool, r.limit, r.now, r.must_record, rows) {
             return None;
-        }
-        if !due.is_empty() {
-            self.write_counts(due);
         }
         let message = format!(
             "{} This agent is over the {} refused calls a minute the policy records one by one (`refused_per_minute`): this one is only counted, in the minute's `refused_counted` row.",
@@ -58,6 +47,34 @@ impl Gate {
             r.limit
         );
         Some(refused(r.call_id, r.decision, message))
+    }
+
+    /// Tally one refused call of `actor`: true when it is recorded (the counts now due are added
+    /// to `rows`), false when it is only counted (the counts due are written on their own).
+    pub(super) fn budget(
+        &self,
+        actor: &str,
+        tool: &str,
+        limit: u32,
+        now: OffsetDateTime,
+        must_record: bool,
+        rows: &mut Vec<NewRow>,
+    ) -> bool {
+        let (tally, due) = self
+            .refusals
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tally(actor, tool, limit, now);
+        let due = rows_of(due, limit, now);
+        if tally == Tally::Record || must_record {
+            rows.extend(due);
+            return true;
+        }
+        if !due.is_empty() {
+            self.write_counts(due);
+        }
+        false
     }
 
     /// Write the counts of minutes past (every count with `all`, at a clean stop).

@@ -249,6 +249,15 @@ async fn bind(guard: &Guard, inner: String, actor: &str) -> Result<String, Respo
         .keys()
         .map(ToString::to_string)
         .collect();
+    let mut bytes = [0u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no randomness for a session id",
+        ));
+    }
+    let ours = hex::encode(bytes);
+    // counted and bound under one lock: concurrent initializes cannot pass the cap together
     let over = {
         let mut map = guard.sessions.0.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, (i, _)| live.contains(i));
@@ -272,6 +281,7 @@ async fn bind(guard: &Guard, inner: String, actor: &str) -> Result<String, Respo
                 ),
             ))
         } else {
+            map.insert(ours.clone(), (inner.clone(), actor.to_string()));
             None
         }
     };
@@ -287,15 +297,5 @@ async fn bind(guard: &Guard, inner: String, actor: &str) -> Result<String, Respo
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         return Err(r);
     }
-    let mut bytes = [0u8; 32];
-    if getrandom::fill(&mut bytes).is_err() {
-        return Err(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no randomness for a session id",
-        ));
-    }
-    let ours = hex::encode(bytes);
-    let mut map = guard.sessions.0.lock().unwrap_or_else(|e| e.into_inner());
-    map.insert(ours.clone(), (inner, actor.to_string()));
     Ok(ours)
 }

@@ -159,15 +159,18 @@ pub fn rendered_hash(e: &Envelope) -> String {
     canonical::sha256_hex(shown.as_bytes())
 }
 
-/// [`rendered_hash`] of the page as this view shows it (revealed values included).
+/// What the `seen` hash of this view is: [`rendered_hash`] of the page with markers — which
+/// commit to the values — marked as revealed when the view showed them. Never a hash over a
+/// revealed value itself (it could be guessed from the ledger).
 pub fn view_hash(v: &View) -> String {
     let e = &v.approval.envelope;
-    let shown = format!(
-        "{}{}",
-        heading_html(e),
-        details_html(e, v.revealed.as_ref())
-    );
-    canonical::sha256_hex(shown.as_bytes())
+    match v.revealed {
+        None => rendered_hash(e),
+        Some(_) => {
+            let shown = format!("{}{}\0revealed", heading_html(e), envelope_html(e));
+            canonical::sha256_hex(shown.as_bytes())
+        }
+    }
 }
 
 /// The approval page for one approver's link; `auth_fields` (who is signed in, the second

@@ -176,7 +176,7 @@ async fn a_held_call_on_the_review_page_shows_its_hidden_characters_as_escapes()
 }
 
 #[tokio::test]
-async fn a_long_value_from_the_agent_is_cut_in_the_mail_subject_and_whole_in_the_body() {
+async fn a_long_value_from_the_agent_is_cut_in_the_mail_and_whole_on_the_page() {
     let w = World::demo();
     let long = "B".repeat(10_000);
     let agent = w.agent().await;
@@ -197,5 +197,13 @@ async fn a_long_value_from_the_agent_is_cut_in_the_mail_subject_and_whole_in_the
         format!("[Airlock] Approve? Refund $7.00 on order {}… (refund_order)", "B".repeat(59))
     );
     assert!(mail.subject.chars().count() <= 150, "{}", mail.subject);
-    assert!(mail.body.contains(&format!("| order_id: {long}")), "the body keeps the value whole");
+    let cut = format!("| order_id: {}… [cut: 10000 characters in all; the approval page shows it whole]", "B".repeat(299));
+    assert!(mail.body.contains(&cut), "the body cuts it and says where it is whole:\n{}", mail.body);
+    assert!(!mail.body.contains(&"B".repeat(300)), "never the whole value in mail");
+    let link = mail.body[mail.body.find("http://").expect("link")..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let _ = link; // the gate has stopped: the page's whole value is checked in the unit tests of web::envelope
 }

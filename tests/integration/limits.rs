@@ -218,3 +218,26 @@ async fn refused_calls_past_an_agent_s_budget_are_counted_in_one_row_not_recorde
     let out = w.airlock(&["ledger", "verify"]);
     assert!(out.status.success(), "{out:?}");
 }
+
+/// One `GET /healthz` on an open connection: the status line answered.
+fn get_on(c: &mut TcpStream) -> String {
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("write");
+    c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut buf = [0u8; 4096];
+    let n = c.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_kept_alive_connection_outlives_the_header_timeout_while_idle_and_ends_after_the_idle_one() {
+    let (_w, s, _, _) = world("header_timeout = \"1s\"\nidle_timeout = \"3s\"");
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut c = TcpStream::connect(&addr).expect("connect");
+    assert_eq!(get_on(&mut c), "HTTP/1.1 200 OK");
+    // idle longer than the header timeout: a client that pools connections may still use it
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(get_on(&mut c), "HTTP/1.1 200 OK", "idle is not slow headers");
+    // idle past the idle timeout: the gate closes it
+    let closed = read_to_close(&mut c);
+    assert!(closed.is_empty(), "closed without a word: {closed}");
+}

@@ -249,7 +249,7 @@ async fn a_release_cut_off_by_a_crash_becomes_outcome_unknown_at_the_next_start_
     let w = World::empty();
     let manifests = std::fs::read_to_string(format!("{REPO}/tool-manifests/demo_shop.toml"))
         .expect("manifests");
-    let refund = "[[tool]]\nserver = \"shop\"\nname   = \"refund_order\"\nclass  = \"financial\"\ntarget = \"payments.refunds\"\nimpact = \"Moves money to a customer\"\nsummary = \"Refund {amount_cents|money:USD} on order {order_id}\"\nreversal = \"none: refunds cannot be clawed back\"\n";
+    let refund = "[[tool]]\nserver = \"shop\"\nname   = \"refund_order\"\nclass  = \"financial\"\ntarget = \"payments.refunds\"\nimpact = \"Moves money to a customer\"\nsummary = \"Refund {amount_cents|money:USD} on order {order_id}\"\nredact = [\"/card_number\"]      # never in the ledger, mail, pages or exports: a marker and a keyed digest\nreversal = \"none: refunds cannot be clawed back\"\n";
     assert!(manifests.contains(refund));
     w.write("m/shop.toml", &manifests.replace(refund, ""));
     w.write(

@@ -51,11 +51,20 @@ pub(in crate::cli) fn prove(config: &Path, p: &Prove<'_>) -> anyhow::Result<Exit
         println!("{}", hex::encode(salt));
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(text) = p.value else {
-        bail!("give the value (as JSON, e.g. '\"4111111111111111\"'), or --print-salt");
+    let Some(given) = p.value else {
+        bail!(
+            "give the value (as JSON, e.g. '\"4111111111111111\"', or `-` to read it from stdin), or --print-salt"
+        );
     };
-    let value: Value =
-        serde_json::from_str(text).context("the value is not JSON (a string needs its quotes)")?;
+    // `-`: from stdin, so the secret is in no process list or shell history
+    let text = match given {
+        "-" => {
+            std::io::read_to_string(std::io::stdin()).context("cannot read the value from stdin")?
+        }
+        v => v.to_string(),
+    };
+    let value: Value = serde_json::from_str(text.trim())
+        .context("the value is not JSON (a string needs its quotes)")?;
     // every marker the call's rows hold at the pointer: the proposal's, each envelope's
     let mut found = Vec::new();
     LedgerReader::open_at(&c.ledger)?.records(|r| {

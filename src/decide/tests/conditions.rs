@@ -286,3 +286,47 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_reason_never_quotes_a_redacted_value_nor_an_object_holding_one() {
+    let m = with_conditions(
+        "read_only",
+        &[
+            "pointer = \"/card\"\npattern = \"^9\"",
+            "pointer = \"/payment\"\none_of = [\"x\"]",
+            "pointer = \"/amount\"\nmax = 100",
+        ],
+    );
+    let args =
+        json!({"card": "4111111111111111", "payment": {"card": "4111111111111111"}, "amount": 500});
+    let d = super::run("t", Some(&m), args, None);
+    assert!(
+        d.explanation().contains("4111111111111111"),
+        "quoted before hiding"
+    );
+    let hidden = d.hiding(&["/card".to_string(), "/payment/card".to_string()]);
+    let text = hidden.explanation();
+    assert!(!text.contains("4111"), "{text}");
+    assert!(text.contains("`/card` = [redacted]"), "{text}");
+    assert!(text.contains("= 500"), "other values still quoted: {text}");
+}
+
+#[test]
+fn an_argument_that_looks_like_a_redaction_marker_is_denied() {
+    let m = with_conditions("read_only", &[]);
+    for args in [
+        json!({"note": {"$redacted": {"digest": "ab"}}}),
+        json!({"items": [{"$redacted": 1}]}),
+        json!({"$redacted": "x"}),
+    ] {
+        let d = super::run("t", Some(&m), args.clone(), None);
+        assert_eq!(d.verdict, crate::decide::Verdict::Deny, "{args}");
+        assert_eq!(super::codes(&d), vec!["reserved_key"], "{args}");
+    }
+    let d = super::run("t", Some(&m), json!({"note": "$redacted"}), None);
+    assert_ne!(
+        d.verdict,
+        crate::decide::Verdict::Deny,
+        "a value may say it"
+    );
+}

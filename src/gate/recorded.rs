@@ -1,0 +1,109 @@
+//! What of a call is recorded and shown: its arguments with the manifest's `redact` fields taken
+//! out ([`crate::redact`]), their hash, and the proposal row (pure; the gate forwards and decides
+//! on the arguments as sent, and records only these); and the record of a read that is not gated.
+
+use serde_json::{Map, Value, json};
+
+use super::{Gate, GateCall};
+use crate::canonical;
+use crate::decide;
+use crate::ledger::NewRow;
+use crate::manifest::ToolManifest;
+use crate::redact::{Keys, Redacted};
+
+/// The facts the record is built from.
+pub(super) struct Call<'a, K: Fn() -> Keys> {
+    pub call: &'a GateCall,
+    pub route: Option<&'a (String, String)>,
+    pub manifest: Option<&'a ToolManifest>,
+    /// Redaction's keys, asked only when the manifest redacts something.
+    pub keys: K,
+    pub call_id: &'a str,
+    pub actor: &'a str,
+    /// The arguments as sent, and their canonical JSON.
+    pub whole: Value,
+    pub canonical: &'a str,
+}
+
+/// A call as recorded.
+pub(super) struct Recorded {
+    /// The fields taken out and their values (none when the manifest redacts nothing).
+    pub redacted: Option<Redacted>,
+    /// The arguments as recorded: markers where fields were taken out.
+    pub arguments: Value,
+    pub arguments_sha256: String,
+    pub proposal: Value,
+}
+
+/// The record of `c`: a refused call's too-large arguments are dropped from its proposal (the
+/// reply cuts them to a preview).
+pub(super) fn of<K: Fn() -> Keys>(c: Call<'_, K>) -> Recorded {
+    let too_large = c.canonical.len() > decide::MAX_ARGUMENT_BYTES;
+    // the fields the manifest marks sensitive never reach a row, a page, a mail or a log
+    let redacted = c
+        .manifest
+        .filter(|m| !m.redact.is_empty())
+        .map(|m| crate::redact::redact(&c.call.arguments, &m.redact, &(c.keys)(), c.call_id));
+    let (arguments, arguments_sha256) = match &redacted {
+        None => (c.whole, canonical::sha256_hex(c.canonical.as_bytes())),
+        Some(r) => {
+            let v = Value::Object(r.arguments.clone());
+            let sha = crate::redact::arguments_sha256(&v);
+            (v, sha)
+        }
+    };
+    let mut proposal = json!({
+        "tool": c.call.tool,
+        "server": c.route.map(|r| r.0.clone()),
+        "tool_name": c.route.map(|r| r.1.clone()),
+        "arguments": if too_large { Value::Null } else { arguments.clone() },
+        "arguments_sha256": arguments_sha256,
+        "meta": c.call.meta.clone().map(Value::Object),
+        "actor": c.actor,
+    });
+    if let (Some(r), Value::Object(o)) = (&redacted, &mut proposal) {
+        // which fields were taken out (the values are sealed, or were never kept)
+        o.insert(
+            "redacted".into(),
+            json!(r.secrets.keys().collect::<Vec<_>>()),
+        );
+    }
+    Recorded {
+        redacted,
+        arguments,
+        arguments_sha256,
+        proposal,
+    }
+}
+
+/// The arguments as recorded (an object; anything else is none).
+pub(super) fn map_of(v: &Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+impl Gate {
+    /// Record a read that is not gated (a resource or a prompt) before its content reaches the
+    /// agent: if it cannot be recorded, it is not handed over.
+    pub async fn audit(
+        &self,
+        kind: &'static str,
+        actor: Option<&str>,
+        mut body: Value,
+    ) -> Result<(), String> {
+        let setup = self.live.setup();
+        if let Value::Object(o) = &mut body {
+            o.insert(
+                "actor".into(),
+                Value::String(actor.unwrap_or(setup.config.actor.as_str()).to_string()),
+            );
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        self.ledger
+            .append(vec![NewRow::now(kind, &id, body)])
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                format!("Airlock could not record this read in its ledger, so it is withheld: {e}")
+            })
+    }
+}
