@@ -60,14 +60,16 @@ impl Gate {
         must_record: bool,
         rows: &mut Vec<NewRow>,
     ) -> bool {
-        let (tally, due) = self
-            .refusals
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .tally(actor, tool, limit, now);
+        let (tally, due) = {
+            let mut r = self.refusals.0.lock().unwrap_or_else(|e| e.into_inner());
+            match must_record {
+                // recorded whole, so neither spending the budget nor counted
+                true => (Tally::Record, r.due(now)),
+                false => r.tally(actor, tool, limit, now),
+            }
+        };
         let due = rows_of(due, limit, now);
-        if tally == Tally::Record || must_record {
+        if tally == Tally::Record {
             rows.extend(due);
             return true;
         }

@@ -187,7 +187,17 @@ fn an_idle_session_ends_and_no_longer_counts_against_its_agent() {
 async fn refused_calls_past_an_agent_s_budget_are_counted_in_one_row_not_recorded_one_by_one() {
     let w = crate::review::world();
     let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
-    w.write("p/policy.toml", &format!("refused_per_minute = 3\n{policy}"));
+    // a class that is not signed (a signed class's refusals are always recorded whole)
+    let unsigned = policy
+        .lines()
+        .map(|l| match l.starts_with("destructive ") {
+            true => "destructive = { path = \"deny\", signed = false }",
+            false => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(policy, unsigned);
+    w.write("p/policy.toml", &format!("refused_per_minute = 3\n{unsigned}"));
     let agent = w.agent().await;
     let mut last = String::new();
     for i in 0..10 {
@@ -240,4 +250,26 @@ fn a_kept_alive_connection_outlives_the_header_timeout_while_idle_and_ends_after
     // idle past the idle timeout: the gate closes it
     let closed = read_to_close(&mut c);
     assert!(closed.is_empty(), "closed without a word: {closed}");
+}
+
+#[tokio::test]
+async fn every_refused_call_of_a_signed_class_is_recorded_whatever_the_budget() {
+    let w = crate::review::world();
+    let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
+    w.write("p/policy.toml", &format!("refused_per_minute = 1\n{policy}"));
+    let agent = w.agent().await;
+    for i in 0..4 {
+        let r = agent
+            .call("delete_customer", json!({"email": format!("c{i}@example.com")}))
+            .await;
+        assert!(crate::support::is_error(&r));
+    }
+    agent.close().await;
+    let rows = w.ledger_rows().await;
+    let recorded = rows
+        .iter()
+        .filter(|r| r["kind"] == "proposal" && r["body"]["tool"] == "delete_customer")
+        .count();
+    assert_eq!(recorded, 4, "destructive is signed by default: every refusal is evidence");
+    assert!(!rows.iter().any(|r| r["kind"] == "refused_counted"));
 }
