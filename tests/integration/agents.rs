@@ -13,6 +13,27 @@ pub struct Serving {
     pub base: String,
 }
 
+impl Serving {
+    /// Stop it as an operator does (SIGTERM): calls in flight finish and their outcome rows are
+    /// committed before it exits.
+    #[allow(dead_code)] // the replicas tests (integration_pg) use it
+    pub fn stop(mut self) {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(term.success());
+        // a liveness bound, not a timing assertion: it must exit at all
+        for _ in 0..600 {
+            if self.child.try_wait().expect("try_wait").is_some() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("airlock serve was still running 30 s after SIGTERM");
+    }
+}
+
 impl Drop for Serving {
     fn drop(&mut self) {
         let _ = self.child.kill();

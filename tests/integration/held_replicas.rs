@@ -76,7 +76,7 @@ async fn a_release_under_way_when_its_replica_dies_becomes_outcome_unknown_once(
     let manifests =
         std::fs::read_to_string(format!("{}/tool-manifests/demo_shop.toml", support::REPO))
             .expect("manifests");
-    let refund = "[[tool]]\nserver = \"shop\"\nname   = \"refund_order\"\nclass  = \"financial\"\ntarget = \"payments.refunds\"\nimpact = \"Moves money to a customer\"\nsummary = \"Refund {amount_cents|money:USD} on order {order_id}\"\nreversal = \"none: refunds cannot be clawed back\"\n";
+    let refund = "[[tool]]\nserver = \"shop\"\nname   = \"refund_order\"\nclass  = \"financial\"\ntarget = \"payments.refunds\"\nimpact = \"Moves money to a customer\"\nsummary = \"Refund {amount_cents|money:USD} on order {order_id}\"\nredact = [\"/card_number\"]      # never in the ledger, mail, pages or exports: a marker and a keyed digest\nreversal = \"none: refunds cannot be clawed back\"\n";
     assert!(manifests.contains(refund));
     w.write("m/shop.toml", &manifests.replace(refund, ""));
     w.write(
