@@ -98,6 +98,15 @@ fn demo_with_approve_runs_every_path_to_the_end_and_its_ledger_verifies() {
     );
     let refunded = ended_with(&rows, "refund_order", "outcome");
     assert_eq!(refunded[0]["body"]["status"], "ok", "{refunded:?}");
+    // the refund's card number is redacted in every row and in the story told, and destroyed
+    let all: String = rows.iter().map(ToString::to_string).collect();
+    assert!(!all.contains("41111111"), "{all}");
+    let story = &said[said.find("The ledger (").expect("the story")..];
+    assert!(story.contains("\"card_number\":\"[redacted "), "{story}");
+    assert_eq!(
+        ended_with(&rows, "refund_order", "sealed_destroyed").len(),
+        1
+    );
 
     // a second run reuses the directory it made, and the ledger grows
     let again = Command::new(AIRLOCK)

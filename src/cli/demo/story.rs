@@ -102,7 +102,12 @@ fn detail(r: &Record) -> String {
     let s = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
     let short = |v: &Value| s(v).chars().take(12).collect::<String>();
     match r.kind.as_str() {
-        "proposal" => format!("{} {} by {}", s(&b["tool"]), b["arguments"], s(&b["actor"])),
+        "proposal" => format!(
+            "{} {} by {}",
+            s(&b["tool"]),
+            airlock::redact::for_people(&b["arguments"]),
+            s(&b["actor"])
+        ),
         "verdict" => format!("{} — {}", verdict_words(b), s(&b["explanation"])),
         "envelope" => format!(
             "what the approver sees, hash {}…, for role {}",

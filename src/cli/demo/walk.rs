@@ -162,8 +162,8 @@ impl<'a> Walk<'a> {
     /// A refund: it needs a person with role `finance`, who decides on the mailed link.
     async fn approval(&self) -> anyhow::Result<Outcome> {
         let tool = "refund_order";
-        let args =
-            json!({"order_id": "A-1001", "amount_cents": 4599, "reason": "damaged in transit"});
+        // a card number the shop's manifest redacts: the tool gets it, no record or page does
+        let args = json!({"order_id": "A-1001", "amount_cents": 4599, "reason": "damaged in transit", "card_number": "4111111111111111"});
         println!(
             "5. approval: a refund moves money, so a person with role `finance` must decide\n  {tool} {args}"
         );
