@@ -15,6 +15,7 @@ mod change;
 pub mod checkpoint;
 pub mod copy;
 mod forwarded;
+mod head;
 mod items;
 mod open;
 pub mod postgres;
@@ -40,6 +41,7 @@ use crate::signing::Signer;
 use chain::GENESIS;
 pub use chain::{Fault, Record};
 pub use change::{Change, NewRow};
+pub(crate) use head::Head;
 pub use items::{ItemKind, ItemState, Prior};
 use open::{check_head_signature, init, store_head};
 pub use reader::LedgerReader;
@@ -385,13 +387,11 @@ impl Ledger {
 
     /// The last committed (row count, head hash): what a checkpoint signs.
     pub fn head(&self) -> Result<(u64, String), LedgerError> {
-        let text = self.store.meta("head")?;
-        match text.as_deref().and_then(|t| t.split_once(':')) {
-            Some((n, h)) => Ok((
-                n.parse()
-                    .map_err(|e| storage(self.path(), format!("head: {e}")))?,
-                h.to_string(),
-            )),
+        match self.store.meta("head")? {
+            Some(text) => {
+                let head: Head = text.parse().map_err(|e| storage(self.path(), e))?;
+                Ok((head.seq, hex::encode(head.hash)))
+            }
             None => Ok((0, hex::encode(GENESIS))),
         }
     }
@@ -456,13 +456,6 @@ impl Drop for Ledger {
             let _ = w.join();
         }
     }
-}
-
-/// Head of the chain: last sequence number and its hash.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Head {
-    seq: u64,
-    hash: [u8; 32],
 }
 
 fn storage(path: &Path, e: impl std::fmt::Display) -> LedgerError {

@@ -85,7 +85,7 @@ pub(super) fn store_head(store: &Store, heads: &Heads) -> Result<Head, LedgerErr
 /// The head recorded by the last commit must be the last row: otherwise rows were removed (or
 /// the ledger rewritten) since, and appending would bury the evidence. Refuse.
 fn recorded_is(path: &Path, recorded: Option<String>, head: Head) -> Result<(), LedgerError> {
-    let actual = format!("{}:{}", head.seq, hex::encode(head.hash));
+    let actual = head.to_string();
     match recorded {
         Some(r) if r != actual => Err(LedgerError::HeadMismatch {
             path: path.to_path_buf(),

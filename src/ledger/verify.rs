@@ -108,8 +108,8 @@ impl LedgerReader {
         let (recorded_head, recorded_sig) = (heads.head, heads.sig);
         let through = recorded_head
             .as_deref()
-            .and_then(|h| h.split_once(':'))
-            .and_then(|(n, _)| n.parse::<u64>().ok());
+            .and_then(|h| h.parse::<super::head::Head>().ok())
+            .map(|h| h.seq);
         let tomb = super::prune::tombstone(&self.store)?;
         let mut v = match &tomb {
             Some(t) => {
@@ -301,11 +301,8 @@ fn head_problem(recorded: Option<String>, report: &VerifyReport) -> Option<BadRo
         other => other,
     };
     recorded.filter(|h| *h != ours).and_then(|head| {
-        let fault = match head
-            .split_once(':')
-            .and_then(|(n, _)| n.parse::<u64>().ok())
-        {
-            Some(n) if n > report.rows => Fault::Truncated,
+        let fault = match head.parse::<super::head::Head>().map(|h| h.seq) {
+            Ok(n) if n > report.rows => Fault::Truncated,
             _ => Fault::Altered,
         };
         bad(report.rows + 1, fault, None)

@@ -385,7 +385,7 @@ fn commit_redb(
         }
         let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
         let h = planned.head;
-        let head_text = format!("{}:{}", h.seq, hex::encode(h.hash));
+        let head_text = h.to_string();
         meta.insert("head", head_text.as_bytes())
             .map_err(|x| e(&x))?;
         if let Some(signer) = signer {

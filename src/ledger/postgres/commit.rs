@@ -222,7 +222,7 @@ fn write(
     write_rows(&mut tx, &planned).map_err(db)?;
     write_state(&mut tx, me, &accepted).map_err(db)?;
     let h = planned.head;
-    let head_text = format!("{}:{}", h.seq, hex::encode(h.hash));
+    let head_text = h.to_string();
     match signer {
         // the head and its signature in one statement
         Some(signer) => {
@@ -266,16 +266,7 @@ fn write(
 }
 
 fn parse_head(text: &[u8]) -> Result<Head, String> {
-    let text = String::from_utf8_lossy(text);
-    let (n, h) = text
-        .split_once(':')
-        .ok_or_else(|| format!("unreadable head `{text}`"))?;
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(h, &mut hash).map_err(|e| format!("head hash: {e}"))?;
-    Ok(Head {
-        seq: n.parse().map_err(|e| format!("head count: {e}"))?,
-        hash,
-    })
+    String::from_utf8_lossy(text).parse()
 }
 
 fn write_rows(tx: &mut Prepared<'_, '_>, planned: &Planned) -> Result<(), postgres::Error> {
