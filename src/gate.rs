@@ -186,7 +186,7 @@ impl Gate {
             call: &call,
             route: route.as_ref(),
             manifest,
-            keys: || self.forwarder.sealer().keys(),
+            keys: self.forwarder.sealer().keys(),
             call_id: &call_id,
             actor,
             whole: args_value,

@@ -28,6 +28,36 @@ pub fn create(path: &Path) -> io::Result<File> {
     Ok(f)
 }
 
+/// A 32-byte secret kept as 64 hex characters in `path`: read, or made from the OS CSPRNG and
+/// written 0600 (never overwriting a file that appeared meanwhile). The one way the link key and
+/// the seal key are kept.
+pub fn secret(path: &Path) -> Result<[u8; 32], String> {
+    use std::io::Write;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let mut k = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut k)
+                .map_err(|e| format!("not 64 hex characters: {e}"))?;
+            Ok(k)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut k = [0u8; 32];
+            getrandom::fill(&mut k).map_err(|e| e.to_string())?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| e.to_string())?;
+            f.write_all(hex::encode(k).as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| e.to_string())?;
+            Ok(k)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Set an existing file to 0600 (a database file its library created).
 pub fn file(path: &Path) -> io::Result<()> {
     std::fs::set_permissions(path, Permissions::from_mode(0o600))

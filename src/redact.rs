@@ -30,7 +30,8 @@ pub struct Keys {
     pub salt: [u8; 32],
 }
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+/// HMAC-SHA256 of `parts` (concatenated) under `key`.
+pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let Ok(mut m) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
         // HMAC takes a key of any length; this cannot happen
         return [0; 32];
@@ -147,31 +148,27 @@ pub fn restore(
 /// only (its commitment is salted per call): the same call with the same secret hashes alike,
 /// and arguments with no marker hash as they always did.
 pub fn arguments_sha256(v: &Value) -> String {
-    fn identity(v: &Value) -> Value {
-        if let Some(d) = digest_of(v) {
-            return json!({MARKER: {"digest": d}});
-        }
-        match v {
-            Value::Object(o) => {
-                Value::Object(o.iter().map(|(k, v)| (k.clone(), identity(v))).collect())
-            }
-            Value::Array(a) => Value::Array(a.iter().map(identity).collect()),
-            v => v.clone(),
-        }
-    }
-    canonical::sha256_hex(canonical::to_string(&identity(v)).as_bytes())
+    let identity = with_markers(v, &|d| json!({MARKER: {"digest": d}}));
+    canonical::sha256_hex(canonical::to_string(&identity).as_bytes())
 }
 
 /// `v` with every marker in it shown as [`shown`] text (for pages, mail and logs).
 pub fn for_people(v: &Value) -> Value {
+    with_markers(v, &|d| Value::String(shown(d)))
+}
+
+/// `v` with every marker in it replaced by `by(its digest)`.
+fn with_markers(v: &Value, by: &dyn Fn(&str) -> Value) -> Value {
     if let Some(d) = digest_of(v) {
-        return Value::String(shown(d));
+        return by(d);
     }
     match v {
-        Value::Object(o) => {
-            Value::Object(o.iter().map(|(k, v)| (k.clone(), for_people(v))).collect())
-        }
-        Value::Array(a) => Value::Array(a.iter().map(for_people).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), with_markers(v, by)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|v| with_markers(v, by)).collect()),
         v => v.clone(),
     }
 }

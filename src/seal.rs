@@ -9,17 +9,14 @@
 //! and never log either.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 
-use crate::redact::Keys;
+use crate::redact::{Keys, hmac};
 
 /// The row kind that says an item's sealed values were destroyed (its call ran, was refused,
 /// or expired), committed with the state that no longer holds them.
@@ -38,10 +35,11 @@ pub enum SealError {
     Malformed,
 }
 
-/// The seal key and what is derived from it.
+/// The seal key's derived keys, made once when the key is read.
 #[derive(Clone)]
 pub struct Sealer {
-    key: [u8; 32],
+    keys: Keys,
+    aead: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -50,61 +48,41 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
-fn derive(key: &[u8; 32], label: &[u8]) -> [u8; 32] {
-    let Ok(mut m) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
-        return [0; 32];
-    };
-    m.update(label);
-    m.finalize().into_bytes().into()
-}
-
 impl Sealer {
     /// Read the key file, or create it (mode 0600) with fresh random bytes.
     pub fn load_or_create(path: &Path) -> Result<Sealer, SealError> {
-        let err = |m: String| SealError::Key {
-            path: path.display().to_string(),
-            message: m,
-        };
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let mut key = [0u8; 32];
-                hex::decode_to_slice(text.trim(), &mut key)
-                    .map_err(|e| err(format!("not 64 hex characters: {e}")))?;
-                Ok(Sealer { key })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let s = Sealer::random()?;
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = opts.open(path).map_err(|e| err(e.to_string()))?;
-                f.write_all(hex::encode(s.key).as_bytes())
-                    .and_then(|_| f.sync_all())
-                    .map_err(|e| err(e.to_string()))?;
-                Ok(s)
-            }
-            Err(e) => Err(err(e.to_string())),
-        }
+        crate::private::secret(path)
+            .map(|key| Sealer::from_key(&key))
+            .map_err(|message| SealError::Key {
+                path: path.display().to_string(),
+                message,
+            })
     }
 
     /// A key from the OS CSPRNG, kept only in memory (tests; a gate without a key file).
     pub fn random() -> Result<Sealer, SealError> {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| SealError::Random(e.to_string()))?;
-        Ok(Sealer { key })
+        Ok(Sealer::from_key(&key))
     }
 
-    /// The keys redaction computes digests and salts with.
-    pub fn keys(&self) -> Keys {
-        Keys {
-            digest: derive(&self.key, b"airlock.seal.digest-key.v1"),
-            salt: derive(&self.key, b"airlock.seal.salt-key.v1"),
+    fn from_key(key: &[u8; 32]) -> Sealer {
+        Sealer {
+            keys: Keys {
+                digest: hmac(key, &[b"airlock.seal.digest-key.v1"]),
+                salt: hmac(key, &[b"airlock.seal.salt-key.v1"]),
+            },
+            aead: hmac(key, &[b"airlock.seal.aead-key.v1"]),
         }
     }
 
+    /// The keys redaction computes digests and salts with.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
     fn aead(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(&derive(&self.key, b"airlock.seal.aead-key.v1").into())
+        XChaCha20Poly1305::new(&self.aead.into())
     }
 
     /// Seal `secrets` (pointer → value) for call `call_id`: base64 of nonce ‖ ciphertext.

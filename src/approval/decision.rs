@@ -268,7 +268,7 @@ impl Approvals {
                 pointers.push(p.to_string());
             }
         }
-        let r = crate::redact::redact(&args, &pointers, &keys, &a.call_id);
+        let r = crate::redact::redact(&args, &pointers, keys, &a.call_id);
         let sealed = match r.secrets.is_empty() {
             true => None,
             false => Some(

@@ -6,7 +6,6 @@
 //! bytes from the OS CSPRNG in a 0600 file beside the ledger, so links survive a restart. This
 //! module must never build a URL from anything but the configured base URL.
 
-use std::io::Write;
 use std::path::Path;
 
 use hmac::{Hmac, Mac};
@@ -33,31 +32,12 @@ pub enum KeyError {
 impl LinkKey {
     /// Read the key file, or create it (mode 0600) with fresh random bytes.
     pub fn load_or_create(path: &Path) -> Result<LinkKey, KeyError> {
-        let err = |m: String| KeyError::Io {
-            path: path.display().to_string(),
-            message: m,
-        };
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let mut k = [0u8; 32];
-                hex::decode_to_slice(text.trim(), &mut k)
-                    .map_err(|e| err(format!("not 64 hex characters: {e}")))?;
-                Ok(LinkKey(k))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let k = LinkKey::random().map_err(err)?;
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = opts.open(path).map_err(|e| err(e.to_string()))?;
-                f.write_all(hex::encode(k.0).as_bytes())
-                    .and_then(|_| f.sync_all())
-                    .map_err(|e| err(e.to_string()))?;
-                Ok(k)
-            }
-            Err(e) => Err(err(e.to_string())),
-        }
+        crate::private::secret(path)
+            .map(LinkKey)
+            .map_err(|message| KeyError::Io {
+                path: path.display().to_string(),
+                message,
+            })
     }
 
     /// A key from the OS CSPRNG.

@@ -12,12 +12,12 @@ use crate::manifest::ToolManifest;
 use crate::redact::{Keys, Redacted};
 
 /// The facts the record is built from.
-pub(super) struct Call<'a, K: Fn() -> Keys> {
+pub(super) struct Call<'a> {
     pub call: &'a GateCall,
     pub route: Option<&'a (String, String)>,
     pub manifest: Option<&'a ToolManifest>,
-    /// Redaction's keys, asked only when the manifest redacts something.
-    pub keys: K,
+    /// Redaction's keys (derived once, when the seal key is read).
+    pub keys: &'a Keys,
     pub call_id: &'a str,
     pub actor: &'a str,
     /// The arguments as sent, and their canonical JSON.
@@ -37,13 +37,13 @@ pub(super) struct Recorded {
 
 /// The record of `c`: a refused call's too-large arguments are dropped from its proposal (the
 /// reply cuts them to a preview).
-pub(super) fn of<K: Fn() -> Keys>(c: Call<'_, K>) -> Recorded {
+pub(super) fn of(c: Call<'_>) -> Recorded {
     let too_large = c.canonical.len() > decide::MAX_ARGUMENT_BYTES;
     // the fields the manifest marks sensitive never reach a row, a page, a mail or a log
     let redacted = c
         .manifest
         .filter(|m| !m.redact.is_empty())
-        .map(|m| crate::redact::redact(&c.call.arguments, &m.redact, &(c.keys)(), c.call_id));
+        .map(|m| crate::redact::redact(&c.call.arguments, &m.redact, c.keys, c.call_id));
     let (arguments, arguments_sha256) = match &redacted {
         None => (c.whole, canonical::sha256_hex(c.canonical.as_bytes())),
         Some(r) => {
