@@ -189,11 +189,9 @@ pub fn decide(
             },
         );
     }
-    if call
-        .arguments
-        .values()
-        .any(|v| depth(v) >= MAX_ARGUMENT_DEPTH)
-    {
+    // one walk over the arguments: how deep they nest, whether they use the marker's key
+    let shape = shape::Shape::of_arguments(call.arguments);
+    if shape.depth >= MAX_ARGUMENT_DEPTH {
         return gate(
             Verdict::Deny,
             "argument_limits",
@@ -203,11 +201,7 @@ pub fn decide(
         );
     }
     // the redaction marker is Airlock's: an agent's look-alike could pass for a redacted value
-    if call
-        .arguments
-        .iter()
-        .any(|(k, v)| k == crate::redact::MARKER || holds_marker(v))
-    {
+    if shape.reserved {
         return gate(
             Verdict::Deny,
             "argument_limits",
@@ -477,25 +471,6 @@ pub fn valid_tool_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// Whether `v` holds an object key that is the redaction marker's.
-fn holds_marker(v: &Value) -> bool {
-    match v {
-        Value::Array(a) => a.iter().any(holds_marker),
-        Value::Object(o) => o
-            .iter()
-            .any(|(k, v)| k == crate::redact::MARKER || holds_marker(v)),
-        _ => false,
-    }
-}
-
-fn depth(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
-        _ => 0,
-    }
-}
-
 mod humantime_serde_secs {
     use std::time::Duration;
 
@@ -506,6 +481,7 @@ mod humantime_serde_secs {
 
 mod limits;
 mod reason;
+mod shape;
 use limits::limits;
 pub use reason::Reason;
 
