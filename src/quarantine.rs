@@ -333,12 +333,8 @@ impl Quarantine {
             let mut next_h = h.clone();
             next_h.status = next;
             let mut rows = vec![NewRow::now(row.0, id, row.1)];
-            if next_h.status.phase() == Phase::Done && next_h.sealed.take().is_some() {
-                rows.push(NewRow::now(
-                    crate::seal::DESTROYED,
-                    id,
-                    json!({"why": row.0}),
-                ));
+            if next_h.status.phase() == Phase::Done {
+                rows.extend(destroy_sealed(&mut next_h, row.0));
             }
             let pending = self.ledger.submit(Change {
                 rows,
@@ -474,6 +470,14 @@ impl Quarantine {
     }
 }
 
+/// An ending held call's sealed values, gone from its state: the row that says so (none when it
+/// had none).
+fn destroy_sealed(h: &mut Held, why: &str) -> Option<NewRow> {
+    h.sealed
+        .take()
+        .map(|_| NewRow::now(crate::seal::DESTROYED, &h.id, json!({"why": why})))
+}
+
 /// A released call's end, as `ran` says: its final state, and the row that explains a void
 /// (a call that ran or failed is explained by its outcome row).
 fn ended(h: &mut Held, by: &str, ran: &Ran) -> Vec<NewRow> {
@@ -493,13 +497,7 @@ fn ended(h: &mut Held, by: &str, ran: &Ran) -> Vec<NewRow> {
         }
         _ => Vec::new(),
     };
-    if h.sealed.take().is_some() {
-        rows.push(NewRow::now(
-            crate::seal::DESTROYED,
-            &h.id,
-            json!({"why": "released"}),
-        ));
-    }
+    rows.extend(destroy_sealed(h, "released"));
     rows
 }
 
