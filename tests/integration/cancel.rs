@@ -14,6 +14,25 @@ use crate::support::{
     slow_server, text,
 };
 
+/// Send `tool` with `arguments` as a request the agent may cancel.
+async fn call_cancellable(
+    agent: &crate::support::Agent,
+    tool: &str,
+    arguments: Value,
+) -> rmcp::service::RequestHandle<rmcp::RoleClient> {
+    let mut p = CallToolRequestParams::new(tool.to_string());
+    p.arguments = arguments.as_object().cloned();
+    agent
+        .client
+        .peer()
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(p)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("tools/call sent")
+}
+
 /// A world whose only tool server is `server` (the slow one), its tool allowed on autopilot.
 fn slow_world(server: &str) -> World {
     let w = World::empty();
@@ -32,17 +51,7 @@ fn slow_world(server: &str) -> World {
 /// records the cancellation; the outcome row of the call says `cancelled`.
 async fn cancelled_on_the_tool_server(w: &World, record: &Path) {
     let agent = w.agent().await;
-    let mut p = CallToolRequestParams::new("slow__slow");
-    p.arguments = json!({"seconds": 120}).as_object().cloned();
-    let handle = agent
-        .client
-        .peer()
-        .send_cancellable_request(
-            ClientRequest::CallToolRequest(CallToolRequest::new(p)),
-            PeerRequestOptions::no_options(),
-        )
-        .await
-        .expect("tools/call sent");
+    let handle = call_cancellable(&agent, "slow__slow", json!({"seconds": 120})).await;
     assert_eq!(record_after(record, 0).await, ["started"]);
     handle
         .cancel(Some("the test cancels it".into()))
@@ -125,19 +134,8 @@ async fn an_approved_call_runs_to_its_end_though_its_agent_cancels_the_request()
         &["--refund-delay-ms", "2000"],
     );
     let agent = w.agent().await;
-    let mut p = CallToolRequestParams::new("refund_order");
-    p.arguments = json!({"order_id": "A-1001", "amount_cents": 4200, "reason": "damaged"})
-        .as_object()
-        .cloned();
-    let handle = agent
-        .client
-        .peer()
-        .send_cancellable_request(
-            ClientRequest::CallToolRequest(CallToolRequest::new(p)),
-            PeerRequestOptions::no_options(),
-        )
-        .await
-        .expect("tools/call sent");
+    let refund = json!({"order_id": "A-1001", "amount_cents": 4200, "reason": "damaged"});
+    let handle = call_cancellable(&agent, "refund_order", refund).await;
     let link = smtp
         .wait_for("ann@example.com", "refund_order", 1)
         .await

@@ -232,16 +232,7 @@ impl World {
         &self,
         handler: H,
     ) -> (RunningService<RoleClient, H>, tokio::process::Child) {
-        let mut child = tokio::process::Command::new(AIRLOCK)
-            .arg("serve")
-            .arg("--config")
-            .arg(self.config())
-            .env("AIRLOCK_LOG", "warn")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn airlock serve");
+        let mut child = self.spawn_serve(None);
         let io = (
             child.stdout.take().expect("stdout"),
             child.stdin.take().expect("stdin"),
@@ -255,24 +246,29 @@ impl World {
     /// [`World::killable_agent`] with `airlock serve` logging at debug level into `log` (in the
     /// world's directory).
     pub async fn logged_agent(&self, log: &str) -> (Agent, tokio::process::Child) {
-        let file = std::fs::File::create(self.path(log)).expect("log file");
-        let mut child = tokio::process::Command::new(AIRLOCK)
-            .arg("serve")
-            .arg("--config")
-            .arg(self.config())
-            .env("AIRLOCK_LOG", "debug")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn airlock serve");
+        let mut child = self.spawn_serve(Some(log));
         let io = (
             child.stdout.take().expect("stdout"),
             child.stdin.take().expect("stdin"),
         );
         let client = ().serve(io).await.expect("MCP handshake with airlock");
         (Agent { client }, child)
+    }
+
+    /// `airlock serve` on this world, its stdio piped; with `log`, at debug level into that file.
+    fn spawn_serve(&self, log: Option<&str>) -> tokio::process::Child {
+        let mut cmd = tokio::process::Command::new(AIRLOCK);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(self.config())
+            .env("AIRLOCK_LOG", if log.is_some() { "debug" } else { "warn" })
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(log) = log {
+            cmd.stderr(std::fs::File::create(self.path(log)).expect("log file"));
+        }
+        cmd.spawn().expect("spawn airlock serve")
     }
 
     /// [`World::client`] with the plain test agent.
