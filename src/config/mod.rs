@@ -10,6 +10,7 @@ pub mod http;
 pub mod ledger;
 pub mod limits;
 pub mod oauth;
+mod schemas;
 mod server;
 pub mod sign_in;
 
