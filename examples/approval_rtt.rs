@@ -90,8 +90,8 @@ fn write_config(dir: &Path, demo_shop: &Path, tool_ms: u64) -> anyhow::Result<Pa
         "version = \"approval-rtt\"\n[classes]\nread_only = { path = \"allow\" }\n\
          internal_reversible = { path = \"allow\", require_reversal = true, role = \"ops\" }\n\
          customer_facing = { path = \"conditional\", require_evidence = true, role = \"ops\" }\n\
-         destructive = { path = \"deny\" }\n\
-         financial = { path = \"approve\", role = \"finance\", timeout = \"30m\", on_timeout = \"deny\" }\n\
+         destructive = { path = \"deny\", signed = true }\n\
+         financial = { path = \"approve\", role = \"finance\", timeout = \"30m\", on_timeout = \"deny\", signed = true }\n\
          [roles]\nops = { emails = [\"ops@example.com\"] }\nfinance = { emails = [\"ann@example.com\"] }\n",
     )?;
     let config = dir.join("airlock.toml");

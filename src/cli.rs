@@ -369,6 +369,13 @@ fn check(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
                 s.policy_path.display(),
                 s.policy.classes.len()
             );
+            for name in s.policy.classes.keys() {
+                println!(
+                    "  {name:<20} {}; {}",
+                    inspect::route_of(&s.policy, name),
+                    inspect::record_of(&s.policy, name)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(diags) => {

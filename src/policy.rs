@@ -375,9 +375,15 @@ fn compile_classes(
                 Err(msg) => errors.push(src.error(Some(rule.span()), &at, msg)),
             }
         }
-        let signed = r
-            .signed
-            .unwrap_or(matches!(name.as_str(), "financial" | "destructive"));
+        let at = (src, &key[..], rule.span());
+        let signed = switch(
+            at.clone(),
+            "signed",
+            &r.signed,
+            SIGNED_BY_NAME,
+            name,
+            errors,
+        );
         let retention = match &r.retention {
             None if signed => RETENTION_SIGNED,
             None => RETENTION_DEFAULT,
@@ -401,9 +407,14 @@ fn compile_classes(
                 timeout,
                 on_timeout: r.on_timeout,
                 require_evidence: r.require_evidence,
-                // The seed class is reversible by definition: it runs on autopilot only with an
-                // undo tool, whether or not the policy says so (it may say more, never less).
-                require_reversal: r.require_reversal || name == "internal_reversible",
+                require_reversal: switch(
+                    at,
+                    "require_reversal",
+                    &r.require_reversal,
+                    REVERSAL_BY_NAME,
+                    name,
+                    errors,
+                ),
                 on_fail,
                 min_approvals: min_approvals.max(1),
                 conditions,
@@ -416,6 +427,37 @@ fn compile_classes(
         );
     }
     classes
+}
+
+/// Classes whose rows are signed when the policy does not write `signed` (an older default).
+const SIGNED_BY_NAME: &[&str] = &["financial", "destructive"];
+/// Classes that need a reversal tool when the policy does not write `require_reversal`.
+const REVERSAL_BY_NAME: &[&str] = &["internal_reversible"];
+
+/// A class's on/off switch: the key as written, else `false` — except for the classes an older
+/// version switched on by name alone, which keep that default with a warning asking for the key.
+fn switch(
+    (src, class_key, span): (&Source, &str, std::ops::Range<usize>),
+    name: &str,
+    written: &Option<serde_spanned::Spanned<bool>>,
+    on_by_name: &[&str],
+    class: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> bool {
+    if let Some(v) = written {
+        return *v.get_ref();
+    }
+    let on = on_by_name.contains(&class);
+    if on {
+        errors.push(src.warning(
+            Some(span),
+            &format!("{class_key}.{name}"),
+            format!(
+                "`{name}` is on because the class is named `{class}` (an older default); write `{name} = true` (or `false`): a class's name will stop switching anything on"
+            ),
+        ));
+    }
+    on
 }
 
 /// `[actors]`: the only classes each listed actor may use.
@@ -485,6 +527,15 @@ pub fn parse_retention(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}` must be between a day and 100 years"));
     }
     Ok(d)
+}
+
+/// A retention period as `parse_retention` reads it back: whole years as `7y`, else days.
+pub fn format_retention(d: Duration) -> String {
+    const YEAR: u64 = 31_557_600;
+    match d.as_secs() {
+        s if s % YEAR == 0 => format!("{}y", s / YEAR),
+        s => format!("{}d", s / 86_400),
+    }
 }
 
 impl Policy {

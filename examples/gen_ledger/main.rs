@@ -82,7 +82,7 @@ read_only           = { path = "allow" }
 internal_reversible = { path = "allow", require_reversal = true, role = "ops", timeout = "2h", on_timeout = "expire", limits = [{ window = "1m", max_calls = 30 }] }
 customer_facing     = { path = "conditional", require_evidence = true, role = "support", timeout = "1h", on_timeout = "escalate" }
 financial           = { path = "approve", role = "finance", timeout = "30d", on_timeout = "deny", signed = true }
-destructive         = { path = "deny" }
+destructive         = { path = "deny", signed = true }
 
 [roles]
 ops      = { emails = ["ops-approvers@example.com"] }

@@ -248,8 +248,20 @@ pub(super) fn explain(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a class keeps of its calls: whether its rows are signed and how long they are kept.
+pub(super) fn record_of(policy: &airlock::policy::Policy, class: &str) -> String {
+    match policy.classes.get(class) {
+        None => "unsigned, rows kept 1y (no class)".to_string(),
+        Some(r) => format!(
+            "{}, rows kept {}",
+            if r.signed { "signed" } else { "unsigned" },
+            airlock::policy::format_retention(r.retention)
+        ),
+    }
+}
+
 /// What a class means for a tool, in one comparable line.
-fn route_of(policy: &airlock::policy::Policy, class: &str) -> String {
+pub(super) fn route_of(policy: &airlock::policy::Policy, class: &str) -> String {
     match policy.classes.get(class) {
         None => "quarantine (class not in policy)".to_string(),
         Some(r) => {
@@ -327,7 +339,12 @@ pub(super) fn policy_diff(
     let (a, b) = (load(old)?, load(new)?);
     let mut changes = Vec::new();
     for m in setup.manifests.iter() {
-        let (before, after) = (route_of(&a, &m.class), route_of(&b, &m.class));
+        let (mut before, mut after) = (route_of(&a, &m.class), route_of(&b, &m.class));
+        let records = (record_of(&a, &m.class), record_of(&b, &m.class));
+        if records.0 != records.1 {
+            before = format!("{before}; {}", records.0);
+            after = format!("{after}; {}", records.1);
+        }
         if before != after {
             let exposed = setup
                 .server(&m.server)

@@ -59,8 +59,8 @@ pub fn load_policy_file(path: &Path) -> Result<Policy, Diagnostics> {
     let src = Source::read(path).map_err(|d| Diagnostics(vec![d]))?;
     let file: PolicyFile = src.parse().map_err(|d| Diagnostics(vec![d]))?;
     match policy::compile(&src, file) {
-        (p, errors) if errors.is_empty() => Ok(p),
-        (_, errors) => Err(Diagnostics(errors)),
+        (p, diags) if diags.iter().all(|d| d.severity != Severity::Error) => Ok(p),
+        (_, diags) => Err(Diagnostics(diags)),
     }
 }
 

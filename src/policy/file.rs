@@ -76,10 +76,11 @@ pub struct ClassRuleFile {
     /// The manifest's `evidence` fields must be present in the call (`conditional` and `allow`).
     #[serde(default)]
     pub require_evidence: bool,
-    /// The manifest must declare a reversal tool (`reversal = "tool:NAME"`); always on for the
-    /// class named `internal_reversible`.
-    #[serde(default)]
-    pub require_reversal: bool,
+    /// The manifest must declare a reversal tool (`reversal = "tool:NAME"`) for autopilot.
+    /// Default `false`, except for a class named `internal_reversible` that does not write the
+    /// key (an older default; `airlock check` warns until the key is written).
+    #[schemars(with = "Option<bool>")]
+    pub require_reversal: Option<Spanned<bool>>,
     /// Where a call goes when a requirement fails; default `approve` when `role` is set, else `quarantine`.
     pub on_fail: Option<FailPath>,
     /// Distinct approvers needed to approve (default 1); any deny denies.
@@ -91,9 +92,11 @@ pub struct ClassRuleFile {
     /// and notifies a role (the limit's `notify`, else the class's `role`).
     #[serde(default)]
     pub limits: Vec<crate::drift::LimitFile>,
-    /// Sign this class's ledger rows with the gate's Ed25519 key (default: true for
-    /// `financial` and `destructive`).
-    pub signed: Option<bool>,
+    /// Sign this class's ledger rows with the gate's Ed25519 key. Default `false`, except for
+    /// classes named `financial` and `destructive` that do not write the key (an older default;
+    /// `airlock check` warns until the key is written).
+    #[schemars(with = "Option<bool>")]
+    pub signed: Option<Spanned<bool>>,
     /// How long this class's ledger rows are kept before `airlock ledger prune` may remove
     /// them, e.g. `7y`, `400d` (default: 7 years for signed classes, 1 year otherwise).
     pub retention: Option<String>,

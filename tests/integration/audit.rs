@@ -236,8 +236,8 @@ async fn the_gate_writes_checkpoints_and_replay_and_stats_read_the_history() {
     let policy = std::fs::read_to_string(format!("{REPO}/policies/default.toml"))
         .expect("policy")
         .replace(
-            "destructive         = { path = \"deny\" }",
-            "destructive         = { path = \"approve\", role = \"ops\" }",
+            "destructive         = { path = \"deny\", signed = true }",
+            "destructive         = { path = \"approve\", role = \"ops\", signed = true }",
         );
     w.write("candidate.toml", &policy);
     let candidate = w.path("candidate.toml");

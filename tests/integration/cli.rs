@@ -393,3 +393,26 @@ fn approval_pages_off_loopback_need_allow_remote() {
     let text = stdout(&w.airlock(&["check", "--offline"]));
     assert!(!text.contains("web.bind"), "{text}");
 }
+
+#[test]
+fn a_class_switched_on_by_its_name_alone_is_a_warning_naming_the_key_to_write() {
+    let w = World::empty();
+    w.write(
+        "p/policy.toml",
+        "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\ndestructive = { path = \"deny\" }\npayments = { path = \"deny\", signed = true, retention = \"10y\" }\n",
+    );
+    std::fs::create_dir_all(w.path("m")).expect("manifests dir");
+    w.write_config("[gate]\nmanifests = \"m\"\npolicies = \"p\"\n");
+    let out = w.airlock(&["check", "--offline"]);
+    let text = stdout(&out);
+    // an older default, kept: the policy still starts, signed as before, and says what to write
+    assert!(out.status.success(), "{text}");
+    let policy = w.path("p/policy.toml").display().to_string();
+    assert!(
+        text.contains(&format!("{policy}:4:15: warning: classes.destructive.signed: `signed` is on because the class is named `destructive`")),
+        "{text}"
+    );
+    assert!(text.contains("  destructive          deny; signed, rows kept 7y"), "{text}");
+    assert!(text.contains("  payments             deny; signed, rows kept 10y"), "{text}");
+    assert!(text.contains("  read_only            allow; unsigned, rows kept 1y"), "{text}");
+}

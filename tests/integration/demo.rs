@@ -256,11 +256,18 @@ async fn a_builtin_demo_shop_serves_and_checks() {
     );
     let out = w.airlock(&["check"]);
     assert!(out.status.success(), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("1 server(s), 7 tool manifest(s)"),
-        "{}",
-        stdout(&out)
-    );
+    let said = stdout(&out);
+    assert!(said.contains("1 server(s), 7 tool manifest(s)"), "{said}");
+    // The shipped policy writes its switches: no warning, and check explains each class.
+    assert!(!said.contains("warning"), "{said}");
+    for class in [
+        "  financial            approve by finance, 30m then deny; signed, rows kept 7y",
+        "  destructive          deny; signed, rows kept 7y",
+        "  read_only            allow; unsigned, rows kept 1y",
+        "  internal_reversible  allow by ops [requires reversal], on_fail approve",
+    ] {
+        assert!(said.contains(class), "missing `{class}` in:\n{said}");
+    }
     let agent = w.agent().await;
     let r = agent
         .call("search_orders", serde_json::json!({"query": "A-1002"}))

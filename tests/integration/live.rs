@@ -36,8 +36,8 @@ async fn a_valid_edit_takes_effect_and_a_broken_one_leaves_the_old_policy_active
     let edited = policy
         .replace("version = \"2026-11-24.1\"", "version = \"2026-11-24.2\"")
         .replace(
-            "destructive         = { path = \"deny\" }",
-            "destructive         = { path = \"approve\", role = \"ops\" }",
+            "destructive         = { path = \"deny\", signed = true }",
+            "destructive         = { path = \"approve\", role = \"ops\", signed = true }",
         );
     assert_ne!(policy, edited);
     w.write("p/policy.toml", &edited);
@@ -101,8 +101,12 @@ fn policy_diff_shows_which_tools_change_path() {
         &policy
             .replace("version = \"2026-11-24.1\"", "version = \"2\"")
             .replace(
-                "destructive         = { path = \"deny\" }",
-                "destructive         = { path = \"approve\", role = \"ops\" }",
+                "destructive         = { path = \"deny\", signed = true }",
+                "destructive         = { path = \"approve\", role = \"ops\", signed = true }",
+            )
+            .replace(
+                "on_timeout = \"deny\", signed = true }",
+                "on_timeout = \"deny\", signed = false }",
             ),
     );
     let out = w.airlock(&[
@@ -118,8 +122,13 @@ fn policy_diff_shows_which_tools_change_path() {
         t.contains("delete_customer  (destructive)\n  - deny\n  + approve by ops, 1h then deny"),
         "{t}"
     );
+    // what a class keeps of its calls is part of what changes
     assert!(
-        !t.contains("refund_order"),
+        t.contains("refund_order  (financial)\n  - approve by finance, 30m then deny; signed, rows kept 7y\n  + approve by finance, 30m then deny; unsigned, rows kept 1y"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("search_orders"),
         "unchanged tools are not listed: {t}"
     );
     let out = w.airlock(&[
@@ -130,7 +139,7 @@ fn policy_diff_shows_which_tools_change_path() {
         "--json",
     ]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(v["changes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["changes"].as_array().map(Vec::len), Some(2));
 }
 
 #[tokio::test]
