@@ -12,6 +12,10 @@
 //! `--sessions 1` puts all C in-flight calls on one session (one agent calling in
 //! parallel). Sessions are opened one after another before any timing starts.
 //!
+//! `--stdio COMMAND ARGS…` (last on the line) instead of `--url`: the server is a child process
+//! spoken to over stdio (one session; every in-flight call on it), and the result line adds
+//! `server_cpu_us`, the child's own CPU time per measured call (user + system, from /proc).
+//!
 //! What counts: a call answered with `isError: true`, a transport or protocol error, or
 //! no answer within `--timeout-ms` is an error. `rps` is successful calls per second of
 //! the measured phase; the percentiles are over successful calls only.
@@ -32,8 +36,8 @@ use axum::http::{HeaderName, HeaderValue};
 use clap::Parser;
 use rmcp::model::{CallToolRequestParams, JsonObject};
 use rmcp::service::{Peer, RoleClient, RunningService, ServiceExt};
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -44,8 +48,15 @@ use serde_json::{Value, json};
 struct Cli {
     /// The MCP endpoint, e.g. http://127.0.0.1:9100/mcp; repeat it to spread the sessions over
     /// several (session i goes to URL i mod U: replicas behind a round-robin balancer).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "stdio")]
     url: Vec<String>,
+    /// Instead of a URL: start this command (with its arguments: the rest of the line) and speak
+    /// MCP to it over stdio; its stderr goes to `--stderr`.
+    #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "COMMAND", conflicts_with = "url")]
+    stdio: Vec<String>,
+    /// Where the stdio child's stderr goes (default: discarded).
+    #[arg(long, value_name = "FILE")]
+    stderr: Option<std::path::PathBuf>,
     /// An extra request header, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     headers: Vec<String>,
@@ -147,13 +158,21 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
     let per_session = cli.concurrency.div_ceil(sessions);
 
     let mut services = Vec::with_capacity(sessions);
-    for i in 0..sessions {
-        let url = &cli.url[i % cli.url.len()];
-        let service = connect(url, &headers, per_session, cli.keep_alive, timeout)
-            .await
-            .with_context(|| format!("session {} of {sessions}", i + 1))?;
+    let mut child = None;
+    if cli.stdio.is_empty() {
+        for i in 0..sessions {
+            let url = &cli.url[i % cli.url.len()];
+            let service = connect(url, &headers, per_session, cli.keep_alive, timeout)
+                .await
+                .with_context(|| format!("session {} of {sessions}", i + 1))?;
+            services.push(service);
+        }
+    } else {
+        let (service, pid) = spawn(&cli.stdio, cli.stderr.as_deref(), timeout).await?;
         services.push(service);
+        child = pid;
     }
+    let sessions = services.len();
     if let Some(first) = services.first() {
         check_tool(first.peer(), &cli.tool, timeout).await?;
     }
@@ -170,7 +189,14 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
             );
         }
     }
+    let cpu_before = child.map(cpu_us);
     let measured = phase(&peers, cli.concurrency, cli.calls, &params, timeout).await;
+    let server_cpu_us = match (child.map(cpu_us), cpu_before) {
+        (Some(Some(after)), Some(Some(before))) if measured.calls > 0 => {
+            Some(round3((after - before) as f64 / measured.calls as f64))
+        }
+        _ => None,
+    };
     if let Some(e) = &measured.first_error {
         eprintln!(
             "loadgen: {} of {} calls failed; first: {e}",
@@ -195,7 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
     };
     Ok(json!({
         "label": cli.label,
-        "url": cli.url.join(" "),
+        "url": if cli.stdio.is_empty() { cli.url.join(" ") } else { format!("stdio: {}", cli.stdio.join(" ")) },
         "tool": cli.tool,
         "concurrency": cli.concurrency,
         "sessions": sessions,
@@ -211,6 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
         "max_us": lat.last().copied().unwrap_or(0),
         "mean_us": round3(mean),
         "first_error": measured.first_error,
+        "server_cpu_us": server_cpu_us,
     }))
 }
 
@@ -258,6 +285,60 @@ async fn connect(
         Ok(Err(e)) => bail!("MCP handshake with {url} failed: {e}"),
         Err(_) => bail!("MCP handshake with {url} took over {timeout:?}"),
     }
+}
+
+/// One MCP session to a child process over stdio, and the child's pid.
+async fn spawn(
+    command: &[String],
+    stderr: Option<&std::path::Path>,
+    timeout: Duration,
+) -> anyhow::Result<(RunningService<RoleClient, ()>, Option<u32>)> {
+    let Some((program, args)) = command.split_first() else {
+        bail!("--stdio needs a command");
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args);
+    let err = match stderr {
+        Some(path) => std::process::Stdio::from(
+            std::fs::File::create(path).with_context(|| format!("--stderr {}", path.display()))?,
+        ),
+        None => std::process::Stdio::null(),
+    };
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("cannot start {program}"))?;
+    let pid = transport.id();
+    match tokio::time::timeout(timeout, ().serve(transport)).await {
+        Ok(Ok(service)) => Ok((service, pid)),
+        Ok(Err(e)) => bail!("MCP handshake with {program} over stdio failed: {e}"),
+        Err(_) => bail!("MCP handshake with {program} took over {timeout:?}"),
+    }
+}
+
+/// User + system CPU time a process has used so far, in µs (Linux `/proc`; None elsewhere).
+fn cpu_us(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the fields after the command name, which is in parentheses and may hold spaces
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 1_000_000 / clock_ticks_per_second())
+}
+
+/// `getconf CLK_TCK` (the unit of /proc's CPU times), asked once.
+fn clock_ticks_per_second() -> u64 {
+    static HZ: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|t| t.trim().parse().ok())
+            .filter(|hz| *hz > 0)
+            .unwrap_or(100)
+    })
 }
 
 /// Fail early, with the names on offer, when the server does not list `tool`.
