@@ -170,7 +170,7 @@ impl Approvals {
     /// `second_factor`) on decision `id`, as a `link_refused` row (rate-limited like the others).
     pub async fn log_auth_refusal(&self, id: &str, approver: &str, attempt: &str, reason: &str) {
         let Some(a) = self.load(id) else { return };
-        let body = super::refused_link(&a, None, Some(approver), attempt, reason.to_string());
+        let body = super::rows::refused_link(&a, None, Some(approver), attempt, reason.to_string());
         self.record_refusal(&a, body).await;
     }
 

@@ -138,7 +138,7 @@ impl Approvals {
                     outcome: summary,
                 }),
             )];
-            rows.extend(super::destroy_sealed(next, "ended"));
+            rows.extend(super::rows::destroy_sealed(next, "ended"));
             rows
         };
         let Some((next, committed)) =

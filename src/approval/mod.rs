@@ -15,6 +15,7 @@ pub mod link;
 mod notify;
 pub mod quota;
 mod recovery;
+mod rows;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +37,7 @@ use crate::mail::Mailer;
 use crate::mcp::downstream::ToolServers;
 use index::{Entry, Timers};
 use link::LinkKey;
+use rows::{closed_row, destroy_sealed, refused_link};
 use state::{Approval, Choice, Outcome, Refusal, Status, Step};
 
 /// Why a link or a decision was refused (shown to the person, and logged).
@@ -87,49 +89,6 @@ pub struct Open<'a> {
     pub retry: Option<crate::retry::Fresh>,
     /// The values `redact` took out of the proposal's arguments, sealed.
     pub sealed: Option<String>,
-}
-
-/// An ending approval's sealed values, gone from its state: the row that says so (none when it
-/// had none).
-pub(super) fn destroy_sealed(a: &mut Approval, why: &str) -> Option<NewRow> {
-    a.sealed.take().map(|_| {
-        NewRow::now(
-            &a.call_id,
-            Row::SealedDestroyed(row::SealedDestroyed {
-                approval_id: Some(a.id.clone()),
-                why: why.to_string(),
-            }),
-        )
-    })
-}
-
-/// The `approval_closed` row of an approval that ended as its state says.
-fn closed_row(a: &Approval) -> NewRow {
-    NewRow::now(
-        &a.call_id,
-        Row::ApprovalClosed(row::ApprovalClosed {
-            approval_id: a.id.clone(),
-            outcome: json!(a.status),
-        }),
-    )
-}
-
-/// A `link_refused` row's body: on link `slot`, or by `approver` (a sign-in or a code).
-pub(super) fn refused_link(
-    a: &Approval,
-    slot: Option<usize>,
-    approver: Option<&str>,
-    attempt: &str,
-    reason: String,
-) -> row::LinkRefused {
-    row::LinkRefused {
-        approval_id: a.id.clone(),
-        slot: slot.map(|s| s as u64),
-        approver: approver.map(str::to_string),
-        attempt: attempt.to_string(),
-        reason,
-        suppressed_before: None,
-    }
 }
 
 /// Most `link_refused` rows written per approval per minute.
