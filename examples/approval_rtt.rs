@@ -24,7 +24,7 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 
-use airlock::ledger::{LedgerError, LedgerReader};
+use airlock::ledger::{LedgerError, LedgerReader, Row};
 
 #[path = "common/approver.rs"]
 mod approver;
@@ -126,8 +126,10 @@ async fn tool_times(ledger: &Path) -> anyhow::Result<Vec<u64>> {
     let mut out = Vec::new();
     reader.records(|r| {
         if let Ok(r) = r {
-            if r.kind == "outcome" && r.body.get("approval_id").is_some() {
-                out.push(r.body["duration_us"].as_u64().unwrap_or(0));
+            if let Ok(Row::Outcome(o)) = r.row() {
+                if o.context.approval_id.is_some() {
+                    out.push(o.duration_us.unwrap_or(0));
+                }
             }
         }
     })?;

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use airlock::ledger::{Change, Ledger, NewRow};
+use airlock::ledger::{Change, Ledger, NewRow, Row, row};
 use airlock::signing::Signer;
 
 #[derive(Debug, Parser)]
@@ -72,26 +72,42 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 /// The rows of one allowed call, sized like the gate's (a search on the demo shop).
 fn call_rows(call_id: &str, n: u64, signed: bool) -> (Vec<NewRow>, NewRow) {
     let args = json!({"query": format!("A-{}", 1000 + n % 5)});
-    let proposal = json!({
-        "tool": "search_orders", "server": "shop", "tool_name": "search_orders",
-        "arguments": args, "arguments_sha256": airlock::canonical::sha256_hex(args.to_string().as_bytes()),
-        "meta": Value::Null, "actor": "agent:load",
-    });
-    let mut verdict = json!({
-        "verdict": "allow", "class": "read_only", "rule": "classes.read_only",
-        "reasons": [{"code": "class_allows", "class": "read_only"}], "policy_version": "load.1",
-        "explanation": "class `read_only` allows autopilot (rule `classes.read_only`, policy load.1)",
-    });
-    if signed {
-        verdict["signed"] = Value::Bool(true);
-    }
-    let outcome = json!({"status": "ok", "result_sha256": airlock::canonical::sha256_hex(&n.to_le_bytes()), "duration_us": 412});
+    let proposal = row::Proposal {
+        tool: "search_orders".into(),
+        server: Some("shop".into()),
+        tool_name: Some("search_orders".into()),
+        arguments_sha256: airlock::canonical::sha256_hex(args.to_string().as_bytes()),
+        arguments: args,
+        meta: None,
+        actor: "agent:load".into(),
+        redacted: None,
+        arguments_preview: None,
+        arguments_cut: None,
+        arguments_bytes: None,
+    };
+    let verdict = row::Verdict {
+        verdict: row::Decided::Allow,
+        class: Some("read_only".into()),
+        rule: "classes.read_only".into(),
+        reasons: vec![json!({"code": "class_allows", "class": "read_only"})],
+        policy_version: "load.1".into(),
+        charges: Vec::new(),
+        review_roles: Vec::new(),
+        explanation: "class `read_only` allows autopilot (rule `classes.read_only`, policy load.1)"
+            .into(),
+        signed,
+    };
+    let outcome = row::Outcome {
+        result_sha256: Some(airlock::canonical::sha256_hex(&n.to_le_bytes())),
+        duration_us: Some(412),
+        ..row::Outcome::of(row::OutcomeStatus::Ok)
+    };
     (
         vec![
-            NewRow::now("proposal", call_id, proposal),
-            NewRow::now("verdict", call_id, verdict),
+            NewRow::now(call_id, Row::Proposal(proposal)),
+            NewRow::now(call_id, Row::Verdict(verdict)),
         ],
-        NewRow::now("outcome", call_id, outcome),
+        NewRow::now(call_id, Row::Outcome(outcome)),
     )
 }
 
@@ -144,10 +160,11 @@ async fn run(tmp: &Path, mode: &'static str, tasks: usize, rows: u64) -> anyhow:
     let mut bad = None;
     if signed {
         ledger.records(|r| match r {
-            Ok(r) if r.kind == "signature" => {
-                batches.push(r.body["signed_rows"].as_u64().unwrap_or(0));
+            Ok(r) => {
+                if let Ok(Row::Signature(s)) = r.row() {
+                    batches.push(s.signed_rows);
+                }
             }
-            Ok(_) => {}
             Err((seq, e)) => bad = Some(format!("row {seq}: {e}")),
         })?;
         batches.sort_unstable();

@@ -69,14 +69,13 @@ pub struct Decider {
 }
 
 impl Decider {
-    /// `by`, `roles` and `auth`, added to a decision row's body.
-    pub fn record(&self, mut body: serde_json::Value) -> serde_json::Value {
-        if let Some(m) = body.as_object_mut() {
-            m.insert("by".into(), self.who.clone().into());
-            m.insert("roles".into(), self.roles.clone().into());
-            m.insert("auth".into(), self.auth.clone());
+    /// `by`, `roles` and `auth`, as a decision row records them.
+    pub fn record(&self) -> crate::ledger::row::DecidedBy {
+        crate::ledger::row::DecidedBy {
+            by: self.who.clone(),
+            roles: self.roles.clone(),
+            auth: self.auth.clone(),
         }
-        body
     }
 }
 

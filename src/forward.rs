@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::canonical;
-use crate::ledger::{Change, Ledger, LedgerError, NewRow};
+use crate::ledger::{Change, Ledger, LedgerError, NewRow, Row, row};
 use crate::mcp::downstream::{DownstreamError, ToolReply, ToolServers};
 
 /// What became of a forwarded call.
@@ -35,8 +35,8 @@ pub struct Forward<'a> {
     pub tool: &'a str,
     pub arguments: Map<String, Value>,
     pub meta: Option<Map<String, Value>>,
-    /// Extra fields for the outcome row (e.g. the approval id).
-    pub context: Map<String, Value>,
+    /// What the call runs under, for the outcome row (e.g. the approval id).
+    pub context: row::RunContext,
     /// Where the tool server's progress and log messages go (the agent's call in flight).
     pub relay: Option<String>,
     /// Fires when the agent waiting for the call cancels it: the tool server is told to stop and
@@ -134,10 +134,15 @@ impl Forwarder {
         let rows = left
             .iter()
             .map(|(id, route)| {
+                let text = |k: &str| route.get(k).and_then(Value::as_str).map(str::to_string);
                 NewRow::now(
-                    "outcome",
                     id,
-                    json!({"status": "unknown", "server": route.get("server"), "tool": route.get("tool"), "reason": UNSETTLED}),
+                    Row::Outcome(row::Outcome {
+                        server: text("server"),
+                        tool: text("tool"),
+                        reason: Some(UNSETTLED.to_string()),
+                        ..row::Outcome::of(row::OutcomeStatus::Unknown)
+                    }),
                 )
             })
             .collect();
@@ -170,29 +175,33 @@ impl Forwarder {
             .await;
         let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let status = match &outcome {
-            Ok(reply) if reply.is_error => "tool_error",
-            Ok(_) => "ok",
-            Err(DownstreamError::Cancelled { .. }) => "cancelled",
-            Err(_) => "failed",
+            Ok(reply) if reply.is_error => row::OutcomeStatus::ToolError,
+            Ok(_) => row::OutcomeStatus::Ok,
+            Err(DownstreamError::Cancelled { .. }) => row::OutcomeStatus::Cancelled,
+            Err(_) => row::OutcomeStatus::Failed,
         };
-        crate::metrics::global().tool_call(f.server, status, started.elapsed().as_secs_f64());
-        let (mut body, result) = match outcome {
-            Ok(reply) => (
-                json!({
-                    "status": status,
-                    "result_sha256": canonical::sha256_hex(canonical::to_string(&reply.json).as_bytes()),
-                    "duration_us": duration_us,
-                }),
-                Forwarded::Ran(reply),
-            ),
-            Err(e) => (
-                json!({"status": status, "error": e.to_string(), "duration_us": duration_us}),
-                Forwarded::Failed(e.to_string()),
-            ),
+        crate::metrics::global().tool_call(
+            f.server,
+            status.as_str(),
+            started.elapsed().as_secs_f64(),
+        );
+        let mut body = row::Outcome {
+            duration_us: Some(duration_us),
+            context: f.context,
+            ..row::Outcome::of(status)
         };
-        if let Value::Object(o) = &mut body {
-            o.extend(f.context);
-        }
-        (NewRow::now("outcome", f.call_id, body), result)
+        let result = match outcome {
+            Ok(reply) => {
+                body.result_sha256 = Some(canonical::sha256_hex(
+                    canonical::to_string(&reply.json).as_bytes(),
+                ));
+                Forwarded::Ran(reply)
+            }
+            Err(e) => {
+                body.error = Some(e.to_string());
+                Forwarded::Failed(e.to_string())
+            }
+        };
+        (NewRow::now(f.call_id, Row::Outcome(body)), result)
     }
 }

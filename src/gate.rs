@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ use crate::decide::{self, Call, Context, Decision, Verdict};
 use crate::drift::Pause;
 use crate::drift::pauses::Pauses;
 use crate::forward::{Forward, Forwarded, Forwarder};
-use crate::ledger::{Change, Ledger, NewRow, Pending};
+use crate::ledger::{Change, Ledger, NewRow, Pending, Row, row};
 use crate::live::Live;
 use crate::mcp::downstream::{ToolReply, ToolServers, ToolSet};
 use crate::quarantine::{self, Held, Quarantine};
@@ -227,12 +227,14 @@ impl Gate {
                 _ => decision,
             };
             let mut rows = vec![
-                NewRow::at("proposal", &call_id, now, proposal),
+                NewRow::at(&call_id, now, Row::Proposal(proposal)),
                 NewRow::at(
-                    "verdict",
                     &call_id,
                     now,
-                    verdict_body(&decision, setup.policy.is_signed(decision.class.as_deref())),
+                    Row::Verdict(verdict_body(
+                        &decision,
+                        setup.policy.is_signed(decision.class.as_deref()),
+                    )),
                 ),
             ];
             let asks = match &decision.verdict {
@@ -315,10 +317,12 @@ impl Gate {
                         match &held {
                             Some(Ok(h)) => {
                                 rows.push(NewRow::at(
-                                    "held",
                                     &call_id,
                                     now,
-                                    json!({"reason": h.reason, "arguments_sha256": arguments_sha256}),
+                                    Row::Held(row::Held {
+                                        reason: h.reason.clone(),
+                                        arguments_sha256: arguments_sha256.clone(),
+                                    }),
                                 ));
                                 let keys = retried.fresh.as_ref().map(|f| {
                                     f.states(
@@ -461,7 +465,7 @@ impl Gate {
             tool: &tool,
             arguments: call.arguments,
             meta: call.meta,
-            context: Map::new(),
+            context: row::RunContext::default(),
             relay: call.relay,
             cancel: call.cancel,
         };

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::config::{Setup, load_setup};
 use crate::diag::Severity;
+use crate::ledger::row::{self, Row, ToolChanged};
 use crate::ledger::{Change, Ledger, NewRow};
 use crate::mcp::downstream::{ToolServers, ToolSet};
 use crate::pins::{self, Changed, Seen};
@@ -84,19 +84,17 @@ pub async fn guard(
         })
         .collect();
     let a = pins::assess(&seen, &setup.manifests, &recorded);
-    let already = |body: &serde_json::Value| {
+    let already = |row: &ToolChanged| {
         known.iter().any(|((server, tool), c)| {
-            body["tool"] == pins::key(server, tool).as_str()
-                && body["now"] == c.now.as_str()
-                && body["was"] == c.was.as_str()
+            row.tool == pins::key(server, tool) && row.now == c.now && row.was == c.was
         })
     };
     let now = OffsetDateTime::now_utc();
     let rows = a
         .rows
         .iter()
-        .filter(|(kind, body)| !(*kind == "tool_changed" && already(body)))
-        .map(|(kind, body)| NewRow::at(kind, "", now, body.clone()))
+        .filter(|row| !matches!(row, Row::ToolChanged(c) if already(c)))
+        .map(|row| NewRow::at("", now, row.clone()))
         .collect();
     ledger
         .commit(Change {
@@ -150,10 +148,12 @@ pub async fn reload(
     let active = old.policy.version.clone();
     let reject = |errors: Vec<String>| async move {
         let row = NewRow::at(
-            "policy_rejected",
             "",
             now,
-            json!({"active_version": active, "errors": errors}),
+            Row::PolicyRejected(row::PolicyRejected {
+                active_version: active.clone(),
+                errors: errors.clone(),
+            }),
         );
         tracing::error!(
             "edited configuration rejected; policy {active} stays active:\n{}",
@@ -208,10 +208,14 @@ pub async fn reload(
         }
     };
     let loaded = NewRow::at(
-        "policy_loaded",
         "",
         now,
-        json!({"version": new.policy.version, "previous_version": old.policy.version, "file": new.policy_path.display().to_string(), "manifests": new.manifests.len()}),
+        Row::PolicyLoaded(row::PolicyLoaded {
+            version: new.policy.version.clone(),
+            previous_version: old.policy.version.clone(),
+            file: new.policy_path.display().to_string(),
+            manifests: new.manifests.len() as u64,
+        }),
     );
     if let Err(e) = ledger.append(vec![loaded]).await {
         tracing::error!(error = %e, "cannot record the reload; the old configuration stays active");
@@ -245,10 +249,12 @@ pub async fn retool(
     };
     let (setup, known) = live.snapshot();
     let row = NewRow::at(
-        "tools_relisted",
         "",
         OffsetDateTime::now_utc(),
-        json!({"servers": names, "tools": next.iter().map(|t| t.exposed.clone()).collect::<Vec<_>>()}),
+        Row::ToolsRelisted(row::ToolsRelisted {
+            servers: names.clone(),
+            tools: next.iter().map(|t| t.exposed.clone()).collect(),
+        }),
     );
     let changed = match ledger.append(vec![row]).await {
         Ok(_) => guard(&setup, ledger, &next, &known).await,

@@ -143,22 +143,12 @@ impl Mailer {
     }
 }
 
-/// The ledger row of one delivery: (`mail_sent` with `via`, or `mail_failed` with `error`) and
-/// its body — `about` (what the mail was about, e.g. `{"held": id}`) with `to` added.
-pub fn delivery(
-    about: serde_json::Value,
-    to: &str,
-    sent: &Result<Sent, MailError>,
-) -> (&'static str, serde_json::Value) {
-    let mut body = about;
-    let (kind, key, value) = match sent {
-        Ok(Sent::Smtp) => ("mail_sent", "via", "smtp".to_string()),
-        Ok(Sent::Outbox(path)) => ("mail_sent", "via", path.display().to_string()),
-        Err(e) => ("mail_failed", "error", e.to_string()),
-    };
-    if let Some(m) = body.as_object_mut() {
-        m.insert("to".into(), to.into());
-        m.insert(key.into(), value.into());
+/// How one delivery went, as its ledger row records it: `Ok(via)` (`smtp`, or the `.eml`
+/// path written), or the error.
+pub fn delivered(sent: &Result<Sent, MailError>) -> Result<String, String> {
+    match sent {
+        Ok(Sent::Smtp) => Ok("smtp".to_string()),
+        Ok(Sent::Outbox(path)) => Ok(path.display().to_string()),
+        Err(e) => Err(e.to_string()),
     }
-    (kind, body)
 }

@@ -8,8 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
-
+use crate::ledger::row::{self, Row};
 use crate::manifest::ManifestSet;
 
 /// A tool as served now.
@@ -37,7 +36,7 @@ pub struct Assessment {
     /// (server, tool) → change.
     pub changed: BTreeMap<(String, String), Changed>,
     /// Ledger rows to write: `tool_seen`, `tool_accepted`, `tool_changed`.
-    pub rows: Vec<(&'static str, Value)>,
+    pub rows: Vec<Row>,
     /// (`server/tool`, hash) to remember as trusted.
     pub trust: Vec<(String, String)>,
 }
@@ -61,10 +60,12 @@ pub fn assess(
             .get(s.server, s.tool)
             .and_then(|m| m.pin.as_deref());
         let change = |was: &str, pinned: bool, a: &mut Assessment| {
-            a.rows.push((
-                "tool_changed",
-                json!({"tool": k, "was": was, "now": s.hash, "pinned": pinned}),
-            ));
+            a.rows.push(Row::ToolChanged(row::ToolChanged {
+                tool: k.clone(),
+                was: was.to_string(),
+                now: s.hash.to_string(),
+                pinned,
+            }));
             a.changed.insert(
                 (s.server.to_string(), s.tool.to_string()),
                 Changed {
@@ -78,15 +79,19 @@ pub fn assess(
             (Some(p), _) if p != s.hash => change(p, true, &mut a),
             (Some(_), Some(r)) if r == s.hash => {}
             (Some(_), r) => {
-                a.rows.push((
-                    "tool_accepted",
-                    json!({"tool": k, "hash": s.hash, "was": r, "by": "manifest pin"}),
-                ));
+                a.rows.push(Row::ToolAccepted(row::ToolAccepted {
+                    tool: k.clone(),
+                    hash: s.hash.to_string(),
+                    was: r.cloned(),
+                    by: "manifest pin".to_string(),
+                }));
                 a.trust.push((k, s.hash.to_string()));
             }
             (None, None) => {
-                a.rows
-                    .push(("tool_seen", json!({"tool": k, "hash": s.hash})));
+                a.rows.push(Row::ToolSeen(row::ToolSeen {
+                    tool: k.clone(),
+                    hash: s.hash.to_string(),
+                }));
                 a.trust.push((k, s.hash.to_string()));
             }
             (None, Some(r)) if r == s.hash => {}
@@ -141,7 +146,7 @@ mod tests {
     }
 
     fn kinds(a: &Assessment) -> Vec<&str> {
-        a.rows.iter().map(|r| r.0).collect()
+        a.rows.iter().map(|r| r.kind()).collect()
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::approval::link::LinkKey;
@@ -26,7 +26,8 @@ use crate::desk::Phase;
 use crate::desk::lifecycle;
 use crate::desk::run::{self, DecidedCall, Ran};
 use crate::forward::Forwarder;
-use crate::ledger::{Change, ItemKind, ItemState, Ledger, LedgerError, NewRow};
+use crate::ledger::row::{self, RunContext};
+use crate::ledger::{Change, ItemKind, ItemState, Ledger, LedgerError, NewRow, Row};
 use crate::live::Live;
 use crate::reviewer::Reviewer;
 
@@ -119,16 +120,6 @@ impl Held {
 pub struct Seen {
     pub sha256: String,
     pub of: &'static str,
-}
-
-impl Seen {
-    fn record(&self, mut body: Value) -> Value {
-        if let Some(m) = body.as_object_mut() {
-            m.insert("seen_sha256".into(), self.sha256.clone().into());
-            m.insert("seen_of".into(), self.of.into());
-        }
-        body
-    }
 }
 
 /// The hash of a held call's JSON as the review state serves it (what the CLI hashes as `json`).
@@ -307,7 +298,7 @@ impl Quarantine {
     async fn transition(
         &self,
         id: &str,
-        row: (&'static str, Value),
+        row: Row,
         next: HeldStatus,
     ) -> Result<Held, QuarantineError> {
         let stored = self.ledger.held_state(id)?;
@@ -332,9 +323,10 @@ impl Quarantine {
             }
             let mut next_h = h.clone();
             next_h.status = next;
-            let mut rows = vec![NewRow::now(row.0, id, row.1)];
+            let kind = row.kind();
+            let mut rows = vec![NewRow::now(id, row)];
             if next_h.status.phase() == Phase::Done {
-                rows.extend(destroy_sealed(&mut next_h, row.0));
+                rows.extend(destroy_sealed(&mut next_h, kind));
             }
             let pending = self.ledger.submit(Change {
                 rows,
@@ -375,10 +367,12 @@ impl Quarantine {
     ) -> Result<Held, QuarantineError> {
         self.transition(
             id,
-            (
-                "held_rejected",
-                seen.record(by.record(json!({"reason": reason}))),
-            ),
+            Row::HeldRejected(row::HeldRejected {
+                reason: reason.to_string(),
+                by: by.record(),
+                seen_sha256: seen.sha256.clone(),
+                seen_of: seen.of.to_string(),
+            }),
             HeldStatus::Rejected {
                 by: by.who.clone(),
                 reason: reason.to_string(),
@@ -430,10 +424,12 @@ impl Quarantine {
             .transition(
                 id,
                 // what runs, so an auditor can hold it to the proposal's arguments_sha256
-                (
-                    "held_released",
-                    seen.record(by.record(json!({"arguments_sha256": args_sha}))),
-                ),
+                Row::HeldReleased(row::HeldReleased {
+                    arguments_sha256: args_sha,
+                    by: by.record(),
+                    seen_sha256: seen.sha256.clone(),
+                    seen_of: seen.of.to_string(),
+                }),
                 HeldStatus::Releasing { by: by.who.clone() },
             )
             .await?;
@@ -443,10 +439,10 @@ impl Quarantine {
             tool: &h.tool_name,
             arguments: h.arguments.clone(),
             meta: h.meta.clone(),
-            context: json!({"released_by": by.who})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            context: RunContext {
+                released_by: Some(by.who.clone()),
+                ..RunContext::default()
+            },
             definition: h.definition.as_deref(),
             sealed: h.sealed.as_deref(),
         };
@@ -473,9 +469,15 @@ impl Quarantine {
 /// An ending held call's sealed values, gone from its state: the row that says so (none when it
 /// had none).
 fn destroy_sealed(h: &mut Held, why: &str) -> Option<NewRow> {
-    h.sealed
-        .take()
-        .map(|_| NewRow::now(crate::seal::DESTROYED, &h.id, json!({"why": why})))
+    h.sealed.take().map(|_| {
+        NewRow::now(
+            &h.id,
+            Row::SealedDestroyed(row::SealedDestroyed {
+                approval_id: None,
+                why: why.to_string(),
+            }),
+        )
+    })
 }
 
 /// A released call's end, as `ran` says: its final state, and the row that explains a void
@@ -493,7 +495,12 @@ fn ended(h: &mut Held, by: &str, ran: &Ran) -> Vec<NewRow> {
     };
     let mut rows = match &h.status {
         HeldStatus::Voided { reason, .. } => {
-            vec![NewRow::now("held_voided", &h.id, json!({"reason": reason}))]
+            vec![NewRow::now(
+                &h.id,
+                Row::HeldVoided(row::HeldVoided {
+                    reason: reason.clone(),
+                }),
+            )]
         }
         _ => Vec::new(),
     };

@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Value, json};
 use time::OffsetDateTime;
+
+use crate::ledger::row::RefusedCounted;
 
 /// Most tool names one count lists (the rest are summed under `…`).
 const TOOLS_LISTED: usize = 16;
@@ -43,20 +44,20 @@ pub struct Counted {
 
 impl Counted {
     /// The `refused_counted` row's body.
-    pub fn body(&self, limit: u32) -> Value {
+    pub fn body(&self, limit: u32) -> RefusedCounted {
         let minute = OffsetDateTime::from_unix_timestamp(self.minute)
             .ok()
             .and_then(|t| {
                 t.format(&time::format_description::well_known::Rfc3339)
                     .ok()
             });
-        json!({
-            "actor": self.actor,
-            "minute": minute,
-            "calls": self.calls,
-            "tools": self.tools,
-            "refused_per_minute": limit,
-        })
+        RefusedCounted {
+            actor: self.actor.clone(),
+            minute,
+            calls: self.calls,
+            tools: self.tools.clone(),
+            refused_per_minute: limit,
+        }
     }
 }
 
@@ -158,8 +159,8 @@ mod tests {
         assert_eq!(due[0].tools["delete"], 1);
         assert_eq!(due[0].tools["wipe"], 1);
         let body = due[0].body(2);
-        assert_eq!(body["minute"], "2026-12-03T10:00:00Z");
-        assert_eq!(body["refused_per_minute"], 2);
+        assert_eq!(body.minute.as_deref(), Some("2026-12-03T10:00:00Z"));
+        assert_eq!(body.refused_per_minute, 2);
     }
 
     #[test]

@@ -15,7 +15,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::decide::{self, Call, Context, Decision, Verdict};
 use crate::drift::NoUsage;
-use crate::ledger::Record;
+use crate::ledger::row::{self, Decided};
+use crate::ledger::{Record, Row};
 use crate::manifest::ManifestSet;
 use crate::policy::Policy;
 
@@ -61,11 +62,20 @@ fn label_of(d: &Decision) -> String {
     }
 }
 
-fn codes(verdict: &Value) -> Vec<&str> {
-    verdict["reasons"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|r| r["code"].as_str()).collect())
-        .unwrap_or_default()
+fn codes(verdict: &row::Verdict) -> Vec<&str> {
+    verdict
+        .reasons
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect()
+}
+
+/// A recorded verdict as one word, with the role for approvals.
+fn label_recorded(v: &row::Verdict) -> String {
+    match &v.verdict {
+        Decided::Approve { role, .. } => label("approve", Some(role)),
+        d => label(d.name(), None),
+    }
 }
 
 /// Re-decide every call proposed at or after `since` with `candidate`.
@@ -75,13 +85,19 @@ pub fn replay(
     candidate: &Policy,
     since: Option<OffsetDateTime>,
 ) -> Report {
-    let verdicts: HashMap<&str, &Value> = rows
-        .iter()
-        .filter(|r| r.kind == "verdict")
-        .map(|r| (r.call_id.as_str(), &r.body))
-        .collect();
+    let mut verdicts: HashMap<&str, row::Verdict> = HashMap::new();
+    let mut proposals: Vec<(&Record, row::Proposal)> = Vec::new();
+    for r in rows {
+        match r.row() {
+            Ok(Row::Verdict(v)) => {
+                verdicts.insert(r.call_id.as_str(), v);
+            }
+            Ok(Row::Proposal(p)) => proposals.push((r, p)),
+            _ => {}
+        }
+    }
     let mut report = Report::default();
-    for p in rows.iter().filter(|r| r.kind == "proposal") {
+    for (p, b) in &proposals {
         let Ok(at) = OffsetDateTime::parse(&p.time, &Rfc3339) else {
             continue;
         };
@@ -92,9 +108,8 @@ pub fn replay(
             continue;
         };
         let reasons = codes(recorded);
-        let b = &p.body;
         let (Some(arguments), false) = (
-            b["arguments"].as_object(),
+            b.arguments.as_object(),
             reasons.iter().any(|c| {
                 matches!(
                     *c,
@@ -105,25 +120,25 @@ pub fn replay(
             report.skipped += 1;
             continue;
         };
-        let meta: Option<&Map<String, Value>> = b["meta"].as_object();
-        let tool = b["tool"].as_str().unwrap_or("");
-        let changed = recorded["reasons"].as_array().and_then(|a| {
-            a.iter().find(|r| r["code"] == "tool_changed").map(|r| {
+        let meta: Option<&Map<String, Value>> = b.meta.as_ref().and_then(Value::as_object);
+        let tool = b.tool.as_str();
+        let changed = recorded
+            .reasons
+            .iter()
+            .find(|r| r["code"] == "tool_changed")
+            .map(|r| {
                 (
                     r["was"].as_str().unwrap_or(""),
                     r["now"].as_str().unwrap_or(""),
                 )
-            })
+            });
+        let reversal_unserved = recorded.reasons.iter().any(|r| {
+            r["code"] == "reversal_missing"
+                && r["declared"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("does not serve"))
         });
-        let reversal_unserved = recorded["reasons"].as_array().is_some_and(|a| {
-            a.iter().any(|r| {
-                r["code"] == "reversal_missing"
-                    && r["declared"]
-                        .as_str()
-                        .is_some_and(|d| d.contains("does not serve"))
-            })
-        });
-        let manifest = match (b["server"].as_str(), b["tool_name"].as_str()) {
+        let manifest = match (&b.server, &b.tool_name) {
             (Some(s), Some(t)) => manifests.get(s, t),
             _ => None,
         };
@@ -132,23 +147,20 @@ pub fn replay(
                 tool,
                 arguments,
                 meta,
-                canonical_len: crate::canonical::to_string(&b["arguments"]).len(),
+                canonical_len: crate::canonical::to_string(&b.arguments).len(),
                 changed,
                 reversal_served: !reversal_unserved,
             },
             manifest,
             candidate,
             &Context {
-                actor: b["actor"].as_str().unwrap_or(""),
+                actor: &b.actor,
                 now: at,
                 usage: &NoUsage,
             },
         );
         report.calls += 1;
-        let was = label(
-            recorded["verdict"].as_str().unwrap_or("?"),
-            recorded["role"].as_str(),
-        );
+        let was = label_recorded(recorded);
         let now = label_of(&d);
         if was == now {
             report.unchanged += 1;

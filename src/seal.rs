@@ -18,10 +18,6 @@ use serde_json::Value;
 
 use crate::redact::{Keys, hmac};
 
-/// The row kind that says an item's sealed values were destroyed (its call ran, was refused,
-/// or expired), committed with the state that no longer holds them.
-pub const DESTROYED: &str = "sealed_destroyed";
-
 /// Why sealing or opening failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {

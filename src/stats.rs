@@ -11,7 +11,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::ledger::Record;
+use crate::ledger::{Record, Row};
 
 /// Decisions needed before a 100 % approval rate is called rubber-stamping.
 pub const RUBBER_STAMP_MIN: u64 = 20;
@@ -109,19 +109,18 @@ pub fn compute(rows: &[Record], since: Option<OffsetDateTime>) -> Stats {
     let mut stage: HashMap<(String, u64), (String, OffsetDateTime)> = HashMap::new();
     let mut events: Vec<(OffsetDateTime, i64)> = Vec::new();
     for r in rows {
-        let (Some(t), b) = (time_of(r), &r.body) else {
+        let (Some(t), Ok(row)) = (time_of(r), r.row()) else {
             continue;
         };
-        let id = text(b, "approval_id").to_string();
-        let st = b.get("stage").and_then(Value::as_u64).unwrap_or(0);
-        match r.kind.as_str() {
-            "envelope" => {
-                let role = text(&b["envelope"], "role").to_string();
+        match row {
+            Row::Envelope(e) => {
+                let (id, st) = (e.approval_id, u64::from(e.stage));
+                let role = text(&e.envelope, "role").to_string();
                 if st == 0 && !class_of.contains_key(&id) {
                     if since.is_some_and(|since| t < since) {
                         continue;
                     }
-                    let class = text(&b["envelope"], "class").to_string();
+                    let class = text(&e.envelope, "class").to_string();
                     s.requests += 1;
                     s.by_class.entry(class.clone()).or_default().requests += 1;
                     class_of.insert(id.clone(), class);
@@ -132,45 +131,16 @@ pub fn compute(rows: &[Record], since: Option<OffsetDateTime>) -> Stats {
                     stage.insert((id, st), (role, t));
                 }
             }
-            "decision" | "timeout" => {
-                let Some(class) = class_of.get(&id) else {
-                    continue;
-                };
-                let Some((role, opened)) = stage.get(&(id.clone(), st)) else {
-                    continue;
-                };
-                let choice = if r.kind == "timeout" {
-                    "timeout"
-                } else {
-                    text(b, "choice")
-                };
-                let wait = (t - *opened).as_seconds_f64();
-                let mut groups: Vec<&mut Group> = Vec::new();
-                let role_g = s.by_role.entry(role.clone()).or_default();
-                role_g.count(choice);
-                if r.kind == "decision" {
-                    role_g.waits.push(wait);
-                }
-                groups.push(s.by_class.entry(class.clone()).or_default());
-                if r.kind == "decision" {
-                    let a = s
-                        .by_approver
-                        .entry(text(b, "approver").to_lowercase())
-                        .or_default();
-                    a.requests += 1;
-                    a.waits.push(wait);
-                    groups.push(a);
-                }
-                for g in groups {
-                    g.count(choice);
-                }
-                if r.kind == "decision" {
-                    if let Some(c) = s.by_class.get_mut(class) {
-                        c.waits.push(wait);
-                    }
-                }
+            Row::Decision(d) => {
+                let key = (d.approval_id, u64::from(d.stage));
+                let approver = Some(d.approver.to_lowercase());
+                s.decided(&class_of, &stage, key, d.choice.as_str(), approver, t);
             }
-            "approval_closed" if class_of.contains_key(&id) => events.push((t, -1)),
+            Row::Timeout(d) => {
+                let key = (d.approval_id, u64::from(d.stage));
+                s.decided(&class_of, &stage, key, "timeout", None, t);
+            }
+            Row::ApprovalClosed(c) if class_of.contains_key(&c.approval_id) => events.push((t, -1)),
             _ => {}
         }
     }
@@ -185,6 +155,46 @@ pub fn compute(rows: &[Record], since: Option<OffsetDateTime>) -> Stats {
     s.queue_depth = depth_by_hour(events);
     s.flags = flags(&s);
     s
+}
+
+impl Stats {
+    /// Count a decision (by `approver`) or a timeout (no approver) on stage `key` of an
+    /// approval requested since the start of the window.
+    fn decided(
+        &mut self,
+        class_of: &HashMap<String, String>,
+        stage: &HashMap<(String, u64), (String, OffsetDateTime)>,
+        key: (String, u64),
+        choice: &str,
+        approver: Option<String>,
+        t: OffsetDateTime,
+    ) {
+        let Some(class) = class_of.get(&key.0) else {
+            return;
+        };
+        let Some((role, opened)) = stage.get(&key) else {
+            return;
+        };
+        let wait = (t - *opened).as_seconds_f64();
+        // a decision's wait counts toward the time to decide; a timeout's does not
+        let decision = approver.is_some();
+        let role_g = self.by_role.entry(role.clone()).or_default();
+        role_g.count(choice);
+        if decision {
+            role_g.waits.push(wait);
+        }
+        let class_g = self.by_class.entry(class.clone()).or_default();
+        class_g.count(choice);
+        if decision {
+            class_g.waits.push(wait);
+        }
+        if let Some(approver) = approver {
+            let a = self.by_approver.entry(approver).or_default();
+            a.requests += 1;
+            a.waits.push(wait);
+            a.count(choice);
+        }
+    }
 }
 
 fn depth_by_hour(mut events: Vec<(OffsetDateTime, i64)>) -> Vec<(String, u64)> {

@@ -13,7 +13,7 @@ use airlock::config::Setup;
 use airlock::decide::{self, Call, Context, Decision, Verdict};
 use airlock::envelope::{self, Proposal};
 use airlock::ledger::ItemState;
-use airlock::ledger::NewRow;
+use airlock::ledger::{NewRow, Row, row};
 
 /// What kind of call to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,22 +144,26 @@ impl Gen<'_> {
                 usage: &airlock::drift::NoUsage,
             },
         );
-        let proposal = json!({
-            "tool": tool,
-            "server": server.name,
-            "tool_name": manifest.name,
-            "arguments": Value::Object(args.clone()),
-            "arguments_sha256": canonical::sha256_hex(canonical_args.as_bytes()),
-            "meta": Value::Null,
-            "actor": actor,
-        });
+        let proposal = row::Proposal {
+            tool: tool.to_string(),
+            server: Some(server.name.clone()),
+            tool_name: Some(manifest.name.clone()),
+            arguments: Value::Object(args.clone()),
+            arguments_sha256: canonical::sha256_hex(canonical_args.as_bytes()),
+            meta: None,
+            actor: actor.to_string(),
+            redacted: None,
+            arguments_preview: None,
+            arguments_cut: None,
+            arguments_bytes: None,
+        };
         let verdict = airlock::gate::verdict_body(
             &decision,
             setup.policy.is_signed(decision.class.as_deref()),
         );
         let rows = vec![
-            NewRow::at("proposal", call_id, now, proposal),
-            NewRow::at("verdict", call_id, now, verdict),
+            NewRow::at(call_id, now, Row::Proposal(proposal)),
+            NewRow::at(call_id, now, Row::Verdict(verdict)),
         ];
         Ok((decision, rows))
     }
@@ -181,15 +185,17 @@ impl Gen<'_> {
         let outcome = match decision.verdict {
             Verdict::Allow => {
                 let result = json!({"content": [{"type": "text", "text": format!("{tool} done {}", self.below(1_000_000))}], "isError": false});
-                json!({
-                    "status": "ok",
-                    "result_sha256": canonical::sha256_hex(canonical::to_string(&result).as_bytes()),
-                    "duration_us": 150 + self.below(5_000),
-                })
+                row::Outcome {
+                    result_sha256: Some(canonical::sha256_hex(
+                        canonical::to_string(&result).as_bytes(),
+                    )),
+                    duration_us: Some(150 + self.below(5_000)),
+                    ..row::Outcome::of(row::OutcomeStatus::Ok)
+                }
             }
-            _ => json!({"status": "not_run"}),
+            _ => row::Outcome::of(row::OutcomeStatus::NotRun),
         };
-        rows.push(NewRow::at("outcome", &call_id, now, outcome));
+        rows.push(NewRow::at(&call_id, now, Row::Outcome(outcome)));
         Ok(Generated {
             rows,
             approval: None,
@@ -260,17 +266,26 @@ impl Gen<'_> {
         };
         let id = a.id.clone();
         rows.push(NewRow::at(
-            "envelope",
             &call_id,
             now,
-            json!({"approval_id": id, "stage": 0, "envelope": a.envelope, "envelope_hash": a.envelope_hash, "approvers": a.approvers}),
+            Row::Envelope(row::Envelope {
+                approval_id: id.clone(),
+                stage: 0,
+                envelope: json!(a.envelope),
+                envelope_hash: a.envelope_hash.clone(),
+                approvers: a.approvers.clone(),
+            }),
         ));
         let mailed = self.tick(1);
+        let about = row::MailAbout::Approval {
+            approval_id: id.clone(),
+            stage: 0,
+        };
+        let via = format!("{}/{id}-s0-0.eml", self.outbox);
         rows.push(NewRow::at(
-            "mail_sent",
             &call_id,
             mailed,
-            json!({"approval_id": id, "stage": 0, "to": approver, "via": format!("{}/{id}-s0-0.eml", self.outbox)}),
+            Row::mail(about, &approver, Ok(via)),
         ));
         let mut link = None;
         if closed {
@@ -298,19 +313,34 @@ impl Gen<'_> {
         let e = &a.envelope;
         let decided = self.tick(2);
         rows.push(NewRow::at(
-            "decision",
             &call_id,
             decided,
-            json!({"approval_id": id, "stage": 0, "approver": approver, "choice": "approve",
-                   "comment": "checked the photos", "seen_sha256": canonical::sha256_hex(id.as_bytes()),
-                   "envelope_hash": a.envelope_hash, "policy_version": e.policy_version}),
+            Row::Decision(row::Decision {
+                approval_id: id.clone(),
+                stage: 0,
+                approver: approver.to_string(),
+                choice: row::Choice::Approve,
+                comment: "checked the photos".to_string(),
+                seen_sha256: canonical::sha256_hex(id.as_bytes()),
+                envelope_hash: a.envelope_hash.clone(),
+                policy_version: e.policy_version.clone(),
+                roles: None,
+                auth: None,
+                diff: None,
+                new_envelope_hash: None,
+                redacted: None,
+            }),
         ));
         let key = uuid::Uuid::new_v4().to_string();
         rows.push(NewRow::at(
-            "execution_intent",
             &call_id,
             decided,
-            json!({"approval_id": id, "idempotency_key": key, "arguments_sha256": e.arguments_sha256, "envelope_hash": a.envelope_hash}),
+            Row::ExecutionIntent(row::ExecutionIntent {
+                approval_id: id.clone(),
+                idempotency_key: key.clone(),
+                arguments_sha256: e.arguments_sha256.clone(),
+                envelope_hash: a.envelope_hash.clone(),
+            }),
         ));
         let text = format!(
             "refunded {} cents on {}",
@@ -320,17 +350,27 @@ impl Gen<'_> {
         let result_sha = canonical::sha256_hex(canonical::to_string(&result).as_bytes());
         let done = self.tick(1);
         rows.push(NewRow::at(
-            "outcome",
             &call_id,
             done,
-            json!({"status": "ok", "result_sha256": result_sha, "duration_us": 900 + self.below(9_000),
-                   "approval_id": id, "idempotency_key": key, "arguments_sha256": e.arguments_sha256}),
+            Row::Outcome(row::Outcome {
+                result_sha256: Some(result_sha.clone()),
+                duration_us: Some(900 + self.below(9_000)),
+                context: row::RunContext {
+                    approval_id: Some(id.clone()),
+                    idempotency_key: Some(key),
+                    arguments_sha256: Some(e.arguments_sha256.clone()),
+                    released_by: None,
+                },
+                ..row::Outcome::of(row::OutcomeStatus::Ok)
+            }),
         ));
         rows.push(NewRow::at(
-            "approval_closed",
             &call_id,
             done,
-            json!({"approval_id": id, "outcome": {"outcome": "executed", "is_error": false, "result_sha256": result_sha}}),
+            Row::ApprovalClosed(row::ApprovalClosed {
+                approval_id: id,
+                outcome: json!({"outcome": "executed", "is_error": false, "result_sha256": result_sha}),
+            }),
         ));
         a.approved_by = vec![approver.to_string()];
         a.used = vec![approver.to_string()];

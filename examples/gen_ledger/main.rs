@@ -37,7 +37,7 @@ use time::OffsetDateTime;
 
 use airlock::approval::link::LinkKey;
 use airlock::config::load_setup;
-use airlock::ledger::{Change, Ledger, NewRow, Pending};
+use airlock::ledger::{Change, Ledger, NewRow, Pending, Row, row};
 use airlock::signing::Signer;
 use calls::{Gen, Kind};
 
@@ -215,13 +215,23 @@ async fn main() -> anyhow::Result<()> {
     // A first start of the gate, as `serve` records it.
     ledger
         .append(vec![NewRow::at(
-            "gate_started",
             "",
             g.clock,
-            json!({"policy_version": setup.policy.version, "policy_file": setup.policy_path.display().to_string(),
-                   "actor": cfg.actor, "servers": [{"name": "shop", "status": "running"}],
-                   "airlock_version": env!("CARGO_PKG_VERSION"), "signing_key": signer.public_hex(),
-                   "generated_by": "examples/gen_ledger"}),
+            Row::GateStarted(row::GateStarted {
+                policy_version: setup.policy.version.clone(),
+                policy_file: setup.policy_path.display().to_string(),
+                actor: cfg.actor.clone(),
+                servers: vec![row::ServerState {
+                    name: "shop".into(),
+                    status: "running".into(),
+                }],
+                tools: Vec::new(),
+                web: row::WebAddress::default(),
+                mail: String::new(),
+                airlock_version: env!("CARGO_PKG_VERSION").into(),
+                signing_key: signer.public_hex(),
+                generated_by: Some("examples/gen_ledger".into()),
+            }),
         )])
         .await?;
 

@@ -13,7 +13,7 @@ use crate::auth::Facts;
 use crate::authority::{Matter, Refusal};
 use crate::decide::{self, Verdict};
 use crate::envelope::{self, Envelope};
-use crate::ledger::{Change, LedgerError, NewRow};
+use crate::ledger::{Change, LedgerError, NewRow, Row, row};
 
 /// The authority rule the desk applies to a decider, as approvals ask it: the roles admitted,
 /// or why not.
@@ -85,7 +85,8 @@ impl Approvals {
         };
         let now = OffsetDateTime::now_utc();
         let mut next = a.clone();
-        let mut extra = Map::new();
+        // a modification: what changed, the new envelope's hash, its redacted fields
+        let (mut diff, mut new_envelope_hash, mut redacted) = (None, None, None);
         let result = match form.choice {
             Choice::Approve => next.vote(&approver, true, now),
             Choice::Deny => next.vote(&approver, false, now),
@@ -107,20 +108,12 @@ impl Approvals {
                         return Err(err);
                     }
                 };
-                extra.insert(
-                    "diff".into(),
-                    Value::Array(envelope::diff(
-                        &next.envelope.arguments,
-                        &edited.envelope.arguments,
-                    )),
-                );
-                extra.insert(
-                    "new_envelope_hash".into(),
-                    Value::String(edited.envelope.hash()),
-                );
-                if !edited.redacted.is_null() {
-                    extra.insert("redacted".into(), edited.redacted);
-                }
+                diff = Some(envelope::diff(
+                    &next.envelope.arguments,
+                    &edited.envelope.arguments,
+                ));
+                new_envelope_hash = Some(edited.envelope.hash());
+                redacted = Some(edited.redacted).filter(|r| !r.is_null());
                 next.sealed = edited.sealed;
                 next.modify(&approver, edited.envelope, now)
             }
@@ -134,15 +127,22 @@ impl Approvals {
                 return Err(e);
             }
         };
-        let mut body = json!({
-            "approval_id": a.id, "stage": a.envelope.stage, "approver": approver, "choice": form.choice,
-            "comment": form.comment, "seen_sha256": form.seen, "envelope_hash": a.envelope_hash,
-            "policy_version": a.envelope.policy_version, "roles": roles, "auth": auth,
-        });
-        if let Value::Object(o) = &mut body {
-            o.extend(extra);
-        }
-        let mut rows = vec![NewRow::now("decision", &a.call_id, body)];
+        let body = row::Decision {
+            approval_id: a.id.clone(),
+            stage: a.envelope.stage,
+            approver: approver.clone(),
+            choice: form.choice,
+            comment: form.comment.clone(),
+            seen_sha256: form.seen.clone(),
+            envelope_hash: a.envelope_hash.clone(),
+            policy_version: a.envelope.policy_version.clone(),
+            roles: Some(roles),
+            auth: Some(json!(auth)),
+            diff,
+            new_envelope_hash,
+            redacted,
+        };
+        let mut rows = vec![NewRow::now(&a.call_id, Row::Decision(body))];
         if form.choice == Choice::Modify && step != Step::NewStage {
             // the edited envelope is what runs: record it whole (a new stage records its own)
             rows.push(self.envelope_row(&next));
@@ -170,11 +170,8 @@ impl Approvals {
     /// `second_factor`) on decision `id`, as a `link_refused` row (rate-limited like the others).
     pub async fn log_auth_refusal(&self, id: &str, approver: &str, attempt: &str, reason: &str) {
         let Some(a) = self.load(id) else { return };
-        self.record_refusal(
-            &a,
-            json!({"approval_id": a.id, "approver": approver, "attempt": attempt, "reason": reason}),
-        )
-        .await;
+        let body = super::rows::refused_link(&a, None, Some(approver), attempt, reason.to_string());
+        self.record_refusal(&a, body).await;
     }
 
     /// The edited arguments, validated against the tool's input schema and re-decided.

@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, json};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{Approval, Approvals, stored};
 use crate::approval::state::{NextRole, Outcome, Status};
 use crate::desk::Phase;
 use crate::desk::run::{self, DecidedCall, Ran};
-use crate::ledger::{Change, ItemState, LedgerError, NewRow};
+use crate::ledger::row::{self, RunContext};
+use crate::ledger::{Change, ItemState, LedgerError, NewRow, Row};
 
 impl Approvals {
     /// The clock ran out: apply `on_timeout` if still pending. If the ledger cannot record it,
@@ -29,9 +30,18 @@ impl Approvals {
             return;
         };
         let mut rows = vec![NewRow::now(
-            "timeout",
             &a.call_id,
-            json!({"approval_id": a.id, "stage": a.envelope.stage, "role": a.envelope.role, "on_timeout": a.envelope.on_timeout, "expires_at": a.envelope.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()}),
+            Row::Timeout(row::Timeout {
+                approval_id: a.id.clone(),
+                stage: a.envelope.stage,
+                role: a.envelope.role.clone(),
+                on_timeout: a.envelope.on_timeout,
+                expires_at: a
+                    .envelope
+                    .expires_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            }),
         )];
         self.settle(
             &mut next,
@@ -80,10 +90,12 @@ impl Approvals {
             return;
         };
         let e = &a.envelope;
-        let mut context = Map::new();
-        context.insert("approval_id".into(), json!(a.id));
-        context.insert("idempotency_key".into(), json!(idempotency_key));
-        context.insert("arguments_sha256".into(), json!(e.arguments_sha256));
+        let context = RunContext {
+            approval_id: Some(a.id.clone()),
+            idempotency_key: Some(idempotency_key.clone()),
+            arguments_sha256: Some(e.arguments_sha256.clone()),
+            released_by: None,
+        };
         let call = DecidedCall {
             call_id: &a.call_id,
             server: &e.server,
@@ -120,11 +132,13 @@ impl Approvals {
                 other => json!(Status::Done(other.clone())),
             };
             let mut rows = vec![NewRow::now(
-                "approval_closed",
                 &next.call_id,
-                json!({"approval_id": next.id, "outcome": summary}),
+                Row::ApprovalClosed(row::ApprovalClosed {
+                    approval_id: next.id.clone(),
+                    outcome: summary,
+                }),
             )];
-            rows.extend(super::destroy_sealed(next, "ended"));
+            rows.extend(super::rows::destroy_sealed(next, "ended"));
             rows
         };
         let Some((next, committed)) =

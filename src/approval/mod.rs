@@ -15,6 +15,7 @@ pub mod link;
 mod notify;
 pub mod quota;
 mod recovery;
+mod rows;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,12 +30,14 @@ use tokio::sync::{Mutex, watch};
 use crate::decide::{Decision, Verdict};
 use crate::envelope::{self, Proposal};
 use crate::forward::Forwarder;
+use crate::ledger::row::{self, Row};
 use crate::ledger::{Change, Ledger, LedgerError, NewRow};
 use crate::live::Live;
 use crate::mail::Mailer;
 use crate::mcp::downstream::ToolServers;
 use index::{Entry, Timers};
 use link::LinkKey;
+use rows::{closed_row, destroy_sealed, refused_link};
 use state::{Approval, Choice, Outcome, Refusal, Status, Step};
 
 /// Why a link or a decision was refused (shown to the person, and logged).
@@ -86,18 +89,6 @@ pub struct Open<'a> {
     pub retry: Option<crate::retry::Fresh>,
     /// The values `redact` took out of the proposal's arguments, sealed.
     pub sealed: Option<String>,
-}
-
-/// An ending approval's sealed values, gone from its state: the row that says so (none when it
-/// had none).
-pub(super) fn destroy_sealed(a: &mut Approval, why: &str) -> Option<NewRow> {
-    a.sealed.take().map(|_| {
-        NewRow::now(
-            crate::seal::DESTROYED,
-            &a.call_id,
-            json!({"approval_id": a.id, "why": why}),
-        )
-    })
 }
 
 /// Most `link_refused` rows written per approval per minute.
@@ -211,9 +202,14 @@ impl Approvals {
 
     fn envelope_row(&self, a: &Approval) -> NewRow {
         NewRow::now(
-            "envelope",
             &a.call_id,
-            json!({"approval_id": a.id, "stage": a.envelope.stage, "envelope": a.envelope, "envelope_hash": a.envelope_hash, "approvers": a.approvers}),
+            Row::Envelope(row::Envelope {
+                approval_id: a.id.clone(),
+                stage: a.envelope.stage,
+                envelope: json!(a.envelope),
+                envelope_hash: a.envelope_hash.clone(),
+                approvers: a.approvers.clone(),
+            }),
         )
     }
 
@@ -377,32 +373,29 @@ impl Approvals {
     pub async fn log_form_refusal(&self, a: &Approval, slot: usize, reason: &str) {
         self.record_refusal(
             a,
-            json!({"approval_id": a.id, "slot": slot, "attempt": "form", "reason": reason}),
+            refused_link(a, Some(slot), None, "form", reason.to_string()),
         )
         .await;
     }
 
     async fn log_refusal(&self, a: &Approval, slot: usize, what: &str, e: &DeskError) {
-        self.record_refusal(
-            a,
-            json!({"approval_id": a.id, "slot": slot, "attempt": what, "reason": e.to_string()}),
-        )
-        .await;
+        self.record_refusal(a, refused_link(a, Some(slot), None, what, e.to_string()))
+            .await;
     }
 
     /// A `link_refused` row, at most [`REFUSALS_PER_MINUTE`] per approval per minute: anyone who
     /// knows an approval id can make refusals, and each row costs an fsync. The next row logged
     /// says how many were left out.
-    async fn record_refusal(&self, a: &Approval, mut body: Value) {
+    async fn record_refusal(&self, a: &Approval, mut body: row::LinkRefused) {
         let Some(suppressed) = self.refusals.admit(&a.id, OffsetDateTime::now_utc()) else {
             return;
         };
         if suppressed > 0 {
-            body["suppressed_before"] = json!(suppressed);
+            body.suppressed_before = Some(u64::from(suppressed));
         }
         if let Err(err) = self
             .ledger
-            .append(vec![NewRow::now("link_refused", &a.call_id, body)])
+            .append(vec![NewRow::now(&a.call_id, Row::LinkRefused(body))])
             .await
         {
             tracing::error!(error = %err, "cannot record a refused link use");
@@ -422,7 +415,15 @@ impl Approvals {
             Step::Counted { .. } => {}
             Step::Approved => {
                 let key = uuid::Uuid::new_v4().to_string();
-                rows.push(NewRow::now("execution_intent", &next.call_id, json!({"approval_id": next.id, "idempotency_key": key, "arguments_sha256": next.envelope.arguments_sha256, "envelope_hash": next.envelope_hash})));
+                rows.push(NewRow::now(
+                    &next.call_id,
+                    Row::ExecutionIntent(row::ExecutionIntent {
+                        approval_id: next.id.clone(),
+                        idempotency_key: key.clone(),
+                        arguments_sha256: next.envelope.arguments_sha256.clone(),
+                        envelope_hash: next.envelope_hash.clone(),
+                    }),
+                ));
                 next.status = Status::Executing {
                     idempotency_key: key,
                 };
@@ -432,20 +433,12 @@ impl Approvals {
                     by: by.to_string(),
                     reason: reason.to_string(),
                 });
-                rows.push(NewRow::now(
-                    "approval_closed",
-                    &next.call_id,
-                    json!({"approval_id": next.id, "outcome": next.status}),
-                ));
+                rows.push(closed_row(next));
                 rows.extend(destroy_sealed(next, "denied"));
             }
             Step::Expired => {
                 next.status = Status::Done(Outcome::Expired);
-                rows.push(NewRow::now(
-                    "approval_closed",
-                    &next.call_id,
-                    json!({"approval_id": next.id, "outcome": next.status}),
-                ));
+                rows.push(closed_row(next));
                 rows.extend(destroy_sealed(next, "expired"));
             }
             Step::NewStage => rows.push(self.envelope_row(next)),

@@ -6,13 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Approvals, stored};
 use crate::approval::state::Approval;
 use crate::canonical;
 use crate::envelope::{Envelope, plain};
-use crate::ledger::{Change, LedgerError, NewRow};
+use crate::ledger::row::{self, MailAbout};
+use crate::ledger::{Change, LedgerError, NewRow, Row};
 use crate::mail::{Mail, Sent};
 use crate::shown::{self, request};
 
@@ -252,16 +253,16 @@ impl Approvals {
                 tracing::error!(approval = %a.id, to = %approver, error = %err, "approval mail not sent; it will be retried")
             }
         }
-        let (kind, body) = crate::mail::delivery(
-            json!({"approval_id": a.id, "stage": e.stage}),
-            approver,
-            sent,
-        );
+        let about = MailAbout::Approval {
+            approval_id: a.id.clone(),
+            stage: e.stage,
+        };
+        let row = Row::mail(about, approver, crate::mail::delivered(sent));
         let committed = match stored(&next) {
             Ok(state) => {
                 self.ledger
                     .commit(Change {
-                        rows: vec![NewRow::now(kind, &next.call_id, body)],
+                        rows: vec![NewRow::now(&next.call_id, row)],
                         items: vec![state.replacing(prior)],
                         ..Change::default()
                     })
@@ -293,22 +294,25 @@ impl Approvals {
                 ),
                 key: format!("{}-unknown-{to}", a.id),
             };
-            let body = match self.mailer.send(&mail).await {
-                Ok(_) => json!({"approval_id": a.id, "notice": "outcome_unknown", "to": to}),
-                Err(e) => {
-                    json!({"approval_id": a.id, "notice": "outcome_unknown", "to": to, "error": e.to_string()})
-                }
+            let about = MailAbout::Notice {
+                approval_id: a.id.clone(),
+                notice: "outcome_unknown".to_string(),
             };
-            let kind = if body.get("error").is_some() {
-                "mail_failed"
-            } else {
-                "mail_sent"
+            let to = to.clone();
+            // a notice's row says only whether it went, not how
+            let row = match self.mailer.send(&mail).await {
+                Ok(_) => Row::MailSent(row::MailSent {
+                    about,
+                    to,
+                    via: None,
+                }),
+                Err(e) => Row::MailFailed(row::MailFailed {
+                    about,
+                    to,
+                    error: e.to_string(),
+                }),
             };
-            if let Err(e) = self
-                .ledger
-                .append(vec![NewRow::now(kind, &a.call_id, body)])
-                .await
-            {
+            if let Err(e) = self.ledger.append(vec![NewRow::now(&a.call_id, row)]).await {
                 tracing::error!(approval = %a.id, error = %e, "cannot record the outcome-unknown notice");
             }
         }

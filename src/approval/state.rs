@@ -12,15 +12,8 @@ use crate::desk::Phase;
 use crate::envelope::Envelope;
 use crate::policy::OnTimeout;
 
-/// What an approver chose on the page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Choice {
-    Approve,
-    Deny,
-    Modify,
-    Escalate,
-}
+/// What an approver chose on the page: the word its `decision` row records.
+pub use crate::ledger::row::Choice;
 
 /// How an approval ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

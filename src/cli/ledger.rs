@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Subcommand, ValueEnum};
-use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -18,7 +17,7 @@ use super::{ConfigArg, report};
 use airlock::canonical;
 use airlock::config::{Config, load_config};
 use airlock::ledger::checkpoint::default_origin;
-use airlock::ledger::{LedgerReader, Record};
+use airlock::ledger::{LedgerReader, Record, Row};
 use airlock::signing::Signer;
 
 #[derive(Debug, Subcommand)]
@@ -311,16 +310,17 @@ impl Filter {
 
 /// Note what a call's proposal or verdict row says about it.
 fn learn(calls: &mut HashMap<String, CallInfo>, rec: &Record) {
-    if rec.call_id.is_empty() || !matches!(rec.kind.as_str(), "proposal" | "verdict") {
+    if rec.call_id.is_empty() {
         return;
     }
-    let info = calls.entry(rec.call_id.clone()).or_default();
-    let text = |k: &str| rec.body.get(k).and_then(Value::as_str).map(String::from);
-    if rec.kind == "proposal" {
-        info.0 = text("tool");
-    } else {
-        info.1 = text("class");
-        info.2 = text("verdict");
+    match rec.row() {
+        Ok(Row::Proposal(p)) => calls.entry(rec.call_id.clone()).or_default().0 = Some(p.tool),
+        Ok(Row::Verdict(v)) => {
+            let info = calls.entry(rec.call_id.clone()).or_default();
+            info.1 = v.class;
+            info.2 = Some(v.verdict.name().to_string());
+        }
+        _ => {}
     }
 }
 

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use serde_json::json;
 
 use super::{runtime, runtime_file, setup};
 use airlock::approval::Approvals;
@@ -17,7 +16,7 @@ use airlock::drift::meter::Meter;
 use airlock::drift::pauses::Pauses;
 use airlock::forward::Forwarder;
 use airlock::gate::Gate;
-use airlock::ledger::{Ledger, Location, NewRow, checkpoint};
+use airlock::ledger::{Ledger, Location, NewRow, Row, checkpoint, row};
 use airlock::live::{self, Live};
 use airlock::mail::Mailer;
 use airlock::mcp::downstream::ToolServers;
@@ -68,19 +67,20 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         if !errors.is_empty() {
             bail!("{}\n{} error(s) in conditions; nothing was started", errors.join("\n"), errors.len());
         }
-        let started = json!({
-            "policy_version": setup.policy.version,
-            "policy_file": setup.policy_path.display().to_string(),
-            "actor": cfg.actor,
-            "servers": servers.status().into_iter().map(|(n, s)| json!({"name": n, "status": s})).collect::<Vec<_>>(),
-            "tools": servers.tools().iter().map(|t| t.exposed.clone()).collect::<Vec<_>>(),
-            "web": {"bound": bound.to_string(), "public_url": base_url},
-            "mail": match &cfg.mail.transport { MailTransport::Smtp(_) => "smtp".to_string(), MailTransport::Outbox(d) => d.display().to_string() },
-            "airlock_version": env!("CARGO_PKG_VERSION"),
-            "signing_key": signer.public_hex(),
-        });
+        let started = row::GateStarted {
+            policy_version: setup.policy.version.clone(),
+            policy_file: setup.policy_path.display().to_string(),
+            actor: cfg.actor.clone(),
+            servers: servers.status().into_iter().map(|(name, status)| row::ServerState { name, status }).collect(),
+            tools: servers.tools().iter().map(|t| t.exposed.clone()).collect(),
+            web: row::WebAddress { bound: bound.to_string(), public_url: base_url.clone() },
+            mail: match &cfg.mail.transport { MailTransport::Smtp(_) => "smtp".to_string(), MailTransport::Outbox(d) => d.display().to_string() },
+            airlock_version: env!("CARGO_PKG_VERSION").to_string(),
+            signing_key: signer.public_hex(),
+            generated_by: None,
+        };
         ledger
-            .append(vec![NewRow::now("gate_started", "", started)])
+            .append(vec![NewRow::now("", Row::GateStarted(started))])
             .await
             .context("cannot write to the ledger; refusing to serve")?;
         let servers = Arc::new(servers);

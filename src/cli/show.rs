@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::report;
 use airlock::config::load_config;
-use airlock::ledger::{LedgerReader, Record};
+use airlock::ledger::{LedgerReader, Record, Row};
 
 /// The call id an id names: a call id itself, or an approval id (held ids are call ids).
 fn call_of(rows: &[Record], id: &str) -> Option<String> {
@@ -22,35 +22,49 @@ fn call_of(rows: &[Record], id: &str) -> Option<String> {
         .map(|r| r.call_id.clone())
 }
 
-/// A string field, with control characters (terminal escapes an agent could plant) made visible.
+/// Text an agent or a person wrote, with control characters (terminal escapes an agent could
+/// plant) made visible.
+fn p(v: &str) -> String {
+    super::printable(v)
+}
+
+/// An optional text, empty when absent.
+fn o(v: &Option<String>) -> String {
+    p(v.as_deref().unwrap_or(""))
+}
+
+/// A string field of a JSON document, made printable.
 fn s(v: &Value, k: &str) -> String {
-    super::printable(v.get(k).and_then(Value::as_str).unwrap_or(""))
+    p(v.get(k).and_then(Value::as_str).unwrap_or(""))
 }
 
 /// One line about a row: who did what.
 fn summary(r: &Record) -> String {
-    let b = &r.body;
-    match r.kind.as_str() {
-        "proposal" => format!(
+    let Ok(row) = r.row() else {
+        return canonical_short(&r.body);
+    };
+    match row {
+        Row::Proposal(x) => format!(
             "{} called `{}` on `{}`",
-            s(b, "actor"),
-            s(b, "tool"),
-            s(b, "server")
+            p(&x.actor),
+            p(&x.tool),
+            o(&x.server)
         ),
-        "verdict" => format!("{}: {}", s(b, "verdict"), s(b, "explanation")),
-        "envelope" => format!(
+        Row::Verdict(v) => format!("{}: {}", v.verdict.name(), p(&v.explanation)),
+        Row::Envelope(e) => format!(
             "envelope (stage {}) sent to role `{}`: {}",
-            b.get("stage").cloned().unwrap_or(Value::Null),
-            s(&b["envelope"], "role"),
-            b.get("approvers").cloned().unwrap_or(Value::Null)
+            e.stage,
+            s(&e.envelope, "role"),
+            serde_json::Value::from(e.approvers)
         ),
-        "mail_sent" | "mail_failed" => format!("{} to {} {}", r.kind, s(b, "to"), s(b, "via")),
-        "decision" => {
-            let comment = s(b, "comment");
+        Row::MailSent(m) => format!("{} to {} {}", r.kind, p(&m.to), o(&m.via)),
+        Row::MailFailed(m) => format!("{} to {} ", r.kind, p(&m.to)),
+        Row::Decision(d) => {
+            let comment = p(&d.comment);
             format!(
                 "{} by {}{}",
-                s(b, "choice"),
-                s(b, "approver"),
+                d.choice.as_str(),
+                p(&d.approver),
                 if comment.is_empty() {
                     String::new()
                 } else {
@@ -58,26 +72,32 @@ fn summary(r: &Record) -> String {
                 }
             )
         }
-        "execution_intent" => format!(
-            "about to run (arguments sha256 {})",
-            s(b, "arguments_sha256")
-        ),
-        "outcome" => format!(
+        Row::ExecutionIntent(i) => {
+            format!("about to run (arguments sha256 {})", p(&i.arguments_sha256))
+        }
+        Row::Outcome(x) => format!(
             "outcome {} (result sha256 {}{})",
-            s(b, "status"),
-            s(b, "result_sha256"),
-            if s(b, "error").is_empty() {
-                String::new()
-            } else {
-                format!(", error {}", s(b, "error"))
+            x.status.as_str(),
+            o(&x.result_sha256),
+            match x.error.as_deref().map(p) {
+                Some(e) if !e.is_empty() => format!(", error {e}"),
+                _ => String::new(),
             }
         ),
-        "held" => "held for review".to_string(),
-        "held_released" => format!("released by {}", s(b, "by")),
-        "held_rejected" => format!("rejected by {}: {}", s(b, "by"), s(b, "reason")),
-        "timeout" => format!("timed out; then {}", s(b, "on_timeout")),
-        _ => canonical_short(b),
+        Row::Held(_) => "held for review".to_string(),
+        Row::HeldReleased(h) => format!("released by {}", p(&h.by.by)),
+        Row::HeldRejected(h) => format!("rejected by {}: {}", p(&h.by.by), p(&h.reason)),
+        Row::Timeout(t) => format!("timed out; then {}", on_timeout(t.on_timeout)),
+        _ => canonical_short(&r.body),
     }
+}
+
+/// The word an `on_timeout` is stored as.
+fn on_timeout(t: airlock::policy::OnTimeout) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn canonical_short(b: &Value) -> String {
@@ -109,32 +129,36 @@ pub(super) fn show(config: &Path, id: &str, as_json: bool) -> anyhow::Result<Exi
         return Ok(ExitCode::SUCCESS);
     }
     println!("call {call}");
-    if let Some(p) = mine.iter().find(|r| r.kind == "proposal") {
-        println!(
-            "arguments as proposed (sha256 {}):",
-            s(&p.body, "arguments_sha256")
-        );
-        println!("{}", serde_json::to_string_pretty(&p.body["arguments"])?);
+    let typed: Vec<(&Record, Option<Row>)> = mine.iter().map(|r| (*r, r.row().ok())).collect();
+    if let Some(x) = typed.iter().find_map(|(_, row)| match row {
+        Some(Row::Proposal(x)) => Some(x),
+        _ => None,
+    }) {
+        println!("arguments as proposed (sha256 {}):", p(&x.arguments_sha256));
+        println!("{}", serde_json::to_string_pretty(&x.arguments)?);
     }
     println!("\nevents:");
-    for r in &mine {
+    for (r, row) in &typed {
         println!("  #{:<6} {}  {:<17} {}", r.seq, r.time, r.kind, summary(r));
-        if r.kind == "decision" {
-            if let Some(diff) = r.body.get("diff").filter(|d| !d.is_null()) {
+        if let Some(Row::Decision(d)) = row {
+            if let Some(diff) = &d.diff {
                 println!(
                     "          modify diff: {}",
-                    airlock::canonical::to_string(diff)
+                    airlock::canonical::to_string(&Value::from(diff.clone()))
                 );
             }
         }
     }
-    for r in mine.iter().filter(|r| r.kind == "envelope") {
+    for (_, row) in &typed {
+        let Some(Row::Envelope(e)) = row else {
+            continue;
+        };
         println!(
             "\nenvelope as the approver saw it (stage {}, hash {}):",
-            r.body.get("stage").cloned().unwrap_or(Value::Null),
-            s(&r.body, "envelope_hash")
+            e.stage,
+            p(&e.envelope_hash)
         );
-        println!("{}", serde_json::to_string_pretty(&r.body["envelope"])?);
+        println!("{}", serde_json::to_string_pretty(&e.envelope)?);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,8 +7,6 @@
 //! [`authorize`] rule before it checks them); the desk applies the rule again here, on the item
 //! as it is now, so no decision reaches a kind unadmitted.
 
-use serde_json::json;
-
 use super::{Desk, authorize};
 use crate::approval::state::Step;
 use crate::approval::{DecisionForm, DeskError};
@@ -16,7 +14,7 @@ use crate::auth::Facts;
 use crate::authority::{Decider, Matter, Refusal};
 use crate::drift::Pause;
 use crate::drift::pauses::PauseError;
-use crate::ledger::NewRow;
+use crate::ledger::{NewRow, Row, row};
 use crate::quarantine::{Held, QuarantineError, Seen};
 
 /// A reviewer's decision on an item (the review page, the pause page and the CLI).
@@ -139,15 +137,15 @@ impl Desk {
 
     /// A `decision_refused` row for `who` under `call_id`, within their refusal quota (20 a
     /// minute; the next one recorded says how many were left out).
-    pub async fn record_refused(&self, call_id: &str, who: &str, mut body: serde_json::Value) {
+    pub async fn record_refused(&self, call_id: &str, mut body: row::DecisionRefused) {
         let now = time::OffsetDateTime::now_utc();
-        let Some(left_out) = self.held.refusal_quota(who, now) else {
+        let Some(left_out) = self.held.refusal_quota(&body.by, now) else {
             return;
         };
-        if let (Some(m), true) = (body.as_object_mut(), left_out > 0) {
-            m.insert("suppressed_before".into(), left_out.into());
+        if left_out > 0 {
+            body.suppressed_before = Some(u64::from(left_out));
         }
-        let row = NewRow::now("decision_refused", call_id, body);
+        let row = NewRow::now(call_id, Row::DecisionRefused(body));
         if let Err(e) = self.ledger.append(vec![row]).await {
             tracing::error!(error = %e, "cannot record a refused decision");
         }
@@ -165,8 +163,15 @@ impl Desk {
         let Err(refusal) = authorize(&self.live.setup(), &matter, &by.who) else {
             return Ok(());
         };
-        let body = json!({"act": act.name(), "by": by.who, "auth": by.auth, "reason": refusal.to_string()});
-        self.record_refused(call_id, &by.who, body).await;
+        let body = row::DecisionRefused {
+            act: act.name().to_string(),
+            by: by.who.clone(),
+            auth: Some(by.auth.clone()),
+            reason: refusal.to_string(),
+            attempt: None,
+            suppressed_before: None,
+        };
+        self.record_refused(call_id, body).await;
         tracing::warn!(by = %by.who, act = act.name(), %call_id, reason = %refusal, "decision refused");
         Err(DecideError::Refused(refusal))
     }

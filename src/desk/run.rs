@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::lifecycle::Phase;
 use crate::forward::{Forward, Forwarded, Forwarder};
+use crate::ledger::row::RunContext;
 use crate::ledger::{Change, ItemState, Ledger, LedgerError, NewRow};
 use crate::live::Live;
 
@@ -26,8 +27,8 @@ pub struct DecidedCall<'a> {
     pub tool: &'a str,
     pub arguments: Map<String, Value>,
     pub meta: Option<Map<String, Value>>,
-    /// Fields for the outcome row (the approval id, who released it).
-    pub context: Map<String, Value>,
+    /// What it runs under, for the outcome row (the approval id, who released it).
+    pub context: RunContext,
     /// The tool's definition (hash) when the decision was asked, if it was then a changed tool
     /// (a call held because its tool changed); `None`: the trusted definition.
     pub definition: Option<&'a str>,

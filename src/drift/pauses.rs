@@ -16,9 +16,11 @@ use time::OffsetDateTime;
 
 use crate::approval::link::LinkKey;
 use crate::authority::{self, Decider, Matter};
+use crate::ledger::Row;
+use crate::ledger::row::{self, MailAbout};
 use crate::ledger::{Change, Ledger, LedgerError, NewRow};
 use crate::live::Live;
-use crate::mail::{Mail, Mailer, delivery};
+use crate::mail::{Mail, Mailer, delivered};
 use crate::reviewer::{LINK_LIFETIME, Reviewer};
 
 #[derive(Debug, thiserror::Error)]
@@ -127,12 +129,11 @@ impl Pauses {
             if let Err(e) = &sent {
                 tracing::error!(scope = %p.scope, %to, error = %e, "pause notice not sent");
             }
-            let (kind, body) = delivery(json!({"pause": p.scope}), &to, &sent);
-            if let Err(e) = self
-                .ledger
-                .append(vec![NewRow::now(kind, &p.call_id, body)])
-                .await
-            {
+            let about = MailAbout::Pause {
+                pause: p.scope.clone(),
+            };
+            let row = Row::mail(about, &to, delivered(&sent));
+            if let Err(e) = self.ledger.append(vec![NewRow::now(&p.call_id, row)]).await {
                 tracing::error!(error = %e, "cannot record a pause notice");
             }
         }
@@ -154,9 +155,12 @@ impl Pauses {
                 .ok_or_else(|| PauseError::NotPaused(scope.to_string()))?;
             let pending = self.ledger.submit(Change {
                 rows: vec![NewRow::now(
-                    "autopilot_resumed",
                     &pause.call_id,
-                    by.record(json!({"scope": scope, "pause": pause})),
+                    Row::AutopilotResumed(row::AutopilotResumed {
+                        scope: scope.to_string(),
+                        pause: json!(pause),
+                        by: by.record(),
+                    }),
                 )],
                 drift: entries,
                 ..Change::default()

@@ -2,12 +2,12 @@
 //! out ([`crate::redact`]), their hash, and the proposal row (pure; the gate forwards and decides
 //! on the arguments as sent, and records only these); and the record of a read that is not gated.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::{Gate, GateCall};
 use crate::canonical;
 use crate::decide;
-use crate::ledger::NewRow;
+use crate::ledger::{NewRow, Row, row};
 use crate::manifest::ToolManifest;
 use crate::redact::{Keys, Redacted};
 
@@ -32,7 +32,7 @@ pub(super) struct Recorded {
     /// The arguments as recorded: markers where fields were taken out.
     pub arguments: Value,
     pub arguments_sha256: String,
-    pub proposal: Value,
+    pub proposal: row::Proposal,
 }
 
 /// The record of `c`: a refused call's too-large arguments are dropped from its proposal (the
@@ -52,22 +52,26 @@ pub(super) fn of(c: Call<'_>) -> Recorded {
             (v, sha)
         }
     };
-    let mut proposal = json!({
-        "tool": c.call.tool,
-        "server": c.route.map(|r| r.0.clone()),
-        "tool_name": c.route.map(|r| r.1.clone()),
-        "arguments": if too_large { Value::Null } else { arguments.clone() },
-        "arguments_sha256": arguments_sha256,
-        "meta": c.call.meta.clone().map(Value::Object),
-        "actor": c.actor,
-    });
-    if let (Some(r), Value::Object(o)) = (&redacted, &mut proposal) {
+    let proposal = row::Proposal {
+        tool: c.call.tool.clone(),
+        server: c.route.map(|r| r.0.clone()),
+        tool_name: c.route.map(|r| r.1.clone()),
+        arguments: if too_large {
+            Value::Null
+        } else {
+            arguments.clone()
+        },
+        arguments_sha256: arguments_sha256.clone(),
+        meta: c.call.meta.clone().map(Value::Object),
+        actor: c.actor.to_string(),
         // which fields were taken out (the values are sealed, or were never kept)
-        o.insert(
-            "redacted".into(),
-            json!(r.secrets.keys().collect::<Vec<_>>()),
-        );
-    }
+        redacted: redacted
+            .as_ref()
+            .map(|r| r.secrets.keys().cloned().collect()),
+        arguments_preview: None,
+        arguments_cut: None,
+        arguments_bytes: None,
+    };
     Recorded {
         redacted,
         arguments,
@@ -86,20 +90,14 @@ impl Gate {
     /// agent: if it cannot be recorded, it is not handed over.
     pub async fn audit(
         &self,
-        kind: &'static str,
         actor: Option<&str>,
-        mut body: Value,
+        row: impl FnOnce(String) -> Row,
     ) -> Result<(), String> {
         let setup = self.live.setup();
-        if let Value::Object(o) = &mut body {
-            o.insert(
-                "actor".into(),
-                Value::String(actor.unwrap_or(setup.config.actor.as_str()).to_string()),
-            );
-        }
+        let actor = actor.unwrap_or(setup.config.actor.as_str()).to_string();
         let id = uuid::Uuid::new_v4().to_string();
         self.ledger
-            .append(vec![NewRow::now(kind, &id, body)])
+            .append(vec![NewRow::now(&id, row(actor))])
             .await
             .map(|_| ())
             .map_err(|e| {

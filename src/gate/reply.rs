@@ -3,6 +3,9 @@
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::ledger::{Row, row};
 
 use super::{Decision, Held, NewRow, Pause, Pending, Reply, Verdict, decide};
 
@@ -37,18 +40,47 @@ pub(super) fn pause_of(d: &Decision, call_id: &str, now: OffsetDateTime) -> Opti
     })
 }
 
-/// The verdict row; `signed` asks the ledger to sign this call's rows.
-/// The body of a `verdict` row: the decision, its explanation, and `signed` when its class is.
-pub fn verdict_body(d: &Decision, signed: bool) -> Value {
-    let mut body = serde_json::to_value(d)
-        .unwrap_or_else(|e| json!({"verdict": d.verdict.name(), "encoding_error": e.to_string()}));
-    if let Value::Object(o) = &mut body {
-        o.insert("explanation".into(), Value::String(d.explanation()));
-        if signed {
-            o.insert("signed".into(), Value::Bool(true));
-        }
+/// The body of a `verdict` row: the decision, its explanation, and `signed` when its class is
+/// (the ledger then signs this call's rows).
+pub fn verdict_body(d: &Decision, signed: bool) -> row::Verdict {
+    let verdict = match &d.verdict {
+        Verdict::Allow => row::Decided::Allow,
+        Verdict::Deny => row::Decided::Deny,
+        Verdict::Quarantine => row::Decided::Quarantine,
+        Verdict::Approve {
+            role,
+            timeout,
+            on_timeout,
+            expires_at,
+        } => row::Decided::Approve {
+            role: role.clone(),
+            timeout: humantime::format_duration(*timeout).to_string(),
+            on_timeout: *on_timeout,
+            expires_at: expires_at.format(&Rfc3339).unwrap_or_default(),
+        },
+    };
+    let value = |v: Result<Value, serde_json::Error>| {
+        v.unwrap_or_else(|e| json!({"encoding_error": e.to_string()}))
+    };
+    row::Verdict {
+        verdict,
+        class: d.class.clone(),
+        rule: d.rule.clone(),
+        reasons: d
+            .reasons
+            .iter()
+            .map(|r| value(serde_json::to_value(r)))
+            .collect(),
+        policy_version: d.policy_version.clone(),
+        charges: d
+            .charges
+            .iter()
+            .map(|c| value(serde_json::to_value(c)))
+            .collect(),
+        review_roles: d.review_roles.clone(),
+        explanation: d.explanation(),
+        signed,
     }
-    body
 }
 
 /// Most bytes of a refused call's arguments (canonical JSON) its proposal row keeps; above it,
@@ -60,10 +92,10 @@ pub const REFUSED_PREVIEW_BYTES: usize = 1024;
 
 /// Cut a refused call's arguments in its proposal row (the first of `rows`) to the cap.
 pub(super) fn cap_refused(rows: &mut [NewRow]) {
-    let Some(p) = rows.first_mut().filter(|r| r.kind == "proposal") else {
+    let Some(Row::Proposal(p)) = rows.first_mut().map(|r| &mut r.row) else {
         return;
     };
-    let text = crate::canonical::to_string(&p.body["arguments"]);
+    let text = crate::canonical::to_string(&p.arguments);
     if text.len() <= MAX_REFUSED_ARGUMENT_BYTES {
         return;
     }
@@ -71,19 +103,18 @@ pub(super) fn cap_refused(rows: &mut [NewRow]) {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    if let Some(o) = p.body.as_object_mut() {
-        o.insert("arguments".into(), Value::Null);
-        o.insert(
-            "arguments_preview".into(),
-            Value::String(text[..end].to_string()),
-        );
-        o.insert("arguments_cut".into(), Value::Bool(true));
-        o.insert("arguments_bytes".into(), json!(text.len()));
-    }
+    p.arguments = Value::Null;
+    p.arguments_preview = Some(text[..end].to_string());
+    p.arguments_cut = Some(true);
+    p.arguments_bytes = Some(text.len() as u64);
 }
 
 pub(super) fn not_run(call_id: &str, now: OffsetDateTime) -> NewRow {
-    NewRow::at("outcome", call_id, now, json!({"status": "not_run"}))
+    NewRow::at(
+        call_id,
+        now,
+        Row::Outcome(row::Outcome::of(row::OutcomeStatus::NotRun)),
+    )
 }
 
 pub(super) fn ledger_failed(call_id: &str, d: &Decision, e: &dyn std::fmt::Display) -> Reply {

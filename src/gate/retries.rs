@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::{Gate, GateCall, Reply};
 use crate::config::Setup;
 use crate::desk::Phase;
-use crate::ledger::NewRow;
+use crate::ledger::{NewRow, Row, row};
 use crate::mcp::downstream::ToolReply;
 use crate::policy::RETRY_WINDOW_DEFAULT;
 use crate::retry::{self, Asked, Asks, Entry, Fresh, Item, Retry, Stands};
@@ -27,7 +27,7 @@ pub(super) struct Retrying<'a> {
     pub actor: &'a str,
     pub call_id: &'a str,
     pub arguments_sha256: &'a str,
-    pub proposal: &'a Value,
+    pub proposal: &'a row::Proposal,
     pub now: OffsetDateTime,
 }
 
@@ -57,12 +57,20 @@ impl Retried {
     ) -> Option<(Repeat, NewRow)> {
         let (entry, retry) = self.found.as_ref()?;
         let (action, item) = match retry.clone().given(asks) {
-            Retry::Attach(item) => ("attach", item),
-            Retry::Replay(item) => ("replay", item),
+            Retry::Attach(item) => (row::RetryAction::Attach, item),
+            Retry::Replay(item) => (row::RetryAction::Replay, item),
             _ => return None,
         };
-        let body = json!({"action": action, "of": item, "of_call_id": entry.call_id});
-        let row = NewRow::at("retry", call_id, now, body);
+        let row = NewRow::at(
+            call_id,
+            now,
+            Row::Retry(row::Retry {
+                action,
+                of: Some(json!(item)),
+                of_call_id: Some(entry.call_id.clone()),
+                reason: None,
+            }),
+        );
         let result = entry.result.clone();
         Some((Repeat { item, result }, row))
     }
@@ -304,7 +312,7 @@ impl Gate {
 
     /// Refuse a call as a retry: recorded if the ledger can, and never run.
     fn refuse_retry(&self, r: &Retrying<'_>, entry: Option<&Entry>, why: String) -> Reply {
-        let mut rows = rows(r, entry, json!({"action": "refused", "reason": why}));
+        let mut rows = rows(r, entry, why.clone());
         // past the agent's refused_per_minute, only counted, as any refused call
         let limit = r.setup.policy.refused_per_minute;
         if !self.budget(r.actor, &r.call.tool, limit, r.now, false, &mut rows) {
@@ -322,14 +330,19 @@ impl Gate {
 }
 
 /// The rows of a refused retry: its proposal, and a `retry` row naming what it would repeat.
-fn rows(r: &Retrying<'_>, entry: Option<&Entry>, mut body: Value) -> Vec<NewRow> {
-    if let (Some(e), Some(o)) = (entry, body.as_object_mut()) {
-        o.insert("of".into(), json!(e.item));
-        o.insert("of_call_id".into(), json!(e.call_id));
-    }
+fn rows(r: &Retrying<'_>, entry: Option<&Entry>, why: String) -> Vec<NewRow> {
     vec![
-        NewRow::at("proposal", r.call_id, r.now, r.proposal.clone()),
-        NewRow::at("retry", r.call_id, r.now, body),
+        NewRow::at(r.call_id, r.now, Row::Proposal(r.proposal.clone())),
+        NewRow::at(
+            r.call_id,
+            r.now,
+            Row::Retry(row::Retry {
+                action: row::RetryAction::Refused,
+                of: entry.map(|e| json!(e.item)),
+                of_call_id: entry.map(|e| e.call_id.clone()),
+                reason: Some(why),
+            }),
+        ),
     ]
 }
 

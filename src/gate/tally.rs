@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::reply::{refusal_message, refused};
 use super::{Change, Decision, Gate, NewRow, Reply};
+use crate::ledger::Row;
 use crate::refusals::{Counted, Refusals, Tally};
 
 /// The gate's refused-call windows.
@@ -30,7 +31,7 @@ pub(super) struct Refusing<'a> {
 fn rows_of(counted: Vec<Counted>, limit: u32, now: OffsetDateTime) -> Vec<NewRow> {
     counted
         .into_iter()
-        .map(|c| NewRow::at("refused_counted", "", now, c.body(limit)))
+        .map(|c| NewRow::at("", now, Row::RefusedCounted(c.body(limit))))
         .collect()
 }
 

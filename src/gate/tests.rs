@@ -7,6 +7,7 @@ use crate::approval::link::LinkKey;
 use crate::config::load_setup;
 use crate::drift::meter::Meter;
 use crate::drift::pauses::Pauses;
+use crate::ledger::Row;
 use crate::ledger::tests::FailSwitch;
 use crate::mail::Mailer;
 use crate::quarantine::Quarantine;
@@ -180,8 +181,8 @@ async fn a_call_key_and_its_result_are_forgotten_once_the_window_has_passed() {
     let mut hashed = 0;
     ledger
         .records(|r| {
-            if let Ok(r) = r {
-                if r.kind == "outcome" && r.body["result_sha256"].is_string() {
+            if let Ok(Ok(Row::Outcome(o))) = r.map(|r| r.row()) {
+                if o.result_sha256.is_some() {
                     hashed += 1;
                 }
             }

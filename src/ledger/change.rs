@@ -3,32 +3,32 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::row::Row;
 use super::store::Table;
 use super::{ItemKind, ItemState, Prior};
 
-/// A row to append. The ledger assigns `seq`, `prev` and `hash`.
+/// A row to append. The ledger assigns `seq`, `prev` and `hash`; the writer takes the kind and
+/// the body from [`Row`].
 #[derive(Debug, Clone)]
 pub struct NewRow {
-    pub kind: &'static str,
+    pub row: Row,
     pub call_id: String,
     pub time: OffsetDateTime,
-    pub body: Value,
 }
 
 impl NewRow {
     /// A row about `call_id` (empty for gate-wide events), stamped with `time`.
-    pub fn at(kind: &'static str, call_id: &str, time: OffsetDateTime, body: Value) -> NewRow {
+    pub fn at(call_id: &str, time: OffsetDateTime, row: Row) -> NewRow {
         NewRow {
-            kind,
+            row,
             call_id: call_id.to_string(),
             time,
-            body,
         }
     }
 
     /// A row stamped now.
-    pub fn now(kind: &'static str, call_id: &str, body: Value) -> NewRow {
-        NewRow::at(kind, call_id, OffsetDateTime::now_utc(), body)
+    pub fn now(call_id: &str, row: Row) -> NewRow {
+        NewRow::at(call_id, OffsetDateTime::now_utc(), row)
     }
 }
 

@@ -21,6 +21,7 @@ mod open;
 pub mod postgres;
 pub mod prune;
 mod reader;
+pub mod row;
 pub(crate) mod store;
 mod verify;
 mod writer;
@@ -45,6 +46,7 @@ pub(crate) use head::Head;
 pub use items::{ItemKind, ItemState, Prior};
 use open::{check_head_signature, init, store_head};
 pub use reader::LedgerReader;
+pub use row::{Row, RowError};
 pub use verify::{BadRow, CheckpointReport, SignatureReport, VerifyOptions, VerifyReport};
 use writer::{Sink, Writer};
 

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use redb::{Database, ReadableTable};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::checkpoint::Checkpoint;
+use super::row::{self, Row};
 use super::{Ledger, LedgerError, LedgerReader, Location, META, NewRow, ROWS, storage};
 use crate::signing::Signer;
 
@@ -75,9 +75,9 @@ pub fn plan(
     let mut class_of: HashMap<String, String> = HashMap::new();
     reader.records(|r| {
         if let Ok(r) = r {
-            if r.kind == "verdict" {
-                if let Some(c) = r.body.get("class").and_then(|c| c.as_str()) {
-                    class_of.insert(r.call_id.clone(), c.to_string());
+            if let Ok(Row::Verdict(v)) = r.row() {
+                if let Some(c) = v.class {
+                    class_of.insert(r.call_id.clone(), c);
                 }
             }
         }
@@ -165,9 +165,15 @@ pub async fn apply(at: &Location, signer: &Signer, plan: &Plan) -> Result<(), Le
     let ledger = Ledger::open_at(&at, Some(signer.clone()))?;
     ledger
         .append(vec![NewRow::now(
-            "pruned",
             "",
-            json!({"through": tomb.through, "head": tomb.head, "rows_removed": plan.rows, "oldest": plan.oldest, "newest": plan.newest, "tombstone_signature": tomb.signature}),
+            Row::Pruned(row::Pruned {
+                through: tomb.through,
+                head: tomb.head,
+                rows_removed: plan.rows,
+                oldest: plan.oldest.clone(),
+                newest: plan.newest.clone(),
+                tombstone_signature: tomb.signature,
+            }),
         )])
         .await?;
     Ok(())

@@ -11,25 +11,33 @@ use redb::{Database, ReadableTable, StorageBackend};
 use serde_json::{Value, json};
 
 use super::chain::{leaf, link};
+use super::row::{OutcomeStatus, Row, sample};
 use super::{BadRow, Fault, Ledger, LedgerError, LedgerReader, NewRow, ROWS, VerifyReport, chain};
 
 mod approvals;
 mod prune;
 mod trust;
 
-fn row(call: &str, kind: &'static str) -> NewRow {
-    NewRow {
-        kind,
-        call_id: call.into(),
-        time: time::macros::datetime!(2026-11-24 12:00 UTC),
-        body: json!({"n": call}),
-    }
+fn row(call: &str, row: Row) -> NewRow {
+    NewRow::at(call, time::macros::datetime!(2026-11-24 12:00 UTC), row)
+}
+
+fn proposal() -> Row {
+    sample::proposal("t")
+}
+
+fn verdict() -> Row {
+    sample::verdict(None, false)
+}
+
+fn outcome() -> Row {
+    sample::outcome(OutcomeStatus::Ok)
 }
 
 async fn filled(path: &Path, n: usize) {
     let l = Ledger::open(path).unwrap();
     for i in 0..n {
-        l.append(vec![row(&format!("c{i}"), "proposal")])
+        l.append(vec![row(&format!("c{i}"), proposal())])
             .await
             .unwrap();
     }
@@ -112,8 +120,8 @@ async fn concurrent_appends_get_distinct_contiguous_seqs() {
         let l = l.clone();
         tasks.push(tokio::spawn(async move {
             l.append(vec![
-                row(&format!("c{i}"), "proposal"),
-                row(&format!("c{i}"), "verdict"),
+                row(&format!("c{i}"), proposal()),
+                row(&format!("c{i}"), verdict()),
             ])
             .await
             .unwrap()
@@ -284,9 +292,9 @@ impl StorageBackend for FailSwitch {
 async fn a_failed_commit_is_reported_to_every_waiting_caller() {
     let (backend, fail) = FailSwitch::new();
     let l = Ledger::open_on(backend).unwrap();
-    assert_eq!(l.append(vec![row("a", "proposal")]).await.unwrap(), [1]);
+    assert_eq!(l.append(vec![row("a", proposal())]).await.unwrap(), [1]);
     fail.store(true, Ordering::SeqCst);
-    let err = l.append(vec![row("b", "proposal")]).await.unwrap_err();
+    let err = l.append(vec![row("b", proposal())]).await.unwrap_err();
     assert!(err.to_string().contains("injected"), "{err}");
 }
 
@@ -296,11 +304,11 @@ async fn after_an_io_error_the_ledger_stays_closed_until_reopened() {
     // (fail closed) until the operator restarts it on healthy storage.
     let (backend, fail) = FailSwitch::new();
     let l = Ledger::open_on(backend).unwrap();
-    l.append(vec![row("a", "proposal")]).await.unwrap();
+    l.append(vec![row("a", proposal())]).await.unwrap();
     fail.store(true, Ordering::SeqCst);
-    assert!(l.append(vec![row("b", "proposal")]).await.is_err());
+    assert!(l.append(vec![row("b", proposal())]).await.is_err());
     fail.store(false, Ordering::SeqCst);
-    assert!(l.append(vec![row("c", "proposal")]).await.is_err());
+    assert!(l.append(vec![row("c", proposal())]).await.is_err());
     // and it says so to whoever asks whether it is ready
     let why = l.health().unwrap_err();
     assert!(why.contains("last ledger commit failed"), "{why}");
@@ -310,7 +318,7 @@ async fn after_an_io_error_the_ledger_stays_closed_until_reopened() {
 async fn a_working_ledger_is_healthy() {
     let (backend, _fail) = FailSwitch::new();
     let l = Ledger::open_on(backend).unwrap();
-    l.append(vec![row("a", "proposal")]).await.unwrap();
+    l.append(vec![row("a", proposal())]).await.unwrap();
     assert_eq!(l.health(), Ok(()));
 }
 
@@ -341,7 +349,7 @@ async fn forwarded_marks_stay_until_an_outcome_settles_them() {
     let l = Ledger::open(&path).unwrap();
     let mark = |id: &str| (id.to_string(), json!({"server": "shop", "tool": "echo"}));
     l.commit(super::Change {
-        rows: vec![row("a", "verdict"), row("b", "verdict")],
+        rows: vec![row("a", verdict()), row("b", verdict())],
         forwarded: vec![mark("a"), mark("b")],
         ..super::Change::default()
     })
@@ -350,21 +358,21 @@ async fn forwarded_marks_stay_until_an_outcome_settles_them() {
     // `a` settles in a commit of its own; `c` is marked and settled within one batch
     let settle_a = l
         .submit(super::Change {
-            rows: vec![row("a", "outcome")],
+            rows: vec![row("a", outcome())],
             settled: vec!["a".into()],
             ..super::Change::default()
         })
         .unwrap();
     let mark_c = l
         .submit(super::Change {
-            rows: vec![row("c", "verdict")],
+            rows: vec![row("c", verdict())],
             forwarded: vec![mark("c")],
             ..super::Change::default()
         })
         .unwrap();
     let settle_c = l
         .submit(super::Change {
-            rows: vec![row("c", "outcome")],
+            rows: vec![row("c", outcome())],
             settled: vec!["c".into()],
             ..super::Change::default()
         })
@@ -394,7 +402,7 @@ async fn a_lazy_change_commits_alone_or_with_the_next_waited_for_one_in_order() 
     // nobody else writes: it still commits, on its own
     let alone = l
         .submit_lazy(super::Change {
-            rows: vec![row("a", "outcome")],
+            rows: vec![row("a", outcome())],
             ..super::Change::default()
         })
         .unwrap();
@@ -402,11 +410,11 @@ async fn a_lazy_change_commits_alone_or_with_the_next_waited_for_one_in_order() 
     // queued before a waited-for change, it is ordered before it
     let lazy = l
         .submit_lazy(super::Change {
-            rows: vec![row("b", "outcome")],
+            rows: vec![row("b", outcome())],
             ..super::Change::default()
         })
         .unwrap();
-    let waited = l.append(vec![row("c", "proposal")]).await.unwrap();
+    let waited = l.append(vec![row("c", proposal())]).await.unwrap();
     assert_eq!(lazy.await.unwrap(), vec![2]);
     assert_eq!(waited, vec![3]);
     drop(l);

@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::chain::{Fault, GENESIS, Verifier};
 use super::checkpoint::Saved;
 use super::reader::LedgerReader;
+use super::row::{self, Row};
 use super::{LedgerError, storage};
 use crate::signing::Public;
 
@@ -161,7 +162,8 @@ impl LedgerReader {
         }
         let mut signed_calls: HashSet<String> = HashSet::new();
         let mut pending: Vec<u64> = Vec::new();
-        let mut last: Option<(u64, String, String)> = None;
+        // the row before: (seq, call id, whether it is a proposal)
+        let mut last: Option<(u64, String, bool)> = None;
         if report.first_bad.is_none() {
             self.store.rows(&mut |seq, bytes| {
                 if through.is_some_and(|t| seq > t) {
@@ -182,22 +184,30 @@ impl LedgerReader {
                 if let Some(slot) = wanted.get_mut(&r.seq) {
                     *slot = Some(r.hash.clone());
                 }
-                if r.kind == "signature" {
+                let row = r.row();
+                let signature = match &row {
+                    Ok(Row::Signature(s)) => Some(Ok(s)),
+                    Err(e) if e.is_signature() => Some(Err(e)),
+                    _ => None,
+                };
+                if let Some(s) = signature {
                     report.signatures.signature_rows += 1;
-                    if let Some(problem) = signature_problem(&r, opts.public.as_ref()) {
+                    let problem = match s {
+                        Ok(s) => signature_problem(&r, s, opts.public.as_ref()),
+                        Err(e) => Some(e.to_string()),
+                    };
+                    if let Some(problem) = problem {
                         report.first_bad = bad(r.seq, Fault::BadSignature, Some(problem));
                         return false;
                     }
                     report.signatures.signed_rows += pending.len() as u64;
                     pending.clear();
                 } else {
-                    if r.kind == "verdict"
-                        && r.body.get("signed") == Some(&serde_json::Value::Bool(true))
-                    {
+                    if matches!(&row, Ok(Row::Verdict(v)) if v.signed) {
                         signed_calls.insert(r.call_id.clone());
                         // its proposal came just before, in the same commit
-                        if let Some((seq, call, kind)) = &last {
-                            if *call == r.call_id && kind == "proposal" {
+                        if let Some((seq, call, proposal)) = &last {
+                            if *call == r.call_id && *proposal {
                                 pending.push(*seq);
                             }
                         }
@@ -206,7 +216,11 @@ impl LedgerReader {
                         pending.push(r.seq);
                     }
                 }
-                last = Some((r.seq, r.call_id.clone(), r.kind.clone()));
+                last = Some((
+                    r.seq,
+                    r.call_id.clone(),
+                    matches!(row, Ok(Row::Proposal(_))),
+                ));
                 report.last_time = Some(r.time);
                 true
             })?;
@@ -310,28 +324,23 @@ fn head_problem(recorded: Option<String>, report: &VerifyReport) -> Option<BadRo
 }
 
 /// Why a signature row does not hold, if it does not.
-fn signature_problem(r: &super::Record, public: Option<&Public>) -> Option<String> {
-    let b = &r.body;
-    let head_seq = b.get("head_seq").and_then(serde_json::Value::as_u64);
-    let head = b.get("head").and_then(serde_json::Value::as_str);
-    let signature = b
-        .get("signature")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("");
-    if head_seq != Some(r.seq - 1) || head != Some(r.prev.as_str()) {
+fn signature_problem(
+    r: &super::Record,
+    s: &row::Signature,
+    public: Option<&Public>,
+) -> Option<String> {
+    if s.head_seq != r.seq - 1 || s.head != r.prev {
         return Some("it does not sign the row before it".into());
     }
     let public = public?;
     let mut h = [0u8; 32];
     if hex::decode_to_slice(&r.prev, &mut h).is_err()
-        || !public.verify_rows(r.seq - 1, &h, signature)
+        || !public.verify_rows(r.seq - 1, &h, &s.signature)
     {
         return Some(format!(
             "the signature does not verify with key {} (the row names key {})",
             public.to_hex(),
-            b.get("key")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("none")
+            s.key
         ));
     }
     None

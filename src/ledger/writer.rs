@@ -17,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use super::chain::{encode, entry, leaf, link};
 use super::change::Must;
 use super::postgres::commit::PgSink;
+use super::row::{self, Row};
 use super::store::Table;
 use super::{
     APPROVALS, CALL_KEYS, DRIFT, HELD, Head, ItemKind, LAZY_WAIT, LedgerError, MAX_BATCH, META,
@@ -43,9 +44,7 @@ pub(super) struct Writer {
 
 /// Whether a row is a verdict that asks for its call to be signed.
 fn signs_call(row: &NewRow) -> bool {
-    row.kind == "verdict"
-        && !row.call_id.is_empty()
-        && row.body.get("signed") == Some(&Value::Bool(true))
+    matches!(&row.row, Row::Verdict(v) if v.signed) && !row.call_id.is_empty()
 }
 
 /// Take whatever else is queued, up to [`MAX_BATCH`].
@@ -248,29 +247,29 @@ pub(super) fn plan(
             }
             mine.push(put(
                 &mut head,
-                row.kind,
+                row.row.kind(),
                 &row.call_id,
                 &row.time,
-                &row.body,
+                &row.row.body(),
             )?);
         }
         seqs.push(mine);
     }
     // One signature per commit covers every row up to it (the chain links them).
     if let (Some(signer), true) = (signer, to_sign > 0) {
-        let body = serde_json::json!({
-            "head_seq": head.seq,
-            "head": hex::encode(head.hash),
-            "signed_rows": to_sign,
-            "key": signer.public_hex(),
-            "signature": signer.sign_rows(head.seq, &head.hash),
+        let row = Row::Signature(row::Signature {
+            head_seq: head.seq,
+            head: hex::encode(head.hash),
+            signed_rows: to_sign,
+            key: signer.public_hex(),
+            signature: signer.sign_rows(head.seq, &head.hash),
         });
         put(
             &mut head,
-            "signature",
+            row.kind(),
             "",
             &OffsetDateTime::now_utc(),
-            &body,
+            &row.body(),
         )?;
     }
     Ok(Planned {

@@ -9,15 +9,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::json;
 use time::OffsetDateTime;
 
 use super::Held;
 use crate::approval::link::LinkKey;
 use crate::authority::{self, Matter};
+use crate::ledger::Row;
+use crate::ledger::row::MailAbout;
 use crate::ledger::{Ledger, NewRow};
 use crate::live::Live;
-use crate::mail::{Mail, Mailer, delivery};
+use crate::mail::{Mail, Mailer, delivered};
 use crate::reviewer::{LINK_LIFETIME, Reviewer};
 
 /// The quiet time between two notices about calls of one tool.
@@ -92,12 +93,9 @@ impl Notices {
             if let Err(e) = &sent {
                 tracing::error!(call_id = %h.id, %to, error = %e, "held-call notice not sent");
             }
-            let (kind, body) = delivery(json!({"held": h.id}), &to, &sent);
-            if let Err(e) = self
-                .ledger
-                .append(vec![NewRow::now(kind, &h.id, body)])
-                .await
-            {
+            let about = MailAbout::Held { held: h.id.clone() };
+            let row = Row::mail(about, &to, delivered(&sent));
+            if let Err(e) = self.ledger.append(vec![NewRow::now(&h.id, row)]).await {
                 tracing::error!(error = %e, "cannot record a held-call notice");
             }
         }

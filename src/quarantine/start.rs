@@ -3,11 +3,9 @@
 //! `outcome_unknown` when the rule asks. It must never decide what happens to a held call at a
 //! start (the desk's rule does) and never run one.
 
-use serde_json::json;
-
 use super::{Held, HeldStatus, Quarantine, StoredHeld, entry_replacing};
 use crate::desk::start::{Found, Kind};
-use crate::ledger::{Change, LedgerError, NewRow};
+use crate::ledger::{Change, LedgerError, NewRow, Row, row};
 
 impl Quarantine {
     /// Every held call as stored: what [`crate::desk::Desk::start`] reads back.
@@ -68,9 +66,11 @@ impl Quarantine {
             .ledger
             .commit(Change {
                 rows: vec![NewRow::now(
-                    "outcome",
                     &h.id,
-                    json!({"status": "outcome_unknown", "released": true}),
+                    Row::Outcome(row::Outcome {
+                        released: Some(true),
+                        ..row::Outcome::of(row::OutcomeStatus::OutcomeUnknown)
+                    }),
                 )],
                 items: vec![entry_replacing(&h, prior)?],
                 ..Change::default()

@@ -6,7 +6,7 @@ use super::replay;
 use crate::config::{Setup, load_setup};
 use crate::decide::{self, Call, Context};
 use crate::drift::NoUsage;
-use crate::ledger::Record;
+use crate::ledger::{Record, Row, row};
 
 const MANIFESTS: &str = r#"
 [[tool]]
@@ -74,17 +74,33 @@ fn history(setup: &Setup, calls: &[(&str, Value)]) -> Vec<Record> {
                 usage: &NoUsage,
             },
         );
-        let rec = |seq: usize, kind: &str, body: Value| Record {
+        let rec = |seq: usize, row: Row| Record {
             seq: seq as u64,
             time: time.clone(),
-            kind: kind.into(),
+            kind: row.kind().into(),
             call_id: id.clone(),
-            body,
+            body: row.body(),
             prev: String::new(),
             hash: String::new(),
         };
-        rows.push(rec(2 * i + 1, "proposal", json!({"tool": tool, "server": "shop", "tool_name": tool, "arguments": args, "actor": "agent:x"})));
-        rows.push(rec(2 * i + 2, "verdict", serde_json::to_value(&d).unwrap()));
+        let proposal = row::Proposal {
+            tool: tool.to_string(),
+            server: Some("shop".into()),
+            tool_name: Some(tool.to_string()),
+            arguments: args.clone(),
+            arguments_sha256: String::new(),
+            meta: None,
+            actor: "agent:x".into(),
+            redacted: None,
+            arguments_preview: None,
+            arguments_cut: None,
+            arguments_bytes: None,
+        };
+        rows.push(rec(2 * i + 1, Row::Proposal(proposal)));
+        rows.push(rec(
+            2 * i + 2,
+            Row::Verdict(crate::gate::verdict_body(&d, false)),
+        ));
     }
     rows
 }

@@ -4,30 +4,70 @@ use serde_json::json;
 use time::macros::datetime;
 
 use super::compute;
-use crate::ledger::{Ledger, LedgerReader, NewRow, Record};
+use crate::ledger::row::{self, Choice};
+use crate::ledger::{Ledger, LedgerReader, NewRow, Record, Row};
 
 const T0: time::OffsetDateTime = datetime!(2026-11-01 09:00 UTC);
 
 fn envelope(id: &str, class: &str, role: &str, at: time::OffsetDateTime) -> NewRow {
     NewRow::at(
-        "envelope",
         id,
         at,
-        json!({"approval_id": id, "stage": 0, "envelope": {"class": class, "role": role}}),
+        Row::Envelope(row::Envelope {
+            approval_id: id.into(),
+            stage: 0,
+            envelope: json!({"class": class, "role": role}),
+            envelope_hash: String::new(),
+            approvers: Vec::new(),
+        }),
     )
 }
 
-fn decision(id: &str, who: &str, choice: &str, at: time::OffsetDateTime) -> NewRow {
+fn decision(id: &str, who: &str, choice: Choice, at: time::OffsetDateTime) -> NewRow {
     NewRow::at(
-        "decision",
         id,
         at,
-        json!({"approval_id": id, "stage": 0, "approver": who, "choice": choice}),
+        Row::Decision(row::Decision {
+            approval_id: id.into(),
+            stage: 0,
+            approver: who.into(),
+            choice,
+            comment: String::new(),
+            seen_sha256: String::new(),
+            envelope_hash: String::new(),
+            policy_version: String::new(),
+            roles: None,
+            auth: None,
+            diff: None,
+            new_envelope_hash: None,
+            redacted: None,
+        }),
+    )
+}
+
+fn timeout(id: &str, at: time::OffsetDateTime) -> NewRow {
+    NewRow::at(
+        id,
+        at,
+        Row::Timeout(row::Timeout {
+            approval_id: id.into(),
+            stage: 0,
+            role: "ops".into(),
+            on_timeout: crate::policy::OnTimeout::Deny,
+            expires_at: String::new(),
+        }),
     )
 }
 
 fn closed(id: &str, at: time::OffsetDateTime) -> NewRow {
-    NewRow::at("approval_closed", id, at, json!({"approval_id": id}))
+    NewRow::at(
+        id,
+        at,
+        Row::ApprovalClosed(row::ApprovalClosed {
+            approval_id: id.into(),
+            outcome: json!({"outcome": "denied"}),
+        }),
+    )
 }
 
 /// 20 refunds all approved by ann (after 1..20 minutes); 12 deletions: 8 denied by bob, 4 timed out.
@@ -39,7 +79,7 @@ async fn generated(path: &std::path::Path) -> Vec<Record> {
         let done = open + time::Duration::minutes(i);
         l.append(vec![
             envelope(&id, "financial", "finance", open),
-            decision(&id, "Ann@example.com", "approve", done),
+            decision(&id, "Ann@example.com", Choice::Approve, done),
             closed(&id, done),
         ])
         .await
@@ -50,9 +90,9 @@ async fn generated(path: &std::path::Path) -> Vec<Record> {
         let open = T0 + time::Duration::days(2) + time::Duration::minutes(i);
         let done = open + time::Duration::hours(1);
         let last = if i <= 8 {
-            decision(&id, "bob@example.com", "deny", done)
+            decision(&id, "bob@example.com", Choice::Deny, done)
         } else {
-            NewRow::at("timeout", &id, done, json!({"approval_id": id, "stage": 0}))
+            timeout(&id, done)
         };
         l.append(vec![
             envelope(&id, "destructive", "ops", open),

@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use super::{Web, message_page};
 use crate::desk::{Act, DecideError, Decided};
 use crate::drift::pauses::PauseError;
-use crate::ledger::NewRow;
+use crate::ledger::{NewRow, Row, row};
 use crate::quarantine::classify::{self, Classification, Subject};
 use crate::quarantine::{self as q, Held, QuarantineError, Seen};
 use crate::reviewer::Reviewer;
@@ -243,9 +243,18 @@ async fn classify_tool(
     }
     // Recorded first: a manifest that puts a tool on a path always has its reviewer on record.
     let row = NewRow::now(
-        "tool_classified",
         "",
-        by.record(json!({"server": server, "tool": tool, "class": c.class, "target": c.target, "impact": c.impact, "reversal": c.reversal, "definition_hash": def.definition_hash, "file": path.display().to_string()})),
+        Row::ToolClassified(row::ToolClassified {
+            server: server.clone(),
+            tool: tool.clone(),
+            class: c.class.clone(),
+            target: c.target.clone(),
+            impact: c.impact.clone(),
+            reversal: c.reversal.clone(),
+            definition_hash: def.definition_hash.clone(),
+            file: path.display().to_string(),
+            by: by.record(),
+        }),
     );
     web.ledger.append(vec![row]).await.map_err(|e| {
         (
@@ -259,9 +268,12 @@ async fn classify_tool(
         Ok(p) => p,
         Err(e) => {
             let failed = NewRow::now(
-                "tool_classify_failed",
                 "",
-                json!({"server": server, "tool": tool, "error": e}),
+                Row::ToolClassifyFailed(row::ToolClassifyFailed {
+                    server: server.clone(),
+                    tool: tool.clone(),
+                    error: e.clone(),
+                }),
             );
             if let Err(le) = web.ledger.append(vec![failed]).await {
                 tracing::error!(error = %le, "cannot record a failed classification");

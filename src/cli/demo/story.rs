@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use airlock::config::{Config, load_config};
-use airlock::ledger::{LedgerError, LedgerReader, Record, VerifyOptions};
+use airlock::ledger::row::Decided;
+use airlock::ledger::{LedgerError, LedgerReader, Record, Row, RowError, VerifyOptions};
 use airlock::signing::Signer;
 use anyhow::anyhow;
 use serde_json::Value;
@@ -20,27 +21,31 @@ pub(super) fn tell(dir: &DemoDir, outcomes: &[Outcome]) -> anyhow::Result<()> {
     let config = load_config(&dir.config).map_err(|d| anyhow!("{d}"))?;
     let reader = open_when_free(&config)?;
     let mut rows = Vec::new();
-    reader.records(|r| rows.extend(r.ok()))?;
+    reader.records(|r| rows.extend(r.ok().map(|r| (r.row(), r))))?;
     // this run: from the last start of the gate
     let start = rows
         .iter()
-        .rposition(|r| r.kind == "gate_started")
+        .rposition(|(row, _)| matches!(row, Ok(Row::GateStarted(_))))
         .unwrap_or(0);
     let run = &rows[start..];
     println!(
         "The ledger ({}): each call of this run and its verdict",
         config.ledger
     );
-    for r in run.iter().filter(|r| r.kind == "verdict") {
+    for (row, r) in run {
+        let Ok(Row::Verdict(v)) = row else { continue };
         let tool = run
             .iter()
-            .find(|p| p.kind == "proposal" && p.call_id == r.call_id)
-            .map_or("?", |p| p.body["tool"].as_str().unwrap_or("?"));
+            .find_map(|(p, pr)| match p {
+                Ok(Row::Proposal(p)) if pr.call_id == r.call_id => Some(p.tool.as_str()),
+                _ => None,
+            })
+            .unwrap_or("?");
         println!(
             "  #{:<4} {tool:<20} {:<15} {}",
             r.seq,
-            verdict_words(&r.body),
-            r.body["explanation"].as_str().unwrap_or("")
+            verdict_words(&v.verdict),
+            v.explanation
         );
     }
     if outcomes.iter().any(|o| o.path == "approval") {
@@ -68,68 +73,62 @@ fn open_when_free(config: &Config) -> anyhow::Result<LedgerReader> {
     }
 }
 
-fn verdict_words(body: &Value) -> &'static str {
-    match body["verdict"].as_str() {
-        Some("allow") => "allowed",
-        Some("deny") => "denied",
-        Some("quarantine") => "held (unknown)",
-        Some("approve") => "needs approval",
-        _ => "?",
+fn verdict_words(v: &Decided) -> &'static str {
+    match v {
+        Decided::Allow => "allowed",
+        Decided::Deny => "denied",
+        Decided::Quarantine => "held (unknown)",
+        Decided::Approve { .. } => "needs approval",
     }
 }
 
 /// Every row of the last refund, from proposal to outcome.
-fn refund_rows(run: &[Record]) {
-    let Some(call) = run
-        .iter()
-        .rev()
-        .find(|r| r.kind == "proposal" && r.body["tool"] == "refund_order")
-        .map(|r| r.call_id.clone())
-    else {
+fn refund_rows(run: &[(Result<Row, RowError>, Record)]) {
+    let Some(call) = run.iter().rev().find_map(|(row, r)| match row {
+        Ok(Row::Proposal(p)) if p.tool == "refund_order" => Some(r.call_id.clone()),
+        _ => None,
+    }) else {
         return;
     };
     println!(
         "\nThe refund's rows, in order (all of them: airlock ledger export --tool refund_order):"
     );
-    for r in run.iter().filter(|r| r.call_id == call) {
-        println!("  #{:<4} {:<17} {}", r.seq, r.kind, detail(r));
+    for (row, r) in run.iter().filter(|(_, r)| r.call_id == call) {
+        let detail = row.as_ref().map(detail).unwrap_or_default();
+        println!("  #{:<4} {:<17} {}", r.seq, r.kind, detail);
     }
 }
 
 /// One line about a row of the refund.
-fn detail(r: &Record) -> String {
-    let b = &r.body;
-    let s = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
-    let short = |v: &Value| s(v).chars().take(12).collect::<String>();
-    match r.kind.as_str() {
-        "proposal" => format!(
+fn detail(row: &Row) -> String {
+    // an absent value reads `null`, as the JSON it was
+    let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "null".to_string());
+    let short = |v: &Option<String>| s(v).chars().take(12).collect::<String>();
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    match row {
+        Row::Proposal(p) => format!(
             "{} {} by {}",
-            s(&b["tool"]),
-            airlock::redact::for_people(&b["arguments"]),
-            s(&b["actor"])
+            p.tool,
+            airlock::redact::for_people(&p.arguments),
+            p.actor
         ),
-        "verdict" => format!("{} — {}", verdict_words(b), s(&b["explanation"])),
-        "envelope" => format!(
+        Row::Verdict(v) => format!("{} — {}", verdict_words(&v.verdict), v.explanation),
+        Row::Envelope(e) => format!(
             "what the approver sees, hash {}…, for role {}",
-            short(&b["envelope_hash"]),
-            s(&b["envelope"]["role"])
+            short(&Some(e.envelope_hash.clone())),
+            text(&e.envelope["role"])
         ),
-        "mail_sent" => format!("to {} via {}", s(&b["to"]), s(&b["via"])),
-        "decision" => format!(
-            "{} by {} ({})",
-            s(&b["choice"]),
-            s(&b["approver"]),
-            s(&b["comment"])
-        ),
-        "execution_intent" => format!("idempotency key {}", s(&b["idempotency_key"])),
-        "outcome" => format!(
+        Row::MailSent(m) => format!("to {} via {}", m.to, s(&m.via)),
+        Row::Decision(d) => format!("{} by {} ({})", d.choice.as_str(), d.approver, d.comment),
+        Row::ExecutionIntent(i) => format!("idempotency key {}", i.idempotency_key),
+        Row::Outcome(o) => format!(
             "{}, result hash {}…",
-            s(&b["status"]),
-            short(&b["result_sha256"])
+            o.status.as_str(),
+            short(&o.result_sha256)
         ),
-        "approval_closed" => b["outcome"]["outcome"]
+        Row::ApprovalClosed(c) => c.outcome["outcome"]
             .as_str()
-            .map_or_else(|| b["outcome"].to_string(), str::to_string),
+            .map_or_else(|| c.outcome.to_string(), str::to_string),
         _ => String::new(),
     }
 }

@@ -4,10 +4,9 @@
 
 use std::path::Path;
 
-use serde_json::json;
-
 use super::guard::{Refusal, ledger_extends};
 use super::{Checkpoint, Saved, SignedNote, dir};
+use crate::ledger::row::sample;
 use crate::ledger::{Ledger, NewRow};
 use crate::signing::Signer;
 
@@ -18,7 +17,7 @@ fn key(n: u8) -> Signer {
 async fn grow(path: &Path, signer: &Signer, calls: &[&str]) {
     let l = Ledger::open_signed(path, Some(signer.clone())).unwrap();
     for c in calls {
-        l.append(vec![NewRow::now("proposal", c, json!({"tool": c}))])
+        l.append(vec![NewRow::now(c, sample::proposal(c))])
             .await
             .unwrap();
     }
@@ -274,7 +273,7 @@ async fn the_writer_writes_at_start_and_at_a_clean_stop_and_not_twice_for_the_sa
     let d = tempfile::tempdir().unwrap();
     let (p, cps, s) = (d.path().join("l.redb"), d.path().join("cps"), key(1));
     let l = std::sync::Arc::new(Ledger::open_signed(&p, Some(s.clone())).unwrap());
-    l.append(vec![NewRow::now("gate_started", "", json!({}))])
+    l.append(vec![NewRow::now("", sample::proposal("start"))])
         .await
         .unwrap();
     let settings = super::Settings {
@@ -289,7 +288,7 @@ async fn the_writer_writes_at_start_and_at_a_clean_stop_and_not_twice_for_the_sa
         .await
         .unwrap();
     assert_eq!(l.checkpoints().latest().map(|n| n.size), Some(1));
-    l.append(vec![NewRow::now("proposal", "c", json!({}))])
+    l.append(vec![NewRow::now("c", sample::proposal("t"))])
         .await
         .unwrap();
     running.stop().await;

@@ -4,6 +4,7 @@
 use redb::{Database, ReadableDatabase, TableHandle};
 
 use super::super::approvals::OPEN_APPROVALS;
+use super::super::row::sample;
 use super::super::{Change, ItemKind, ItemState, Ledger, LedgerError, META, NewRow, Prior};
 
 fn state(id: &str, open: bool) -> ItemState {
@@ -95,7 +96,9 @@ async fn a_ledger_from_before_the_index_is_unindexed_until_completed() {
         .collect();
     assert_eq!(all, vec!["a", "b"]);
     // a commit before the index is complete does not mark it
-    l.append(vec![super::row("c1", "proposal")]).await.unwrap();
+    l.append(vec![super::row("c1", super::proposal())])
+        .await
+        .unwrap();
     assert_eq!(l.open_approvals().unwrap(), None);
     l.commit(Change {
         items: vec![state("a", true)],
@@ -118,7 +121,8 @@ async fn a_ledger_from_before_the_index_is_unindexed_until_completed() {
 async fn a_change_from_a_stale_state_is_refused_whole_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(&dir.path().join("l.redb")).unwrap();
-    let row = |kind: &'static str| NewRow::now(kind, "c1", serde_json::json!({}));
+    // the rows' kinds do not matter here, only the conditions they commit under
+    let row = |_about: &str| NewRow::now("c1", sample::proposal("t"));
     l.commit(Change {
         rows: vec![row("envelope")],
         items: vec![state("a1", true).new_one()],
@@ -182,7 +186,7 @@ async fn a_change_from_a_stale_state_is_refused_whole_and_writes_nothing() {
 async fn a_held_call_changed_from_a_stale_state_is_refused_like_an_approval() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(&dir.path().join("l.redb")).unwrap();
-    let row = |kind: &'static str| NewRow::now(kind, "h1", serde_json::json!({}));
+    let row = |_about: &str| NewRow::now("h1", sample::proposal("t"));
     let held = |state: &str| {
         let bytes = serde_json::to_vec(&serde_json::json!({"id": "h1", "state": state})).unwrap();
         ItemState::of(ItemKind::Held, "h1", bytes, None)

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use redb::{Database, ReadableTable};
-use serde_json::json;
 use time::macros::datetime;
 
 use super::super::checkpoint::{Checkpoint, take};
 use super::super::prune::{Tombstone, apply, plan};
+use super::super::row::sample;
 use super::super::{Fault, Ledger, LedgerReader, Location, META, NewRow, VerifyOptions};
 use crate::signing::Signer;
 
@@ -16,13 +16,8 @@ const YEAR: Duration = Duration::from_secs(31_557_600);
 
 fn call(id: &str, class: &str, at: time::OffsetDateTime) -> Vec<NewRow> {
     vec![
-        NewRow::at("proposal", id, at, json!({"tool": "t"})),
-        NewRow::at(
-            "verdict",
-            id,
-            at,
-            json!({"verdict": "allow", "class": class}),
-        ),
+        NewRow::at(id, at, sample::proposal("t")),
+        NewRow::at(id, at, sample::verdict(Some(class), false)),
     ]
 }
 

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use redb::{Database, ReadableTable};
-use serde_json::json;
 
 use super::super::checkpoint::Checkpoint;
+use super::super::row::{OutcomeStatus, sample};
 use super::super::{Fault, Ledger, LedgerReader, NewRow, ROWS, VerifyOptions, VerifyReport};
 use crate::signing::Signer;
 
@@ -17,13 +17,9 @@ fn key(n: u8) -> Signer {
 }
 
 fn rows(call: &str, signed: bool) -> Vec<NewRow> {
-    let mut verdict = json!({"verdict": "approve", "class": "financial"});
-    if signed {
-        verdict["signed"] = json!(true);
-    }
     vec![
-        NewRow::now("proposal", call, json!({"tool": "refund_order"})),
-        NewRow::now("verdict", call, verdict),
+        NewRow::now(call, sample::proposal("refund_order")),
+        NewRow::now(call, sample::verdict(Some("financial"), signed)),
     ]
 }
 
@@ -33,9 +29,8 @@ async fn ledger(path: &Path, signer: Option<Signer>) {
     l.append(rows("read", false)).await.unwrap();
     l.append(rows("refund", true)).await.unwrap();
     l.append(vec![NewRow::now(
-        "outcome",
         "refund",
-        json!({"status": "ok"}),
+        sample::outcome(OutcomeStatus::Ok),
     )])
     .await
     .unwrap();
@@ -187,9 +182,8 @@ async fn checkpoints_catch_a_truncation_and_a_consistent_rewrite_with_another_ke
         l.append(rows("read", false)).await.unwrap();
         l.append(rows("refund", true)).await.unwrap();
         l.append(vec![NewRow::now(
-            "outcome",
             "refund",
-            json!({"status": "forged"}),
+            sample::outcome(OutcomeStatus::Failed),
         )])
         .await
         .unwrap();

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::STATUS_TOOL;
 use crate::gate::Gate;
+use crate::ledger::{Row, row};
 use crate::mcp::downstream::ToolSet;
 use crate::mcp::passthrough::Offers;
 
@@ -94,11 +95,14 @@ pub async fn read_resource(
     let digest = crate::canonical::sha256_hex(
         crate::canonical::to_string(&serde_json::to_value(&result).unwrap_or_default()).as_bytes(),
     );
-    gate.audit(
-        "resource_read",
-        actor.as_deref(),
-        json!({"server": server, "uri": uri, "contents_sha256": digest}),
-    )
+    gate.audit(actor.as_deref(), |actor| {
+        Row::ResourceRead(row::ResourceRead {
+            server,
+            uri,
+            contents_sha256: digest,
+            actor,
+        })
+    })
     .await
     .map_err(|e| ErrorData::internal_error(e, None))?;
     Ok(result.into())
@@ -116,11 +120,13 @@ pub async fn get_prompt(
         .get_prompt(request)
         .await
         .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
-    gate.audit(
-        "prompt_get",
-        actor.as_deref(),
-        json!({"server": server, "prompt": name}),
-    )
+    gate.audit(actor.as_deref(), |actor| {
+        Row::PromptGet(row::PromptGet {
+            server,
+            prompt: name,
+            actor,
+        })
+    })
     .await
     .map_err(|e| ErrorData::internal_error(e, None))?;
     Ok(result.into())

@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::json;
 
 use super::super::Web;
 use super::super::signin::{Page, cookies, now, sign_in_first};
@@ -26,6 +25,7 @@ use crate::auth::{Presented, Refused};
 use crate::authority::{self, Decider, Matter};
 use crate::config::Setup;
 use crate::drift::Pause;
+use crate::ledger::row;
 use crate::policy::{Requirement, SignIn};
 use crate::quarantine::Held;
 use crate::reviewer::Reviewer;
@@ -245,20 +245,22 @@ async fn refuse(
     reason: &str,
     said: String,
 ) -> (StatusCode, String) {
-    let mut body =
-        json!({"act": ask.act, "by": reviewer.email, "auth": reviewer.auth(), "reason": reason});
-    if let (Some(a), Some(m)) = (attempt, body.as_object_mut()) {
-        m.insert("attempt".into(), a.into());
-    }
+    let body = row::DecisionRefused {
+        act: ask.act.to_string(),
+        by: reviewer.email.clone(),
+        auth: Some(reviewer.auth()),
+        reason: reason.to_string(),
+        attempt: attempt.map(str::to_string),
+        suppressed_before: None,
+    };
     record(web, ask.call_id, body).await;
     tracing::warn!(by = %reviewer.email, act = %ask.act, call_id = %ask.call_id, %reason, "decision refused");
     (StatusCode::FORBIDDEN, said)
 }
 
 /// A `decision_refused` row, within the reviewer's quota (see [`crate::quarantine::Quarantine::refusal_quota`]).
-async fn record(web: &Web, call_id: &str, body: serde_json::Value) {
-    let who = body["by"].as_str().unwrap_or_default().to_string();
-    web.desk.record_refused(call_id, &who, body).await;
+async fn record(web: &Web, call_id: &str, body: row::DecisionRefused) {
+    web.desk.record_refused(call_id, body).await;
 }
 
 /// Record a sign-in refused on a review or pause page (a failed callback, a sign-in that could
@@ -274,7 +276,14 @@ pub(in crate::web) async fn record_sign_in_refusal(
         Some(("pause", id)) => id,
         _ => return false,
     };
-    let body = json!({"act": "sign_in", "by": email, "attempt": r.step.word(), "reason": r.reason});
+    let body = row::DecisionRefused {
+        act: "sign_in".to_string(),
+        by: email.to_string(),
+        auth: None,
+        reason: r.reason.to_string(),
+        attempt: Some(r.step.word().to_string()),
+        suppressed_before: None,
+    };
     record(web, call_id, body).await;
     true
 }
