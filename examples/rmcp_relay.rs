@@ -34,6 +34,10 @@ struct Cli {
     /// Serve MCP on stdin/stdout instead.
     #[arg(long, conflicts_with = "listen")]
     stdio: bool,
+    /// With `--stdio`: put stdin/stdout on tokio's reactor as Airlock does
+    /// (`airlock::mcp::stdio`), instead of rmcp's `stdio()` (tokio's blocking handles).
+    #[arg(long, requires = "stdio")]
+    reactor_stdio: bool,
     /// Serve HTTP in rmcp's stateless mode, answering with plain JSON (default: legacy sessions
     /// with an SSE answer per request, rmcp's default).
     #[arg(long, conflicts_with = "stdio")]
@@ -116,12 +120,18 @@ async fn main() -> anyhow::Result<()> {
     };
     match &cli.listen {
         None => {
-            eprintln!("rmcp_relay: stdio → upstream");
-            relay
-                .serve(rmcp::transport::stdio())
-                .await?
-                .waiting()
-                .await?;
+            if cli.reactor_stdio {
+                let (input, output, on_reactor) = airlock::mcp::stdio::agent_stdio();
+                eprintln!("rmcp_relay: stdio (on the reactor: {on_reactor}) → upstream");
+                relay.serve((input, output)).await?.waiting().await?;
+            } else {
+                eprintln!("rmcp_relay: stdio → upstream");
+                relay
+                    .serve(rmcp::transport::stdio())
+                    .await?
+                    .waiting()
+                    .await?;
+            }
         }
         Some(listen) => serve_http(relay, listen, cli.stateless).await?,
     }

@@ -28,4 +28,5 @@ pub mod mrtr;
 mod order;
 mod passthrough;
 pub mod relay;
+pub mod stdio;
 pub mod upstream;

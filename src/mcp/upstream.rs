@@ -57,9 +57,10 @@ impl AgentServer {
 
     /// Serve MCP over this process's stdin/stdout until the agent disconnects.
     pub async fn serve_stdio(self) -> Result<(), std::io::Error> {
-        let transport =
-            AsyncRwTransport::<RoleServer, _, _>::new(tokio::io::stdin(), tokio::io::stdout())
-                .with_max_line_length(MAX_FRAME_BYTES);
+        let (input, output, on_reactor) = super::stdio::agent_stdio();
+        tracing::debug!(on_reactor, "serving the agent on stdio");
+        let transport = AsyncRwTransport::<RoleServer, _, _>::new(input, output)
+            .with_max_line_length(MAX_FRAME_BYTES);
         let running = self.serve(transport).await.map_err(std::io::Error::other)?;
         running.waiting().await.map_err(std::io::Error::other)?;
         Ok(())

@@ -33,6 +33,7 @@ mod review_signin;
 mod rugpull;
 mod signin;
 mod smtp;
+mod stdio;
 mod support;
 mod tssdk;
 mod versions;
