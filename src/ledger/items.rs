@@ -6,7 +6,7 @@
 //! Every item's change is conditional the same way ([`Prior`]), checked in one place (the
 //! writer's `admit`, for both backends).
 
-use super::store::Table;
+use super::schema::Table;
 
 /// Which kind of desk item a state is, and so the table it is stored in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
