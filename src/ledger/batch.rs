@@ -292,3 +292,181 @@ pub(crate) fn writes<'a>(
     }
     Ok(w)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::collections::HashMap;
+
+    use serde_json::json;
+
+    use super::{accepted, admit, plan, writes};
+    use crate::ledger::chain::GENESIS;
+    use crate::ledger::row::sample;
+    use crate::ledger::schema::{Table, meta};
+    use crate::ledger::{Change, Head, ItemKind, ItemState, LedgerError, NewRow};
+    use crate::signing::Signer;
+
+    const GENESIS_HEAD: Head = Head {
+        seq: 0,
+        hash: GENESIS,
+    };
+
+    fn value<'a>(w: &'a super::Writes<'_>, t: Table, k: &str) -> Option<Option<&'a [u8]>> {
+        w.get(&t)?.get(k).map(|v| v.as_deref())
+    }
+
+    #[test]
+    fn each_key_ends_with_the_last_value_the_batch_set_in_order() {
+        let key = |v: &str| ItemState::of(ItemKind::CallKey, "k", v.as_bytes().to_vec(), None);
+        let marked = Change {
+            forwarded: vec![("c1".into(), json!({"server": "s", "tool": "t"}))],
+            items: vec![key("first")],
+            drift: vec![("count/x".into(), Some(json!(1)))],
+            ..Change::default()
+        };
+        let settled = Change {
+            settled: vec!["c1".into()],
+            forget_keys: vec!["k".into()],
+            drift: vec![("count/x".into(), None)],
+            ..Change::default()
+        };
+        let again = Change {
+            items: vec![key("again")],
+            tools: vec![("s/t".into(), "ab12".into())],
+            ..Change::default()
+        };
+        let batch = [&marked, &settled, &again];
+        let planned = plan(GENESIS_HEAD, &batch, &mut |_| Ok(false), None).unwrap();
+        let w = writes(&batch, &planned, None).unwrap();
+        assert_eq!(
+            value(&w, Table::Forwarded, "c1"),
+            Some(None),
+            "marked, then settled"
+        );
+        assert_eq!(value(&w, Table::Drift, "count/x"), Some(None));
+        assert_eq!(
+            value(&w, Table::CallKeys, "k"),
+            Some(Some(b"again".as_slice())),
+            "forgotten, then set again by a later change"
+        );
+        assert_eq!(
+            value(&w, Table::Tools, "s/t"),
+            Some(Some(b"ab12".as_slice()))
+        );
+        assert_eq!(
+            value(&w, Table::Meta, meta::HEAD),
+            Some(Some(GENESIS_HEAD.to_string().as_bytes())),
+            "no rows: the head stays, and is written"
+        );
+        assert_eq!(
+            value(&w, Table::Meta, meta::HEAD_SIG),
+            None,
+            "no key, no signature"
+        );
+    }
+
+    #[test]
+    fn an_approval_writes_its_state_and_index_entry_and_leaves_the_index_when_it_ends() {
+        let open = ItemState::of(
+            ItemKind::Approval,
+            "a1",
+            b"s1".to_vec(),
+            Some(b"e1".to_vec()),
+        );
+        let ended = ItemState::of(ItemKind::Approval, "a2", b"s2".to_vec(), None);
+        let change = Change {
+            items: vec![open, ended],
+            approvals_indexed: true,
+            ..Change::default()
+        };
+        let batch = [&change];
+        let planned = plan(GENESIS_HEAD, &batch, &mut |_| Ok(false), None).unwrap();
+        let w = writes(&batch, &planned, None).unwrap();
+        assert_eq!(
+            value(&w, Table::Approvals, "a1"),
+            Some(Some(b"s1".as_slice()))
+        );
+        assert_eq!(
+            value(&w, Table::OpenApprovals, "a1"),
+            Some(Some(b"e1".as_slice()))
+        );
+        assert_eq!(
+            value(&w, Table::Approvals, "a2"),
+            Some(Some(b"s2".as_slice()))
+        );
+        assert_eq!(value(&w, Table::OpenApprovals, "a2"), Some(None));
+        assert_eq!(
+            value(&w, Table::Meta, meta::APPROVALS_INDEXED),
+            Some(Some(b"1".as_slice()))
+        );
+    }
+
+    #[test]
+    fn a_signed_call_gets_a_signature_row_its_mark_and_the_head_signed_in_meta() {
+        let signer = Signer::from_seed([3; 32]);
+        let change = Change {
+            rows: vec![
+                NewRow::now("c1", sample::proposal("t")),
+                NewRow::now("c1", sample::verdict(Some("money"), true)),
+            ],
+            ..Change::default()
+        };
+        let batch = [&change];
+        let planned = plan(GENESIS_HEAD, &batch, &mut |_| Ok(false), Some(&signer)).unwrap();
+        assert_eq!(planned.seqs, vec![vec![1, 2]]);
+        assert_eq!(planned.rows.len(), 3, "the two rows and the signature row");
+        assert_eq!(planned.head.seq, 3);
+        assert_eq!(planned.newly_signed, vec!["c1".to_string()]);
+        let w = writes(&batch, &planned, Some(&signer)).unwrap();
+        assert_eq!(value(&w, Table::Signed, "c1"), Some(Some([].as_slice())));
+        let head = planned.head.to_string();
+        assert_eq!(
+            value(&w, Table::Meta, meta::HEAD),
+            Some(Some(head.as_bytes()))
+        );
+        let sig = w[&Table::Meta][meta::HEAD_SIG].clone().map(Cow::into_owned);
+        let sig = String::from_utf8(sig.unwrap()).unwrap();
+        let h = planned.head;
+        assert!(signer.public().verify_head(h.seq, &h.hash, &sig));
+    }
+
+    #[test]
+    fn a_change_on_stale_state_is_refused_whole_and_later_changes_see_the_accepted_ones() {
+        let stored: HashMap<(Table, String), Vec<u8>> =
+            HashMap::from([((Table::Held, "h1".to_string()), b"waiting".to_vec())]);
+        let held = |state: &str, prior: &str| {
+            ItemState::of(ItemKind::Held, "h1", state.as_bytes().to_vec(), None)
+                .replacing(prior.as_bytes().to_vec())
+        };
+        let release = Change {
+            items: vec![held("released", "waiting")],
+            ..Change::default()
+        };
+        let reject = Change {
+            items: vec![held("rejected", "waiting")],
+            ..Change::default()
+        };
+        let run = Change {
+            items: vec![held("ran", "released")],
+            forwarded: vec![("h1".into(), json!({}))],
+            ..Change::default()
+        };
+        let twice = Change {
+            forwarded: vec![("h1".into(), json!({}))],
+            ..Change::default()
+        };
+        let batch = [&release, &reject, &run, &twice];
+        let refusals = admit(&batch, &mut |t, k| {
+            Ok(stored.get(&(t, k.to_string())).cloned())
+        })
+        .unwrap();
+        let refused: Vec<bool> = refusals.iter().map(Option::is_some).collect();
+        assert_eq!(refused, vec![false, true, false, true]);
+        assert!(
+            matches!(&refusals[1], Some(LedgerError::Conflict(m)) if m.contains("held call h1"))
+        );
+        assert!(matches!(&refusals[3], Some(LedgerError::Conflict(m)) if m.contains("runs once")));
+        assert_eq!(accepted(&batch, &refusals).len(), 2);
+    }
+}
