@@ -260,7 +260,7 @@ impl Quarantine {
     /// A held call as stored; on a ledger shared by replicas it may have been held, released
     /// or rejected on another, so the ledger is read rather than this process's memory.
     pub fn get(&self, id: &str) -> Option<Held> {
-        if self.ledger.shared().is_some() {
+        if self.ledger.is_shared() {
             if let Ok(Some(b)) = self.ledger.held_state(id) {
                 return serde_json::from_slice(&b).ok();
             }
@@ -270,14 +270,16 @@ impl Quarantine {
 
     /// Every held call, oldest first (on a shared ledger, every replica's).
     pub fn list(&self) -> Vec<Held> {
-        let stored = match self.ledger.shared() {
-            Some(_) => self.ledger.held().ok().map(|all| {
+        let stored = self
+            .ledger
+            .is_shared()
+            .then(|| self.ledger.held().ok())
+            .flatten()
+            .map(|all| {
                 all.into_iter()
                     .filter_map(|v| serde_json::from_value::<Held>(v).ok())
                     .collect::<Vec<_>>()
-            }),
-            None => None,
-        };
+            });
         let mut all: Vec<Held> = stored.unwrap_or_else(|| self.lock().values().cloned().collect());
         all.sort_by(|a, b| a.held_at.cmp(&b.held_at).then(a.id.cmp(&b.id)));
         all

@@ -18,7 +18,7 @@ use crate::desk::Desk;
 use crate::drift::meter::Meter;
 use crate::forward::Forwarder;
 use crate::ledger::Ledger;
-use crate::ledger::postgres::{Adopted, Notice, Pg};
+use crate::ledger::{Adopted, Notice, Replicated};
 
 /// How often a replica says it is alive.
 pub const BEAT: Duration = Duration::from_secs(1);
@@ -26,8 +26,8 @@ pub const BEAT: Duration = Duration::from_secs(1);
 pub const DEAD_AFTER: Duration = Duration::from_secs(5);
 
 /// Say this replica is alive and adopt what dead replicas left (once, before serving).
-pub async fn join(pg: &Arc<Pg>, parts: &Parts) -> Result<(), String> {
-    beat(pg, parts, true).await
+pub async fn join(shared: &Arc<dyn Replicated>, parts: &Parts) -> Result<(), String> {
+    beat(shared, parts, true).await
 }
 
 /// What the loop keeps in step with the other replicas.
@@ -40,14 +40,14 @@ pub struct Parts {
 }
 
 /// Keep up with the other replicas until the task is dropped.
-pub async fn run(pg: Arc<Pg>, parts: Parts) {
-    let mut notices = pg.listen();
+pub async fn run(shared: Arc<dyn Replicated>, parts: Parts) {
+    let mut notices = shared.listen();
     let mut tick = tokio::time::interval(BEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = beat(&pg, &parts, false).await {
+                if let Err(e) = beat(&shared, &parts, false).await {
                     tracing::warn!(error = %e, "replica heartbeat failed; retrying");
                 }
                 // the other replicas' rate-limit counters, and pauses and resumes made there
@@ -72,8 +72,8 @@ pub async fn run(pg: Arc<Pg>, parts: Parts) {
 }
 
 /// With `own`, also take back what this replica's previous run left.
-async fn beat(pg: &Arc<Pg>, parts: &Parts, own: bool) -> Result<(), String> {
-    let db = pg.clone();
+async fn beat(shared: &Arc<dyn Replicated>, parts: &Parts, own: bool) -> Result<(), String> {
+    let db = shared.clone();
     let adopted: Adopted = tokio::task::spawn_blocking(move || db.heartbeat(DEAD_AFTER, own))
         .await
         .map_err(|e| e.to_string())?

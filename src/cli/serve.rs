@@ -86,7 +86,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let servers = Arc::new(servers);
         let forwarder = Forwarder::new(ledger.clone(), servers.clone(), sealer.clone()).outcome_before_reply(cfg.outcome_before_reply);
         // Sharing the ledger with other replicas, only what dead replicas left is settled (below).
-        let shared = ledger.shared();
+        let shared = ledger.replicated();
         let unknown = match shared { None => forwarder.settle_unknown().await.context("cannot record the outcome of calls a previous run left unrecorded")?, Some(_) => 0 };
         if unknown > 0 {
             tracing::warn!(unknown, "calls forwarded by the previous run have no recorded outcome (it stopped in between): recorded as `unknown`");
@@ -101,7 +101,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let approvals = Approvals::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer.clone(), key.clone(), base_url.clone());
         let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), live.clone(), key.clone()));
         quarantine.tell_with(Notices::new(live.clone(), ledger.clone(), mailer.clone(), key.clone(), base_url.clone()));
-        let meter = Meter::load_as(ledger.drift()?, shared.as_ref().map(|pg| pg.replica())).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
+        let meter = Meter::load_as(ledger.drift()?, shared.as_ref().map(|r| r.replica())).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
         let meter = Arc::new(meter);
         let pauses = Arc::new(Pauses::new(meter.clone(), ledger.clone(), live.clone(), mailer.clone(), key, base_url.clone()));
         // The one desk for every human decision: one start for every kind of item.
@@ -112,10 +112,10 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         // keep up with the others.
         let replicas = match &shared {
             None => None,
-            Some(pg) => {
+            Some(shared) => {
                 let parts = airlock::replica::Parts { ledger: ledger.clone(), desk: desk.clone(), forwarder: forwarder.clone(), meter };
-                airlock::replica::join(pg, &parts).await.map_err(anyhow::Error::msg).context("cannot join the other replicas")?;
-                Some(tokio::spawn(airlock::replica::run(pg.clone(), parts)))
+                airlock::replica::join(shared, &parts).await.map_err(anyhow::Error::msg).context("cannot join the other replicas")?;
+                Some(tokio::spawn(airlock::replica::run(shared.clone(), parts)))
             }
         };
         let voided = approvals.void_changed(&changed_keys).await;
@@ -209,9 +209,9 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         if let Some(r) = replicas {
             r.abort();
         }
-        if let Some(pg) = &shared {
-            let pg = pg.clone();
-            let _ = tokio::task::spawn_blocking(move || pg.leave()).await;
+        if let Some(shared) = &shared {
+            let shared = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || shared.leave()).await;
         }
         let _ = std::fs::remove_file(&runtime_file);
         // The last checkpoint, with every row of this run, to the directory and the witness.
@@ -273,20 +273,16 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 /// host name, config file and listen address (the same after a restart, different for two
 /// replicas on one host).
 fn replica_of(cfg: &airlock::config::Config, path: &Path, http: Option<&str>) -> Location {
-    let mut at = cfg.ledger.clone();
-    if let Location::Postgres(target) = &mut at {
-        if target.replica.is_none() {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .or_else(|| std::env::var("HOSTNAME").ok())
-                .unwrap_or_else(|| "localhost".into());
-            let config = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-            let bind = http
-                .map(str::to_string)
-                .or_else(|| cfg.http.bind.map(|b| b.to_string()))
-                .unwrap_or_else(|| cfg.web.bind.to_string());
-            target.replica = Some(format!("{}:{}:{bind}", host.trim(), config.display()));
-        }
-    }
-    at
+    cfg.ledger.clone().serving_as(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".into());
+        let config = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let bind = http
+            .map(str::to_string)
+            .or_else(|| cfg.http.bind.map(|b| b.to_string()))
+            .unwrap_or_else(|| cfg.web.bind.to_string());
+        format!("{}:{}:{bind}", host.trim(), config.display())
+    })
 }

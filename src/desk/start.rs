@@ -48,7 +48,7 @@ impl Desk {
     /// follows them (deadlines armed, nothing acted on): its own leftovers and dead replicas'
     /// come through [`Desk::adopt`], each to one replica.
     pub async fn start(&self) -> Result<Started, LedgerError> {
-        let act = self.ledger.shared().is_none();
+        let act = !self.ledger.is_shared();
         let entries = self.approvals.stored_open().await?;
         let mut found = self.approvals.load_found(entries, !act).await;
         found.extend(self.held.load(self.held.stored()?)?);

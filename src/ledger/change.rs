@@ -4,8 +4,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::row::Row;
-use super::store::Table;
-use super::{ItemKind, ItemState, Prior};
+use super::schema::Table;
+use super::{ItemState, Prior};
 
 /// A row to append. The ledger assigns `seq`, `prev` and `hash`; the writer takes the kind and
 /// the body from [`Row`].
@@ -75,11 +75,6 @@ impl Change {
             };
             Some((i.kind.table(), i.id.as_str(), must))
         })
-    }
-
-    /// The new states of one kind of item.
-    pub(super) fn items_of(&self, kind: ItemKind) -> impl Iterator<Item = &ItemState> {
-        self.items.iter().filter(move |i| i.kind == kind)
     }
 
     /// Nothing to write (a flush: it commits after everything queued before it).

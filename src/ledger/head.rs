@@ -1,9 +1,14 @@
 //! The head of the chain: the last row's sequence number and hash, and its one text form,
 //! `SEQ:HEX` (what the `meta` table and PostgreSQL's head row store, and a checkpoint's row
-//! count and root). Pure: it must never read or write storage.
+//! count and root), and the check a ledger's recorded head must pass before anything is
+//! appended. Pure: it must never read or write storage.
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
+
+use super::chain::{self, GENESIS};
+use super::error::{LedgerError, storage};
 
 /// Head of the chain: last sequence number and its hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +37,47 @@ impl FromStr for Head {
             seq: n.parse().map_err(|e| format!("head count: {e}"))?,
             hash,
         })
+    }
+}
+
+impl Head {
+    /// The head a ledger's last row makes (genesis for none), from its stored bytes.
+    pub(crate) fn of_last(path: &Path, last: Option<(u64, &[u8])>) -> Result<Head, LedgerError> {
+        Ok(match last {
+            None => Head {
+                seq: 0,
+                hash: GENESIS,
+            },
+            Some((seq, bytes)) => Head {
+                seq,
+                hash: chain::split(bytes)
+                    .map_err(|f| storage(path, format!("last row {seq}: {f}")))?
+                    .hash,
+            },
+        })
+    }
+
+    /// The head recorded by the last commit must be this one (the last row's): otherwise rows
+    /// were removed (or the ledger rewritten) since, and appending would bury the evidence.
+    pub(crate) fn is_recorded(
+        self,
+        path: &Path,
+        recorded: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        let actual = self.to_string();
+        match recorded {
+            Some(r) if r != actual => Err(LedgerError::HeadMismatch {
+                path: path.to_path_buf(),
+                recorded: r.to_string(),
+                actual,
+            }),
+            None if self.seq > 0 => Err(LedgerError::HeadMismatch {
+                path: path.to_path_buf(),
+                recorded: "none".into(),
+                actual,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -3,10 +3,10 @@
 //!
 //! The ledger keeps each kind in its own table (an approval's state and its open-approvals index
 //! entry; a held call's state) as opaque bytes its kind encodes; it never interprets an item.
-//! Every item's change is conditional the same way ([`Prior`]), checked in one place (the
-//! writer's `admit`, for both backends).
+//! Every item's change is conditional the same way ([`Prior`]), checked in one place
+//! (`ledger::batch::admit`, for both backends).
 
-use super::store::Table;
+use super::schema::Table;
 
 /// Which kind of desk item a state is, and so the table it is stored in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

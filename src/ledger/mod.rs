@@ -1,19 +1,27 @@
-//! The ledger: an append-only, hash-chained record of every proposal, verdict and outcome, in redb.
+//! The ledger: an append-only, hash-chained record of every proposal, verdict and outcome, in a
+//! redb file or a PostgreSQL database shared by replicas.
 //!
-//! Owns the redb file, its tables and schema version, the single writer thread, and the domain
-//! operations the rest of Airlock uses: [`Ledger::append`], [`LedgerReader::records`],
-//! [`LedgerReader::verify`]. Nothing else in the crate touches redb. It must never decide anything
-//! about a call, and never acknowledge a row before its commit is durable.
+//! Owns the single writer thread and the domain operations the rest of Airlock uses:
+//! [`Ledger::append`], [`LedgerReader::records`], [`LedgerReader::verify`]. Where the bytes
+//! live is a `dyn Backend` (`backend`: `redb`, `postgres`), picked once by `open` from the
+//! [`Location`]; the tables are `schema`'s, and what a commit writes is `batch`'s, the same for
+//! both. Nothing else in the crate touches redb or PostgreSQL, and nothing here or above asks
+//! which backend it has; a shared ledger's replica features are [`Ledger::replicated`]. It must
+//! never decide anything about a call, and never acknowledge a row before its commit is durable.
+//! The format is written down in `docs/ledger-format.md`.
 //!
 //! Writes go through one writer thread that drains a queue: every request queued while a commit
 //! is in flight joins the next commit (group commit), and each caller is released only after the
 //! commit holding its rows returned. Row format and hashing do not depend on the batching.
 
 mod approvals;
+mod backend;
+mod batch;
 mod chain;
 mod change;
 pub mod checkpoint;
 pub mod copy;
+mod error;
 mod forwarded;
 mod head;
 mod items;
@@ -21,116 +29,41 @@ mod open;
 pub mod postgres;
 pub mod prune;
 mod reader;
+mod redb;
 pub mod row;
-pub(crate) mod store;
+mod schema;
 mod verify;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, mpsc};
 use std::thread;
 
-use redb::{Database, TableDefinition};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use postgres::{Pg, PgTarget};
-use store::{Redb, Store, Table};
-
 use crate::signing::Signer;
 
+use backend::{Backend, Purpose};
 use chain::GENESIS;
+use schema::{Table, meta};
+use writer::{Request, Writer};
+
+pub use backend::{Adopted, Notice, Replicated};
 pub use chain::{Fault, Record};
 pub use change::{Change, NewRow};
+pub use error::LedgerError;
+pub(crate) use error::storage;
 pub(crate) use head::Head;
 pub use items::{ItemKind, ItemState, Prior};
-use open::{check_head_signature, init, store_head};
+pub use open::Location;
 pub use reader::LedgerReader;
 pub use row::{Row, RowError};
 pub use verify::{BadRow, CheckpointReport, SignatureReport, VerifyOptions, VerifyReport};
-use writer::{Sink, Writer};
 
-/// Where a ledger lives: the embedded redb file (`[gate] ledger`), or a PostgreSQL database
-/// shared by several replicas (`[store] url`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Location {
-    File(PathBuf),
-    Postgres(PgTarget),
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::File(p) => write!(f, "{}", p.display()),
-            Location::Postgres(t) => f.write_str(&t.url),
-        }
-    }
-}
-
-const ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// Approvals (open and finished), keyed by approval id: the state recovery reloads.
-/// Not part of the chain: every change to it is committed together with the rows that explain it.
-const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals");
-/// The definition hash each tool was first seen (or last accepted) with, keyed `server/tool`:
-/// the rug-pull guard's memory. Changed together with the `tool_*` rows that explain it.
-const TOOLS: TableDefinition<&str, &str> = TableDefinition::new("tools");
-/// Quarantined calls held for review, keyed by call id, with the rows that explain each change.
-const HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("held");
-/// Calls a retry may repeat, keyed by the call's key (`retry::CallKey`): which desk item (or
-/// autopilot call) an identical call, or one with the same idempotency key, attaches to.
-const CALL_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("call_keys");
-/// Drift-pause counters and pauses, keyed by limit or scope: committed with the verdicts that
-/// charge them, so they survive a restart exactly.
-const DRIFT: TableDefinition<&str, &[u8]> = TableDefinition::new("drift");
-/// Calls whose rows are signed (their verdict said `signed`), so later rows of the same call are
-/// signed too, across restarts.
-const SIGNED: TableDefinition<&str, ()> = TableDefinition::new("signed_calls");
-const SCHEMA_VERSION: &[u8] = b"1";
-/// Most requests one commit takes from the queue.
-const MAX_BATCH: usize = 512;
 /// The redb page cache unless `[limits] ledger_cache` says otherwise (redb's own default is
 /// 1 GiB, which a flood of large rows fills).
 pub const CACHE_DEFAULT: usize = 64 << 20;
-/// Longest a change nobody waits for is held back for a change somebody waits for, so that
-/// both share one commit (one sync instead of two).
-const LAZY_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
-
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error("ledger {path}: {message}")]
-    Storage { path: PathBuf, message: String },
-    #[error("ledger {0} is open in another process (a running `airlock serve`?); stop it or wait")]
-    InUse(PathBuf),
-    #[error("no ledger at {0}")]
-    Missing(PathBuf),
-    #[error("ledger {path} has schema version {found}, this airlock knows {known}")]
-    Schema {
-        path: PathBuf,
-        found: String,
-        known: String,
-    },
-    #[error(
-        "ledger {path} was changed outside Airlock: its recorded head is {recorded} but its last row is {actual}; refusing to append (run `airlock ledger verify`)"
-    )]
-    HeadMismatch {
-        path: PathBuf,
-        recorded: String,
-        actual: String,
-    },
-    #[error(
-        "ledger {path}: its head (row {seq}) is not signed by this gate's signing key: the file was rewritten, or written with another key; refusing to append (run `airlock ledger verify --public-key`)"
-    )]
-    HeadUnsigned { path: PathBuf, seq: u64 },
-    #[error("cannot encode {what}: {message}")]
-    Encode { what: String, message: String },
-    #[error("ledger writer has stopped; no further rows can be written")]
-    WriterGone,
-    /// A conditional change lost a race (another replica got there first); nothing was written.
-    #[error("{0}")]
-    Conflict(String),
-}
-
 /// A change queued for commit: await it for the rows' sequence numbers once durable.
 pub struct Pending(oneshot::Receiver<Result<Vec<u64>, LedgerError>>);
 
@@ -143,16 +76,10 @@ impl std::future::IntoFuture for Pending {
     }
 }
 
-struct Request {
-    change: Change,
-    /// Nobody waits for it: it may wait up to [`LAZY_WAIT`] to share a waited-for commit.
-    lazy: bool,
-    reply: oneshot::Sender<Result<Vec<u64>, LedgerError>>,
-}
-
 /// The writable ledger held by a running gate.
 pub struct Ledger {
-    store: Store,
+    /// Where the bytes are; which backend it is, nothing here asks.
+    store: Arc<dyn Backend>,
     /// How the writer has grouped changes into commits so far.
     batching: Arc<Batching>,
     /// `None` only while dropping.
@@ -204,13 +131,13 @@ impl Ledger {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        if let (Some(why), Store::Redb { .. }) = (failed, &self.store) {
+        if let Some(why) = failed.filter(|_| self.store.failure_is_lasting()) {
             return Err(format!("the last ledger commit failed: {why}"));
         }
         self.head().map(|_| ()).map_err(|e| e.to_string())
     }
 
-    /// Open (creating if absent) the ledger and start its writer thread.
+    /// Open (creating if absent) the ledger file and start its writer thread.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
         Ledger::open_signed(path, None)
     }
@@ -226,82 +153,35 @@ impl Ledger {
         signer: Option<Signer>,
         cache: usize,
     ) -> Result<Ledger, LedgerError> {
-        match at {
-            Location::File(path) => Ledger::open_file(path, signer, cache),
-            Location::Postgres(target) => {
-                let pg = Pg::open(target)?;
-                let store = Store::Postgres(pg.clone());
-                let heads = pg.heads()?;
-                let head = store_head(&store, &heads)?;
-                if let Some(signer) = &signer {
-                    check_head_signature(&store, head, heads.sig, signer)?;
-                }
-                Ledger::start(
-                    store,
-                    Sink::Postgres(Box::new(postgres::commit::PgSink::new(pg))),
-                    head,
-                    signer,
-                )
-            }
-        }
+        Ledger::start(open::backend(at, Purpose::Serve { cache })?, signer)
     }
 
-    /// The PostgreSQL database, when the ledger is shared by replicas.
-    pub fn shared(&self) -> Option<Arc<Pg>> {
-        match &self.store {
-            Store::Postgres(pg) => Some(pg.clone()),
-            Store::Redb { .. } => None,
-        }
+    /// What only a ledger shared by several replicas offers (heartbeats, adoption, notices);
+    /// `None` when this gate is alone on its ledger.
+    pub fn replicated(&self) -> Option<Arc<dyn Replicated>> {
+        self.store.replicated()
+    }
+
+    /// Whether other replicas share this ledger (then what is stored may change beside this
+    /// process, and reads go to the ledger rather than memory).
+    pub fn is_shared(&self) -> bool {
+        self.store.replicated().is_some()
     }
 
     /// Open with a signing key: every commit holding rows of a signed call ends with a
     /// `signature` row over the chain head.
     pub fn open_signed(path: &Path, signer: Option<Signer>) -> Result<Ledger, LedgerError> {
-        Ledger::open_file(path, signer, CACHE_DEFAULT)
+        Ledger::open_cached(&Location::File(path.to_path_buf()), signer, CACHE_DEFAULT)
     }
 
-    fn open_file(path: &Path, signer: Option<Signer>, cache: usize) -> Result<Ledger, LedgerError> {
-        let db = Database::builder()
-            .set_cache_size(cache)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
-                other => storage(path, other),
-            })?;
-        // every argument of every call is in it: only its owner reads it
-        crate::private::file(path).map_err(|e| storage(path, e))?;
-        Ledger::start_redb(db, path, signer)
-    }
-
-    /// Start the writer on an open redb database.
-    fn start_redb(
-        db: Database,
-        path: &Path,
-        signer: Option<Signer>,
-    ) -> Result<Ledger, LedgerError> {
-        let head = init(&db, path)?;
-        let db = Arc::new(db);
-        let store = Store::Redb {
-            db: Redb::Writable(db.clone()),
-            path: path.to_path_buf(),
-        };
-        if let Some(signer) = &signer {
-            check_head_signature(&store, head, store.meta("head_sig")?, signer)?;
-        }
-        Ledger::start(store, Sink::Redb(db), head, signer)
-    }
-
-    fn start(
-        store: Store,
-        sink: Sink,
-        head: Head,
-        signer: Option<Signer>,
-    ) -> Result<Ledger, LedgerError> {
+    /// Check the head and start the writer on an open backend.
+    fn start(store: Arc<dyn Backend>, signer: Option<Signer>) -> Result<Ledger, LedgerError> {
+        let head = open::checked_head(store.as_ref(), signer.as_ref())?;
         let path = store.name().to_path_buf();
         let (queue, rx) = mpsc::channel();
         let batching = Arc::new(Batching::default());
         let writer = Writer {
-            sink,
+            committer: store.committer()?,
             path: path.clone(),
             head,
             signer,
@@ -322,12 +202,8 @@ impl Ledger {
 
     /// A ledger on any redb storage backend (tests use one that fails on demand).
     #[cfg(test)]
-    pub(crate) fn open_on(backend: impl redb::StorageBackend) -> Result<Ledger, LedgerError> {
-        let path = PathBuf::from("<backend>");
-        let db = Database::builder()
-            .create_with_backend(backend)
-            .map_err(|e| storage(&path, e))?;
-        Ledger::start_redb(db, &path, None)
+    pub(crate) fn open_on(backend: impl ::redb::StorageBackend) -> Result<Ledger, LedgerError> {
+        Ledger::start(Arc::new(redb::on(backend)?), None)
     }
 
     /// The file, or the database URL (without secrets), for messages.
@@ -361,7 +237,8 @@ impl Ledger {
     }
 
     /// Queue a change nobody waits for (an outcome row already answered): it may be held up to
-    /// [`LAZY_WAIT`] to share the commit of the next change somebody waits for. Order is kept.
+    /// `writer::LAZY_WAIT` (2 ms) to share the commit of the next change somebody waits for.
+    /// Order is kept.
     pub fn submit_lazy(&self, change: Change) -> Result<Pending, LedgerError> {
         self.queue(change, true)
     }
@@ -384,14 +261,16 @@ impl Ledger {
         &self,
         each: impl FnMut(Result<Record, (u64, String)>),
     ) -> Result<(), LedgerError> {
-        reader::records_in(&self.store, each)
+        reader::records_in(self.store.as_ref(), each)
     }
 
     /// The last committed (row count, head hash): what a checkpoint signs.
     pub fn head(&self) -> Result<(u64, String), LedgerError> {
-        match self.store.meta("head")? {
+        match self.store.get(Table::Meta, meta::HEAD)? {
             Some(text) => {
-                let head: Head = text.parse().map_err(|e| storage(self.path(), e))?;
+                let head: Head = String::from_utf8_lossy(&text)
+                    .parse()
+                    .map_err(|e| storage(self.path(), e))?;
                 Ok((head.seq, hex::encode(head.hash)))
             }
             None => Ok((0, hex::encode(GENESIS))),
@@ -400,7 +279,7 @@ impl Ledger {
 
     /// Every held call's last committed state, for recovery after a restart.
     pub fn held(&self) -> Result<Vec<Value>, LedgerError> {
-        Ok(json_table(&self.store, Table::Held)?
+        Ok(json_table(self.store.as_ref(), Table::Held)?
             .into_iter()
             .map(|(_, v)| v)
             .collect())
@@ -423,7 +302,7 @@ impl Ledger {
 
     /// Every drift counter and pause, keyed as written.
     pub fn drift(&self) -> Result<Vec<(String, Value)>, LedgerError> {
-        json_table(&self.store, Table::Drift)
+        json_table(self.store.as_ref(), Table::Drift)
     }
 
     /// The trusted definition hash of every tool seen so far, keyed `server/tool`.
@@ -438,7 +317,7 @@ impl Ledger {
 }
 
 /// Every (key, JSON value) of a state table; an absent table is empty.
-fn json_table(store: &Store, table: Table) -> Result<Vec<(String, Value)>, LedgerError> {
+fn json_table(store: &dyn Backend, table: Table) -> Result<Vec<(String, Value)>, LedgerError> {
     store
         .scan(table)?
         .into_iter()
@@ -457,13 +336,6 @@ impl Drop for Ledger {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
-    }
-}
-
-fn storage(path: &Path, e: impl std::fmt::Display) -> LedgerError {
-    LedgerError::Storage {
-        path: path.to_path_buf(),
-        message: e.to_string(),
     }
 }
 

@@ -1,116 +1,93 @@
-//! Opening a ledger: the schema version, and the checks before anything is appended: the
-//! recorded head must be the last row, and signed by this gate's key.
+//! Opening a ledger: where it lives ([`Location`]), the one place that picks its backend by
+//! that, and the checks before anything is appended: the recorded head must be the last row,
+//! and signed by this gate's key. Everything else holds a `dyn Backend` and never asks which.
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use redb::{Database, ReadableTable};
-
-use super::chain::{self, GENESIS};
-use super::store::Store;
-use super::{Head, LedgerError, META, ROWS, SCHEMA_VERSION, approvals, storage};
+use super::backend::{Backend, Purpose};
+use super::error::LedgerError;
+use super::head::Head;
+use super::postgres::{self, PgTarget};
+use super::redb;
 use crate::signing::Signer;
 
-pub(super) fn init(db: &Database, path: &Path) -> Result<Head, LedgerError> {
-    let tx = db.begin_write().map_err(|e| storage(path, e))?;
-    let head = {
-        let mut meta = tx.open_table(META).map_err(|e| storage(path, e))?;
-        let rows = tx.open_table(ROWS).map_err(|e| storage(path, e))?;
-        let version = meta
-            .get("schema_version")
-            .map_err(|e| storage(path, e))?
-            .map(|v| v.value().to_vec());
-        match version {
-            None => {
-                meta.insert("schema_version", SCHEMA_VERSION)
-                    .map_err(|e| storage(path, e))?;
-            }
-            Some(v) if v == SCHEMA_VERSION => {}
-            Some(v) => {
-                return Err(LedgerError::Schema {
-                    path: path.to_path_buf(),
-                    found: String::from_utf8_lossy(&v).into_owned(),
-                    known: String::from_utf8_lossy(SCHEMA_VERSION).into_owned(),
-                });
+/// Where a ledger lives: the embedded redb file (`[gate] ledger`), or a PostgreSQL database
+/// shared by several replicas (`[store] url`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    File(PathBuf),
+    Postgres(PgTarget),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::Postgres(t) => f.write_str(&t.url),
+        }
+    }
+}
+
+impl Location {
+    /// The same place, for a serving gate: a shared ledger gets `name()` as this replica's
+    /// name unless one is configured (a file has no replicas).
+    pub fn serving_as(mut self, name: impl FnOnce() -> String) -> Location {
+        if let Location::Postgres(target) = &mut self {
+            if target.replica.is_none() {
+                target.replica = Some(name());
             }
         }
-        let head = match rows.last().map_err(|e| storage(path, e))? {
-            None => Head {
-                seq: 0,
-                hash: GENESIS,
-            },
-            Some((k, v)) => {
-                let hash = chain::split(v.value())
-                    .map_err(|f| storage(path, format!("last row {}: {f}", k.value())))?
-                    .hash;
-                Head {
-                    seq: k.value(),
-                    hash,
-                }
-            }
-        };
-        let recorded = meta
-            .get("head")
-            .map_err(|e| storage(path, e))?
-            .map(|g| String::from_utf8_lossy(g.value()).into_owned());
-        recorded_is(path, recorded, head)?;
-        head
-    };
-    approvals::mark_if_fresh(&tx).map_err(|e| storage(path, e))?;
-    tx.commit().map_err(|e| storage(path, e))?;
-    Ok(head)
-}
-
-/// The head of a PostgreSQL ledger, checked like redb's at open: the recorded head must be
-/// the last row, or rows were removed (or rewritten) outside Airlock. Both come from one
-/// snapshot ([`Heads`]), so a commit by another replica in between is not taken for a rewrite.
-pub(super) fn store_head(store: &Store, heads: &Heads) -> Result<Head, LedgerError> {
-    let path = store.name();
-    let last = heads.last.clone();
-    let head = match last {
-        None => Head {
-            seq: 0,
-            hash: GENESIS,
-        },
-        Some((seq, bytes)) => Head {
-            seq,
-            hash: chain::split(&bytes)
-                .map_err(|f| storage(path, format!("last row {seq}: {f}")))?
-                .hash,
-        },
-    };
-    recorded_is(path, heads.head.clone(), head)?;
-    Ok(head)
-}
-
-/// The head recorded by the last commit must be the last row: otherwise rows were removed (or
-/// the ledger rewritten) since, and appending would bury the evidence. Refuse.
-fn recorded_is(path: &Path, recorded: Option<String>, head: Head) -> Result<(), LedgerError> {
-    let actual = head.to_string();
-    match recorded {
-        Some(r) if r != actual => Err(LedgerError::HeadMismatch {
-            path: path.to_path_buf(),
-            recorded: r,
-            actual,
-        }),
-        None if head.seq > 0 => Err(LedgerError::HeadMismatch {
-            path: path.to_path_buf(),
-            recorded: "none".into(),
-            actual,
-        }),
-        _ => Ok(()),
+        self
     }
+}
+
+impl Location {
+    /// The same place for a process that is no serving replica (a maintenance command's own
+    /// row): a shared ledger's configured replica name is left out.
+    pub fn reading(self) -> Location {
+        match self {
+            Location::Postgres(target) => Location::Postgres(target.reader()),
+            file => file,
+        }
+    }
+}
+
+/// The backend of the ledger at `at`, opened for `purpose`.
+pub(crate) fn backend(at: &Location, purpose: Purpose) -> Result<Arc<dyn Backend>, LedgerError> {
+    Ok(match at {
+        Location::File(path) => Arc::new(redb::open(path, purpose)?),
+        Location::Postgres(target) => postgres::open(target, purpose)?,
+    })
+}
+
+/// The head to append after: the recorded head must be the last row (both read in one
+/// snapshot, so another replica's commit in between is not taken for a rewrite), and with a
+/// key, signed by it.
+pub(crate) fn checked_head(
+    backend: &dyn Backend,
+    signer: Option<&Signer>,
+) -> Result<Head, LedgerError> {
+    let path = backend.name();
+    let heads = backend.heads()?;
+    let head = Head::of_last(path, heads.last.as_ref().map(|(s, b)| (*s, b.as_slice())))?;
+    head.is_recorded(path, heads.head.as_deref())?;
+    if let Some(signer) = signer {
+        check_head_signature(backend, head, heads.sig, signer)?;
+    }
+    Ok(head)
 }
 
 /// Before signing anything more, the head must carry this key's signature: otherwise the file
 /// was rewritten (or written with another key) and signing on would bless the rewrite. A ledger
 /// from before head signatures (none recorded) is accepted once, and signed from now on.
-pub(super) fn check_head_signature(
-    store: &Store,
+fn check_head_signature(
+    backend: &dyn Backend,
     head: Head,
     sig: Option<String>,
     signer: &Signer,
 ) -> Result<(), LedgerError> {
-    let path = store.name();
+    let path = backend.name();
     match sig {
         Some(sig) if !signer.public().verify_head(head.seq, &head.hash, &sig) => {
             Err(LedgerError::HeadUnsigned {
@@ -124,12 +101,4 @@ pub(super) fn check_head_signature(
         }
         _ => Ok(()),
     }
-}
-
-/// The recorded head, its signature and the last row, read together.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Heads {
-    pub head: Option<String>,
-    pub sig: Option<String>,
-    pub last: Option<(u64, Vec<u8>)>,
 }

@@ -10,7 +10,8 @@
 //! A lost connection is dropped and made again on next use, so a replica recovers from a
 //! database restart without a restart of its own.
 
-pub(super) mod commit;
+mod backend;
+mod commit;
 mod copy;
 mod listen;
 mod replicas;
@@ -22,13 +23,12 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls};
 
-pub use listen::Notice;
-pub use replicas::Adopted;
+pub(crate) use backend::open;
 use replicas::claim;
 
-use super::open::Heads;
-use super::store::Table;
-use super::{LedgerError, storage};
+use super::backend::Heads;
+use super::error::{LedgerError, storage};
+use super::schema::Table;
 
 refinery::embed_migrations!("src/ledger/postgres/migrations");
 
@@ -103,7 +103,7 @@ impl PgTarget {
 type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;
 
 /// A PostgreSQL ledger: its connection settings and a small pool of reader threads.
-pub struct Pg {
+struct Pg {
     name: PathBuf,
     config: postgres::Config,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
@@ -120,7 +120,7 @@ pub struct Pg {
 impl Pg {
     /// Connect, bring the schema up to date (refusing one newer than this build knows), and
     /// start the readers.
-    pub fn open(target: &PgTarget) -> Result<Arc<Pg>, LedgerError> {
+    fn open(target: &PgTarget) -> Result<Arc<Pg>, LedgerError> {
         let name = PathBuf::from(&target.url);
         let config = target.config().map_err(|e| storage(&name, e))?;
         // On a thread of its own: the synchronous client must not run on an async runtime's.
@@ -179,15 +179,15 @@ impl Pg {
         }))
     }
 
-    pub fn name(&self) -> &Path {
+    fn name(&self) -> &Path {
         &self.name
     }
 
-    pub fn replica(&self) -> &str {
+    fn replica(&self) -> &str {
         &self.replica
     }
 
-    pub(super) fn connect(&self) -> Result<Client, postgres::Error> {
+    fn connect(&self) -> Result<Client, postgres::Error> {
         self.config.connect(NoTls)
     }
 
@@ -257,15 +257,17 @@ impl Pg {
             .map_err(|e| storage(&self.name, describe(&e)))
     }
 
-    pub(super) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
-        let (t, k, v) = table.sql();
+    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        let (t, k, _) = table.sql();
+        let v = table.sql_read();
         let sql = format!("SELECT {v} FROM {t} WHERE {k} = $1");
         let key = key.to_string();
         self.read(move |c| Ok(c.query_opt(&sql, &[&key])?.map(|r| r.get(0))))
     }
 
-    pub(super) fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
-        let (t, k, v) = table.sql();
+    fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+        let (t, k, _) = table.sql();
+        let v = table.sql_read();
         let sql = format!("SELECT {k}, {v} FROM {t} ORDER BY {k} COLLATE \"C\"");
         self.read(move |c| {
             Ok(c.query(&sql, &[])?
@@ -276,7 +278,7 @@ impl Pg {
     }
 
     /// The chain in order, read in chunks, until `each` returns false.
-    pub(super) fn rows(&self, each: &mut dyn FnMut(u64, &[u8]) -> bool) -> Result<(), LedgerError> {
+    fn rows(&self, each: &mut dyn FnMut(u64, &[u8]) -> bool) -> Result<(), LedgerError> {
         let mut after = 0i64;
         loop {
             let from = after;
@@ -303,7 +305,7 @@ impl Pg {
 
     /// The recorded head, its signature and the last row, in one statement (one snapshot:
     /// replicas may be committing).
-    pub(super) fn heads(&self) -> Result<Heads, LedgerError> {
+    fn heads(&self) -> Result<Heads, LedgerError> {
         self.read(|c| {
             let r = c.query_one(
                 "SELECT (SELECT convert_from(value, 'UTF8') FROM airlock_meta WHERE key = 'head'), \
@@ -326,7 +328,7 @@ impl Pg {
     }
 
     /// One row's stored bytes.
-    pub(super) fn row(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+    fn row(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {
         let seq = i64::try_from(seq).unwrap_or(i64::MAX);
         self.read(move |c| {
             Ok(
@@ -337,11 +339,7 @@ impl Pg {
     }
 
     /// Retention: remove rows up to `through` and record the tombstone, under the head lock.
-    pub(super) fn remove_prefix(
-        &self,
-        through: u64,
-        tombstone: Vec<u8>,
-    ) -> Result<(), LedgerError> {
+    fn remove_prefix(&self, through: u64, tombstone: Vec<u8>) -> Result<(), LedgerError> {
         let through = i64::try_from(through).unwrap_or(i64::MAX);
         self.write(move |c| {
             let mut tx = c.transaction()?;
@@ -357,11 +355,6 @@ impl Pg {
             )?;
             tx.commit()
         })
-    }
-
-    /// Listen for approval changes made by the other replicas.
-    pub fn listen(self: &Arc<Self>) -> tokio::sync::mpsc::UnboundedReceiver<Notice> {
-        listen::start(self.clone())
     }
 }
 

@@ -7,17 +7,19 @@
 //! appended so the chain itself records the prune. It must never remove a row under retention.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
-use redb::{Database, ReadableTable};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::backend::{Backend, Purpose};
 use super::checkpoint::Checkpoint;
+use super::error::{LedgerError, storage};
+use super::open::{self, Location};
 use super::row::{self, Row};
-use super::{Ledger, LedgerError, LedgerReader, Location, META, NewRow, ROWS, storage};
+use super::schema::{Table, meta};
+use super::{Ledger, LedgerReader, NewRow};
 use crate::signing::Signer;
 
 /// What a prune would remove.
@@ -55,8 +57,8 @@ impl Tombstone {
 }
 
 /// The tombstone of the last prune, if any.
-pub(super) fn tombstone(store: &super::store::Store) -> Result<Option<Tombstone>, LedgerError> {
-    match store.get(super::store::Table::Meta, "pruned")? {
+pub(super) fn tombstone(store: &dyn Backend) -> Result<Option<Tombstone>, LedgerError> {
+    match store.get(Table::Meta, meta::PRUNED)? {
         None => Ok(None),
         Some(v) => serde_json::from_slice(&v)
             .map(Some)
@@ -130,38 +132,31 @@ pub async fn apply(at: &Location, signer: &Signer, plan: &Plan) -> Result<(), Le
     let now = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default();
-    let sign = |last: &[u8], name: &Path| -> Result<Tombstone, LedgerError> {
+    let store = open::backend(at, Purpose::Maintain)?;
+    let name = store.name().to_path_buf();
+    let mut tomb = None;
+    store.remove_prefix(plan.through, &mut |last| {
         let head = hex::encode(
             super::chain::split(last)
-                .map_err(|f| storage(name, f))?
+                .map_err(|f| storage(&name, f))?
                 .hash,
         );
         let cp = Checkpoint::sign(signer, plan.through, &head, &now);
-        Ok(Tombstone {
+        let t = Tombstone {
             through: cp.rows,
             head: cp.head,
             time: cp.time,
             key: cp.key,
             signature: cp.signature,
-        })
-    };
-    let tomb = match at {
-        Location::File(path) => remove_redb(path, plan.through, &sign)?,
-        Location::Postgres(target) => {
-            let pg = super::postgres::Pg::open(&target.reader())?;
-            let last = pg
-                .row(plan.through)?
-                .ok_or_else(|| storage(pg.name(), format!("row {} is gone", plan.through)))?;
-            let tomb = sign(&last, pg.name())?;
-            let bytes = serde_json::to_vec(&tomb).map_err(|e| storage(pg.name(), e))?;
-            pg.remove_prefix(plan.through, bytes)?;
-            tomb
-        }
-    };
-    let at = match at {
-        Location::Postgres(target) => Location::Postgres(target.reader()),
-        file => file.clone(),
-    };
+        };
+        let bytes = serde_json::to_vec(&t).map_err(|e| storage(&name, e))?;
+        tomb = Some(t);
+        Ok(bytes)
+    })?;
+    drop(store);
+    let tomb = tomb.ok_or_else(|| storage(&name, "the prune signed no tombstone"))?;
+    // the prune's own row, appended as a reader would (never under a replica's name)
+    let at = at.clone().reading();
     let ledger = Ledger::open_at(&at, Some(signer.clone()))?;
     ledger
         .append(vec![NewRow::now(
@@ -177,40 +172,4 @@ pub async fn apply(at: &Location, signer: &Signer, plan: &Plan) -> Result<(), Le
         )])
         .await?;
     Ok(())
-}
-
-/// Signs the tombstone of the last row removed (its stored bytes).
-type Sign<'a> = dyn Fn(&[u8], &Path) -> Result<Tombstone, LedgerError> + 'a;
-
-fn remove_redb(path: &Path, through: u64, sign: &Sign<'_>) -> Result<Tombstone, LedgerError> {
-    let db = Database::open(path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::InUse(path.to_path_buf()),
-        other => storage(path, other),
-    })?;
-    let tx = db.begin_write().map_err(|e| storage(path, e))?;
-    let tomb = {
-        let mut rows = tx.open_table(ROWS).map_err(|e| storage(path, e))?;
-        let last = rows
-            .get(through)
-            .map_err(|e| storage(path, e))?
-            .ok_or_else(|| storage(path, format!("row {through} is gone")))?
-            .value()
-            .to_vec();
-        let tomb = sign(&last, path)?;
-        let first = rows
-            .first()
-            .map_err(|e| storage(path, e))?
-            .map_or(1, |(k, _)| k.value());
-        for seq in first..=through {
-            rows.remove(seq).map_err(|e| storage(path, e))?;
-        }
-        tomb
-    };
-    let bytes = serde_json::to_vec(&tomb).map_err(|e| storage(path, e))?;
-    tx.open_table(META)
-        .map_err(|e| storage(path, e))?
-        .insert("pruned", bytes.as_slice())
-        .map_err(|e| storage(path, e))?;
-    tx.commit().map_err(|e| storage(path, e))?;
-    Ok(tomb)
 }

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::chain::{leaf, link};
 use super::row::{OutcomeStatus, Row, sample};
-use super::{BadRow, Fault, Ledger, LedgerError, LedgerReader, NewRow, ROWS, VerifyReport, chain};
+use super::schema::ROWS;
+use super::{BadRow, Fault, Ledger, LedgerError, LedgerReader, NewRow, VerifyReport, chain};
 
 mod approvals;
 mod prune;

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::chain::{Fault, GENESIS, Verifier};
 use super::checkpoint::Saved;
+use super::error::{LedgerError, storage};
 use super::reader::LedgerReader;
 use super::row::{self, Row};
-use super::{LedgerError, storage};
 use crate::signing::Public;
 
 /// What to hold the ledger against.
@@ -111,7 +111,7 @@ impl LedgerReader {
             .as_deref()
             .and_then(|h| h.parse::<super::head::Head>().ok())
             .map(|h| h.seq);
-        let tomb = super::prune::tombstone(&self.store)?;
+        let tomb = super::prune::tombstone(self.store.as_ref())?;
         let mut v = match &tomb {
             Some(t) => {
                 let mut h = [0u8; 32];

@@ -59,7 +59,7 @@ pub fn ledger_extends(ledger: &Ledger, dir: &Path, public: &Public) -> Result<He
         return Ok(None);
     };
     let (has, _) = ledger.head()?;
-    let pruned = prune::tombstone(&ledger.store)?;
+    let pruned = prune::tombstone(ledger.store.as_ref())?;
     let ledger_name = ledger.path().display().to_string();
     // the newest first: a shorter ledger is named by the checkpoint that saw the most
     checked.sort_by_key(|(_, s)| std::cmp::Reverse(s.rows()));

@@ -123,7 +123,7 @@ async fn a_row_edited_in_place_at_the_checkpoint_is_refused() {
         let db = redb::Database::create(&p).unwrap();
         let tx = db.begin_write().unwrap();
         {
-            let mut t = tx.open_table(crate::ledger::ROWS).unwrap();
+            let mut t = tx.open_table(crate::ledger::schema::ROWS).unwrap();
             let mut row = t.get(2).unwrap().unwrap().value().to_vec();
             let at = row.windows(3).position(|w| w == b"bob").unwrap();
             row[at..at + 3].copy_from_slice(b"eve");

@@ -2,24 +2,26 @@
 //!
 //! The transaction first locks the `head` row, so appends from every replica are serialised:
 //! one chain, one sequence. Conditions (an approval's state as its caller read it, one
-//! forwarded mark per call) are checked under that lock by the same [`admit`] as redb's, so a
-//! race between replicas has exactly one winner. Approval changes are announced with
-//! `pg_notify`, delivered only if the transaction commits.
+//! forwarded mark per call) are checked under that lock by the same `batch::admit` as redb's,
+//! so a race between replicas has exactly one winner; what is written is `batch::writes`'s.
+//! Approval changes are announced with `pg_notify`, delivered only if the transaction commits.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 
-use super::super::writer::{Planned, Results, accepted, admit, plan, results};
-use super::super::{Head, ItemKind, Request};
+use super::super::backend::Committer;
+use super::super::batch::{Finals, Planned, Results, accepted, admit, plan, results, writes};
+use super::super::change::Change;
+use super::super::head::Head;
+use super::super::schema::Table;
 use super::listen::CHANNEL;
 use super::{Pg, describe};
-use crate::ledger::store::Table;
 use crate::signing::Signer;
 
-pub(in crate::ledger) struct PgSink {
+pub(super) struct PgSink {
     pg: Arc<Pg>,
     client: Option<Client>,
     /// The connection's prepared statements, by SQL text: a statement is parsed once per
@@ -72,19 +74,23 @@ impl Prepared<'_, '_> {
 }
 
 impl PgSink {
-    pub(in crate::ledger) fn new(pg: Arc<Pg>) -> PgSink {
+    pub(super) fn new(pg: Arc<Pg>) -> PgSink {
         PgSink {
             pg,
             client: None,
             prepared: HashMap::new(),
         }
     }
+}
 
-    /// Commit a batch; a lost connection is made again on the next batch.
-    pub(in crate::ledger) fn commit(
+impl Committer for PgSink {
+    /// Commit a batch after the head as locked in the database (other replicas append too);
+    /// a lost connection is made again on the next batch.
+    fn commit(
         &mut self,
+        _head: Head,
         signer: Option<&Signer>,
-        batch: &[Request],
+        batch: &[&Change],
     ) -> Result<(Head, Results), String> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
@@ -103,15 +109,12 @@ impl PgSink {
     }
 }
 
-/// Last value per key, in the order the batch set them (`None`: remove).
-type Finals = BTreeMap<String, Option<Vec<u8>>>;
-
 fn write(
     client: &mut Client,
     cache: &mut HashMap<String, Statement>,
     me: &str,
     signer: Option<&Signer>,
-    batch: &[Request],
+    batch: &[&Change],
 ) -> Result<(Head, Results), String> {
     let db = |e: postgres::Error| describe(&e);
     let mut tx = Prepared {
@@ -130,7 +133,7 @@ fn write(
     let items = |table: Table| -> Vec<&str> {
         batch
             .iter()
-            .flat_map(|r| r.change.conditions())
+            .flat_map(|c| c.conditions())
             .filter(|(t, _, _)| *t == table)
             .map(|(_, id, _)| id)
             .collect()
@@ -138,7 +141,7 @@ fn write(
     let ids = items(Table::Approvals);
     let calls: Vec<&str> = batch
         .iter()
-        .flat_map(|r| &r.change.forwarded)
+        .flat_map(|c| &c.forwarded)
         .map(|(id, _)| id.as_str())
         .collect();
     let states: HashMap<String, Vec<u8>> = if ids.is_empty() {
@@ -202,7 +205,7 @@ fn write(
     let accepted = accepted(batch, &refusals);
     let row_calls: Vec<&str> = accepted
         .iter()
-        .flat_map(|r| &r.change.rows)
+        .flat_map(|c| &c.rows)
         .filter(|r| !r.call_id.is_empty())
         .map(|r| r.call_id.as_str())
         .collect();
@@ -220,40 +223,16 @@ fn write(
     };
     let planned = plan(head, &accepted, &mut |id| Ok(signed.contains(id)), signer)?;
     write_rows(&mut tx, &planned).map_err(db)?;
-    write_state(&mut tx, me, &accepted).map_err(db)?;
-    let h = planned.head;
-    let head_text = h.to_string();
-    match signer {
-        // the head and its signature in one statement
-        Some(signer) => {
-            let sig = signer.sign_head(h.seq, &h.hash);
-            tx.execute(
-                "INSERT INTO airlock_meta (key, value) VALUES ('head', $1), ('head_sig', $2) \
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                &[&head_text.as_bytes(), &sig.as_bytes()],
-            )
-        }
-        None => tx.execute(
-            "UPDATE airlock_meta SET value = $1 WHERE key = 'head'",
-            &[&head_text.as_bytes()],
-        ),
-    }
-    .map_err(db)?;
-    if accepted.iter().any(|r| r.change.approvals_indexed) {
-        tx.execute(
-            "INSERT INTO airlock_meta (key, value) VALUES ('approvals_indexed', '1') \
-             ON CONFLICT (key) DO NOTHING",
-            &[],
-        )
-        .map_err(db)?;
-    }
-    let notices: Vec<String> = accepted
-        .iter()
-        .flat_map(|r| r.change.items_of(ItemKind::Approval))
-        .map(|a| format!("{} {me}", a.id))
-        .collect::<std::collections::BTreeSet<_>>()
+    let writes = writes(&accepted, &planned, signer)?;
+    let notices: Vec<String> = writes
+        .get(&Table::Approvals)
         .into_iter()
+        .flat_map(|finals| finals.keys())
+        .map(|id| format!("{id} {me}"))
         .collect();
+    for (table, finals) in writes {
+        put(&mut tx, table, Some(me), finals).map_err(db)?;
+    }
     if !notices.is_empty() {
         tx.execute(
             "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n",
@@ -279,125 +258,71 @@ fn write_rows(tx: &mut Prepared<'_, '_>, planned: &Planned) -> Result<(), postgr
         let data: Vec<&[u8]> = planned.rows.iter().map(|(_, b)| b.as_slice()).collect();
         tx.execute(super::INSERT_ROWS, &[&seqs, &data])?;
     }
-    if !planned.newly_signed.is_empty() {
-        tx.execute(
-            "INSERT INTO airlock_signed_calls (call_id) SELECT DISTINCT unnest($1::text[]) \
-             ON CONFLICT DO NOTHING",
-            &[&planned.newly_signed],
-        )?;
-    }
     Ok(())
 }
 
-/// Upsert the final values, delete the removed keys.
+/// Upsert one state table's final values, delete its removed keys; `owner`: the replica that
+/// changes them, for the tables that record one.
 fn put(
     tx: &mut Prepared<'_, '_>,
-    table: &str,
-    key: &str,
-    value: &str,
+    table: Table,
     owner: Option<&str>,
-    finals: Finals,
+    finals: Finals<'_>,
 ) -> Result<(), postgres::Error> {
+    let (name, key, value) = table.sql();
     let (set, gone): (Vec<_>, Vec<_>) = finals.into_iter().partition(|(_, v)| v.is_some());
     if !gone.is_empty() {
-        let keys: Vec<String> = gone.into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = gone.into_iter().map(|(k, _)| k.into_owned()).collect();
         tx.execute(
-            &format!("DELETE FROM {table} WHERE {key} = ANY($1)"),
+            &format!("DELETE FROM {name} WHERE {key} = ANY($1)"),
             &[&keys],
         )?;
     }
-    if !set.is_empty() {
-        let (keys, values): (Vec<String>, Vec<Vec<u8>>) = set
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap_or_default()))
-            .unzip();
-        match owner {
-            Some(owner) => tx.execute(
-                &format!(
-                    "INSERT INTO {table} ({key}, {value}, owner) \
-                     SELECT k, v, $3 FROM unnest($1::text[], $2::bytea[]) AS t(k, v) \
-                     ON CONFLICT ({key}) DO UPDATE SET {value} = EXCLUDED.{value}, owner = EXCLUDED.owner"
-                ),
-                &[&keys, &values, &owner],
-            )?,
-            None => tx.execute(
-                &format!(
-                    "INSERT INTO {table} ({key}, {value}) \
-                     SELECT * FROM unnest($1::text[], $2::bytea[]) \
-                     ON CONFLICT ({key}) DO UPDATE SET {value} = EXCLUDED.{value}"
-                ),
-                &[&keys, &values],
-            )?,
-        };
+    if set.is_empty() {
+        return Ok(());
     }
-    Ok(())
-}
-
-fn json(v: &serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
-fn write_state(
-    tx: &mut Prepared<'_, '_>,
-    me: &str,
-    accepted: &[&Request],
-) -> Result<(), postgres::Error> {
-    let (mut states, mut open, mut forwarded, mut held, mut drift) = (
-        Finals::new(),
-        Finals::new(),
-        Finals::new(),
-        Finals::new(),
-        Finals::new(),
-    );
-    let mut call_keys = Finals::new();
-    let mut tools: BTreeMap<String, String> = BTreeMap::new();
-    for c in accepted.iter().map(|r| &r.change) {
-        for a in c.items_of(ItemKind::Approval) {
-            states.insert(a.id.clone(), Some(a.state.clone()));
-            open.insert(a.id.clone(), a.open.clone());
+    let (keys, values): (Vec<String>, Vec<Vec<u8>>) = set
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.into_owned(),
+                v.map(|v| v.into_owned()).unwrap_or_default(),
+            )
+        })
+        .unzip();
+    match (table, owner.filter(|_| table.owned())) {
+        (Table::Signed, _) => tx.execute(
+            "INSERT INTO airlock_signed_calls (call_id) SELECT DISTINCT unnest($1::text[]) \
+             ON CONFLICT DO NOTHING",
+            &[&keys],
+        )?,
+        (Table::Tools, _) => {
+            let hashes: Vec<String> = values
+                .iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            tx.execute(
+                "INSERT INTO airlock_tools (key, hash) SELECT * FROM unnest($1::text[], $2::text[]) \
+                 ON CONFLICT (key) DO UPDATE SET hash = EXCLUDED.hash",
+                &[&keys, &hashes],
+            )?
         }
-        for h in c.items_of(ItemKind::Held) {
-            held.insert(h.id.clone(), Some(h.state.clone()));
-        }
-        for k in c.items_of(ItemKind::CallKey) {
-            call_keys.insert(k.id.clone(), Some(k.state.clone()));
-        }
-        for k in &c.forget_keys {
-            call_keys.insert(k.clone(), None);
-        }
-        for (id, route) in &c.forwarded {
-            forwarded.insert(id.clone(), Some(json(route)));
-        }
-        for id in &c.settled {
-            forwarded.insert(id.clone(), None);
-        }
-        for (k, h) in &c.tools {
-            tools.insert(k.clone(), h.clone());
-        }
-        for (k, v) in &c.drift {
-            drift.insert(k.clone(), v.as_ref().map(json));
-        }
-    }
-    put(tx, "airlock_approvals", "id", "state", None, states)?;
-    put(tx, "airlock_open_approvals", "id", "entry", Some(me), open)?;
-    put(
-        tx,
-        "airlock_forwarded",
-        "call_id",
-        "route",
-        Some(me),
-        forwarded,
-    )?;
-    put(tx, "airlock_held", "id", "state", Some(me), held)?;
-    put(tx, "airlock_call_keys", "key", "entry", None, call_keys)?;
-    put(tx, "airlock_drift", "key", "value", None, drift)?;
-    if !tools.is_empty() {
-        let (keys, hashes): (Vec<String>, Vec<String>) = tools.into_iter().unzip();
-        tx.execute(
-            "INSERT INTO airlock_tools (key, hash) SELECT * FROM unnest($1::text[], $2::text[]) \
-             ON CONFLICT (key) DO UPDATE SET hash = EXCLUDED.hash",
-            &[&keys, &hashes],
-        )?;
-    }
+        (_, Some(owner)) => tx.execute(
+            &format!(
+                "INSERT INTO {name} ({key}, {value}, owner) \
+                 SELECT k, v, $3 FROM unnest($1::text[], $2::bytea[]) AS t(k, v) \
+                 ON CONFLICT ({key}) DO UPDATE SET {value} = EXCLUDED.{value}, owner = EXCLUDED.owner"
+            ),
+            &[&keys, &values, &owner],
+        )?,
+        (_, None) => tx.execute(
+            &format!(
+                "INSERT INTO {name} ({key}, {value}) \
+                 SELECT * FROM unnest($1::text[], $2::bytea[]) \
+                 ON CONFLICT ({key}) DO UPDATE SET {value} = EXCLUDED.{value}"
+            ),
+            &[&keys, &values],
+        )?,
+    };
     Ok(())
 }

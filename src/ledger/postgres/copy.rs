@@ -1,15 +1,12 @@
 //! `ledger copy` into a PostgreSQL target: rows as stored, then state and head together.
 
-use super::super::LedgerError;
-use super::super::store::Table;
+use super::super::error::LedgerError;
+use super::super::schema::Table;
 use super::Pg;
 
 impl Pg {
     /// `ledger copy`: rows as stored, in one transaction.
-    pub(in crate::ledger) fn copy_rows(
-        &self,
-        rows: Vec<(u64, Vec<u8>)>,
-    ) -> Result<(), LedgerError> {
+    pub(super) fn copy_rows(&self, rows: Vec<(u64, Vec<u8>)>) -> Result<(), LedgerError> {
         self.write(move |c| {
             let seqs: Vec<i64> = rows
                 .iter()
@@ -21,7 +18,7 @@ impl Pg {
     }
 
     /// `ledger copy`: the state tables and the meta values (the head among them), together.
-    pub(in crate::ledger) fn copy_state(
+    pub(super) fn copy_state(
         &self,
         state: Vec<(Table, String, Vec<u8>)>,
     ) -> Result<(), LedgerError> {

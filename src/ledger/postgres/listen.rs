@@ -8,19 +8,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::super::backend::Notice;
 use super::Pg;
 
 /// The channel every approval change is announced on.
-pub(crate) const CHANNEL: &str = "airlock_approvals";
-
-/// What the listener reports.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Notice {
-    /// Another replica committed a change to this approval.
-    Approval(String),
-    /// The listener was disconnected and is back: notices may have been missed, reload.
-    Resync,
-}
+pub(super) const CHANNEL: &str = "airlock_approvals";
 
 pub(super) fn start(pg: Arc<Pg>) -> UnboundedReceiver<Notice> {
     let (tx, rx) = unbounded_channel();

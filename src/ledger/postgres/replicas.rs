@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls};
 
+use super::super::backend::Adopted;
 use super::{LedgerError, Pg, describe};
 
 impl Pg {
@@ -13,7 +14,11 @@ impl Pg {
     /// replica is adopted by exactly one replica (its row is deleted in the adopting transaction).
     /// With `own`, also what this replica's previous run left (it holds its name's lock, so
     /// that run is over).
-    pub fn heartbeat(&self, dead_after: Duration, own: bool) -> Result<Adopted, LedgerError> {
+    pub(super) fn heartbeat(
+        &self,
+        dead_after: Duration,
+        own: bool,
+    ) -> Result<Adopted, LedgerError> {
         if !own {
             self.keep_name();
         }
@@ -123,7 +128,7 @@ impl Pg {
 
     /// Leave cleanly: mark this replica silent since forever, so another (or the next to
     /// start) adopts what it leaves open at its next heartbeat instead of after `dead_after`.
-    pub fn leave(&self) {
+    pub(super) fn leave(&self) {
         let me = self.replica.clone();
         let _ = self.read(move |c| {
             c.execute(
@@ -133,18 +138,6 @@ impl Pg {
             .map(|_| ())
         });
     }
-}
-
-/// What a heartbeat adopted from dead replicas.
-#[derive(Debug, Default)]
-pub struct Adopted {
-    pub replicas: Vec<String>,
-    /// (approval id, index entry bytes).
-    pub approvals: Vec<(String, Vec<u8>)>,
-    /// (call id, route JSON bytes).
-    pub forwarded: Vec<(String, Vec<u8>)>,
-    /// Held calls' states (JSON bytes).
-    pub held: Vec<Vec<u8>>,
 }
 
 /// Take the advisory lock on a replica name on a connection of its own: `None` if a live

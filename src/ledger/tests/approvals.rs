@@ -3,9 +3,9 @@
 
 use redb::{Database, ReadableDatabase, TableHandle};
 
-use super::super::approvals::OPEN_APPROVALS;
 use super::super::row::sample;
-use super::super::{Change, ItemKind, ItemState, Ledger, LedgerError, META, NewRow, Prior};
+use super::super::schema::{META, OPEN_APPROVALS};
+use super::super::{Change, ItemKind, ItemState, Ledger, LedgerError, NewRow, Prior};
 
 fn state(id: &str, open: bool) -> ItemState {
     ItemState {

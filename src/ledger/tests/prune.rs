@@ -9,7 +9,8 @@ use time::macros::datetime;
 use super::super::checkpoint::{Checkpoint, take};
 use super::super::prune::{Tombstone, apply, plan};
 use super::super::row::sample;
-use super::super::{Fault, Ledger, LedgerReader, Location, META, NewRow, VerifyOptions};
+use super::super::schema::META;
+use super::super::{Fault, Ledger, LedgerReader, Location, NewRow, VerifyOptions};
 use crate::signing::Signer;
 
 const YEAR: Duration = Duration::from_secs(31_557_600);

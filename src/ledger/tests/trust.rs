@@ -9,7 +9,8 @@ use redb::{Database, ReadableTable};
 
 use super::super::checkpoint::Checkpoint;
 use super::super::row::{OutcomeStatus, sample};
-use super::super::{Fault, Ledger, LedgerReader, NewRow, ROWS, VerifyOptions, VerifyReport};
+use super::super::schema::ROWS;
+use super::super::{Fault, Ledger, LedgerReader, NewRow, VerifyOptions, VerifyReport};
 use crate::signing::Signer;
 
 fn key(n: u8) -> Signer {
@@ -120,7 +121,7 @@ fn cut_to(path: &Path, keep: u64) {
         let bytes = t.get(keep).unwrap().unwrap().value().to_vec();
         hex::encode(super::super::chain::split(&bytes).unwrap().hash)
     };
-    tx.open_table(super::super::META)
+    tx.open_table(super::super::schema::META)
         .unwrap()
         .insert("head", format!("{keep}:{head}").as_bytes())
         .unwrap();
