@@ -1,10 +1,15 @@
 //! The gate: the one place that sequences the effects of a tool call around the pure core.
 //!
-//! For every call: resolve the tool, ask [`crate::decide`], write the proposal and verdict to the
-//! ledger durably, and only then forward an allowed call (through [`crate::forward`]) or hand an
-//! approval to the [`crate::approval`] desk. It owns that order and nothing else. It must never
-//! forward a call whose rows are not durable (fail closed), never change the arguments it
-//! forwards, and never speak MCP itself (that is [`crate::mcp`]).
+//! Split as a pure plan and a short driver. [`plan::plan`] says what becomes of a call — the
+//! decision ([`crate::decide`]), the rows and state to commit, the meter change and its undo,
+//! and the next step (forward, suspend at the approval desk, hold, refuse, answer a repeat) —
+//! without I/O. The driver, [`Gate::call`], performs it: it takes the snapshot, the call id and
+//! the time, looks up the call's key, seals redacted values, plans and queues the commit under
+//! the meter's lock, and once the rows are durable forwards an allowed call (through
+//! [`crate::forward`]), hands an approval to the [`crate::approval`] desk, or refuses. It owns
+//! that order and nothing else. It must never forward a call whose rows are not durable (fail
+//! closed), never change the arguments it forwards, and never speak MCP itself (that is
+//! [`crate::mcp`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,17 +21,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::approval::Approvals;
 use crate::approval::state::Status;
-use crate::canonical;
-use crate::config::Setup;
-use crate::decide::{self, Call, Context, Decision, Verdict};
-use crate::drift::Pause;
+use crate::decide::Decision;
 use crate::drift::pauses::Pauses;
 use crate::forward::{Forward, Forwarded, Forwarder};
-use crate::ledger::{Change, Ledger, NewRow, Pending, Row, row};
+use crate::ledger::{Ledger, Pending, row};
 use crate::live::Live;
 use crate::mcp::downstream::{ToolReply, ToolServers, ToolSet};
-use crate::quarantine::{self, Held, Quarantine};
-use crate::retry::Asks;
+use crate::quarantine::{Held, Quarantine};
 
 /// A `tools/call` as the agent sent it.
 #[derive(Debug, Clone)]
@@ -140,7 +141,8 @@ impl Gate {
         &self.quarantine
     }
 
-    /// Gate one call end to end.
+    /// Gate one call end to end: resolve it against one snapshot, look up its key, plan it
+    /// under the meter's lock ([`plan::plan`]), commit, then do what the plan says next.
     pub async fn call(&self, call: GateCall) -> Reply {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let _in_flight = InFlight(self.in_flight.clone());
@@ -148,242 +150,33 @@ impl Gate {
         let now = OffsetDateTime::now_utc();
         // One snapshot per call: it is decided by exactly one policy version.
         let (setup, changed) = self.live.snapshot();
-        let actor = call.actor.as_deref().unwrap_or(setup.config.actor.as_str());
-        let args_value = Value::Object(call.arguments.clone());
-        let canonical_args = canonical::to_string(&args_value);
-        // one snapshot of the tools served, borrowed for the whole decision
         let served = self.servers.tools();
-        let route = route_in(&served, &setup, &call.tool);
-        let manifest = route
-            .as_ref()
-            .and_then(|(server, tool)| setup.manifests.get(server, tool));
-        let facts = Call {
-            tool: &call.tool,
-            arguments: &call.arguments,
-            meta: call.meta.as_ref(),
-            canonical_len: canonical_args.len(),
-            changed: route
-                .as_ref()
-                .and_then(|(s, t)| changed.get(&(s.clone(), t.clone())))
-                .map(|c| (c.was.as_str(), c.now.as_str())),
-            reversal_served: match manifest.map(|m| &m.reversal) {
-                // the undo tool must be served, and be the definition that was reviewed
-                Some(crate::manifest::Reversal::Tool { tool }) => {
-                    route.as_ref().is_some_and(|(server, _)| {
-                        served.route_of(server, tool).is_some()
-                            && !changed.contains_key(&(server.clone(), tool.clone()))
-                    })
-                }
-                _ => true,
-            },
-        };
-        let Recorded {
-            redacted,
-            arguments: recorded,
-            arguments_sha256,
-            proposal,
-        } = recorded::of(recorded::Call {
-            call: &call,
-            route: route.as_ref(),
-            manifest,
-            keys: self.forwarder.sealer().keys(),
-            call_id: &call_id,
-            actor,
-            whole: args_value,
-            canonical: &canonical_args,
-        });
-        // a repeat of a call already made is answered by that call once decided the same way
-        let retried = match self.retried(retries::Retrying {
+        let snapshot = plan::Snapshot {
             setup: &setup,
-            call: &call,
-            route: route.as_ref(),
-            class: manifest.map(|m| m.class.as_str()),
-            actor,
-            call_id: &call_id,
-            arguments_sha256: &arguments_sha256,
-            proposal: &proposal,
-            now,
-        }) {
+            changed: &changed,
+            served: &served,
+        };
+        let keys = self.forwarder.sealer().keys();
+        let (incoming, recorded) = plan::incoming(&snapshot, &call, &call_id, now, keys);
+        let actor = incoming.actor;
+        // a repeat of a call already made is answered by that call once decided the same way
+        let retried = match self.retried(retries::Retrying::of(&setup, &incoming, &recorded)) {
             Ok(retried) => retried,
             Err(reply) => return *reply,
         };
-        // Decide and charge the rate-limit counters under the meter's lock, and queue the
-        // ledger change before releasing it: counters change in the order they are committed.
-        let (decision, committed) = {
-            let mut meter = self.pauses.meter().lock();
-            let decision = decide::decide(
-                &facts,
-                manifest,
-                &setup.policy,
-                &Context {
-                    actor,
-                    now,
-                    usage: &*meter,
-                },
-            );
-            // a reason never quotes a redacted value
-            let decision = match manifest {
-                Some(m) if !m.redact.is_empty() => decision.hiding(&m.redact),
-                _ => decision,
-            };
-            let mut rows = vec![
-                NewRow::at(&call_id, now, Row::Proposal(proposal)),
-                NewRow::at(
-                    &call_id,
-                    now,
-                    Row::Verdict(verdict_body(
-                        &decision,
-                        setup.policy.is_signed(decision.class.as_deref()),
-                    )),
-                ),
-            ];
-            let asks = match &decision.verdict {
-                Verdict::Approve { .. } if manifest.is_some() => Asks::Approval,
-                Verdict::Quarantine if pause_of(&decision, &call_id, now).is_none() => Asks::Review,
-                Verdict::Allow if retried.fresh.as_ref().is_some_and(|f| f.keyed) => {
-                    Asks::Autopilot
-                }
-                _ => Asks::Nothing,
-            };
-            if let Some((repeat, row)) = retried.repeat(asks, &call_id, now) {
-                rows.push(row);
-                (decision, Committed::Repeat(rows, repeat))
-            } else if matches!(decision.verdict, Verdict::Approve { .. }) && manifest.is_some() {
-                (decision, Committed::ToDesk(rows))
-            } else {
-                let mut change = Change::default();
-                let mut pause = None;
-                let refusing = Refusing {
-                    actor,
-                    tool: &call.tool,
-                    call_id: &call_id,
-                    decision: &decision,
-                    limit: setup.policy.refused_per_minute,
-                    // a signed class's refusals are evidence: always recorded whole
-                    must_record: setup.policy.is_signed(decision.class.as_deref()),
-                    now,
-                };
-                // the held call, or why a quarantined call is not held
-                let mut held: Option<Result<Held, &'static str>> = None;
-                match &decision.verdict {
-                    Verdict::Allow => {
-                        // with an idempotency key, the call takes its key: it runs at most once
-                        if let Some(f) = retried.fresh.as_ref().filter(|f| f.keyed) {
-                            let item = crate::retry::Item::Call(call_id.clone());
-                            match f.state(item, &call_id, now) {
-                                Ok(state) => change.items.push(state),
-                                Err(e) => return ledger_failed(&call_id, &decision, &e),
-                            }
-                        }
-                        change.drift = meter.charge(&decision.charges, now);
-                        if let Some((server, tool)) = &route {
-                            change
-                                .forwarded
-                                .push(Forwarder::mark(&call_id, server, tool));
-                        }
-                    }
-                    Verdict::Quarantine => {
-                        if let Some(p) = pause_of(&decision, &call_id, now) {
-                            change.drift = meter.pause(p.clone());
-                            pause = Some(p);
-                        }
-                        held = Some(
-                            if crate::authority::needed(
-                                &crate::authority::Matter::Held {
-                                    roles: &decision.review_roles,
-                                    requester: actor,
-                                },
-                                &setup.policy,
-                            )
-                            .is_err()
-                            {
-                                Err(NO_REVIEWER)
-                            } else {
-                                // released, it runs only on the definition it was held under
-                                self.hold(&served, &call, &route, &decision, &call_id, actor, now)
-                                    .and_then(|h| {
-                                        Ok(Held {
-                                            definition: facts
-                                                .changed
-                                                .map(|(_, now)| now.to_string()),
-                                            // held as recorded; its redacted values sealed
-                                            arguments: recorded::map_of(&recorded),
-                                            sealed: self.seal(&call_id, redacted.as_ref())?,
-                                            ..h
-                                        })
-                                    })
-                            },
-                        );
-                        match &held {
-                            Some(Ok(h)) => {
-                                rows.push(NewRow::at(
-                                    &call_id,
-                                    now,
-                                    Row::Held(row::Held {
-                                        reason: h.reason.clone(),
-                                        arguments_sha256: arguments_sha256.clone(),
-                                    }),
-                                ));
-                                let keys = retried.fresh.as_ref().map(|f| {
-                                    f.states(
-                                        crate::retry::Item::Held(call_id.clone()),
-                                        &call_id,
-                                        now,
-                                    )
-                                });
-                                match quarantine::entry(h).and_then(|e| Ok((e, keys.transpose()?)))
-                                {
-                                    Ok((e, keys)) => change.items.extend(
-                                        std::iter::once(e).chain(keys.into_iter().flatten()),
-                                    ),
-                                    Err(e) => {
-                                        if let Some(p) = &pause {
-                                            meter.unpause(&p.scope, &call_id);
-                                        }
-                                        return ledger_failed(&call_id, &decision, &e);
-                                    }
-                                }
-                            }
-                            _ => {
-                                let refusing = Refusing {
-                                    must_record: refusing.must_record || pause.is_some(),
-                                    ..refusing
-                                };
-                                if let Some(reply) = self.tally_refused(&refusing, &mut rows) {
-                                    return reply;
-                                }
-                                cap_refused(&mut rows);
-                                rows.push(not_run(&call_id, now));
-                            }
-                        }
-                    }
-                    _ => {
-                        if let Some(reply) = self.tally_refused(&refusing, &mut rows) {
-                            return reply;
-                        }
-                        cap_refused(&mut rows);
-                        rows.push(not_run(&call_id, now));
-                    }
-                }
-                change.rows = rows;
-                match self.ledger.submit(change) {
-                    Ok(pending) => (
-                        decision,
-                        Committed::Queued {
-                            pending,
-                            pause,
-                            held: held.map(|h| h.map(Box::new)),
-                        },
-                    ),
-                    Err(e) => {
-                        // nothing was recorded: the pause this call would start never was
-                        if let Some(p) = &pause {
-                            meter.unpause(&p.scope, &call_id);
-                        }
-                        return ledger_failed(&call_id, &decision, &e);
-                    }
-                }
-            }
+        let sealed = self.seal(&call_id, recorded.redacted.as_ref());
+        let waiting = |server: &str, tool: &str| self.quarantine.waiting(server, tool);
+        let given = plan::Given {
+            snapshot: &snapshot,
+            incoming,
+            recorded,
+            retried,
+            sealed,
+            waiting: &waiting,
+        };
+        let (decision, committed) = match self.commit(given) {
+            Ok(committed) => committed,
+            Err(reply) => return *reply,
         };
         let path = decision
             .class
@@ -391,76 +184,118 @@ impl Gate {
             .and_then(|c| setup.policy.classes.get(c))
             .map_or("none", |rule| rule.path.name());
         crate::metrics::global().call(path, decision.verdict.name());
-        let (pending, pause, held) = match committed {
-            Committed::ToDesk(rows) => {
-                let sealed = match self.seal(&call_id, redacted.as_ref()) {
-                    Ok(s) => s,
-                    Err(why) => return ledger_failed(&call_id, &decision, &why.trim()),
-                };
-                let asked = GateCall {
-                    arguments: recorded::map_of(&recorded),
-                    ..call.clone()
-                };
-                return self
-                    .suspend(
-                        &setup,
-                        &asked,
-                        sealed,
-                        &call_id,
-                        actor,
-                        route,
-                        &decision,
-                        rows,
-                        retried.fresh,
-                    )
-                    .await;
+        match committed {
+            Committed::Suspend(s) => {
+                self.suspend(&setup, &call, actor, &call_id, &decision, s)
+                    .await
             }
-            Committed::Repeat(rows, repeat) => {
-                return self.answer_repeat(&call_id, rows, repeat).await;
+            Committed::Repeat(rows, repeat) => self.answer_repeat(&call_id, rows, repeat).await,
+            Committed::Queued(pending, queued) => {
+                let carried = self.carry_on(&call_id, &decision, pending, queued).await;
+                match carried {
+                    Carried::Replied(reply) => reply,
+                    Carried::Forward { server, tool, keep } => {
+                        self.forward(call, &call_id, &decision, (server, tool), keep, now)
+                            .await
+                    }
+                }
             }
-            Committed::Queued {
-                pending,
-                pause,
-                held,
-            } => (pending, pause, held),
-        };
-        if let Err(e) = pending.await {
-            if let Some(p) = &pause {
-                self.pauses.meter().lock().unpause(&p.scope, &call_id);
-            }
-            return ledger_failed(&call_id, &decision, &e);
         }
-        if let Some(p) = pause {
+    }
+
+    /// Plan the call under the meter's lock, tally a refusal, apply the meter change and queue
+    /// the ledger change before releasing the lock: counters change in the order they are
+    /// committed. A refusal only counted, or a change that cannot be queued, is the reply.
+    fn commit<'a>(&self, given: plan::Given<'a>) -> Result<(Decision, Committed<'a>), Box<Reply>> {
+        let inc = &given.incoming;
+        let (call_id, now, actor, tool) = (inc.call_id, inc.now, inc.actor, &inc.call.tool);
+        let limit = given.snapshot.setup.policy.refused_per_minute;
+        let mut meter = self.pauses.meter().lock();
+        let plan::Plan { decision, step } = plan::plan(given, &*meter);
+        let mut c = match step {
+            Step::Fail(why) => return Err(Box::new(ledger_failed(call_id, &decision, &why))),
+            Step::Repeat { rows, repeat } => {
+                return Ok((decision, Committed::Repeat(rows, repeat)));
+            }
+            Step::Suspend(s) => return Ok((decision, Committed::Suspend(s))),
+            Step::Commit(c) => c,
+        };
+        if c.tally != Tallying::Exempt {
+            let refusing = Refusing {
+                actor,
+                tool,
+                call_id,
+                decision: &decision,
+                limit,
+                must_record: c.tally == Tallying::Whole,
+                now,
+            };
+            let mut due = Vec::new();
+            if let Some(counted) = self.tally_refused(&refusing, &mut due) {
+                return Err(Box::new(counted));
+            }
+            c.with_counts(due);
+        }
+        c.change.drift = c.meter.apply(&mut meter, now);
+        match self.ledger.submit(c.change) {
+            Ok(pending) => {
+                let queued = Queued {
+                    meter: c.meter,
+                    on_failure: c.on_failure,
+                    then: c.then,
+                };
+                Ok((decision, Committed::Queued(pending, queued)))
+            }
+            Err(e) => {
+                // nothing was recorded: the pause this call would start never was
+                c.on_failure.apply(&mut meter);
+                Err(Box::new(ledger_failed(call_id, &decision, &e)))
+            }
+        }
+    }
+
+    /// Once the commit is durable: mail a pause, take in a held call, refuse — or say where to
+    /// forward. A commit that failed undoes the meter change and refuses (fail closed).
+    async fn carry_on(
+        &self,
+        call_id: &str,
+        decision: &Decision,
+        pending: Pending,
+        q: Queued,
+    ) -> Carried {
+        if let Err(e) = pending.await {
+            q.on_failure.apply(&mut self.pauses.meter().lock());
+            return Carried::Replied(ledger_failed(call_id, decision, &e));
+        }
+        if let MeterChange::Pause(p) = q.meter {
             let pauses = self.pauses.clone();
             tokio::spawn(async move { pauses.notify(&p).await });
         }
-        if decision.verdict != Verdict::Allow {
-            let mut message = refusal_message(&call.tool, &decision);
-            if let Some(Ok(h)) = held {
-                message.push_str(&format!(
-                    " It is held for review as `{}`: a reviewer may release it (it then runs once; ask airlock_status with {{\"approval_id\": \"{}\"}} for its result) or reject it.",
-                    h.id, h.id
-                ));
-                self.quarantine.notify(&h);
-                self.quarantine.admit(*h);
-            } else if let Some(Err(why)) = held {
-                message.push_str(why);
+        match q.then {
+            Then::Refuse { message, held } => {
+                if let Some(h) = held {
+                    self.quarantine.notify(&h);
+                    self.quarantine.admit(*h);
+                }
+                Carried::Replied(refused(call_id, decision, message))
             }
-            return refused(&call_id, &decision, message);
+            Then::Forward { server, tool, keep } => Carried::Forward { server, tool, keep },
         }
-        let Some((server, tool)) = route else {
-            // decide() quarantines calls without a manifest, and manifests are only found through a route.
-            return refused(
-                &call_id,
-                &decision,
-                format!(
-                    "`{}` is not served by any tool server; it was not run",
-                    call.tool
-                ),
-            );
-        };
+    }
+
+    /// Run an allowed call whose rows are durable; with an idempotency key, keep what the agent
+    /// gets under it.
+    async fn forward(
+        &self,
+        call: GateCall,
+        call_id: &str,
+        decision: &Decision,
+        (server, tool): (String, String),
+        keep: Option<crate::retry::Fresh>,
+        now: OffsetDateTime,
+    ) -> Reply {
         let forward = Forward {
-            call_id: &call_id,
+            call_id,
             server: &server,
             tool: &tool,
             arguments: call.arguments,
@@ -472,38 +307,55 @@ impl Gate {
         let reply = match self.forwarder.run(forward).await {
             Forwarded::Ran(reply) => Reply::Forwarded(reply),
             Forwarded::Failed(e) => refused(
-                &call_id,
-                &decision,
+                call_id,
+                decision,
                 format!("`{}` was allowed but could not be run: {e}", call.tool),
             ),
         };
-        if let Some(f) = retried.fresh.as_ref().filter(|f| f.keyed) {
-            self.keep_result(f, &call_id, now, &reply).await;
+        if let Some(f) = keep {
+            self.keep_result(&f, call_id, now, &reply).await;
         }
         reply
     }
 }
 
-/// (server, tool name): from the tools served, or from the manifests when the server is down.
-fn route_in(served: &ToolSet, setup: &Setup, exposed: &str) -> Option<(String, String)> {
-    if let Some(def) = served.route(exposed) {
-        return Some((def.server.clone(), def.name.clone()));
-    }
-    setup
-        .resolve_static(exposed)
-        .map(|(s, m)| (s.name.clone(), m.name.clone()))
+/// Where a planned call stands once its commit is queued (or handed on).
+enum Committed<'a> {
+    /// To the approval desk, which commits its rows with the envelope.
+    Suspend(plan::Suspend<'a>),
+    /// A repeat of an earlier call, answered by its item (the rows record it).
+    Repeat(Vec<crate::ledger::NewRow>, retries::Repeat),
+    /// Queued for commit.
+    Queued(Pending, Queued),
+}
+
+/// What follows a queued commit.
+struct Queued {
+    meter: MeterChange,
+    on_failure: plan::Undo,
+    then: Then,
+}
+
+/// After the commit: the reply, or the call to forward.
+enum Carried {
+    Replied(Reply),
+    Forward {
+        server: String,
+        tool: String,
+        keep: Option<crate::retry::Fresh>,
+    },
 }
 
 mod handoff;
+mod plan;
 mod recorded;
-use recorded::Recorded;
-mod tally;
-use handoff::NO_REVIEWER;
-use tally::Refusing;
 mod reply;
-pub use reply::verdict_body;
 mod retries;
-use reply::{Committed, cap_refused, ledger_failed, not_run, pause_of, refusal_message, refused};
+mod tally;
+use plan::{MeterChange, Step, Tallying, Then};
+pub use reply::verdict_body;
+use reply::{ledger_failed, refused};
+use tally::Refusing;
 
 #[cfg(test)]
 mod tests;

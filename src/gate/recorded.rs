@@ -29,9 +29,9 @@ pub(super) struct Call<'a> {
 pub(super) struct Recorded {
     /// The fields taken out and their values (none when the manifest redacts nothing).
     pub redacted: Option<Redacted>,
-    /// The arguments as recorded: markers where fields were taken out.
-    pub arguments: Value,
     pub arguments_sha256: String,
+    /// Its arguments are the arguments as recorded (markers where fields were taken out), or
+    /// `null` when they are too large to run.
     pub proposal: row::Proposal,
 }
 
@@ -40,14 +40,15 @@ pub(super) struct Recorded {
 pub(super) fn of(c: Call<'_>) -> Recorded {
     let too_large = c.canonical.len() > decide::MAX_ARGUMENT_BYTES;
     // the fields the manifest marks sensitive never reach a row, a page, a mail or a log
-    let redacted = c
+    let mut redacted = c
         .manifest
         .filter(|m| !m.redact.is_empty())
         .map(|m| crate::redact::redact(&c.call.arguments, &m.redact, c.keys, c.call_id));
-    let (arguments, arguments_sha256) = match &redacted {
+    let (arguments, arguments_sha256) = match &mut redacted {
         None => (c.whole, canonical::sha256_hex(c.canonical.as_bytes())),
         Some(r) => {
-            let v = Value::Object(r.arguments.clone());
+            // only the values taken out are kept beside the record (to be sealed)
+            let v = Value::Object(std::mem::take(&mut r.arguments));
             let sha = crate::redact::arguments_sha256(&v);
             (v, sha)
         }
@@ -56,11 +57,8 @@ pub(super) fn of(c: Call<'_>) -> Recorded {
         tool: c.call.tool.clone(),
         server: c.route.map(|r| r.0.clone()),
         tool_name: c.route.map(|r| r.1.clone()),
-        arguments: if too_large {
-            Value::Null
-        } else {
-            arguments.clone()
-        },
+        // decide denies arguments this large: they never run, so nothing else needs them
+        arguments: if too_large { Value::Null } else { arguments },
         arguments_sha256: arguments_sha256.clone(),
         meta: c.call.meta.clone().map(Value::Object),
         actor: c.actor.to_string(),
@@ -74,7 +72,6 @@ pub(super) fn of(c: Call<'_>) -> Recorded {
     };
     Recorded {
         redacted,
-        arguments,
         arguments_sha256,
         proposal,
     }

@@ -7,7 +7,10 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::ledger::{Row, row};
 
-use super::{Decision, Held, NewRow, Pause, Pending, Reply, Verdict, decide};
+use super::Reply;
+use crate::decide::{self, Decision, Verdict};
+use crate::drift::Pause;
+use crate::ledger::NewRow;
 
 pub(super) fn refusal_message(tool: &str, d: &Decision) -> String {
     let why = d.explanation();
@@ -126,21 +129,6 @@ pub(super) fn ledger_failed(call_id: &str, d: &Decision, e: &dyn std::fmt::Displ
             "Airlock could not record this call in its ledger, so it was not run (fail closed): {e}"
         ),
     )
-}
-
-/// Where a decided call's rows go.
-pub(super) enum Committed {
-    /// To the approval desk, which commits them with the envelope.
-    ToDesk(Vec<NewRow>),
-    /// A repeat of an earlier call, answered by its item (the rows record it).
-    Repeat(Vec<NewRow>, super::retries::Repeat),
-    /// Queued for commit, with the pause it starts and the call it holds.
-    Queued {
-        pending: Pending,
-        pause: Option<Pause>,
-        /// For a quarantined call: the call held, or why it is not (told to the agent).
-        held: Option<Result<Box<Held>, &'static str>>,
-    },
 }
 
 pub(super) fn refused(call_id: &str, d: &Decision, message: String) -> Reply {

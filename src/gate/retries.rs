@@ -31,6 +31,27 @@ pub(super) struct Retrying<'a> {
     pub now: OffsetDateTime,
 }
 
+impl<'a> Retrying<'a> {
+    /// A call as it came in, as retries see it.
+    pub fn of(
+        setup: &'a Setup,
+        inc: &'a super::plan::Incoming<'a>,
+        recorded: &'a super::recorded::Recorded,
+    ) -> Retrying<'a> {
+        Retrying {
+            setup,
+            call: inc.call,
+            route: inc.route.as_ref(),
+            class: inc.manifest.map(|m| m.class.as_str()),
+            actor: inc.actor,
+            call_id: inc.call_id,
+            arguments_sha256: &recorded.arguments_sha256,
+            proposal: &recorded.proposal,
+            now: inc.now,
+        }
+    }
+}
+
 /// What retries make of a call before it is decided: its key, to store with what it opens, and
 /// the earlier call's item it would repeat, if any.
 pub(super) struct Retried {
@@ -47,6 +68,12 @@ pub(super) struct Repeat {
 }
 
 impl Retried {
+    /// What retries found, as a test states it.
+    #[cfg(test)]
+    pub fn found(fresh: Option<Fresh>, found: Option<(Entry, Retry)>) -> Retried {
+        Retried { fresh, found }
+    }
+
     /// The item this call repeats, given what its own decision asks for, and the `retry` row
     /// that records it; `None`: a call of its own.
     pub fn repeat(

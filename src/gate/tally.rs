@@ -8,8 +8,10 @@ use std::sync::Mutex;
 use time::OffsetDateTime;
 
 use super::reply::{refusal_message, refused};
-use super::{Change, Decision, Gate, NewRow, Reply};
+use super::{Gate, Reply};
+use crate::decide::Decision;
 use crate::ledger::Row;
+use crate::ledger::{Change, NewRow};
 use crate::refusals::{Counted, Refusals, Tally};
 
 /// The gate's refused-call windows.

@@ -21,7 +21,7 @@ pub struct ToolSet {
 
 impl ToolSet {
     /// Add `defs`, skipping (and describing) any whose exposed name another server already uses.
-    pub(super) fn add(&mut self, server: &str, defs: Vec<ToolDef>) -> Vec<ConnectProblem> {
+    pub(crate) fn add(&mut self, server: &str, defs: Vec<ToolDef>) -> Vec<ConnectProblem> {
         let mut problems = Vec::new();
         for def in defs {
             if let Some(&other) = self.routes.get(&def.exposed) {
