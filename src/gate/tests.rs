@@ -1,5 +1,7 @@
-//! The gate with the real demo shop behind it: fail closed when the ledger fails; call keys
-//! forgotten after their window.
+//! The driver with the real demo shop behind it, for what only real I/O shows: when the ledger
+//! fails nothing reaches the tool server (its own log says so) and the plan's undo is applied
+//! (no pause, nothing held); call keys and kept results forgotten after their window. Every
+//! choice the gate makes is tested without a tool server in `plan/tests`.
 use std::sync::atomic::Ordering;
 
 use super::{Approvals, Arc, Forwarder, Gate, GateCall, Ledger, Live, Reply, ToolServers};
@@ -47,11 +49,14 @@ async fn gate_over(ledger: Arc<Ledger>) -> (Gate, std::path::PathBuf, tempfile::
     );
     w(
         "policies/p.toml",
-        "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\n",
+        "version = \"v1\"\n[classes]\nread_only = { path = \"allow\" }\n\
+         limited = { path = \"allow\", limits = [{ window = \"1h\", max_calls = 1, notify = \"ops\" }] }\n\
+         [roles]\nops = { emails = [\"o@example.com\"] }\n[review]\nrole = \"ops\"\n",
     );
     w(
         "tool-manifests/m.toml",
-        "[[tool]]\nserver = \"shop\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
+        "[[tool]]\nserver = \"shop\"\nname = \"echo\"\nclass = \"read_only\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n\
+         [[tool]]\nserver = \"shop\"\nname = \"search_orders\"\nclass = \"limited\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
     );
     let setup = Arc::new(load_setup(&dir.path().join("airlock.toml")).unwrap());
     let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
@@ -140,6 +145,36 @@ async fn when_the_ledger_cannot_be_written_the_call_never_reaches_the_tool_serve
         "only the call made while the ledger worked reached the server: {ran:?}"
     );
     assert!(ran[0].contains("with a ledger"));
+}
+
+/// A limit crossed while the ledger fails: the pause it would start and the call it would hold
+/// never were (the plan's undo), and nothing ran.
+#[tokio::test]
+async fn a_limit_crossed_when_the_ledger_fails_leaves_no_pause_and_holds_nothing() {
+    let (backend, fail) = FailSwitch::new();
+    let ledger = Arc::new(Ledger::open_on(backend).unwrap());
+    let (gate, log, _dir) = gate_over(ledger).await;
+    let search = || GateCall {
+        tool: "search_orders".into(),
+        arguments: serde_json::json!({"query": ""})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        ..echo("", None)
+    };
+    assert!(matches!(gate.call(search()).await, Reply::Forwarded(_)));
+    fail.store(true, Ordering::SeqCst);
+    match gate.call(search()).await {
+        Reply::Refused { message, details } => {
+            assert!(message.contains("could not record this call"), "{message}");
+            assert_eq!(details["verdict"], "quarantine", "the limit was crossed");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(gate.pauses.meter().lock().pauses().is_empty(), "undone");
+    assert!(gate.quarantine.list().is_empty(), "nothing held");
+    let ran = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(ran.lines().count(), 1, "{ran}");
 }
 
 /// Call keys are kept for the retry window, then forgotten with the result kept under them.
