@@ -178,12 +178,7 @@ impl Gate {
             Ok(committed) => committed,
             Err(reply) => return *reply,
         };
-        let path = decision
-            .class
-            .as_deref()
-            .and_then(|c| setup.policy.classes.get(c))
-            .map_or("none", |rule| rule.path.name());
-        crate::metrics::global().call(path, decision.verdict.name());
+        count(&setup, &decision);
         match committed {
             Committed::Suspend(s) => {
                 self.suspend(&setup, &call, actor, &call_id, &decision, s)
@@ -317,6 +312,16 @@ impl Gate {
         }
         reply
     }
+}
+
+/// Count a decided call in the metrics, by its class's path and its verdict.
+fn count(setup: &crate::config::Setup, decision: &Decision) {
+    let path = decision
+        .class
+        .as_deref()
+        .and_then(|c| setup.policy.classes.get(c))
+        .map_or("none", |rule| rule.path.name());
+    crate::metrics::global().call(path, decision.verdict.name());
 }
 
 /// Where a planned call stands once its commit is queued (or handed on).

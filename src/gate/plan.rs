@@ -273,21 +273,7 @@ pub fn plan<'a>(given: Given<'a>, usage: &dyn Usage) -> Plan<'a> {
         waiting,
     } = given;
     let policy = &snapshot.setup.policy;
-    let decision = decide::decide(
-        &inc.facts,
-        inc.manifest,
-        policy,
-        &Context {
-            actor: inc.actor,
-            now: inc.now,
-            usage,
-        },
-    );
-    // a reason never quotes a redacted value
-    let decision = match inc.manifest {
-        Some(m) if !m.redact.is_empty() => decision.hiding(&m.redact),
-        _ => decision,
-    };
+    let decision = decided(&inc, policy, usage);
     let Recorded {
         arguments_sha256,
         proposal,
@@ -344,6 +330,20 @@ pub fn plan<'a>(given: Given<'a>, usage: &dyn Usage) -> Plan<'a> {
         }
     };
     Plan { decision, step }
+}
+
+/// The decision on `inc`, its reasons quoting no redacted value.
+fn decided(inc: &Incoming<'_>, policy: &crate::policy::Policy, usage: &dyn Usage) -> Decision {
+    let context = Context {
+        actor: inc.actor,
+        now: inc.now,
+        usage,
+    };
+    let decision = decide::decide(&inc.facts, inc.manifest, policy, &context);
+    match inc.manifest {
+        Some(m) if !m.redact.is_empty() => decision.hiding(&m.redact),
+        _ => decision,
+    }
 }
 
 /// The call's key, when the agent gave an idempotency key (only then is an autopilot call kept).
