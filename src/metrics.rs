@@ -41,9 +41,10 @@ struct RoleLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusedLabels {
-    /// `connection`, `connection_per_address` (a newcomer refused), `connection_waiting`,
-    /// `connection_per_address_waiting` (a connection still sending its headers closed for a
-    /// newcomer), `session_per_actor` or `session`.
+    /// `connection`, `connection_per_address` (a newcomer refused), `connection_idle`,
+    /// `connection_per_address_idle` (a connection with nothing being worked on closed for a
+    /// newcomer), `header_timeout`, `body_timeout` (a connection closed by the watchdog),
+    /// `session_per_actor` or `session`.
     what: String,
 }
 

@@ -23,7 +23,8 @@ pub struct LimitsSection {
     /// `header_timeout`.
     #[schemars(with = "Option<String>")]
     pub idle_timeout: Option<Spanned<String>>,
-    /// Longest wait between two pieces of a request's body, e.g. `30s`.
+    /// Longest a request's whole body may take, from its headers to its last byte, e.g. `30s`
+    /// (the connection is closed past it).
     #[schemars(with = "Option<String>")]
     pub body_timeout: Option<Spanned<String>>,
     /// Most open connections on the listener (agents, pages, `/healthz`, `/metrics`); a new one

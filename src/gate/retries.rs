@@ -340,6 +340,8 @@ impl Gate {
     /// Refuse a call as a retry: recorded if the ledger can, and never run.
     fn refuse_retry(&self, r: &Retrying<'_>, entry: Option<&Entry>, why: String) -> Reply {
         let mut rows = rows(r, entry, why.clone());
+        // what is refused keeps its arguments only up to the cap, as any refused call
+        super::reply::cap_refused(&mut rows);
         // past the agent's refused_per_minute, only counted, as any refused call
         let limit = r.setup.policy.refused_per_minute;
         if !self.budget(r.actor, &r.call.tool, limit, r.now, false, &mut rows) {

@@ -3,10 +3,11 @@
 //!
 //! Owns the wiring of the bounds: the caps on open connections ([`caps`]), the time a request's
 //! headers may take ([`conn`]'s watchdog, `header_timeout`), hyper's header timer as the idle
-//! keep-alive timeout (`idle_timeout`: hyper starts it when a connection goes idle), and
-//! tower-http's timeout between pieces of a request body. It must never read or answer a request
-//! itself, and never bound how long a response takes: an agent waiting for an approval holds its
-//! request open on purpose.
+//! keep-alive timeout (`idle_timeout`: hyper starts it when a connection goes idle), and the
+//! time a request's whole body may take (the watchdog again, `body_timeout`, from the headers to
+//! the body's end: a body dripped a byte at a time is cut off). It must never read or answer a
+//! request itself, and never bound how long a response takes: an agent waiting for an approval
+//! holds its request open on purpose.
 
 mod caps;
 mod conn;
@@ -20,7 +21,6 @@ use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower_http::timeout::RequestBodyTimeout;
 
 use crate::config::limits::Limits;
 
@@ -65,7 +65,7 @@ impl Bounds {
 
 /// Serve `router` on a bound listener until the process ends.
 pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds) -> std::io::Result<()> {
-    let service = TowerToHyperService::new(RequestBodyTimeout::new(router, bounds.body_timeout));
+    let service = TowerToHyperService::new(router);
     let mut http1 = hyper::server::conn::http1::Builder::new();
     // hyper's header timer starts when a connection goes idle: the idle keep-alive timeout
     http1
@@ -105,9 +105,17 @@ pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds) -> std
         let inner = service.clone();
         let activity = slot.activity.clone();
         // a request is in flight from its headers to the end of its response body
-        let svc = hyper::service::service_fn(move |req| {
+        let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             activity.request();
             let done = conn::Responded(activity.clone());
+            // the body's reading ends when it is read to its end or dropped
+            let read = conn::BodyRead(activity.clone());
+            let req = req.map(move |body| {
+                axum::body::Body::new(body.map_frame(move |frame| {
+                    let _ = &read;
+                    frame
+                }))
+            });
             let response = hyper::service::Service::call(&inner, req);
             async move {
                 let r = response.await?;
@@ -126,7 +134,7 @@ pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds) -> std
         let connection = http1
             .serve_connection(TokioIo::new(io), svc)
             .with_upgrades();
-        let header_timeout = bounds.header_timeout;
+        let (header_timeout, body_timeout) = (bounds.header_timeout, bounds.body_timeout);
         tokio::spawn(async move {
             tokio::select! {
                 ended = connection => if let Err(e) = ended {
@@ -135,8 +143,12 @@ pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds) -> std
                 () = slot.close.cancelled() => {
                     tracing::debug!("a connection without a request in flight was closed for a newcomer");
                 }
-                () = conn::watchdog(slot.activity.clone(), header_timeout) => {
-                    tracing::debug!("a connection took longer than [limits] header_timeout to send its headers");
+                late = conn::watchdog(slot.activity.clone(), header_timeout, body_timeout) => {
+                    crate::metrics::global().refused(match late {
+                        conn::Late::Headers => "header_timeout",
+                        conn::Late::Body => "body_timeout",
+                    });
+                    tracing::debug!(?late, "a connection took longer than [limits] header_timeout or body_timeout to send a request");
                 }
             }
             drop(slot);

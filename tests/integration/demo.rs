@@ -401,7 +401,7 @@ fn what_a_run_writes_only_its_owner_reads_under_umask_022() {
             assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
         }
     }
-    for key in ["airlock.key", "airlock.signing.key"] {
+    for key in ["airlock.key", "airlock.signing.key", "airlock.seal.key"] {
         assert_eq!(mode(&dir.join(key)), 0o600, "{key}");
     }
     // links are not logged unless asked for (the demo prints the one it follows itself)

@@ -130,6 +130,61 @@ async fn a_held_slow_loris_neither_keeps_the_pages_out_nor_outlives_the_header_t
     dripping.join().expect("drip");
 }
 
+/// A connection that sends a form POST to an approval page with a long body, and a first byte
+/// of it (no link check can run before the body is in).
+fn slow_body(addr: &str, page: &str) -> TcpStream {
+    let path = page.splitn(4, '/').nth(3).unwrap_or_default();
+    let mut c = TcpStream::connect(addr).expect("connect");
+    let head = format!(
+        "POST /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\na"
+    );
+    c.write_all(head.as_bytes()).expect("write");
+    c
+}
+
+#[tokio::test]
+async fn bodies_dripped_a_byte_at_a_time_neither_keep_the_pages_out_nor_outlive_the_body_timeout() {
+    let (w, s, a, _) = world("body_timeout = \"3s\"\nconnections = 12\nconnections_per_address = 12");
+    let id = session(&s, &a);
+    let refund = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "refund_order", "arguments": {"order_id": "A-1001", "amount_cents": 500}}});
+    let (status, _, body) = post(&s, &a, Some(&id), &refund);
+    assert_eq!(status, 200, "{body}");
+    let page = outbox_links(&w, "finance-approvers@example.com", 1).await.remove(0);
+
+    // every place taken by form posts whose bodies arrive a byte every 500 ms (never a gap the
+    // length of the body timeout)
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut held: Vec<TcpStream> = (0..12).map(|_| slow_body(&addr, &page)).collect();
+    let drip: Vec<TcpStream> = held.iter().map(|c| c.try_clone().expect("clone")).collect();
+    let dripping = std::thread::spawn(move || {
+        for _ in 0..16 {
+            std::thread::sleep(Duration::from_millis(500));
+            for mut c in &drip {
+                let _ = c.write_all(b"a");
+            }
+        }
+    });
+    // a newcomer pushes out the oldest connection still sending a body
+    let (status, body) = get(&format!("{}/healthz", s.base));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&page);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("refund_order"), "{body}");
+
+    // every dripping connection is closed, pushed out or when its body time is up, and none of
+    // their half-sent forms decided anything
+    for c in &mut held {
+        let answered = read_to_close(c);
+        assert!(!answered.contains("200 OK"), "{answered}");
+    }
+    dripping.join().expect("drip");
+    let (status, body) = get(&page);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Approve"), "still waiting for a decision: {body}");
+    let metrics = get(&format!("{}/metrics", s.base)).1;
+    assert!(metrics.contains("body_timeout"), "the body timeout closed some: {metrics}");
+}
+
 #[test]
 fn the_session_cap_refuses_the_next_initialize_and_keeps_every_earlier_session_working() {
     let (_w, s, a, b) = world("sessions_per_actor = 3\nsessions = 4");

@@ -89,7 +89,8 @@ fn try_decide(link: &str, action: &str) -> (u16, String) {
     if status != 200 || !page.contains("name=\"nonce\"") {
         return (0, page);
     }
-    decide(link, action, &[("comment", "raced")])
+    // the form of the page just read: fetched again, it may have timed out in between
+    crate::smtp::decide_on(link, &page, action, &[("comment", "raced")])
 }
 
 pub(crate) fn verify(w: &World) -> Value {

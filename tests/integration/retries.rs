@@ -113,8 +113,10 @@ async fn a_held_call_is_attached_to_replayed_once_released_and_an_idempotency_ke
     let keyed = agent.call_with_meta("echo", text_x.clone(), key("k1")).await;
     let keyed_id = crate::review::held_id(&keyed);
     assert_ne!(keyed_id, held);
+    // (long: a refused retry keeps its arguments only up to the cap, as any refused call)
+    let long = "y".repeat(200 * 1024);
     let other = agent
-        .call_with_meta("echo", json!({"text": "y"}), key("k1"))
+        .call_with_meta("echo", json!({"text": long}), key("k1"))
         .await;
     assert!(is_error(&other));
     assert!(
@@ -138,7 +140,16 @@ async fn a_held_call_is_attached_to_replayed_once_released_and_an_idempotency_ke
     assert_eq!(rows.iter().filter(|r| r["kind"] == "held").count(), 2, "two held calls");
     assert_eq!(retry_rows(&rows, "attach").len(), 1);
     assert_eq!(retry_rows(&rows, "replay").len(), 1);
-    assert_eq!(retry_rows(&rows, "refused").len(), 2);
+    let refused = retry_rows(&rows, "refused");
+    assert_eq!(refused.len(), 2);
+    let cut: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "proposal" && r["body"]["arguments_cut"] == true)
+        .collect();
+    assert_eq!(cut.len(), 1, "the long refused retry's proposal is cut");
+    assert!(refused.iter().any(|r| r["call_id"] == cut[0]["call_id"]));
+    assert_eq!(cut[0]["body"]["arguments"], serde_json::Value::Null);
+    assert!(cut[0]["body"]["arguments_bytes"].as_u64().unwrap_or(0) > 200 * 1024);
 }
 
 #[tokio::test]

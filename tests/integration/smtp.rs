@@ -311,10 +311,15 @@ pub fn field(page: &str, name: &str) -> String {
 pub fn decide(link: &str, action: &str, extra: &[(&str, &str)]) -> (u16, String) {
     let (status, page) = get(link);
     assert_eq!(status, 200, "GET {link}: {page}");
+    decide_on(link, &page, action, extra)
+}
+
+/// Post a decision with the form of `page`, a page of `link` already fetched.
+pub fn decide_on(link: &str, page: &str, action: &str, extra: &[(&str, &str)]) -> (u16, String) {
     let (nonce, at, seen) = (
-        field(&page, "nonce"),
-        field(&page, "rendered_at"),
-        field(&page, "seen"),
+        field(page, "nonce"),
+        field(page, "rendered_at"),
+        field(page, "seen"),
     );
     let mut form: Vec<(&str, &str)> = vec![
         ("nonce", &nonce),

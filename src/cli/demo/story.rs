@@ -129,6 +129,7 @@ fn detail(row: &Row) -> String {
         Row::ApprovalClosed(c) => c.outcome["outcome"]
             .as_str()
             .map_or_else(|| c.outcome.to_string(), str::to_string),
+        Row::SealedDestroyed(d) => format!("the sealed redacted values are destroyed ({})", d.why),
         _ => String::new(),
     }
 }

@@ -1,7 +1,8 @@
 //! The listener's caps: open connections in all and per client address (an IPv6 address counts
-//! by its /64, which one host usually holds whole). At a cap, the oldest connection that has no
-//! request in flight — still sending its first headers, or idle between requests — is closed for
-//! the newcomer; only when every connection is busy is the newcomer refused. Pure bookkeeping
+//! by its /64, which one host usually holds whole). At a cap, the oldest connection that has
+//! nothing being worked on for it — still sending its headers or a request's body, or idle
+//! between requests — is closed for the newcomer; only when every connection is busy is the
+//! newcomer refused. Pure bookkeeping
 //! under one lock: it must never touch a socket.
 
 use std::collections::{BTreeMap, HashMap};
@@ -78,7 +79,7 @@ pub(super) fn take(
         let oldest = o
             .conns
             .iter()
-            .find(|(_, (a, _, activity))| scope.is_none_or(|s| s == *a) && activity.idle())
+            .find(|(_, (a, _, activity))| scope.is_none_or(|s| s == *a) && activity.unserved())
             .map(|(n, _)| *n);
         let Some((_, close, _)) = oldest.and_then(|n| o.conns.remove(&n)) else {
             return Err(cap);
@@ -133,8 +134,12 @@ mod tests {
         let third = take(&open, &bounds, a).unwrap();
         assert!(first.close.is_cancelled() && !second.close.is_cancelled());
         drop(first);
+        // a request whose body is still arriving is not worked on yet: it may still make room
         second.activity.request();
         third.activity.request();
+        assert!(second.activity.unserved());
+        second.activity.body_read();
+        third.activity.body_read();
         // every connection of a is busy: a's next is refused
         assert_eq!(
             take(&open, &bounds, a).err(),
@@ -146,6 +151,7 @@ mod tests {
         assert!(fourth.close.is_cancelled());
         drop(fourth);
         fifth.activity.request();
+        fifth.activity.body_read();
         assert_eq!(take(&open, &bounds, b).err(), Some("connection"));
         // a request answered: that connection is idle again, and may make room
         second.activity.responded();

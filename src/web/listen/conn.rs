@@ -1,6 +1,8 @@
 //! One connection's activity, as the listener bounds it: whether a request is in flight, when
-//! the bytes of the next one began to arrive, and the watchdog that closes a connection whose
-//! request headers take longer than `[limits] header_timeout`. hyper's own header timer (set to
+//! the bytes of the next one began to arrive, whether a request's body is still being read, and
+//! the watchdog that closes a connection whose request headers take longer than `[limits]
+//! header_timeout` or whose request body takes longer than `[limits] body_timeout` (from its
+//! headers to its last byte, however it is dripped). hyper's own header timer (set to
 //! `idle_timeout`) ends connections that stay idle between requests.
 //!
 //! It must never read, parse or answer a request: it only counts bytes in and requests served.
@@ -25,6 +27,10 @@ pub(super) struct Activity {
     /// Milliseconds after `opened` (+1) when the bytes of the next request began; 0: none yet.
     started: AtomicU64,
     served: AtomicBool,
+    /// Requests whose body has not been read to its end (or dropped) yet.
+    reading: AtomicUsize,
+    /// Milliseconds after `opened` (+1) when the last request's headers were in.
+    requested: AtomicU64,
 }
 
 impl Activity {
@@ -34,6 +40,8 @@ impl Activity {
             active: AtomicUsize::new(0),
             started: AtomicU64::new(0),
             served: AtomicBool::new(false),
+            reading: AtomicUsize::new(0),
+            requested: AtomicU64::new(0),
         }
     }
 
@@ -50,11 +58,20 @@ impl Activity {
         }
     }
 
-    /// A request's headers are in.
+    /// A request's headers are in; its body is to be read.
     pub(super) fn request(&self) {
         self.active.fetch_add(1, Ordering::SeqCst);
+        self.reading.fetch_add(1, Ordering::SeqCst);
+        self.requested.store(self.ms(), Ordering::SeqCst);
         self.started.store(0, Ordering::SeqCst);
         self.served.store(true, Ordering::SeqCst);
+    }
+
+    /// A request's body has been read to its end, or dropped unread.
+    pub(super) fn body_read(&self) {
+        let _ = self
+            .reading
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 
     /// A response's body has ended (or was dropped).
@@ -67,6 +84,22 @@ impl Activity {
     /// No request in flight: waiting for its first request, or idle between two.
     pub(super) fn idle(&self) -> bool {
         self.active.load(Ordering::SeqCst) == 0
+    }
+
+    /// Nothing is being worked on for the client: no request in flight, or only requests whose
+    /// bodies are still arriving (nothing has been done with them yet). Such a connection may
+    /// be closed for a newcomer at a cap.
+    pub(super) fn unserved(&self) -> bool {
+        self.active.load(Ordering::SeqCst) <= self.reading.load(Ordering::SeqCst)
+    }
+
+    /// By when the body being read must be in: `body` after its request's headers.
+    fn body_deadline(&self, body: Duration) -> Option<Instant> {
+        if self.reading.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let ms = self.requested.load(Ordering::SeqCst).max(1);
+        Some(self.opened + Duration::from_millis(ms - 1) + body)
     }
 
     /// By when the headers being waited for must be in: the first request's from the accept,
@@ -84,14 +117,39 @@ impl Activity {
     }
 }
 
-/// Returns when the connection has taken longer than `header` to send a request's headers.
-pub(super) async fn watchdog(a: Arc<Activity>, header: Duration) {
+/// Why the watchdog closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Late {
+    Headers,
+    Body,
+}
+
+/// Returns when the connection has taken longer than `header` to send a request's headers, or
+/// longer than `body` to send a request's body.
+pub(super) async fn watchdog(a: Arc<Activity>, header: Duration, body: Duration) -> Late {
     loop {
-        match a.header_deadline(header) {
-            Some(d) if Instant::now() >= d => return,
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => tokio::time::sleep(header).await,
+        let deadlines = [
+            (a.header_deadline(header), Late::Headers),
+            (a.body_deadline(body), Late::Body),
+        ];
+        let next = deadlines
+            .into_iter()
+            .filter_map(|(d, late)| d.map(|d| (d, late)))
+            .min_by_key(|(d, _)| *d);
+        match next {
+            Some((d, late)) if Instant::now() >= d => return late,
+            Some((d, _)) => tokio::time::sleep_until(d).await,
+            None => tokio::time::sleep(header.min(body)).await,
         }
+    }
+}
+
+/// Ends a request body's reading when dropped (read to its end, or dropped unread).
+pub(super) struct BodyRead(pub(super) Arc<Activity>);
+
+impl Drop for BodyRead {
+    fn drop(&mut self) {
+        self.0.body_read();
     }
 }
 
@@ -197,5 +255,27 @@ mod tests {
         a.responded();
         a.responded();
         assert!(a.idle(), "never below zero");
+    }
+
+    #[test]
+    fn a_body_is_timed_from_its_headers_and_its_connection_is_unserved_until_it_is_read() {
+        let b = Duration::from_secs(30);
+        let a = Activity::new();
+        assert_eq!(a.body_deadline(b), None, "no request, no body");
+        let before = tokio::time::Instant::now();
+        a.request();
+        assert!(
+            a.unserved(),
+            "a body still arriving: nothing done for the client yet"
+        );
+        let d = a.body_deadline(b).expect("a body is being read");
+        assert!(d >= before + b - Duration::from_millis(1) && d <= tokio::time::Instant::now() + b);
+        a.body_read();
+        assert_eq!(a.body_deadline(b), None, "read to its end");
+        assert!(!a.unserved() && !a.idle(), "its request is being worked on");
+        a.responded();
+        assert!(a.unserved() && a.idle());
+        a.body_read();
+        assert_eq!(a.body_deadline(b), None, "never below zero");
     }
 }
