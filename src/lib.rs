@@ -28,6 +28,7 @@ pub mod envelope;
 pub mod forward;
 pub mod gate;
 pub mod identity;
+pub mod instant;
 pub mod ledger;
 pub mod live;
 pub mod mail;
