@@ -27,9 +27,9 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use crate::drift::{Charge, Usage};
 use crate::manifest::{Reversal, ToolManifest};
@@ -60,7 +60,7 @@ pub struct Call<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     pub actor: &'a str,
-    pub now: OffsetDateTime,
+    pub now: DateTime<Utc>,
     /// Rate-limit counters and pauses (read-only: the gate charges them after deciding).
     pub usage: &'a dyn Usage,
 }
@@ -81,8 +81,8 @@ pub enum Verdict {
         #[serde(with = "humantime_serde_secs")]
         timeout: Duration,
         on_timeout: OnTimeout,
-        #[serde(with = "time::serde::rfc3339")]
-        expires_at: OffsetDateTime,
+        #[serde(with = "crate::instant::serde_rfc3339")]
+        expires_at: DateTime<Utc>,
     },
 }
 
@@ -415,7 +415,7 @@ impl Route {
 fn on_fail(
     rule: &ClassRule,
     class: &str,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
     reasons: &mut Vec<Reason>,
     route: &Route,
 ) -> Verdict {
@@ -440,7 +440,7 @@ fn on_fail(
     }
 }
 
-fn approval(rule: &ClassRule, role: &str, now: OffsetDateTime) -> Verdict {
+fn approval(rule: &ClassRule, role: &str, now: DateTime<Utc>) -> Verdict {
     Verdict::Approve {
         role: role.to_string(),
         timeout: rule.timeout,

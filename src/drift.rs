@@ -11,10 +11,10 @@ pub mod pauses;
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 /// One limit as written.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -170,8 +170,8 @@ pub fn duplicate(limits: &[Limit]) -> Option<usize> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pause {
     pub scope: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub since: OffsetDateTime,
+    #[serde(with = "crate::instant::serde_rfc3339")]
+    pub since: DateTime<Utc>,
     /// The limit that was crossed, in words.
     pub limit: String,
     /// The call that would have crossed it (quarantined).
@@ -185,7 +185,7 @@ pub trait Usage: std::fmt::Debug {
     /// The pause on a scope, if it is paused.
     fn paused(&self, scope: &str) -> Option<&Pause>;
     /// (calls, total) counted by a limit since `since`.
-    fn used(&self, limit_key: &str, since: OffsetDateTime) -> (u64, f64);
+    fn used(&self, limit_key: &str, since: DateTime<Utc>) -> (u64, f64);
 }
 
 /// No counters at all (for `explain`, which has no running gate).
@@ -196,7 +196,7 @@ impl Usage for NoUsage {
     fn paused(&self, _: &str) -> Option<&Pause> {
         None
     }
-    fn used(&self, _: &str, _: OffsetDateTime) -> (u64, f64) {
+    fn used(&self, _: &str, _: DateTime<Utc>) -> (u64, f64) {
         (0, 0.0)
     }
 }
@@ -218,7 +218,7 @@ pub enum Check {
     /// A scope it falls in is paused.
     Paused {
         scope: String,
-        since: OffsetDateTime,
+        since: DateTime<Utc>,
         /// The pause's role (who may resume it), if it names one.
         notify: Option<String>,
     },
@@ -239,7 +239,7 @@ pub fn check(
     arguments: &Map<String, Value>,
     meta: Option<&Map<String, Value>>,
     actor: &str,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
     usage: &dyn Usage,
 ) -> Check {
     for (scope, limit, _) in limits {

@@ -5,9 +5,9 @@
 //! built from the call, its manifest, the decision and the time given. It must never fetch
 //! anything or change after it is built — a modify makes a new envelope with a new hash.
 
+use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use crate::canonical;
 use crate::decide::Decision;
@@ -49,10 +49,10 @@ pub struct Envelope {
     pub reversal: String,
     pub role: String,
     pub min_approvals: u32,
-    #[serde(with = "time::serde::rfc3339")]
-    pub requested_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    #[serde(with = "crate::instant::serde_rfc3339")]
+    pub requested_at: DateTime<Utc>,
+    #[serde(with = "crate::instant::serde_rfc3339")]
+    pub expires_at: DateTime<Utc>,
     pub on_timeout: OnTimeout,
     /// 0 for the first role asked, +1 per escalation or modification.
     pub stage: u32,
@@ -75,8 +75,8 @@ pub fn build(
     role: &str,
     min_approvals: u32,
     on_timeout: OnTimeout,
-    now: OffsetDateTime,
-    expires_at: OffsetDateTime,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
 ) -> Envelope {
     let args = Value::Object(p.arguments.clone());
     let evidence = p
@@ -187,12 +187,8 @@ impl Envelope {
 }
 
 /// An instant to the second, in UTC: `2026-12-03T08:34:36Z`.
-pub fn exact_instant(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+pub fn exact_instant(t: DateTime<Utc>) -> String {
+    crate::instant::rfc3339(&t.with_nanosecond(0).unwrap_or(t))
 }
 
 /// Differences between two argument objects, as JSON pointers with before/after values.

@@ -14,8 +14,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -147,7 +147,7 @@ impl Gate {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let _in_flight = InFlight(self.in_flight.clone());
         let call_id = uuid::Uuid::new_v4().to_string();
-        let now = OffsetDateTime::now_utc();
+        let now = crate::instant::now();
         // One snapshot per call: it is decided by exactly one policy version.
         let (setup, changed) = self.live.snapshot();
         let served = self.servers.tools();
@@ -287,7 +287,7 @@ impl Gate {
         decision: &Decision,
         (server, tool): (String, String),
         keep: Option<crate::retry::Fresh>,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Reply {
         let forward = Forward {
             call_id,

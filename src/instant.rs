@@ -209,3 +209,29 @@ impl Reader<'_> {
         Some(if negative { -offset } else { offset })
     }
 }
+
+/// An instant written out, for tests: `utc(2026, 12, 3, 8, 4, 36)`.
+#[cfg(test)]
+pub(crate) const fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+    utc_nanos(y, mo, d, h, mi, s, 0)
+}
+
+/// [`utc`] with nanoseconds.
+#[cfg(test)]
+pub(crate) const fn utc_nanos(
+    y: i32,
+    mo: u32,
+    d: u32,
+    h: u32,
+    mi: u32,
+    s: u32,
+    ns: u32,
+) -> DateTime<Utc> {
+    let Some(date) = NaiveDate::from_ymd_opt(y, mo, d) else {
+        panic!("not a date")
+    };
+    let Some(t) = date.and_hms_nano_opt(h, mi, s, ns) else {
+        panic!("not a time")
+    };
+    t.and_utc()
+}

@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use time::OffsetDateTime;
-
 use crate::config::{Setup, load_setup};
 use crate::diag::Severity;
 use crate::ledger::row::{self, Row, ToolChanged};
@@ -89,7 +87,7 @@ pub async fn guard(
             row.tool == pins::key(server, tool) && row.now == c.now && row.was == c.was
         })
     };
-    let now = OffsetDateTime::now_utc();
+    let now = crate::instant::now();
     let rows = a
         .rows
         .iter()
@@ -144,7 +142,7 @@ pub async fn reload(
     servers: &ToolServers,
 ) -> Reload {
     let (old, known) = live.snapshot();
-    let now = OffsetDateTime::now_utc();
+    let now = crate::instant::now();
     let active = old.policy.version.clone();
     let reject = |errors: Vec<String>| async move {
         let row = NewRow::at(
@@ -250,7 +248,7 @@ pub async fn retool(
     let (setup, known) = live.snapshot();
     let row = NewRow::at(
         "",
-        OffsetDateTime::now_utc(),
+        crate::instant::now(),
         Row::ToolsRelisted(row::ToolsRelisted {
             servers: names.clone(),
             tools: next.iter().map(|t| t.exposed.clone()).collect(),

@@ -16,9 +16,9 @@ mod start;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use crate::approval::link::LinkKey;
 use crate::authority::Decider;
@@ -74,8 +74,8 @@ pub struct Held {
     pub reason: String,
     pub codes: Vec<String>,
     pub policy_version: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub held_at: OffsetDateTime,
+    #[serde(with = "crate::instant::serde_rfc3339")]
+    pub held_at: DateTime<Utc>,
     pub status: HeldStatus,
     /// The roles whose authority releasing it needs (a member of each); empty: the policy's
     /// `[review] role`. (Calls held before this field existed read as empty.)
@@ -217,7 +217,7 @@ impl Quarantine {
     }
 
     /// Whether a refused decision by `who` is recorded now (the reviewer's refusal quota).
-    pub fn refusal_quota(&self, who: &str, now: OffsetDateTime) -> Option<u32> {
+    pub fn refusal_quota(&self, who: &str, now: DateTime<Utc>) -> Option<u32> {
         self.refusals.admit(who, now)
     }
 
@@ -228,7 +228,7 @@ impl Quarantine {
 
     /// Mail the people who may release `h` (in the background; rows record each mail).
     pub fn notify(&self, h: &Held) {
-        let now = OffsetDateTime::now_utc();
+        let now = crate::instant::now();
         // throttled here, so a loop of held calls spawns nothing but the notices that go out
         if let Some(n) = self.notices.get().filter(|n| n.due(h, now)).cloned() {
             let h = h.clone();
@@ -289,7 +289,7 @@ impl Quarantine {
     pub fn reviewer(
         &self,
         token: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Reviewer, crate::reviewer::TokenError> {
         Reviewer::from_token(&self.key, token, now)
     }

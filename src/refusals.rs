@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use time::OffsetDateTime;
+use chrono::{DateTime, Utc};
 
 use crate::ledger::row::RefusedCounted;
 
@@ -45,12 +45,8 @@ pub struct Counted {
 impl Counted {
     /// The `refused_counted` row's body.
     pub fn body(&self, limit: u32) -> RefusedCounted {
-        let minute = OffsetDateTime::from_unix_timestamp(self.minute)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            });
+        let minute =
+            DateTime::from_timestamp_secs(self.minute).map(|t| crate::instant::rfc3339(&t));
         RefusedCounted {
             actor: self.actor.clone(),
             minute,
@@ -67,8 +63,8 @@ pub struct Refusals {
     windows: HashMap<String, Window>,
 }
 
-fn minute_of(now: OffsetDateTime) -> i64 {
-    now.unix_timestamp().div_euclid(60) * 60
+fn minute_of(now: DateTime<Utc>) -> i64 {
+    now.timestamp().div_euclid(60) * 60
 }
 
 impl Refusals {
@@ -79,7 +75,7 @@ impl Refusals {
         actor: &str,
         tool: &str,
         limit: u32,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> (Tally, Vec<Counted>) {
         let due = self.due(now);
         let minute = minute_of(now);
@@ -98,7 +94,7 @@ impl Refusals {
 
     /// The counts of minutes before `now`'s, taken out (a window with nothing counted is
     /// dropped without a row).
-    pub fn due(&mut self, now: OffsetDateTime) -> Vec<Counted> {
+    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Counted> {
         self.take(|w| w.minute < minute_of(now))
     }
 
@@ -133,14 +129,13 @@ impl Refusals {
 
 #[cfg(test)]
 mod tests {
-    use time::macros::datetime;
 
     use super::{Refusals, Tally};
 
     #[test]
     fn past_the_limit_calls_are_counted_and_the_minute_s_count_is_due_after_it() {
         let mut r = Refusals::default();
-        let t = datetime!(2026-12-03 10:00:05 UTC);
+        let t = crate::instant::utc(2026, 12, 3, 10, 0, 5);
         assert_eq!(r.tally("a", "delete", 2, t).0, Tally::Record);
         assert_eq!(r.tally("a", "delete", 2, t).0, Tally::Record);
         assert_eq!(r.tally("a", "delete", 2, t).0, Tally::Count);
@@ -148,11 +143,12 @@ mod tests {
         // another agent has its own budget
         assert_eq!(r.tally("b", "delete", 2, t).0, Tally::Record);
         assert!(
-            r.due(datetime!(2026-12-03 10:00:59 UTC)).is_empty(),
+            r.due(crate::instant::utc(2026, 12, 3, 10, 0, 59))
+                .is_empty(),
             "the minute is not over"
         );
 
-        let (tally, due) = r.tally("a", "delete", 2, datetime!(2026-12-03 10:01:00 UTC));
+        let (tally, due) = r.tally("a", "delete", 2, crate::instant::utc(2026, 12, 3, 10, 1, 0));
         assert_eq!(tally, Tally::Record, "a new minute, a new budget");
         assert_eq!(due.len(), 1, "b counted nothing: no row for it");
         assert_eq!((due[0].actor.as_str(), due[0].calls), ("a", 2));
@@ -166,7 +162,7 @@ mod tests {
     #[test]
     fn a_count_lists_a_bounded_number_of_tools_and_a_stop_takes_the_current_minute() {
         let mut r = Refusals::default();
-        let t = datetime!(2026-12-03 10:00:05 UTC);
+        let t = crate::instant::utc(2026, 12, 3, 10, 0, 5);
         for i in 0..40 {
             r.tally("a", &format!("tool{i}"), 0, t);
         }

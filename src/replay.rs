@@ -8,10 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::decide::{self, Call, Context, Decision, Verdict};
 use crate::drift::NoUsage;
@@ -83,7 +82,7 @@ pub fn replay(
     rows: &[Record],
     manifests: &ManifestSet,
     candidate: &Policy,
-    since: Option<OffsetDateTime>,
+    since: Option<DateTime<Utc>>,
 ) -> Report {
     let mut verdicts: HashMap<&str, row::Verdict> = HashMap::new();
     let mut proposals: Vec<(&Record, row::Proposal)> = Vec::new();
@@ -98,7 +97,7 @@ pub fn replay(
     }
     let mut report = Report::default();
     for (p, b) in &proposals {
-        let Ok(at) = OffsetDateTime::parse(&p.time, &Rfc3339) else {
+        let Ok(at) = crate::instant::parse_rfc3339(&p.time) else {
             continue;
         };
         if since.is_some_and(|s| at < s) {

@@ -9,9 +9,9 @@
 //! stores it ([`Fresh::state`], committed with the item the call opens). It must never do I/O or
 //! read a clock: the gate looks the entry and the item up and passes the time in.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 
 use crate::ledger::{ItemKind, ItemState, LedgerError};
 
@@ -40,8 +40,8 @@ pub struct Entry {
     pub server: String,
     pub tool: String,
     pub arguments_sha256: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
+    #[serde(with = "crate::instant::serde_rfc3339")]
+    pub at: DateTime<Utc>,
     /// For an autopilot call ([`Item::Call`]): its result as the agent got it (MCP
     /// `CallToolResult` JSON), once it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +97,7 @@ impl Asked<'_> {
     }
 
     /// The entry to store when this call opens `item`.
-    pub fn entry(&self, item: Item, call_id: &str, at: OffsetDateTime) -> Entry {
+    pub fn entry(&self, item: Item, call_id: &str, at: DateTime<Utc>) -> Entry {
         Entry {
             item,
             call_id: call_id.to_string(),
@@ -165,7 +165,7 @@ impl Fresh {
         &self,
         item: Item,
         call_id: &str,
-        at: OffsetDateTime,
+        at: DateTime<Utc>,
     ) -> Result<Vec<ItemState>, LedgerError> {
         let mut out = vec![self.state(item.clone(), call_id, at)?];
         if let Some(plain) = &self.plain {
@@ -183,7 +183,7 @@ impl Fresh {
         &self,
         item: Item,
         call_id: &str,
-        at: OffsetDateTime,
+        at: DateTime<Utc>,
     ) -> Result<ItemState, LedgerError> {
         let state = self.stored(item, call_id, at, None)?;
         Ok(match &self.prior {
@@ -197,7 +197,7 @@ impl Fresh {
     pub fn with_result(
         &self,
         call_id: &str,
-        at: OffsetDateTime,
+        at: DateTime<Utc>,
         result: Value,
     ) -> Result<ItemState, LedgerError> {
         let item = || Item::Call(call_id.to_string());
@@ -211,7 +211,7 @@ impl Fresh {
         &self,
         item: Item,
         call_id: &str,
-        at: OffsetDateTime,
+        at: DateTime<Utc>,
         result: Option<Value>,
     ) -> Result<ItemState, LedgerError> {
         let entry = Entry {
@@ -302,7 +302,7 @@ pub fn rule(
     asked: &Asked<'_>,
     entry: Option<&Entry>,
     stands: Stands,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
     window: std::time::Duration,
 ) -> Retry {
     let Some(e) = entry else {
@@ -322,7 +322,8 @@ pub fn rule(
     // with an idempotency key the agent asked for at most once: the key holds for as long as it
     // is kept (forgotten only after the policy's longest window, at least 24 h); without one,
     // an identical call is a repeat only within its class's window
-    let within = asked.idempotency_key.is_some() || now - e.at < window;
+    let within = asked.idempotency_key.is_some()
+        || now - e.at < TimeDelta::from_std(window).unwrap_or(TimeDelta::MAX);
     match stands {
         Stands::Open => Retry::Attach(e.item.clone()),
         Stands::Settled { replay: true } if within => Retry::Replay(e.item.clone()),
@@ -335,10 +336,11 @@ pub fn rule(
 pub fn forgettable(
     entry: &Entry,
     stands: Stands,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
     window: std::time::Duration,
 ) -> bool {
-    now - entry.at >= window && stands != Stands::Open
+    now - entry.at >= TimeDelta::from_std(window).unwrap_or(TimeDelta::MAX)
+        && stands != Stands::Open
 }
 
 #[cfg(test)]

@@ -9,17 +9,17 @@
 //! is [`crate::authority`]'s. It must never accept an expired or unmacced token, and never take a
 //! decider's name from anything but a token.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::approval::link::LinkKey;
 
 const PURPOSE: &str = "airlock.review.v2";
 
 /// How long a mailed or printed review link stays valid.
-pub const LINK_LIFETIME: time::Duration = time::Duration::hours(24);
+pub const LINK_LIFETIME: TimeDelta = TimeDelta::hours(24);
 /// How long a token the CLI makes for one command stays valid.
-pub const CLI_LIFETIME: time::Duration = time::Duration::minutes(5);
+pub const CLI_LIFETIME: TimeDelta = TimeDelta::minutes(5);
 
 /// Who presents a review token, as the token proves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,14 +61,14 @@ impl Reviewer {
         email: &str,
         via: &str,
         os_user: Option<String>,
-        now: OffsetDateTime,
-        lifetime: time::Duration,
+        now: DateTime<Utc>,
+        lifetime: TimeDelta,
     ) -> Reviewer {
         Reviewer {
             email: email.trim().to_string(),
             via: via.to_string(),
             os_user,
-            expires: (now + lifetime).unix_timestamp(),
+            expires: (now + lifetime).timestamp(),
             pause: None,
         }
     }
@@ -90,7 +90,7 @@ impl Reviewer {
     pub fn from_token(
         key: &LinkKey,
         token: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Reviewer, TokenError> {
         let (claims, mac) = token.split_once('.').ok_or(TokenError::Invalid)?;
         if !key.verify_purpose(mac, &[PURPOSE, claims]) {
@@ -98,13 +98,9 @@ impl Reviewer {
         }
         let bytes = hex::decode(claims).map_err(|_| TokenError::Invalid)?;
         let r: Reviewer = serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid)?;
-        if now.unix_timestamp() > r.expires {
-            let at = OffsetDateTime::from_unix_timestamp(r.expires)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
+        if now.timestamp() > r.expires {
+            let at = DateTime::from_timestamp_secs(r.expires)
+                .map(|t| crate::instant::rfc3339(&t))
                 .unwrap_or_default();
             return Err(TokenError::Expired(at));
         }
@@ -136,19 +132,20 @@ impl Reviewer {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::{CLI_LIFETIME, LINK_LIFETIME, Reviewer, TokenError};
     use crate::approval::link::LinkKey;
-    use time::macros::datetime;
 
     #[test]
     fn a_token_names_its_reviewer_until_it_expires_and_cannot_be_altered() {
         let key = LinkKey::random().expect("key");
-        let now = datetime!(2026-12-03 12:00 UTC);
+        let now = crate::instant::utc(2026, 12, 3, 12, 0, 0);
         let r = Reviewer::new("ann@example.com", "link", None, now, LINK_LIFETIME);
         let t = r.token(&key);
         assert_eq!(Reviewer::from_token(&key, &t, now), Ok(r.clone()));
         assert!(matches!(
-            Reviewer::from_token(&key, &t, now + LINK_LIFETIME + time::Duration::seconds(1)),
+            Reviewer::from_token(&key, &t, now + LINK_LIFETIME + TimeDelta::seconds(1)),
             Err(TokenError::Expired(_))
         ));
         // another person's claims under this MAC, another key, garbage: all invalid
@@ -185,7 +182,7 @@ mod tests {
     fn the_recorded_auth_says_oidc_only_when_signed_in_and_keeps_the_token_s_facts() {
         use crate::auth::{Facts, Via};
         use crate::policy::SecondFactor;
-        let now = datetime!(2026-12-03 12:00 UTC);
+        let now = crate::instant::utc(2026, 12, 3, 12, 0, 0);
         let link = Reviewer::new("ann@example.com", "link", None, now, LINK_LIFETIME);
         let signed = Facts {
             via: Via::Oidc,

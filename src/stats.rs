@@ -6,10 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::ledger::{Record, Row};
 
@@ -93,8 +92,8 @@ pub struct Stats {
     pub flags: Vec<Flag>,
 }
 
-fn time_of(r: &Record) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(&r.time, &Rfc3339).ok()
+fn time_of(r: &Record) -> Option<DateTime<Utc>> {
+    crate::instant::parse_rfc3339(&r.time).ok()
 }
 
 fn text<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -102,12 +101,12 @@ fn text<'a>(v: &'a Value, k: &str) -> &'a str {
 }
 
 /// Compute the stats of every approval requested at or after `since`.
-pub fn compute(rows: &[Record], since: Option<OffsetDateTime>) -> Stats {
+pub fn compute(rows: &[Record], since: Option<DateTime<Utc>>) -> Stats {
     let mut s = Stats::default();
     // approval id -> class; (approval id, stage) -> (role, envelope time)
     let mut class_of: HashMap<String, String> = HashMap::new();
-    let mut stage: HashMap<(String, u64), (String, OffsetDateTime)> = HashMap::new();
-    let mut events: Vec<(OffsetDateTime, i64)> = Vec::new();
+    let mut stage: HashMap<(String, u64), (String, DateTime<Utc>)> = HashMap::new();
+    let mut events: Vec<(DateTime<Utc>, i64)> = Vec::new();
     for r in rows {
         let (Some(t), Ok(row)) = (time_of(r), r.row()) else {
             continue;
@@ -163,11 +162,11 @@ impl Stats {
     fn decided(
         &mut self,
         class_of: &HashMap<String, String>,
-        stage: &HashMap<(String, u64), (String, OffsetDateTime)>,
+        stage: &HashMap<(String, u64), (String, DateTime<Utc>)>,
         key: (String, u64),
         choice: &str,
         approver: Option<String>,
-        t: OffsetDateTime,
+        t: DateTime<Utc>,
     ) {
         let Some(class) = class_of.get(&key.0) else {
             return;
@@ -197,18 +196,17 @@ impl Stats {
     }
 }
 
-fn depth_by_hour(mut events: Vec<(OffsetDateTime, i64)>) -> Vec<(String, u64)> {
+fn depth_by_hour(mut events: Vec<(DateTime<Utc>, i64)>) -> Vec<(String, u64)> {
     events.sort_by_key(|e| e.0);
     let mut out: Vec<(String, u64)> = Vec::new();
     let mut depth: i64 = 0;
     for (t, d) in events {
         depth += d;
         let hour = t
-            .replace_minute(0)
-            .and_then(|t| t.replace_second(0))
-            .and_then(|t| t.replace_nanosecond(0))
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
+            .with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_nanosecond(0))
+            .map(|t| crate::instant::rfc3339(&t))
             .unwrap_or_default();
         let now = u64::try_from(depth.max(0)).unwrap_or(0);
         match out.last_mut() {

@@ -3,8 +3,8 @@
 //! outcome, and for approvals the desk's `envelope`, `mail_sent`, `decision`, `execution_intent`,
 //! `outcome` and `approval_closed` rows, with the approval's state for the approvals table.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 
 use airlock::approval::link::LinkKey;
 use airlock::approval::state::{Approval, Outcome, Status};
@@ -52,8 +52,8 @@ pub struct Gen<'a> {
     pub key: &'a LinkKey,
     /// The outbox directory, as `mail_sent` rows name it.
     pub outbox: String,
-    pub clock: OffsetDateTime,
-    pub step: time::Duration,
+    pub clock: DateTime<Utc>,
+    pub step: TimeDelta,
     pub rng: u64,
 }
 
@@ -86,7 +86,7 @@ impl Gen<'_> {
     }
 
     /// Advance the clock by `n` steps and return the new time.
-    fn tick(&mut self, n: i32) -> OffsetDateTime {
+    fn tick(&mut self, n: i32) -> DateTime<Utc> {
         self.clock += self.step * n;
         self.clock
     }
@@ -119,7 +119,7 @@ impl Gen<'_> {
         call_id: &str,
         tool: &str,
         args: &Map<String, Value>,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<(Decision, Vec<NewRow>), String> {
         let setup = self.setup;
         let (server, manifest) = setup

@@ -31,9 +31,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use chrono::TimeDelta;
 use clap::Parser;
 use serde_json::json;
-use time::OffsetDateTime;
 
 use airlock::approval::link::LinkKey;
 use airlock::config::load_setup;
@@ -200,8 +200,8 @@ async fn main() -> anyhow::Result<()> {
             cli.rows
         );
     }
-    let span = time::Duration::days(i64::from(cli.days));
-    let started = OffsetDateTime::now_utc();
+    let span = TimeDelta::days(i64::from(cli.days));
+    let started = airlock::instant::now();
     // about one tick per call, two for approvals: half the rows as ticks ends before now
     let step = span / i32::try_from((cli.rows / 2).max(1)).unwrap_or(i32::MAX);
     let mut g = Gen {

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 
 use super::{Approvals, DecisionForm, DeskError, stored};
 use crate::approval::state::{Approval, Choice, NextRole, Step};
@@ -83,7 +82,7 @@ impl Approvals {
                 return Err(e);
             }
         };
-        let now = OffsetDateTime::now_utc();
+        let now = crate::instant::now();
         let mut next = a.clone();
         // a modification: what changed, the new envelope's hash, its redacted fields
         let (mut diff, mut new_envelope_hash, mut redacted) = (None, None, None);
@@ -229,7 +228,7 @@ impl Approvals {
             &setup.policy,
             &decide::Context {
                 actor: &e.actor,
-                now: OffsetDateTime::now_utc(),
+                now: crate::instant::now(),
                 // an approved call is not autopilot: rate limits do not count it
                 usage: &crate::drift::NoUsage,
             },

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use chrono::TimeDelta;
 use serde_json::json;
-use time::OffsetDateTime;
 
 use super::{Approval, Approvals, stored};
 use crate::approval::state::{NextRole, Outcome, Status};
@@ -25,7 +25,7 @@ impl Approvals {
         let up = self.next_role(&next);
         let Some(step) = next.time_out(
             up.as_ref().map(|(n, e)| NextRole { name: n, emails: e }),
-            OffsetDateTime::now_utc(),
+            crate::instant::now(),
         ) else {
             return;
         };
@@ -36,11 +36,7 @@ impl Approvals {
                 stage: a.envelope.stage,
                 role: a.envelope.role.clone(),
                 on_timeout: a.envelope.on_timeout,
-                expires_at: a
-                    .envelope
-                    .expires_at
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
+                expires_at: crate::instant::rfc3339(&a.envelope.expires_at),
             }),
         )];
         self.settle(
@@ -67,13 +63,13 @@ impl Approvals {
             // there makes this a no-op; its mail bookkeeping does not)
             drop(guard);
             self.refresh(id).await;
-            self.timers.arm(self, OffsetDateTime::now_utc(), id);
+            self.timers.arm(self, crate::instant::now(), id);
             return;
         }
         if let Err(e) = committed {
             tracing::error!(approval = %id, error = %e, "cannot record a timeout; trying again in 5s");
             drop(guard);
-            let retry_at = OffsetDateTime::now_utc() + time::Duration::seconds(5);
+            let retry_at = crate::instant::now() + TimeDelta::seconds(5);
             self.timers.arm(self, retry_at, id);
             return;
         }

@@ -9,8 +9,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex as StdMutex, Weak};
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::Approvals;
@@ -27,8 +27,8 @@ pub(super) struct Entry {
     #[serde(default)]
     pub role: String,
     /// The current stage's deadline.
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    #[serde(with = "crate::instant::serde_rfc3339")]
+    pub expires_at: DateTime<Utc>,
     /// Approved, its execution under way (its intent is durable).
     pub executing: bool,
     /// Some approver of the current stage has not been mailed yet.
@@ -91,14 +91,14 @@ pub fn stored(a: &Approval) -> Result<ItemState, LedgerError> {
 /// deadline (the approval moved on or ended) fires harmlessly: the timeout rule checks the state.
 #[derive(Default)]
 pub(super) struct Timers {
-    due: StdMutex<BTreeSet<(OffsetDateTime, String)>>,
+    due: StdMutex<BTreeSet<(DateTime<Utc>, String)>>,
     wake: Notify,
     started: std::sync::atomic::AtomicBool,
 }
 
 impl Timers {
     /// Time out approval `id` at `at` (or as soon as possible if `at` has passed).
-    pub fn arm(self: &Arc<Self>, desk: &Arc<Approvals>, at: OffsetDateTime, id: &str) {
+    pub fn arm(self: &Arc<Self>, desk: &Arc<Approvals>, at: DateTime<Utc>, id: &str) {
         self.due
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -115,7 +115,7 @@ impl Timers {
     }
 
     /// The earliest deadline, removed if it has come.
-    fn next(&self, now: OffsetDateTime) -> Next {
+    fn next(&self, now: DateTime<Utc>) -> Next {
         let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
         match due.first() {
             None => Next::Idle,
@@ -130,7 +130,7 @@ impl Timers {
 
 enum Next {
     Idle,
-    Wait(time::Duration),
+    Wait(TimeDelta),
     Fire(String),
 }
 
@@ -139,13 +139,13 @@ enum Next {
 fn run(timers: Arc<Timers>, desk: Weak<Approvals>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         loop {
-            let wait = match timers.next(OffsetDateTime::now_utc()) {
+            let wait = match timers.next(crate::instant::now()) {
                 Next::Fire(id) => {
                     let Some(d) = desk.upgrade() else { return };
                     d.time_out(&id).await;
                     continue;
                 }
-                Next::Wait(w) => std::time::Duration::try_from(w).unwrap_or_default(),
+                Next::Wait(w) => w.to_std().unwrap_or_default(),
                 Next::Idle => std::time::Duration::from_secs(3600),
             };
             if desk.strong_count() == 0 {

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use serde_json::{Map, Value, json};
 
 pub use index::stored;
-use time::OffsetDateTime;
+
 use tokio::sync::{Mutex, watch};
 
 use crate::decide::{Decision, Verdict};
@@ -151,7 +151,7 @@ impl Approvals {
         else {
             unreachable!("the gate opens approvals only for approve verdicts")
         };
-        let now = OffsetDateTime::now_utc();
+        let now = crate::instant::now();
         let setup = open.setup;
         let rule = setup.policy.classes.get(&open.proposal.manifest.class);
         let emails = setup
@@ -387,7 +387,7 @@ impl Approvals {
     /// knows an approval id can make refusals, and each row costs an fsync. The next row logged
     /// says how many were left out.
     async fn record_refusal(&self, a: &Approval, mut body: row::LinkRefused) {
-        let Some(suppressed) = self.refusals.admit(&a.id, OffsetDateTime::now_utc()) else {
+        let Some(suppressed) = self.refusals.admit(&a.id, crate::instant::now()) else {
             return;
         };
         if suppressed > 0 {

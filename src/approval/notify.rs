@@ -321,15 +321,15 @@ impl Approvals {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
     use serde_json::json;
-    use time::macros::datetime;
 
     use super::{request_text, subject, titled};
     use crate::envelope::{Envelope, EvidenceRef};
     use crate::policy::OnTimeout;
 
     fn envelope(summary: &str, arguments: serde_json::Value) -> Envelope {
-        let t = datetime!(2026-12-03 08:04:36 UTC);
+        let t = crate::instant::utc(2026, 12, 3, 8, 4, 36);
         Envelope {
             summary: summary.into(),
             tool: "refund_order".into(),
@@ -352,7 +352,7 @@ mod tests {
             role: "finance".into(),
             min_approvals: 1,
             requested_at: t,
-            expires_at: t + time::Duration::minutes(30),
+            expires_at: t + TimeDelta::minutes(30),
             on_timeout: OnTimeout::Deny,
             stage: 0,
         }

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::Approvals;
 use super::index::{Entry, stored};
 use crate::approval::state::{Approval, Outcome, Status};
@@ -92,7 +94,7 @@ impl Approvals {
     }
 
     /// Arm an open approval's deadline (a waiting item the desk re-arms).
-    pub(crate) fn arm(self: &Arc<Self>, at: time::OffsetDateTime, id: &str) {
+    pub(crate) fn arm(self: &Arc<Self>, at: DateTime<Utc>, id: &str) {
         self.timers.arm(self, at, id);
     }
 

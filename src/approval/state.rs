@@ -4,9 +4,9 @@
 //! single-use votes, N distinct approvers, any deny denies, escalation chains ending in deny,
 //! exactly one terminal outcome). It must never do I/O: the desk commits and acts on the `Step`.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use crate::desk::Phase;
 use crate::envelope::Envelope;
@@ -132,7 +132,7 @@ impl Approval {
     }
 
     /// Checks every vote must pass: pending, in time, a listed approver, not the requester, unused.
-    fn admit(&self, approver: &str, now: OffsetDateTime) -> Result<(), Refusal> {
+    fn admit(&self, approver: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
         if !self.is_pending() {
             return Err(Refusal::NotPending);
         }
@@ -163,7 +163,7 @@ impl Approval {
         &mut self,
         approver: &str,
         approve: bool,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Step, Refusal> {
         self.admit(approver, now)?;
         self.used.push(approver.to_string());
@@ -187,7 +187,7 @@ impl Approval {
         &mut self,
         approver: &str,
         edited: Envelope,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Step, Refusal> {
         self.admit(approver, now)?;
         self.envelope = edited;
@@ -211,7 +211,7 @@ impl Approval {
         &mut self,
         approver: &str,
         next: Option<NextRole<'_>>,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Step, Refusal> {
         self.admit(approver, now)?;
         let next = next.ok_or_else(|| Refusal::NoEscalation(self.envelope.role.clone()))?;
@@ -220,7 +220,7 @@ impl Approval {
     }
 
     /// The clock ran out at `now` (the desk only calls this once `expires_at` has passed).
-    pub fn time_out(&mut self, next: Option<NextRole<'_>>, now: OffsetDateTime) -> Option<Step> {
+    pub fn time_out(&mut self, next: Option<NextRole<'_>>, now: DateTime<Utc>) -> Option<Step> {
         if !self.is_pending() || now < self.envelope.expires_at {
             return None;
         }
@@ -235,7 +235,7 @@ impl Approval {
         })
     }
 
-    fn next_stage(&mut self, next: NextRole<'_>, now: OffsetDateTime) {
+    fn next_stage(&mut self, next: NextRole<'_>, now: DateTime<Utc>) {
         let mut e = self.envelope.clone();
         e.stage += 1;
         e.role = next.name.to_string();
@@ -244,7 +244,7 @@ impl Approval {
             .min(u32::try_from(next.emails.len()).unwrap_or(u32::MAX))
             .max(1);
         e.expires_at =
-            now + time::Duration::seconds(i64::try_from(self.timeout_secs).unwrap_or(i64::MAX));
+            now + TimeDelta::seconds(i64::try_from(self.timeout_secs).unwrap_or(i64::MAX));
         self.envelope = e;
         self.envelope_hash = self.envelope.hash();
         self.approvers = next.emails.to_vec();

@@ -74,7 +74,7 @@ impl Cookies {
                 .http_only(true)
                 .same_site(SameSite::Lax)
                 .secure(self.secure)
-                .max_age(time::Duration::seconds(max_age)),
+                .max_age(cookie::time::Duration::seconds(max_age)),
         );
         jar.get(name).map(ToString::to_string).unwrap_or_default()
     }
@@ -131,7 +131,7 @@ impl Cookies {
             .http_only(true)
             .same_site(SameSite::Lax)
             .secure(self.secure)
-            .max_age(time::Duration::ZERO)
+            .max_age(cookie::time::Duration::ZERO)
             .to_string()
     }
 }

@@ -38,9 +38,7 @@ pub(crate) fn run(command: ApproverCommand) -> anyhow::Result<ExitCode> {
 
 fn enroll(config: &Path, email: &str, replace: bool) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config).map_err(super::report)?;
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let now = airlock::instant::rfc3339(&airlock::instant::now());
     let e = totp::enroll(&cfg.key_path, email, replace, &now).map_err(anyhow::Error::msg)?;
     let qr = QrCode::new(e.uri.as_bytes())
         .map(|c| c.render::<Dense1x2>().quiet_zone(true).build())

@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use chrono::{DateTime, Utc};
 
 use super::report;
 use airlock::config::load_config;
@@ -14,10 +13,10 @@ use airlock::ledger::{LedgerReader, Location, Record};
 use airlock::signing::Signer;
 use airlock::stats::{self, Group};
 
-pub(super) fn parse_since(since: Option<&str>) -> anyhow::Result<Option<OffsetDateTime>> {
+pub(super) fn parse_since(since: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
     since
         .map(|s| {
-            OffsetDateTime::parse(s, &Rfc3339).with_context(|| {
+            airlock::instant::parse_rfc3339(s).with_context(|| {
                 format!("`{s}` is not an RFC 3339 time such as 2026-11-24T00:00:00Z")
             })
         })
@@ -173,7 +172,7 @@ pub(super) fn prune(path: &Path, dry_run: bool, as_json: bool) -> anyhow::Result
     let plan = airlock::ledger::prune::plan(
         &c.ledger,
         &|class| setup.policy.retention(class),
-        OffsetDateTime::now_utc(),
+        airlock::instant::now(),
     )?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&plan)?);

@@ -192,7 +192,7 @@ pub(super) fn explain(
         &setup.policy,
         &Context {
             actor,
-            now: time::OffsetDateTime::now_utc(),
+            now: airlock::instant::now(),
             // explain has no running gate: rate limits are checked against empty counters
             usage: &airlock::drift::NoUsage,
         },

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use chrono::{DateTime, Utc};
 use clap::{Subcommand, ValueEnum};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 mod prove;
 mod verify;
@@ -264,15 +263,15 @@ fn cfg(path: &Path) -> anyhow::Result<Config> {
     load_config(path).map_err(report)
 }
 
-fn parse_time(s: &str) -> anyhow::Result<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339)
+fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    airlock::instant::parse_rfc3339(s)
         .with_context(|| format!("`{s}` is not an RFC 3339 time such as 2026-11-24T00:00:00Z"))
 }
 
 /// Which rows `export` writes.
 struct Filter {
-    since: Option<OffsetDateTime>,
-    until: Option<OffsetDateTime>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
     class: Option<String>,
     tool: Option<String>,
     verdict: Option<String>,
@@ -288,7 +287,7 @@ impl Filter {
 
     fn keeps(&self, r: &Record, info: Option<&CallInfo>) -> bool {
         if self.since.is_some() || self.until.is_some() {
-            let Ok(t) = OffsetDateTime::parse(&r.time, &Rfc3339) else {
+            let Ok(t) = airlock::instant::parse_rfc3339(&r.time) else {
                 return false;
             };
             if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {

@@ -56,9 +56,7 @@ pub(super) fn limits(
             notify,
         } => {
             d.review_roles = notify.into_iter().collect();
-            let since = since
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
+            let since = crate::instant::rfc3339(&since);
             hold(d, &scope.clone(), Reason::AutopilotPaused { scope, since });
         }
         Check::Crossed {

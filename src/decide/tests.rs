@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use time::macros::datetime;
 
 use super::{Call, Context, Decision, Reason, ToolManifest, Verdict, decide};
 use crate::drift::NoUsage;
@@ -149,7 +149,7 @@ fn none() -> Reversal {
     }
 }
 
-const NOW: time::OffsetDateTime = datetime!(2026-11-24 12:00 UTC);
+const NOW: DateTime<Utc> = crate::instant::utc(2026, 11, 24, 12, 0, 0);
 
 fn run(tool: &str, m: Option<&ToolManifest>, args: Value, meta: Option<Value>) -> Decision {
     let args: Map<String, Value> = match args {
@@ -444,7 +444,7 @@ fn approval_carries_role_timeout_and_expiry() {
             assert_eq!(role, "finance");
             assert_eq!(timeout, Duration::from_secs(1800));
             assert_eq!(on_timeout, OnTimeout::Escalate);
-            assert_eq!(expires_at, datetime!(2026-11-24 12:30 UTC));
+            assert_eq!(expires_at, crate::instant::utc(2026, 11, 24, 12, 30, 0));
         }
         other => panic!("expected approval, got {other:?}"),
     }

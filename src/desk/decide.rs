@@ -138,7 +138,7 @@ impl Desk {
     /// A `decision_refused` row for `who` under `call_id`, within their refusal quota (20 a
     /// minute; the next one recorded says how many were left out).
     pub async fn record_refused(&self, call_id: &str, mut body: row::DecisionRefused) {
-        let now = time::OffsetDateTime::now_utc();
+        let now = crate::instant::now();
         let Some(left_out) = self.held.refusal_quota(&body.by, now) else {
             return;
         };

@@ -3,7 +3,7 @@
 //! never re-run; waiting → its deadline re-armed and its unsent mail sent; done → nothing. The
 //! kinds only read their items back and perform the acts asked of them.
 
-use time::OffsetDateTime;
+use chrono::{DateTime, Utc};
 
 use super::Desk;
 use super::lifecycle::{self, OnStart, Phase};
@@ -24,7 +24,7 @@ pub struct Found {
     pub id: String,
     pub phase: Phase,
     /// When it decides itself if nobody does (an approval's stage deadline).
-    pub deadline: Option<OffsetDateTime>,
+    pub deadline: Option<DateTime<Utc>>,
     /// Someone who may decide it was not told yet.
     pub unsent: bool,
     /// The stored bytes a change must still find (an adopted item another replica may touch).

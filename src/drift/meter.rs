@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use super::{Charge, Pause, Usage};
 
@@ -88,8 +88,8 @@ pub struct State {
     committed_pauses: std::collections::BTreeSet<String>,
 }
 
-fn millis(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
 }
 
 impl Usage for State {
@@ -97,7 +97,7 @@ impl Usage for State {
         self.pauses.get(scope)
     }
 
-    fn used(&self, limit_key: &str, since: OffsetDateTime) -> (u64, f64) {
+    fn used(&self, limit_key: &str, since: DateTime<Utc>) -> (u64, f64) {
         let since = millis(since);
         let count = |c: &Counter| {
             c.slots
@@ -116,7 +116,7 @@ impl Usage for State {
 
 impl State {
     /// Add an allowed call to its counters; returns the entries to commit with its verdict.
-    pub fn charge(&mut self, charges: &[Charge], now: OffsetDateTime) -> Vec<Entry> {
+    pub fn charge(&mut self, charges: &[Charge], now: DateTime<Utc>) -> Vec<Entry> {
         let now_ms = millis(now);
         let mut out = Vec::with_capacity(charges.len());
         for ch in charges {

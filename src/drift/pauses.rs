@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::Pause;
 use super::meter::Meter;
-use time::OffsetDateTime;
+use chrono::{DateTime, Utc};
 
 use crate::approval::link::LinkKey;
 use crate::authority::{self, Decider, Matter};
@@ -79,7 +79,7 @@ impl Pauses {
         &self,
         id: &str,
         token: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<(Pause, Reviewer), String> {
         let r = Reviewer::from_token(&self.key, token, now).map_err(|e| e.to_string())?;
         if r.pause.as_deref().is_some_and(|p| p != id) {
@@ -94,7 +94,7 @@ impl Pauses {
     }
 
     /// `email`'s personal link to the page of pause `p`, valid for 24 hours from `now`.
-    pub fn link(&self, p: &Pause, email: &str, now: OffsetDateTime) -> String {
+    pub fn link(&self, p: &Pause, email: &str, now: DateTime<Utc>) -> String {
         let token = Reviewer::new(email, "link", None, now, LINK_LIFETIME)
             .for_pause(&p.call_id)
             .token(&self.key);
@@ -113,7 +113,7 @@ impl Pauses {
         if to_all.is_empty() {
             tracing::warn!(scope = %p.scope, "autopilot paused, and no role may resume it: name a `notify` role on the limit or a [review] role");
         }
-        let now = OffsetDateTime::now_utc();
+        let now = crate::instant::now();
         for to in to_all {
             let link = self.link(p, &to, now);
             let mail = Mail {

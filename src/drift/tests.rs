@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
-use time::macros::datetime;
 
 use super::meter::{Meter, State};
 use super::{
@@ -39,7 +39,7 @@ fn sum(max: f64, window: u64) -> Limit {
     }
 }
 
-const T0: time::OffsetDateTime = datetime!(2026-11-24 12:00:00 UTC);
+const T0: DateTime<Utc> = crate::instant::utc(2026, 11, 24, 12, 0, 0);
 const TOOL: Scope<'static> = Scope::Tool {
     server: "shop",
     tool: "refund",
@@ -129,7 +129,7 @@ fn run(
     limits: &[(Scope<'_>, &Limit, Option<&str>)],
     a: &Map<String, Value>,
     actor: &str,
-    at: time::OffsetDateTime,
+    at: DateTime<Utc>,
     n: usize,
 ) -> Vec<Check> {
     (0..n)
@@ -188,13 +188,13 @@ fn the_window_slides_calls_older_than_it_no_longer_count() {
             .iter()
             .all(|c| matches!(c, Check::Pass(_)))
     );
-    let inside = T0 + time::Duration::seconds(59);
+    let inside = T0 + TimeDelta::seconds(59);
     assert!(matches!(
         run(&mut s, &limits, &a, "x", inside, 1)[0],
         Check::Crossed { .. }
     ));
     // one slot (half a second here) past the window, both calls have left it
-    let after = T0 + time::Duration::milliseconds(60_500);
+    let after = T0 + TimeDelta::milliseconds(60_500);
     assert!(matches!(
         run(&mut s, &limits, &a, "x", after, 1)[0],
         Check::Pass(_)
@@ -248,7 +248,7 @@ fn a_paused_scope_holds_every_call_until_resumed_and_resume_starts_afresh() {
         call_id: "c1".into(),
         notify: Some("ops".into()),
     });
-    let later = T0 + time::Duration::hours(2);
+    let later = T0 + TimeDelta::hours(2);
     assert!(
         matches!(
             run(&mut s, &limits, &a, "x", later, 1)[0],
@@ -309,7 +309,7 @@ fn counters_and_pauses_come_back_from_their_entries_after_a_restart() {
     assert_eq!(
         back.used(
             "tool:shop/refund|sum:/amount|3600000ms",
-            T0 - time::Duration::hours(1)
+            T0 - TimeDelta::hours(1)
         ),
         (2, 80.0)
     );
@@ -364,8 +364,8 @@ fn replicas_count_each_others_calls_and_follow_each_others_pauses_and_resumes() 
     a.lock().absorb(shared.clone().into_iter().collect());
     b.lock().absorb(shared.clone().into_iter().collect());
     let key = "tool:shop/refund|calls|60000ms";
-    assert_eq!(a.lock().used(key, T0 - time::Duration::minutes(1)).0, 4);
-    assert_eq!(b.lock().used(key, T0 - time::Duration::minutes(1)).0, 4);
+    assert_eq!(a.lock().used(key, T0 - TimeDelta::minutes(1)).0, 4);
+    assert_eq!(b.lock().used(key, T0 - TimeDelta::minutes(1)).0, 4);
     assert!(matches!(charge(&b, &mut shared), Check::Crossed { .. }));
     // B pauses the scope; A follows once it reads the table
     let pause = Pause {
@@ -386,7 +386,7 @@ fn replicas_count_each_others_calls_and_follow_each_others_pauses_and_resumes() 
     assert!(shared.is_empty(), "{shared:?}");
     b.lock().absorb(shared.clone().into_iter().collect());
     assert!(b.lock().paused("tool:shop/refund").is_none());
-    assert_eq!(b.lock().used(key, T0 - time::Duration::minutes(1)).0, 0);
+    assert_eq!(b.lock().used(key, T0 - TimeDelta::minutes(1)).0, 0);
     // copied back to a single gate's redb ledger: every replica's counter still counts
     let one = super::Charge {
         key: key.into(),
@@ -398,14 +398,12 @@ fn replicas_count_each_others_calls_and_follow_each_others_pauses_and_resumes() 
         table(&mut shared, e);
     }
     let single = Meter::load(shared.clone().into_iter().collect()).unwrap();
-    assert_eq!(
-        single.lock().used(key, T0 - time::Duration::minutes(1)).0,
-        2
-    );
+    assert_eq!(single.lock().used(key, T0 - TimeDelta::minutes(1)).0, 2);
     assert!(Meter::load(vec![("count@0123456789abcdef/k".into(), json!({}))]).is_err());
 }
 
 mod properties {
+    use chrono::{DateTime, TimeDelta, Utc};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -444,14 +442,14 @@ mod properties {
             let limits = [(Scope::Class("c"), &l, None)];
             let mut s = State::default();
             let mut at = T0;
-            let mut passed: Vec<time::OffsetDateTime> = Vec::new();
+            let mut passed: Vec<DateTime<Utc>> = Vec::new();
             for g in gaps {
-                at += time::Duration::milliseconds(g);
+                at += TimeDelta::milliseconds(g);
                 if let Check::Pass(ch) = check(&limits, &args(json!({})), None, "x", at, &s) {
                     s.charge(&ch, at);
                     passed.push(at);
                 }
-                let in_window = passed.iter().filter(|t| **t > at - time::Duration::seconds(60)).count();
+                let in_window = passed.iter().filter(|t| **t > at - TimeDelta::seconds(60)).count();
                 prop_assert!(in_window as u64 <= max, "{} calls in the last minute, max {}", in_window, max);
             }
         }

@@ -13,8 +13,8 @@
 //! ([`super::Gate::call`]) looks things up, seals, commits, forwards and replies. The same
 //! inputs always give the same plan.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use super::GateCall;
 use super::recorded::{self, Recorded};
@@ -49,7 +49,7 @@ pub struct Incoming<'a> {
     pub call: &'a GateCall,
     pub call_id: &'a str,
     pub actor: &'a str,
-    pub now: OffsetDateTime,
+    pub now: DateTime<Utc>,
     /// (server, tool name).
     pub route: Option<(String, String)>,
     pub manifest: Option<&'a ToolManifest>,
@@ -62,7 +62,7 @@ pub fn incoming<'a>(
     snap: &Snapshot<'a>,
     call: &'a GateCall,
     call_id: &'a str,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
     keys: &Keys,
 ) -> (Incoming<'a>, Recorded) {
     let setup = snap.setup;
@@ -236,7 +236,7 @@ pub enum Then {
 
 impl MeterChange {
     /// Apply to the meter (under its lock); the drift entries to commit with the verdict.
-    pub fn apply(&self, meter: &mut meter::State, now: OffsetDateTime) -> Vec<meter::Entry> {
+    pub fn apply(&self, meter: &mut meter::State, now: DateTime<Utc>) -> Vec<meter::Entry> {
         match self {
             MeterChange::None => Vec::new(),
             MeterChange::Charge(charges) => meter.charge(charges, now),

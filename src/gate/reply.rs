@@ -1,9 +1,8 @@
 //! What the gate answers and records for a decided call: refusal sentences, the verdict row,
 //! and where a decision's rows go.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::ledger::{Row, row};
 
@@ -25,7 +24,7 @@ pub(super) fn refusal_message(tool: &str, d: &Decision) -> String {
 }
 
 /// The pause a limit-crossing verdict starts.
-pub(super) fn pause_of(d: &Decision, call_id: &str, now: OffsetDateTime) -> Option<Pause> {
+pub(super) fn pause_of(d: &Decision, call_id: &str, now: DateTime<Utc>) -> Option<Pause> {
     d.reasons.iter().find_map(|r| match r {
         decide::Reason::LimitReached {
             scope,
@@ -59,7 +58,7 @@ pub fn verdict_body(d: &Decision, signed: bool) -> row::Verdict {
             role: role.clone(),
             timeout: humantime::format_duration(*timeout).to_string(),
             on_timeout: *on_timeout,
-            expires_at: expires_at.format(&Rfc3339).unwrap_or_default(),
+            expires_at: crate::instant::rfc3339(expires_at),
         },
     };
     let value = |v: Result<Value, serde_json::Error>| {
@@ -112,7 +111,7 @@ pub(super) fn cap_refused(rows: &mut [NewRow]) {
     p.arguments_bytes = Some(text.len() as u64);
 }
 
-pub(super) fn not_run(call_id: &str, now: OffsetDateTime) -> NewRow {
+pub(super) fn not_run(call_id: &str, now: DateTime<Utc>) -> NewRow {
     NewRow::at(
         call_id,
         now,

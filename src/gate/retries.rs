@@ -6,8 +6,8 @@
 //! with the approval or held call it opens. It must never let a repeat run a tool or open an
 //! item, nor answer a repeat before its rows are durable.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use super::{Gate, GateCall, Reply};
 use crate::config::Setup;
@@ -28,7 +28,7 @@ pub(super) struct Retrying<'a> {
     pub call_id: &'a str,
     pub arguments_sha256: &'a str,
     pub proposal: &'a row::Proposal,
-    pub now: OffsetDateTime,
+    pub now: DateTime<Utc>,
 }
 
 impl<'a> Retrying<'a> {
@@ -80,7 +80,7 @@ impl Retried {
         &self,
         asks: Asks,
         call_id: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Option<(Repeat, NewRow)> {
         let (entry, retry) = self.found.as_ref()?;
         let (action, item) = match retry.clone().given(asks) {
@@ -231,7 +231,7 @@ impl Gate {
         &self,
         fresh: &Fresh,
         call_id: &str,
-        at: OffsetDateTime,
+        at: DateTime<Utc>,
         reply: &Reply,
     ) {
         let result = match reply {
@@ -259,7 +259,7 @@ impl Gate {
     /// force) and whose item is not open: their entries, and any result kept, go. How many.
     pub async fn forget_expired(
         &self,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<usize, crate::ledger::LedgerError> {
         let setup = self.live.setup();
         let window = setup
@@ -295,7 +295,7 @@ impl Gate {
     /// [`Gate::forget_expired`] now and every `every`, until aborted.
     pub async fn forget_every(self: std::sync::Arc<Self>, every: std::time::Duration) {
         loop {
-            match self.forget_expired(OffsetDateTime::now_utc()).await {
+            match self.forget_expired(crate::instant::now()).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(forgotten = n, "call keys past their retry window forgotten")

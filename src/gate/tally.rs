@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use time::OffsetDateTime;
+use chrono::{DateTime, Utc};
 
 use super::reply::{refusal_message, refused};
 use super::{Gate, Reply};
@@ -27,10 +27,10 @@ pub(super) struct Refusing<'a> {
     pub limit: u32,
     /// Its rows must be written anyway (they start a pause): never only counted.
     pub must_record: bool,
-    pub now: OffsetDateTime,
+    pub now: DateTime<Utc>,
 }
 
-fn rows_of(counted: Vec<Counted>, limit: u32, now: OffsetDateTime) -> Vec<NewRow> {
+fn rows_of(counted: Vec<Counted>, limit: u32, now: DateTime<Utc>) -> Vec<NewRow> {
     counted
         .into_iter()
         .map(|c| NewRow::at("", now, Row::RefusedCounted(c.body(limit))))
@@ -59,7 +59,7 @@ impl Gate {
         actor: &str,
         tool: &str,
         limit: u32,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
         must_record: bool,
         rows: &mut Vec<NewRow>,
     ) -> bool {
@@ -84,7 +84,7 @@ impl Gate {
 
     /// Write the counts of minutes past (every count with `all`, at a clean stop).
     pub async fn record_counted(&self, all: bool) {
-        let now = OffsetDateTime::now_utc();
+        let now = crate::instant::now();
         let limit = self.live.snapshot().0.policy.refused_per_minute;
         let counted = {
             let mut r = self.refusals.0.lock().unwrap_or_else(|e| e.into_inner());

@@ -4,6 +4,8 @@
 //! choice the gate makes is tested without a tool server in `plan/tests`.
 use std::sync::atomic::Ordering;
 
+use chrono::TimeDelta;
+
 use super::{Approvals, Arc, Forwarder, Gate, GateCall, Ledger, Live, Reply, ToolServers};
 use crate::approval::link::LinkKey;
 use crate::config::load_setup;
@@ -195,17 +197,15 @@ async fn a_call_key_and_its_result_are_forgotten_once_the_window_has_passed() {
     let ran = std::fs::read_to_string(&log).unwrap();
     assert_eq!(ran.lines().count(), 1, "the repeat was replayed: {ran}");
     assert_eq!(ledger.call_keys().unwrap().len(), 1);
-    let now = time::OffsetDateTime::now_utc();
+    let now = crate::instant::now();
     assert_eq!(
-        gate.forget_expired(now + time::Duration::hours(1))
+        gate.forget_expired(now + TimeDelta::hours(1))
             .await
             .unwrap(),
         0
     );
     assert_eq!(
-        gate.forget_expired(now + time::Duration::days(2))
-            .await
-            .unwrap(),
+        gate.forget_expired(now + TimeDelta::days(2)).await.unwrap(),
         1
     );
     assert!(

@@ -9,9 +9,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::chain::{encode, entry, leaf, link};
 use super::change::{Change, Must, NewRow};
@@ -139,11 +138,11 @@ pub(crate) fn plan(
     let mut put = |head: &mut Head,
                    kind: &str,
                    call_id: &str,
-                   time: &OffsetDateTime,
+                   time: &DateTime<Utc>,
                    body: &Value|
      -> Result<u64, String> {
         let seq = head.seq + 1;
-        let time = time.format(&Rfc3339).map_err(|e| e.to_string())?;
+        let time = crate::instant::rfc3339(time);
         let entry = entry(seq, &time, kind, call_id, body);
         let hash = link(&head.hash, &leaf(&entry));
         rows.push((seq, encode(&head.hash, &hash, &entry)));
@@ -183,7 +182,7 @@ pub(crate) fn plan(
             &mut head,
             row.kind(),
             "",
-            &OffsetDateTime::now_utc(),
+            &crate::instant::now(),
             &row.body(),
         )?;
     }

@@ -1,7 +1,7 @@
 //! What callers hand the ledger: rows to append, and the state changes committed with them.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use super::row::Row;
 use super::schema::Table;
@@ -13,12 +13,12 @@ use super::{ItemState, Prior};
 pub struct NewRow {
     pub row: Row,
     pub call_id: String,
-    pub time: OffsetDateTime,
+    pub time: DateTime<Utc>,
 }
 
 impl NewRow {
     /// A row about `call_id` (empty for gate-wide events), stamped with `time`.
-    pub fn at(call_id: &str, time: OffsetDateTime, row: Row) -> NewRow {
+    pub fn at(call_id: &str, time: DateTime<Utc>, row: Row) -> NewRow {
         NewRow {
             row,
             call_id: call_id.to_string(),
@@ -28,7 +28,7 @@ impl NewRow {
 
     /// A row stamped now.
     pub fn now(call_id: &str, row: Row) -> NewRow {
-        NewRow::at(call_id, OffsetDateTime::now_utc(), row)
+        NewRow::at(call_id, crate::instant::now(), row)
     }
 }
 

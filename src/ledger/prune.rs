@@ -9,9 +9,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::backend::{Backend, Purpose};
 use super::checkpoint::Checkpoint;
@@ -71,7 +70,7 @@ pub(super) fn tombstone(store: &dyn Backend) -> Result<Option<Tombstone>, Ledger
 pub fn plan(
     at: &Location,
     retention: &dyn Fn(Option<&str>) -> Duration,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
 ) -> Result<Plan, LedgerError> {
     let reader = LedgerReader::open_at(at)?;
     let mut class_of: HashMap<String, String> = HashMap::new();
@@ -101,7 +100,13 @@ pub fn plan(
             return;
         }
         let keep = retention(class_of.get(&r.call_id).map(String::as_str));
-        let until = OffsetDateTime::parse(&r.time, &Rfc3339).map(|t| t + keep);
+        // a retention past the calendar's end keeps the row for good
+        let until = crate::instant::parse_rfc3339(&r.time).map(|t| {
+            TimeDelta::from_std(keep)
+                .ok()
+                .and_then(|keep| t.checked_add_signed(keep))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        });
         match until {
             Ok(until) if until <= now => {
                 plan.through = r.seq;
@@ -115,7 +120,7 @@ pub fn plan(
                     r.seq,
                     other
                         .ok()
-                        .and_then(|u| u.format(&Rfc3339).ok())
+                        .map(|u| crate::instant::rfc3339(&u))
                         .unwrap_or_else(|| "unreadable time: kept".into()),
                 ));
             }
@@ -129,9 +134,7 @@ pub async fn apply(at: &Location, signer: &Signer, plan: &Plan) -> Result<(), Le
     if plan.through == 0 {
         return Ok(());
     }
-    let now = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default();
+    let now = crate::instant::rfc3339(&crate::instant::now());
     let store = open::backend(at, Purpose::Maintain)?;
     let name = store.name().to_path_buf();
     let mut tomb = None;

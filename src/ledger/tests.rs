@@ -20,7 +20,7 @@ mod prune;
 mod trust;
 
 fn row(call: &str, row: Row) -> NewRow {
-    NewRow::at(call, time::macros::datetime!(2026-11-24 12:00 UTC), row)
+    NewRow::at(call, crate::instant::utc(2026, 11, 24, 12, 0, 0), row)
 }
 
 fn proposal() -> Row {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use time::OffsetDateTime;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Held;
 use crate::approval::link::LinkKey;
@@ -22,7 +22,7 @@ use crate::mail::{Mail, Mailer, delivered};
 use crate::reviewer::{LINK_LIFETIME, Reviewer};
 
 /// The quiet time between two notices about calls of one tool.
-pub const QUIET: time::Duration = time::Duration::minutes(10);
+pub const QUIET: TimeDelta = TimeDelta::minutes(10);
 
 /// What sends held-call notices.
 pub struct Notices {
@@ -32,7 +32,7 @@ pub struct Notices {
     key: LinkKey,
     base_url: String,
     /// (server, tool) → when the last notice went out.
-    last: Mutex<HashMap<(String, String), OffsetDateTime>>,
+    last: Mutex<HashMap<(String, String), DateTime<Utc>>>,
 }
 
 impl Notices {
@@ -54,7 +54,7 @@ impl Notices {
     }
 
     /// Whether a notice about `h`'s tool is due at `now` (and, if so, marks it sent).
-    pub(super) fn due(&self, h: &Held, now: OffsetDateTime) -> bool {
+    pub(super) fn due(&self, h: &Held, now: DateTime<Utc>) -> bool {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let key = (h.server.clone(), h.tool_name.clone());
         match last.get(&key) {
@@ -67,7 +67,7 @@ impl Notices {
     }
 
     /// Mail everyone who may release `h` their own review link (when [`Notices::due`] said so).
-    pub async fn held(&self, h: &Held, now: OffsetDateTime) {
+    pub async fn held(&self, h: &Held, now: DateTime<Utc>) {
         let setup = self.live.setup();
         let matter = Matter::Held {
             roles: &h.roles,
@@ -135,7 +135,7 @@ fn body(h: &Held, link: &str) -> String {
         agent(&h.actor),
         agent(&h.reason),
         args.join("\n"),
-        QUIET.whole_minutes(),
+        QUIET.num_minutes(),
     )
 }
 
@@ -157,7 +157,7 @@ mod tests {
             reason: "no manifest".into(),
             codes: vec!["unknown_tool".into()],
             policy_version: "v1".into(),
-            held_at: time::OffsetDateTime::UNIX_EPOCH,
+            held_at: chrono::DateTime::UNIX_EPOCH,
             status: HeldStatus::Held,
             roles: vec![],
             definition: None,

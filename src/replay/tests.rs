@@ -66,11 +66,7 @@ fn history(setup: &Setup, calls: &[(&str, Value)]) -> Vec<Record> {
             &setup.policy,
             &Context {
                 actor: "agent:x",
-                now: time::OffsetDateTime::parse(
-                    &time,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .unwrap(),
+                now: crate::instant::parse_rfc3339(&time).unwrap(),
                 usage: &NoUsage,
             },
         );
@@ -143,11 +139,7 @@ fn a_stricter_policy_reports_exactly_the_calls_it_would_hold() {
         r.examples[0].because
     );
 
-    let since = time::OffsetDateTime::parse(
-        "2026-11-24T10:00:02Z",
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
+    let since = crate::instant::parse_rfc3339("2026-11-24T10:00:02Z").unwrap();
     let later = replay(&rows, &strict.manifests, &strict.policy, Some(since));
     assert_eq!(
         (later.calls, later.changes.get("allow → approve(finance)")),

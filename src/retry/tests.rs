@@ -1,7 +1,7 @@
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 
 use super::{Asked, BadKey, Item, Retry, Stands, idempotency_key, rule};
 
@@ -17,8 +17,8 @@ fn asked<'a>(args: &'a str, key: Option<&'a str>) -> Asked<'a> {
     }
 }
 
-fn t0() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time")
+fn t0() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_secs(1_800_000_000).expect("time")
 }
 
 #[test]
@@ -33,11 +33,11 @@ fn a_call_nobody_made_before_is_new() {
 fn an_identical_call_attaches_while_open_and_replays_within_the_window_once_settled() {
     let a = asked("a1", None);
     let e = a.entry(Item::Approval("ap-1".into()), "c-1", t0());
-    let hour = time::Duration::hours(1);
+    let hour = TimeDelta::hours(1);
     let cases = [
         (
             Stands::Open,
-            t0() + time::Duration::days(30),
+            t0() + TimeDelta::days(30),
             Retry::Attach(e.item.clone()),
         ),
         (
@@ -48,7 +48,7 @@ fn an_identical_call_attaches_while_open_and_replays_within_the_window_once_sett
         // past the window: a call of its own
         (
             Stands::Settled { replay: true },
-            t0() + time::Duration::days(2),
+            t0() + TimeDelta::days(2),
             Retry::New,
         ),
         // expired or voided: asked again
@@ -168,8 +168,8 @@ fn a_repeat_is_answered_by_the_earlier_item_only_when_decided_the_same_way() {
 #[test]
 fn an_entry_is_forgotten_once_its_window_passed_and_its_item_is_not_open() {
     let e = asked("a1", None).entry(Item::Approval("ap-1".into()), "c-1", t0());
-    let later = t0() + time::Duration::days(2);
-    let soon = t0() + time::Duration::hours(1);
+    let later = t0() + TimeDelta::days(2);
+    let soon = t0() + TimeDelta::hours(1);
     assert!(super::forgettable(
         &e,
         Stands::Settled { replay: true },
@@ -191,7 +191,7 @@ fn an_entry_is_forgotten_once_its_window_passed_and_its_item_is_not_open() {
 fn with_an_idempotency_key_a_settled_call_is_replayed_for_as_long_as_its_key_is_kept() {
     let keyed = asked("a1", Some("k1"));
     let e = keyed.entry(Item::Call("c-1".into()), "c-1", t0());
-    let much_later = t0() + time::Duration::days(30);
+    let much_later = t0() + TimeDelta::days(30);
     assert_eq!(
         rule(
             &keyed,

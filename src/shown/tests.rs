@@ -225,7 +225,7 @@ fn the_agents_strings_are_found_whole_or_shortened_in_a_line() {
 }
 
 fn envelope(summary: &str, arguments: serde_json::Value) -> crate::envelope::Envelope {
-    let t = time::macros::datetime!(2026-12-03 08:04:36 UTC);
+    let t = crate::instant::utc(2026, 12, 3, 8, 4, 36);
     crate::envelope::Envelope {
         summary: summary.into(),
         tool: "refund_order".into(),

@@ -1,15 +1,15 @@
 //! Stats over a generated ledger whose rates are known.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
-use time::macros::datetime;
 
 use super::compute;
 use crate::ledger::row::{self, Choice};
 use crate::ledger::{Ledger, LedgerReader, NewRow, Record, Row};
 
-const T0: time::OffsetDateTime = datetime!(2026-11-01 09:00 UTC);
+const T0: DateTime<Utc> = crate::instant::utc(2026, 11, 1, 9, 0, 0);
 
-fn envelope(id: &str, class: &str, role: &str, at: time::OffsetDateTime) -> NewRow {
+fn envelope(id: &str, class: &str, role: &str, at: DateTime<Utc>) -> NewRow {
     NewRow::at(
         id,
         at,
@@ -23,7 +23,7 @@ fn envelope(id: &str, class: &str, role: &str, at: time::OffsetDateTime) -> NewR
     )
 }
 
-fn decision(id: &str, who: &str, choice: Choice, at: time::OffsetDateTime) -> NewRow {
+fn decision(id: &str, who: &str, choice: Choice, at: DateTime<Utc>) -> NewRow {
     NewRow::at(
         id,
         at,
@@ -45,7 +45,7 @@ fn decision(id: &str, who: &str, choice: Choice, at: time::OffsetDateTime) -> Ne
     )
 }
 
-fn timeout(id: &str, at: time::OffsetDateTime) -> NewRow {
+fn timeout(id: &str, at: DateTime<Utc>) -> NewRow {
     NewRow::at(
         id,
         at,
@@ -59,7 +59,7 @@ fn timeout(id: &str, at: time::OffsetDateTime) -> NewRow {
     )
 }
 
-fn closed(id: &str, at: time::OffsetDateTime) -> NewRow {
+fn closed(id: &str, at: DateTime<Utc>) -> NewRow {
     NewRow::at(
         id,
         at,
@@ -75,8 +75,8 @@ async fn generated(path: &std::path::Path) -> Vec<Record> {
     let l = Ledger::open(path).unwrap();
     for i in 1..=20i64 {
         let id = format!("r{i}");
-        let open = T0 + time::Duration::hours(i);
-        let done = open + time::Duration::minutes(i);
+        let open = T0 + TimeDelta::hours(i);
+        let done = open + TimeDelta::minutes(i);
         l.append(vec![
             envelope(&id, "financial", "finance", open),
             decision(&id, "Ann@example.com", Choice::Approve, done),
@@ -87,8 +87,8 @@ async fn generated(path: &std::path::Path) -> Vec<Record> {
     }
     for i in 1..=12i64 {
         let id = format!("d{i}");
-        let open = T0 + time::Duration::days(2) + time::Duration::minutes(i);
-        let done = open + time::Duration::hours(1);
+        let open = T0 + TimeDelta::days(2) + TimeDelta::minutes(i);
+        let done = open + TimeDelta::hours(1);
         let last = if i <= 8 {
             decision(&id, "bob@example.com", Choice::Deny, done)
         } else {
@@ -166,7 +166,7 @@ async fn rates_times_depth_and_flags_come_out_as_generated() {
     assert_eq!(s.queue_depth[0], ("2026-11-01T10:00:00Z".to_string(), 1));
 
     // --since keeps only the later requests
-    let later = compute(&rows, Some(T0 + time::Duration::days(1)));
+    let later = compute(&rows, Some(T0 + TimeDelta::days(1)));
     assert_eq!(later.requests, 12);
     assert!(!later.by_class.contains_key("financial"));
 }

@@ -4,9 +4,8 @@
 
 use std::fmt;
 
+use chrono::{DateTime, Datelike, Utc};
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::macros::format_description;
 
 /// How a field's value is shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,13 +89,8 @@ impl Format {
 }
 
 /// An instant as people read it: `Thu 3 Dec 2026, 08:34 UTC`.
-pub fn readable_time(t: OffsetDateTime) -> String {
-    let f = format_description!(
-        "[weekday repr:short] [day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
-    );
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&f)
-        .unwrap_or_default()
+pub fn readable_time(t: DateTime<Utc>) -> String {
+    t.format("%a %-d %b %Y, %H:%M UTC").to_string()
 }
 
 /// At most `n` characters, the last one `…` when shortened.
@@ -196,27 +190,24 @@ fn number(v: &Value) -> Result<String, String> {
 }
 
 fn date(v: &Value) -> Result<String, String> {
-    use time::format_description::well_known::Rfc3339;
     let not = || "not a date".to_string();
     match v {
         Value::String(s) => {
-            if let Ok(t) = OffsetDateTime::parse(s.trim(), &Rfc3339) {
+            if let Ok(t) = crate::instant::parse_rfc3339(s.trim()) {
                 return Ok(readable_time(t));
             }
-            let f = format_description!("[year]-[month]-[day]");
-            let d = time::Date::parse(s.trim(), &f).map_err(|_| not())?;
-            let shown = format_description!(
-                "[weekday repr:short] [day padding:none] [month repr:short] [year]"
-            );
-            d.format(&shown).map_err(|_| not())
+            let d = crate::instant::parse_full_date(s.trim()).map_err(|_| not())?;
+            Ok(d.format("%a %-d %b %Y").to_string())
         }
         Value::Number(_) => {
             let secs = whole(v)
                 .and_then(|s| i64::try_from(s).ok())
                 .ok_or_else(not)?;
-            OffsetDateTime::from_unix_timestamp(secs)
+            // the years `time` took unix seconds in, so a number reads as it did
+            DateTime::from_timestamp_secs(secs)
+                .filter(|t| (-9999..=9999).contains(&t.year()))
                 .map(readable_time)
-                .map_err(|_| not())
+                .ok_or_else(not)
         }
         _ => Err(not()),
     }

@@ -12,8 +12,8 @@
 //! anything is escaped or mixes scripts; the agent's values highlighted in the summary and the
 //! arguments under "Written by the agent". Nothing is ever made a link.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use super::esc;
 use crate::approval::View;
@@ -179,8 +179,7 @@ pub(super) fn page(v: &View, rendered_at: i64, nonce: &str, auth_fields: &str) -
     let a = &v.approval;
     let e = &a.envelope;
     let already = a.used.iter().any(|u| u.eq_ignore_ascii_case(&v.approver));
-    let now = OffsetDateTime::from_unix_timestamp(rendered_at)
-        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    let now = DateTime::from_timestamp_secs(rendered_at).unwrap_or_else(crate::instant::now);
     let mut state = state_words(v, now);
     if already {
         state.push_str(" Your decision on this request is recorded.");
@@ -242,7 +241,7 @@ fn form_html(v: &View, rendered_at: i64, nonce: &str, details: &str, auth_fields
 }
 
 /// Where the approval stands, in one line; a pending one says how long is left.
-fn state_words(v: &View, now: OffsetDateTime) -> String {
+fn state_words(v: &View, now: DateTime<Utc>) -> String {
     let a = &v.approval;
     let e = &a.envelope;
     match &a.status {
@@ -268,8 +267,8 @@ fn state_words(v: &View, now: OffsetDateTime) -> String {
 }
 
 /// `in 29 min`, `in 2 h 5 min`, `in 3 days`, or `now`.
-pub(super) fn relative(now: OffsetDateTime, then: OffsetDateTime) -> String {
-    let mins = (then - now).whole_minutes();
+pub(super) fn relative(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
+    let mins = (then - now).num_minutes();
     match mins {
         m if m < 1 => "now".into(),
         m if m < 60 => format!("in {m} min"),
@@ -282,11 +281,11 @@ pub(super) fn relative(now: OffsetDateTime, then: OffsetDateTime) -> String {
 }
 
 /// An instant, readable, with the exact UTC second beside it (and in `datetime`).
-pub(super) fn time_html(t: OffsetDateTime) -> String {
+pub(super) fn time_html(t: DateTime<Utc>) -> String {
     format!(
         "{} <small><time datetime=\"{}\">{}</time></small>",
         esc(&readable_time(t)),
-        esc(&super::rfc3339(&t)),
+        esc(&crate::instant::rfc3339(&t)),
         esc(&exact_instant(t))
     )
 }

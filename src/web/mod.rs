@@ -20,7 +20,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
-use time::OffsetDateTime;
 
 use crate::approval::state::{Choice, Step};
 use crate::approval::{DecisionForm, DeskError};
@@ -206,7 +205,7 @@ async fn show(
                     Ok(s) => s,
                     Err(r) => return r,
                 };
-            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let now = crate::instant::now().timestamp();
             let nonce = desk.key().nonce(&token, now);
             let fields = signin::form_fields(&web, &view, session.as_ref());
             let view = revealed(&web, view);
@@ -230,7 +229,7 @@ async fn decide(
         Err(e) => return problem(&e),
     };
     let rendered_at: i64 = field("rendered_at").parse().unwrap_or(0);
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = crate::instant::now().timestamp();
     if !desk.key().verify_nonce(field("nonce"), &token, rendered_at)
         || rendered_at > now + 60
         || now - rendered_at > PAGE_TTL_SECS
@@ -352,11 +351,6 @@ pub fn esc(s: &str) -> String {
         }
     }
     o
-}
-
-pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 pub(crate) fn shell(title: &str, body: &str) -> String {

@@ -18,7 +18,6 @@ use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 
 use super::{Web, message_page};
 use crate::desk::{Act, DecideError, Decided};
@@ -63,7 +62,7 @@ pub(super) async fn admit(
     next: axum::middleware::Next,
 ) -> Response {
     let token = params.get("token").map_or("", String::as_str);
-    match web.desk.held().reviewer(token, OffsetDateTime::now_utc()) {
+    match web.desk.held().reviewer(token, crate::instant::now()) {
         Ok(r) if r.pause.is_some() => answer(
             &headers,
             "",
@@ -450,11 +449,7 @@ pub(super) async fn pause_page(
     Path((id, token)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (p, r) = match web
-        .desk
-        .pauses()
-        .admit(&id, &token, OffsetDateTime::now_utc())
-    {
+    let (p, r) = match web.desk.pauses().admit(&id, &token, crate::instant::now()) {
         Ok(found) => found,
         Err(why) => return message_page(StatusCode::NOT_FOUND, "Not paused", &why),
     };
@@ -471,11 +466,7 @@ pub(super) async fn pause_resume(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let (p, r) = match web
-        .desk
-        .pauses()
-        .admit(&id, &token, OffsetDateTime::now_utc())
-    {
+    let (p, r) = match web.desk.pauses().admit(&id, &token, crate::instant::now()) {
         Ok(found) => found,
         Err(why) => return answer(&headers, "", Err((StatusCode::NOT_FOUND, why))),
     };

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use time::OffsetDateTime;
 
 use super::{Web, esc, message_page};
 use crate::approval::View;
@@ -38,7 +37,7 @@ pub(super) fn cookies(headers: &HeaderMap) -> String {
 }
 
 pub(super) fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    crate::instant::now().timestamp()
 }
 
 /// For a GET of a link: `Ok(session)` when the page may be shown (`None`: no sign-in needed),

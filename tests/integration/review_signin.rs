@@ -119,7 +119,7 @@ async fn a_held_call_whose_review_role_signs_in_is_released_only_by_its_reviewer
 
     // and the gate refuses a CLI token for it whatever the CLI does
     let key = airlock::approval::link::LinkKey::load_or_create(&w.path("airlock.key")).expect("key");
-    let now = time::OffsetDateTime::now_utc();
+    let now = airlock::instant::now();
     let cli = airlock::reviewer::Reviewer::new("ann@example.com", "cli", Some("ops".into()), now, airlock::reviewer::CLI_LIFETIME);
     let base = link.split("/review/").next().expect("base").to_string();
     let (status, body) = post(

@@ -1,12 +1,12 @@
 //! The approval rules, one test each.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
-use time::macros::datetime;
 
-use super::{Approval, Envelope, Map, NextRole, OffsetDateTime, Outcome, Refusal, Status, Step};
+use super::{Approval, Envelope, Map, NextRole, Outcome, Refusal, Status, Step};
 use crate::policy::OnTimeout;
 
-const T0: OffsetDateTime = datetime!(2026-11-24 12:00 UTC);
+const T0: DateTime<Utc> = crate::instant::utc(2026, 11, 24, 12, 0, 0);
 
 fn approval(min: u32, on_timeout: OnTimeout) -> Approval {
     let envelope = Envelope {
@@ -28,7 +28,7 @@ fn approval(min: u32, on_timeout: OnTimeout) -> Approval {
         role: "finance".into(),
         min_approvals: min,
         requested_at: T0,
-        expires_at: T0 + time::Duration::minutes(30),
+        expires_at: T0 + TimeDelta::minutes(30),
         on_timeout,
         stage: 0,
     };
@@ -52,8 +52,8 @@ fn approval(min: u32, on_timeout: OnTimeout) -> Approval {
     }
 }
 
-const SOON: OffsetDateTime = datetime!(2026-11-24 12:01 UTC);
-const LATE: OffsetDateTime = datetime!(2026-11-24 12:31 UTC);
+const SOON: DateTime<Utc> = crate::instant::utc(2026, 11, 24, 12, 1, 0);
+const LATE: DateTime<Utc> = crate::instant::utc(2026, 11, 24, 12, 31, 0);
 
 fn cfo() -> Vec<String> {
     vec!["cfo@example.com".into()]
@@ -178,7 +178,7 @@ fn escalate_moves_to_the_senior_role_with_a_fresh_clock() {
     assert_eq!(a.envelope.role, "cfo");
     assert_eq!(a.envelope.stage, 1);
     assert_eq!(a.envelope.min_approvals, 1, "capped to the new role's size");
-    assert_eq!(a.envelope.expires_at, SOON + time::Duration::minutes(30));
+    assert_eq!(a.envelope.expires_at, SOON + TimeDelta::minutes(30));
     assert_eq!(a.unsent, ["cfo@example.com"]);
     assert_eq!(
         a.vote("ann@example.com", true, SOON),
@@ -215,7 +215,7 @@ fn timeouts_deny_expire_escalate_and_the_chain_ends_in_deny() {
         None,
         "the new stage has a fresh clock"
     );
-    let later = LATE + time::Duration::minutes(31);
+    let later = LATE + TimeDelta::minutes(31);
     assert_eq!(a.time_out(None, later), Some(Step::Denied));
 }
 

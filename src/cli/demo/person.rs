@@ -134,7 +134,7 @@ impl ReviewPage {
             .trim()
             .trim_end_matches('/');
         let key = LinkKey::load_or_create(&config.key_path)?;
-        let now = time::OffsetDateTime::now_utc();
+        let now = airlock::instant::now();
         let reviewer = Reviewer::new(Person::REVIEWER, "link", None, now, LINK_LIFETIME);
         Ok(ReviewPage {
             url: format!("{base}/review/{}", reviewer.token(&key)),

@@ -7,8 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::{CheckpointFormat, cfg};
 use airlock::config::Config;
@@ -241,7 +239,7 @@ pub(super) fn checkpoint(
             SignedNote::sign(&signer, &origin, report.rows, &root)?.bytes
         }
         CheckpointFormat::AirlockV1 => {
-            let now = OffsetDateTime::now_utc().format(&Rfc3339)?;
+            let now = airlock::instant::rfc3339(&airlock::instant::now());
             Checkpoint::sign(&signer, report.rows, &report.head, &now)
                 .render()
                 .into_bytes()

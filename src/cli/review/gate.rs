@@ -7,7 +7,6 @@ use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use super::super::{report, runtime_file};
 use airlock::approval::link::LinkKey;
@@ -110,20 +109,20 @@ impl Gate {
 
     /// A token for one command, as `email`, from the CLI.
     pub(super) fn token(&self, email: &str) -> String {
-        let now = OffsetDateTime::now_utc();
+        let now = airlock::instant::now();
         Reviewer::new(email, "cli", Some(self.os_user.clone()), now, CLI_LIFETIME).token(&self.key)
     }
 
     /// `email`'s personal review page (a link to hand to them, valid 24 hours).
     pub(super) fn page_for(&self, email: &str) -> String {
-        let now = OffsetDateTime::now_utc();
+        let now = airlock::instant::now();
         let r = Reviewer::new(email, "link", None, now, LINK_LIFETIME);
         format!("{}/review/{}", self.base, r.token(&self.key))
     }
 
     /// `email`'s personal page of the pause call `id` tripped (valid 24 hours).
     pub(super) fn pause_page_for(&self, id: &str, email: &str) -> String {
-        let now = OffsetDateTime::now_utc();
+        let now = airlock::instant::now();
         let r = Reviewer::new(email, "link", None, now, LINK_LIFETIME);
         format!("{}/p/{id}/{}", self.base, r.token(&self.key))
     }

@@ -89,9 +89,7 @@ pub fn take(
     signer: &Signer,
 ) -> Result<Checkpoint, super::super::LedgerError> {
     let (rows, head) = ledger.head()?;
-    let time = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let time = crate::instant::rfc3339(&crate::instant::now());
     Ok(Checkpoint::sign(signer, rows, &head, &time))
 }
 

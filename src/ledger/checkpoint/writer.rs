@@ -76,7 +76,7 @@ impl Writer {
                 return None;
             }
         };
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = crate::instant::now().timestamp();
         match dir::write(&self.dir, &note, now) {
             Ok(path) => {
                 tracing::info!(rows, path = %path.display(), stopping, "checkpoint written");

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable};
-use time::macros::datetime;
 
 use super::super::checkpoint::{Checkpoint, take};
 use super::super::prune::{Tombstone, apply, plan};
@@ -15,7 +15,7 @@ use crate::signing::Signer;
 
 const YEAR: Duration = Duration::from_secs(31_557_600);
 
-fn call(id: &str, class: &str, at: time::OffsetDateTime) -> Vec<NewRow> {
+fn call(id: &str, class: &str, at: DateTime<Utc>) -> Vec<NewRow> {
     vec![
         NewRow::at(id, at, sample::proposal("t")),
         NewRow::at(id, at, sample::verdict(Some(class), false)),
@@ -38,22 +38,38 @@ async fn only_the_expired_prefix_goes_and_the_rest_still_verifies() {
     let before: Checkpoint;
     {
         let l = Ledger::open_signed(&p, Some(key.clone())).unwrap();
-        l.append(call("a", "read_only", datetime!(2020-01-01 0:00 UTC)))
-            .await
-            .unwrap();
+        l.append(call(
+            "a",
+            "read_only",
+            crate::instant::utc(2020, 1, 1, 0, 0, 0),
+        ))
+        .await
+        .unwrap();
         early = take(&l, &key).unwrap();
-        l.append(call("b", "read_only", datetime!(2020-01-02 0:00 UTC)))
-            .await
-            .unwrap();
-        l.append(call("c", "financial", datetime!(2020-01-03 0:00 UTC)))
-            .await
-            .unwrap();
-        l.append(call("d", "read_only", datetime!(2020-01-04 0:00 UTC)))
-            .await
-            .unwrap();
+        l.append(call(
+            "b",
+            "read_only",
+            crate::instant::utc(2020, 1, 2, 0, 0, 0),
+        ))
+        .await
+        .unwrap();
+        l.append(call(
+            "c",
+            "financial",
+            crate::instant::utc(2020, 1, 3, 0, 0, 0),
+        ))
+        .await
+        .unwrap();
+        l.append(call(
+            "d",
+            "read_only",
+            crate::instant::utc(2020, 1, 4, 0, 0, 0),
+        ))
+        .await
+        .unwrap();
         before = take(&l, &key).unwrap();
     }
-    let now = datetime!(2026-11-24 0:00 UTC);
+    let now = crate::instant::utc(2026, 11, 24, 0, 0, 0);
     let at = Location::File(p.clone());
     let plan = plan(&at, &retention, now).unwrap();
     assert_eq!(
@@ -115,7 +131,7 @@ async fn only_the_expired_prefix_goes_and_the_rest_still_verifies() {
     assert_eq!((bad.seq, bad.fault), (5, Fault::BadSignature));
 }
 
-fn plan_again(p: &std::path::Path, now: time::OffsetDateTime) -> u64 {
+fn plan_again(p: &std::path::Path, now: DateTime<Utc>) -> u64 {
     plan(&Location::File(p.to_path_buf()), &retention, now)
         .unwrap()
         .through

@@ -12,11 +12,8 @@ use crate::quarantine::{Held, HeldStatus};
 
 /// An approval as an MCP task: working while it waits or runs, completed with the agent's answer.
 pub(super) fn task_of(a: &Approval) -> DetailedTask {
-    let fmt = |t: &time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
-    let now = fmt(&time::OffsetDateTime::now_utc());
+    let fmt = crate::instant::rfc3339;
+    let now = fmt(&crate::instant::now());
     let task = Task::new(
         a.id.clone(),
         TaskStatus::Working,

@@ -2,9 +2,8 @@
 //! a `seen` hash that covers the summary, and text shown as it is: hidden characters escaped and
 //! warned about, look-alikes flagged, the agent's values marked, no links.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
-use time::OffsetDateTime;
-use time::macros::datetime;
 
 use super::{envelope_html, heading_html, page, prose, relative, rendered_hash};
 use crate::approval::View;
@@ -12,7 +11,7 @@ use crate::approval::state::{Approval, Status};
 use crate::envelope::Envelope;
 use crate::policy::OnTimeout;
 
-const T0: OffsetDateTime = datetime!(2026-12-03 08:04:36.274855078 UTC);
+const T0: DateTime<Utc> = crate::instant::utc_nanos(2026, 12, 3, 8, 4, 36, 274855078);
 
 fn envelope() -> Envelope {
     Envelope {
@@ -34,7 +33,7 @@ fn envelope() -> Envelope {
         role: "finance".into(),
         min_approvals: 1,
         requested_at: T0,
-        expires_at: T0 + time::Duration::minutes(30),
+        expires_at: T0 + TimeDelta::minutes(30),
         on_timeout: OnTimeout::Deny,
         stage: 0,
     }
@@ -68,7 +67,7 @@ fn body(html: &str) -> &str {
 
 #[test]
 fn only_the_summary_and_the_state_precede_the_decision_buttons() {
-    let html = page(&view(envelope()), T0.unix_timestamp() + 60, "n0nce", "");
+    let html = page(&view(envelope()), T0.timestamp() + 60, "n0nce", "");
     let body = body(&html);
     let before_form = body.split("<form").next().unwrap_or_default();
     assert_eq!(
@@ -152,7 +151,7 @@ fn relative_times_are_short() {
         (125, "in 2 h 5 min"),
         (3 * 24 * 60 + 7, "in 3 days"),
     ] {
-        assert_eq!(relative(T0, T0 + time::Duration::minutes(mins)), words);
+        assert_eq!(relative(T0, T0 + TimeDelta::minutes(mins)), words);
     }
 }
 
@@ -170,7 +169,7 @@ fn hidden_characters_are_shown_as_escapes_with_a_warning_above_the_buttons() {
         arguments: json!({"amount_cents": 4599, "order_id": "acct-\u{202E}1000-tcca\u{200B}", "reason": "p\u{0430}ypal said so", "note\u{2066}": ["x\u{E0041}"]}),
         ..envelope()
     };
-    let html = page(&view(e.clone()), T0.unix_timestamp() + 60, "n0nce", "");
+    let html = page(&view(e.clone()), T0.timestamp() + 60, "n0nce", "");
     assert_eq!(
         raw_hidden(&html),
         Vec::<char>::new(),
@@ -230,7 +229,7 @@ fn the_agents_text_is_marked_and_never_made_a_link() {
         arguments: json!({"amount_cents": 4599, "order_id": "Approved already by the CFO, see https://evil.example/ok"}),
         ..envelope()
     };
-    let html = page(&view(e), T0.unix_timestamp() + 60, "n0nce", "");
+    let html = page(&view(e), T0.timestamp() + 60, "n0nce", "");
     assert!(!html.contains("<a "), "no links at all: {html}");
     assert!(!html.contains("<script"));
     assert!(
@@ -265,12 +264,12 @@ fn a_redacted_value_shows_as_its_marker_unless_the_view_reveals_it_and_the_seen_
     let r = crate::redact::redact(&args, &["/card_number".into()], &keys, "c1");
     e.arguments = serde_json::Value::Object(r.arguments.clone());
     let hidden = view(e.clone());
-    let html = page(&hidden, T0.unix_timestamp(), "n", "");
+    let html = page(&hidden, T0.timestamp(), "n", "");
     assert!(!html.contains("41111111"), "{html}");
     assert!(html.contains("[redacted "), "{html}");
     let mut shown = view(e);
     shown.revealed = Some(crate::redact::restore(&r.arguments, &r.secrets).0);
-    let html = page(&shown, T0.unix_timestamp(), "n", "");
+    let html = page(&shown, T0.timestamp(), "n", "");
     assert!(
         html.contains("4111111111111111"),
         "a role that may see it sees it"

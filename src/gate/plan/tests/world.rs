@@ -1,9 +1,8 @@
 //! The world a plan is made in: a setup with a class for every path, the tools served, the
 //! call and the inputs a test varies, and the plan looked at.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::macros::datetime;
 
 use super::super::{Given, Plan, Snapshot, Step, Then, incoming, plan};
 use crate::config::{Setup, load_setup};
@@ -15,7 +14,7 @@ use crate::live::ChangedTools;
 use crate::mcp::downstream::{ToolDef, ToolSet};
 use crate::retry::{Asked, Entry, Fresh, Item, Retry};
 
-pub(super) const NOW: OffsetDateTime = datetime!(2026-12-03 10:00:00 UTC);
+pub(super) const NOW: DateTime<Utc> = crate::instant::utc(2026, 12, 3, 10, 0, 0);
 pub(super) const ID: &str = "call-1";
 
 pub(super) const MANIFESTS: &str = r#"
