@@ -1,9 +1,11 @@
 //! Templates, table-driven: every formatter, missing and mistyped values, and syntax errors with
 //! their place.
 
+use chrono::DateTime;
+use proptest::prelude::{Just, Strategy, any, prop_assert_eq, prop_oneof, proptest};
 use serde_json::{Map, Value, json};
 
-use super::{Template, default_summary, describe};
+use super::{Format, Template, default_summary, describe, readable_time};
 
 fn args(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
@@ -167,4 +169,90 @@ fn without_a_template_the_tool_and_its_target() {
     let t = Template::parse(&"y".repeat(250)).expect("plain text");
     assert_eq!(t.render(&Map::new(), None).chars().count(), 200);
     assert_eq!(serde_json::to_value(&t).ok(), Some(json!("y".repeat(250))));
+}
+
+/// The `date` formatter as it was with `time`: what an envelope's summary said before chrono.
+fn date_before(v: &Value) -> Option<Result<String, String>> {
+    use time::format_description::parse;
+    let not = || "not a date".to_string();
+    let readable = parse(
+        "[weekday repr:short] [day padding:none] [month repr:short] [year], [hour]:[minute] UTC",
+    )
+    .ok()?;
+    let day = parse("[weekday repr:short] [day padding:none] [month repr:short] [year]").ok()?;
+    let instant = |t: time::OffsetDateTime| -> Option<String> {
+        // `time` panicked past its year 9999; no summary it rendered got here
+        t.checked_to_offset(time::UtcOffset::UTC)?
+            .format(&readable)
+            .ok()
+    };
+    Some(match v {
+        Value::String(s) => {
+            let s = s.trim();
+            match time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+                Ok(t) => Ok(instant(t)?),
+                Err(_) => parse("[year]-[month]-[day]")
+                    .ok()
+                    .and_then(|f| time::Date::parse(s, &f).ok())
+                    .and_then(|d| d.format(&day).ok())
+                    .ok_or_else(not),
+            }
+        }
+        Value::Number(n) => match n.as_i64().map(time::OffsetDateTime::from_unix_timestamp) {
+            Some(Ok(t)) => Ok(instant(t)?),
+            _ => Err(not()),
+        },
+        _ => Err(not()),
+    })
+}
+
+fn two(range: std::ops::Range<u32>) -> impl Strategy<Value = String> {
+    range.prop_map(|n| format!("{n:02}"))
+}
+
+/// An instant's or a date's text, some of them no date at all.
+fn date_text() -> impl Strategy<Value = String> {
+    let instant = (
+        0..10_000u32,
+        two(1..13),
+        two(1..32),
+        two(0..24),
+        two(0..60),
+        two(0..61),
+    )
+        .prop_map(|(y, mo, d, h, mi, s)| format!("{y:04}-{mo}-{d}T{h}:{mi}:{s}"));
+    let fraction = prop_oneof![Just(String::new()), "\\.[0-9]{1,10}"];
+    let offset = prop_oneof![
+        Just("Z".to_string()),
+        "[+-](0[0-9]|1[0-9]|2[0-4]):[0-5][0-9]"
+    ];
+    prop_oneof![
+        (instant, fraction, offset).prop_map(|(i, f, o)| format!("{i}{f}{o}")),
+        ("[+-]?", 0..10_000u32, two(0..14), two(0..33))
+            .prop_map(|(sign, y, mo, d)| format!("{sign}{y:04}-{mo}-{d}")),
+        "[ 0-9:TZ+-]{0,12}",
+    ]
+}
+
+proptest! {
+    #[test]
+    fn an_instant_reads_as_it_did_with_time(secs in -62_167_219_200i64..=253_402_300_799) {
+        let t = DateTime::from_timestamp_secs(secs).expect("in range");
+        let before = date_before(&json!(secs)).expect("time rendered it");
+        prop_assert_eq!(Ok(readable_time(t)), before);
+    }
+
+    #[test]
+    fn a_date_argument_renders_as_it_did_with_time(text in date_text()) {
+        let v = json!(text);
+        if let Some(before) = date_before(&v) {
+            prop_assert_eq!(Format::Date.apply(&v), before, "{}", text);
+        }
+    }
+
+    #[test]
+    fn unix_seconds_render_as_they_did_with_time(secs in prop_oneof![any::<i64>(), -400_000_000_000i64..400_000_000_000]) {
+        let v = json!(secs);
+        prop_assert_eq!(Format::Date.apply(&v), date_before(&v).expect("time rendered it"));
+    }
 }

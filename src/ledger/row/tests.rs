@@ -55,6 +55,55 @@ fn every_row_written_before_typing_reads_back_to_the_same_bytes_and_hash() {
     assert_eq!(missing, vec!["tool_classify_failed"]);
 }
 
+/// Every string under `v` that reads as an RFC 3339 instant.
+fn instants<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) if crate::instant::parse_rfc3339(s).is_ok() => out.push(s),
+        Value::Array(items) => items.iter().for_each(|i| instants(i, out)),
+        Value::Object(m) => m.values().for_each(|i| instants(i, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_instant_written_before_chrono_is_written_again_to_the_same_bytes() {
+    let (mut in_bodies, mut envelopes) = (0, 0);
+    for (n, line) in BEFORE_TYPING.lines().enumerate() {
+        let r: Record = serde_json::from_str(line).expect("an exported row");
+        // the row's own time, through chrono: the same entry bytes, the same hash
+        let t = crate::instant::parse_rfc3339(&r.time).expect("the row's time reads");
+        let time = crate::instant::rfc3339(&t);
+        let again = entry(r.seq, &time, &r.kind, &r.call_id, &r.body);
+        assert_eq!(time, r.time, "line {}", n + 1);
+        let hash = link(&hex32(&r.prev), &leaf(&again));
+        assert_eq!(hex::encode(hash), r.hash, "line {}: the row's hash", n + 1);
+        // the instants its body holds (expires_at, since, held_at, …)
+        let mut found = Vec::new();
+        instants(&r.body, &mut found);
+        for s in found {
+            let t = crate::instant::parse_rfc3339(s).expect("reads");
+            assert_eq!(crate::instant::rfc3339(&t), s, "line {}", n + 1);
+            in_bodies += 1;
+        }
+        // an envelope read into its type and written again: the same JSON, the same hash
+        if r.kind == "envelope" {
+            let stored = &r.body["envelope"];
+            let e: crate::envelope::Envelope =
+                serde_json::from_value(stored.clone()).expect("an envelope");
+            assert_eq!(
+                &serde_json::to_value(&e).expect("writes"),
+                stored,
+                "line {}",
+                n + 1
+            );
+            assert_eq!(e.hash(), r.body["envelope_hash"], "line {}", n + 1);
+            envelopes += 1;
+        }
+    }
+    assert!(in_bodies >= 30, "only {in_bodies} instants in the bodies");
+    assert!(envelopes >= 5, "only {envelopes} envelopes");
+}
+
 #[test]
 fn a_failed_classification_row_is_the_json_written_before_typing() {
     // as src/web/review.rs wrote it: json!({"server", "tool", "error"})
