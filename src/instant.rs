@@ -48,11 +48,13 @@ pub fn rfc3339(t: &DateTime<Utc>) -> String {
         out,
         "-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
     );
-    let nanos = t.nanosecond().min(999_999_999);
+    let mut nanos = t.nanosecond().min(999_999_999);
     if nanos != 0 {
-        let digits = format!("{nanos:09}");
-        out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
+        let mut width = 9;
+        while nanos % 10 == 0 {
+            (nanos, width) = (nanos / 10, width - 1);
+        }
+        let _ = write!(out, ".{nanos:0width$}");
     }
     out.push('Z');
     out
