@@ -12,7 +12,7 @@ use crate::approval::state::{Approval, Choice, NextRole, Step};
 use crate::auth::Facts;
 use crate::authority::{Matter, Refusal};
 use crate::decide::{self, Verdict};
-use crate::envelope::{self, Envelope};
+use crate::envelope::{self, Envelope, RedactedEdit};
 use crate::ledger::{Change, LedgerError, NewRow, Row, row};
 
 /// The authority rule the desk applies to a decider, as approvals ask it: the roles admitted,
@@ -113,7 +113,7 @@ impl Approvals {
                     &edited.envelope.arguments,
                 ));
                 new_envelope_hash = Some(edited.envelope.hash());
-                redacted = Some(edited.redacted).filter(|r| !r.is_null());
+                redacted = edited.envelope.redacted.as_ref().map(|r| json!(r));
                 next.sealed = edited.sealed;
                 next.modify(&approver, edited.envelope, now)
             }
@@ -255,14 +255,12 @@ impl Approvals {
         let keys = self.forwarder.sealer().keys();
         // the manifest's fields now, and every field sealed before (a reload may have dropped one)
         let mut pointers = manifest.redact.clone();
-        for p in ["kept", "replaced"]
+        for p in redacted
             .iter()
-            .filter_map(|k| redacted.get(k).and_then(Value::as_array))
-            .flatten()
-            .filter_map(Value::as_str)
+            .flat_map(|r| r.kept.iter().chain(&r.replaced))
         {
-            if !pointers.iter().any(|q| q == p) {
-                pointers.push(p.to_string());
+            if !pointers.contains(p) {
+                pointers.push(p.clone());
             }
         }
         let r = crate::redact::redact(&args, &pointers, keys, &a.call_id);
@@ -277,9 +275,8 @@ impl Approvals {
         };
         let summary = crate::envelope::summarize(manifest, &e.tool, &r.arguments, a.meta.as_ref());
         Ok(Modified {
-            envelope: e.with_arguments(r.arguments, summary),
+            envelope: e.with_arguments(r.arguments, summary, redacted),
             sealed,
-            redacted,
         })
     }
 
@@ -289,9 +286,9 @@ impl Approvals {
         &self,
         a: &Approval,
         edited: Map<String, Value>,
-    ) -> Result<(Map<String, Value>, Value), String> {
+    ) -> Result<(Map<String, Value>, Option<RedactedEdit>), String> {
         let Some(sealed) = &a.sealed else {
-            return Ok((edited, Value::Null));
+            return Ok((edited, None));
         };
         let secrets = self
             .forwarder
@@ -321,17 +318,13 @@ impl Approvals {
             }
         }
         let (args, replaced) = crate::redact::restore(&edited, &secrets);
-        Ok((
-            args,
-            serde_json::json!({"kept": kept, "replaced": replaced}),
-        ))
+        Ok((args, Some(RedactedEdit { kept, replaced })))
     }
 }
 
-/// A modify's result: the new envelope, its sealed values, and which redacted values the
-/// approver kept or replaced.
+/// A modify's result: the new envelope (which says which redacted values the approver kept
+/// or replaced) and its sealed values.
 struct Modified {
     envelope: Envelope,
     sealed: Option<String>,
-    redacted: Value,
 }

@@ -230,6 +230,14 @@ async fn an_approver_may_keep_a_redacted_value_by_its_marker_or_replace_it_and_t
         .collect();
     assert_eq!(modifies[0]["body"]["redacted"], json!({"kept": ["/card_number"], "replaced": []}));
     assert_eq!(modifies[1]["body"]["redacted"], json!({"kept": [], "replaced": ["/card_number"]}));
+    // the envelope that ran says which, as the decision does
+    let envelopes: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "envelope" && r["body"]["envelope"]["stage"] == 1)
+        .collect();
+    assert_eq!(envelopes.len(), 2, "{envelopes:?}");
+    assert_eq!(envelopes[0]["body"]["envelope"]["redacted"], modifies[0]["body"]["redacted"]);
+    assert_eq!(envelopes[1]["body"]["envelope"]["redacted"], modifies[1]["body"]["redacted"]);
     assert_eq!(rows.iter().filter(|r| r["kind"] == "sealed_destroyed").count(), 2);
 }
 
