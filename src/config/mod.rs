@@ -148,8 +148,10 @@ impl Default for MailSection {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebSection {
-    /// Address the approval pages listen on (`127.0.0.1:0` picks a free port).
-    pub bind: String,
+    /// Address the approval pages listen on (`127.0.0.1:0` picks a free port); default
+    /// `127.0.0.1:8787`.
+    #[schemars(with = "Option<String>")]
+    pub bind: Option<Spanned<String>>,
     /// Base of every emailed link; default `http://<bound address>`. Links never come from a
     /// request's Host header.
     pub public_url: Option<String>,
@@ -160,7 +162,7 @@ pub struct WebSection {
 impl Default for WebSection {
     fn default() -> Self {
         WebSection {
-            bind: "127.0.0.1:8787".into(),
+            bind: None,
             public_url: None,
             allow_remote: false,
         }
@@ -315,20 +317,23 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         }
     }
     let checkpoints = ledger::compile(src, &dir, &file, &mut errors);
-    let bind = file.web.bind.parse::<SocketAddr>().unwrap_or_else(|e| {
+    let bind_span = file.web.bind.as_ref().map(Spanned::span);
+    let bind_text = file
+        .web
+        .bind
+        .as_ref()
+        .map_or("127.0.0.1:8787", |b| b.get_ref().as_str());
+    let bind = bind_text.parse::<SocketAddr>().unwrap_or_else(|e| {
         errors.push(src.error(
-            None,
+            bind_span.clone(),
             "web.bind",
-            format!(
-                "`{}` is not an address like 127.0.0.1:8787 ({e})",
-                file.web.bind
-            ),
+            format!("`{bind_text}` is not an address like 127.0.0.1:8787 ({e})"),
         ));
         SocketAddr::from(([127, 0, 0, 1], 8787))
     });
     if !bind.ip().is_loopback() && !file.web.allow_remote {
         errors.push(src.error(
-            None,
+            bind_span,
             "web.bind",
             format!("{bind} is reachable from other machines, and the approval and review pages carry decisions and sign-in: terminate TLS in front of Airlock and set `[web] allow_remote = true`, or bind to 127.0.0.1"),
         ));
