@@ -7,5 +7,6 @@
 
 include!("suite.rs");
 mod demo;
+mod reveal;
 mod rollback;
 mod upgrade;
