@@ -7,6 +7,5 @@
 
 include!("suite.rs");
 mod demo;
-mod reveal;
 mod rollback;
 mod upgrade;
