@@ -1,4 +1,4 @@
-//! Quarantine: calls held for review, one kind of item on the [`crate::desk`] (which admits the
+//! Quarantine: calls held for review, one kind of item on the [`crate::desk`] (which authorizes the
 //! reviewer and applies the start rule); the release or rejection a reviewer decides.
 //!
 //! Owns the held calls (in memory, mirrored durably in the ledger's held table), reading the
@@ -218,7 +218,7 @@ impl Quarantine {
 
     /// Whether a refused decision by `who` is recorded now (the reviewer's refusal quota).
     pub fn refusal_quota(&self, who: &str, now: OffsetDateTime) -> Option<u32> {
-        self.refusals.admit(who, now)
+        self.refusals.tally(who, now)
     }
 
     /// Tell reviewers about held calls through `notices` from now on.
@@ -248,8 +248,8 @@ impl Quarantine {
             .count()
     }
 
-    /// Take a held call whose state is durable.
-    pub fn admit(&self, mut h: Held) {
+    /// Remember (in memory) a held call whose state is durable.
+    pub fn remember(&self, mut h: Held) {
         // an ended held call keeps no sealed values, in memory either
         if h.status.phase() == Phase::Done {
             h.sealed = None;
@@ -463,7 +463,7 @@ impl Quarantine {
                 done
             }
         };
-        self.admit(done.clone());
+        self.remember(done.clone());
         Ok(done)
     }
 }

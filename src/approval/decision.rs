@@ -1,4 +1,4 @@
-//! A decision posted from the approval page: admit the link, apply the pure rule, commit the
+//! A decision posted from the approval page: verify the link, apply the pure rule, commit the
 //! decision with its consequences (and how its decider was authenticated), then act. Refusals
 //! are logged and change nothing.
 
@@ -15,13 +15,14 @@ use crate::decide::{self, Verdict};
 use crate::envelope::{self, Envelope, RedactedEdit};
 use crate::ledger::{Change, LedgerError, NewRow, Row, row};
 
-/// The authority rule the desk applies to a decider, as approvals ask it: the roles admitted,
+/// The authority rule the desk applies to a decider, as approvals ask it: the roles it grants,
 /// or why not.
-pub(crate) type Admit<'a> = &'a (dyn Fn(&Matter<'_>, &str) -> Result<Vec<String>, Refusal> + Sync);
+pub(crate) type AuthorityRule<'a> =
+    &'a (dyn Fn(&Matter<'_>, &str) -> Result<Vec<String>, Refusal> + Sync);
 
 impl Approvals {
     /// Apply a decision posted from the page by a decider authenticated as `auth` says (the
-    /// caller checked it, [`crate::auth::Deciders::may_decide`]) and admitted by `admit` (the
+    /// caller checked it, [`crate::auth::Deciders::may_decide`]) and authorized by `authorize` (the
     /// desk's authority rule, asked here under the lock about the stage asked now). If another
     /// replica changed the approval between reading and committing, the decision is applied
     /// again to what it recorded (refused if that was a decision, recorded if it was only
@@ -33,12 +34,12 @@ impl Approvals {
         token: &str,
         form: DecisionForm,
         auth: &Facts,
-        admit: Admit<'_>,
+        authorize: AuthorityRule<'_>,
     ) -> Result<Step, DeskError> {
         let mut tries = 0;
         loop {
             match self
-                .decide_once(id, slot, token, form.clone(), auth, admit)
+                .decide_once(id, slot, token, form.clone(), auth, authorize)
                 .await
             {
                 Err(DeskError::Ledger(LedgerError::Conflict(_))) if tries < 10 => tries += 1,
@@ -54,13 +55,13 @@ impl Approvals {
         token: &str,
         form: DecisionForm,
         auth: &Facts,
-        admit: Admit<'_>,
+        authorize: AuthorityRule<'_>,
     ) -> Result<Step, DeskError> {
         let mut guard = self.open.lock().await;
         let Some((a, prior)) = self.load_raw(id) else {
             return Err(DeskError::BadLink);
         };
-        let approver = match self.admit(&a, slot, token) {
+        let approver = match self.verify_link(&a, slot, token) {
             Ok(x) => x.to_string(),
             Err(e) => {
                 drop(guard);
@@ -74,7 +75,7 @@ impl Approvals {
             role: &a.envelope.role,
             requester: &a.envelope.actor,
         };
-        let roles = match admit(&matter, &approver) {
+        let roles = match authorize(&matter, &approver) {
             Ok(roles) => roles,
             Err(r) => {
                 drop(guard);
@@ -147,7 +148,7 @@ impl Approvals {
             // the edited envelope is what runs: record it whole (a new stage records its own)
             rows.push(self.envelope_row(&next));
         }
-        self.settle(&mut next, &step, &approver, &form.comment, &mut rows);
+        self.apply_step(&mut next, &step, &approver, &form.comment, &mut rows);
         self.ledger
             .commit(Change {
                 rows,

@@ -43,7 +43,7 @@ impl Approvals {
                     .unwrap_or_default(),
             }),
         )];
-        self.settle(
+        self.apply_step(
             &mut next,
             &step,
             "timeout",

@@ -333,7 +333,12 @@ impl Approvals {
 
     /// Check a link: the approval exists, the slot is an approver of the current stage, the token
     /// is theirs for exactly this envelope.
-    fn admit<'a>(&self, a: &'a Approval, slot: usize, token: &str) -> Result<&'a str, DeskError> {
+    fn verify_link<'a>(
+        &self,
+        a: &'a Approval,
+        slot: usize,
+        token: &str,
+    ) -> Result<&'a str, DeskError> {
         let approver = a.approvers.get(slot).ok_or(DeskError::BadLink)?;
         if self
             .key
@@ -355,7 +360,7 @@ impl Approvals {
     /// What the page shows. A GET never changes state; a bad link is logged.
     pub async fn view(&self, id: &str, slot: usize, token: &str) -> Result<View, DeskError> {
         let a = self.get(id).await.ok_or(DeskError::BadLink)?;
-        match self.admit(&a, slot, token) {
+        match self.verify_link(&a, slot, token) {
             Ok(approver) => Ok(View {
                 approver: approver.to_string(),
                 can_escalate: self.next_role(&a).is_some(),
@@ -387,7 +392,7 @@ impl Approvals {
     /// knows an approval id can make refusals, and each row costs an fsync. The next row logged
     /// says how many were left out.
     async fn record_refusal(&self, a: &Approval, mut body: row::LinkRefused) {
-        let Some(suppressed) = self.refusals.admit(&a.id, OffsetDateTime::now_utc()) else {
+        let Some(suppressed) = self.refusals.tally(&a.id, OffsetDateTime::now_utc()) else {
             return;
         };
         if suppressed > 0 {
@@ -403,7 +408,7 @@ impl Approvals {
     }
 
     /// Fold a step's consequences into the new state and its rows (still uncommitted).
-    fn settle(
+    fn apply_step(
         &self,
         next: &mut Approval,
         step: &Step,

@@ -15,7 +15,7 @@ pub struct RefusalQuota(Mutex<HashMap<String, (OffsetDateTime, u32, u32)>>);
 impl RefusalQuota {
     /// Whether a refusal under `key` is recorded at `now`: `Some(n)` — record it, saying `n`
     /// were left out before it; `None` — leave it out (it is counted).
-    pub fn admit(&self, key: &str, now: OffsetDateTime) -> Option<u32> {
+    pub fn tally(&self, key: &str, now: OffsetDateTime) -> Option<u32> {
         let mut r = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if r.len() > 10_000 {
             r.retain(|_, w| now - w.0 <= time::Duration::minutes(1));
@@ -44,10 +44,10 @@ mod tests {
         let q = RefusalQuota::default();
         let t = datetime!(2026-12-03 12:00 UTC);
         for _ in 0..REFUSALS_PER_MINUTE {
-            assert_eq!(q.admit("Ann@x", t), Some(0));
+            assert_eq!(q.tally("Ann@x", t), Some(0));
         }
-        assert_eq!(q.admit("ann@x", t), None, "keys ignore case");
-        assert_eq!(q.admit("bob@x", t), Some(0), "each key its own quota");
-        assert_eq!(q.admit("ann@x", t + time::Duration::seconds(61)), Some(1));
+        assert_eq!(q.tally("ann@x", t), None, "keys ignore case");
+        assert_eq!(q.tally("bob@x", t), Some(0), "each key its own quota");
+        assert_eq!(q.tally("ann@x", t + time::Duration::seconds(61)), Some(1));
     }
 }

@@ -293,7 +293,7 @@ impl ToolServers {
                 sent: false,
             });
         }
-        // whose call this is, settled before it is sent: what the server says about it at once
+        // whose call this is, bound before it is sent: what the server says about it at once
         // (a log message before the request's handle is back) reaches the right agent, or none
         let _unrouted = match relay {
             Some(key) => {
@@ -334,7 +334,7 @@ impl ToolServers {
                 };
                 abandoned.disarm();
                 // what the server said about the call before answering goes first
-                service.service().order.settle().await;
+                service.service().order.catch_up().await;
                 if answer.is_ok() {
                     s.health.answered();
                 } else if let Err(rmcp::ServiceError::Timeout { .. }) = &answer {

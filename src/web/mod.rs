@@ -89,7 +89,10 @@ pub fn app(web: Arc<Web>) -> Router {
         .route("/review/{token}/classify", post(review::classify))
         .route("/review/{token}/held/{id}", post(review::held))
         .route("/review/{token}/resume", post(review::resume))
-        .route_layer(middleware::from_fn_with_state(web.clone(), review::admit));
+        .route_layer(middleware::from_fn_with_state(
+            web.clone(),
+            review::verify_link,
+        ));
     Router::new()
         .route("/a/{id}/{slot}/{token}", get(show).post(decide))
         .route(crate::auth::CALLBACK, get(signin::callback))
@@ -270,7 +273,7 @@ async fn decide(
         );
     }
     // Who decides: signed in as the link's address, and the code, when required.
-    let auth = match signin::admit(&web, &current, &headers, field("totp")).await {
+    let auth = match signin::authenticate(&web, &current, &headers, field("totp")).await {
         Ok(facts) => facts,
         Err(refused) => return refused,
     };

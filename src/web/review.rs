@@ -55,7 +55,7 @@ fn answer(h: &HeaderMap, title: &str, out: Outcome) -> Response {
 /// The review routes' guard: the token must be a personal review link of this gate, not
 /// expired; who presents it ([`Reviewer`]) is handed to the handlers. Refused before any
 /// handler runs (JSON for the CLI).
-pub(super) async fn admit(
+pub(super) async fn verify_link(
     State(web): State<Arc<Web>>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
@@ -453,7 +453,7 @@ pub(super) async fn pause_page(
     let (p, r) = match web
         .desk
         .pauses()
-        .admit(&id, &token, OffsetDateTime::now_utc())
+        .verify_link(&id, &token, OffsetDateTime::now_utc())
     {
         Ok(found) => found,
         Err(why) => return message_page(StatusCode::NOT_FOUND, "Not paused", &why),
@@ -474,7 +474,7 @@ pub(super) async fn pause_resume(
     let (p, r) = match web
         .desk
         .pauses()
-        .admit(&id, &token, OffsetDateTime::now_utc())
+        .verify_link(&id, &token, OffsetDateTime::now_utc())
     {
         Ok(found) => found,
         Err(why) => return answer(&headers, "", Err((StatusCode::NOT_FOUND, why))),

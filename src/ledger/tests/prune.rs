@@ -6,7 +6,7 @@ use std::time::Duration;
 use redb::{Database, ReadableTable};
 use time::macros::datetime;
 
-use super::super::checkpoint::{Checkpoint, take};
+use super::super::checkpoint::{Checkpoint, sign_now};
 use super::super::prune::{Tombstone, apply, plan};
 use super::super::row::sample;
 use super::super::schema::META;
@@ -41,7 +41,7 @@ async fn only_the_expired_prefix_goes_and_the_rest_still_verifies() {
         l.append(call("a", "read_only", datetime!(2020-01-01 0:00 UTC)))
             .await
             .unwrap();
-        early = take(&l, &key).unwrap();
+        early = sign_now(&l, &key).unwrap();
         l.append(call("b", "read_only", datetime!(2020-01-02 0:00 UTC)))
             .await
             .unwrap();
@@ -51,7 +51,7 @@ async fn only_the_expired_prefix_goes_and_the_rest_still_verifies() {
         l.append(call("d", "read_only", datetime!(2020-01-04 0:00 UTC)))
             .await
             .unwrap();
-        before = take(&l, &key).unwrap();
+        before = sign_now(&l, &key).unwrap();
     }
     let now = datetime!(2026-11-24 0:00 UTC);
     let at = Location::File(p.clone());
