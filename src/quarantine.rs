@@ -11,6 +11,7 @@
 
 pub mod classify;
 pub mod notice;
+mod reseal;
 mod start;
 
 use std::collections::BTreeMap;

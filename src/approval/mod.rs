@@ -15,6 +15,7 @@ pub mod link;
 mod notify;
 pub mod quota;
 mod recovery;
+mod reseal;
 mod rows;
 pub mod state;
 

@@ -45,7 +45,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             tracing::info!(rows, checkpoint = %file.display(), "the ledger extends its newest checkpoint");
         }
         let key = LinkKey::load_or_create(&cfg.key_path)?;
-        let sealer = Arc::new(airlock::seal::Sealer::load_or_create(&cfg.seal_key_path)?);
+        let sealer = Arc::new(airlock::seal::Sealer::load_or_create(&cfg.seal_key_path, cfg.seal_ratchet)?);
         let mailer = Mailer::new(&cfg.mail)?;
         // With MCP over HTTP, the approval pages share its listener.
         let http_bind = cfg.http.serving(http_override, &cfg.agents, cfg.oauth.is_some()).map_err(anyhow::Error::msg)?;
@@ -108,6 +108,8 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let desk = Desk::new(approvals.clone(), quarantine.clone(), pauses.clone(), live.clone(), ledger.clone());
         let started = desk.start().await.context("cannot reload what waits for a decision (approvals, held calls)")?;
         let (pending, held, paused) = (started.approvals, started.held, started.paused);
+        // The seal's key chain: what waits is sealed again once an epoch and the file drops older keys.
+        tokio::spawn(desk.clone().run_seal_chain(sealer.clone()));
         // Sharing the ledger: take back this replica's own leftovers and any dead replica's, then
         // keep up with the others.
         let replicas = match &shared {

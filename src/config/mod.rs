@@ -107,6 +107,11 @@ pub struct GateSection {
     /// Key that seals redacted argument values until their call has run (created on first
     /// start, mode 0600; every replica of one ledger needs the same file), relative to this file.
     pub seal_key: String,
+    /// How long one epoch of the seal's key chain lasts, e.g. `1h` (the default): once an
+    /// epoch, values still waiting are sealed again and the chain file beside the seal key
+    /// (`airlock.seal.chain`) drops the older key, so a destroyed value cannot be opened from
+    /// anything on disk after at most two epochs. Replicas of one ledger need the same value.
+    pub seal_ratchet: String,
     /// Ed25519 key that signs the rows of signed classes and checkpoints (created by
     /// `airlock keys init` or on first start, mode 0600), relative to this file.
     pub signing_key: String,
@@ -145,7 +150,7 @@ impl Default for MailSection {
 }
 
 /// `[web]`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebSection {
     /// Address the approval pages listen on (`127.0.0.1:0` picks a free port); default
@@ -159,15 +164,6 @@ pub struct WebSection {
     pub allow_remote: bool,
 }
 
-impl Default for WebSection {
-    fn default() -> Self {
-        WebSection {
-            bind: None,
-            public_url: None,
-            allow_remote: false,
-        }
-    }
-}
 
 impl Default for GateSection {
     fn default() -> Self {
@@ -181,6 +177,7 @@ impl Default for GateSection {
             key: "airlock.key".into(),
             signing_key: "airlock.signing.key".into(),
             seal_key: "airlock.seal.key".into(),
+            seal_ratchet: "1h".into(),
             checkpoints: None,
             checkpoint_every: "1m".into(),
             outcome_before_reply: false,
@@ -203,6 +200,7 @@ pub struct Config {
     pub key_path: PathBuf,
     pub signing_key_path: PathBuf,
     pub seal_key_path: PathBuf,
+    pub seal_ratchet: Duration,
     pub checkpoints: crate::ledger::checkpoint::Settings,
     pub outcome_before_reply: bool,
     pub servers: Vec<ServerConfig>,
@@ -293,6 +291,15 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         errors.push(src.error(None, "gate.max_wait", msg));
         Duration::from_secs(300)
     });
+    let seal_ratchet = crate::policy::parse_duration(&g.seal_ratchet)
+        .and_then(|d| match d >= Duration::from_secs(1) {
+            true => Ok(d),
+            false => Err("must be at least 1s".to_string()),
+        })
+        .unwrap_or_else(|msg| {
+            errors.push(src.error(None, "gate.seal_ratchet", msg));
+            Duration::from_secs(3600)
+        });
     let oauth = oauth::compile(src, file.oauth.as_ref(), &mut errors);
     let (http, agents) = http::compile(src, &file.http, &file.agent, oauth.is_some(), &mut errors);
     if agents.iter().any(|a| a.actor == g.actor.trim()) {
@@ -401,6 +408,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             key_path: dir.join(&g.key),
             signing_key_path: dir.join(&g.signing_key),
             seal_key_path: dir.join(&g.seal_key),
+            seal_ratchet,
             checkpoints,
             outcome_before_reply: g.outcome_before_reply,
             servers,

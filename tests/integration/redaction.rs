@@ -275,3 +275,62 @@ async fn a_held_call_keeps_its_redacted_value_sealed_until_released_then_runs_it
     let verify = w.airlock(&["ledger", "verify"]);
     assert!(verify.status.success(), "{verify:?}");
 }
+
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
+#[tokio::test]
+async fn a_waiting_value_moves_along_the_key_chain_and_a_destroyed_one_cannot_be_opened_from_disk() {
+    let smtp = Smtp::start();
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    // epochs of a second: the chain steps while the test watches
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    w.write("airlock.toml", &config.replace("max_wait = \"2m\"\n", "max_wait = \"2m\"\nseal_ratchet = \"1s\"\n"));
+    let (agent, mut child) = w.logged_agent("gate1.log").await;
+    let agent = Arc::new(agent);
+    let call = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.try_call("refund_order", refund()).await })
+    };
+    let link = smtp.wait_for("ann@example.com", "refund_order", 1).await.link();
+    child.kill().await.expect("kill -9");
+    assert!(call.await.expect("agent task").is_err());
+    drop(agent);
+    // the value as first sealed, and the call it belongs to
+    let state: Value = serde_json::from_str(&approval_states(&w)[0]).expect("state");
+    let (first, call_id) = (state["sealed"].as_str().expect("sealed").to_string(), state["call_id"].as_str().expect("id").to_string());
+    assert!(first.starts_with('e'), "sealed under an epoch of the chain: {first}");
+
+    // a new gate steps the chain a few times while the approval waits, then it runs whole
+    let sealed_epoch: u64 = first[1..first.find('.').expect("dot")].parse().expect("epoch");
+    let (agent2, mut child2) = w.logged_agent("gate2.log").await;
+    let file_epoch = || -> u64 {
+        let chain = std::fs::read_to_string(w.path("airlock.seal.chain")).expect("chain file");
+        chain.split(' ').nth(1).and_then(|e| e.parse().ok()).expect("epoch")
+    };
+    let moved = || {
+        let log = std::fs::read_to_string(w.path("gate2.log")).unwrap_or_default();
+        log.contains("sealed values moved onto the key chain")
+    };
+    for _ in 0..300 {
+        if moved() && file_epoch() > sealed_epoch {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(decide(&link, "approve", &[]).0, 200);
+    let answer = agent2.status_until(&approval_id(&link), "refunded").await;
+    assert!(answer.contains("refunded 4200 cents on A-1001"), "{answer}");
+    let executed = std::fs::read_to_string(w.path("executed.jsonl")).expect("executed log");
+    assert!(executed.contains(CARD), "the re-sealed value opened whole: {executed}");
+    agent2.close().await;
+    child2.kill().await.expect("stop");
+
+    // the chain file has moved past the epoch the value was first sealed in: the keys on disk
+    // cannot open that ciphertext, wherever a copy of it lingers
+    assert!(file_epoch() > sealed_epoch, "the chain file moved past epoch {sealed_epoch}");
+    assert!(moved(), "the waiting value was sealed again");
+    let on_disk = airlock::seal::Sealer::load_or_create(&w.path("airlock.seal.key"), std::time::Duration::from_secs(1)).expect("keys");
+    let opened = on_disk.open(&call_id, &first);
+    assert!(matches!(opened, Err(airlock::seal::SealError::Shredded(_))), "{opened:?}");
+    let rows = w.ledger_rows().await;
+    assert!(rows.iter().any(|r| r["kind"] == "sealed_destroyed"), "the seal's end is recorded");
+}
