@@ -164,7 +164,6 @@ pub struct WebSection {
     pub allow_remote: bool,
 }
 
-
 impl Default for GateSection {
     fn default() -> Self {
         GateSection {
