@@ -125,8 +125,18 @@ pub struct Seen {
 
 /// The hash of a held call's JSON as the review state serves it (what the CLI hashes as `json`).
 pub fn json_sha256(h: &Held) -> String {
-    let v = serde_json::to_value(h).unwrap_or(Value::Null);
+    let v = shown_json(h);
     crate::canonical::sha256_hex(crate::canonical::to_string(&v).as_bytes())
+}
+
+/// A held call as reviewers fetch it: without its sealed text (ciphertext is no reviewer's,
+/// and it changes as the seal's key chain steps, which is no change to what they decide on).
+pub fn shown_json(h: &Held) -> Value {
+    let mut v = serde_json::to_value(h).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("sealed");
+    }
+    v
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +149,11 @@ pub enum QuarantineError {
     Ledger(#[from] LedgerError),
     #[error("{0}")]
     Classify(String),
+    /// Releasing would run the call without its redacted values: this gate cannot open them.
+    #[error(
+        "this gate cannot open the call's redacted values ({0}), so it could not run it; nothing was decided: release it on the gate that sealed them, or give this one that gate's seal key and chain files"
+    )]
+    Unsealable(String),
 }
 
 /// A held call's state, in words.
@@ -420,6 +435,11 @@ impl Quarantine {
             .ledger
             .held_state(id)?
             .and_then(|b| serde_json::from_slice::<Held>(&b).ok());
+        // a release that could not run here is not taken here
+        let sealed = stored.as_ref().and_then(|h| h.sealed.as_ref());
+        if let Some(Err(e)) = sealed.map(|s| self.forwarder.sealer().open(id, s)) {
+            return Err(QuarantineError::Unsealable(e.to_string()));
+        }
         let args_sha = stored
             .or_else(|| self.get(id))
             .map(|h| crate::redact::arguments_sha256(&Value::Object(h.arguments)));

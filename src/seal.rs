@@ -88,8 +88,28 @@ impl Sealer {
         let file = chain_path(path);
         let period = period.max(Duration::from_secs(1));
         let now = epoch_at(SystemTime::now(), period);
-        let chain =
-            Chain::load_or_create(&file, now.saturating_sub(1)).map_err(|m| fail(&file, m))?;
+        let chain = Chain::load_or_create(&file, now.saturating_sub(1), period.as_secs())
+            .map_err(|m| fail(&file, m))?;
+        if chain.epoch > now + 1 {
+            return Err(fail(
+                &file,
+                format!(
+                    "it is at epoch {}, ahead of this clock's {now}: this clock runs behind, or the file came from a machine whose clock ran ahead; values sealed now could not be opened — fix the clock, or wait",
+                    chain.epoch
+                ),
+            ));
+        }
+        // it must move forward (and be its owner's alone) for a destroyed value to die
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .and_then(|_| crate::private::file(&file))
+            .map_err(|e| {
+                fail(
+                    &file,
+                    format!("cannot be written ({e}): the key chain could not step forward"),
+                )
+            })?;
         Ok(Sealer::from_keys(&key, chain, Some(file), period))
     }
 
@@ -181,6 +201,8 @@ impl Sealer {
     pub fn open(&self, call_id: &str, sealed: &str) -> Result<BTreeMap<String, Value>, SealError> {
         let (epoch, text) = split(sealed)?;
         let key = match epoch {
+            // no value is sealed in an epoch yet to come (nor derived a billion steps ahead)
+            Some(e) if e > self.epoch_now() + 2 => return Err(SealError::Malformed),
             Some(e) => self.key_of(e)?,
             None => self.legacy,
         };
@@ -203,17 +225,31 @@ impl Sealer {
         serde_json::from_slice(&plain).map_err(|_| SealError::Malformed)
     }
 
-    /// `sealed` opened and sealed again under this epoch's key, if it was sealed before epoch
-    /// `below` (or before the chain); `None` if it need not move.
+    /// `sealed` opened (so a value this gate cannot open is found at every step) and sealed
+    /// again under this epoch's key if it was sealed before epoch `below` (or before the
+    /// chain); `None` if it need not move.
     pub fn reseal(
         &self,
         call_id: &str,
         sealed: &str,
         below: u64,
     ) -> Result<Option<String>, SealError> {
+        let secrets = self.open(call_id, sealed)?;
         match split(sealed)?.0 {
             Some(e) if e >= below => Ok(None),
-            _ => self.seal(call_id, &self.open(call_id, sealed)?).map(Some),
+            _ => self.seal(call_id, &secrets).map(Some),
+        }
+    }
+
+    /// Forget, in this process too, the keys before `epoch` (once the file has moved past them
+    /// and a step's grace has passed: a value read before the step has been used by then).
+    pub fn forget_before(&self, epoch: u64) {
+        let mut held = self.held();
+        if epoch > held.oldest.epoch {
+            held.oldest = held.oldest.at(epoch);
+        }
+        if epoch > held.current.epoch {
+            held.current = held.oldest.clone();
         }
     }
 
@@ -368,5 +404,21 @@ mod tests {
             s.open("c1", "e1x.AAAA"),
             Err(SealError::Malformed)
         ));
+        let ahead = format!("e{}.AAAA", now + 1_000_000_000);
+        assert!(
+            matches!(s.open("c1", &ahead), Err(SealError::Malformed)),
+            "never derived that far"
+        );
+        // a step's grace over, this process forgets the old key too
+        s.forget_before(now + 1);
+        assert!(matches!(s.open("c1", &old), Err(SealError::Shredded(_))));
+        // a file ahead of this clock (or of another period) is refused at start, with why
+        assert!(s.advance_file(now + 5).is_ok());
+        let ahead = Sealer::load_or_create(&path, HOUR).unwrap_err().to_string();
+        assert!(ahead.contains("ahead of this clock"), "{ahead}");
+        let other = Sealer::load_or_create(&path, Duration::from_secs(60))
+            .unwrap_err()
+            .to_string();
+        assert!(other.contains("seal_ratchet"), "{other}");
     }
 }

@@ -84,6 +84,16 @@ impl Approvals {
                 return Err(e);
             }
         };
+        // an approval that could not run here is not taken here (a modify opens them itself)
+        if form.choice == Choice::Approve {
+            let sealer = self.forwarder.sealer();
+            if let Some(Err(e)) = a.sealed.as_ref().map(|s| sealer.open(&a.call_id, s)) {
+                drop(guard);
+                let err = DeskError::Unsealable(e.to_string());
+                self.log_refusal(&a, slot, "decide", &err).await;
+                return Err(err);
+            }
+        }
         let now = OffsetDateTime::now_utc();
         let mut next = a.clone();
         // a modification: what changed, the new envelope's hash, its redacted fields

@@ -54,6 +54,11 @@ pub enum DeskError {
     Unauthorized(#[from] crate::authority::Refusal),
     #[error("the ledger could not record the decision, so nothing changed: {0}")]
     Ledger(#[from] LedgerError),
+    /// Approving would run the call without its redacted values: this gate cannot open them.
+    #[error(
+        "this gate cannot open the call's redacted values ({0}), so it could not run it; nothing was decided: decide on the gate that sealed them, or give this one that gate's seal key and chain files"
+    )]
+    Unsealable(String),
 }
 
 /// A decision as posted from the approval page.

@@ -31,9 +31,16 @@ impl Desk {
 
     /// Step the chain at the start and at every epoch's start, until the process ends.
     pub async fn run_seal_chain(self: Arc<Self>, sealer: Arc<Sealer>) {
+        let mut last = None;
         loop {
             match self.step_seal_chain(&sealer).await {
-                Ok(epoch) => tracing::debug!(epoch, "the seal's key chain file is at this epoch"),
+                Ok(epoch) => {
+                    // a step's grace: what was read before the last step has been used by now
+                    if let Some(before) = last.replace(epoch) {
+                        sealer.forget_before(before);
+                    }
+                    tracing::debug!(epoch, "the seal's key chain file is at this epoch")
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "the seal's key chain cannot step forward now; trying again next epoch")
                 }

@@ -323,7 +323,7 @@ fn problem(e: &DeskError) -> Response {
         DeskError::BadLink => StatusCode::NOT_FOUND,
         DeskError::Refused(_) | DeskError::Unauthorized(_) => StatusCode::FORBIDDEN,
         DeskError::BadModification(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        DeskError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+        DeskError::Ledger(_) | DeskError::Unsealable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     message_page(status, "Not done", &e.to_string())
 }

@@ -119,7 +119,9 @@ fn quarantine_error(e: QuarantineError) -> (StatusCode, String) {
     let code = match &e {
         QuarantineError::NotFound(_) => StatusCode::NOT_FOUND,
         QuarantineError::NotHeld { .. } => StatusCode::CONFLICT,
-        QuarantineError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+        QuarantineError::Ledger(_) | QuarantineError::Unsealable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         QuarantineError::Classify(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
     (code, e.to_string())
@@ -169,6 +171,7 @@ pub(super) async fn state(
         .iter()
         .map(|p| (p.call_id.clone(), need(Ask::pause(p, None))))
         .collect();
+    let held: Vec<Value> = held.iter().map(q::shown_json).collect();
     Json(json!({
         "held": held,
         "pauses": pauses,
@@ -385,7 +388,7 @@ async fn decide_held(
     } else {
         format!("Rejected `{}`: it will never run.", h.id)
     };
-    Ok((said, serde_json::to_value(&h).unwrap_or(Value::Null)))
+    Ok((said, q::shown_json(&h)))
 }
 
 /// `POST /review/{token}/resume`: resume autopilot for `scope`.
