@@ -8,7 +8,7 @@
 //!
 //! Rules 1 and 2 compare identities with [`same_identity`]: case-insensitively, and an address's
 //! `+tag` (`bot+ops@example.com`) does not make it another identity, since it reaches the same
-//! mailbox. Rule 3 (membership) compares without that: a tag only ever refuses, never admits.
+//! mailbox. Rule 3 (membership) compares without that: a tag only ever refuses, never authorizes.
 //! 3. the decider is a member of the role the matter needs — the approval's role (its stage);
 //!    for a held call, every role its failed conditions or crossed limits name, else the
 //!    policy's `[review] role`; for a paused scope, the limit's role, else the review role; for
@@ -58,7 +58,7 @@ pub enum Refusal {
     NoRole,
 }
 
-/// A decider the rule admitted: who, in which roles, and how they were authenticated — what
+/// A decider the rule authorized: who, in which roles, and how they were authenticated — what
 /// every decision row records beside the decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decider {

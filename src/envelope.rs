@@ -56,6 +56,18 @@ pub struct Envelope {
     pub on_timeout: OnTimeout,
     /// 0 for the first role asked, +1 per escalation or modification.
     pub stage: u32,
+    /// After a modification of a call with redacted values: which of them the approver kept as
+    /// they were and which they replaced. Part of the hash; absent otherwise, so envelopes
+    /// stored before it existed hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<RedactedEdit>,
+}
+
+/// Which redacted values a modification kept and which it replaced (JSON pointers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedactedEdit {
+    pub kept: Vec<String>,
+    pub replaced: Vec<String>,
 }
 
 /// The facts an envelope is built from.
@@ -122,6 +134,7 @@ pub fn build(
         expires_at,
         on_timeout,
         stage: 0,
+        redacted: None,
     }
 }
 
@@ -156,13 +169,21 @@ impl Envelope {
     }
 
     /// The same proposal with edited arguments (a modify) and their `summary`, as a new envelope.
-    pub fn with_arguments(&self, arguments: Map<String, Value>, summary: String) -> Envelope {
+    /// The next stage's envelope for modified `arguments`, with which redacted values the
+    /// modification kept or replaced (none when the call has none).
+    pub fn with_arguments(
+        &self,
+        arguments: Map<String, Value>,
+        summary: String,
+        redacted: Option<RedactedEdit>,
+    ) -> Envelope {
         let args = Value::Object(arguments);
         Envelope {
             summary,
             arguments_sha256: crate::redact::arguments_sha256(&args),
             arguments: args,
             stage: self.stage + 1,
+            redacted,
             ..self.clone()
         }
     }

@@ -88,7 +88,7 @@ impl Forwarder {
         (call_id.to_string(), json!({"server": server, "tool": tool}))
     }
 
-    /// Call the tool server once and record the outcome row, which settles the call's mark.
+    /// Call the tool server once and record the outcome row, which removes the call's mark.
     pub async fn run(&self, f: Forward<'_>) -> Forwarded {
         let call_id = f.call_id.to_string();
         let (row, result) = self.call(f).await;
@@ -121,13 +121,16 @@ impl Forwarder {
 
     /// At start: record an `unknown` outcome for every call a previous run forwarded without
     /// recording its outcome (it crashed in between). Returns how many.
-    pub async fn settle_unknown(&self) -> Result<usize, LedgerError> {
-        self.settle(self.ledger.unsettled()?).await
+    pub async fn record_unknown_outcomes_left(&self) -> Result<usize, LedgerError> {
+        self.record_unknown_outcomes(self.ledger.unsettled()?).await
     }
 
     /// Record an `unknown` outcome for each of these marked calls (a previous run's, or a dead
     /// replica's), removing their marks.
-    pub async fn settle(&self, left: Vec<(String, Value)>) -> Result<usize, LedgerError> {
+    pub async fn record_unknown_outcomes(
+        &self,
+        left: Vec<(String, Value)>,
+    ) -> Result<usize, LedgerError> {
         if left.is_empty() {
             return Ok(0);
         }

@@ -249,7 +249,7 @@ impl Gate {
         }
     }
 
-    /// Once the commit is durable: mail a pause, take in a held call, refuse — or say where to
+    /// Once the commit is durable: mail a pause, remember a held call, refuse — or say where to
     /// forward. A commit that failed undoes the meter change and refuses (fail closed).
     async fn carry_on(
         &self,
@@ -270,7 +270,7 @@ impl Gate {
             Then::Refuse { message, held } => {
                 if let Some(h) = held {
                     self.quarantine.notify(&h);
-                    self.quarantine.admit(*h);
+                    self.quarantine.remember(*h);
                 }
                 Carried::Replied(refused(call_id, decision, message))
             }

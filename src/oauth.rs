@@ -1,12 +1,12 @@
 //! OAuth 2.1 for HTTP agents (the MCP authorization spec): Airlock as a resource server.
 //! An agent's JWT access token, issued by the `[oauth]` authorization server for Airlock's
-//! resource URI, admits it as the actor its claim names (`oauth:<claim>` by default).
+//! resource URI, authenticates it as the actor its claim names (`oauth:<claim>` by default).
 //!
 //! Owns the protected-resource metadata (RFC 9728), the `WWW-Authenticate` challenges (RFC 6750
 //! and the MCP spec: `resource_metadata`, `invalid_token`, `insufficient_scope`), and the one
-//! decision whether a bearer token admits an agent: `token` checks it (pure), `keys` fetches the
-//! issuer's keys. It must never pass a token on, log one, or admit a token it could not verify
-//! (no keys: nobody is admitted).
+//! decision whether a bearer token authenticates an agent: `token` checks it (pure), `keys`
+//! fetches the issuer's keys. It must never pass a token on, log one, or accept a token it could
+//! not verify (no keys: nobody is authenticated).
 
 pub mod keys;
 pub mod token;
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::config::oauth::OAuthConfig;
 use token::TokenError;
 
-/// Why a request is not admitted.
+/// Why a request is not authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// No bearer token at all.
@@ -73,8 +73,8 @@ impl Resource {
         }
     }
 
-    /// The actor a bearer token admits, or why not.
-    pub async fn admit(&self, token: &str) -> Result<String, Refusal> {
+    /// The actor a bearer token authenticates, or why not.
+    pub async fn authenticate(&self, token: &str) -> Result<String, Refusal> {
         if !token::looks_like_jwt(token) {
             return Err(Refusal::Invalid(TokenError::Unknown));
         }

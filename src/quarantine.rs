@@ -1,4 +1,4 @@
-//! Quarantine: calls held for review, one kind of item on the [`crate::desk`] (which admits the
+//! Quarantine: calls held for review, one kind of item on the [`crate::desk`] (which authorizes the
 //! reviewer and applies the start rule); the release or rejection a reviewer decides.
 //!
 //! Owns the held calls (in memory, mirrored durably in the ledger's held table), reading the
@@ -11,6 +11,7 @@
 
 pub mod classify;
 pub mod notice;
+mod reseal;
 mod start;
 
 use std::collections::BTreeMap;
@@ -124,8 +125,18 @@ pub struct Seen {
 
 /// The hash of a held call's JSON as the review state serves it (what the CLI hashes as `json`).
 pub fn json_sha256(h: &Held) -> String {
-    let v = serde_json::to_value(h).unwrap_or(Value::Null);
+    let v = shown_json(h);
     crate::canonical::sha256_hex(crate::canonical::to_string(&v).as_bytes())
+}
+
+/// A held call as reviewers fetch it: without its sealed text (ciphertext is no reviewer's,
+/// and it changes as the seal's key chain steps, which is no change to what they decide on).
+pub fn shown_json(h: &Held) -> Value {
+    let mut v = serde_json::to_value(h).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("sealed");
+    }
+    v
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +149,11 @@ pub enum QuarantineError {
     Ledger(#[from] LedgerError),
     #[error("{0}")]
     Classify(String),
+    /// Releasing would run the call without its redacted values: this gate cannot open them.
+    #[error(
+        "this gate cannot open the call's redacted values ({0}), so it could not run it; nothing was decided: release it on the gate that sealed them, or give this one that gate's seal key and chain files"
+    )]
+    Unsealable(String),
 }
 
 /// A held call's state, in words.
@@ -218,7 +234,7 @@ impl Quarantine {
 
     /// Whether a refused decision by `who` is recorded now (the reviewer's refusal quota).
     pub fn refusal_quota(&self, who: &str, now: DateTime<Utc>) -> Option<u32> {
-        self.refusals.admit(who, now)
+        self.refusals.tally(who, now)
     }
 
     /// Tell reviewers about held calls through `notices` from now on.
@@ -248,8 +264,8 @@ impl Quarantine {
             .count()
     }
 
-    /// Take a held call whose state is durable.
-    pub fn admit(&self, mut h: Held) {
+    /// Remember (in memory) a held call whose state is durable.
+    pub fn remember(&self, mut h: Held) {
         // an ended held call keeps no sealed values, in memory either
         if h.status.phase() == Phase::Done {
             h.sealed = None;
@@ -419,6 +435,11 @@ impl Quarantine {
             .ledger
             .held_state(id)?
             .and_then(|b| serde_json::from_slice::<Held>(&b).ok());
+        // a release that could not run here is not taken here
+        let sealed = stored.as_ref().and_then(|h| h.sealed.as_ref());
+        if let Some(Err(e)) = sealed.map(|s| self.forwarder.sealer().open(id, s)) {
+            return Err(QuarantineError::Unsealable(e.to_string()));
+        }
         let args_sha = stored
             .or_else(|| self.get(id))
             .map(|h| crate::redact::arguments_sha256(&Value::Object(h.arguments)));
@@ -463,7 +484,7 @@ impl Quarantine {
                 done
             }
         };
-        self.admit(done.clone());
+        self.remember(done.clone());
         Ok(done)
     }
 }

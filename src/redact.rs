@@ -6,7 +6,7 @@
 //! calls with the same card can be matched; without the key it cannot be guessed), `C` =
 //! HMAC-SHA256 keyed by a per-value salt (itself derived from the seal key, the call and the
 //! pointer) over the same bytes — what the hash chain covers, so an auditor given the value and
-//! its salt (`airlock ledger salt`) can prove it was the one used. Owns the marker, the taking
+//! its salt (`airlock ledger prove --print-salt`) can prove it was the one used. Owns the marker, the taking
 //! out and the putting back. It must never do I/O, and never put a value back anywhere but at
 //! the pointer it was taken from.
 

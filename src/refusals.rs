@@ -95,15 +95,15 @@ impl Refusals {
     /// The counts of minutes before `now`'s, taken out (a window with nothing counted is
     /// dropped without a row).
     pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Counted> {
-        self.take(|w| w.minute < minute_of(now))
+        self.remove_windows(|w| w.minute < minute_of(now))
     }
 
     /// Every count, the current minute's too (at a clean stop).
     pub fn all(&mut self) -> Vec<Counted> {
-        self.take(|_| true)
+        self.remove_windows(|_| true)
     }
 
-    fn take(&mut self, done: impl Fn(&Window) -> bool) -> Vec<Counted> {
+    fn remove_windows(&mut self, done: impl Fn(&Window) -> bool) -> Vec<Counted> {
         let ended: Vec<String> = self
             .windows
             .iter()

@@ -97,7 +97,7 @@ async fn beat(shared: &Arc<dyn Replicated>, parts: &Parts, own: bool) -> Result<
     // heartbeat, never in its way (mail may be slow, and a late beat looks like a death).
     let (desk, forwarder) = (parts.desk.clone(), parts.forwarder.clone());
     let work = async move {
-        if let Err(e) = forwarder.settle(marks).await {
+        if let Err(e) = forwarder.record_unknown_outcomes(marks).await {
             tracing::error!(error = %e, "cannot record the unknown outcomes of an adopted replica's calls");
         }
         // the desk's one adoption path: executing → outcome_unknown, waiting → re-armed

@@ -1,4 +1,4 @@
-//! A decision posted from the approval page: admit the link, apply the pure rule, commit the
+//! A decision posted from the approval page: verify the link, apply the pure rule, commit the
 //! decision with its consequences (and how its decider was authenticated), then act. Refusals
 //! are logged and change nothing.
 
@@ -11,16 +11,17 @@ use crate::approval::state::{Approval, Choice, NextRole, Step};
 use crate::auth::Facts;
 use crate::authority::{Matter, Refusal};
 use crate::decide::{self, Verdict};
-use crate::envelope::{self, Envelope};
+use crate::envelope::{self, Envelope, RedactedEdit};
 use crate::ledger::{Change, LedgerError, NewRow, Row, row};
 
-/// The authority rule the desk applies to a decider, as approvals ask it: the roles admitted,
+/// The authority rule the desk applies to a decider, as approvals ask it: the roles it grants,
 /// or why not.
-pub(crate) type Admit<'a> = &'a (dyn Fn(&Matter<'_>, &str) -> Result<Vec<String>, Refusal> + Sync);
+pub(crate) type AuthorityRule<'a> =
+    &'a (dyn Fn(&Matter<'_>, &str) -> Result<Vec<String>, Refusal> + Sync);
 
 impl Approvals {
     /// Apply a decision posted from the page by a decider authenticated as `auth` says (the
-    /// caller checked it, [`crate::auth::Deciders::may_decide`]) and admitted by `admit` (the
+    /// caller checked it, [`crate::auth::Deciders::may_decide`]) and authorized by `authorize` (the
     /// desk's authority rule, asked here under the lock about the stage asked now). If another
     /// replica changed the approval between reading and committing, the decision is applied
     /// again to what it recorded (refused if that was a decision, recorded if it was only
@@ -32,12 +33,12 @@ impl Approvals {
         token: &str,
         form: DecisionForm,
         auth: &Facts,
-        admit: Admit<'_>,
+        authorize: AuthorityRule<'_>,
     ) -> Result<Step, DeskError> {
         let mut tries = 0;
         loop {
             match self
-                .decide_once(id, slot, token, form.clone(), auth, admit)
+                .decide_once(id, slot, token, form.clone(), auth, authorize)
                 .await
             {
                 Err(DeskError::Ledger(LedgerError::Conflict(_))) if tries < 10 => tries += 1,
@@ -53,13 +54,13 @@ impl Approvals {
         token: &str,
         form: DecisionForm,
         auth: &Facts,
-        admit: Admit<'_>,
+        authorize: AuthorityRule<'_>,
     ) -> Result<Step, DeskError> {
         let mut guard = self.open.lock().await;
         let Some((a, prior)) = self.load_raw(id) else {
             return Err(DeskError::BadLink);
         };
-        let approver = match self.admit(&a, slot, token) {
+        let approver = match self.verify_link(&a, slot, token) {
             Ok(x) => x.to_string(),
             Err(e) => {
                 drop(guard);
@@ -73,7 +74,7 @@ impl Approvals {
             role: &a.envelope.role,
             requester: &a.envelope.actor,
         };
-        let roles = match admit(&matter, &approver) {
+        let roles = match authorize(&matter, &approver) {
             Ok(roles) => roles,
             Err(r) => {
                 drop(guard);
@@ -82,6 +83,16 @@ impl Approvals {
                 return Err(e);
             }
         };
+        // an approval that could not run here is not taken here (a modify opens them itself)
+        if form.choice == Choice::Approve {
+            let sealer = self.forwarder.sealer();
+            if let Some(Err(e)) = a.sealed.as_ref().map(|s| sealer.open(&a.call_id, s)) {
+                drop(guard);
+                let err = DeskError::Unsealable(e.to_string());
+                self.log_refusal(&a, slot, "decide", &err).await;
+                return Err(err);
+            }
+        }
         let now = crate::instant::now();
         let mut next = a.clone();
         // a modification: what changed, the new envelope's hash, its redacted fields
@@ -112,7 +123,7 @@ impl Approvals {
                     &edited.envelope.arguments,
                 ));
                 new_envelope_hash = Some(edited.envelope.hash());
-                redacted = Some(edited.redacted).filter(|r| !r.is_null());
+                redacted = edited.envelope.redacted.as_ref().map(|r| json!(r));
                 next.sealed = edited.sealed;
                 next.modify(&approver, edited.envelope, now)
             }
@@ -146,7 +157,7 @@ impl Approvals {
             // the edited envelope is what runs: record it whole (a new stage records its own)
             rows.push(self.envelope_row(&next));
         }
-        self.settle(&mut next, &step, &approver, &form.comment, &mut rows);
+        self.apply_step(&mut next, &step, &approver, &form.comment, &mut rows);
         self.ledger
             .commit(Change {
                 rows,
@@ -254,14 +265,12 @@ impl Approvals {
         let keys = self.forwarder.sealer().keys();
         // the manifest's fields now, and every field sealed before (a reload may have dropped one)
         let mut pointers = manifest.redact.clone();
-        for p in ["kept", "replaced"]
+        for p in redacted
             .iter()
-            .filter_map(|k| redacted.get(k).and_then(Value::as_array))
-            .flatten()
-            .filter_map(Value::as_str)
+            .flat_map(|r| r.kept.iter().chain(&r.replaced))
         {
-            if !pointers.iter().any(|q| q == p) {
-                pointers.push(p.to_string());
+            if !pointers.contains(p) {
+                pointers.push(p.clone());
             }
         }
         let r = crate::redact::redact(&args, &pointers, keys, &a.call_id);
@@ -276,9 +285,8 @@ impl Approvals {
         };
         let summary = crate::envelope::summarize(manifest, &e.tool, &r.arguments, a.meta.as_ref());
         Ok(Modified {
-            envelope: e.with_arguments(r.arguments, summary),
+            envelope: e.with_arguments(r.arguments, summary, redacted),
             sealed,
-            redacted,
         })
     }
 
@@ -288,9 +296,9 @@ impl Approvals {
         &self,
         a: &Approval,
         edited: Map<String, Value>,
-    ) -> Result<(Map<String, Value>, Value), String> {
+    ) -> Result<(Map<String, Value>, Option<RedactedEdit>), String> {
         let Some(sealed) = &a.sealed else {
-            return Ok((edited, Value::Null));
+            return Ok((edited, None));
         };
         let secrets = self
             .forwarder
@@ -320,17 +328,13 @@ impl Approvals {
             }
         }
         let (args, replaced) = crate::redact::restore(&edited, &secrets);
-        Ok((
-            args,
-            serde_json::json!({"kept": kept, "replaced": replaced}),
-        ))
+        Ok((args, Some(RedactedEdit { kept, replaced })))
     }
 }
 
-/// A modify's result: the new envelope, its sealed values, and which redacted values the
-/// approver kept or replaced.
+/// A modify's result: the new envelope (which says which redacted values the approver kept
+/// or replaced) and its sealed values.
 struct Modified {
     envelope: Envelope,
     sealed: Option<String>,
-    redacted: Value,
 }

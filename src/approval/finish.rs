@@ -39,7 +39,7 @@ impl Approvals {
                 expires_at: crate::instant::rfc3339(&a.envelope.expires_at),
             }),
         )];
-        self.settle(
+        self.apply_step(
             &mut next,
             &step,
             "timeout",

@@ -15,6 +15,7 @@ pub mod link;
 mod notify;
 pub mod quota;
 mod recovery;
+mod reseal;
 mod rows;
 pub mod state;
 
@@ -53,6 +54,11 @@ pub enum DeskError {
     Unauthorized(#[from] crate::authority::Refusal),
     #[error("the ledger could not record the decision, so nothing changed: {0}")]
     Ledger(#[from] LedgerError),
+    /// Approving would run the call without its redacted values: this gate cannot open them.
+    #[error(
+        "this gate cannot open the call's redacted values ({0}), so it could not run it; nothing was decided: decide on the gate that sealed them, or give this one that gate's seal key and chain files"
+    )]
+    Unsealable(String),
 }
 
 /// A decision as posted from the approval page.
@@ -333,7 +339,12 @@ impl Approvals {
 
     /// Check a link: the approval exists, the slot is an approver of the current stage, the token
     /// is theirs for exactly this envelope.
-    fn admit<'a>(&self, a: &'a Approval, slot: usize, token: &str) -> Result<&'a str, DeskError> {
+    fn verify_link<'a>(
+        &self,
+        a: &'a Approval,
+        slot: usize,
+        token: &str,
+    ) -> Result<&'a str, DeskError> {
         let approver = a.approvers.get(slot).ok_or(DeskError::BadLink)?;
         if self
             .key
@@ -355,7 +366,7 @@ impl Approvals {
     /// What the page shows. A GET never changes state; a bad link is logged.
     pub async fn view(&self, id: &str, slot: usize, token: &str) -> Result<View, DeskError> {
         let a = self.get(id).await.ok_or(DeskError::BadLink)?;
-        match self.admit(&a, slot, token) {
+        match self.verify_link(&a, slot, token) {
             Ok(approver) => Ok(View {
                 approver: approver.to_string(),
                 can_escalate: self.next_role(&a).is_some(),
@@ -387,7 +398,7 @@ impl Approvals {
     /// knows an approval id can make refusals, and each row costs an fsync. The next row logged
     /// says how many were left out.
     async fn record_refusal(&self, a: &Approval, mut body: row::LinkRefused) {
-        let Some(suppressed) = self.refusals.admit(&a.id, crate::instant::now()) else {
+        let Some(suppressed) = self.refusals.tally(&a.id, crate::instant::now()) else {
             return;
         };
         if suppressed > 0 {
@@ -403,7 +414,7 @@ impl Approvals {
     }
 
     /// Fold a step's consequences into the new state and its rows (still uncommitted).
-    fn settle(
+    fn apply_step(
         &self,
         next: &mut Approval,
         step: &Step,

@@ -355,6 +355,7 @@ mod tests {
             expires_at: t + TimeDelta::minutes(30),
             on_timeout: OnTimeout::Deny,
             stage: 0,
+            redacted: None,
         }
     }
 

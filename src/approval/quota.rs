@@ -18,7 +18,7 @@ type Window = (DateTime<Utc>, u32, u32);
 impl RefusalQuota {
     /// Whether a refusal under `key` is recorded at `now`: `Some(n)` — record it, saying `n`
     /// were left out before it; `None` — leave it out (it is counted).
-    pub fn admit(&self, key: &str, now: DateTime<Utc>) -> Option<u32> {
+    pub fn tally(&self, key: &str, now: DateTime<Utc>) -> Option<u32> {
         let mut r = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if r.len() > 10_000 {
             r.retain(|_, w| now - w.0 <= TimeDelta::minutes(1));
@@ -48,10 +48,10 @@ mod tests {
         let q = RefusalQuota::default();
         let t = crate::instant::utc(2026, 12, 3, 12, 0, 0);
         for _ in 0..REFUSALS_PER_MINUTE {
-            assert_eq!(q.admit("Ann@x", t), Some(0));
+            assert_eq!(q.tally("Ann@x", t), Some(0));
         }
-        assert_eq!(q.admit("ann@x", t), None, "keys ignore case");
-        assert_eq!(q.admit("bob@x", t), Some(0), "each key its own quota");
-        assert_eq!(q.admit("ann@x", t + TimeDelta::seconds(61)), Some(1));
+        assert_eq!(q.tally("ann@x", t), None, "keys ignore case");
+        assert_eq!(q.tally("bob@x", t), Some(0), "each key its own quota");
+        assert_eq!(q.tally("ann@x", t + TimeDelta::seconds(61)), Some(1));
     }
 }

@@ -132,7 +132,7 @@ impl Approval {
     }
 
     /// Checks every vote must pass: pending, in time, a listed approver, not the requester, unused.
-    fn admit(&self, approver: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
+    fn may_vote(&self, approver: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
         if !self.is_pending() {
             return Err(Refusal::NotPending);
         }
@@ -165,7 +165,7 @@ impl Approval {
         approve: bool,
         now: DateTime<Utc>,
     ) -> Result<Step, Refusal> {
-        self.admit(approver, now)?;
+        self.may_vote(approver, now)?;
         self.used.push(approver.to_string());
         if !approve {
             return Ok(Step::Denied);
@@ -189,7 +189,7 @@ impl Approval {
         edited: Envelope,
         now: DateTime<Utc>,
     ) -> Result<Step, Refusal> {
-        self.admit(approver, now)?;
+        self.may_vote(approver, now)?;
         self.envelope = edited;
         self.envelope_hash = self.envelope.hash();
         self.approved_by = vec![approver.to_string()];
@@ -213,7 +213,7 @@ impl Approval {
         next: Option<NextRole<'_>>,
         now: DateTime<Utc>,
     ) -> Result<Step, Refusal> {
-        self.admit(approver, now)?;
+        self.may_vote(approver, now)?;
         let next = next.ok_or_else(|| Refusal::NoEscalation(self.envelope.role.clone()))?;
         self.next_stage(next, now);
         Ok(Step::NewStage)

@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::approval::link::LinkKey;
 use crate::config::sign_in::SignInConfig;
 use crate::policy::{Requirement, SecondFactor, SignIn};
-use pending::{Login, Logins, Taken};
+use pending::{Login, Logins, NoLogin};
 use session::{CookieKey, Cookies, Session};
 
 /// The path the provider sends the browser back to (register `<public url>/signin/callback`).
@@ -239,14 +239,14 @@ impl Deciders {
         };
         let again = "open the link from your email again and sign in";
         let browser = self.cookies.read_signing_in(cookies);
-        let taken = self.logins.lock().unwrap_or_else(|e| e.into_inner()).take(
-            &cb.state,
-            browser.as_deref(),
-            now,
-        );
-        let login = match taken {
+        let redeemed = self
+            .logins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .redeem(&cb.state, browser.as_deref(), now);
+        let login = match redeemed {
             Ok(l) => l,
-            Err(Taken::Unknown) => {
+            Err(NoLogin::Unknown) => {
                 return Err(fail(
                     None,
                     Refused::sign_in(
@@ -256,7 +256,7 @@ impl Deciders {
                     ),
                 ));
             }
-            Err(Taken::Mismatch(l)) => {
+            Err(NoLogin::Mismatch(l)) => {
                 return Err(fail(
                     Some(&l),
                     Refused::sign_in(
@@ -266,7 +266,7 @@ impl Deciders {
                     ),
                 ));
             }
-            Err(Taken::Expired(l)) => {
+            Err(NoLogin::Expired(l)) => {
                 return Err(fail(
                     Some(&l),
                     Refused::sign_in(

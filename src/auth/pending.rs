@@ -1,7 +1,7 @@
 //! Sign-ins under way: each keyed by its OAuth `state`, holding the PKCE verifier and the nonce
 //! it was started with and the decision it is for. Pure: time comes in as unix seconds.
 //!
-//! A login is taken once (a replayed `state` finds nothing), only within [`LOGIN_TTL`], and only
+//! A login is redeemed once (a replayed `state` finds nothing), only within [`LOGIN_TTL`], and only
 //! by the browser that started it (its `airlock_signin` cookie names the same state). It must
 //! never hand a login to a callback whose state and browser disagree: both are dropped.
 
@@ -32,7 +32,7 @@ pub struct Login<M> {
 
 /// Why a callback found no login to finish.
 #[derive(Debug)]
-pub enum Taken<M> {
+pub enum NoLogin<M> {
     /// No login under that state (never started, already finished, or dropped).
     Unknown,
     /// The state is not the one this browser started with: tampered, or another browser's.
@@ -75,26 +75,26 @@ impl<M> Logins<M> {
         self.by_state.insert(login.state.clone(), login);
     }
 
-    /// Take the login a callback finishes: `state` from the query, `browser` from the
+    /// Redeem the login a callback finishes: `state` from the query, `browser` from the
     /// browser's own cookie. Whatever the answer, neither state can be used again.
-    pub fn take(
+    pub fn redeem(
         &mut self,
         state: &str,
         browser: Option<&str>,
         now: i64,
-    ) -> Result<Login<M>, Taken<M>> {
+    ) -> Result<Login<M>, NoLogin<M>> {
         let found = self.by_state.remove(state);
         if browser != Some(state) {
             let theirs = browser.and_then(|b| self.by_state.remove(b));
             return Err(match theirs.or(found) {
-                Some(l) => Taken::Mismatch(Box::new(l)),
-                None => Taken::Unknown,
+                Some(l) => NoLogin::Mismatch(Box::new(l)),
+                None => NoLogin::Unknown,
             });
         }
         match found {
-            None => Err(Taken::Unknown),
+            None => Err(NoLogin::Unknown),
             Some(l) if now - l.started > LOGIN_TTL || now < l.started - 60 => {
-                Err(Taken::Expired(Box::new(l)))
+                Err(NoLogin::Expired(Box::new(l)))
             }
             Some(l) => Ok(l),
         }
@@ -111,7 +111,7 @@ impl<M> Logins<M> {
 
 #[cfg(test)]
 mod tests {
-    use super::{LOGIN_TTL, Login, Logins, MAX_LOGINS, Taken};
+    use super::{LOGIN_TTL, Login, Logins, MAX_LOGINS, NoLogin};
 
     fn login(state: &str, started: i64) -> Login<()> {
         Login {
@@ -131,13 +131,13 @@ mod tests {
     fn a_login_is_finished_once_by_the_browser_that_started_it() {
         let mut l = Logins::default();
         l.start(login("s1", 100), 100);
-        let got = l.take("s1", Some("s1"), 130).expect("the login");
+        let got = l.redeem("s1", Some("s1"), 130).expect("the login");
         assert_eq!(
             (got.pkce_verifier.as_str(), got.nonce.as_str()),
             ("v-s1", "n-s1")
         );
         assert!(
-            matches!(l.take("s1", Some("s1"), 131), Err(Taken::Unknown)),
+            matches!(l.redeem("s1", Some("s1"), 131), Err(NoLogin::Unknown)),
             "a replayed state finds nothing"
         );
     }
@@ -147,8 +147,8 @@ mod tests {
         let mut l = Logins::default();
         l.start(login("mine", 100), 100);
         l.start(login("other", 100), 100);
-        match l.take("other", Some("mine"), 110) {
-            Err(Taken::Mismatch(dropped)) => assert_eq!(dropped.state, "mine"),
+        match l.redeem("other", Some("mine"), 110) {
+            Err(NoLogin::Mismatch(dropped)) => assert_eq!(dropped.state, "mine"),
             other => panic!("expected a mismatch, got {other:?}"),
         }
         assert!(l.is_empty(), "neither state can be used again");
@@ -158,10 +158,16 @@ mod tests {
     fn a_callback_without_the_browser_cookie_is_refused_and_burns_the_state() {
         let mut l = Logins::default();
         l.start(login("s1", 100), 100);
-        assert!(matches!(l.take("s1", None, 110), Err(Taken::Mismatch(_))));
-        assert!(matches!(l.take("s1", Some("s1"), 111), Err(Taken::Unknown)));
+        assert!(matches!(
+            l.redeem("s1", None, 110),
+            Err(NoLogin::Mismatch(_))
+        ));
+        assert!(matches!(
+            l.redeem("s1", Some("s1"), 111),
+            Err(NoLogin::Unknown)
+        ));
         assert!(
-            matches!(l.take("s1", None, 112), Err(Taken::Unknown)),
+            matches!(l.redeem("s1", None, 112), Err(NoLogin::Unknown)),
             "nothing left to drop"
         );
     }
@@ -171,8 +177,8 @@ mod tests {
         let mut l = Logins::default();
         l.start(login("s1", 100), 100);
         assert!(matches!(
-            l.take("s1", Some("s1"), 101 + LOGIN_TTL),
-            Err(Taken::Expired(_))
+            l.redeem("s1", Some("s1"), 101 + LOGIN_TTL),
+            Err(NoLogin::Expired(_))
         ));
         assert!(l.is_empty());
     }
@@ -191,7 +197,7 @@ mod tests {
         }
         assert_eq!(l.len(), MAX_LOGINS);
         assert!(
-            matches!(l.take("s0", Some("s0"), 1000), Err(Taken::Unknown)),
+            matches!(l.redeem("s0", Some("s0"), 1000), Err(NoLogin::Unknown)),
             "the oldest made room"
         );
     }

@@ -45,7 +45,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             tracing::info!(rows, checkpoint = %file.display(), "the ledger extends its newest checkpoint");
         }
         let key = LinkKey::load_or_create(&cfg.key_path)?;
-        let sealer = Arc::new(airlock::seal::Sealer::load_or_create(&cfg.seal_key_path)?);
+        let sealer = Arc::new(airlock::seal::Sealer::load_or_create(&cfg.seal_key_path, cfg.seal_ratchet)?);
         let mailer = Mailer::new(&cfg.mail)?;
         // With MCP over HTTP, the approval pages share its listener.
         let http_bind = cfg.http.serving(http_override, &cfg.agents, cfg.oauth.is_some()).map_err(anyhow::Error::msg)?;
@@ -85,9 +85,9 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             .context("cannot write to the ledger; refusing to serve")?;
         let servers = Arc::new(servers);
         let forwarder = Forwarder::new(ledger.clone(), servers.clone(), sealer.clone()).outcome_before_reply(cfg.outcome_before_reply);
-        // Sharing the ledger with other replicas, only what dead replicas left is settled (below).
+        // Sharing the ledger with other replicas, only what dead replicas left is recorded (below).
         let shared = ledger.replicated();
-        let unknown = match shared { None => forwarder.settle_unknown().await.context("cannot record the outcome of calls a previous run left unrecorded")?, Some(_) => 0 };
+        let unknown = match shared { None => forwarder.record_unknown_outcomes_left().await.context("cannot record the outcome of calls a previous run left unrecorded")?, Some(_) => 0 };
         if unknown > 0 {
             tracing::warn!(unknown, "calls forwarded by the previous run have no recorded outcome (it stopped in between): recorded as `unknown`");
         }
@@ -108,6 +108,8 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let desk = Desk::new(approvals.clone(), quarantine.clone(), pauses.clone(), live.clone(), ledger.clone());
         let started = desk.start().await.context("cannot reload what waits for a decision (approvals, held calls)")?;
         let (pending, held, paused) = (started.approvals, started.held, started.paused);
+        // The seal's key chain: what waits is sealed again once an epoch and the file drops older keys.
+        tokio::spawn(desk.clone().run_seal_chain(sealer.clone()));
         // Sharing the ledger: take back this replica's own leftovers and any dead replica's, then
         // keep up with the others.
         let replicas = match &shared {
@@ -147,7 +149,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, approvals.clone(), quarantine.clone(), pauses));
         // Keyed autopilot calls a previous run left without a result: "unknown", never run again.
         if shared.is_none() {
-            let unknown = gate.settle_keys().await.context("cannot record the outcome of keyed calls a previous run left unfinished")?;
+            let unknown = gate.record_unknown_key_results().await.context("cannot record the outcome of keyed calls a previous run left unfinished")?;
             if unknown > 0 {
                 tracing::warn!(unknown, "calls with an idempotency key were running when the previous run stopped: a repeat is told their outcome is unknown");
             }

@@ -14,7 +14,8 @@ use crate::diag::{Diagnostic, Source};
 pub struct HttpSection {
     /// Address to listen on, e.g. `127.0.0.1:8790` (or `airlock serve --http ADDR`). The approval
     /// pages move to this listener too.
-    pub bind: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub bind: Option<Spanned<String>>,
     /// `Host` header values accepted (DNS-rebinding guard); default: loopback names.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
@@ -155,17 +156,18 @@ pub fn compile(
         allowed_origins: http.allowed_origins.clone(),
         allow_remote: http.allow_remote,
     };
-    if let Some(b) = &http.bind {
+    if let Some(spanned) = &http.bind {
+        let b = spanned.get_ref();
         match b.parse::<SocketAddr>() {
             Ok(addr) => cfg.bind = Some(addr),
             Err(e) => errors.push(src.error(
-                None,
+                Some(spanned.span()),
                 "http.bind",
                 format!("`{b}` is not an address like 127.0.0.1:8790 ({e})"),
             )),
         }
         if let Err(msg) = cfg.serving(None, &tokens, oauth) {
-            errors.push(src.error(None, "http.bind", msg));
+            errors.push(src.error(Some(spanned.span()), "http.bind", msg));
         }
     }
     (cfg, tokens)

@@ -107,6 +107,11 @@ pub struct GateSection {
     /// Key that seals redacted argument values until their call has run (created on first
     /// start, mode 0600; every replica of one ledger needs the same file), relative to this file.
     pub seal_key: String,
+    /// How long one epoch of the seal's key chain lasts, e.g. `1h` (the default): once an
+    /// epoch, values still waiting are sealed again and the chain file beside the seal key
+    /// (`airlock.seal.chain`) drops the older key, so a destroyed value cannot be opened from
+    /// anything on disk after at most two epochs. Replicas of one ledger need the same value.
+    pub seal_ratchet: String,
     /// Ed25519 key that signs the rows of signed classes and checkpoints (created by
     /// `airlock keys init` or on first start, mode 0600), relative to this file.
     pub signing_key: String,
@@ -145,26 +150,18 @@ impl Default for MailSection {
 }
 
 /// `[web]`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebSection {
-    /// Address the approval pages listen on (`127.0.0.1:0` picks a free port).
-    pub bind: String,
+    /// Address the approval pages listen on (`127.0.0.1:0` picks a free port); default
+    /// `127.0.0.1:8787`.
+    #[schemars(with = "Option<String>")]
+    pub bind: Option<Spanned<String>>,
     /// Base of every emailed link; default `http://<bound address>`. Links never come from a
     /// request's Host header.
     pub public_url: Option<String>,
     /// Allow `bind` off loopback (the pages then reach other machines: put TLS in front).
     pub allow_remote: bool,
-}
-
-impl Default for WebSection {
-    fn default() -> Self {
-        WebSection {
-            bind: "127.0.0.1:8787".into(),
-            public_url: None,
-            allow_remote: false,
-        }
-    }
 }
 
 impl Default for GateSection {
@@ -179,6 +176,7 @@ impl Default for GateSection {
             key: "airlock.key".into(),
             signing_key: "airlock.signing.key".into(),
             seal_key: "airlock.seal.key".into(),
+            seal_ratchet: "1h".into(),
             checkpoints: None,
             checkpoint_every: "1m".into(),
             outcome_before_reply: false,
@@ -201,6 +199,7 @@ pub struct Config {
     pub key_path: PathBuf,
     pub signing_key_path: PathBuf,
     pub seal_key_path: PathBuf,
+    pub seal_ratchet: Duration,
     pub checkpoints: crate::ledger::checkpoint::Settings,
     pub outcome_before_reply: bool,
     pub servers: Vec<ServerConfig>,
@@ -291,6 +290,15 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         errors.push(src.error(None, "gate.max_wait", msg));
         Duration::from_secs(300)
     });
+    let seal_ratchet = crate::policy::parse_duration(&g.seal_ratchet)
+        .and_then(|d| match d >= Duration::from_secs(1) {
+            true => Ok(d),
+            false => Err("must be at least 1s".to_string()),
+        })
+        .unwrap_or_else(|msg| {
+            errors.push(src.error(None, "gate.seal_ratchet", msg));
+            Duration::from_secs(3600)
+        });
     let oauth = oauth::compile(src, file.oauth.as_ref(), &mut errors);
     let (http, agents) = http::compile(src, &file.http, &file.agent, oauth.is_some(), &mut errors);
     if agents.iter().any(|a| a.actor == g.actor.trim()) {
@@ -315,20 +323,23 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         }
     }
     let checkpoints = ledger::compile(src, &dir, &file, &mut errors);
-    let bind = file.web.bind.parse::<SocketAddr>().unwrap_or_else(|e| {
+    let bind_span = file.web.bind.as_ref().map(Spanned::span);
+    let bind_text = file
+        .web
+        .bind
+        .as_ref()
+        .map_or("127.0.0.1:8787", |b| b.get_ref().as_str());
+    let bind = bind_text.parse::<SocketAddr>().unwrap_or_else(|e| {
         errors.push(src.error(
-            None,
+            bind_span.clone(),
             "web.bind",
-            format!(
-                "`{}` is not an address like 127.0.0.1:8787 ({e})",
-                file.web.bind
-            ),
+            format!("`{bind_text}` is not an address like 127.0.0.1:8787 ({e})"),
         ));
         SocketAddr::from(([127, 0, 0, 1], 8787))
     });
     if !bind.ip().is_loopback() && !file.web.allow_remote {
         errors.push(src.error(
-            None,
+            bind_span,
             "web.bind",
             format!("{bind} is reachable from other machines, and the approval and review pages carry decisions and sign-in: terminate TLS in front of Airlock and set `[web] allow_remote = true`, or bind to 127.0.0.1"),
         ));
@@ -396,6 +407,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             key_path: dir.join(&g.key),
             signing_key_path: dir.join(&g.signing_key),
             seal_key_path: dir.join(&g.seal_key),
+            seal_ratchet,
             checkpoints,
             outcome_before_reply: g.outcome_before_reply,
             servers,

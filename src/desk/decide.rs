@@ -5,7 +5,7 @@
 //! The review side proves who the decider is first (a personal link, and a sign-in or a TOTP
 //! code where the matter's roles require one: `web::review::signin`, which asks the same
 //! [`authorize`] rule before it checks them); the desk applies the rule again here, on the item
-//! as it is now, so no decision reaches a kind unadmitted.
+//! as it is now, so no decision reaches a kind unauthorized.
 
 use super::{Desk, authorize};
 use crate::approval::state::Step;
@@ -72,12 +72,12 @@ impl Desk {
     pub async fn decide(&self, by: &Decider, act: Act<'_>) -> Result<Decided, DecideError> {
         match act {
             Act::Release { id, seen } => {
-                self.admit_held(by, id, act).await?;
+                self.authorize_held(by, id, act).await?;
                 let h = self.held.release(id, by, seen).await?;
                 Ok(Decided::Held(Box::new(h)))
             }
             Act::Reject { id, reason, seen } => {
-                self.admit_held(by, id, act).await?;
+                self.authorize_held(by, id, act).await?;
                 let h = self.held.reject(id, by, reason, seen).await?;
                 Ok(Decided::Held(Box::new(h)))
             }
@@ -88,7 +88,8 @@ impl Desk {
                     role: pause.notify.as_deref(),
                     requester: requester.as_deref(),
                 };
-                self.admit(by, matter, &pause.call_id, act).await?;
+                self.authorize_decision(by, matter, &pause.call_id, act)
+                    .await?;
                 let p = self.pauses.resume(scope, Some(&pause.call_id), by).await?;
                 Ok(Decided::Resumed(p))
             }
@@ -96,7 +97,12 @@ impl Desk {
     }
 
     /// The authority rule on held call `id`: its roles, and its requester never deciding.
-    async fn admit_held(&self, by: &Decider, id: &str, act: Act<'_>) -> Result<(), DecideError> {
+    async fn authorize_held(
+        &self,
+        by: &Decider,
+        id: &str,
+        act: Act<'_>,
+    ) -> Result<(), DecideError> {
         let h = self
             .held
             .get(id)
@@ -105,7 +111,7 @@ impl Desk {
             roles: &h.roles,
             requester: &h.actor,
         };
-        self.admit(by, matter, id, act).await
+        self.authorize_decision(by, matter, id, act).await
     }
 
     /// The pause in force for `scope` (given `call`, only the one that call started).
@@ -129,9 +135,9 @@ impl Desk {
         form: DecisionForm,
         auth: &Facts,
     ) -> Result<Step, DeskError> {
-        let admit = |matter: &Matter<'_>, who: &str| authorize(&self.live.setup(), matter, who);
+        let rule = |matter: &Matter<'_>, who: &str| authorize(&self.live.setup(), matter, who);
         self.approvals
-            .decide(id, slot, token, form, auth, &admit)
+            .decide(id, slot, token, form, auth, &rule)
             .await
     }
 
@@ -151,9 +157,9 @@ impl Desk {
         }
     }
 
-    /// Whether the authority rule admits `by` to `matter` now; a refusal is recorded in the
-    /// ledger (under `call_id`, within the decider's refusal quota) before it is answered.
-    async fn admit(
+    /// Whether the authority rule authorizes `by` to decide `matter` now; a refusal is recorded
+    /// in the ledger (under `call_id`, within the decider's refusal quota) before it is answered.
+    async fn authorize_decision(
         &self,
         by: &Decider,
         matter: Matter<'_>,

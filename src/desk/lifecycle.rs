@@ -7,9 +7,9 @@
 //! legal, and what a start after a crash does with it are decided here, once:
 //!
 //! - `Waiting`: stored, open, a person may decide it (its deadline armed, if it has one);
-//! - `Deciding`: a decision (or a timeout) was admitted and its commit is under way. Held in
-//!   memory only, never stored: a second decider meets it and is refused; a failed commit puts
-//!   the item back to `Waiting`, and a crash leaves whatever the ledger holds;
+//! - `Deciding`: a decision (or a timeout) began (`Event::Decide`) and its commit is under way.
+//!   Held in memory only, never stored: a second decider meets it and is refused; a failed
+//!   commit puts the item back to `Waiting`, and a crash leaves whatever the ledger holds;
 //! - `Executing`: the decision that says "run" is durable (an execution intent, a `held_released`
 //!   row) and the call runs, once;
 //! - `Done`: the outcome is committed (ran, failed, denied, rejected, expired, voided, resumed,
@@ -43,9 +43,9 @@ impl fmt::Display for Phase {
 /// What happens to an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// A decision (by a person the authority rule admitted, or a deadline) is taken up: its
+    /// A decision (by a person the authority rule authorized, or a deadline) is made: its
     /// commit begins.
-    Take,
+    Decide,
     /// The decision's commit failed, or it leaves the item open (a vote counted, a new stage):
     /// the item waits again.
     Wait,
@@ -68,10 +68,10 @@ pub struct Illegal {
 
 /// The phase after `event`, or why it is not allowed: the moves every kind's states follow.
 pub fn step(from: Phase, event: Event) -> Result<Phase, Illegal> {
-    use Event::{Close, Finish, Run, Take, Wait};
+    use Event::{Close, Decide, Finish, Run, Wait};
     use Phase::{Deciding, Done, Executing, Waiting};
     match (from, event) {
-        (Waiting, Take) => Ok(Deciding),
+        (Waiting, Decide) => Ok(Deciding),
         // Airlock withdraws an item nobody decided (a tool that changed voids its approval)
         (Waiting, Close) => Ok(Done),
         (Deciding, Wait) => Ok(Waiting),
@@ -84,7 +84,7 @@ pub fn step(from: Phase, event: Event) -> Result<Phase, Illegal> {
 
 /// Whether a person may decide an item standing at `phase` now (only a waiting item).
 pub fn open_to_decide(phase: Phase) -> Result<(), Illegal> {
-    step(phase, Event::Take).map(|_| ())
+    step(phase, Event::Decide).map(|_| ())
 }
 
 /// What a start (after a clean stop or a crash), or a replica adopting a dead one's work, does

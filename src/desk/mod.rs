@@ -13,10 +13,11 @@
 //! commits it with the rows that explain it (each kind's stored state reads as a
 //! [`lifecycle::Phase`]). It must never let a decision reach an item that is not waiting
 //! ([`lifecycle::open_to_decide`]), treat an item at a start but by [`lifecycle::on_start`], nor
-//! let anyone decide whom [`authorize`] has not admitted.
+//! let anyone decide whom [`authorize`] has not authorized.
 
 mod decide;
 pub mod lifecycle;
+mod ratchet;
 pub mod run;
 pub(crate) mod start;
 
@@ -78,7 +79,7 @@ impl Desk {
 
 /// The one authority rule, applied with the setup in force: no agent identity decides (every
 /// actor the setup names), the requester never decides its own call, the decider is a member
-/// of every role `matter` needs. The roles admitted, or why not. Every decision of every kind
+/// of every role `matter` needs. The roles it grants, or why not. Every decision of every kind
 /// asks this, once its decider is known.
 pub fn authorize(setup: &Setup, matter: &Matter<'_>, who: &str) -> Result<Vec<String>, Refusal> {
     authority::authorize(matter, who, &setup.policy, &setup.agent_ids())

@@ -52,7 +52,7 @@ impl Desk {
         let entries = self.approvals.stored_open().await?;
         let mut found = self.approvals.load_found(entries, !act).await;
         found.extend(self.held.load(self.held.stored()?)?);
-        self.settle(found, act).await?;
+        self.apply_start_rule(found, act).await?;
         Ok(Started {
             approvals: self.approvals.open_count().await.0,
             held: self.held.list().iter().filter(|h| h.is_held()).count(),
@@ -65,11 +65,11 @@ impl Desk {
     pub async fn follow(&self) -> Result<usize, LedgerError> {
         let entries = self.approvals.stored_open().await?;
         let found = self.approvals.load_found(entries, true).await;
-        self.settle(found, false).await?;
+        self.apply_start_rule(found, false).await?;
         Ok(self.approvals.open_count().await.0)
     }
 
-    /// Take over the items of a replica that stopped answering (or of this replica's previous
+    /// Adopt the items of a replica that stopped answering (or of this replica's previous
     /// run), as a start would. Pauses need nothing: they are shared keys every replica reads
     /// each beat.
     pub async fn adopt(
@@ -79,13 +79,13 @@ impl Desk {
     ) -> Result<(), LedgerError> {
         let mut found = self.approvals.load_found(approvals, false).await;
         found.extend(self.held.load(Quarantine::adopted(held))?);
-        self.settle(found, true).await
+        self.apply_start_rule(found, true).await
     }
 
     /// The start rule, applied to every item found: with `act`, items found executing become
     /// `outcome_unknown` and waiting items' unsent mail is sent; waiting items' deadlines are
     /// armed either way (a stale deadline fires harmlessly: each kind checks its state).
-    async fn settle(&self, found: Vec<Found>, act: bool) -> Result<(), LedgerError> {
+    async fn apply_start_rule(&self, found: Vec<Found>, act: bool) -> Result<(), LedgerError> {
         for f in found {
             match (lifecycle::on_start(f.phase), f.kind) {
                 (OnStart::Rearm, Kind::Approval) => {

@@ -4,7 +4,7 @@
 //! Owns the pause mail (a personal link for each person who may resume it) and the resume
 //! transaction (the pause and the scope's counters removed, with an `autopilot_resumed` row, in
 //! one commit). It must never resume a scope for anyone the [`crate::authority`] rule has not
-//! admitted, and never change a counter outside the [`Meter`]'s lock.
+//! authorized, and never change a counter outside the [`Meter`]'s lock.
 
 use std::sync::Arc;
 
@@ -75,7 +75,7 @@ impl Pauses {
 
     /// The pause call `id` started, and who presents `token` (a personal link of this gate's,
     /// not expired at `now`), or why the page cannot be shown.
-    pub fn admit(
+    pub fn verify_link(
         &self,
         id: &str,
         token: &str,

@@ -312,7 +312,7 @@ impl Gate {
     /// no result kept was running when Airlock stopped. Keep "unknown" as its result, so a
     /// repeat is told so (never run again) and the key can be forgotten after its window. A
     /// gate sharing its ledger leaves them (another replica may be running them). How many.
-    pub async fn settle_keys(&self) -> Result<usize, crate::ledger::LedgerError> {
+    pub async fn record_unknown_key_results(&self) -> Result<usize, crate::ledger::LedgerError> {
         let mut states = Vec::new();
         for (key, bytes) in self.ledger.call_keys()? {
             let Ok(mut e) = serde_json::from_slice::<Entry>(&bytes) else {

@@ -1,4 +1,5 @@
-//! The driver with the real demo shop behind it, for what only real I/O shows: when the ledger
+//! The driver with the real demo shop behind it — in this process, over a byte stream (MCP
+//! through rmcp on both sides, no child process) — for what only real I/O shows: when the ledger
 //! fails nothing reaches the tool server (its own log says so) and the plan's undo is applied
 //! (no pause, nothing held); call keys and kept results forgotten after their window. Every
 //! choice the gate makes is tested without a tool server in `plan/tests`.
@@ -16,24 +17,9 @@ use crate::ledger::tests::FailSwitch;
 use crate::mail::Mailer;
 use crate::quarantine::Quarantine;
 
-/// The demo shop built by `cargo test` (examples are built with the tests); a run that did not
-/// build it (`cargo test --lib`) fails here rather than passing without a tool server.
-fn demo_shop() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let p = dir.join("examples").join("demo_shop");
-    assert!(
-        p.exists(),
-        "{} is not built: run `cargo test` (it builds the examples) or scripts/test",
-        p.display()
-    );
-    p
-}
-
 /// A gate over `ledger` with the demo shop's `echo` allowed (`read_only`): the gate, the file
 /// the shop logs each call it runs to, and the directory holding both.
 async fn gate_over(ledger: Arc<Ledger>) -> (Gate, std::path::PathBuf, tempfile::TempDir) {
-    let shop = demo_shop();
     let dir = tempfile::tempdir().unwrap();
     let w = |rel: &str, text: &str| {
         let p = dir.path().join(rel);
@@ -43,11 +29,7 @@ async fn gate_over(ledger: Arc<Ledger>) -> (Gate, std::path::PathBuf, tempfile::
     let log = dir.path().join("executed.jsonl");
     w(
         "airlock.toml",
-        &format!(
-            "[[server]]\nname = \"shop\"\ncommand = {:?}\nargs = [\"--log\", {:?}]\nprefix = \"\"\n",
-            shop.display().to_string(),
-            log.display().to_string()
-        ),
+        "[[server]]\nname = \"shop\"\nbuiltin = \"demo-shop\"\nprefix = \"\"\n",
     );
     w(
         "policies/p.toml",
@@ -61,7 +43,16 @@ async fn gate_over(ledger: Arc<Ledger>) -> (Gate, std::path::PathBuf, tempfile::
          [[tool]]\nserver = \"shop\"\nname = \"search_orders\"\nclass = \"limited\"\ntarget = \"t\"\nimpact = \"i\"\nreversal = \"none: reads\"\n",
     );
     let setup = Arc::new(load_setup(&dir.path().join("airlock.toml")).unwrap());
-    let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
+    // the shop runs in this process, at the other end of a duplex stream
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let options = crate::mcp::demo_shop::Options {
+        log: Some(log.clone()),
+        quiet: true,
+        ..Default::default()
+    };
+    tokio::spawn(crate::mcp::demo_shop::serve_stream(options, theirs));
+    let shop = setup.config.servers[0].clone();
+    let (servers, problems) = ToolServers::connect_streams(vec![(shop, ours)]).await;
     assert!(problems.is_empty(), "{problems:?}");
     let servers = Arc::new(servers);
     let forwarder = Forwarder::new(

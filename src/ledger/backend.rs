@@ -67,9 +67,10 @@ pub(crate) trait Backend: Send + Sync {
 
 /// The writer thread's handle on a backend: one durable transaction per batch.
 pub(crate) trait Committer: Send {
-    /// Admit, plan and write `batch` (`ledger::batch`) on top of the head, in one transaction:
-    /// the new head and each change's result, or why nothing was written. `head` is the head
-    /// after the last commit of this writer (a shared backend reads its own, under its lock).
+    /// Check the conditions of, plan and write `batch` (`ledger::batch`) on top of the head, in
+    /// one transaction: the new head and each change's result, or why nothing was written.
+    /// `head` is the head after the last commit of this writer (a shared backend reads its own,
+    /// under its lock).
     fn commit(
         &mut self,
         head: Head,

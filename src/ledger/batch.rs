@@ -1,8 +1,8 @@
-//! What one commit writes, worked out the same way for every backend, with no I/O: [`admit`]
-//! refuses the changes whose conditions no longer hold (reading the stored state through a
-//! lookup the backend answers inside its transaction), [`plan`] chains the accepted rows onto
-//! the head (and signs), [`writes`] gives every state table's final values. A backend reads what
-//! these ask for and writes what they return, in one durable transaction.
+//! What one commit writes, worked out the same way for every backend, with no I/O:
+//! [`check_conditions`] refuses the changes whose conditions no longer hold (reading the stored
+//! state through a lookup the backend answers inside its transaction), [`plan`] chains the
+//! accepted rows onto the head (and signs), [`writes`] gives every state table's final values.
+//! A backend reads what these ask for and writes what they return, in one durable transaction.
 //!
 //! It must never touch storage, and never depend on which backend asks.
 
@@ -35,7 +35,7 @@ pub(crate) type Lookup<'a> = dyn FnMut(Table, &str) -> Result<Option<Vec<u8>>, S
 /// Which changes of a batch may commit: a change whose item state is no longer what its caller
 /// read (or whose new item exists already), or whose call is already marked as forwarded, is
 /// refused whole. Later changes see the changes of earlier accepted ones.
-pub(crate) fn admit(
+pub(crate) fn check_conditions(
     batch: &[&Change],
     current: &mut Lookup<'_>,
 ) -> Result<Vec<Option<LedgerError>>, String> {
@@ -95,7 +95,7 @@ pub(crate) fn admit(
     Ok(out)
 }
 
-/// The changes [`admit`] let through, in order.
+/// The changes [`check_conditions`] let through, in order.
 pub(crate) fn accepted<'a>(
     batch: &[&'a Change],
     refusals: &[Option<LedgerError>],
@@ -299,7 +299,7 @@ mod tests {
 
     use serde_json::json;
 
-    use super::{accepted, admit, plan, writes};
+    use super::{accepted, check_conditions, plan, writes};
     use crate::ledger::chain::GENESIS;
     use crate::ledger::row::sample;
     use crate::ledger::schema::{Table, meta};
@@ -456,7 +456,7 @@ mod tests {
             ..Change::default()
         };
         let batch = [&release, &reject, &run, &twice];
-        let refusals = admit(&batch, &mut |t, k| {
+        let refusals = check_conditions(&batch, &mut |t, k| {
             Ok(stored.get(&(t, k.to_string())).cloned())
         })
         .unwrap();

@@ -4,7 +4,7 @@
 //! The ledger keeps each kind in its own table (an approval's state and its open-approvals index
 //! entry; a held call's state) as opaque bytes its kind encodes; it never interprets an item.
 //! Every item's change is conditional the same way ([`Prior`]), checked in one place
-//! (`ledger::batch::admit`, for both backends).
+//! (`ledger::batch::check_conditions`, for both backends).
 
 use super::schema::Table;
 

@@ -8,27 +8,23 @@ use rmcp::model::{
     RequestMetaObject, ResultType, ServerResult,
 };
 use rmcp::service::PeerRequestOptions;
-use rmcp::service::{RoleClient, RunningService, ServiceExt};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::TokioChildProcess;
+use rmcp::service::{RoleClient, RunningService};
 
-use super::order::Ordered;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Map, Value};
 
 use super::relay::{Downstream, Relay};
 
 mod cancel;
+mod connect;
 mod headers;
 pub mod health;
 mod tools;
 use crate::config::ServerConfig;
 use cancel::Abandon;
-use headers::resolve_headers;
+use connect::{Link, futures_join_all, start};
 use health::Health;
 use tokio_util::sync::CancellationToken;
 pub use tools::ToolSet;
-use tools::definitions;
 
 /// How long a tool server may take to start and answer its first `tools/list`
 /// (a `cargo run` server may compile first).
@@ -120,9 +116,21 @@ impl ToolServers {
     /// Start every server concurrently and list its tools. A server that fails is reported and
     /// left out; the others keep serving.
     pub async fn connect(configs: &[ServerConfig]) -> (ToolServers, Vec<ConnectProblem>) {
+        ToolServers::connect_links(configs.iter().cloned().map(Link::Configured).collect()).await
+    }
+
+    /// [`ToolServers::connect`] with each server reached over a byte stream already open to it
+    /// (a server in this process, across `tokio::io::duplex`: MCP as over stdio, no child).
+    pub async fn connect_streams(
+        servers: Vec<(ServerConfig, tokio::io::DuplexStream)>,
+    ) -> (ToolServers, Vec<ConnectProblem>) {
+        let links = servers.into_iter().map(|(c, io)| Link::Stream(c, io));
+        ToolServers::connect_links(links.collect()).await
+    }
+
+    async fn connect_links(links: Vec<Link>) -> (ToolServers, Vec<ConnectProblem>) {
         let relay = Arc::new(Relay::default());
-        let started =
-            futures_join_all(configs.iter().cloned().map(|c| start(c, relay.clone()))).await;
+        let started = futures_join_all(links.into_iter().map(|l| start(l, relay.clone()))).await;
         let mut servers = Vec::new();
         let mut set = ToolSet::default();
         let mut problems = Vec::new();
@@ -293,7 +301,7 @@ impl ToolServers {
                 sent: false,
             });
         }
-        // whose call this is, settled before it is sent: what the server says about it at once
+        // whose call this is, bound before it is sent: what the server says about it at once
         // (a log message before the request's handle is back) reaches the right agent, or none
         let _unrouted = match relay {
             Some(key) => {
@@ -334,7 +342,7 @@ impl ToolServers {
                 };
                 abandoned.disarm();
                 // what the server said about the call before answering goes first
-                service.service().order.settle().await;
+                service.service().order.catch_up().await;
                 if answer.is_ok() {
                     s.health.answered();
                 } else if let Err(rmcp::ServiceError::Timeout { .. }) = &answer {
@@ -397,91 +405,4 @@ impl ToolServers {
             }
         }
     }
-}
-
-async fn start(
-    config: ServerConfig,
-    relay: Arc<Relay>,
-) -> (
-    ServerConfig,
-    Result<(RunningService<RoleClient, Downstream>, Vec<ToolDef>), String>,
-) {
-    let handler = Downstream {
-        relay,
-        server: config.name.clone(),
-        timeout: config.timeout,
-        order: Arc::default(),
-    };
-    let outcome = tokio::time::timeout(STARTUP_TIMEOUT, connect_one(&config, handler))
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "did not answer within {}s",
-                STARTUP_TIMEOUT.as_secs()
-            ))
-        });
-    (config, outcome)
-}
-
-async fn connect_one(
-    config: &ServerConfig,
-    handler: Downstream,
-) -> Result<(RunningService<RoleClient, Downstream>, Vec<ToolDef>), String> {
-    let service = match &config.url {
-        Some(url) => {
-            // Connections are kept and reused (rmcp's default client opens one per request),
-            // with TCP_NODELAY so a reused one does not wait on delayed ACKs; redirects are not
-            // followed, so the headers (secrets) go only to the configured URL.
-            let client = reqwest::Client::builder()
-                .tcp_nodelay(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-            let transport = StreamableHttpClientTransport::with_client(
-                client,
-                StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .custom_headers(resolve_headers(config)?)
-                    .max_concurrent_requests(64),
-            );
-            let counts = handler.order.clone();
-            handler
-                .serve(Ordered::new(transport, counts))
-                .await
-                .map_err(|e| format!("MCP handshake with {url} failed: {e}"))?
-        }
-        None => {
-            let mut cmd = tokio::process::Command::new(&config.command);
-            cmd.args(&config.args)
-                .envs(&config.env)
-                .current_dir(&config.cwd)
-                .kill_on_drop(true);
-            let transport = TokioChildProcess::new(cmd)
-                .map_err(|e| format!("cannot start `{}`: {e}", config.command))?;
-            let counts = handler.order.clone();
-            handler
-                .serve(Ordered::new(transport, counts))
-                .await
-                .map_err(|e| format!("MCP handshake failed: {e}"))?
-        }
-    };
-    let defs = definitions(config, &service).await?;
-    Ok((service, defs))
-}
-
-/// Run futures concurrently and collect their outputs in order.
-async fn futures_join_all<F: std::future::Future + Send + 'static>(
-    futs: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        match h.await {
-            Ok(v) => out.push(v),
-            Err(e) => tracing::error!(error = %e, "tool server start task failed"),
-        }
-    }
-    out
 }

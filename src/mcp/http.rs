@@ -1,7 +1,7 @@
 //! MCP over streamable HTTP at `/mcp`, for agents with a bearer token.
 //!
 //! Owns the rmcp streamable-HTTP service (Host and Origin checks against the allow-lists), the
-//! token check (an `[[agent]]` token, else with `[oauth]` a JWT access token `oauth` admits;
+//! token check (an `[[agent]]` token, else with `[oauth]` a JWT access token `oauth` authenticates;
 //! 401/403 with the spec's challenge otherwise, logged), the protected-resource metadata routes
 //! (outside the token check), and session binding: the session ids agents see are 256-bit
 //! random values of our own, each bound to the actor that opened it, and mapped to rmcp's
@@ -78,7 +78,7 @@ pub fn router(
     // the guard wraps /mcp only: other paths keep the pages' own fallback (404)
     let mcp = Router::new()
         .route_service("/mcp", service)
-        .route_layer(middleware::from_fn_with_state(guard, admit));
+        .route_layer(middleware::from_fn_with_state(guard, authenticate));
     match oauth {
         Some(resource) => mcp.merge(metadata_routes(resource)),
         None => mcp,
@@ -113,8 +113,8 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     r
 }
 
-/// The actor a request's `Authorization` admits: an `[[agent]]` token's, else (with `[oauth]`)
-/// a JWT access token's; or the refusal to answer with.
+/// The actor a request's `Authorization` authenticates: an `[[agent]]` token's, else (with
+/// `[oauth]`) a JWT access token's; or the refusal to answer with.
 async fn who(guard: &Guard, auth: Option<&str>) -> Result<String, Response> {
     if let Some(actor) = guard.agents.actor_of(auth) {
         return Ok(actor.to_string());
@@ -131,7 +131,7 @@ async fn who(guard: &Guard, auth: Option<&str>) -> Result<String, Response> {
     };
     let refusal = match bearer(auth) {
         None => Refusal::NoToken,
-        Some(token) => match oauth.admit(token).await {
+        Some(token) => match oauth.authenticate(token).await {
             Ok(actor) => return Ok(actor),
             Err(r) => r,
         },
@@ -162,7 +162,7 @@ async fn who(guard: &Guard, auth: Option<&str>) -> Result<String, Response> {
 }
 
 /// Check the token, bind the session to its actor, and hand rmcp the request (without the token).
-async fn admit(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
+async fn authenticate(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -18,7 +18,7 @@ use rmcp::transport::Transport;
 use tokio::sync::Notify;
 
 /// Longest a result waits for the messages received before it.
-const SETTLE_LIMIT: Duration = Duration::from_millis(250);
+const CATCH_UP_LIMIT: Duration = Duration::from_millis(250);
 
 /// Per tool server: relayed notifications received, and handled.
 #[derive(Default)]
@@ -45,11 +45,11 @@ impl Counts {
     }
 
     /// Wait until every notification received so far has been handled (at most
-    /// [`SETTLE_LIMIT`]). Called once a call's response has arrived: everything the server sent
+    /// [`CATCH_UP_LIMIT`]). Called once a call's response has arrived: everything the server sent
     /// before it was received before it.
-    pub async fn settle(&self) {
+    pub async fn catch_up(&self) {
         let target = self.received.load(Ordering::Acquire);
-        let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
+        let deadline = tokio::time::Instant::now() + CATCH_UP_LIMIT;
         loop {
             let woken = self.progress.notified();
             if self.handled.load(Ordering::Acquire) >= target {
@@ -128,7 +128,7 @@ mod tests {
                 }
             })
         };
-        counts.settle().await;
+        counts.catch_up().await;
         assert_eq!(counts.handled.load(Ordering::Acquire), 2);
         handlers.await.unwrap();
     }
@@ -137,7 +137,7 @@ mod tests {
     async fn a_message_never_handled_holds_the_result_only_briefly() {
         let counts = Counts::default();
         counts.received.fetch_add(1, Ordering::AcqRel);
-        counts.settle().await;
+        counts.catch_up().await;
         assert_eq!(
             counts.handled.load(Ordering::Acquire),
             0,

@@ -205,7 +205,7 @@ impl AgentServer {
     }
 }
 
-/// The actor an HTTP request was admitted as (none over stdio). An HTTP request without an
+/// The actor an HTTP request was authenticated as (none over stdio). An HTTP request without an
 /// identity never becomes the stdio agent: it gets an actor nothing else is.
 fn actor_of(context: &RequestContext<RoleServer>) -> Option<String> {
     actor_in(&context.extensions)

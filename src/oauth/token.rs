@@ -109,7 +109,7 @@ pub fn head(token: &str, plain_jwt: bool) -> Result<Head, TokenError> {
         return Err(TokenError::Critical);
     }
     // RFC 9068 §4: an access token says `at+jwt`; some servers write `JWT` or nothing, which
-    // only `[oauth] accept_plain_jwt` admits (an ID token looks the same)
+    // only `[oauth] accept_plain_jwt` accepts (an ID token looks the same)
     let typ = h
         .get("typ")
         .map(|t| t.as_str().unwrap_or("").to_ascii_lowercase());

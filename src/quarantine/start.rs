@@ -78,7 +78,7 @@ impl Quarantine {
             .await;
         match committed {
             Ok(_) => {
-                self.admit(h);
+                self.remember(h);
                 Ok(())
             }
             Err(LedgerError::Conflict(_)) => {
@@ -87,7 +87,7 @@ impl Quarantine {
                     .held_state(&h.id)?
                     .and_then(|b| serde_json::from_slice::<Held>(&b).ok())
                 {
-                    self.admit(now);
+                    self.remember(now);
                 }
                 Ok(())
             }

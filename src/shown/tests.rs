@@ -251,6 +251,7 @@ fn envelope(summary: &str, arguments: serde_json::Value) -> crate::envelope::Env
         expires_at: t,
         on_timeout: crate::policy::OnTimeout::Deny,
         stage: 0,
+        redacted: None,
     }
 }
 

@@ -19,7 +19,7 @@ use super::esc;
 use crate::approval::View;
 use crate::approval::state::{Outcome, Status};
 use crate::canonical;
-use crate::envelope::{Envelope, exact_instant};
+use crate::envelope::{Envelope, RedactedEdit, exact_instant};
 use crate::shown::{self, Finding, request};
 use crate::summary::{default_summary, readable_time};
 
@@ -90,7 +90,7 @@ fn details_html(e: &Envelope, revealed: Option<&Map<String, Value>>) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let rows = [
+    let mut rows = vec![
         (
             "Action",
             format!(
@@ -138,6 +138,10 @@ fn details_html(e: &Envelope, revealed: Option<&Map<String, Value>>) -> String {
             ),
         ),
     ];
+    if let Some(r) = &e.redacted {
+        // after a modification: which redacted values are the agent's and which the approver's
+        rows.insert(2, ("Redacted values", redacted_edit_html(r)));
+    }
     let mut html = String::from("<dl class=\"envelope\">");
     for (k, v) in rows {
         // the agent's own values: its arguments, and evidence from them or its `_meta`
@@ -151,6 +155,23 @@ fn details_html(e: &Envelope, revealed: Option<&Map<String, Value>>) -> String {
         esc(&e.arguments_sha256)
     ));
     html
+}
+
+/// Which redacted values a modification kept as the agent sent them and which it replaced.
+fn redacted_edit_html(r: &RedactedEdit) -> String {
+    let list = |ps: &[String]| match ps.is_empty() {
+        true => "none".to_string(),
+        false => ps
+            .iter()
+            .map(|p| format!("<code>{}</code>", esc(p)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    format!(
+        "kept as sent: {}; replaced by the approver: {}",
+        list(&r.kept),
+        list(&r.replaced)
+    )
 }
 
 /// SHA-256 of exactly the envelope HTML a page shows: its heading, then its details.

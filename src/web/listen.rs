@@ -83,7 +83,7 @@ pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds) -> std
                 continue;
             }
         };
-        let slot = match caps::take(&open, &bounds, peer.ip()) {
+        let slot = match caps::claim_slot(&open, &bounds, peer.ip()) {
             Ok(slot) => slot,
             Err(cap) => {
                 // closed before a byte is read; said once, then every 1,000th time

@@ -88,7 +88,10 @@ pub fn app(web: Arc<Web>) -> Router {
         .route("/review/{token}/classify", post(review::classify))
         .route("/review/{token}/held/{id}", post(review::held))
         .route("/review/{token}/resume", post(review::resume))
-        .route_layer(middleware::from_fn_with_state(web.clone(), review::admit));
+        .route_layer(middleware::from_fn_with_state(
+            web.clone(),
+            review::verify_link,
+        ));
     Router::new()
         .route("/a/{id}/{slot}/{token}", get(show).post(decide))
         .route(crate::auth::CALLBACK, get(signin::callback))
@@ -269,7 +272,7 @@ async fn decide(
         );
     }
     // Who decides: signed in as the link's address, and the code, when required.
-    let auth = match signin::admit(&web, &current, &headers, field("totp")).await {
+    let auth = match signin::authenticate(&web, &current, &headers, field("totp")).await {
         Ok(facts) => facts,
         Err(refused) => return refused,
     };
@@ -319,7 +322,7 @@ fn problem(e: &DeskError) -> Response {
         DeskError::BadLink => StatusCode::NOT_FOUND,
         DeskError::Refused(_) | DeskError::Unauthorized(_) => StatusCode::FORBIDDEN,
         DeskError::BadModification(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        DeskError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+        DeskError::Ledger(_) | DeskError::Unsealable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     message_page(status, "Not done", &e.to_string())
 }

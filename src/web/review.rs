@@ -54,7 +54,7 @@ fn answer(h: &HeaderMap, title: &str, out: Outcome) -> Response {
 /// The review routes' guard: the token must be a personal review link of this gate, not
 /// expired; who presents it ([`Reviewer`]) is handed to the handlers. Refused before any
 /// handler runs (JSON for the CLI).
-pub(super) async fn admit(
+pub(super) async fn verify_link(
     State(web): State<Arc<Web>>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
@@ -118,7 +118,9 @@ fn quarantine_error(e: QuarantineError) -> (StatusCode, String) {
     let code = match &e {
         QuarantineError::NotFound(_) => StatusCode::NOT_FOUND,
         QuarantineError::NotHeld { .. } => StatusCode::CONFLICT,
-        QuarantineError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+        QuarantineError::Ledger(_) | QuarantineError::Unsealable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         QuarantineError::Classify(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
     (code, e.to_string())
@@ -168,6 +170,7 @@ pub(super) async fn state(
         .iter()
         .map(|p| (p.call_id.clone(), need(Ask::pause(p, None))))
         .collect();
+    let held: Vec<Value> = held.iter().map(q::shown_json).collect();
     Json(json!({
         "held": held,
         "pauses": pauses,
@@ -384,7 +387,7 @@ async fn decide_held(
     } else {
         format!("Rejected `{}`: it will never run.", h.id)
     };
-    Ok((said, serde_json::to_value(&h).unwrap_or(Value::Null)))
+    Ok((said, q::shown_json(&h)))
 }
 
 /// `POST /review/{token}/resume`: resume autopilot for `scope`.
@@ -449,7 +452,11 @@ pub(super) async fn pause_page(
     Path((id, token)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (p, r) = match web.desk.pauses().admit(&id, &token, crate::instant::now()) {
+    let (p, r) = match web
+        .desk
+        .pauses()
+        .verify_link(&id, &token, crate::instant::now())
+    {
         Ok(found) => found,
         Err(why) => return message_page(StatusCode::NOT_FOUND, "Not paused", &why),
     };
@@ -466,7 +473,11 @@ pub(super) async fn pause_resume(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let (p, r) = match web.desk.pauses().admit(&id, &token, crate::instant::now()) {
+    let (p, r) = match web
+        .desk
+        .pauses()
+        .verify_link(&id, &token, crate::instant::now())
+    {
         Ok(found) => found,
         Err(why) => return answer(&headers, "", Err((StatusCode::NOT_FOUND, why))),
     };

@@ -122,7 +122,7 @@ pub(super) fn form_fields(web: &Web, v: &View, session: Option<&Session>) -> Str
 }
 
 /// For a decision POST: the facts to record, or the refusal page (recorded in the ledger).
-pub(super) async fn admit(
+pub(super) async fn authenticate(
     web: &Arc<Web>,
     v: &View,
     headers: &HeaderMap,

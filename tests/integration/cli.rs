@@ -386,7 +386,8 @@ fn approval_pages_off_loopback_need_allow_remote() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("web.bind: 0.0.0.0:8787 is reachable from other machines")
-            && text.contains("`[web] allow_remote = true`"),
+            && text.contains("`[web] allow_remote = true`")
+            && text.contains("airlock.toml:6:"),
         "{text}"
     );
     w.write_config(&config("allow_remote = true\n"));

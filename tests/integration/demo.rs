@@ -401,7 +401,12 @@ fn what_a_run_writes_only_its_owner_reads_under_umask_022() {
             assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
         }
     }
-    for key in ["airlock.key", "airlock.signing.key", "airlock.seal.key"] {
+    for key in [
+        "airlock.key",
+        "airlock.signing.key",
+        "airlock.seal.key",
+        "airlock.seal.chain",
+    ] {
         assert_eq!(mode(&dir.join(key)), 0o600, "{key}");
     }
     // links are not logged unless asked for (the demo prints the one it follows itself)

@@ -230,6 +230,14 @@ async fn an_approver_may_keep_a_redacted_value_by_its_marker_or_replace_it_and_t
         .collect();
     assert_eq!(modifies[0]["body"]["redacted"], json!({"kept": ["/card_number"], "replaced": []}));
     assert_eq!(modifies[1]["body"]["redacted"], json!({"kept": [], "replaced": ["/card_number"]}));
+    // the envelope that ran says which, as the decision does
+    let envelopes: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "envelope" && r["body"]["envelope"]["stage"] == 1)
+        .collect();
+    assert_eq!(envelopes.len(), 2, "{envelopes:?}");
+    assert_eq!(envelopes[0]["body"]["envelope"]["redacted"], modifies[0]["body"]["redacted"]);
+    assert_eq!(envelopes[1]["body"]["envelope"]["redacted"], modifies[1]["body"]["redacted"]);
     assert_eq!(rows.iter().filter(|r| r["kind"] == "sealed_destroyed").count(), 2);
 }
 
@@ -266,4 +274,107 @@ async fn a_held_call_keeps_its_redacted_value_sealed_until_released_then_runs_it
     assert_eq!(destroyed[0]["body"]["why"], "released");
     let verify = w.airlock(&["ledger", "verify"]);
     assert!(verify.status.success(), "{verify:?}");
+}
+
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
+#[tokio::test]
+async fn a_waiting_value_moves_along_the_key_chain_and_a_destroyed_one_cannot_be_opened_from_disk() {
+    let smtp = Smtp::start();
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    // epochs of a second: the chain steps while the test watches
+    let config = std::fs::read_to_string(w.config()).expect("config");
+    w.write("airlock.toml", &config.replace("max_wait = \"2m\"\n", "max_wait = \"2m\"\nseal_ratchet = \"1s\"\n"));
+    let (agent, mut child) = w.logged_agent("gate1.log").await;
+    let agent = Arc::new(agent);
+    let call = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.try_call("refund_order", refund()).await })
+    };
+    let link = smtp.wait_for("ann@example.com", "refund_order", 1).await.link();
+    child.kill().await.expect("kill -9");
+    assert!(call.await.expect("agent task").is_err());
+    drop(agent);
+    // the value as first sealed, and the call it belongs to
+    let state: Value = serde_json::from_str(&approval_states(&w)[0]).expect("state");
+    let (first, call_id) = (state["sealed"].as_str().expect("sealed").to_string(), state["call_id"].as_str().expect("id").to_string());
+    assert!(first.starts_with('e'), "sealed under an epoch of the chain: {first}");
+
+    // a new gate steps the chain a few times while the approval waits, then it runs whole
+    let sealed_epoch: u64 = first[1..first.find('.').expect("dot")].parse().expect("epoch");
+    let (agent2, mut child2) = w.logged_agent("gate2.log").await;
+    let file_epoch = || -> u64 {
+        let chain = std::fs::read_to_string(w.path("airlock.seal.chain")).expect("chain file");
+        // `v1 PERIOD EPOCH KEY`
+        chain.split(' ').nth(2).and_then(|e| e.parse().ok()).expect("epoch")
+    };
+    let moved = || {
+        let log = std::fs::read_to_string(w.path("gate2.log")).unwrap_or_default();
+        log.contains("sealed values moved onto the key chain")
+    };
+    for _ in 0..300 {
+        if moved() && file_epoch() > sealed_epoch {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(decide(&link, "approve", &[]).0, 200);
+    let answer = agent2.status_until(&approval_id(&link), "refunded").await;
+    assert!(answer.contains("refunded 4200 cents on A-1001"), "{answer}");
+    let executed = std::fs::read_to_string(w.path("executed.jsonl")).expect("executed log");
+    assert!(executed.contains(CARD), "the re-sealed value opened whole: {executed}");
+    agent2.close().await;
+    child2.kill().await.expect("stop");
+
+    // the chain file has moved past the epoch the value was first sealed in: the keys on disk
+    // cannot open that ciphertext, wherever a copy of it lingers
+    assert!(
+        file_epoch() > sealed_epoch,
+        "the chain file moved past epoch {sealed_epoch}: {}",
+        std::fs::read_to_string(w.path("gate2.log")).unwrap_or_default()
+    );
+    assert!(moved(), "the waiting value was sealed again");
+    let on_disk = airlock::seal::Sealer::load_or_create(&w.path("airlock.seal.key"), std::time::Duration::from_secs(1)).expect("keys");
+    let opened = on_disk.open(&call_id, &first);
+    assert!(matches!(opened, Err(airlock::seal::SealError::Shredded(_))), "{opened:?}");
+    let rows = w.ledger_rows().await;
+    assert!(rows.iter().any(|r| r["kind"] == "sealed_destroyed"), "the seal's end is recorded");
+}
+
+#[ignore = "needs aiosmtpd; scripts/test runs it"]
+#[tokio::test]
+async fn a_gate_that_cannot_open_a_sealed_value_refuses_to_approve_it_and_the_approval_waits() {
+    let smtp = Smtp::start();
+    let w = World::approvals(smtp.port, APPROVE_30M);
+    let (agent, mut child) = w.logged_agent("gate1.log").await;
+    let agent = Arc::new(agent);
+    let call = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.try_call("refund_order", refund()).await })
+    };
+    let link = smtp.wait_for("ann@example.com", "refund_order", 1).await.link();
+    child.kill().await.expect("kill -9");
+    assert!(call.await.expect("agent task").is_err());
+    drop(agent);
+    // the chain file lost (a replica started without a copy): a new gate makes its own
+    std::fs::remove_file(w.path("airlock.seal.chain")).expect("chain file");
+    let (agent2, mut child2) = w.logged_agent("gate2.log").await;
+    let (status, page) = decide(&link, "approve", &[]);
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("cannot open the call&#39;s redacted values") || page.contains("cannot open the call's redacted values"), "{page}");
+    assert!(page.contains("nothing was decided"), "{page}");
+    // the approval still waits; the operator was told at start
+    let (status, page) = get(&link);
+    assert_eq!(status, 200);
+    assert!(page.contains("Approve"), "still waiting: {page}");
+    let log = std::fs::read_to_string(w.path("gate2.log")).expect("log");
+    assert!(log.contains("sealed values cannot be opened by this gate"), "{log}");
+    agent2.close().await;
+    child2.kill().await.expect("stop");
+    // nothing ran, nothing was decided or destroyed, the value is still sealed in the state
+    let executed = std::fs::read_to_string(w.path("executed.jsonl")).unwrap_or_default();
+    assert!(!executed.contains("refund"), "{executed}");
+    let rows = w.ledger_rows().await;
+    assert!(!rows.iter().any(|r| r["kind"] == "decision"), "no decision recorded");
+    assert!(!rows.iter().any(|r| r["kind"] == "sealed_destroyed"));
+    assert!(approval_states(&w)[0].contains("\"sealed\""));
 }

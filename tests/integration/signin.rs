@@ -51,7 +51,7 @@ async fn finish(agent: Arc<Agent>) {
 }
 
 /// The form of a page (nonce, rendered_at, seen) with `action` and `extra` fields.
-fn form(page: &str, action: &str, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+pub(crate) fn form(page: &str, action: &str, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
     let mut f = vec![
         ("nonce", field(page, "nonce")),
         ("rendered_at", field(page, "rendered_at")),
@@ -62,7 +62,7 @@ fn form(page: &str, action: &str, extra: &[(&'static str, &str)]) -> Vec<(&'stat
     f
 }
 
-fn pairs<'a>(f: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn pairs<'a>(f: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
     f.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
@@ -73,19 +73,25 @@ fn refusals<'a>(rows: &'a [Value], attempt: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-struct SignInWorld {
-    w: World,
-    provider: Provider,
-    web_port: u16,
+pub(crate) struct SignInWorld {
+    pub w: World,
+    pub provider: Provider,
+    pub web_port: u16,
 }
 
 fn sign_in_world() -> SignInWorld {
+    sign_in_world_as(", sign_in = \"oidc\"")
+}
+
+/// The demo shop, `financial` approved by `finance` (ann) with `finance_role` extra keys, and
+/// the real provider as `[sign_in]`.
+pub(crate) fn sign_in_world_as(finance_role: &str) -> SignInWorld {
     let web_port = free_port();
     let provider = Provider::start(&format!("http://127.0.0.1:{web_port}/signin/callback"));
     let w = world(
         web_port,
         FINANCE,
-        ", sign_in = \"oidc\"",
+        finance_role,
         &format!(
             "[sign_in]\nissuer = {:?}\nclient_id = \"airlock\"\nclient_secret_env = {:?}\n",
             provider.issuer, SECRET_ENV.0

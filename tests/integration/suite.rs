@@ -29,6 +29,7 @@ mod remote;
 mod review;
 mod retries;
 mod redaction;
+mod reveal;
 mod review_signin;
 mod rugpull;
 mod signin;

@@ -31,6 +31,7 @@ fn approval(min: u32, on_timeout: OnTimeout) -> Approval {
         expires_at: T0 + TimeDelta::minutes(30),
         on_timeout,
         stage: 0,
+        redacted: None,
     };
     Approval {
         id: "a1".into(),
@@ -124,6 +125,7 @@ fn modify_binds_the_approval_to_the_edited_arguments() {
             .cloned()
             .unwrap_or_default(),
         "Refund 100".into(),
+        None,
     );
     assert_eq!(
         a.modify("ann@example.com", edited, SOON),
@@ -142,7 +144,7 @@ fn modify_binds_the_approval_to_the_edited_arguments() {
 fn modify_with_two_approvers_asks_the_others_again() {
     let mut a = approval(2, OnTimeout::Deny);
     a.vote("bob@example.com", true, SOON).unwrap();
-    let edited = a.envelope.with_arguments(Map::new(), String::new());
+    let edited = a.envelope.with_arguments(Map::new(), String::new(), None);
     assert_eq!(
         a.modify("ann@example.com", edited, SOON),
         Ok(Step::NewStage)

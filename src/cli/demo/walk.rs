@@ -146,7 +146,7 @@ impl<'a> Walk<'a> {
                 tokio::task::spawn_blocking(move || p.review(&page, &id)).await??;
             }
         }
-        let r = while_waiting("waiting for the review", self.settled(&id)).await?;
+        let r = while_waiting("waiting for the review", self.await_decision(&id)).await?;
         let became = if is_error(&r) {
             lowercase_first(
                 text(&r)
@@ -203,7 +203,7 @@ impl<'a> Walk<'a> {
         let r = match first["_meta"]["airlock/approval"]["approval_id"].as_str() {
             Some(id) if pending(&first) => {
                 let id = id.to_string();
-                while_waiting("waiting for the decision", self.settled(&id)).await?
+                while_waiting("waiting for the decision", self.await_decision(&id)).await?
             }
             _ => first,
         };
@@ -220,7 +220,7 @@ impl<'a> Walk<'a> {
     }
 
     /// The answer for approval or held call `id` once it is decided (and ran, if it runs).
-    async fn settled(&self, id: &str) -> anyhow::Result<Value> {
+    async fn await_decision(&self, id: &str) -> anyhow::Result<Value> {
         loop {
             let r = self
                 .call(

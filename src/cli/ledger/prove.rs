@@ -13,7 +13,6 @@ use super::super::report;
 use airlock::config::load_config;
 use airlock::ledger::LedgerReader;
 use airlock::redact::{MARKER, commitment, digest_of};
-use airlock::seal::Sealer;
 
 /// What to prove.
 pub(in crate::cli) struct Prove<'a> {
@@ -42,9 +41,7 @@ pub(in crate::cli) fn prove(config: &Path, p: &Prove<'_>) -> anyhow::Result<Exit
                     c.seal_key_path.display()
                 );
             }
-            Sealer::load_or_create(&c.seal_key_path)?
-                .keys()
-                .salt(p.call, p.pointer)
+            airlock::seal::redaction_keys(&c.seal_key_path)?.salt(p.call, p.pointer)
         }
     };
     if p.print_salt {

@@ -9,7 +9,7 @@ const PHASES: [Phase; 4] = [
     Phase::Done,
 ];
 const EVENTS: [Event; 5] = [
-    Event::Take,
+    Event::Decide,
     Event::Wait,
     Event::Run,
     Event::Close,
@@ -18,7 +18,7 @@ const EVENTS: [Event; 5] = [
 
 /// The legal moves, and nothing else.
 const LEGAL: [(Phase, Event, Phase); 6] = [
-    (Phase::Waiting, Event::Take, Phase::Deciding),
+    (Phase::Waiting, Event::Decide, Phase::Deciding),
     (Phase::Waiting, Event::Close, Phase::Done),
     (Phase::Deciding, Event::Wait, Phase::Waiting),
     (Phase::Deciding, Event::Run, Phase::Executing),
@@ -50,9 +50,9 @@ fn only_a_waiting_item_can_be_decided() {
 
 #[test]
 fn a_second_decision_meets_the_first_and_is_refused() {
-    let taken = step(Phase::Waiting, Event::Take).expect("waiting is open");
-    let second = step(taken, Event::Take).expect_err("taken once");
-    assert_eq!(second.to_string(), "it is being decided (cannot Take it)");
+    let deciding = step(Phase::Waiting, Event::Decide).expect("waiting is open");
+    let second = step(deciding, Event::Decide).expect_err("decided once");
+    assert_eq!(second.to_string(), "it is being decided (cannot Decide it)");
 }
 
 #[test]

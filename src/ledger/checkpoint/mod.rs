@@ -4,7 +4,7 @@
 //!
 //! Owns the checkpoint formats (C2SP tlog-checkpoint notes in [`note`]; the older
 //! `airlock checkpoint v1` in [`v1`], still read), the checkpoint directory ([`dir`]), the check
-//! `serve` makes before it appends ([`guard`]), the writer that takes one at least every
+//! `serve` makes before it appends ([`guard`]), the writer that writes one at least every
 //! `checkpoint_every` while rows are written and at every clean stop ([`writer`]), and their
 //! delivery to a witness and an auditor's mailbox ([`witness`]). Checkpoints are files, never
 //! ledger rows. It must never sign a checkpoint of rows that are not committed, and never let a
@@ -20,7 +20,7 @@ pub mod writer;
 
 pub use note::{SignedNote, default_origin};
 pub use status::Status;
-pub use v1::{Checkpoint, take};
+pub use v1::{Checkpoint, sign_now};
 pub use writer::{Running, Settings, start};
 
 use crate::signing::Public;

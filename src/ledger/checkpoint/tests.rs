@@ -212,7 +212,7 @@ async fn an_old_format_checkpoint_in_the_directory_is_held_to_as_well() {
     grow(&p, &s, &["a", "b"]).await;
     let v1 = {
         let l = Ledger::open_signed(&p, Some(s.clone())).unwrap();
-        super::take(&l, &s).unwrap()
+        super::sign_now(&l, &s).unwrap()
     };
     std::fs::create_dir_all(&cps).unwrap();
     std::fs::write(cps.join("checkpoint-2-5.txt"), v1.render()).unwrap();

@@ -84,7 +84,7 @@ impl Checkpoint {
 }
 
 /// Sign a checkpoint of the ledger as committed now.
-pub fn take(
+pub fn sign_now(
     ledger: &super::super::Ledger,
     signer: &Signer,
 ) -> Result<Checkpoint, super::super::LedgerError> {

@@ -47,8 +47,8 @@ pub struct Running {
 }
 
 impl Writer {
-    /// Take a checkpoint now unless the newest one already has every committed row.
-    async fn take(&self, stopping: bool) -> Option<SignedNote> {
+    /// Write a checkpoint now unless the newest one already has every committed row.
+    async fn write_now(&self, stopping: bool) -> Option<SignedNote> {
         let (rows, head) = match self.ledger.head() {
             Ok(h) => h,
             Err(e) => {
@@ -124,13 +124,13 @@ pub async fn start(
         auditor: Mutex::new(auditor),
         witness,
     });
-    writer.take(false).await;
+    writer.write_now(false).await;
     let every = settings.every;
     let w = writer.clone();
     let periodic = tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            w.take(false).await;
+            w.write_now(false).await;
         }
     });
     Ok(Running {
@@ -154,7 +154,7 @@ impl Running {
         if let Some(d) = self.delivery {
             d.abort();
         }
-        let last = match self.writer.take(true).await {
+        let last = match self.writer.write_now(true).await {
             Some(n) => Some(n),
             None => self.writer.newest.borrow().clone(),
         };

@@ -2,8 +2,9 @@
 //!
 //! The transaction first locks the `head` row, so appends from every replica are serialised:
 //! one chain, one sequence. Conditions (an approval's state as its caller read it, one
-//! forwarded mark per call) are checked under that lock by the same `batch::admit` as redb's,
-//! so a race between replicas has exactly one winner; what is written is `batch::writes`'s.
+//! forwarded mark per call) are checked under that lock by the same `batch::check_conditions`
+//! as redb's, so a race between replicas has exactly one winner; what is written is
+//! `batch::writes`'s.
 //! Approval changes are announced with `pg_notify`, delivered only if the transaction commits.
 
 use std::collections::{HashMap, HashSet};
@@ -13,7 +14,9 @@ use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 
 use super::super::backend::Committer;
-use super::super::batch::{Finals, Planned, Results, accepted, admit, plan, results, writes};
+use super::super::batch::{
+    Finals, Planned, Results, accepted, check_conditions, plan, results, writes,
+};
 use super::super::change::Change;
 use super::super::head::Head;
 use super::super::schema::Table;
@@ -129,7 +132,7 @@ fn write(
         .map_err(db)?
         .get(0);
     let head = parse_head(&head_text)?;
-    // the desk's items a change is conditional on, locked while the batch is admitted
+    // the desk's items a change is conditional on, locked while the batch's conditions are checked
     let items = |table: Table| -> Vec<&str> {
         batch
             .iter()
@@ -194,7 +197,7 @@ fn write(
         .map(|r| (r.get(0), r.get(1)))
         .collect()
     };
-    let refusals = admit(batch, &mut |t, key| {
+    let refusals = check_conditions(batch, &mut |t, key| {
         Ok(match t {
             Table::Approvals => states.get(key).cloned(),
             Table::Held => held.get(key).cloned(),

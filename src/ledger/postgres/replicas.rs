@@ -60,8 +60,8 @@ impl Pg {
                 "SELECT 1 FROM airlock_meta WHERE key = 'head' FOR UPDATE",
                 &[],
             )?;
-            // every table with an owner: (key, value) of each row this replica takes over
-            let mut take = |table: &str, key: &str, value: &str| {
+            // every table with an owner: (key, value) of each row this replica adopts
+            let mut adopt = |table: &str, key: &str, value: &str| {
                 tx.query(
                     &format!(
                         "UPDATE {table} SET owner = $1 WHERE owner = ANY($2) RETURNING {key}, {value}"
@@ -74,9 +74,9 @@ impl Pg {
                         .collect::<Vec<_>>()
                 })
             };
-            let approvals = take("airlock_open_approvals", "id", "entry")?;
-            let forwarded = take("airlock_forwarded", "call_id", "route")?;
-            let held = take("airlock_held", "id", "state")?
+            let approvals = adopt("airlock_open_approvals", "id", "entry")?;
+            let forwarded = adopt("airlock_forwarded", "call_id", "route")?;
+            let held = adopt("airlock_held", "id", "state")?
                 .into_iter()
                 .map(|(_, state)| state)
                 .collect();

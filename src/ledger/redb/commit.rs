@@ -1,13 +1,13 @@
-//! The writer's commit on the redb file: one durable write transaction per batch, admitted,
-//! planned and written by `ledger::batch`'s rules, and the one way a state table is written
-//! (`put`, also `ledger copy`'s).
+//! The writer's commit on the redb file: one durable write transaction per batch, its
+//! conditions checked, planned and written by `ledger::batch`'s rules, and the one way a state
+//! table is written (`put`, also `ledger copy`'s).
 
 use std::sync::Arc;
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
 use super::super::backend::Committer;
-use super::super::batch::{Finals, Results, accepted, admit, plan, results, writes};
+use super::super::batch::{Finals, Results, accepted, check_conditions, plan, results, writes};
 use super::super::change::Change;
 use super::super::head::Head;
 use super::super::schema::{APPROVALS, CALL_KEYS, FORWARDED, HELD, ROWS, SIGNED, TOOLS, Table};
@@ -55,7 +55,7 @@ fn commit(
         let forwarded = tx.open_table(FORWARDED).map_err(e)?;
         let held = tx.open_table(HELD).map_err(e)?;
         let call_keys = tx.open_table(CALL_KEYS).map_err(e)?;
-        admit(batch, &mut |t, key| {
+        check_conditions(batch, &mut |t, key| {
             let found = match t {
                 Table::Approvals => approvals.get(key),
                 Table::Held => held.get(key),

@@ -102,7 +102,7 @@ pub struct Decision {
     pub seen_sha256: String,
     pub envelope_hash: String,
     pub policy_version: String,
-    /// The roles the authority rule admitted the approver in (absent in rows written before
+    /// The roles the authority rule authorized the approver in (absent in rows written before
     /// the rule was recorded, and in `gen_ledger`'s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,

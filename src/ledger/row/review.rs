@@ -8,7 +8,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecidedBy {
     pub by: String,
-    /// The roles the authority rule admitted them in.
+    /// The roles the authority rule authorized them in.
     #[serde(default)]
     pub roles: Vec<String>,
     /// How they proved who they are (`via`: `link`, `cli` or `oidc`; `os_user`, …).

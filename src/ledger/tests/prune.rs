@@ -6,11 +6,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable};
 
-use super::super::checkpoint::{Checkpoint, take};
+use super::super::checkpoint::{Checkpoint, sign_now};
 use super::super::prune::{Tombstone, apply, plan};
 use super::super::row::sample;
 use super::super::schema::META;
 use super::super::{Fault, Ledger, LedgerReader, Location, NewRow, VerifyOptions};
+use crate::instant::utc;
 use crate::signing::Signer;
 
 const YEAR: Duration = Duration::from_secs(31_557_600);
@@ -38,38 +39,22 @@ async fn only_the_expired_prefix_goes_and_the_rest_still_verifies() {
     let before: Checkpoint;
     {
         let l = Ledger::open_signed(&p, Some(key.clone())).unwrap();
-        l.append(call(
-            "a",
-            "read_only",
-            crate::instant::utc(2020, 1, 1, 0, 0, 0),
-        ))
-        .await
-        .unwrap();
-        early = take(&l, &key).unwrap();
-        l.append(call(
-            "b",
-            "read_only",
-            crate::instant::utc(2020, 1, 2, 0, 0, 0),
-        ))
-        .await
-        .unwrap();
-        l.append(call(
-            "c",
-            "financial",
-            crate::instant::utc(2020, 1, 3, 0, 0, 0),
-        ))
-        .await
-        .unwrap();
-        l.append(call(
-            "d",
-            "read_only",
-            crate::instant::utc(2020, 1, 4, 0, 0, 0),
-        ))
-        .await
-        .unwrap();
-        before = take(&l, &key).unwrap();
+        l.append(call("a", "read_only", utc(2020, 1, 1, 0, 0, 0)))
+            .await
+            .unwrap();
+        early = sign_now(&l, &key).unwrap();
+        l.append(call("b", "read_only", utc(2020, 1, 2, 0, 0, 0)))
+            .await
+            .unwrap();
+        l.append(call("c", "financial", utc(2020, 1, 3, 0, 0, 0)))
+            .await
+            .unwrap();
+        l.append(call("d", "read_only", utc(2020, 1, 4, 0, 0, 0)))
+            .await
+            .unwrap();
+        before = sign_now(&l, &key).unwrap();
     }
-    let now = crate::instant::utc(2026, 11, 24, 0, 0, 0);
+    let now = utc(2026, 11, 24, 0, 0, 0);
     let at = Location::File(p.clone());
     let plan = plan(&at, &retention, now).unwrap();
     assert_eq!(

@@ -135,7 +135,7 @@ async fn checkpoints_catch_a_truncation_and_a_consistent_rewrite_with_another_ke
     ledger(&p, Some(key(1))).await;
     let taken = {
         let l = Ledger::open_signed(&p, Some(key(1))).unwrap();
-        super::super::checkpoint::take(&l, &key(1)).unwrap()
+        super::super::checkpoint::sign_now(&l, &key(1)).unwrap()
     };
     assert_eq!(taken.rows, 7);
     // the ledger grows after the checkpoint: still consistent

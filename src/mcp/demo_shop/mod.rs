@@ -74,40 +74,67 @@ pub enum ShopError {
 
 /// Serve the shop until its agent (stdio) goes away, or forever (`--http`).
 pub async fn run(options: Options) -> Result<(), ShopError> {
-    let log = match &options.log {
-        Some(path) => Some(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| ShopError::Log {
-                    path: path.clone(),
-                    source,
-                })?,
-        ),
-        None => None,
-    };
-    let mut shop = DemoShop::new(
-        log,
-        Duration::from_millis(options.refund_delay_ms),
-        options.rug_pull,
-    );
-    shop.pull_on_echo = options.rug_pull_on_echo;
-    shop.quiet = options.quiet;
+    let shop = DemoShop::from_options(&options)?;
     match &options.http {
         Some(addr) => serve_http(shop, addr).await,
         None => {
             eprintln!("demo_shop: serving fake shop on stdio");
-            let server = shop
-                .serve(rmcp::transport::stdio())
-                .await
-                .map_err(|e| ShopError::Mcp(e.to_string()))?;
-            server
-                .waiting()
-                .await
-                .map_err(|e| ShopError::Mcp(e.to_string()))?;
-            Ok(())
+            serve_on(shop, rmcp::transport::stdio()).await
         }
+    }
+}
+
+/// Serve the shop on a byte stream (one end of `tokio::io::duplex`) until the other end goes
+/// away: the shop in its client's process, MCP as over stdio (tests of the gate's driver).
+pub async fn serve_stream(options: Options, io: tokio::io::DuplexStream) -> Result<(), ShopError> {
+    let shop = DemoShop::from_options(&options)?;
+    let (read, write) = tokio::io::split(io);
+    serve_on(
+        shop,
+        rmcp::transport::async_rw::AsyncRwTransport::new_server(read, write),
+    )
+    .await
+}
+
+async fn serve_on<T, E, A>(shop: DemoShop, transport: T) -> Result<(), ShopError>
+where
+    T: rmcp::transport::IntoTransport<rmcp::RoleServer, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let server = shop
+        .serve(transport)
+        .await
+        .map_err(|e| ShopError::Mcp(e.to_string()))?;
+    server
+        .waiting()
+        .await
+        .map_err(|e| ShopError::Mcp(e.to_string()))?;
+    Ok(())
+}
+
+impl DemoShop {
+    fn from_options(options: &Options) -> Result<DemoShop, ShopError> {
+        let log = match &options.log {
+            Some(path) => Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| ShopError::Log {
+                        path: path.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let mut shop = DemoShop::new(
+            log,
+            Duration::from_millis(options.refund_delay_ms),
+            options.rug_pull,
+        );
+        shop.pull_on_echo = options.rug_pull_on_echo;
+        shop.quiet = options.quiet;
+        Ok(shop)
     }
 }
 

@@ -244,7 +244,7 @@ fn the_header_admits_access_token_types_only() {
     let plain = |header: &str| head(&format!("{}.e30.sig", b64(header.as_bytes())), true);
     assert!(h(r#"{"alg":"RS256","typ":"at+jwt","kid":"a"}"#).is_ok());
     assert!(h(r#"{"alg":"ES256","typ":"application/at+jwt"}"#).is_ok());
-    // `JWT` or no type: an ID token looks the same; only `accept_plain_jwt` admits them
+    // `JWT` or no type: an ID token looks the same; only `accept_plain_jwt` accepts them
     assert!(h(r#"{"alg":"PS512","typ":"JWT"}"#).is_err());
     assert!(h(r#"{"alg":"PS512"}"#).is_err());
     assert!(plain(r#"{"alg":"PS512","typ":"JWT"}"#).is_ok());

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{envelope_html, heading_html, page, prose, relative, rendered_hash};
 use crate::approval::View;
 use crate::approval::state::{Approval, Status};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, RedactedEdit};
 use crate::policy::OnTimeout;
 
 const T0: DateTime<Utc> = crate::instant::utc_nanos(2026, 12, 3, 8, 4, 36, 274855078);
@@ -36,6 +36,7 @@ fn envelope() -> Envelope {
         expires_at: T0 + TimeDelta::minutes(30),
         on_timeout: OnTimeout::Deny,
         stage: 0,
+        redacted: None,
     }
 }
 
@@ -284,4 +285,31 @@ fn a_redacted_value_shows_as_its_marker_unless_the_view_reveals_it_and_the_seen_
         super::view_hash(&shown),
         "what was seen differs"
     );
+}
+
+#[test]
+fn a_modified_envelope_says_which_redacted_values_were_kept_and_which_replaced() {
+    let plain = envelope();
+    let html = envelope_html(&plain);
+    assert!(
+        !html.contains("Redacted values"),
+        "only after a modification"
+    );
+    assert!(
+        !serde_json::to_string(&plain).unwrap().contains("redacted"),
+        "absent: the hash is unchanged"
+    );
+    let edited = Envelope {
+        redacted: Some(RedactedEdit {
+            kept: vec!["/card_number".into()],
+            replaced: vec![],
+        }),
+        ..plain.clone()
+    };
+    let html = envelope_html(&edited);
+    assert!(
+        html.contains("<dt>Redacted values</dt><dd>kept as sent: <code>/card_number</code>; replaced by the approver: none</dd>"),
+        "{html}"
+    );
+    assert_ne!(edited.hash(), plain.hash(), "which is part of the hash");
 }

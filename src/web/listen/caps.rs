@@ -60,7 +60,7 @@ pub(super) fn counted_as(ip: IpAddr) -> IpAddr {
 }
 
 /// A slot for a connection from `ip`, making room at a cap; or the cap it would cross.
-pub(super) fn take(
+pub(super) fn claim_slot(
     open: &Arc<Mutex<Open>>,
     bounds: &Bounds,
     ip: IpAddr,
@@ -112,7 +112,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use super::{Bounds, Open, counted_as, take};
+    use super::{Bounds, Open, claim_slot, counted_as};
 
     #[tokio::test]
     async fn at_a_cap_the_oldest_connection_without_a_request_in_flight_makes_room() {
@@ -128,10 +128,10 @@ mod tests {
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
         );
-        let first = take(&open, &bounds, a).unwrap();
-        let second = take(&open, &bounds, a).unwrap();
+        let first = claim_slot(&open, &bounds, a).unwrap();
+        let second = claim_slot(&open, &bounds, a).unwrap();
         // a's third: a's oldest without a request in flight makes room
-        let third = take(&open, &bounds, a).unwrap();
+        let third = claim_slot(&open, &bounds, a).unwrap();
         assert!(first.close.is_cancelled() && !second.close.is_cancelled());
         drop(first);
         // a request whose body is still arriving is not worked on yet: it may still make room
@@ -142,20 +142,20 @@ mod tests {
         third.activity.body_read();
         // every connection of a is busy: a's next is refused
         assert_eq!(
-            take(&open, &bounds, a).err(),
+            claim_slot(&open, &bounds, a).err(),
             Some("connection_per_address")
         );
-        let fourth = take(&open, &bounds, b).unwrap();
+        let fourth = claim_slot(&open, &bounds, b).unwrap();
         // the listener is full: b's own waiting one makes room for b's next
-        let fifth = take(&open, &bounds, b).unwrap();
+        let fifth = claim_slot(&open, &bounds, b).unwrap();
         assert!(fourth.close.is_cancelled());
         drop(fourth);
         fifth.activity.request();
         fifth.activity.body_read();
-        assert_eq!(take(&open, &bounds, b).err(), Some("connection"));
+        assert_eq!(claim_slot(&open, &bounds, b).err(), Some("connection"));
         // a request answered: that connection is idle again, and may make room
         second.activity.responded();
-        let sixth = take(&open, &bounds, b).expect("room from an idle connection");
+        let sixth = claim_slot(&open, &bounds, b).expect("room from an idle connection");
         assert!(second.close.is_cancelled());
         drop(second);
         drop(sixth);

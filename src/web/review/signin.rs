@@ -168,7 +168,7 @@ pub(super) async fn pause_page_session(
     sign_in_first(web, &page, headers).await.map(Some)
 }
 
-/// The decider for `ask`, if the authority rule admits the reviewer and they prove what the
+/// The decider for `ask`, if the authority rule authorizes the reviewer and they prove what the
 /// matter requires; a refusal is recorded in the ledger and answered with its sentence.
 pub(super) async fn decider(
     web: &Web,
