@@ -1,7 +1,6 @@
-use super::{
-    Diagnostic, Duration, FailPath, OnTimeout, PathKind, Policy, PolicyFile, Source, compile,
-};
+use super::{Duration, FailPath, OnTimeout, PathKind, Policy, PolicyFile, compile};
 use crate::diag::Severity;
+use crate::diag::{Diagnostic, Source};
 
 fn load(text: &str) -> Result<Policy, Vec<Diagnostic>> {
     let src = Source {
