@@ -727,6 +727,7 @@ def run(a):
     if before is None:
         raise SystemExit(f"the gate (pid {a.pid}) is not running")
     ledger0, outbox0 = file_size(a.ledger), du_sb(a.outbox)
+    log0 = file_size(a.log)
     rows0 = ledger_rows(healthz, 10)
     outbox_files0 = count_eml(a.outbox)
     sampler = Sampler(a.pid, a.ledger, sample_every)
@@ -803,6 +804,9 @@ def run(a):
             notes.append(f"RSS peak − before, per session accepted: {per:.1f} KiB")
     ledger1, outbox1 = file_size(a.ledger), du_sb(a.outbox)
     rows1 = ledger_rows(healthz, 10) if after else None
+    emfile = out_of_descriptors(a.log, log0)
+    if emfile["count"]:
+        notes.append(f"**the gate ran out of descriptors {emfile['count']} time(s)** (EMFILE in its log; the samples every {sample_every * 1000:g} ms can miss such a peak); the first: `{emfile['first']}`")
     if a.flood in ("refused", "approvals") and extra.get("calls"):
         notes.append(
             f"ledger file growth per call: {(ledger1 - ledger0) / extra['calls']:,.0f} bytes"
@@ -827,12 +831,21 @@ def run(a):
         "after_probes": {name: {"answered": ok, "ms": round(t * 1000), "what": w} for name, (ok, t, w) in after_probes.items()},
         "serving_after": {"ok": serving[0], "ms": serving[1], "detail": serving[2]},
         "reload": reload,
+        "emfile": emfile,
         "notes": notes,
         "extra": extra,
         "title": a.title,
     }
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)
+
+
+def out_of_descriptors(log, offset):
+    """Lines of the gate's log since `offset` that say it ran out of descriptors (EMFILE)."""
+    with open(log, "rb") as f:
+        f.seek(offset)
+        lines = [l for l in f.read().decode("utf-8", "replace").splitlines() if "os error 24" in l or "Too many open files" in l]
+    return {"count": len(lines), "first": lines[0][:300] if lines else None}
 
 
 def count_eml(outbox):
@@ -948,6 +961,9 @@ def summary(results):
         rows = r.get("rows") or [None, None]
         rows_grown = f", +{rows[1] - rows[0]:,} rows" if None not in rows else ""
         fd_cell = " → ".join("–" if v is None else str(v) for v in fds)
+        emfile = (r.get("emfile") or {}).get("count")
+        if emfile:
+            fd_cell += f"; **EMFILE ×{emfile}** in the gate's log"
         print(
             f"| {r['flood']} | {mib(rss[0])} → {mib(rss[1])} → {mib(rss[2])} | {fd_cell} | +{size(led[2] - led[0])}{rows_grown} "
             f"| {during_cell(r['probes']['healthz'])} | {during_cell(r['probes']['page'])} | {reload_cell(r)} |"
@@ -967,7 +983,9 @@ def cmd_table(a):
         print("|---|---:|---:|---:|")
         rss, fds, led, out = r["rss_kb"], r["fds"], r["ledger"], r["outbox"]
         print(f"| RSS (MiB) | {mib(rss[0])} | peak {mib(rss[1])} | {mib(rss[2])} |")
-        print(f"| descriptors in use | {fds[0]} | peak {fds[1] if fds[1] is not None else '–'} | {fds[2] if fds[2] is not None else '–'} |")
+        emfile = (r.get("emfile") or {}).get("count")
+        during = f"peak {fds[1] if fds[1] is not None else '–'}" + (f"; **EMFILE ×{emfile}** in the log" if emfile else "")
+        print(f"| descriptors in use | {fds[0]} | {during} | {fds[2] if fds[2] is not None else '–'} |")
         print(f"| ledger file | {size(led[0])} | peak {size(led[1])} | {size(led[2])} (+{size(led[2] - led[0])}) |")
         rows = r.get("rows") or [None, None]
         grown = f" (+{rows[1] - rows[0]:,})" if None not in rows else ""
