@@ -5,9 +5,10 @@ Subcommands (bench/floods calls them; each prints JSON or text on stdout):
   schema-keys TABLE        keys of config table TABLE in `airlock schema config` (read on stdin)
   call URL TOKEN TOOL ARGS one MCP session over HTTP (initialize, initialized, tools/call): the result
   link OUTBOX              the first approval link (/a/...) in the outbox's .eml messages
-  run FLOOD                one flood against a running gate, measured (knobs from the environment):
-                           writes a JSON result to --out
-  table RESULT...          the markdown tables of the results
+  run FLOOD                one flood against a running gate, measured (knobs from the environment),
+                           the policy file edited once during it (a live reload, read from the
+                           gate's log): writes a JSON result to --out
+  table RESULT...          the markdown tables of the results: one row per flood, then each flood
 
 Everything it talks to is on 127.0.0.1; every flood is bounded in count and in time.
 """
@@ -29,6 +30,7 @@ import time
 import urllib.parse
 
 PROTOCOL = "2025-11-25"
+FLOODS = ["slowloris", "slowloris-shared", "sessions", "refused", "approvals", "drip"]
 OWN_SESSIONS = 8
 
 
@@ -268,6 +270,52 @@ class Prober(threading.Thread):
                 return
 
 
+RELOAD_SAYS = (
+    ("applied", "configuration reloaded"),
+    ("rejected", "edited configuration rejected"),
+    ("failed", "cannot record the reload"),
+)
+
+
+class Reloader(threading.Thread):
+    """At `at` seconds, edits the policy file the gate watches (its `version` gets a suffix: a
+    valid edit), then reads the gate's log for how the reload ended, for `wait` seconds at most."""
+
+    def __init__(self, policy, log, at, wait):
+        super().__init__(daemon=True)
+        self.policy, self.log, self.at, self.wait = policy, log, at, wait
+        self.stop = threading.Event()
+        self.result = None
+
+    def run(self):
+        t0 = time.monotonic()
+        if self.stop.wait(self.at):
+            return
+        with open(self.policy) as f:
+            text = f.read()
+        new, n = re.subn(r'^(version\s*=\s*")([^"]*)(")', r"\1\2+bench-reload\3", text, count=1, flags=re.M)
+        if n != 1:
+            self.result = {"outcome": "not tried", "detail": f"no `version = \"…\"` line in {self.policy}"}
+            return
+        offset = file_size(self.log)
+        with open(self.policy, "w") as f:
+            f.write(new)
+        edited = time.monotonic()
+        self.result = {"edited_at_s": round(edited - t0, 1), "outcome": "none logged", "detail": f"nothing about a reload in the gate's log within {self.wait:g} s"}
+        while time.monotonic() - edited < self.wait:
+            with open(self.log, "rb") as f:
+                f.seek(offset)
+                lines = f.read().decode("utf-8", "replace").splitlines()
+            for i, line in enumerate(lines):
+                for outcome, says in RELOAD_SAYS:
+                    if says in line:
+                        # a rejection's reasons follow on the next lines
+                        detail = " ".join(l.strip() for l in lines[i : i + 3] if l.strip())
+                        self.result.update(outcome=outcome, after_s=round(time.monotonic() - edited, 1), detail=detail[:400])
+                        return
+            time.sleep(0.1)
+
+
 def summarize(probes):
     answered = [t for ok, t, _ in probes if ok]
     failed = [w for ok, _, w in probes if not ok]
@@ -329,12 +377,17 @@ def pool(n, conc, work):
 # ---- the floods -----------------------------------------------------------------------------
 
 
-def flood_slowloris(a, notes):
+def flood_slowloris(a, notes, shared=False):
+    """Slow-loris from SLOW_FROM (and SLOW_SOURCES − 1 more addresses); `shared`: from 127.0.0.1,
+    the probes' own address, as every client behind one proxy."""
     conns = env_int("SLOW_CONNS", 400)
     hold = env_float("HOLD", 25)
     every = env_float("SLOW_EVERY", 3)
-    start_ip = ipaddress.ip_address(os.environ.get("SLOW_FROM") or "127.0.0.2")
-    sources = [str(start_ip + k) for k in range(max(1, env_int("SLOW_SOURCES", 1)))]
+    if shared:
+        sources = ["127.0.0.1"]
+    else:
+        start_ip = ipaddress.ip_address(os.environ.get("SLOW_FROM") or "127.0.0.2")
+        sources = [str(start_ip + k) for k in range(max(1, env_int("SLOW_SOURCES", 1)))]
     if not all(ipaddress.ip_address(s).is_loopback for s in sources):
         raise SystemExit(f"SLOW_FROM/SLOW_SOURCES must stay on loopback: {sources[0]}..{sources[-1]}")
     u = urllib.parse.urlsplit(a.url)
@@ -419,6 +472,128 @@ def flood_slowloris(a, notes):
         + f"; {open_at_end} still open at the end (a header line every {every:g} s, {line} lines sent)"
     )
     return {"connections": conns, "hold_s": hold, **stats, "open_at_end": open_at_end, "peak_open": peak_live, "closed_at_once": at_once, "closed_later": len(later)}
+
+
+def flood_drip(a, notes):
+    """DRIP_CONNS connections from DRIP_FROM that send a POST's headers (Content-Length
+    DRIP_LENGTH) to the approval link (DRIP_TO=page, a form) or /mcp (DRIP_TO=mcp, JSON with the
+    flooding agent's token), then one byte of its body every DRIP_EVERY s, for DRIP_HOLD s;
+    connections the gate closes are reopened. No body is ever finished."""
+    conns = env_int("DRIP_CONNS", 100)
+    hold = env_float("DRIP_HOLD", 40)
+    every = env_float("DRIP_EVERY", 2)
+    length = env_int("DRIP_LENGTH", 100_000)
+    src = os.environ.get("DRIP_FROM") or "127.0.0.2"
+    to = os.environ.get("DRIP_TO") or "page"
+    if not ipaddress.ip_address(src).is_loopback:
+        raise SystemExit(f"DRIP_FROM must stay on loopback: {src}")
+    u = urllib.parse.urlsplit(a.url)
+    host, port = u.hostname, u.port
+    if to == "page":
+        path = urllib.parse.urlsplit(a.page).path
+        extra = "Content-Type: application/x-www-form-urlencoded\r\n"
+    elif to == "mcp":
+        path = u.path or "/mcp"
+        extra = (
+            f"Authorization: Bearer {a.token}\r\nContent-Type: application/json\r\n"
+            "Accept: application/json, text/event-stream\r\n"
+        )
+    else:
+        raise SystemExit(f"DRIP_TO is page or mcp, not {to!r}")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: bench-floods\r\n{extra}"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+    sel = selectors.DefaultSelector()
+    stats = {"opened": 0, "connect_failed": 0, "closed_by_gate": 0, "first_close": None, "first_connect_error": None, "bytes_dripped": 0}
+    live = {}  # socket -> [when it was opened, body bytes sent]
+    ages, sent_when_closed = [], []
+
+    def open_one():
+        try:
+            s = socket.create_connection((host, port), timeout=1, source_address=(src, 0))
+            s.sendall(head)
+            s.setblocking(False)
+        except OSError as e:
+            stats["connect_failed"] += 1
+            stats["first_connect_error"] = stats["first_connect_error"] or f"{type(e).__name__}: {e}"
+            return
+        stats["opened"] += 1
+        live[s] = [time.monotonic(), 0]
+        sel.register(s, selectors.EVENT_READ)
+
+    def drop(s, what):
+        stats["closed_by_gate"] += 1
+        if stats["first_close"] is None:
+            stats["first_close"] = what
+        opened, sent = live.pop(s)
+        ages.append(time.monotonic() - opened)
+        sent_when_closed.append(sent)
+        sel.unregister(s)
+        s.close()
+
+    t0 = time.monotonic()
+    for _ in range(conns):
+        open_one()
+    notes.append(f"the dripping connections come from {src}, the probes from 127.0.0.1; opening {conns} took {time.monotonic() - t0:.1f} s")
+    end = time.monotonic() + hold
+    tick = time.monotonic() + every
+    while time.monotonic() < end:
+        for key, _ in sel.select(timeout=max(0.0, min(tick, end) - time.monotonic())):
+            s = key.fileobj
+            try:
+                got = s.recv(256)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as e:
+                drop(s, f"reset ({type(e).__name__})")
+                continue
+            first = got.split(b"\r\n", 1)[0].decode("latin-1")
+            drop(s, f"answered `{first}` and closed" if got else "closed without answering")
+        if time.monotonic() >= tick and time.monotonic() < end:
+            for s in list(live):
+                try:
+                    if s.send(b"x") == 1:
+                        live[s][1] += 1
+                        stats["bytes_dripped"] += 1
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError as e:
+                    drop(s, f"send failed ({type(e).__name__})")
+            # an attacker reopens what the gate closed, to keep its count
+            for _ in range(conns - len(live)):
+                open_one()
+            tick += every
+    open_at_end = len(live)
+    oldest_open = max((time.monotonic() - o for o, _ in live.values()), default=0.0)
+    for s in list(live):
+        sel.unregister(s)
+        s.close()
+    at_once = sum(1 for t in ages if t < 1)
+    later = sorted(t for t in ages if t >= 1)
+    notes.append(
+        f"POST {'the approval link' if to == 'page' else '/mcp with the flooding agent’s token'}, Content-Length {length:,}, "
+        f"then one body byte every {every:g} s for {hold:g} s: {stats['opened']} connections opened (incl. reopened), "
+        f"{stats['connect_failed']} connects failed"
+        + (f" (first: {stats['first_connect_error']})" if stats["first_connect_error"] else "")
+        + f"; {stats['closed_by_gate']} closed by the gate"
+        + (f" (first: {stats['first_close']})" if stats["first_close"] else "")
+        + (f": {at_once} within 1 s of opening, {len(later)} later" if ages else "")
+        + (f" (after {later[0]:.1f}–{later[-1]:.1f} s, median {later[len(later) // 2]:.1f} s)" if later else "")
+        + (f", with {max(sent_when_closed)} body bytes at most sent" if sent_when_closed else "")
+        + f"; {open_at_end} still open at the end (the oldest {oldest_open:.1f} s); {stats['bytes_dripped']:,} body bytes dripped in all"
+    )
+    return {
+        "connections": conns,
+        "hold_s": hold,
+        "to": to,
+        **stats,
+        "open_at_end": open_at_end,
+        "oldest_open_s": round(oldest_open, 1),
+        "closed_at_once": at_once,
+        "closed_later": len(later),
+        "closed_after_s": [round(later[0], 1), round(later[len(later) // 2], 1), round(later[-1], 1)] if later else None,
+    }
 
 
 def flood_sessions(a, notes):
@@ -512,6 +687,19 @@ def flood_approvals(a, notes):
     )
 
 
+def reload_at(flood):
+    """When the policy file is edited: RELOAD_AT s into the flood, by default halfway through a
+    timed flood and 1 s into a counted one (which may end sooner: then it is not tried)."""
+    v = env_float("RELOAD_AT", -1)
+    if v >= 0:
+        return v
+    if flood in ("slowloris", "slowloris-shared"):
+        return env_float("HOLD", 25) / 2
+    if flood == "drip":
+        return env_float("DRIP_HOLD", 40) / 2
+    return 1.0
+
+
 def run(a):
     notes = []
     sample_every = env_float("SAMPLE_MS", 200) / 1000
@@ -539,17 +727,25 @@ def run(a):
     if before is None:
         raise SystemExit(f"the gate (pid {a.pid}) is not running")
     ledger0, outbox0 = file_size(a.ledger), du_sb(a.outbox)
+    log0 = file_size(a.log)
     rows0 = ledger_rows(healthz, 10)
     outbox_files0 = count_eml(a.outbox)
     sampler = Sampler(a.pid, a.ledger, sample_every)
     prober = Prober(urls, probe_every, probe_timeout)
+    reloader = Reloader(a.policy, a.log, reload_at(a.flood), env_float("RELOAD_WAIT", 10)) if env_int("RELOAD", 1) else None
     sampler.start()
     prober.start()
     t0 = time.monotonic()
-    cfg = {"url": base, "token": a.token}
+    if reloader:
+        reloader.start()
+    cfg = {"url": base, "token": a.token, "page": a.page}
     args = argparse.Namespace(**cfg)
     if a.flood == "slowloris":
         extra.update(flood_slowloris(args, notes))
+    elif a.flood == "slowloris-shared":
+        extra.update(flood_slowloris(args, notes, shared=True))
+    elif a.flood == "drip":
+        extra.update(flood_drip(args, notes))
     elif a.flood == "sessions":
         extra.update(flood_sessions(args, notes))
     elif a.flood == "refused":
@@ -563,6 +759,22 @@ def run(a):
         prober.probe_once()  # a flood too short for the interval: one probe right at its end
     sampler.stop.set()
     sampler.join()
+    reload = None
+    if reloader:
+        reloader.stop.set()  # not yet edited: the flood was over first, and it is not tried
+        reloader.join()
+        reload = reloader.result or {"outcome": "not tried", "detail": f"the flood ended before {reloader.at:g} s"}
+        reload["during"] = reload.get("edited_at_s") is not None and reload["edited_at_s"] < took
+        if "edited_at_s" in reload:
+            notes.append(
+                f"live reload: the policy file's `version` edited {reload['edited_at_s']} s into the flood"
+                + ("" if reload["during"] else " (after it had ended)")
+                + f": {reload['outcome']}"
+                + (f" {reload['after_s']} s later" if "after_s" in reload else "")
+                + f" — `{reload['detail']}`"
+            )
+        else:
+            notes.append(f"live reload: not tried ({reload['detail']})")
 
     time.sleep(settle)
     after = proc_sample(a.pid)
@@ -592,6 +804,9 @@ def run(a):
             notes.append(f"RSS peak − before, per session accepted: {per:.1f} KiB")
     ledger1, outbox1 = file_size(a.ledger), du_sb(a.outbox)
     rows1 = ledger_rows(healthz, 10) if after else None
+    emfile = out_of_descriptors(a.log, log0)
+    if emfile["count"]:
+        notes.append(f"**the gate ran out of descriptors {emfile['count']} time(s)** (EMFILE in its log; the samples every {sample_every * 1000:g} ms can miss such a peak); the first: `{emfile['first']}`")
     if a.flood in ("refused", "approvals") and extra.get("calls"):
         notes.append(
             f"ledger file growth per call: {(ledger1 - ledger0) / extra['calls']:,.0f} bytes"
@@ -615,12 +830,22 @@ def run(a):
         "probes": {name: summarize(p) for name, p in prober.results.items()},
         "after_probes": {name: {"answered": ok, "ms": round(t * 1000), "what": w} for name, (ok, t, w) in after_probes.items()},
         "serving_after": {"ok": serving[0], "ms": serving[1], "detail": serving[2]},
+        "reload": reload,
+        "emfile": emfile,
         "notes": notes,
         "extra": extra,
         "title": a.title,
     }
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)
+
+
+def out_of_descriptors(log, offset):
+    """Lines of the gate's log since `offset` that say it ran out of descriptors (EMFILE)."""
+    with open(log, "rb") as f:
+        f.seek(offset)
+        lines = [l for l in f.read().decode("utf-8", "replace").splitlines() if "os error 24" in l or "Too many open files" in l]
+    return {"count": len(lines), "first": lines[0][:300] if lines else None}
 
 
 def count_eml(outbox):
@@ -707,17 +932,60 @@ def after_cell(p):
     return f"answered, {p['ms']:,} ms" if p["answered"] else f"**no**: {p['what']}"
 
 
+def reload_cell(r):
+    """How the live reload during the flood ended, as a table cell."""
+    rl = r.get("reload")
+    if rl is None:
+        return "not tried (RELOAD=0)"
+    if rl["outcome"] == "not tried":
+        return f"not tried: {rl['detail']}"
+    when = "" if rl.get("during") else " (edited after the flood)"
+    if rl["outcome"] == "applied":
+        return f"applied, {rl['after_s']:g} s after the edit{when}"
+    return f"**{rl['outcome']}**{when}: {rl['detail'][:160]}"
+
+
+def during_cell(p):
+    if not p["total"]:
+        return "not probed"
+    cell = f"{p['answered']}/{p['total']} (worst {p['worst_ms']:,} ms)"
+    return cell if not p["first_failure"] else f"**{cell}**, first miss: {p['first_failure']}"
+
+
+def summary(results):
+    """One row per flood: the numbers the issue asks for, side by side."""
+    print("\n| flood | RSS before → peak → after (MiB) | descriptors before → peak → after | ledger growth | `/healthz` during | approval page during | live reload during the flood |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        rss, fds, led = r["rss_kb"], r["fds"], r["ledger"]
+        rows = r.get("rows") or [None, None]
+        rows_grown = f", +{rows[1] - rows[0]:,} rows" if None not in rows else ""
+        fd_cell = " → ".join("–" if v is None else str(v) for v in fds)
+        emfile = (r.get("emfile") or {}).get("count")
+        if emfile:
+            fd_cell += f"; **EMFILE ×{emfile}** in the gate's log"
+        print(
+            f"| {r['flood']} | {mib(rss[0])} → {mib(rss[1])} → {mib(rss[2])} | {fd_cell} | +{size(led[2] - led[0])}{rows_grown} "
+            f"| {during_cell(r['probes']['healthz'])} | {during_cell(r['probes']['page'])} | {reload_cell(r)} |"
+        )
+
+
 def cmd_table(a):
+    results = []
     for path in a.results:
         with open(path) as f:
-            r = json.load(f)
+            results.append(json.load(f))
+    summary(results)
+    for r in results:
         print(f"\n#### {r['title']}\n")
         print(f"Flood ran {r['seconds']} s; {r['samples']} samples of the gate's /proc (VmRSS, fd/).\n")
         print("| measure | before | during the flood | after |")
         print("|---|---:|---:|---:|")
         rss, fds, led, out = r["rss_kb"], r["fds"], r["ledger"], r["outbox"]
         print(f"| RSS (MiB) | {mib(rss[0])} | peak {mib(rss[1])} | {mib(rss[2])} |")
-        print(f"| descriptors in use | {fds[0]} | peak {fds[1] if fds[1] is not None else '–'} | {fds[2] if fds[2] is not None else '–'} |")
+        emfile = (r.get("emfile") or {}).get("count")
+        during = f"peak {fds[1] if fds[1] is not None else '–'}" + (f"; **EMFILE ×{emfile}** in the log" if emfile else "")
+        print(f"| descriptors in use | {fds[0]} | {during} | {fds[2] if fds[2] is not None else '–'} |")
         print(f"| ledger file | {size(led[0])} | peak {size(led[1])} | {size(led[2])} (+{size(led[2] - led[0])}) |")
         rows = r.get("rows") or [None, None]
         grown = f" (+{rows[1] - rows[0]:,})" if None not in rows else ""
@@ -728,6 +996,7 @@ def cmd_table(a):
         s = r["serving_after"]
         served = f"yes: {s['detail']}, {s['ms']:,} ms" if s["ok"] else f"**no**: {s['detail']}"
         print(f"| another agent: a new session + `tools/call` echo | – | – | {served} |")
+        print(f"| live reload (the policy file edited) | – | {reload_cell(r)} | – |")
         print()
         for n in r["notes"]:
             print(f"- {n}")
@@ -744,7 +1013,7 @@ def main():
     s = sub.add_parser("link")
     s.add_argument("outbox")
     s = sub.add_parser("run")
-    s.add_argument("flood", choices=["slowloris", "sessions", "refused", "approvals"])
+    s.add_argument("flood", choices=FLOODS)
     s.add_argument("--url", required=True, help="the gate's base URL (http://127.0.0.1:PORT)")
     s.add_argument("--pid", type=int, required=True)
     s.add_argument("--token", required=True)
@@ -752,6 +1021,8 @@ def main():
     s.add_argument("--ledger", required=True)
     s.add_argument("--outbox", required=True)
     s.add_argument("--page", required=True, help="an approval link from the outbox")
+    s.add_argument("--policy", required=True, help="the policy file the gate watches (edited once for a live reload)")
+    s.add_argument("--log", required=True, help="the gate's log (how the reload ended)")
     s.add_argument("--title", required=True)
     s.add_argument("--out", required=True)
     s = sub.add_parser("table")
