@@ -84,7 +84,14 @@ pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds) -> std
             }
         };
         let slot = match caps::claim_slot(&open, &bounds, peer.ip()) {
-            Ok(slot) => slot,
+            Ok((slot, evicted)) => {
+                // the next accept waits for the closed connection's descriptor to be given back,
+                // so a burst of newcomers never holds more descriptors than the cap (and one)
+                if let Some(gone) = evicted {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), gone.cancelled()).await;
+                }
+                slot
+            }
             Err(cap) => {
                 // closed before a byte is read; said once, then every 1,000th time
                 crate::metrics::global().refused(cap);

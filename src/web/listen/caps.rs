@@ -20,8 +20,16 @@ pub(super) struct Open {
     pub(super) total: usize,
     pub(super) by_address: HashMap<IpAddr, usize>,
     /// Connection number (in order of arrival) → its address, how to close it, what it does.
-    conns: BTreeMap<u64, (IpAddr, CancellationToken, Arc<Activity>)>,
+    conns: BTreeMap<u64, (IpAddr, Closing, Arc<Activity>)>,
     next: u64,
+}
+
+/// How a connection is closed for a newcomer (`close`), and how the newcomer learns that it is
+/// gone, its descriptor with it (`gone`).
+#[derive(Clone, Default)]
+pub(super) struct Closing {
+    pub(super) close: CancellationToken,
+    pub(super) gone: CancellationToken,
 }
 
 /// A connection's place under the caps, given back when it closes.
@@ -30,11 +38,13 @@ pub(super) struct Slot {
     address: IpAddr,
     number: u64,
     pub(super) close: CancellationToken,
+    gone: CancellationToken,
     pub(super) activity: Arc<Activity>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.gone.cancel();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.total = open.total.saturating_sub(1);
         open.conns.remove(&self.number);
@@ -59,12 +69,13 @@ pub(super) fn counted_as(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// A slot for a connection from `ip`, making room at a cap; or the cap it would cross.
+/// A slot for a connection from `ip`, making room at a cap (then also the token of the
+/// connection closed for it, cancelled once that one is gone); or the cap it would cross.
 pub(super) fn claim_slot(
     open: &Arc<Mutex<Open>>,
     bounds: &Bounds,
     ip: IpAddr,
-) -> Result<Slot, &'static str> {
+) -> Result<(Slot, Option<CancellationToken>), &'static str> {
     let address = counted_as(ip);
     let mut o = open.lock().unwrap_or_else(|e| e.into_inner());
     let mine = o.by_address.get(&address).copied().unwrap_or(0);
@@ -75,35 +86,39 @@ pub(super) fn claim_slot(
     } else {
         None
     };
+    let mut evicted = None;
     if let Some((cap, scope)) = cap {
         let oldest = o
             .conns
             .iter()
             .find(|(_, (a, _, activity))| scope.is_none_or(|s| s == *a) && activity.unserved())
             .map(|(n, _)| *n);
-        let Some((_, close, _)) = oldest.and_then(|n| o.conns.remove(&n)) else {
+        let Some((_, closing, _)) = oldest.and_then(|n| o.conns.remove(&n)) else {
             return Err(cap);
         };
-        // its slot is given back when its task ends, a moment from now
-        close.cancel();
+        // its slot and descriptor are given back when its task ends, a moment from now
+        closing.close.cancel();
+        evicted = Some(closing.gone);
         crate::metrics::global().refused(&format!("{cap}_idle"));
     }
     *o.by_address.entry(address).or_insert(0) += 1;
     o.total += 1;
     let number = o.next;
     o.next += 1;
-    let close = CancellationToken::new();
+    let closing = Closing::default();
     let activity = Arc::new(Activity::new());
     o.conns
-        .insert(number, (address, close.clone(), activity.clone()));
+        .insert(number, (address, closing.clone(), activity.clone()));
     crate::metrics::global().connection(1);
-    Ok(Slot {
+    let slot = Slot {
         open: open.clone(),
         address,
         number,
-        close,
+        close: closing.close,
+        gone: closing.gone,
         activity,
-    })
+    };
+    Ok((slot, evicted))
 }
 
 #[cfg(test)]
@@ -128,12 +143,19 @@ mod tests {
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
         );
-        let first = claim_slot(&open, &bounds, a).unwrap();
-        let second = claim_slot(&open, &bounds, a).unwrap();
+        let (first, none) = claim_slot(&open, &bounds, a).unwrap();
+        assert!(none.is_none(), "below the caps, nobody is closed");
+        let (second, _) = claim_slot(&open, &bounds, a).unwrap();
         // a's third: a's oldest without a request in flight makes room
-        let third = claim_slot(&open, &bounds, a).unwrap();
+        let (third, evicted) = claim_slot(&open, &bounds, a).unwrap();
         assert!(first.close.is_cancelled() && !second.close.is_cancelled());
+        let gone = evicted.expect("the newcomer learns when the closed one is gone");
+        assert!(!gone.is_cancelled(), "its descriptor is still open");
         drop(first);
+        assert!(
+            gone.is_cancelled(),
+            "its slot given back: the next accept may go on"
+        );
         // a request whose body is still arriving is not worked on yet: it may still make room
         second.activity.request();
         third.activity.request();
@@ -145,9 +167,9 @@ mod tests {
             claim_slot(&open, &bounds, a).err(),
             Some("connection_per_address")
         );
-        let fourth = claim_slot(&open, &bounds, b).unwrap();
+        let (fourth, _) = claim_slot(&open, &bounds, b).unwrap();
         // the listener is full: b's own waiting one makes room for b's next
-        let fifth = claim_slot(&open, &bounds, b).unwrap();
+        let (fifth, _) = claim_slot(&open, &bounds, b).unwrap();
         assert!(fourth.close.is_cancelled());
         drop(fourth);
         fifth.activity.request();
@@ -155,7 +177,7 @@ mod tests {
         assert_eq!(claim_slot(&open, &bounds, b).err(), Some("connection"));
         // a request answered: that connection is idle again, and may make room
         second.activity.responded();
-        let sixth = claim_slot(&open, &bounds, b).expect("room from an idle connection");
+        let (sixth, _) = claim_slot(&open, &bounds, b).expect("room from an idle connection");
         assert!(second.close.is_cancelled());
         drop(second);
         drop(sixth);

@@ -31,6 +31,8 @@ pub(super) struct Activity {
     reading: AtomicUsize,
     /// Milliseconds after `opened` (+1) when the last request's headers were in.
     requested: AtomicU64,
+    /// Wakes the watchdog when a deadline appears (a request begins, or its headers are in).
+    changed: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -42,6 +44,7 @@ impl Activity {
             served: AtomicBool::new(false),
             reading: AtomicUsize::new(0),
             requested: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -51,10 +54,13 @@ impl Activity {
 
     /// Bytes came in: while no request is in flight, the next one has begun.
     fn bytes_in(&self) {
-        if self.active.load(Ordering::SeqCst) == 0 {
-            let _ = self
+        if self.active.load(Ordering::SeqCst) == 0
+            && self
                 .started
-                .compare_exchange(0, self.ms(), Ordering::SeqCst, Ordering::SeqCst);
+                .compare_exchange(0, self.ms(), Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.changed.notify_one();
         }
     }
 
@@ -65,6 +71,8 @@ impl Activity {
         self.requested.store(self.ms(), Ordering::SeqCst);
         self.started.store(0, Ordering::SeqCst);
         self.served.store(true, Ordering::SeqCst);
+        // the body's deadline may come before the headers' one the watchdog sleeps towards
+        self.changed.notify_one();
     }
 
     /// A request's body has been read to its end, or dropped unread.
@@ -136,10 +144,15 @@ pub(super) async fn watchdog(a: Arc<Activity>, header: Duration, body: Duration)
             .into_iter()
             .filter_map(|(d, late)| d.map(|d| (d, late)))
             .min_by_key(|(d, _)| *d);
-        match next {
+        let until = match next {
             Some((d, late)) if Instant::now() >= d => return late,
-            Some((d, _)) => tokio::time::sleep_until(d).await,
-            None => tokio::time::sleep(header.min(body)).await,
+            Some((d, _)) => d,
+            None => Instant::now() + header.min(body),
+        };
+        // until the deadline, or until a new one appears
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => {}
+            () = a.changed.notified() => {}
         }
     }
 }
@@ -277,5 +290,21 @@ mod tests {
         assert!(a.unserved() && a.idle());
         a.body_read();
         assert_eq!(a.body_deadline(b), None, "never below zero");
+    }
+
+    /// A body deadline shorter than the header timeout is kept: the watchdog, asleep towards
+    /// the header deadline, is woken when the headers are in (virtual time, no waiting).
+    #[tokio::test(start_paused = true)]
+    async fn a_body_deadline_before_the_header_deadline_is_not_slept_through() {
+        let (header, body) = (Duration::from_secs(10), Duration::from_secs(2));
+        let a = std::sync::Arc::new(Activity::new());
+        let watching = tokio::spawn(super::watchdog(a.clone(), header, body));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        a.request();
+        let late = tokio::time::timeout(Duration::from_secs(5), watching).await;
+        let late = late
+            .expect("cut at the body's deadline, not the header's")
+            .unwrap();
+        assert_eq!(late, super::Late::Body);
     }
 }
