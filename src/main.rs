@@ -6,6 +6,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// mimalloc, not the system allocator: a call's JSON and rmcp's messages allocate many small
+// short-lived buffers across tokio's threads (BENCHMARKS.md, issue 20: measured A/B).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `AIRLOCK_LOG`, with rmcp held at `info` unless it names rmcp itself: rmcp's debug lines carry
 /// whole MCP messages, redacted arguments included.
 fn log_filter() -> tracing_subscriber::EnvFilter {
