@@ -96,6 +96,11 @@ async function mint() {
 }
 
 const tokens = await mint();
-provider.listen(Number(port), '127.0.0.1', () => {
+// Node closes an idle kept-alive connection after 5 s, httpx (the Python agent) reuses one for
+// 5 s: a request sent on one as Node closes it fails ("Server disconnected without sending a
+// response"). The provider keeps them longer than any client here does.
+const server = provider.listen(Number(port), '127.0.0.1', () => {
   console.log(`ready ${JSON.stringify({ issuer, tokens })}`);
 });
+server.keepAliveTimeout = 120_000;
+server.headersTimeout = 121_000;

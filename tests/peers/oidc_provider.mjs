@@ -45,4 +45,9 @@ const provider = new Provider(issuer, {
   jwks: undefined,
 });
 provider.on('server_error', (ctx, err) => console.error('oidc-provider error:', err));
-provider.listen(Number(port), '127.0.0.1', () => console.log(`ready ${issuer}`));
+// Node closes an idle kept-alive connection after 5 s, httpx (the Python agent) reuses one for
+// 5 s: a request sent on one as Node closes it fails ("Server disconnected without sending a
+// response"). The provider keeps them longer than any client here does.
+const server = provider.listen(Number(port), '127.0.0.1', () => console.log(`ready ${issuer}`));
+server.keepAliveTimeout = 120_000;
+server.headersTimeout = 121_000;
