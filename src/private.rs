@@ -28,6 +28,16 @@ pub fn create(path: &Path) -> io::Result<File> {
     Ok(f)
 }
 
+/// Create `path` as a new 0600 file for writing; an error if it exists (never overwrite a file
+/// that appeared meanwhile).
+pub fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// A 32-byte secret kept as 64 hex characters in `path`: read, or made from the OS CSPRNG and
 /// written 0600 (never overwriting a file that appeared meanwhile). The one way the link key and
 /// the seal key are kept.
@@ -43,12 +53,7 @@ pub fn secret(path: &Path) -> Result<[u8; 32], String> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let mut k = [0u8; 32];
             getrandom::fill(&mut k).map_err(|e| e.to_string())?;
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| e.to_string())?;
+            let mut f = create_new(path).map_err(|e| e.to_string())?;
             f.write_all(hex::encode(k).as_bytes())
                 .and_then(|_| f.sync_all())
                 .map_err(|e| e.to_string())?;

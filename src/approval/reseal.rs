@@ -6,6 +6,7 @@
 use super::Approvals;
 use super::index::stored;
 use super::state::Status;
+use crate::desk::ratchet::reseal_each;
 use crate::ledger::{Change, LedgerError};
 
 impl Approvals {
@@ -17,23 +18,10 @@ impl Approvals {
             Ok(None) => self.open.lock().await.keys().cloned().collect(),
             Err(e) => return Err(format!("cannot list open approvals: {e}")),
         };
-        let mut moved = 0;
-        for id in ids {
-            let mut tries = 0;
-            loop {
-                match self.reseal_one(&id, below).await {
-                    Ok(true) => moved += 1,
-                    Ok(false) => {}
-                    Err(LedgerError::Conflict(_)) if tries < 3 => {
-                        tries += 1;
-                        continue;
-                    }
-                    Err(e) => return Err(format!("approval {id}: {e}")),
-                }
-                break;
-            }
-        }
-        Ok(moved)
+        reseal_each("approval", ids, |id| async move {
+            self.reseal_one(&id, below).await
+        })
+        .await
     }
 
     async fn reseal_one(&self, id: &str, below: u64) -> Result<bool, LedgerError> {

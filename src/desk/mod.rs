@@ -17,7 +17,7 @@
 
 mod decide;
 pub mod lifecycle;
-mod ratchet;
+pub(crate) mod ratchet;
 pub mod run;
 pub(crate) mod start;
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Desk;
+use crate::ledger::LedgerError;
 use crate::seal::Sealer;
 
 impl Desk {
@@ -54,4 +55,35 @@ impl Desk {
             tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Seal again each of `ids` (`what` they are, for the error) with `one` (`true`: it moved); a
+/// commit that met a change made meanwhile is tried again, up to three times. Returns how many
+/// moved, or why one could not (the chain must not move then).
+pub(crate) async fn reseal_each<F, Fut>(
+    what: &str,
+    ids: Vec<String>,
+    one: F,
+) -> Result<usize, String>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<bool, LedgerError>>,
+{
+    let mut moved = 0;
+    for id in ids {
+        let mut tries = 0;
+        loop {
+            match one(id.clone()).await {
+                Ok(true) => moved += 1,
+                Ok(false) => {}
+                Err(LedgerError::Conflict(_)) if tries < 3 => {
+                    tries += 1;
+                    continue;
+                }
+                Err(e) => return Err(format!("{what} {id}: {e}")),
+            }
+            break;
+        }
+    }
+    Ok(moved)
 }

@@ -5,6 +5,7 @@
 
 use super::{Held, Quarantine, entry_replacing};
 use crate::desk::Phase;
+use crate::desk::ratchet::reseal_each;
 use crate::ledger::{Change, LedgerError};
 
 impl Quarantine {
@@ -19,23 +20,11 @@ impl Quarantine {
             let waiting = v.get("sealed").is_some_and(|s| s.is_string());
             waiting.then(|| v.get("id").and_then(|i| i.as_str()).map(str::to_string))?
         });
-        let mut moved = 0;
-        for id in ids.collect::<Vec<_>>() {
-            let mut tries = 0;
-            loop {
-                match self.reseal_one(&id, below).await {
-                    Ok(true) => moved += 1,
-                    Ok(false) => {}
-                    Err(LedgerError::Conflict(_)) if tries < 3 => {
-                        tries += 1;
-                        continue;
-                    }
-                    Err(e) => return Err(format!("held call {id}: {e}")),
-                }
-                break;
-            }
-        }
-        Ok(moved)
+        let ids = ids.collect();
+        reseal_each("held call", ids, |id| async move {
+            self.reseal_one(&id, below).await
+        })
+        .await
     }
 
     async fn reseal_one(&self, id: &str, below: u64) -> Result<bool, LedgerError> {

@@ -14,7 +14,6 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::redact::hmac;
@@ -101,12 +100,7 @@ impl Chain {
                 let mut key = [0u8; 32];
                 getrandom::fill(&mut key).map_err(|e| e.to_string())?;
                 let chain = Chain { epoch, key };
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(|e| e.to_string())?;
+                let mut f = crate::private::create_new(path).map_err(|e| e.to_string())?;
                 f.write_all(chain.render(period).as_bytes())
                     .and_then(|()| f.sync_all())
                     .map_err(|e| e.to_string())?;

@@ -30,6 +30,21 @@ fn approval_states(w: &World) -> Vec<String> {
         .collect()
 }
 
+/// A gate (logging to `gate1.log`) asked for the refund, which waits for ann's approval; then the
+/// gate is killed (`kill -9`) with the approval open. Returns ann's link.
+async fn refund_waits_then_gate_dies(w: &World, smtp: &Smtp) -> String {
+    let (agent, mut child) = w.logged_agent("gate1.log").await;
+    let agent = Arc::new(agent);
+    let call = {
+        let a = agent.clone();
+        tokio::spawn(async move { a.try_call("refund_order", refund()).await })
+    };
+    let link = smtp.wait_for("ann@example.com", "refund_order", 1).await.link();
+    child.kill().await.expect("kill -9");
+    assert!(call.await.expect("agent task").is_err());
+    link
+}
+
 fn shows_none(what: &str, text: &str) {
     assert!(!text.contains(FRAGMENT), "{what} shows the card: {text}");
 }
@@ -284,16 +299,7 @@ async fn a_waiting_value_moves_along_the_key_chain_and_a_destroyed_one_cannot_be
     // epochs of a second: the chain steps while the test watches
     let config = std::fs::read_to_string(w.config()).expect("config");
     w.write("airlock.toml", &config.replace("max_wait = \"2m\"\n", "max_wait = \"2m\"\nseal_ratchet = \"1s\"\n"));
-    let (agent, mut child) = w.logged_agent("gate1.log").await;
-    let agent = Arc::new(agent);
-    let call = {
-        let a = agent.clone();
-        tokio::spawn(async move { a.try_call("refund_order", refund()).await })
-    };
-    let link = smtp.wait_for("ann@example.com", "refund_order", 1).await.link();
-    child.kill().await.expect("kill -9");
-    assert!(call.await.expect("agent task").is_err());
-    drop(agent);
+    let link = refund_waits_then_gate_dies(&w, &smtp).await;
     // the value as first sealed, and the call it belongs to
     let state: Value = serde_json::from_str(&approval_states(&w)[0]).expect("state");
     let (first, call_id) = (state["sealed"].as_str().expect("sealed").to_string(), state["call_id"].as_str().expect("id").to_string());
@@ -345,16 +351,7 @@ async fn a_waiting_value_moves_along_the_key_chain_and_a_destroyed_one_cannot_be
 async fn a_gate_that_cannot_open_a_sealed_value_refuses_to_approve_it_and_the_approval_waits() {
     let smtp = Smtp::start();
     let w = World::approvals(smtp.port, APPROVE_30M);
-    let (agent, mut child) = w.logged_agent("gate1.log").await;
-    let agent = Arc::new(agent);
-    let call = {
-        let a = agent.clone();
-        tokio::spawn(async move { a.try_call("refund_order", refund()).await })
-    };
-    let link = smtp.wait_for("ann@example.com", "refund_order", 1).await.link();
-    child.kill().await.expect("kill -9");
-    assert!(call.await.expect("agent task").is_err());
-    drop(agent);
+    let link = refund_waits_then_gate_dies(&w, &smtp).await;
     // the chain file lost (a replica started without a copy): a new gate makes its own
     std::fs::remove_file(w.path("airlock.seal.chain")).expect("chain file");
     let (agent2, mut child2) = w.logged_agent("gate2.log").await;
