@@ -290,15 +290,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         errors.push(src.error(None, "gate.max_wait", msg));
         Duration::from_secs(300)
     });
-    let seal_ratchet = crate::policy::parse_duration(&g.seal_ratchet)
-        .and_then(|d| match d >= Duration::from_secs(1) {
-            true => Ok(d),
-            false => Err("must be at least 1s".to_string()),
-        })
-        .unwrap_or_else(|msg| {
-            errors.push(src.error(None, "gate.seal_ratchet", msg));
-            Duration::from_secs(3600)
-        });
+    let seal_ratchet = compile_seal_ratchet(src, &g.seal_ratchet, &mut errors);
     let oauth = oauth::compile(src, file.oauth.as_ref(), &mut errors);
     let (http, agents) = http::compile(src, &file.http, &file.agent, oauth.is_some(), &mut errors);
     if agents.iter().any(|a| a.actor == g.actor.trim()) {
@@ -323,41 +315,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
         }
     }
     let checkpoints = ledger::compile(src, &dir, &file, &mut errors);
-    let bind_span = file.web.bind.as_ref().map(Spanned::span);
-    let bind_text = file
-        .web
-        .bind
-        .as_ref()
-        .map_or("127.0.0.1:8787", |b| b.get_ref().as_str());
-    let bind = bind_text.parse::<SocketAddr>().unwrap_or_else(|e| {
-        errors.push(src.error(
-            bind_span.clone(),
-            "web.bind",
-            format!("`{bind_text}` is not an address like 127.0.0.1:8787 ({e})"),
-        ));
-        SocketAddr::from(([127, 0, 0, 1], 8787))
-    });
-    if !bind.ip().is_loopback() && !file.web.allow_remote {
-        errors.push(src.error(
-            bind_span,
-            "web.bind",
-            format!("{bind} is reachable from other machines, and the approval and review pages carry decisions and sign-in: terminate TLS in front of Airlock and set `[web] allow_remote = true`, or bind to 127.0.0.1"),
-        ));
-    }
-    let public_url = file
-        .web
-        .public_url
-        .as_ref()
-        .map(|u| u.trim_end_matches('/').to_string());
-    if let Some(u) = &public_url {
-        if !(u.starts_with("http://") || u.starts_with("https://")) {
-            errors.push(src.error(
-                None,
-                "web.public_url",
-                format!("`{u}` must start with http:// or https://"),
-            ));
-        }
-    }
+    let web = compile_web(src, &file.web, &mut errors);
     let transport = match &file.mail.smtp {
         Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => {
             MailTransport::Smtp(url.clone())
@@ -416,7 +374,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
                 from: file.mail.from.clone(),
                 transport,
             },
-            web: WebConfig { bind, public_url },
+            web,
             http,
             agents,
             sign_in,
@@ -426,6 +384,57 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
     } else {
         Err(errors)
     }
+}
+
+/// `[web]`: the pages' address (off loopback only with `allow_remote`) and the links' base.
+fn compile_web(src: &Source, web: &WebSection, errors: &mut Vec<Diagnostic>) -> WebConfig {
+    let bind_span = web.bind.as_ref().map(Spanned::span);
+    let bind_text = web
+        .bind
+        .as_ref()
+        .map_or("127.0.0.1:8787", |b| b.get_ref().as_str());
+    let bind = bind_text.parse::<SocketAddr>().unwrap_or_else(|e| {
+        errors.push(src.error(
+            bind_span.clone(),
+            "web.bind",
+            format!("`{bind_text}` is not an address like 127.0.0.1:8787 ({e})"),
+        ));
+        SocketAddr::from(([127, 0, 0, 1], 8787))
+    });
+    if !bind.ip().is_loopback() && !web.allow_remote {
+        errors.push(src.error(
+            bind_span,
+            "web.bind",
+            format!("{bind} is reachable from other machines, and the approval and review pages carry decisions and sign-in: terminate TLS in front of Airlock and set `[web] allow_remote = true`, or bind to 127.0.0.1"),
+        ));
+    }
+    let public_url = web
+        .public_url
+        .as_ref()
+        .map(|u| u.trim_end_matches('/').to_string());
+    if let Some(u) = &public_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            errors.push(src.error(
+                None,
+                "web.public_url",
+                format!("`{u}` must start with http:// or https://"),
+            ));
+        }
+    }
+    WebConfig { bind, public_url }
+}
+
+/// `[gate] seal_ratchet`: one epoch of the seal's key chain, at least a second.
+fn compile_seal_ratchet(src: &Source, text: &str, errors: &mut Vec<Diagnostic>) -> Duration {
+    crate::policy::parse_duration(text)
+        .and_then(|d| match d >= Duration::from_secs(1) {
+            true => Ok(d),
+            false => Err("must be at least 1s".to_string()),
+        })
+        .unwrap_or_else(|msg| {
+            errors.push(src.error(None, "gate.seal_ratchet", msg));
+            Duration::from_secs(3600)
+        })
 }
 
 #[cfg(test)]
