@@ -39,7 +39,7 @@ impl DemoDir {
             "new"
         };
         format!(
-            "Files in {d} ({how}):\n  airlock.toml, tool-manifests/, policies/  the setup (the shop is built into airlock)\n  airlock.redb                              the ledger\n  airlock.redb.checkpoints/                 signed checkpoints of it (C2SP notes)\n  outbox/                                   approval mail (.eml), as no SMTP server is set\n  airlock.key, airlock.signing.key          link and ledger signing keys (secret)\n  gate.log                                  what `airlock serve` logged\n"
+            "Files in {d} ({how}):\n  airlock.toml, tool-manifests/, policies/  the setup (the shop is built into airlock)\n  airlock.redb                              the ledger\n  airlock.redb.checkpoints/                 signed checkpoints of it (C2SP notes)\n  outbox/                                   approval mail (.eml), as no SMTP server is set\n  airlock.key, airlock.signing.key          link and ledger signing keys (secret)\n  airlock.seal.key, airlock.seal.chain      seal redacted values until their call ends (secret)\n  gate.log                                  what `airlock serve` logged\n"
         )
     }
 }
