@@ -125,8 +125,8 @@ fn call_rows(call_id: &str) -> (Vec<NewRow>, NewRow) {
         policy_version: "bench.1".into(),
         charges: Vec::new(),
         review_roles: Vec::new(),
-        explanation: "class `read_only` allows autopilot (rule `classes.read_only`, policy bench.1)"
-            .into(),
+        explanation:
+            "class `read_only` allows autopilot (rule `classes.read_only`, policy bench.1)".into(),
         signed: false,
     };
     let outcome = row::Outcome {
@@ -260,10 +260,7 @@ fn signatures(calls: usize) -> anyhow::Result<Layer> {
 }
 
 fn airlock_ledger(dir: &Path, calls: usize, rt: &tokio::runtime::Runtime) -> anyhow::Result<Layer> {
-    let ledger = Ledger::open_signed(
-        &dir.join("airlock.redb"),
-        Some(Signer::from_seed([9; 32])),
-    )?;
+    let ledger = Ledger::open_signed(&dir.join("airlock.redb"), Some(Signer::from_seed([9; 32])))?;
     let layer = measure("Airlock's ledger (the gate's pattern)", calls, |_| {
         let call_id = uuid::Uuid::new_v4().to_string();
         let (rows, outcome) = call_rows(&call_id);

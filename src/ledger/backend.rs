@@ -77,6 +77,12 @@ pub(crate) trait Committer: Send {
         signer: Option<&Signer>,
         batch: &[&Change],
     ) -> Result<(Head, Results), String>;
+
+    /// Whether any thread may commit (a task awaiting its change, on a tokio worker), not only
+    /// the writer thread: true for a local file; a committer bound to its own thread says no.
+    fn commits_anywhere(&self) -> bool {
+        false
+    }
 }
 
 /// Several replicas on one ledger: each announces it lives, adopts the work of the silent,

@@ -10,9 +10,11 @@
 //! never decide anything about a call, and never acknowledge a row before its commit is durable.
 //! The format is written down in `docs/ledger-format.md`.
 //!
-//! Writes go through one writer thread that drains a queue: every request queued while a commit
-//! is in flight joins the next commit (group commit), and each caller is released only after the
-//! commit holding its rows returned. Row format and hashing do not depend on the batching.
+//! Writes go through one queue and one commit lock (`writer`): the writer thread, or on redb the
+//! task awaiting its change when nobody commits, drains the queue in order; every request queued
+//! while a commit is in flight joins the next commit (group commit), and each caller is released
+//! only after the commit holding its rows returned. Row format and hashing do not depend on the
+//! batching.
 
 mod approvals;
 mod backend;
@@ -47,7 +49,7 @@ use crate::signing::Signer;
 use backend::{Backend, Purpose};
 use chain::GENESIS;
 use schema::{Table, meta};
-use writer::{Request, Writer};
+use writer::{Request, Shared, Writer};
 
 pub use backend::{Adopted, Notice, Replicated};
 pub use chain::{Fault, Record};
@@ -65,14 +67,36 @@ pub use verify::{BadRow, CheckpointReport, SignatureReport, VerifyOptions, Verif
 /// 1 GiB, which a flood of large rows fills).
 pub const CACHE_DEFAULT: usize = 64 << 20;
 /// A change queued for commit: await it for the rows' sequence numbers once durable.
-pub struct Pending(oneshot::Receiver<Result<Vec<u64>, LedgerError>>);
+pub struct Pending {
+    answer: Option<oneshot::Receiver<Result<Vec<u64>, LedgerError>>>,
+    /// Set when the awaiting task may commit the queue itself (`writer::Shared::lead`).
+    lead: Option<Arc<Shared>>,
+}
 
 impl std::future::IntoFuture for Pending {
     type Output = Result<Vec<u64>, LedgerError>;
     type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send>>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.0.await.map_err(|_| LedgerError::WriterGone)? })
+    fn into_future(mut self) -> Self::IntoFuture {
+        let (answer, lead) = (self.answer.take(), self.lead.take());
+        Box::pin(async move {
+            if let Some(shared) = lead {
+                shared.lead();
+            }
+            answer
+                .ok_or(LedgerError::WriterGone)?
+                .await
+                .map_err(|_| LedgerError::WriterGone)?
+        })
+    }
+}
+
+impl Drop for Pending {
+    /// Nobody will await it: the writer thread commits it.
+    fn drop(&mut self) {
+        if let Some(shared) = self.lead.take() {
+            shared.ring();
+        }
     }
 }
 
@@ -84,6 +108,8 @@ pub struct Ledger {
     batching: Arc<Batching>,
     /// `None` only while dropping.
     queue: Option<mpsc::Sender<Request>>,
+    /// The commit lock and the queue's counts, shared with the writer thread.
+    shared: Arc<Shared>,
     writer: Option<thread::JoinHandle<()>>,
     /// The newest checkpoint written and its witness's state (files, never rows).
     checkpoints: checkpoint::Status,
@@ -95,6 +121,8 @@ pub struct Batching {
     pub commits: std::sync::atomic::AtomicU64,
     pub changes: std::sync::atomic::AtomicU64,
     pub rows: std::sync::atomic::AtomicU64,
+    /// Of the commits, those a task awaiting its change made on its own thread (`writer`).
+    pub inline: std::sync::atomic::AtomicU64,
     /// Why the last commit failed, until one succeeds.
     failure: std::sync::Mutex<Option<String>>,
 }
@@ -107,7 +135,7 @@ impl Batching {
 
 impl Ledger {
     /// How commits have been grouped so far: (commits, changes, rows). Changes per commit is
-    /// the group-commit batch size.
+    /// the group-commit batch size. How many of the commits an awaiting task made: [`Ledger::inline_commits`].
     pub fn batching(&self) -> (u64, u64, u64) {
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         (
@@ -115,6 +143,13 @@ impl Ledger {
             load(&self.batching.changes),
             load(&self.batching.rows),
         )
+    }
+
+    /// How many commits a task awaiting its change made on its own thread (no hand-over).
+    pub fn inline_commits(&self) -> u64 {
+        self.batching
+            .inline
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the ledger can take rows now: its writer runs, its last commit did not fail, and
@@ -180,21 +215,24 @@ impl Ledger {
         let path = store.name().to_path_buf();
         let (queue, rx) = mpsc::channel();
         let batching = Arc::new(Batching::default());
-        let writer = Writer {
+        let shared = Arc::new(Shared::new(Writer {
             committer: store.committer()?,
             path: path.clone(),
             head,
             signer,
             batching: batching.clone(),
-        };
+            queue: rx,
+        }));
+        let runs = shared.clone();
         let writer = thread::Builder::new()
             .name("airlock-ledger".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || runs.run())
             .map_err(|e| storage(&path, e))?;
         Ok(Ledger {
             store,
             batching,
             queue: Some(queue),
+            shared,
             writer: Some(writer),
             checkpoints: checkpoint::Status::default(),
         })
@@ -244,16 +282,23 @@ impl Ledger {
     }
 
     fn queue(&self, change: Change, lazy: bool) -> Result<Pending, LedgerError> {
-        let (reply, wait) = oneshot::channel();
+        let (reply, answer) = oneshot::channel();
         let queue = self.queue.as_ref().ok_or(LedgerError::WriterGone)?;
-        queue
-            .send(Request {
-                change,
-                lazy,
-                reply,
-            })
-            .map_err(|_| LedgerError::WriterGone)?;
-        Ok(Pending(wait))
+        self.shared.count(lazy);
+        let request = Request {
+            change,
+            lazy,
+            reply,
+        };
+        if queue.send(request).is_err() {
+            self.shared.not_queued(lazy);
+            return Err(LedgerError::WriterGone);
+        }
+        let leads = self.shared.queued(lazy);
+        Ok(Pending {
+            answer: Some(answer),
+            lead: leads.then(|| self.shared.clone()),
+        })
     }
 
     /// Every committed row, in order, read beside the writer (for the stats page).
@@ -333,6 +378,7 @@ impl Drop for Ledger {
     /// Close the queue and wait for the writer to finish its last commit and release the file.
     fn drop(&mut self) {
         drop(self.queue.take());
+        self.shared.close();
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }

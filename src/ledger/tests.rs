@@ -421,3 +421,77 @@ async fn a_lazy_change_commits_alone_or_with_the_next_waited_for_one_in_order() 
     drop(l);
     assert!(verify(&path).first_bad.is_none());
 }
+
+#[tokio::test]
+async fn a_change_nobody_awaits_is_still_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.redb");
+    let l = Ledger::open(&path).unwrap();
+    // its task would have committed it while awaiting; dropped, the writer thread does
+    drop(l.submit(super::Change {
+        rows: vec![row("a", proposal())],
+        ..super::Change::default()
+    }));
+    drop(l);
+    assert_eq!(verify(&path).rows, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_committing_for_each_other_keep_every_task_s_order_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.redb");
+    let l = std::sync::Arc::new(Ledger::open(&path).unwrap());
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let l = l.clone();
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..40 {
+                    let id = format!("t{t}-{i}");
+                    seqs.extend(l.append(vec![row(&id, proposal())]).await.unwrap());
+                    // an outcome nobody waits for, as the gate queues them
+                    let lazy = l.submit_lazy(super::Change {
+                        rows: vec![row(&id, outcome())],
+                        ..super::Change::default()
+                    });
+                    drop(lazy.unwrap());
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        let seqs = t.await.unwrap();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "a task's rows in its order"
+        );
+        all.extend(seqs);
+    }
+    l.flush().await.unwrap();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        8 * 40,
+        "every awaited row has a sequence number of its own"
+    );
+    drop(std::sync::Arc::into_inner(l).unwrap());
+    let report = verify(&path);
+    assert_eq!(
+        report.rows,
+        8 * 40 * 2,
+        "no row lost, the lazy ones included"
+    );
+    assert!(report.first_bad.is_none());
+}
+
+#[tokio::test]
+async fn the_task_awaiting_its_change_commits_it_when_nobody_else_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("l.redb")).unwrap();
+    assert_eq!(l.append(vec![row("a", proposal())]).await.unwrap(), vec![1]);
+    assert_eq!(l.batching().0, 1);
+    assert_eq!(l.inline_commits(), 1, "made on the awaiting task's thread");
+}

@@ -1,11 +1,21 @@
-//! The single writer thread: drains the queue, hands every queued change to the backend's
-//! committer as one batch (one durable transaction: rows, state tables, head and its
-//! signature, and a signature row when signed calls are in it), then releases each caller.
-//! Only it writes rows. What a batch writes is `ledger::batch`'s, the same for every backend.
+//! Who commits: the queue of changes, and one commit lock over the backend's committer. Whoever
+//! holds the lock drains the queue in order and hands every change in it to the committer as
+//! one batch (one durable transaction: rows, state tables, head and its signature, and a
+//! signature row when signed calls are in it), then releases each caller. Only the lock's
+//! holder writes rows. What a batch writes is `ledger::batch`'s, the same for every backend.
+//!
+//! The holder is the writer thread, or — where the committer allows it (redb) — the task that
+//! awaits a change: when nobody commits at that moment it commits the queue itself, on its own
+//! thread, sparing the two thread hand-overs a call would otherwise wait for (measured with
+//! `examples/ledger_floor`). A commit in progress makes the awaiting task ring for the writer
+//! thread instead, which then takes everything queued meanwhile (group commit). It must never
+//! commit a change before one queued earlier, and never release a caller before the commit
+//! holding its change returned.
 
 use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError, mpsc};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -29,79 +39,195 @@ pub(super) struct Request {
     pub(super) reply: oneshot::Sender<Result<Vec<u64>, LedgerError>>,
 }
 
+/// The committing side, held by whoever commits now.
 pub(super) struct Writer {
     pub(super) committer: Box<dyn Committer>,
     pub(super) path: PathBuf,
     pub(super) head: Head,
     pub(super) signer: Option<Signer>,
     pub(super) batching: Arc<super::Batching>,
+    pub(super) queue: mpsc::Receiver<Request>,
 }
 
-/// Take whatever else is queued, up to [`MAX_BATCH`].
-fn drain(rx: &mpsc::Receiver<Request>, batch: &mut Vec<Request>) {
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(r) => batch.push(r),
-            Err(_) => break,
+/// What the ledger's callers and the writer thread share.
+pub(super) struct Shared {
+    writer: Mutex<Writer>,
+    /// Requests queued and not yet taken, and how many of them somebody waits for.
+    queued: AtomicUsize,
+    waited: AtomicUsize,
+    closed: AtomicBool,
+    bell: Mutex<()>,
+    rung: Condvar,
+    /// Whether a task awaiting its change may commit on its own thread (the committer allows it).
+    inline: bool,
+}
+
+impl Shared {
+    pub(super) fn new(writer: Writer) -> Shared {
+        let inline = writer.committer.commits_anywhere();
+        Shared {
+            writer: Mutex::new(writer),
+            queued: AtomicUsize::new(0),
+            waited: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            bell: Mutex::new(()),
+            rung: Condvar::new(),
+            inline,
+        }
+    }
+
+    /// Count a request about to be queued.
+    pub(super) fn count(&self, lazy: bool) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        if !lazy {
+            self.waited.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A counted request is queued: ring for the writer thread, unless the task awaiting it
+    /// will try to commit it (the answer).
+    pub(super) fn queued(&self, lazy: bool) -> bool {
+        let leads = self.inline && !lazy;
+        if !leads {
+            self.ring();
+        }
+        leads
+    }
+
+    /// A request counted by [`Shared::count`] was not queued after all, or was taken.
+    pub(super) fn not_queued(&self, lazy: bool) {
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        if !lazy {
+            self.waited.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Wake the writer thread: something is queued that it may have to commit.
+    pub(super) fn ring(&self) {
+        drop(self.bell.lock().unwrap_or_else(PoisonError::into_inner));
+        self.rung.notify_one();
+    }
+
+    /// Commit what is queued on this thread if nobody commits now; otherwise leave it to the
+    /// writer thread.
+    pub(super) fn lead(&self) {
+        match self.writer.try_lock() {
+            Ok(mut w) => {
+                if w.commit_queued(self) {
+                    w.batching.inline.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(w);
+                if self.queued.load(Ordering::SeqCst) > 0 {
+                    self.ring();
+                }
+            }
+            Err(TryLockError::WouldBlock) => self.ring(),
+            // a commit panicked: the writer thread carries on with the state as it was
+            Err(TryLockError::Poisoned(_)) => self.ring(),
+        }
+    }
+
+    /// No more requests: the writer thread commits what is left and ends.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.ring();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The writer thread: sleep until something is queued, give changes nobody waits for up to
+    /// [`LAZY_WAIT`] to be taken along by one somebody waits for, then commit the queue.
+    pub(super) fn run(&self) {
+        loop {
+            let work = {
+                let mut bell = self.bell.lock().unwrap_or_else(PoisonError::into_inner);
+                while self.queued.load(Ordering::SeqCst) == 0 && !self.closed.load(Ordering::SeqCst)
+                {
+                    bell = self.rung.wait(bell).unwrap_or_else(PoisonError::into_inner);
+                }
+                let until = Instant::now() + LAZY_WAIT;
+                while self.waited.load(Ordering::SeqCst) == 0
+                    && self.queued.load(Ordering::SeqCst) > 0
+                    && !self.closed.load(Ordering::SeqCst)
+                {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    bell = (self.rung.wait_timeout(bell, left))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                self.queued.load(Ordering::SeqCst) > 0
+            };
+            if work {
+                self.lock().commit_queued(self);
+            } else if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
         }
     }
 }
 
+/// Take whatever is queued, up to [`MAX_BATCH`], counting it off.
+fn drain(w: &Writer, shared: &Shared) -> Vec<Request> {
+    let mut batch = Vec::new();
+    while batch.len() < MAX_BATCH {
+        match w.queue.try_recv() {
+            Ok(r) => {
+                shared.not_queued(r.lazy);
+                batch.push(r);
+            }
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 impl Writer {
-    pub(super) fn run(mut self, rx: mpsc::Receiver<Request>) {
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            drain(&rx, &mut batch);
-            // Only changes nobody waits for: hold them briefly for one somebody waits for.
-            let until = std::time::Instant::now() + LAZY_WAIT;
-            while batch.len() < MAX_BATCH && batch.iter().all(|r| r.lazy) {
-                let left = until.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(r) => {
-                        batch.push(r);
-                        drain(&rx, &mut batch);
-                    }
-                    Err(_) => break,
+    /// Commit what is queued (up to [`MAX_BATCH`]) as one batch and release its callers;
+    /// whether a transaction was made.
+    fn commit_queued(&mut self, shared: &Shared) -> bool {
+        let batch = drain(self, shared);
+        if batch.iter().all(|r| r.change.is_empty()) {
+            for req in batch {
+                let _ = req.reply.send(Ok(Vec::new()));
+            }
+            return false;
+        }
+        let started = std::time::Instant::now();
+        let changes: Vec<&Change> = batch.iter().map(|r| &r.change).collect();
+        let committed = self
+            .committer
+            .commit(self.head, self.signer.as_ref(), &changes);
+        drop(changes);
+        match committed {
+            Ok((head, seqs)) => {
+                crate::metrics::global().commit(started.elapsed().as_secs_f64(), batch.len());
+                self.head = head;
+                let rows: usize = seqs.iter().flatten().map(Vec::len).sum();
+                let b = &self.batching;
+                b.commits.fetch_add(1, Ordering::Relaxed);
+                b.changes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                b.rows.fetch_add(rows as u64, Ordering::Relaxed);
+                b.note(None);
+                for (req, s) in batch.into_iter().zip(seqs) {
+                    let _ = req.reply.send(s);
                 }
             }
-            if batch.iter().all(|r| r.change.is_empty()) {
+            Err(message) => {
+                tracing::error!(path = %self.path.display(), %message, "ledger commit failed; the calls in it will not run");
+                self.batching.note(Some(message.clone()));
                 for req in batch {
-                    let _ = req.reply.send(Ok(Vec::new()));
-                }
-                continue;
-            }
-            let started = std::time::Instant::now();
-            let changes: Vec<&Change> = batch.iter().map(|r| &r.change).collect();
-            let committed = self
-                .committer
-                .commit(self.head, self.signer.as_ref(), &changes);
-            drop(changes);
-            match committed {
-                Ok((head, seqs)) => {
-                    crate::metrics::global().commit(started.elapsed().as_secs_f64(), batch.len());
-                    self.head = head;
-                    let rows: usize = seqs.iter().flatten().map(Vec::len).sum();
-                    let b = &self.batching;
-                    let relaxed = std::sync::atomic::Ordering::Relaxed;
-                    b.commits.fetch_add(1, relaxed);
-                    b.changes.fetch_add(batch.len() as u64, relaxed);
-                    b.rows.fetch_add(rows as u64, relaxed);
-                    b.note(None);
-                    for (req, s) in batch.into_iter().zip(seqs) {
-                        let _ = req.reply.send(s);
-                    }
-                }
-                Err(message) => {
-                    tracing::error!(path = %self.path.display(), %message, "ledger commit failed; the calls in it will not run");
-                    self.batching.note(Some(message.clone()));
-                    for req in batch {
-                        let _ = req.reply.send(Err(LedgerError::Storage {
-                            path: self.path.clone(),
-                            message: message.clone(),
-                        }));
-                    }
+                    let _ = req.reply.send(Err(LedgerError::Storage {
+                        path: self.path.clone(),
+                        message: message.clone(),
+                    }));
                 }
             }
         }
+        true
     }
 }

@@ -120,9 +120,12 @@ async fn healthz(State(web): State<Arc<Web>>) -> Response {
             (name, serde_json::Value::String(word))
         })
         .collect();
-    // group commit so far: durable commits, the changes they carried, rows
+    // group commit so far: durable commits, the changes they carried, rows, and how many of
+    // the commits a task awaiting its change made itself
     let (commits, changes, rows) = web.ledger.batching();
-    let ledger = serde_json::json!({"commits": commits, "changes": changes, "rows": rows});
+    let inline = web.ledger.inline_commits();
+    let ledger =
+        serde_json::json!({"commits": commits, "changes": changes, "rows": rows, "inline": inline});
     let mut r =
         axum::Json(serde_json::json!({"status": "ok", "servers": servers, "ledger": ledger}))
             .into_response();

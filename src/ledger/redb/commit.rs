@@ -24,6 +24,11 @@ impl Committer for RedbCommitter {
     ) -> Result<(Head, Results), String> {
         commit(&self.0, head, signer, batch)
     }
+
+    /// A local file: the task awaiting its change may commit on its own thread.
+    fn commits_anywhere(&self) -> bool {
+        true
+    }
 }
 
 fn e(x: impl std::fmt::Display) -> String {
