@@ -32,8 +32,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::drift::{Charge, Usage};
-use crate::manifest::{Reversal, ToolManifest};
-use crate::policy::{ClassRule, FailPath, OnTimeout, PathKind, Policy};
+use crate::manifest::ToolManifest;
+use crate::policy::{OnTimeout, Policy};
 
 /// Largest canonical argument encoding accepted, in bytes.
 pub const MAX_ARGUMENT_BYTES: usize = 1 << 20;
@@ -155,312 +155,139 @@ impl Decision {
 }
 
 /// Decide what to do with `call`. Pure: same inputs, same decision.
+///
+/// Each step is one of the precedence list's (module doc), in its order: the first that decides
+/// wins.
 pub fn decide(
     call: &Call<'_>,
     manifest: Option<&ToolManifest>,
     policy: &Policy,
     ctx: &Context<'_>,
 ) -> Decision {
-    let gate = |verdict: Verdict, rule: &str, reason: Reason| Decision {
-        verdict,
-        class: manifest.map(|m| m.class.clone()),
-        rule: format!("gate.{rule}"),
-        reasons: vec![reason],
-        policy_version: policy.version.clone(),
-        charges: Vec::new(),
-        review_roles: Vec::new(),
-    };
-    if !valid_tool_name(call.tool) {
-        return gate(
-            Verdict::Deny,
-            "tool_name",
-            Reason::InvalidToolName {
-                tool: call.tool.chars().take(140).collect(),
-            },
-        );
+    let gate = GateRules { manifest, policy };
+    // 1. and 2.: the call's own shape.
+    if let Some(d) = gate.tool_name(call).or_else(|| gate.argument_limits(call)) {
+        return d;
     }
-    if call.canonical_len > MAX_ARGUMENT_BYTES {
-        return gate(
-            Verdict::Deny,
-            "argument_limits",
+    // 3. Unknown never means allowed.
+    let Some(m) = manifest else {
+        return gate.unknown_tool(call);
+    };
+    // 4. The rug-pull guard.
+    if let Some(d) = gate.tool_changed(call) {
+        return d;
+    }
+    // 5. The class in the policy, and the actor allowed to use it.
+    let Some(rule) = policy.classes.get(&m.class) else {
+        return gate.class_not_in_policy(m);
+    };
+    if let Some(d) = gate.actor_not_allowed(m, ctx) {
+        return d;
+    }
+    // 6. to 8. The class's path, its requirements and the rate limits.
+    path::class_path(call, m, rule, policy, ctx)
+}
+
+/// The gate's own rules (`gate.<rule>`, and `actors.<actor>`), which decide before any class's.
+struct GateRules<'a> {
+    manifest: Option<&'a ToolManifest>,
+    policy: &'a Policy,
+}
+
+impl GateRules<'_> {
+    /// A decision by the gate's rule `rule`, for one reason.
+    fn decision(&self, verdict: Verdict, rule: &str, reason: Reason) -> Decision {
+        Decision {
+            verdict,
+            class: self.manifest.map(|m| m.class.clone()),
+            rule: format!("gate.{rule}"),
+            reasons: vec![reason],
+            policy_version: self.policy.version.clone(),
+            charges: Vec::new(),
+            review_roles: Vec::new(),
+        }
+    }
+
+    /// 1. A tool name outside `[A-Za-z0-9_.-]{1,128}` → deny.
+    fn tool_name(&self, call: &Call<'_>) -> Option<Decision> {
+        if valid_tool_name(call.tool) {
+            return None;
+        }
+        let tool = call.tool.chars().take(140).collect();
+        Some(self.decision(Verdict::Deny, "tool_name", Reason::InvalidToolName { tool }))
+    }
+
+    /// 2. Arguments over the size or depth limit, or using the redaction marker's key → deny.
+    fn argument_limits(&self, call: &Call<'_>) -> Option<Decision> {
+        let reason = if call.canonical_len > MAX_ARGUMENT_BYTES {
             Reason::ArgumentsTooLarge {
                 bytes: call.canonical_len,
                 limit: MAX_ARGUMENT_BYTES,
-            },
-        );
+            }
+        } else {
+            // one walk over the arguments: how deep they nest, whether they use the marker's key
+            let shape = shape::Shape::of_arguments(call.arguments);
+            if shape.depth >= MAX_ARGUMENT_DEPTH {
+                Reason::ArgumentsTooDeep {
+                    limit: MAX_ARGUMENT_DEPTH,
+                }
+            } else if shape.reserved {
+                // the redaction marker is Airlock's: an agent's look-alike could pass for a
+                // redacted value
+                Reason::ReservedKey {
+                    key: crate::redact::MARKER.to_string(),
+                }
+            } else {
+                return None;
+            }
+        };
+        Some(self.decision(Verdict::Deny, "argument_limits", reason))
     }
-    // one walk over the arguments: how deep they nest, whether they use the marker's key
-    let shape = shape::Shape::of_arguments(call.arguments);
-    if shape.depth >= MAX_ARGUMENT_DEPTH {
-        return gate(
-            Verdict::Deny,
-            "argument_limits",
-            Reason::ArgumentsTooDeep {
-                limit: MAX_ARGUMENT_DEPTH,
-            },
-        );
-    }
-    // the redaction marker is Airlock's: an agent's look-alike could pass for a redacted value
-    if shape.reserved {
-        return gate(
-            Verdict::Deny,
-            "argument_limits",
-            Reason::ReservedKey {
-                key: crate::redact::MARKER.to_string(),
-            },
-        );
-    }
-    let Some(m) = manifest else {
-        return gate(
+
+    /// 3. No manifest describes the tool → quarantine.
+    fn unknown_tool(&self, call: &Call<'_>) -> Decision {
+        let tool = call.tool.to_string();
+        self.decision(
             Verdict::Quarantine,
             "unknown_tool",
-            Reason::UnknownTool {
-                tool: call.tool.to_string(),
-            },
-        );
-    };
-    if let Some((was, now)) = call.changed {
-        return gate(
-            Verdict::Quarantine,
-            "tool_changed",
-            Reason::ToolChanged {
-                was: was.to_string(),
-                now: now.to_string(),
-            },
-        );
+            Reason::UnknownTool { tool },
+        )
     }
-    let Some(rule) = policy.classes.get(&m.class) else {
-        return gate(
+
+    /// 4. The tool server presents a different definition than the reviewed one → quarantine.
+    fn tool_changed(&self, call: &Call<'_>) -> Option<Decision> {
+        let (was, now) = call.changed?;
+        let reason = Reason::ToolChanged {
+            was: was.to_string(),
+            now: now.to_string(),
+        };
+        Some(self.decision(Verdict::Quarantine, "tool_changed", reason))
+    }
+
+    /// 5. The manifest's class is not in the policy → quarantine.
+    fn class_not_in_policy(&self, m: &ToolManifest) -> Decision {
+        let class = m.class.clone();
+        self.decision(
             Verdict::Quarantine,
             "unknown_class",
-            Reason::ClassNotInPolicy {
-                class: m.class.clone(),
-            },
-        );
-    };
-    if let Some(allowed) = policy.actors.get(ctx.actor) {
-        if !allowed.contains(&m.class) {
-            return Decision {
-                rule: format!("actors.{}", ctx.actor),
-                ..gate(
-                    Verdict::Deny,
-                    "actor",
-                    Reason::ActorNotAllowed {
-                        actor: ctx.actor.to_string(),
-                        class: m.class.clone(),
-                    },
-                )
-            };
-        }
+            Reason::ClassNotInPolicy { class },
+        )
     }
-    let class = m.class.clone();
-    let mut d = Decision {
-        verdict: Verdict::Deny,
-        class: Some(class.clone()),
-        rule: format!("classes.{class}"),
-        reasons: Vec::new(),
-        policy_version: policy.version.clone(),
-        charges: Vec::new(),
-        review_roles: Vec::new(),
-    };
-    match rule.path {
-        PathKind::Deny => {
-            d.reasons.push(Reason::PathDeny { class });
-        }
-        PathKind::Quarantine => {
-            d.verdict = Verdict::Quarantine;
-            d.reasons.push(Reason::PathQuarantine { class });
-        }
-        PathKind::Approve => {
-            // compile() guarantees approve has a role; fail closed if it somehow has not.
-            match &rule.role {
-                Some(role) => {
-                    d.reasons.push(Reason::PathApprove {
-                        class,
-                        role: role.clone(),
-                    });
-                    d.verdict = approval(rule, role, ctx.now);
-                }
-                None => {
-                    d.verdict = Verdict::Quarantine;
-                    d.reasons.push(Reason::PathQuarantine { class });
-                }
-            }
-        }
-        PathKind::Allow | PathKind::Conditional => {
-            let (mut held, mut failed) = requirements(call, m, rule);
-            // Conditions: the class's, then the tool's. A failing one may send the call to a
-            // role of its own or straight to quarantine; the strictest failure wins.
-            let mut route = Route::default();
-            if !failed.is_empty() {
-                route.class_default(rule);
-            }
-            for c in rule.conditions.iter().chain(&m.conditions) {
-                match c.check(call.arguments, call.meta) {
-                    Ok(ch) => held.push(Reason::ConditionHeld {
-                        pointer: ch.pointer,
-                        rule: ch.rule,
-                        value: ch.value,
-                    }),
-                    Err(ch) => {
-                        failed.push(Reason::ConditionFailed {
-                            pointer: ch.pointer,
-                            rule: ch.rule,
-                            value: ch.value,
-                        });
-                        let path = c.on_fail.unwrap_or(if c.role.is_some() {
-                            FailPath::Approve
-                        } else {
-                            rule.on_fail
-                        });
-                        match (path, c.role.as_ref().or(rule.role.as_ref())) {
-                            (FailPath::Approve, Some(role)) => {
-                                route.roles.insert(role.clone());
-                            }
-                            _ => {
-                                route.quarantine = true;
-                                route.held_by.extend(c.role.clone());
-                            }
-                        }
-                    }
-                }
-            }
-            let nothing_to_check = held.is_empty() && failed.is_empty();
-            d.reasons.extend(held);
-            if rule.path == PathKind::Conditional && nothing_to_check {
-                d.reasons.push(Reason::NoConditions {
-                    class: class.clone(),
-                });
-                route.class_default(rule);
-                d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons, &route);
-            } else if failed.is_empty() {
-                d.reasons.insert(0, Reason::PathAllow { class });
-                d.verdict = Verdict::Allow;
-                limits(&mut d, call, m, rule, ctx);
-            } else {
-                d.reasons.extend(failed);
-                d.verdict = on_fail(rule, &class, ctx.now, &mut d.reasons, &route);
-            }
-            if d.verdict == Verdict::Quarantine && d.review_roles.is_empty() {
-                d.review_roles = route.roles.union(&route.held_by).cloned().collect();
-            }
-        }
-    }
-    d
-}
 
-/// Check the class's requirements against the call: (held, failed).
-fn requirements(call: &Call<'_>, m: &ToolManifest, rule: &ClassRule) -> (Vec<Reason>, Vec<Reason>) {
-    let mut held = Vec::new();
-    let mut failed = Vec::new();
-    if rule.require_reversal {
-        match &m.reversal {
-            Reversal::Tool { tool } if call.reversal_served => {
-                held.push(Reason::ReversalDeclared { tool: tool.clone() })
-            }
-            Reversal::Tool { tool } => failed.push(Reason::ReversalMissing {
-                class: m.class.clone(),
-                declared: format!("tool:{tool}, which its server does not serve right now"),
-            }),
-            other => failed.push(Reason::ReversalMissing {
-                class: m.class.clone(),
-                declared: other.to_string(),
-            }),
+    /// 5. The policy limits the actor to other classes (`[actors]`) → deny.
+    fn actor_not_allowed(&self, m: &ToolManifest, ctx: &Context<'_>) -> Option<Decision> {
+        let allowed = self.policy.actors.get(ctx.actor)?;
+        if allowed.contains(&m.class) {
+            return None;
         }
-    }
-    if rule.require_evidence {
-        if m.evidence.is_empty() {
-            failed.push(Reason::NoEvidenceDeclared {
-                class: m.class.clone(),
-            });
-        }
-        for field in &m.evidence {
-            if evidence_present(call, field) {
-                held.push(Reason::EvidencePresent {
-                    field: field.clone(),
-                });
-            } else {
-                failed.push(Reason::EvidenceMissing {
-                    field: field.clone(),
-                });
-            }
-        }
-    }
-    (held, failed)
-}
-
-/// Where the failures point. The strictest wins: any failure that must be quarantined (or has no
-/// role to ask) quarantines the call, and so do failures that need different roles (no single
-/// approver may clear all of them).
-#[derive(Default)]
-struct Route {
-    quarantine: bool,
-    roles: std::collections::BTreeSet<String>,
-    /// Roles named by failures that hold the call (a condition's own `role`).
-    held_by: std::collections::BTreeSet<String>,
-}
-
-impl Route {
-    /// A failure that goes where the class's `on_fail` says.
-    fn class_default(&mut self, rule: &ClassRule) {
-        match (rule.on_fail, &rule.role) {
-            (FailPath::Approve, Some(role)) => {
-                self.roles.insert(role.clone());
-            }
-            _ => self.quarantine = true,
-        }
-    }
-}
-
-fn on_fail(
-    rule: &ClassRule,
-    class: &str,
-    now: DateTime<Utc>,
-    reasons: &mut Vec<Reason>,
-    route: &Route,
-) -> Verdict {
-    match (
-        route.quarantine,
-        route.roles.len(),
-        route.roles.iter().next(),
-    ) {
-        (false, 1, Some(role)) => {
-            reasons.push(Reason::PathApprove {
-                class: class.to_string(),
-                role: role.clone(),
-            });
-            approval(rule, role, now)
-        }
-        _ => {
-            reasons.push(Reason::PathQuarantine {
-                class: class.to_string(),
-            });
-            Verdict::Quarantine
-        }
-    }
-}
-
-fn approval(rule: &ClassRule, role: &str, now: DateTime<Utc>) -> Verdict {
-    Verdict::Approve {
-        role: role.to_string(),
-        timeout: rule.timeout,
-        on_timeout: rule.on_timeout,
-        expires_at: now + rule.timeout,
-    }
-}
-
-/// `field` names an argument, or `_meta.KEY` a key of the request's `_meta`.
-fn evidence_present(call: &Call<'_>, field: &str) -> bool {
-    let value = match field.strip_prefix("_meta.") {
-        Some(key) => call.meta.and_then(|m| m.get(key)),
-        None => call.arguments.get(field),
-    };
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !s.trim().is_empty(),
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::Object(o)) => !o.is_empty(),
-        Some(_) => true,
+        let reason = Reason::ActorNotAllowed {
+            actor: ctx.actor.to_string(),
+            class: m.class.clone(),
+        };
+        Some(Decision {
+            rule: format!("actors.{}", ctx.actor),
+            ..self.decision(Verdict::Deny, "actor", reason)
+        })
     }
 }
 
@@ -480,9 +307,9 @@ mod humantime_serde_secs {
 }
 
 mod limits;
+mod path;
 mod reason;
 mod shape;
-use limits::limits;
 pub use reason::Reason;
 
 #[cfg(test)]

@@ -1,30 +1,36 @@
 //! `serve`: wire the gate together — ledger, keys, tool servers, guard, desk, quarantine, meter,
 //! pages, MCP over stdio (and HTTP) — run it, and shut it down gracefully.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::{runtime, runtime_file, setup};
-use airlock::approval::Approvals;
 use airlock::approval::link::LinkKey;
-use airlock::config::MailTransport;
-use airlock::desk::Desk;
-use airlock::drift::meter::Meter;
-use airlock::drift::pauses::Pauses;
-use airlock::forward::Forwarder;
+use airlock::config::{Config, MailTransport, Setup};
+use airlock::desk::Started;
 use airlock::gate::Gate;
 use airlock::ledger::{Ledger, Location, NewRow, Row, checkpoint, row};
-use airlock::live::{self, Live};
+use airlock::live::{self, Fingerprint};
 use airlock::mail::Mailer;
 use airlock::mcp::downstream::ToolServers;
 use airlock::mcp::upstream::AgentServer;
-use airlock::quarantine::Quarantine;
-use airlock::quarantine::notice::Notices;
+use airlock::seal::Sealer;
 use airlock::signing::Signer;
 use airlock::web;
+
+mod desk;
+mod stop;
+
+use desk::{Desked, start_desk};
+use stop::{Running, Shutdown};
 
 pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<ExitCode> {
     // The files as they are now: an edit made while the servers start is picked up by the watcher.
@@ -37,187 +43,29 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         // answer) stops it cleanly instead of killing it.
         let mut shutdown = Shutdown::install()?;
         let cfg = &setup.config;
-        let signer = Signer::load_or_create(&cfg.signing_key_path)?;
-        let ledger = Arc::new(Ledger::open_cached(&replica_of(cfg, path, http_override), Some(signer.clone()), cfg.limits.ledger_cache)?);
-        // Before anything is appended: a ledger that does not extend its newest checkpoint was
-        // rolled back or rewritten, and appending would bury that.
-        if let Some((file, rows)) = checkpoint::guard::ledger_extends(&ledger, &cfg.checkpoints.dir, &signer.public())? {
-            tracing::info!(rows, checkpoint = %file.display(), "the ledger extends its newest checkpoint");
-        }
-        let key = LinkKey::load_or_create(&cfg.key_path)?;
-        let sealer = Arc::new(airlock::seal::Sealer::load_or_create(&cfg.seal_key_path, cfg.seal_ratchet)?);
-        let mailer = Mailer::new(&cfg.mail)?;
-        // With MCP over HTTP, the approval pages share its listener.
-        let http_bind = cfg.http.serving(http_override, &cfg.agents, cfg.oauth.is_some()).map_err(anyhow::Error::msg)?;
-        let (bind, what) = match http_bind { Some(b) => (b, "http.bind"), None => (cfg.web.bind, "web.bind") };
-        let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind} ({what})"))?;
-        let bound = listener.local_addr()?;
-        let base_url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
-        let (servers, problems) = ToolServers::connect(&cfg.servers).await;
-        for p in &problems {
-            tracing::error!(server = %p.server, "{}", p.message);
-        }
-        // A condition on an argument a tool does not have could never hold: refuse to serve.
-        let served = servers.tools();
-        let found = setup.validate_conditions(|server, tool| served.route_of(server, tool).and_then(|t| t.definition.get("inputSchema")));
-        let errors: Vec<String> = found.iter().filter(|d| d.severity == airlock::diag::Severity::Error).map(ToString::to_string).collect();
-        for d in found.iter().filter(|d| d.severity != airlock::diag::Severity::Error) {
-            tracing::warn!("{d}");
-        }
-        if !errors.is_empty() {
-            bail!("{}\n{} error(s) in conditions; nothing was started", errors.join("\n"), errors.len());
-        }
-        let started = row::GateStarted {
-            policy_version: setup.policy.version.clone(),
-            policy_file: setup.policy_path.display().to_string(),
-            actor: cfg.actor.clone(),
-            servers: servers.status().into_iter().map(|(name, status)| row::ServerState { name, status }).collect(),
-            tools: servers.tools().iter().map(|t| t.exposed.clone()).collect(),
-            web: row::WebAddress { bound: bound.to_string(), public_url: base_url.clone() },
-            mail: match &cfg.mail.transport { MailTransport::Smtp(_) => "smtp".to_string(), MailTransport::Outbox(d) => d.display().to_string() },
-            airlock_version: env!("CARGO_PKG_VERSION").to_string(),
-            signing_key: signer.public_hex(),
-            generated_by: None,
+        let opened = open_ledger(cfg, path, http_override)?;
+        let listening = listen(cfg, http_override).await?;
+        let servers = connect_tool_servers(&setup).await?;
+        record_start(&setup, &opened, &servers, &listening).await?;
+        let desk = start_desk(&setup, &opened, servers, &listening.base_url).await?;
+        let (runtime_file, instance) = write_runtime_file(cfg, listening.bound);
+        let pages = pages(cfg, &opened, &desk, instance, &listening.base_url)?;
+        let checkpoints = start_checkpoints(cfg, &opened).await?;
+        let watchers = start_watchers(path, seen, &desk, &opened.ledger);
+        log_serving(&setup, &opened, &desk, &listening.base_url);
+        let (gate, chores) = start_gate(&opened, &desk).await?;
+        let (agent, listeners) = start_listeners(cfg, &gate, pages, listening);
+        stop::wait_for_shutdown(agent, &listeners, &mut shutdown).await?;
+        let running = Running {
+            gate,
+            desk,
+            ledger: opened.ledger,
+            listeners,
+            tasks: [watchers, chores],
+            runtime_file,
+            checkpoints,
         };
-        ledger
-            .append(vec![NewRow::now("", Row::GateStarted(started))])
-            .await
-            .context("cannot write to the ledger; refusing to serve")?;
-        let servers = Arc::new(servers);
-        let forwarder = Forwarder::new(ledger.clone(), servers.clone(), sealer.clone()).outcome_before_reply(cfg.outcome_before_reply);
-        // Sharing the ledger with other replicas, only what dead replicas left is recorded (below).
-        let shared = ledger.replicated();
-        let unknown = match shared { None => forwarder.record_unknown_outcomes_left().await.context("cannot record the outcome of calls a previous run left unrecorded")?, Some(_) => 0 };
-        if unknown > 0 {
-            tracing::warn!(unknown, "calls forwarded by the previous run have no recorded outcome (it stopped in between): recorded as `unknown`");
-        }
-        // The rug-pull guard: compare what the servers present with what was reviewed.
-        let changed = live::guard(&setup, &ledger, &servers.tools(), &Default::default()).await.context("cannot record tool definitions")?;
-        for ((server, tool), c) in &changed {
-            tracing::warn!(%server, %tool, was = %c.was, now = %c.now, "tool definition changed: quarantined until reviewed (pin the new definition_hash in its manifest)");
-        }
-        let changed_keys = changed.keys().cloned().collect();
-        let live = Arc::new(Live::new(setup.clone(), changed));
-        let approvals = Approvals::new(live.clone(), ledger.clone(), servers.clone(), forwarder.clone(), mailer.clone(), key.clone(), base_url.clone());
-        let quarantine = Arc::new(Quarantine::new(ledger.clone(), forwarder.clone(), live.clone(), key.clone()));
-        quarantine.tell_with(Notices::new(live.clone(), ledger.clone(), mailer.clone(), key.clone(), base_url.clone()));
-        let meter = Meter::load_as(ledger.drift()?, shared.as_ref().map(|r| r.replica())).map_err(|e| anyhow::anyhow!("cannot reload rate-limit counters: {e}"))?;
-        let meter = Arc::new(meter);
-        let pauses = Arc::new(Pauses::new(meter.clone(), ledger.clone(), live.clone(), mailer.clone(), key, base_url.clone()));
-        // The one desk for every human decision: one start for every kind of item.
-        let desk = Desk::new(approvals.clone(), quarantine.clone(), pauses.clone(), live.clone(), ledger.clone());
-        let started = desk.start().await.context("cannot reload what waits for a decision (approvals, held calls)")?;
-        let (pending, held, paused) = (started.approvals, started.held, started.paused);
-        // The seal's key chain: what waits is sealed again once an epoch and the file drops older keys.
-        tokio::spawn(desk.clone().run_seal_chain(sealer.clone()));
-        // Sharing the ledger: take back this replica's own leftovers and any dead replica's, then
-        // keep up with the others.
-        let replicas = match &shared {
-            None => None,
-            Some(shared) => {
-                let parts = airlock::replica::Parts { ledger: ledger.clone(), desk: desk.clone(), forwarder: forwarder.clone(), meter };
-                airlock::replica::join(shared, &parts).await.map_err(anyhow::Error::msg).context("cannot join the other replicas")?;
-                Some(tokio::spawn(airlock::replica::run(shared.clone(), parts)))
-            }
-        };
-        let voided = approvals.void_changed(&changed_keys).await;
-        if voided > 0 {
-            tracing::warn!(voided, "pending approvals voided because their tool changed");
-        }
-        let runtime_file = runtime_file(&cfg.ledger_path);
-        // The CLI finds this gate here; the instance nonce lets it tell this gate from whatever
-        // may hold the port after a crash before the CLI sends it a token.
-        let instance = uuid::Uuid::new_v4().to_string();
-        if let Err(e) = write_private(&runtime_file, &format!("http://{bound}\n{instance}\n")) {
-            tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
-        }
-        let deciders = Arc::new(airlock::auth::Deciders::new(cfg.sign_in.as_ref(), approvals.key(), &cfg.key_path, &base_url).map_err(anyhow::Error::msg)?);
-        let pages = web::app(Arc::new(web::Web { instance, desk: desk.clone(), live: live.clone(), servers: servers.clone(), ledger: ledger.clone(), deciders, sealer: sealer.clone() }));
-        // Edits to manifests and policy take effect when valid (file change or SIGHUP).
-        let auditor = cfg.checkpoints.mail_to.as_ref().map(|_| mailer.clone());
-        let checkpoints = checkpoint::start(ledger.clone(), signer.clone(), &cfg.checkpoints, auditor).await.map_err(anyhow::Error::msg)?;
-        match &cfg.checkpoints.witness {
-            Some(w) => tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), witness = %w, "checkpoints written and sent to the witness"),
-            None => tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), "checkpoints written; no [ledger] witness: a ledger rolled back together with its checkpoint directory would not be caught"),
-        }
-        // Every tool server pinged every few seconds: one that stops answering is `down` in /readyz.
-        let prober = tokio::spawn(airlock::mcp::downstream::ToolServers::probe_every(servers.clone(), airlock::mcp::downstream::health::PROBE_EVERY));
-        let watcher = tokio::spawn(live::watch(path.to_path_buf(), seen, live.clone(), ledger.clone(), servers.clone(), approvals.clone(), std::time::Duration::from_secs(1)));
-        tracing::info!(tools = servers.tools().len(), policy = %setup.policy.version, ledger = %ledger.path().display(), approvals = %base_url, pending, held, paused, "airlock serving MCP on stdio");
-        tracing::info!("review page (held calls, unclassified tools, paused autopilot): reviewers get their own link by mail when a call is held, or from `airlock quarantine list --as EMAIL`");
-        tracing::info!(public_key = %signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
-        let gate = Arc::new(Gate::new(live, ledger.clone(), servers.clone(), forwarder, approvals.clone(), quarantine.clone(), pauses));
-        // Keyed autopilot calls a previous run left without a result: "unknown", never run again.
-        if shared.is_none() {
-            let unknown = gate.record_unknown_key_results().await.context("cannot record the outcome of keyed calls a previous run left unfinished")?;
-            if unknown > 0 {
-                tracing::warn!(unknown, "calls with an idempotency key were running when the previous run stopped: a repeat is told their outcome is unknown");
-            }
-        }
-        // Call keys past their retry window go, with any result kept under them (hourly).
-        let forgetter = tokio::spawn(gate.clone().forget_every(std::time::Duration::from_secs(3600)));
-        // Refused calls over an agent's `refused_per_minute`: one count row a minute.
-        let counter = tokio::spawn(gate.clone().count_every_minute());
-        let agent = AgentServer::new(gate.clone(), cfg.max_wait);
-        let stop = tokio_util::sync::CancellationToken::new();
-        // OAuth agents: the issuer's keys fetched now, so a wrong [oauth] shows in the log at once.
-        let oauth = match (http_bind, &cfg.oauth) {
-            (Some(_), Some(o)) => {
-                let resource = Arc::new(airlock::oauth::Resource::new(o.clone()));
-                let early = resource.clone();
-                tokio::spawn(async move { early.prefetch().await });
-                Some(resource)
-            }
-            _ => None,
-        };
-        let router = match http_bind {
-            Some(_) => pages.merge(airlock::mcp::http::router(agent.clone(), &cfg.http, &cfg.limits, airlock::identity::Agents::new(cfg.agents.clone()), oauth, stop.clone())),
-            None => pages,
-        };
-        let web = tokio::spawn(web::listen::serve(listener, router, web::listen::Bounds::of(&cfg.limits)));
-        if let Some(b) = http_bind {
-            tracing::info!(agents = cfg.agents.len(), oauth = cfg.oauth.as_ref().map(|o| o.issuer.as_str()), "airlock serving MCP over streamable HTTP at http://{b}/mcp");
-        }
-        // A signal ends serving at any time (and still drains); stdio closing ends it unless HTTP
-        // agents are served too, which keep being served until a signal.
-        let signalled = tokio::select! {
-            served = agent.serve_stdio() => {
-                match served {
-                    Err(e) if http_bind.is_some() => tracing::info!("no agent on stdio ({e})"),
-                    other => other?,
-                }
-                false
-            }
-            _ = shutdown.wait() => true,
-        };
-        if http_bind.is_some() && !signalled {
-            tracing::info!("stdio agent gone; serving HTTP agents until SIGTERM or Ctrl-C");
-            shutdown.wait().await;
-        }
-        stop.cancel();
-        // The agent has gone. Let calls already running finish and record their outcome; pending
-        // approvals stay pending in the ledger for the next start.
-        gate.drain(std::time::Duration::from_secs(30)).await;
-        desk.drain(std::time::Duration::from_secs(30)).await;
-        // Outcome rows answered before they were durable are queued: commit them before exit.
-        if let Err(e) = ledger.flush().await {
-            tracing::error!(error = %e, "cannot commit the last outcome rows; the next start records them as unknown");
-        }
-        web.abort();
-        watcher.abort();
-        prober.abort();
-        forgetter.abort();
-        counter.abort();
-        if let Some(r) = replicas {
-            r.abort();
-        }
-        if let Some(shared) = &shared {
-            let shared = shared.clone();
-            let _ = tokio::task::spawn_blocking(move || shared.leave()).await;
-        }
-        let _ = std::fs::remove_file(&runtime_file);
-        // The last checkpoint, with every row of this run, to the directory and the witness.
-        checkpoints.stop().await;
+        running.stop().await;
         Ok(ExitCode::SUCCESS)
     });
     // Everything that writes has finished above (the ledger's writer joins when its last handle
@@ -227,37 +75,368 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
     served
 }
 
-/// SIGTERM or Ctrl-C (SIGINT), listened for from the moment it is installed.
-struct Shutdown {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
+/// What the gate opens first: the ledger and the keys, and the mailer.
+struct Opened {
+    signer: Signer,
+    ledger: Arc<Ledger>,
+    /// The approval links' key.
+    key: LinkKey,
+    sealer: Arc<Sealer>,
+    mailer: Mailer,
 }
 
-impl Shutdown {
-    fn install() -> std::io::Result<Shutdown> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Shutdown {
-                term: signal(SignalKind::terminate())?,
-                int: signal(SignalKind::interrupt())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Shutdown {})
+/// Load the keys and open the ledger, held to its checkpoints before anything is appended.
+fn open_ledger(cfg: &Config, path: &Path, http_override: Option<&str>) -> anyhow::Result<Opened> {
+    let signer = Signer::load_or_create(&cfg.signing_key_path)?;
+    let ledger = Arc::new(Ledger::open_cached(
+        &replica_of(cfg, path, http_override),
+        Some(signer.clone()),
+        cfg.limits.ledger_cache,
+    )?);
+    // Before anything is appended: a ledger that does not extend its newest checkpoint was
+    // rolled back or rewritten, and appending would bury that.
+    if let Some((file, rows)) =
+        checkpoint::guard::ledger_extends(&ledger, &cfg.checkpoints.dir, &signer.public())?
+    {
+        tracing::info!(rows, checkpoint = %file.display(), "the ledger extends its newest checkpoint");
     }
+    let key = LinkKey::load_or_create(&cfg.key_path)?;
+    let sealer = Arc::new(Sealer::load_or_create(
+        &cfg.seal_key_path,
+        cfg.seal_ratchet,
+    )?);
+    let mailer = Mailer::new(&cfg.mail)?;
+    Ok(Opened {
+        signer,
+        ledger,
+        key,
+        sealer,
+        mailer,
+    })
+}
 
-    async fn wait(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+/// The one listener, bound before the tool servers start.
+struct Listening {
+    /// MCP over HTTP's address, when agents are served over HTTP too.
+    http: Option<SocketAddr>,
+    listener: TcpListener,
+    bound: SocketAddr,
+    /// Where people reach the pages: `[web] public_url`, else the bound address.
+    base_url: String,
+}
+
+/// Bind the pages' listener; with MCP over HTTP, the approval pages share its listener.
+async fn listen(cfg: &Config, http_override: Option<&str>) -> anyhow::Result<Listening> {
+    let http = cfg
+        .http
+        .serving(http_override, &cfg.agents, cfg.oauth.is_some())
+        .map_err(anyhow::Error::msg)?;
+    let (bind, what) = match http {
+        Some(b) => (b, "http.bind"),
+        None => (cfg.web.bind, "web.bind"),
+    };
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind} ({what})"))?;
+    let bound = listener.local_addr()?;
+    let base_url = cfg
+        .web
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    Ok(Listening {
+        http,
+        listener,
+        bound,
+        base_url,
+    })
+}
+
+/// Connect to the tool servers (one that cannot be reached is logged) and check the conditions
+/// against the tools they serve.
+async fn connect_tool_servers(setup: &Setup) -> anyhow::Result<ToolServers> {
+    let (servers, problems) = ToolServers::connect(&setup.config.servers).await;
+    for p in &problems {
+        tracing::error!(server = %p.server, "{}", p.message);
     }
+    check_conditions(setup, &servers)?;
+    Ok(servers)
+}
+
+/// A condition on an argument a tool does not have could never hold: refuse to serve.
+fn check_conditions(setup: &Setup, servers: &ToolServers) -> anyhow::Result<()> {
+    let served = servers.tools();
+    let found = setup.validate_conditions(|server, tool| {
+        served
+            .route_of(server, tool)
+            .and_then(|t| t.definition.get("inputSchema"))
+    });
+    let errors: Vec<String> = found
+        .iter()
+        .filter(|d| d.severity == airlock::diag::Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    for d in found
+        .iter()
+        .filter(|d| d.severity != airlock::diag::Severity::Error)
+    {
+        tracing::warn!("{d}");
+    }
+    if !errors.is_empty() {
+        bail!(
+            "{}\n{} error(s) in conditions; nothing was started",
+            errors.join("\n"),
+            errors.len()
+        );
+    }
+    Ok(())
+}
+
+/// Append `gate_started`: a gate that cannot write to its ledger serves nothing.
+async fn record_start(
+    setup: &Setup,
+    opened: &Opened,
+    servers: &ToolServers,
+    listening: &Listening,
+) -> anyhow::Result<()> {
+    let cfg = &setup.config;
+    let started = row::GateStarted {
+        policy_version: setup.policy.version.clone(),
+        policy_file: setup.policy_path.display().to_string(),
+        actor: cfg.actor.clone(),
+        servers: servers
+            .status()
+            .into_iter()
+            .map(|(name, status)| row::ServerState { name, status })
+            .collect(),
+        tools: servers.tools().iter().map(|t| t.exposed.clone()).collect(),
+        web: row::WebAddress {
+            bound: listening.bound.to_string(),
+            public_url: listening.base_url.clone(),
+        },
+        mail: match &cfg.mail.transport {
+            MailTransport::Smtp(_) => "smtp".to_string(),
+            MailTransport::Outbox(d) => d.display().to_string(),
+        },
+        airlock_version: env!("CARGO_PKG_VERSION").to_string(),
+        signing_key: opened.signer.public_hex(),
+        generated_by: None,
+    };
+    opened
+        .ledger
+        .append(vec![NewRow::now("", Row::GateStarted(started))])
+        .await
+        .context("cannot write to the ledger; refusing to serve")?;
+    Ok(())
+}
+
+/// The CLI finds this gate in the runtime file; the instance nonce lets it tell this gate from
+/// whatever may hold the port after a crash before the CLI sends it a token. Returns the file
+/// and the nonce.
+fn write_runtime_file(cfg: &Config, bound: SocketAddr) -> (PathBuf, String) {
+    let runtime_file = runtime_file(&cfg.ledger_path);
+    let instance = uuid::Uuid::new_v4().to_string();
+    if let Err(e) = write_private(&runtime_file, &format!("http://{bound}\n{instance}\n")) {
+        tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
+    }
+    (runtime_file, instance)
+}
+
+/// The approval, review and pause pages, with who may decide on them.
+fn pages(
+    cfg: &Config,
+    opened: &Opened,
+    desk: &Desked,
+    instance: String,
+    base_url: &str,
+) -> anyhow::Result<Router> {
+    let deciders = Arc::new(
+        airlock::auth::Deciders::new(
+            cfg.sign_in.as_ref(),
+            desk.approvals.key(),
+            &cfg.key_path,
+            base_url,
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    let web = web::Web {
+        instance,
+        desk: desk.desk.clone(),
+        live: desk.live.clone(),
+        servers: desk.servers.clone(),
+        ledger: opened.ledger.clone(),
+        deciders,
+        sealer: opened.sealer.clone(),
+    };
+    Ok(web::app(Arc::new(web)))
+}
+
+/// Start writing checkpoints (the first one now), and say where they go.
+async fn start_checkpoints(cfg: &Config, opened: &Opened) -> anyhow::Result<checkpoint::Running> {
+    let auditor = cfg
+        .checkpoints
+        .mail_to
+        .as_ref()
+        .map(|_| opened.mailer.clone());
+    let checkpoints = checkpoint::start(
+        opened.ledger.clone(),
+        opened.signer.clone(),
+        &cfg.checkpoints,
+        auditor,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    match &cfg.checkpoints.witness {
+        Some(w) => {
+            tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), witness = %w, "checkpoints written and sent to the witness")
+        }
+        None => {
+            tracing::info!(dir = %cfg.checkpoints.dir.display(), origin = checkpoints.origin(), "checkpoints written; no [ledger] witness: a ledger rolled back together with its checkpoint directory would not be caught")
+        }
+    }
+    Ok(checkpoints)
+}
+
+/// Watch the tool servers and the setup's files. Returns the tasks in the order they stop:
+/// the watcher, the prober.
+fn start_watchers(
+    path: &Path,
+    seen: Fingerprint,
+    desk: &Desked,
+    ledger: &Arc<Ledger>,
+) -> [AbortHandle; 2] {
+    // Every tool server pinged every few seconds: one that stops answering is `down` in /readyz.
+    let prober = tokio::spawn(ToolServers::probe_every(
+        desk.servers.clone(),
+        airlock::mcp::downstream::health::PROBE_EVERY,
+    ));
+    // Edits to manifests and policy take effect when valid (file change or SIGHUP).
+    let watcher = tokio::spawn(live::watch(
+        path.to_path_buf(),
+        seen,
+        desk.live.clone(),
+        ledger.clone(),
+        desk.servers.clone(),
+        desk.approvals.clone(),
+        std::time::Duration::from_secs(1),
+    ));
+    [watcher.abort_handle(), prober.abort_handle()]
+}
+
+/// Say what is served, where people review, and the key the ledger is signed with.
+fn log_serving(setup: &Setup, opened: &Opened, desk: &Desked, base_url: &str) {
+    let Started {
+        approvals: pending,
+        held,
+        paused,
+    } = desk.waiting;
+    tracing::info!(tools = desk.servers.tools().len(), policy = %setup.policy.version, ledger = %opened.ledger.path().display(), approvals = %base_url, pending, held, paused, "airlock serving MCP on stdio");
+    tracing::info!(
+        "review page (held calls, unclassified tools, paused autopilot): reviewers get their own link by mail when a call is held, or from `airlock quarantine list --as EMAIL`"
+    );
+    tracing::info!(public_key = %opened.signer.public_hex(), "ledger signing key (verify with `airlock ledger verify --public-key`)");
+}
+
+/// The gate every call passes, after the keyed calls a previous run left unfinished are
+/// recorded. Returns it with its chores, in the order they stop: forgetting old call keys,
+/// counting refusals.
+async fn start_gate(
+    opened: &Opened,
+    desk: &Desked,
+) -> anyhow::Result<(Arc<Gate>, [AbortHandle; 2])> {
+    let gate = Arc::new(Gate::new(
+        desk.live.clone(),
+        opened.ledger.clone(),
+        desk.servers.clone(),
+        desk.forwarder.clone(),
+        desk.approvals.clone(),
+        desk.quarantine.clone(),
+        desk.pauses.clone(),
+    ));
+    // Keyed autopilot calls a previous run left without a result: "unknown", never run again.
+    if desk.shared.is_none() {
+        let unknown = gate
+            .record_unknown_key_results()
+            .await
+            .context("cannot record the outcome of keyed calls a previous run left unfinished")?;
+        if unknown > 0 {
+            tracing::warn!(
+                unknown,
+                "calls with an idempotency key were running when the previous run stopped: a repeat is told their outcome is unknown"
+            );
+        }
+    }
+    // Call keys past their retry window go, with any result kept under them (hourly).
+    let forgetter = tokio::spawn(
+        gate.clone()
+            .forget_every(std::time::Duration::from_secs(3600)),
+    );
+    // Refused calls over an agent's `refused_per_minute`: one count row a minute.
+    let counter = tokio::spawn(gate.clone().count_every_minute());
+    Ok((gate, [forgetter.abort_handle(), counter.abort_handle()]))
+}
+
+/// What listens for the agents besides stdio, and how to stop it.
+struct Listeners {
+    /// MCP over HTTP's address, when it is served.
+    http: Option<SocketAddr>,
+    /// Ends MCP over HTTP's sessions.
+    stop: CancellationToken,
+    /// The pages (and MCP over HTTP) listening.
+    web: AbortHandle,
+}
+
+/// Serve the pages, with MCP over HTTP beside them when it is configured. Returns the agents'
+/// server (for stdio) and the listeners.
+fn start_listeners(
+    cfg: &Config,
+    gate: &Arc<Gate>,
+    pages: Router,
+    listening: Listening,
+) -> (AgentServer, Listeners) {
+    let agent = AgentServer::new(gate.clone(), cfg.max_wait);
+    let stop = CancellationToken::new();
+    let router = match listening.http {
+        Some(_) => {
+            // OAuth agents: the issuer's keys fetched now, so a wrong [oauth] shows in the log at once.
+            let oauth = cfg.oauth.as_ref().map(|o| {
+                let resource = Arc::new(airlock::oauth::Resource::new(o.clone()));
+                let early = resource.clone();
+                tokio::spawn(async move { early.prefetch().await });
+                resource
+            });
+            let agents = airlock::identity::Agents::new(cfg.agents.clone());
+            pages.merge(airlock::mcp::http::router(
+                agent.clone(),
+                &cfg.http,
+                &cfg.limits,
+                agents,
+                oauth,
+                stop.clone(),
+            ))
+        }
+        None => pages,
+    };
+    let web = tokio::spawn(web::listen::serve(
+        listening.listener,
+        router,
+        web::listen::Bounds::of(&cfg.limits),
+    ));
+    if let Some(b) = listening.http {
+        tracing::info!(
+            agents = cfg.agents.len(),
+            oauth = cfg.oauth.as_ref().map(|o| o.issuer.as_str()),
+            "airlock serving MCP over streamable HTTP at http://{b}/mcp"
+        );
+    }
+    (
+        agent,
+        Listeners {
+            http: listening.http,
+            stop,
+            web: web.abort_handle(),
+        },
+    )
 }
 
 /// Write a file only its owner can read (replacing an old one).

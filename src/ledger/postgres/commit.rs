@@ -15,7 +15,7 @@ use postgres::{Client, Row, Statement};
 
 use super::super::backend::Committer;
 use super::super::batch::{
-    Finals, Planned, Results, accepted, check_conditions, plan, results, writes,
+    Finals, Planned, Results, Writes, accepted, check_conditions, plan, results, writes,
 };
 use super::super::change::Change;
 use super::super::head::Head;
@@ -112,6 +112,9 @@ impl Committer for PgSink {
     }
 }
 
+/// One batch in one transaction: the head locked, the batch's conditions checked against the
+/// stored values (locked too), the accepted changes' rows and states written, the approvals
+/// changed announced, committed.
 fn write(
     client: &mut Client,
     cache: &mut HashMap<String, Statement>,
@@ -124,109 +127,150 @@ fn write(
         tx: client.transaction().map_err(db)?,
         cache,
     };
+    let head = lock_head(&mut tx)?;
+    let stored = Stored::lock(&mut tx, batch).map_err(db)?;
+    let refusals = check_conditions(batch, &mut |t, key| Ok(stored.get(t, key)))?;
+    let accepted = accepted(batch, &refusals);
+    let signed = signed_calls(&mut tx, &accepted).map_err(db)?;
+    let planned = plan(head, &accepted, &mut |id| Ok(signed.contains(id)), signer)?;
+    write_rows(&mut tx, &planned).map_err(db)?;
+    let writes = writes(&accepted, &planned, signer)?;
+    write_states(&mut tx, writes, me).map_err(db)?;
+    tx.tx.commit().map_err(db)?;
+    Ok((planned.head, results(refusals, planned.seqs)))
+}
+
+/// The chain's head, its row locked: every replica's appends wait here, one after another.
+fn lock_head(tx: &mut Prepared<'_, '_>) -> Result<Head, String> {
     let head_text: Vec<u8> = tx
         .query_one(
             "SELECT value FROM airlock_meta WHERE key = 'head' FOR UPDATE",
             &[],
         )
-        .map_err(db)?
+        .map_err(|e| describe(&e))?
         .get(0);
-    let head = parse_head(&head_text)?;
-    // the desk's items a change is conditional on, locked while the batch's conditions are checked
-    let items = |table: Table| -> Vec<&str> {
-        batch
+    parse_head(&head_text)
+}
+
+/// What the batch's conditions are checked against, as stored now: the approvals, held calls
+/// and call keys a change is conditional on (locked until the transaction ends), and which of
+/// the calls it marks forwarded already have a mark.
+struct Stored {
+    approvals: HashMap<String, Vec<u8>>,
+    marked: HashSet<String>,
+    held: HashMap<String, Vec<u8>>,
+    keys: HashMap<String, Vec<u8>>,
+}
+
+impl Stored {
+    fn lock(tx: &mut Prepared<'_, '_>, batch: &[&Change]) -> Result<Stored, postgres::Error> {
+        let calls: Vec<&str> = batch
             .iter()
-            .flat_map(|c| c.conditions())
-            .filter(|(t, _, _)| *t == table)
-            .map(|(_, id, _)| id)
-            .collect()
-    };
-    let ids = items(Table::Approvals);
-    let calls: Vec<&str> = batch
-        .iter()
-        .flat_map(|c| &c.forwarded)
-        .map(|(id, _)| id.as_str())
-        .collect();
-    let states: HashMap<String, Vec<u8>> = if ids.is_empty() {
-        HashMap::new()
-    } else {
-        tx.query(
+            .flat_map(|c| &c.forwarded)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let approvals = values(
+            tx,
             "SELECT id, state FROM airlock_approvals WHERE id = ANY($1) FOR UPDATE",
-            &[&ids],
-        )
-        .map_err(db)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
-    };
-    let marked: HashSet<String> = if calls.is_empty() {
-        HashSet::new()
-    } else {
-        tx.query(
+            &conditioned(batch, Table::Approvals),
+        )?;
+        let marked = present(
+            tx,
             "SELECT call_id FROM airlock_forwarded WHERE call_id = ANY($1)",
-            &[&calls],
-        )
-        .map_err(db)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-    };
-    let held_ids = items(Table::Held);
-    let held: HashMap<String, Vec<u8>> = if held_ids.is_empty() {
-        HashMap::new()
-    } else {
-        tx.query(
+            &calls,
+        )?;
+        let held = values(
+            tx,
             "SELECT id, state FROM airlock_held WHERE id = ANY($1) FOR UPDATE",
-            &[&held_ids],
-        )
-        .map_err(db)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
-    };
-    let key_ids = items(Table::CallKeys);
-    let keys: HashMap<String, Vec<u8>> = if key_ids.is_empty() {
-        HashMap::new()
-    } else {
-        tx.query(
+            &conditioned(batch, Table::Held),
+        )?;
+        let keys = values(
+            tx,
             "SELECT key, entry FROM airlock_call_keys WHERE key = ANY($1) FOR UPDATE",
-            &[&key_ids],
-        )
-        .map_err(db)?
+            &conditioned(batch, Table::CallKeys),
+        )?;
+        Ok(Stored {
+            approvals,
+            marked,
+            held,
+            keys,
+        })
+    }
+
+    /// The stored value `check_conditions` compares with; a forwarded mark reads as empty.
+    fn get(&self, table: Table, key: &str) -> Option<Vec<u8>> {
+        match table {
+            Table::Approvals => self.approvals.get(key).cloned(),
+            Table::Held => self.held.get(key).cloned(),
+            Table::CallKeys => self.keys.get(key).cloned(),
+            _ => self.marked.contains(key).then(Vec::new),
+        }
+    }
+}
+
+/// The desk's items in `table` a change of the batch is conditional on.
+fn conditioned<'a>(batch: &[&'a Change], table: Table) -> Vec<&'a str> {
+    batch
+        .iter()
+        .flat_map(|c| c.conditions())
+        .filter(|(t, _, _)| *t == table)
+        .map(|(_, id, _)| id)
+        .collect()
+}
+
+/// The values a query selects (`key, value … WHERE key = ANY($1)`) by key; no query for no keys.
+fn values(
+    tx: &mut Prepared<'_, '_>,
+    sql: &str,
+    keys: &[&str],
+) -> Result<HashMap<String, Vec<u8>>, postgres::Error> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(tx
+        .query(sql, &[&keys])?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
-        .collect()
-    };
-    let refusals = check_conditions(batch, &mut |t, key| {
-        Ok(match t {
-            Table::Approvals => states.get(key).cloned(),
-            Table::Held => held.get(key).cloned(),
-            Table::CallKeys => keys.get(key).cloned(),
-            _ => marked.contains(key).then(Vec::new),
-        })
-    })?;
-    let accepted = accepted(batch, &refusals);
-    let row_calls: Vec<&str> = accepted
+        .collect())
+}
+
+/// Which of `keys` a query (`key … WHERE key = ANY($1)`) finds; no query for no keys.
+fn present(
+    tx: &mut Prepared<'_, '_>,
+    sql: &str,
+    keys: &[&str],
+) -> Result<HashSet<String>, postgres::Error> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(tx.query(sql, &[&keys])?.iter().map(|r| r.get(0)).collect())
+}
+
+/// The calls with rows in the accepted changes that are signed already (their later rows are too).
+fn signed_calls(
+    tx: &mut Prepared<'_, '_>,
+    accepted: &[&Change],
+) -> Result<HashSet<String>, postgres::Error> {
+    let calls: Vec<&str> = accepted
         .iter()
         .flat_map(|c| &c.rows)
         .filter(|r| !r.call_id.is_empty())
         .map(|r| r.call_id.as_str())
         .collect();
-    let signed: HashSet<String> = if row_calls.is_empty() {
-        HashSet::new()
-    } else {
-        tx.query(
-            "SELECT call_id FROM airlock_signed_calls WHERE call_id = ANY($1)",
-            &[&row_calls],
-        )
-        .map_err(db)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-    };
-    let planned = plan(head, &accepted, &mut |id| Ok(signed.contains(id)), signer)?;
-    write_rows(&mut tx, &planned).map_err(db)?;
-    let writes = writes(&accepted, &planned, signer)?;
+    present(
+        tx,
+        "SELECT call_id FROM airlock_signed_calls WHERE call_id = ANY($1)",
+        &calls,
+    )
+}
+
+/// Write every state table's final values (owned by `me`), then announce the approvals changed
+/// to the other replicas (`pg_notify`: delivered only if the transaction commits).
+fn write_states(
+    tx: &mut Prepared<'_, '_>,
+    writes: Writes<'_>,
+    me: &str,
+) -> Result<(), postgres::Error> {
     let notices: Vec<String> = writes
         .get(&Table::Approvals)
         .into_iter()
@@ -234,17 +278,15 @@ fn write(
         .map(|id| format!("{id} {me}"))
         .collect();
     for (table, finals) in writes {
-        put(&mut tx, table, Some(me), finals).map_err(db)?;
+        put(tx, table, Some(me), finals)?;
     }
     if !notices.is_empty() {
         tx.execute(
             "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n",
             &[&CHANNEL, &notices],
-        )
-        .map_err(db)?;
+        )?;
     }
-    tx.tx.commit().map_err(db)?;
-    Ok((planned.head, results(refusals, planned.seqs)))
+    Ok(())
 }
 
 fn parse_head(text: &[u8]) -> Result<Head, String> {
