@@ -48,6 +48,9 @@ struct Cli {
     /// Where the temporary directories go (default: the system's): the disk being measured.
     #[arg(long)]
     tmp: Option<PathBuf>,
+    /// Only Airlock's ledger (to profile it alone).
+    #[arg(long)]
+    only_airlock: bool,
 }
 
 /// This process's CPU time so far, every thread's, in nanoseconds.
@@ -295,14 +298,18 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let n = cli.calls;
-    let layers = [
-        fdatasync(dir.path(), n)?,
-        redb_commits(dir.path(), n, false, "redb, the rows alone")?,
-        redb_commits(dir.path(), n, true, "redb, a call's tables")?,
-        redb_on_a_thread(dir.path(), n, &rt)?,
-        signatures(n)?,
-        airlock_ledger(dir.path(), n, &rt)?,
-    ];
+    let layers = if cli.only_airlock {
+        vec![airlock_ledger(dir.path(), n, &rt)?]
+    } else {
+        vec![
+            fdatasync(dir.path(), n)?,
+            redb_commits(dir.path(), n, false, "redb, the rows alone")?,
+            redb_commits(dir.path(), n, true, "redb, a call's tables")?,
+            redb_on_a_thread(dir.path(), n, &rt)?,
+            signatures(n)?,
+            airlock_ledger(dir.path(), n, &rt)?,
+        ]
+    };
     println!(
         "ledger_floor: {n} calls a layer, one in flight, on {}",
         tmp.display()
