@@ -51,7 +51,9 @@ pub(super) struct Writer {
 
 /// What the ledger's callers and the writer thread share.
 pub(super) struct Shared {
-    writer: Mutex<Writer>,
+    /// Taken by the writer thread as it ends, so the committer (PostgreSQL's client blocks on
+    /// a runtime of its own when dropped) goes on that thread, never on a tokio worker.
+    writer: Mutex<Option<Writer>>,
     /// Requests queued and not yet taken, and how many of them somebody waits for.
     queued: AtomicUsize,
     waited: AtomicUsize,
@@ -66,7 +68,7 @@ impl Shared {
     pub(super) fn new(writer: Writer) -> Shared {
         let inline = writer.committer.commits_anywhere();
         Shared {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Some(writer)),
             queued: AtomicUsize::new(0),
             waited: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -112,11 +114,13 @@ impl Shared {
     /// writer thread.
     pub(super) fn lead(&self) {
         match self.writer.try_lock() {
-            Ok(mut w) => {
-                if w.commit_queued(self) {
+            Ok(mut guard) => {
+                if let Some(w) = guard.as_mut()
+                    && w.commit_queued(self)
+                {
                     w.batching.inline.fetch_add(1, Ordering::Relaxed);
                 }
-                drop(w);
+                drop(guard);
                 if self.queued.load(Ordering::SeqCst) > 0 {
                     self.ring();
                 }
@@ -133,7 +137,7 @@ impl Shared {
         self.ring();
     }
 
-    fn lock(&self) -> MutexGuard<'_, Writer> {
+    fn lock(&self) -> MutexGuard<'_, Option<Writer>> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -163,8 +167,12 @@ impl Shared {
                 self.queued.load(Ordering::SeqCst) > 0
             };
             if work {
-                self.lock().commit_queued(self);
+                if let Some(w) = self.lock().as_mut() {
+                    w.commit_queued(self);
+                }
             } else if self.closed.load(Ordering::SeqCst) {
+                // the committer ends here, on this thread
+                drop(self.lock().take());
                 return;
             }
         }
