@@ -77,13 +77,16 @@ impl std::future::IntoFuture for Pending {
     type Output = Result<Vec<u64>, LedgerError>;
     type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send>>;
 
-    fn into_future(mut self) -> Self::IntoFuture {
-        let (answer, lead) = (self.answer.take(), self.lead.take());
+    fn into_future(self) -> Self::IntoFuture {
+        // the whole `Pending` moves in: dropped before its first poll, it still rings
+        let mut pending = self;
         Box::pin(async move {
-            if let Some(shared) = lead {
+            if let Some(shared) = pending.lead.take() {
                 shared.lead();
             }
-            answer
+            pending
+                .answer
+                .take()
                 .ok_or(LedgerError::WriterGone)?
                 .await
                 .map_err(|_| LedgerError::WriterGone)?

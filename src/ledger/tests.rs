@@ -487,7 +487,7 @@ async fn tasks_committing_for_each_other_keep_every_task_s_order_and_lose_nothin
     assert!(report.first_bad.is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_task_awaiting_its_change_commits_it_when_nobody_else_commits() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(&dir.path().join("l.redb")).unwrap();

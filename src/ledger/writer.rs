@@ -30,6 +30,13 @@ const MAX_BATCH: usize = 512;
 /// Longest a change nobody waits for is held back for a change somebody waits for, so that
 /// both share one commit (one sync instead of two).
 const LAZY_WAIT: Duration = Duration::from_millis(2);
+/// How long the writer thread waits when a request is counted but not yet in the queue.
+const NOT_YET_SENT: Duration = Duration::from_micros(200);
+
+/// Whether the current tokio runtime has more than one worker (none: no).
+fn several_workers() -> bool {
+    tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_workers() > 1)
+}
 
 /// A change queued for commit, and where its result goes.
 pub(super) struct Request {
@@ -87,9 +94,11 @@ impl Shared {
     }
 
     /// A counted request is queued: ring for the writer thread, unless the task awaiting it
-    /// will try to commit it (the answer).
+    /// will try to commit it (the answer). Only on a runtime with another worker to run the
+    /// rest meanwhile: on one worker (a one-CPU machine, `current_thread`) a commit on it would
+    /// stop every task for the sync, and each would then commit alone (no group commit).
     pub(super) fn queued(&self, lazy: bool) -> bool {
-        let leads = self.inline && !lazy;
+        let leads = self.inline && !lazy && several_workers();
         if !leads {
             self.ring();
         }
@@ -116,7 +125,7 @@ impl Shared {
         match self.writer.try_lock() {
             Ok(mut guard) => {
                 if let Some(w) = guard.as_mut()
-                    && w.commit_queued(self)
+                    && w.commit_queued(self) == Some(true)
                 {
                     w.batching.inline.fetch_add(1, Ordering::Relaxed);
                 }
@@ -125,9 +134,9 @@ impl Shared {
                     self.ring();
                 }
             }
-            Err(TryLockError::WouldBlock) => self.ring(),
-            // a commit panicked: the writer thread carries on with the state as it was
-            Err(TryLockError::Poisoned(_)) => self.ring(),
+            // somebody commits, or (poisoned) something outside a commit panicked: the writer
+            // thread carries on with the state as it was
+            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => self.ring(),
         }
     }
 
@@ -167,8 +176,11 @@ impl Shared {
                 self.queued.load(Ordering::SeqCst) > 0
             };
             if work {
-                if let Some(w) = self.lock().as_mut() {
-                    w.commit_queued(self);
+                let took = self.lock().as_mut().and_then(|w| w.commit_queued(self));
+                if took.is_none() {
+                    // counted but not yet sent: let its sender finish instead of spinning
+                    let bell = self.bell.lock().unwrap_or_else(PoisonError::into_inner);
+                    drop(self.rung.wait_timeout(bell, NOT_YET_SENT));
                 }
             } else if self.closed.load(Ordering::SeqCst) {
                 // the committer ends here, on this thread
@@ -195,26 +207,33 @@ fn drain(w: &Writer, shared: &Shared) -> Vec<Request> {
 }
 
 impl Writer {
-    /// Commit what is queued (up to [`MAX_BATCH`]) as one batch and release its callers;
-    /// whether a transaction was made.
-    fn commit_queued(&mut self, shared: &Shared) -> bool {
+    /// Commit what is queued (up to [`MAX_BATCH`]) as one batch and release its callers:
+    /// `None` when nothing was queued, else whether a transaction committed.
+    fn commit_queued(&mut self, shared: &Shared) -> Option<bool> {
         let batch = drain(self, shared);
+        if batch.is_empty() {
+            return None;
+        }
         if batch.iter().all(|r| r.change.is_empty()) {
             for req in batch {
                 let _ = req.reply.send(Ok(Vec::new()));
             }
-            return false;
+            return Some(false);
         }
         let started = std::time::Instant::now();
         let changes: Vec<&Change> = batch.iter().map(|r| &r.change).collect();
-        let committed = self
-            .committer
-            .commit(self.head, self.signer.as_ref(), &changes);
+        // a panic in the backend is a failed commit: its callers are told, nobody waits forever,
+        // and the lock is not poisoned (the head moves only after a commit returned)
+        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.committer
+                .commit(self.head, self.signer.as_ref(), &changes)
+        }))
+        .unwrap_or_else(|panic| Err(format!("the commit panicked: {}", panic_text(&*panic))));
         drop(changes);
         match committed {
             Ok((head, seqs)) => {
-                crate::metrics::global().commit(started.elapsed().as_secs_f64(), batch.len());
                 self.head = head;
+                crate::metrics::global().commit(started.elapsed().as_secs_f64(), batch.len());
                 let rows: usize = seqs.iter().flatten().map(Vec::len).sum();
                 let b = &self.batching;
                 b.commits.fetch_add(1, Ordering::Relaxed);
@@ -224,6 +243,7 @@ impl Writer {
                 for (req, s) in batch.into_iter().zip(seqs) {
                     let _ = req.reply.send(s);
                 }
+                Some(true)
             }
             Err(message) => {
                 tracing::error!(path = %self.path.display(), %message, "ledger commit failed; the calls in it will not run");
@@ -234,8 +254,20 @@ impl Writer {
                         message: message.clone(),
                     }));
                 }
+                Some(false)
             }
         }
-        true
     }
 }
+
+/// A panic's message, for the error its callers get.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+#[cfg(test)]
+mod tests;
