@@ -32,7 +32,10 @@ use clap::Parser;
 use redb::{Database, Durability, TableDefinition};
 use serde_json::json;
 
-use airlock::ledger::{Change, Ledger, NewRow, Row, row};
+#[path = "common/rows.rs"]
+mod rows;
+
+use airlock::ledger::{Change, Ledger, NewRow};
 use airlock::signing::Signer;
 
 const ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
@@ -106,43 +109,13 @@ fn measure(
 
 /// The rows of one allowed call, as the gate writes them (an echo on the demo shop).
 fn call_rows(call_id: &str) -> (Vec<NewRow>, NewRow) {
-    let args = json!({"text": "hi"});
-    let proposal = row::Proposal {
-        tool: "echo".into(),
-        server: Some("shop".into()),
-        tool_name: Some("echo".into()),
-        arguments_sha256: airlock::canonical::sha256_hex(args.to_string().as_bytes()),
-        arguments: args,
-        meta: None,
-        actor: "agent:bench".into(),
-        redacted: None,
-        arguments_preview: None,
-        arguments_cut: None,
-        arguments_bytes: None,
-    };
-    let verdict = row::Verdict {
-        verdict: row::Decided::Allow,
-        class: Some("read_only".into()),
-        rule: "classes.read_only".into(),
-        reasons: vec![json!({"code": "class_allows", "class": "read_only"})],
-        policy_version: "bench.1".into(),
-        charges: Vec::new(),
-        review_roles: Vec::new(),
-        explanation:
-            "class `read_only` allows autopilot (rule `classes.read_only`, policy bench.1)".into(),
-        signed: false,
-    };
-    let outcome = row::Outcome {
-        result_sha256: Some(airlock::canonical::sha256_hex(call_id.as_bytes())),
-        duration_us: Some(120),
-        ..row::Outcome::of(row::OutcomeStatus::Ok)
-    };
-    (
-        vec![
-            NewRow::now(call_id, Row::Proposal(proposal)),
-            NewRow::now(call_id, Row::Verdict(verdict)),
-        ],
-        NewRow::now(call_id, Row::Outcome(outcome)),
+    rows::call_rows(
+        call_id,
+        "echo",
+        json!({"text": "hi"}),
+        ("agent:bench", "bench.1"),
+        false,
+        call_id.as_bytes(),
     )
 }
 

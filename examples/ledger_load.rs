@@ -25,7 +25,10 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde_json::json;
 
-use airlock::ledger::{Change, Ledger, NewRow, Row, row};
+#[path = "common/rows.rs"]
+mod rows;
+
+use airlock::ledger::{Change, Ledger, NewRow, Row};
 use airlock::signing::Signer;
 
 #[derive(Debug, Parser)]
@@ -72,42 +75,13 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 /// The rows of one allowed call, sized like the gate's (a search on the demo shop).
 fn call_rows(call_id: &str, n: u64, signed: bool) -> (Vec<NewRow>, NewRow) {
     let args = json!({"query": format!("A-{}", 1000 + n % 5)});
-    let proposal = row::Proposal {
-        tool: "search_orders".into(),
-        server: Some("shop".into()),
-        tool_name: Some("search_orders".into()),
-        arguments_sha256: airlock::canonical::sha256_hex(args.to_string().as_bytes()),
-        arguments: args,
-        meta: None,
-        actor: "agent:load".into(),
-        redacted: None,
-        arguments_preview: None,
-        arguments_cut: None,
-        arguments_bytes: None,
-    };
-    let verdict = row::Verdict {
-        verdict: row::Decided::Allow,
-        class: Some("read_only".into()),
-        rule: "classes.read_only".into(),
-        reasons: vec![json!({"code": "class_allows", "class": "read_only"})],
-        policy_version: "load.1".into(),
-        charges: Vec::new(),
-        review_roles: Vec::new(),
-        explanation: "class `read_only` allows autopilot (rule `classes.read_only`, policy load.1)"
-            .into(),
+    rows::call_rows(
+        call_id,
+        "search_orders",
+        args,
+        ("agent:load", "load.1"),
         signed,
-    };
-    let outcome = row::Outcome {
-        result_sha256: Some(airlock::canonical::sha256_hex(&n.to_le_bytes())),
-        duration_us: Some(412),
-        ..row::Outcome::of(row::OutcomeStatus::Ok)
-    };
-    (
-        vec![
-            NewRow::now(call_id, Row::Proposal(proposal)),
-            NewRow::now(call_id, Row::Verdict(verdict)),
-        ],
-        NewRow::now(call_id, Row::Outcome(outcome)),
+        &n.to_le_bytes(),
     )
 }
 
