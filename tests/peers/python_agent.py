@@ -179,7 +179,12 @@ def describe(exc: BaseException) -> str:
         return "; ".join(describe(e) for e in exc.exceptions)
     if isinstance(exc, MCPError):
         return f"JSON-RPC error {exc.code}: {exc.message}"
-    return f"{type(exc).__name__}: {exc}"
+    # an HTTP failure names the request it was (which server, which step)
+    try:
+        where = f" ({exc.request.method} {exc.request.url})"  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        where = ""
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def main() -> None:
