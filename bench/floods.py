@@ -377,6 +377,22 @@ def pool(n, conc, work):
 # ---- the floods -----------------------------------------------------------------------------
 
 
+def read_answers(sel, timeout, drop):
+    """Wait up to `timeout` for the held connections: each that answered or closed is dropped
+    with what it said (the first line of the answer) or how it ended."""
+    for key, _ in sel.select(timeout=timeout):
+        s = key.fileobj
+        try:
+            got = s.recv(256)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError as e:
+            drop(s, f"reset ({type(e).__name__})")
+            continue
+        first = got.split(b"\r\n", 1)[0].decode("latin-1")
+        drop(s, f"answered `{first}` and closed" if got else "closed without answering")
+
+
 def flood_slowloris(a, notes, shared=False):
     """Slow-loris from SLOW_FROM (and SLOW_SOURCES − 1 more addresses); `shared`: from 127.0.0.1,
     the probes' own address, as every client behind one proxy."""
@@ -431,17 +447,7 @@ def flood_slowloris(a, notes, shared=False):
     tick, line = time.monotonic() + every, 0
     peak_live = len(live)
     while time.monotonic() < end:
-        for key, _ in sel.select(timeout=max(0.0, min(tick, end) - time.monotonic())):
-            s = key.fileobj
-            try:
-                got = s.recv(256)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError as e:
-                drop(s, f"reset ({type(e).__name__})")
-                continue
-            first = got.split(b"\r\n", 1)[0].decode("latin-1")
-            drop(s, f"answered `{first}` and closed" if got else "closed without answering")
+        read_answers(sel, max(0.0, min(tick, end) - time.monotonic()), drop)
         if time.monotonic() >= tick and time.monotonic() < end:
             line += 1
             for s in list(live):
@@ -539,17 +545,7 @@ def flood_drip(a, notes):
     end = time.monotonic() + hold
     tick = time.monotonic() + every
     while time.monotonic() < end:
-        for key, _ in sel.select(timeout=max(0.0, min(tick, end) - time.monotonic())):
-            s = key.fileobj
-            try:
-                got = s.recv(256)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError as e:
-                drop(s, f"reset ({type(e).__name__})")
-                continue
-            first = got.split(b"\r\n", 1)[0].decode("latin-1")
-            drop(s, f"answered `{first}` and closed" if got else "closed without answering")
+        read_answers(sel, max(0.0, min(tick, end) - time.monotonic()), drop)
         if time.monotonic() >= tick and time.monotonic() < end:
             for s in list(live):
                 try:

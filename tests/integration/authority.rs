@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::review::{REVIEWER, held_id};
 use crate::smtp::{get, post};
-use crate::support::{REPO, World, is_error, review_post, text};
+use crate::support::{REPO, World, is_error, review_post, text, unfold};
 
 /// The demo shop and the shipped policy ([review] role = ops), with refunds over 100.00 held
 /// for the CFO (a condition naming role `cfo`, quarantined when it fails) and `echo` described
@@ -136,7 +136,7 @@ async fn a_held_call_mails_the_review_role_a_personal_link_that_works_and_a_fore
             && mail.contains("End of the agent's text."),
         "the agent's words are marked as the agent's: {mail}"
     );
-    let unfolded = mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let unfolded = unfold(&mail);
     let link = unfolded
         .split_whitespace()
         .find(|t| t.contains("/review/"))

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::agents::{serve, token};
 use crate::smtp::{free_port, http};
-use crate::support::{Witness, World};
+use crate::support::{Witness, World, unfold};
 
 /// Serve `w` for `n` allowed calls, then stop cleanly.
 pub async fn calls(w: &World, n: usize) {
@@ -199,10 +199,7 @@ async fn approval_mail_carries_the_newest_checkpoint_so_the_approvers_mailbox_wi
         .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
         .next()
         .expect("the approval mail");
-    let mail = mail
-        .replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=");
+    let mail = unfold(&mail);
     let line = mail
         .lines()
         .find(|l| l.starts_with("Ledger checkpoint"))

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{World, is_error, text};
+use crate::support::{World, is_error, outbox_mails, text};
 
 const POLICY: &str = r#"version = "conditions-1"
 [classes]
@@ -99,26 +99,16 @@ async fn a_refund_under_the_threshold_runs_and_one_over_it_waits_for_approval() 
         ["refund_order", "send_customer_email"]
     );
     // the envelope (and so the mail and page) names the failed condition as the reason
-    let mails: Vec<String> = std::fs::read_dir(w.path("outbox"))
-        .expect("outbox")
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .collect();
-    let unfold = |m: &String| {
-        m.replace("=\r\n", "")
-            .replace("=\n", "")
-            .replace("=3D", "=")
-    };
+    let mails = outbox_mails(&w);
     assert!(
         mails
             .iter()
-            .map(unfold)
             .any(|m| m.contains("/amount_cents = 20000 is not <= 10000")),
         "{mails:?}"
     );
     assert!(
         mails
             .iter()
-            .map(unfold)
             .any(|m| m.contains("/to = \"eve@evil.com\" is not addresses at example.com")),
         "{mails:?}"
     );
@@ -259,15 +249,8 @@ async fn an_edit_that_would_need_another_role_is_refused_on_the_approval_page() 
     assert!(text(&r).contains("role `finance`"), "{}", text(&r));
     let mut link = None;
     for _ in 0..100 {
-        let mail = std::fs::read_dir(w.path("outbox"))
+        let mail = outbox_mails(&w)
             .into_iter()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-            .map(|m| {
-                m.replace("=\r\n", "")
-                    .replace("=\n", "")
-                    .replace("=3D", "=")
-            })
             .find(|m| m.contains("finance@example.com"));
         if let Some(m) = mail {
             // the summary leads: the subject, and the body's first line

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::signin::{SignInWorld, form, pairs, sign_in_world_as};
 use crate::support::signin::{Browser, SECRET_ENV, outbox_links};
-use crate::support::{World, is_error, text};
+use crate::support::{World, is_error, outbox_mails, text};
 
 const CARD: &str = "4111111111111111";
 /// A long fragment of it: nothing but the signed-in approver's page may carry even this much.
@@ -21,17 +21,7 @@ fn shows_none(what: &str, text: &str) {
 
 /// Every mail in the world's `.eml` outbox, quoted-printable soft breaks and `=3D` undone.
 fn outbox(w: &World) -> String {
-    std::fs::read_dir(w.path("outbox"))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .map(|m| {
-            m.replace("=\r\n", "")
-                .replace("=\n", "")
-                .replace("=3D", "=")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    outbox_mails(w).join("\n")
 }
 
 #[ignore = "needs npm oidc-provider; scripts/test runs it"]
