@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use super::file::duration_or;
+use super::file::{ClassRuleFile, duration_or};
 use super::{
     ClassRule, DEFAULT_TIMEOUT, FailPath, OnTimeout, PathKind, Policy, PolicyFile,
     REFUSED_PER_MINUTE_DEFAULT, RETENTION_DEFAULT, RETENTION_SIGNED, RETRY_WINDOW_DEFAULT, Role,
     SignIn, looks_like_email, parse_retention,
 };
+use serde_spanned::Spanned;
 
 use crate::diag::{Diagnostic, Source};
 
@@ -137,189 +138,242 @@ fn compile_classes(
 ) -> BTreeMap<String, ClassRule> {
     let mut classes = BTreeMap::new();
     for (name, rule) in &file.classes {
-        let key = format!("classes.{name}");
-        let r = rule.get_ref();
-        let role = r.role.as_ref().map(|s| s.get_ref().clone());
-        if let Some(role_s) = &r.role {
-            if !roles.contains_key(role_s.get_ref()) {
-                errors.push(src.error(
-                    Some(role_s.span()),
-                    &format!("{key}.role"),
-                    format!(
-                        "unknown role `{}` (define it under [roles])",
-                        role_s.get_ref()
-                    ),
-                ));
-            }
-        }
-        let retry_window = duration_or(
-            src,
-            &r.retry_window,
-            &format!("{key}.retry_window"),
-            RETRY_WINDOW_DEFAULT,
-            errors,
-        );
-        let timeout = duration_or(
-            src,
-            &r.timeout,
-            &format!("{key}.timeout"),
-            DEFAULT_TIMEOUT,
-            errors,
-        );
-        if r.path == PathKind::Approve && role.is_none() {
-            errors.push(src.error(
-                Some(rule.span()),
-                &format!("{key}.role"),
-                "path `approve` needs a `role` to ask",
-            ));
-        }
-        let on_fail = match (r.on_fail, &role) {
-            (Some(FailPath::Approve), None) => {
-                errors.push(src.error(
-                    Some(rule.span()),
-                    &format!("{key}.on_fail"),
-                    "`on_fail = \"approve\"` needs a `role`",
-                ));
-                FailPath::Quarantine
-            }
-            (Some(p), _) => p,
-            (None, Some(_)) => FailPath::Approve,
-            (None, None) => FailPath::Quarantine,
-        };
-        if r.on_timeout == OnTimeout::Escalate {
-            let has_senior = role
-                .as_ref()
-                .and_then(|n| roles.get(n))
-                .is_some_and(|ro| ro.escalate_to.is_some());
-            if role.is_some() && !has_senior {
-                errors.push(src.error(
-                    Some(rule.span()),
-                    &format!("{key}.on_timeout"),
-                    "`escalate` needs the role to name `escalate_to`",
-                ));
-            }
-        }
-        let min_approvals = r.min_approvals.unwrap_or(1);
-        if min_approvals == 0 {
-            errors.push(src.error(
-                Some(rule.span()),
-                &format!("{key}.min_approvals"),
-                "must be at least 1",
-            ));
-        }
-        if let Some(n) = role
-            .as_ref()
-            .and_then(|ro| roles.get(ro))
-            .map(|ro| ro.emails.len())
-        {
-            if (min_approvals as usize) > n {
-                errors.push(src.error(
-                    Some(rule.span()),
-                    &format!("{key}.min_approvals"),
-                    format!(
-                        "{min_approvals} approvals needed but role `{}` has {n} address(es)",
-                        role.as_deref().unwrap_or("")
-                    ),
-                ));
-            }
-        }
-        let mut conditions = Vec::new();
-        for (j, c) in r.conditions.iter().enumerate() {
-            match crate::condition::compile(c) {
-                Ok(c) => {
-                    if let Some(role) = &c.role {
-                        if !roles.contains_key(role) {
-                            errors.push(src.error(
-                                Some(rule.span()),
-                                &format!("{key}.conditions[{j}].role"),
-                                format!("unknown role `{role}`"),
-                            ));
-                        }
-                    }
-                    conditions.push(c)
-                }
-                Err(msg) => errors.push(src.error(
-                    Some(rule.span()),
-                    &format!("{key}.conditions[{j}]"),
-                    msg,
-                )),
-            }
-        }
-        let mut limits = Vec::new();
-        for (j, l) in r.limits.iter().enumerate() {
-            let at = format!("{key}.limits[{j}]");
-            match crate::drift::compile(l) {
-                Ok(l) => {
-                    match l.notify.as_ref().or(role.as_ref()) {
-                        Some(n) if !roles.contains_key(n) => errors.push(src.error(
-                            Some(rule.span()),
-                            &format!("{at}.notify"),
-                            format!("unknown role `{n}`"),
-                        )),
-                        None => errors.push(src.error(
-                            Some(rule.span()),
-                            &format!("{at}.notify"),
-                            "a limit needs a role to tell when it pauses autopilot: set `notify` or the class's `role`",
-                        )),
-                        Some(_) => {}
-                    }
-                    limits.push(l);
-                }
-                Err(msg) => errors.push(src.error(Some(rule.span()), &at, msg)),
-            }
-        }
-        let at = (src, &key[..], rule.span());
-        let signed = switch(
-            at.clone(),
-            "signed",
-            &r.signed,
-            SIGNED_BY_NAME,
-            name,
-            errors,
-        );
-        let retention = match &r.retention {
-            None if signed => RETENTION_SIGNED,
-            None => RETENTION_DEFAULT,
-            Some(t) => parse_retention(t).unwrap_or_else(|msg| {
-                errors.push(src.error(Some(rule.span()), &format!("{key}.retention"), msg));
-                RETENTION_SIGNED
-            }),
-        };
-        if let Some(j) = crate::drift::duplicate(&limits) {
-            errors.push(src.error(
-                Some(rule.span()),
-                &format!("{key}.limits[{j}]"),
-                "counts the same thing over the same window as an earlier limit; keep one",
-            ));
-        }
-        classes.insert(
-            name.clone(),
-            ClassRule {
-                path: r.path,
-                role,
-                timeout,
-                on_timeout: r.on_timeout,
-                require_evidence: r.require_evidence,
-                require_reversal: switch(
-                    at,
-                    "require_reversal",
-                    &r.require_reversal,
-                    REVERSAL_BY_NAME,
-                    name,
-                    errors,
-                ),
-                on_fail,
-                min_approvals: min_approvals.max(1),
-                conditions,
-                limits,
-                signed,
-                retention,
-                retry_window,
-                second_factor: r.second_factor,
-            },
-        );
+        let class = compile_class(src, name, rule, roles, errors);
+        classes.insert(name.clone(), class);
     }
     classes
+}
+
+/// One class, its problems reported in the order its keys are checked.
+fn compile_class(
+    src: &Source,
+    name: &str,
+    rule: &Spanned<ClassRuleFile>,
+    roles: &BTreeMap<String, Role>,
+    errors: &mut Vec<Diagnostic>,
+) -> ClassRule {
+    let key = format!("classes.{name}");
+    let r = rule.get_ref();
+    let role = r.role.as_ref().map(|s| s.get_ref().clone());
+    if let Some(role_s) = &r.role
+        && !roles.contains_key(role_s.get_ref())
+    {
+        errors.push(src.error(
+            Some(role_s.span()),
+            &format!("{key}.role"),
+            format!(
+                "unknown role `{}` (define it under [roles])",
+                role_s.get_ref()
+            ),
+        ));
+    }
+    let retry_window = duration_or(
+        src,
+        &r.retry_window,
+        &format!("{key}.retry_window"),
+        RETRY_WINDOW_DEFAULT,
+        errors,
+    );
+    let timeout = duration_or(
+        src,
+        &r.timeout,
+        &format!("{key}.timeout"),
+        DEFAULT_TIMEOUT,
+        errors,
+    );
+    let at = (src, &key[..], rule.span());
+    let on_fail = approval_rules(at.clone(), r, role.as_deref(), roles, errors);
+    let min_approvals = min_approvals(at.clone(), r, role.as_deref(), roles, errors);
+    let conditions = class_conditions(at.clone(), r, roles, errors);
+    let limits = class_limits(at.clone(), r, role.as_deref(), roles, errors);
+    let signed = switch(
+        at.clone(),
+        "signed",
+        &r.signed,
+        SIGNED_BY_NAME,
+        name,
+        errors,
+    );
+    let retention = match &r.retention {
+        None if signed => RETENTION_SIGNED,
+        None => RETENTION_DEFAULT,
+        Some(t) => parse_retention(t).unwrap_or_else(|msg| {
+            errors.push(src.error(Some(rule.span()), &format!("{key}.retention"), msg));
+            RETENTION_SIGNED
+        }),
+    };
+    if let Some(j) = crate::drift::duplicate(&limits) {
+        errors.push(src.error(
+            Some(rule.span()),
+            &format!("{key}.limits[{j}]"),
+            "counts the same thing over the same window as an earlier limit; keep one",
+        ));
+    }
+    ClassRule {
+        path: r.path,
+        role,
+        timeout,
+        on_timeout: r.on_timeout,
+        require_evidence: r.require_evidence,
+        require_reversal: switch(
+            at,
+            "require_reversal",
+            &r.require_reversal,
+            REVERSAL_BY_NAME,
+            name,
+            errors,
+        ),
+        on_fail,
+        min_approvals,
+        conditions,
+        limits,
+        signed,
+        retention,
+        retry_window,
+        second_factor: r.second_factor,
+    }
+}
+
+/// Where a class's problems are reported: the file, the class's key, its span.
+type At<'a> = (&'a Source, &'a str, std::ops::Range<usize>);
+
+/// What asking a person needs: `approve` (as path or `on_fail`) a role, `escalate` a role with
+/// `escalate_to`. The path a failed requirement takes.
+fn approval_rules(
+    (src, key, span): At<'_>,
+    r: &ClassRuleFile,
+    role: Option<&str>,
+    roles: &BTreeMap<String, Role>,
+    errors: &mut Vec<Diagnostic>,
+) -> FailPath {
+    if r.path == PathKind::Approve && role.is_none() {
+        errors.push(src.error(
+            Some(span.clone()),
+            &format!("{key}.role"),
+            "path `approve` needs a `role` to ask",
+        ));
+    }
+    let on_fail = match (r.on_fail, role) {
+        (Some(FailPath::Approve), None) => {
+            errors.push(src.error(
+                Some(span.clone()),
+                &format!("{key}.on_fail"),
+                "`on_fail = \"approve\"` needs a `role`",
+            ));
+            FailPath::Quarantine
+        }
+        (Some(p), _) => p,
+        (None, Some(_)) => FailPath::Approve,
+        (None, None) => FailPath::Quarantine,
+    };
+    if r.on_timeout == OnTimeout::Escalate {
+        let has_senior = role
+            .and_then(|n| roles.get(n))
+            .is_some_and(|ro| ro.escalate_to.is_some());
+        if role.is_some() && !has_senior {
+            errors.push(src.error(
+                Some(span),
+                &format!("{key}.on_timeout"),
+                "`escalate` needs the role to name `escalate_to`",
+            ));
+        }
+    }
+    on_fail
+}
+
+/// `min_approvals`: at least 1, and no more than the role has addresses.
+fn min_approvals(
+    (src, key, span): At<'_>,
+    r: &ClassRuleFile,
+    role: Option<&str>,
+    roles: &BTreeMap<String, Role>,
+    errors: &mut Vec<Diagnostic>,
+) -> u32 {
+    let min_approvals = r.min_approvals.unwrap_or(1);
+    if min_approvals == 0 {
+        errors.push(src.error(
+            Some(span.clone()),
+            &format!("{key}.min_approvals"),
+            "must be at least 1",
+        ));
+    }
+    if let Some(n) = role.and_then(|ro| roles.get(ro)).map(|ro| ro.emails.len())
+        && (min_approvals as usize) > n
+    {
+        errors.push(src.error(
+            Some(span),
+            &format!("{key}.min_approvals"),
+            format!(
+                "{min_approvals} approvals needed but role `{}` has {n} address(es)",
+                role.unwrap_or("")
+            ),
+        ));
+    }
+    min_approvals.max(1)
+}
+
+/// The class's conditions, compiled; a role one names must exist.
+fn class_conditions(
+    (src, key, span): At<'_>,
+    r: &ClassRuleFile,
+    roles: &BTreeMap<String, Role>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<crate::condition::Condition> {
+    let mut conditions = Vec::new();
+    for (j, c) in r.conditions.iter().enumerate() {
+        match crate::condition::compile(c) {
+            Ok(c) => {
+                if let Some(role) = &c.role
+                    && !roles.contains_key(role)
+                {
+                    errors.push(src.error(
+                        Some(span.clone()),
+                        &format!("{key}.conditions[{j}].role"),
+                        format!("unknown role `{role}`"),
+                    ));
+                }
+                conditions.push(c)
+            }
+            Err(msg) => {
+                errors.push(src.error(Some(span.clone()), &format!("{key}.conditions[{j}]"), msg))
+            }
+        }
+    }
+    conditions
+}
+
+/// The class's rate limits, compiled; each needs a role to tell (its `notify`, else the class's).
+fn class_limits(
+    (src, key, span): At<'_>,
+    r: &ClassRuleFile,
+    role: Option<&str>,
+    roles: &BTreeMap<String, Role>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<crate::drift::Limit> {
+    let mut limits = Vec::new();
+    for (j, l) in r.limits.iter().enumerate() {
+        let at = format!("{key}.limits[{j}]");
+        match crate::drift::compile(l) {
+            Ok(l) => {
+                match l.notify.as_deref().or(role) {
+                    Some(n) if !roles.contains_key(n) => errors.push(src.error(
+                        Some(span.clone()),
+                        &format!("{at}.notify"),
+                        format!("unknown role `{n}`"),
+                    )),
+                    None => errors.push(src.error(
+                        Some(span.clone()),
+                        &format!("{at}.notify"),
+                        "a limit needs a role to tell when it pauses autopilot: set `notify` or the class's `role`",
+                    )),
+                    Some(_) => {}
+                }
+                limits.push(l);
+            }
+            Err(msg) => errors.push(src.error(Some(span.clone()), &at, msg)),
+        }
+    }
+    limits
 }
 
 /// Classes whose rows are signed when the policy does not write `signed` (an older default).
