@@ -13,9 +13,11 @@
 //!   the caller handing it over through a channel and waiting for the answer on a tokio oneshot,
 //!   as the ledger's callers do (the cost of the hand-over, with no chain, JSON or signature);
 //! - `Ed25519 head signature`: one signature over a head, as each commit signs one;
-//! - `Airlock's ledger`: the library's `Ledger` (writer thread, chain, hashes, head signature)
-//!   in the gate's pattern: the proposal, verdict and mark submitted and awaited, the outcome
-//!   queued without waiting (it rides the next commit).
+//! - `Airlock's ledger`: the library's `Ledger` (chain, hashes, head signature) in the gate's
+//!   pattern: the proposal, verdict and mark submitted and awaited, the outcome queued without
+//!   waiting (it rides the next commit) — once on a tokio runtime of one worker (every commit
+//!   the writer thread's) and once on two workers, as `airlock serve` runs on two cores (the
+//!   awaiting task commits when nobody else is committing).
 //!
 //! Wall time per call (p50, p99) and this process's CPU per call (every thread's, from
 //! `/proc/self/task/*/schedstat`). It opens only ledgers it creates, and removes them.
@@ -41,6 +43,9 @@ use airlock::signing::Signer;
 const ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const FORWARDED: TableDefinition<&str, &[u8]> = TableDefinition::new("forwarded");
+
+const GATE: &str = "Airlock's ledger (the gate's pattern, two workers)";
+const WRITER_THREAD: &str = "Airlock's ledger, one worker (writer thread only)";
 
 #[derive(Debug, Parser)]
 #[command(about = "What one call's durable record costs, layer by layer")]
@@ -235,25 +240,40 @@ fn signatures(calls: usize) -> anyhow::Result<Layer> {
     })
 }
 
-fn airlock_ledger(dir: &Path, calls: usize, rt: &tokio::runtime::Runtime) -> anyhow::Result<Layer> {
-    let ledger = Ledger::open_signed(&dir.join("airlock.redb"), Some(Signer::from_seed([9; 32])))?;
-    let layer = measure("Airlock's ledger (the gate's pattern)", calls, |_| {
+/// Airlock's ledger in the gate's pattern, on `rt`: on a runtime with two workers (as `airlock
+/// serve` has on two cores) the awaiting task commits, on one every commit is the writer thread's.
+fn airlock_ledger(
+    dir: &Path,
+    calls: usize,
+    rt: &tokio::runtime::Runtime,
+    name: &'static str,
+) -> anyhow::Result<Layer> {
+    let file = if name == GATE {
+        "gate.redb"
+    } else {
+        "writer.redb"
+    };
+    let ledger = Ledger::open_signed(&dir.join(file), Some(Signer::from_seed([9; 32])))?;
+    let layer = measure(name, calls, |_| {
         let call_id = uuid::Uuid::new_v4().to_string();
         let (rows, outcome) = call_rows(&call_id);
         let mark = (call_id.clone(), json!({"server": "shop", "tool": "echo"}));
-        let pending = ledger.submit(Change {
-            rows,
-            forwarded: vec![mark],
-            ..Change::default()
-        })?;
-        rt.block_on(pending.into_future())?;
-        // the outcome, not awaited: it rides the next call's commit
-        drop(ledger.submit_lazy(Change {
-            rows: vec![outcome],
-            settled: vec![call_id],
-            ..Change::default()
-        })?);
-        Ok(())
+        rt.block_on(async {
+            // submitted inside the runtime, as the gate does: it decides who commits
+            let pending = ledger.submit(Change {
+                rows,
+                forwarded: vec![mark],
+                ..Change::default()
+            })?;
+            pending.await?;
+            // the outcome, not awaited: it rides the next call's commit
+            drop(ledger.submit_lazy(Change {
+                rows: vec![outcome],
+                settled: vec![call_id],
+                ..Change::default()
+            })?);
+            anyhow::Ok(())
+        })
     })?;
     rt.block_on(ledger.flush())?;
     Ok(layer)
@@ -270,9 +290,13 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let workers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let n = cli.calls;
     let layers = if cli.only_airlock {
-        vec![airlock_ledger(dir.path(), n, &rt)?]
+        vec![airlock_ledger(dir.path(), n, &workers, GATE)?]
     } else {
         vec![
             fdatasync(dir.path(), n)?,
@@ -280,7 +304,8 @@ fn main() -> anyhow::Result<()> {
             redb_commits(dir.path(), n, true, "redb, a call's tables")?,
             redb_on_a_thread(dir.path(), n, &rt)?,
             signatures(n)?,
-            airlock_ledger(dir.path(), n, &rt)?,
+            airlock_ledger(dir.path(), n, &rt, WRITER_THREAD)?,
+            airlock_ledger(dir.path(), n, &workers, GATE)?,
         ]
     };
     println!(
