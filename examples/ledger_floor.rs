@@ -24,7 +24,6 @@
 //!
 //! `cargo run --release --example ledger_floor -- --calls 2000 --tmp /var/tmp`
 
-use std::future::IntoFuture as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -18,6 +18,7 @@ pub mod approval;
 pub mod auth;
 pub mod authority;
 pub mod canonical;
+pub mod channel;
 pub mod condition;
 pub mod config;
 pub mod decide;

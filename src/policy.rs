@@ -115,6 +115,8 @@ pub struct Role {
     pub second_factor: Option<SecondFactor>,
     /// Its approvers see redacted values on the approval page (it signs in).
     pub reveal_redacted: bool,
+    /// `KIND:NAME` of each channel announcing its approvals besides mail.
+    pub channels: Vec<String>,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);

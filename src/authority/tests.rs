@@ -12,6 +12,7 @@ fn policy(review: Option<&str>) -> Policy {
         sign_in: SignIn::Link,
         second_factor: None,
         reveal_redacted: false,
+        channels: Vec::new(),
     };
     Policy {
         version: "t".into(),

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{runtime, runtime_file, setup};
 use airlock::approval::link::LinkKey;
+use airlock::channel;
 use airlock::config::{Config, MailTransport, Setup};
 use airlock::desk::Started;
 use airlock::gate::Gate;
@@ -49,7 +50,15 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
         record_start(&setup, &opened, &servers, &listening).await?;
         let desk = start_desk(&setup, &opened, servers, &listening.base_url).await?;
         let (runtime_file, instance) = write_runtime_file(cfg, listening.bound);
-        let pages = pages(cfg, &opened, &desk, instance, &listening.base_url)?;
+        let (channels, channel_status) = start_channels(cfg, &opened, &desk)?;
+        let pages = pages(
+            cfg,
+            &opened,
+            &desk,
+            instance,
+            &listening.base_url,
+            channel_status,
+        )?;
         let checkpoints = start_checkpoints(cfg, &opened).await?;
         let watchers = start_watchers(path, seen, &desk, &opened.ledger);
         log_serving(&setup, &opened, &desk, &listening.base_url);
@@ -64,6 +73,7 @@ pub(super) fn serve(path: &Path, http_override: Option<&str>) -> anyhow::Result<
             tasks: [watchers, chores],
             runtime_file,
             checkpoints,
+            channels,
         };
         running.stop().await;
         Ok(ExitCode::SUCCESS)
@@ -242,6 +252,26 @@ fn write_runtime_file(cfg: &Config, bound: SocketAddr) -> (PathBuf, String) {
     (runtime_file, instance)
 }
 
+/// Start announcing approvals on the configured channels (their secrets read now).
+fn start_channels(
+    cfg: &Config,
+    opened: &Opened,
+    desk: &Desked,
+) -> anyhow::Result<(channel::dispatch::Running, Arc<channel::Status>)> {
+    let channels = channel::from_config(&cfg.channels).map_err(anyhow::Error::msg)?;
+    let status = channel::Status::new();
+    for c in &channels {
+        tracing::info!(channel = %c.reference, url = %c.url, "approvals announced on a channel");
+    }
+    let running = channel::dispatch::start(
+        opened.ledger.clone(),
+        desk.live.clone(),
+        channels,
+        status.clone(),
+    );
+    Ok((running, status))
+}
+
 /// The approval, review and pause pages, with who may decide on them.
 fn pages(
     cfg: &Config,
@@ -249,6 +279,7 @@ fn pages(
     desk: &Desked,
     instance: String,
     base_url: &str,
+    channels: Arc<channel::Status>,
 ) -> anyhow::Result<Router> {
     let deciders = Arc::new(
         airlock::auth::Deciders::new(
@@ -267,6 +298,7 @@ fn pages(
         ledger: opened.ledger.clone(),
         deciders,
         sealer: opened.sealer.clone(),
+        channels,
     };
     Ok(web::app(Arc::new(web)))
 }

@@ -23,6 +23,7 @@ pub fn load_setup(config_path: &Path) -> Result<Setup, Diagnostics> {
         warn_policy(p, src, &mut diags);
         check_separation(&config, p, src, &mut diags);
         check_sign_in(&config, p, src, &mut diags);
+        super::channel::check(&config, p, src, &mut diags);
     }
     let failed = diags.iter().any(|d| d.severity == Severity::Error);
     match policy {

@@ -5,6 +5,7 @@
 //! and the cross-file checks that `airlock check` reports. It must never start processes, open the
 //! ledger or talk to tool servers; it only reads files and reports every problem at once.
 
+pub mod channel;
 mod check;
 pub mod http;
 pub mod ledger;
@@ -68,6 +69,10 @@ pub struct ConfigFile {
     /// ledger's cache.
     #[serde(default)]
     pub limits: limits::LimitsSection,
+    /// Where approvals are announced besides mail (a role names them in `channels`).
+    #[serde(default)]
+    #[schemars(with = "Vec<channel::ChannelSection>")]
+    pub channel: Vec<Spanned<channel::ChannelSection>>,
 }
 
 /// `[store]`.
@@ -211,6 +216,8 @@ pub struct Config {
     pub web: WebConfig,
     pub http: http::HttpConfig,
     pub agents: Vec<http::AgentToken>,
+    /// `[[channel]]`s, by the order written.
+    pub channels: Vec<channel::ChannelConfig>,
     pub sign_in: Option<sign_in::SignInConfig>,
     pub oauth: Option<oauth::OAuthConfig>,
     pub limits: limits::Limits,
@@ -282,6 +289,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
     };
     let mut errors = Vec::new();
     let (servers, unstartable) = server::compile_all(src, &dir, &file.server, &mut errors);
+    let channels = channel::compile(src, &file.channel, &mut errors);
     let g = &file.gate;
     if g.actor.trim().is_empty() {
         errors.push(src.error(None, "gate.actor", "must not be empty"));
@@ -377,6 +385,7 @@ fn compile(src: &Source, file: ConfigFile) -> Result<Config, Vec<Diagnostic>> {
             web,
             http,
             agents,
+            channels,
             sign_in,
             oauth,
             limits,

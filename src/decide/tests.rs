@@ -105,6 +105,7 @@ fn policy() -> Policy {
                 sign_in: crate::policy::SignIn::Link,
                 second_factor: None,
                 reveal_redacted: false,
+                channels: Vec::new(),
             },
         );
     }

@@ -264,6 +264,13 @@ pub(crate) fn writes<'a>(
             };
             set(Table::Drift, k.as_str().into(), v);
         }
+        for (channel, seq) in &c.channel_cursors {
+            set(
+                Table::Meta,
+                meta::channel_cursor(channel).into(),
+                Some(seq.to_string().into_bytes().into()),
+            );
+        }
         if c.approvals_indexed {
             set(
                 Table::Meta,

@@ -52,6 +52,9 @@ pub struct Change {
     pub settled: Vec<String>,
     /// Call keys whose retry window has passed: their entries (and any result kept) go.
     pub forget_keys: Vec<String>,
+    /// (channel name, sequence number): the last row whose news the channel has been given
+    /// (or given up on), committed with the row that records the delivery.
+    pub channel_cursors: Vec<(String, u64)>,
 }
 
 /// What a decided item's stored state must still be for a change to commit.
@@ -87,5 +90,6 @@ impl Change {
             && self.forwarded.is_empty()
             && self.settled.is_empty()
             && self.forget_keys.is_empty()
+            && self.channel_cursors.is_empty()
     }
 }

@@ -34,6 +34,7 @@ mod reader;
 mod redb;
 pub mod row;
 mod schema;
+mod tail;
 mod verify;
 mod writer;
 

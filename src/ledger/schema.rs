@@ -49,6 +49,12 @@ pub(crate) mod meta {
     pub(crate) const APPROVALS_INDEXED: &str = "approvals_indexed";
     /// The redb file's format version ([`super::SCHEMA_VERSION`]); never copied between backends.
     pub(crate) const SCHEMA_VERSION: &str = "schema_version";
+
+    /// `channel_cursor/NAME`: the sequence number (decimal) of the last row whose news channel
+    /// `NAME` was given or given up on (`channel::dispatch`).
+    pub(crate) fn channel_cursor(channel: &str) -> String {
+        format!("channel_cursor/{channel}")
+    }
 }
 
 /// The ledger's tables besides the rows.

@@ -85,6 +85,7 @@ fn compile_roles(
                 sign_in: r.sign_in,
                 second_factor: r.second_factor,
                 reveal_redacted: r.reveal_redacted.as_ref().is_some_and(|v| *v.get_ref()),
+                channels: r.channels.clone(),
             },
         );
         if let Some(reveal) = r.reveal_redacted.as_ref().filter(|v| *v.get_ref())

@@ -131,6 +131,11 @@ pub struct RoleFile {
     /// after sign-in; never in mail). Needs `sign_in = "oidc"`: a forwarded link reveals nothing.
     #[schemars(with = "Option<bool>")]
     pub reveal_redacted: Option<Spanned<bool>>,
+    /// Channels that announce this role's approvals besides mail, each `KIND:NAME` as defined
+    /// by a `[[channel]]` in airlock.toml, e.g. `["webhook:ops"]`. They carry the news; the
+    /// decision is made on Airlock's page.
+    #[serde(default)]
+    pub channels: Vec<String>,
 }
 
 /// A duration key as written, or `default` when absent or wrong (the error recorded at its span).

@@ -46,6 +46,8 @@ pub struct Web {
     pub deciders: Arc<crate::auth::Deciders>,
     /// Opens redacted values for a role that may see them (`reveal_redacted`).
     pub sealer: Arc<crate::seal::Sealer>,
+    /// The channels' health: failing ones are `/readyz` warnings.
+    pub channels: Arc<crate::channel::Status>,
 }
 
 /// `view` with its redacted values put back when the approval's role may see them (it signs
@@ -159,7 +161,9 @@ async fn readyz(State(web): State<Arc<Web>>) -> Response {
         servers.insert(name, serde_json::Value::String(word));
     }
     let ready = reasons.is_empty();
-    let body = serde_json::json!({"ready": ready, "ledger": ledger, "servers": servers, "reasons": reasons});
+    // a channel that fails does not stop calls: the gate stays ready, the operator is told
+    let warnings = web.channels.warnings();
+    let body = serde_json::json!({"ready": ready, "ledger": ledger, "servers": servers, "reasons": reasons, "warnings": warnings});
     let status = if ready {
         StatusCode::OK
     } else {

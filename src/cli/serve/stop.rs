@@ -83,6 +83,8 @@ pub(super) struct Running {
     pub(super) tasks: [[AbortHandle; 2]; 2],
     pub(super) runtime_file: PathBuf,
     pub(super) checkpoints: checkpoint::Running,
+    /// The channels' delivery tasks (an event in flight goes again after a restart).
+    pub(super) channels: airlock::channel::dispatch::Running,
 }
 
 impl Running {
@@ -104,6 +106,7 @@ impl Running {
         for task in self.tasks.iter().flatten() {
             task.abort();
         }
+        self.channels.abort();
         if let Some(r) = &self.desk.replicas {
             r.abort();
         }

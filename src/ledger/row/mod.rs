@@ -19,6 +19,7 @@
 
 mod approval;
 mod call;
+mod channel;
 mod gate;
 mod review;
 
@@ -35,6 +36,7 @@ pub use call::{
     Decided, Held, HeldVoided, Outcome, OutcomeStatus, PromptGet, Proposal, RefusedCounted,
     ResourceRead, Retry, RetryAction, RunContext, SealedDestroyed, Verdict,
 };
+pub use channel::{ChannelDelivered, ChannelFailed, ChannelGaveUp};
 pub use gate::{
     GateStarted, PolicyLoaded, PolicyRejected, Pruned, ServerState, Signature, ToolAccepted,
     ToolChanged, ToolSeen, ToolsRelisted, WebAddress,
@@ -183,6 +185,12 @@ rows! {
     Signature(Signature) = "signature",
     /// An expired prefix removed behind a signed tombstone.
     Pruned(Pruned) = "pruned",
+    /// A channel took an event.
+    ChannelDelivered(ChannelDelivered) = "channel_delivered",
+    /// A channel's attempt failed (retried).
+    ChannelFailed(ChannelFailed) = "channel_failed",
+    /// A channel's event given up on.
+    ChannelGaveUp(ChannelGaveUp) = "channel_gave_up",
 }
 
 impl Record {

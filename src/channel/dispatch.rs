@@ -1,0 +1,341 @@
+//! Delivery: one task per channel follows the ledger from its cursor, turns each row that is
+//! news for a role naming the channel into an event ([`super::event`]), posts it signed, and
+//! records the attempt — `channel_delivered` (with the cursor), `channel_failed` (retried with
+//! back-off, in order: a later event waits for an earlier one) or `channel_gave_up` (a refusal
+//! that retrying cannot fix, or a day of failures). The I/O edge of channels: the HTTP client
+//! (bounded timeouts, no redirects), the clock, the ledger. It never decides anything.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use tokio::task::AbortHandle;
+
+use super::event::{self, Event};
+use super::{Channel, Status};
+use crate::ledger::row::{ChannelDelivered, ChannelFailed, ChannelGaveUp, Row};
+use crate::ledger::{Change, Ledger, NewRow, Record};
+use crate::live::Live;
+
+/// How often a channel looks for new rows when it has caught up.
+const POLL: Duration = Duration::from_millis(200);
+/// Rows read in one go.
+const READ_BATCH: u64 = 256;
+/// The first retry's wait, doubled each attempt up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// After this long failing, an event is given up on (a `channel_gave_up` row) and the next goes.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// Rows passed over without news after which the cursor is committed anyway (a restart then
+/// reads less again).
+const CURSOR_EVERY: u64 = 10_000;
+/// Per attempt: connecting, and the whole request.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The channels' tasks, ended when the gate stops.
+pub struct Running(Vec<AbortHandle>);
+
+impl Running {
+    pub fn abort(&self) {
+        self.0.iter().for_each(AbortHandle::abort);
+    }
+}
+
+/// Start one delivery task per channel.
+pub fn start(
+    ledger: Arc<Ledger>,
+    live: Arc<Live>,
+    channels: Vec<Channel>,
+    status: Arc<Status>,
+) -> Running {
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let tasks = channels
+        .into_iter()
+        .map(|channel| {
+            let follower = Follower {
+                channel,
+                ledger: ledger.clone(),
+                live: live.clone(),
+                status: status.clone(),
+                http: http.clone(),
+                roles: HashMap::new(),
+            };
+            tokio::spawn(follower.run()).abort_handle()
+        })
+        .collect();
+    Running(tasks)
+}
+
+/// The delivery id of `channel`'s event from the row with `hash`: stable across attempts,
+/// restarts and replicas (a receiver deduplicates by it).
+pub fn delivery_id(channel: &str, hash: &str) -> String {
+    let digest = Sha256::digest(format!("{channel}\n{hash}").as_bytes());
+    format!("msg_{}", &hex::encode(digest)[..32])
+}
+
+/// One channel following the ledger.
+struct Follower {
+    channel: Channel,
+    ledger: Arc<Ledger>,
+    live: Arc<Live>,
+    status: Arc<Status>,
+    http: ureq::Agent,
+    /// (approval, stage) → the role asked, from the envelopes read (decisions do not name it).
+    roles: HashMap<(String, u32), String>,
+}
+
+/// Why an attempt failed, and whether another may succeed.
+struct Failure {
+    error: String,
+    retry: bool,
+}
+
+impl Follower {
+    async fn run(mut self) {
+        let mut cursor = self.start_cursor().await;
+        let mut committed = cursor;
+        loop {
+            let head = self.ledger.head().map(|(seq, _)| seq).unwrap_or(cursor);
+            if cursor >= head {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            let upto = head.min(cursor + READ_BATCH);
+            for record in self.read(cursor + 1, upto).await {
+                if let Some(ev) = self.news(&record) {
+                    self.deliver(ev).await;
+                    committed = record.seq;
+                }
+            }
+            cursor = upto;
+            if cursor - committed >= CURSOR_EVERY {
+                self.commit(Vec::new(), cursor).await;
+                committed = cursor;
+            }
+        }
+    }
+
+    /// Where this channel left off; a new channel starts at the head (it announces what happens
+    /// from now on), committed at once so a restart does not move it.
+    async fn start_cursor(&self) -> u64 {
+        loop {
+            match self.ledger.channel_cursor(&self.channel.name) {
+                Ok(Some(seq)) => return seq,
+                Ok(None) => {
+                    let head = self.ledger.head().map(|(seq, _)| seq).unwrap_or(0);
+                    if self.commit(Vec::new(), head).await {
+                        tracing::info!(channel = %self.channel.reference, from = head, "channel starts announcing approvals");
+                        return head;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(channel = %self.channel.reference, error = %e, "cannot read the channel's cursor; trying again");
+                }
+            }
+            tokio::time::sleep(FIRST_BACKOFF).await;
+        }
+    }
+
+    /// Rows `from..=to`, readable ones only (off the async threads: a shared ledger reads over
+    /// the network).
+    async fn read(&self, from: u64, to: u64) -> Vec<Record> {
+        let ledger = self.ledger.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            (from..=to)
+                .filter_map(|seq| match ledger.record(seq) {
+                    Ok(Some(Ok(r))) => Some(r),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        });
+        read.await.unwrap_or_default()
+    }
+
+    /// The event `record` is for this channel, if any role naming it is told.
+    fn news(&mut self, record: &Record) -> Option<Event> {
+        let ledger = &self.ledger;
+        let roles = &self.roles;
+        let ev = event::of(record, |approval, stage| {
+            stage
+                .and_then(|s| roles.get(&(approval.to_string(), s)).cloned())
+                .or_else(|| role_now(ledger, approval))
+        })?;
+        if ev.kind == "approval.opened" {
+            if self.roles.len() > 100_000 {
+                self.roles.clear();
+            }
+            let stage = ev.data["stage"].as_u64().unwrap_or(0) as u32;
+            let id = ev.data["approval_id"].as_str().unwrap_or("").to_string();
+            self.roles.insert((id, stage), ev.role.clone());
+        }
+        let (setup, _) = self.live.snapshot();
+        let told = (setup.policy.roles.get(&ev.role))
+            .is_some_and(|r| r.channels.contains(&self.channel.reference));
+        told.then_some(ev)
+    }
+
+    /// Post `ev` until it is taken or given up on, recording each attempt.
+    async fn deliver(&self, ev: Event) {
+        let reference = self.channel.reference.clone();
+        let delivery = delivery_id(&reference, &ev.hash);
+        let body = ev.body().to_string().into_bytes();
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let failure = match self.post(&delivery, &body).await {
+                Ok(status) => {
+                    self.status.recovered(&reference);
+                    let row = Row::ChannelDelivered(ChannelDelivered {
+                        channel: reference.clone(),
+                        delivery: delivery.clone(),
+                        event: ev.kind.to_string(),
+                        source_seq: ev.seq,
+                        attempt,
+                        status,
+                    });
+                    self.commit(vec![NewRow::now(&ev.call_id, row)], ev.seq)
+                        .await;
+                    return;
+                }
+                Err(f) => f,
+            };
+            let now = crate::instant::now();
+            self.status
+                .failed(&reference, &crate::instant::rfc3339(&now), &failure.error);
+            if !failure.retry || started.elapsed() >= GIVE_UP_AFTER {
+                tracing::error!(channel = %reference, delivery = %delivery, error = %failure.error, "channel event given up on");
+                let row = Row::ChannelGaveUp(ChannelGaveUp {
+                    channel: reference.clone(),
+                    delivery: delivery.clone(),
+                    event: ev.kind.to_string(),
+                    source_seq: ev.seq,
+                    attempts: attempt,
+                    error: failure.error,
+                });
+                self.commit(vec![NewRow::now(&ev.call_id, row)], ev.seq)
+                    .await;
+                return;
+            }
+            let wait = backoff(attempt);
+            let next_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+            tracing::warn!(channel = %reference, delivery = %delivery, error = %failure.error, retry_in = ?wait, "channel attempt failed");
+            let row = Row::ChannelFailed(ChannelFailed {
+                channel: reference.clone(),
+                delivery: delivery.clone(),
+                event: ev.kind.to_string(),
+                source_seq: ev.seq,
+                attempt,
+                error: failure.error,
+                next_at: crate::instant::rfc3339(&next_at),
+            });
+            // a failed attempt does not move the cursor: after a restart the event goes again
+            self.append(NewRow::now(&ev.call_id, row)).await;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One signed POST (a fresh timestamp per attempt: receivers refuse stale ones).
+    async fn post(&self, delivery: &str, body: &[u8]) -> Result<u16, Failure> {
+        let (http, url, body) = (self.http.clone(), self.channel.url.clone(), body.to_vec());
+        let timestamp = crate::instant::now().timestamp();
+        let signature = self.channel.secret.sign(delivery, timestamp, &body);
+        let delivery = delivery.to_string();
+        let sent = tokio::task::spawn_blocking(move || {
+            http.post(&url)
+                .header("content-type", "application/json")
+                .header("webhook-id", &delivery)
+                .header("webhook-timestamp", &timestamp.to_string())
+                .header("webhook-signature", &signature)
+                .send(&body[..])
+                .map(|r| r.status().as_u16())
+                .map_err(|e| format!("POST {url}: {e}"))
+        })
+        .await;
+        let status = match sent {
+            Ok(Ok(status)) => status,
+            Ok(Err(error)) => return Err(Failure { error, retry: true }),
+            Err(e) => {
+                return Err(Failure {
+                    error: format!("the attempt stopped: {e}"),
+                    retry: true,
+                });
+            }
+        };
+        match status {
+            200..=299 => Ok(status),
+            408 | 429 | 500..=599 => Err(Failure {
+                error: format!("answered {status}"),
+                retry: true,
+            }),
+            _ => Err(Failure {
+                error: format!("answered {status}, which retrying cannot change"),
+                retry: false,
+            }),
+        }
+    }
+
+    /// Commit `rows` with the cursor at `seq`; false if it could not be recorded.
+    async fn commit(&self, rows: Vec<NewRow>, seq: u64) -> bool {
+        let change = Change {
+            rows,
+            channel_cursors: vec![(self.channel.name.clone(), seq)],
+            ..Change::default()
+        };
+        match self.ledger.commit(change).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(channel = %self.channel.reference, error = %e, "cannot record the channel's delivery; after a restart the event may go again");
+                false
+            }
+        }
+    }
+
+    async fn append(&self, row: NewRow) {
+        if let Err(e) = self.ledger.append(vec![row]).await {
+            tracing::error!(channel = %self.channel.reference, error = %e, "cannot record a failed channel attempt");
+        }
+    }
+}
+
+/// The role an approval asks now, from its stored state (for a row whose envelope this task
+/// has not read, e.g. after a restart).
+fn role_now(ledger: &Ledger, approval: &str) -> Option<String> {
+    let bytes = ledger.approval(approval).ok()??;
+    let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    state["envelope"]["role"].as_str().map(str::to_string)
+}
+
+/// The wait after failed attempt `attempt` (1-based): 1 s, 2 s, 4 s, … up to 5 minutes.
+fn backoff(attempt: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{backoff, delivery_id};
+
+    #[test]
+    fn retries_back_off_to_five_minutes_and_a_delivery_keeps_its_id() {
+        let waits: Vec<u64> = (1..=12).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+        let id = delivery_id("webhook:ops", "ab12");
+        assert_eq!(id, delivery_id("webhook:ops", "ab12"));
+        assert_ne!(id, delivery_id("webhook:other", "ab12"));
+        assert!(id.starts_with("msg_") && id.len() == 36, "{id}");
+    }
+}
