@@ -7,6 +7,7 @@ mod audit;
 mod authority;
 mod browser;
 mod cancel;
+mod channels;
 mod checkpoints;
 mod cli;
 mod conditions;

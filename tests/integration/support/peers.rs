@@ -35,6 +35,9 @@ pub enum Peer {
     /// The official MCP TypeScript SDK (npm `@modelcontextprotocol/sdk`), as an agent run by
     /// `tests/peers/ts_agent.mjs`.
     TypeScriptSdk,
+    /// The Standard Webhooks reference library (PyPI `standardwebhooks`), which the webhook
+    /// receiver `tests/peers/channel_receiver.py` verifies with.
+    Receiver,
 }
 
 impl Peer {
@@ -52,16 +55,18 @@ impl Peer {
                 "the MCP tool server (npm @modelcontextprotocol/server-everything) and Node.js"
             }
             Peer::TypeScriptSdk => "the MCP TypeScript SDK (npm @modelcontextprotocol/sdk) and Node.js",
+            Peer::Receiver => "standardwebhooks (PyPI), for the webhook receiver",
         }
     }
 
     fn probe(self) -> Command {
         let mut c;
         match self {
-            Peer::PythonSdk | Peer::TimeServer | Peer::Smtp => {
+            Peer::PythonSdk | Peer::TimeServer | Peer::Smtp | Peer::Receiver => {
                 let module = match self {
                     Peer::PythonSdk => "mcp",
                     Peer::TimeServer => "mcp_server_time",
+                    Peer::Receiver => "standardwebhooks",
                     _ => "aiosmtpd",
                 };
                 c = Command::new(python());
@@ -125,8 +130,8 @@ pub fn peers_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(REPO).join(".peers"))
 }
 
-/// The Python of the peers' virtual environment (the SDK, mcp-server-time and aiosmtpd are
-/// installed there, never into the machine's Python).
+/// The Python of the peers' virtual environment (the SDK, mcp-server-time, aiosmtpd and
+/// standardwebhooks are installed there, never into the machine's Python).
 pub fn python() -> PathBuf {
     peers_dir().join("venv/bin/python3")
 }
