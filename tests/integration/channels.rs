@@ -1,12 +1,15 @@
 //! Approval channels: signed webhooks (Standard Webhooks), delivered to a receiver that verifies
 //! them with the scheme's reference library (`tests/peers/channel_receiver.py`).
 
+use std::collections::BTreeSet;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Receiver, python};
+use crate::smtp::{Smtp, decide};
+use crate::support::{Agent, Receiver, World, is_error, python, text};
 
 /// A Standard Webhooks secret (the scheme's own example).
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -69,4 +72,191 @@ fn the_receiver_verifies_a_standard_webhook_signed_by_python_and_refuses_a_forge
         "{forged}"
     );
     assert_eq!((&forged["attempt"], &forged["status"]), (&json!(1), &json!(401)));
+}
+
+/// The variable `airlock serve` reads the channel's secret from in these tests.
+const VAR: &str = "AIRLOCK_TEST_WEBHOOK_OPS";
+
+const APPROVE_30M: &str =
+    r#"{ path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }"#;
+
+/// The approvals world with role `finance` announcing on `webhook:ops`, posted to `url`.
+fn with_channel(smtp_port: u16, url: &str) -> World {
+    let w = World::approvals(smtp_port, APPROVE_30M);
+    let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
+    w.write(
+        "p/policy.toml",
+        &policy.replace(
+            "escalate_to = \"cfo\" }",
+            "escalate_to = \"cfo\", channels = [\"webhook:ops\"] }",
+        ),
+    );
+    let cfg = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&format!(
+        "{cfg}\n[[channel]]\nname = \"ops\"\nkind = \"webhook\"\nurl = {url:?}\nsecret_env = \"{VAR}\"\n"
+    ));
+    w
+}
+
+/// At least `n` requests at the receiver, polled without blocking the test's runtime.
+async fn received(receiver: &Receiver, n: usize) -> Vec<Value> {
+    for _ in 0..600 {
+        let entries = receiver.entries();
+        if entries.len() >= n {
+            return entries;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    receiver.wait_for(n, Duration::ZERO)
+}
+
+fn refund() -> Value {
+    json!({"order_id": "A-1001", "amount_cents": 500, "reason": "damaged parcel"})
+}
+
+/// Start a refund that waits for approval; the mail to ann, and the agent's pending answer.
+async fn refund_waiting(
+    w: &World,
+    smtp: &Smtp,
+) -> (
+    Arc<Agent>,
+    tokio::task::JoinHandle<rmcp::model::CallToolResult>,
+    crate::smtp::Received,
+) {
+    let agent = Arc::new(w.agent_with_env(&[(VAR, SECRET)]).await);
+    let a = agent.clone();
+    let waiting = tokio::spawn(async move { a.call("refund_order", refund()).await });
+    let mail = smtp.wait_for("ann@example.com", "refund_order", 1).await;
+    (agent, waiting, mail)
+}
+
+async fn close(agent: Arc<Agent>) {
+    if let Ok(a) = Arc::try_unwrap(agent) {
+        a.close().await;
+    }
+}
+
+fn kinds<'a>(rows: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    rows.iter().filter(|r| r["kind"] == kind).collect()
+}
+
+#[ignore = "needs aiosmtpd and standardwebhooks; scripts/test runs it"]
+#[tokio::test]
+async fn an_approval_reaches_a_signed_webhook_and_its_decision_follows_in_order() {
+    let receiver = Receiver::start(SECRET);
+    let smtp = Smtp::start();
+    let w = with_channel(smtp.port, &receiver.url("/hooks/ops"));
+    let (agent, waiting, mail) = refund_waiting(&w, &smtp).await;
+
+    let opened = &received(&receiver, 1).await[0];
+    assert_eq!(opened["verified"], true, "{opened:#}");
+    assert_eq!(opened["path"], "/hooks/ops");
+    let body = &opened["body"];
+    assert_eq!(body["type"], "approval.opened", "{body:#}");
+    let data = &body["data"];
+    assert_eq!(data["role"], "finance");
+    assert_eq!(data["summary"], "Refund $5.00 on order A-1001");
+    assert_eq!(data["class"], "financial");
+    assert_eq!(data["actor"], "agent:test");
+    assert_eq!(data["approval_id"], crate::smtp::approval_id(&mail.link()));
+    assert!(!body.to_string().contains("damaged parcel"), "never the arguments: {body:#}");
+    assert!(!body.to_string().contains("/a/"), "never a link that decides: {body:#}");
+
+    let (status, page) = decide(&mail.link(), "approve", &[]);
+    assert_eq!(status, 200, "{page}");
+    let result = waiting.await.expect("the call");
+    assert!(!is_error(&result), "{}", text(&result));
+
+    let all = received(&receiver, 3).await;
+    let types: Vec<&str> = all.iter().map(|e| e["body"]["type"].as_str().unwrap_or("")).collect();
+    assert_eq!(types, ["approval.opened", "approval.decided", "approval.closed"]);
+    assert!(all.iter().all(|e| e["verified"] == true), "{all:#?}");
+    assert_eq!(all[1]["body"]["data"]["approver"], "ann@example.com");
+    assert_eq!(all[1]["body"]["data"]["choice"], "approve");
+    let ids: BTreeSet<&str> = all.iter().map(|e| e["headers"]["webhook-id"].as_str().unwrap_or("")).collect();
+    assert_eq!(ids.len(), 3, "one id per event: {ids:?}");
+
+    close(agent).await;
+    let rows = w.ledger_rows().await;
+    let delivered = kinds(&rows, "channel_delivered");
+    let said: Vec<(&str, &str)> = delivered
+        .iter()
+        .map(|r| (r["body"]["channel"].as_str().unwrap_or(""), r["body"]["event"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        said,
+        [("webhook:ops", "approval.opened"), ("webhook:ops", "approval.decided"), ("webhook:ops", "approval.closed")]
+    );
+    for (row, entry) in delivered.iter().zip(&all) {
+        assert_eq!(row["body"]["delivery"], entry["headers"]["webhook-id"]);
+        let source = row["body"]["source_seq"].as_u64().expect("source_seq");
+        assert!(rows.iter().any(|r| r["seq"] == source), "the source row is in the ledger");
+    }
+}
+
+#[ignore = "needs aiosmtpd and standardwebhooks; scripts/test runs it"]
+#[tokio::test]
+async fn a_failing_webhook_is_retried_under_one_id_and_each_attempt_is_recorded() {
+    let receiver = Receiver::start(SECRET);
+    let smtp = Smtp::start();
+    let w = with_channel(smtp.port, &receiver.url("/hooks/ops?fail=2"));
+    let (agent, waiting, mail) = refund_waiting(&w, &smtp).await;
+
+    let tries = received(&receiver, 3).await;
+    let ids: BTreeSet<&str> = tries.iter().map(|e| e["headers"]["webhook-id"].as_str().unwrap_or("")).collect();
+    assert_eq!(ids.len(), 1, "one delivery, three attempts: {tries:#?}");
+    assert!(tries.iter().all(|e| e["verified"] == true && e["body"]["type"] == "approval.opened"));
+    let attempts: Vec<u64> = tries.iter().map(|e| e["attempt"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+
+    let (status, page) = decide(&mail.link(), "deny", &[("comment", "not this one")]);
+    assert_eq!(status, 200, "{page}");
+    let result = waiting.await.expect("the call");
+    assert!(is_error(&result), "denied: {}", text(&result));
+    close(agent).await;
+    let rows = w.ledger_rows().await;
+    let failed: Vec<u64> = kinds(&rows, "channel_failed")
+        .iter()
+        .filter(|r| r["body"]["event"] == "approval.opened")
+        .map(|r| r["body"]["attempt"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(failed, [1, 2]);
+    let delivered = kinds(&rows, "channel_delivered");
+    assert_eq!(delivered[0]["body"]["attempt"], 3);
+    assert_eq!(delivered[0]["body"]["status"], 200);
+    assert_eq!(delivered[0]["body"]["delivery"], tries[0]["headers"]["webhook-id"]);
+}
+
+#[ignore = "needs aiosmtpd and standardwebhooks; scripts/test runs it"]
+#[tokio::test]
+async fn a_webhook_that_refuses_for_good_is_given_up_shown_in_readyz_and_calls_still_run() {
+    let receiver = Receiver::start(SECRET);
+    let smtp = Smtp::start();
+    let w = with_channel(smtp.port, &receiver.url("/hooks/ops?status=410"));
+    let (agent, waiting, mail) = refund_waiting(&w, &smtp).await;
+    received(&receiver, 1).await;
+    let base = mail.link().split("/a/").next().expect("base").to_string();
+    let mut ready = crate::ops::readyz(&base);
+    for _ in 0..300 {
+        if ready.1["warnings"].to_string().contains("webhook:ops") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ready = crate::ops::readyz(&base);
+    }
+    let (status, body) = ready;
+    assert_eq!(status, 200, "a failing channel does not stop calls: {body:#}");
+    assert_eq!(body["ready"], true);
+    let warning = body["warnings"][0].as_str().unwrap_or("");
+    assert!(warning.contains("channel `webhook:ops` failing since") && warning.contains("answered 410"), "{body:#}");
+
+    let (status, page) = decide(&mail.link(), "approve", &[]);
+    assert_eq!(status, 200, "{page}");
+    assert!(!is_error(&waiting.await.expect("the call")));
+    close(agent).await;
+    let rows = w.ledger_rows().await;
+    let gave_up = kinds(&rows, "channel_gave_up");
+    assert_eq!(gave_up[0]["body"]["event"], "approval.opened");
+    assert_eq!(gave_up[0]["body"]["attempts"], 1, "a refusal is not retried");
+    assert!(kinds(&rows, "channel_failed").is_empty());
 }

@@ -417,3 +417,32 @@ fn a_class_switched_on_by_its_name_alone_is_a_warning_naming_the_key_to_write() 
     assert!(text.contains("  payments             deny; signed, rows kept 10y"), "{text}");
     assert!(text.contains("  read_only            allow; unsigned, rows kept 1y"), "{text}");
 }
+
+#[test]
+fn check_refuses_an_undefined_channel_and_a_webhook_secret_missing_or_malformed() {
+    let w = World::empty();
+    w.write_config(
+        "[gate]\nmanifests = \"m\"\npolicies = \"p\"\n\n\
+         [[channel]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret_env = \"AIRLOCK_TEST_NO_SUCH_WEBHOOK_SECRET\"\n\n\
+         [[channel]]\nname = \"audit\"\nkind = \"webhook\"\nurl = \"https://hooks.example.com/a\"\nsecret_env = \"AIRLOCK_TEST_BAD_WEBHOOK_SECRET\"\n",
+    );
+    std::fs::create_dir_all(w.path("m")).expect("mkdir");
+    w.write("p/p.toml", "version = \"v\"\n[classes]\nfinancial = { path = \"approve\", role = \"finance\" }\n[roles]\nfinance = { emails = [\"ann@example.com\"], channels = [\"webhook:ops\", \"webhook:finance\"] }\n");
+    let out = std::process::Command::new(AIRLOCK)
+        .args(["check", "--config", w.config().to_str().expect("utf-8")])
+        .env_remove("AIRLOCK_TEST_NO_SUCH_WEBHOOK_SECRET")
+        .env("AIRLOCK_TEST_BAD_WEBHOOK_SECRET", "not-a-secret")
+        .output()
+        .expect("run airlock");
+    assert_eq!(out.status.code(), Some(1));
+    let said = stdout(&out);
+    let config = w.config().display().to_string();
+    for expected in [
+        "roles.finance.channels: role `finance` names channel `webhook:finance`, which".to_string(),
+        format!("{config}:5:1: error: channel.ops.secret_env: channel `webhook:ops`: the environment variable AIRLOCK_TEST_NO_SUCH_WEBHOOK_SECRET is not set"),
+        format!("{config}:11:1: error: channel.audit.secret_env: channel `webhook:audit`: the environment variable AIRLOCK_TEST_BAD_WEBHOOK_SECRET does not hold a webhook secret: it must start with `whsec_`"),
+    ] {
+        assert!(said.contains(&expected), "missing `{expected}` in:\n{said}");
+    }
+    assert!(!said.contains("not-a-secret"), "a secret's value is never shown:\n{said}");
+}
