@@ -260,3 +260,62 @@ async fn a_webhook_that_refuses_for_good_is_given_up_shown_in_readyz_and_calls_s
     assert_eq!(gave_up[0]["body"]["attempts"], 1, "a refusal is not retried");
     assert!(kinds(&rows, "channel_failed").is_empty());
 }
+
+/// `airlock serve` on `w` with the channel's secret, as a child the test can kill.
+async fn killable(w: &World) -> (Agent, tokio::process::Child) {
+    use rmcp::ServiceExt as _;
+    let mut child = tokio::process::Command::new(crate::support::AIRLOCK)
+        .arg("serve")
+        .arg("--config")
+        .arg(w.config())
+        .env("AIRLOCK_LOG", "warn")
+        .env(VAR, SECRET)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn airlock serve");
+    let io = (
+        child.stdout.take().expect("stdout"),
+        child.stdin.take().expect("stdin"),
+    );
+    let client = ().serve(io).await.expect("MCP handshake with airlock");
+    (Agent { client }, child)
+}
+
+#[ignore = "needs aiosmtpd and standardwebhooks; scripts/test runs it"]
+#[tokio::test]
+async fn an_event_not_yet_delivered_when_the_gate_is_killed_goes_after_the_restart_under_its_id() {
+    let receiver = Receiver::start(SECRET);
+    let smtp = Smtp::start();
+    let w = with_channel(smtp.port, &receiver.url("/hooks/ops?status=503"));
+    let (agent, mut child) = killable(&w).await;
+    let agent = Arc::new(agent);
+    let a = agent.clone();
+    let waiting = tokio::spawn(async move { a.try_call("refund_order", refund()).await });
+    let mail = smtp.wait_for("ann@example.com", "refund_order", 1).await;
+    let first = received(&receiver, 1).await[0].clone();
+    assert_eq!(first["status"], 503, "{first:#}");
+    child.kill().await.expect("kill -9 airlock serve");
+    let _ = waiting.await;
+    drop(agent);
+
+    // the receiver is mended; the gate starts again on the same ledger
+    let cfg = std::fs::read_to_string(w.config()).expect("config");
+    w.write("airlock.toml", &cfg.replace("/hooks/ops?status=503", "/hooks/ops"));
+    let (agent, _child) = killable(&w).await;
+    let before = receiver.entries().len();
+    let after = received(&receiver, before + 1).await;
+    let delivered = after
+        .iter()
+        .find(|e| e["status"] == 200)
+        .expect("delivered after the restart");
+    assert_eq!(delivered["headers"]["webhook-id"], first["headers"]["webhook-id"], "the same delivery");
+    assert_eq!(delivered["body"]["type"], "approval.opened");
+    assert_eq!(delivered["verified"], true);
+    assert_eq!(
+        delivered["body"]["data"]["approval_id"],
+        crate::smtp::approval_id(&mail.link())
+    );
+    agent.close().await;
+}
