@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::task::AbortHandle;
 
-use super::event::{self, Event};
+use super::event::{self, Event, HeldNews, Lookup};
 use super::{Channel, Status};
 use crate::ledger::row::{ChannelDelivered, ChannelFailed, ChannelGaveUp, Row};
 use crate::ledger::{Change, Ledger, NewRow, Record};
@@ -162,24 +163,26 @@ impl Follower {
 
     /// The event `record` is for this channel, if any role naming it is told.
     fn news(&mut self, record: &Record) -> Option<Event> {
-        let ledger = &self.ledger;
-        let roles = &self.roles;
-        let ev = event::of(record, |approval, stage| {
-            stage
-                .and_then(|s| roles.get(&(approval.to_string(), s)).cloned())
-                .or_else(|| role_now(ledger, approval))
-        })?;
+        let (setup, _) = self.live.snapshot();
+        let look = Looked {
+            ledger: &self.ledger,
+            roles: &self.roles,
+            review_role: setup.policy.review_role.clone(),
+        };
+        let ev = event::of(record, &look)?;
         if ev.kind == "approval.opened" {
             if self.roles.len() > 100_000 {
                 self.roles.clear();
             }
             let stage = ev.data["stage"].as_u64().unwrap_or(0) as u32;
             let id = ev.data["approval_id"].as_str().unwrap_or("").to_string();
-            self.roles.insert((id, stage), ev.role.clone());
+            let role = ev.roles.first().cloned().unwrap_or_default();
+            self.roles.insert((id, stage), role);
         }
-        let (setup, _) = self.live.snapshot();
-        let told = (setup.policy.roles.get(&ev.role))
-            .is_some_and(|r| r.channels.contains(&self.channel.reference));
+        let told = ev.roles.iter().any(|role| {
+            (setup.policy.roles.get(role))
+                .is_some_and(|r| r.channels.contains(&self.channel.reference))
+        });
         told.then_some(ev)
     }
 
@@ -307,12 +310,42 @@ impl Follower {
     }
 }
 
-/// The role an approval asks now, from its stored state (for a row whose envelope this task
-/// has not read, e.g. after a restart).
-fn role_now(ledger: &Ledger, approval: &str) -> Option<String> {
-    let bytes = ledger.approval(approval).ok()??;
-    let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    state["envelope"]["role"].as_str().map(str::to_string)
+/// What rows do not say, from what this task read and the ledger's state tables.
+struct Looked<'a> {
+    ledger: &'a Ledger,
+    roles: &'a HashMap<(String, u32), String>,
+    review_role: Option<String>,
+}
+
+impl Lookup for Looked<'_> {
+    /// From the envelope read, else the approval's stored state (its current stage's role:
+    /// e.g. after a restart).
+    fn approval_role(&self, approval: &str, stage: Option<u32>) -> Option<String> {
+        if let Some(role) = stage.and_then(|s| self.roles.get(&(approval.to_string(), s))) {
+            return Some(role.clone());
+        }
+        let bytes = self.ledger.approval(approval).ok()??;
+        let state: Value = serde_json::from_slice(&bytes).ok()?;
+        state["envelope"]["role"].as_str().map(str::to_string)
+    }
+
+    fn held(&self, call_id: &str) -> Option<HeldNews> {
+        let bytes = self.ledger.held_state(call_id).ok()??;
+        let state: Value = serde_json::from_slice(&bytes).ok()?;
+        let text = |k: &str| state[k].as_str().unwrap_or("").to_string();
+        let roles = (state["roles"].as_array().into_iter().flatten())
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect();
+        Some(HeldNews {
+            tool: text("tool"),
+            actor: text("actor"),
+            roles,
+        })
+    }
+
+    fn review_role(&self) -> Option<String> {
+        self.review_role.clone()
+    }
 }
 
 /// The wait after failed attempt `attempt` (1-based): 1 s, 2 s, 4 s, … up to 5 minutes.

@@ -1,21 +1,22 @@
 //! Which rows are news for a channel, and the event each becomes: an approval opened (each
-//! stage), decided, modified, escalated, timed out, closed. An event names the role whose
-//! channels hear it and carries what the approvers' mail carries about the request — never the
-//! arguments, never a link that decides.
+//! stage), decided, modified, escalated, timed out, closed; a call held for review, released,
+//! rejected; a scope's autopilot paused, resumed. An event names the roles whose channels hear
+//! it and carries what the people's mail carries about the request — never the arguments, never
+//! a link that decides.
 //!
-//! Pure: it reads a row and nothing else, and never sends.
+//! Pure: it reads a row and what [`Lookup`] answers, and never sends.
 
 use serde_json::{Value, json};
 
 use crate::ledger::Record;
 use crate::ledger::row::{Choice, Row};
 
-/// One event for the channels of `role`.
+/// One event for the channels of `roles`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// `approval.opened`, `approval.decided`, …
+    /// `approval.opened`, `held.created`, …
     pub kind: &'static str,
-    pub role: String,
+    pub roles: Vec<String>,
     /// The source row.
     pub seq: u64,
     pub call_id: String,
@@ -34,70 +35,82 @@ impl Event {
     }
 }
 
-/// The event `record` is, if it is one; `role_of` names the role asked at an approval's stage
-/// when the row itself does not (a decision, a close).
-pub fn of(record: &Record, role_of: impl Fn(&str, Option<u32>) -> Option<String>) -> Option<Event> {
-    let (kind, role, data) = match record.row().ok()? {
-        Row::Envelope(e) => {
-            let v = &e.envelope;
-            let role = v["role"].as_str()?.to_string();
-            let data = json!({
-                "approval_id": e.approval_id,
-                "stage": e.stage,
-                "role": role,
-                "summary": v["summary"],
-                "tool": v["tool"],
-                "class": v["class"],
-                "actor": v["actor"],
-                "target": v["target"],
-                "impact": v["impact"],
-                "reversal": v["reversal"],
-                "min_approvals": v["min_approvals"],
-                "approvers": e.approvers.len(),
-                "expires_at": v["expires_at"],
-                "envelope_hash": e.envelope_hash,
-            });
-            ("approval.opened", role, data)
-        }
+/// A held call as its news needs it (from its stored state).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeldNews {
+    pub tool: String,
+    pub actor: String,
+    /// The roles its release needs; empty: the review role.
+    pub roles: Vec<String>,
+}
+
+/// What a row does not say itself.
+pub trait Lookup {
+    /// The role asked at an approval's `stage` (`None`: at its current stage).
+    fn approval_role(&self, approval: &str, stage: Option<u32>) -> Option<String>;
+    /// A held call, if it is stored.
+    fn held(&self, call_id: &str) -> Option<HeldNews>;
+    /// The policy's `[review] role`.
+    fn review_role(&self) -> Option<String>;
+}
+
+/// The event `record` is, if it is one.
+pub fn of(record: &Record, look: &dyn Lookup) -> Option<Event> {
+    let (kind, roles, mut data) = match record.row().ok()? {
+        Row::Envelope(e) => opened(&e)?,
         Row::Decision(d) => {
-            let role = role_of(&d.approval_id, Some(d.stage))?;
+            let role = look.approval_role(&d.approval_id, Some(d.stage))?;
             let kind = match d.choice {
                 Choice::Approve | Choice::Deny => "approval.decided",
                 Choice::Modify => "approval.modified",
                 Choice::Escalate => "approval.escalated",
             };
-            let data = json!({
-                "approval_id": d.approval_id,
-                "stage": d.stage,
-                "role": role,
-                "choice": d.choice.as_str(),
-                "approver": d.approver,
-            });
-            (kind, role, data)
+            let data = json!({"approval_id": d.approval_id, "stage": d.stage, "role": role,
+                "choice": d.choice.as_str(), "approver": d.approver});
+            (kind, vec![role], data)
         }
         Row::Timeout(t) => {
-            let data = json!({
-                "approval_id": t.approval_id,
-                "stage": t.stage,
-                "role": t.role,
-                "on_timeout": t.on_timeout,
-                "expires_at": t.expires_at,
-            });
-            ("approval.timed_out", t.role, data)
+            let data = json!({"approval_id": t.approval_id, "stage": t.stage, "role": t.role,
+                "on_timeout": t.on_timeout, "expires_at": t.expires_at});
+            ("approval.timed_out", vec![t.role], data)
         }
         Row::ApprovalClosed(c) => {
-            let role = role_of(&c.approval_id, None)?;
+            let role = look.approval_role(&c.approval_id, None)?;
             let data = json!({"approval_id": c.approval_id, "role": role, "outcome": c.outcome});
-            ("approval.closed", role, data)
+            ("approval.closed", vec![role], data)
+        }
+        Row::Held(h) => {
+            let held = look.held(&record.call_id)?;
+            let roles = held_roles(&held, look);
+            let data =
+                json!({"tool": held.tool, "actor": held.actor, "reason": h.reason, "roles": roles});
+            ("held.created", roles, data)
+        }
+        Row::HeldReleased(r) => held_decided("held.released", record, &r.by.by, None, look)?,
+        Row::HeldRejected(r) => {
+            held_decided("held.rejected", record, &r.by.by, Some(&r.reason), look)?
+        }
+        Row::Verdict(v) => {
+            let pause = v.reasons.iter().find(|r| r["code"] == "limit_reached")?;
+            let roles = notified(pause, look);
+            let data = json!({"scope": pause["scope"], "limit": pause["limit"], "roles": roles});
+            ("autopilot.paused", roles, data)
+        }
+        Row::AutopilotResumed(r) => {
+            let roles = notified(&r.pause, look);
+            let data = json!({"scope": r.scope, "by": r.by.by, "roles": roles});
+            ("autopilot.resumed", roles, data)
         }
         _ => return None,
     };
-    let mut data = data;
+    if roles.is_empty() {
+        return None;
+    }
     data["ledger_seq"] = json!(record.seq);
     data["call_id"] = json!(record.call_id);
     Some(Event {
         kind,
-        role,
+        roles,
         seq: record.seq,
         call_id: record.call_id.clone(),
         hash: record.hash.clone(),
@@ -106,11 +119,66 @@ pub fn of(record: &Record, role_of: impl Fn(&str, Option<u32>) -> Option<String>
     })
 }
 
+/// An envelope: a stage opened, for the role it asks.
+fn opened(e: &crate::ledger::row::Envelope) -> Option<(&'static str, Vec<String>, Value)> {
+    let v = &e.envelope;
+    let role = v["role"].as_str()?.to_string();
+    let data = json!({
+        "approval_id": e.approval_id,
+        "stage": e.stage,
+        "role": role,
+        "summary": v["summary"],
+        "tool": v["tool"],
+        "class": v["class"],
+        "actor": v["actor"],
+        "target": v["target"],
+        "impact": v["impact"],
+        "reversal": v["reversal"],
+        "min_approvals": v["min_approvals"],
+        "approvers": e.approvers.len(),
+        "expires_at": v["expires_at"],
+        "envelope_hash": e.envelope_hash,
+    });
+    Some(("approval.opened", vec![role], data))
+}
+
+fn held_roles(held: &HeldNews, look: &dyn Lookup) -> Vec<String> {
+    match held.roles.is_empty() {
+        true => look.review_role().into_iter().collect(),
+        false => held.roles.clone(),
+    }
+}
+
+/// A held call released or rejected, by `by`.
+fn held_decided(
+    kind: &'static str,
+    record: &Record,
+    by: &str,
+    reason: Option<&str>,
+    look: &dyn Lookup,
+) -> Option<(&'static str, Vec<String>, Value)> {
+    let held = look.held(&record.call_id)?;
+    let roles = held_roles(&held, look);
+    let mut data = json!({"tool": held.tool, "actor": held.actor, "by": by, "roles": roles});
+    if let Some(reason) = reason {
+        data["reason"] = json!(reason);
+    }
+    Some((kind, roles, data))
+}
+
+/// The role a pause notifies (`notify`), else the review role.
+fn notified(pause: &Value, look: &dyn Lookup) -> Vec<String> {
+    match pause["notify"].as_str() {
+        Some(role) => vec![role.to_string()],
+        None => look.review_role().into_iter().collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
 
-    use super::of;
+    use super::{HeldNews, Lookup, of};
     use crate::ledger::Record;
 
     fn record(kind: &str, body: Value) -> Record {
@@ -125,31 +193,88 @@ mod tests {
         }
     }
 
+    /// Approval a1 asks `finance` at stage 0; call-1 is held for `ops`; the review role `review`.
+    struct World;
+
+    impl Lookup for World {
+        fn approval_role(&self, approval: &str, stage: Option<u32>) -> Option<String> {
+            (approval == "a1" && stage.unwrap_or(0) == 0).then(|| "finance".to_string())
+        }
+        fn held(&self, call_id: &str) -> Option<HeldNews> {
+            (call_id == "call-1").then(|| HeldNews {
+                tool: "shop__wipe".into(),
+                actor: "agent:1".into(),
+                roles: vec!["ops".into()],
+            })
+        }
+        fn review_role(&self) -> Option<String> {
+            Some("review".into())
+        }
+    }
+
     #[test]
     fn an_envelope_opens_and_a_decision_decides_for_the_stages_role() {
         let envelope = json!({"approval_id": "a1", "stage": 0, "envelope_hash": "h", "approvers": ["ann@x", "bob@x"],
             "envelope": {"role": "finance", "summary": "Refund 40 EUR", "tool": "shop__refund", "class": "refund",
                 "actor": "agent:1", "arguments": {"secret": "s3"}, "expires_at": "2026-12-04T21:00:00Z"}});
-        let e = of(&record("envelope", envelope), |_, _| None).unwrap();
-        assert_eq!((e.kind, e.role.as_str()), ("approval.opened", "finance"));
+        let e = of(&record("envelope", envelope), &World).unwrap();
+        assert_eq!(
+            (e.kind, e.roles.clone()),
+            ("approval.opened", vec!["finance".to_string()])
+        );
         assert_eq!(e.data["summary"], "Refund 40 EUR");
         assert_eq!(e.data["approvers"], 2);
         assert!(!e.body().to_string().contains("s3"), "never the arguments");
-        let decision = json!({"approval_id": "a1", "stage": 0, "approver": "ann@x", "choice": "approve",
-            "comment": "", "seen_sha256": "s", "envelope_hash": "h", "policy_version": "p"});
-        let d = of(&record("decision", decision.clone()), |id, stage| {
-            (id == "a1" && stage == Some(0)).then(|| "finance".to_string())
-        })
-        .unwrap();
+        let decision = |id: &str| {
+            json!({"approval_id": id, "stage": 0, "approver": "ann@x", "choice": "approve",
+            "comment": "", "seen_sha256": "s", "envelope_hash": "h", "policy_version": "p"})
+        };
+        let d = of(&record("decision", decision("a1")), &World).unwrap();
         assert_eq!(
             (d.kind, d.data["choice"].as_str()),
             ("approval.decided", Some("approve"))
         );
         assert_eq!(d.data["ledger_seq"], 9);
         assert!(
-            of(&record("decision", decision), |_, _| None).is_none(),
+            of(&record("decision", decision("a2")), &World).is_none(),
             "no role: nobody to tell"
         );
-        assert!(of(&record("outcome", json!({})), |_, _| Some("r".into())).is_none());
+        assert!(of(&record("outcome", json!({})), &World).is_none());
+    }
+
+    #[test]
+    fn a_held_call_and_a_pause_go_to_the_roles_that_decide_them() {
+        let held = of(
+            &record("held", json!({"reason": "no manifest describes shop/wipe"})),
+            &World,
+        )
+        .unwrap();
+        assert_eq!(
+            (held.kind, held.roles.clone()),
+            ("held.created", vec!["ops".to_string()])
+        );
+        assert_eq!(held.data["tool"], "shop__wipe");
+        let rejected = json!({"reason": "not today", "by": "rita@x", "roles": ["ops"], "auth": {}});
+        let r = of(&record("held_rejected", rejected), &World).unwrap();
+        assert_eq!(
+            (r.kind, r.data["by"].as_str(), r.data["reason"].as_str()),
+            ("held.rejected", Some("rita@x"), Some("not today"))
+        );
+        let verdict = json!({"verdict": "quarantine", "class": "financial", "rule": "limits", "policy_version": "p",
+            "reasons": [{"code": "limit_reached", "scope": "tool:shop/refund", "limit": "2 per 1h", "notify": "finance", "used": "x"}]});
+        let p = of(&record("verdict", verdict), &World).unwrap();
+        assert_eq!(
+            (p.kind, p.roles.clone()),
+            ("autopilot.paused", vec!["finance".to_string()])
+        );
+        let resumed = json!({"scope": "tool:shop/refund", "pause": {"scope": "tool:shop/refund"}, "by": "rita@x", "roles": [], "auth": {}});
+        let r = of(&record("autopilot_resumed", resumed), &World).unwrap();
+        assert_eq!(
+            (r.kind, r.roles.clone()),
+            ("autopilot.resumed", vec!["review".to_string()]),
+            "no notify: the review role"
+        );
+        let allowed = json!({"verdict": "allow", "class": "read_only", "rule": "r", "policy_version": "p", "reasons": []});
+        assert!(of(&record("verdict", allowed), &World).is_none());
     }
 }

@@ -299,14 +299,14 @@ async fn an_event_not_yet_delivered_when_the_gate_is_killed_goes_after_the_resta
     child.kill().await.expect("kill -9 airlock serve");
     let _ = waiting.await;
     drop(agent);
+    let before = receiver.entries().len();
 
     // the receiver is mended; the gate starts again on the same ledger
     let cfg = std::fs::read_to_string(w.config()).expect("config");
     w.write("airlock.toml", &cfg.replace("/hooks/ops?status=503", "/hooks/ops"));
     let (agent, _child) = killable(&w).await;
-    let before = receiver.entries().len();
     let after = received(&receiver, before + 1).await;
-    let delivered = after
+    let delivered = after[before..]
         .iter()
         .find(|e| e["status"] == 200)
         .expect("delivered after the restart");
@@ -317,5 +317,46 @@ async fn an_event_not_yet_delivered_when_the_gate_is_killed_goes_after_the_resta
         delivered["body"]["data"]["approval_id"],
         crate::smtp::approval_id(&mail.link())
     );
+    agent.close().await;
+}
+
+#[ignore = "needs standardwebhooks; scripts/test runs it"]
+#[tokio::test]
+async fn a_held_call_and_its_rejection_reach_the_review_roles_channel() {
+    use crate::review::{REVIEWER, held_id};
+    let receiver = Receiver::start(SECRET);
+    let w = crate::review::world();
+    let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
+    let with = policy.replace(
+        "ops      = { emails = [\"ops-approvers@example.com\"] }",
+        "ops      = { emails = [\"ops-approvers@example.com\"], channels = [\"webhook:ops\"] }",
+    );
+    assert_ne!(policy, with, "the ops role names the channel");
+    w.write("p/policy.toml", &with);
+    let cfg = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&format!(
+        "{cfg}\n[[channel]]\nname = \"ops\"\nkind = \"webhook\"\nurl = {:?}\nsecret_env = \"{VAR}\"\n",
+        receiver.url("/hooks/ops")
+    ));
+    let agent = w.agent_with_env(&[(VAR, SECRET)]).await;
+    let held = agent.call("echo", json!({"text": "the agent's own words 7781"})).await;
+    assert!(is_error(&held), "held: {}", text(&held));
+    let id = held_id(&held);
+
+    let created = &received(&receiver, 1).await[0];
+    assert_eq!(created["verified"], true, "{created:#}");
+    let data = &created["body"]["data"];
+    assert_eq!(created["body"]["type"], "held.created", "{created:#}");
+    assert_eq!((data["tool"].as_str(), data["call_id"].as_str()), (Some("echo"), Some(id.as_str())));
+    assert_eq!(data["roles"], json!(["ops"]));
+    assert!(!created["body"].to_string().contains("7781"), "never the arguments: {created:#}");
+
+    let out = w.airlock(&["quarantine", "reject", &id, "--reason", "not now", "--as", REVIEWER]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rejected = &received(&receiver, 2).await[1];
+    assert_eq!(rejected["body"]["type"], "held.rejected", "{rejected:#}");
+    assert_eq!(rejected["body"]["data"]["by"], REVIEWER);
+    assert_eq!(rejected["body"]["data"]["reason"], "not now");
+    assert_eq!(rejected["verified"], true);
     agent.close().await;
 }
