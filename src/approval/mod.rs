@@ -312,10 +312,21 @@ impl Approvals {
     /// The link of approver `slot` at the approval's current stage.
     pub fn link(&self, a: &Approval, slot: usize) -> String {
         let approver = a.approvers.get(slot).map_or("", String::as_str);
-        let token = self
-            .key
-            .token(&a.id, a.envelope.stage, approver, &a.envelope_hash);
-        format!("{}/a/{}/{slot}/{token}", self.base_url, a.id)
+        self.link_to(&a.id, a.envelope.stage, slot, approver, &a.envelope_hash)
+    }
+
+    /// The link of `approver`, in `slot` of approval `id`'s `stage` asking about the envelope
+    /// with `envelope_hash` (a chat channel's button, minted as it is sent, never stored).
+    pub fn link_to(
+        &self,
+        id: &str,
+        stage: u32,
+        slot: usize,
+        approver: &str,
+        envelope_hash: &str,
+    ) -> String {
+        let token = self.key.token(id, stage, approver, envelope_hash);
+        format!("{}/a/{id}/{slot}/{token}", self.base_url)
     }
 
     pub fn key(&self) -> &LinkKey {

@@ -14,7 +14,9 @@ use sha2::{Digest as _, Sha256};
 use tokio::task::AbortHandle;
 
 use super::event::{self, Event, HeldNews, Lookup};
-use super::{Channel, Status};
+use super::{Channel, Status, chat, slack, teams};
+use crate::approval::Approvals;
+use crate::config::channel::ChannelKind;
 use crate::ledger::row::{ChannelDelivered, ChannelFailed, ChannelGaveUp, Row};
 use crate::ledger::{Change, Ledger, NewRow, Record};
 use crate::live::Live;
@@ -48,6 +50,7 @@ impl Running {
 pub fn start(
     ledger: Arc<Ledger>,
     live: Arc<Live>,
+    approvals: Arc<Approvals>,
     channels: Vec<Channel>,
     status: Arc<Status>,
 ) -> Running {
@@ -66,6 +69,7 @@ pub fn start(
                 channel,
                 ledger: ledger.clone(),
                 live: live.clone(),
+                approvals: approvals.clone(),
                 status: status.clone(),
                 http: http.clone(),
                 roles: HashMap::new(),
@@ -88,6 +92,8 @@ struct Follower {
     channel: Channel,
     ledger: Arc<Ledger>,
     live: Arc<Live>,
+    /// Mints the approvers' links a chat message's buttons carry.
+    approvals: Arc<Approvals>,
     status: Arc<Status>,
     http: ureq::Agent,
     /// (approval, stage) → the role asked, from the envelopes read (decisions do not name it).
@@ -190,7 +196,7 @@ impl Follower {
     async fn deliver(&self, ev: Event) {
         let reference = self.channel.reference.clone();
         let delivery = delivery_id(&reference, &ev.hash);
-        let body = ev.body().to_string().into_bytes();
+        let body = self.body(&ev);
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -247,21 +253,53 @@ impl Follower {
         }
     }
 
-    /// One signed POST (a fresh timestamp per attempt: receivers refuse stale ones).
+    /// What is posted for `ev`: the event itself to a webhook, a message to a chat.
+    fn body(&self, ev: &Event) -> Vec<u8> {
+        let message = || {
+            let d = &ev.data;
+            let (id, hash) = (
+                d["approval_id"].as_str().unwrap_or(""),
+                d["envelope_hash"].as_str().unwrap_or(""),
+            );
+            let stage = d["stage"].as_u64().unwrap_or(0) as u32;
+            let links: Vec<String> = (ev.approvers.iter().enumerate())
+                .map(|(slot, who)| self.approvals.link_to(id, stage, slot, who, hash))
+                .collect();
+            chat::message(ev, &links)
+        };
+        let payload = match self.channel.kind {
+            ChannelKind::Webhook => ev.body(),
+            ChannelKind::Slack => slack::payload(&message()),
+            ChannelKind::Teams => teams::payload(&message()),
+        };
+        payload.to_string().into_bytes()
+    }
+
+    /// One POST; a webhook's signed with a fresh timestamp per attempt (receivers refuse stale
+    /// ones).
     async fn post(&self, delivery: &str, body: &[u8]) -> Result<u16, Failure> {
         let (http, url, body) = (self.http.clone(), self.channel.url.clone(), body.to_vec());
         let timestamp = crate::instant::now().timestamp();
-        let signature = self.channel.secret.sign(delivery, timestamp, &body);
-        let delivery = delivery.to_string();
+        let signed = (self.channel.secret.as_ref()).map(|secret| {
+            (
+                delivery.to_string(),
+                timestamp.to_string(),
+                secret.sign(delivery, timestamp, &body),
+            )
+        });
         let sent = tokio::task::spawn_blocking(move || {
-            http.post(&url)
-                .header("content-type", "application/json")
-                .header("webhook-id", &delivery)
-                .header("webhook-timestamp", &timestamp.to_string())
-                .header("webhook-signature", &signature)
+            let mut request = http.post(&url).header("content-type", "application/json");
+            if let Some((id, at, signature)) = &signed {
+                request = request
+                    .header("webhook-id", id)
+                    .header("webhook-timestamp", at)
+                    .header("webhook-signature", signature);
+            }
+            request
                 .send(&body[..])
                 .map(|r| r.status().as_u16())
-                .map_err(|e| format!("POST {url}: {e}"))
+                // never the URL: a chat's URL is a credential
+                .map_err(|e| format!("the POST failed: {e}"))
         })
         .await;
         let status = match sent {

@@ -17,6 +17,9 @@ pub struct Event {
     /// `approval.opened`, `held.created`, …
     pub kind: &'static str,
     pub roles: Vec<String>,
+    /// `approval.opened`: the stage's approvers, in slot order (a chat message gives each a
+    /// button to their own page; never in the body posted to a webhook).
+    pub approvers: Vec<String>,
     /// The source row.
     pub seq: u64,
     pub call_id: String,
@@ -108,9 +111,14 @@ pub fn of(record: &Record, look: &dyn Lookup) -> Option<Event> {
     }
     data["ledger_seq"] = json!(record.seq);
     data["call_id"] = json!(record.call_id);
+    let approvers = match record.row() {
+        Ok(Row::Envelope(e)) => e.approvers,
+        _ => Vec::new(),
+    };
     Some(Event {
         kind,
         roles,
+        approvers,
         seq: record.seq,
         call_id: record.call_id.clone(),
         hash: record.hash.clone(),

@@ -12,14 +12,17 @@
 //! never in `Config`) and the channels' health for `/readyz`. It must never decide anything nor
 //! write a row but a delivery's.
 
+pub mod chat;
 pub mod dispatch;
 pub mod event;
+pub mod slack;
+pub mod teams;
 pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::config::channel::ChannelConfig;
+use crate::config::channel::{ChannelConfig, ChannelKind, UrlSource};
 use webhook::Secret;
 
 /// A channel's secret read from the variable `var`, or why it cannot be (naming the variable).
@@ -37,31 +40,53 @@ pub fn secret_from_env(var: &str) -> Result<Secret, String> {
     }
 }
 
-/// A channel ready to post: where, and the key it signs with.
+/// A channel ready to post: where, how, and (a webhook) the key it signs with.
 #[derive(Debug, Clone)]
 pub struct Channel {
     /// `KIND:NAME`, as roles name it.
     pub reference: String,
     /// The name alone (its cursor's key).
     pub name: String,
+    pub kind: ChannelKind,
     pub url: String,
-    pub secret: Secret,
+    pub secret: Option<Secret>,
 }
 
-/// Every configured channel with its secret, as the gate starts.
+/// The URL held by the variable `var`, or why it cannot be used.
+fn url_from_env(var: &str) -> Result<String, String> {
+    let url = std::env::var(var).map_err(|_| {
+        format!("the environment variable {var} is not set (it holds the channel's URL)")
+    })?;
+    crate::config::channel::check_url(url.trim())
+        // the URL is a credential: the message names the variable, not the value
+        .map_err(|_| format!("the environment variable {var} does not hold an http:// or https:// URL without credentials"))?;
+    Ok(url.trim().to_string())
+}
+
+/// A configured channel with its URL and secret read from the environment; on failure, the
+/// key at fault (`url_env`, `secret_env`) and why.
+pub fn resolve(c: &ChannelConfig) -> Result<Channel, (&'static str, String)> {
+    let url = match &c.url {
+        UrlSource::Written(u) => u.clone(),
+        UrlSource::Env(var) => url_from_env(var).map_err(|why| ("url_env", why))?,
+    };
+    let secret = match &c.secret_env {
+        Some(var) => Some(secret_from_env(var).map_err(|why| ("secret_env", why))?),
+        None => None,
+    };
+    Ok(Channel {
+        reference: c.reference(),
+        name: c.name.clone(),
+        kind: c.kind,
+        url,
+        secret,
+    })
+}
+
+/// Every configured channel, as the gate starts.
 pub fn from_config(channels: &[ChannelConfig]) -> Result<Vec<Channel>, String> {
-    channels
-        .iter()
-        .map(|c| {
-            let secret = secret_from_env(&c.secret_env)
-                .map_err(|why| format!("channel `{}`: {why}", c.reference()))?;
-            Ok(Channel {
-                reference: c.reference(),
-                name: c.name.clone(),
-                url: c.url.clone(),
-                secret,
-            })
-        })
+    (channels.iter())
+        .map(|c| resolve(c).map_err(|(_, why)| format!("channel `{}`: {why}", c.reference())))
         .collect()
 }
 

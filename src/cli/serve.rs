@@ -261,11 +261,12 @@ fn start_channels(
     let channels = channel::from_config(&cfg.channels).map_err(anyhow::Error::msg)?;
     let status = channel::Status::new();
     for c in &channels {
-        tracing::info!(channel = %c.reference, url = %c.url, "approvals announced on a channel");
+        tracing::info!(channel = %c.reference, "approvals announced on a channel");
     }
     let running = channel::dispatch::start(
         opened.ledger.clone(),
         desk.live.clone(),
+        desk.approvals.clone(),
         channels,
         status.clone(),
     );

@@ -21,6 +21,10 @@ use crate::policy::Policy;
 pub enum ChannelKind {
     /// A POST of a JSON event signed by the Standard Webhooks scheme.
     Webhook,
+    /// A Slack incoming webhook: a Block Kit message.
+    Slack,
+    /// A Microsoft Teams workflow webhook: an Adaptive Card.
+    Teams,
 }
 
 impl ChannelKind {
@@ -28,8 +32,18 @@ impl ChannelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Webhook => "webhook",
+            ChannelKind::Slack => "slack",
+            ChannelKind::Teams => "teams",
         }
     }
+}
+
+/// Where a channel posts: written in the file, or (a URL that is itself a credential, as Slack's
+/// and Teams' are) held by an environment variable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UrlSource {
+    Written(String),
+    Env(String),
 }
 
 /// One `[[channel]]`.
@@ -38,13 +52,17 @@ impl ChannelKind {
 pub struct ChannelSection {
     /// Its name: a role names it as `KIND:NAME`, e.g. `webhook:ops`.
     pub name: String,
-    /// `"webhook"`: a signed POST of each event (Standard Webhooks).
+    /// `"webhook"`: a signed POST of each event (Standard Webhooks); `"slack"`: a message to a
+    /// Slack incoming webhook; `"teams"`: an Adaptive Card to a Teams workflow webhook.
     pub kind: ChannelKind,
     /// Where events are posted: `https://…`, or `http://…` (e.g. a receiver on this machine).
-    pub url: String,
-    /// The environment variable holding the signing secret, `whsec_` and the base64 of 24 to 64
-    /// random bytes (the receiver holds the same). Never written in this file.
-    pub secret_env: String,
+    pub url: Option<String>,
+    /// Instead of `url`: the environment variable holding it (Slack's and Teams' webhook URLs
+    /// are credentials themselves).
+    pub url_env: Option<String>,
+    /// Webhooks only: the environment variable holding the signing secret, `whsec_` and the
+    /// base64 of 24 to 64 random bytes (the receiver holds the same). Never written in this file.
+    pub secret_env: Option<String>,
 }
 
 /// A channel as compiled.
@@ -52,8 +70,9 @@ pub struct ChannelSection {
 pub struct ChannelConfig {
     pub name: String,
     pub kind: ChannelKind,
-    pub url: String,
-    pub secret_env: String,
+    pub url: UrlSource,
+    /// Webhooks: the variable holding the secret.
+    pub secret_env: Option<String>,
     /// Where it is defined in airlock.toml (1-based line), for messages about it.
     pub line: usize,
 }
@@ -65,56 +84,91 @@ impl ChannelConfig {
     }
 }
 
-/// Compile every `[[channel]]`: names unique and plain, URLs http(s) without credentials.
+/// Compile every `[[channel]]`: names unique and plain, URLs http(s) without credentials, a
+/// secret for webhooks only.
 pub(super) fn compile(
     src: &Source,
     sections: &[Spanned<ChannelSection>],
     errors: &mut Vec<Diagnostic>,
 ) -> Vec<ChannelConfig> {
     let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for (i, s) in sections.iter().enumerate() {
-        let (span, c) = (s.span(), s.get_ref());
-        let key = format!("channel[{i}]");
-        let mut bad = |what: &str, msg: String| {
-            errors.push(src.error(Some(span.clone()), &format!("{key}.{what}"), msg));
-        };
-        if !plain_name(&c.name) {
-            bad(
-                "name",
-                format!(
-                    "`{}` cannot be a channel name: 1-64 letters, digits, `-` or `_`",
-                    c.name
-                ),
-            );
-        } else if !seen.insert((c.kind, c.name.clone())) {
-            bad(
-                "name",
-                format!(
-                    "a {} channel named `{}` is defined twice",
-                    c.kind.as_str(),
-                    c.name
-                ),
-            );
-        }
-        if let Err(msg) = check_url(&c.url) {
-            bad("url", msg);
-        }
-        if c.secret_env.trim().is_empty() {
-            bad(
-                "secret_env",
-                "name the environment variable that holds the webhook's secret".into(),
-            );
-        }
-        out.push(ChannelConfig {
-            name: c.name.clone(),
-            kind: c.kind,
-            url: c.url.clone(),
-            secret_env: c.secret_env.trim().to_string(),
-            line: src.line_col(span.start).0,
-        });
+    (sections.iter().enumerate())
+        .map(|(i, s)| compile_one(src, i, s, &mut seen, errors))
+        .collect()
+}
+
+fn compile_one(
+    src: &Source,
+    i: usize,
+    s: &Spanned<ChannelSection>,
+    seen: &mut BTreeSet<(ChannelKind, String)>,
+    errors: &mut Vec<Diagnostic>,
+) -> ChannelConfig {
+    let (span, c) = (s.span(), s.get_ref());
+    let mut bad = |what: &str, msg: String| {
+        errors.push(src.error(Some(span.clone()), &format!("channel[{i}].{what}"), msg));
+    };
+    if !plain_name(&c.name) {
+        bad(
+            "name",
+            format!(
+                "`{}` cannot be a channel name: 1-64 letters, digits, `-` or `_`",
+                c.name
+            ),
+        );
+    } else if !seen.insert((c.kind, c.name.clone())) {
+        bad(
+            "name",
+            format!(
+                "a {} channel named `{}` is defined twice",
+                c.kind.as_str(),
+                c.name
+            ),
+        );
     }
-    out
+    let url = match (&c.url, &c.url_env) {
+        (Some(u), None) => {
+            if let Err(msg) = check_url(u) {
+                bad("url", msg);
+            }
+            UrlSource::Written(u.clone())
+        }
+        (None, Some(var)) if !var.trim().is_empty() => UrlSource::Env(var.trim().to_string()),
+        _ => {
+            bad(
+                "url",
+                "give exactly one of `url` and `url_env` (the variable holding the URL)".into(),
+            );
+            UrlSource::Written(String::new())
+        }
+    };
+    let secret_env = c
+        .secret_env
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match (c.kind, secret_env) {
+        (ChannelKind::Webhook, None) => bad(
+            "secret_env",
+            "name the environment variable that holds the webhook's signing secret (`whsec_…`)"
+                .into(),
+        ),
+        (ChannelKind::Slack | ChannelKind::Teams, Some(_)) => bad(
+            "secret_env",
+            format!(
+                "a {} channel is not signed: its URL is the secret (keep it in `url_env`)",
+                c.kind.as_str()
+            ),
+        ),
+        _ => {}
+    }
+    ChannelConfig {
+        name: c.name.clone(),
+        kind: c.kind,
+        url,
+        secret_env: secret_env.map(str::to_string),
+        line: src.line_col(span.start).0,
+    }
 }
 
 fn plain_name(n: &str) -> bool {
@@ -123,7 +177,7 @@ fn plain_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn check_url(u: &str) -> Result<(), String> {
+pub(crate) fn check_url(u: &str) -> Result<(), String> {
     let rest = u
         .strip_prefix("https://")
         .or_else(|| u.strip_prefix("http://"))
@@ -138,8 +192,9 @@ fn check_url(u: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The policy's roles name only channels `airlock.toml` defines, and each channel's secret is
-/// in the environment in its form: errors naming the role's key or the variable.
+/// The policy's roles name only channels `airlock.toml` defines, each channel's secret and URL
+/// variables are set and in their form, and a chat channel of a role without sign-in is warned
+/// about: errors naming the role's key or the variable.
 pub(super) fn check(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<Diagnostic>) {
     let defined: BTreeSet<String> = config
         .channels
@@ -150,15 +205,19 @@ pub(super) fn check(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<D
         for c in role.channels.iter().filter(|c| !defined.contains(*c)) {
             diags.push(src.error(None, &format!("roles.{name}.channels"), format!("role `{name}` names channel `{c}`, which {} does not define: add a [[channel]] with kind and name as written (`KIND:NAME`, e.g. `webhook:ops`)", config.path.display())));
         }
+        let chat = role.channels.iter().filter(|c| !c.starts_with("webhook:"));
+        for c in chat.filter(|_| role.sign_in == crate::policy::SignIn::Link) {
+            diags.push(src.warning(None, &format!("roles.{name}.channels"), format!("channel `{c}` shows each approver of role `{name}` a button with their own link, and the role signs in with the link alone: anyone who reads the channel could decide as any of them; give the role `sign_in = \"oidc\"`")));
+        }
     }
     for c in &config.channels {
-        if let Err(why) = crate::channel::secret_from_env(&c.secret_env) {
+        if let Err((field, why)) = crate::channel::resolve(c) {
             diags.push(Diagnostic {
                 severity: Severity::Error,
                 file: config.path.clone(),
                 line: c.line,
                 column: 1,
-                key: format!("channel.{}.secret_env", c.name),
+                key: format!("channel.{}.{field}", c.name),
                 message: format!("channel `{}`: {why}", c.reference()),
             });
         }

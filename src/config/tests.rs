@@ -219,3 +219,35 @@ fn limits_default_and_a_bad_one_is_named_with_its_line() {
     );
     assert!(e[1].message.contains("at least 1"), "{}", e[1].message);
 }
+
+#[test]
+fn a_channel_names_where_it_posts_once_and_a_secret_only_when_it_signs() {
+    let ch = |body: &str| cfg(&format!("[[channel]]\nname = \"ops\"\n{body}"));
+    let ok = ch("kind = \"webhook\"\nurl = \"https://h/x\"\nsecret_env = \"S\"\n").unwrap();
+    assert_eq!(ok.channels[0].reference(), "webhook:ops");
+    assert_eq!(ok.channels[0].line, 1);
+    let slack = ch("kind = \"slack\"\nurl_env = \"SLACK_URL\"\n").unwrap();
+    assert_eq!(
+        slack.channels[0].url,
+        super::channel::UrlSource::Env("SLACK_URL".into())
+    );
+    let keys = |body: &str| -> Vec<String> {
+        ch(body)
+            .unwrap_err()
+            .into_iter()
+            .map(|d| format!("{}@{}", d.key, d.line))
+            .collect()
+    };
+    assert_eq!(keys("kind = \"webhook\"\nurl = \"https://h/x\"\n"), ["channel[0].secret_env@1"]);
+    assert_eq!(
+        keys("kind = \"teams\"\nurl = \"https://h/x\"\nsecret_env = \"S\"\n"),
+        ["channel[0].secret_env@1"]
+    );
+    assert_eq!(
+        keys("kind = \"slack\"\nurl = \"https://h/x\"\nurl_env = \"U\"\n"),
+        ["channel[0].url@1"]
+    );
+    assert_eq!(keys("kind = \"slack\"\n"), ["channel[0].url@1"]);
+    assert_eq!(keys("kind = \"slack\"\nurl = \"ftp://h\"\n"), ["channel[0].url@1"]);
+    assert!(ch("kind = \"pager\"\nurl = \"https://h\"\n").is_err(), "an unknown kind");
+}

@@ -1,0 +1,176 @@
+//! What a chat channel (Slack, Teams) shows of an event, before either's format: a title, the
+//! agent's text apart from Airlock's, the facts, a line of Airlock's words, and the buttons to
+//! the approvers' own pages. The agent's text is shown as a person reads it (`shown`): hidden
+//! characters as escapes, on one line, links broken; the renderers put it only where the chat
+//! shows text as written (no markup).
+//!
+//! Pure: links are minted by the caller and handed in; it never sends.
+
+use serde_json::Value;
+
+use super::event::Event;
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Airlock's heading, e.g. `Approve? Refund $5.00 on order A-1001`.
+    pub title: String,
+    /// What the agent wrote (the request's summary), shown: `None` when the event has none.
+    pub agent_text: Option<String>,
+    /// (label, value), Airlock's and the manifest's words.
+    pub facts: Vec<(String, String)>,
+    /// Airlock's closing line: who decides, where, by when.
+    pub note: String,
+    /// (label, url): an approver's own page.
+    pub buttons: Vec<(String, String)>,
+    /// Plain text for notifications (Slack's `text`).
+    pub fallback: String,
+}
+
+/// Shown as a person reads it: escapes, one line, links broken, cut to `chars`.
+pub fn shown(text: &str, chars: usize) -> String {
+    let line = crate::shown::break_links(&crate::shown::line(text));
+    crate::summary::shorten(&line, chars)
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(t) => t.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The message for `ev`, with `links[slot]` the page of `ev.approvers[slot]`.
+pub fn message(ev: &Event, links: &[String]) -> Message {
+    let d = &ev.data;
+    let fact = |label: &str, key: &str| (label.to_string(), shown(&s(&d[key]), 300));
+    let (title, agent_text, facts, note) = match ev.kind {
+        "approval.opened" => (
+            format!("Approve? {}", shown(&s(&d["summary"]), 120)),
+            Some(shown(&s(&d["summary"]), 2000)),
+            vec![
+                fact("Tool", "tool"),
+                fact("Class", "class"),
+                fact("Actor", "actor"),
+                fact("Target", "target"),
+                fact("Impact", "impact"),
+                fact("Reversal", "reversal"),
+                fact("Expires", "expires_at"),
+            ],
+            format!(
+                "Role {} decides on Airlock's page, each approver through their own button (sign-in as the role requires). Approval {}, stage {}.",
+                s(&d["role"]),
+                s(&d["approval_id"]),
+                s(&d["stage"])
+            ),
+        ),
+        "approval.decided" | "approval.modified" | "approval.escalated" => (
+            format!("{} by {}", past(&s(&d["choice"])), s(&d["approver"])),
+            None,
+            vec![
+                fact("Approval", "approval_id"),
+                fact("Role", "role"),
+                fact("Stage", "stage"),
+            ],
+            "Decided on Airlock's page; the ledger holds the decision.".to_string(),
+        ),
+        "approval.timed_out" => (
+            format!("Nobody decided in time: {}", s(&d["on_timeout"])),
+            None,
+            vec![
+                fact("Approval", "approval_id"),
+                fact("Role", "role"),
+                fact("Expired", "expires_at"),
+            ],
+            "The approval's on_timeout rule applied.".to_string(),
+        ),
+        "approval.closed" => (
+            "Approval closed".to_string(),
+            None,
+            vec![
+                fact("Approval", "approval_id"),
+                fact("Role", "role"),
+                ("Outcome".into(), shown(&s(&d["outcome"]), 300)),
+            ],
+            "The approval has ended; the ledger holds its story.".to_string(),
+        ),
+        "held.created" => (
+            format!("Held for review: {}", shown(&s(&d["tool"]), 100)),
+            None,
+            vec![
+                fact("Tool", "tool"),
+                fact("Actor", "actor"),
+                fact("Why", "reason"),
+                ("Roles".into(), roles(d)),
+            ],
+            "A member of these roles releases or rejects it on Airlock's review page.".to_string(),
+        ),
+        "held.released" | "held.rejected" => (
+            format!(
+                "{} by {}",
+                if ev.kind == "held.released" {
+                    "Released"
+                } else {
+                    "Rejected"
+                },
+                s(&d["by"])
+            ),
+            None,
+            vec![
+                fact("Tool", "tool"),
+                fact("Actor", "actor"),
+                fact("Reason", "reason"),
+            ],
+            "Decided on Airlock's review page.".to_string(),
+        ),
+        _ => (
+            format!(
+                "Autopilot {}: {}",
+                if ev.kind == "autopilot.paused" {
+                    "paused"
+                } else {
+                    "resumed"
+                },
+                s(&d["scope"])
+            ),
+            None,
+            vec![
+                fact("Scope", "scope"),
+                fact("Limit", "limit"),
+                fact("By", "by"),
+                ("Roles".into(), roles(d)),
+            ],
+            "Paused calls wait for a member of these roles on Airlock's review page.".to_string(),
+        ),
+    };
+    let facts = facts.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    let buttons = (ev.approvers.iter().zip(links))
+        .map(|(who, url)| (format!("Open as {}", shown(who, 60)), url.clone()))
+        .collect();
+    Message {
+        fallback: format!("[Airlock] {title}"),
+        title,
+        agent_text,
+        facts,
+        note,
+        buttons,
+    }
+}
+
+fn past(choice: &str) -> &'static str {
+    match choice {
+        "approve" => "Approved",
+        "deny" => "Denied",
+        "modify" => "Modified",
+        "escalate" => "Escalated",
+        _ => "Decided",
+    }
+}
+
+fn roles(d: &Value) -> String {
+    (d["roles"].as_array().into_iter().flatten())
+        .map(s)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
