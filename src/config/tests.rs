@@ -238,7 +238,10 @@ fn a_channel_names_where_it_posts_once_and_a_secret_only_when_it_signs() {
             .map(|d| format!("{}@{}", d.key, d.line))
             .collect()
     };
-    assert_eq!(keys("kind = \"webhook\"\nurl = \"https://h/x\"\n"), ["channel[0].secret_env@1"]);
+    assert_eq!(
+        keys("kind = \"webhook\"\nurl = \"https://h/x\"\n"),
+        ["channel[0].secret_env@1"]
+    );
     assert_eq!(
         keys("kind = \"teams\"\nurl = \"https://h/x\"\nsecret_env = \"S\"\n"),
         ["channel[0].secret_env@1"]
@@ -248,6 +251,12 @@ fn a_channel_names_where_it_posts_once_and_a_secret_only_when_it_signs() {
         ["channel[0].url@1"]
     );
     assert_eq!(keys("kind = \"slack\"\n"), ["channel[0].url@1"]);
-    assert_eq!(keys("kind = \"slack\"\nurl = \"ftp://h\"\n"), ["channel[0].url@1"]);
-    assert!(ch("kind = \"pager\"\nurl = \"https://h\"\n").is_err(), "an unknown kind");
+    assert_eq!(
+        keys("kind = \"slack\"\nurl = \"ftp://h\"\n"),
+        ["channel[0].url@1"]
+    );
+    assert!(
+        ch("kind = \"pager\"\nurl = \"https://h\"\n").is_err(),
+        "an unknown kind"
+    );
 }

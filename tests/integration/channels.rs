@@ -360,3 +360,82 @@ async fn a_held_call_and_its_rejection_reach_the_review_roles_channel() {
     assert_eq!(rejected["verified"], true);
     agent.close().await;
 }
+
+/// The approvals world with role `finance` announcing on Slack and Teams, both at the receiver
+/// (which checks Slack's payload with Slack's SDK and the card against the Adaptive Card schema).
+fn with_chats(smtp_port: u16, receiver: &Receiver) -> World {
+    let w = World::approvals(smtp_port, APPROVE_30M);
+    let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
+    w.write(
+        "p/policy.toml",
+        &policy.replace(
+            "escalate_to = \"cfo\" }",
+            "escalate_to = \"cfo\", channels = [\"slack:finance\", \"teams:finance\"] }",
+        ),
+    );
+    let cfg = std::fs::read_to_string(w.config()).expect("config");
+    w.write_config(&format!(
+        "{cfg}\n[[channel]]\nname = \"finance\"\nkind = \"slack\"\nurl_env = \"AIRLOCK_TEST_SLACK_URL\"\n\n\
+         [[channel]]\nname = \"finance\"\nkind = \"teams\"\nurl = {:?}\n",
+        receiver.url("/teams/finance")
+    ));
+    w
+}
+
+/// The entries that reached `path`, in order.
+fn at<'a>(entries: &'a [Value], path: &str) -> Vec<&'a Value> {
+    entries.iter().filter(|e| e["path"] == path).collect()
+}
+
+#[ignore = "needs aiosmtpd, standardwebhooks and slack-sdk; scripts/test runs it"]
+#[tokio::test]
+async fn slack_and_teams_get_valid_messages_with_each_approvers_own_button_and_the_decision_follows() {
+    let receiver = Receiver::start(SECRET);
+    let smtp = Smtp::start();
+    let w = with_chats(smtp.port, &receiver);
+    let slack_url = receiver.url("/slack/finance");
+    let agent = Arc::new(
+        w.agent_with_env(&[("AIRLOCK_TEST_SLACK_URL", slack_url.as_str())])
+            .await,
+    );
+    let a = agent.clone();
+    let waiting = tokio::spawn(async move { a.call("refund_order", refund()).await });
+    let ann = smtp.wait_for("ann@example.com", "refund_order", 1).await;
+    let bob = smtp.wait_for("bob@example.com", "refund_order", 1).await;
+
+    let first = received(&receiver, 2).await;
+    let slack = at(&first, "/slack/finance")[0]["body"].clone();
+    let teams = at(&first, "/teams/finance")[0]["body"].clone();
+    for e in &first {
+        assert_eq!(e["schema_errors"], json!([]), "a valid {} payload: {e:#}", e["path"]);
+        assert_eq!(e["status"], 200);
+    }
+    let blocks = slack["blocks"].as_array().expect("blocks");
+    assert_eq!(blocks[0]["type"], "header");
+    assert!(blocks[0]["text"]["text"].as_str().unwrap_or("").starts_with("Approve? Refund $5.00 on order A-1001"));
+    let buttons = &blocks.last().expect("actions")["elements"];
+    let urls: Vec<&str> = buttons.as_array().expect("buttons").iter().filter_map(|b| b["url"].as_str()).collect();
+    assert_eq!(urls, [ann.link(), bob.link()], "each approver's button is their own link");
+    let card = &teams["attachments"][0]["content"];
+    let actions: Vec<&str> = card["actions"].as_array().expect("actions").iter().filter_map(|b| b["url"].as_str()).collect();
+    assert_eq!(actions, [ann.link(), bob.link()]);
+    assert!(!slack.to_string().contains("damaged parcel") && !teams.to_string().contains("damaged parcel"), "never the arguments");
+
+    let (status, page) = decide(&ann.link(), "approve", &[]);
+    assert_eq!(status, 200, "{page}");
+    assert!(!is_error(&waiting.await.expect("the call")));
+    let all = received(&receiver, 6).await;
+    let slack_titles: Vec<String> = at(&all, "/slack/finance")
+        .iter()
+        .map(|e| e["body"]["blocks"][0]["text"]["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(slack_titles[1], "Approved by ann@example.com", "{slack_titles:?}");
+    assert_eq!(slack_titles[2], "Approval closed");
+    let teams_titles: Vec<&str> = at(&all, "/teams/finance")
+        .iter()
+        .map(|e| e["body"]["attachments"][0]["content"]["body"][0]["text"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(teams_titles[1..], ["Approved by ann@example.com", "Approval closed"]);
+    assert!(all.iter().all(|e| e["schema_errors"] == json!([])), "{all:#?}");
+    close(agent).await;
+}
