@@ -36,7 +36,8 @@ pub enum Peer {
     /// `tests/peers/ts_agent.mjs`.
     TypeScriptSdk,
     /// The Standard Webhooks reference library (PyPI `standardwebhooks`), which the webhook
-    /// receiver `tests/peers/channel_receiver.py` verifies with.
+    /// receiver `tests/peers/channel_receiver.py` verifies with, and the Slack SDK (PyPI
+    /// `slack-sdk`) and `jsonschema` it checks the chat channels' payloads with.
     Receiver,
 }
 
@@ -55,7 +56,7 @@ impl Peer {
                 "the MCP tool server (npm @modelcontextprotocol/server-everything) and Node.js"
             }
             Peer::TypeScriptSdk => "the MCP TypeScript SDK (npm @modelcontextprotocol/sdk) and Node.js",
-            Peer::Receiver => "standardwebhooks (PyPI), for the webhook receiver",
+            Peer::Receiver => "standardwebhooks, slack-sdk and jsonschema (PyPI), for the webhook receiver",
         }
     }
 
@@ -66,7 +67,7 @@ impl Peer {
                 let module = match self {
                     Peer::PythonSdk => "mcp",
                     Peer::TimeServer => "mcp_server_time",
-                    Peer::Receiver => "standardwebhooks",
+                    Peer::Receiver => "standardwebhooks, slack_sdk, jsonschema",
                     _ => "aiosmtpd",
                 };
                 c = Command::new(python());
@@ -130,8 +131,8 @@ pub fn peers_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(REPO).join(".peers"))
 }
 
-/// The Python of the peers' virtual environment (the SDK, mcp-server-time, aiosmtpd and
-/// standardwebhooks are installed there, never into the machine's Python).
+/// The Python of the peers' virtual environment (the SDK, mcp-server-time, aiosmtpd,
+/// standardwebhooks and slack-sdk are installed there, never into the machine's Python).
 pub fn python() -> PathBuf {
     peers_dir().join("venv/bin/python3")
 }

@@ -2,6 +2,7 @@
 //! with the Standard Webhooks reference library (PyPI `standardwebhooks`) and logs what it got,
 //! one JSON line each (path, query, headers, body, verified, error, attempt, status). Its answers
 //! follow the URL's query (`?fail=N`, `?status=CODE`); it never decides anything for a test.
+//! `/slack…` and `/teams…` paths are unsigned chat channels: format-checked, with `schema_errors`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
