@@ -1,7 +1,9 @@
 //! Which rows are news for a channel, and the event each becomes: an approval opened (each
 //! stage), decided, modified, escalated, timed out, closed. An event names the role whose
 //! channels hear it and carries what the approvers' mail carries about the request — never the
-//! arguments, never a link that decides.
+//! arguments, never a link that decides, and its prose (summary, target, impact, reversal) as
+//! mail shows it: hidden characters as escapes, links broken (a summary repeats what the agent
+//! wrote, and a receiver that renders it must not make a link of it).
 //!
 //! Pure: it reads a row and nothing else, and never sends.
 
@@ -45,13 +47,13 @@ pub fn of(record: &Record, role_of: impl Fn(&str, Option<u32>) -> Option<String>
                 "approval_id": e.approval_id,
                 "stage": e.stage,
                 "role": role,
-                "summary": v["summary"],
+                "summary": prose(&v["summary"]),
                 "tool": v["tool"],
                 "class": v["class"],
                 "actor": v["actor"],
-                "target": v["target"],
-                "impact": v["impact"],
-                "reversal": v["reversal"],
+                "target": prose(&v["target"]),
+                "impact": prose(&v["impact"]),
+                "reversal": prose(&v["reversal"]),
                 "min_approvals": v["min_approvals"],
                 "approvers": e.approvers.len(),
                 "expires_at": v["expires_at"],
@@ -106,6 +108,14 @@ pub fn of(record: &Record, role_of: impl Fn(&str, Option<u32>) -> Option<String>
     })
 }
 
+/// Text as mail shows it: on one line, hidden characters as escapes, links broken.
+fn prose(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(crate::shown::break_links(&crate::shown::line(s))),
+        v => v.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -151,5 +161,26 @@ mod tests {
             "no role: nobody to tell"
         );
         assert!(of(&record("outcome", json!({})), |_, _| Some("r".into())).is_none());
+    }
+
+    #[test]
+    fn a_link_the_agent_wrote_into_the_summary_is_broken_as_in_mail() {
+        // the summary template fills in the order id, which is the agent's
+        let summary = "Refund on order https://evil.example/a/approve or www.evil.example";
+        let envelope = json!({"approval_id": "a1", "stage": 0, "envelope_hash": "h", "approvers": ["ann@x"],
+            "envelope": {"role": "finance", "summary": summary, "target": "payments.refunds",
+                "tool": "shop__refund", "class": "refund", "actor": "agent:1",
+                "expires_at": "2026-12-04T21:00:00Z"}});
+        let e = of(&record("envelope", envelope), |_, _| None).unwrap();
+        let body = e.body().to_string();
+        assert!(
+            !body.contains("https://"),
+            "no link a receiver would make clickable: {body}"
+        );
+        assert_eq!(
+            e.data["summary"],
+            "Refund on order https[:]//evil.example/a/approve or www[.]evil.example"
+        );
+        assert_eq!(e.data["target"], "payments.refunds");
     }
 }
