@@ -2,7 +2,8 @@
 //! news for a role naming the channel into an event ([`super::event`]), posts it signed, and
 //! records the attempt — `channel_delivered` (with the cursor), `channel_failed` (retried with
 //! back-off, in order: a later event waits for an earlier one) or `channel_gave_up` (a refusal
-//! that retrying cannot fix, or a day of failures). The I/O edge of channels: the HTTP client
+//! that retrying cannot fix, a day of failures, or the live policy's role no longer naming the
+//! channel). The I/O edge of channels: the HTTP client
 //! (bounded timeouts, no redirects), the clock, the ledger. It never decides anything.
 
 use std::collections::HashMap;
@@ -185,10 +186,13 @@ impl Follower {
             let id = ev.data["approval_id"].as_str().unwrap_or("").to_string();
             self.roles.insert((id, stage), ev.role.clone());
         }
+        self.told(&ev.role).then_some(ev)
+    }
+
+    /// Whether the live policy's `role` names this channel.
+    fn told(&self, role: &str) -> bool {
         let (setup, _) = self.live.snapshot();
-        let told = (setup.policy.roles.get(&ev.role))
-            .is_some_and(|r| r.channels.contains(&self.channel.reference));
-        told.then_some(ev)
+        (setup.policy.roles.get(role)).is_some_and(|r| r.channels.contains(&self.channel.reference))
     }
 
     /// Post `ev` until it is taken or given up on, recording each attempt.
@@ -199,20 +203,17 @@ impl Follower {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
+            if attempt > 0 && !self.told(&ev.role) {
+                // a policy edit took the channel from the role while the event waited
+                self.status.recovered(&reference);
+                let error = format!("role `{}` no longer names this channel", ev.role);
+                self.gave_up(&ev, &delivery, attempt, error).await;
+                return;
+            }
             attempt += 1;
             let failure = match self.post(&delivery, &body).await {
                 Ok(status) => {
-                    self.status.recovered(&reference);
-                    let row = Row::ChannelDelivered(ChannelDelivered {
-                        channel: reference.clone(),
-                        delivery: delivery.clone(),
-                        event: ev.kind.to_string(),
-                        source_seq: ev.seq,
-                        attempt,
-                        status,
-                    });
-                    self.commit(vec![NewRow::now(&ev.call_id, row)], ev.seq)
-                        .await;
+                    self.delivered(&ev, &delivery, attempt, status).await;
                     return;
                 }
                 Err(f) => f,
@@ -221,17 +222,7 @@ impl Follower {
             self.status
                 .failed(&reference, &crate::instant::rfc3339(&now), &failure.error);
             if !failure.retry || started.elapsed() >= GIVE_UP_AFTER {
-                tracing::error!(channel = %reference, delivery = %delivery, error = %failure.error, "channel event given up on");
-                let row = Row::ChannelGaveUp(ChannelGaveUp {
-                    channel: reference.clone(),
-                    delivery: delivery.clone(),
-                    event: ev.kind.to_string(),
-                    source_seq: ev.seq,
-                    attempts: attempt,
-                    error: failure.error,
-                });
-                self.commit(vec![NewRow::now(&ev.call_id, row)], ev.seq)
-                    .await;
+                self.gave_up(&ev, &delivery, attempt, failure.error).await;
                 return;
             }
             let wait = backoff(attempt);
@@ -250,6 +241,36 @@ impl Follower {
             self.append(NewRow::now(&ev.call_id, row)).await;
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Record that `ev` went through at `attempt`, moving the cursor past it.
+    async fn delivered(&self, ev: &Event, delivery: &str, attempt: u32, status: u16) {
+        self.status.recovered(&self.channel.reference);
+        let row = Row::ChannelDelivered(ChannelDelivered {
+            channel: self.channel.reference.clone(),
+            delivery: delivery.to_string(),
+            event: ev.kind.to_string(),
+            source_seq: ev.seq,
+            attempt,
+            status,
+        });
+        self.commit(vec![NewRow::now(&ev.call_id, row)], ev.seq)
+            .await;
+    }
+
+    /// Record that `ev` is given up on after `attempts`, moving the cursor past it.
+    async fn gave_up(&self, ev: &Event, delivery: &str, attempts: u32, error: String) {
+        tracing::error!(channel = %self.channel.reference, delivery = %delivery, error = %error, "channel event given up on");
+        let row = Row::ChannelGaveUp(ChannelGaveUp {
+            channel: self.channel.reference.clone(),
+            delivery: delivery.to_string(),
+            event: ev.kind.to_string(),
+            source_seq: ev.seq,
+            attempts,
+            error,
+        });
+        self.commit(vec![NewRow::now(&ev.call_id, row)], ev.seq)
+            .await;
     }
 
     /// One signed POST (a fresh timestamp per attempt: receivers refuse stale ones).
