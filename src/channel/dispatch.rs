@@ -2,7 +2,8 @@
 //! news for a role naming the channel into an event ([`super::event`]), posts it signed, and
 //! records the attempt — `channel_delivered` (with the cursor), `channel_failed` (retried with
 //! back-off, in order: a later event waits for an earlier one) or `channel_gave_up` (a refusal
-//! that retrying cannot fix, or a day of failures). The I/O edge of channels: the HTTP client
+//! that retrying cannot fix, a day of failures, or the live policy's role no longer naming the
+//! channel). The I/O edge of channels: the HTTP client
 //! (bounded timeouts, no redirects), the clock, the ledger. It never decides anything.
 
 use std::collections::HashMap;
@@ -117,13 +118,18 @@ impl Follower {
                 continue;
             }
             let upto = head.min(cursor + READ_BATCH);
-            for record in self.read(cursor + 1, upto).await {
-                if let Some(ev) = self.news(&record) {
+            let read = self.read(cursor + 1, upto).await;
+            for record in &read.records {
+                if let Some(ev) = self.news(record) {
                     self.deliver(ev).await;
                     committed = record.seq;
                 }
             }
-            cursor = upto;
+            // only as far as rows were read: a row the ledger did not answer for is asked again
+            cursor = read.through;
+            if read.stopped.is_some() {
+                tokio::time::sleep(FIRST_BACKOFF).await;
+            }
             if cursor - committed >= CURSOR_EVERY {
                 self.commit(Vec::new(), cursor).await;
                 committed = cursor;
@@ -152,19 +158,22 @@ impl Follower {
         }
     }
 
-    /// Rows `from..=to`, readable ones only (off the async threads: a shared ledger reads over
-    /// the network).
-    async fn read(&self, from: u64, to: u64) -> Vec<Record> {
+    /// Rows `from..=to` as far as the ledger answered, readable ones only (off the async
+    /// threads: a shared ledger reads over the network).
+    async fn read(&self, from: u64, to: u64) -> Gathered {
         let ledger = self.ledger.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            (from..=to)
-                .filter_map(|seq| match ledger.record(seq) {
-                    Ok(Some(Ok(r))) => Some(r),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-        });
-        read.await.unwrap_or_default()
+        let read = tokio::task::spawn_blocking(move || gather(from, to, |seq| ledger.record(seq)));
+        let channel = &self.channel.reference;
+        let g = read
+            .await
+            .unwrap_or_else(|e| Gathered::none(from, format!("the read stopped: {e}")));
+        for (seq, why) in &g.skipped {
+            tracing::warn!(channel = %channel, seq, why = %why, "a row passed over: its news, if any, is not announced");
+        }
+        if let Some(error) = &g.stopped {
+            tracing::error!(channel = %channel, from = g.through + 1, error = %error, "cannot read the ledger; trying again");
+        }
+        g
     }
 
     /// The event `record` is for this channel, if any role naming it is told.
@@ -185,11 +194,16 @@ impl Follower {
             let role = ev.roles.first().cloned().unwrap_or_default();
             self.roles.insert((id, stage), role);
         }
-        let told = ev.roles.iter().any(|role| {
+        self.told(&ev.roles).then_some(ev)
+    }
+
+    /// Whether the live policy's `roles` name this channel (any of them).
+    fn told(&self, roles: &[String]) -> bool {
+        let (setup, _) = self.live.snapshot();
+        roles.iter().any(|role| {
             (setup.policy.roles.get(role))
                 .is_some_and(|r| r.channels.contains(&self.channel.reference))
-        });
-        told.then_some(ev)
+        })
     }
 
     /// Post `ev` until it is taken or given up on, recording each attempt.
@@ -200,20 +214,20 @@ impl Follower {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
+            if attempt > 0 && !self.told(&ev.roles) {
+                // a policy edit took the channel from the roles while the event waited
+                self.status.recovered(&reference);
+                let error = format!(
+                    "no role of {} names this channel any more",
+                    ev.roles.join(", ")
+                );
+                self.gave_up(&ev, &delivery, attempt, error).await;
+                return;
+            }
             attempt += 1;
             let failure = match self.post(&delivery, &body).await {
                 Ok(status) => {
-                    self.status.recovered(&reference);
-                    let row = Row::ChannelDelivered(ChannelDelivered {
-                        channel: reference.clone(),
-                        delivery: delivery.clone(),
-                        event: ev.kind.to_string(),
-                        source_seq: ev.seq,
-                        attempt,
-                        status,
-                    });
-                    self.commit(vec![NewRow::now(&ev.call_id, row)], ev.seq)
-                        .await;
+                    self.delivered(&ev, &delivery, attempt, status).await;
                     return;
                 }
                 Err(f) => f,
@@ -222,17 +236,7 @@ impl Follower {
             self.status
                 .failed(&reference, &crate::instant::rfc3339(&now), &failure.error);
             if !failure.retry || started.elapsed() >= GIVE_UP_AFTER {
-                tracing::error!(channel = %reference, delivery = %delivery, error = %failure.error, "channel event given up on");
-                let row = Row::ChannelGaveUp(ChannelGaveUp {
-                    channel: reference.clone(),
-                    delivery: delivery.clone(),
-                    event: ev.kind.to_string(),
-                    source_seq: ev.seq,
-                    attempts: attempt,
-                    error: failure.error,
-                });
-                self.commit(vec![NewRow::now(&ev.call_id, row)], ev.seq)
-                    .await;
+                self.gave_up(&ev, &delivery, attempt, failure.error).await;
                 return;
             }
             let wait = backoff(attempt);
@@ -273,6 +277,36 @@ impl Follower {
             ChannelKind::Teams => teams::payload(&message()),
         };
         payload.to_string().into_bytes()
+    }
+
+    /// Record that `ev` went through at `attempt`, moving the cursor past it.
+    async fn delivered(&self, ev: &Event, delivery: &str, attempt: u32, status: u16) {
+        self.status.recovered(&self.channel.reference);
+        let row = Row::ChannelDelivered(ChannelDelivered {
+            channel: self.channel.reference.clone(),
+            delivery: delivery.to_string(),
+            event: ev.kind.to_string(),
+            source_seq: ev.seq,
+            attempt,
+            status,
+        });
+        self.commit(vec![NewRow::now(&ev.call_id, row)], ev.seq)
+            .await;
+    }
+
+    /// Record that `ev` is given up on after `attempts`, moving the cursor past it.
+    async fn gave_up(&self, ev: &Event, delivery: &str, attempts: u32, error: String) {
+        tracing::error!(channel = %self.channel.reference, delivery = %delivery, error = %error, "channel event given up on");
+        let row = Row::ChannelGaveUp(ChannelGaveUp {
+            channel: self.channel.reference.clone(),
+            delivery: delivery.to_string(),
+            event: ev.kind.to_string(),
+            source_seq: ev.seq,
+            attempts,
+            error,
+        });
+        self.commit(vec![NewRow::now(&ev.call_id, row)], ev.seq)
+            .await;
     }
 
     /// One POST; a webhook's signed with a fresh timestamp per attempt (receivers refuse stale
@@ -386,6 +420,58 @@ impl Lookup for Looked<'_> {
     }
 }
 
+/// Rows read from the ledger: the readable ones, the last sequence number passed, and whether
+/// the read stopped short (the ledger did not answer).
+struct Gathered {
+    records: Vec<Record>,
+    through: u64,
+    /// Rows passed over for good, and why: not there (pruned), or not readable.
+    skipped: Vec<(u64, String)>,
+    /// Why the read stopped short of its last row, if it did.
+    stopped: Option<String>,
+}
+
+impl Gathered {
+    /// Nothing read from `from` on, because of `why`.
+    fn none(from: u64, why: String) -> Gathered {
+        Gathered {
+            records: Vec::new(),
+            through: from.saturating_sub(1),
+            skipped: Vec::new(),
+            stopped: Some(why),
+        }
+    }
+}
+
+/// Rows `from..=to` through `fetch`, up to the first the ledger does not answer for (asked
+/// again later, so nothing is passed over for a dropped connection); a row that is not there
+/// (pruned) or cannot be decoded is passed over, since asking again cannot change it.
+fn gather(
+    from: u64,
+    to: u64,
+    mut fetch: impl FnMut(u64) -> Result<Option<Result<Record, String>>, crate::ledger::LedgerError>,
+) -> Gathered {
+    let mut g = Gathered {
+        records: Vec::new(),
+        through: from.saturating_sub(1),
+        skipped: Vec::new(),
+        stopped: None,
+    };
+    for seq in from..=to {
+        match fetch(seq) {
+            Ok(Some(Ok(r))) => g.records.push(r),
+            Ok(Some(Err(why))) => g.skipped.push((seq, format!("cannot be read: {why}"))),
+            Ok(None) => g.skipped.push((seq, "not in the ledger (pruned)".into())),
+            Err(e) => {
+                g.stopped = Some(e.to_string());
+                return g;
+            }
+        }
+        g.through = seq;
+    }
+    g
+}
+
 /// The wait after failed attempt `attempt` (1-based): 1 s, 2 s, 4 s, … up to 5 minutes.
 fn backoff(attempt: u32) -> Duration {
     FIRST_BACKOFF
@@ -397,7 +483,48 @@ fn backoff(attempt: u32) -> Duration {
 mod tests {
     use std::time::Duration;
 
-    use super::{backoff, delivery_id};
+    use super::{backoff, delivery_id, gather};
+    use crate::ledger::{LedgerError, Record};
+
+    fn row(seq: u64) -> Record {
+        Record {
+            seq,
+            time: "2026-12-04T20:00:00Z".into(),
+            kind: "envelope".into(),
+            call_id: "c".into(),
+            body: serde_json::json!({}),
+            prev: "00".into(),
+            hash: "ab".into(),
+        }
+    }
+
+    #[test]
+    fn a_row_the_ledger_could_not_be_asked_for_is_not_passed_over() {
+        // row 2: the shared ledger's connection dropped; rows 1 and 3 read
+        let g = gather(1, 3, |seq| match seq {
+            2 => Err(LedgerError::Storage {
+                path: "postgres".into(),
+                message: "connection reset".into(),
+            }),
+            seq => Ok(Some(Ok(row(seq)))),
+        });
+        let seqs: Vec<u64> = g.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1], "row 3 must not go before row 2 is read");
+        assert_eq!(
+            g.through, 1,
+            "the cursor must stay before row 2, which is asked for again"
+        );
+        assert!(g.stopped.is_some_and(|e| e.contains("connection reset")));
+        // a row that is not there (pruned) or cannot be decoded is passed over: asking again
+        // cannot change it
+        let g = gather(1, 3, |seq| match seq {
+            1 => Ok(None),
+            2 => Ok(Some(Err("bad bytes".into()))),
+            seq => Ok(Some(Ok(row(seq)))),
+        });
+        assert_eq!((g.records.len(), g.through, g.skipped.len()), (1, 3, 2));
+        assert!(g.stopped.is_none());
+    }
 
     #[test]
     fn retries_back_off_to_five_minutes_and_a_delivery_keeps_its_id() {

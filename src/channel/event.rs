@@ -2,7 +2,9 @@
 //! stage), decided, modified, escalated, timed out, closed; a call held for review, released,
 //! rejected; a scope's autopilot paused, resumed. An event names the roles whose channels hear
 //! it and carries what the people's mail carries about the request — never the arguments, never
-//! a link that decides.
+//! a link that decides, and its prose (summary, target, impact, reversal) as mail shows it:
+//! hidden characters as escapes, links broken (a summary repeats what the agent wrote, and a
+//! receiver that renders it must not make a link of it).
 //!
 //! Pure: it reads a row and what [`Lookup`] answers, and never sends.
 
@@ -135,13 +137,13 @@ fn opened(e: &crate::ledger::row::Envelope) -> Option<(&'static str, Vec<String>
         "approval_id": e.approval_id,
         "stage": e.stage,
         "role": role,
-        "summary": v["summary"],
+        "summary": prose(&v["summary"]),
         "tool": v["tool"],
         "class": v["class"],
         "actor": v["actor"],
-        "target": v["target"],
-        "impact": v["impact"],
-        "reversal": v["reversal"],
+        "target": prose(&v["target"]),
+        "impact": prose(&v["impact"]),
+        "reversal": prose(&v["reversal"]),
         "min_approvals": v["min_approvals"],
         "approvers": e.approvers.len(),
         "expires_at": v["expires_at"],
@@ -172,6 +174,14 @@ fn held_decided(
         data["reason"] = json!(reason);
     }
     Some((kind, roles, data))
+}
+
+/// Text as mail shows it: on one line, hidden characters as escapes, links broken.
+fn prose(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(crate::shown::break_links(&crate::shown::line(s))),
+        v => v.clone(),
+    }
 }
 
 /// The role a pause notifies (`notify`), else the review role.
@@ -284,5 +294,26 @@ mod tests {
         );
         let allowed = json!({"verdict": "allow", "class": "read_only", "rule": "r", "policy_version": "p", "reasons": []});
         assert!(of(&record("verdict", allowed), &World).is_none());
+    }
+
+    #[test]
+    fn a_link_the_agent_wrote_into_the_summary_is_broken_as_in_mail() {
+        // the summary template fills in the order id, which is the agent's
+        let summary = "Refund on order https://evil.example/a/approve or www.evil.example";
+        let envelope = json!({"approval_id": "a1", "stage": 0, "envelope_hash": "h", "approvers": ["ann@x"],
+            "envelope": {"role": "finance", "summary": summary, "target": "payments.refunds",
+                "tool": "shop__refund", "class": "refund", "actor": "agent:1",
+                "expires_at": "2026-12-04T21:00:00Z"}});
+        let e = of(&record("envelope", envelope), &World).unwrap();
+        let body = e.body().to_string();
+        assert!(
+            !body.contains("https://"),
+            "no link a receiver would make clickable: {body}"
+        );
+        assert_eq!(
+            e.data["summary"],
+            "Refund on order https[:]//evil.example/a/approve or www[.]evil.example"
+        );
+        assert_eq!(e.data["target"], "payments.refunds");
     }
 }

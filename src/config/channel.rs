@@ -189,6 +189,18 @@ pub(crate) fn check_url(u: &str) -> Result<(), String> {
     if authority.contains('@') {
         return Err("credentials in the URL would be shown in the log: the webhook is signed with `secret_env` instead".into());
     }
+    // what the HTTP client (ureq, by this same parser) would refuse at every attempt: refused once
+    let uri: ureq::http::Uri = u
+        .parse()
+        .map_err(|e| format!("`{u}` is not a URL the webhook can be posted to: {e}"))?;
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    let after_host = authority
+        .rsplit_once(']')
+        .map_or(authority, |(_, rest)| rest);
+    let port = after_host.rsplit_once(':').map(|(_, port)| port);
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return Err(format!("`{u}` names a port outside 1-65535"));
+    }
     Ok(())
 }
 
@@ -241,5 +253,14 @@ mod tests {
                 .contains("credentials")
         );
         assert!(check_url("https:///x").unwrap_err().contains("no host"));
+        // what the HTTP client cannot send to must be refused by `check`, not retried for a day
+        for bad in [
+            "http://exa mple.com/x",
+            "https://hooks.example.com:99999/x",
+            "https://hooks.example.com/a b",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad} accepted");
+        }
+        assert!(check_url("https://hooks.example.com:8443/x?team=1").is_ok());
     }
 }

@@ -439,3 +439,41 @@ async fn slack_and_teams_get_valid_messages_with_each_approvers_own_button_and_t
     assert!(all.iter().all(|e| e["schema_errors"] == json!([])), "{all:#?}");
     close(agent).await;
 }
+
+#[ignore = "needs aiosmtpd and standardwebhooks; scripts/test runs it"]
+#[tokio::test]
+async fn a_policy_edit_that_takes_the_channel_from_the_role_stops_the_retries_of_its_waiting_event() {
+    let receiver = Receiver::start(SECRET);
+    let smtp = Smtp::start();
+    let w = with_channel(smtp.port, &receiver.url("/hooks/ops?status=503"));
+    let (agent, waiting, mail) = refund_waiting(&w, &smtp).await;
+    received(&receiver, 1).await;
+
+    // the operator takes the failing channel from the role; the edit is live
+    let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
+    let edited = policy
+        .replace("version = \"test-approvals\"", "version = \"test-approvals.2\"")
+        .replace(", channels = [\"webhook:ops\"]", "");
+    assert_ne!(policy, edited);
+    w.write("p/policy.toml", &edited);
+    // the policy directory is looked at every second
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // no role names the channel now: its waiting event is not posted again (retries were at
+    // 1, 2, 4, 8 s; 12 s cover at least one more)
+    let before = receiver.entries().len();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let after = receiver.entries();
+    assert_eq!(after.len(), before, "retried after the channel was taken from the role: {after:#?}");
+
+    let (status, page) = decide(&mail.link(), "approve", &[]);
+    assert_eq!(status, 200, "{page}");
+    assert!(!is_error(&waiting.await.expect("the call")));
+    close(agent).await;
+    let rows = w.ledger_rows().await;
+    assert_eq!(kinds(&rows, "policy_loaded").len(), 1, "the edit was live");
+    let gave_up = kinds(&rows, "channel_gave_up");
+    assert_eq!(gave_up.len(), 1, "the waiting event is given up on, on the record: {gave_up:#?}");
+    assert_eq!(gave_up[0]["body"]["event"], "approval.opened");
+    assert!(kinds(&rows, "channel_delivered").is_empty());
+}
