@@ -222,14 +222,14 @@ pub(super) fn check(config: &Config, p: &Policy, src: &Source, diags: &mut Vec<D
             diags.push(src.warning(None, &format!("roles.{name}.channels"), format!("channel `{c}` shows each approver of role `{name}` a button with their own link, and the role signs in with the link alone: anyone who reads the channel could decide as any of them; give the role `sign_in = \"oidc\"`")));
         }
     }
-    for c in &config.channels {
+    for (i, c) in config.channels.iter().enumerate() {
         if let Err((field, why)) = crate::channel::resolve(c) {
             diags.push(Diagnostic {
                 severity: Severity::Error,
                 file: config.path.clone(),
                 line: c.line,
                 column: 1,
-                key: format!("channel.{}.{field}", c.name),
+                key: format!("channel[{i}].{field}"),
                 message: format!("channel `{}`: {why}", c.reference()),
             });
         }

@@ -439,8 +439,8 @@ fn check_refuses_an_undefined_channel_and_a_webhook_secret_missing_or_malformed(
     let config = w.config().display().to_string();
     for expected in [
         "roles.finance.channels: role `finance` names channel `webhook:finance`, which".to_string(),
-        format!("{config}:5:1: error: channel.ops.secret_env: channel `webhook:ops`: the environment variable AIRLOCK_TEST_NO_SUCH_WEBHOOK_SECRET is not set"),
-        format!("{config}:11:1: error: channel.audit.secret_env: channel `webhook:audit`: the environment variable AIRLOCK_TEST_BAD_WEBHOOK_SECRET does not hold a webhook secret: it must start with `whsec_`"),
+        format!("{config}:5:1: error: channel[0].secret_env: channel `webhook:ops`: the environment variable AIRLOCK_TEST_NO_SUCH_WEBHOOK_SECRET is not set"),
+        format!("{config}:11:1: error: channel[1].secret_env: channel `webhook:audit`: the environment variable AIRLOCK_TEST_BAD_WEBHOOK_SECRET does not hold a webhook secret: it must start with `whsec_`"),
     ] {
         assert!(said.contains(&expected), "missing `{expected}` in:\n{said}");
     }
