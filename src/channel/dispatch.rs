@@ -10,17 +10,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::task::AbortHandle;
 
-use super::event::{self, Event, HeldNews, Lookup};
+use super::event::{self, Event};
 use super::{Channel, Status, chat, slack, teams};
 use crate::approval::Approvals;
 use crate::config::channel::ChannelKind;
 use crate::ledger::row::{ChannelDelivered, ChannelFailed, ChannelGaveUp, Row};
 use crate::ledger::{Change, Ledger, NewRow, Record};
 use crate::live::Live;
+use read::{Gathered, Looked, gather};
+
+mod read;
 
 /// How often a channel looks for new rows when it has caught up.
 const POLL: Duration = Duration::from_millis(200);
@@ -382,96 +384,6 @@ impl Follower {
     }
 }
 
-/// What rows do not say, from what this task read and the ledger's state tables.
-struct Looked<'a> {
-    ledger: &'a Ledger,
-    roles: &'a HashMap<(String, u32), String>,
-    review_role: Option<String>,
-}
-
-impl Lookup for Looked<'_> {
-    /// From the envelope read, else the approval's stored state (its current stage's role:
-    /// e.g. after a restart).
-    fn approval_role(&self, approval: &str, stage: Option<u32>) -> Option<String> {
-        if let Some(role) = stage.and_then(|s| self.roles.get(&(approval.to_string(), s))) {
-            return Some(role.clone());
-        }
-        let bytes = self.ledger.approval(approval).ok()??;
-        let state: Value = serde_json::from_slice(&bytes).ok()?;
-        state["envelope"]["role"].as_str().map(str::to_string)
-    }
-
-    fn held(&self, call_id: &str) -> Option<HeldNews> {
-        let bytes = self.ledger.held_state(call_id).ok()??;
-        let state: Value = serde_json::from_slice(&bytes).ok()?;
-        let text = |k: &str| state[k].as_str().unwrap_or("").to_string();
-        let roles = (state["roles"].as_array().into_iter().flatten())
-            .filter_map(|r| r.as_str().map(str::to_string))
-            .collect();
-        Some(HeldNews {
-            tool: text("tool"),
-            actor: text("actor"),
-            roles,
-        })
-    }
-
-    fn review_role(&self) -> Option<String> {
-        self.review_role.clone()
-    }
-}
-
-/// Rows read from the ledger: the readable ones, the last sequence number passed, and whether
-/// the read stopped short (the ledger did not answer).
-struct Gathered {
-    records: Vec<Record>,
-    through: u64,
-    /// Rows passed over for good, and why: not there (pruned), or not readable.
-    skipped: Vec<(u64, String)>,
-    /// Why the read stopped short of its last row, if it did.
-    stopped: Option<String>,
-}
-
-impl Gathered {
-    /// Nothing read from `from` on, because of `why`.
-    fn none(from: u64, why: String) -> Gathered {
-        Gathered {
-            records: Vec::new(),
-            through: from.saturating_sub(1),
-            skipped: Vec::new(),
-            stopped: Some(why),
-        }
-    }
-}
-
-/// Rows `from..=to` through `fetch`, up to the first the ledger does not answer for (asked
-/// again later, so nothing is passed over for a dropped connection); a row that is not there
-/// (pruned) or cannot be decoded is passed over, since asking again cannot change it.
-fn gather(
-    from: u64,
-    to: u64,
-    mut fetch: impl FnMut(u64) -> Result<Option<Result<Record, String>>, crate::ledger::LedgerError>,
-) -> Gathered {
-    let mut g = Gathered {
-        records: Vec::new(),
-        through: from.saturating_sub(1),
-        skipped: Vec::new(),
-        stopped: None,
-    };
-    for seq in from..=to {
-        match fetch(seq) {
-            Ok(Some(Ok(r))) => g.records.push(r),
-            Ok(Some(Err(why))) => g.skipped.push((seq, format!("cannot be read: {why}"))),
-            Ok(None) => g.skipped.push((seq, "not in the ledger (pruned)".into())),
-            Err(e) => {
-                g.stopped = Some(e.to_string());
-                return g;
-            }
-        }
-        g.through = seq;
-    }
-    g
-}
-
 /// The wait after failed attempt `attempt` (1-based): 1 s, 2 s, 4 s, … up to 5 minutes.
 fn backoff(attempt: u32) -> Duration {
     FIRST_BACKOFF
@@ -483,48 +395,7 @@ fn backoff(attempt: u32) -> Duration {
 mod tests {
     use std::time::Duration;
 
-    use super::{backoff, delivery_id, gather};
-    use crate::ledger::{LedgerError, Record};
-
-    fn row(seq: u64) -> Record {
-        Record {
-            seq,
-            time: "2026-12-04T20:00:00Z".into(),
-            kind: "envelope".into(),
-            call_id: "c".into(),
-            body: serde_json::json!({}),
-            prev: "00".into(),
-            hash: "ab".into(),
-        }
-    }
-
-    #[test]
-    fn a_row_the_ledger_could_not_be_asked_for_is_not_passed_over() {
-        // row 2: the shared ledger's connection dropped; rows 1 and 3 read
-        let g = gather(1, 3, |seq| match seq {
-            2 => Err(LedgerError::Storage {
-                path: "postgres".into(),
-                message: "connection reset".into(),
-            }),
-            seq => Ok(Some(Ok(row(seq)))),
-        });
-        let seqs: Vec<u64> = g.records.iter().map(|r| r.seq).collect();
-        assert_eq!(seqs, [1], "row 3 must not go before row 2 is read");
-        assert_eq!(
-            g.through, 1,
-            "the cursor must stay before row 2, which is asked for again"
-        );
-        assert!(g.stopped.is_some_and(|e| e.contains("connection reset")));
-        // a row that is not there (pruned) or cannot be decoded is passed over: asking again
-        // cannot change it
-        let g = gather(1, 3, |seq| match seq {
-            1 => Ok(None),
-            2 => Ok(Some(Err("bad bytes".into()))),
-            seq => Ok(Some(Ok(row(seq)))),
-        });
-        assert_eq!((g.records.len(), g.through, g.skipped.len()), (1, 3, 2));
-        assert!(g.stopped.is_none());
-    }
+    use super::{backoff, delivery_id};
 
     #[test]
     fn retries_back_off_to_five_minutes_and_a_delivery_keeps_its_id() {

@@ -80,22 +80,29 @@ const VAR: &str = "AIRLOCK_TEST_WEBHOOK_OPS";
 const APPROVE_30M: &str =
     r#"{ path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }"#;
 
-/// The approvals world with role `finance` announcing on `webhook:ops`, posted to `url`.
-fn with_channel(smtp_port: u16, url: &str) -> World {
+/// The approvals world with role `finance` announcing on `channels` (as the policy writes
+/// them), defined by `defined` (`[[channel]]` tables appended to airlock.toml).
+fn finance_with(smtp_port: u16, channels: &str, defined: &str) -> World {
     let w = World::approvals(smtp_port, APPROVE_30M);
     let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
-    w.write(
-        "p/policy.toml",
-        &policy.replace(
-            "escalate_to = \"cfo\" }",
-            "escalate_to = \"cfo\", channels = [\"webhook:ops\"] }",
-        ),
+    let with = policy.replace(
+        "escalate_to = \"cfo\" }",
+        &format!("escalate_to = \"cfo\", channels = {channels} }}"),
     );
+    assert_ne!(policy, with, "the finance role names its channels");
+    w.write("p/policy.toml", &with);
     let cfg = std::fs::read_to_string(w.config()).expect("config");
-    w.write_config(&format!(
-        "{cfg}\n[[channel]]\nname = \"ops\"\nkind = \"webhook\"\nurl = {url:?}\nsecret_env = \"{VAR}\"\n"
-    ));
+    w.write_config(&format!("{cfg}\n{defined}"));
     w
+}
+
+/// The approvals world with role `finance` announcing on `webhook:ops`, posted to `url`.
+fn with_channel(smtp_port: u16, url: &str) -> World {
+    finance_with(
+        smtp_port,
+        r#"["webhook:ops"]"#,
+        &format!("[[channel]]\nname = \"ops\"\nkind = \"webhook\"\nurl = {url:?}\nsecret_env = \"{VAR}\"\n"),
+    )
 }
 
 /// At least `n` requests at the receiver, polled without blocking the test's runtime.
@@ -364,22 +371,15 @@ async fn a_held_call_and_its_rejection_reach_the_review_roles_channel() {
 /// The approvals world with role `finance` announcing on Slack and Teams, both at the receiver
 /// (which checks Slack's payload with Slack's SDK and the card against the Adaptive Card schema).
 fn with_chats(smtp_port: u16, receiver: &Receiver) -> World {
-    let w = World::approvals(smtp_port, APPROVE_30M);
-    let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
-    w.write(
-        "p/policy.toml",
-        &policy.replace(
-            "escalate_to = \"cfo\" }",
-            "escalate_to = \"cfo\", channels = [\"slack:finance\", \"teams:finance\"] }",
+    finance_with(
+        smtp_port,
+        r#"["slack:finance", "teams:finance"]"#,
+        &format!(
+            "[[channel]]\nname = \"finance\"\nkind = \"slack\"\nurl_env = \"AIRLOCK_TEST_SLACK_URL\"\n\n\
+             [[channel]]\nname = \"finance\"\nkind = \"teams\"\nurl = {:?}\n",
+            receiver.url("/teams/finance")
         ),
-    );
-    let cfg = std::fs::read_to_string(w.config()).expect("config");
-    w.write_config(&format!(
-        "{cfg}\n[[channel]]\nname = \"finance\"\nkind = \"slack\"\nurl_env = \"AIRLOCK_TEST_SLACK_URL\"\n\n\
-         [[channel]]\nname = \"finance\"\nkind = \"teams\"\nurl = {:?}\n",
-        receiver.url("/teams/finance")
-    ));
-    w
+    )
 }
 
 /// The entries that reached `path`, in order.
