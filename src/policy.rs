@@ -105,6 +105,22 @@ pub struct ClassRule {
     /// How long a settled call's outcome is replayed to an identical call.
     pub retry_window: Duration,
     pub second_factor: Option<SecondFactor>,
+    /// The share of a stage's timeout (1–99 %) after which its undecided approvers are reminded.
+    pub remind_at: Option<u8>,
+}
+
+/// Read a reminder point: `N%`, N from 1 to 99.
+pub fn parse_remind_at(s: &str) -> Result<u8, String> {
+    let n = s
+        .trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<u8>().ok());
+    match n {
+        Some(n) if (1..=99).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a share of the timeout like `50%` (1% to 99%)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

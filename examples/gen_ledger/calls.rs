@@ -260,6 +260,8 @@ impl Gen<'_> {
             approvers: emails.clone(),
             approved_by: vec![],
             sealed: None,
+            remind_pct: None,
+            reminded: None,
             used: vec![],
             unsent: vec![],
             status: Status::Pending,

@@ -87,11 +87,21 @@ pub fn stored(a: &Approval) -> Result<ItemState, LedgerError> {
     Ok(ItemState::of(ItemKind::Approval, &a.id, state, open))
 }
 
-/// Deadlines of every open approval's stage, in one ordered set served by one task. A stale
-/// deadline (the approval moved on or ended) fires harmlessly: the timeout rule checks the state.
+/// What comes due at a deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Due {
+    /// The stage's timeout.
+    Timeout,
+    /// The stage's reminder to its undecided approvers.
+    Reminder,
+}
+
+/// Deadlines of every open approval's stage (its timeout, its reminder), in one ordered set
+/// served by one task. A stale deadline (the approval moved on or ended) fires harmlessly: the
+/// timeout and reminder rules check the state.
 #[derive(Default)]
 pub(super) struct Timers {
-    due: StdMutex<BTreeSet<(DateTime<Utc>, String)>>,
+    due: StdMutex<BTreeSet<(DateTime<Utc>, String, Due)>>,
     wake: Notify,
     started: std::sync::atomic::AtomicBool,
 }
@@ -99,10 +109,15 @@ pub(super) struct Timers {
 impl Timers {
     /// Time out approval `id` at `at` (or as soon as possible if `at` has passed).
     pub fn arm(self: &Arc<Self>, desk: &Arc<Approvals>, at: DateTime<Utc>, id: &str) {
+        self.arm_for(desk, at, id, Due::Timeout);
+    }
+
+    /// Have `due` of approval `id` at `at`.
+    pub fn arm_for(self: &Arc<Self>, desk: &Arc<Approvals>, at: DateTime<Utc>, id: &str, due: Due) {
         self.due
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((at, id.to_string()));
+            .insert((at, id.to_string(), due));
         if !self.started.swap(true, std::sync::atomic::Ordering::AcqRel) {
             tokio::spawn(run(self.clone(), Arc::downgrade(desk)));
         }
@@ -119,9 +134,9 @@ impl Timers {
         let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
         match due.first() {
             None => Next::Idle,
-            Some((at, _)) if *at > now => Next::Wait(*at - now),
+            Some((at, _, _)) if *at > now => Next::Wait(*at - now),
             Some(_) => match due.pop_first() {
-                Some((_, id)) => Next::Fire(id),
+                Some((_, id, what)) => Next::Fire(id, what),
                 None => Next::Idle,
             },
         }
@@ -131,7 +146,7 @@ impl Timers {
 enum Next {
     Idle,
     Wait(TimeDelta),
-    Fire(String),
+    Fire(String, Due),
 }
 
 /// The timer task: sleep until the earliest deadline (or a new one), time it out, repeat. Ends
@@ -140,9 +155,12 @@ fn run(timers: Arc<Timers>, desk: Weak<Approvals>) -> Pin<Box<dyn Future<Output 
     Box::pin(async move {
         loop {
             let wait = match timers.next(crate::instant::now()) {
-                Next::Fire(id) => {
+                Next::Fire(id, what) => {
                     let Some(d) = desk.upgrade() else { return };
-                    d.time_out(&id).await;
+                    match what {
+                        Due::Timeout => d.time_out(&id).await,
+                        Due::Reminder => d.remind(&id).await,
+                    }
                     continue;
                 }
                 Next::Wait(w) => w.to_std().unwrap_or_default(),

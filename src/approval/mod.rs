@@ -15,6 +15,7 @@ pub mod link;
 mod notify;
 pub mod quota;
 mod recovery;
+mod remind;
 mod reseal;
 mod rows;
 pub mod state;
@@ -184,6 +185,8 @@ impl Approvals {
             unsent: emails,
             status: Status::Pending,
             sealed: open.sealed,
+            remind_pct: rule.and_then(|r| r.remind_at),
+            reminded: None,
         };
         let mut rows = open.rows;
         rows.push(self.envelope_row(&approval));
@@ -346,6 +349,7 @@ impl Approvals {
             return;
         };
         self.timers.arm(self, expires_at, id);
+        self.arm_reminder(id).await;
     }
 
     /// Check a link: the approval exists, the slot is an approver of the current stage, the token

@@ -20,7 +20,7 @@ use crate::shown::{self, request};
 /// The summary with the exposed tool name when the summary does not say it (a template's
 /// wording is the manifest's; the name is what runs). As mail shows text: hidden characters as
 /// escapes, on one line, links broken. The body's first line; the subject's is [`subject`].
-fn titled(e: &Envelope) -> String {
+pub(super) fn titled(e: &Envelope) -> String {
     title(
         &cut_summary(e, shown::MAIL_VALUE_CHARS),
         &e.tool,
@@ -54,7 +54,7 @@ fn mail_value(text: String) -> String {
 /// A subject line: `prefix`, then [`titled`] with each value the agent wrote cut to
 /// [`SUBJECT_VALUE_CHARS`] and the summary cut so the whole line fits
 /// [`crate::mail::SUBJECT_CHARS`] with the tool's name kept. The body keeps every value whole.
-fn subject(prefix: &str, e: &Envelope) -> String {
+pub(super) fn subject(prefix: &str, e: &Envelope) -> String {
     let summary = cut_summary(e, SUBJECT_VALUE_CHARS);
     let room = crate::mail::SUBJECT_CHARS.saturating_sub(prefix.chars().count());
     format!("{prefix}{}", title(&summary, &e.tool, room))

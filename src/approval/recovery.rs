@@ -96,6 +96,8 @@ impl Approvals {
     /// Arm an open approval's deadline (a waiting item the desk re-arms).
     pub(crate) fn arm(self: &Arc<Self>, at: DateTime<Utc>, id: &str) {
         self.timers.arm(self, at, id);
+        let (me, id) = (self.clone(), id.to_string());
+        tokio::spawn(async move { me.arm_reminder(&id).await });
     }
 
     /// Send an open approval's unsent mail, in the background.

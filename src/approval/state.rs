@@ -70,6 +70,13 @@ pub struct Approval {
     /// ([`crate::seal`]) until the approval ends; then gone from the state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<String>,
+    /// The class's `remind_at`: the share of each stage's timeout after which its undecided
+    /// approvers are reminded (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_pct: Option<u8>,
+    /// The last stage whose approvers were reminded (one reminder per approver per stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminded: Option<u32>,
 }
 
 /// Why a vote is refused.
@@ -233,6 +240,26 @@ impl Approval {
             // deny, or an escalation chain that has run out of roles
             (OnTimeout::Deny | OnTimeout::Escalate, _) => Step::Denied,
         })
+    }
+
+    /// When this stage's undecided approvers are due a reminder, if they are and have not had
+    /// one: `remind_pct` of the stage's timeout after it began (its expiry less the timeout).
+    pub fn reminder_due(&self) -> Option<DateTime<Utc>> {
+        let pct = self.remind_pct?;
+        if !self.is_pending() || self.reminded == Some(self.envelope.stage) {
+            return None;
+        }
+        let timeout = i64::try_from(self.timeout_secs).unwrap_or(i64::MAX);
+        let left = timeout.saturating_mul(i64::from(100 - pct.min(99))) / 100;
+        Some(self.envelope.expires_at - TimeDelta::seconds(left))
+    }
+
+    /// The current stage's approvers who have neither decided nor used their link.
+    pub fn undecided(&self) -> Vec<String> {
+        (self.approvers.iter())
+            .filter(|a| !self.used.contains(a) && !self.approved_by.contains(a))
+            .cloned()
+            .collect()
     }
 
     fn next_stage(&mut self, next: NextRole<'_>, now: DateTime<Utc>) {

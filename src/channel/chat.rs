@@ -75,6 +75,17 @@ pub fn message(ev: &Event, links: &[String]) -> Message {
             ],
             "Decided on Airlock's page; the ledger holds the decision.".to_string(),
         ),
+        "approval.reminder" => (
+            "Reminder: still waiting for a decision".to_string(),
+            None,
+            vec![
+                fact("Approval", "approval_id"),
+                fact("Role", "role"),
+                ("Waiting on".into(), list(d, "waiting_on")),
+            ],
+            "Each approver decides through their own link (mailed again with this reminder)."
+                .to_string(),
+        ),
         "approval.timed_out" => (
             format!("Nobody decided in time: {}", s(&d["on_timeout"])),
             None,
@@ -169,7 +180,11 @@ fn past(choice: &str) -> &'static str {
 }
 
 fn roles(d: &Value) -> String {
-    (d["roles"].as_array().into_iter().flatten())
+    list(d, "roles")
+}
+
+fn list(d: &Value, key: &str) -> String {
+    (d[key].as_array().into_iter().flatten())
         .map(s)
         .collect::<Vec<_>>()
         .join(", ")

@@ -1,5 +1,5 @@
 //! Which rows are news for a channel, and the event each becomes: an approval opened (each
-//! stage), decided, modified, escalated, timed out, closed; a call held for review, released,
+//! stage), reminded, decided, modified, escalated, timed out, closed; a call held for review, released,
 //! rejected; a scope's autopilot paused, resumed. An event names the roles whose channels hear
 //! it and carries what the people's mail carries about the request — never the arguments, never
 //! a link that decides, and its prose (summary, target, impact, reversal) as mail shows it:
@@ -73,6 +73,11 @@ pub fn of(record: &Record, look: &dyn Lookup) -> Option<Event> {
             let data = json!({"approval_id": d.approval_id, "stage": d.stage, "role": role,
                 "choice": d.choice.as_str(), "approver": d.approver});
             (kind, vec![role], data)
+        }
+        Row::Reminder(r) => {
+            let data = json!({"approval_id": r.approval_id, "stage": r.stage, "role": r.role,
+                "waiting_on": r.to});
+            ("approval.reminder", vec![r.role], data)
         }
         Row::Timeout(t) => {
             let data = json!({"approval_id": t.approval_id, "stage": t.stage, "role": t.role,

@@ -27,6 +27,7 @@ fn rule(path: PathKind) -> ClassRule {
         retention: crate::policy::RETENTION_DEFAULT,
         retry_window: crate::policy::RETRY_WINDOW_DEFAULT,
         second_factor: None,
+        remind_at: None,
     }
 }
 

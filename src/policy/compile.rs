@@ -232,6 +232,13 @@ fn compile_class(
         retention,
         retry_window,
         second_factor: r.second_factor,
+        remind_at: r.remind_at.as_ref().and_then(|t| {
+            crate::policy::parse_remind_at(t.get_ref())
+                .map_err(|msg| {
+                    errors.push(src.error(Some(t.span()), &format!("{key}.remind_at"), msg))
+                })
+                .ok()
+        }),
     }
 }
 

@@ -109,6 +109,11 @@ pub struct ClassRuleFile {
     /// A second factor every approver of this class's calls gives with the decision
     /// (`"totp"`: a code from the app enrolled with `airlock approver enroll EMAIL`).
     pub second_factor: Option<SecondFactor>,
+    /// Remind the approvers who have not decided when this share of a stage's timeout has
+    /// passed, e.g. `"50%"` (1% to 99%; default: no reminder). Once per approver per stage, by
+    /// mail and on the role's channels.
+    #[schemars(with = "Option<String>")]
+    pub remind_at: Option<Spanned<String>>,
 }
 
 /// One role as written.

@@ -12,7 +12,7 @@ use crate::smtp::{Smtp, decide};
 use crate::support::{Agent, Receiver, World, is_error, python, text};
 
 /// A Standard Webhooks secret (the scheme's own example).
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// Another secret, which the receiver does not know.
 const FORGER: &str = "whsec_YSBmb3JnZWQga2V5LCBub3QgdGhlIHJlYWwgb25lISE=";
@@ -75,7 +75,7 @@ fn the_receiver_verifies_a_standard_webhook_signed_by_python_and_refuses_a_forge
 }
 
 /// The variable `airlock serve` reads the channel's secret from in these tests.
-const VAR: &str = "AIRLOCK_TEST_WEBHOOK_OPS";
+pub(crate) const VAR: &str = "AIRLOCK_TEST_WEBHOOK_OPS";
 
 const APPROVE_30M: &str =
     r#"{ path = "approve", role = "finance", timeout = "30m", on_timeout = "deny" }"#;
@@ -83,7 +83,12 @@ const APPROVE_30M: &str =
 /// The approvals world with role `finance` announcing on `channels` (as the policy writes
 /// them), defined by `defined` (`[[channel]]` tables appended to airlock.toml).
 fn finance_with(smtp_port: u16, channels: &str, defined: &str) -> World {
-    let w = World::approvals(smtp_port, APPROVE_30M);
+    finance_rule_with(smtp_port, APPROVE_30M, channels, defined)
+}
+
+/// [`finance_with`], the class `financial` being `rule`.
+pub(crate) fn finance_rule_with(smtp_port: u16, rule: &str, channels: &str, defined: &str) -> World {
+    let w = World::approvals(smtp_port, rule);
     let policy = std::fs::read_to_string(w.path("p/policy.toml")).expect("policy");
     let with = policy.replace(
         "escalate_to = \"cfo\" }",
@@ -106,7 +111,7 @@ fn with_channel(smtp_port: u16, url: &str) -> World {
 }
 
 /// At least `n` requests at the receiver, polled without blocking the test's runtime.
-async fn received(receiver: &Receiver, n: usize) -> Vec<Value> {
+pub(crate) async fn received(receiver: &Receiver, n: usize) -> Vec<Value> {
     for _ in 0..600 {
         let entries = receiver.entries();
         if entries.len() >= n {

@@ -27,6 +27,7 @@ mod protocol;
 mod questions;
 mod relay;
 mod remote;
+mod reminders;
 mod review;
 mod retries;
 mod redaction;

@@ -50,6 +50,8 @@ fn approval(min: u32, on_timeout: OnTimeout) -> Approval {
         unsent: vec![],
         status: Status::Pending,
         sealed: None,
+        remind_pct: None,
+        reminded: None,
     }
 }
 
@@ -229,4 +231,26 @@ fn a_timeout_before_expiry_or_after_a_decision_does_nothing() {
         idempotency_key: "k".into(),
     };
     assert_eq!(a.time_out(None, LATE), None);
+}
+
+#[test]
+fn a_stage_is_due_one_reminder_at_its_share_of_the_timeout_for_those_who_have_not_decided() {
+    let mut a = approval(2, OnTimeout::Deny);
+    assert_eq!(a.reminder_due(), None, "no remind_at: never");
+    a.remind_pct = Some(25);
+    let expires = a.envelope.expires_at;
+    let timeout = TimeDelta::seconds(i64::try_from(a.timeout_secs).unwrap());
+    assert_eq!(a.reminder_due(), Some(expires - timeout + timeout / 4));
+    let first = a.approvers[0].clone();
+    a.used.push(first.clone());
+    a.approved_by.push(first.clone());
+    assert!(!a.undecided().contains(&first) && !a.undecided().is_empty());
+    a.reminded = Some(a.envelope.stage);
+    assert_eq!(a.reminder_due(), None, "once per stage");
+    a.reminded = None;
+    a.status = Status::Done(Outcome::Denied {
+        by: "ann".into(),
+        reason: "no".into(),
+    });
+    assert_eq!(a.reminder_due(), None, "only while pending");
 }

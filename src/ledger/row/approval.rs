@@ -128,6 +128,16 @@ pub struct ExecutionIntent {
     pub envelope_hash: String,
 }
 
+/// `reminder`: a stage's undecided approvers reminded (once per stage, before the mail goes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reminder {
+    pub approval_id: String,
+    pub stage: u32,
+    pub role: String,
+    /// Who was reminded: the stage's approvers who had not decided.
+    pub to: Vec<String>,
+}
+
 /// `timeout`: a stage not decided before it expired.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timeout {

@@ -30,7 +30,7 @@ use super::Record;
 
 pub use approval::{
     ApprovalClosed, Choice, Decision, Envelope, ExecutionIntent, LinkRefused, MailAbout,
-    MailFailed, MailSent, Timeout,
+    MailFailed, MailSent, Reminder, Timeout,
 };
 pub use call::{
     Decided, Held, HeldVoided, Outcome, OutcomeStatus, PromptGet, Proposal, RefusedCounted,
@@ -191,6 +191,8 @@ rows! {
     ChannelFailed(ChannelFailed) = "channel_failed",
     /// A channel's event given up on.
     ChannelGaveUp(ChannelGaveUp) = "channel_gave_up",
+    /// A stage's undecided approvers reminded.
+    Reminder(Reminder) = "reminder",
 }
 
 impl Record {

@@ -59,7 +59,8 @@ fn every_row_written_before_typing_reads_back_to_the_same_bytes_and_hash() {
             "tool_classify_failed",
             "channel_delivered",
             "channel_failed",
-            "channel_gave_up"
+            "channel_gave_up",
+            "reminder"
         ]
     );
 }

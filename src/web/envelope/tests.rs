@@ -55,6 +55,8 @@ fn view(envelope: Envelope) -> View {
             unsent: vec![],
             status: Status::Pending,
             sealed: None,
+            remind_pct: None,
+            reminded: None,
         },
         approver: "ann@example.com".into(),
         can_escalate: false,
