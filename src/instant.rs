@@ -136,6 +136,29 @@ pub mod serde_rfc3339 {
     }
 }
 
+/// [`serde_rfc3339`] for an optional field (with `default` and `skip_serializing_if`).
+pub mod serde_rfc3339_option {
+    use chrono::{DateTime, Utc};
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&super::rfc3339(t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => super::parse_rfc3339(&text)
+                .map(Some)
+                .map_err(D::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
 fn last_second_of_month(t: &DateTime<Utc>) -> bool {
     let next_day = t.date_naive().succ_opt();
     (t.hour(), t.minute(), t.second(), t.nanosecond()) == (23, 59, 59, 999_999_999)

@@ -22,7 +22,8 @@ impl Approvals {
         }
     }
 
-    /// The reminder came due: record it, then mail the undecided approvers.
+    /// The reminder came due: record it, then mail the undecided approvers (in the background:
+    /// the timer wheel serves every approval).
     pub(super) async fn remind(self: &Arc<Self>, id: &str) {
         let mut guard = self.open.lock().await;
         let Some((a, prior)) = self.load_raw(id) else {
@@ -31,47 +32,77 @@ impl Approvals {
         let Some(due) = a.reminder_due() else {
             return;
         };
-        if due > crate::instant::now() {
+        let now = crate::instant::now();
+        if due > now {
             drop(guard);
             self.timers.arm_for(self, due, id, Due::Reminder);
             return;
         }
+        if now >= a.envelope.expires_at {
+            return; // too late: the timeout decides now
+        }
         let to = a.undecided();
         let mut next = a.clone();
-        next.reminded = Some(a.envelope.stage);
-        let row = Row::Reminder(row::Reminder {
-            approval_id: a.id.clone(),
-            stage: a.envelope.stage,
-            role: a.envelope.role.clone(),
-            to: to.clone(),
-        });
+        next.reminded = Some(a.envelope.expires_at);
+        let mut rows = Vec::new();
+        if !to.is_empty() {
+            rows.push(NewRow::now(
+                &a.call_id,
+                Row::Reminder(row::Reminder {
+                    approval_id: a.id.clone(),
+                    stage: a.envelope.stage,
+                    role: a.envelope.role.clone(),
+                    to: to.clone(),
+                }),
+            ));
+        }
         let committed = match stored(&next) {
             Ok(state) => {
-                let change = Change {
-                    rows: vec![NewRow::now(&a.call_id, row)],
-                    items: vec![state.replacing(prior)],
-                    ..Change::default()
-                };
-                self.ledger.commit(change).await
+                let items = vec![state.replacing(prior)];
+                (self.ledger)
+                    .commit(Change {
+                        rows,
+                        items,
+                        ..Change::default()
+                    })
+                    .await
             }
             Err(e) => Err(e),
         };
-        match committed {
-            Ok(_) => Approvals::index(&mut guard, &next),
+        drop(match committed {
+            Ok(_) => {
+                Approvals::index(&mut guard, &next);
+                guard
+            }
             // changed meanwhile (a decision, another replica's reminder): look again
             Err(LedgerError::Conflict(_)) => {
                 drop(guard);
-                return Box::pin(self.arm_reminder(id)).await;
+                return self.arm_reminder(id).await;
             }
             Err(e) => {
-                tracing::error!(approval = %a.id, error = %e, "cannot record the reminder; it is not sent");
-                return;
+                tracing::error!(approval = %a.id, error = %e, "cannot record the reminder; trying again in 5 s");
+                drop(guard);
+                let again = now + chrono::TimeDelta::seconds(5);
+                return self.timers.arm_for(self, again, id, Due::Reminder);
             }
-        }
-        drop(guard);
-        for approver in to {
-            self.mail_reminder(&next, &approver).await;
-        }
+        });
+        let (me, stage) = (self.clone(), a.envelope.stage);
+        let id = id.to_string();
+        tokio::spawn(async move {
+            for approver in to {
+                // as it stands now: someone who decided meanwhile, or a stage that moved on, is not mailed
+                let Some(now) = me
+                    .get(&id)
+                    .await
+                    .filter(|x| x.is_pending() && x.envelope.stage == stage)
+                else {
+                    return;
+                };
+                if now.undecided().contains(&approver) {
+                    me.mail_reminder(&now, &approver).await;
+                }
+            }
+        });
     }
 
     /// One approver's reminder: their own link again; the delivery is a row.
@@ -94,6 +125,10 @@ impl Approvals {
                 e.stage
             ),
             key: format!("{}-s{}-{slot}-reminder", a.id, e.stage),
+        };
+        let mail = Mail {
+            body: format!("{}{}", mail.body, self.ledger.checkpoint_footer()),
+            ..mail
         };
         let sent = self.mailer.send(&mail).await;
         let row = Row::mail(

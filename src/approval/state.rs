@@ -74,9 +74,15 @@ pub struct Approval {
     /// approvers are reminded (absent: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remind_pct: Option<u8>,
-    /// The last stage whose approvers were reminded (one reminder per approver per stage).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reminded: Option<u32>,
+    /// The expiry of the stage clock whose approvers were last reminded: one reminder per
+    /// stage clock (a modification keeps the clock, and so is not reminded again; an escalation
+    /// starts a new one).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::instant::serde_rfc3339_option"
+    )]
+    pub reminded: Option<DateTime<Utc>>,
 }
 
 /// Why a vote is refused.
@@ -246,7 +252,7 @@ impl Approval {
     /// one: `remind_pct` of the stage's timeout after it began (its expiry less the timeout).
     pub fn reminder_due(&self) -> Option<DateTime<Utc>> {
         let pct = self.remind_pct?;
-        if !self.is_pending() || self.reminded == Some(self.envelope.stage) {
+        if !self.is_pending() || self.reminded == Some(self.envelope.expires_at) {
             return None;
         }
         let timeout = i64::try_from(self.timeout_secs).unwrap_or(i64::MAX);
@@ -254,10 +260,13 @@ impl Approval {
         Some(self.envelope.expires_at - TimeDelta::seconds(left))
     }
 
-    /// The current stage's approvers who have neither decided nor used their link.
+    /// The current stage's approvers who have neither decided nor used their link, were mailed
+    /// its request already, and are not the requester.
     pub fn undecided(&self) -> Vec<String> {
+        let requester = self.envelope.actor.to_lowercase();
         (self.approvers.iter())
             .filter(|a| !self.used.contains(a) && !self.approved_by.contains(a))
+            .filter(|a| !self.unsent.contains(a) && a.to_lowercase() != requester)
             .cloned()
             .collect()
     }

@@ -244,9 +244,14 @@ fn a_stage_is_due_one_reminder_at_its_share_of_the_timeout_for_those_who_have_no
     let first = a.approvers[0].clone();
     a.used.push(first.clone());
     a.approved_by.push(first.clone());
+    assert!(
+        a.undecided().iter().all(|x| !a.unsent.contains(x)),
+        "only those mailed"
+    );
+    a.unsent.clear();
     assert!(!a.undecided().contains(&first) && !a.undecided().is_empty());
-    a.reminded = Some(a.envelope.stage);
-    assert_eq!(a.reminder_due(), None, "once per stage");
+    a.reminded = Some(a.envelope.expires_at);
+    assert_eq!(a.reminder_due(), None, "once per stage clock");
     a.reminded = None;
     a.status = Status::Done(Outcome::Denied {
         by: "ann".into(),

@@ -38,7 +38,8 @@ pub struct MailSent {
     #[serde(flatten)]
     pub about: MailAbout,
     pub to: String,
-    /// `smtp`, or the path of the `.eml` written to the outbox (absent on a notice).
+    /// `smtp`, or the path of the `.eml` written to the outbox (absent on the outcome-unknown
+    /// notice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
 }
