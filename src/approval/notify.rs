@@ -158,6 +158,15 @@ const RETRY: [Duration; 4] = [
     Duration::from_secs(120),
 ];
 
+/// Which request mail an approver gets.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Ask {
+    /// The stage's request.
+    First,
+    /// A reminder of it (`remind_at`).
+    Reminder,
+}
+
 impl Approvals {
     /// The approval, if it is still pending at `stage` (a later stage sends its own mail).
     async fn pending_at(&self, id: &str, stage: u32) -> Option<Approval> {
@@ -196,30 +205,43 @@ impl Approvals {
         }
     }
 
+    /// The request to approver `slot` of `a`'s stage with their own link: `kind` is the subject's
+    /// prefix after `[Airlock] ` and the line saying what Airlock needs; `key` tells this mail
+    /// from the others to the same approver.
+    pub(super) fn request_mail(&self, a: &Approval, slot: usize, kind: Ask, key: &str) -> Mail {
+        let e = &a.envelope;
+        let (prefix, needs) = match kind {
+            Ask::First => ("[Airlock] Approve? ", "Airlock needs a decision"),
+            Ask::Reminder => (
+                "[Airlock] Reminder: approve? ",
+                "Still waiting for a decision",
+            ),
+        };
+        let body = format!(
+            "{}\n\n{needs} from role {}, by {}.\n\n{}\nOpen this link to see the full request and decide (approve, deny, modify or escalate).\nIt is yours alone: do not forward it.\n\n{}\n\nApproval {} (stage {}).\n{}",
+            titled(e),
+            e.role,
+            crate::summary::readable_time(e.expires_at),
+            request_text(e),
+            self.link(a, slot),
+            a.id,
+            e.stage,
+            self.ledger.checkpoint_footer()
+        );
+        Mail {
+            to: a.approvers.get(slot).cloned().unwrap_or_default(),
+            subject: subject(prefix, e),
+            body,
+            key: format!("{}-s{}-{slot}{key}", a.id, e.stage),
+        }
+    }
+
     async fn send_one(&self, a: &Approval, approver: &str) {
         let Some(slot) = a.approvers.iter().position(|x| x == approver) else {
             return;
         };
         let link = self.link(a, slot);
-        let e = &a.envelope;
-        let mail = Mail {
-            to: approver.to_string(),
-            subject: subject("[Airlock] Approve? ", e),
-            body: format!(
-                "{}\n\nAirlock needs a decision from role {}, by {}.\n\n{}\nOpen this link to see the full request and decide (approve, deny, modify or escalate).\nIt is yours alone: do not forward it.\n\n{link}\n\nApproval {} (stage {}).\n",
-                titled(e),
-                e.role,
-                crate::summary::readable_time(e.expires_at),
-                request_text(e),
-                a.id,
-                e.stage
-            ),
-            key: format!("{}-s{}-{slot}", a.id, e.stage),
-        };
-        let mail = Mail {
-            body: format!("{}{}", mail.body, self.ledger.checkpoint_footer()),
-            ..mail
-        };
+        let mail = self.request_mail(a, slot, Ask::First, "");
         if self.mailer.is_outbox() {
             // a link decides: logged only when the operator asks for debug logs
             tracing::debug!(approval = %a.id, to = %approver, "approval link: {link}");

@@ -7,12 +7,11 @@
 
 use std::sync::Arc;
 
-use super::notify::{request_text, subject, titled};
+use super::notify::Ask;
 use super::{Approvals, index::Due, stored};
 use crate::approval::state::Approval;
 use crate::ledger::row::{self, MailAbout};
 use crate::ledger::{Change, LedgerError, NewRow, Row};
-use crate::mail::Mail;
 
 impl Approvals {
     /// Arm approval `id`'s reminder, if its stage is due one.
@@ -110,26 +109,7 @@ impl Approvals {
         let Some(slot) = a.approvers.iter().position(|x| x == approver) else {
             return;
         };
-        let e = &a.envelope;
-        let mail = Mail {
-            to: approver.to_string(),
-            subject: subject("[Airlock] Reminder: approve? ", e),
-            body: format!(
-                "{}\n\nStill waiting for a decision from role {}, by {}.\n\n{}\nOpen this link to see the full request and decide (approve, deny, modify or escalate).\nIt is yours alone: do not forward it.\n\n{}\n\nApproval {} (stage {}).\n",
-                titled(e),
-                e.role,
-                crate::summary::readable_time(e.expires_at),
-                request_text(e),
-                self.link(a, slot),
-                a.id,
-                e.stage
-            ),
-            key: format!("{}-s{}-{slot}-reminder", a.id, e.stage),
-        };
-        let mail = Mail {
-            body: format!("{}{}", mail.body, self.ledger.checkpoint_footer()),
-            ..mail
-        };
+        let mail = self.request_mail(a, slot, Ask::Reminder, "-reminder");
         let sent = self.mailer.send(&mail).await;
         let row = Row::mail(
             MailAbout::Notice {
