@@ -41,119 +41,20 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// What a message says: title, the agent's text, facts, Airlock's line.
+type Content = (String, Option<String>, Vec<(String, String)>, String);
+
+/// One fact: `label` and the event's `key`, shown.
+fn fact(d: &Value, label: &str, key: &str) -> (String, String) {
+    (label.to_string(), shown(&s(&d[key]), 300))
+}
+
 /// The message for `ev`, with `links[slot]` the page of `ev.approvers[slot]`.
 pub fn message(ev: &Event, links: &[String]) -> Message {
     let d = &ev.data;
-    let fact = |label: &str, key: &str| (label.to_string(), shown(&s(&d[key]), 300));
     let (title, agent_text, facts, note) = match ev.kind {
-        "approval.opened" => (
-            format!("Approve? {}", shown(&s(&d["summary"]), 120)),
-            Some(shown(&s(&d["summary"]), 2000)),
-            vec![
-                fact("Tool", "tool"),
-                fact("Class", "class"),
-                fact("Actor", "actor"),
-                fact("Target", "target"),
-                fact("Impact", "impact"),
-                fact("Reversal", "reversal"),
-                fact("Expires", "expires_at"),
-            ],
-            format!(
-                "Role {} decides on Airlock's page, each approver through their own button (sign-in as the role requires). Approval {}, stage {}.",
-                s(&d["role"]),
-                s(&d["approval_id"]),
-                s(&d["stage"])
-            ),
-        ),
-        "approval.decided" | "approval.modified" | "approval.escalated" => (
-            format!("{} by {}", past(&s(&d["choice"])), s(&d["approver"])),
-            None,
-            vec![
-                fact("Approval", "approval_id"),
-                fact("Role", "role"),
-                fact("Stage", "stage"),
-            ],
-            "Decided on Airlock's page; the ledger holds the decision.".to_string(),
-        ),
-        "approval.reminder" => (
-            "Reminder: still waiting for a decision".to_string(),
-            None,
-            vec![
-                fact("Approval", "approval_id"),
-                fact("Role", "role"),
-                ("Waiting on".into(), list(d, "waiting_on")),
-            ],
-            "Each approver decides through their own link (mailed again with this reminder)."
-                .to_string(),
-        ),
-        "approval.timed_out" => (
-            format!("Nobody decided in time: {}", s(&d["on_timeout"])),
-            None,
-            vec![
-                fact("Approval", "approval_id"),
-                fact("Role", "role"),
-                fact("Expired", "expires_at"),
-            ],
-            "The approval's on_timeout rule applied.".to_string(),
-        ),
-        "approval.closed" => (
-            "Approval closed".to_string(),
-            None,
-            vec![
-                fact("Approval", "approval_id"),
-                fact("Role", "role"),
-                ("Outcome".into(), shown(&s(&d["outcome"]), 300)),
-            ],
-            "The approval has ended; the ledger holds its story.".to_string(),
-        ),
-        "held.created" => (
-            format!("Held for review: {}", shown(&s(&d["tool"]), 100)),
-            None,
-            vec![
-                fact("Tool", "tool"),
-                fact("Actor", "actor"),
-                fact("Why", "reason"),
-                ("Roles".into(), roles(d)),
-            ],
-            "A member of these roles releases or rejects it on Airlock's review page.".to_string(),
-        ),
-        "held.released" | "held.rejected" => (
-            format!(
-                "{} by {}",
-                if ev.kind == "held.released" {
-                    "Released"
-                } else {
-                    "Rejected"
-                },
-                s(&d["by"])
-            ),
-            None,
-            vec![
-                fact("Tool", "tool"),
-                fact("Actor", "actor"),
-                fact("Reason", "reason"),
-            ],
-            "Decided on Airlock's review page.".to_string(),
-        ),
-        _ => (
-            format!(
-                "Autopilot {}: {}",
-                if ev.kind == "autopilot.paused" {
-                    "paused"
-                } else {
-                    "resumed"
-                },
-                s(&d["scope"])
-            ),
-            None,
-            vec![
-                fact("Scope", "scope"),
-                fact("Limit", "limit"),
-                fact("By", "by"),
-                ("Roles".into(), roles(d)),
-            ],
-            "Paused calls wait for a member of these roles on Airlock's review page.".to_string(),
-        ),
+        k if k.starts_with("approval.") => approval_content(k, d),
+        k => review_content(k, d),
     };
     let facts = facts.into_iter().filter(|(_, v)| !v.is_empty()).collect();
     let buttons = (ev.approvers.iter().zip(links))
@@ -166,6 +67,126 @@ pub fn message(ev: &Event, links: &[String]) -> Message {
         facts,
         note,
         buttons,
+    }
+}
+
+/// An approval's events.
+fn approval_content(kind: &str, d: &Value) -> Content {
+    match kind {
+        "approval.opened" => (
+            format!("Approve? {}", shown(&s(&d["summary"]), 120)),
+            Some(shown(&s(&d["summary"]), 2000)),
+            vec![
+                fact(d, "Tool", "tool"),
+                fact(d, "Class", "class"),
+                fact(d, "Actor", "actor"),
+                fact(d, "Target", "target"),
+                fact(d, "Impact", "impact"),
+                fact(d, "Reversal", "reversal"),
+                fact(d, "Expires", "expires_at"),
+            ],
+            format!(
+                "Role {} decides on Airlock's page, each approver through their own button (sign-in as the role requires). Approval {}, stage {}.",
+                s(&d["role"]),
+                s(&d["approval_id"]),
+                s(&d["stage"])
+            ),
+        ),
+        "approval.decided" | "approval.modified" | "approval.escalated" => (
+            format!("{} by {}", past(&s(&d["choice"])), s(&d["approver"])),
+            None,
+            vec![
+                fact(d, "Approval", "approval_id"),
+                fact(d, "Role", "role"),
+                fact(d, "Stage", "stage"),
+            ],
+            "Decided on Airlock's page; the ledger holds the decision.".to_string(),
+        ),
+        "approval.reminder" => (
+            "Reminder: still waiting for a decision".to_string(),
+            None,
+            vec![
+                fact(d, "Approval", "approval_id"),
+                fact(d, "Role", "role"),
+                ("Waiting on".into(), list(d, "waiting_on")),
+            ],
+            "Each approver decides through their own link (mailed again with this reminder)."
+                .to_string(),
+        ),
+        "approval.timed_out" => (
+            format!("Nobody decided in time: {}", s(&d["on_timeout"])),
+            None,
+            vec![
+                fact(d, "Approval", "approval_id"),
+                fact(d, "Role", "role"),
+                fact(d, "Expired", "expires_at"),
+            ],
+            "The approval's on_timeout rule applied.".to_string(),
+        ),
+        _ => (
+            "Approval closed".to_string(),
+            None,
+            vec![
+                fact(d, "Approval", "approval_id"),
+                fact(d, "Role", "role"),
+                ("Outcome".into(), shown(&s(&d["outcome"]), 300)),
+            ],
+            "The approval has ended; the ledger holds its story.".to_string(),
+        ),
+    }
+}
+
+/// A held call's and a paused scope's events.
+fn review_content(kind: &str, d: &Value) -> Content {
+    match kind {
+        "held.created" => (
+            format!("Held for review: {}", shown(&s(&d["tool"]), 100)),
+            None,
+            vec![
+                fact(d, "Tool", "tool"),
+                fact(d, "Actor", "actor"),
+                fact(d, "Why", "reason"),
+                ("Roles".into(), roles(d)),
+            ],
+            "A member of these roles releases or rejects it on Airlock's review page.".to_string(),
+        ),
+        "held.released" | "held.rejected" => (
+            format!(
+                "{} by {}",
+                if kind == "held.released" {
+                    "Released"
+                } else {
+                    "Rejected"
+                },
+                s(&d["by"])
+            ),
+            None,
+            vec![
+                fact(d, "Tool", "tool"),
+                fact(d, "Actor", "actor"),
+                fact(d, "Reason", "reason"),
+            ],
+            "Decided on Airlock's review page.".to_string(),
+        ),
+        _ => (
+            format!(
+                "Autopilot {}: {}",
+                if kind == "autopilot.paused" {
+                    "paused"
+                } else {
+                    "resumed"
+                },
+                s(&d["scope"])
+            ),
+            None,
+            vec![
+                fact(d, "Scope", "scope"),
+                fact(d, "Limit", "limit"),
+                fact(d, "By", "by"),
+                ("Roles".into(), roles(d)),
+            ],
+            "Paused calls wait for a member of these roles on Airlock's review page.".to_string(),
+        ),
     }
 }
 

@@ -27,9 +27,11 @@ use airlock::seal::Sealer;
 use airlock::signing::Signer;
 use airlock::web;
 
+mod channels;
 mod desk;
 mod stop;
 
+use channels::start_channels;
 use desk::{Desked, start_desk};
 use stop::{Running, Shutdown};
 
@@ -250,27 +252,6 @@ fn write_runtime_file(cfg: &Config, bound: SocketAddr) -> (PathBuf, String) {
         tracing::warn!(file = %runtime_file.display(), error = %e, "cannot write the runtime file; `airlock quarantine` and `airlock drift` will need --url");
     }
     (runtime_file, instance)
-}
-
-/// Start announcing approvals on the configured channels (their secrets read now).
-fn start_channels(
-    cfg: &Config,
-    opened: &Opened,
-    desk: &Desked,
-) -> anyhow::Result<(channel::dispatch::Running, Arc<channel::Status>)> {
-    let channels = channel::from_config(&cfg.channels).map_err(anyhow::Error::msg)?;
-    let status = channel::Status::new();
-    for c in &channels {
-        tracing::info!(channel = %c.reference, "approvals announced on a channel");
-    }
-    let running = channel::dispatch::start(
-        opened.ledger.clone(),
-        desk.live.clone(),
-        desk.approvals.clone(),
-        channels,
-        status.clone(),
-    );
-    Ok((running, status))
 }
 
 /// The approval, review and pause pages, with who may decide on them.
